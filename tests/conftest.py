@@ -1,0 +1,61 @@
+"""Shared fixtures: the ``xp`` namespace fixture and array assertions.
+
+Every algorithm test takes ``xp`` and runs on NumPy (through
+array-api-compat), on ``array_api_strict`` (which rejects anything outside
+the standard) and on CuPy when a CUDA device is usable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _namespaces():
+    import array_api_compat.numpy as xnp
+    import array_api_strict
+
+    array_api_strict.set_array_api_strict_flags(api_version="2024.12")
+    params = [pytest.param(xnp, id="numpy"), pytest.param(array_api_strict, id="array_api_strict")]
+    try:
+        import cupy
+
+        if cupy.is_available():
+            import array_api_compat.cupy as xcp
+
+            params.append(pytest.param(xcp, id="cupy", marks=pytest.mark.gpu))
+    except Exception:
+        pass
+    return params
+
+
+@pytest.fixture(params=_namespaces())
+def xp(request):
+    """The array namespace under test."""
+    return request.param
+
+
+def to_numpy(x):
+    from xrfgpu._backend import to_numpy as _to_numpy
+
+    return _to_numpy(x)
+
+
+def assert_array(actual, expected, xp, *, rtol=None, atol=0.0, dtype=None, err_msg=""):
+    """Assert namespace, dtype, shape and values of ``actual``.
+
+    ``rtol`` defaults by dtype: 1e-4 for float32, 1e-10 for float64.
+    """
+    from array_api_compat import array_namespace
+
+    assert array_namespace(actual) is xp or array_namespace(actual).__name__ == xp.__name__, (
+        f"result is in {array_namespace(actual).__name__}, expected {xp.__name__}"
+    )
+    if dtype is not None:
+        assert actual.dtype == dtype, f"dtype {actual.dtype} != {dtype}"
+    a = to_numpy(actual)
+    e = np.asarray(expected)
+    assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
+    if rtol is None:
+        rtol = 1e-4 if a.dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=err_msg)

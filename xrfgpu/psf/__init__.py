@@ -1,0 +1,26 @@
+"""Point spread functions: the Gaussian model, unit helpers, and PSF estimation.
+
+Estimation from data (dot scan, knife edge, blind kernel, σ from the map
+alone) and the per-element-line PSF table live in submodules and are
+re-exported here.
+"""
+
+from ._gaussian import (
+    FWHM_PER_SIGMA,
+    fwhm_to_sigma,
+    gaussian,
+    gaussian_shape,
+    pixels_to_um,
+    sigma_to_fwhm,
+    um_to_pixels,
+)
+
+__all__ = [
+    "FWHM_PER_SIGMA",
+    "fwhm_to_sigma",
+    "gaussian",
+    "gaussian_shape",
+    "pixels_to_um",
+    "sigma_to_fwhm",
+    "um_to_pixels",
+]

@@ -1,0 +1,198 @@
+"""Richardson–Lucy deconvolution with a known background (Poisson maximum likelihood)."""
+
+from __future__ import annotations
+
+import math
+
+from ._elementwise import rl_ratio, rl_update
+from ._problem import check_iterations, prepare
+from ._validate import require_nonnegative
+
+__all__ = ["richardson_lucy", "poisson_divergence"]
+
+
+def poisson_divergence(data, model, *, xp):
+    """Poisson I-divergence Σ [y log(y/μ) − y + μ] (counts), with 0·log 0 = 0.
+
+    It is minus the Poisson log-likelihood up to a constant, zero only when
+    ``model == data``; Richardson–Lucy decreases it at every iteration.
+    """
+    mu = xp.clip(model, min=float(xp.finfo(model.dtype).smallest_normal))
+    pos = data > 0
+    safe = xp.where(pos, data, xp.ones_like(data))
+    term = xp.where(pos, data * xp.log(safe / mu), xp.zeros_like(data))
+    return float(xp.sum(term - data + mu))
+
+
+def _tv_factor(x, weight, scale, *, xp):
+    """RL-TV divisor 1 − λ div(∇x / |∇x|) (Dey et al. 2006), on the canvas.
+
+    Forward differences for the gradient, backward ones for the divergence
+    (its negative adjoint), circular on the canvas. ``scale`` sets the
+    smoothing of |∇x| near zero (1e-3 of the mean level).
+    """
+    gx = xp.roll(x, -1, axis=-1) - x
+    gy = xp.roll(x, -1, axis=-2) - x
+    norm = xp.sqrt(gx * gx + gy * gy + (1e-3 * scale) ** 2)
+    px = gx / norm
+    py = gy / norm
+    div = px - xp.roll(px, 1, axis=-1) + py - xp.roll(py, 1, axis=-2)
+    # keep the divisor positive: with λ well below 1/4 it always is
+    return xp.clip(1.0 - weight * div, min=0.05)
+
+
+def richardson_lucy(
+    image,
+    psf,
+    *,
+    num_iter=30,
+    background=0.0,
+    tol=None,
+    tv=0.0,
+    accelerate=False,
+    boundary="reflect",
+    pad=None,
+    filter_epsilon=None,
+    callback=None,
+):
+    """Richardson–Lucy restoration of a count map with a known background.
+
+    Iterates the paper's update with the background in the denominator,
+
+    ``x ← x · ĥ ⊛ [ y / max(h ⊛ x + b, ε) ]``,
+
+    which is the EM algorithm for the Poisson model ``y ~ Poisson(h ⊛ x + b)``.
+    The estimate stays non-negative and (for a unit-sum PSF) keeps the flux
+    ``Σ x ≈ Σ (y − b)``.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Observed map in counts (≥ 0); integer maps are converted to float32.
+    psf : array, shape (kr, kc)
+        Point spread function in pixels of the map; normalised to unit sum.
+        May come from another namespace (it is moved to the map's).
+    num_iter : int
+        Maximum number of iterations.
+    background : float or array
+        Known background ``b`` in counts per pixel (scalar or a map of the
+        image's shape). XRF maps sit on a large background (scatter,
+        neighbouring lines); leaving it out biases RL.
+    tol : float, optional
+        Stop when the relative change of the Poisson I-divergence between two
+        iterations falls below ``tol`` (e.g. 1e-4). Each check costs a few
+        elementwise passes.
+    tv : float
+        Weight λ of the total-variation term (RL-TV); 0 switches it off.
+        Dimensionless (the TV gradient is scale free); 0.001–0.01 is typical.
+    accelerate : bool
+        Biggs–Andrews vector extrapolation: fewer iterations for the same
+        likelihood (each iteration costs the same).
+    boundary : {"reflect", "periodic"}
+        Boundary model, see :mod:`xrfgpu.fft`.
+    pad : int, optional
+        Reflect padding per side, pixels (default twice the PSF size).
+    filter_epsilon : float, optional
+        Guard ε of the division; default 1e-6 of the mean count.
+    callback : callable, optional
+        ``callback(iteration, estimate, divergence)`` after every iteration;
+        ``estimate`` is a view of the current map (do not keep it) and
+        ``divergence`` the I-divergence of the model at this iteration's
+        forward projection (None unless ``tol`` is set).
+
+    Returns
+    -------
+    restored : array, shape (rows, cols)
+        Same namespace, device and working dtype as the input.
+
+    Raises
+    ------
+    ValueError
+        NaN/inf, negative counts, all-zero map, bad PSF, PSF larger than map.
+
+    Notes
+    -----
+    Each iteration costs two real FFT pairs (forward and adjoint) plus
+    fused elementwise passes (:mod:`xrfgpu._elementwise`). The TV variant
+    divides the correction by ``1 − λ div(∇x/|∇x|)`` (Dey et al. 2006).
+    Acceleration follows Biggs & Andrews (1997): the next point is
+    ``x_k + α (x_k − x_{k−1})`` with ``α = ⟨g_{k−1}, g_{k−2}⟩ / ⟨g_{k−2}, g_{k−2}⟩``
+    clipped to [0, 1], ``g`` being the change made by the last RL step.
+
+    References
+    ----------
+    W. H. Richardson, J. Opt. Soc. Am. 62, 55 (1972), doi:10.1364/JOSA.62.000055.
+    L. B. Lucy, Astron. J. 79, 745 (1974), doi:10.1086/111605.
+    D. S. C. Biggs, M. Andrews, Appl. Opt. 36, 1766 (1997), doi:10.1364/AO.36.001766.
+    N. Dey et al., Microsc. Res. Tech. 69, 260 (2006), doi:10.1002/jemt.20294.
+    J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37, 750 (2022), doi:10.1039/d1ja00425e.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu import psf, richardson_lucy
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((64, 64)); truth[20:40, 30:34] = 100.0
+    >>> h = psf.gaussian(25, sigma=3.0)
+    >>> from scipy.ndimage import convolve
+    >>> counts = rng.poisson(convolve(truth, h, mode="reflect") + 20.0)
+    >>> restored = richardson_lucy(counts, h, num_iter=50, background=20.0)
+    >>> restored.shape, restored.dtype
+    ((64, 64), dtype('float32'))
+
+    Backends
+    --------
+    Any array-API namespace (NumPy, CuPy with fused CUDA kernels, array_api_strict).
+    """
+    num_iter = check_iterations(num_iter)
+    tv = float(tv)
+    if tv < 0 or not math.isfinite(tv):
+        raise ValueError(f"tv must be a finite weight >= 0, got {tv}")
+    if tol is not None and not float(tol) > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    xp, op = pb.xp, pb.op
+    require_nonnegative(pb.image, xp=xp, what="Richardson-Lucy")
+    y, b = pb.data, pb.canvas_background
+
+    level = float(xp.mean(pb.image))
+    mean_b = float(xp.mean(pb.background)) if hasattr(pb.background, "shape") else pb.background
+    eps = float(filter_epsilon) if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
+    start = max(level - mean_b, 1e-3 * level, 1e-30)
+    x = xp.full(op.canvas_shape, start, dtype=y.dtype, device=_device(y))
+
+    previous_div = None
+    x_prev = None
+    g1 = g2 = None
+    for it in range(1, num_iter + 1):
+        point = x
+        if accelerate and g2 is not None:
+            alpha = float(xp.sum(g1 * g2)) / (float(xp.sum(g2 * g2)) + 1e-300)
+            alpha = min(max(alpha, 0.0), 1.0)
+            point = xp.clip(x + alpha * (x - x_prev), min=0.0)
+        blurred = op.forward(point)
+        divergence = None
+        if tol is not None:
+            divergence = poisson_divergence(pb.image, op.crop(blurred) + pb.background, xp=xp)
+        ratio = rl_ratio(y, blurred, b, eps, xp=xp)
+        correction = op.adjoint(ratio)
+        if tv > 0:
+            correction = correction / _tv_factor(point, tv, level, xp=xp)
+        new = rl_update(point, correction, xp=xp)
+        if accelerate:
+            g2, g1 = g1, new - point
+            x_prev = x
+        x = new
+        if callback is not None:
+            callback(it, op.crop(x), divergence)
+        if tol is not None:
+            if previous_div is not None and abs(previous_div - divergence) <= float(tol) * abs(divergence):
+                break
+            previous_div = divergence
+    return pb.finish(x)
+
+
+def _device(x):
+    from ._backend import array_device
+
+    return array_device(x)

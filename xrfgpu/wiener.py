@@ -1,0 +1,135 @@
+"""Closed-form regularised inverse filters: Wiener (1/SNR and Laplacian) and Tikhonov."""
+
+from __future__ import annotations
+
+import math
+
+from ._backend import irfft2, rfft2
+from ._problem import prepare
+
+__all__ = ["wiener", "tikhonov", "regularizer_power"]
+
+
+def regularizer_power(op, order, *, xp):
+    """|L(ω)|² of a derivative operator of ``order`` on the operator's canvas.
+
+    ``0``: identity (1); ``1``: forward differences, |Dx|² + |Dy|² =
+    (2 − 2 cos ωc) + (2 − 2 cos ωr); ``2``: the 5-point Laplacian
+    [[0, −1, 0], [−1, 4, −1], [0, −1, 0]], (4 − 2 cos ωr − 2 cos ωc)².
+    """
+    wr, wc = op.frequency_grid()
+    if order == 0:
+        return xp.ones_like(wr) * xp.ones_like(wc)
+    if order == 1:
+        return (2.0 - 2.0 * xp.cos(wr)) + (2.0 - 2.0 * xp.cos(wc))
+    if order == 2:
+        lap = 4.0 - 2.0 * xp.cos(wr) - 2.0 * xp.cos(wc)
+        return lap * lap
+    raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
+
+
+def _filter(pb, lam, reg_power):
+    xp, op = pb.xp, pb.op
+    data = pb.data - pb.canvas_background
+    spectrum = rfft2(data, xp=xp)
+    otf = op.otf
+    power = xp.real(otf * op.otf_conj)
+    spectrum = spectrum * op.otf_conj / (power + lam * reg_power)
+    return pb.finish(irfft2(spectrum, op.canvas_shape, xp=xp))
+
+
+def _check_weight(value, name):
+    v = float(value)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0, boundary="reflect", pad=None):
+    """Wiener deconvolution: ``X = H* Y / (|H|² + balance · |Q|²)``.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Observed map (counts or any linear unit).
+    psf : array, shape (kr, kc)
+        PSF in pixels of the map; normalised to unit sum.
+    balance : float
+        ``1/SNR`` for ``regularizer="identity"`` (the classical Wiener filter);
+        the weight λ of the Laplacian penalty for ``"laplacian"`` (the paper's
+        modified form). Dimensionless: the PSF has unit sum.
+    regularizer : {"laplacian", "identity"}
+        ``Q``: the 5-point discrete Laplacian, or the identity.
+    background : float or array
+        Background (counts) subtracted before filtering.
+    boundary : {"reflect", "periodic"}
+        Boundary model, see :mod:`xrfgpu.fft`.
+    pad : int, optional
+        Reflect padding per side, pixels.
+
+    Returns
+    -------
+    restored : array, shape (rows, cols)
+        Same namespace, device and working dtype as the input; may be negative.
+
+    Notes
+    -----
+    Parameter names follow :func:`skimage.restoration.wiener`, which computes
+    the same filter with circular boundaries (``boundary="periodic"`` here).
+
+    References
+    ----------
+    N. Wiener, Extrapolation, Interpolation, and Smoothing of Stationary Time
+    Series (MIT Press, 1949). J. Yang et al., J. Anal. At. Spectrom. 37, 750
+    (2022), doi:10.1039/d1ja00425e.
+
+    Backends
+    --------
+    Any array-API namespace.
+    """
+    balance = _check_weight(balance, "balance")
+    orders = {"laplacian": 2, "identity": 0}
+    if regularizer not in orders:
+        raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    return _filter(pb, balance, regularizer_power(pb.op, orders[regularizer], xp=pb.xp))
+
+
+def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect", pad=None):
+    """Tikhonov-regularised least squares in closed form.
+
+    Minimises ``‖h ⊛ x − (y − b)‖² + λ ‖L x‖²`` where ``L`` is the identity
+    (``order=0``), the forward-difference gradient (``order=1``) or the
+    5-point Laplacian (``order=2``); the minimiser is
+    ``X = H* Y / (|H|² + λ |L|²)`` in Fourier space.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Observed map.
+    psf : array, shape (kr, kc)
+        PSF in pixels; normalised to unit sum.
+    lam : float
+        Regularisation weight λ ≥ 0 (dimensionless).
+    order : {0, 1, 2}
+        Derivative order of ``L``.
+    background, boundary, pad
+        As in :func:`wiener`.
+
+    Returns
+    -------
+    restored : array, shape (rows, cols)
+
+    References
+    ----------
+    A. N. Tikhonov, V. Y. Arsenin, Solutions of Ill-Posed Problems (Winston, 1977).
+
+    Backends
+    --------
+    Any array-API namespace.
+    """
+    lam = _check_weight(lam, "lam")
+    if order not in (0, 1, 2):
+        raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    return _filter(pb, lam, regularizer_power(pb.op, order, xp=pb.xp))
