@@ -2,7 +2,14 @@
 
 Every algorithm is written once against the Python array API; see
 :mod:`xrfgpu.fft` for the convolution model and boundaries.
+
+Submodules and functions that pull in optional dependencies (Dask, I/O
+libraries, CuPy) are imported lazily, on first attribute access.
 """
+
+from __future__ import annotations
+
+import importlib
 
 from . import psf
 from .fft import Convolution
@@ -11,6 +18,21 @@ from .richardson_lucy import poisson_divergence, richardson_lucy
 from .wiener import tikhonov, wiener
 
 __version__ = "0.1.0"
+
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "restore": ("xrfgpu.restore", "restore"),
+    "restore_stack": ("xrfgpu.stack", "restore_stack"),
+    "blind_l0": ("xrfgpu.blind", "blind_l0"),
+    "blind": ("xrfgpu.blind", None),
+    "usaf": ("xrfgpu.usaf", None),
+    "simulate": ("xrfgpu.simulate", None),
+    "metrics": ("xrfgpu.metrics", None),
+    "phantom": ("xrfgpu.phantom", None),
+    "io": ("xrfgpu.io", None),
+    "dask": ("xrfgpu.dask", None),
+    "cuda": ("xrfgpu.cuda", None),
+}
 
 __all__ = [
     "Convolution",
@@ -22,4 +44,18 @@ __all__ = [
     "tikhonov",
     "wiener",
     "__version__",
+    *_LAZY,
 ]
+
+
+def __getattr__(name):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'xrfgpu' has no attribute {name!r}") from None
+    mod = importlib.import_module(module)
+    return mod if attr is None else getattr(mod, attr)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
