@@ -46,7 +46,7 @@ class Problem:
         return self.xp.asarray(self.op.crop(canvas_estimate), copy=True)
 
 
-def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, allow_batch=False) -> Problem:
+def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2, allow_batch=False) -> Problem:
     """Validate a restoration's inputs and set up the blur operator.
 
     Raises
@@ -62,7 +62,7 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, allow_b
         raise ValueError("image is all zeros: there is nothing to restore")
     h = as_psf(psf, y.shape, xp=xp, dtype=y.dtype, device=array_device(y))
     b = as_background(background, y, xp=xp)
-    op = Convolution(h, y.shape, boundary=boundary, pad=pad)
+    op = Convolution(h, y.shape, boundary=boundary, pad=pad, pad_factor=pad_factor)
     data = op.embed(y)
     canvas_b = op.embed(b) if hasattr(b, "shape") else b
     return Problem(xp=xp, image=y, psf=h, background=b, op=op, data=data, canvas_background=canvas_b)

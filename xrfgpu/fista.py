@@ -19,7 +19,7 @@ def l1_objective(pb, x):
 
 def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum):
     num_iter = check_iterations(num_iter)
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4)
     xp, op = pb.xp, pb.op
     target = pb.data - pb.canvas_background
     if lam is None:
@@ -69,7 +69,7 @@ _DOC_PARAMS = """
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
-        Reflect padding per side, pixels.
+        Reflect padding per side, pixels (default 4 PSF extents).
     callback : callable, optional
         ``callback(iteration, estimate)``; ``estimate`` is a view.
 

@@ -65,7 +65,7 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
-        Reflect padding per side, pixels.
+        Reflect padding per side, pixels (default 3 PSF extents).
 
     Returns
     -------
@@ -91,7 +91,7 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     orders = {"laplacian": 2, "identity": 0}
     if regularizer not in orders:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3)
     return _filter(pb, balance, regularizer_power(pb.op, orders[regularizer], xp=pb.xp))
 
 
@@ -131,5 +131,5 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
     lam = _check_weight(lam, "lam")
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3)
     return _filter(pb, lam, regularizer_power(pb.op, order, xp=pb.xp))
