@@ -14,8 +14,16 @@ from ._gaussian import (
     sigma_to_fwhm,
     um_to_pixels,
 )
+from ._gauss2d import GaussianSpotFit
+from .blind_sigma import SigmaEstimate, estimate_sigma
+from .kernel_fit import KernelFit, sigma_from_kernel
 
 __all__ = [
+    "GaussianSpotFit",
+    "KernelFit",
+    "SigmaEstimate",
+    "estimate_sigma",
+    "sigma_from_kernel",
     "FWHM_PER_SIGMA",
     "fwhm_to_sigma",
     "gaussian",
