@@ -16,10 +16,16 @@ from ._gaussian import (
 )
 from ._gauss2d import GaussianSpotFit
 from .blind_sigma import SigmaEstimate, estimate_sigma
+from .dot import DotFit, fit_dot
 from .kernel_fit import KernelFit, sigma_from_kernel
+from .knife_edge import KnifeEdgeFit, fit_knife_edge
 
 __all__ = [
+    "DotFit",
     "GaussianSpotFit",
+    "KnifeEdgeFit",
+    "fit_dot",
+    "fit_knife_edge",
     "KernelFit",
     "SigmaEstimate",
     "estimate_sigma",
