@@ -55,6 +55,8 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
         See :func:`xrfgpu._validate.as_image`, ``as_psf`` and ``as_background``;
         also for an all-zero map.
     """
+    if not (hasattr(image, "shape") and hasattr(image, "dtype")):
+        raise TypeError(f"image must be an array (NumPy, CuPy, ...), got {type(image).__name__}")
     xp = array_namespace(image)
     y = as_image(image, xp=xp, allow_batch=allow_batch)
     psf = as_namespace(psf, xp, array_device(y))
