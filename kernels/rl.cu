@@ -1,0 +1,66 @@
+// rl.cu — Richardson–Lucy ratio and update (see xrfgpu_ops.cuh for the arithmetic).
+//
+// rl_ratio writes y / max(h⊛x + b, eps) over `blurred` in place (one pass: the
+// background add, the guard and the division are fused); rl_update writes
+// x · c over `correction` in place. The *_bcast variant takes the background
+// and eps as broadcast operands (xrfgpu::bcast_index): a canvas map, one
+// value per map of a stack, or a scalar.
+#ifndef XRFGPU_OPS_CUH
+#include "xrfgpu_ops.cuh"
+#endif
+
+namespace xrfgpu {
+
+template <typename T>
+XRFGPU_LOOP void rl_ratio_scalar_loop(const T* __restrict__ data, T* __restrict__ blurred, long long n, T background,
+                                      T eps, int has_background) {
+    if (has_background) {
+        XRFGPU_GRID_LOOP(i, n) { blurred[i] = rl_ratio(data[i], blurred[i], background, eps); }
+    } else {
+        XRFGPU_GRID_LOOP(i, n) { blurred[i] = rl_ratio_nobg(data[i], blurred[i], eps); }
+    }
+}
+
+template <typename T>
+XRFGPU_LOOP void rl_ratio_bcast_loop(const T* __restrict__ data, T* __restrict__ blurred, long long n,
+                                     const T* __restrict__ background, long long b_size, long long b_plane,
+                                     const T* __restrict__ eps, long long e_size, long long e_plane) {
+    XRFGPU_GRID_LOOP(i, n) {
+        blurred[i] = rl_ratio(data[i], blurred[i], background[bcast_index(i, b_size, b_plane)],
+                              eps[bcast_index(i, e_size, e_plane)]);
+    }
+}
+
+template <typename T>
+XRFGPU_LOOP void rl_update_loop(const T* __restrict__ estimate, T* __restrict__ correction, long long n) {
+    XRFGPU_GRID_LOOP(i, n) { correction[i] = rl_update(estimate[i], correction[i]); }
+}
+
+}  // namespace xrfgpu
+
+XRFGPU_KERNEL xrfgpu_rl_ratio_scalar_f32(const float* data, float* blurred, long long n, float background, float eps,
+                                         int has_background) {
+    xrfgpu::rl_ratio_scalar_loop<float>(data, blurred, n, background, eps, has_background);
+}
+XRFGPU_KERNEL xrfgpu_rl_ratio_scalar_f64(const double* data, double* blurred, long long n, double background,
+                                         double eps, int has_background) {
+    xrfgpu::rl_ratio_scalar_loop<double>(data, blurred, n, background, eps, has_background);
+}
+
+XRFGPU_KERNEL xrfgpu_rl_ratio_bcast_f32(const float* data, float* blurred, long long n, const float* background,
+                                        long long b_size, long long b_plane, const float* eps, long long e_size,
+                                        long long e_plane) {
+    xrfgpu::rl_ratio_bcast_loop<float>(data, blurred, n, background, b_size, b_plane, eps, e_size, e_plane);
+}
+XRFGPU_KERNEL xrfgpu_rl_ratio_bcast_f64(const double* data, double* blurred, long long n, const double* background,
+                                        long long b_size, long long b_plane, const double* eps, long long e_size,
+                                        long long e_plane) {
+    xrfgpu::rl_ratio_bcast_loop<double>(data, blurred, n, background, b_size, b_plane, eps, e_size, e_plane);
+}
+
+XRFGPU_KERNEL xrfgpu_rl_update_f32(const float* estimate, float* correction, long long n) {
+    xrfgpu::rl_update_loop<float>(estimate, correction, n);
+}
+XRFGPU_KERNEL xrfgpu_rl_update_f64(const double* estimate, double* correction, long long n) {
+    xrfgpu::rl_update_loop<double>(estimate, correction, n);
+}

@@ -1,0 +1,350 @@
+"""CUDA kernels for the hot elementwise steps, compiled at run time with CuPy.
+
+The kernel sources live in the top-level ``kernels/`` directory of the
+repository, which the wheel ships as the package ``xrfgpu._kernels``:
+
+``xrfgpu_ops.cuh``
+    The arithmetic, as inline functions marked ``__host__ __device__`` under
+    nvcc/NVRTC and plain ``inline`` under a host compiler.
+``rl.cu``, ``fista.cu``, ``l0.cu``, ``spectrum.cu``
+    ``extern "C"`` kernels (grid-stride loops calling the header), one per
+    step and dtype (suffix ``_f32`` / ``_f64``).
+
+:func:`kernels` returns the kernel set that :mod:`xrfgpu._elementwise` calls
+when the array namespace is CuPy. Nothing is compiled at import: each source
+file is compiled by NVRTC (``cupy.RawModule``) the first time one of its
+kernels runs on a device, once per device, and CuPy caches the binary on disk
+(:func:`kernel_cache_dir`). The header text is prepended to every source with
+``#line`` directives, so compiler messages name the original files and lines.
+
+Every kernel computes exactly the numbers of the NumPy engine of
+:mod:`xrfgpu._elementwise` (same roundings, no FMA contraction, denormals
+kept); ``tests/test_kernels_host.py`` proves this by building the same ``.cu``
+files with the host C++ compiler and comparing, and
+``tests/test_kernels_nvcc.py`` compiles them with nvcc for sm_80 and sm_90.
+
+Backends
+--------
+CuPy only; ``import xrfgpu.cuda`` works without CuPy or a GPU, and
+:func:`kernels` raises :class:`xrfgpu.device.GPUUnavailableError` there.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import shutil
+from pathlib import Path
+
+__all__ = [
+    "KERNEL_FILES",
+    "HEADER",
+    "kernels",
+    "kernel_source",
+    "kernel_dir",
+    "kernel_cache_dir",
+    "info",
+    "CudaKernels",
+]
+
+HEADER = "xrfgpu_ops.cuh"
+# source file -> the kernel names it defines (without the dtype suffix)
+KERNEL_FILES = {
+    "rl.cu": ("xrfgpu_rl_ratio_scalar", "xrfgpu_rl_ratio_bcast", "xrfgpu_rl_update"),
+    "fista.cu": ("xrfgpu_fista_step_scalar", "xrfgpu_fista_step_bcast"),
+    "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term"),
+    "spectrum.cu": ("xrfgpu_multiply_spectrum",),
+}
+# NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
+# (the header's intrinsics already forbid it; --fmad=false makes it hold for any
+# expression a future kernel writes plainly).
+COMPILE_OPTIONS = ("--std=c++17", "--fmad=false", "--ftz=false", "--prec-div=true")
+_BLOCK = 256
+
+
+def kernel_dir() -> Path:
+    """Directory holding the kernel sources.
+
+    The installed package ``xrfgpu._kernels`` when it has them, else the
+    repository's ``kernels/`` next to the ``xrfgpu`` package (a source
+    checkout run without installing).
+    """
+    try:
+        root = importlib.resources.files("xrfgpu._kernels")
+        if root.joinpath(HEADER).is_file():
+            return Path(str(root))
+    except ModuleNotFoundError:  # pragma: no cover - only in a broken install
+        pass
+    here = Path(__file__).resolve().parent.parent / "kernels"
+    if (here / HEADER).is_file():
+        return here
+    raise FileNotFoundError(  # pragma: no cover - only in a broken install
+        f"CUDA kernel sources ({HEADER}) not found in xrfgpu._kernels nor in {here}; reinstall xrfgpu"
+    )
+
+
+def _read(name: str) -> str:
+    try:
+        text = importlib.resources.files("xrfgpu._kernels").joinpath(name).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        text = (kernel_dir() / name).read_text(encoding="utf-8")
+    return text
+
+
+def kernel_source(name: str) -> str:
+    """Full NVRTC source of one kernel file: the header, then the file, with ``#line`` markers.
+
+    The ``.cu`` files include the header only when ``XRFGPU_OPS_CUH`` is not
+    yet defined, so the prepended copy is the one compiled and NVRTC needs no
+    include path.
+    """
+    if name not in KERNEL_FILES:
+        raise ValueError(f"unknown kernel file {name!r}; expected one of {sorted(KERNEL_FILES)}")
+    return f'#line 1 "{HEADER}"\n{_read(HEADER)}\n#line 1 "{name}"\n{_read(name)}'
+
+
+def kernel_cache_dir() -> Path:
+    """Where CuPy keeps compiled kernels (``CUPY_CACHE_DIR``, default ``~/.cupy/kernel_cache``)."""
+    return Path(os.environ.get("CUPY_CACHE_DIR", Path.home() / ".cupy" / "kernel_cache"))
+
+
+def info() -> dict:
+    """What the CUDA path would use here, for ``xrfgpu info``; compiles and allocates nothing.
+
+    Returns
+    -------
+    dict
+        ``cupy`` (version or None), ``gpu`` (a short description or the
+        reason none is usable), ``kernel_dir``, ``kernel_files``,
+        ``kernel_cache_dir``, ``nvcc`` (path or None), ``compile_options``.
+    """
+    from .device import gpu_status
+
+    try:
+        import cupy
+
+        cupy_version = cupy.__version__
+    except Exception:
+        cupy_version = None
+    try:
+        kdir = str(kernel_dir())
+    except FileNotFoundError as exc:  # pragma: no cover
+        kdir = f"missing: {exc}"
+    return {
+        "cupy": cupy_version,
+        "gpu": gpu_status(),
+        "kernel_dir": kdir,
+        "kernel_files": sorted(KERNEL_FILES),
+        "kernel_cache_dir": str(kernel_cache_dir()),
+        "nvcc": shutil.which("nvcc"),
+        "compile_options": list(COMPILE_OPTIONS),
+    }
+
+
+_SUFFIX = {"float32": "f32", "float64": "f64"}
+
+
+class CudaKernels:
+    """The fused kernels on the current CUDA device, called like :mod:`xrfgpu._elementwise`.
+
+    Obtain it from :func:`kernels`. Every method takes CuPy arrays of float32
+    or float64 (complex64/complex128 for spectra), overwrites the argument
+    the NumPy engine documents as scratch, and returns the result. Arguments
+    the kernels cannot take directly (other dtypes, shapes that do not
+    broadcast the supported ways) fall back to the plain CuPy expression, so
+    the methods accept everything the NumPy engine accepts.
+    """
+
+    def __init__(self, cupy, device_id: int):
+        self._cp = cupy
+        self.device_id = int(device_id)
+        self._modules: dict[str, object] = {}
+        self._functions: dict[tuple[str, str], object] = {}
+        self._grid_limit = None
+
+    # -- compilation -------------------------------------------------------
+    def function(self, name: str, dtype):
+        """The compiled kernel ``name`` for ``dtype`` (compiled on first use)."""
+        suffix = _SUFFIX[str(self._cp.dtype(dtype))]
+        key = (name, suffix)
+        fn = self._functions.get(key)
+        if fn is None:
+            file = next(f for f, names in KERNEL_FILES.items() if name in names)
+            module = self._modules.get(file)
+            if module is None:
+                module = self._cp.RawModule(code=kernel_source(file), options=COMPILE_OPTIONS)
+                self._modules[file] = module
+            fn = module.get_function(f"{name}_{suffix}")
+            self._functions[key] = fn
+        return fn
+
+    def _launch(self, fn, n: int, args):
+        if self._grid_limit is None:
+            props = self._cp.cuda.runtime.getDeviceProperties(self.device_id)
+            self._grid_limit = 32 * int(props["multiProcessorCount"])
+        grid = max(1, min((int(n) + _BLOCK - 1) // _BLOCK, self._grid_limit))
+        fn((grid,), (_BLOCK,), args)
+
+    # -- helpers -------------------------------------------------------------
+    def _real(self, *arrays):
+        """True when all arrays are C-contiguous CuPy arrays of one real dtype the kernels take."""
+        cp = self._cp
+        dtype = arrays[0].dtype
+        return all(
+            isinstance(a, cp.ndarray) and a.dtype == dtype and a.flags.c_contiguous for a in arrays
+        ) and str(dtype) in _SUFFIX
+
+    def _operand(self, value, like):
+        """A broadcast operand (array, size, plane) for a scalar or an array, or None if unsupported.
+
+        Supported: a scalar; an array whose shape is a suffix of ``like``'s
+        (size = its size, plane = 1); an array of shape (n, 1, ..., 1) with
+        ``n == like.shape[0]`` (size = n, plane = the size of one map).
+        """
+        cp = self._cp
+        if not hasattr(value, "shape") or value.ndim == 0:
+            return cp.full((1,), float(value), dtype=like.dtype), 1, 1
+        if not isinstance(value, cp.ndarray):
+            return None
+        value = cp.ascontiguousarray(value.astype(like.dtype, copy=False))
+        shape, target = tuple(value.shape), tuple(like.shape)
+        trimmed = shape
+        while trimmed and trimmed[0] == 1:
+            trimmed = trimmed[1:]
+        if trimmed == target[len(target) - len(trimmed):]:
+            return value, max(value.size, 1), 1
+        if len(shape) == len(target) and shape[0] == target[0] and all(s == 1 for s in shape[1:]):
+            return value, shape[0], like.size // shape[0]
+        return None
+
+    # -- the steps -------------------------------------------------------------
+    def multiply_spectrum(self, spectrum, transfer):
+        """``spectrum · transfer`` in place over ``spectrum`` (transfer broadcast over leading axes)."""
+        cp = self._cp
+        ok = (
+            isinstance(spectrum, cp.ndarray)
+            and isinstance(transfer, cp.ndarray)
+            and spectrum.dtype == transfer.dtype
+            and spectrum.dtype in (cp.complex64, cp.complex128)
+            and spectrum.flags.c_contiguous
+            and transfer.flags.c_contiguous
+            and transfer.ndim <= spectrum.ndim
+            and tuple(transfer.shape) == tuple(spectrum.shape[spectrum.ndim - transfer.ndim:])
+        )
+        if not ok:
+            return spectrum * transfer
+        real = cp.float32 if spectrum.dtype == cp.complex64 else cp.float64
+        fn = self.function("xrfgpu_multiply_spectrum", real)
+        self._launch(fn, spectrum.size, (spectrum, transfer, spectrum.size, transfer.size))
+        return spectrum
+
+    def rl_ratio(self, data, blurred, background, eps):
+        """``y / max(h⊛x + b, eps)`` over ``blurred``; b and eps scalars, maps or per-map values."""
+        cp = self._cp
+        if not (self._real(data, blurred) and data.shape == blurred.shape):
+            return data / cp.maximum(blurred + background, eps)
+        dtype = blurred.dtype.type
+        scalar_b = not hasattr(background, "shape") or background.ndim == 0
+        scalar_e = not hasattr(eps, "shape") or eps.ndim == 0
+        if scalar_b and scalar_e:
+            b = float(background)
+            has_b = not (isinstance(background, float) and background == 0.0)
+            fn = self.function("xrfgpu_rl_ratio_scalar", blurred.dtype)
+            self._launch(fn, blurred.size, (data, blurred, blurred.size, dtype(b), dtype(eps), int(has_b)))
+            return blurred
+        b_op = self._operand(background, blurred)
+        e_op = self._operand(eps, blurred)
+        if b_op is None or e_op is None:
+            return data / cp.maximum(blurred + background, eps)
+        fn = self.function("xrfgpu_rl_ratio_bcast", blurred.dtype)
+        self._launch(fn, blurred.size, (data, blurred, blurred.size, *b_op, *e_op))
+        return blurred
+
+    def rl_update(self, estimate, correction):
+        """``x · c`` over ``correction``."""
+        if not (self._real(estimate, correction) and estimate.shape == correction.shape):
+            return estimate * correction
+        fn = self.function("xrfgpu_rl_update", correction.dtype)
+        self._launch(fn, correction.size, (estimate, correction, correction.size))
+        return correction
+
+    def fista_step(self, point, gradient, previous, step, threshold, momentum, nonneg):
+        """One FISTA step; x_new over ``gradient``, returns ``(x_new, z_new)``."""
+        cp = self._cp
+        if not (self._real(point, gradient, previous) and point.shape == gradient.shape == previous.shape):
+            return self._fista_plain(point, gradient, previous, step, threshold, momentum, nonneg)
+        dtype = gradient.dtype.type
+        z_new = cp.empty_like(gradient)
+        scalar = all(not hasattr(v, "shape") or v.ndim == 0 for v in (step, threshold))
+        if scalar:
+            fn = self.function("xrfgpu_fista_step_scalar", gradient.dtype)
+            args = (point, gradient, previous, z_new, gradient.size, dtype(step), dtype(threshold),
+                    dtype(momentum), int(bool(nonneg)))
+        else:
+            s_op = self._operand(step, gradient)
+            t_op = self._operand(threshold, gradient)
+            if s_op is None or t_op is None:
+                return self._fista_plain(point, gradient, previous, step, threshold, momentum, nonneg)
+            fn = self.function("xrfgpu_fista_step_bcast", gradient.dtype)
+            args = (point, gradient, previous, z_new, gradient.size, *s_op, *t_op, dtype(momentum),
+                    int(bool(nonneg)))
+        self._launch(fn, gradient.size, args)
+        return gradient, z_new
+
+    def _fista_plain(self, point, gradient, previous, step, threshold, momentum, nonneg):
+        cp = self._cp
+        v = point - step * gradient
+        if nonneg:
+            x_new = cp.maximum(v - threshold, 0)
+        else:
+            x_new = cp.copysign(cp.maximum(cp.abs(v) - threshold, 0), v)
+        return x_new, x_new + momentum * (x_new - previous)
+
+    def l0_intensity_threshold(self, image, t):
+        """``S`` where ``S² ≥ t``, else 0 (a new array)."""
+        cp = self._cp
+        if not self._real(image):
+            return cp.where(image * image < t, 0, image)
+        out = cp.empty_like(image)
+        fn = self.function("xrfgpu_l0_intensity", image.dtype)
+        self._launch(fn, image.size, (image, out, image.size, image.dtype.type(t)))
+        return out
+
+    def l0_gradient_term(self, image, t):
+        """``Dxᵀh + Dyᵀv`` with the joint L0 gradient threshold (a new array, last two axes are the map)."""
+        cp = self._cp
+        if not self._real(image) or image.ndim < 2:
+            h = cp.roll(image, -1, axis=-1) - image
+            v = cp.roll(image, -1, axis=-2) - image
+            keep = (h * h + v * v) >= t
+            h = cp.where(keep, h, 0)
+            v = cp.where(keep, v, 0)
+            return (cp.roll(h, 1, axis=-1) - h) + (cp.roll(v, 1, axis=-2) - v)
+        rows, cols = image.shape[-2:]
+        planes = image.size // max(rows * cols, 1)
+        out = cp.empty_like(image)
+        fn = self.function("xrfgpu_l0_gradient_term", image.dtype)
+        self._launch(fn, image.size, (image, out, planes, rows, cols, image.dtype.type(t)))
+        return out
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels_for_device(device_id: int) -> CudaKernels:
+    from .device import require_cupy
+
+    return CudaKernels(require_cupy(), device_id)
+
+
+def kernels() -> CudaKernels:
+    """The kernel set of the current CUDA device (memoised per device; compiles lazily).
+
+    Raises
+    ------
+    xrfgpu.device.GPUUnavailableError
+        When CuPy is not installed or no CUDA device is usable.
+    """
+    from .device import require_cupy
+
+    cp = require_cupy()
+    return _kernels_for_device(int(cp.cuda.Device().id))
