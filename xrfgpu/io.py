@@ -1,0 +1,955 @@
+"""Read and write micro-XRF element maps in the formats XRF users have.
+
+Every reader returns an :class:`ElementMaps`: an ordered ``{name: 2-D map}``
+with the pixel size (µm, when the file says it), a metadata dictionary and,
+for synchrotron files, the scalers (I0, ...) that maps can be normalised by.
+Maps keep the file's orientation: index ``[row, col]`` is the file's
+``[row, col]``; nothing is transposed or flipped.
+
+Formats
+-------
+=====================  =====================================================
+TIFF (``.tif``)        one page per element; names from xrfgpu's page
+                       descriptions, ImageJ ``Labels`` or ``PageName`` tags;
+                       pixel size from the description or resolution tags
+NumPy (``.npy``)       one 2-D map, or a (elements, rows, cols) stack whose
+                       names are in the sidecar ``<file>.json``
+NumPy (``.npz``)       one 2-D array per element (key = name), or ``maps`` +
+                       ``names``; optional ``pixel_size_um``
+CSV/TXT matrices       one file per element, or a folder of them (as
+                       benchtop instruments such as the Bruker M4 export);
+                       ``,`` ``;`` tab or blank separated, header lines skipped
+PyXRF HDF5             ``xrfmap/<detsum|det1..>/xrf_fit`` (elements, rows,
+                       cols) with ``xrf_fit_name``; scalers from
+                       ``xrfmap/scalers/val`` (rows, cols, k) and ``name``
+APS MAPS HDF5          ``MAPS/XRF_Analyzed/{Fitted,NNLS,ROI}/Counts_Per_Sec``
+                       with ``Channel_Names``; scalers ``MAPS/Scalers``;
+                       legacy ``MAPS/XRF_fits`` + ``MAPS/channel_names``
+xrfgpu HDF5            ``xrfgpu/maps`` + ``xrfgpu/names`` (what
+                       :func:`write_maps` writes, with provenance attributes)
+=====================  =====================================================
+
+Inputs are only ever opened read-only. :func:`write_maps` writes to a
+temporary file in the destination folder and renames it into place
+(:func:`os.replace`), so a crash never leaves a half-written output, and it
+refuses to replace an existing output unless ``overwrite=True`` or to write
+over its own input.
+
+TIFF and HDF5 need the ``io`` extra (``pip install 'xrfgpu[io]'``); a
+missing library is reported with that command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ElementMaps",
+    "MapFileError",
+    "read_maps",
+    "write_maps",
+    "match_name",
+    "sidecar_path",
+    "TIFF_SUFFIXES",
+    "HDF5_SUFFIXES",
+    "TEXT_SUFFIXES",
+]
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".h50", ".nxs", ".he5")
+TEXT_SUFFIXES = (".csv", ".txt", ".dat", ".asc", ".tsv")
+NUMPY_SUFFIXES = (".npy", ".npz")
+
+
+class MapFileError(ValueError):
+    """A map file that cannot be read or written; the message names the file and the problem."""
+
+
+def _require(module, what):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - the test environment has them
+        raise ImportError(
+            f"{what} needs the Python package {module!r}; install it with: pip install 'xrfgpu[io]'"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- names
+
+_LINE = re.compile(r"^\s*([A-Za-z][a-z]?)(?:[\s_\-]*([KLMklm])(?:[A-Za-z0-9αβ]*)?)?\s*$")
+
+
+def _line_key(name):
+    """(element symbol, shell or None) of names such as 'Fe_K', 'Fe-Ka', 'fe ka1', 'Fe'; None if not a line."""
+    m = _LINE.match(str(name))
+    if m is None:
+        return None
+    symbol = m.group(1)[0].upper() + m.group(1)[1:].lower()
+    shell = m.group(2).upper() if m.group(2) else None
+    return symbol, shell
+
+
+def match_name(query, names, *, what="element", where=None):
+    """Find ``query`` among ``names``: exact, then case-insensitive, then by element line.
+
+    ``"Fe-Ka"`` finds PyXRF's ``"Fe_K"`` and MAPS's ``"Fe"``; ``"Fe"`` finds
+    ``"Fe_K"`` when it is the only Fe line.
+
+    Raises
+    ------
+    KeyError
+        Subclass-free message: the query, where it was looked for and the names
+        available (or the ambiguous candidates).
+    """
+    names = list(names)
+    if query in names:
+        return query
+    lowered = [n for n in names if n.lower() == str(query).lower()]
+    if len(lowered) == 1:
+        return lowered[0]
+    key = _line_key(query)
+    candidates = []
+    if key is not None:
+        for n in names:
+            k = _line_key(n)
+            if k is None or k[0] != key[0]:
+                continue
+            if key[1] is None or k[1] is None or k[1] == key[1]:
+                candidates.append(n)
+        if len(candidates) > 1 and key[1] is not None:
+            exact_shell = [n for n in candidates if _line_key(n)[1] == key[1]]
+            candidates = exact_shell if len(exact_shell) == 1 else candidates
+    place = f" in {where}" if where else ""
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > 1:
+        raise KeyError(f"{what} {query!r} is ambiguous{place}: it matches {', '.join(candidates)}")
+    raise KeyError(f"{what} {query!r} not found{place}; available: {', '.join(names) or '(none)'}")
+
+
+# --------------------------------------------------------------------------- container
+
+
+@dataclass
+class ElementMaps:
+    """Element maps of one scan, in file order.
+
+    Attributes
+    ----------
+    maps : dict of str -> ndarray, shape (rows, cols)
+        Ordered element (line) name → map (NumPy, float).
+    pixel_size_um : float or None
+        Scan step in µm, when known.
+    metadata : dict
+        JSON-serialisable facts from the file (format, layout, dataset path,
+        positions, instrument attributes, normalisation applied).
+    scalers : dict of str -> ndarray
+        Normalisation channels (I0, live time, ...), same shape as the maps.
+    source : str or None
+        Path the maps were read from.
+    """
+
+    maps: dict
+    pixel_size_um: float | None = None
+    metadata: dict = field(default_factory=dict)
+    scalers: dict = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.maps, dict) or not self.maps:
+            raise ValueError("ElementMaps needs at least one map (a non-empty dict name -> 2-D array)")
+        shape = None
+        clean = {}
+        for name, m in self.maps.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"element names must be non-empty strings, got {name!r}")
+            a = np.asarray(m)
+            if a.ndim != 2:
+                raise ValueError(f"map {name!r} must be 2-D (rows, cols), got shape {a.shape}")
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise TypeError(f"map {name!r} must be numeric, got dtype {a.dtype}")
+            if shape is None:
+                shape = a.shape
+            elif a.shape != shape:
+                raise ValueError(f"map {name!r} has shape {a.shape}, the others {shape}: all maps of a scan share one grid")
+            clean[name] = a
+        self.maps = clean
+        if self.pixel_size_um is not None:
+            p = float(self.pixel_size_um)
+            if not (np.isfinite(p) and p > 0):
+                raise ValueError(f"pixel_size_um must be a positive number of µm, got {self.pixel_size_um!r}")
+            self.pixel_size_um = p
+        for name, s in list(self.scalers.items()):
+            s = np.asarray(s)
+            if s.shape != shape:
+                self.scalers.pop(name)  # a scaler on another grid cannot normalise these maps
+            else:
+                self.scalers[name] = s
+
+    @property
+    def names(self):
+        """Element names in file order."""
+        return list(self.maps)
+
+    @property
+    def shape(self):
+        """(rows, cols) of every map."""
+        return next(iter(self.maps.values())).shape
+
+    def __len__(self):
+        return len(self.maps)
+
+    def __getitem__(self, name):
+        return self.maps[match_name(name, self.maps, where=self.source)]
+
+    def stack(self, dtype=np.float32):
+        """All maps as one (elements, rows, cols) array."""
+        return np.stack([np.asarray(m, dtype=dtype) for m in self.maps.values()])
+
+    def find(self, name):
+        """The stored name matching ``name`` (see :func:`match_name`)."""
+        return match_name(name, self.maps, where=self.source)
+
+    def select(self, names):
+        """A new ElementMaps with only ``names`` (matched with :func:`match_name`), in that order."""
+        if names is None:
+            return self
+        chosen = {}
+        for q in names:
+            key = self.find(q)
+            chosen[key] = self.maps[key]
+        return replace(self, maps=chosen, metadata=dict(self.metadata), scalers=dict(self.scalers))
+
+    def with_maps(self, maps, **changes):
+        """Same scan, other maps (e.g. restored ones); metadata and scalers are copied."""
+        return replace(self, maps=dict(maps), metadata=dict(self.metadata), scalers=dict(self.scalers), **changes)
+
+    def normalized(self, scaler, *, keep_scale=True):
+        """Maps divided by a scaler (e.g. I0), scaled by its mean so counts stay counts.
+
+        Pixels where the scaler is ≤ 0 or not finite become 0. Records the
+        normalisation in ``metadata["normalization"]``.
+        """
+        key = match_name(scaler, self.scalers, what="scaler", where=self.source)
+        s = np.asarray(self.scalers[key], dtype=np.float64)
+        good = np.isfinite(s) & (s > 0)
+        if not good.any():
+            raise ValueError(f"scaler {key!r} in {self.source} has no positive values; cannot normalise by it")
+        ref = float(s[good].mean()) if keep_scale else 1.0
+        out = {}
+        for name, m in self.maps.items():
+            a = np.zeros(m.shape, dtype=np.float64)
+            np.divide(np.asarray(m, dtype=np.float64) * ref, s, out=a, where=good)
+            out[name] = a
+        new = self.with_maps(out)
+        new.metadata["normalization"] = {"scaler": key, "reference": ref, "formula": "map * mean(scaler) / scaler"}
+        return new
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _decode(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace").strip().strip("\x00").strip()
+    return str(v).strip()
+
+
+def _jsonable(value):
+    """Best-effort conversion of HDF5/TIFF metadata to JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return _decode(value)
+    if isinstance(value, np.ndarray):
+        if value.size > 64:
+            return f"<array shape={value.shape} dtype={value.dtype}>"
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def sidecar_path(path):
+    """The JSON sidecar next to an output: ``restored.tif`` → ``restored.tif.json``; a folder → ``folder/xrfgpu.json``."""
+    path = Path(path)
+    if path.is_dir() or _is_folder_target(path):
+        return path / "xrfgpu.json"
+    return path.with_name(path.name + ".json")
+
+
+def _is_folder_target(path):
+    return Path(path).suffix == "" or str(path).endswith(os.sep)
+
+
+def _read_sidecar(path):
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            return json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_maps(path, *, dataset=None, normalize=None):
+    """Read element maps from a file or folder, choosing the reader by suffix and content.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.tif``/``.tiff``, ``.npy``, ``.npz``, ``.csv``/``.txt`` file, an
+        HDF5 file (PyXRF, APS MAPS or xrfgpu layout), or a folder of
+        CSV/TXT/TIFF maps (one element per file).
+    dataset : str, optional
+        HDF5 only: PyXRF detector group (``"detsum"``, ``"det1"``, ...) or MAPS
+        analysis (``"Fitted"``, ``"NNLS"``, ``"ROI"``); default the first present.
+    normalize : str, optional
+        Name of a scaler (e.g. ``"i0"``) to divide the maps by (see
+        :meth:`ElementMaps.normalized`).
+
+    Returns
+    -------
+    ElementMaps
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or folder.
+    MapFileError
+        Unknown format, or a file that is not what its suffix says; the
+        message names the file.
+    ImportError
+        A TIFF or HDF5 file without tifffile/h5py installed (names the extra).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"input {str(path)!r}: no such file or folder")
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir():
+            em = _read_folder(path)
+        elif suffix in TIFF_SUFFIXES:
+            em = _read_tiff(path)
+        elif suffix == ".npy":
+            em = _read_npy(path)
+        elif suffix == ".npz":
+            em = _read_npz(path)
+        elif suffix in TEXT_SUFFIXES:
+            em = ElementMaps({path.stem: _read_text_matrix(path)}, source=str(path), metadata={"format": "text"})
+        elif suffix in HDF5_SUFFIXES or _looks_like_hdf5(path):
+            em = _read_hdf5(path, dataset=dataset)
+        else:
+            raise MapFileError(
+                f"input {str(path)!r}: unknown map format {suffix or '(no suffix)'!r}; "
+                "use .tif, .npy, .npz, .csv/.txt, an HDF5 file (.h5) or a folder of maps"
+            )
+    except (MapFileError, ImportError, KeyError):
+        raise
+    except OSError as exc:
+        raise MapFileError(f"input {str(path)!r}: cannot read it ({exc})") from exc
+    except (ValueError, TypeError) as exc:
+        raise MapFileError(f"input {str(path)!r}: {exc}") from exc
+    em.source = str(path)
+    if normalize:
+        if not em.scalers:
+            raise MapFileError(f"input {str(path)!r} has no scalers to normalise by (asked for {normalize!r})")
+        try:
+            em = em.normalized(normalize)
+        except KeyError as exc:
+            raise MapFileError(exc.args[0]) from None
+    return em
+
+
+def _looks_like_hdf5(path):
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _read_tiff(path):
+    tifffile = _require("tifffile", "reading TIFF")
+    with tifffile.TiffFile(path) as tif:
+        pages = list(tif.pages)
+        arrays = []
+        for page in pages:
+            a = page.asarray()
+            if a.ndim == 3 and a.shape[-1] in (3, 4) and len(pages) == 1:
+                raise MapFileError(f"input {str(path)!r} is an RGB image, not element maps")
+            if a.ndim == 3:  # one page holding a stack (planar samples)
+                arrays.extend(list(a))
+            elif a.ndim == 2:
+                arrays.append(a)
+            else:
+                raise MapFileError(f"input {str(path)!r}: page of shape {a.shape} is not a 2-D map")
+        first = pages[0]
+        info = {}
+        desc = first.description or ""
+        if desc.startswith("{"):
+            try:
+                info = json.loads(desc).get("xrfgpu", {})
+            except ValueError:
+                info = {}
+        names = info.get("elements")
+        pixel = info.get("pixel_size_um")
+        ij = tif.imagej_metadata or {}
+        if not names and ij.get("Labels"):
+            names = list(ij["Labels"])
+        if not names:
+            tagged = []
+            for page in pages:
+                tag = page.tags.get("PageName") if hasattr(page, "tags") else None
+                tagged.append(_decode(tag.value) if tag is not None else None)
+            if all(tagged) and len(set(tagged)) == len(tagged):
+                names = tagged
+        if pixel is None:
+            pixel = _tiff_pixel_size(first, ij)
+    if names is None or len(names) != len(arrays):
+        names = [path.stem] if len(arrays) == 1 else [f"map{i}" for i in range(len(arrays))]
+    meta = {"format": "tiff", "pages": len(pages)}
+    if info.get("provenance"):
+        meta["provenance"] = info["provenance"]
+    if info.get("metadata"):
+        meta["input_metadata"] = info["metadata"]
+    return ElementMaps(dict(zip([str(n) for n in names], arrays)), pixel_size_um=pixel, metadata=meta)
+
+
+def _tiff_pixel_size(page, ij):
+    """Pixel size in µm from ImageJ 'unit' + XResolution, or the TIFF resolution unit (cm/inch)."""
+    tag = page.tags.get("XResolution")
+    if tag is None:
+        return None
+    num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
+    if not num or not den:
+        return None
+    per_unit = num / den  # pixels per unit
+    unit_um = None
+    unit = str(ij.get("unit", "")).lower().replace("\\u00b5", "µ")
+    if unit in ("um", "µm", "micron", "microns", "μm"):
+        unit_um = 1.0
+    elif unit == "mm":
+        unit_um = 1e3
+    elif unit == "nm":
+        unit_um = 1e-3
+    else:
+        ru = page.tags.get("ResolutionUnit")
+        ru = int(ru.value) if ru is not None else 2
+        unit_um = {3: 1e4, 2: 25400.0}.get(ru)
+        if ru == 2 and not ij:
+            return None  # the TIFF default of 72 dpi says nothing about a scan step
+    if unit_um is None or per_unit <= 0:
+        return None
+    return unit_um / per_unit
+
+
+def _read_npy(path):
+    a = np.load(path, allow_pickle=False)
+    side = _read_sidecar(path) or {}
+    info = side.get("xrfgpu", side)
+    pixel = info.get("pixel_size_um")
+    if a.ndim == 2:
+        names = info.get("elements") or [path.stem]
+        return ElementMaps({str(names[0]): a}, pixel_size_um=pixel, metadata={"format": "npy"})
+    if a.ndim == 3:
+        names = info.get("elements")
+        if not names or len(names) != a.shape[0]:
+            names = [f"map{i}" for i in range(a.shape[0])]
+        return ElementMaps(dict(zip(map(str, names), a)), pixel_size_um=pixel, metadata={"format": "npy"})
+    raise MapFileError(f"input {str(path)!r}: array of shape {a.shape} is neither a map (2-D) nor a stack (3-D)")
+
+
+def _read_npz(path):
+    with np.load(path, allow_pickle=False) as z:
+        keys = list(z.files)
+        meta = {"format": "npz"}
+        pixel = float(z["pixel_size_um"]) if "pixel_size_um" in keys else None
+        if "__xrfgpu__" in keys:
+            info = json.loads(str(z["__xrfgpu__"]))
+            pixel = info.get("pixel_size_um", pixel)
+            if info.get("provenance"):
+                meta["provenance"] = info["provenance"]
+        name_key = next((k for k in ("names", "elements") if k in keys), None)
+        if "maps" in keys and z["maps"].ndim == 3:
+            stack = z["maps"]
+            names = [_decode(n) for n in z[name_key]] if name_key else [f"map{i}" for i in range(len(stack))]
+            if len(names) != len(stack):
+                raise MapFileError(f"input {str(path)!r}: {len(names)} names for {len(stack)} maps")
+            maps = dict(zip(names, stack))
+        else:
+            maps = {}
+            for k in keys:
+                if k in ("pixel_size_um", "__xrfgpu__", "names", "elements"):
+                    continue
+                a = z[k]
+                if a.ndim != 2:
+                    raise MapFileError(f"input {str(path)!r}: array {k!r} of shape {a.shape} is not a 2-D map")
+                maps[k] = a
+            if not maps:
+                raise MapFileError(f"input {str(path)!r} holds no 2-D maps")
+    return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
+
+
+_NUMBER = re.compile(r"^[\s]*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|^\s*(nan|NaN|inf)")
+
+
+def _split(line, delimiter):
+    parts = line.split(delimiter) if delimiter else line.split()
+    if delimiter and parts and parts[-1].strip() == "":
+        parts = parts[:-1]  # trailing separator, as some exporters write
+    return parts
+
+
+def _read_text_matrix(path):
+    """One map from a CSV/TXT matrix: rows are scan rows; header lines before the numbers are skipped."""
+    text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    delimiter = None
+    start = None
+    for i, line in enumerate(lines):
+        delim = next((d for d in (",", ";", "\t") if d in line), None)
+        cells = _split(line, delim)
+        try:
+            [float(c.replace(",", ".") if delim == ";" else c) for c in cells]
+        except ValueError:
+            continue
+        start, delimiter = i, delim
+        break
+    if start is None:
+        raise MapFileError(f"input {str(path)!r}: no rows of numbers found")
+    rows = []
+    for j, line in enumerate(lines[start:], start=start):
+        cells = _split(line, delimiter)
+        try:
+            rows.append([float(c.replace(",", ".") if delimiter == ";" else c) for c in cells])
+        except ValueError:
+            raise MapFileError(f"input {str(path)!r}: line {j + 1} is not a row of numbers: {line[:60]!r}") from None
+        if len(rows[-1]) != len(rows[0]):
+            raise MapFileError(
+                f"input {str(path)!r}: line {j + 1} has {len(rows[-1])} values, the first row {len(rows[0])}"
+            )
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _common_prefix(stems):
+    if len(stems) < 2:
+        return ""
+    prefix = os.path.commonprefix(stems)
+    cut = max(prefix.rfind("_"), prefix.rfind(" "), prefix.rfind("-"))
+    if cut < 0:
+        return ""
+    prefix = prefix[: cut + 1]
+    return prefix if all(len(s) > len(prefix) for s in stems) else ""
+
+
+def _read_folder(path):
+    files = sorted(
+        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + TIFF_SUFFIXES + (".npy",)
+    )
+    if not files:
+        raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
+    prefix = _common_prefix([p.stem for p in files])
+    maps, pixel = {}, None
+    for p in files:
+        if p.suffix.lower() in TEXT_SUFFIXES:
+            maps[p.stem[len(prefix):]] = _read_text_matrix(p)
+        else:
+            sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
+            if len(sub) != 1:
+                raise MapFileError(f"input {str(p)!r}: a folder of maps needs one map per file, found {len(sub)}")
+            maps[p.stem[len(prefix):]] = next(iter(sub.maps.values()))
+            pixel = pixel or sub.pixel_size_um
+        shape = next(iter(maps.values())).shape
+        if maps[p.stem[len(prefix):]].shape != shape:
+            raise MapFileError(
+                f"input {str(p)!r}: map shape {maps[p.stem[len(prefix):]].shape} differs from the folder's first map {shape}"
+            )
+    side = _read_sidecar(path) or {}
+    info = side.get("xrfgpu", side)
+    pixel = info.get("pixel_size_um", pixel)
+    meta = {"format": "folder", "files": [p.name for p in files], "prefix": prefix}
+    return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
+
+
+def _names(ds):
+    return [_decode(v) for v in np.asarray(ds[()]).ravel()]
+
+
+def _attrs(obj):
+    return {k: _jsonable(v) for k, v in obj.attrs.items()}
+
+
+def _read_hdf5(path, *, dataset=None):
+    h5py = _require("h5py", "reading HDF5")
+    with h5py.File(path, "r") as f:
+        if "xrfgpu" in f and "maps" in f["xrfgpu"]:
+            return _read_xrfgpu_h5(f, path)
+        if "xrfmap" in f:
+            return _read_pyxrf(f, path, dataset)
+        if "MAPS" in f:
+            return _read_aps_maps(f, path, dataset)
+        raise MapFileError(
+            f"input {str(path)!r}: HDF5 layout not recognised (top-level groups: {', '.join(f.keys()) or 'none'}); "
+            "expected PyXRF 'xrfmap', APS 'MAPS' or xrfgpu 'xrfgpu'"
+        )
+
+
+def _read_xrfgpu_h5(f, path):
+    g = f["xrfgpu"]
+    stack = g["maps"][()]
+    names = _names(g["names"])
+    info = json.loads(g.attrs.get("xrfgpu", "{}"))
+    meta = {"format": "hdf5", "layout": "xrfgpu"}
+    if info.get("provenance"):
+        meta["provenance"] = info["provenance"]
+    scalers = {}
+    if "scalers" in g:
+        scalers = {k: g["scalers"][k][()] for k in g["scalers"]}
+    return ElementMaps(dict(zip(names, stack)), pixel_size_um=info.get("pixel_size_um"), metadata=meta, scalers=scalers)
+
+
+def _read_pyxrf(f, path, dataset):
+    root = f["xrfmap"]
+    fitted = [k for k in root if isinstance(root[k], type(root)) and "xrf_fit" in root[k]]
+    if dataset is not None:
+        if dataset not in root or "xrf_fit" not in root[dataset]:
+            raise MapFileError(
+                f"input {str(path)!r}: PyXRF group 'xrfmap/{dataset}' has no fitted maps; "
+                f"groups with fits: {', '.join(fitted) or 'none'}"
+            )
+        group = dataset
+    elif "detsum" in fitted:
+        group = "detsum"
+    elif fitted:
+        group = fitted[0]
+    else:
+        raise MapFileError(
+            f"input {str(path)!r}: PyXRF file has no fitted maps (xrfmap/detsum/xrf_fit); fit the spectra in PyXRF first"
+        )
+    g = root[group]
+    stack = g["xrf_fit"][()]
+    names = _names(g["xrf_fit_name"]) if "xrf_fit_name" in g else [f"map{i}" for i in range(stack.shape[0])]
+    if stack.ndim != 3 or stack.shape[0] != len(names):
+        raise MapFileError(f"input {str(path)!r}: xrfmap/{group}/xrf_fit has shape {stack.shape} for {len(names)} names")
+    scalers = {}
+    if "scalers" in root and "val" in root["scalers"]:
+        val = root["scalers"]["val"][()]
+        snames = _names(root["scalers"]["name"]) if "name" in root["scalers"] else [f"scaler{i}" for i in range(val.shape[-1])]
+        if val.ndim == 3 and val.shape[-1] == len(snames):
+            scalers = {n: val[..., i] for i, n in enumerate(snames)}
+    meta = {"format": "hdf5", "layout": "pyxrf", "dataset": f"xrfmap/{group}/xrf_fit"}
+    if "scan_metadata" in root:
+        meta["scan_metadata"] = _attrs(root["scan_metadata"])
+    if "positions" in root and "pos" in root["positions"]:
+        pos = root["positions"]["pos"][()]
+        meta["positions"] = {"names": _names(root["positions"]["name"]) if "name" in root["positions"] else None,
+                             "shape": list(pos.shape)}
+        if pos.ndim == 3 and pos.shape[0] >= 2 and pos.shape[1] > 1 and pos.shape[2] > 1:
+            meta["positions"]["step_x"] = float(np.median(np.diff(pos[0], axis=1)))
+            meta["positions"]["step_y"] = float(np.median(np.diff(pos[1], axis=0)))
+    pixel = None
+    if "scan_metadata" in root:
+        pixel = _jsonable(root["scan_metadata"].attrs.get("xrfgpu_pixel_size_um"))
+    return ElementMaps(dict(zip(names, stack)), pixel_size_um=pixel, metadata=meta, scalers=scalers)
+
+
+def _read_aps_maps(f, path, dataset):
+    root = f["MAPS"]
+    analyzed = root.get("XRF_Analyzed")
+    choices = [k for k in ("Fitted", "NNLS", "ROI") if analyzed is not None and k in analyzed
+               and "Counts_Per_Sec" in analyzed[k]]
+    if dataset is not None:
+        if dataset not in choices:
+            raise MapFileError(
+                f"input {str(path)!r}: MAPS analysis {dataset!r} not found; available: {', '.join(choices) or 'none'}"
+            )
+        choices = [dataset]
+    if choices:
+        g = analyzed[choices[0]]
+        stack = g["Counts_Per_Sec"][()]
+        names_ds = g["Channel_Names"] if "Channel_Names" in g else analyzed.get("Channel_Names")
+        where = f"MAPS/XRF_Analyzed/{choices[0]}/Counts_Per_Sec"
+    elif "XRF_fits" in root or "XRF_roi" in root:  # v9 layout
+        key = "XRF_fits" if "XRF_fits" in root else "XRF_roi"
+        stack = root[key][()]
+        names_ds = root.get("channel_names")
+        where = f"MAPS/{key}"
+    else:
+        raise MapFileError(f"input {str(path)!r}: MAPS file has no XRF_Analyzed maps (Fitted, NNLS or ROI)")
+    names = _names(names_ds) if names_ds is not None else [f"map{i}" for i in range(stack.shape[0])]
+    names = names[: stack.shape[0]]
+    if stack.ndim != 3 or stack.shape[0] != len(names):
+        raise MapFileError(f"input {str(path)!r}: {where} has shape {stack.shape} for {len(names)} channel names")
+    scalers = {}
+    if "Scalers" in root and "Values" in root["Scalers"] and "Names" in root["Scalers"]:
+        val = root["Scalers"]["Values"][()]
+        snames = _names(root["Scalers"]["Names"])
+        if val.ndim == 3 and val.shape[0] == len(snames):
+            scalers = {n: val[i] for i, n in enumerate(snames)}
+    meta = {"format": "hdf5", "layout": "maps", "dataset": where}
+    pixel = None
+    if "Scan" in root:
+        scan = root["Scan"]
+        for axis in ("x_axis", "y_axis"):
+            if axis in scan:
+                v = np.asarray(scan[axis][()], dtype=np.float64).ravel()
+                if v.size > 1:
+                    meta[f"{axis}_step"] = float(np.median(np.diff(v)))
+    return ElementMaps(dict(zip(names, stack)), pixel_size_um=pixel, metadata=meta, scalers=scalers)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _check_target(path, overwrite, source):
+    path = Path(path)
+    if source is not None:
+        src = Path(source)
+        if src.exists() and path.exists() and os.path.samefile(src, path):
+            raise MapFileError(f"output {str(path)!r} is the input file; choose another output name")
+        if src.resolve() == path.resolve():
+            raise MapFileError(f"output {str(path)!r} is the input file; choose another output name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"output {str(path)!r} exists; pass --overwrite (overwrite=True) to replace it")
+    if not path.parent.exists():
+        raise MapFileError(f"output {str(path)!r}: folder {str(path.parent)!r} does not exist")
+
+
+def _umask_mode(mode=0o666):
+    """``mode`` reduced by the process umask (temporary files are created 0600/0700)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def _atomic_file(path, write):
+    """Run ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _umask_mode(0o666))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _atomic_folder(path, write):
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part"))
+    try:
+        write(tmp)
+        os.chmod(tmp, _umask_mode(0o777))
+        for p in tmp.iterdir():
+            os.chmod(p, _umask_mode(0o666))
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old"))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _header(em, provenance):
+    return {
+        "xrfgpu": {
+            "elements": em.names,
+            "shape": list(em.shape),
+            "pixel_size_um": em.pixel_size_um,
+            "orientation": "row-major [row, col] as in the input; not flipped or transposed",
+            "metadata": _jsonable(em.metadata),
+            "provenance": _jsonable(provenance) if provenance is not None else None,
+        }
+    }
+
+
+def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dtype=np.float32, sidecar=True):
+    """Write element maps, their metadata and provenance; atomically.
+
+    The format follows the suffix of ``path``: ``.tif``/``.tiff`` (one page
+    per element, page descriptions hold the names, the first page the full
+    JSON header; resolution tags hold the pixel size), ``.npy`` (stack; names
+    in the sidecar), ``.npz``, ``.h5``/``.hdf5`` (``xrfgpu/maps`` and
+    ``xrfgpu/names`` plus, for PyXRF or MAPS input, the same maps linked
+    into that layout so those programs open the result; the input's scalers
+    and metadata are copied), ``.csv``/``.txt`` (one element only), or no
+    suffix: a folder with one CSV per element. A JSON sidecar
+    (:func:`sidecar_path`) with the same header is written beside it.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (or folder).
+    maps : ElementMaps
+    provenance : dict, optional
+        Record of how the maps were made (see :mod:`xrfgpu.provenance`).
+    overwrite : bool
+        Replace an existing output. Default refuse.
+    source : str or Path, optional
+        The input file; writing onto it is refused. Default ``maps.source``.
+    dtype : dtype
+        Stored dtype of the maps (float32 default).
+    sidecar : bool
+        Also write the JSON sidecar.
+
+    Returns
+    -------
+    list of Path
+        The files written (output first).
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    MapFileError
+        Writing onto the input, a missing output folder, an unknown suffix,
+        or several maps for a single CSV file.
+    """
+    if not isinstance(maps, ElementMaps):
+        raise TypeError(f"maps must be an ElementMaps, got {type(maps).__name__}")
+    path = Path(path)
+    source = maps.source if source is None else source
+    _check_target(path, overwrite, source)
+    header = _header(maps, provenance)
+    suffix = path.suffix.lower()
+    if _is_folder_target(path):
+        def write_folder(tmp):
+            for name, m in maps.maps.items():
+                safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+                np.savetxt(Path(tmp) / f"{safe}.csv", np.asarray(m, dtype=np.float64), delimiter=",", fmt="%.7g")
+            if sidecar:
+                (Path(tmp) / "xrfgpu.json").write_text(json.dumps(header, indent=2), encoding="utf-8")
+
+        _atomic_folder(path, write_folder)
+        return [path]
+    if suffix in TIFF_SUFFIXES:
+        writer = _write_tiff
+    elif suffix == ".npy":
+        writer = _write_npy
+    elif suffix == ".npz":
+        writer = _write_npz
+    elif suffix in HDF5_SUFFIXES:
+        writer = _write_hdf5
+    elif suffix in TEXT_SUFFIXES:
+        if len(maps) != 1:
+            raise MapFileError(
+                f"output {str(path)!r}: a CSV/TXT file holds one map, not {len(maps)}; give a folder name (no suffix) instead"
+            )
+        writer = _write_text
+    else:
+        raise MapFileError(f"output {str(path)!r}: unknown output format {suffix!r} (use .tif, .h5, .npz, .npy, .csv or a folder)")
+    _atomic_file(path, lambda tmp: writer(tmp, maps, header, dtype))
+    written = [path]
+    if sidecar:
+        side = sidecar_path(path)
+        _atomic_file(side, lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8"))
+        written.append(side)
+    return written
+
+
+def _write_tiff(tmp, em, header, dtype):
+    tifffile = _require("tifffile", "writing TIFF")
+    res = None
+    if em.pixel_size_um:
+        res = (1e4 / em.pixel_size_um, 1e4 / em.pixel_size_um)  # pixels per centimetre
+    with tifffile.TiffWriter(tmp) as tw:
+        for i, (name, m) in enumerate(em.maps.items()):
+            desc = json.dumps(header) if i == 0 else json.dumps({"xrfgpu": {"element": name}})
+            tw.write(
+                np.asarray(m, dtype=dtype),
+                description=desc,
+                metadata=None,
+                resolution=res,
+                resolutionunit="CENTIMETER" if res else None,
+                extratags=[(285, "s", 0, name, True)],  # PageName
+            )
+
+
+def _write_npy(tmp, em, header, dtype):
+    with open(tmp, "wb") as fh:
+        np.save(fh, em.stack(dtype) if len(em) > 1 else np.asarray(next(iter(em.maps.values())), dtype=dtype))
+
+
+def _write_npz(tmp, em, header, dtype):
+    arrays = {name: np.asarray(m, dtype=dtype) for name, m in em.maps.items()}
+    arrays["__xrfgpu__"] = np.asarray(json.dumps(header["xrfgpu"]))
+    if em.pixel_size_um:
+        arrays["pixel_size_um"] = np.asarray(em.pixel_size_um)
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def _write_text(tmp, em, header, dtype):
+    np.savetxt(tmp, np.asarray(next(iter(em.maps.values())), dtype=np.float64), delimiter=",", fmt="%.7g")
+
+
+def _write_hdf5(tmp, em, header, dtype):
+    h5py = _require("h5py", "writing HDF5")
+    info = header["xrfgpu"]
+    string = h5py.string_dtype()
+    with h5py.File(tmp, "w") as f:
+        g = f.create_group("xrfgpu")
+        maps = g.create_dataset("maps", data=em.stack(dtype), compression="gzip", compression_opts=4)
+        maps.attrs["axes"] = "element, row, col"
+        g.create_dataset("names", data=np.asarray(em.names, dtype=object), dtype=string)
+        g.attrs["xrfgpu"] = json.dumps(info)
+        if em.pixel_size_um:
+            g.attrs["pixel_size_um"] = em.pixel_size_um
+        prov = info.get("provenance") or {}
+        g.attrs["provenance"] = json.dumps(prov)
+        for key in ("xrfgpu_version", "method", "created", "input_sha256"):
+            if key in prov:
+                g.attrs[key] = str(prov[key])
+        g.create_dataset("input_metadata", data=json.dumps(info.get("metadata") or {}), dtype=string)
+        if prov.get("parameters") is not None:
+            g.create_dataset("parameters", data=json.dumps(prov["parameters"]), dtype=string)
+        if em.scalers:
+            s = g.create_group("scalers")
+            for name, v in em.scalers.items():
+                s.create_dataset(name, data=np.asarray(v))
+        layout = em.metadata.get("layout")
+        if layout == "pyxrf":
+            det = f.create_group("xrfmap/detsum")
+            det["xrf_fit"] = maps  # hard link: PyXRF opens the restored maps, no copy
+            det.create_dataset("xrf_fit_name", data=np.asarray([n.encode() for n in em.names]))
+            if em.scalers:
+                sc = f.create_group("xrfmap/scalers")
+                sc.create_dataset("val", data=np.stack([np.asarray(v) for v in em.scalers.values()], axis=-1))
+                sc.create_dataset("name", data=np.asarray([n.encode() for n in em.scalers]))
+            md = f.create_group("xrfmap/scan_metadata")
+            for k, v in (em.metadata.get("scan_metadata") or {}).items():
+                md.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) or v is None else v
+            if em.pixel_size_um:
+                md.attrs["xrfgpu_pixel_size_um"] = em.pixel_size_um
+        elif layout == "maps":
+            a = f.create_group("MAPS/XRF_Analyzed/Fitted")
+            a["Counts_Per_Sec"] = maps
+            a.create_dataset("Channel_Names", data=np.asarray([n.encode() for n in em.names]))
+            if em.scalers:
+                sc = f.create_group("MAPS/Scalers")
+                sc.create_dataset("Values", data=np.stack([np.asarray(v) for v in em.scalers.values()]))
+                sc.create_dataset("Names", data=np.asarray([n.encode() for n in em.scalers]))
