@@ -52,6 +52,28 @@ def test_odd_psf_matches_ndimage(xp, boundary, mode):
     assert_array(got, ndimage.convolve(image, psf, mode=mode), xp, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("map_shape,psf_shape", [((23, 18), (5, 7)), ((12, 9), (11, 9)), ((30, 40), (1, 9))])
+def test_symmetric_psf_uses_exact_mirror_operator(xp, map_shape, psf_shape):
+    """Axis-symmetric PSFs: DCT (NumPy/CuPy) or 2× mirror canvas (others), = ndimage reflect.
+
+    The (12, 9) map with an (11, 9) PSF reaches past the far edge, so the
+    mirror images of the corner impulse fold more than once.
+    """
+    rng = np.random.default_rng(9)
+    image = rng.random(map_shape)
+    half = rng.random(((psf_shape[0] + 1) // 2, (psf_shape[1] + 1) // 2))
+    psf = np.concatenate([half, half[:-1][::-1]], axis=0)
+    psf = np.concatenate([psf, psf[:, :-1][:, ::-1]], axis=1)
+    psf /= psf.sum()
+    op = Convolution(xp.asarray(psf), image.shape, boundary="reflect")
+    assert op.engine in ("dct", "mirror")
+    expected = direct_convolution(image, psf, "reflect")
+    got = op.crop(op.forward(op.embed(xp.asarray(image))))
+    assert_array(got, expected, xp, rtol=1e-10, atol=1e-12)
+    adj = op.crop(op.adjoint(op.embed(xp.asarray(image))))
+    assert_array(adj, expected, xp, rtol=1e-10, atol=1e-12)  # symmetric PSF: Hᵀ = H
+
+
 @pytest.mark.parametrize("psf_shape", [(5, 5), (6, 4)])
 def test_delta_gives_the_psf_centred(xp, psf_shape):
     rng = np.random.default_rng(5)
@@ -117,7 +139,8 @@ def test_reflect_indices_match_numpy_symmetric_pad():
 
 
 def test_canvas_is_fast_and_large_enough():
-    op = Convolution(np.ones((61, 61)) / 61**2, (1024, 1000), boundary="reflect")
+    op = Convolution(np.ones((61, 61)) / 61**2, (1024, 1000), boundary="reflect", pad=122)
+    assert op.engine == "padded"
     for n, c in zip((1024, 1000), op.canvas_shape):
         assert c >= n + 2 * op.pad
         assert c == fft_size(c)

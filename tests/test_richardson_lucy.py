@@ -38,9 +38,20 @@ def test_periodic_equals_plain_loop(xp, small_map):
     assert_array(got, reference_rl(counts, psf, 15, 140.0, "wrap"), xp, rtol=1e-9, dtype=xp.float64)
 
 
-def test_reflect_equals_plain_loop_on_symmetric_canvas(xp, small_map):
+def test_reflect_equals_plain_loop_on_mirror_canvas(xp, small_map):
+    """Symmetric PSF: the exact reflect operator = circular RL on the full mirror image (2N canvas)."""
     counts, _, psf = small_map
+    got = xrfgpu.richardson_lucy(xp.asarray(counts), xp.asarray(psf), num_iter=10, background=140.0)
+    mirror = (2 * counts.shape[0], 2 * counts.shape[1])
+    ref = reference_rl(counts, psf, 10, 140.0, "wrap", canvas_pad=((0, 0), mirror))
+    assert_array(got, ref, xp, rtol=1e-9, dtype=xp.float64)
+
+
+def test_reflect_with_asymmetric_psf_equals_plain_loop_on_padded_canvas(xp, small_map):
+    counts, _, _ = small_map
+    psf = xrfgpu.psf.gaussian(9, 1.5, 2.0, rho=0.4)
     op = Convolution(psf, counts.shape, boundary="reflect")
+    assert op.engine == "padded"
     got = xrfgpu.richardson_lucy(xp.asarray(counts), xp.asarray(psf), num_iter=10, background=140.0)
     ref = reference_rl(counts, psf, 10, 140.0, "wrap", canvas_pad=((op.pad, op.pad), op.canvas_shape))
     assert_array(got, ref, xp, rtol=1e-9, dtype=xp.float64)

@@ -38,6 +38,9 @@ __all__ = [
     "fft_workers",
     "to_numpy",
     "fft_size",
+    "has_dct",
+    "dct2",
+    "idct2",
 ]
 
 _WORKERS = int(os.environ.get("XRFGPU_FFT_WORKERS", "-1"))
@@ -89,6 +92,37 @@ def irfft2(X, shape, *, xp):
 
         return scipy.fft.irfftn(X, s=tuple(shape), axes=(-2, -1), workers=_WORKERS)
     return xp.fft.irfftn(X, s=tuple(shape), axes=(-2, -1))
+
+
+def has_dct(xp) -> bool:
+    """Whether the namespace has a fast DCT-II behind it (NumPy via scipy.fft, CuPy via cupyx)."""
+    return is_numpy_namespace(xp) or is_cupy_namespace(xp)
+
+
+def dct2(x, *, xp):
+    """Orthonormal DCT-II over the last two axes (NumPy: scipy.fft; CuPy: cupyx.scipy.fft)."""
+    if is_numpy_namespace(xp):
+        import scipy.fft
+
+        return scipy.fft.dctn(x, type=2, norm="ortho", axes=(-2, -1), workers=_WORKERS)
+    if is_cupy_namespace(xp):
+        import cupyx.scipy.fft
+
+        return cupyx.scipy.fft.dctn(x, type=2, norm="ortho", axes=(-2, -1))
+    raise TypeError(f"no DCT for namespace {xp.__name__}")
+
+
+def idct2(X, *, xp):
+    """Inverse of :func:`dct2`."""
+    if is_numpy_namespace(xp):
+        import scipy.fft
+
+        return scipy.fft.idctn(X, type=2, norm="ortho", axes=(-2, -1), workers=_WORKERS)
+    if is_cupy_namespace(xp):
+        import cupyx.scipy.fft
+
+        return cupyx.scipy.fft.idctn(X, type=2, norm="ortho", axes=(-2, -1))
+    raise TypeError(f"no DCT for namespace {xp.__name__}")
 
 
 def to_numpy(x):

@@ -59,8 +59,8 @@ def _cuda_kernels(xp):
 
 
 def multiply_spectrum(spectrum, transfer, *, xp):
-    """``spectrum · transfer`` (complex). ``spectrum`` is scratch."""
-    k = _cuda_kernels(xp)
+    """``spectrum · transfer`` (complex FFT spectra, or real DCT spectra). ``spectrum`` is scratch."""
+    k = _cuda_kernels(xp) if xp.isdtype(spectrum.dtype, "complex floating") else None
     if k is not None:
         return k.multiply_spectrum(spectrum, transfer)
     if is_numpy_namespace(xp):

@@ -27,16 +27,19 @@ def poisson_divergence(data, model, *, xp):
 def _tv_factor(x, weight, scale, *, xp):
     """RL-TV divisor 1 − λ div(∇x / |∇x|) (Dey et al. 2006), on the canvas.
 
-    Forward differences for the gradient, backward ones for the divergence
-    (its negative adjoint), circular on the canvas. ``scale`` sets the
-    smoothing of |∇x| near zero (1e-3 of the mean level).
+    Forward differences with a zero last difference (Neumann boundary) for
+    the gradient, the matching backward differences for the divergence (its
+    negative adjoint). ``scale`` sets the smoothing of |∇x| near zero (1e-3
+    of the mean level).
     """
-    gx = xp.roll(x, -1, axis=-1) - x
-    gy = xp.roll(x, -1, axis=-2) - x
+    zc = xp.zeros_like(x[..., :, :1])
+    zr = xp.zeros_like(x[..., :1, :])
+    gx = xp.concat([x[..., :, 1:] - x[..., :, :-1], zc], axis=-1)
+    gy = xp.concat([x[..., 1:, :] - x[..., :-1, :], zr], axis=-2)
     norm = xp.sqrt(gx * gx + gy * gy + (1e-3 * scale) ** 2)
     px = gx / norm
     py = gy / norm
-    div = px - xp.roll(px, 1, axis=-1) + py - xp.roll(py, 1, axis=-2)
+    div = (px - xp.concat([zc, px[..., :, :-1]], axis=-1)) + (py - xp.concat([zr, py[..., :-1, :]], axis=-2))
     # keep the divisor positive: with λ well below 1/4 it always is
     return xp.clip(1.0 - weight * div, min=0.05)
 

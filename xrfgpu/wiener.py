@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from ._backend import irfft2, rfft2
 from ._problem import prepare
 
 __all__ = ["wiener", "tikhonov", "regularizer_power"]
@@ -31,11 +30,10 @@ def regularizer_power(op, order, *, xp):
 def _filter(pb, lam, reg_power):
     xp, op = pb.xp, pb.op
     data = pb.data - pb.canvas_background
-    spectrum = rfft2(data, xp=xp)
-    otf = op.otf
-    power = xp.real(otf * op.otf_conj)
+    spectrum = op.transform(data)
+    power = xp.real(op.otf * op.otf_conj)
     spectrum = spectrum * op.otf_conj / (power + lam * reg_power)
-    return pb.finish(irfft2(spectrum, op.canvas_shape, xp=xp))
+    return pb.finish(op.inverse_transform(spectrum))
 
 
 def _check_weight(value, name):
