@@ -19,11 +19,15 @@ from .blind_sigma import SigmaEstimate, estimate_sigma
 from .dot import DotFit, fit_dot
 from .kernel_fit import KernelFit, sigma_from_kernel
 from .knife_edge import KnifeEdgeFit, fit_knife_edge
+from .model import PSFModel, line_energy_kev, normalise_line
 
 __all__ = [
     "DotFit",
     "GaussianSpotFit",
     "KnifeEdgeFit",
+    "PSFModel",
+    "line_energy_kev",
+    "normalise_line",
     "fit_dot",
     "fit_knife_edge",
     "KernelFit",
