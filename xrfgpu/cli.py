@@ -74,8 +74,8 @@ class _Progress:
 
     @classmethod
     def for_options(cls, quiet, as_json):
-        stream = click.get_text_stream("stderr")
-        return cls(not quiet and not as_json and getattr(stream, "isatty", lambda: False)())
+        isatty = getattr(sys.stderr, "isatty", None)
+        return cls(not quiet and not as_json and bool(isatty and isatty()))
 
     def line(self, text):
         if self.enabled:

@@ -583,6 +583,12 @@ def _read_folder(path):
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um", pixel)
     meta = {"format": "folder", "files": [p.name for p in files], "prefix": prefix}
+    written = info.get("files")
+    if isinstance(written, dict) and all((path / f).is_file() for f in written.values()):
+        # a folder xrfgpu wrote: names and order from its sidecar
+        maps = {name: _read_text_matrix(path / f) for name, f in written.items()}
+        if info.get("provenance"):
+            meta["provenance"] = info["provenance"]
     return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
 
 
@@ -838,9 +844,13 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
     suffix = path.suffix.lower()
     if _is_folder_target(path):
         def write_folder(tmp):
-            for name, m in maps.maps.items():
+            files = {}
+            for i, (name, m) in enumerate(maps.maps.items()):
                 safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
-                np.savetxt(Path(tmp) / f"{safe}.csv", np.asarray(m, dtype=np.float64), delimiter=",", fmt="%.7g")
+                fname = f"{safe}.csv" if f"{safe}.csv" not in files.values() else f"{safe}_{i}.csv"
+                files[name] = fname
+                np.savetxt(Path(tmp) / fname, np.asarray(m, dtype=np.float64), delimiter=",", fmt="%.7g")
+            header["xrfgpu"]["files"] = files
             if sidecar:
                 (Path(tmp) / "xrfgpu.json").write_text(json.dumps(header, indent=2), encoding="utf-8")
 

@@ -1,0 +1,249 @@
+"""Readers and writers of xrfgpu.io, on files written by the real libraries of each format."""
+
+import hashlib
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from xrfgpu.io import ElementMaps, MapFileError, match_name, read_maps, sidecar_path, write_maps
+
+SHAPE = (12, 17)  # rows ≠ cols so a transpose cannot pass
+
+
+def _maps(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    names = ["Fe_K", "Ca_K", "Si_K"][:n]
+    return {name: rng.uniform(0, 100, SHAPE).astype(np.float32) for name in names}
+
+
+def _digest(path):
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+# ------------------------------------------------------------------ readers of third-party files
+
+
+def test_imagej_tiff_stack_names_and_pixel_size(tmp_path):
+    maps = _maps()
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.stack(list(maps.values())), imagej=True, resolution=(1 / 5.0, 1 / 5.0),
+                     metadata={"axes": "ZYX", "Labels": list(maps), "unit": "um"})
+    before = _digest(path)
+    em = read_maps(path)
+    assert em.names == list(maps)
+    assert em.pixel_size_um == pytest.approx(5.0)
+    for name, m in maps.items():
+        np.testing.assert_array_equal(em.maps[name], m)
+    assert _digest(path) == before
+
+
+def test_single_page_tiff_takes_the_file_name(tmp_path):
+    m = _maps(1)["Fe_K"]
+    tifffile.imwrite(tmp_path / "Fe-Ka.tiff", m)
+    em = read_maps(tmp_path / "Fe-Ka.tiff")
+    assert em.names == ["Fe-Ka"] and em.pixel_size_um is None
+    np.testing.assert_array_equal(em.maps["Fe-Ka"], m)
+
+
+def test_pyxrf_layout_with_scalers_and_normalisation(tmp_path):
+    maps = _maps()
+    path = tmp_path / "scan2D_1.h5"
+    i0 = np.random.default_rng(3).uniform(0.5, 2.0, SHAPE)
+    with h5py.File(path, "w") as f:
+        f["xrfmap/detsum/xrf_fit"] = np.stack(list(maps.values()))
+        f["xrfmap/detsum/xrf_fit_name"] = np.array([n.encode() for n in maps])
+        f["xrfmap/det1/xrf_fit"] = 2 * np.stack(list(maps.values()))
+        f["xrfmap/det1/xrf_fit_name"] = np.array([n.encode() for n in maps])
+        f["xrfmap/scalers/val"] = np.stack([i0, np.ones(SHAPE)], axis=-1)
+        f["xrfmap/scalers/name"] = np.array([b"i0", b"time"])
+        f["xrfmap/positions/pos"] = np.stack(np.meshgrid(np.arange(SHAPE[1]) * 0.01, np.arange(SHAPE[0]) * 0.01)[::1])
+        f["xrfmap/positions/name"] = np.array([b"x_pos", b"y_pos"])
+        f.create_group("xrfmap/scan_metadata").attrs["scan_id"] = 1
+    before = _digest(path)
+    em = read_maps(path)
+    assert em.names == list(maps) and em.metadata["layout"] == "pyxrf"
+    assert em.metadata["dataset"] == "xrfmap/detsum/xrf_fit"
+    np.testing.assert_array_equal(em.maps["Ca_K"], maps["Ca_K"])
+    np.testing.assert_array_equal(em.scalers["i0"], i0)
+    det1 = read_maps(path, dataset="det1")
+    np.testing.assert_array_equal(det1.maps["Si_K"], 2 * maps["Si_K"])
+    norm = read_maps(path, normalize="i0")
+    np.testing.assert_allclose(norm.maps["Fe_K"], maps["Fe_K"] / i0 * i0.mean(), rtol=1e-6)
+    with pytest.raises(MapFileError, match="scaler 'I1' not found"):
+        read_maps(path, normalize="I1")
+    with pytest.raises(MapFileError, match="det9"):
+        read_maps(path, dataset="det9")
+    assert _digest(path) == before
+
+
+def test_aps_maps_layouts(tmp_path):
+    maps = _maps()
+    stack = np.stack(list(maps.values()))
+    path = tmp_path / "2xfm_0008.mda.h5"
+    with h5py.File(path, "w") as f:
+        f["MAPS/XRF_Analyzed/Fitted/Counts_Per_Sec"] = stack
+        f["MAPS/XRF_Analyzed/Fitted/Channel_Names"] = np.array([b"Fe", b"Ca", b"Si"])
+        f["MAPS/XRF_Analyzed/ROI/Counts_Per_Sec"] = stack + 1
+        f["MAPS/XRF_Analyzed/ROI/Channel_Names"] = np.array([b"Fe", b"Ca", b"Si"])
+        f["MAPS/Scalers/Values"] = np.ones((2,) + SHAPE)
+        f["MAPS/Scalers/Names"] = np.array([b"SRcurrent", b"us_ic"])
+        f["MAPS/Scan/x_axis"] = np.arange(SHAPE[1]) * 0.002
+    em = read_maps(path)
+    assert em.names == ["Fe", "Ca", "Si"] and em.metadata["layout"] == "maps"
+    np.testing.assert_array_equal(em.maps["Si"], maps["Si_K"])
+    assert set(em.scalers) == {"SRcurrent", "us_ic"}
+    np.testing.assert_array_equal(read_maps(path, dataset="ROI").maps["Fe"], maps["Fe_K"] + 1)
+    legacy = tmp_path / "legacy.h5"
+    with h5py.File(legacy, "w") as f:
+        f["MAPS/XRF_fits"] = stack
+        f["MAPS/channel_names"] = np.array([b"Fe", b"Ca", b"Si"])
+    np.testing.assert_array_equal(read_maps(legacy).maps["Ca"], maps["Ca_K"])
+
+
+def test_csv_folder_as_benchtop_export(tmp_path):
+    maps = _maps()
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for i, (name, m) in enumerate(maps.items()):
+        sep = [",", ";", "\t"][i]
+        header = "Bruker M4 TORNADO\nElement map\n" if i == 0 else ""
+        np.savetxt(folder / f"sample7_{name}.{'csv' if i < 2 else 'txt'}", m, delimiter=sep, fmt="%.6f", header=header,
+                   comments="")
+    em = read_maps(folder)
+    assert sorted(em.names) == sorted(maps)  # the common prefix 'sample7_' is removed
+    for name, m in maps.items():
+        np.testing.assert_allclose(em.maps[name], m, atol=1e-6)
+
+
+def test_npy_npz(tmp_path):
+    maps = _maps()
+    np.save(tmp_path / "Fe.npy", maps["Fe_K"])
+    assert read_maps(tmp_path / "Fe.npy").names == ["Fe"]
+    np.savez(tmp_path / "maps.npz", **maps, pixel_size_um=np.float64(2.5))
+    em = read_maps(tmp_path / "maps.npz")
+    assert em.names == list(maps) and em.pixel_size_um == 2.5
+    np.savez(tmp_path / "stack.npz", maps=np.stack(list(maps.values())), names=np.array(list(maps)))
+    np.testing.assert_array_equal(read_maps(tmp_path / "stack.npz").maps["Si_K"], maps["Si_K"])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.with_suffix(".tif").write_bytes(b"not a tiff"), "cannot read|not a"),
+        (lambda p: p.with_suffix(".csv").write_text("a,b\nc,d\n"), "no rows of numbers"),
+        (lambda p: p.with_suffix(".csv").write_text("1,2,3\n4,5\n"), "line 2 has 2 values"),
+        (lambda p: p.with_suffix(".xyz").write_text("1"), "unknown map format"),
+        (lambda p: np.save(p.with_suffix(".npy"), np.zeros(5)), "neither a map"),
+    ],
+)
+def test_bad_files_name_the_file_and_problem(tmp_path, make, message):
+    base = tmp_path / "bad"
+    make(base)
+    path = next(tmp_path.iterdir())
+    with pytest.raises(MapFileError, match=message) as info:
+        read_maps(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_hdf5_layout_and_missing_file(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["entry/data"] = np.zeros(SHAPE)
+    with pytest.raises(MapFileError, match="layout not recognised.*entry"):
+        read_maps(path)
+    with pytest.raises(FileNotFoundError, match="nothere.tif"):
+        read_maps(tmp_path / "nothere.tif")
+
+
+# ------------------------------------------------------------------ writers
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.h5", "out.npz", "out.npy", "outdir"])
+def test_round_trip_keeps_names_shape_pixel_size_orientation(tmp_path, name):
+    maps = _maps()
+    em = ElementMaps(maps, pixel_size_um=7.5, metadata={"format": "test"})
+    prov = {"method": "rl", "parameters": {"num_iter": 30}, "xrfgpu_version": "x"}
+    written = write_maps(tmp_path / name, em, provenance=prov)
+    back = read_maps(tmp_path / name)
+    assert back.names == list(maps) and back.shape == SHAPE
+    if name != "outdir":  # CSV text carries no pixel size; the sidecar inside the folder does
+        assert back.pixel_size_um == pytest.approx(7.5)
+    for k, m in maps.items():
+        np.testing.assert_allclose(back.maps[k], m, rtol=1e-6)
+    side = json.loads(sidecar_path(tmp_path / name).read_text())
+    assert side["xrfgpu"]["provenance"]["parameters"] == {"num_iter": 30}
+    assert side["xrfgpu"]["elements"] == list(maps)
+    assert all(p.exists() for p in written)
+    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]  # no temporary files left
+
+
+def test_tiff_output_is_readable_by_tifffile_with_resolution(tmp_path):
+    em = ElementMaps(_maps(), pixel_size_um=10.0)
+    write_maps(tmp_path / "o.tif", em, provenance={"method": "rl"})
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        assert len(tif.pages) == 3
+        page = tif.pages[0]
+        num, den = page.tags["XResolution"].value
+        assert num / den == pytest.approx(1e4 / 10.0)  # pixels per cm
+        assert json.loads(page.description)["xrfgpu"]["provenance"]["method"] == "rl"
+        assert [p.tags["PageName"].value for p in tif.pages] == ["Fe_K", "Ca_K", "Si_K"]
+
+
+def test_hdf5_output_of_pyxrf_input_opens_as_pyxrf_with_provenance(tmp_path):
+    em = ElementMaps(_maps(), pixel_size_um=10.0, metadata={"layout": "pyxrf"},
+                     scalers={"i0": np.ones(SHAPE)})
+    write_maps(tmp_path / "o.h5", em, provenance={"method": "rl", "parameters": {"a": 1}})
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        names = [n.decode() for n in f["xrfmap/detsum/xrf_fit_name"][()]]
+        assert names == em.names
+        np.testing.assert_allclose(f["xrfmap/detsum/xrf_fit"][1], em.maps["Ca_K"], rtol=1e-6)
+        assert json.loads(f["xrfgpu"].attrs["provenance"])["parameters"] == {"a": 1}
+        assert f["xrfmap/scalers/val"].shape == SHAPE + (1,)
+
+
+def test_refuses_overwrite_and_writing_onto_input(tmp_path):
+    em = ElementMaps(_maps(), pixel_size_um=1.0)
+    out = tmp_path / "o.npz"
+    write_maps(out, em)
+    before = _digest(out)
+    with pytest.raises(FileExistsError, match="exists; pass --overwrite"):
+        write_maps(out, em)
+    assert _digest(out) == before
+    write_maps(out, em.with_maps({"Zn_K": np.zeros(SHAPE)}), overwrite=True)
+    assert read_maps(out).names == ["Zn_K"]
+    src = read_maps(out)
+    with pytest.raises(MapFileError, match="is the input file"):
+        write_maps(out, src, overwrite=True)
+    with pytest.raises(MapFileError, match="several|holds one map"):
+        write_maps(tmp_path / "one.csv", em)
+
+
+def test_element_maps_validation_and_matching():
+    with pytest.raises(ValueError, match="shape"):
+        ElementMaps({"a": np.zeros((2, 3)), "b": np.zeros((3, 2))})
+    with pytest.raises(ValueError, match="2-D"):
+        ElementMaps({"a": np.zeros(3)})
+    with pytest.raises(ValueError, match="pixel_size_um"):
+        ElementMaps({"a": np.zeros((2, 2))}, pixel_size_um=-1)
+    names = ["Fe_K", "Ca_K", "Si_K", "Ca_L"]
+    assert match_name("Fe-Ka", names) == "Fe_K"
+    assert match_name("fe", names) == "Fe_K"
+    assert match_name("Ca-Ka", names) == "Ca_K"
+    with pytest.raises(KeyError, match="ambiguous"):
+        match_name("Ca", names)
+    with pytest.raises(KeyError, match="'Zn-Ka' not found.*available: Fe_K"):
+        match_name("Zn-Ka", names)
+    assert match_name("Fe-Ka", ["Fe", "Ca"]) == "Fe"  # MAPS names have no line
+
+
+def test_umask_respected(tmp_path):
+    em = ElementMaps(_maps(1), pixel_size_um=1.0)
+    write_maps(tmp_path / "o.tif", em)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "o.tif").stat().st_mode & 0o777 == 0o666 & ~mask
