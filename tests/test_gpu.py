@@ -1,0 +1,131 @@
+"""The CuPy path: kernels against the plain CuPy engine, GPU stacks against NumPy.
+
+Tests marked ``gpu`` need CuPy and a usable CUDA device and skip cleanly
+otherwise; nothing here pretends to have run on a GPU. The unmarked tests
+check what must hold on every machine: ``import xrfgpu`` neither imports
+CuPy nor compiles anything, and asking for the GPU without one says why.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xrfgpu import cuda
+from xrfgpu.device import GPUUnavailableError, gpu_available, resolve_device
+
+
+def test_import_does_not_touch_cuda():
+    code = "import sys, xrfgpu, xrfgpu.cuda, xrfgpu.stack, xrfgpu.device; print('cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_kernel_source_has_line_markers_and_every_kernel():
+    for name, kernels in cuda.KERNEL_FILES.items():
+        text = cuda.kernel_source(name)
+        assert text.startswith(f'#line 1 "{cuda.HEADER}"')
+        assert f'#line 1 "{name}"' in text
+        for k in kernels:
+            assert f"{k}_f32(" in text and f"{k}_f64(" in text
+    with pytest.raises(ValueError, match="unknown kernel file"):
+        cuda.kernel_source("nope.cu")
+
+
+def test_info_reports_without_compiling():
+    info = cuda.info()
+    assert set(info) >= {"cupy", "gpu", "kernel_dir", "kernel_files", "kernel_cache_dir", "nvcc"}
+    assert info["kernel_files"] == sorted(cuda.KERNEL_FILES)
+
+
+@pytest.mark.skipif(gpu_available(), reason="a CUDA device is usable here")
+def test_no_gpu_errors_are_clear():
+    with pytest.raises(GPUUnavailableError, match="CuPy|CUDA"):
+        cuda.kernels()
+    with pytest.raises(GPUUnavailableError):
+        resolve_device("gpu", np.ones((2, 2)))
+    assert resolve_device("auto", np.ones((2, 2))) == "cpu"
+    with pytest.raises(ValueError, match="device must be one of"):
+        resolve_device("cuda", np.ones((2, 2)))
+
+
+# ---------------------------------------------------------------- real GPU only
+def _cupy():
+    cp = pytest.importorskip("cupy")
+    if not cp.is_available():
+        pytest.skip("CuPy is installed but no CUDA device is usable")
+    return cp
+
+
+@pytest.fixture
+def plain_engine():
+    from xrfgpu import _elementwise as ew
+
+    yield ew
+    ew.set_engine("auto")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernels_equal_plain_cupy(dtype, plain_engine):
+    cp = _cupy()
+    import array_api_compat.cupy as xcp
+
+    ew = plain_engine
+    rng = np.random.default_rng(0)
+    shape = (3, 64, 48)
+    a, b, c = (cp.asarray(rng.lognormal(0, 2, shape).astype(dtype)) for _ in range(3))
+    per_map = cp.asarray(np.array([0.5, 1.0, 2.0], dtype).reshape(3, 1, 1))
+
+    def both(fn, *args, copy_idx=()):
+        out = []
+        for engine in ("xp", "auto"):
+            ew.set_engine(engine)
+            call_args = [x.copy() if i in copy_idx else x for i, x in enumerate(args)]
+            out.append(fn(*call_args, xp=xcp))
+        return out
+
+    for bg, eps in ((0.0, 1e-6), (3.0, 1e-3), (per_map, per_map), (b, 1e-6)):
+        plain, fused = both(ew.rl_ratio, a, b - 2.0, bg, eps, copy_idx=(1,))
+        cp.testing.assert_array_equal(fused, plain)
+    plain, fused = both(ew.rl_update, a, b, copy_idx=(1,))
+    cp.testing.assert_array_equal(fused, plain)
+    for nonneg in (True, False):
+        for step, thr in ((0.5, 0.01), (per_map, per_map * 0.1)):
+            plain, fused = both(ew.fista_step, a, b - 1.0, c, step, thr, 0.7, nonneg, copy_idx=(1,))
+            cp.testing.assert_allclose(fused[0], plain[0], rtol=1e-6)
+            cp.testing.assert_allclose(fused[1], plain[1], rtol=1e-6)
+    plain, fused = both(ew.l0_intensity_threshold, a - 1.0, 0.5)
+    cp.testing.assert_array_equal(fused, plain)
+    plain, fused = both(ew.l0_gradient_term, a, 0.3)
+    cp.testing.assert_allclose(fused, plain, rtol=1e-6, atol=1e-6)
+    spec = cp.fft.rfftn(a, axes=(-2, -1))
+    otf = cp.fft.rfftn(b[0], axes=(-2, -1))
+    plain, fused = both(ew.multiply_spectrum, spec, otf, copy_idx=(0,))
+    cp.testing.assert_allclose(fused, plain, rtol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["rl", "wiener", "fista"])
+def test_gpu_stack_equals_numpy(method):
+    _cupy()
+    from xrfgpu import phantom
+    from xrfgpu.stack import restore_stack
+
+    maps, psfs = [], []
+    for k, sigma in enumerate((1.5, 2.5)):
+        counts, _, h = phantom.observe((64, 72), sigma, seed=k)
+        maps.append(counts)
+        psfs.append(h)
+    stack = np.stack(maps)
+    kwargs = {"background": 100.0}
+    if method != "wiener":
+        kwargs["num_iter"] = 10
+    cpu = restore_stack(stack, psfs, method, device="cpu", **kwargs)
+    gpu = restore_stack(stack, psfs, method, device="gpu", **kwargs)
+    assert isinstance(gpu, np.ndarray)  # NumPy in, NumPy out
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-2)
