@@ -1,0 +1,186 @@
+"""Chunked storage for maps larger than memory: Zarr and HDF5 in, Zarr out.
+
+Readers return lazy :class:`dask.array.Array` objects that read one chunk at
+a time; the writer streams a Dask array into a Zarr array chunk by chunk and
+publishes it atomically (written under a temporary name next to the target,
+then renamed), with a provenance record in the array's attributes. Input
+files are opened read-only and never written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["open_chunked", "write_zarr", "is_zarr", "is_hdf5", "HDF5_SUFFIXES"]
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".he5")
+
+
+def is_hdf5(path) -> bool:
+    """True for a file with an HDF5 suffix or the HDF5 signature."""
+    p = Path(path)
+    if p.suffix.lower() in HDF5_SUFFIXES:
+        return True
+    if p.is_file():
+        with open(p, "rb") as fh:
+            return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    return False
+
+
+def is_zarr(path) -> bool:
+    """True for a Zarr store (a folder with Zarr v2 or v3 metadata)."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
+class _HDF5Source:
+    """Picklable read-only view of an HDF5 dataset for :func:`dask.array.from_array`.
+
+    Opens the file for every read, so tasks can run in other processes or on
+    other machines of a cluster (an open ``h5py.Dataset`` cannot be pickled).
+    """
+
+    def __init__(self, path, dataset):
+        import h5py
+
+        self.path = str(Path(path).resolve())
+        self.dataset = dataset
+        with h5py.File(self.path, "r") as fh:
+            if dataset not in fh:
+                names = []
+                fh.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+                raise ValueError(f"{path} has no dataset {dataset!r}; datasets: {names}")
+            d = fh[dataset]
+            if not isinstance(d, h5py.Dataset):
+                raise ValueError(f"{dataset!r} in {path} is a group, not a dataset")
+            self.shape = tuple(d.shape)
+            self.dtype = d.dtype
+            self.chunks = d.chunks
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        import h5py
+
+        with h5py.File(self.path, "r") as fh:
+            return fh[self.dataset][key]
+
+
+def open_chunked(path, dataset=None, *, chunks=None):
+    """Open a Zarr array or an HDF5 dataset as a lazy Dask array.
+
+    Parameters
+    ----------
+    path : str or Path
+        A Zarr store (folder) or an HDF5 file.
+    dataset : str, optional
+        Array path inside a Zarr group or an HDF5 file. Optional for a Zarr
+        array store, or a group/file holding exactly one array.
+    chunks : int or tuple, optional
+        Dask chunks; default the storage's own chunks (HDF5 datasets stored
+        contiguously are read in 1024² pieces).
+
+    Returns
+    -------
+    array : dask.array.Array
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or folder.
+    ValueError
+        Neither Zarr nor HDF5; dataset missing or ambiguous.
+    """
+    import dask.array as da
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file or Zarr store: {path}")
+    if is_zarr(p):
+        import zarr
+
+        node = zarr.open(store=str(p), mode="r") if dataset is None else zarr.open(store=str(p), mode="r", path=dataset)
+        if isinstance(node, zarr.Group):
+            arrays = [name for name, _ in node.arrays()]
+            if len(arrays) != 1:
+                raise ValueError(f"{path} is a Zarr group with arrays {arrays}; name one with dataset=")
+            node = node[arrays[0]]
+        return da.from_zarr(node, chunks=chunks if chunks is not None else node.chunks)
+    if is_hdf5(p):
+        import h5py
+
+        if dataset is None:
+            with h5py.File(p, "r") as fh:
+                names = []
+                fh.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+            if len(names) != 1:
+                raise ValueError(f"{path} holds datasets {names}; name one with dataset=")
+            dataset = names[0]
+        source = _HDF5Source(p, dataset)
+        if chunks is None:
+            chunks = source.chunks if source.chunks is not None else (1,) * (source.ndim - 2) + (1024, 1024)
+        return da.from_array(source, chunks=chunks, asarray=True, fancy=False, meta=np.empty((0,) * source.ndim, source.dtype))
+    raise ValueError(f"{path} is neither a Zarr store nor an HDF5 file")
+
+
+def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True):
+    """Stream a Dask array into a new Zarr array store, atomically.
+
+    The array is written chunk by chunk under a temporary name in the same
+    folder and renamed to ``path`` when complete, so a crash never leaves a
+    half-written store under the final name.
+
+    Parameters
+    ----------
+    array : dask.array.Array
+        NumPy-backed chunks (move CuPy chunks to the host first); regular
+        chunks (all equal but the last along each axis).
+    path : str or Path
+        Target store (folder).
+    attrs : dict or callable, optional
+        JSON-serialisable attributes (the provenance record), or a function
+        returning them, called once the data are written (so a record can
+        include the run time) and before the store is renamed into place.
+    overwrite : bool
+        Replace an existing store at ``path``; otherwise it is an error.
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    """
+    import dask.array as da
+    import zarr
+
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        da.to_zarr(array, str(tmp), compute=compute, overwrite=False)
+        if callable(attrs):
+            attrs = attrs()
+        if attrs:
+            z = zarr.open_array(store=str(tmp), mode="r+")
+            z.attrs.update(attrs)
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
