@@ -20,7 +20,7 @@ import tifffile
 
 from xrfgpu import phantom
 from xrfgpu.cli import load_psf_table, main
-from xrfgpu.psf import gaussian
+from xrfgpu.psf import PSFModel, gaussian
 
 SHAPE = (80, 96)
 PIXEL_UM = 10.0
@@ -147,6 +147,20 @@ def test_selected_elements_other_methods_and_folder_output(tmp_path, tiff_stack,
     assert prov["parameters"]["per_element"]["Fe_K"]["background"] == 40.0
 
 
+def test_psf_model_file_interpolates_missing_lines(tmp_path, tiff_stack, capsys):
+    model_file = tmp_path / "model.toml"
+    PSFModel({"Fe-Ka": 40.0, "Si-Ka": 80.0}).save(model_file)
+    rc = main(["restore", str(tiff_stack), "-o", str(tmp_path / "o.npz"), "--psf-file", str(model_file),
+               "--pixel-size", "10um", "--iterations", "3", "--json"])
+    assert rc == 0
+    psf = json.loads(capsys.readouterr().out)["psf"]
+    assert psf["Fe_K"]["sigma_um"] == 40.0 and psf["Si_K"]["sigma_um"] == 80.0
+    # Ca-Kα (3.69 keV) lies between Si-Kα (1.74 keV) and Fe-Kα (6.40 keV): linear in energy
+    expected = 80.0 + (40.0 - 80.0) * (3.6917 - 1.7398) / (6.4039 - 1.7398)
+    assert psf["Ca_K"]["sigma_um"] == pytest.approx(expected, abs=0.05)
+    assert "interpolated" in psf["Ca_K"]["source"]
+
+
 def test_existing_output_needs_overwrite(tmp_path, tiff_stack, capsys):
     out = tmp_path / "o.npz"
     args = ["restore", str(tiff_stack), "-o", str(out), "--psf-sigma", "40um", "--pixel-size", "10um",
@@ -217,21 +231,26 @@ def test_psf_dot_and_edge_measure_the_true_sigma(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["sigma_um"] == pytest.approx(sigma_px * pixel, rel=0.05)
     assert result["sigma_stderr_um"] > 0
-    lines, table_pixel = load_psf_table(out)
+    lines, table_pixel, model = load_psf_table(out)
     assert lines["Cr-Ka"]["sigma_um"] == pytest.approx(result["sigma_um"]) and table_pixel == pixel
+    assert lines["Cr-Ka"]["method"] == "dot" and lines["Cr-Ka"]["stderr_um"] == pytest.approx(result["sigma_stderr_um"])
+    assert PSFModel.load(out).sigma_um("Cr-Ka") == pytest.approx(result["sigma_um"])  # the library reads it too
     assert (tmp_path / "dot.png").stat().st_size > 1000
 
     from scipy.special import erf
 
     edge = 20 + 300 * 0.5 * (1 + erf((xx - 21.7) / (np.sqrt(2) * sigma_px)))
     np.save(tmp_path / "edge.npy", rng.poisson(edge).astype(np.float64))
-    rc = main(["psf", "edge", str(tmp_path / "edge.npy"), "--pixel-size", "5um", "-o", str(tmp_path / "e.toml"),
-               "--figure", str(tmp_path / "edge.png")])
+    args = ["psf", "edge", str(tmp_path / "edge.npy"), "--pixel-size", "5um", "-o", str(tmp_path / "e.toml"),
+            "--figure", str(tmp_path / "edge.png")]
+    assert main(args) == 1
+    assert "--line" in capsys.readouterr().err  # 'edge' is not an X-ray line
+    rc = main(args + ["--line", "Fe_K"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "σ =" in text and "FWHM" in text
-    lines, _ = load_psf_table(tmp_path / "e.toml")
-    assert lines["edge"]["sigma_um"] == pytest.approx(sigma_px * pixel, rel=0.05)
+    lines, _, _ = load_psf_table(tmp_path / "e.toml")
+    assert lines["Fe-Ka"]["sigma_um"] == pytest.approx(sigma_px * pixel, rel=0.05)
 
 
 def test_compare_reports_truth_metrics_and_writes_figure(tmp_path, tiff_stack, skarn, capsys):

@@ -122,34 +122,36 @@ def _load_toml_or_json(path):
 
 
 def load_psf_table(path):
-    """Read a per-line PSF table: ``{line: {"sigma_um": float, ...}}`` and the file's pixel size.
+    """Read a per-line PSF table: ``({line: {"sigma_um": float, ...}}, pixel_size_um, PSFModel or None)``.
 
-    The file (TOML, or JSON by suffix) holds ``[lines]`` mapping element
-    lines to σ — a number in µm, a string with a unit (``"40um"``) or a
-    table with ``sigma_um`` (plus anything else, e.g. how it was measured,
-    kept for the provenance). An optional ``default`` line applies to
-    elements without their own entry; ``pixel_size_um`` is optional.
+    Two spellings are accepted (TOML, or JSON by suffix):
 
-    Example (TOML)::
+    * the :class:`xrfgpu.psf.PSFModel` file, ``[sigma_um]`` mapping lines to σ
+      in µm (what ``xrfgpu psf`` writes, with optional ``[measurements.<line>]``
+      tables of how each σ was measured). Lines missing from the table are
+      interpolated in emission energy by the model;
+    * ``[lines]`` mapping lines to σ as a number in µm, a string with a unit
+      (``"40um"``) or a table with ``sigma_um`` (other keys are kept for the
+      provenance), with an optional ``default`` line.
 
-        pixel_size_um = 10.0
-        [lines]
-        Fe-Ka = 40.0
-        Ca-Ka = "50um"
-        Si-Ka = { sigma_um = 80.0, method = "dot", stderr_um = 1.2 }
-
-    Returns
-    -------
-    lines : dict of str -> dict
-    pixel_size_um : float or None
+    ``pixel_size_um`` at the top level is optional in both.
     """
     from .units import parse_length_um
 
     doc = _load_toml_or_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("lines"), dict) or not doc["lines"]:
-        raise ValueError(f"PSF file {str(path)!r} has no [lines] table of σ per element line")
+    model = None
+    if isinstance(doc, dict) and isinstance(doc.get("sigma_um"), dict):
+        from .psf import PSFModel
+
+        model = PSFModel(doc["sigma_um"], note=str(doc.get("note", "")))
+        measured = doc.get("measurements") or {}
+        raw = {k: {"sigma_um": v, **(measured.get(k) or {})} for k, v in doc["sigma_um"].items()}
+    elif isinstance(doc, dict) and isinstance(doc.get("lines"), dict) and doc["lines"]:
+        raw = doc["lines"]
+    else:
+        raise ValueError(f"PSF file {str(path)!r} has no [sigma_um] (or [lines]) table of σ per element line")
     lines = {}
-    for name, entry in doc["lines"].items():
+    for name, entry in raw.items():
         what = f"σ of {name!r} in PSF file {str(path)!r}"
         if isinstance(entry, dict):
             if "sigma_um" not in entry and "fwhm_um" not in entry:
@@ -169,14 +171,15 @@ def load_psf_table(path):
     pixel = doc.get("pixel_size_um")
     if pixel is not None:
         pixel = parse_length_um(pixel, what=f"pixel_size_um in PSF file {str(path)!r}")
-    return lines, pixel
+    return lines, pixel, model
 
 
 def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False):
-    """Write a PSF table (TOML) readable by :func:`load_psf_table`; atomically.
+    """Write a PSF table readable by :meth:`xrfgpu.psf.PSFModel.load` and :func:`load_psf_table`; atomically.
 
     ``lines`` maps line names to dicts with ``sigma_um`` and other scalar
-    facts (stderr, method, fit parameters).
+    facts (stderr, method, fit parameters), stored under
+    ``[measurements."<line>"]``.
     """
     from .io import _atomic_file
 
@@ -187,39 +190,52 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
     def value(v):
         if isinstance(v, bool):
             return "true" if v else "false"
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, (int, float)):
             return repr(float(v)) if math.isfinite(v) else '"nan"'
         return json.dumps(str(v), ensure_ascii=False)
 
-    out = []
-    if comment:
-        out += [f"# {c}" for c in str(comment).splitlines()]
+    out = ["# xrfgpu PSF model: Gaussian sigma per X-ray line, in micrometres"]
+    out.append(f"note = {json.dumps(str(comment or ''), ensure_ascii=False)}")
     if pixel_size_um is not None:
         out.append(f"pixel_size_um = {float(pixel_size_um)!r}")
-    out.append("")
-    out.append("[lines]")
+    out += ["", "[sigma_um]"]
+    out += [f"{json.dumps(name)} = {float(info['sigma_um'])!r}" for name, info in lines.items()]
     for name, info in lines.items():
-        body = ", ".join(f"{k} = {value(v)}" for k, v in info.items() if v is not None)
-        out.append(f"{json.dumps(name)} = {{ {body} }}")
+        rest = {k: v for k, v in info.items() if k != "sigma_um" and v is not None}
+        if rest:
+            out += ["", f"[measurements.{json.dumps(name)}]"]
+            out += [f"{k} = {value(v)}" for k, v in rest.items()]
     text = "\n".join(out) + "\n"
     _atomic_file(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
 
 
-def psf_for_element(element, lines, *, source):
-    """σ entry for ``element`` from a PSF table: exact line, same element and shell, else ``default``."""
+def psf_for_element(element, lines, *, source, model=None):
+    """(line, entry) for ``element``: the table's line (exact, or same element and shell),
+    else the PSF model's energy interpolation, else a ``default`` line."""
     from .io import match_name
 
     try:
         key = match_name(element, lines, what="PSF line", where=source)
-    except KeyError:
-        if "default" in lines:
-            return "default", lines["default"]
-        raise KeyError(
-            f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); "
-            "add it or a 'default' line"
-        ) from None
-    return key, lines[key]
+        return key, lines[key]
+    except KeyError as exc:
+        reason = _message(exc)
+    if model is not None:
+        from .psf.model import normalise_line
+
+        try:
+            line = normalise_line(element if "_" not in element else element.replace("_", "-"))
+            sigma = model.sigma_um(line)
+        except (ValueError, ImportError) as exc:
+            reason = f"{reason}; {exc}"
+        else:
+            return line, {"sigma_um": float(sigma), "interpolated": "linear in emission energy (xraylib)"}
+    if "default" in lines:
+        return "default", lines["default"]
+    raise KeyError(
+        f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); "
+        f"add it or a 'default' line ({reason})"
+    )
 
 
 def _parse_sigma_option(text, pixel_size_um):
@@ -424,9 +440,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         pixel_um = None
     selected = maps.select([e.strip() for e in elements.split(",") if e.strip()]) if elements else maps
 
-    table, table_pixel = (None, None)
+    table, table_pixel, table_model = (None, None, None)
     if psf_file is not None:
-        table, table_pixel = load_psf_table(psf_file)
+        table, table_pixel, table_model = load_psf_table(psf_file)
         if pixel_um is None and table_pixel is not None:
             pixel_um = table_pixel
     needs_pixel = psf_file is not None or (psf_sigma is not None)
@@ -470,7 +486,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 sigma_um, source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
             sigma_px = sigma_um / pixel_um
         elif table is not None:
-            line, entry = psf_for_element(name, table, source=str(psf_file))
+            line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model)
             sigma_um = entry["sigma_um"]
             sigma_px = sigma_um / pixel_um
             source = {"how": f"PSF file {str(psf_file)}", "line": line,
@@ -629,6 +645,12 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
              "method": kind, "map": name, **table_extra}
     if sigma_um is None:
         raise ValueError("the pixel size is unknown, so σ cannot be written in µm; pass --pixel-size (e.g. 5um)")
+    from .psf.model import normalise_line
+
+    try:
+        line = normalise_line(line.replace("_", "-"))
+    except ValueError:
+        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
     save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite,
                    comment=f"PSF measured by xrfgpu {__version__} ({kind}) from map {name!r}")
     save_figure(fig, figure, overwrite=overwrite)
