@@ -557,7 +557,16 @@ class _tile_function:
 class _scheduler:
     """Context that runs Dask computations on the scheduler the user named."""
 
+    _NAMES = ("local", "threads", "threading", "synchronous", "sync", "single-threaded", "processes")
+
     def __init__(self, scheduler):
+        if isinstance(scheduler, str):
+            name = scheduler.strip()
+            if name not in self._NAMES and ":" not in name:
+                raise ValueError(
+                    f"scheduler must be 'local', 'threads', 'synchronous', 'processes' or a "
+                    f"dask.distributed address such as 'tcp://host:8786', got {scheduler!r}"
+                )
         self.scheduler = scheduler
         self._client = None
         self._config = None
@@ -574,16 +583,11 @@ class _scheduler:
                 self._config = dask.config.set(scheduler="threads")
             elif name in ("synchronous", "sync", "single-threaded", "processes"):
                 self._config = dask.config.set(scheduler=name)
-            elif "://" in name or ":" in name:
+            else:  # a dask.distributed scheduler address
                 from distributed import Client
 
                 self._client = Client(name, set_as_default=False)
                 self._config = dask.config.set(scheduler=self._client)
-            else:
-                raise ValueError(
-                    f"scheduler must be 'local', 'threads', 'synchronous', 'processes' or a "
-                    f"dask.distributed address such as 'tcp://host:8786', got {s!r}"
-                )
         else:  # a distributed.Client (or anything dask accepts as scheduler=)
             self._config = dask.config.set(scheduler=s)
         self._config.__enter__()
@@ -674,13 +678,14 @@ def restore_zarr(
     if Path(output).resolve() == Path(input).resolve():
         raise ValueError("output must differ from input: input files are never written")
     method = _canonical(method)
+    context = _scheduler(scheduler)  # validates the name before any work
     started = time.perf_counter()
     array = open_chunked(input, dataset)
     if chunk_type == "cupy":
         import cupy
 
         array = array.map_blocks(cupy.asarray, dtype=array.dtype, meta=cupy.empty((0,) * array.ndim, array.dtype))
-    with _scheduler(scheduler):
+    with context:
         restored = restore(array, psf, method, tile=tile, halo=halo, **kwargs)
         if chunk_type == "cupy":
             import cupy
