@@ -1,0 +1,76 @@
+"""Shared data and the report table for the xrfgpu benchmarks.
+
+Run (CPU part, JSON saved, report table printed at the end)::
+
+    pytest benchmarks -m "not gpu" --benchmark-json=bench.json
+
+``python benchmarks/report.py bench.json`` prints the same table from a saved run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xrfgpu import phantom
+
+SIGMA = 7.5  # px; a ±4σ Gaussian PSF of 61 × 61
+BACKGROUND = 100.0
+_CACHE: dict = {}
+
+
+def observed(size: int, seed: int = 0):
+    """Seeded Poisson map (size²) of grains and veins through the σ = 7.5 px PSF, with real borders.
+
+    Large scenes are tiled from a 1024-px phantom scene (drawing grains on a
+    4096² scene one by one would take minutes); the blur is linear
+    convolution of the larger scene, cut to the window (xrfgpu.phantom).
+    Returns (counts float32, truth float64, psf float64).
+    """
+    key = (size, seed)
+    if key not in _CACHE:
+        margin = 61 + 8
+        n = size + margin
+        base = _CACHE.setdefault(("scene", seed), phantom.grains_and_veins((1024 + margin,) * 2, seed=seed))
+        reps = -(-n // base.shape[0])
+        scene = np.tile(base, (reps, reps))[:n, :n]
+        _CACHE[key] = phantom.observe((size, size), SIGMA, seed=seed, background_counts=BACKGROUND, scene=scene)
+    return _CACHE[key]
+
+
+def mse(a, b):
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+def gpu_usable() -> bool:
+    try:
+        import cupy
+
+        return bool(cupy.is_available())
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if gpu_usable():
+        return
+    skip = pytest.mark.skip(reason="needs CuPy and a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not getattr(session, "benchmarks", None):
+        return
+    from report import format_report
+
+    rows = []
+    for bench in session.benchmarks:
+        try:
+            rows.append(bench.as_dict(include_data=False))
+        except Exception:  # pragma: no cover - disabled runs have no stats
+            continue
+    terminalreporter.write_sep("=", "xrfgpu benchmark report")
+    terminalreporter.write_line(format_report(rows))
