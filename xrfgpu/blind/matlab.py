@@ -73,7 +73,8 @@ def psf2otf(psf, shape, *, xp, half=False):
     canvas = xp.roll(canvas, (-(kr // 2), -(kc // 2)), axis=(0, 1))
     if half:
         return rfft2(canvas, xp=xp)
-    return xp.fft.fftn(canvas, axes=(0, 1))
+    complex_dtype = xp.complex64 if canvas.dtype == xp.float32 else xp.complex128
+    return xp.fft.fftn(xp.astype(canvas, complex_dtype), axes=(0, 1))
 
 
 def otf2psf(otf, psf_shape, *, xp, canvas_shape=None):
