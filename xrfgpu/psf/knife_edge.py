@@ -357,7 +357,10 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
             angle_se = math.degrees(math.sqrt(max(cov2[0, 0], 0.0)))
             angle_fitted = True
         else:
-            theta = math.radians(float(angle))
+            angle = float(angle)
+            if not math.isfinite(angle):
+                raise ValueError(f"angle must be a finite number of degrees, got {angle}")
+            theta = math.radians(angle)
         rows, cols = data.shape
         vv, uu = np.mgrid[:rows, :cols].astype(np.float64)
         t = (uu * math.cos(theta) + vv * math.sin(theta)).ravel()
@@ -398,7 +401,7 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
         sigma=sigma,
         sigma_stderr=float(se[1]),
         edge=edge,
-        angle=math.degrees(theta),
+        angle=math.degrees(theta) if angle is None or data.ndim == 1 else angle,
         alpha=alpha,
         beta=beta,
         stderr=stderr,
