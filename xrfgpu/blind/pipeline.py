@@ -438,6 +438,10 @@ def blind_rl(
 
     xp = array_namespace(image)
     img = as_image(image, xp=xp)
+    if isinstance(background, str):
+        if background != "auto":
+            raise ValueError(f'background must be "auto", a number or a map, got {background!r}')
+        background = _auto_background(img, xp=xp)
     if kernel_size is None:
         sigma0 = float(psf_module.estimate_sigma(img).sigma)
         kernel_size = 2 * math.ceil(3.0 * sigma0) + 1
@@ -449,10 +453,6 @@ def blind_rl(
     blind = blind_l0(img, kernel_size, **options)
     fit = psf_module.sigma_from_kernel(blind.kernel)
     sigma = float(fit.sigma)
-    if isinstance(background, str):
-        if background != "auto":
-            raise ValueError(f'background must be "auto", a number or a map, got {background!r}')
-        background = _auto_background(img, xp=xp)
     psf = psf_module.gaussian(None, sigma, xp=xp, device=array_device(img), dtype=img.dtype)
     if psf.shape[0] > img.shape[0] or psf.shape[1] > img.shape[1]:
         psf = psf_module.gaussian((min(psf.shape[0], img.shape[0] - 1 + img.shape[0] % 2),) * 2, sigma,
