@@ -134,6 +134,18 @@ def test_final_restoration_runs_on_array_api_strict():
     assert np.mean((to_numpy(out) - truth) ** 2) < np.mean((blurred - truth) ** 2)
 
 
+def test_hybrid_pipeline_on_a_bright_poisson_map():
+    """Fast check of blind_rl: 128² grains map, σ = 3 px, 2000/100 counts, kernel 17."""
+    counts, truth, _ = phantom.observe((128, 128), 3.0, seed=0, signal_counts=2000, background_counts=100)
+    result = blind_rl(counts, 17, background=100.0, num_iter=20)
+    assert abs(result.sigma - 3.0) <= 0.15 * 3.0, f"blind σ {result.sigma:.3f} px"
+    assert result.sigma_um is None and result.background == 100.0
+    restored = to_numpy(result.image)
+    assert restored.shape == counts.shape and restored.dtype == np.float32
+    assert math.isclose(float(to_numpy(result.psf).sum()), 1.0, rel_tol=1e-5)
+    assert np.mean((restored - truth) ** 2) < np.mean((counts - 100.0 - truth) ** 2)
+
+
 @pytest.mark.slow
 def test_hybrid_blind_sigma_then_rl_on_poisson_map():
     """XRF-like map (σ = 6 px, 150 signal / 140 background counts): blind σ within 15 %,

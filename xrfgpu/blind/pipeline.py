@@ -454,9 +454,10 @@ def blind_rl(
     fit = psf_module.sigma_from_kernel(blind.kernel)
     sigma = float(fit.sigma)
     psf = psf_module.gaussian(None, sigma, xp=xp, device=array_device(img), dtype=img.dtype)
-    if psf.shape[0] > img.shape[0] or psf.shape[1] > img.shape[1]:
-        psf = psf_module.gaussian((min(psf.shape[0], img.shape[0] - 1 + img.shape[0] % 2),) * 2, sigma,
-                                  xp=xp, device=array_device(img), dtype=img.dtype)
+    fits = min(img.shape)
+    fits -= 1 - fits % 2  # largest odd size inside the map
+    if max(psf.shape) > fits:  # ±4σ does not fit: truncate the Gaussian to the map
+        psf = psf_module.gaussian((fits, fits), sigma, xp=xp, device=array_device(img), dtype=img.dtype)
     restored = richardson_lucy(img, psf, num_iter=num_iter, background=background, **rl_options)
     sigma_um = None if pixel_size_um is None else sigma * float(pixel_size_um)
     return BlindRLResult(
