@@ -15,7 +15,7 @@ import math
 
 from ._backend import array_namespace
 
-__all__ = ["mse", "normalize", "ssim"]
+__all__ = ["mse", "normalize", "normalize_to_reference", "ssim"]
 
 
 def _pair(a, b, name="images"):
@@ -59,6 +59,48 @@ def normalize(image, *, low=None, high=None):
     if not (hi > lo and math.isfinite(hi - lo)):
         raise ValueError(f"normalize needs high > low, got low={lo}, high={hi}")
     return (x - lo) / (hi - lo)
+
+
+def normalize_to_reference(image, reference):
+    """Affine map of ``image`` so its mean is 0 on the reference's 0-pixels and 1 on its 1-pixels.
+
+    The paper's transform: "the area covered by chrome had an average value
+    of 1; elsewhere, the average value was 0" (Yang et al. 2022, §2.4). The
+    areas are the pixels where the 0–1 ``reference`` (the truth, e.g. the
+    chart image) is exactly 0 and exactly 1; partly covered edge pixels are
+    left out of the two means.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+    reference : array, shape (rows, cols)
+        Truth in 0–1 with both exact 0 and exact 1 pixels.
+
+    Returns
+    -------
+    array of float64
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, the reference lacks 0- or 1-pixels, or the image has
+        the same mean on both.
+
+    Backends
+    --------
+    Any array-API namespace.
+    """
+    xp, a, r = _pair(image, reference)
+    low_mask, high_mask = r == 0, r == 1
+    n_low, n_high = float(xp.sum(xp.astype(low_mask, a.dtype))), float(xp.sum(xp.astype(high_mask, a.dtype)))
+    if n_low == 0 or n_high == 0:
+        raise ValueError("reference must contain pixels equal to 0 and pixels equal to 1")
+    zero = xp.zeros_like(a)
+    low = float(xp.sum(xp.where(low_mask, a, zero))) / n_low
+    high = float(xp.sum(xp.where(high_mask, a, zero))) / n_high
+    if not (high != low and math.isfinite(high - low)):
+        raise ValueError("image has the same mean on the reference's 0 and 1 areas")
+    return (a - low) / (high - low)
 
 
 def mse(image, reference):
