@@ -190,7 +190,21 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     scene spectrum departs from the mosaic law. Fitted on the host with
     :func:`scipy.optimize.minimize` (Nelder–Mead, four starting σ).
 
-    Run time: about 0.3 s for a 200×200 map on one core.
+    Accuracy (measured, ``tests/psf_scenes.py`` scans of 200×200 pixels at
+    the paper's counts, 150 counts of signal over 140 of background, six
+    seeds each; σ_est/σ_true): grains + veins at σ = 4, 6.5, 10 px:
+    0.90–1.08, 0.87–0.99, 0.79–0.96; the bar chart: 1.11–1.15, 0.87–0.96,
+    0.90–1.11. So the estimate is good to about ±20 %, not the ±10 % that a
+    measured dot or knife edge gives (:func:`fit_dot`,
+    :func:`fit_knife_edge`, both within 5 %): on grain maps σ is biased low
+    when σ approaches the grain size, on bar charts biased high at small σ,
+    because those scene spectra depart from the mosaic law. Use it as a
+    starting value or when nothing better is available, and prefer a
+    measured PSF when one can be had.
+
+    Run time: about 0.3–0.6 s for a 200×200 or 256×256 map on one core
+    (four Nelder–Mead starts, each a few hundred evaluations of a
+    closed-form spectrum on the rfft grid).
 
     References
     ----------
