@@ -7,7 +7,10 @@ import math
 from ._elementwise import fista_step
 from ._problem import check_iterations, prepare
 
-__all__ = ["fista", "ista", "l1_objective"]
+__all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION"]
+
+#: Default λ of :func:`fista`/:func:`ista` as a fraction of the largest background-subtracted count.
+DEFAULT_LAM_FRACTION = 0.03
 
 
 def l1_objective(pb, x):
@@ -23,7 +26,7 @@ def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, call
     xp, op = pb.xp, pb.op
     target = pb.data - pb.canvas_background
     if lam is None:
-        lam = 0.03 * float(xp.max(xp.abs(pb.image - pb.background)))
+        lam = DEFAULT_LAM_FRACTION * float(xp.max(xp.abs(pb.image - pb.background)))
     lam = float(lam)
     if not (lam >= 0 and math.isfinite(lam)):
         raise ValueError(f"lam must be a finite number >= 0, got {lam}")

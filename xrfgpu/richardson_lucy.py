@@ -193,7 +193,9 @@ def richardson_lucy(
         ratio = rl_ratio(y, blurred, b, eps, xp=xp)
         correction = op.adjoint(ratio)
         if tv > 0:
-            correction = correction / _tv_factor(point, tv, level, xp=xp)
+            # TV is a prior on the map: computed there and extended by the boundary rule, so the
+            # mirror canvas gives the numbers of the DCT engine
+            correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
         new = rl_update(point, correction, xp=xp)
         if accelerate:
             g2, g1 = g1, new - point

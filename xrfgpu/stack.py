@@ -37,7 +37,7 @@ _PAD_FACTOR = {"rl": 2, "wiener": 3, "tikhonov": 3, "fista": 4}
 # including the FFT library's workspace: what one map of a chunk costs
 _CANVASES = {"rl": 12, "wiener": 8, "tikhonov": 8, "fista": 10}
 _HEADROOM = 0.7  # use at most this fraction of the free memory
-_FISTA_LAM_FRACTION = 0.03  # xrfgpu.fista's default λ / max|y − b| (keep in step with xrfgpu/fista.py)
+from .fista import DEFAULT_LAM_FRACTION as _FISTA_LAM_FRACTION  # noqa: E402
 
 
 def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, boundary="reflect", pad=None,
