@@ -389,7 +389,7 @@ def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, acceler
         ratio = rl_ratio(data, blurred, cb, eps, xp=xp)
         correction = op.adjoint(ratio)
         if tv > 0:
-            correction = correction / _tv_factor(point, tv, level, xp=xp)
+            correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
         new = rl_update(point, correction, xp=xp)
         if accelerate:
             g2, g1 = g1, new - point
