@@ -395,8 +395,10 @@ def restore(
     elif method == "fista":
         from .fista import fista
 
-        iterations = int(num_iter) if num_iter is not None else 100
-        out = fista(y, h, num_iter=iterations, background=b, **kwargs)
+        if num_iter is not None:
+            kwargs["num_iter"] = int(num_iter)
+        iterations = kwargs.get("num_iter", "default")
+        out = fista(y, h, background=b, **kwargs)
     elif method == "blind":
         from .blind import blind_l0
 

@@ -231,7 +231,8 @@ def chart(pixel_size_um=5.0, groups=range(2, 8), oversample=1, *, margin_um=250.
     width_um = max(width_of_columns - 4 * bar_width_um(groups[-1], 1) + margin, glass[3] + margin)
 
     fine = pixel / int(oversample)
-    shape = (int(math.ceil(height_um / fine)), int(math.ceil(width_um / fine)))
+    # a whole number of scan pixels, each ``oversample`` fine pixels across
+    shape = (int(math.ceil(height_um / pixel)) * int(oversample), int(math.ceil(width_um / pixel)) * int(oversample))
     image = np.zeros(shape)
     for b in blocks:
         for bar in b.bars:
