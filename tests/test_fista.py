@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_array
+
 from scipy import ndimage, optimize
 
 import xrfgpu

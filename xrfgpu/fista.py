@@ -21,16 +21,30 @@ def l1_objective(pb, x):
 
 
 def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum):
-    num_iter = check_iterations(num_iter)
     pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4)
+    return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback)
+
+
+def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=True, callback=None):
+    """ISTA/FISTA iterations on a prepared :class:`~xrfgpu._problem.Problem`.
+
+    ``lam`` is a float, or for a stack one value per map; the step ``1/L`` and
+    the threshold ``λ/L`` are per map, so every map of a stack gets the
+    numbers of its single-map call.
+    """
+    num_iter = check_iterations(num_iter)
     xp, op = pb.xp, pb.op
     target = pb.data - pb.canvas_background
     if lam is None:
-        lam = DEFAULT_LAM_FRACTION * float(xp.max(xp.abs(pb.image - pb.background)))
-    lam = float(lam)
-    if not (lam >= 0 and math.isfinite(lam)):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
-    lipschitz = 2.0 * op.lipschitz  # of ∇‖Hx − y‖² = 2 Hᵀ(Hx − y)
+        lam = DEFAULT_LAM_FRACTION * pb.amax(xp.abs(pb.image - pb.background))
+    else:
+        values = [lam] if isinstance(lam, (int, float)) else list(lam)
+        for v in values:
+            if not (float(v) >= 0 and math.isfinite(float(v))):
+                raise ValueError(f"lam must be a finite number >= 0, got {v!r}")
+        lam = pb.per_map(lam)
+    # Lipschitz constant of ∇‖Hx − y‖² = 2 Hᵀ(Hx − y), per map
+    lipschitz = 2.0 * pb.amax(xp.real(op.otf * op.otf_conj))
     step = 1.0 / lipschitz
     threshold = lam / lipschitz
     x = xp.asarray(target, copy=True)

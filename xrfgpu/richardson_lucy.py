@@ -156,6 +156,21 @@ def richardson_lucy(
     --------
     Any array-API namespace (NumPy, CuPy with fused CUDA kernels, array_api_strict).
     """
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
+    return run_richardson_lucy(pb, num_iter=num_iter, tol=tol, discrepancy=discrepancy, tv=tv,
+                               accelerate=accelerate, filter_epsilon=filter_epsilon, callback=callback)
+
+
+def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, accelerate=False,
+                        filter_epsilon=None, callback=None):
+    """The RL iterations on a prepared :class:`~xrfgpu._problem.Problem`.
+
+    A stack problem (n, rows, cols) runs all maps at once with per-map
+    scalars (guard, start value, acceleration weight), giving each map the
+    numbers of its single-map call; the stopping rules and the callback are
+    per map, so they need a single map.
+    """
     num_iter = check_iterations(num_iter)
     tv = float(tv)
     if tv < 0 or not math.isfinite(tv):
@@ -164,17 +179,17 @@ def richardson_lucy(
         raise ValueError(f"tol must be > 0, got {tol}")
     if discrepancy is not None and not float(discrepancy) > 0:
         raise ValueError(f"discrepancy must be > 0, got {discrepancy}")
-    track = tol is not None or discrepancy is not None
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
     xp, op = pb.xp, pb.op
-    require_nonnegative(pb.image, xp=xp, what="Richardson-Lucy")
+    track = tol is not None or discrepancy is not None
+    if pb.batch and (track or callback is not None):
+        raise ValueError("tol, discrepancy and callback stop or report per map: restore the maps one at a time")
     y, b = pb.data, pb.canvas_background
 
-    level = float(xp.mean(pb.image))
-    mean_b = float(xp.mean(pb.background)) if hasattr(pb.background, "shape") else pb.background
-    eps = float(filter_epsilon) if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
-    start = max(level - mean_b, 1e-3 * level, 1e-30)
-    x = xp.full(op.canvas_shape, start, dtype=y.dtype, device=_device(y))
+    level = pb.mean(pb.image)
+    mean_b = pb.mean(pb.background)
+    eps = float(filter_epsilon) if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)
+    start = pb.largest(level - mean_b, 1e-3 * level, 1e-30)
+    x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * start
 
     n_pixels = pb.image.shape[-1] * pb.image.shape[-2]
     previous_div = None
@@ -183,8 +198,7 @@ def richardson_lucy(
     for it in range(1, num_iter + 1):
         point = x
         if accelerate and g2 is not None:
-            alpha = float(xp.sum(g1 * g2)) / (float(xp.sum(g2 * g2)) + 1e-300)
-            alpha = min(max(alpha, 0.0), 1.0)
+            alpha = pb.clip01(pb.inner(g1, g2) / (pb.inner(g2, g2) + 1e-300))
             point = xp.clip(x + alpha * (x - x_prev), min=0.0)
         blurred = op.forward(point)
         divergence = None

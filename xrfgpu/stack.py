@@ -19,15 +19,16 @@ the single-map call with the same PSF and ``pad`` to float rounding
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace
-from ._elementwise import fista_step, rl_ratio, rl_update
-from ._problem import as_namespace, check_iterations
+from ._problem import Problem, as_namespace
 from ._validate import as_background, as_image, as_psf, require_nonnegative
 from .device import resolve_device, to_caller, to_compute
-from .fft import Convolution, default_pad
+from .fft import default_pad
+from .fista import run_proximal_gradient
+from .richardson_lucy import run_richardson_lucy
+from .wiener import WIENER_REGULARIZERS, regularized_inverse
 
 __all__ = ["restore_stack", "METHODS", "stack_psfs"]
 
@@ -37,7 +38,6 @@ _PAD_FACTOR = {"rl": 2, "wiener": 3, "tikhonov": 3, "fista": 4}
 # including the FFT library's workspace: what one map of a chunk costs
 _CANVASES = {"rl": 12, "wiener": 8, "tikhonov": 8, "fista": 10}
 _HEADROOM = 0.7  # use at most this fraction of the free memory
-from .fista import DEFAULT_LAM_FRACTION as _FISTA_LAM_FRACTION  # noqa: E402
 
 
 def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, boundary="reflect", pad=None,
@@ -295,50 +295,11 @@ def _free_memory(xp) -> int:
         return 2 * 2**30
 
 
-# -- batched algorithms ------------------------------------------------------------------------
+# -- batched algorithms: the single-map engines on a stack problem ---------------------------
 
 
-class _Batch:
-    """A chunk on the FFT canvas: data, background, operator (like :class:`xrfgpu._problem.Problem`)."""
-
-    def __init__(self, y, h, b, *, boundary, pad, pad_factor):
-        xp = array_namespace(y)
-        self.xp = xp
-        self.image = y
-        self.background = b
-        self.op = Convolution(h, y.shape, boundary=boundary, pad=pad, pad_factor=pad_factor)
-        self.data = self.op.embed(y)
-        if hasattr(b, "shape") and b.shape[-1] != 1:  # a map (shared or per element), not per-map values
-            self.canvas_background = self.op.embed(b)
-        else:
-            self.canvas_background = b
-        self.n = y.shape[0]
-
-    def per_map(self, values):
-        """Python floats (one per map) as an (n, 1, 1) array in the working dtype."""
-        xp = self.xp
-        return xp.reshape(xp.asarray(values, dtype=self.image.dtype, device=array_device(self.image)),
-                          (self.n, 1, 1))
-
-    def background_mean(self, i):
-        b = self.background
-        if not hasattr(b, "shape"):
-            return b
-        if b.ndim == 3 and b.shape[0] == self.n:
-            return float(self.xp.mean(b[i, ...]))
-        return float(self.xp.mean(b))
-
-    def background_of(self, i):
-        """The background of map ``i`` on the map grid (float or map)."""
-        b = self.background
-        if not hasattr(b, "shape"):
-            return b
-        if b.ndim == 3:
-            return b[i, ...]
-        return b
-
-    def finish(self, canvas):
-        return self.xp.asarray(self.op.crop(canvas), copy=True)
+def _problem(y, h, b, *, boundary, pad, pad_factor):
+    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
 
 
 def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, accelerate, tv, tol, discrepancy,
@@ -358,132 +319,24 @@ def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, acceler
                                         discrepancy=discrepancy, tv=tv, accelerate=accelerate, boundary=boundary,
                                         pad=pad, filter_epsilon=filter_epsilon, callback=callback))
         return xp.stack(maps, axis=0)
-    from .richardson_lucy import _tv_factor
-
-    num_iter = check_iterations(num_iter)
-    tv = float(tv)
-    if tv < 0 or not math.isfinite(tv):
-        raise ValueError(f"tv must be a finite weight >= 0, got {tv}")
-    pb = _Batch(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
-    op, data, cb = pb.op, pb.data, pb.canvas_background
-    levels, eps, starts = [], [], []
-    for i in range(pb.n):
-        level = float(xp.mean(y[i, ...]))
-        mean_b = pb.background_mean(i)
-        levels.append(level)
-        eps.append(float(filter_epsilon) if filter_epsilon is not None else 1e-6 * max(level, 1e-30))
-        starts.append(max(level - mean_b, 1e-3 * level, 1e-30))
-    eps = pb.per_map(eps)
-    level = pb.per_map(levels)
-    x = xp.ones((pb.n, *op.canvas_shape), dtype=y.dtype, device=array_device(y)) * pb.per_map(starts)
-    x_prev = g1 = g2 = None
-    for _ in range(num_iter):
-        point = x
-        if accelerate and g2 is not None:
-            axes = (-2, -1)
-            num = xp.astype(xp.sum(g1 * g2, axis=axes, keepdims=True), xp.float64)
-            den = xp.astype(xp.sum(g2 * g2, axis=axes, keepdims=True), xp.float64) + 1e-300
-            alpha = xp.astype(xp.clip(num / den, min=0.0, max=1.0), y.dtype)
-            point = xp.clip(x + alpha * (x - x_prev), min=0.0)
-        blurred = op.forward(point)
-        ratio = rl_ratio(data, blurred, cb, eps, xp=xp)
-        correction = op.adjoint(ratio)
-        if tv > 0:
-            correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
-        new = rl_update(point, correction, xp=xp)
-        if accelerate:
-            g2, g1 = g1, new - point
-            x_prev = x
-        x = new
-    return pb.finish(x)
-
-
-def _filter(pb, lam, reg_power):
-    xp, op = pb.xp, pb.op
-    spectrum = _transform(op, pb.data - pb.canvas_background)
-    power = xp.real(op.otf * op.otf_conj)
-    spectrum = spectrum * op.otf_conj / (power + lam * reg_power)
-    return pb.finish(_inverse_transform(op, spectrum))
-
-
-def _transform(op, x):
-    """The operator's forward transform (real FFT, or DCT-II for the DCT engine)."""
-    if hasattr(op, "transform"):
-        return op.transform(x)
-    from ._backend import rfft2
-
-    return rfft2(x, xp=op.xp)
-
-
-def _inverse_transform(op, spectrum):
-    if hasattr(op, "inverse_transform"):
-        return op.inverse_transform(spectrum)
-    from ._backend import irfft2
-
-    return irfft2(spectrum, op.canvas_shape, xp=op.xp)
-
-
-def _weights(pb, value, name):
-    """A weight ≥ 0: one float for all maps, or a per-map (n, 1, 1) array."""
-    values = value if isinstance(value, list) else [value]
-    for v in values:
-        if not (float(v) >= 0 and math.isfinite(float(v))):
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    return pb.per_map(values) if isinstance(value, list) else float(value)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=filter_epsilon, accelerate=accelerate, tv=tv)
 
 
 def _wiener(y, h, b, *, boundary, pad, pad_factor, balance, regularizer):
-    from .wiener import regularizer_power
-
-    orders = {"laplacian": 2, "identity": 0}
-    if regularizer not in orders:
+    if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
-    pb = _Batch(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
-    lam = _weights(pb, balance, "balance")
-    return _filter(pb, lam, regularizer_power(pb.op, orders[regularizer], xp=pb.xp))
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer])
 
 
 def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order):
-    from .wiener import regularizer_power
-
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
-    pb = _Batch(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
-    return _filter(pb, _weights(pb, lam, "lam"), regularizer_power(pb.op, order, xp=pb.xp))
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    return regularized_inverse(pb, lam, order)
 
 
 def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg):
-    num_iter = check_iterations(num_iter)
-    pb = _Batch(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
-    xp, op = pb.xp, pb.op
-    target = pb.data - pb.canvas_background
-    power = xp.real(op.otf * op.otf_conj)
-    if op.otf.ndim == 3:
-        lipschitz = [2.0 * float(xp.max(power[i, ...])) for i in range(pb.n)]
-    else:
-        lipschitz = [2.0 * float(xp.max(power))] * pb.n
-    lams = []
-    for i in range(pb.n):
-        if lam is None:
-            # the default of xrfgpu.fista: a fraction of the largest background-subtracted count
-            value = _FISTA_LAM_FRACTION * float(xp.max(xp.abs(y[i, ...] - pb.background_of(i))))
-        else:
-            value = float(lam[i] if isinstance(lam, list) else lam)
-        if not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"lam must be a finite number >= 0, got {value}")
-        lams.append(value)
-    step = pb.per_map([1.0 / L for L in lipschitz])
-    threshold = pb.per_map([lv / L for lv, L in zip(lams, lipschitz)])
-    x = xp.asarray(target, copy=True)
-    if nonneg:
-        x = xp.clip(x, min=0.0)
-    z = x
-    t = 1.0
-    for _ in range(num_iter):
-        residual = op.forward(z) - target
-        gradient = 2.0 * op.adjoint(residual)
-        t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        beta = (t - 1.0) / t_next
-        t = t_next
-        x, z = fista_step(z, gradient, x, step, threshold, beta, nonneg, xp=xp)
-    return pb.finish(x)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg)

@@ -6,7 +6,7 @@ import math
 
 from ._problem import prepare
 
-__all__ = ["wiener", "tikhonov", "regularizer_power"]
+__all__ = ["wiener", "tikhonov", "regularizer_power", "regularized_inverse", "WIENER_REGULARIZERS"]
 
 
 def regularizer_power(op, order, *, xp):
@@ -25,6 +25,19 @@ def regularizer_power(op, order, *, xp):
         lap = 4.0 - 2.0 * xp.cos(wr) - 2.0 * xp.cos(wc)
         return lap * lap
     raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
+
+
+def regularized_inverse(pb, lam, order):
+    """``X = H* Y / (|H|² + λ |L|²)`` on a prepared problem; ``lam`` a float or one per map."""
+    if isinstance(lam, (int, float)):
+        lam = _check_weight(lam, "lam")
+    else:
+        lam = pb.per_map([_check_weight(v, "lam") for v in lam])
+    return _filter(pb, lam, regularizer_power(pb.op, order, xp=pb.xp))
+
+
+#: Regularizer names of :func:`wiener` and their derivative orders.
+WIENER_REGULARIZERS = {"laplacian": 2, "identity": 0}
 
 
 def _filter(pb, lam, reg_power):
@@ -86,11 +99,10 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     Any array-API namespace.
     """
     balance = _check_weight(balance, "balance")
-    orders = {"laplacian": 2, "identity": 0}
-    if regularizer not in orders:
+    if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
     pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3)
-    return _filter(pb, balance, regularizer_power(pb.op, orders[regularizer], xp=pb.xp))
+    return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer])
 
 
 def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect", pad=None):
@@ -130,4 +142,4 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
     pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3)
-    return _filter(pb, lam, regularizer_power(pb.op, order, xp=pb.xp))
+    return regularized_inverse(pb, lam, order)
