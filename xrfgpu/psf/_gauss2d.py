@@ -23,7 +23,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
 
 from ._gaussian import FWHM_PER_SIGMA
 
@@ -245,6 +244,8 @@ def fit_gaussian_spot(data, *, background=None, weights=None, poisson=False, pix
     fix_beta : float, optional
         Hold β at this value instead of fitting it.
     """
+    from scipy import optimize
+
     data = np.asarray(data, dtype=np.float64)
     rows, cols = data.shape
     if rows < 3 or cols < 3:

@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft as sfft
-from scipy import optimize
 
 from .._backend import array_namespace, to_numpy
 from .._validate import as_background, as_image
@@ -73,6 +71,8 @@ class SigmaEstimate:
 
 def _periodic_component(u):
     """Periodic part of Moisan's periodic + smooth decomposition (removes the FFT border cross)."""
+    from scipy import fft as sfft
+
     rows, cols = u.shape
     v = np.zeros_like(u)
     v[0, :] += u[-1, :] - u[0, :]
@@ -90,6 +90,9 @@ def _periodic_component(u):
 
 def _whittle_fit(data, *, elliptical):
     """Maximum Whittle likelihood of the blurred random-mosaic spectrum; returns params dict."""
+    from scipy import fft as sfft
+    from scipy import optimize
+
     rows, cols = data.shape
     per = _periodic_component(data - data.mean())
     power = np.abs(sfft.rfft2(per)) ** 2 / (rows * cols)

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, optimize, special
 
 from .._backend import array_namespace, to_numpy
 from ._gaussian import FWHM_PER_SIGMA
@@ -92,10 +91,14 @@ class KnifeEdgeFit:
 
 
 def _esf(t, edge, sigma, alpha, beta):
+    from scipy import special
+
     return beta + alpha * 0.5 * (1.0 + special.erf((t - edge) / (_SQRT2 * sigma)))
 
 
 def _esf_jac(t, edge, sigma, alpha, beta):
+    from scipy import special
+
     z = (t - edge) / sigma
     g = np.exp(-0.5 * z * z) / (math.sqrt(2.0 * math.pi) * sigma)
     return np.stack([-alpha * g, -alpha * g * z, 0.5 * (1.0 + special.erf(z / _SQRT2)), np.ones_like(t)], axis=-1)
@@ -169,6 +172,8 @@ def _binned_esf(t, y, step, poisson):
 
 
 def _fit_esf(t, y, w, edge0, sigma0, alpha0, beta0, span):
+    from scipy import optimize
+
     def resid(p):
         return (_esf(t, *p) - y) * w
 
@@ -185,6 +190,8 @@ def _fit_esf(t, y, w, edge0, sigma0, alpha0, beta0, span):
 
 def _fit_lsf(positions, esf, w_esf, edge0, sigma0, alpha0):
     """Paper's variant: Gaussian + β fitted to the finite-difference gradient of the ESF."""
+    from scipy import optimize
+
     dt = np.diff(positions)
     grad = np.diff(esf) / dt
     tc = 0.5 * (positions[1:] + positions[:-1])
@@ -209,6 +216,8 @@ def _fit_lsf(positions, esf, w_esf, edge0, sigma0, alpha0):
 
 
 def _structure_tensor_angle(img):
+    from scipy import ndimage
+
     s = 1.5
     gx = ndimage.gaussian_filter(img, s, order=(0, 1), mode="nearest")
     gy = ndimage.gaussian_filter(img, s, order=(1, 0), mode="nearest")
@@ -218,6 +227,8 @@ def _structure_tensor_angle(img):
 
 def _fit_edge_2d(img, theta0, poisson):
     """Joint fit of β + α Φ((u cos θ + v sin θ − d)/σ) to every pixel: refines θ."""
+    from scipy import optimize
+
     rows, cols = img.shape
     vv, uu = np.mgrid[:rows, :cols].astype(np.float64)
     uu, vv, y = uu.ravel(), vv.ravel(), img.ravel()
