@@ -14,9 +14,9 @@ import pytest
 
 da = pytest.importorskip("dask.array")
 
-import xrfgpu  # noqa: E402
-from xrfgpu import dask as xdask  # noqa: E402
-from xrfgpu.phantom import observe  # noqa: E402
+import xrfgpu
+from xrfgpu import dask as xdask
+from xrfgpu.phantom import observe
 
 SHAPE = (203, 230)  # not a multiple of TILE on either axis
 TILE = 64
@@ -26,7 +26,7 @@ BACKGROUND = 100.0
 
 @pytest.fixture(scope="module")
 def scene():
-    counts, truth, psf = observe(SHAPE, SIGMA, seed=11)
+    counts, _truth, psf = observe(SHAPE, SIGMA, seed=11)
     return counts, psf
 
 

@@ -10,10 +10,10 @@ import pytest
 da = pytest.importorskip("dask.array")
 zarr = pytest.importorskip("zarr")
 
-import xrfgpu  # noqa: E402
-from xrfgpu import dask as xdask  # noqa: E402
-from xrfgpu.chunked_io import open_chunked, write_zarr  # noqa: E402
-from xrfgpu.phantom import observe  # noqa: E402
+import xrfgpu
+from xrfgpu import dask as xdask
+from xrfgpu.chunked_io import open_chunked, write_zarr
+from xrfgpu.phantom import observe
 
 SHAPE = (130, 147)
 SIGMAS = (1.0, 1.5, 2.0)

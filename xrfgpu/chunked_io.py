@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["open_chunked", "write_zarr", "is_zarr", "is_hdf5", "HDF5_SUFFIXES"]
+__all__ = ["HDF5_SUFFIXES", "is_hdf5", "is_zarr", "open_chunked", "write_zarr"]
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".he5")
 
@@ -57,7 +57,7 @@ class _HDF5Source:
                 raise ValueError(f"{path} has no dataset {dataset!r}; datasets: {names}")
             d = fh[dataset]
             if not isinstance(d, h5py.Dataset):
-                raise ValueError(f"{dataset!r} in {path} is a group, not a dataset")
+                raise ValueError(f"{dataset!r} in {path} is a group, not a dataset")  # noqa: TRY004
             self.shape = tuple(d.shape)
             self.dtype = d.dtype
             self.chunks = d.chunks

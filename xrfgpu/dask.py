@@ -62,17 +62,13 @@ https://dask.org. J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37,
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import inspect
 import math
-import os
-import shutil
-import uuid
 
 import numpy as np
 
-__all__ = ["restore", "restore_zarr", "default_halo", "METHODS", "open_chunked"]
+__all__ = ["METHODS", "default_halo", "restore", "restore_zarr"]
 
 #: method name -> canonical name
 METHODS = {
