@@ -17,11 +17,15 @@ from .fista import fista, ista
 from .richardson_lucy import poisson_divergence, richardson_lucy
 from .wiener import tikhonov, wiener
 
+# imported eagerly: the submodule xrfgpu.restore holds the function restore, and binding the
+# function here (after the submodule) keeps ``xrfgpu.restore(...)`` a call however the
+# submodule is imported later
+from .restore import restore  # noqa: E402
+
 __version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself)
 _LAZY = {
-    "restore": ("xrfgpu.restore", "restore"),
     "restore_stack": ("xrfgpu.stack", "restore_stack"),
     "blind_l0": ("xrfgpu.blind", "blind_l0"),
     "blind": ("xrfgpu.blind", None),
@@ -40,6 +44,7 @@ __all__ = [
     "ista",
     "poisson_divergence",
     "psf",
+    "restore",
     "richardson_lucy",
     "tikhonov",
     "wiener",

@@ -429,21 +429,3 @@ def restore(
     info["iterations"] = iterations
     info["psf_shape"] = None if h is None else tuple(int(n) for n in h.shape)
     return (out, info) if return_info else out
-
-
-class _CallableModule(type(math)):
-    """This module, callable as :func:`restore`.
-
-    The package exports ``xrfgpu.restore`` lazily; once this submodule is
-    imported, Python binds the *module* to that package attribute, so the
-    module forwards calls to the function and ``xrfgpu.restore(map)`` keeps
-    working either way.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return restore(*args, **kwargs)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule
