@@ -297,52 +297,32 @@ def _backend_info(where):
 
 
 def _run_method(method, image, sigma_px, *, background, options, progress, label):
-    """Restore one map (array on its compute device); returns (restored array, details dict)."""
-    from . import psf as psf_module
-    from .fista import fista
-    from .richardson_lucy import richardson_lucy
-    from .wiener import tikhonov, wiener
+    """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
-    details = {}
-    if method in ("blind", "blind-rl"):
-        from .blind import blind_l0, blind_rl
+    Without ``--iterations`` RL stops by the front door's rule (cross-validation
+    on count maps, a fixed count on normalised maps); with it, exactly that many.
+    """
+    from .restore import restore
 
-        kernel_size = options.get("kernel_size")
-        if method == "blind-rl":
-            n = options.get("iterations") or _DEFAULT_ITER["blind-rl"]
-            res = blind_rl(image, kernel_size, background=background, num_iter=n)
-            details.update(sigma_px=float(res.sigma), iterations=n, kernel_shape=list(res.kernel.shape))
-            return res.image, details
-        if kernel_size is None:
-            if sigma_px is None:
-                sigma_px = float(psf_module.estimate_sigma(image).sigma)
-            kernel_size = 2 * math.ceil(3 * sigma_px) + 1
-        res = blind_l0(image, int(kernel_size))
-        details.update(kernel_size=int(kernel_size))
-        return res.image, details
-    psf = psf_module.gaussian(None, sigma_px)
-    if method == "rl":
-        n = options.get("iterations") or _DEFAULT_ITER["rl"]
-        cb = (lambda it, *_: progress.iteration(label, it + 1 if it < n else it, n)) if progress.enabled else None
-        out = richardson_lucy(image, psf, num_iter=n, background=background, callback=cb)
-        details["iterations"] = n
-    elif method == "fista":
-        n = options.get("iterations") or _DEFAULT_ITER["fista"]
-        cb = (lambda it, *_: progress.iteration(label, it + 1 if it < n else it, n)) if progress.enabled else None
-        out = fista(image, psf, lam=options.get("lam"), num_iter=n, background=background, callback=cb)
-        details.update(iterations=n, lam=options.get("lam"))
-    elif method == "wiener":
-        balance = options.get("balance")
-        balance = 0.01 if balance is None else balance
-        out = wiener(image, psf, balance=balance, background=background)
-        details["balance"] = balance
-    elif method == "tikhonov":
-        lam = options.get("lam")
-        lam = 0.01 if lam is None else lam
-        out = tikhonov(image, psf, lam=lam, background=background)
-        details["lam"] = lam
-    else:  # pragma: no cover - click restricts the choices
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    kwargs = {}
+    if method == "wiener" and options.get("balance") is not None:
+        kwargs["balance"] = options["balance"]
+    if method in ("tikhonov", "fista") and options.get("lam") is not None:
+        kwargs["lam"] = options["lam"]
+    if method in ("blind", "blind-rl") and options.get("kernel_size") is not None:
+        kwargs["kernel_size"] = int(options["kernel_size"])
+    n = options.get("iterations")
+    if method in ("rl", "fista") and n and progress.enabled:
+        kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
+    sigma = None if method in ("blind", "blind-rl") else sigma_px
+    out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
+                        return_info=True, **kwargs)
+    details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size") if info.get(key) is not None}
+    if method in ("blind", "blind-rl") and info.get("sigma") is not None:
+        details["sigma_px"] = float(info["sigma"])
+    for key in ("balance", "lam"):
+        if key in kwargs:
+            details[key] = kwargs[key]
     return out, details
 
 
