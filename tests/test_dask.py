@@ -115,10 +115,10 @@ def test_zero_regions(scene):
     """Tiles of all-zero counts (outside a sample, say) are restored like the whole map."""
     counts, psf = scene
     holed = counts.copy()
-    holed[:, 140:] = 0.0
+    holed[:, 120:] = 0.0  # the last tile column and its halo are all zero
     for method, engine, opts in [("rl", xrfgpu.richardson_lucy, {"num_iter": 10}), ("wiener", xrfgpu.wiener, {})]:
         whole = engine(holed, psf, background=BACKGROUND, **opts)
-        tiled = xdask.restore(holed, psf, method, tile=TILE, halo=20, background=BACKGROUND, **opts).compute()
+        tiled = xdask.restore(holed, psf, method, tile=TILE, background=BACKGROUND, **opts).compute()
         assert _relative_error(tiled, whole) < 1e-4, method
 
 

@@ -14,16 +14,21 @@ Border rule
 -----------
 The whole-map restoration extends the map by half-sample symmetric
 reflection (``d c b a | a b c d``; NumPy ``mode="symmetric"``, scipy.ndimage
-``mode="reflect"``) at its outer border. The tiles are built with
-``map_overlap(..., boundary="none")``: a tile at the outer border of the map
-gets no halo on that side, and the engine's own reflect padding applies there
-— exactly the whole-map rule. At inner borders a tile carries ``halo`` pixels
-of real neighbouring data; beyond those the engine reflects the tile, and the
-halo must be wide enough that this artificial border does not reach the
-tile's core. (Dask's own ``boundary="reflect"`` is the same half-sample
-reflection, but would add a halo of mirrored data at the outer border on top
-of the engine's padding; ``"none"`` keeps the outer border identical to the
-whole-map run by construction.)
+``mode="reflect"``) at its outer border (exactly, through the DCT, for
+symmetric PSFs; by a reflected pad otherwise). The tiles are built with
+``map_overlap(..., boundary="reflect")``, whose reflection is the same
+half-sample symmetric one (checked: ``overlap`` of ``0..7`` by 3 gives
+``2 1 0 | 0 1 …``, as ``numpy.pad(mode="symmetric")``). So every tile carries
+``halo`` pixels per side: real neighbouring data at inner borders, the map's
+own mirror image at the outer border — identical to the whole-map extension
+over those ``halo`` pixels. Beyond the halo the engine mirrors the tile,
+which differs from the whole-map scene, and the halo must be wide enough that
+this artificial border does not reach the tile's core. An axis that fits in
+one tile gets no halo: there the engine's mirror is the whole-map rule.
+(``boundary="none"`` would make border tiles exact by construction, but
+gives them other shapes than the inner tiles; with ``"reflect"`` all full
+tiles share one shape, ``tile + 2·halo``, which :func:`fast_halo` makes a
+fast transform length — 3.4× faster DCTs for 2048-px tiles with σ = 3 px.)
 
 Halo rule
 ---------
@@ -68,7 +73,7 @@ import math
 
 import numpy as np
 
-__all__ = ["METHODS", "default_halo", "restore", "restore_zarr"]
+__all__ = ["METHODS", "default_halo", "fast_halo", "restore", "restore_zarr"]
 
 #: method name -> canonical name
 METHODS = {
@@ -282,9 +287,12 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
 
     Notes
     -----
-    See the module docstring for the border rule (reflect at the map's outer
-    border exactly as in the whole-map run, real data in the halo at inner
-    borders) and the halo rule. With the default halo the tiled result equals
+    See the module docstring for the border rule (``map_overlap`` with
+    ``boundary="reflect"``, the same half-sample symmetric reflection as the
+    whole-map engines; real neighbouring data in the halo at inner borders)
+    and the halo rule. The default halo is :func:`default_halo`, widened by
+    :func:`fast_halo` so that ``tile + 2·halo`` is a fast transform length;
+    an explicit ``halo`` is used as given. With the default halo the tiled result equals
     the whole-map call to 1e-4 of the whole-map maximum.
 
     Examples
@@ -489,16 +497,33 @@ def _default_num_iter(method):
     return int(inspect.signature(engine).parameters["num_iter"].default)
 
 
+def fast_halo(tile, halo):
+    """Smallest halo ≥ ``halo`` for which ``tile + 2·halo`` is a fast transform length.
+
+    The engines transform each tile at its own size (DCT-II for the exact
+    mirror boundary, FFT on a padded canvas otherwise), and a length with a
+    large prime factor is several times slower than a smooth one (scipy.fft
+    DCT pair on 2 cores: 2148² 176 ms, 2160² 51 ms). A wider halo is only
+    more accurate.
+    """
+    from ._backend import fft_size
+
+    halo = int(halo)
+    return (fft_size(int(tile) + 2 * halo) - int(tile) + 1) // 2
+
+
 def _restore_map(image, psf, background, method, options, tile, halo, dtype):
     da = _dask_array()
     if halo is None:
         num_iter = options.get("num_iter", _default_num_iter(method))
-        halo = default_halo(psf.shape, method, num_iter=num_iter)
+        halo = fast_halo(tile, default_halo(psf.shape, method, num_iter=num_iter))
     else:
         halo = int(halo)
         if halo < max(psf.shape) // 2:
             raise ValueError(f"halo={halo} is smaller than the PSF half-width {max(psf.shape) // 2}")
     image = image.rechunk((tile, tile))
+    # an axis held by a single tile needs no halo: the engine's mirror is the whole-map rule there
+    depth = {axis: (halo if len(image.chunks[axis]) > 1 else 0) for axis in (0, 1)}
     arrays = [image]
     if hasattr(background, "shape") and getattr(background, "ndim", 0) > 0:
         if tuple(background.shape) != tuple(image.shape):
@@ -513,8 +538,8 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
     result = da.map_overlap(
         _tile_function(method, psf, background, options, dtype),
         *arrays,
-        depth={0: halo, 1: halo},
-        boundary="none",
+        depth=depth,
+        boundary="reflect",  # dask's reflect is half-sample symmetric, the engines' rule
         trim=True,
         dtype=dtype,
         meta=meta,
@@ -691,12 +716,13 @@ def restore_zarr(
             )
         host_psfs = [_host_psf(psf, "psf")] if array.ndim == 2 else _stack_psfs(psf, array.shape[0])
         halos = [
-            int(halo) if halo is not None else default_halo(h.shape, method, num_iter=kwargs.get("num_iter"))
+            int(halo) if halo is not None
+            else fast_halo(tile, default_halo(h.shape, method, num_iter=kwargs.get("num_iter")))
             for h in host_psfs
         ]
         parameters = {k: _jsonable(v) for k, v in kwargs.items()}
         parameters.update({"tile": int(tile), "halo": halos if array.ndim == 3 else halos[0],
-                           "boundary": "reflect", "tiling": "dask.array.map_overlap, boundary='none'"})
+                           "boundary": "reflect", "tiling": "dask.array.map_overlap, boundary='reflect'"})
         record = make_record(
             method=method,
             parameters=parameters,
