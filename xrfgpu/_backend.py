@@ -138,7 +138,8 @@ def to_numpy(x):
         return np.asarray(x)
 
 
-def _smooth_sizes(limit: int) -> list[int]:
+def smooth_sizes(limit: int, extra_factors=(1,)) -> list[int]:
+    """Sorted numbers ≤ ``limit`` of the form 2^a 3^b 5^c 7^d · f, f in ``extra_factors``."""
     sizes = set()
     p2 = 1
     while p2 <= limit:
@@ -148,7 +149,7 @@ def _smooth_sizes(limit: int) -> list[int]:
             while p5 <= limit:
                 p7 = p5
                 while p7 <= limit:
-                    sizes.add(p7)
+                    sizes.update(p7 * f for f in extra_factors if p7 * f <= limit)
                     p7 *= 7
                 p5 *= 5
             p3 *= 3
@@ -168,7 +169,7 @@ def fft_size(n: int) -> int:
     n = int(n)
     if n <= 2:
         return 2
-    for m in _smooth_sizes(2 * n + 64):
+    for m in smooth_sizes(2 * n + 64):
         if m < n or m % 2:
             continue
         if m >= 512 and (m & (m - 1)) == 0:

@@ -181,7 +181,7 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
     facts (stderr, method, fit parameters), stored under
     ``[measurements."<line>"]``.
     """
-    from .io import _atomic_file
+    from ._atomic import atomic_write_text
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -206,7 +206,7 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
             out += ["", f"[measurements.{json.dumps(name)}]"]
             out += [f"{k} = {value(v)}" for k, v in rest.items()]
     text = "\n".join(out) + "\n"
-    _atomic_file(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(path, text)
     return path
 
 

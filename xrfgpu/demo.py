@@ -13,12 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ["SIZES", "TRUE_SIGMA_UM", "PIXEL_SIZE_UM", "run_demo", "run_experiment", "sigma_sweep"]
 
@@ -30,23 +30,6 @@ PIXEL_SIZE_UM = 5.0
 SIZES = {"small": range(3, 5), "full": range(2, 8)}
 SWEEP_UM = {"small": (27.5, 30.0, 32.5, 35.0, 37.5, 40.0),
             "full": tuple(27.5 + 1.25 * k for k in range(11))}
-
-
-def _atomic_write_bytes(path, data):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path, text):
-    _atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _score(image, chart):
@@ -339,9 +322,9 @@ def run_demo(output_dir, *, size="small", seed=0):
     sweep = sigma_sweep(result["counts"], result["chart"], SWEEP_UM[size], num_iter=sweep_iter)
     pixel = PIXEL_SIZE_UM
     knife_um = result["knife_sigma_px"] * pixel
-    _atomic_write_bytes(out / "panels.png", figure_panels(result))
-    _atomic_write_bytes(out / "sigma_sweep.png", figure_sweep(sweep, knife_sigma_um=knife_um))
-    _atomic_write_text(out / "sigma_sweep.csv", sweep_csv(sweep))
+    atomic_write_bytes(out / "panels.png", figure_panels(result))
+    atomic_write_bytes(out / "sigma_sweep.png", figure_sweep(sweep, knife_sigma_um=knife_um))
+    atomic_write_text(out / "sigma_sweep.csv", sweep_csv(sweep))
     buf = io.StringIO()
     fields = ["method", "sigma_um", "sigma_source", "element", "lp_per_mm", "gain_percent", "mse", "ssim",
               "seconds"]
@@ -349,7 +332,7 @@ def run_demo(output_dir, *, size="small", seed=0):
     w.writeheader()
     for r in result["rows"]:
         w.writerow(r)
-    _atomic_write_text(out / "table.csv", buf.getvalue())
+    atomic_write_text(out / "table.csv", buf.getvalue())
     auto = [r for r in result["rows"] if r["method"].startswith("automatic")]
     chart = result["chart"]
     lines = [
@@ -394,7 +377,7 @@ def run_demo(output_dir, *, size="small", seed=0):
     lines += findings(result, sweep)
     lines += ["", f"Total time: {time.perf_counter() - t0:.1f} s.", ""]
     report = out / "report.md"
-    _atomic_write_text(report, "\n".join(lines))
+    atomic_write_text(report, "\n".join(lines))
     return report
 
 

@@ -7,8 +7,6 @@ state, no display needed) and saved atomically (temporary file, then
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +30,9 @@ def save_figure(fig, path, *, overwrite=False):
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"figure {str(path)!r} exists; pass --overwrite to replace it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=(path.suffix[1:] or "png"))
-        from .io import _umask_mode
+    from ._atomic import atomic_file
 
-        os.chmod(tmp, _umask_mode(0o666))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_file(path, lambda tmp: fig.savefig(tmp, format=(path.suffix[1:] or "png")))
 
 
 def _extent(shape, pixel_size_um):

@@ -44,12 +44,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_file, atomic_folder
 
 __all__ = [
     "ElementMaps",
@@ -736,50 +736,6 @@ def _check_target(path, overwrite, source):
         raise MapFileError(f"output {str(path)!r}: folder {str(path.parent)!r} does not exist")
 
 
-def _umask_mode(mode=0o666):
-    """``mode`` reduced by the process umask (temporary files are created 0600/0700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mode & ~mask
-
-
-def _atomic_file(path, write):
-    """Run ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode(0o666))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _atomic_folder(path, write):
-    path = Path(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part"))
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode(0o777))
-        for p in tmp.iterdir():
-            os.chmod(p, _umask_mode(0o666))
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old"))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
 def _header(em, provenance):
     return {
         "xrfgpu": {
@@ -854,7 +810,7 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
             if sidecar:
                 (Path(tmp) / "xrfgpu.json").write_text(json.dumps(header, indent=2), encoding="utf-8")
 
-        _atomic_folder(path, write_folder)
+        atomic_folder(path, write_folder)
         return [path]
     if suffix in TIFF_SUFFIXES:
         writer = _write_tiff
@@ -872,11 +828,11 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         writer = _write_text
     else:
         raise MapFileError(f"output {str(path)!r}: unknown output format {suffix!r} (use .tif, .h5, .npz, .npy, .csv or a folder)")
-    _atomic_file(path, lambda tmp: writer(tmp, maps, header, dtype))
+    atomic_file(path, lambda tmp: writer(tmp, maps, header, dtype))
     written = [path]
     if sidecar:
         side = sidecar_path(path)
-        _atomic_file(side, lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8"))
+        atomic_file(side, lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8"))
         written.append(side)
     return written
 

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .._backend import array_device, irfft2, rfft2
+from .._backend import array_device, irfft2, rfft2, smooth_sizes
 
 __all__ = [
     "psf2otf",
@@ -125,23 +125,7 @@ def valid_gradients(image, *, xp=None):
 
 
 def _fft_size_table(limit=4096):
-    sizes = set()
-    p2 = 1
-    while p2 <= limit:
-        p3 = p2
-        while p3 <= limit:
-            p5 = p3
-            while p5 <= limit:
-                p7 = p5
-                while p7 <= limit:
-                    for extra in (1, 11, 13):
-                        if p7 * extra <= limit:
-                            sizes.add(p7 * extra)
-                    p7 *= 7
-                p5 *= 5
-            p3 *= 3
-        p2 *= 2
-    return np.array(sorted(sizes))
+    return np.array(smooth_sizes(limit, extra_factors=(1, 11, 13)))
 
 
 _FFT_TABLE = None

@@ -13,11 +13,10 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from .._atomic import atomic_write_text
 from ._gaussian import gaussian, um_to_pixels
 
 __all__ = ["PSFModel", "line_energy_kev", "normalise_line"]
@@ -77,19 +76,6 @@ def line_energy_kev(line: str) -> float:
     if not energy > 0:
         raise ValueError(f"xraylib tabulates no {rest} line for {symbol}")
     return energy
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class PSFModel:
@@ -227,7 +213,7 @@ class PSFModel:
             text = "\n".join(lines) + "\n"
         else:
             raise ValueError(f"save a PSF model as .toml or .json, got {path.name!r}")
-        _atomic_write(path, text)
+        atomic_write_text(path, text)
         return path
 
     @classmethod
