@@ -156,7 +156,8 @@ def test_stack_psf_count_must_match():
 def test_default_halo_rule():
     assert xdask.default_halo((13, 13), "rl", num_iter=30) == 26
     assert xdask.default_halo((13, 11), "wiener") == 39
-    assert xdask.default_halo((13, 13), "fista", num_iter=100) == 78
+    assert xdask.default_halo((13, 13), "fista", num_iter=100) == 52
+    assert xdask.fast_halo(2048, 50) == 56  # 2160 = 2^4 3^3 5
     assert xdask.default_halo((1, 1), "rl") >= 1
 
 

@@ -127,21 +127,23 @@ def default_halo(psf_shape, method="rl", *, num_iter=None):
     ===================================  ========  ========  ========  ========
     method                               1 extent  2         3         4
     ===================================  ========  ========  ========  ========
-    RL, 10 iterations                    1.2e-4    1.8e-6    1.9e-6    1.6e-6
-    RL, 30 iterations                    5.0e-4    3.7e-6    4.6e-6    4.2e-6
-    RL, 100 iterations                   1.8e-3    2.5e-5    1.3e-5    2.0e-5
-    Wiener, balance 0.01, Laplacian      5.0e-3    5.9e-5    2.7e-6    2.3e-6
-    Tikhonov, lam 0.01, order 1          2.4e-3    2.3e-5    5.4e-7    5.8e-7
-    FISTA, default lam, 25 iterations    6.4e-3    9.5e-5    2.9e-6    2.6e-6
-    FISTA, default lam, 100 iterations   2.3e-2    1.8e-3    3.9e-4    7.0e-5
+    RL, 10 iterations                    1.5e-4    1.4e-6    1.9e-6    1.7e-6
+    RL, 30 iterations                    1.1e-3    4.0e-6    3.2e-6    3.7e-6
+    RL, 100 iterations                   4.0e-3    1.3e-5    9.3e-6    1.1e-5
+    Wiener, balance 0.01, Laplacian      5.2e-3    5.9e-5    1.7e-6    5.6e-7
+    Tikhonov, lam 0.01, order 1          2.5e-3    2.3e-5    5.5e-7    5.5e-7
+    FISTA, default lam, 25 iterations    7.1e-3    9.6e-5    2.4e-6    2.7e-6
+    FISTA, default lam, 100 iterations   3.0e-2    2.0e-3    3.9e-4    2.0e-5
     ===================================  ========  ========  ========  ========
 
-    (FISTA with 100 iterations: 5.0e-5 at 6 extents.) Hence the rule, in PSF
-    extents ``max(kr, kc)``: RL 2 (up to 100 iterations; 3 beyond, not
-    measured), Wiener/Tikhonov 3 (for the default regularisation; weaker
-    regularisation reaches further — pass a larger ``halo``), FISTA/ISTA 3
-    up to 30 iterations, 4 up to 60, 6 beyond. The halo never drops below
-    the PSF half-width + 1.
+    (With the exact mirror/DCT engines of :mod:`xrfgpu.fft` and
+    ``boundary="reflect"`` tiling; max over the two σ.) Hence the rule, in PSF
+    extents ``max(kr, kc)``: RL 2 up to 100 iterations (3 beyond, not
+    measured), Wiener/Tikhonov 3 for the default regularisation (weaker
+    regularisation reaches further — pass a larger ``halo``), FISTA/ISTA 3 up
+    to 30 iterations, 4 up to 100, 6 beyond (not measured). The halo never
+    drops below the PSF half-width + 1. :func:`restore` widens it further
+    with :func:`fast_halo`.
     """
     extent = int(max(psf_shape[-2:]))
     method = _canonical(method)
@@ -153,7 +155,7 @@ def default_halo(psf_shape, method="rl", *, num_iter=None):
         factor = 3
     else:
         n = int(num_iter)
-        factor = 3 if n <= 30 else 4 if n <= 60 else 6
+        factor = 3 if n <= 30 else 4 if n <= 100 else 6
     return max(factor * extent, extent // 2 + 1)
 
 
