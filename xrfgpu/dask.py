@@ -172,29 +172,18 @@ def _canonical(method):
 def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad):
     """Richardson–Lucy on one tile with whole-map settings.
 
-    The same iteration as :func:`xrfgpu.richardson_lucy` (same operator,
-    same fused elementwise steps), but starting from the whole map's level
-    ``start`` with the whole map's division guard ``eps`` and TV scale
-    ``level``, which the front door derives from the data it is given.
+    The core iteration (:func:`xrfgpu.richardson_lucy.run_richardson_lucy`)
+    started from the whole map's level ``start``, with the whole map's
+    division guard ``eps`` and TV scale ``level``, which the front door
+    derives from the data it is given.
     """
-    from ._elementwise import rl_ratio, rl_update
     from ._problem import prepare
     from ._validate import require_nonnegative
-    from .richardson_lucy import _tv_factor
+    from .richardson_lucy import run_richardson_lucy
 
     pb = prepare(image, psf, background=background, boundary="reflect", pad=pad)
-    xp, op = pb.xp, pb.op
-    require_nonnegative(pb.image, xp=xp, what="Richardson-Lucy")
-    y, b = pb.data, pb.canvas_background
-    x = xp.full(op.canvas_shape, start, dtype=y.dtype, device=_device(y))
-    for _ in range(num_iter):
-        blurred = op.forward(x)
-        ratio = rl_ratio(y, blurred, b, eps, xp=xp)
-        correction = op.adjoint(ratio)
-        if tv > 0:
-            correction = correction / _tv_factor(x, tv, level, xp=xp)
-        x = rl_update(x, correction, xp=xp)
-    return pb.finish(x)
+    require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
+    return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=eps, tv=tv, init=start, level=level)
 
 
 def _device(x):

@@ -163,13 +163,18 @@ def richardson_lucy(
 
 
 def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, accelerate=False,
-                        filter_epsilon=None, callback=None):
+                        filter_epsilon=None, callback=None, init=None, level=None):
     """The RL iterations on a prepared :class:`~xrfgpu._problem.Problem`.
 
     A stack problem (n, rows, cols) runs all maps at once with per-map
     scalars (guard, start value, acceleration weight), giving each map the
     numbers of its single-map call; the stopping rules and the callback are
     per map, so they need a single map.
+
+    ``level`` (mean count level: sets the default guard ε and the TV
+    smoothing) and ``init`` (the constant start value) default to the values
+    derived from ``pb.image``; a tile of a larger map passes the whole map's
+    values (:mod:`xrfgpu.dask`) so that it iterates exactly as the whole map.
     """
     num_iter = check_iterations(num_iter)
     tv = float(tv)
@@ -185,11 +190,12 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
         raise ValueError("tol, discrepancy and callback stop or report per map: restore the maps one at a time")
     y, b = pb.data, pb.canvas_background
 
-    level = pb.mean(pb.image)
-    mean_b = pb.mean(pb.background)
+    if level is None:
+        level = pb.mean(pb.image)
     eps = float(filter_epsilon) if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)
-    start = pb.largest(level - mean_b, 1e-3 * level, 1e-30)
-    x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * start
+    if init is None:
+        init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
+    x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
 
     n_pixels = pb.image.shape[-1] * pb.image.shape[-2]
     previous_div = None
