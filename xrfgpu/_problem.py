@@ -166,12 +166,12 @@ def as_namespace(array, xp, device):
     return array
 
 
-def check_iterations(num_iter, name="num_iter"):
-    """Return ``num_iter`` as a positive int or raise ValueError."""
+def check_positive_int(value, name="num_iter"):
+    """Return ``value`` as a positive int (an iteration count, a tile size) or raise."""
     try:
-        n = int(num_iter)
+        n = int(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an integer, got {num_iter!r}") from None
-    if n != num_iter or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {num_iter!r}")
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if n != value or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return n

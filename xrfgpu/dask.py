@@ -73,6 +73,8 @@ import math
 
 import numpy as np
 
+from ._problem import check_positive_int
+
 __all__ = ["METHODS", "default_halo", "fast_halo", "restore", "restore_zarr"]
 
 #: method name -> canonical name
@@ -184,12 +186,6 @@ def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad):
     pb = prepare(image, psf, background=background, boundary="reflect", pad=pad)
     require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
     return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=eps, tv=tv, init=start, level=level)
-
-
-def _device(x):
-    from ._backend import array_device
-
-    return array_device(x)
 
 
 def _call_engine(method, image, psf, background, options):
@@ -309,7 +305,7 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         array = da.from_array(array, chunks=-1)
     if array.ndim not in (2, 3):
         raise ValueError(f"array must be 2-D (rows, cols) or 3-D (elements, rows, cols), got shape {array.shape}")
-    tile = _positive_int(tile, "tile")
+    tile = check_positive_int(tile, "tile")
     dtype = np.float64 if array.dtype == np.float64 else np.float32
     if np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"complex arrays are not count maps (got dtype {array.dtype})")
@@ -338,16 +334,6 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     return da.stack(restored, axis=0)
 
 
-def _positive_int(value, name):
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if v != value or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return v
-
-
 def _check_options(method, options):
     boundary = options.pop("boundary", "reflect")
     if boundary != "reflect":
@@ -369,9 +355,8 @@ def _check_options(method, options):
         if unknown:
             raise TypeError(f"unknown Richardson-Lucy option(s) for tiled restoration: {sorted(unknown)}")
         options.setdefault("num_iter", _default_num_iter("rl"))
-        from ._problem import check_iterations
 
-        options["num_iter"] = check_iterations(options["num_iter"])
+        options["num_iter"] = check_positive_int(options["num_iter"])
         options["tv"] = float(options.get("tv", 0.0))
         if options["tv"] < 0 or not math.isfinite(options["tv"]):
             raise ValueError(f"tv must be a finite weight >= 0, got {options['tv']}")

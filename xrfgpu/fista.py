@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._elementwise import fista_step
-from ._problem import check_iterations, prepare
+from ._problem import check_positive_int, prepare
 
 __all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION"]
 
@@ -32,7 +32,7 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=Tr
     the threshold ``λ/L`` are per map, so every map of a stack gets the
     numbers of its single-map call.
     """
-    num_iter = check_iterations(num_iter)
+    num_iter = check_positive_int(num_iter)
     xp, op = pb.xp, pb.op
     target = pb.data - pb.canvas_background
     if lam is None:

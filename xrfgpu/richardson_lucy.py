@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._elementwise import rl_ratio, rl_update
-from ._problem import check_iterations, prepare
+from ._problem import check_positive_int, prepare
 from ._validate import require_nonnegative
 
 __all__ = ["richardson_lucy", "poisson_divergence"]
@@ -176,7 +176,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     derived from ``pb.image``; a tile of a larger map passes the whole map's
     values (:mod:`xrfgpu.dask`) so that it iterates exactly as the whole map.
     """
-    num_iter = check_iterations(num_iter)
+    num_iter = check_positive_int(num_iter)
     tv = float(tv)
     if tv < 0 or not math.isfinite(tv):
         raise ValueError(f"tv must be a finite weight >= 0, got {tv}")
