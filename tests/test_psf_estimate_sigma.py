@@ -1,12 +1,17 @@
-"""estimate_sigma: blind σ from the blurred map alone (Whittle likelihood of a mosaic scene).
+"""estimate_sigma: blind σ from the blurred map alone (straight-edge profiles, else Whittle spectrum).
 
 The issue asks for ±10 % on grains + veins and on a bar chart at σ = 4, 6.5
-and 10 px. The spectral estimator reaches about ±20 % (see its docstring for
-the measured spread); these tests hold it to what it achieves, so that a
-regression is caught, and check the properties that follow from the model.
+and 10 px, and the demo needs it on the USAF chart. Where the map has long
+straight edges (the bar chart at σ = 4, the USAF chart) the edge stage
+reaches a few per cent and is held to 6 %; grain maps and heavily blurred
+small bars use the spectral stage, which reaches about ±20 % (see the
+docstring for the measured spread); those tests hold it to what it
+achieves, so that a regression is caught.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -27,10 +32,39 @@ def test_blurred_poisson_phantoms(scene, sigma):
     assert np.mean(estimates) == pytest.approx(sigma, rel=0.16)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bar_chart_edges_within_six_percent(seed):
+    est = estimate_sigma(bar_scan(SHAPE, 4.0, seed=seed))
+    assert est.method == "straight-edges"
+    assert est.sigma == pytest.approx(4.0, rel=0.06)
+    assert len(est.details["edges_used"]) >= 3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_usaf_chart_scan(seed):
+    # the demo's chart and scanner (Poisson, background, 3 µm stage jitter, drift); truth σ = 6.5 px
+    from xrfgpu import simulate, usaf
+    from xrfgpu.psf import gaussian
+
+    chart = usaf.chart(5.0, groups=range(3, 5))
+    counts = simulate.scan(chart.image, gaussian(None, 6.5), seed=seed)
+    est = estimate_sigma(counts)
+    assert est.method == "straight-edges"
+    assert est.sigma == pytest.approx(6.5, rel=0.06)
+    # the spectral stage alone is biased low on this chart (about -29 %)
+    assert est.details["whittle_sigma"] < est.sigma
+
+
+def test_grain_map_has_no_long_edges_and_uses_the_spectrum():
+    est = estimate_sigma(grains_scan(SHAPE, 6.5, seed=5))
+    assert est.method == "whittle"
+    assert est.sigma == est.details["whittle_sigma"]
+
+
 def test_ordering_follows_the_blur():
     sigmas = [3.0, 5.0, 8.0, 12.0]
     est = [estimate_sigma(grains_scan(SHAPE, s, seed=4)).sigma for s in sigmas]
-    assert all(a < b for a, b in zip(est, est[1:]))
+    assert all(a < b for a, b in itertools.pairwise(est))
 
 
 def test_background_invariance_and_argument():
