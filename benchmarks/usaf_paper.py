@@ -60,7 +60,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--skip-report", action="store_true")
     args = parser.parse_args(argv)
-    from xrfgpu.demo import _atomic_write_text, run_demo
+    from xrfgpu._atomic import atomic_write_text
+    from xrfgpu.demo import run_demo
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def main(argv=None):
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    _atomic_write_text(out / "seeds.csv", buf.getvalue())
+    atomic_write_text(out / "seeds.csv", buf.getvalue())
     for key in ("auto", "true"):
         g = np.array([r[f"{key}_gain_percent"] for r in rows])
         print(f"{key}: gain over raw {g.mean():+.1f} % (min {g.min():+.0f}, max {g.max():+.0f}); "
