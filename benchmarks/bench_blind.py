@@ -12,7 +12,6 @@ Run::
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from xrfgpu import phantom
