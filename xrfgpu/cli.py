@@ -710,25 +710,26 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
 
 @psf.command("blind", context_settings=CONTEXT)
 @_psf_common
-@click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size, pixels (default from a spectral estimate).")
-@click.option("--spectral", is_flag=True, help="Only the spectral estimate of σ (fast, no blind kernel).")
+@click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size, pixels (default from the map-only estimate).")
+@click.option("--map-only", "--spectral", "spectral", is_flag=True,
+              help="Only xrfgpu.psf.estimate_sigma (straight edges, else the spectrum; fast, no blind kernel).")
 @_friendly
 def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, overwrite, quiet, as_json,
               kernel_size, spectral):
-    """Estimate σ from an ordinary map: blind L0 kernel + Gaussian fit (or --spectral only)."""
+    """Estimate σ from an ordinary map: blind L0 kernel + Gaussian fit (or --map-only)."""
     from .figures import kernel_figure
     from .psf import estimate_sigma, sigma_from_kernel
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     est = estimate_sigma(image)
-    extra = {"spectral_sigma_px": float(est.sigma)}
+    extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
     if spectral:
         sigma, stderr = float(est.sigma), None
         from .psf import gaussian
 
         kernel = np.asarray(gaussian(None, sigma))
-        kind = "spectral"
+        kind = "map-only"
     else:
         from .blind import blind_l0
 
