@@ -25,7 +25,7 @@ Two boundary models are offered:
     symmetric, ``d c b a | a b c d | d c b a``, repeated). For a PSF that is
     symmetric along both axes (every centred Gaussian with ρ = 0, every
     measured kernel symmetrised) this blur is diagonalised exactly by the
-    orthonormal DCT-II, so no canvas and no padding are needed: the
+    DCT-II, so no canvas and no padding are needed: the
     operator works on the map itself with real DCTs of the map's size
     (NumPy: :func:`scipy.fft.dctn`; CuPy: ``cupyx.scipy.fft.dctn``). On
     namespaces without a DCT (``array_api_strict``) the same operator is a
