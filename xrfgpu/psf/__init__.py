@@ -5,6 +5,7 @@ alone) and the per-element-line PSF table live in submodules and are
 re-exported here.
 """
 
+from ._gauss2d import GaussianSpotFit
 from ._gaussian import (
     FWHM_PER_SIGMA,
     fwhm_to_sigma,
@@ -14,7 +15,6 @@ from ._gaussian import (
     sigma_to_fwhm,
     um_to_pixels,
 )
-from ._gauss2d import GaussianSpotFit
 from .blind_sigma import SigmaEstimate, estimate_sigma
 from .dot import DotFit, fit_dot
 from .kernel_fit import KernelFit, sigma_from_kernel

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._gaussian import FWHM_PER_SIGMA
+from ._results import PixelLengths
 
 __all__ = ["GaussianSpotFit", "fit_gaussian_spot", "spot_model"]
 
@@ -98,7 +99,7 @@ def _moment_guess(data, background):
 
 
 @dataclass(frozen=True)
-class GaussianSpotFit:
+class GaussianSpotFit(PixelLengths):
     """Result of fitting g = α·h + β (the paper's bivariate Gaussian spot).
 
     Attributes use the paper's symbols; u is the column and v the row axis,
@@ -157,24 +158,12 @@ class GaussianSpotFit:
         """FWHM along the rows, pixels."""
         return FWHM_PER_SIGMA * self.sigma_v
 
-    @property
-    def fwhm(self) -> float:
-        """FWHM of the equal-area isotropic Gaussian, pixels."""
-        return FWHM_PER_SIGMA * self.sigma
-
-    def _um(self, value):
-        if self.pixel_size_um is None:
-            raise AttributeError("no pixel_size_um was given to the fit; lengths are in pixels only")
-        return value * self.pixel_size_um
-
     sigma_u_um = property(lambda self: self._um(self.sigma_u), doc="σu in µm.")
     sigma_v_um = property(lambda self: self._um(self.sigma_v), doc="σv in µm.")
-    sigma_um = property(lambda self: self._um(self.sigma), doc="√(σu σv) in µm.")
     mu_u_um = property(lambda self: self._um(self.mu_u), doc="μu in µm from the array origin.")
     mu_v_um = property(lambda self: self._um(self.mu_v), doc="μv in µm from the array origin.")
     fwhm_u_um = property(lambda self: self._um(self.fwhm_u), doc="FWHM along u in µm.")
     fwhm_v_um = property(lambda self: self._um(self.fwhm_v), doc="FWHM along v in µm.")
-    fwhm_um = property(lambda self: self._um(self.fwhm), doc="Equal-area FWHM in µm.")
 
     @property
     def covariance(self) -> np.ndarray:

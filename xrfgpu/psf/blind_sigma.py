@@ -9,13 +9,13 @@ import numpy as np
 
 from .._backend import array_namespace, to_numpy
 from .._validate import as_background, as_image
-from ._gaussian import FWHM_PER_SIGMA
+from ._results import PixelLengths
 
 __all__ = ["SigmaEstimate", "estimate_sigma"]
 
 
 @dataclass(frozen=True)
-class SigmaEstimate:
+class SigmaEstimate(PixelLengths):
     """Result of :func:`estimate_sigma`.
 
     Attributes
@@ -47,20 +47,8 @@ class SigmaEstimate:
     def __float__(self) -> float:
         return float(self.sigma)
 
-    @property
-    def fwhm(self) -> float:
-        """FWHM of the isotropic estimate, pixels."""
-        return FWHM_PER_SIGMA * self.sigma
-
-    def _um(self, v):
-        if self.pixel_size_um is None:
-            raise AttributeError("no pixel_size_um was given; σ is in pixels only")
-        return v * self.pixel_size_um
-
-    sigma_um = property(lambda self: self._um(self.sigma), doc="σ in µm.")
     sigma_u_um = property(lambda self: self._um(self.sigma_u), doc="σu in µm.")
     sigma_v_um = property(lambda self: self._um(self.sigma_v), doc="σv in µm.")
-    fwhm_um = property(lambda self: self._um(self.fwhm), doc="FWHM in µm.")
 
     def psf(self, shape=None, *, xp=None, device=None, dtype=None):
         """The estimated Gaussian PSF (see :func:`xrfgpu.psf.gaussian`)."""

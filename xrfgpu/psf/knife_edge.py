@@ -9,6 +9,7 @@ import numpy as np
 
 from .._backend import array_namespace, to_numpy
 from ._gaussian import FWHM_PER_SIGMA
+from ._results import PixelLengths
 
 __all__ = ["fit_knife_edge", "KnifeEdgeFit"]
 
@@ -16,7 +17,7 @@ _SQRT2 = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
-class KnifeEdgeFit:
+class KnifeEdgeFit(PixelLengths):
     """Result of :func:`fit_knife_edge`.
 
     Lengths are in pixels (``*_um`` twins when a pixel size was given).
@@ -64,23 +65,11 @@ class KnifeEdgeFit:
     pixel_size_um: float | None = None
 
     @property
-    def fwhm(self) -> float:
-        """FWHM = 2√(2 ln 2) σ, pixels."""
-        return FWHM_PER_SIGMA * self.sigma
-
-    @property
     def fwhm_stderr(self) -> float:
         """Standard error of the FWHM, pixels."""
         return FWHM_PER_SIGMA * self.sigma_stderr
 
-    def _um(self, v):
-        if self.pixel_size_um is None:
-            raise AttributeError("no pixel_size_um was given to the fit; lengths are in pixels only")
-        return v * self.pixel_size_um
-
-    sigma_um = property(lambda self: self._um(self.sigma), doc="σ in µm.")
     sigma_stderr_um = property(lambda self: self._um(self.sigma_stderr), doc="Standard error of σ in µm.")
-    fwhm_um = property(lambda self: self._um(self.fwhm), doc="FWHM in µm.")
     edge_um = property(lambda self: self._um(self.edge), doc="Edge position in µm.")
 
     def psf(self, shape=None, *, xp=None, device=None, dtype=None):
