@@ -36,6 +36,14 @@ def kernel_spectra(kernel, shape, *, xp):
     return otf, xp.real(otf * xp.conj(otf))
 
 
+def _spectra(padded, kernel, *, xp):
+    """What both image steps precompute: canvas shape, |K|², |D|² and conj(K)·F(B)."""
+    shape = tuple(padded.shape)
+    otf, otf_power = kernel_spectra(kernel, shape, xp=xp)
+    grad_power = gradient_power(shape, xp=xp, dtype=padded.dtype, device=array_device(padded))
+    return shape, otf_power, grad_power, xp.conj(otf) * rfft2(padded, xp=xp)
+
+
 def l0_intensity_gradient(padded, kernel, lambda_pixel, lambda_grad, *, xp, kappa=2.0,
                           beta_pixel_max=8.0, beta_max=1e5):
     """Latent image with L0 priors on intensity and gradient (``L0Deblur_whole``).
@@ -69,10 +77,7 @@ def l0_intensity_gradient(padded, kernel, lambda_pixel, lambda_grad, *, xp, kapp
     ``F(u)`` is computed once per outer pass (u is fixed within it), as the
     spec's remark allows; the arithmetic is otherwise the reference's.
     """
-    shape = tuple(padded.shape)
-    otf, otf_power = kernel_spectra(kernel, shape, xp=xp)
-    grad_power = gradient_power(shape, xp=xp, dtype=padded.dtype, device=array_device(padded))
-    data_term = xp.conj(otf) * rfft2(padded, xp=xp)
+    shape, otf_power, grad_power, data_term = _spectra(padded, kernel, xp=xp)
     latent = padded
     beta_pixel = 2.0 * lambda_pixel
     while beta_pixel < beta_pixel_max:
@@ -113,10 +118,7 @@ def l0_gradient(padded, kernel, lambda_grad, *, xp, kappa=2.0, beta_max=1e5):
     """
     if not lambda_grad > 0:
         raise ValueError(f"lambda_grad must be > 0 for the gradient-only image step, got {lambda_grad}")
-    shape = tuple(padded.shape)
-    otf, otf_power = kernel_spectra(kernel, shape, xp=xp)
-    grad_power = gradient_power(shape, xp=xp, dtype=padded.dtype, device=array_device(padded))
-    data_term = xp.conj(otf) * rfft2(padded, xp=xp)
+    shape, otf_power, grad_power, data_term = _spectra(padded, kernel, xp=xp)
     latent = padded
     beta = 2.0 * lambda_grad
     while beta < beta_max:
