@@ -125,8 +125,11 @@ class Problem:
         return cls(xp=xp, image=image, psf=psf, background=background, op=op, data=data, canvas_background=canvas_b)
 
 
-def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2, allow_batch=False) -> Problem:
-    """Validate a restoration's inputs and set up the blur operator.
+def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2) -> Problem:
+    """Validate a single map's restoration inputs and set up the blur operator.
+
+    Stacks are validated by :mod:`xrfgpu.stack` and built with
+    :meth:`Problem.from_validated`.
 
     Raises
     ------
@@ -137,7 +140,7 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
         raise TypeError(f"image must be an array (NumPy, CuPy, ...), got {type(image).__name__}")
     xp = array_namespace(image)
-    y = as_image(image, xp=xp, allow_batch=allow_batch)
+    y = as_image(image, xp=xp)
     psf = as_namespace(psf, xp, array_device(y))
     if not bool(xp.any(y != 0)):
         raise ValueError("image is all zeros: there is nothing to restore")
