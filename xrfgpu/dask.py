@@ -67,13 +67,13 @@ https://dask.org. J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37,
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 
 import numpy as np
 
 from ._problem import check_positive_int
+from .fista import DEFAULT_LAM_FRACTION
 
 __all__ = ["METHODS", "default_halo", "fast_halo", "restore", "restore_zarr"]
 
@@ -447,20 +447,8 @@ def _global_settings(method, maps, backgrounds, options):
             opts["start"] = max(level - mean_b, 1e-3 * level, 1e-30)
             opts["level"] = level
         else:
-            opts["lam"] = _fista_lam_fraction() * values[k]
+            opts["lam"] = DEFAULT_LAM_FRACTION * values[k]
     return per_element
-
-
-def _fista_lam_fraction():
-    """Fraction of max|y − b| that :func:`xrfgpu.fista` takes as its default ``lam``.
-
-    Read from ``xrfgpu.fista.DEFAULT_LAM_FRACTION`` when the module defines it;
-    otherwise the value in :func:`xrfgpu.fista`'s docstring (0.03). The tests
-    compare tiled and whole-map FISTA with the default ``lam``, so a change of
-    the core's default shows up there.
-    """
-    module = importlib.import_module("xrfgpu.fista")  # the module (xrfgpu.fista is the function)
-    return float(getattr(module, "DEFAULT_LAM_FRACTION", 0.03))
 
 
 def _default_num_iter(method):
