@@ -47,12 +47,29 @@ def test_reflect_equals_plain_loop_on_mirror_canvas(xp, small_map):
     assert_array(got, ref, xp, rtol=1e-9, dtype=xp.float64)
 
 
-def test_reflect_with_asymmetric_psf_equals_plain_loop_on_padded_canvas(xp, small_map):
+def test_reflect_with_asymmetric_psf_equals_dense_matrix_loop(xp, small_map):
+    """Default: the exact reflect operator (extended engine) = RL with the dense blur matrix and its transpose."""
+    from test_extended_engine import dense_reflect_matrix
+
     counts, _, _ = small_map
     psf = xrfgpu.psf.gaussian(9, 1.5, 2.0, rho=0.4)
-    op = Convolution(psf, counts.shape, boundary="reflect")
-    assert op.engine == "padded"
+    assert Convolution(psf, counts.shape, iterative=True).engine == "extended"
     got = xrfgpu.richardson_lucy(xp.asarray(counts), xp.asarray(psf), num_iter=10, background=140.0)
+    A = dense_reflect_matrix(counts.shape, psf)
+    y = counts.ravel()
+    x = np.full_like(y, max(counts.mean() - 140.0, 1e-3 * counts.mean()))
+    for _ in range(10):
+        x = x * (A.T @ (y / np.maximum(A @ x + 140.0, 1e-6 * counts.mean())))
+    assert_array(got, x.reshape(counts.shape), xp, rtol=1e-9, dtype=xp.float64)
+
+
+def test_reflect_with_explicit_pad_equals_plain_loop_on_padded_canvas(xp, small_map):
+    """``pad=`` asks for the extended-domain model: RL on the reflect-padded canvas, cropped."""
+    counts, _, _ = small_map
+    psf = xrfgpu.psf.gaussian(9, 1.5, 2.0, rho=0.4)
+    op = Convolution(psf, counts.shape, boundary="reflect", pad=18)
+    assert op.engine == "padded"
+    got = xrfgpu.richardson_lucy(xp.asarray(counts), xp.asarray(psf), num_iter=10, background=140.0, pad=18)
     ref = reference_rl(counts, psf, 10, 140.0, "wrap", canvas_pad=((op.pad, op.pad), op.canvas_shape))
     assert_array(got, ref, xp, rtol=1e-9, dtype=xp.float64)
 

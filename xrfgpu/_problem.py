@@ -107,7 +107,8 @@ class Problem:
         return f"a stack of {self.image.shape[0]} maps" if self.batch else "a single map"
 
     @classmethod
-    def from_validated(cls, image, psf, background, *, boundary="reflect", pad=None, pad_factor=2) -> "Problem":
+    def from_validated(cls, image, psf, background, *, boundary="reflect", pad=None, pad_factor=2,
+                       iterative=False) -> "Problem":
         """Build the operator and canvas data from already validated arrays.
 
         ``image`` is (rows, cols) or (n, rows, cols) in the working dtype;
@@ -116,7 +117,7 @@ class Problem:
         (n, rows, cols) or per map (n, 1, 1)).
         """
         xp = array_namespace(image)
-        op = Convolution(psf, image.shape, boundary=boundary, pad=pad, pad_factor=pad_factor)
+        op = Convolution(psf, image.shape, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
         data = op.embed(image)
         if hasattr(background, "shape") and background.shape[-2:] != (1, 1):
             canvas_b = op.embed(background)
@@ -125,7 +126,7 @@ class Problem:
         return cls(xp=xp, image=image, psf=psf, background=background, op=op, data=data, canvas_background=canvas_b)
 
 
-def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2) -> Problem:
+def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2, iterative=False) -> Problem:
     """Validate a single map's restoration inputs and set up the blur operator.
 
     Stacks are validated by :mod:`xrfgpu.stack` and built with
@@ -146,7 +147,7 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
         raise ValueError("image is all zeros: there is nothing to restore")
     h = as_psf(psf, y.shape, xp=xp, dtype=y.dtype, device=array_device(y))
     b = as_background(background, y, xp=xp)
-    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
 
 
 def as_namespace(array, xp, device):

@@ -183,7 +183,7 @@ def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad):
     from ._validate import require_nonnegative
     from .richardson_lucy import run_richardson_lucy
 
-    pb = prepare(image, psf, background=background, boundary="reflect", pad=pad)
+    pb = prepare(image, psf, background=background, boundary="reflect", pad=pad, iterative=True)
     require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
     return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=eps, tv=tv, init=start, level=level)
 

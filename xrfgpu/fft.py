@@ -27,19 +27,40 @@ Two boundary models are offered:
     measured kernel symmetrised) this blur is diagonalised exactly by the
     DCT-II, so no canvas and no padding are needed: the
     operator works on the map itself with real DCTs of the map's size
-    (NumPy: :func:`scipy.fft.dctn`; CuPy: ``cupyx.scipy.fft.dctn``). On
+    (NumPy: ducc0 or :func:`scipy.fft.dctn`; CuPy: ``cupyx.scipy.fft.dctn``). On
     namespaces without a DCT (``array_api_strict``) the same operator is a
     circular convolution on the full mirror canvas (2 rows × 2 cols) — the
-    same numbers, as the tests check. For other PSFs (ρ ≠ 0, even sizes),
-    or when ``pad`` is given, the map is extended by half-sample symmetric
-    reflection (``d c b a | a b c d | d c b a``, :func:`scipy.ndimage.convolve`'s
-    ``mode="reflect"``) by ``pad`` pixels (a multiple of the PSF size that each algorithm sets, see :func:`default_pad`), the algorithm runs on this
-    canvas, and the result is cropped back. The canvas is then rounded up
-    to a fast FFT length (:func:`xrfgpu._backend.fft_size`) by reflecting
-    further at the bottom/right, so the canvas size is not a hidden
-    parameter: ``pad`` sets how far the scene is extended, and the default
-    is large enough that a larger pad changes the restored map by less than
-    1e-4 of its range (``tests/test_pad_independence.py`` checks exactly this).
+    same numbers, as the tests check.
+
+    Iterative algorithms (Richardson–Lucy, FISTA) need only the operator
+    and its adjoint, not a diagonalisation, and get the exact reflect
+    operator for *every* PSF from the **extended engine**: ``A = C H E``,
+    where E extends the map by half-sample reflection exactly as far as the
+    PSF reaches (``kr − 1`` rows, ``kc − 1`` columns in all), H is a circular
+    convolution on a canvas of ``fft_size(rows + kr − 1) × fft_size(cols +
+    kc − 1)`` — large enough that nothing wraps onto the map — and C crops
+    the map back; the adjoint is ``Eᵀ Hᵀ Cᵀ`` (zero canvas, correlation,
+    the reflected strips folded back onto the pixels they mirror). The
+    unknowns live on the map itself, so no canvas size or pad enters the
+    result (``tests/test_extended_engine.py`` checks this against a dense
+    matrix and on a larger canvas). For symmetric PSFs it equals the DCT
+    engine to rounding; :class:`Convolution` picks whichever is cheaper
+    (a power-of-two map's DCT is slow; the extended canvas is never a power
+    of two).
+
+    Closed-form filters (Wiener, Tikhonov) need a diagonal operator. For
+    other PSFs (ρ ≠ 0, even sizes), or when ``pad`` is given, the map is
+    extended by half-sample symmetric reflection (``d c b a | a b c d | d c b a``,
+    :func:`scipy.ndimage.convolve`'s ``mode="reflect"``) by ``pad`` pixels (a
+    multiple of the PSF size that each algorithm sets, see
+    :func:`default_pad`), the algorithm runs on this canvas (the scene
+    beyond the map becomes unknowns too), and the result is cropped back.
+    The canvas is then rounded up to a fast FFT length
+    (:func:`xrfgpu._backend.fft_size`) by reflecting further at the
+    bottom/right, so the canvas size is not a hidden parameter: ``pad`` sets
+    how far the scene is extended, and the default is large enough that a
+    larger pad changes the restored map by less than 1e-4 of its range
+    (``tests/test_pad_independence.py`` checks exactly this).
 
 References
 ----------
@@ -52,13 +73,47 @@ function layout); MATLAB ``psf2otf``.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from ._backend import array_device, array_namespace, dct2, fft_size, has_dct, idct2, irfft2, rfft2, to_numpy
+from ._backend import (
+    array_device,
+    array_namespace,
+    dct2,
+    fft_library,
+    fft_size,
+    has_dct,
+    idct2,
+    irfft2,
+    is_numpy_namespace,
+    rfft2,
+    to_numpy,
+)
 
 __all__ = ["Convolution", "psf_to_otf", "psf_to_dct_eigenvalues", "reflect_indices", "default_pad", "is_axis_symmetric", "BOUNDARIES"]
 
 BOUNDARIES = ("reflect", "periodic")
+ENGINES = ("dct", "mirror", "extended", "padded", "periodic")
+
+
+def _dct_is_cheaper(shape, psf_shape) -> bool:
+    """Whether the DCT engine beats the extended engine for an iterative algorithm.
+
+    Cost model from measurements (``benchmarks/bench_restoration.py``, ducc0
+    and scipy.fft, 2 cores): a DCT-II pair costs about 1.15 real-FFT pairs of
+    the same size, and both slow down by about 1.5× on power-of-two lengths
+    ≥ 512 (cache aliasing of the strided axis); the extended engine
+    transforms ``fft_size(n + k − 1)`` per axis, which is never a power of two.
+    """
+    def penalty(n):
+        return 1.5 if n >= 512 and (n & (n - 1)) == 0 else 1.0
+
+    rows, cols = shape
+    kr, kc = psf_shape
+    dct = 1.15 * rows * cols * max(penalty(rows), penalty(cols))
+    extended = fft_size(rows + kr - 1) * fft_size(cols + kc - 1)
+    return dct < extended
 
 
 def reflect_indices(n: int, before: int, after: int) -> np.ndarray:
@@ -198,49 +253,71 @@ class Convolution:
         ``pad_factor``.
     pad_factor : int
         Multiple of the PSF extent used as the default pad.
+    iterative : bool
+        The caller needs only :meth:`forward` and :meth:`adjoint` (RL,
+        FISTA): the exact extended engine becomes available and is chosen
+        for every PSF unless the DCT engine is cheaper.
+    engine : {"auto", "dct", "mirror", "extended", "padded", "periodic"}
+        Force an engine (tests, benchmarks); ``"auto"`` chooses as above.
 
     Attributes
     ----------
-    engine : {"dct", "mirror", "padded", "periodic"}
+    engine : {"dct", "mirror", "extended", "padded", "periodic"}
         How the operator is computed (module docstring).
     canvas_shape : tuple of int
-        Shape of the arrays :meth:`forward` and :meth:`adjoint` act on.
+        Shape of the arrays :meth:`forward` and :meth:`adjoint` act on (the
+        map's shape for the DCT and extended engines).
+    transform_shape : tuple of int
+        Shape of the FFT canvas (the extended engine's is larger than its
+        ``canvas_shape``).
     otf : array
-        Transfer function on the canvas: complex real-FFT half plane, or the
-        real DCT eigenvalues for ``engine == "dct"``.
+        Transfer function on the transform canvas: complex real-FFT half
+        plane, or the real DCT eigenvalues for ``engine == "dct"``. For the
+        extended engine it does not diagonalise the operator.
     lipschitz : float
-        ``max |otf|²``, the largest eigenvalue of HᵀH (the step-size bound
-        of gradient methods). Equals 1 for a non-negative unit-sum PSF.
+        Upper bound of ‖A‖² (the step-size bound of gradient methods), see
+        :meth:`norm_squared_bound`.
 
     Backends
     --------
     Any array-API namespace; transforms through :mod:`xrfgpu._backend`.
     """
 
-    def __init__(self, psf, shape, *, boundary: str = "reflect", pad: int | None = None, pad_factor: int = 2):
+    def __init__(self, psf, shape, *, boundary: str = "reflect", pad: int | None = None, pad_factor: int = 2,
+                 iterative: bool = False, engine: str = "auto"):
         xp = array_namespace(psf)
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        if engine not in ENGINES + ("auto",):
+            raise ValueError(f"engine must be 'auto' or one of {ENGINES}, got {engine!r}")
         self.xp = xp
         self.shape = (int(shape[-2]), int(shape[-1]))
         self.boundary = boundary
         self.psf_shape = tuple(psf.shape[-2:])
+        self.iterative = bool(iterative)
         dev = array_device(psf)
         self._index = None
+        self._lipschitz = None
         self.pad = 0
-        if boundary == "periodic":
-            self.engine = "periodic"
+        engine = self._choose_engine(psf, xp, boundary, pad, engine)
+        self.engine = engine
+        self.transform_shape = None
+        if engine in ("periodic", "dct"):
             self.canvas_shape = self.shape
-        elif pad is None and is_axis_symmetric(psf):
-            if has_dct(xp):
-                self.engine = "dct"
-                self.canvas_shape = self.shape
-            else:
-                self.engine = "mirror"
-                self.canvas_shape = tuple(2 * n for n in self.shape)
-                self._index = tuple(xp.asarray(reflect_indices(n, 0, n), device=dev) for n in self.shape)
-        else:
-            self.engine = "padded"
+        elif engine == "mirror":
+            self.canvas_shape = tuple(2 * n for n in self.shape)
+            self._index = tuple(xp.asarray(reflect_indices(n, 0, n), device=dev) for n in self.shape)
+        elif engine == "extended":
+            self.canvas_shape = self.shape
+            kr, kc = self.psf_shape
+            # rows/cols of scene each output pixel reads above/left (before) and below/right (after)
+            self._reach = ((kr - 1 - kr // 2, kr // 2), (kc - 1 - kc // 2, kc // 2))
+            for (before, after), n in zip(self._reach, self.shape):
+                if max(before, after) > n:
+                    raise ValueError(f"PSF of shape {self.psf_shape} reaches past the mirror image of a map of shape {self.shape}")
+            self.transform_shape = (fft_size(self.shape[0] + kr - 1), fft_size(self.shape[1] + kc - 1))
+            self._scratch = threading.local()
+        else:  # padded
             pad = default_pad(self.psf_shape, pad_factor) if pad is None else int(pad)
             if pad < max(self.psf_shape) // 2:
                 raise ValueError(f"pad={pad} is smaller than the PSF half-width {max(self.psf_shape) // 2}")
@@ -250,13 +327,66 @@ class Convolution:
                 xp.asarray(reflect_indices(n, pad, c - n - pad), device=dev)
                 for n, c in zip(self.shape, self.canvas_shape)
             )
-        if self.engine == "dct":
+        if self.transform_shape is None:
+            self.transform_shape = self.canvas_shape
+        if engine == "dct":
             self.otf = psf_to_dct_eigenvalues(psf, self.shape, xp=xp)
             self.otf_conj = self.otf
         else:
-            self.otf = psf_to_otf(psf, self.canvas_shape, xp=xp)
+            self.otf = psf_to_otf(psf, self.transform_shape, xp=xp)
             self.otf_conj = xp.conj(self.otf)
-        self.lipschitz = float(xp.max(xp.real(self.otf * self.otf_conj)))
+
+    def _choose_engine(self, psf, xp, boundary, pad, engine):
+        """The engine for ``engine="auto"``, or a check that the requested one applies."""
+        if boundary == "periodic":
+            if engine not in ("auto", "periodic"):
+                raise ValueError(f"engine {engine!r} is a reflect-boundary engine; boundary='periodic' needs 'periodic'")
+            return "periodic"
+        symmetric = is_axis_symmetric(psf)
+        if engine == "auto":
+            if pad is not None:
+                return "padded"
+            if self.iterative:
+                if symmetric and has_dct(xp) and _dct_is_cheaper(self.shape, self.psf_shape):
+                    return "dct"
+                return "extended"
+            if symmetric:
+                return "dct" if has_dct(xp) else "mirror"
+            return "padded"
+        if engine == "periodic":
+            raise ValueError("engine 'periodic' needs boundary='periodic'")
+        if engine in ("dct", "mirror") and not symmetric:
+            raise ValueError(f"engine {engine!r} needs an odd-sized PSF symmetric along both axes")
+        if engine == "dct" and not has_dct(xp):
+            raise ValueError(f"engine 'dct' needs a namespace with a DCT (NumPy or CuPy), not {xp.__name__}")
+        if engine == "extended" and not self.iterative:
+            raise ValueError("engine 'extended' has no diagonal transform: it serves iterative algorithms only")
+        return engine
+
+    @property
+    def lipschitz(self) -> float:
+        """An upper bound of ‖A‖², the largest eigenvalue of AᵀA (over all maps of a batch).
+
+        See :meth:`norm_squared_bound`. Computed once, on first use.
+        """
+        if self._lipschitz is None:
+            self._lipschitz = float(self.norm_squared_bound(lambda a: self.xp.max(a)))
+        return self._lipschitz
+
+    def norm_squared_bound(self, amax):
+        """Upper bound of ‖A‖² per map, with ``amax`` reducing a (batch of) map(s) to its maximum.
+
+        Diagonal engines: ``amax(|otf|²)`` (1 for a non-negative unit-sum
+        PSF). Extended engine: ``amax(A 1) · amax(Aᵀ 1)``, since ‖A‖₂² ≤
+        ‖A‖∞ ‖A‖₁ and A is non-negative; 1 for symmetric PSFs, slightly
+        above 1 for others (the mirror images near the borders).
+        """
+        xp = self.xp
+        if self.engine != "extended":
+            return amax(xp.real(self.otf * self.otf_conj))
+        ones = xp.ones(tuple(self.otf.shape[:-2]) + self.shape, dtype=xp.real(self.otf).dtype,
+                       device=array_device(self.otf))
+        return amax(self.forward(ones)) * amax(self.adjoint(ones))
 
     # -- canvas <-> map ---------------------------------------------------
     def embed(self, image):
@@ -279,12 +409,14 @@ class Convolution:
     # -- transforms -------------------------------------------------------
     def transform(self, x):
         """Forward transform of a canvas array (real FFT, or DCT-II)."""
+        self._require_diagonal("transform")
         if self.engine == "dct":
             return dct2(x, xp=self.xp)
         return rfft2(x, xp=self.xp)
 
     def inverse_transform(self, spectrum):
         """Inverse of :meth:`transform`, back to a real canvas array."""
+        self._require_diagonal("inverse_transform")
         if self.engine == "dct":
             return idct2(spectrum, xp=self.xp)
         return irfft2(spectrum, self.canvas_shape, xp=self.xp)
@@ -292,10 +424,14 @@ class Convolution:
     # -- operators ----------------------------------------------------------
     def forward(self, x):
         """``h ⊛ x`` on the canvas."""
+        if self.engine == "extended":
+            return self._extended_forward(x)
         return self.apply_transfer(x, self.otf)
 
     def adjoint(self, x):
         """``ĥ ⊛ x``: correlation with the PSF, the adjoint of :meth:`forward`."""
+        if self.engine == "extended":
+            return self._extended_adjoint(x)
         return self.apply_transfer(x, self.otf_conj)
 
     def apply_transfer(self, x, transfer):
@@ -305,6 +441,97 @@ class Convolution:
         spectrum = self.transform(x)
         spectrum = multiply_spectrum(spectrum, transfer, xp=self.xp)
         return self.inverse_transform(spectrum)
+
+    def _require_diagonal(self, what):
+        if self.engine == "extended":
+            raise TypeError(f"{what}: the 'extended' engine is not diagonalised by a transform; "
+                            "build the operator with iterative=False for closed-form filters")
+
+    # -- the extended (non-circulant) reflect engine ------------------------------------
+    def _work(self, name, shape, dtype):
+        """A zero-initialised scratch canvas kept per thread (NumPy only), reused across calls."""
+        store = self._scratch.__dict__
+        key = (name, shape, str(dtype))
+        buf = store.get(key)
+        if buf is None:
+            buf = store[key] = np.zeros(shape, dtype=dtype)
+        return buf
+
+    def _extended_forward(self, x):
+        """``C H E x``: extend the map by reflection as far as the PSF reaches, convolve, crop."""
+        from ._elementwise import multiply_spectrum
+
+        xp = self.xp
+        (b0, a0), (b1, a1) = self._reach
+        rows, cols = self.shape
+        lead = tuple(x.shape[:-2])
+        numpy = is_numpy_namespace(xp)
+        if numpy:
+            canvas = self._work("forward", lead + self.transform_shape, x.dtype)
+        else:
+            canvas = xp.zeros(lead + self.transform_shape, dtype=x.dtype, device=array_device(x))
+        canvas[..., b0 : b0 + rows, b1 : b1 + cols] = x
+        if b0:
+            canvas[..., :b0, b1 : b1 + cols] = xp.flip(x[..., :b0, :], axis=-2)
+        if a0:
+            canvas[..., b0 + rows : b0 + rows + a0, b1 : b1 + cols] = xp.flip(x[..., rows - a0 :, :], axis=-2)
+        extent = b0 + rows + a0
+        if b1:
+            canvas[..., :extent, :b1] = xp.flip(canvas[..., :extent, b1 : 2 * b1], axis=-1)
+        if a1:
+            canvas[..., :extent, b1 + cols : b1 + cols + a1] = xp.flip(
+                canvas[..., :extent, b1 + cols - a1 : b1 + cols], axis=-1)
+        full = self._inverse(multiply_spectrum(self._spectrum(canvas), self.otf, xp=xp))
+        return xp.asarray(full[..., b0 : b0 + rows, b1 : b1 + cols], copy=True)
+
+    def _extended_adjoint(self, r):
+        """``Eᵀ Hᵀ Cᵀ r``: place the map on a zero canvas, correlate, fold the reflected border back."""
+        from ._elementwise import multiply_spectrum
+
+        xp = self.xp
+        (b0, a0), (b1, a1) = self._reach
+        rows, cols = self.shape
+        lead = tuple(r.shape[:-2])
+        if is_numpy_namespace(xp):
+            canvas = self._work("adjoint", lead + self.transform_shape, r.dtype)  # zero outside the map, always
+        else:
+            canvas = xp.zeros(lead + self.transform_shape, dtype=r.dtype, device=array_device(r))
+        canvas[..., b0 : b0 + rows, b1 : b1 + cols] = r
+        full = self._inverse(multiply_spectrum(self._spectrum(canvas), self.otf_conj, xp=xp))
+        # Eᵀ: each reflected strip adds onto the map rows (then columns) it mirrors; the strips
+        # themselves are never written, so the folds may overlap on maps narrower than two reaches
+        width = b1 + cols + a1
+        if b0:
+            full[..., b0 : 2 * b0, :width] = full[..., b0 : 2 * b0, :width] + xp.flip(full[..., :b0, :width], axis=-2)
+        if a0:
+            lo, hi = b0 + rows - a0, b0 + rows
+            full[..., lo:hi, :width] = full[..., lo:hi, :width] + xp.flip(full[..., hi : hi + a0, :width], axis=-2)
+        if b1:
+            full[..., b0 : b0 + rows, b1 : 2 * b1] = (full[..., b0 : b0 + rows, b1 : 2 * b1]
+                                                       + xp.flip(full[..., b0 : b0 + rows, :b1], axis=-1))
+        if a1:
+            lo, hi = b1 + cols - a1, b1 + cols
+            full[..., b0 : b0 + rows, lo:hi] = (full[..., b0 : b0 + rows, lo:hi]
+                                                + xp.flip(full[..., b0 : b0 + rows, hi : hi + a1], axis=-1))
+        return xp.asarray(full[..., b0 : b0 + rows, b1 : b1 + cols], copy=True)
+
+    def _inverse(self, spectrum):
+        """Inverse real FFT of a transform-canvas spectrum (scratch), into a per-thread buffer on NumPy."""
+        xp = self.xp
+        out = None
+        if is_numpy_namespace(xp) and fft_library() == "ducc0":
+            real = np.float32 if spectrum.dtype == np.complex64 else np.float64
+            out = self._work("inverse", tuple(spectrum.shape[:-2]) + self.transform_shape, real)
+        return irfft2(spectrum, self.transform_shape, xp=xp, out=out, overwrite=True)
+
+    def _spectrum(self, canvas):
+        """Real FFT of a transform canvas, into a per-thread buffer on NumPy."""
+        xp = self.xp
+        if is_numpy_namespace(xp):
+            half = tuple(canvas.shape[:-1]) + (canvas.shape[-1] // 2 + 1,)
+            ctype = np.complex64 if canvas.dtype == np.float32 else np.complex128
+            return rfft2(canvas, xp=xp, out=self._work("spectrum", half, ctype) if fft_library() == "ducc0" else None)
+        return rfft2(canvas, xp=xp)
 
     def frequency_grid(self):
         """Angular frequencies (ωr, ωc) of the transform's basis, radians/pixel.

@@ -21,7 +21,7 @@ def l1_objective(pb, x):
 
 
 def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum):
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4, iterative=True)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback)
 
 
@@ -44,7 +44,7 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=Tr
                 raise ValueError(f"lam must be a finite number >= 0, got {v!r}")
         lam = pb.per_map(lam)
     # Lipschitz constant of ∇‖Hx − y‖² = 2 Hᵀ(Hx − y), per map
-    lipschitz = 2.0 * pb.amax(xp.real(op.otf * op.otf_conj))
+    lipschitz = 2.0 * op.norm_squared_bound(pb.amax)
     step = 1.0 / lipschitz
     threshold = lam / lipschitz
     x = xp.asarray(target, copy=True)
@@ -91,7 +91,9 @@ _DOC_PARAMS = """
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
-        Reflect padding per side, pixels (default 4 PSF extents).
+        Reflect padding per side, pixels. By default none is needed (the
+        exact reflect operator, see :mod:`xrfgpu.fft`); given, FISTA runs on
+        the reflect-padded canvas and crops.
     callback : callable, optional
         ``callback(iteration, estimate)``; ``estimate`` is a view.
 

@@ -203,7 +203,7 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     y1 = xp.asarray(first, dtype=y.dtype, device=dev)
     y2 = xp.asarray(second, dtype=y.dtype, device=dev)
     half_b = background * 0.5
-    pb = prepare(y2, psf, background=half_b)
+    pb = prepare(y2, psf, background=half_b, iterative=True)
     kr, kc = pb.psf.shape[-2:]
     rows, cols = y.shape
     margin = (min(kr // 2, rows // 4), min(kc // 2, cols // 4))

@@ -102,7 +102,10 @@ def richardson_lucy(
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
-        Reflect padding per side, pixels (default twice the PSF size).
+        Reflect padding per side, pixels. By default none is needed: the
+        exact reflect operator (:mod:`xrfgpu.fft`, DCT or extended engine)
+        keeps the unknowns on the map. Given, RL runs on the reflect-padded
+        canvas with the scene beyond the map as unknowns too, and crops.
     filter_epsilon : float, optional
         Guard ε of the division; default 1e-6 of the mean count.
     callback : callable, optional
@@ -156,7 +159,7 @@ def richardson_lucy(
     --------
     Any array-API namespace (NumPy, CuPy with fused CUDA kernels, array_api_strict).
     """
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, iterative=True)
     require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
     return run_richardson_lucy(pb, num_iter=num_iter, tol=tol, discrepancy=discrepancy, tv=tv,
                                accelerate=accelerate, filter_epsilon=filter_epsilon, callback=callback)

@@ -298,8 +298,8 @@ def _free_memory(xp) -> int:
 # -- batched algorithms: the single-map engines on a stack problem ---------------------------
 
 
-def _problem(y, h, b, *, boundary, pad, pad_factor):
-    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+def _problem(y, h, b, *, boundary, pad, pad_factor, iterative=False):
+    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
 
 
 def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, accelerate, tv, tol, discrepancy,
@@ -319,7 +319,7 @@ def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, acceler
                                         discrepancy=discrepancy, tv=tv, accelerate=accelerate, boundary=boundary,
                                         pad=pad, filter_epsilon=filter_epsilon, callback=callback))
         return xp.stack(maps, axis=0)
-    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True)
     return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=filter_epsilon, accelerate=accelerate, tv=tv)
 
 
@@ -338,5 +338,5 @@ def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order):
 
 
 def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg):
-    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg)
