@@ -20,6 +20,8 @@ __all__ = [
     "multiply_spectrum",
     "rl_ratio",
     "rl_update",
+    "rl_extrapolate",
+    "difference",
     "fista_step",
     "l0_intensity_threshold",
     "l0_gradient_term",
@@ -111,6 +113,32 @@ def rl_update(estimate, correction, *, xp):
         np.multiply(estimate, correction, out=correction)
         return correction
     return estimate * correction
+
+
+def rl_extrapolate(estimate, previous, alpha, *, xp):
+    """Biggs–Andrews prediction ``max(x + α (x − x_prev), 0)``. ``previous`` is scratch.
+
+    ``alpha`` is a float, or an (n, 1, 1) array of per-map weights.
+    """
+    if is_numpy_namespace(xp):
+        import numpy as np
+
+        out = previous
+        np.subtract(estimate, previous, out=out)
+        np.multiply(out, alpha, out=out)
+        np.add(out, estimate, out=out)
+        np.maximum(out, 0, out=out)
+        return out
+    return xp.clip(estimate + alpha * (estimate - previous), min=0.0)
+
+
+def difference(a, b, *, xp, out=None):
+    """``a − b``, into ``out`` (scratch of the same shape) on NumPy when given."""
+    if out is not None and is_numpy_namespace(xp):
+        import numpy as np
+
+        return np.subtract(a, b, out=out)
+    return a - b
 
 
 def fista_step(point, gradient, previous, step, threshold, momentum, nonneg, *, xp):

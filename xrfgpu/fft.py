@@ -467,7 +467,7 @@ class Convolution:
         lead = tuple(x.shape[:-2])
         numpy = is_numpy_namespace(xp)
         if numpy:
-            canvas = self._work("forward", lead + self.transform_shape, x.dtype)
+            canvas = self._work("canvas", lead + self.transform_shape, x.dtype)
         else:
             canvas = xp.zeros(lead + self.transform_shape, dtype=x.dtype, device=array_device(x))
         canvas[..., b0 : b0 + rows, b1 : b1 + cols] = x
@@ -493,7 +493,13 @@ class Convolution:
         rows, cols = self.shape
         lead = tuple(r.shape[:-2])
         if is_numpy_namespace(xp):
-            canvas = self._work("adjoint", lead + self.transform_shape, r.dtype)  # zero outside the map, always
+            # the forward's canvas: clear the reflected strips it wrote (beyond them it stays zero)
+            canvas = self._work("canvas", lead + self.transform_shape, r.dtype)
+            height, width = b0 + rows + a0, b1 + cols + a1
+            canvas[..., :b0, :width] = 0
+            canvas[..., b0 + rows : height, :width] = 0
+            canvas[..., b0 : b0 + rows, :b1] = 0
+            canvas[..., b0 : b0 + rows, b1 + cols : width] = 0
         else:
             canvas = xp.zeros(lead + self.transform_shape, dtype=r.dtype, device=array_device(r))
         canvas[..., b0 : b0 + rows, b1 : b1 + cols] = r

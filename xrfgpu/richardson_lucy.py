@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._elementwise import rl_ratio, rl_update
+from ._elementwise import difference, rl_extrapolate, rl_ratio, rl_update
 from ._problem import check_positive_int, prepare
 from ._validate import require_nonnegative
 
@@ -208,7 +208,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
         point = x
         if accelerate and g2 is not None:
             alpha = pb.clip01(pb.inner(g1, g2) / (pb.inner(g2, g2) + 1e-300))
-            point = xp.clip(x + alpha * (x - x_prev), min=0.0)
+            point = rl_extrapolate(x, x_prev, alpha, xp=xp)  # x_prev is free from here on
         blurred = op.forward(point)
         divergence = None
         if track:
@@ -221,7 +221,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
             correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
         new = rl_update(point, correction, xp=xp)
         if accelerate:
-            g2, g1 = g1, new - point
+            g2, g1 = g1, difference(new, point, xp=xp, out=g2)  # the oldest change's memory is reused
             x_prev = x
         x = new
         if callback is not None:
