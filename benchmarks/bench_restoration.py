@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BACKGROUND, mse, observed
+from conftest import BACKGROUND, four_transforms, mse, observed
 
 import xrfgpu
 from xrfgpu._backend import fft_size, irfft2, rfft2
@@ -70,23 +70,7 @@ def _transform_floor(benchmark, size, method, *, pad_factor):
     counts, _, psf = observed(size)
     op = Convolution(psf32(psf), counts.shape, pad_factor=pad_factor, iterative=True)
     shape = op.transform_shape
-    if op.engine == "extended":
-        x = np.zeros(shape, np.float32)
-        x[: counts.shape[0], : counts.shape[1]] = counts
-        spectrum = rfft2(x, xp=np)
-
-        def four():
-            for _ in range(2):
-                rfft2(x, xp=np, out=spectrum)
-                a = irfft2(spectrum, shape, xp=np, overwrite=True)
-            return a
-    else:
-        x = op.embed(counts)
-
-        def four():
-            a = op.inverse_transform(op.transform(x))
-            return op.inverse_transform(op.transform(a))
-
+    four = four_transforms(op, counts)
     run(benchmark, four, size, role="floor", engine=op.engine, canvas=f"{shape[0]}x{shape[1]}")
 
 

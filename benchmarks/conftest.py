@@ -38,6 +38,39 @@ def observed(size: int, seed: int = 0):
     return _CACHE[key]
 
 
+def four_transforms(op, image):
+    """A callable doing the 2 forward + 2 inverse transforms one RL iteration of ``op`` needs (the floor).
+
+    The extended engine's are real FFTs of its transform canvas (written into
+    reused buffers on NumPy, as the engine does); the diagonal engines' are
+    the operator's own transforms of its canvas.
+    """
+    from xrfgpu._backend import array_namespace, irfft2, is_numpy_namespace, rfft2
+
+    xp = array_namespace(image)
+    if op.engine != "extended":
+        x = op.embed(image)
+
+        def four():
+            a = op.inverse_transform(op.transform(x))
+            return op.inverse_transform(op.transform(a))
+
+        return four
+    shape = op.transform_shape
+    x = xp.zeros(shape, dtype=image.dtype)
+    x[: image.shape[0], : image.shape[1]] = image
+    spectrum = rfft2(x, xp=xp)
+    reuse = is_numpy_namespace(xp)
+
+    def four():
+        for _ in range(2):
+            s = rfft2(x, xp=xp, out=spectrum if reuse else None)
+            a = irfft2(s, shape, xp=xp, overwrite=True)
+        return a
+
+    return four
+
+
 def mse(a, b):
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
 
