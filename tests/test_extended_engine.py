@@ -129,3 +129,14 @@ def test_engine_choice_and_errors():
     op = Convolution(random_psf((5, 6), 0), (20, 20), iterative=True)
     with pytest.raises(TypeError, match="diagonal"):
         op.transform(np.zeros((20, 20)))
+
+
+def test_operator_pickles_and_works_after():
+    import pickle
+
+    psf = random_psf((5, 6), 9)
+    op = Convolution(psf, (20, 24), iterative=True, engine="extended")
+    x = np.random.default_rng(10).random((20, 24))
+    expected = op.forward(x)
+    clone = pickle.loads(pickle.dumps(op))
+    np.testing.assert_array_equal(clone.forward(x), expected)

@@ -442,6 +442,17 @@ class Convolution:
         spectrum = multiply_spectrum(spectrum, transfer, xp=self.xp)
         return self.inverse_transform(spectrum)
 
+    def __getstate__(self):
+        # scratch buffers are per thread and per process: not pickled (Dask ships operators to workers)
+        state = self.__dict__.copy()
+        state.pop("_scratch", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.engine == "extended":
+            self._scratch = threading.local()
+
     def _require_diagonal(self, what):
         if self.engine == "extended":
             raise TypeError(f"{what}: the 'extended' engine is not diagonalised by a transform; "
