@@ -444,12 +444,15 @@ class Convolution:
 
     def __getstate__(self):
         # scratch buffers are per thread and per process: not pickled (Dask ships operators to workers)
+        # and the namespace is a module: found again from the transfer function
         state = self.__dict__.copy()
         state.pop("_scratch", None)
+        state.pop("xp", None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.xp = array_namespace(self.otf)
         if self.engine == "extended":
             self._scratch = threading.local()
 
