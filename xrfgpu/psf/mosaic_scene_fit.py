@@ -26,6 +26,18 @@ fit, residual blobs whose matched-filter signal-to-noise ratio exceeds 5
 become new small ellipses, and the whole scene is refitted; this stops
 when no such blob is left.
 
+The Wiener restoration suits grain maps (shapes of many sizes and levels)
+but breaks long bars into fragments, each then modelled as a blob, and the
+fit trades the missing straight boundaries against σ (bar chart at σ = 6.5:
+σ 1.10–1.31 × truth, χ² 1.2–1.5 per block). The second initialisation,
+``init="richardson-lucy"``, reads the shapes from 50 Richardson–Lucy
+iterations at σ₀ instead, split at the Otsu level (the scene is two-level:
+the matrix and the shapes), which keeps each bar one region and separates
+neighbouring bars down to a period of about 3σ; bars of a group the blur
+has merged further become one rectangle, which the fit's χ² then shows.
+:func:`~.blind_sigma.estimate_sigma` tries it when the Wiener-seeded fit is
+rejected and keeps the fit of lower χ².
+
 Maps are first summed in f × f blocks, f = ⌊σ₀/1.75⌋ (σ in block units
 between 1.75 and 3.5). A block sum of Poisson counts is still Poisson, the
 block average of the blurred scene is the Gaussian blur of the
@@ -213,13 +225,16 @@ def _wiener_restoration(data, sigma, scene_power, corner_frequency, noise):
     return sfft.irfft2(sfft.rfft2(per) * filt, s=data.shape) + mean
 
 
-def _shapes_from_regions(rest, *, min_area=4):
+def _shapes_from_regions(rest, *, mask=None, min_area=4):
     """Ellipse or rectangle (whichever overlaps the region best) from each bright region's moments."""
     from scipy import ndimage
 
-    matrix = float(np.median(rest))
-    spread = 1.4826 * float(np.median(np.abs(rest[rest < matrix] - matrix)))
-    mask = rest > matrix + 3.0 * max(spread, 1e-12)
+    if mask is None:
+        matrix = float(np.median(rest))
+        spread = 1.4826 * float(np.median(np.abs(rest[rest < matrix] - matrix)))
+        mask = rest > matrix + 3.0 * max(spread, 1e-12)
+    else:
+        matrix = float(np.median(rest[~mask]))
     labels, _ = ndimage.label(mask)
     geom, kinds, amps = [], [], []
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
@@ -285,7 +300,28 @@ def _block_sum(data, f):
     return data[:rows, :cols].reshape(rows // f, f, cols // f, f).sum(axis=(1, 3))
 
 
-def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25, maxiter=300):
+def _otsu_threshold(values, bins=256):
+    """Level that best splits ``values`` into two classes (Otsu: largest between-class variance)."""
+    hist, edges = np.histogram(values, bins)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    w0 = np.cumsum(hist, dtype=float)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m0 * w1 - (m0[-1] - m0) * w0) ** 2 / (w0 * w1)
+    return float(centres[np.nanargmax(between)])
+
+
+def _rl_restoration(data, sigma, num_iter=50):
+    """Richardson–Lucy restoration at σ (the map shifted to be non-negative, then shifted back)."""
+    from .. import richardson_lucy
+    from ._gaussian import gaussian
+
+    shifted = data - float(data.min())
+    return np.asarray(richardson_lucy(shifted, gaussian(None, sigma), num_iter=num_iter)) + float(data.min())
+
+
+def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25, maxiter=300, init="wiener"):
     """σ (pixels) of the Gaussian spot by the blurred-mosaic fit (see the module docstring).
 
     Parameters
@@ -302,21 +338,29 @@ def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25,
         Rounds of shape additions, and shapes added per round at most.
     maxiter : int
         L-BFGS-B iterations of the final joint fit.
+    init : {"wiener", "richardson-lucy"}
+        Restoration the initial shapes are read from (see the module docstring).
 
     Returns
     -------
     MosaicFit
         ``sigma`` (pixels), ``reduced_chi2`` (χ² per block of the final fit,
         with the noise variance of the spectral stage), ``n_shapes``,
-        ``n_rectangles``, ``block`` (f), ``rounds``, ``iterations``.
+        ``n_rectangles``, ``block`` (f), ``rounds``, ``iterations``, ``init``.
     """
     sigma0 = math.sqrt(spectral["sigma_u"] * spectral["sigma_v"])
     # B absorbs any constant; removing the median first makes counts and counts + c give the same fit
     data = data - np.median(data)
-    rest = _wiener_restoration(data, sigma0, spectral["scene_power"], spectral["corner_frequency"],
-                               spectral["noise"])
+    if init == "wiener":
+        rest = _wiener_restoration(data, sigma0, spectral["scene_power"], spectral["corner_frequency"],
+                                   spectral["noise"])
+        geom, kinds, amps, matrix = _shapes_from_regions(rest)
+    elif init == "richardson-lucy":
+        rest = _rl_restoration(data, sigma0)
+        geom, kinds, amps, matrix = _shapes_from_regions(rest, mask=rest > _otsu_threshold(rest))
+    else:
+        raise ValueError(f"init must be 'wiener' or 'richardson-lucy', got {init!r}")
     f = max(1, int(sigma0 / 1.75))
-    geom, kinds, amps, matrix = _shapes_from_regions(rest)
     if f > 1:
         data = _block_sum(data, f)
         geom[:, :2] = (geom[:, :2] - 0.5 * (f - 1)) / f
@@ -338,6 +382,6 @@ def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25,
         amps = np.concatenate([amps, new_amps])
         kinds = list(kinds) + [ELLIPSE] * len(new_geom)
     sigma, background, geom, amps, loss, res = _refine(canvas, sigma, background, geom, kinds, amps, maxiter=maxiter)
-    return MosaicFit(sigma=f * sigma, block=f, n_shapes=len(geom), rounds=rounds,
+    return MosaicFit(sigma=f * sigma, block=f, n_shapes=len(geom), rounds=rounds, init=init,
                      reduced_chi2=2.0 * loss / data.size, iterations=int(res.nit),
                      n_rectangles=int(sum(k == RECTANGLE for k in kinds)))
