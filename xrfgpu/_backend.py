@@ -44,6 +44,7 @@ __all__ = [
     "fft_library",
     "to_numpy",
     "fft_size",
+    "is_slow_fft_length",
     "has_dct",
     "dct2",
     "idct2",
@@ -240,14 +241,23 @@ def smooth_sizes(limit: int, extra_factors=(1,)) -> list[int]:
     return sorted(sizes)
 
 
+def is_slow_fft_length(n: int) -> bool:
+    """Whether ``n`` is a power of two of at least 512, whose transforms run slow on the CPUs we measured.
+
+    Their strides alias in the cache: 2048² took 43 ms per real FFT pair
+    against 39 ms for 2160², 1024² 8.2 ms against 7.1 ms for 1152², and a
+    DCT-II pair of 1024² cost about 1.5× one of 1120² (scipy.fft, 2 cores).
+    """
+    n = int(n)
+    return n >= 512 and (n & (n - 1)) == 0
+
+
 def fft_size(n: int) -> int:
     """Smallest fast real-FFT length of at least ``n`` samples.
 
     The length is even and 7-smooth (2^a 3^b 5^c 7^d). Powers of two from
-    512 on are skipped: on the CPUs we measured they run slower than the
-    next mixed-radix length (2048² took 43 ms per real FFT pair against
-    39 ms for 2160², 1024² 8.2 ms against 7.1 ms for 1152², scipy.fft on
-    2 cores), because their strides alias in the cache.
+    512 on are skipped: they run slower than the next mixed-radix length
+    (:func:`is_slow_fft_length`).
     """
     n = int(n)
     if n <= 2:
@@ -255,7 +265,7 @@ def fft_size(n: int) -> int:
     for m in smooth_sizes(2 * n + 64):
         if m < n or m % 2:
             continue
-        if m >= 512 and (m & (m - 1)) == 0:
+        if is_slow_fft_length(m):
             continue
         return m
     return n + (n % 2)  # pragma: no cover - unreachable for n >= 1

@@ -87,6 +87,7 @@ from ._backend import (
     idct2,
     irfft2,
     is_numpy_namespace,
+    is_slow_fft_length,
     rfft2,
     to_numpy,
 )
@@ -103,11 +104,11 @@ def _dct_is_cheaper(shape, psf_shape) -> bool:
     Cost model from measurements (``benchmarks/bench_restoration.py``, ducc0
     and scipy.fft, 2 cores): a DCT-II pair costs about 1.15 real-FFT pairs of
     the same size, and both slow down by about 1.5× on power-of-two lengths
-    ≥ 512 (cache aliasing of the strided axis); the extended engine
-    transforms ``fft_size(n + k − 1)`` per axis, which is never a power of two.
+    ≥ 512 (:func:`xrfgpu._backend.is_slow_fft_length`); the extended engine
+    transforms ``fft_size(n + k − 1)`` per axis, which is never such a length.
     """
     def penalty(n):
-        return 1.5 if n >= 512 and (n & (n - 1)) == 0 else 1.0
+        return 1.5 if is_slow_fft_length(n) else 1.0
 
     rows, cols = shape
     kr, kc = psf_shape
@@ -248,11 +249,11 @@ class Convolution:
         Boundary model (module docstring).
     pad : int, optional
         Reflect padding per side in pixels. Given, it forces the padded FFT
-        canvas even for symmetric PSFs; by default symmetric PSFs use the
-        exact mirror operator and others a pad of :func:`default_pad` with
-        ``pad_factor``.
+        canvas; by default iterative callers get the exact DCT or extended
+        engine, other callers the exact DCT/mirror operator for symmetric
+        PSFs and a pad of :func:`default_pad` with ``pad_factor`` for others.
     pad_factor : int
-        Multiple of the PSF extent used as the default pad.
+        Multiple of the PSF extent used as the default pad (padded engine).
     iterative : bool
         The caller needs only :meth:`forward` and :meth:`adjoint` (RL,
         FISTA): the exact extended engine becomes available and is chosen
