@@ -10,6 +10,7 @@ import numpy as np
 from .._backend import array_namespace, to_numpy
 from .._validate import as_background, as_image
 from ._results import PixelLengths
+from ._spectra import half_plane_weights, periodic_component
 from .mosaic_scene_fit import fit_mosaic_scene
 
 __all__ = ["SigmaEstimate", "estimate_sigma"]
@@ -61,40 +62,18 @@ class SigmaEstimate(PixelLengths):
         return gaussian(shape, self.sigma_u, self.sigma_v, self.rho, xp=xp, device=device, dtype=dtype)
 
 
-def _periodic_component(u):
-    """Periodic part of Moisan's periodic + smooth decomposition (removes the FFT border cross)."""
-    from scipy import fft as sfft
-
-    rows, cols = u.shape
-    v = np.zeros_like(u)
-    v[0, :] += u[-1, :] - u[0, :]
-    v[-1, :] += u[0, :] - u[-1, :]
-    v[:, 0] += u[:, -1] - u[:, 0]
-    v[:, -1] += u[:, 0] - u[:, -1]
-    q = np.arange(rows)[:, None]
-    p = np.arange(cols)[None, :]
-    den = 2.0 * np.cos(2.0 * np.pi * q / rows) + 2.0 * np.cos(2.0 * np.pi * p / cols) - 4.0
-    den[0, 0] = 1.0
-    s_hat = sfft.fft2(v) / den
-    s_hat[0, 0] = 0.0
-    return u - np.real(sfft.ifft2(s_hat))
-
-
 def _whittle_fit(data, *, elliptical):
     """Maximum Whittle likelihood of the blurred random-mosaic spectrum; returns params dict."""
     from scipy import fft as sfft
     from scipy import optimize
 
     rows, cols = data.shape
-    per = _periodic_component(data - data.mean())
+    per = periodic_component(data - data.mean())
     power = np.abs(sfft.rfft2(per)) ** 2 / (rows * cols)
     ky = sfft.fftfreq(rows)[:, None] * np.ones((1, power.shape[1]))
     kx = sfft.rfftfreq(cols)[None, :] * np.ones((rows, 1))
     # each rfft column except the first (and Nyquist for even widths) stands for two frequencies
-    weight = np.full(power.shape, 2.0)
-    weight[:, 0] = 1.0
-    if cols % 2 == 0:
-        weight[:, -1] = 1.0
+    weight = half_plane_weights((rows, cols))
     keep = (kx * kx + ky * ky) > 0
     power, kx, ky, weight = power[keep], kx[keep], ky[keep], weight[keep]
     k2 = kx * kx + ky * ky

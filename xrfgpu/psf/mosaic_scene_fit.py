@@ -57,6 +57,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import special
 
+from ._spectra import gaussian_transfer, half_plane_weights, periodic_component
+
 __all__ = ["MosaicFit", "fit_mosaic_scene"]
 
 # erf edge of the soft indicator: the standard deviation of a unit pixel's area, 1/√12
@@ -84,11 +86,7 @@ class _Canvas:
         self.k2 = fy * fy + fx * fx
         self.window = (slice(self.margin, self.margin + rows), slice(self.margin, self.margin + cols))
         self.yy, self.xx = np.mgrid[: self.shape[0], : self.shape[1]].astype(np.float64)
-        w = np.full(self.k2.shape, 2.0)
-        w[:, 0] = 1.0
-        if self.shape[1] % 2 == 0:
-            w[:, -1] = 1.0
-        self.rfft_weight = w
+        self.rfft_weight = half_plane_weights(self.shape)
 
     def shape_image(self, p, kind, *, derivatives):
         """Soft indicator of one shape (cy, cx, log a, log b, θ) in its box; optional ∂s/∂p (5)."""
@@ -140,25 +138,26 @@ class _Canvas:
               -(gu * sgu * du[4] + gv * sgv * dv[4])]
         return box, s, ds
 
-    def model(self, sigma, background, geom, kinds, amps):
+    def scene(self, background, geom, kinds, amps, *, derivatives):
+        """The unblurred mosaic on the canvas, and each shape's (box, indicator, ∂indicator)."""
         x = np.full(self.shape, background)
+        parts = []
         for p, kind, amp in zip(geom, kinds, amps):
-            box, s, _ = self.shape_image(p, kind, derivatives=False)
+            box, s, ds = self.shape_image(p, kind, derivatives=derivatives)
+            parts.append((box, s, ds))
             if s is not None:
                 x[box] += amp * s
-        otf = np.exp(-2.0 * math.pi**2 * sigma * sigma * self.k2)
+        return x, parts
+
+    def model(self, sigma, background, geom, kinds, amps):
+        x, _ = self.scene(background, geom, kinds, amps, derivatives=False)
+        otf = gaussian_transfer(sigma, self.k2)
         return sfft.irfft2(sfft.rfft2(x) * otf, s=self.shape)[self.window]
 
     def loss_grad(self, sigma, background, geom, kinds, amps):
         """½ Σ_window (μ − y)²/v and its gradient in (σ, B, per shape: 5 geometry, A)."""
-        x = np.full(self.shape, background)
-        parts = []
-        for p, kind, amp in zip(geom, kinds, amps):
-            box, s, ds = self.shape_image(p, kind, derivatives=True)
-            parts.append((box, s, ds))
-            if s is not None:
-                x[box] += amp * s
-        otf = np.exp(-2.0 * math.pi**2 * sigma * sigma * self.k2)
+        x, parts = self.scene(background, geom, kinds, amps, derivatives=True)
+        otf = gaussian_transfer(sigma, self.k2)
         xf = sfft.rfft2(x)
         mu = sfft.irfft2(xf * otf, s=self.shape)[self.window]
         diff = mu - self.data
@@ -210,15 +209,13 @@ def _refine(canvas, sigma, background, geom, kinds, amps, *, maxiter):
 
 def _wiener_restoration(data, sigma, scene_power, corner_frequency, noise):
     """Linear MMSE restoration with the random-mosaic spectrum of the spectral stage."""
-    from .blind_sigma import _periodic_component
-
     rows, cols = data.shape
     mean = float(data.mean())
-    per = _periodic_component(data - mean)
+    per = periodic_component(data - mean)
     fy = sfft.fftfreq(rows)[:, None]
     fx = sfft.rfftfreq(cols)[None, :]
     k2 = fy * fy + fx * fx
-    h = np.exp(-2.0 * math.pi**2 * sigma * sigma * k2)
+    h = gaussian_transfer(sigma, k2)
     # the periodogram was normalised by rows·cols: S and N are per-pixel powers
     s = scene_power * (k2 + corner_frequency**2) ** -1.5
     filt = h * s / (h * h * s + noise)
