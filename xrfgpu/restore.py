@@ -193,9 +193,9 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
 
     xp = array_namespace(image)
     y = as_image(image, xp=xp)
-    host = np.asarray(to_numpy(y), dtype=np.float64)
-    if np.any(host < 0) or not np.all(host == np.round(host)):
+    if not _is_count_map(y, xp=xp):
         raise ValueError("cross-validated stopping needs a map of non-negative integer counts")
+    host = np.asarray(to_numpy(y), dtype=np.float64)
     rng = np.random.default_rng(seed)
     first = rng.binomial(host.astype(np.int64), 0.5).astype(np.float64)
     second = host - first
