@@ -14,8 +14,9 @@ Border rule
 -----------
 The whole-map restoration extends the map by half-sample symmetric
 reflection (``d c b a | a b c d``; NumPy ``mode="symmetric"``, scipy.ndimage
-``mode="reflect"``) at its outer border (exactly, through the DCT, for
-symmetric PSFs; by a reflected pad otherwise). The tiles are built with
+``mode="reflect"``) at its outer border (exactly for RL and FISTA with any
+PSF and for symmetric PSFs everywhere; by a reflected pad for Wiener and
+Tikhonov with asymmetric PSFs). The tiles are built with
 ``map_overlap(..., boundary="reflect")``, whose reflection is the same
 half-sample symmetric one (checked: ``overlap`` of ``0..7`` by 3 gives
 ``2 1 0 | 0 1 …``, as ``numpy.pad(mode="symmetric")``). So every tile carries
@@ -464,8 +465,10 @@ def _default_num_iter(method):
 def fast_halo(tile, halo):
     """Smallest halo ≥ ``halo`` for which ``tile + 2·halo`` is a fast transform length.
 
-    The engines transform each tile at its own size (DCT-II for the exact
-    mirror boundary, FFT on a padded canvas otherwise), and a length with a
+    The diagonal engines (Wiener, Tikhonov, and RL/FISTA where the DCT is
+    the cheaper engine) transform each tile at its own size (DCT-II for the
+    exact mirror boundary, FFT on a padded canvas otherwise; the extended
+    engine rounds its canvas up itself), and a length with a
     large prime factor is several times slower than a smooth one (scipy.fft
     DCT pair on 2 cores: 2148² 176 ms, 2160² 51 ms). A wider halo is only
     more accurate.
