@@ -42,13 +42,15 @@ def four_transforms(op, image):
     """A callable doing the 2 forward + 2 inverse transforms one RL iteration of ``op`` needs (the floor).
 
     The extended engine's are real FFTs of its transform canvas (written into
-    reused buffers on NumPy, as the engine does); the diagonal engines' are
-    the operator's own transforms of its canvas.
+    reused buffers on NumPy, as the engine does); the separable engine, which
+    does 1-D passes instead, is held to the same 2-D real FFTs of the canvas
+    the extended engine would use (its ``transform_shape``); the diagonal
+    engines' are the operator's own transforms of its canvas.
     """
     from xrfgpu._backend import array_namespace, irfft2, is_numpy_namespace, rfft2
 
     xp = array_namespace(image)
-    if op.engine != "extended":
+    if op.engine not in ("extended", "separable"):
         x = op.embed(image)
 
         def four():

@@ -115,7 +115,9 @@ def test_larger_transform_canvas_changes_nothing(monkeypatch):
 
 
 def test_engine_choice_and_errors():
-    big = xrfgpu.psf.gaussian(61, 7.5)
+    # symmetric along both axes but not an outer product: a core and a halo (test_separable_engine.py
+    # covers the separable Gaussian)
+    big = 0.5 * xrfgpu.psf.gaussian(61, 7.5) + 0.5 * xrfgpu.psf.gaussian(61, 3.0)
     # a power-of-two map: its DCT is slow, the extended canvas (1120²) is cheaper
     assert Convolution(big, (1024, 1024), iterative=True).engine == "extended"
     # closed-form filters keep the diagonal engines

@@ -48,6 +48,8 @@ __all__ = [
     "has_dct",
     "dct2",
     "idct2",
+    "has_axis_convolution",
+    "convolve_axis",
 ]
 
 _WORKERS = int(os.environ.get("XRFGPU_FFT_WORKERS", "-1"))
@@ -162,6 +164,25 @@ def irfft2(X, shape, *, xp, out=None, overwrite=False):
 
         return scipy.fft.irfftn(X, s=tuple(shape), axes=(-2, -1), workers=_WORKERS, overwrite_x=bool(overwrite))
     return xp.fft.irfftn(X, s=tuple(shape), axes=(-2, -1))
+
+
+def has_axis_convolution(xp, dtype) -> bool:
+    """Whether :func:`convolve_axis` serves arrays of ``dtype`` in namespace ``xp`` (NumPy with ducc0)."""
+    return is_numpy_namespace(xp) and _LIBRARY == "ducc0" and np.dtype(dtype) in (np.float32, np.float64)
+
+
+def convolve_axis(x, kernel, axis):
+    """Circular convolution of every line of ``x`` along ``axis`` with ``kernel``, in place.
+
+    ``x[..., j, ...] ← Σ_m x[..., m, ...] · kernel[(j − m) mod N]`` with N =
+    ``x.shape[axis] == len(kernel)``: one ducc0 call that transforms, multiplies
+    by the kernel's spectrum and transforms back, line by line, without a 2-D
+    spectrum in memory (:func:`ducc0.fft.convolve_axis`). ``x`` may be a strided
+    view; NumPy with ducc0 only (see :func:`has_axis_convolution`).
+    """
+    import ducc0
+
+    return ducc0.fft.convolve_axis(x, x, axis, kernel, nthreads=_threads())
 
 
 def has_dct(xp) -> bool:
