@@ -169,48 +169,59 @@ class SeparableReflectBlur:
         for i in range(xs.shape[0]):
             yield self._kernels[i if n_kernels > 1 else 0], xs[i], os[i]
 
-    def forward(self, x, out=None):
-        """``C H E x`` for a map (rows, cols) or a batch (..., rows, cols); a new array unless ``out``."""
-        out = np.empty(x.shape, dtype=self.dtype) if out is None else out
+    def _blur_into_canvas(self, kernels, x):
+        """``C H E x`` of one map, left in the canvas's ``[:rows, :cols]`` corner."""
+        (fwd0, _), (fwd1, _) = kernels
         (b0, a0), (b1, a1) = self.reach
         n0, n1 = self.shape
         N0, N1 = self.line_shape
         a = self._canvas()
-        for ((fwd0, _), (fwd1, _)), xi, oi in self._maps(x, out):
-            # rows: the map, the reflection after its last column, the one before its first (wrapped)
-            a[:n0, :n1] = xi
-            a[:n0, n1 : n1 + a1] = xi[:, n1 - a1 :][:, ::-1]
-            a[:n0, N1 - b1 :] = xi[:, :b1][:, ::-1]
-            convolve_axis(a[:n0], fwd1, 1)
-            # columns: the row-blurred map and its reflections along the rows axis
-            a[n0 : n0 + a0, :n1] = a[n0 - a0 : n0, :n1][::-1]
-            a[N0 - b0 :, :n1] = a[:b0, :n1][::-1]
-            column = a[:, :n1]
-            convolve_axis(column, fwd0, 0)
-            oi[...] = a[:n0, :n1]
+        # rows: the map, the reflection after its last column, the one before its first (wrapped)
+        a[:n0, :n1] = x
+        a[:n0, n1 : n1 + a1] = x[:, n1 - a1 :][:, ::-1]
+        a[:n0, N1 - b1 :] = x[:, :b1][:, ::-1]
+        convolve_axis(a[:n0], fwd1, 1)
+        # columns: the row-blurred map and its reflections along the rows axis
+        a[n0 : n0 + a0, :n1] = a[n0 - a0 : n0, :n1][::-1]
+        a[N0 - b0 :, :n1] = a[:b0, :n1][::-1]
+        convolve_axis(a[:, :n1], fwd0, 0)
+        return a
+
+    def _correlate_canvas(self, kernels):
+        """``Eᵀ Hᵀ Cᵀ`` of the map held in the canvas's ``[:rows, :cols]`` corner, left there."""
+        (_, adj0), (_, adj1) = kernels
+        (b0, a0), (b1, a1) = self.reach
+        n0, n1 = self.shape
+        N0, N1 = self.line_shape
+        a = self._canvas()
+        a[:n0, n1:] = 0
+        convolve_axis(a[:n0], adj1, 1)
+        if b1:
+            a[:n0, :b1] += a[:n0, N1 - b1 :][:, ::-1]
+        if a1:
+            a[:n0, n1 - a1 : n1] += a[:n0, n1 : n1 + a1][:, ::-1]
+        a[n0:, :n1] = 0
+        convolve_axis(a[:, :n1], adj0, 0)
+        if b0:
+            a[:b0, :n1] += a[N0 - b0 :, :n1][::-1]
+        if a0:
+            a[n0 - a0 : n0, :n1] += a[n0 : n0 + a0, :n1][::-1]
+        return a
+
+    def forward(self, x, out=None):
+        """``C H E x`` for a map (rows, cols) or a batch (..., rows, cols); a new array unless ``out``."""
+        out = np.empty(x.shape, dtype=self.dtype) if out is None else out
+        n0, n1 = self.shape
+        for kernels, xi, oi in self._maps(x, out):
+            oi[...] = self._blur_into_canvas(kernels, xi)[:n0, :n1]
         return out
 
     def adjoint(self, r, out=None):
         """``Eᵀ Hᵀ Cᵀ r``: correlate the zero-extended map, fold the reflected strips back."""
         out = np.empty(r.shape, dtype=self.dtype) if out is None else out
-        (b0, a0), (b1, a1) = self.reach
         n0, n1 = self.shape
-        N0, N1 = self.line_shape
         a = self._canvas()
-        for ((_, adj0), (_, adj1)), ri, oi in self._maps(r, out):
+        for kernels, ri, oi in self._maps(r, out):
             a[:n0, :n1] = ri
-            a[:n0, n1:] = 0
-            convolve_axis(a[:n0], adj1, 1)
-            if b1:
-                a[:n0, :b1] += a[:n0, N1 - b1 :][:, ::-1]
-            if a1:
-                a[:n0, n1 - a1 : n1] += a[:n0, n1 : n1 + a1][:, ::-1]
-            a[n0:, :n1] = 0
-            column = a[:, :n1]
-            convolve_axis(column, adj0, 0)
-            if b0:
-                a[:b0, :n1] += a[N0 - b0 :, :n1][::-1]
-            if a0:
-                a[n0 - a0 : n0, :n1] += a[n0 : n0 + a0, :n1][::-1]
-            oi[...] = a[:n0, :n1]
+            oi[...] = self._correlate_canvas(kernels)[:n0, :n1]
         return out
