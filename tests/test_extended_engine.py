@@ -13,6 +13,7 @@ from conftest import assert_array, to_numpy
 from test_fft import direct_convolution
 
 import xrfgpu
+import xrfgpu._backend
 import xrfgpu.fft
 from xrfgpu.fft import Convolution
 
@@ -114,12 +115,18 @@ def test_larger_transform_canvas_changes_nothing(monkeypatch):
         np.testing.assert_allclose(f(), base[k], rtol=1e-9, atol=1e-9 * float(base[k].max()), err_msg=k)
 
 
-def test_engine_choice_and_errors():
+def test_engine_choice_and_errors(monkeypatch):
     # symmetric along both axes but not an outer product: a core and a halo (test_separable_engine.py
     # covers the separable Gaussian)
     big = 0.5 * xrfgpu.psf.gaussian(61, 7.5) + 0.5 * xrfgpu.psf.gaussian(61, 3.0)
-    # a power-of-two map: its DCT is slow, the extended canvas (1120²) is cheaper
-    assert Convolution(big, (1024, 1024), iterative=True).engine == "extended"
+    assert Convolution(big, (1000, 1000), iterative=True).engine == "dct"
+    assert Convolution(big, (1024, 1024), iterative=True).engine == "dct"
+    assert Convolution(xrfgpu.psf.gaussian(None, 2.0, 3.0, rho=0.3), (1024, 1024), iterative=True).engine == "extended"
+    # with scipy.fft a power-of-two map's DCT is slow: the extended canvas (1120²) is cheaper
+    with monkeypatch.context() as m:
+        m.setattr(xrfgpu._backend, "_LIBRARY", "scipy")
+        assert Convolution(big, (1024, 1024), iterative=True).engine == "extended"
+        assert Convolution(big, (1000, 1000), iterative=True).engine == "dct"
     # closed-form filters keep the diagonal engines
     assert Convolution(big, (1024, 1024)).engine == "dct"
     with pytest.raises(ValueError, match="iterative"):

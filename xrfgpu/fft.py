@@ -110,12 +110,14 @@ def _dct_is_cheaper(shape, psf_shape) -> bool:
 
     Cost model from measurements (``benchmarks/bench_restoration.py``, ducc0
     and scipy.fft, 2 cores): a DCT-II pair costs about 1.15 real-FFT pairs of
-    the same size, and both slow down by about 1.5× on power-of-two lengths
-    ≥ 512 (:func:`xrfgpu._backend.is_slow_fft_length`); the extended engine
-    transforms ``fft_size(n + k − 1)`` per axis, which is never such a length.
+    the same size. With scipy.fft both slow down by about 1.5× on power-of-two
+    lengths ≥ 512 (:func:`xrfgpu._backend.is_slow_fft_length`); the extended
+    engine transforms ``fft_size(n + k − 1)`` per axis, which is never such a
+    length. With ducc0 the DCT of such a map runs on rows copied to a wider
+    buffer (:func:`xrfgpu._backend.dct2`) and is not slow.
     """
     def penalty(n):
-        return 1.5 if is_slow_fft_length(n) else 1.0
+        return 1.5 if is_slow_fft_length(n) and fft_library() != "ducc0" else 1.0
 
     rows, cols = shape
     kr, kc = psf_shape
@@ -199,13 +201,13 @@ def psf_to_dct_eigenvalues(psf, shape, *, xp):
             if rs >= re or cs >= ce:
                 continue
             out[..., rs:re, cs:ce] += h[..., rs - r0 : re - r0, cs - c0 : ce - c0]
-    import scipy.fft
+    # the backend's unnormalised DCT-II, y[k] = 2 Σ x[m] cos(πk(2m + 1)/2N) per axis (the ratio below
+    # does not depend on the normalisation); float64, so the eigenvalues carry no float32 rounding
+    spectrum = dct2(out, xp=np)
 
-    spectrum = scipy.fft.dctn(out, type=2, norm="ortho", axes=(-2, -1))
-    # DCT-II of the corner impulse, separable: sqrt(1/N) for k = 0, sqrt(2/N) cos(πk/2N) after
+    # DCT-II of the corner impulse, separable: 2 cos(πk/2N)
     def impulse_dct(n):
-        k = np.arange(n)
-        return np.where(k == 0, np.sqrt(1.0 / n), np.sqrt(2.0 / n) * np.cos(np.pi * k / (2 * n)))
+        return 2.0 * np.cos(np.pi * np.arange(n) / (2 * n))
 
     eig = spectrum / (impulse_dct(rows)[:, None] * impulse_dct(cols)[None, :])
     return xp.asarray(eig, dtype=psf.dtype, device=array_device(psf))
