@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._elementwise import fista_step
+from ._elementwise import difference, fista_step
 from ._problem import check_positive_int, prepare
 
 __all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION"]
@@ -53,15 +53,17 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=Tr
     z = x
     t = 1.0
     for it in range(1, num_iter + 1):
-        residual = op.forward(z) - target
-        gradient = 2.0 * op.adjoint(residual)
+        blurred = op.forward(z)
+        residual = difference(blurred, target, xp=xp, out=blurred)
+        # ∇ = 2 Hᵀ(Hz − y): the factor 2 rides on the step (exact: a power of two)
+        half_gradient = op.adjoint(residual)
         if momentum:
             t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
             beta = (t - 1.0) / t_next
             t = t_next
         else:
             beta = 0.0
-        x, z = fista_step(z, gradient, x, step, threshold, beta, nonneg, xp=xp)
+        x, z = fista_step(z, half_gradient, x, 2.0 * step, threshold, beta, nonneg, xp=xp)
         if callback is not None:
             callback(it, op.crop(x))
     return pb.finish(x)
