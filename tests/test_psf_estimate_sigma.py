@@ -5,7 +5,7 @@ and 10 px, and the demo needs it on the USAF chart. Where the map has long
 straight edges (the bar chart at σ = 4, the USAF chart) the edge stage
 reaches a few per cent and is held to 6 %. Measured σ_est/σ_true, seeds 0–4
 (seeds 5–9 in brackets, not tested here): grains at σ = 4 0.98–1.04
-(0.98–1.05) and at σ = 6.5 0.98–1.04 (1.01–1.07), held to ±10 % per seed;
+(0.98–1.05) and at σ = 6.5 0.98–1.04 (0.99–1.07), held to ±10 % per seed;
 grains at σ = 10 0.83–1.01 with seeds 1 (0.83) and 4 (0.86) missing
 (0.86–1.03, two misses), so each estimate is held to ±20 %, three of five
 and the mean to ±10 %. Bar chart at σ = 6.5: mosaic fit on

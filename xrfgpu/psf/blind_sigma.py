@@ -413,9 +413,9 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     scene                 σ = 4      σ = 6.5    σ = 10     stage used
     ====================  =========  =========  =========  ================
     grains + veins        0.98–1.04  0.98–1.04  0.83–1.01  mosaic
-      (seeds 5–9)         0.98–1.05  1.01–1.07  0.86–1.03
+      (seeds 5–9)         0.98–1.05  0.99–1.07  0.86–1.03
     bar chart             0.97–1.00  0.98–0.99  0.94–1.06  edges at σ = 4,
-      (seeds 5–9)         0.99–1.01  0.92–1.03  0.95–1.16  mosaic (RL
+      (seeds 5–9)         0.98–1.01  0.92–1.03  0.95–1.16  mosaic (RL
                                                            seeds) at ≥ 6.5
     USAF groups 3–4                  0.99–1.02             edges
     USAF groups 2–7                  0.94–1.03             edges
