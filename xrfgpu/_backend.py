@@ -11,7 +11,8 @@ namespace:
   (multi-threaded through ``workers``). Both keep float32 as complex64 and
   give the same numbers to rounding; ducc0 was measured faster (1120², 2
   cores: an rfft2 + irfft2 pair 3.4 ms against 5.4 ms; see
-  ``benchmarks/bench_fft_libraries.py``);
+  ``benchmarks/bench_fft_libraries.py``); ducc0 also provides the 1-D
+  line convolutions of the separable engine (:func:`convolve_axis`);
 * CuPy arrays use ``cupy.fft`` (cuFFT) through the namespace itself;
 * any other namespace (``array_api_strict`` in the tests) uses ``xp.fft``.
 
