@@ -17,13 +17,16 @@ __all__ = ["SigmaEstimate", "estimate_sigma"]
 
 # the mosaic model is accepted when its χ² per pixel (noise of the spectral stage) is at most this:
 # above 1.2 the misfit measured on bar charts is local (merged or missed bars) and the RL-seeded σ
-# (0.94–1.06 × truth at σ = 10, χ² 1.13–1.32) beats the spectral fallback (0.85–1.11)
+# (0.92–1.08 × truth at σ = 10, χ² 1.01–1.26, seeds 0–9) beats the spectral fallback (0.85–1.11)
 _MOSAIC_CHI2_MAX = 1.35
 # the Richardson–Lucy-seeded mosaic fit is also tried when the Wiener-seeded one's χ² per pixel
-# exceeds this (about two standard deviations of χ²/n above 1 for 1600–2500 blocks); the lower χ² wins
+# exceeds this (about two standard deviations of χ²/n above 1 for 1600–2500 blocks); the lower BIC wins
 _RL_TRIGGER = 1.05
 # shapes smaller than this many σ become free-width blurred blobs in the mosaic fit (0: never)
 _BLOB_BELOW = 1.0
+# RL seed regions are split at intensity dips deeper than this many noise spreads of the restoration:
+# the same three standard deviations at which bright regions are told from the matrix
+_SPLIT_DIP = 3.0
 
 
 @dataclass(frozen=True)
@@ -392,13 +395,21 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     shapes (up to four rounds). If that fit leaves χ² per pixel above 1.05, it is
     repeated with shapes read from a Richardson–Lucy restoration at σ₀ split
     at its Otsu level, which keeps long bars whole and separates
-    neighbouring bars (the Wiener seeds break bars into fragments), and the
-    fit of lower χ² is kept. The map is first summed in f × f blocks,
+    neighbouring bars (the Wiener seeds break bars into fragments); those
+    regions are further cut at intensity dips deeper than three noise
+    spreads of the restoration (h-extended maxima as markers of a
+    watershed, :mod:`xrfgpu.psf.region_split`), so that touching grains of
+    different levels, or bars merged into an L, are seeded as separate
+    shapes rather than as one larger ellipse (which pulls σ low). The fit of
+    lower BIC, χ² + p ln n (p free parameters, n blocks), is kept: a
+    seeding that lowers χ² only by using more shapes does not win for that
+    alone (χ² alone kept Wiener-seeded fits at 0.83 × truth on grains at
+    σ = 10 and 1.16 on the bar chart at σ = 10). The map is first summed in f × f blocks,
     f = ⌊σ₀/1.75⌋ (block sums of counts are still Poisson and the model is
     exact in block units up to aliasing below 10⁻⁶). The result is used
     (``method="mosaic-scene"``) when the fit's χ² per pixel is at most 1.35
-    (on the bar chart at σ = 10 the RL-seeded fits leave χ² 1.13–1.32 from a
-    few merged or missed bars and still give σ within 6 %, better than the
+    (on the bar chart at σ = 10 the RL-seeded fits leave χ² 1.01–1.26 from a
+    few merged or missed bars and still give σ within 8 %, better than the
     spectral fallback); otherwise the spectral σ is returned
     (``method="whittle"``). ``details["mosaic"]`` holds the fit
     (``sigma``, ``reduced_chi2``, ``n_shapes``, ``block``, …).
@@ -412,10 +423,10 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     ====================  =========  =========  =========  ================
     scene                 σ = 4      σ = 6.5    σ = 10     stage used
     ====================  =========  =========  =========  ================
-    grains + veins        0.98–1.04  0.98–1.04  0.83–1.01  mosaic
-      (seeds 5–9)         0.98–1.05  0.99–1.07  0.86–1.03
-    bar chart             0.97–1.00  0.98–0.99  0.94–1.06  edges at σ = 4,
-      (seeds 5–9)         0.98–1.01  0.92–1.03  0.95–1.16  mosaic (RL
+    grains + veins        0.98–1.04  0.99–1.06  0.95–1.06  mosaic
+      (seeds 5–9)         0.98–1.05  0.96–1.05  0.90–1.02
+    bar chart             0.97–1.00  0.98–1.00  0.96–1.08  edges at σ = 4,
+      (seeds 5–9)         0.99–1.01  0.92–1.03  0.92–1.01  mosaic (RL
                                                            seeds) at ≥ 6.5
     USAF groups 3–4                  0.99–1.02             edges
     USAF groups 2–7                  0.94–1.03             edges
@@ -425,19 +436,19 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     σ = 10; 1.11–1.15 on the bar chart at σ = 4; 0.71–0.72 on USAF groups
     3–4.) So on charts and maps with long straight boundaries σ is good to a
     few per cent, as a knife edge; on grain maps to ±7 % at σ = 4 and 6.5,
-    but at σ = 10 four seeds of ten fall at 0.83–0.88 (when σ is comparable
-    to the grains few shapes are larger than σ, and clusters of small grains
-    fitted as larger shapes still pull σ low). The bar chart at σ ≥ 6.5 is
-    fitted by the mosaic model on Richardson–Lucy seeds; one seed of ten at
-    σ = 10 keeps a Wiener-seeded fit of lower χ² at 1.16.
+    and at σ = 10 to ±10 % on nine seeds of ten (seed 6: 0.897, a
+    Richardson–Lucy-seeded fit of χ² 1.03; when σ is comparable to the
+    grains few shapes are larger than σ). The bar chart at σ ≥ 6.5 is
+    fitted by the mosaic model on Richardson–Lucy seeds, within 8 %.
     Prefer a measured
     PSF (:func:`fit_dot`, :func:`fit_knife_edge`) when one can be had.
 
-    Run time (measured on a shared 2-core machine, 200×200 maps): 1–3.5 s
+    Run time (measured on a shared 2-core machine, 200×200 maps): 2–4 s
     for grain maps (the mosaic fit: a few hundred evaluations of the model
-    and its gradient, each four real FFTs of the block canvas; up to 8 s
-    under load), 0.4–1.5 s when straight edges decide, 3.5–6 s when the
-    Richardson–Lucy-seeded fit is tried as well (bar chart at σ ≥ 6.5).
+    and its gradient, each four real FFTs of the block canvas; most grain
+    maps also try the Richardson–Lucy seeds; up to 8 s under load),
+    0.4–1.5 s when straight edges decide, 3.5–6 s on the bar chart at
+    σ ≥ 6.5.
     The spectral stage takes about 0.3 s for a 200×200 map, 3 s for the
     647×375 USAF scan and 7 s for a 1078×885 one.
 
@@ -447,6 +458,8 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     Ark. Mat. 2, 423 (1953), doi:10.1007/BF02590998.
     L. Moisan, "Periodic plus smooth image decomposition", J. Math. Imaging
     Vis. 39, 161 (2011), doi:10.1007/s10851-010-0227-1.
+    G. Schwarz, "Estimating the dimension of a model", Ann. Stat. 6, 461
+    (1978), doi:10.1214/aos/1176344136.
     J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37, 750 (2022),
     doi:10.1039/d1ja00425e (conclusion: a correct PSF model in the blind step).
 
@@ -486,10 +499,13 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
             mosaic = fit_mosaic_scene(data, fit, blob_below=_BLOB_BELOW)
             if mosaic["reduced_chi2"] > _RL_TRIGGER:
                 # bars that the Wiener seeds break up: seed on a Richardson–Lucy restoration instead
-                second = fit_mosaic_scene(data, fit, init="richardson-lucy", blob_below=_BLOB_BELOW)
-                fit["mosaic_rejected"] = mosaic
-                if second["reduced_chi2"] < mosaic["reduced_chi2"]:
+                second = fit_mosaic_scene(data, fit, init="richardson-lucy", blob_below=_BLOB_BELOW,
+                                          split=_SPLIT_DIP)
+                # the fit of lower BIC wins (see the Notes)
+                if second["bic"] < mosaic["bic"]:
                     fit["mosaic_rejected"], mosaic = mosaic, second
+                else:
+                    fit["mosaic_rejected"] = second
             fit["mosaic"] = mosaic
             if mosaic["reduced_chi2"] <= _MOSAIC_CHI2_MAX:
                 sigma = su = sv = mosaic["sigma"]

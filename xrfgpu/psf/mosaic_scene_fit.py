@@ -35,8 +35,16 @@ iterations at σ₀ instead, split at the Otsu level (the scene is two-level:
 the matrix and the shapes), which keeps each bar one region and separates
 neighbouring bars down to a period of about 3σ; bars of a group the blur
 has merged further become one rectangle, which the fit's χ² then shows.
-:func:`~.blind_sigma.estimate_sigma` tries it when the Wiener-seeded fit is
-rejected and keeps the fit of lower χ².
+With ``split`` > 0 the regions are first cut at intensity dips deeper than
+``split`` noise spreads of the restoration (marker watershed,
+:mod:`xrfgpu.psf.region_split`), so that touching grains of different levels
+and bars joined into L shapes become one seed each instead of one large
+ellipse. :func:`~.blind_sigma.estimate_sigma` tries it when the
+Wiener-seeded fit is rejected and keeps the fit of lower Bayesian
+information criterion, BIC = χ² + p ln n (p = 2 + 6 per shape free
+parameters, n blocks; the χ² is a Gaussian log-likelihood with known
+variance, so BIC is Schwarz's criterion): a seeding that needs more shapes
+for the same χ² is not preferred for those extra shapes alone.
 
 Shapes smaller than σ (``blob_below``). A uniform shape of semi-axes
 a, b ≪ σ blurred by σ is a Gaussian blob of widths √(σ² + a²/4),
@@ -69,6 +77,7 @@ from scipy import fft as sfft
 from scipy import special
 
 from ._spectra import gaussian_transfer, half_plane_weights, periodic_component
+from .region_split import split_regions
 
 __all__ = ["MosaicFit", "fit_mosaic_scene"]
 
@@ -257,8 +266,12 @@ def _wiener_restoration(data, sigma, scene_power, corner_frequency, noise):
     return sfft.irfft2(sfft.rfft2(per) * filt, s=data.shape) + mean
 
 
-def _shapes_from_regions(rest, *, mask=None, min_area=4):
-    """Ellipse or rectangle (whichever overlaps the region best) from each bright region's moments."""
+def _shapes_from_regions(rest, *, mask=None, min_area=4, split=0.0):
+    """Ellipse or rectangle (whichever overlaps the region best) from each bright region's moments.
+
+    ``split`` > 0: regions are first split at intensity dips deeper than ``split`` times the
+    restoration's noise spread (:func:`~.region_split.split_regions`).
+    """
     from scipy import ndimage
 
     if mask is None:
@@ -267,7 +280,12 @@ def _shapes_from_regions(rest, *, mask=None, min_area=4):
         mask = rest > matrix + 3.0 * max(spread, 1e-12)
     else:
         matrix = float(np.median(rest[~mask]))
-    labels, _ = ndimage.label(mask)
+        below = rest[~mask]
+        spread = 1.4826 * float(np.median(np.abs(below[below < matrix] - matrix)))
+    if split > 0:
+        labels, _ = split_regions(rest, mask, split * max(spread, 1e-12))
+    else:
+        labels, _ = ndimage.label(mask)
     geom, kinds, amps = [], [], []
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         region = labels[sl] == i
@@ -374,7 +392,7 @@ def _small_shapes_to_blobs(geom, kinds, amps, sigma, limit):
 
 
 def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25, maxiter=300, init="wiener",
-                     blob_below=0.0):
+                     blob_below=0.0, split=0.0):
     """σ (pixels) of the Gaussian spot by the blurred-mosaic fit (see the module docstring).
 
     Parameters
@@ -396,6 +414,10 @@ def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25,
     blob_below : float
         Shapes whose larger semi-axis is below this many σ become free-width
         blurred Gaussian blobs (see the module docstring); 0 keeps all shapes.
+    split : float
+        Split the seed regions at intensity dips deeper than this many noise
+        spreads of the restoration (robust standard deviation of the matrix
+        pixels; :func:`~.region_split.split_regions`); 0 does not split.
 
     Returns
     -------
@@ -403,7 +425,12 @@ def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25,
         ``sigma`` (pixels), ``reduced_chi2`` (χ² per block of the final fit,
         with the noise variance of the spectral stage), ``n_shapes``,
         ``n_rectangles``, ``n_blobs``, ``block`` (f), ``rounds``, ``iterations``,
-        ``init``.
+        ``init``, ``n_params``, ``n_data`` (blocks) and ``bic`` (χ² + n_params ln n_data).
+
+    References
+    ----------
+    G. Schwarz, "Estimating the dimension of a model", Ann. Stat. 6, 461
+    (1978), doi:10.1214/aos/1176344136.
     """
     sigma0 = math.sqrt(spectral["sigma_u"] * spectral["sigma_v"])
     # B absorbs any constant; removing the median first makes counts and counts + c give the same fit
@@ -411,10 +438,10 @@ def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25,
     if init == "wiener":
         rest = _wiener_restoration(data, sigma0, spectral["scene_power"], spectral["corner_frequency"],
                                    spectral["noise"])
-        geom, kinds, amps, matrix = _shapes_from_regions(rest)
+        geom, kinds, amps, matrix = _shapes_from_regions(rest, split=split)
     elif init == "richardson-lucy":
         rest = _rl_restoration(data, sigma0)
-        geom, kinds, amps, matrix = _shapes_from_regions(rest, mask=rest > _otsu_threshold(rest))
+        geom, kinds, amps, matrix = _shapes_from_regions(rest, mask=rest > _otsu_threshold(rest), split=split)
     else:
         raise ValueError(f"init must be 'wiener' or 'richardson-lucy', got {init!r}")
     f = max(1, int(sigma0 / 1.75))
@@ -443,7 +470,11 @@ def fit_mosaic_scene(data, spectral, *, threshold=5.0, max_rounds=4, max_new=25,
     if blob_below > 0:
         geom, kinds, amps = _small_shapes_to_blobs(geom, kinds, amps, sigma, blob_below)
     sigma, background, geom, amps, loss, res = _refine(canvas, sigma, background, geom, kinds, amps, maxiter=maxiter)
+    # σ, B and six parameters per shape (five of geometry, one level) or blob (five of geometry, one flux)
+    n_params = 2 + 6 * len(geom)
     return MosaicFit(sigma=f * sigma, block=f, n_shapes=len(geom), rounds=rounds, init=init,
+                     n_params=n_params, n_data=int(data.size),
+                     bic=2.0 * loss + n_params * math.log(data.size),
                      n_blobs=int(sum(k == BLOB for k in kinds)),
                      reduced_chi2=2.0 * loss / data.size, iterations=int(res.nit),
                      n_rectangles=int(sum(k == RECTANGLE for k in kinds)))
