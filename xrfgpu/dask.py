@@ -468,7 +468,7 @@ def fast_halo(tile, halo):
     The diagonal engines (Wiener, Tikhonov, and RL/FISTA where the DCT is
     the cheaper engine) transform each tile at its own size (DCT-II for the
     exact mirror boundary, FFT on a padded canvas otherwise; the extended
-    engine rounds its canvas up itself), and a length with a
+    and separable engines round their canvas or lines up themselves), and a length with a
     large prime factor is several times slower than a smooth one (scipy.fft
     DCT pair on 2 cores: 2148² 176 ms, 2160² 51 ms). A wider halo is only
     more accurate.
