@@ -216,6 +216,16 @@ def _unaliased_copy(x):
     return work
 
 
+def _ducc_dct(x, **kwargs):
+    """ducc0 DCT over the last two axes, in place on an unaliased copy when the rows alias."""
+    import ducc0
+
+    work = _unaliased_copy(x)
+    if work is not None:
+        return ducc0.fft.dct(work, axes=(-2, -1), out=work, nthreads=_threads(), **kwargs)
+    return ducc0.fft.dct(x, axes=(-2, -1), nthreads=_threads(), **kwargs)
+
+
 def dct2(x, *, xp):
     """DCT-II over the last two axes, unnormalised (NumPy: scipy.fft; CuPy: cupyx.scipy.fft).
 
@@ -225,12 +235,7 @@ def dct2(x, *, xp):
     """
     if is_numpy_namespace(xp):
         if _ducc_ready(x):
-            import ducc0
-
-            work = _unaliased_copy(x)
-            if work is not None:
-                return ducc0.fft.dct(work, type=2, axes=(-2, -1), out=work, nthreads=_threads())
-            return ducc0.fft.dct(x, type=2, axes=(-2, -1), nthreads=_threads())
+            return _ducc_dct(x, type=2)
         import scipy.fft
 
         return scipy.fft.dctn(x, type=2, axes=(-2, -1), workers=_WORKERS)
@@ -245,13 +250,8 @@ def idct2(X, *, xp):
     """Inverse of :func:`dct2`."""
     if is_numpy_namespace(xp):
         if _ducc_ready(X):
-            import ducc0
-
             # DCT-III scaled by 1/(2n) per axis is the exact inverse of the unnormalised DCT-II
-            work = _unaliased_copy(X)
-            if work is not None:
-                return ducc0.fft.dct(work, type=3, axes=(-2, -1), inorm=2, out=work, nthreads=_threads())
-            return ducc0.fft.dct(X, type=3, axes=(-2, -1), inorm=2, nthreads=_threads())
+            return _ducc_dct(X, type=3, inorm=2)
         import scipy.fft
 
         return scipy.fft.idctn(X, type=2, axes=(-2, -1), workers=_WORKERS)

@@ -187,13 +187,14 @@ class SeparableReflectBlur:
         convolve_axis(a[:, :n1], fwd0, 0)
         return a
 
-    def _correlate_canvas(self, kernels):
-        """``Eᵀ Hᵀ Cᵀ`` of the map held in the canvas's ``[:rows, :cols]`` corner, left there."""
+    def _correlate_into_canvas(self, kernels, r):
+        """``Eᵀ Hᵀ Cᵀ r`` of one map, left in the canvas's ``[:rows, :cols]`` corner."""
         (_, adj0), (_, adj1) = kernels
         (b0, a0), (b1, a1) = self.reach
         n0, n1 = self.shape
         N0, N1 = self.line_shape
         a = self._canvas()
+        a[:n0, :n1] = r
         a[:n0, n1:] = 0
         convolve_axis(a[:n0], adj1, 1)
         if b1:
@@ -220,8 +221,6 @@ class SeparableReflectBlur:
         """``Eᵀ Hᵀ Cᵀ r``: correlate the zero-extended map, fold the reflected strips back."""
         out = np.empty(r.shape, dtype=self.dtype) if out is None else out
         n0, n1 = self.shape
-        a = self._canvas()
         for kernels, ri, oi in self._maps(r, out):
-            a[:n0, :n1] = ri
-            oi[...] = self._correlate_canvas(kernels)[:n0, :n1]
+            oi[...] = self._correlate_into_canvas(kernels, ri)[:n0, :n1]
         return out

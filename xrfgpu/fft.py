@@ -45,8 +45,9 @@ Two boundary models are offered:
     result (``tests/test_extended_engine.py`` checks this against a dense
     matrix and on a larger canvas). For symmetric PSFs it equals the DCT
     engine to rounding; :class:`Convolution` picks whichever is cheaper
-    (a power-of-two map's DCT is slow; the extended canvas is never a power
-    of two). When the PSF is an outer product of two profiles (a Gaussian
+    (with scipy.fft a power-of-two map's DCT is slow, with ducc0 it is not;
+    the extended canvas is never a power of two; see
+    :func:`_dct_is_cheaper`). When the PSF is an outer product of two profiles (a Gaussian
     with ρ = 0) and the map is a NumPy array with ducc0 behind it, the same
     operator is computed one axis at a time by the **separable engine**
     (:mod:`xrfgpu._separable`): 1-D circular convolutions of length
@@ -82,7 +83,6 @@ import threading
 
 import numpy as np
 
-from ._separable import SeparableReflectBlur, separable_factors
 from ._backend import (
     array_device,
     array_namespace,
@@ -98,11 +98,14 @@ from ._backend import (
     rfft2,
     to_numpy,
 )
+from ._separable import SeparableReflectBlur, separable_factors
 
 __all__ = ["Convolution", "psf_to_otf", "psf_to_dct_eigenvalues", "reflect_indices", "default_pad", "is_axis_symmetric", "BOUNDARIES"]
 
 BOUNDARIES = ("reflect", "periodic")
 ENGINES = ("dct", "mirror", "extended", "separable", "padded", "periodic")
+# engines that apply the operator without diagonalising it: iterative algorithms only
+MATRIX_FREE_ENGINES = ("extended", "separable")
 
 
 def _dct_is_cheaper(shape, psf_shape) -> bool:
@@ -258,8 +261,8 @@ class Convolution:
         Boundary model (module docstring).
     pad : int, optional
         Reflect padding per side in pixels. Given, it forces the padded FFT
-        canvas; by default iterative callers get the exact DCT or extended
-        engine, other callers the exact DCT/mirror operator for symmetric
+        canvas; by default iterative callers get the exact separable, DCT or
+        extended engine, other callers the exact DCT/mirror operator for symmetric
         PSFs and a pad of :func:`default_pad` with ``pad_factor`` for others.
     pad_factor : int
         Multiple of the PSF extent used as the default pad (padded engine).
@@ -309,6 +312,8 @@ class Convolution:
         self.psf_shape = tuple(psf.shape[-2:])
         self.iterative = bool(iterative)
         dev = array_device(psf)
+        # (batch shape, dtype) of the maps the operator acts on
+        self._maps_like = (tuple(psf.shape[:-2]), psf.dtype)
         self._index = None
         self._lipschitz = None
         self.pad = 0
@@ -384,7 +389,7 @@ class Convolution:
             raise ValueError(f"engine {engine!r} needs an odd-sized PSF symmetric along both axes")
         if engine == "dct" and not has_dct(xp):
             raise ValueError(f"engine 'dct' needs a namespace with a DCT (NumPy or CuPy), not {xp.__name__}")
-        if engine in ("extended", "separable") and not self.iterative:
+        if engine in MATRIX_FREE_ENGINES and not self.iterative:
             raise ValueError(f"engine {engine!r} has no diagonal transform: it serves iterative algorithms only")
         if engine == "separable" and self._factors is None:
             raise ValueError("engine 'separable' needs NumPy with ducc0 and a PSF that is an outer product of two "
@@ -410,13 +415,11 @@ class Convolution:
         above 1 for others (the mirror images near the borders).
         """
         xp = self.xp
-        if self.engine == "separable":
-            ones = np.ones(self._separable.batch + self.shape, dtype=self._separable.dtype)
-            return amax(self.forward(ones)) * amax(self.adjoint(ones))
-        if self.engine != "extended":
+        if self.engine not in MATRIX_FREE_ENGINES:
             return amax(xp.real(self.otf * self.otf_conj))
-        ones = xp.ones(tuple(self.otf.shape[:-2]) + self.shape, dtype=xp.real(self.otf).dtype,
-                       device=array_device(self.otf))
+        batch, dtype = self._maps_like
+        device = None if self.otf is None else array_device(self.otf)  # the separable engine is NumPy only
+        ones = xp.ones(batch + self.shape, dtype=dtype, device=device)
         return amax(self.forward(ones)) * amax(self.adjoint(ones))
 
     # -- canvas <-> map ---------------------------------------------------
@@ -492,7 +495,7 @@ class Convolution:
             self._scratch = threading.local()
 
     def _require_diagonal(self, what):
-        if self.engine in ("extended", "separable"):
+        if self.engine in MATRIX_FREE_ENGINES:
             raise TypeError(f"{what}: the 'extended' engine is not diagonalised by a transform; "
                             "build the operator with iterative=False for closed-form filters")
 

@@ -103,7 +103,7 @@ def richardson_lucy(
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
         Reflect padding per side, pixels. By default none is needed: the
-        exact reflect operator (:mod:`xrfgpu.fft`, DCT or extended engine)
+        exact reflect operator (:mod:`xrfgpu.fft`: separable, DCT or extended engine)
         keeps the unknowns on the map. Given, RL runs on the reflect-padded
         canvas with the scene beyond the map as unknowns too, and crops.
     filter_epsilon : float, optional
@@ -126,8 +126,9 @@ def richardson_lucy(
 
     Notes
     -----
-    Each iteration costs two real FFT pairs (forward and adjoint) plus
-    fused elementwise passes (:mod:`xrfgpu._elementwise`). The TV variant
+    Each iteration costs one forward and one adjoint blur (two real FFT
+    pairs, or for a separable PSF on NumPy two pairs of 1-D line
+    convolutions) plus fused elementwise passes (:mod:`xrfgpu._elementwise`). The TV variant
     divides the correction by ``1 − λ div(∇x/|∇x|)`` (Dey et al. 2006).
     Acceleration follows Biggs & Andrews (1997): the next point is
     ``x_k + α (x_k − x_{k−1})`` with ``α = ⟨g_{k−1}, g_{k−2}⟩ / ⟨g_{k−2}, g_{k−2}⟩``
