@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one GPU check: every `gpu` test with a per-test timeout, then the GPU speed and memory
+# benchmark, JSON and logs under $OUT. Sized to finish in about 6 minutes on one H100/H200.
+#
+#   OUT=gpu-check bash benchmarks/gpu_check.sh            # on a machine with CuPy and a CUDA device
+#
+# On the lent device machine (no network), the wheels it lacks travel in .whl/ (see README, GPU):
+# array-api-compat, array-api-strict, ducc0, dask, partd, locket, cucim-cu13.
+# Budgets (seconds) can be set: TEST_BUDGET (whole gpu test run), TEST_TIMEOUT (one test),
+# BENCH_BUDGET, BENCH_SIZES, BENCH_PARTS.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+if [ -z "${NO_WHEELS:-}" ] && [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/xrfgpu-site .whl/*.whl \
+    || { echo "wheel install failed"; exit 3; }
+  export PYTHONPATH=/tmp/xrfgpu-site:$PWD
+else
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+t0=$(date +%s)
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv; "$PY" -c "import cupy, numpy, scipy; print('cupy', cupy.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"; } > "$OUT/environment.txt" 2>&1
+cat "$OUT/environment.txt"
+
+echo "== probe"
+timeout 60 "$PY" benchmarks/gpu_probe.py "$OUT/gpu_probe.json" > "$OUT/gpu-probe.log" 2>&1; echo "probe rc=$?"; cat "$OUT/gpu-probe.log" | cut -c1-400
+
+echo "== gpu tests"
+timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -rfE \
+  --timeout="${TEST_TIMEOUT:-30}" -o faulthandler_timeout="$(( ${TEST_TIMEOUT:-30} - 5 ))" \
+  --durations=25 --junitxml="$OUT/gpu-tests.xml" ${TEST_ARGS:-tests} > "$OUT/gpu-tests.log" 2>&1
+echo "gpu tests rc=$? after $(( $(date +%s) - t0 )) s"
+grep -E "passed|failed|error" "$OUT/gpu-tests.log" | tail -3
+grep -E "^(FAILED|ERROR)" "$OUT/gpu-tests.log" | head -20
+
+echo "== gpu speed"
+timeout "${BENCH_BUDGET:-150}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_speed.json" \
+  --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,fft}" > "$OUT/gpu-speed.log" 2>&1
+echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
+tail -15 "$OUT/gpu-speed.log"

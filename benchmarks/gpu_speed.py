@@ -1,0 +1,294 @@
+"""GPU speed and memory of one Richardson–Lucy iteration, measured in one run on one device.
+
+Run on a machine with CuPy and a CUDA device (``benchmarks/gpu_check.sh`` does)::
+
+    python benchmarks/gpu_speed.py --out gpu_speed.json [--quick]
+
+What it measures (CUDA events around synchronised work, median of repeats,
+after an untimed warm-up that compiles kernels and builds cuFFT plans):
+
+``rl``
+    Per map size (512² … 8192², float32, σ = 7.5 px, 61 × 61 Gaussian PSF,
+    background 140 counts, 50 iterations): the time of one iteration of
+
+    * ``xrfgpu`` — :func:`xrfgpu.richardson_lucy` on CuPy (exact reflect
+      borders; the engine it picks is recorded),
+    * ``xrfgpu_accelerated`` — the same with ``accelerate=True``,
+    * ``naive`` — a 10-line periodic CuPy RL (``irfft2(rfft2(x)·H)``, ratio,
+      ``irfft2(rfft2(r)·H*)``, multiply), wrong at the borders,
+    * ``floor_map`` — four cuFFT real transforms of the map itself,
+    * ``floor_canvas`` — four cuFFT real transforms of the engine's own canvas,
+    * ``cucim`` — ``cucim.skimage.restoration.richardson_lucy`` (when
+      installed) at equal iterations;
+
+    and the CuPy memory pool's bytes after the run (pool and cuFFT plan cache
+    emptied first), as a multiple of the map's bytes.
+``stack``
+    64 maps of 512² through :func:`xrfgpu.restore_stack` against one 4096²
+    map (the same number of pixels): per-pixel throughput ratio.
+``fft_lengths``
+    Time of an rfft2 + irfft2 pair of square canvases of every 7-smooth even
+    length from ``n`` to 1.3 ``n`` for the canvases the engine needs — the
+    data behind the GPU cost model in :mod:`xrfgpu.fft`.
+
+Ratios are only meaningful within one run on one device: the JSON records the
+device name, driver and library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+
+import numpy as np
+
+SIGMA = 7.5
+BACKGROUND = 140.0
+ITERS = 50
+
+
+def _cupy():
+    import cupy
+
+    return cupy
+
+
+def timed(fn, reps=3, warm=1):
+    """Median wall time of ``fn()`` in seconds, device synchronised, by CUDA events."""
+    cp = _cupy()
+    for _ in range(warm):
+        fn()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end) / 1e3)
+    return float(np.median(times))
+
+
+def psf_host():
+    from xrfgpu.psf import gaussian
+
+    h = gaussian(None, SIGMA)
+    return (h / h.sum()).astype(np.float32)
+
+
+def count_map(size, seed=0, n=None):
+    """A Poisson count map (or ``n`` maps) on the GPU: smooth random scene, blurred, plus background."""
+    cp = _cupy()
+    rs = cp.random.RandomState(seed)
+    shape = (size, size) if n is None else (n, size, size)
+    scene = rs.random_sample(shape, dtype=cp.float32) * 200.0
+    return rs.poisson(scene + BACKGROUND).astype(cp.float32)
+
+
+def naive_rl(y, otf, b, num_iter):
+    """Periodic RL in plain CuPy: the comparison the issue names (wrong at the borders)."""
+    cp = _cupy()
+    x = cp.full_like(y, float(y.mean()) - b)
+    otf_conj = cp.conj(otf)
+    for _ in range(num_iter):
+        est = cp.fft.irfft2(cp.fft.rfft2(x) * otf, s=y.shape)
+        ratio = y / (est + b)
+        x = x * cp.fft.irfft2(cp.fft.rfft2(ratio) * otf_conj, s=y.shape)
+    return x
+
+
+def periodic_otf(psf, shape):
+    cp = _cupy()
+    canvas = np.zeros(shape, np.float32)
+    kr, kc = psf.shape
+    canvas[:kr, :kc] = psf
+    canvas = np.roll(canvas, (-(kr // 2), -(kc // 2)), axis=(0, 1))
+    return cp.asarray(np.fft.rfft2(canvas).astype(np.complex64))
+
+
+def four_transforms(shape):
+    cp = _cupy()
+    a = cp.random.random_sample(shape, dtype=cp.float32)
+
+    def four():
+        for _ in range(2):
+            s = cp.fft.rfft2(a)
+            cp.fft.irfft2(s, s=shape)
+
+    return four
+
+
+def pool_bytes_after(fn):
+    """CuPy pool bytes held after ``fn()`` (pool and plan cache emptied first): the run's peak working set."""
+    cp = _cupy()
+    cp.cuda.Device().synchronize()
+    cp.fft.config.get_plan_cache().clear()
+    pool = cp.get_default_memory_pool()
+    out = fn()
+    cp.cuda.Device().synchronize()
+    held = pool.total_bytes()
+    del out
+    return int(held)
+
+
+def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
+    import xrfgpu
+    from xrfgpu.fft import Convolution
+
+    cp = _cupy()
+    h = psf_host()
+    y = count_map(size)
+    hd = cp.asarray(h)
+    row = {"size": size, "iterations": iters}
+
+    def run(accelerate=False):
+        return xrfgpu.richardson_lucy(y, hd, num_iter=iters, background=BACKGROUND, accelerate=accelerate)
+
+    row["xrfgpu_s"] = timed(run, reps) / iters
+    row["xrfgpu_accelerated_s"] = timed(lambda: run(True), reps) / iters
+    op = Convolution(hd, y.shape, iterative=True)
+    row["engine"] = op.engine
+    row["canvas"] = list(op.transform_shape)
+    otf = periodic_otf(h, y.shape)
+    row["naive_s"] = timed(lambda: naive_rl(y, otf, BACKGROUND, iters), reps) / iters
+    row["floor_map_s"] = timed(four_transforms(y.shape), max(reps, 5))
+    row["floor_canvas_s"] = timed(four_transforms(tuple(op.transform_shape)), max(reps, 5))
+    if with_cucim:
+        try:
+            from cucim.skimage.restoration import richardson_lucy as cucim_rl
+
+            scale = float(y.max())
+            row["cucim_s"] = timed(lambda: cucim_rl(y / scale, hd, num_iter=iters, clip=False), reps) / iters
+        except Exception as exc:  # noqa: BLE001 - a missing or broken peer is reported, not fatal
+            row["cucim_error"] = f"{type(exc).__name__}: {exc}"
+    map_bytes = y.nbytes
+    del op
+    row["pool_bytes_rl"] = pool_bytes_after(run)
+    row["pool_bytes_rl_accelerated"] = pool_bytes_after(lambda: run(True))
+    row["memory_x_map_rl"] = row["pool_bytes_rl"] / map_bytes
+    row["memory_x_map_rl_accelerated"] = row["pool_bytes_rl_accelerated"] / map_bytes
+    for key in ("xrfgpu_s", "xrfgpu_accelerated_s"):
+        row[key.replace("_s", "_vs_naive")] = row[key] / row["naive_s"]
+    row["xrfgpu_vs_floor_canvas"] = row["xrfgpu_s"] / row["floor_canvas_s"]
+    if "cucim_s" in row:
+        row["cucim_vs_xrfgpu"] = row["cucim_s"] / row["xrfgpu_s"]
+    return row
+
+
+def measure_stack(reps=3, iters=20):
+    import xrfgpu
+
+    cp = _cupy()
+    h = cp.asarray(psf_host())
+    stack = count_map(512, seed=1, n=64)
+    big = count_map(4096, seed=2)
+    t_stack = timed(lambda: xrfgpu.restore_stack(stack, h, "rl", num_iter=iters, background=BACKGROUND), reps)
+    t_big = timed(lambda: xrfgpu.richardson_lucy(big, h, num_iter=iters, background=BACKGROUND), reps)
+    return {"maps": 64, "size": 512, "big": 4096, "iterations": iters, "stack_s": t_stack, "big_s": t_big,
+            "throughput_ratio": (stack.size / t_stack) / (big.size / t_big)}
+
+
+def smooth_lengths(lo, hi):
+    out = []
+    for m in range(lo + (lo % 2), hi + 1, 2):
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            out.append(m)
+    return out
+
+
+def measure_fft_lengths(bases=(512, 1024, 2048, 4096, 8192), reach=60):
+    cp = _cupy()
+    rows = []
+    for n in bases:
+        for m in smooth_lengths(n + reach, int(1.3 * (n + reach))) + [n]:
+            t = timed(four_transforms((m, m)), reps=5) / 2
+            rows.append({"length": m, "pair_s": t, "per_element_ns": t / (m * m) * 1e9})
+            cp.fft.config.get_plan_cache().clear()
+            cp.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def environment():
+    cp = _cupy()
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return {
+        "device": name,
+        "memory_gib": props["totalGlobalMem"] / 2**30,
+        "multiprocessors": props["multiProcessorCount"],
+        "driver": cp.cuda.runtime.driverGetVersion(),
+        "runtime": cp.cuda.runtime.runtimeGetVersion(),
+        "cupy": cp.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--sizes", default="512,1024,2048,4096,8192")
+    parser.add_argument("--parts", default="rl,stack,fft")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    result = {"environment": environment(), "command": " ".join(sys.argv)}
+    t0 = time.time()
+
+    def save():
+        result["wall_s"] = time.time() - t0
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+    if "rl" in parts:
+        result["rl"] = []
+        for size in [int(s) for s in args.sizes.split(",")]:
+            try:
+                result["rl"].append(measure_rl(size))
+            except Exception as exc:  # noqa: BLE001 - record and go on to the next size
+                result["rl"].append({"size": size, "error": f"{type(exc).__name__}: {exc}"})
+            save()
+            print(json.dumps(result["rl"][-1]), flush=True)
+    if "stack" in parts:
+        try:
+            result["stack"] = measure_stack()
+        except Exception as exc:  # noqa: BLE001
+            result["stack"] = {"error": f"{type(exc).__name__}: {exc}"}
+        save()
+        print(json.dumps(result["stack"]), flush=True)
+    if "fft" in parts:
+        result["fft_lengths"] = measure_fft_lengths()
+        save()
+    save()
+    print_table(result)
+
+
+def print_table(result):
+    env = result["environment"]
+    print(f"\n{env['device']}  CuPy {env['cupy']}  (one run)")
+    print(f"{'map':>6} {'engine':>9} {'xrfgpu ms':>10} {'accel ms':>9} {'naive ms':>9} {'floor ms':>9} "
+          f"{'canvas fl':>9} {'cuCIM ms':>9} {'x/naive':>8} {'x/floor':>8} {'mem x':>6}")
+    for r in result.get("rl", []):
+        if "error" in r:
+            print(f"{r['size']:>6} ERROR {r['error']}")
+            continue
+        ms = lambda k: f"{1e3 * r[k]:.3f}" if k in r else "-"  # noqa: E731
+        print(f"{r['size']:>6} {r['engine']:>9} {ms('xrfgpu_s'):>10} {ms('xrfgpu_accelerated_s'):>9} "
+              f"{ms('naive_s'):>9} {ms('floor_map_s'):>9} {ms('floor_canvas_s'):>9} {ms('cucim_s'):>9} "
+              f"{r['xrfgpu_vs_naive']:>8.2f} {r['xrfgpu_vs_floor_canvas']:>8.2f} {r['memory_x_map_rl']:>6.1f}")
+    s = result.get("stack")
+    if s and "error" not in s:
+        print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "
+              f"{s['throughput_ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
