@@ -52,6 +52,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_l0_intensity": [P, P, LL, "T"],
     "xrfgpu_l0_gradient_term": [P, P, LL, LL, LL, "T"],
     "xrfgpu_multiply_spectrum": [P, P, LL, LL],
+    "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL],
 }
 
 
@@ -317,3 +318,31 @@ def test_complex_multiply_reference_is_the_product():
     exact = a.astype(np.complex128) * b.astype(np.complex128)
     got = ew.multiply_spectrum(a.copy(), b, xp=np)
     np.testing.assert_allclose(got, exact, rtol=2e-7 * 4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(8, 6), (7, 9), (6, 5), (16, 17), (1, 4)])
+@pytest.mark.parametrize("per_map", [False, True])
+def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map):
+    """The GPU spectrum kernel of the "dctfft" engine equals the NumPy statement of Makhoul's formulas.
+
+    The reference (``xrfgpu._reflect_fft.spectrum_filter_reference``) is itself
+    checked against SciPy's DCT and ``scipy.ndimage.convolve`` in
+    ``tests/test_reflect_fft.py``; the kernel computes in double and stores
+    in the array dtype, so float32 agrees to float32 rounding.
+    """
+    from xrfgpu._reflect_fft import spectrum_filter_reference
+
+    rng = np.random.default_rng(sum(shape))
+    n1, n2 = shape
+    planes = 3
+    spectrum = np.fft.rfft2(rng.standard_normal((planes, n1, n2)))
+    lam = rng.random((planes, n1, n2) if per_map else (n1, n2))
+    expected = spectrum_filter_reference(spectrum, lam)
+    ctype = np.complex64 if dtype == np.float32 else np.complex128
+    work = np.ascontiguousarray(spectrum.astype(ctype))
+    call(lib, "xrfgpu_reflect_dct_filter", dtype, work.view(dtype), np.ascontiguousarray(lam.astype(dtype)),
+         planes, n1, n2, planes if per_map else 1)
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(work, expected, rtol=0, atol=tol * scale)

@@ -164,6 +164,11 @@ def irfft2(X, shape, *, xp, out=None, overwrite=False):
         import scipy.fft
 
         return scipy.fft.irfftn(X, s=tuple(shape), axes=(-2, -1), workers=_WORKERS, overwrite_x=bool(overwrite))
+    if overwrite and is_cupy_namespace(xp):
+        import cupyx.scipy.fft
+
+        # C2R transforms destroy their input anyway; without overwrite_x CuPy copies it first
+        return cupyx.scipy.fft.irfftn(X, s=tuple(shape), axes=(-2, -1), overwrite_x=True)
     return xp.fft.irfftn(X, s=tuple(shape), axes=(-2, -1))
 
 

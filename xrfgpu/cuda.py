@@ -55,6 +55,7 @@ KERNEL_FILES = {
     "fista.cu": ("xrfgpu_fista_step_scalar", "xrfgpu_fista_step_bcast"),
     "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term"),
     "spectrum.cu": ("xrfgpu_multiply_spectrum",),
+    "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter",),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any
@@ -237,6 +238,35 @@ class CudaKernels:
         real = cp.float32 if spectrum.dtype == cp.complex64 else cp.float64
         fn = self.function("xrfgpu_multiply_spectrum", real)
         self._launch(fn, spectrum.size, (spectrum, transfer, spectrum.size, transfer.size))
+        return spectrum
+
+    def reflect_dct_filter(self, spectrum, eigenvalues):
+        """The reflect blur ``K`` on an rfft2 half spectrum of reordered maps, in place (:mod:`xrfgpu._reflect_fft`).
+
+        ``spectrum`` is complex (..., n1, n2 // 2 + 1); ``eigenvalues`` real (n1, n2)
+        or one plane per map (n, n1, n2). Returns None (the caller falls back to
+        the array-API expression) for layouts the kernel does not take.
+        """
+        cp = self._cp
+        n1, n2 = eigenvalues.shape[-2:]
+        real = {cp.complex64: cp.float32, cp.complex128: cp.float64}.get(spectrum.dtype.type)
+        planes = spectrum.size // max(n1 * (n2 // 2 + 1), 1)
+        lam_planes = eigenvalues.size // max(n1 * n2, 1)
+        ok = (
+            real is not None
+            and isinstance(spectrum, cp.ndarray)
+            and isinstance(eigenvalues, cp.ndarray)
+            and eigenvalues.dtype == real
+            and spectrum.flags.c_contiguous
+            and eigenvalues.flags.c_contiguous
+            and tuple(spectrum.shape[-2:]) == (n1, n2 // 2 + 1)
+            and lam_planes in (1, planes)
+        )
+        if not ok:
+            return None
+        fn = self.function("xrfgpu_reflect_dct_filter", real)
+        work = planes * (n1 // 2 + 1) * (n2 // 2 + 1)
+        self._launch(fn, work, (spectrum, eigenvalues, planes, n1, n2, lam_planes))
         return spectrum
 
     def rl_ratio(self, data, blurred, background, eps):

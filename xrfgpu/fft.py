@@ -93,6 +93,7 @@ from ._backend import (
     has_dct,
     idct2,
     irfft2,
+    is_cupy_namespace,
     is_numpy_namespace,
     is_slow_fft_length,
     rfft2,
@@ -103,9 +104,54 @@ from ._separable import SeparableReflectBlur, separable_factors
 __all__ = ["Convolution", "psf_to_otf", "psf_to_dct_eigenvalues", "reflect_indices", "default_pad", "is_axis_symmetric", "BOUNDARIES"]
 
 BOUNDARIES = ("reflect", "periodic")
-ENGINES = ("dct", "mirror", "extended", "separable", "padded", "periodic")
+ENGINES = ("dct", "mirror", "extended", "separable", "padded", "periodic", "dctfft")
 # engines that apply the operator without diagonalising it: iterative algorithms only
 MATRIX_FREE_ENGINES = ("extended", "separable")
+# engines that serve iterative algorithms only (no transform a closed-form filter could use)
+ITERATIVE_ONLY_ENGINES = MATRIX_FREE_ENGINES + ("dctfft",)
+
+
+def gpu_fft_cost_factor(n: int) -> float:
+    """Relative cuFFT cost per element of a real-FFT length ``n`` (1 for a typical 7-smooth length).
+
+    From the lengths measured on an NVIDIA H100 (``benchmarks/gpu_speed.py``,
+    rfft2 + irfft2 pairs of square canvases, CuPy 14.2): powers of two ran at
+    0.65–0.70 of the time per element of the 7-smooth lengths around them
+    (4096²: 0.0265 ns per element against 0.036–0.039 for 4320²–4608²),
+    lengths with a factor 7 about 1.13 (4200²: 0.0444), and lengths with a
+    prime factor above 7 go through Bluestein's algorithm, several times slower.
+    """
+    n = int(n)
+    if n & (n - 1) == 0:
+        return 0.68
+    m = n
+    for p in (2, 3, 5, 7):
+        while m % p == 0:
+            m //= p
+    if m != 1:
+        return 4.0
+    return 1.13 if n % 7 == 0 else 1.0
+
+
+def gpu_fft_cost(shape) -> float:
+    """Relative cuFFT cost of a 2-D real transform pair of ``shape`` (:func:`gpu_fft_cost_factor`)."""
+    rows, cols = (int(n) for n in shape)
+    return rows * cols * 0.5 * (gpu_fft_cost_factor(rows) + gpu_fft_cost_factor(cols))
+
+
+def gpu_fft_size(n: int) -> int:
+    """The length ≥ ``n`` of least cuFFT cost (length × :func:`gpu_fft_cost_factor`): often a power of two."""
+    from ._backend import smooth_sizes
+
+    n = int(n)
+    best, cost = None, None
+    for m in smooth_sizes(2 * n + 64):
+        if m < n or (m % 2 and m > 2):
+            continue
+        c = m * gpu_fft_cost_factor(m)
+        if cost is None or c < cost:
+            best, cost = m, c
+    return best if best is not None else n
 
 
 def _dct_is_cheaper(shape, psf_shape) -> bool:
@@ -329,6 +375,12 @@ class Convolution:
             self.canvas_shape = self.shape
             self._separable = SeparableReflectBlur(self._factors, self.shape, to_numpy(psf).dtype)
             self.transform_shape = self._separable.line_shape
+        elif engine == "dctfft":
+            self.canvas_shape = self.shape
+            from ._reflect_fft import inverse_order, makhoul_order
+
+            self._order = tuple(xp.asarray(makhoul_order(n), device=dev) for n in self.shape)
+            self._unorder = tuple(xp.asarray(inverse_order(n), device=dev) for n in self.shape)
         elif engine == "extended":
             self.canvas_shape = self.shape
             kr, kc = self.psf_shape
@@ -337,7 +389,8 @@ class Convolution:
             for (before, after), n in zip(self._reach, self.shape):
                 if max(before, after) > n:
                     raise ValueError(f"PSF of shape {self.psf_shape} reaches past the mirror image of a map of shape {self.shape}")
-            self.transform_shape = (fft_size(self.shape[0] + kr - 1), fft_size(self.shape[1] + kc - 1))
+            size = gpu_fft_size if is_cupy_namespace(xp) else fft_size
+            self.transform_shape = (size(self.shape[0] + kr - 1), size(self.shape[1] + kc - 1))
             self._scratch = threading.local()
         else:  # padded
             pad = default_pad(self.psf_shape, pad_factor) if pad is None else int(pad)
@@ -351,7 +404,7 @@ class Convolution:
             )
         if self.transform_shape is None:
             self.transform_shape = self.canvas_shape
-        if engine == "dct":
+        if engine in ("dct", "dctfft"):
             self.otf = psf_to_dct_eigenvalues(psf, self.shape, xp=xp)
             self.otf_conj = self.otf
         elif engine == "separable":
@@ -376,6 +429,14 @@ class Convolution:
                 return "padded"
             if self._factors is not None:
                 return "separable"
+            if self.iterative and is_cupy_namespace(xp):
+                # GPU cost model: the reordered-DCT engine transforms the map itself, the
+                # extended engine a canvas of the cheapest cuFFT lengths ≥ map + PSF − 1
+                kr, kc = self.psf_shape
+                extended = gpu_fft_cost((gpu_fft_size(self.shape[0] + kr - 1), gpu_fft_size(self.shape[1] + kc - 1)))
+                if symmetric and gpu_fft_cost(self.shape) <= extended:
+                    return "dctfft"
+                return "extended"
             if self.iterative:
                 if symmetric and has_dct(xp) and _dct_is_cheaper(self.shape, self.psf_shape):
                     return "dct"
@@ -385,11 +446,11 @@ class Convolution:
             return "padded"
         if engine == "periodic":
             raise ValueError("engine 'periodic' needs boundary='periodic'")
-        if engine in ("dct", "mirror") and not symmetric:
+        if engine in ("dct", "mirror", "dctfft") and not symmetric:
             raise ValueError(f"engine {engine!r} needs an odd-sized PSF symmetric along both axes")
         if engine == "dct" and not has_dct(xp):
             raise ValueError(f"engine 'dct' needs a namespace with a DCT (NumPy or CuPy), not {xp.__name__}")
-        if engine in MATRIX_FREE_ENGINES and not self.iterative:
+        if engine in ITERATIVE_ONLY_ENGINES and not self.iterative:
             raise ValueError(f"engine {engine!r} has no diagonal transform: it serves iterative algorithms only")
         if engine == "separable" and self._factors is None:
             raise ValueError("engine 'separable' needs NumPy with ducc0 and a PSF that is an outer product of two "
@@ -424,7 +485,11 @@ class Convolution:
 
     # -- canvas <-> map ---------------------------------------------------
     def embed(self, image):
-        """Extend a map (..., rows, cols) to the canvas by the boundary rule."""
+        """Extend a map (..., rows, cols) to the canvas by the boundary rule (reorder it for ``"dctfft"``)."""
+        if self.engine == "dctfft":
+            xp = self.xp
+            rows, cols = self._order
+            return xp.take(xp.take(image, rows, axis=image.ndim - 2), cols, axis=image.ndim - 1)
         if self._index is None:
             return image
         xp = self.xp
@@ -433,7 +498,11 @@ class Convolution:
         return xp.take(out, cols, axis=image.ndim - 1)
 
     def crop(self, canvas):
-        """Cut the map's region out of a canvas array."""
+        """Cut the map's region out of a canvas array (undo the reordering for ``"dctfft"``: a copy)."""
+        if self.engine == "dctfft":
+            xp = self.xp
+            rows, cols = self._unorder
+            return xp.take(xp.take(canvas, rows, axis=canvas.ndim - 2), cols, axis=canvas.ndim - 1)
         if self._index is None:
             return canvas
         p = self.pad
@@ -462,6 +531,8 @@ class Convolution:
             return self._extended_forward(x)
         if self.engine == "separable":
             return self._separable.forward(x)
+        if self.engine == "dctfft":
+            return self._dctfft_apply(x)
         return self.apply_transfer(x, self.otf)
 
     def adjoint(self, x):
@@ -470,7 +541,16 @@ class Convolution:
             return self._extended_adjoint(x)
         if self.engine == "separable":
             return self._separable.adjoint(x)
+        if self.engine == "dctfft":
+            return self._dctfft_apply(x)  # the blur of a symmetric PSF is symmetric: Aᵀ = A
         return self.apply_transfer(x, self.otf_conj)
+
+    def _dctfft_apply(self, x):
+        """The reflect blur on the reordered canvas: irfft2(K(rfft2(x))) (:mod:`xrfgpu._reflect_fft`)."""
+        from ._elementwise import reflect_dct_filter
+
+        spectrum = reflect_dct_filter(rfft2(x, xp=self.xp), self.otf, xp=self.xp)
+        return irfft2(spectrum, self.canvas_shape, xp=self.xp, overwrite=True)
 
     def apply_transfer(self, x, transfer):
         """``inverse(transform(x) · transfer)`` for any transfer function on the canvas."""
@@ -495,8 +575,8 @@ class Convolution:
             self._scratch = threading.local()
 
     def _require_diagonal(self, what):
-        if self.engine in MATRIX_FREE_ENGINES:
-            raise TypeError(f"{what}: the 'extended' engine is not diagonalised by a transform; "
+        if self.engine in ITERATIVE_ONLY_ENGINES:
+            raise TypeError(f"{what}: the {self.engine!r} engine is not diagonalised by a transform; "
                             "build the operator with iterative=False for closed-form filters")
 
     # -- the extended (non-circulant) reflect engine ------------------------------------

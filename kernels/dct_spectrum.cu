@@ -1,0 +1,98 @@
+// dct_spectrum.cu — the reflect-boundary blur of a symmetric PSF on the rfft2 half spectrum of a
+// Makhoul-reordered map (xrfgpu/_reflect_fft.py states the formulas; spectrum_filter_reference is the
+// NumPy statement this kernel is tested against).
+//
+// One work item per frequency pair (k1, k2) and (n1 − k1, k2), k1 ≤ n1/2, k2 ≤ n2/2: it reads the two
+// half-spectrum bins, forms the four DCT coefficients of the orbit (±k1, ±k2), scales them by the
+// eigenvalues λ and writes the two bins back, in place (the pair is read before it is written, and no
+// other work item touches it). The arithmetic is in double whatever the storage type T.
+#ifndef XRFGPU_OPS_CUH
+#include "xrfgpu_ops.cuh"
+#endif
+
+namespace xrfgpu {
+
+// (cos πx, sin πx)
+XRFGPU_HD void dct_sincospi(double x, double* s, double* c) {
+#if defined(__CUDA_ARCH__)
+    sincospi(x, s, c);
+#else
+    *s = std::sin(3.141592653589793238462643 * x);
+    *c = std::cos(3.141592653589793238462643 * x);
+#endif
+}
+
+// 2 Re{ w2 (w1 a + conj(w1) b) } for complex a, b and twiddles w = (wr, wi)
+XRFGPU_HD double dct_coefficient(double w1r, double w1i, double w2r, double w2i, double ar, double ai, double br,
+                                 double bi) {
+    const double sr = (w1r * ar - w1i * ai) + (w1r * br + w1i * bi);
+    const double si = (w1r * ai + w1i * ar) + (w1r * bi - w1i * br);
+    return 2.0 * (w2r * sr - w2i * si);
+}
+
+template <typename T>
+XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __restrict__ lam, long long planes,
+                                         long long n1, long long n2, long long lam_planes) {
+    const long long half = n2 / 2 + 1;
+    const long long rows = n1 / 2 + 1;
+    const long long pairs = rows * half;
+    const long long total = planes * pairs;
+    XRFGPU_GRID_LOOP(i, total) {
+        const long long p = i / pairs;
+        const long long r = i - p * pairs;
+        const long long k1 = r / half;
+        const long long k2 = r - k1 * half;
+        const long long j1 = (k1 == 0) ? 0 : n1 - k1;
+        const long long b = n2 - k2;  // == n2 (no such coefficient) when k2 == 0
+        T* plane = spectrum + 2 * p * n1 * half;
+        const T* lp = lam + ((lam_planes == 1) ? 0 : p) * n1 * n2;
+        const double pr = plane[2 * (k1 * half + k2)], pi = plane[2 * (k1 * half + k2) + 1];
+        const double qr = plane[2 * (j1 * half + k2)], qi = plane[2 * (j1 * half + k2) + 1];
+        // twiddles W_N(k) = exp(−iπk / 2N)
+        double s, c;
+        dct_sincospi((double)k1 / (2.0 * n1), &s, &c);
+        const double a1r = c, a1i = -s;  // W1(k1)
+        dct_sincospi((double)j1 / (2.0 * n1), &s, &c);
+        const double b1r = c, b1i = -s;  // W1(j1)
+        dct_sincospi((double)k2 / (2.0 * n2), &s, &c);
+        const double a2r = c, a2i = -s;  // W2(k2)
+        dct_sincospi((double)b / (2.0 * n2), &s, &c);
+        const double b2r = c, b2i = -s;  // W2(n2 − k2)
+        // the orbit's DCT coefficients, scaled by λ; V(k1, n2−k2) = conj Q, V(j1, n2−k2) = conj P
+        const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * (double)lp[k1 * n2 + k2];
+        const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * (double)lp[j1 * n2 + k2];
+        double xkb = 0.0, xjb = 0.0;
+        if (b < n2) {
+            xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * (double)lp[k1 * n2 + b];
+            xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * (double)lp[j1 * n2 + b];
+        }
+        // back to the spectrum: V = conj(W1) conj(W2) [(X(k) − X(N−k1, N−k2)) − i (X(N−k1, k2) + X(k1, N−k2))] / 4,
+        // X(n1, ·) = 0 for k1 == 0
+        const double mirror_kb = (k1 == 0) ? 0.0 : xjb;
+        const double mirror_k = (k1 == 0) ? 0.0 : xjk;
+        {
+            const double re = 0.25 * (xkk - mirror_kb), im = -0.25 * (mirror_k + xkb);
+            // times conj(W1(k1)) conj(W2(k2)) = (a1r − i a1i)(a2r − i a2i)
+            const double wr = a1r * a2r - a1i * a2i, wi = -(a1r * a2i + a1i * a2r);
+            plane[2 * (k1 * half + k2)] = (T)(re * wr - im * wi);
+            plane[2 * (k1 * half + k2) + 1] = (T)(re * wi + im * wr);
+        }
+        if (j1 != k1) {
+            const double re = 0.25 * (xjk - xkb), im = -0.25 * (xkk + xjb);
+            const double wr = b1r * a2r - b1i * a2i, wi = -(b1r * a2i + b1i * a2r);
+            plane[2 * (j1 * half + k2)] = (T)(re * wr - im * wi);
+            plane[2 * (j1 * half + k2) + 1] = (T)(re * wi + im * wr);
+        }
+    }
+}
+
+}  // namespace xrfgpu
+
+XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f32(float* spectrum, const float* lam, long long planes, long long n1,
+                                            long long n2, long long lam_planes) {
+    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, planes, n1, n2, lam_planes);
+}
+XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f64(double* spectrum, const double* lam, long long planes, long long n1,
+                                            long long n2, long long lam_planes) {
+    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, planes, n1, n2, lam_planes);
+}
