@@ -29,15 +29,33 @@ echo "== probe"
 timeout 60 "$PY" benchmarks/gpu_probe.py "$OUT/gpu_probe.json" > "$OUT/gpu-probe.log" 2>&1; echo "probe rc=$?"; cat "$OUT/gpu-probe.log" | cut -c1-400
 
 echo "== gpu tests"
-timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -rfE \
+timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -rfE -n "${TEST_WORKERS:-8}" \
   --timeout="${TEST_TIMEOUT:-30}" -o faulthandler_timeout="$(( ${TEST_TIMEOUT:-30} - 5 ))" \
   --durations=25 --junitxml="$OUT/gpu-tests.xml" ${TEST_ARGS:-tests} > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "passed|failed|error" "$OUT/gpu-tests.log" | tail -3
 grep -E "^(FAILED|ERROR)" "$OUT/gpu-tests.log" | head -20
+"$PY" - "$OUT/gpu-tests.xml" "$OUT/gpu-tests.json" <<'PYEOF'
+import json, sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception as exc:  # the run was cut off before pytest wrote its report
+    json.dump({"error": f"no junit report: {exc}"}, open(sys.argv[2], "w")); sys.exit(0)
+cases = []
+for tc in root.iter("testcase"):
+    outcome = "passed"
+    for tag in ("failure", "error", "skipped"):
+        if tc.find(tag) is not None:
+            outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+    cases.append({"test": f"{tc.get('classname')}::{tc.get('name')}", "outcome": outcome, "s": float(tc.get("time", 0))})
+summary = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "error", "skipped")}
+json.dump({"summary": summary, "slowest": sorted(cases, key=lambda c: -c["s"])[:15],
+           "not_passed": [c for c in cases if c["outcome"] in ("failed", "error")]}, open(sys.argv[2], "w"), indent=1)
+print(summary)
+PYEOF
 
 echo "== gpu speed"
 timeout "${BENCH_BUDGET:-150}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_speed.json" \
-  --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,fft}" > "$OUT/gpu-speed.log" 2>&1
+  --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,numpy,beyond}" > "$OUT/gpu-speed.log" 2>&1
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -15 "$OUT/gpu-speed.log"

@@ -193,6 +193,50 @@ def measure_stack(reps=3, iters=20):
             "throughput_ratio": (stack.size / t_stack) / (big.size / t_big)}
 
 
+def measure_numpy_vs_cupy(size=2048, iters=20):
+    """The same RL on NumPy (this machine's cores) and on CuPy, and the largest difference of the results."""
+    import xrfgpu
+
+    cp = _cupy()
+    y = count_map(size, seed=3)
+    h = psf_host()
+    y_host = cp.asnumpy(y)
+    t0 = time.perf_counter()
+    cpu = xrfgpu.richardson_lucy(y_host, h, num_iter=iters, background=BACKGROUND, accelerate=True)
+    t_cpu = time.perf_counter() - t0
+    gpu_fn = lambda: xrfgpu.richardson_lucy(y, cp.asarray(h), num_iter=iters, background=BACKGROUND,  # noqa: E731
+                                            accelerate=True)
+    t_gpu = timed(gpu_fn, reps=3)
+    gpu = cp.asnumpy(gpu_fn())
+    return {"size": size, "iterations": iters, "accelerate": True, "numpy_s": t_cpu, "cupy_s": t_gpu,
+            "speedup": t_cpu / t_gpu, "max_rel_diff": float(np.abs(gpu - cpu).max() / np.abs(cpu).max())}
+
+
+def measure_beyond_rl():
+    """blind_l0 at 512² and the automatic restore() at 1024²: CPU against GPU, same map."""
+    import xrfgpu
+    from xrfgpu.blind import blind_l0
+    from xrfgpu.phantom import observe
+
+    cp = _cupy()
+    out = {}
+    counts, _, _ = observe((512, 512), 4.0, seed=5, background_counts=140.0)
+    t0 = time.perf_counter()
+    blind_l0(counts, 37)
+    out["blind_l0_512_cpu_s"] = time.perf_counter() - t0
+    g = cp.asarray(counts)
+    out["blind_l0_512_gpu_s"] = timed(lambda: blind_l0(g, 37), reps=1)
+    out["blind_l0_speedup"] = out["blind_l0_512_cpu_s"] / out["blind_l0_512_gpu_s"]
+    counts, _, _ = observe((1024, 1024), 6.5, seed=6, background_counts=140.0)
+    t0 = time.perf_counter()
+    xrfgpu.restore(counts)
+    out["restore_auto_1024_cpu_s"] = time.perf_counter() - t0
+    g = cp.asarray(counts)
+    out["restore_auto_1024_gpu_s"] = timed(lambda: xrfgpu.restore(g), reps=1)
+    out["restore_auto_speedup"] = out["restore_auto_1024_cpu_s"] / out["restore_auto_1024_gpu_s"]
+    return out
+
+
 def smooth_lengths(lo, hi):
     out = []
     for m in range(lo + (lo % 2), hi + 1, 2):
@@ -237,7 +281,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", default="512,1024,2048,4096,8192")
-    parser.add_argument("--parts", default="rl,stack,fft")
+    parser.add_argument("--parts", default="rl,stack,numpy,beyond,fft")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     result = {"environment": environment(), "command": " ".join(sys.argv)}
@@ -264,6 +308,14 @@ def main(argv=None):
             result["stack"] = {"error": f"{type(exc).__name__}: {exc}"}
         save()
         print(json.dumps(result["stack"]), flush=True)
+    for name, fn in (("numpy", measure_numpy_vs_cupy), ("beyond", measure_beyond_rl)):
+        if name in parts:
+            try:
+                result[name] = fn()
+            except Exception as exc:  # noqa: BLE001
+                result[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            save()
+            print(name, json.dumps(result[name]), flush=True)
     if "fft" in parts:
         result["fft_lengths"] = measure_fft_lengths()
         save()
@@ -288,6 +340,9 @@ def print_table(result):
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "
               f"{s['throughput_ratio']:.2f}")
+    for name in ("numpy", "beyond"):
+        if name in result:
+            print(name, json.dumps(result[name]))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //
 // rl_ratio writes y / max(h⊛x + b, eps) over `blurred` in place (one pass: the
 // background add, the guard and the division are fused); rl_update writes
-// x · c over `correction` in place. The *_bcast variant takes the background
+// x · c over `correction` in place (rl_update_inplace: over the estimate). The *_bcast variant takes the background
 // and eps as broadcast operands (xrfgpu::bcast_index): a canvas map, one
 // value per map of a stack, or a scalar.
 #ifndef XRFGPU_OPS_CUH
@@ -36,6 +36,12 @@ XRFGPU_LOOP void rl_update_loop(const T* __restrict__ estimate, T* __restrict__ 
     XRFGPU_GRID_LOOP(i, n) { correction[i] = rl_update(estimate[i], correction[i]); }
 }
 
+// the same update written over the estimate (the GPU iteration keeps its buffers: xrfgpu/_gpu_rl.py)
+template <typename T>
+XRFGPU_LOOP void rl_update_inplace_loop(T* __restrict__ estimate, const T* __restrict__ correction, long long n) {
+    XRFGPU_GRID_LOOP(i, n) { estimate[i] = rl_update(estimate[i], correction[i]); }
+}
+
 }  // namespace xrfgpu
 
 XRFGPU_KERNEL xrfgpu_rl_ratio_scalar_f32(const float* data, float* blurred, long long n, float background, float eps,
@@ -63,4 +69,11 @@ XRFGPU_KERNEL xrfgpu_rl_update_f32(const float* estimate, float* correction, lon
 }
 XRFGPU_KERNEL xrfgpu_rl_update_f64(const double* estimate, double* correction, long long n) {
     xrfgpu::rl_update_loop<double>(estimate, correction, n);
+}
+
+XRFGPU_KERNEL xrfgpu_rl_update_inplace_f32(float* estimate, const float* correction, long long n) {
+    xrfgpu::rl_update_inplace_loop<float>(estimate, correction, n);
+}
+XRFGPU_KERNEL xrfgpu_rl_update_inplace_f64(double* estimate, const double* correction, long long n) {
+    xrfgpu::rl_update_inplace_loop<double>(estimate, correction, n);
 }

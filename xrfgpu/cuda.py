@@ -51,11 +51,12 @@ __all__ = [
 HEADER = "xrfgpu_ops.cuh"
 # source file -> the kernel names it defines (without the dtype suffix)
 KERNEL_FILES = {
-    "rl.cu": ("xrfgpu_rl_ratio_scalar", "xrfgpu_rl_ratio_bcast", "xrfgpu_rl_update"),
+    "rl.cu": ("xrfgpu_rl_ratio_scalar", "xrfgpu_rl_ratio_bcast", "xrfgpu_rl_update", "xrfgpu_rl_update_inplace"),
     "fista.cu": ("xrfgpu_fista_step_scalar", "xrfgpu_fista_step_bcast"),
     "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term"),
     "spectrum.cu": ("xrfgpu_multiply_spectrum",),
     "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter",),
+    "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any

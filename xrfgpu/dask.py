@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 
 import numpy as np
 
@@ -198,11 +199,40 @@ def _call_engine(method, image, psf, background, options):
     return engine(image, psf, background=background, boundary="reflect", **options)
 
 
+_GPU_LOCKS: dict = {}
+_GPU_LOCKS_GUARD = threading.Lock()
+
+
+def _gpu_lock(block):
+    """The lock that runs this process's CuPy tiles one at a time on ``block``'s GPU.
+
+    Dask's threaded scheduler calls the tile function from many threads at
+    once. On one GPU that gains nothing (each tile fills the device), and
+    CuPy's run-time compilation (NVRTC) of the same kernel from several threads
+    at once never returned on an NVIDIA H100 (CuPy 14.2, 16 threads): the first
+    tiled run hung, and every later compilation in the process hung with it.
+    Serialising the tiles per device removes both. Several GPUs: one
+    ``dask-cuda`` worker per GPU, each with its own lock.
+    """
+    device = int(getattr(getattr(block, "device", None), "id", 0))
+    with _GPU_LOCKS_GUARD:
+        return _GPU_LOCKS.setdefault(device, threading.Lock())
+
+
 def _restore_tile(block, *background_block, method, psf, background, options, dtype):
-    """Restore one tile (with its halo); the halo is trimmed by Dask."""
-    from ._backend import array_namespace
+    """Restore one tile (with its halo); the halo is trimmed by Dask. CuPy tiles run one at a time per GPU."""
+    from ._backend import array_namespace, is_cupy_namespace
 
     xp = array_namespace(block)
+    if is_cupy_namespace(xp):
+        with _gpu_lock(block):
+            return _restore_tile_body(block, *background_block, xp=xp, method=method, psf=psf,
+                                      background=background, options=options, dtype=dtype)
+    return _restore_tile_body(block, *background_block, xp=xp, method=method, psf=psf, background=background,
+                              options=options, dtype=dtype)
+
+
+def _restore_tile_body(block, *background_block, xp, method, psf, background, options, dtype):
     dtype = getattr(xp, np.dtype(dtype).name)
     if background_block:
         background = background_block[0]
@@ -439,7 +469,9 @@ def _global_settings(method, maps, backgrounds, options):
         return per_element
     import dask
 
-    values = [float(v) for v in dask.compute(*lazy)]
+    # CuPy chunks: reduce on one thread (concurrent run-time compilation of CuPy kernels hangs, see _gpu_lock)
+    on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
+    values = [float(v) for v in dask.compute(*lazy, **({"scheduler": "synchronous"} if on_gpu else {}))]
     for k, opts in enumerate(per_element):
         if method == "rl":
             level, mean_b = values[2 * k], values[2 * k + 1]

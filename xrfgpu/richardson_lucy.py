@@ -199,6 +199,11 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     eps = float(filter_epsilon) if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)
     if init is None:
         init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
+    from . import _gpu_rl
+
+    if _gpu_rl.applies(pb, tv=tv, track=track, callback=callback):
+        # CuPy with the map-sized reflect engine: fixed buffers and one CUDA graph per iteration
+        return pb.finish(_gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate))
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
 
     n_pixels = pb.image.shape[-1] * pb.image.shape[-2]

@@ -1,0 +1,137 @@
+// rl_accel.cu — Biggs–Andrews accelerated Richardson–Lucy with the step length kept on the device
+// (xrfgpu/_gpu_rl.py runs them; xrfgpu/richardson_lucy.py is the reference loop).
+//
+// The reference computes α = clip(⟨g1, g2⟩ / (⟨g2, g2⟩ + 1e-300), 0, 1) on the host every
+// iteration (g1: the last change x_new − point, g2: the one before), which stops the GPU once per
+// iteration. Here the two inner products are accumulated in double by the update kernel of one
+// iteration (one pair of sums per map of a stack: acc[2p], acc[2p + 1]) and read by the
+// extrapolation kernel of the next, so a whole iteration is one CUDA graph with no host wait.
+//
+//   rl_extrapolate_dev:  point = max(x + α (x − x_prev), 0), written over x_prev
+//                        (the arithmetic of _elementwise.rl_extrapolate, α rounded to T)
+//   rl_update_accel:     new = point · c;  g = new − point;  x_prev ← x;  x ← new;
+//                        g2 ← g1;  g1 ← g;  acc += (⟨g, g1_old⟩, ⟨g1_old, g1_old⟩)
+//
+// With g1 = g2 = 0 and acc = 0 at the start, α is 0 for the first two iterations, as in the
+// reference (which extrapolates only once two changes exist).
+#ifndef XRFGPU_OPS_CUH
+#include "xrfgpu_ops.cuh"
+#endif
+
+namespace xrfgpu {
+
+XRFGPU_HD double accel_alpha(const double* acc, long long p) {
+    double a = acc[2 * p] / (acc[2 * p + 1] + 1e-300);
+    return (a < 0.0) ? 0.0 : ((a > 1.0) ? 1.0 : a);
+}
+
+template <typename T>
+XRFGPU_LOOP void rl_extrapolate_dev_loop(const T* __restrict__ x, T* __restrict__ x_prev,
+                                         const double* __restrict__ acc, long long n, long long plane) {
+    XRFGPU_GRID_LOOP(i, n) {
+        const T alpha = (T)accel_alpha(acc, i / plane);
+        const T v = xg_add(xg_mul(xg_sub(x[i], x_prev[i]), alpha), x[i]);
+        x_prev[i] = xg_max(v, T(0));
+    }
+}
+
+// one element of the update; returns the two products to accumulate
+template <typename T>
+XRFGPU_HD void rl_update_accel_at(T* x, T* x_prev, const T* work, T* g1, T* g2, long long i, double* s12,
+                                  double* s22) {
+    const T point = x_prev[i];
+    const T fresh = rl_update(point, work[i]);
+    const T change = xg_sub(fresh, point);
+    const T g1_old = g1[i];
+    x_prev[i] = x[i];
+    x[i] = fresh;
+    g2[i] = g1_old;
+    g1[i] = change;
+    *s12 += (double)change * (double)g1_old;
+    *s22 += (double)g1_old * (double)g1_old;
+}
+
+}  // namespace xrfgpu
+
+XRFGPU_KERNEL xrfgpu_rl_extrapolate_dev_f32(const float* x, float* x_prev, const double* acc, long long n,
+                                            long long plane) {
+    xrfgpu::rl_extrapolate_dev_loop<float>(x, x_prev, acc, n, plane);
+}
+XRFGPU_KERNEL xrfgpu_rl_extrapolate_dev_f64(const double* x, double* x_prev, const double* acc, long long n,
+                                            long long plane) {
+    xrfgpu::rl_extrapolate_dev_loop<double>(x, x_prev, acc, n, plane);
+}
+
+#if defined(XRFGPU_CUDA)
+// grid (blocks per map, maps); block 256 threads; block sums by warp shuffles, one atomicAdd per block
+template <typename T>
+__device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, T* g2, double* acc,
+                                                       long long plane) {
+    const long long p = blockIdx.y;
+    const long long base = p * plane;
+    double s12 = 0.0, s22 = 0.0;
+    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < plane;
+         j += (long long)blockDim.x * gridDim.x) {
+        xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, g2, base + j, &s12, &s22);
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        s12 += __shfl_down_sync(0xffffffffu, s12, off);
+        s22 += __shfl_down_sync(0xffffffffu, s22, off);
+    }
+    __shared__ double partial[2][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        partial[0][warp] = s12;
+        partial[1][warp] = s22;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const int warps = (blockDim.x + 31) >> 5;
+        s12 = (lane < warps) ? partial[0][lane] : 0.0;
+        s22 = (lane < warps) ? partial[1][lane] : 0.0;
+        for (int off = 16; off > 0; off >>= 1) {
+            s12 += __shfl_down_sync(0xffffffffu, s12, off);
+            s22 += __shfl_down_sync(0xffffffffu, s22, off);
+        }
+        if (lane == 0) {
+            atomicAdd(&acc[2 * p], s12);
+            atomicAdd(&acc[2 * p + 1], s22);
+        }
+    }
+}
+#else
+template <typename T>
+inline void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, T* g2, double* acc, long long planes,
+                                   long long plane) {
+    for (long long p = 0; p < planes; ++p) {
+        double s12 = 0.0, s22 = 0.0;
+        for (long long j = 0; j < plane; ++j) {
+            xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, g2, p * plane + j, &s12, &s22);
+        }
+        acc[2 * p] += s12;
+        acc[2 * p + 1] += s22;
+    }
+}
+#endif
+
+#if defined(XRFGPU_CUDA)
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1, float* g2,
+                                         double* acc, long long planes, long long plane) {
+    (void)planes;  // the grid's second dimension
+    rl_update_accel_kernel<float>(x, x_prev, work, g1, g2, acc, plane);
+}
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1, double* g2,
+                                         double* acc, long long planes, long long plane) {
+    (void)planes;
+    rl_update_accel_kernel<double>(x, x_prev, work, g1, g2, acc, plane);
+}
+#else
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1, float* g2,
+                                         double* acc, long long planes, long long plane) {
+    rl_update_accel_kernel<float>(x, x_prev, work, g1, g2, acc, planes, plane);
+}
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1, double* g2,
+                                         double* acc, long long planes, long long plane) {
+    rl_update_accel_kernel<double>(x, x_prev, work, g1, g2, acc, planes, plane);
+}
+#endif
