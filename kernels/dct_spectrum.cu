@@ -5,7 +5,8 @@
 // One work item per frequency pair (k1, k2) and (n1 − k1, k2), k1 ≤ n1/2, k2 ≤ n2/2: it reads the two
 // half-spectrum bins, forms the four DCT coefficients of the orbit (±k1, ±k2), scales them by the
 // eigenvalues λ and writes the two bins back, in place (the pair is read before it is written, and no
-// other work item touches it). The arithmetic is in double whatever the storage type T.
+// other work item touches it). The arithmetic is in double whatever the storage type T; `scale`
+// multiplies λ (the GPU iteration folds cuFFT's unnormalised inverse, 1/(n1 n2), into it).
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
@@ -32,7 +33,7 @@ XRFGPU_HD double dct_coefficient(double w1r, double w1i, double w2r, double w2i,
 
 template <typename T>
 XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __restrict__ lam, long long planes,
-                                         long long n1, long long n2, long long lam_planes) {
+                                         long long n1, long long n2, long long lam_planes, double scale) {
     const long long half = n2 / 2 + 1;
     const long long rows = n1 / 2 + 1;
     const long long pairs = rows * half;
@@ -59,12 +60,12 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
         dct_sincospi((double)b / (2.0 * n2), &s, &c);
         const double b2r = c, b2i = -s;  // W2(n2 − k2)
         // the orbit's DCT coefficients, scaled by λ; V(k1, n2−k2) = conj Q, V(j1, n2−k2) = conj P
-        const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * (double)lp[k1 * n2 + k2];
-        const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * (double)lp[j1 * n2 + k2];
+        const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * ((double)lp[k1 * n2 + k2] * scale);
+        const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * ((double)lp[j1 * n2 + k2] * scale);
         double xkb = 0.0, xjb = 0.0;
         if (b < n2) {
-            xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * (double)lp[k1 * n2 + b];
-            xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * (double)lp[j1 * n2 + b];
+            xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * ((double)lp[k1 * n2 + b] * scale);
+            xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * ((double)lp[j1 * n2 + b] * scale);
         }
         // back to the spectrum: V = conj(W1) conj(W2) [(X(k) − X(N−k1, N−k2)) − i (X(N−k1, k2) + X(k1, N−k2))] / 4,
         // X(n1, ·) = 0 for k1 == 0
@@ -89,10 +90,10 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
 }  // namespace xrfgpu
 
 XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f32(float* spectrum, const float* lam, long long planes, long long n1,
-                                            long long n2, long long lam_planes) {
-    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, planes, n1, n2, lam_planes);
+                                            long long n2, long long lam_planes, double scale) {
+    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, planes, n1, n2, lam_planes, scale);
 }
 XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f64(double* spectrum, const double* lam, long long planes, long long n1,
-                                            long long n2, long long lam_planes) {
-    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, planes, n1, n2, lam_planes);
+                                            long long n2, long long lam_planes, double scale) {
+    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, planes, n1, n2, lam_planes, scale);
 }

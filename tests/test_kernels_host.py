@@ -53,7 +53,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_l0_intensity": [P, P, LL, "T"],
     "xrfgpu_l0_gradient_term": [P, P, LL, LL, LL, "T"],
     "xrfgpu_multiply_spectrum": [P, P, LL, LL],
-    "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL],
+    "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL, ctypes.c_double],
     "xrfgpu_rl_extrapolate_dev": [P, P, P, LL, LL],
     "xrfgpu_rl_update_accel": [P, P, P, P, P, P, LL, LL],
 }
@@ -73,6 +73,8 @@ def call(lib, name, dtype, *args):
             conv.append(a.ctypes.data)
         elif kind == "T":
             conv.append(ctype(dtype(a)))
+        elif kind is ctypes.c_double:
+            conv.append(float(a))
         else:
             conv.append(int(a))
     fn(*conv)
@@ -348,7 +350,8 @@ def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map)
     ctype = np.complex64 if dtype == np.float32 else np.complex128
     work = np.ascontiguousarray(spectrum.astype(ctype))
     call(lib, "xrfgpu_reflect_dct_filter", dtype, work.view(dtype), np.ascontiguousarray(lam.astype(dtype)),
-         planes, n1, n2, planes if per_map else 1)
+         planes, n1, n2, planes if per_map else 1, 0.5)
+    expected = expected * 0.5  # the kernel's λ scale (cuFFT's unnormalised inverse folded in on the GPU)
     tol = 2e-6 if dtype == np.float32 else 1e-12
     scale = np.abs(expected).max()
     np.testing.assert_allclose(work, expected, rtol=0, atol=tol * scale)

@@ -125,3 +125,26 @@ def test_cupy_picks_dctfft_for_symmetric_psf_on_smooth_maps(monkeypatch):
     assert Convolution(h, (1021, 1021), iterative=True).engine == "extended"  # prime length: Bluestein
     tilted = gaussian(None, 7.5, 5.0, rho=0.3)
     assert Convolution(tilted, (1024, 1024), iterative=True).engine == "extended"
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (9, 16), (33, 27)])
+@pytest.mark.parametrize("batch", [False, True])
+def test_device_eigenvalues_by_matrix_products_equal_the_host_dct(shape, batch):
+    """The GPU route to the DCT eigenvalues (two small matrix products), run here with NumPy arrays."""
+    import array_api_compat.numpy as xnp
+
+    from xrfgpu import fft
+
+    h = gaussian(None, 2.0)
+    h = h / h.sum()
+    if batch:
+        other = gaussian(h.shape, 1.5)
+        h = np.stack([h, other / other.sum()])
+    host = psf_to_dct_eigenvalues(h, shape, xp=np)
+    original = fft.is_cupy_namespace
+    try:
+        fft.is_cupy_namespace = lambda xp: True
+        device = psf_to_dct_eigenvalues(xnp.asarray(h), shape, xp=xnp)
+    finally:
+        fft.is_cupy_namespace = original
+    np.testing.assert_allclose(np.asarray(device), host, rtol=0, atol=1e-12)

@@ -11,8 +11,8 @@ iteration is
 
 on buffers allocated once (estimate, data, one real work map, one half
 spectrum; with acceleration also the previous estimate and the last two
-changes), with cuFFT plans made once (the inverse plan's 1/(n₁n₂) is folded
-into the eigenvalues) and with the accelerated step length kept on the device
+changes), with cuFFT plans made once (the inverse plan's 1/(n₁n₂) is applied
+with the eigenvalues) and with the accelerated step length kept on the device
 (``kernels/rl_accel.cu``). The iteration is captured once as a CUDA graph and
 replayed ``num_iter`` times, so a small map is not bound by kernel launches;
 if capture is refused, the same launches run directly.
@@ -89,8 +89,8 @@ def run(pb, *, num_iter, eps, init, accelerate):
             cufft.PlanNd((n1, n2), None, 1, n1 * half, None, 1, plane, inverse_type, planes, "C", -1, n2),
         )
     r2c, c2r = plans
-    # cuFFT's inverse is unnormalised: fold 1/(n1 n2) into the eigenvalues once
-    lam = cp.ascontiguousarray(pb.op.otf.astype(dtype, copy=False) * dtype.type(1.0 / plane))
+    # cuFFT's inverse is unnormalised: the spectrum kernel scales the eigenvalues by 1/(n1 n2)
+    lam = cp.ascontiguousarray(pb.op.otf.astype(dtype, copy=False))
 
     x = cp.empty_like(y)
     x[...] = init
@@ -109,7 +109,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
     def blur(src, dst):
         r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
-        filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, n1, n2, lam.size // plane))
+        filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, n1, n2, lam.size // plane, 1.0 / plane))
         c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
 
     if accelerate:

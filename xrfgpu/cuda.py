@@ -267,7 +267,7 @@ class CudaKernels:
             return None
         fn = self.function("xrfgpu_reflect_dct_filter", real)
         work = planes * (n1 // 2 + 1) * (n2 // 2 + 1)
-        self._launch(fn, work, (spectrum, eigenvalues, planes, n1, n2, lam_planes))
+        self._launch(fn, work, (spectrum, eigenvalues, planes, n1, n2, lam_planes, 1.0))
         return spectrum
 
     def rl_ratio(self, data, blurred, background, eps):

@@ -240,18 +240,25 @@ def psf_to_dct_eigenvalues(psf, shape, *, xp):
         m = np.arange(-reach, n + reach)
         return m[(np.mod(m, 2 * n) == 0) | (np.mod(m, 2 * n) == 2 * n - 1)].tolist()
 
-    out = np.zeros(h.shape[:-2] + (rows, cols))
+    placements = []
     for r_img in images(rows, cr):
         for c_img in images(cols, cc):
             # place h centred at (r_img, c_img), clipped to the map
             r0, c0 = r_img - cr, c_img - cc
             rs, re = max(r0, 0), min(r0 + kr, rows)
             cs, ce = max(c0, 0), min(c0 + kc, cols)
-            if rs >= re or cs >= ce:
-                continue
-            out[..., rs:re, cs:ce] += h[..., rs - r0 : re - r0, cs - c0 : ce - c0]
-    # the backend's unnormalised DCT-II, y[k] = 2 Σ x[m] cos(πk(2m + 1)/2N) per axis (the ratio below
-    # does not depend on the normalisation); float64, so the eigenvalues carry no float32 rounding
+            if rs < re and cs < ce:
+                placements.append((r0, c0, rs, re, cs, ce))
+    # the blurred corner impulse is nonzero only near (0, 0) (and anywhere on maps narrower than the PSF)
+    box = (max(p[3] for p in placements), max(p[5] for p in placements))
+    out = np.zeros(h.shape[:-2] + box)
+    for r0, c0, rs, re, cs, ce in placements:
+        out[..., rs:re, cs:ce] += h[..., rs - r0 : re - r0, cs - c0 : ce - c0]
+    if is_cupy_namespace(xp):
+        return _dct_eigenvalues_on_device(out, shape, xp=xp, dtype=psf.dtype, device=array_device(psf))
+    full = np.zeros(h.shape[:-2] + (rows, cols))
+    full[..., : box[0], : box[1]] = out
+    out = full
     spectrum = dct2(out, xp=np)
 
     # DCT-II of the corner impulse, separable: 2 cos(πk/2N)
@@ -260,6 +267,31 @@ def psf_to_dct_eigenvalues(psf, shape, *, xp):
 
     eig = spectrum / (impulse_dct(rows)[:, None] * impulse_dct(cols)[None, :])
     return xp.asarray(eig, dtype=psf.dtype, device=array_device(psf))
+
+
+def _dct_eigenvalues_on_device(corner, shape, *, xp, dtype, device):
+    """DCT eigenvalues from the blurred corner impulse by two small matrix products on the device.
+
+    ``corner`` (host, float64, (..., rows, cols)) is nonzero only in a
+    block near pixel (0, 0) as large as the PSF's reach, so its unnormalised
+    DCT-II is ``C₁ B C₂ᵀ`` with ``B`` that block and ``Cₙ[k, m] = 2 cos(πk(2m+1)/2N)``
+    for the block's ``m`` only: O(rows·cols·reach) work on the GPU instead of a
+    full-size DCT on the host and a full-size float64 copy to the device.
+    """
+    rows, cols = shape
+    block = corner
+    ru, cu = block.shape[-2:]
+
+    def basis(n, used):
+        k = np.arange(n)[:, None]
+        m = np.arange(used)[None, :]
+        # divided by the corner impulse's DCT, 2 cos(πk/2N), once here instead of over the full map
+        return 2.0 * np.cos(np.pi * k * (2 * m + 1) / (2 * n)) / (2.0 * np.cos(np.pi * k / (2 * n)))
+
+    c1 = xp.asarray(basis(rows, ru), dtype=dtype, device=device)
+    c2t = xp.asarray(basis(cols, cu).T, dtype=dtype, device=device)
+    b = xp.asarray(block, dtype=dtype, device=device)
+    return xp.matmul(xp.matmul(c1, b), c2t)
 
 
 def psf_to_otf(psf, canvas_shape, *, xp):
