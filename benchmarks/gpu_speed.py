@@ -124,11 +124,21 @@ def four_transforms(shape):
 
 
 def pool_bytes_after(fn):
-    """CuPy pool bytes held after ``fn()`` (pool and plan cache emptied first): the run's peak working set."""
+    """Peak device bytes of ``fn()``: the CuPy pool's bytes after it, started from an emptied pool.
+
+    The pool keeps every block it handed out, so its total after the call is
+    the call's peak working set, plus the live arrays held before it (the
+    input map). cuFFT plan caches (CuPy's and the GPU RL's) are emptied first,
+    so the plans' work areas are counted too.
+    """
     cp = _cupy()
+    from xrfgpu import _gpu_rl
+
     cp.cuda.Device().synchronize()
     cp.fft.config.get_plan_cache().clear()
+    _gpu_rl._PLANS.clear()
     pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
     out = fn()
     cp.cuda.Device().synchronize()
     held = pool.total_bytes()

@@ -6,22 +6,14 @@
 // half-spectrum bins, forms the four DCT coefficients of the orbit (±k1, ±k2), scales them by the
 // eigenvalues λ and writes the two bins back, in place (the pair is read before it is written, and no
 // other work item touches it). The arithmetic is in double whatever the storage type T; `scale`
-// multiplies λ (the GPU iteration folds cuFFT's unnormalised inverse, 1/(n1 n2), into it).
+// multiplies λ (the GPU iteration folds cuFFT's unnormalised inverse, 1/(n1 n2), into it); tw1, tw2 hold
+// (cos πk/2N, sin πk/2N) for k = 0 … N of each axis (dct_twiddles in xrfgpu/_reflect_fft.py), read
+// instead of computed: a double sincospi per bin cost more than the bin's memory traffic.
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
 
 namespace xrfgpu {
-
-// (cos πx, sin πx)
-XRFGPU_HD void dct_sincospi(double x, double* s, double* c) {
-#if defined(__CUDA_ARCH__)
-    sincospi(x, s, c);
-#else
-    *s = std::sin(3.141592653589793238462643 * x);
-    *c = std::cos(3.141592653589793238462643 * x);
-#endif
-}
 
 // 2 Re{ w2 (w1 a + conj(w1) b) } for complex a, b and twiddles w = (wr, wi)
 XRFGPU_HD double dct_coefficient(double w1r, double w1i, double w2r, double w2i, double ar, double ai, double br,
@@ -33,7 +25,8 @@ XRFGPU_HD double dct_coefficient(double w1r, double w1i, double w2r, double w2i,
 
 template <typename T>
 XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __restrict__ lam, long long planes,
-                                         long long n1, long long n2, long long lam_planes, double scale) {
+                                         long long n1, long long n2, long long lam_planes, double scale,
+                                         const double* __restrict__ tw1, const double* __restrict__ tw2) {
     const long long half = n2 / 2 + 1;
     const long long rows = n1 / 2 + 1;
     const long long pairs = rows * half;
@@ -49,16 +42,11 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
         const T* lp = lam + ((lam_planes == 1) ? 0 : p) * n1 * n2;
         const double pr = plane[2 * (k1 * half + k2)], pi = plane[2 * (k1 * half + k2) + 1];
         const double qr = plane[2 * (j1 * half + k2)], qi = plane[2 * (j1 * half + k2) + 1];
-        // twiddles W_N(k) = exp(−iπk / 2N)
-        double s, c;
-        dct_sincospi((double)k1 / (2.0 * n1), &s, &c);
-        const double a1r = c, a1i = -s;  // W1(k1)
-        dct_sincospi((double)j1 / (2.0 * n1), &s, &c);
-        const double b1r = c, b1i = -s;  // W1(j1)
-        dct_sincospi((double)k2 / (2.0 * n2), &s, &c);
-        const double a2r = c, a2i = -s;  // W2(k2)
-        dct_sincospi((double)b / (2.0 * n2), &s, &c);
-        const double b2r = c, b2i = -s;  // W2(n2 − k2)
+        // twiddles W_N(k) = exp(−iπk / 2N) from the tables (cos πk/2N, sin πk/2N), k = 0 … N
+        const double a1r = tw1[2 * k1], a1i = -tw1[2 * k1 + 1];  // W1(k1)
+        const double b1r = tw1[2 * j1], b1i = -tw1[2 * j1 + 1];  // W1(j1)
+        const double a2r = tw2[2 * k2], a2i = -tw2[2 * k2 + 1];  // W2(k2)
+        const double b2r = tw2[2 * b], b2i = -tw2[2 * b + 1];    // W2(n2 − k2)
         // the orbit's DCT coefficients, scaled by λ; V(k1, n2−k2) = conj Q, V(j1, n2−k2) = conj P
         const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * ((double)lp[k1 * n2 + k2] * scale);
         const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * ((double)lp[j1 * n2 + k2] * scale);
@@ -90,10 +78,12 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
 }  // namespace xrfgpu
 
 XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f32(float* spectrum, const float* lam, long long planes, long long n1,
-                                            long long n2, long long lam_planes, double scale) {
-    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, planes, n1, n2, lam_planes, scale);
+                                            long long n2, long long lam_planes, double scale, const double* tw1,
+                                            const double* tw2) {
+    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, planes, n1, n2, lam_planes, scale, tw1, tw2);
 }
 XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f64(double* spectrum, const double* lam, long long planes, long long n1,
-                                            long long n2, long long lam_planes, double scale) {
-    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, planes, n1, n2, lam_planes, scale);
+                                            long long n2, long long lam_planes, double scale, const double* tw1,
+                                            const double* tw2) {
+    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, planes, n1, n2, lam_planes, scale, tw1, tw2);
 }

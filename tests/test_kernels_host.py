@@ -53,7 +53,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_l0_intensity": [P, P, LL, "T"],
     "xrfgpu_l0_gradient_term": [P, P, LL, LL, LL, "T"],
     "xrfgpu_multiply_spectrum": [P, P, LL, LL],
-    "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL, ctypes.c_double],
+    "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL, ctypes.c_double, P, P],
     "xrfgpu_rl_extrapolate_dev": [P, P, P, LL, LL],
     "xrfgpu_rl_update_accel": [P, P, P, P, P, P, LL, LL],
 }
@@ -339,7 +339,7 @@ def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map)
     ``tests/test_reflect_fft.py``; the kernel computes in double and stores
     in the array dtype, so float32 agrees to float32 rounding.
     """
-    from xrfgpu._reflect_fft import spectrum_filter_reference
+    from xrfgpu._reflect_fft import dct_twiddles, spectrum_filter_reference
 
     rng = np.random.default_rng(sum(shape))
     n1, n2 = shape
@@ -350,7 +350,7 @@ def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map)
     ctype = np.complex64 if dtype == np.float32 else np.complex128
     work = np.ascontiguousarray(spectrum.astype(ctype))
     call(lib, "xrfgpu_reflect_dct_filter", dtype, work.view(dtype), np.ascontiguousarray(lam.astype(dtype)),
-         planes, n1, n2, planes if per_map else 1, 0.5)
+         planes, n1, n2, planes if per_map else 1, 0.5, dct_twiddles(n1), dct_twiddles(n2))
     expected = expected * 0.5  # the kernel's λ scale (cuFFT's unnormalised inverse folded in on the GPU)
     tol = 2e-6 if dtype == np.float32 else 1e-12
     scale = np.abs(expected).max()

@@ -92,6 +92,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
     # cuFFT's inverse is unnormalised: the spectrum kernel scales the eigenvalues by 1/(n1 n2)
     lam = cp.ascontiguousarray(pb.op.otf.astype(dtype, copy=False))
 
+    tw1, tw2 = k.dct_twiddles(n1), k.dct_twiddles(n2)
     x = cp.empty_like(y)
     x[...] = init
     spectrum = cp.empty(tuple(y.shape[:-1]) + (half,), dtype=ctype)
@@ -109,7 +110,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
     def blur(src, dst):
         r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
-        filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, n1, n2, lam.size // plane, 1.0 / plane))
+        filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, n1, n2, lam.size // plane, 1.0 / plane, tw1, tw2))
         c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
 
     if accelerate:

@@ -41,7 +41,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["makhoul_order", "inverse_order", "spectrum_filter_reference", "apply_reference"]
+__all__ = ["makhoul_order", "inverse_order", "dct_twiddles", "spectrum_filter_reference", "apply_reference"]
+
+
+def dct_twiddles(n: int) -> np.ndarray:
+    """``(cos πk/2N, sin πk/2N)`` interleaved for k = 0 … N (float64, 2N + 2 values): the GPU kernel's table."""
+    angle = np.pi * np.arange(int(n) + 1) / (2.0 * int(n))
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1).ravel()
 
 
 def makhoul_order(n: int) -> np.ndarray:

@@ -241,6 +241,18 @@ class CudaKernels:
         self._launch(fn, spectrum.size, (spectrum, transfer, spectrum.size, transfer.size))
         return spectrum
 
+    def dct_twiddles(self, n):
+        """Device table of :func:`xrfgpu._reflect_fft.dct_twiddles` for length ``n`` (kept per length)."""
+        tables = self.__dict__.setdefault("_twiddles", {})
+        table = tables.get(int(n))
+        if table is None:
+            from ._reflect_fft import dct_twiddles
+
+            if len(tables) > 16:
+                tables.clear()
+            table = tables[int(n)] = self._cp.asarray(dct_twiddles(n))
+        return table
+
     def reflect_dct_filter(self, spectrum, eigenvalues):
         """The reflect blur ``K`` on an rfft2 half spectrum of reordered maps, in place (:mod:`xrfgpu._reflect_fft`).
 
@@ -267,7 +279,8 @@ class CudaKernels:
             return None
         fn = self.function("xrfgpu_reflect_dct_filter", real)
         work = planes * (n1 // 2 + 1) * (n2 // 2 + 1)
-        self._launch(fn, work, (spectrum, eigenvalues, planes, n1, n2, lam_planes, 1.0))
+        tw1, tw2 = self.dct_twiddles(n1), self.dct_twiddles(n2)
+        self._launch(fn, work, (spectrum, eigenvalues, planes, n1, n2, lam_planes, 1.0, tw1, tw2))
         return spectrum
 
     def rl_ratio(self, data, blurred, background, eps):
