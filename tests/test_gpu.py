@@ -179,3 +179,28 @@ def test_fixed_buffer_gpu_rl_on_a_stack_equals_single_maps():
     for k in range(3):
         alone = xrfgpu.richardson_lucy(maps[k], psfs[k], num_iter=15, background=90.0 + 10 * k, accelerate=True)
         np.testing.assert_allclose(cp.asnumpy(together[k]), alone, rtol=0, atol=1e-4 * float(alone.max()))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("lambda_pixel", [4e-3, 0.0])
+def test_blind_image_step_device_passes_equal_the_array_api_passes(lambda_pixel, plain_engine):
+    """The fixed-buffer inner passes of the L0 image step (fused closed form, cuFFT plans) against plain CuPy."""
+    cp = _cupy()
+    import array_api_compat.cupy as xcp
+
+    from xrfgpu.blind.image_step import l0_gradient, l0_intensity_gradient
+
+    rng = np.random.default_rng(8)
+    padded = cp.asarray(rng.random((96, 80)).astype(np.float32))
+    kernel = cp.asarray(np.outer(np.hanning(9)[1:-1], np.hanning(9)[1:-1]).astype(np.float32))
+    kernel = kernel / kernel.sum()
+
+    def run():
+        if lambda_pixel:
+            return cp.array(l0_intensity_gradient(padded, kernel, lambda_pixel, 4e-3, xp=xcp), copy=True)
+        return cp.array(l0_gradient(padded, kernel, 4e-3, xp=xcp), copy=True)
+
+    fused = run()
+    plain_engine.set_engine("xp")
+    plain = run()
+    np.testing.assert_allclose(cp.asnumpy(fused), cp.asnumpy(plain), rtol=0, atol=1e-4)

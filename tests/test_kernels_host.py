@@ -52,6 +52,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_fista_step_bcast": [P, P, P, P, LL, P, LL, LL, P, LL, LL, "T", I],
     "xrfgpu_l0_intensity": [P, P, LL, "T"],
     "xrfgpu_l0_gradient_term": [P, P, LL, LL, LL, "T"],
+    "xrfgpu_l0_solve": [P, P, P, P, LL, "T", "T", "T"],
     "xrfgpu_multiply_spectrum": [P, P, LL, LL],
     "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL, ctypes.c_double, P, P],
     "xrfgpu_rl_extrapolate_dev": [P, P, P, LL, LL],
@@ -392,3 +393,31 @@ def test_accelerated_rl_kernels_follow_the_reference_loop(lib, dtype):
     expected_acc = np.stack([np.einsum("ij,ij->i", change.astype(np.float64), g1.astype(np.float64)),
                              np.einsum("ij,ij->i", g1.astype(np.float64), g1.astype(np.float64))], axis=1).ravel()
     np.testing.assert_allclose(out_acc, expected_acc, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta, beta_pixel", [(0.008, 0.016), (3.2e4, 0.0), (1.0, 7.9)])
+def test_l0_solve_equals_the_numpy_expression(lib, dtype, beta, beta_pixel):
+    """The image step's closed form ``(fixed + β G) / (|K|² + β |D|² + β_p)`` (blind/image_step.py).
+
+    NumPy divides the complex numerator by the real denominator promoted to
+    complex (its complex-division algorithm); the kernel divides real and
+    imaginary parts by the real denominator. They agree to a few ulp.
+    """
+    rng = np.random.default_rng(5)
+    n = 999
+    ctype = np.complex64 if dtype == np.float32 else np.complex128
+    fixed = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(ctype)
+    g = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(ctype)
+    otf_power = rng.random(n).astype(dtype)
+    grad_power = (rng.random(n) * 8).astype(dtype)
+    b, bp = dtype(beta), dtype(beta_pixel)
+    expected = (fixed + b * g) / (otf_power + b * grad_power + bp)  # the NumPy expression itself
+    expected_re = np.ascontiguousarray(expected.real)
+    expected_im = np.ascontiguousarray(expected.imag)
+    out = g.copy()
+    call(lib, "xrfgpu_l0_solve", dtype, fixed.view(dtype), out.view(dtype), otf_power, grad_power, n, beta,
+         beta_pixel, 1.0)
+    ulp = 4 * np.finfo(dtype).eps
+    np.testing.assert_allclose(out.real, expected_re, rtol=ulp, atol=0)
+    np.testing.assert_allclose(out.imag, expected_im, rtol=ulp, atol=0)

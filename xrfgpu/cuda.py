@@ -53,7 +53,7 @@ HEADER = "xrfgpu_ops.cuh"
 KERNEL_FILES = {
     "rl.cu": ("xrfgpu_rl_ratio_scalar", "xrfgpu_rl_ratio_bcast", "xrfgpu_rl_update", "xrfgpu_rl_update_inplace"),
     "fista.cu": ("xrfgpu_fista_step_scalar", "xrfgpu_fista_step_bcast"),
-    "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term"),
+    "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term", "xrfgpu_l0_solve"),
     "spectrum.cu": ("xrfgpu_multiply_spectrum",),
     "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter",),
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
