@@ -1,26 +1,29 @@
-"""GPU benchmarks (skipped without CuPy and a CUDA device): NumPy vs CuPy, kernels vs plain CuPy.
+"""GPU benchmarks (skipped without CuPy and a CUDA device), as pytest-benchmark groups.
 
-Cases: RL on a 4096² float32 map (NumPy, CuPy with the fused kernels, CuPy
-with ``set_engine("xp")``), the transform floor on the GPU, and a 16-map
-4096² stack through :func:`xrfgpu.restore_stack`. Timings synchronise the
-device; the first call (kernel compilation, cuFFT plans) is an untimed warm-up.
+The same measurements as ``benchmarks/gpu_speed.py`` (which ``gpu_check.sh``
+runs to write JSON), for a pytest-benchmark report:
+
+* ``gpu-rl-<size>``: one RL run of 50 iterations on a 2048² and an 8192²
+  map — xrfgpu (fixed buffers, CUDA graph), the naive periodic CuPy RL, the
+  four-transform cuFFT floor of the map, and cuCIM's ``richardson_lucy``;
+* ``gpu-numpy-vs-cupy``: accelerated RL, 2048², 20 iterations, NumPy against CuPy;
+* ``gpu-stack``: 64 maps of 512² against one 4096² map, 20 iterations.
+
+Run: ``pytest benchmarks/bench_gpu.py -m gpu`` on a machine with a GPU.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BACKGROUND, four_transforms, mse, observed
 
-import xrfgpu
-from xrfgpu import _elementwise
+import gpu_speed as gs
 
 pytestmark = pytest.mark.gpu
-SIZE = 4096
-ITERS = 20
+ITERS = 50
 
 
-def _sync_call(fn):
+def _sync(fn):
     import cupy
 
     def wrapped():
@@ -31,54 +34,67 @@ def _sync_call(fn):
     return wrapped
 
 
-def test_rl_numpy_4096(benchmark):
-    benchmark.group = "gpu-rl-4096"
-    counts, truth, psf = observed(SIZE)
-    out = benchmark.pedantic(lambda: xrfgpu.richardson_lucy(counts, psf, num_iter=ITERS, background=BACKGROUND),
-                             rounds=1, iterations=1)
-    benchmark.extra_info.update(role="numpy", iterations=ITERS, mse=mse(out, truth))
-
-
-@pytest.mark.parametrize("engine", ["auto", "xp"], ids=["cupy-kernels", "cupy-plain"])
-def test_rl_cupy_4096(benchmark, engine):
+@pytest.mark.parametrize("size", [2048, 8192])
+@pytest.mark.parametrize("role", ["xrfgpu", "naive", "floor", "cucim"])
+def test_rl_iteration(benchmark, size, role):
     import cupy
 
-    benchmark.group = "gpu-rl-4096"
-    counts, truth, psf = observed(SIZE)
-    y, h = cupy.asarray(counts), cupy.asarray(psf)
-    _elementwise.set_engine(engine)
-    try:
-        fn = _sync_call(lambda: xrfgpu.richardson_lucy(y, h, num_iter=ITERS, background=BACKGROUND))
-        out = benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
-    finally:
-        _elementwise.set_engine("auto")
-    benchmark.extra_info.update(role=f"cupy-{engine}", iterations=ITERS, compare_to="numpy",
-                                per_iteration_floor=True, mse=mse(out.get(), truth))
+    import xrfgpu
+
+    benchmark.group = f"gpu-rl-{size}"
+    y = gs.count_map(size)
+    h = gs.psf_host()
+    hd = cupy.asarray(h)
+    if role == "xrfgpu":
+        fn = lambda: xrfgpu.richardson_lucy(y, hd, num_iter=ITERS, background=gs.BACKGROUND)  # noqa: E731
+    elif role == "naive":
+        otf = gs.periodic_otf(h, y.shape)
+        fn = lambda: gs.naive_rl(y, otf, gs.BACKGROUND, ITERS)  # noqa: E731
+    elif role == "floor":
+        four = gs.four_transforms(y.shape)
+        fn = lambda: [four() for _ in range(ITERS)]  # noqa: E731
+    else:
+        cucim = pytest.importorskip("cucim.skimage.restoration")
+        scale = float(y.max())
+        fn = lambda: cucim.richardson_lucy(y / scale, hd, num_iter=ITERS, clip=False)  # noqa: E731
+    benchmark.pedantic(_sync(fn), rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(role=role, iterations=ITERS, compare_to="naive", per_iteration_floor=True)
 
 
-def test_transform_floor_cupy_4096(benchmark):
+@pytest.mark.parametrize("where", ["numpy", "cupy"])
+def test_numpy_vs_cupy(benchmark, where):
     import cupy
 
-    from xrfgpu.fft import Convolution
+    import xrfgpu
 
-    benchmark.group = "gpu-rl-4096"
-    counts, _, psf = observed(SIZE)
-    op = Convolution(cupy.asarray((psf / psf.sum()).astype(np.float32)), counts.shape, iterative=True)
-    fn = _sync_call(four_transforms(op, cupy.asarray(counts)))
-    benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
-    benchmark.extra_info.update(role="floor", engine=op.engine,
-                                canvas=f"{op.transform_shape[0]}x{op.transform_shape[1]}")
+    benchmark.group = "gpu-numpy-vs-cupy"
+    y = gs.count_map(2048, seed=3)
+    h = gs.psf_host()
+    if where == "numpy":
+        y_host = cupy.asnumpy(y)
+        fn = lambda: xrfgpu.richardson_lucy(y_host, h, num_iter=20, background=gs.BACKGROUND,  # noqa: E731
+                                            accelerate=True)
+        benchmark.pedantic(fn, rounds=1, iterations=1)
+    else:
+        hd = cupy.asarray(h)
+        fn = _sync(lambda: xrfgpu.richardson_lucy(y, hd, num_iter=20, background=gs.BACKGROUND, accelerate=True))
+        benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(role=where, iterations=20, compare_to="numpy" if where == "cupy" else None)
 
 
-@pytest.mark.parametrize("where", ["cpu", "gpu"])
-def test_stack_16_maps(benchmark, where):
-    benchmark.group = "gpu-stack-16x4096"
-    maps, psfs = [], []
-    for k in range(16):
-        counts, _, psf = observed(SIZE, seed=0)
-        maps.append(counts)
-        psfs.append(psf)
-    stack = np.stack(maps)
-    fn = lambda: xrfgpu.restore_stack(stack, psfs, "rl", device=where, num_iter=ITERS, background=BACKGROUND)  # noqa: E731
-    benchmark.pedantic(fn, rounds=1, iterations=1, warmup_rounds=0 if where == "cpu" else 1)
-    benchmark.extra_info.update(role=where, iterations=ITERS, compare_to="cpu" if where == "gpu" else None)
+@pytest.mark.parametrize("case", ["stack-64x512", "map-4096"])
+def test_stack_throughput(benchmark, case):
+    import cupy
+
+    import xrfgpu
+
+    benchmark.group = "gpu-stack"
+    h = cupy.asarray(gs.psf_host())
+    if case == "stack-64x512":
+        stack = gs.count_map(512, seed=1, n=64)
+        fn = lambda: xrfgpu.restore_stack(stack, h, "rl", num_iter=20, background=gs.BACKGROUND)  # noqa: E731
+    else:
+        big = gs.count_map(4096, seed=2)
+        fn = lambda: xrfgpu.richardson_lucy(big, h, num_iter=20, background=gs.BACKGROUND)  # noqa: E731
+    benchmark.pedantic(_sync(fn), rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(role=case, iterations=20, pixels=int(np.prod((64, 512, 512))))
