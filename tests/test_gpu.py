@@ -163,6 +163,30 @@ def test_fixed_buffer_gpu_rl_equals_numpy(accelerate, graphs, background):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("accelerate", [False, True])
+def test_fixed_buffer_gpu_rl_extended_engine_equals_numpy(accelerate):
+    """A tilted spot (not symmetric along the axes): the GPU iteration on the extended engine's canvas."""
+    cp = _cupy()
+    import xrfgpu
+    from xrfgpu import phantom
+    from xrfgpu.fft import Convolution
+    from xrfgpu.psf import gaussian
+
+    h = gaussian(None, 2.5, 1.8, rho=0.4)
+    for shape in ((96, 80), (75, 63)):
+        _, truth, _ = phantom.observe(shape, 2.5, seed=5)
+        assert Convolution(cp.asarray(h), shape, iterative=True).engine == "extended"
+        from scipy import ndimage
+
+        rng = np.random.default_rng(5)
+        counts = rng.poisson(ndimage.convolve(truth, h / h.sum(), mode="reflect") + 40.0).astype(np.float32)
+        cpu = xrfgpu.richardson_lucy(counts, h, num_iter=20, background=40.0, accelerate=accelerate)
+        gpu = xrfgpu.richardson_lucy(cp.asarray(counts), cp.asarray(h), num_iter=20, background=40.0,
+                                     accelerate=accelerate)
+        np.testing.assert_allclose(cp.asnumpy(gpu), cpu, rtol=0, atol=1e-4 * float(np.abs(cpu).max()))
+
+
+@pytest.mark.gpu
 def test_fixed_buffer_gpu_rl_on_a_stack_equals_single_maps():
     cp = _cupy()
     import xrfgpu

@@ -56,6 +56,9 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_multiply_spectrum": [P, P, LL, LL],
     "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL, ctypes.c_double, P, P],
     "xrfgpu_rl_extrapolate_dev": [P, P, P, LL, LL],
+    "xrfgpu_reflect_embed": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL],
+    "xrfgpu_crop_ratio": [P, P, LL, LL, LL, LL, LL, LL, LL, "T", P, LL, LL, P, LL, LL],
+    "xrfgpu_reflect_fold": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL, "T"],
     "xrfgpu_rl_update_accel": [P, P, P, P, P, P, LL, LL],
 }
 
@@ -421,3 +424,57 @@ def test_l0_solve_equals_the_numpy_expression(lib, dtype, beta, beta_pixel):
     ulp = 4 * np.finfo(dtype).eps
     np.testing.assert_allclose(out.real, expected_re, rtol=ulp, atol=0)
     np.testing.assert_allclose(out.imag, expected_im, rtol=ulp, atol=0)
+
+
+REACHES = [((3, 2), (4, 4)), ((0, 5), (2, 0)), ((6, 6), (5, 6))]  # ((b0, a0), (b1, a1)); the last overlaps
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reach", REACHES)
+def test_reflect_embed_is_numpy_symmetric_pad(lib, dtype, reach):
+    (b0, a0), (b1, a1) = reach
+    rng = np.random.default_rng(12)
+    planes, rows, cols, height, width = 2, 9, 8, 24, 22
+    x = rng.random((planes, rows, cols)).astype(dtype)
+    expected = np.zeros((planes, height, width), dtype)
+    expected[:, : b0 + rows + a0, : b1 + cols + a1] = np.pad(x, ((0, 0), (b0, a0), (b1, a1)), mode="symmetric")
+    canvas = np.full((planes, height, width), np.nan, dtype)  # every element must be written
+    call(lib, "xrfgpu_reflect_embed", dtype, canvas, x, planes, rows, cols, height, width, b0, a0, b1, a1)
+    assert_same(canvas, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_crop_ratio_places_the_rl_ratio(lib, dtype):
+    rng = np.random.default_rng(13)
+    planes, rows, cols, height, width, b0, b1 = 2, 9, 8, 20, 18, 3, 4
+    canvas = (rng.random((planes, height, width)) * 50).astype(dtype)
+    y = rng.poisson(20.0, (planes, rows, cols)).astype(dtype)
+    background = np.array([0.5, 2.0], dtype).reshape(2, 1, 1)
+    scale = dtype(1.0 / (height * width))
+    region = canvas[:, b0 : b0 + rows, b1 : b1 + cols] * scale
+    expected = np.zeros_like(canvas)
+    expected[:, b0 : b0 + rows, b1 : b1 + cols] = ew.rl_ratio(y, region.copy(), background, dtype(1e-3), xp=np)
+    eps = np.array([1e-3], dtype)
+    call(lib, "xrfgpu_crop_ratio", dtype, canvas, y, planes, rows, cols, height, width, b0, b1, scale,
+         np.ascontiguousarray(background.ravel()), 2, rows * cols, eps, 1, 1)
+    assert_same(canvas, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reach", REACHES)
+def test_reflect_fold_is_the_adjoint_of_the_embedding(lib, dtype, reach):
+    """Eᵀ: each map pixel receives the sum of the canvas positions that reflect onto it (np.add.at reference)."""
+    (b0, a0), (b1, a1) = reach
+    rng = np.random.default_rng(14)
+    planes, rows, cols, height, width = 2, 9, 8, 24, 22
+    canvas = rng.standard_normal((planes, height, width)).astype(dtype)
+    rr = np.pad(np.arange(rows), (b0, a0), mode="symmetric")
+    cc = np.pad(np.arange(cols), (b1, a1), mode="symmetric")
+    expected = np.zeros((planes, rows, cols))
+    for r, i in enumerate(rr):
+        for c, j in enumerate(cc):
+            expected[:, i, j] += canvas[:, r, c].astype(np.float64)
+    out = np.full((planes, rows, cols), np.nan, dtype)
+    call(lib, "xrfgpu_reflect_fold", dtype, canvas, out, planes, rows, cols, height, width, b0, a0, b1, a1, 0.5)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, 0.5 * expected, rtol=0, atol=tol)

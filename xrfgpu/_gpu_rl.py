@@ -1,13 +1,20 @@
 """Richardson–Lucy on a CUDA device at the cuFFT floor: fixed buffers, plans made once, one graph per iteration.
 
 :func:`xrfgpu.richardson_lucy.run_richardson_lucy` hands its iterations here
-when the map is a CuPy array, the operator is the ``"dctfft"`` engine (the
-exact reflect blur of a symmetric PSF by real FFTs of the map's own size,
-:mod:`xrfgpu._reflect_fft`), the fused kernels are enabled, and no per
-iteration host work is asked for (no TV, stopping rule or callback). One
-iteration is
+when the map is a CuPy array, the operator is one of the exact reflect
+engines the GPU cost model picks (:class:`xrfgpu.fft.Convolution`), the fused
+kernels are enabled, and no per-iteration host work is asked for (no TV,
+stopping rule or callback). With the ``"dctfft"`` engine (a PSF symmetric
+along both axes: real FFTs of the map's own size, :mod:`xrfgpu._reflect_fft`)
+one iteration is
 
-``rfft2(x) → K → irfft2 → ratio → rfft2 → K → irfft2 → update``
+``rfft2(x) → K → irfft2 → ratio → rfft2 → K → irfft2 → update``;
+
+with the ``"extended"`` engine (any other PSF) the map is reflected onto the
+transform canvas, convolved, and the ratio placed back in one kernel each
+(``kernels/reflect_canvas.cu``):
+
+``embed → rfft2 → ·H → irfft2 → crop+ratio → rfft2 → ·H* → irfft2 → fold → update``
 
 on buffers allocated once (estimate, data, one real work map, one half
 spectrum; with acceleration also the previous estimate and the last two
@@ -42,7 +49,8 @@ def applies(pb, *, tv, track, callback) -> bool:
     from . import _elementwise
     from ._backend import is_cupy_namespace
 
-    if not is_cupy_namespace(pb.xp) or pb.op.engine != "dctfft" or tv > 0 or track or callback is not None:
+    if not is_cupy_namespace(pb.xp) or pb.op.engine not in ("dctfft", "extended") or tv > 0 or track \
+            or callback is not None:
         return False
     if _elementwise.get_engine() != "auto":
         return False
@@ -71,47 +79,76 @@ def run(pb, *, num_iter, eps, init, accelerate):
     from .cuda import kernels
 
     k = kernels()
+    op = pb.op
     y = cp.ascontiguousarray(pb.data)
     dtype = y.dtype
-    n1, n2 = (int(n) for n in y.shape[-2:])
-    plane = n1 * n2
+    rows, cols = (int(n) for n in y.shape[-2:])
+    plane = rows * cols
     planes = y.size // plane
-    half = n2 // 2 + 1
-    ctype = cp.complex64 if dtype == cp.float32 else cp.complex128
-    forward_type = cufft.CUFFT_R2C if dtype == cp.float32 else cufft.CUFFT_D2Z
-    inverse_type = cufft.CUFFT_C2R if dtype == cp.float32 else cufft.CUFFT_Z2D
-    key = (cp.cuda.Device().id, n1, n2, planes, str(dtype))
-    plans = _PLANS.get(key)
-    if plans is None:
-        _PLANS.clear()  # one plan pair at a time: their work areas stay on the device while cached
-        plans = _PLANS[key] = (
-            cufft.PlanNd((n1, n2), None, 1, plane, None, 1, n1 * half, forward_type, planes, "C", -1, half),
-            cufft.PlanNd((n1, n2), None, 1, n1 * half, None, 1, plane, inverse_type, planes, "C", -1, n2),
-        )
-    r2c, c2r = plans
-    # cuFFT's inverse is unnormalised: the spectrum kernel scales the eigenvalues by 1/(n1 n2)
-    lam = cp.ascontiguousarray(pb.op.otf.astype(dtype, copy=False))
-
-    tw1, tw2 = k.dct_twiddles(n1), k.dct_twiddles(n2)
-    x = cp.empty_like(y)
-    x[...] = init
-    spectrum = cp.empty(tuple(y.shape[:-1]) + (half,), dtype=ctype)
-    work = cp.empty_like(y)
-    b_arg = _operand(cp, pb.canvas_background, y, planes, plane)
-    e_arg = _operand(cp, eps, y, planes, plane)
-    ratio_fn = k.function("xrfgpu_rl_ratio_bcast", dtype)
-    filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
     n = y.size
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     sms = int(props["multiProcessorCount"])
-    grid = (max(1, min((n + _BLOCK - 1) // _BLOCK, 32 * sms)),)
-    filter_work = planes * (n1 // 2 + 1) * half
-    filter_grid = (max(1, min((filter_work + _BLOCK - 1) // _BLOCK, 32 * sms)),)
 
-    def blur(src, dst):
-        r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
-        filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, n1, n2, lam.size // plane, 1.0 / plane, tw1, tw2))
-        c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
+    def grid_for(work_items):
+        return (max(1, min((int(work_items) + _BLOCK - 1) // _BLOCK, 32 * sms)),)
+
+    grid = grid_for(n)
+    # the FFT canvas: the (reordered) map itself for "dctfft", the extended engine's transform canvas else
+    height, width = (rows, cols) if op.engine == "dctfft" else (int(v) for v in op.transform_shape)
+    half = width // 2 + 1
+    r2c, c2r = _plans(cp, cufft, height, width, planes, dtype)
+    spectrum = cp.empty(tuple(y.shape[:-2]) + (height, half), dtype=cp.complex64 if dtype == cp.float32
+                        else cp.complex128)
+    x = cp.empty_like(y)
+    x[...] = init
+    work = cp.empty_like(y)
+    b_arg = _operand(cp, pb.canvas_background, y, planes, plane)
+    e_arg = _operand(cp, eps, y, planes, plane)
+    scale = 1.0 / (height * width)  # cuFFT's inverse is unnormalised
+
+    if op.engine == "dctfft":
+        lam = cp.ascontiguousarray(op.otf.astype(dtype, copy=False))
+        tw1, tw2 = k.dct_twiddles(rows), k.dct_twiddles(cols)
+        ratio_fn = k.function("xrfgpu_rl_ratio_bcast", dtype)
+        filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
+        filter_grid = grid_for(planes * (rows // 2 + 1) * half)
+
+        def blur(src, dst):
+            r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
+            filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, rows, cols, lam.size // plane, scale, tw1, tw2))
+            c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
+
+        def forward_ratio(src):  # work = y / max(A src + b, eps)
+            blur(src, work)
+            ratio_fn(grid, (_BLOCK,), (y, work, n, *b_arg, *e_arg))
+
+        def adjoint():  # work = Aᵀ work (A is symmetric)
+            blur(work, work)
+    else:  # extended: embed by reflection, convolve on the canvas, crop (and the adjoint's fold)
+        (b0, a0), (b1, a1) = op._reach
+        canvas = cp.empty(tuple(y.shape[:-2]) + (height, width), dtype=dtype)
+        otf = cp.ascontiguousarray(op.otf)
+        otf_conj = cp.ascontiguousarray(op.otf_conj)
+        embed_fn = k.function("xrfgpu_reflect_embed", dtype)
+        multiply_fn = k.function("xrfgpu_multiply_spectrum", dtype)
+        crop_ratio_fn = k.function("xrfgpu_crop_ratio", dtype)
+        fold_fn = k.function("xrfgpu_reflect_fold", dtype)
+        canvas_grid = grid_for(canvas.size)
+        spectrum_grid = grid_for(spectrum.size)
+        geometry = (planes, rows, cols, height, width)
+
+        def forward_ratio(src):
+            embed_fn(canvas_grid, (_BLOCK,), (canvas, src, *geometry, b0, a0, b1, a1))
+            r2c.fft(canvas, spectrum, cufft.CUFFT_FORWARD)
+            multiply_fn(spectrum_grid, (_BLOCK,), (spectrum, otf, spectrum.size, otf.size))
+            c2r.fft(spectrum, canvas, cufft.CUFFT_INVERSE)
+            crop_ratio_fn(canvas_grid, (_BLOCK,), (canvas, y, *geometry, b0, b1, dtype.type(scale), *b_arg, *e_arg))
+
+        def adjoint():
+            r2c.fft(canvas, spectrum, cufft.CUFFT_FORWARD)
+            multiply_fn(spectrum_grid, (_BLOCK,), (spectrum, otf_conj, spectrum.size, otf_conj.size))
+            c2r.fft(spectrum, canvas, cufft.CUFFT_INVERSE)
+            fold_fn(grid, (_BLOCK,), (canvas, work, *geometry, b0, a0, b1, a1, dtype.type(scale)))
 
     if accelerate:
         x_prev = x.copy()
@@ -124,18 +161,16 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
         def iteration(stream):
             extrapolate_fn(grid, (_BLOCK,), (x, x_prev, acc, n, plane))
-            blur(x_prev, work)
-            ratio_fn(grid, (_BLOCK,), (y, work, n, *b_arg, *e_arg))
-            blur(work, work)
+            forward_ratio(x_prev)
+            adjoint()
             cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
             update_fn(update_grid, (_BLOCK,), (x, x_prev, work, g1, g2, acc, planes, plane))
     else:
         update_fn = k.function("xrfgpu_rl_update_inplace", dtype)
 
         def iteration(stream):
-            blur(x, work)
-            ratio_fn(grid, (_BLOCK,), (y, work, n, *b_arg, *e_arg))
-            blur(work, work)
+            forward_ratio(x)
+            adjoint()
             update_fn(grid, (_BLOCK,), (x, work, n))
 
     caller = cp.cuda.get_current_stream()
@@ -151,6 +186,23 @@ def run(pb, *, num_iter, eps, init, accelerate):
     # one host wait per call, not per iteration: the buffers, plans and graph outlive the queued work
     stream.synchronize()
     return x
+
+
+def _plans(cp, cufft, height, width, planes, dtype):
+    """Batched R2C and C2R cuFFT plans of ``planes`` canvases of height × width (one pair cached)."""
+    half = width // 2 + 1
+    key = (cp.cuda.Device().id, height, width, planes, str(dtype))
+    plans = _PLANS.get(key)
+    if plans is None:
+        _PLANS.clear()  # one plan pair at a time: their work areas stay on the device while cached
+        single = dtype == cp.float32
+        plans = _PLANS[key] = (
+            cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
+                         cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half),
+            cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
+                         cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width),
+        )
+    return plans
 
 
 def _capture(stream, iteration):

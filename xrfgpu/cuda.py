@@ -57,6 +57,7 @@ KERNEL_FILES = {
     "spectrum.cu": ("xrfgpu_multiply_spectrum",),
     "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter",),
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
+    "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any
