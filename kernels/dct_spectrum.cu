@@ -8,7 +8,8 @@
 // other work item touches it). The arithmetic is in double whatever the storage type T; `scale`
 // multiplies λ (the GPU iteration folds cuFFT's unnormalised inverse, 1/(n1 n2), into it); tw1, tw2 hold
 // (cos πk/2N, sin πk/2N) for k = 0 … N of each axis (dct_twiddles in xrfgpu/_reflect_fft.py), read
-// instead of computed: a double sincospi per bin cost more than the bin's memory traffic.
+// instead of computed: a double sincospi per bin cost more than the bin's memory traffic. With
+// `separable` set, λ(k1, k2) = lam_rows[k1]·lam_cols[k2] (a separable PSF: no n1×n2 table on the device).
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
@@ -24,9 +25,11 @@ XRFGPU_HD double dct_coefficient(double w1r, double w1i, double w2r, double w2i,
 }
 
 template <typename T>
-XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __restrict__ lam, long long planes,
-                                         long long n1, long long n2, long long lam_planes, double scale,
-                                         const double* __restrict__ tw1, const double* __restrict__ tw2) {
+XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __restrict__ lam,
+                                         const T* __restrict__ lam_rows, const T* __restrict__ lam_cols,
+                                         int separable, long long planes, long long n1, long long n2,
+                                         long long lam_planes, double scale, const double* __restrict__ tw1,
+                                         const double* __restrict__ tw2) {
     const long long half = n2 / 2 + 1;
     const long long rows = n1 / 2 + 1;
     const long long pairs = rows * half;
@@ -39,7 +42,12 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
         const long long j1 = (k1 == 0) ? 0 : n1 - k1;
         const long long b = n2 - k2;  // == n2 (no such coefficient) when k2 == 0
         T* plane = spectrum + 2 * p * n1 * half;
-        const T* lp = lam + ((lam_planes == 1) ? 0 : p) * n1 * n2;
+        const long long lplane = (lam_planes == 1) ? 0 : p;
+        const T* lp = lam + lplane * n1 * n2;
+        const T* lr = lam_rows + lplane * n1;
+        const T* lc = lam_cols + lplane * n2;
+        // λ(a, c): the full table, or the outer product of the per-axis eigenvalues of a separable PSF
+#define XRFGPU_LAMBDA(a, c) (separable ? (double)lr[a] * (double)lc[c] : (double)lp[(a) * n2 + (c)])
         const double pr = plane[2 * (k1 * half + k2)], pi = plane[2 * (k1 * half + k2) + 1];
         const double qr = plane[2 * (j1 * half + k2)], qi = plane[2 * (j1 * half + k2) + 1];
         // twiddles W_N(k) = exp(−iπk / 2N) from the tables (cos πk/2N, sin πk/2N), k = 0 … N
@@ -48,12 +56,12 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
         const double a2r = tw2[2 * k2], a2i = -tw2[2 * k2 + 1];  // W2(k2)
         const double b2r = tw2[2 * b], b2i = -tw2[2 * b + 1];    // W2(n2 − k2)
         // the orbit's DCT coefficients, scaled by λ; V(k1, n2−k2) = conj Q, V(j1, n2−k2) = conj P
-        const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * ((double)lp[k1 * n2 + k2] * scale);
-        const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * ((double)lp[j1 * n2 + k2] * scale);
+        const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * (XRFGPU_LAMBDA(k1, k2) * scale);
+        const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * (XRFGPU_LAMBDA(j1, k2) * scale);
         double xkb = 0.0, xjb = 0.0;
         if (b < n2) {
-            xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * ((double)lp[k1 * n2 + b] * scale);
-            xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * ((double)lp[j1 * n2 + b] * scale);
+            xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * (XRFGPU_LAMBDA(k1, b) * scale);
+            xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * (XRFGPU_LAMBDA(j1, b) * scale);
         }
         // back to the spectrum: V = conj(W1) conj(W2) [(X(k) − X(N−k1, N−k2)) − i (X(N−k1, k2) + X(k1, N−k2))] / 4,
         // X(n1, ·) = 0 for k1 == 0
@@ -72,18 +80,23 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
             plane[2 * (j1 * half + k2)] = (T)(re * wr - im * wi);
             plane[2 * (j1 * half + k2) + 1] = (T)(re * wi + im * wr);
         }
+#undef XRFGPU_LAMBDA
     }
 }
 
 }  // namespace xrfgpu
 
-XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f32(float* spectrum, const float* lam, long long planes, long long n1,
+XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f32(float* spectrum, const float* lam, const float* lam_rows,
+                                            const float* lam_cols, int separable, long long planes, long long n1,
                                             long long n2, long long lam_planes, double scale, const double* tw1,
                                             const double* tw2) {
-    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, planes, n1, n2, lam_planes, scale, tw1, tw2);
+    xrfgpu::reflect_dct_filter_loop<float>(spectrum, lam, lam_rows, lam_cols, separable, planes, n1, n2, lam_planes,
+                                           scale, tw1, tw2);
 }
-XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f64(double* spectrum, const double* lam, long long planes, long long n1,
+XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f64(double* spectrum, const double* lam, const double* lam_rows,
+                                            const double* lam_cols, int separable, long long planes, long long n1,
                                             long long n2, long long lam_planes, double scale, const double* tw1,
                                             const double* tw2) {
-    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, planes, n1, n2, lam_planes, scale, tw1, tw2);
+    xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, lam_rows, lam_cols, separable, planes, n1, n2,
+                                            lam_planes, scale, tw1, tw2);
 }

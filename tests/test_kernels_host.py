@@ -54,7 +54,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_l0_gradient_term": [P, P, LL, LL, LL, "T"],
     "xrfgpu_l0_solve": [P, P, P, P, LL, "T", "T", "T"],
     "xrfgpu_multiply_spectrum": [P, P, LL, LL],
-    "xrfgpu_reflect_dct_filter": [P, P, LL, LL, LL, LL, ctypes.c_double, P, P],
+    "xrfgpu_reflect_dct_filter": [P, P, P, P, I, LL, LL, LL, LL, ctypes.c_double, P, P],
     "xrfgpu_rl_extrapolate_dev": [P, P, P, LL, LL],
     "xrfgpu_reflect_embed": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL],
     "xrfgpu_crop_ratio": [P, P, LL, LL, LL, LL, LL, LL, LL, "T", P, LL, LL, P, LL, LL],
@@ -335,7 +335,8 @@ def test_complex_multiply_reference_is_the_product():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(8, 6), (7, 9), (6, 5), (16, 17), (1, 4)])
 @pytest.mark.parametrize("per_map", [False, True])
-def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map):
+@pytest.mark.parametrize("separable", [False, True])
+def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map, separable):
     """The GPU spectrum kernel of the "dctfft" engine equals the NumPy statement of Makhoul's formulas.
 
     The reference (``xrfgpu._reflect_fft.spectrum_filter_reference``) is itself
@@ -349,12 +350,22 @@ def test_reflect_dct_filter_equals_makhoul_reference(lib, dtype, shape, per_map)
     n1, n2 = shape
     planes = 3
     spectrum = np.fft.rfft2(rng.standard_normal((planes, n1, n2)))
-    lam = rng.random((planes, n1, n2) if per_map else (n1, n2))
+    lplanes = planes if per_map else 1
+    lam_rows, lam_cols = rng.random((lplanes, n1)), rng.random((lplanes, n2))
+    if separable:
+        lam_rows, lam_cols = lam_rows.astype(dtype), lam_cols.astype(dtype)
+        lam = lam_rows[:, :, None].astype(np.float64) * lam_cols[:, None, :]
+    else:
+        lam = rng.random((lplanes, n1, n2))
+    if not per_map:
+        lam = lam[0]
     expected = spectrum_filter_reference(spectrum, lam)
     ctype = np.complex64 if dtype == np.float32 else np.complex128
     work = np.ascontiguousarray(spectrum.astype(ctype))
-    call(lib, "xrfgpu_reflect_dct_filter", dtype, work.view(dtype), np.ascontiguousarray(lam.astype(dtype)),
-         planes, n1, n2, planes if per_map else 1, 0.5, dct_twiddles(n1), dct_twiddles(n2))
+    full = np.ascontiguousarray(lam.astype(dtype))
+    call(lib, "xrfgpu_reflect_dct_filter", dtype, work.view(dtype), full, np.ascontiguousarray(lam_rows, dtype),
+         np.ascontiguousarray(lam_cols, dtype), int(separable), planes, n1, n2, lplanes, 0.5, dct_twiddles(n1),
+         dct_twiddles(n2))
     expected = expected * 0.5  # the kernel's λ scale (cuFFT's unnormalised inverse folded in on the GPU)
     tol = 2e-6 if dtype == np.float32 else 1e-12
     scale = np.abs(expected).max()

@@ -107,7 +107,13 @@ def run(pb, *, num_iter, eps, init, accelerate):
     scale = 1.0 / (height * width)  # cuFFT's inverse is unnormalised
 
     if op.engine == "dctfft":
-        lam = cp.ascontiguousarray(op.otf.astype(dtype, copy=False))
+        if op.dct_factors is not None:  # a separable PSF: λ = λ_rows ⊗ λ_cols, no rows × cols table
+            lam_rows, lam_cols = (cp.ascontiguousarray(f.astype(dtype, copy=False)) for f in op.dct_factors)
+            lam, separable, lam_planes = lam_rows, 1, lam_rows.size // rows
+        else:
+            lam = cp.ascontiguousarray(op.otf.astype(dtype, copy=False))
+            lam_rows = lam_cols = lam
+            separable, lam_planes = 0, lam.size // plane
         tw1, tw2 = k.dct_twiddles(rows), k.dct_twiddles(cols)
         ratio_fn = k.function("xrfgpu_rl_ratio_bcast", dtype)
         filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
@@ -115,7 +121,8 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
         def blur(src, dst):
             r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
-            filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, planes, rows, cols, lam.size // plane, scale, tw1, tw2))
+            filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, lam_rows, lam_cols, separable, planes, rows, cols,
+                                               lam_planes, scale, tw1, tw2))
             c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
 
         def forward_ratio(src):  # work = y / max(A src + b, eps)

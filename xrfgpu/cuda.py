@@ -281,7 +281,8 @@ class CudaKernels:
         fn = self.function("xrfgpu_reflect_dct_filter", real)
         work = planes * (n1 // 2 + 1) * (n2 // 2 + 1)
         tw1, tw2 = self.dct_twiddles(n1), self.dct_twiddles(n2)
-        self._launch(fn, work, (spectrum, eigenvalues, planes, n1, n2, lam_planes, 1.0, tw1, tw2))
+        self._launch(fn, work, (spectrum, eigenvalues, eigenvalues, eigenvalues, 0, planes, n1, n2, lam_planes, 1.0,
+                                tw1, tw2))
         return spectrum
 
     def rl_ratio(self, data, blurred, background, eps):

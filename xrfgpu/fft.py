@@ -436,7 +436,19 @@ class Convolution:
             )
         if self.transform_shape is None:
             self.transform_shape = self.canvas_shape
-        if engine in ("dct", "dctfft"):
+        self.dct_factors = None
+        if engine == "dctfft" and (factors := separable_factors(psf)) is not None:
+            # λ = λ_rows ⊗ λ_cols: two vectors on the device; the full table only if asked for (otf)
+            u, v = factors
+            total = np.sum(to_numpy(psf).astype(np.float64), axis=(-2, -1))[..., None, None]
+            dev = array_device(psf)
+            rows_l = psf_to_dct_eigenvalues(xp.asarray(u[..., :, None], dtype=psf.dtype, device=dev),
+                                            (self.shape[0], 1), xp=xp)
+            cols_l = psf_to_dct_eigenvalues(xp.asarray((v * total[..., 0])[..., None, :], dtype=psf.dtype,
+                                                       device=dev), (1, self.shape[1]), xp=xp)
+            self.dct_factors = (rows_l, cols_l)
+            self._otf = self._otf_conj = None
+        elif engine in ("dct", "dctfft"):
             self.otf = psf_to_dct_eigenvalues(psf, self.shape, xp=xp)
             self.otf_conj = self.otf
         elif engine == "separable":
@@ -445,6 +457,29 @@ class Convolution:
         else:
             self.otf = psf_to_otf(psf, self.transform_shape, xp=xp)
             self.otf_conj = xp.conj(self.otf)
+
+    # The transfer function; for a separable PSF on the "dctfft" engine it is formed from the
+    # per-axis eigenvalues (dct_factors) only when something asks for the full table.
+    @property
+    def otf(self):
+        if self.__dict__.get("_otf") is None and self.__dict__.get("dct_factors") is not None:
+            rows_l, cols_l = self.dct_factors
+            self._otf = rows_l * cols_l
+        return self.__dict__.get("_otf")
+
+    @otf.setter
+    def otf(self, value):
+        self._otf = value
+
+    @property
+    def otf_conj(self):
+        if self.__dict__.get("_otf_conj") is None and self.__dict__.get("dct_factors") is not None:
+            return self.otf  # the DCT eigenvalues are real
+        return self.__dict__.get("_otf_conj")
+
+    @otf_conj.setter
+    def otf_conj(self, value):
+        self._otf_conj = value
 
     def _choose_engine(self, psf, xp, boundary, pad, engine):
         """The engine for ``engine="auto"``, or a check that the requested one applies."""
@@ -602,7 +637,8 @@ class Convolution:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.xp = array_namespace(np.empty(0) if self.engine == "separable" else self.otf)
+        ref = self.otf if self.__dict__.get("dct_factors") is None else self.dct_factors[0]
+        self.xp = array_namespace(np.empty(0) if self.engine == "separable" else ref)
         if self.engine == "extended":
             self._scratch = threading.local()
 
