@@ -10,6 +10,7 @@ import pytest
 import tifffile
 
 from xrfgpu.io import ElementMaps, MapFileError, match_name, read_maps, sidecar_path, write_maps
+from xrfgpu.output_safety import UnsafeOutputError
 
 SHAPE = (12, 17)  # rows ≠ cols so a transpose cannot pass
 
@@ -217,7 +218,7 @@ def test_refuses_overwrite_and_writing_onto_input(tmp_path):
     write_maps(out, em.with_maps({"Zn_K": np.zeros(SHAPE)}), overwrite=True)
     assert read_maps(out).names == ["Zn_K"]
     src = read_maps(out)
-    with pytest.raises(MapFileError, match="is the input file"):
+    with pytest.raises(UnsafeOutputError, match="is the input file"):
         write_maps(out, src, overwrite=True)
     with pytest.raises(MapFileError, match="several|holds one map"):
         write_maps(tmp_path / "one.csv", em)
