@@ -400,6 +400,34 @@ def _format_name(path):
     return "map"
 
 
+def _file_errors(kind):
+    """Decorator for one-file readers: any failure becomes a MapFileError naming that file (also inside a folder)."""
+    import functools
+
+    def wrap(reader):
+        @functools.wraps(reader)
+        def read(path, *args, **kwargs):
+            path = Path(path)
+            try:
+                return reader(path, *args, **kwargs)
+            except (MapFileError, ImportError):
+                raise
+            except OSError as exc:
+                raise MapFileError(f"input {str(path)!r}: cannot read it ({_one_line(exc)})") from exc
+            except (ValueError, TypeError) as exc:
+                _refuse_unreadable(path)  # empty file: say so
+                raise MapFileError(f"input {str(path)!r}: {_one_line(exc)}") from exc
+            except Exception as exc:  # noqa: BLE001 - corrupt or truncated bytes break readers in any way
+                _refuse_unreadable(path)
+                raise MapFileError(
+                    f"input {str(path)!r}: corrupt or truncated {kind} file ({type(exc).__name__}: {_one_line(exc)})"
+                ) from exc
+
+        return read
+
+    return wrap
+
+
 def _refuse_unreadable(path):
     """One clear error for inputs no reader should try: xrfgpu temporaries, empty files, non-files."""
     from .output_safety import is_temp_name
@@ -425,6 +453,7 @@ def _looks_like_hdf5(path):
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
+@_file_errors("TIFF")
 def _read_tiff(path):
     tifffile = _require("tifffile", "reading TIFF")
     with tifffile.TiffFile(path) as tif:
@@ -500,8 +529,10 @@ def _tiff_pixel_size(page, ij):
     return unit_um / per_unit
 
 
+@_file_errors("NumPy .npy")
 def _read_npy(path):
-    a = np.load(path, allow_pickle=False)
+    with open(path, "rb") as fh:
+        a = np.load(fh, allow_pickle=False)
     side = _read_sidecar(path) or {}
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um")
@@ -516,8 +547,9 @@ def _read_npy(path):
     raise MapFileError(f"input {str(path)!r}: array of shape {a.shape} is neither a map (2-D) nor a stack (3-D)")
 
 
+@_file_errors("NumPy .npz")
 def _read_npz(path):
-    with np.load(path, allow_pickle=False) as z:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed even when unzip fails
         keys = list(z.files)
         meta = {"format": "npz"}
         pixel = float(z["pixel_size_um"]) if "pixel_size_um" in keys else None
@@ -557,6 +589,7 @@ def _split(line, delimiter):
     return parts
 
 
+@_file_errors("text")
 def _read_text_matrix(path):
     """One map from a CSV/TXT matrix: rows are scan rows; header lines before the numbers are skipped."""
     text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
