@@ -248,6 +248,15 @@ def test_output_that_would_touch_an_input_is_refused(work, capsys, case):
     assert any(w in err for w in words), err
 
 
+def test_demo_does_not_replace_user_files(work, capsys):
+    (work / "scans" / "table.csv").write_text("my,table\n1,2\n")
+    before = _snapshot(work)
+    rc = main(["demo", "scans", "-q"])
+    err = capsys.readouterr().err
+    _assert_refused(rc, err, work, before, ["'scans'"])
+    assert "table.csv" in err
+
+
 def test_user_sidecar_is_never_overwritten(work, capsys):
     """echo '{}' > out.tif.json; xrfgpu restore good.tif -o out.tif: refused with and without --overwrite."""
     (work / "out.tif.json").write_text("{}")

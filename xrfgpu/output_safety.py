@@ -159,6 +159,8 @@ _LIVE: set = set()
 _LIVE_LOCK = threading.RLock()
 _PREVIOUS: dict = {}
 _USERS = 0
+_PUBLISHING = 0
+_DEFERRED: list = []
 
 
 def _remove_live():
@@ -173,6 +175,9 @@ atexit.register(_remove_live)
 
 
 def _on_signal(signum, frame):
+    if _PUBLISHING:  # a signal taken by another thread runs here even while ours is blocked: finish first
+        _DEFERRED.append(signum)
+        return
     _remove_live()
     previous = _PREVIOUS.get(signum, signal.SIG_DFL)
     if callable(previous):
@@ -217,16 +222,25 @@ def _cleanup_on_signals():
 
 @contextlib.contextmanager
 def _signals_blocked():
-    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (publishing must not stop half-way)."""
+    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (publishing must not stop half-way).
+
+    The signals are masked in this thread, and a handler run meanwhile (for
+    a signal another thread received) is deferred to the end of the block.
+    """
+    global _PUBLISHING
     block = getattr(signal, "pthread_sigmask", None)
-    if block is None:  # pragma: no cover - Windows
-        yield
-        return
-    old = block(signal.SIG_BLOCK, set(_SIGNALS))
+    old = block(signal.SIG_BLOCK, set(_SIGNALS)) if block is not None else None
+    _PUBLISHING += 1
     try:
         yield
     finally:
-        block(signal.SIG_SETMASK, old)
+        _PUBLISHING -= 1
+        if block is not None:
+            block(signal.SIG_SETMASK, old)
+        if not _PUBLISHING and _DEFERRED:
+            signum = _DEFERRED[0]
+            _DEFERRED.clear()
+            _on_signal(signum, None)
 
 
 @contextlib.contextmanager
@@ -371,6 +385,19 @@ def _bytes_say_xrfgpu(path, marker=b"xrfgpu"):
     return False
 
 
+def _zarr_attrs_say_xrfgpu(path):
+    """A Zarr store (v3 ``zarr.json`` or v2 ``.zattrs``) whose attributes hold an ``"xrfgpu"`` record."""
+    for name, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        try:
+            doc = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        attrs = doc.get(key) if key else doc
+        if isinstance(attrs, dict) and isinstance(attrs.get("xrfgpu"), dict):
+            return True
+    return False
+
+
 def _file_record_says_xrfgpu(path):
     """The provenance record inside a file xrfgpu writes (no sidecar needed)."""
     suffix = path.suffix.lower()
@@ -420,6 +447,8 @@ def is_xrfgpu_output(path):
     if path.is_symlink():
         return False, f"{str(path)!r} is a symbolic link"
     if path.is_dir():
+        if _zarr_attrs_say_xrfgpu(path):
+            return True, ""
         record = _json_record(path / "xrfgpu.json")
         if record is None:
             return False, f"folder {str(path)!r} has no xrfgpu.json record, so xrfgpu did not write it"
