@@ -531,10 +531,11 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
         for inp, is_folder, label in protected:
             same = real == inp or (out.exists() and inp.exists() and _samefile(out, inp))
             if same:
-                raise UnsafeOutputError(
-                    f"output {str(out)!r} is the input file {label!r}; choose another output name"
-                    if " (the sidecar" not in label else
-                    f"output {str(out)!r} is {label}; choose another output name")
+                if " (the sidecar" in label:
+                    what = label
+                else:
+                    what = f"the input {'folder' if is_folder else 'file'} {label!r}"
+                raise UnsafeOutputError(f"output {str(out)!r} is {what}; choose another output name")
             if _inside(inp, real):
                 raise UnsafeOutputError(
                     f"output {str(out)!r} holds the input {label!r}; writing there would replace it. "
@@ -606,8 +607,14 @@ def _forget(path):
 
 
 def _publish(staged, *, overwrite):
-    """Move every finished temporary to its target; on failure undo the ones already moved."""
-    done = []  # (target, backup or None, folder)
+    """Move every finished temporary to its target; on failure undo the ones already moved.
+
+    An earlier output being replaced is kept under a temporary name (a hard
+    link for a file, the moved folder) until every target is in place, and
+    put back if any step fails.
+    """
+    done = []  # (target, backup or None): targets this call has placed
+    pending = None  # (target, backup, moved_away) of the item being placed
     try:
         for tmp, out in staged:
             target = Path(out.path)
@@ -617,27 +624,44 @@ def _publish(staged, *, overwrite):
                     _LIVE.add(backup)
                 if out.folder or target.is_dir():
                     os.rename(target, backup)
+                    pending = (target, backup, True)
                     _move_noreplace(tmp, target, folder=out.folder)
                 else:
                     try:
                         os.link(target, backup, follow_symlinks=False)
                     except OSError:
+                        _forget(backup)
                         backup = None
+                    pending = (target, backup, False)
                     os.replace(tmp, target)
-                done.append((target, backup, out.folder))
+                done.append((target, backup))
             else:
                 _move_noreplace(tmp, target, folder=out.folder)
-                done.append((target, None, out.folder))
+                done.append((target, None))
+            pending = None
             _forget(tmp)
     except BaseException:
-        for target, backup, _folder in reversed(done):
-            _remove(target)
+        if pending is not None:
+            target, backup, moved_away = pending
+            if backup is not None:
+                if moved_away and not os.path.lexists(target):
+                    with contextlib.suppress(OSError):
+                        os.rename(backup, target)
+                _remove(backup)
+                _forget(backup)
+        for target, backup in reversed(done):
             if backup is not None and os.path.lexists(backup):
                 with contextlib.suppress(OSError):
-                    os.rename(backup, target)
+                    if os.path.isdir(backup) and not os.path.islink(backup):
+                        _remove(target)
+                        os.rename(backup, target)
+                    else:
+                        os.replace(backup, target)  # the earlier file is back in one step
                 _forget(backup)
+            else:
+                _remove(target)
         raise
-    for _target, backup, _folder in done:
+    for _target, backup in done:
         if backup is not None:
             _remove(backup)
             _forget(backup)
