@@ -180,7 +180,7 @@ def test_round_trip_keeps_names_shape_pixel_size_orientation(tmp_path, name):
     assert side["xrfgpu"]["provenance"]["parameters"] == {"num_iter": 30}
     assert side["xrfgpu"]["elements"] == list(maps)
     assert all(p.exists() for p in written)
-    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]  # no temporary files left
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary files left
 
 
 def test_tiff_output_is_readable_by_tifffile_with_resolution(tmp_path):

@@ -183,3 +183,24 @@ def test_temp_names_are_hidden_and_never_map_names(tmp_path):
     assert not name.endswith((".tif", ".tiff", ".npy", ".npz", ".csv", ".txt", ".h5"))
     assert not is_temp_name("restored.tif") and not is_hidden_or_temp("Fe_K.csv")
     assert is_hidden_or_temp("._Fe_K.csv")  # macOS resource fork files are not maps either
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
+def test_figures_name_xrfgpu_and_only_those_are_replaced(tmp_path, fmt):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from xrfgpu.figures import save_figure
+
+    fig = Figure(figsize=(2, 2))
+    FigureCanvasAgg(fig)
+    fig.subplots().plot([0, 1], [1, 0])
+    ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / f"theirs.{fmt}"
+    save_figure(fig, ours)
+    fig.savefig(theirs, format=fmt)  # Matplotlib's own Creator/Software entry, as any other program's figure
+    assert is_xrfgpu_output(ours)[0] and not is_xrfgpu_output(theirs)[0]
+    save_figure(fig, ours, overwrite=True)
+    before = theirs.read_bytes()
+    with pytest.raises(UnsafeOutputError, match="only earlier xrfgpu outputs"):
+        save_figure(fig, theirs, overwrite=True)
+    assert theirs.read_bytes() == before

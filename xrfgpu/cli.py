@@ -412,7 +412,8 @@ def main(argv=None) -> int:
 @click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask.")
 @click.option("--scheduler", default="local", show_default=True,
               help="With --tile: 'local' (threads) or a Dask scheduler address.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier xrfgpu output (never another file, never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @_friendly

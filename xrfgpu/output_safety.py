@@ -373,15 +373,15 @@ def _png_says_xrfgpu(path):
                 fh.seek(length + 4, 1)
 
 
-def _bytes_say_xrfgpu(path, marker=b"xrfgpu"):
+def _bytes_say_xrfgpu(path, pattern):
+    """The Creator entry Matplotlib writes for ``metadata={"Creator": "xrfgpu ..."}``, near either end of the file."""
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-        if marker in head:
+        if re.search(pattern, fh.read(1 << 16)):
             return True
         if size > 1 << 16:
-            fh.seek(max(size - (1 << 16), 0))
-            return marker in fh.read()
+            fh.seek(size - (1 << 16))
+            return re.search(pattern, fh.read()) is not None
     return False
 
 
@@ -424,8 +424,10 @@ def _file_record_says_xrfgpu(path):
                 return "__xrfgpu__" in z.files
         if suffix == ".png":
             return _png_says_xrfgpu(path)
-        if suffix in (".pdf", ".svg"):
-            return _bytes_say_xrfgpu(path)
+        if suffix == ".pdf":
+            return _bytes_say_xrfgpu(path, rb"/Creator \(xrfgpu ")
+        if suffix == ".svg":
+            return _bytes_say_xrfgpu(path, rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>xrfgpu ")
         if suffix == ".toml":
             with open(path, "rb") as fh:
                 return fh.readline().startswith(b"# xrfgpu")
