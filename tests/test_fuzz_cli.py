@@ -193,14 +193,19 @@ def test_corrupt_map_in_a_folder_names_that_file(work, capsys):
     _assert_refused(rc, capsys.readouterr().err, work, before, ["SUM_maps_XRF_Zn_K.tiff"])
 
 
-def test_empty_npy_in_a_subprocess_is_not_just_aborted(tmp_path):
-    (tmp_path / "e.npy").write_bytes(b"")
-    proc = subprocess.run([sys.executable, "-m", "xrfgpu", "restore", "e.npy", "-o", "o.tif", *RESTORE],
+@pytest.mark.parametrize("name, data, message", [
+    ("e.npy", b"", "Error: input 'e.npy' is empty (0 bytes)"),  # was only 'Aborted!'
+    ("h.tif", b"II*\x00\xff\xff\xff\xff", "Error: input 'h.tif': corrupt or truncated TIFF file"),  # was a traceback
+])
+def test_bad_file_in_a_subprocess_gives_one_line(tmp_path, name, data, message):
+    """The installed command, with real stderr: no traceback, no library log lines, just the error."""
+    (tmp_path / name).write_bytes(data)
+    proc = subprocess.run([sys.executable, "-m", "xrfgpu", "restore", name, "-o", "o.tif", *RESTORE],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "Error: input 'e.npy' is empty (0 bytes)"
-    assert sorted(os.listdir(tmp_path)) == ["e.npy"]
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(message), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == [name]
 
 
 # --------------------------------------------------------------------------- output paths that touch inputs

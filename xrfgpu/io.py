@@ -400,6 +400,40 @@ def _format_name(path):
     return "map"
 
 
+class _HeldLogs:
+    """Hold a library's log records (tifffile logs corrupt files to stderr) while one file is read.
+
+    If the read fails, the first record goes into the error message instead,
+    so the command prints one line; if it succeeds, the records are passed
+    on as the library would have logged them.
+    """
+
+    def __init__(self, name):
+        import logging
+
+        self.logger = logging.getLogger(name)
+        self.records = []
+        self.handler = logging.Handler()
+        self.handler.emit = self.records.append
+
+    def __enter__(self):
+        self.propagate = self.logger.propagate
+        self.logger.addHandler(self.handler)
+        self.logger.propagate = False
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        self.logger.removeHandler(self.handler)
+        self.logger.propagate = self.propagate
+        if kind is None:
+            for record in self.records:
+                self.logger.handle(record)
+        return False
+
+    def first(self):
+        return f"; {' '.join(self.records[0].getMessage().split())}" if self.records else ""
+
+
 def _file_errors(kind):
     """Decorator for one-file readers: any failure becomes a MapFileError naming that file (also inside a folder)."""
     import functools
@@ -409,18 +443,20 @@ def _file_errors(kind):
         def read(path, *args, **kwargs):
             path = Path(path)
             try:
-                return reader(path, *args, **kwargs)
+                with _HeldLogs("tifffile") as logs:
+                    return reader(path, *args, **kwargs)
             except (MapFileError, ImportError):
                 raise
             except OSError as exc:
-                raise MapFileError(f"input {str(path)!r}: cannot read it ({_one_line(exc)})") from exc
+                raise MapFileError(f"input {str(path)!r}: cannot read it ({_one_line(exc)}{logs.first()})") from exc
             except (ValueError, TypeError) as exc:
                 _refuse_unreadable(path)  # empty file: say so
-                raise MapFileError(f"input {str(path)!r}: {_one_line(exc)}") from exc
+                raise MapFileError(f"input {str(path)!r}: {_one_line(exc)}{logs.first()}") from exc
             except Exception as exc:  # noqa: BLE001 - corrupt or truncated bytes break readers in any way
                 _refuse_unreadable(path)
                 raise MapFileError(
-                    f"input {str(path)!r}: corrupt or truncated {kind} file ({type(exc).__name__}: {_one_line(exc)})"
+                    f"input {str(path)!r}: corrupt or truncated {kind} file "
+                    f"({type(exc).__name__}: {_one_line(exc)}{logs.first()})"
                 ) from exc
 
         return read
