@@ -367,7 +367,7 @@ _WRITER = textwrap.dedent("""
     import numpy as np
     from xrfgpu.io import ElementMaps, write_maps
     out, barrier, tag, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    value = float(sys.argv[5])
+    value, overwrite = float(sys.argv[5]), sys.argv[6] == "overwrite"
     em = ElementMaps({"Fe_K": np.full((8, 9), value, np.float32)}, pixel_size_um=1.0)
     import xrfgpu.io as io
     real = io._write_tiff
@@ -378,8 +378,16 @@ _WRITER = textwrap.dedent("""
         while len(list(barrier.iterdir())) < n and time.time() - t0 < 30:
             time.sleep(0.002)
     io._write_tiff = slow
+    if overwrite:  # widen the gap between publishing the sidecar and the map by a random 0-100 ms
+        import random
+        replace = os.replace
+        def slow_replace(src, dst):
+            replace(src, dst)
+            if str(dst).endswith(".json"):
+                time.sleep(random.uniform(0.0, 0.1))
+        os.replace = slow_replace
     try:
-        write_maps(out, em, provenance={"run": tag, "value": value})
+        write_maps(out, em, provenance={"run": tag, "value": value}, overwrite=overwrite)
     except FileExistsError as exc:
         print("refused:", exc)
         sys.exit(2)
@@ -392,20 +400,32 @@ def _python(args, **kw):
 
 
 @pytest.mark.parametrize("trial", range(int(os.environ.get("XRFGPU_RACE_TRIALS", "3"))))
-def test_two_writers_released_together_exactly_one_wins(tmp_path, trial):
-    """Both pass the early check and finish their temp file, then publish at once: one wins, one is refused."""
+@pytest.mark.parametrize("mode", ["new", "overwrite"])
+def test_two_writers_released_together(tmp_path, trial, mode):
+    """Both pass the early check and finish their temp files, then publish at once.
+
+    New output: exactly one wins, the other is refused. Replacing an earlier
+    output with --overwrite: both succeed, and the map and sidecar left on
+    disk are one run's pair, never one run's map beside the other's sidecar.
+    """
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     out = tmp_path / "out.tif"
-    procs = [_python([_WRITER, str(out), str(barrier), f"w{i}", "2", str(10.0 + i)]) for i in range(2)]
+    if mode == "overwrite":
+        first = subprocess.run([sys.executable, "-c", _WRITER, str(out), str(barrier), "w0", "1", "9.0", "new"],
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        for p in barrier.iterdir():
+            p.unlink()
+    procs = [_python([_WRITER, str(out), str(barrier), f"w{i}", "2", str(10.0 + i), mode]) for i in range(2)]
     results = [(p.wait(timeout=120), p.communicate()) for p in procs]
     codes = sorted(rc for rc, _ in results)
-    assert codes == [0, 2], results
-    winner = next(i for i, (rc, _) in enumerate(results) if rc == 0)
-    sidecar = json.loads((tmp_path / "out.tif.json").read_text())["xrfgpu"]["provenance"]
-    assert sidecar["run"] == f"w{winner}"
+    assert codes == ([0, 2] if mode == "new" else [0, 0]), results
+    run = json.loads((tmp_path / "out.tif.json").read_text())["xrfgpu"]["provenance"]["run"]
+    if mode == "new":
+        assert run == f"w{next(i for i, (rc, _) in enumerate(results) if rc == 0)}"
     with tifffile.TiffFile(out) as tif:
-        np.testing.assert_array_equal(tif.pages[0].asarray(), np.full((8, 9), 10.0 + winner, np.float32))
+        np.testing.assert_array_equal(tif.pages[0].asarray(), np.full((8, 9), 10.0 + int(run[1]), np.float32))
     assert sorted(os.listdir(tmp_path)) == ["barrier", "out.tif", "out.tif.json"]
 
 

@@ -84,8 +84,16 @@ def _host_tag():
 
 
 def temp_name(target_name):
-    """Hidden temporary name for ``target_name``: ``.<name>.xrfgpu-tmp-<host>-<pid>-<token>``."""
-    return f".{target_name}{TEMP_MARK}{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
+    """Hidden temporary name for ``target_name``: ``.<name>.xrfgpu-tmp-<host>-<pid>-<token>``.
+
+    A long ``target_name`` is cut so the whole name stays within the usual
+    255-byte limit of a file name.
+    """
+    tail = f"{TEMP_MARK}{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
+    stem = str(target_name)
+    while len(os.fsencode("." + stem + tail)) > 255:
+        stem = stem[:-1]
+    return f".{stem}{tail}"
 
 
 def is_temp_name(name):
@@ -597,6 +605,9 @@ def _new_temp(target, *, folder):
                 os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:  # pragma: no cover - 32 random bits
             continue
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write output {str(target)!r}: folder {str(parent)!r}: "
+                                     f"{exc.strerror or exc}") from None
         with _LIVE_LOCK:
             _LIVE.add(tmp)
         return tmp
