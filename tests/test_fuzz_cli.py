@@ -227,6 +227,9 @@ HOSTILE_OUTPUTS = {
     "output-dotdot-spelling-of-input": (["restore", "good.tif", "-o", "scans/../good.tif", "--overwrite", *RESTORE],
                                         ["is the input"]),
     "output-folder-missing": (["restore", "good.tif", "-o", "nowhere/out.tif", *RESTORE], ["does not exist"]),
+    "output-folder-is-a-file": (["restore", "good.tif", "-o", "good.tif/out.tif", *RESTORE], ["is not a folder"]),
+    "output-name-too-long": (["restore", "good.tif", "-o", "a" * 256 + ".tif", *RESTORE], ["longer than"]),
+    "output-sidecar-name-too-long": (["restore", "good.tif", "-o", "b" * 250 + ".tif", *RESTORE], ["longer than"]),
     "compare-figure-is-input": (["compare", "good.tif", "good.tif", "-o", "good.tif", "--overwrite"],
                                 ["is the input"]),
     "compare-figure-is-truth": (["compare", "good.tif", "scans/good.tif", "--truth", "maps", "-o",
@@ -249,7 +252,7 @@ def test_output_that_would_touch_an_input_is_refused(work, capsys, case):
     before = _snapshot(work)
     rc = main(argv)
     err = capsys.readouterr().err
-    _assert_refused(rc, err, work, before, [repr(named)])
+    _assert_refused(rc, err, work, before, [repr(named), repr(named + ".json")])
     assert any(w in err for w in words), err
 
 

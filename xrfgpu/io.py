@@ -839,7 +839,7 @@ def _read_aps_maps(f, path, dataset):
 def _output_paths(path, sidecar=True):
     """Every path :func:`write_maps` creates for ``path``: the output, and its sidecar beside a file."""
     path = Path(path)
-    return [path] if _is_folder_target(path) or not sidecar else [path, sidecar_path(path)]
+    return [path] if _is_folder_target(path) or not sidecar else [path, path.with_name(path.name + ".json")]
 
 
 def _inputs(source):

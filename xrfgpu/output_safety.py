@@ -538,6 +538,9 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
         if real in seen:
             raise UnsafeOutputError(f"outputs {seen[real]!r} and {str(out)!r} are the same path; give different names")
         seen[real] = str(out)
+        if real.parent.is_dir() and len(os.fsencode(real.name)) > _name_max(real.parent):
+            raise UnsafeOutputError(f"output {str(out)!r}: the name is longer than this file system allows "
+                                    f"({_name_max(real.parent)} bytes)")
         for inp, is_folder, label in protected:
             same = real == inp or (out.exists() and inp.exists() and _samefile(out, inp))
             if same:
@@ -558,7 +561,8 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
             raise UnsafeOutputError(
                 f"output {str(out)!r} is the current folder (or holds it); give a new file or folder name")
         if not real.parent.is_dir():
-            raise UnsafeOutputError(f"output {str(out)!r}: folder {str(out.parent)!r} does not exist")
+            state = "is not a folder" if real.parent.exists() else "does not exist"
+            raise UnsafeOutputError(f"output {str(out)!r}: {str(out.parent)!r} {state}")
         if os.path.lexists(out):
             if not overwrite:
                 raise OutputExistsError(f"output {str(out)!r} exists; pass --overwrite to replace it")
@@ -567,6 +571,13 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
                 raise UnsafeOutputError(
                     f"output {str(out)!r} exists and --overwrite replaces only earlier xrfgpu outputs: {why}. "
                     "Move it away or choose another output name")
+
+
+def _name_max(folder):
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - Windows, odd file systems
+        return 255
 
 
 def _samefile(a, b):
