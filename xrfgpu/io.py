@@ -29,11 +29,13 @@ xrfgpu HDF5            ``xrfgpu/maps`` + ``xrfgpu/names`` (what
                        :func:`write_maps` writes, with provenance attributes)
 =====================  =====================================================
 
-Inputs are only ever opened read-only. :func:`write_maps` writes to a
-temporary file in the destination folder and renames it into place
-(:func:`os.replace`), so a crash never leaves a half-written output, and it
-refuses to replace an existing output unless ``overwrite=True`` or to write
-over its own input.
+Inputs are only ever opened read-only; a corrupt, empty or truncated file
+raises :class:`MapFileError` with one line naming the file and the problem.
+:func:`write_maps` writes to hidden temporary files in the destination
+folder and publishes the map and its sidecar together
+(:mod:`xrfgpu.output_safety`): never on, in or around an input, never over
+an existing file without ``overwrite=True``, and with it only over an
+earlier xrfgpu output; a crash never leaves a half-written output.
 
 TIFF and HDF5 need the ``io`` extra (``pip install 'xrfgpu[io]'``); a
 missing library is reported with that command.
