@@ -168,7 +168,7 @@ def test_existing_output_needs_overwrite(tmp_path, tiff_stack, capsys):
             "--iterations", "2", "-q"]
     assert main(args) == 0
     stamp = _digest(out)
-    assert main(args) == 1
+    assert main(args) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert _digest(out) == stamp
     assert main(args + ["--overwrite"]) == 0
@@ -202,14 +202,14 @@ def test_bad_input_exits_nonzero_naming_the_problem(tmp_path, tiff_stack, capsys
 def test_bad_files_exit_nonzero(tmp_path, tiff_stack, capsys):
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"\x89HDF\r\n\x1a\nnot really")
-    assert main(["restore", str(junk), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "4px", "--pixel-size", "1um"]) == 1
+    assert main(["restore", str(junk), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "4px", "--pixel-size", "1um"]) == 2
     assert "junk.h5" in capsys.readouterr().err
     assert main(["restore", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "40um",
-                 "--pixel-size", "10um"]) == 1
+                 "--pixel-size", "10um"]) == 2
     err = capsys.readouterr().err
     assert "missing.tif" in err and "no such file" in err
     assert main(["restore", str(tiff_stack), "-o", str(tiff_stack), "--psf-sigma", "40um", "--pixel-size", "10um",
-                 "--overwrite"]) == 1
+                 "--overwrite"]) == 2
     assert "is the input file" in capsys.readouterr().err
     bad_psf = tmp_path / "bad.toml"
     bad_psf.write_text('[lines]\n"Fe-Ka" = 40.0\n')

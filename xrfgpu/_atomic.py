@@ -3,14 +3,13 @@
 Data go to a temporary file (or folder) beside the target, which is renamed
 over the target only when writing succeeded (:func:`os.replace` is atomic on
 one file system); on any error the temporary is removed and an existing
-target is left as it was.
+target is left as it was. The machinery (temporary names, cleanup on
+signals, no-replace publishing) lives in :mod:`xrfgpu.output_safety`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_file", "atomic_folder", "atomic_write_bytes", "atomic_write_text", "umask_mode"]
@@ -24,41 +23,25 @@ def umask_mode(mode=0o666):
 
 
 def atomic_file(path, write):
-    """Run ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, umask_mode(0o666))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Run ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    Replaces an existing ``path``; the temporary is named and cleaned up as
+    described in :mod:`xrfgpu.output_safety` (never read as input, removed on
+    error, SIGINT/SIGTERM and at exit). Commands that must not replace foreign
+    files use :func:`xrfgpu.output_safety.write_outputs` with its checks.
+    """
+    from .output_safety import Output, write_outputs
+
+    write_outputs([Output(Path(path), write)], overwrite=True, check=False)
+    return Path(path)
 
 
 def atomic_folder(path, write):
     """Run ``write(tmp_folder)`` on a temporary folder beside ``path``, then swap it into place."""
-    path = Path(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.part"))
-    try:
-        write(tmp)
-        os.chmod(tmp, umask_mode(0o777))
-        for p in tmp.iterdir():
-            os.chmod(p, umask_mode(0o666))
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old"))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    from .output_safety import Output, write_outputs
+
+    write_outputs([Output(Path(path), write, folder=True)], overwrite=True, check=False)
+    return Path(path)
 
 
 def atomic_write_bytes(path, data: bytes):

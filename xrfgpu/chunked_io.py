@@ -9,9 +9,6 @@ files are opened read-only and never written.
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +124,7 @@ def open_chunked(path, dataset=None, *, chunks=None):
     raise ValueError(f"{path} is neither a Zarr store nor an HDF5 file")
 
 
-def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True):
+def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs=()):
     """Stream a Dask array into a new Zarr array store, atomically.
 
     The array is written chunk by chunk under a temporary name in the same
@@ -146,7 +143,12 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True):
         returning them, called once the data are written (so a record can
         include the run time) and before the store is renamed into place.
     overwrite : bool
-        Replace an existing store at ``path``; otherwise it is an error.
+        Replace an existing store at ``path``, if it is an earlier xrfgpu
+        output (its attributes hold an ``"xrfgpu"`` record); otherwise an
+        existing ``path`` is an error.
+    inputs : sequence of str or Path
+        Files or stores the array was read from; the output may not be,
+        hold or lie inside one of them.
 
     Returns
     -------
@@ -155,32 +157,34 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True):
     Raises
     ------
     FileExistsError
-        ``path`` exists and ``overwrite`` is False.
+        ``path`` exists and ``overwrite`` is False (also when another run
+        created it while this one was writing).
+    ValueError
+        ``path`` touches an input, or exists and is not an xrfgpu store
+        (:class:`xrfgpu.output_safety.UnsafeOutputError`).
+
+    Notes
+    -----
+    The store is written under a hidden temporary name and published with
+    no-replace semantics (:func:`xrfgpu.output_safety.write_outputs`).
     """
     import dask.array as da
     import zarr
 
+    from .output_safety import Output, check_outputs, write_outputs
+
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    check_outputs([target], inputs, overwrite=overwrite)
+
+    def write_store(tmp):
+        nonlocal attrs
         da.to_zarr(array, str(tmp), compute=compute, overwrite=False)
         if callable(attrs):
             attrs = attrs()
         if attrs:
             z = zarr.open_array(store=str(tmp), mode="r+")
             z.attrs.update(attrs)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_outputs([Output(target, write_store, folder=True)], inputs=inputs, overwrite=overwrite)
     return target

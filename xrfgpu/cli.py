@@ -8,10 +8,13 @@ Subcommands
 ``demo``      the paper's experiment on synthetic data
 ``info``      versions, backends (NumPy, CuPy and its device, Dask), kernel cache
 
-Every output is written to a temporary file and renamed into place, never
-over an existing file without ``--overwrite`` and never over the input; the
-input is only opened for reading. Errors name the file and the problem and
-exit with status 1 (usage errors 2). Progress goes to stderr on a terminal
+Every output is written to a temporary file and published into place
+(:mod:`xrfgpu.output_safety`): never on, in or around an input, never over
+an existing file without ``--overwrite``, and with it only over an earlier
+xrfgpu output; the input is only opened for reading. Errors name the file
+and the problem in one line: a missing, corrupt, empty or truncated input
+file and a refused output path exit with status 2 (as usage errors), other
+failures with status 1. Progress goes to stderr on a terminal
 only; ``--json`` prints one JSON document on stdout.
 
 ``main(argv)`` runs the command in-process and returns the exit status;
@@ -42,6 +45,19 @@ class CommandError(click.ClickException):
     """An error the user can fix; printed as ``Error: <message>``, exit status 1."""
 
 
+class FileRefusedError(CommandError):
+    """A missing, corrupt, empty or truncated input file, or a refused output path: exit status 2."""
+
+    exit_code = 2
+
+
+def _refused_types():
+    from .io import MapFileError
+    from .output_safety import OutputExistsError, UnsafeOutputError
+
+    return (MapFileError, UnsafeOutputError, OutputExistsError, FileExistsError, FileNotFoundError)
+
+
 def _message(exc):
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
@@ -57,6 +73,8 @@ def _friendly(func):
             return func(*args, **kwargs)
         except click.ClickException:
             raise
+        except _refused_types() as exc:
+            raise FileRefusedError(" ".join(_message(exc).split())) from exc
         except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as exc:
             raise CommandError(_message(exc)) from exc
 
@@ -102,23 +120,34 @@ def _warn(quiet, text):
 
 
 def _load_toml_or_json(path):
+    from .io import MapFileError
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"PSF file {str(path)!r}: no such file")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MapFileError(f"PSF file {str(path)!r}: cannot read it ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise MapFileError(f"PSF file {str(path)!r} is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MapFileError(f"PSF file {str(path)!r} is not a text file (not UTF-8)") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(raw.decode("utf-8"))
+            return json.loads(text)
         except ValueError as exc:
-            raise ValueError(f"PSF file {str(path)!r} is not valid JSON ({exc})") from None
+            raise MapFileError(f"PSF file {str(path)!r} is not valid JSON ({exc})") from None
     try:
         import tomllib
     except ImportError:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"PSF file {str(path)!r} is not valid TOML ({exc})") from None
+        raise MapFileError(f"PSF file {str(path)!r} is not valid TOML ({exc})") from None
 
 
 def load_psf_table(path):
@@ -149,7 +178,9 @@ def load_psf_table(path):
     elif isinstance(doc, dict) and isinstance(doc.get("lines"), dict) and doc["lines"]:
         raw = doc["lines"]
     else:
-        raise ValueError(f"PSF file {str(path)!r} has no [sigma_um] (or [lines]) table of σ per element line")
+        from .io import MapFileError
+
+        raise MapFileError(f"PSF file {str(path)!r} has no [sigma_um] (or [lines]) table of σ per element line")
     lines = {}
     for name, entry in raw.items():
         what = f"σ of {name!r} in PSF file {str(path)!r}"
@@ -174,18 +205,18 @@ def load_psf_table(path):
     return lines, pixel, model
 
 
-def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False):
+def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False, inputs=()):
     """Write a PSF table readable by :meth:`xrfgpu.psf.PSFModel.load` and :func:`load_psf_table`; atomically.
 
     ``lines`` maps line names to dicts with ``sigma_um`` and other scalar
     facts (stderr, method, fit parameters), stored under
-    ``[measurements."<line>"]``.
+    ``[measurements."<line>"]``. An existing file is replaced only with
+    ``overwrite`` and only if xrfgpu wrote it (its first line says so); no
+    path of ``inputs`` is ever written (:func:`xrfgpu.output_safety.check_outputs`).
     """
-    from ._atomic import atomic_write_text
+    from .output_safety import Output, write_outputs
 
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"PSF file {str(path)!r} exists; pass --overwrite to replace it")
 
     def value(v):
         if isinstance(v, bool):
@@ -206,7 +237,8 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
             out += ["", f"[measurements.{json.dumps(name)}]"]
             out += [f"{k} = {value(v)}" for k, v in rest.items()]
     text = "\n".join(out) + "\n"
-    atomic_write_text(path, text)
+    write_outputs([Output(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))], inputs=inputs,
+                  overwrite=overwrite)
     return path
 
 
@@ -380,7 +412,8 @@ def main(argv=None) -> int:
 @click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask.")
 @click.option("--scheduler", default="local", show_default=True,
               help="With --tile: 'local' (threads) or a Dask scheduler address.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier xrfgpu output (never another file, never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @_friendly
@@ -408,7 +441,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}")
 
     # fail early on the output before any work
-    _check_target(output, overwrite, input_path)
+    inputs = [input_path, psf_file]
+    _check_target(output, overwrite, inputs)
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
@@ -537,7 +571,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                          elements=list(restored), command=["xrfgpu", *_argv()],
                          timings=timings)
     result = selected.with_maps(restored, pixel_size_um=pixel_um)
-    written = write_maps(output, result, provenance=record, overwrite=overwrite, source=input_path)
+    written = write_maps(output, result, provenance=record, overwrite=overwrite, source=inputs)
     summary = {
         "input": str(input_path),
         "output": str(output),
@@ -585,9 +619,9 @@ def _psf_outputs(kind, input_path, output, figure, overwrite):
     stem = Path(input_path).with_suffix("").name if Path(input_path).suffix else Path(input_path).name
     output = Path(output) if output else Path(f"{stem}_psf.toml")
     figure = Path(figure) if figure else Path(f"{stem}_psf_{kind}.png")
-    for p in (output, figure):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"output {str(p)!r} exists; pass --overwrite to replace it")
+    from .output_safety import check_outputs
+
+    check_outputs([output, figure], [input_path], overwrite=overwrite)
     return output, figure
 
 
@@ -615,7 +649,7 @@ def psf():
 
 
 def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, figure, fig, overwrite,
-                quiet, as_json, table_extra):
+                quiet, as_json, table_extra, *, inputs=()):
     from .figures import save_figure
     from .psf import FWHM_PER_SIGMA
 
@@ -631,9 +665,9 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
         line = normalise_line(line.replace("_", "-"))
     except ValueError:
         raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
-    save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite,
+    save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite, inputs=inputs,
                    comment=f"PSF measured by xrfgpu {__version__} ({kind}) from map {name!r}")
-    save_figure(fig, figure, overwrite=overwrite)
+    save_figure(fig, figure, overwrite=overwrite, inputs=inputs)
     result = {"line": line, "method": kind, "sigma_px": sigma_px, "sigma_stderr_px": stderr_px,
               "sigma_um": sigma_um, "sigma_stderr_um": stderr_um,
               "fwhm_um": sigma_um * FWHM_PER_SIGMA, "fwhm_stderr_um": stderr_um * FWHM_PER_SIGMA if stderr_um else None,
@@ -687,7 +721,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
     fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p, "rho": fit.rho}
     return _report_psf("dot", name, line or name, fit.sigma, s_err, pixel_um, extra, output, figure, fig,
-                       overwrite, quiet, as_json, table_extra)
+                       overwrite, quiet, as_json, table_extra, inputs=[input_path])
 
 
 @psf.command("edge", context_settings=CONTEXT)
@@ -705,7 +739,7 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
     fig = edge_fit_figure(fit, title=name)
     extra = {"angle_deg": fit.angle, "edge_px": fit.edge}
     return _report_psf("edge", name, line or name, fit.sigma, fit.sigma_stderr, pixel_um, extra, output, figure,
-                       fig, overwrite, quiet, as_json, {"angle_deg": fit.angle})
+                       fig, overwrite, quiet, as_json, {"angle_deg": fit.angle}, inputs=[input_path])
 
 
 @psf.command("blind", context_settings=CONTEXT)
@@ -747,7 +781,7 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
         kind = "blind"
     fig = kernel_figure(kernel, sigma, pixel_size_um=pixel_um, title=f"{name}: {kind} kernel")
     return _report_psf(kind, name, line or name, sigma, stderr, pixel_um, extra, output, figure, fig, overwrite,
-                       quiet, as_json, {})
+                       quiet, as_json, {}, inputs=[input_path])
 
 
 # --------------------------------------------------------------------------- compare
@@ -788,7 +822,14 @@ def _against_truth(a, truth):
 def compare(input_path, restored_path, elements, truth, figure, no_figure, row, overwrite, quiet, as_json):
     """Before/after figure with a line profile, and metrics (contrast, flux; with --truth, r and NRMSE)."""
     from .io import read_maps
+    from .output_safety import check_outputs
 
+    inputs = [input_path, restored_path, truth]
+    fig_path = None
+    if not no_figure:
+        fig_path = Path(figure) if figure else Path(restored_path).with_name(
+            Path(restored_path).with_suffix("").name + "_compare.png")
+        check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
     before = read_maps(input_path)
     after = read_maps(restored_path)
     names = [e.strip() for e in elements.split(",")] if elements else after.names
@@ -813,15 +854,12 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         rows[a_name] = m
         bs.append(b)
         as_.append(a)
-    fig_path = None
     if not no_figure:
         from .figures import compare_figure, save_figure
 
-        fig_path = Path(figure) if figure else Path(restored_path).with_name(
-            Path(restored_path).with_suffix("").name + "_compare.png")
         fig = compare_figure(bs, as_, list(rows), row=row, pixel_size_um=after.pixel_size_um or before.pixel_size_um,
                              truth=ts or None)
-        save_figure(fig, fig_path, overwrite=overwrite)
+        save_figure(fig, fig_path, overwrite=overwrite, inputs=inputs)
     if as_json:
         click.echo(json.dumps({"metrics": rows, "figure": str(fig_path) if fig_path else None}, indent=2))
     elif not quiet:

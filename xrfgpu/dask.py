@@ -693,10 +693,9 @@ def restore_zarr(
 
     if chunk_type not in ("numpy", "cupy"):
         raise ValueError(f"chunk_type must be 'numpy' or 'cupy', got {chunk_type!r}")
-    if Path(output).exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True to replace it")
-    if Path(output).resolve() == Path(input).resolve():
-        raise ValueError("output must differ from input: input files are never written")
+    from .output_safety import check_outputs
+
+    check_outputs([output], [input], overwrite=overwrite)  # never on, in or around the input
     method = _canonical(method)
     context = _scheduler(scheduler)  # validates the name before any work
     started = time.perf_counter()
@@ -738,7 +737,7 @@ def restore_zarr(
             record["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
             return {"xrfgpu": record}
 
-        return write_zarr(restored, output, overwrite=overwrite, attrs=attrs)
+        return write_zarr(restored, output, overwrite=overwrite, attrs=attrs, inputs=[input])
 
 
 def _scheduler_name(scheduler):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from pathlib import Path
 
@@ -287,6 +288,29 @@ def findings(result, sweep):
     return out
 
 
+DEMO_FILES = ("report.md", "panels.png", "sigma_sweep.png", "sigma_sweep.csv", "table.csv")
+_REPORT_TITLE = "# xrfgpu: the USAF-1951 experiment"
+
+
+def _check_demo_folder(out):
+    """Refuse to replace files of these names unless an earlier demo wrote them (its report.md says so)."""
+    from .output_safety import UnsafeOutputError
+
+    existing = [name for name in DEMO_FILES if os.path.lexists(out / name)]
+    if not existing:
+        return
+    try:
+        with open(out / "report.md", encoding="utf-8") as fh:
+            earlier_demo = fh.readline().startswith(_REPORT_TITLE)
+    except (OSError, ValueError):
+        earlier_demo = False
+    if not earlier_demo:
+        raise UnsafeOutputError(
+            f"folder {str(out)!r} already holds {', '.join(existing)}, not written by an earlier xrfgpu demo; "
+            "choose another folder"
+        )
+
+
 def run_demo(output_dir, *, size="small", seed=0):
     """Run the chart experiment and write a Markdown report with PNG figures.
 
@@ -295,7 +319,8 @@ def run_demo(output_dir, *, size="small", seed=0):
     output_dir : str or Path
         Folder for ``report.md``, ``panels.png``, ``sigma_sweep.png``,
         ``sigma_sweep.csv`` and ``table.csv`` (created if missing; files are
-        written atomically).
+        written atomically). Files of those names are replaced only when
+        an earlier demo wrote them.
     size : {"small", "full"}
         "small" (G3–G4, six σ in the sweep, no blind methods) finishes in well
         under two minutes on two CPU cores; "full" is the paper's G2–G7.
@@ -315,6 +340,7 @@ def run_demo(output_dir, *, size="small", seed=0):
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _check_demo_folder(out)
     t0 = time.perf_counter()
     result = run_experiment(size, seed=seed)
     knife_row = [r for r in result["rows"] if r["method"].startswith("RL (knife")]

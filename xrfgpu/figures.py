@@ -25,14 +25,27 @@ def _figure(width, height):
     return fig
 
 
-def save_figure(fig, path, *, overwrite=False):
-    """Save ``fig`` to ``path`` (format from the suffix) via a temporary file; returns the path."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"figure {str(path)!r} exists; pass --overwrite to replace it")
-    from ._atomic import atomic_file
+_CREATOR_KEY = {"png": "Software", "pdf": "Creator", "svg": "Creator"}
 
-    return atomic_file(path, lambda tmp: fig.savefig(tmp, format=(path.suffix[1:] or "png")))
+
+def save_figure(fig, path, *, overwrite=False, inputs=()):
+    """Save ``fig`` to ``path`` (format from the suffix) via a temporary file; returns the path.
+
+    PNG, PDF and SVG files name xrfgpu as their software (``Software`` /
+    ``Creator``), which is how ``overwrite=True`` recognises an earlier
+    xrfgpu figure: nothing else is replaced, and never one of ``inputs``
+    (see :func:`xrfgpu.output_safety.check_outputs`).
+    """
+    from . import __version__
+    from .output_safety import Output, write_outputs
+
+    path = Path(path)
+    fmt = path.suffix[1:].lower() or "png"
+    key = _CREATOR_KEY.get(fmt)
+    metadata = {key: f"xrfgpu {__version__}"} if key else None
+    write_outputs([Output(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))],
+                  inputs=inputs, overwrite=overwrite)
+    return path
 
 
 def _extent(shape, pixel_size_um):

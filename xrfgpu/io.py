@@ -29,11 +29,13 @@ xrfgpu HDF5            ``xrfgpu/maps`` + ``xrfgpu/names`` (what
                        :func:`write_maps` writes, with provenance attributes)
 =====================  =====================================================
 
-Inputs are only ever opened read-only. :func:`write_maps` writes to a
-temporary file in the destination folder and renames it into place
-(:func:`os.replace`), so a crash never leaves a half-written output, and it
-refuses to replace an existing output unless ``overwrite=True`` or to write
-over its own input.
+Inputs are only ever opened read-only; a corrupt, empty or truncated file
+raises :class:`MapFileError` with one line naming the file and the problem.
+:func:`write_maps` writes to hidden temporary files in the destination
+folder and publishes the map and its sidecar together
+(:mod:`xrfgpu.output_safety`): never on, in or around an input, never over
+an existing file without ``overwrite=True``, and with it only over an
+earlier xrfgpu output; a crash never leaves a half-written output.
 
 TIFF and HDF5 need the ``io`` extra (``pip install 'xrfgpu[io]'``); a
 missing library is reported with that command.
@@ -49,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_file, atomic_folder
+from .output_safety import Output, write_outputs
 
 __all__ = [
     "ElementMaps",
@@ -342,6 +344,7 @@ def read_maps(path, *, dataset=None, normalize=None):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input {str(path)!r}: no such file or folder")
+    _refuse_unreadable(path)
     suffix = path.suffix.lower()
     try:
         if path.is_dir():
@@ -361,12 +364,17 @@ def read_maps(path, *, dataset=None, normalize=None):
                 f"input {str(path)!r}: unknown map format {suffix or '(no suffix)'!r}; "
                 "use .tif, .npy, .npz, .csv/.txt, an HDF5 file (.h5) or a folder of maps"
             )
-    except (MapFileError, ImportError, KeyError):
+    except (MapFileError, ImportError):
         raise
     except OSError as exc:
-        raise MapFileError(f"input {str(path)!r}: cannot read it ({exc})") from exc
+        raise MapFileError(f"input {str(path)!r}: cannot read it ({_one_line(exc)})") from exc
     except (ValueError, TypeError) as exc:
-        raise MapFileError(f"input {str(path)!r}: {exc}") from exc
+        raise MapFileError(f"input {str(path)!r}: {_one_line(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - a corrupt or truncated file breaks readers in any way
+        raise MapFileError(
+            f"input {str(path)!r}: corrupt or truncated {_format_name(path)} file "
+            f"({type(exc).__name__}: {_one_line(exc)})"
+        ) from exc
     em.source = str(path)
     if normalize:
         if not em.scalers:
@@ -378,11 +386,112 @@ def read_maps(path, *, dataset=None, normalize=None):
     return em
 
 
+def _one_line(exc):
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _format_name(path):
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return "map folder"
+    for names, label in ((TIFF_SUFFIXES, "TIFF"), (HDF5_SUFFIXES, "HDF5"), (NUMPY_SUFFIXES, "NumPy"),
+                         (TEXT_SUFFIXES, "text")):
+        if suffix in names:
+            return label
+    return "map"
+
+
+class _HeldLogs:
+    """Hold a library's log records (tifffile logs corrupt files to stderr) while one file is read.
+
+    If the read fails, the first record goes into the error message instead,
+    so the command prints one line; if it succeeds, the records are passed
+    on as the library would have logged them.
+    """
+
+    def __init__(self, name):
+        import logging
+
+        self.logger = logging.getLogger(name)
+        self.records = []
+        self.handler = logging.Handler()
+        self.handler.emit = self.records.append
+
+    def __enter__(self):
+        self.propagate = self.logger.propagate
+        self.logger.addHandler(self.handler)
+        self.logger.propagate = False
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        self.logger.removeHandler(self.handler)
+        self.logger.propagate = self.propagate
+        if kind is None:
+            for record in self.records:
+                self.logger.handle(record)
+        return False
+
+    def first(self):
+        return f"; {' '.join(self.records[0].getMessage().split())}" if self.records else ""
+
+
+def _file_errors(kind):
+    """Decorator for one-file readers: any failure becomes a MapFileError naming that file (also inside a folder)."""
+    import functools
+
+    def wrap(reader):
+        @functools.wraps(reader)
+        def read(path, *args, **kwargs):
+            path = Path(path)
+            try:
+                with _HeldLogs("tifffile") as logs:
+                    return reader(path, *args, **kwargs)
+            except (MapFileError, ImportError):
+                raise
+            except OSError as exc:
+                raise MapFileError(f"input {str(path)!r}: cannot read it ({_one_line(exc)}{logs.first()})") from exc
+            except (ValueError, TypeError) as exc:
+                _refuse_unreadable(path)  # empty file: say so
+                raise MapFileError(f"input {str(path)!r}: {_one_line(exc)}{logs.first()}") from exc
+            except Exception as exc:  # noqa: BLE001 - corrupt or truncated bytes break readers in any way
+                _refuse_unreadable(path)
+                raise MapFileError(
+                    f"input {str(path)!r}: corrupt or truncated {kind} file "
+                    f"({type(exc).__name__}: {_one_line(exc)}{logs.first()})"
+                ) from exc
+
+        return read
+
+    return wrap
+
+
+def _refuse_unreadable(path):
+    """One clear error for inputs no reader should try: xrfgpu temporaries, empty files, non-files."""
+    from .output_safety import is_temp_name
+
+    if is_temp_name(path.name):
+        raise MapFileError(f"input {str(path)!r} is an unfinished xrfgpu temporary file, not a map")
+    if path.is_dir():
+        return
+    if not path.is_file():
+        raise MapFileError(f"input {str(path)!r} is not a regular file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise MapFileError(f"input {str(path)!r}: cannot read it ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise MapFileError(f"input {str(path)!r} is empty (0 bytes)")
+
+
 def _looks_like_hdf5(path):
     with open(path, "rb") as fh:
         return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
+@_file_errors("TIFF")
 def _read_tiff(path):
     tifffile = _require("tifffile", "reading TIFF")
     with tifffile.TiffFile(path) as tif:
@@ -458,8 +567,10 @@ def _tiff_pixel_size(page, ij):
     return unit_um / per_unit
 
 
+@_file_errors("NumPy .npy")
 def _read_npy(path):
-    a = np.load(path, allow_pickle=False)
+    with open(path, "rb") as fh:
+        a = np.load(fh, allow_pickle=False)
     side = _read_sidecar(path) or {}
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um")
@@ -474,8 +585,9 @@ def _read_npy(path):
     raise MapFileError(f"input {str(path)!r}: array of shape {a.shape} is neither a map (2-D) nor a stack (3-D)")
 
 
+@_file_errors("NumPy .npz")
 def _read_npz(path):
-    with np.load(path, allow_pickle=False) as z:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed even when unzip fails
         keys = list(z.files)
         meta = {"format": "npz"}
         pixel = float(z["pixel_size_um"]) if "pixel_size_um" in keys else None
@@ -515,6 +627,7 @@ def _split(line, delimiter):
     return parts
 
 
+@_file_errors("text")
 def _read_text_matrix(path):
     """One map from a CSV/TXT matrix: rows are scan rows; header lines before the numbers are skipped."""
     text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
@@ -558,8 +671,11 @@ def _common_prefix(stems):
 
 
 def _read_folder(path):
+    from .output_safety import is_hidden_or_temp
+
     files = sorted(
         p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + TIFF_SUFFIXES + (".npy",)
+        and not is_hidden_or_temp(p.name)  # xrfgpu temporaries, macOS ._ files
     )
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
@@ -722,18 +838,21 @@ def _read_aps_maps(f, path, dataset):
 # --------------------------------------------------------------------------- writers
 
 
-def _check_target(path, overwrite, source):
+def _output_paths(path, sidecar=True):
+    """Every path :func:`write_maps` creates for ``path``: the output, and its sidecar beside a file."""
     path = Path(path)
-    if source is not None:
-        src = Path(source)
-        if src.exists() and path.exists() and os.path.samefile(src, path):
-            raise MapFileError(f"output {str(path)!r} is the input file; choose another output name")
-        if src.resolve() == path.resolve():
-            raise MapFileError(f"output {str(path)!r} is the input file; choose another output name")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"output {str(path)!r} exists; pass --overwrite (overwrite=True) to replace it")
-    if not path.parent.exists():
-        raise MapFileError(f"output {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    return [path] if _is_folder_target(path) or not sidecar else [path, path.with_name(path.name + ".json")]
+
+
+def _inputs(source):
+    return [source] if isinstance(source, (str, os.PathLike)) else list(source or ())
+
+
+def _check_target(path, overwrite, source, sidecar=True):
+    """Refuse an output that touches an input or a file xrfgpu did not write (see :mod:`xrfgpu.output_safety`)."""
+    from .output_safety import check_outputs
+
+    check_outputs(_output_paths(path, sidecar), _inputs(source), overwrite=overwrite)
 
 
 def _header(em, provenance):
@@ -771,8 +890,10 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         Record of how the maps were made (see :mod:`xrfgpu.provenance`).
     overwrite : bool
         Replace an existing output. Default refuse.
-    source : str or Path, optional
-        The input file; writing onto it is refused. Default ``maps.source``.
+    source : str or Path or sequence of them, optional
+        The input file(s) or folder(s); an output that is, holds or lies
+        inside one of them (or an input's sidecar) is refused. Default
+        ``maps.source``.
     dtype : dtype
         Stored dtype of the maps (float32 default).
     sidecar : bool
@@ -785,17 +906,26 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
 
     Raises
     ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is false.
+    xrfgpu.output_safety.OutputExistsError
+        ``path`` or its sidecar exists and ``overwrite`` is false (also
+        when another run created it while this one was writing).
+    xrfgpu.output_safety.UnsafeOutputError
+        The output is, holds or lies inside an input, its folder is
+        missing, or it exists and is not an earlier xrfgpu output.
     MapFileError
-        Writing onto the input, a missing output folder, an unknown suffix,
-        or several maps for a single CSV file.
+        An unknown suffix, or several maps for a single CSV file.
+
+    Notes
+    -----
+    The map and its sidecar are written to hidden temporary files and
+    published together (:func:`xrfgpu.output_safety.write_outputs`): both
+    land or neither does, and without ``overwrite`` an output that appears
+    meanwhile is never replaced.
     """
     if not isinstance(maps, ElementMaps):
         raise TypeError(f"maps must be an ElementMaps, got {type(maps).__name__}")
     path = Path(path)
     source = maps.source if source is None else source
-    _check_target(path, overwrite, source)
     header = _header(maps, provenance)
     suffix = path.suffix.lower()
     if _is_folder_target(path):
@@ -810,7 +940,8 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
             if sidecar:
                 (Path(tmp) / "xrfgpu.json").write_text(json.dumps(header, indent=2), encoding="utf-8")
 
-        atomic_folder(path, write_folder)
+        _check_target(path, overwrite, source)
+        write_outputs([Output(path, write_folder, folder=True)], inputs=_inputs(source), overwrite=overwrite)
         return [path]
     if suffix in TIFF_SUFFIXES:
         writer = _write_tiff
@@ -828,13 +959,12 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         writer = _write_text
     else:
         raise MapFileError(f"output {str(path)!r}: unknown output format {suffix!r} (use .tif, .h5, .npz, .npy, .csv or a folder)")
-    atomic_file(path, lambda tmp: writer(tmp, maps, header, dtype))
-    written = [path]
-    if sidecar:
-        side = sidecar_path(path)
-        atomic_file(side, lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8"))
-        written.append(side)
-    return written
+    _check_target(path, overwrite, source, sidecar)
+    outputs = [Output(path, lambda tmp: writer(tmp, maps, header, dtype))]
+    if sidecar:  # published first: a record without its map is recognised (and replaced) by the next run
+        outputs.insert(0, Output(sidecar_path(path),
+                                 lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8")))
+    return write_outputs(outputs, inputs=_inputs(source), overwrite=overwrite)[::-1]
 
 
 def _write_tiff(tmp, em, header, dtype):
