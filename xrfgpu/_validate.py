@@ -138,6 +138,8 @@ def check_filter_epsilon(value, name="filter_epsilon"):
     """Return the division guard ε as a finite float > 0, or None (the default)."""
     if value is None:
         return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
     try:
         eps = float(value)
     except (TypeError, ValueError):
@@ -203,12 +205,18 @@ def check_allocation(shape, itemsize, *, what, hint="", copies=1, max_side=None)
     nbytes = math.prod(shape) * int(itemsize) * int(copies)
     suffix = f"; {hint}" if hint else ""
     if max_side is not None and max(shape) > max_side:
-        raise ValueError(f"{what} would be {' x '.join(map(str, shape))} pixels, above the limit of {max_side} "
-                         f"per side ({nbytes / 2**30:.3g} GiB){suffix}")
+        raise ValueError(f"{what} would be {' x '.join(f'{n:.6g}' for n in map(float, shape))} pixels, above the "
+                         f"limit of {max_side} per side ({_gib(nbytes)}){suffix}")
     memory = _physical_memory_bytes()
     if memory is not None and nbytes > memory:
-        raise ValueError(f"{what} would need {nbytes / 2**30:.3g} GiB, more than this machine's "
-                         f"{memory / 2**30:.3g} GiB of memory{suffix}")
+        raise ValueError(f"{what} would need {_gib(nbytes)}, more than this machine's "
+                         f"{_gib(memory)} of memory{suffix}")
+
+
+def _gib(nbytes: int) -> str:
+    if nbytes < 2**1000:
+        return f"{nbytes / 2**30:.3g} GiB"
+    return f"about 2**{nbytes.bit_length() - 1} bytes"
 
 
 def check_float_dtype(dtype, *, xp, name="dtype"):

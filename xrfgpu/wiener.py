@@ -50,6 +50,8 @@ def _filter(pb, lam, reg_power):
 
 
 def _check_weight(value, name):
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number >= 0, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
