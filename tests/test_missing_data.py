@@ -198,3 +198,47 @@ def test_bad_mask_is_refused(mask, error, match):
 def test_all_nan_map_is_refused():
     with pytest.raises(ValueError, match="every pixel of image is missing"):
         xrfgpu.richardson_lucy(np.full((16, 16), np.nan), np.ones((3, 3)) / 9)
+
+
+# -- the command line: --mask FILE and NaN pixels --------------------------------------------------------
+
+def test_cli_restore_with_mask_file_and_nan_pixels(tmp_path):
+    import hashlib
+
+    from xrfgpu.cli import main
+
+    counts, _, _ = observe((40, 44), 2.0, seed=9, signal_counts=150, background_counts=100)
+    y = counts.astype(np.float32)
+    y[5, 6] = np.nan  # a drop-out
+    weights = np.ones(y.shape, dtype=np.float32)
+    weights[20:23, 30:33] = 0.0  # a beam dump, marked in the mask file
+    y[20:23, 30:33] = 5000.0  # whose counts are garbage
+    np.save(tmp_path / "map.npy", y)
+    np.save(tmp_path / "dead.npy", weights)
+    digest = hashlib.sha256((tmp_path / "map.npy").read_bytes()).hexdigest()
+    rc = main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "out.npy"), "--psf-sigma", "20um",
+               "--pixel-size", "10um", "--background", "100", "--iterations", "20", "--mask", str(tmp_path / "dead.npy"),
+               "-q"])
+    assert rc == 0
+    got = np.load(tmp_path / "out.npy")
+    expected_weights = weights.copy()
+    expected_weights[5, 6] = 0.0
+    ref = xrfgpu.richardson_lucy(np.nan_to_num(y), xrfgpu.psf.gaussian(None, 2.0), num_iter=20, background=100.0,
+                                 accelerate=True, mask=expected_weights)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-3)
+    assert np.all(np.isfinite(got)) and float(got[20:23, 30:33].max()) < 1000.0
+    assert hashlib.sha256((tmp_path / "map.npy").read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("mask,match", [(np.ones((3, 3)), "shape"), (np.full((40, 44), 2.0), "weights in")])
+def test_cli_bad_mask_file(tmp_path, capsys, mask, match):
+    from xrfgpu.cli import main
+
+    counts, _, _ = observe((40, 44), 2.0, seed=9)
+    np.save(tmp_path / "map.npy", counts.astype(np.float32))
+    np.save(tmp_path / "bad.npy", mask)
+    rc = main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "out.npy"), "--psf-sigma", "20um",
+               "--pixel-size", "10um", "--mask", str(tmp_path / "bad.npy")])
+    assert rc != 0  # the CLI's exit status for an error the user can fix
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out.npy").exists()
