@@ -315,3 +315,23 @@ def test_restore_takes_masked_arrays():
     y.data[5, 5] = np.nan
     y.mask[5, 5] = True
     finite(xrfgpu.restore(y, sigma=1.5), (24, 24))
+
+
+# -- the same parameters on the command line -----------------------------------------------------------------
+
+@pytest.mark.parametrize("args,names", [
+    (["--psf-sigma", "1e6um"], ["sigma"]),
+    (["--psf-sigma", "20um", "--iterations", str(10**9)], ["--iterations"]),
+    (["--psf-sigma", "20um", "--iterations", "0"], ["--iterations"]),
+])
+def test_cli_parameters_refused_in_one_line(tmp_path, capsys, args, names):
+    from xrfgpu.cli import main
+
+    np.save(tmp_path / "map.npy", COUNTS)
+    before = (tmp_path / "map.npy").read_bytes()
+    rc = main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "out.npy"), "--pixel-size", "10um", *args])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "Traceback" not in err and any(n in err for n in names), err
+    assert not (tmp_path / "out.npy").exists()
+    assert (tmp_path / "map.npy").read_bytes() == before

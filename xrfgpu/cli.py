@@ -31,6 +31,7 @@ import click
 import numpy as np
 
 from . import __version__
+from ._validate import MAX_NUM_ITER
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -411,7 +412,8 @@ def main(argv=None) -> int:
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
-@click.option("--iterations", type=click.IntRange(min=1), help="Iterations (RL 30, FISTA 100 by default).")
+@click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
+              help="Iterations (RL 30, FISTA 100 by default; at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
