@@ -219,10 +219,12 @@ def test_map_near_the_float32_limits(xp, name, exponent):
         return
     got = finite(out, (24, 24))
     np.testing.assert_array_equal(to_numpy(y), before)
-    if exponent >= -30:  # normal numbers: equivariance to float32 rounding
-        ref = to_numpy(SOLVERS[name](xp.asarray(unit), xp.asarray(PSF), background=0.0)).astype(np.float64)
-        span = float(ref.max() - ref.min())
-        assert np.abs(got / 10.0**exponent - ref).max() <= 2e-3 * span
+    # the same (for subnormals: quantised) data at unit scale
+    same_data = (scaled.astype(np.float64) / 10.0**exponent).astype(np.float32)
+    ref = to_numpy(SOLVERS[name](xp.asarray(same_data), xp.asarray(PSF), background=0.0)).astype(np.float64)
+    span = float(ref.max() - ref.min())
+    quantum = 2.0 * float(np.finfo(np.float32).smallest_subnormal) / 10.0**exponent  # subnormal outputs
+    assert np.abs(got / 10.0**exponent - ref).max() <= 2e-3 * span + quantum
 
 
 @pytest.mark.parametrize("name", list(SOLVERS))
@@ -237,6 +239,20 @@ def test_psf_entries_near_the_float32_limits(xp, name, exponent):
     ref = to_numpy(SOLVERS[name](xp.asarray(COUNTS), xp.asarray(ref_psf.astype(np.float32)), background=100.0))
     span = float(ref.max() - ref.min())
     assert np.abs(got - ref).max() <= 1e-3 * span
+
+
+@pytest.mark.parametrize("method", ["rl", "wiener", "tikhonov", "fista"])
+@pytest.mark.parametrize("exponent", [-42, 36])
+def test_stack_near_the_float32_limits(method, exponent):
+    """A stack of maps of peak 10**k restores like the unit-peak stack, scaled (one exact power-of-two rescale)."""
+    unit = np.stack([COUNTS, COUNTS[::-1]]) / COUNTS.max()
+    scaled = (unit.astype(np.float64) * 10.0**exponent).astype(np.float32)
+    got = finite(xrfgpu.restore_stack(scaled, PSF, method), (2, 24, 24))
+    same_data = (scaled.astype(np.float64) / 10.0**exponent).astype(np.float32)  # subnormals are quantised
+    ref = to_numpy(xrfgpu.restore_stack(same_data, PSF, method)).astype(np.float64)
+    span = float(ref.max() - ref.min())
+    quantum = 2.0 * float(np.finfo(np.float32).smallest_subnormal) / 10.0**exponent  # subnormal outputs
+    assert np.abs(got / 10.0**exponent - ref).max() <= 2e-3 * span + quantum
 
 
 def test_huge_integer_like_counts_restore():
