@@ -217,8 +217,8 @@ def test_cli_restore_with_mask_file_and_nan_pixels(tmp_path):
     np.save(tmp_path / "dead.npy", weights)
     digest = hashlib.sha256((tmp_path / "map.npy").read_bytes()).hexdigest()
     rc = main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "out.npy"), "--psf-sigma", "20um",
-               "--pixel-size", "10um", "--background", "100", "--iterations", "20", "--mask", str(tmp_path / "dead.npy"),
-               "-q"])
+               "--pixel-size", "10um", "--background", "100", "--iterations", "20",
+               "--mask", str(tmp_path / "dead.npy"), "-q"])
     assert rc == 0
     got = np.load(tmp_path / "out.npy")
     expected_weights = weights.copy()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import os
 
 from ._backend import array_device, working_dtype
@@ -81,8 +82,6 @@ def _whole_number(value, name):
             raise ValueError(f"{name} must be a whole number, got {value!r}")
         return int(v)
     try:
-        import operator
-
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})") from None
@@ -228,7 +227,8 @@ def check_float_dtype(dtype, *, xp, name="dtype"):
     except (TypeError, ValueError, AttributeError):
         ok = False
     if not ok:
-        raise TypeError(f"{name} must be a real floating dtype (float32 or float64), got {getattr(dtype, '__name__', dtype)}")
+        shown = getattr(dtype, "__name__", dtype)
+        raise TypeError(f"{name} must be a real floating dtype (float32 or float64), got {shown}")
     return dtype
 
 

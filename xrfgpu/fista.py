@@ -138,14 +138,14 @@ _DOC_PARAMS = """
 """
 
 
-def fista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None, callback=None,
-          mask=None):
+def fista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None,
+          callback=None, mask=None):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
                   boundary=boundary, pad=pad, callback=callback, momentum=True, mask=mask)
 
 
-def ista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None, callback=None,
-          mask=None):
+def ista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None,
+          callback=None, mask=None):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
                   boundary=boundary, pad=pad, callback=callback, momentum=False, mask=mask)
 
