@@ -351,3 +351,12 @@ def test_cli_parameters_refused_in_one_line(tmp_path, capsys, args, names):
     assert "Traceback" not in err and any(n in err for n in names), err
     assert not (tmp_path / "out.npy").exists()
     assert (tmp_path / "map.npy").read_bytes() == before
+
+
+@FRONT_DOOR
+@pytest.mark.parametrize("scale", [3e37, 1e-40])
+def test_restore_near_the_float32_limits(scale):
+    """Needs is_count_map (a 3e37 float32 map is integer-valued but no count map) and
+    estimate_background(poisson=is_count_map(y)) (√b/k of a 1e-40 map is 1e20 times the map)."""
+    y = (COUNTS.astype(np.float64) / COUNTS.max() * scale).astype(np.float32)
+    finite(xrfgpu.restore(y, sigma=1.5), (24, 24))
