@@ -360,3 +360,9 @@ def test_restore_near_the_float32_limits(scale):
     estimate_background(poisson=is_count_map(y)) (√b/k of a 1e-40 map is 1e20 times the map)."""
     y = (COUNTS.astype(np.float64) / COUNTS.max() * scale).astype(np.float32)
     finite(xrfgpu.restore(y, sigma=1.5), (24, 24))
+
+
+def test_huge_pad_refused_by_the_operator_itself():
+    from xrfgpu.fft import Convolution
+
+    refused(lambda: Convolution(PSF, COUNTS.shape, pad=10**6), "pad")
