@@ -283,7 +283,8 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     """RL with missing pixels: ``x ← x · ĥ ⊛ [w y / max(h ⊛ x + b, ε)] / (ĥ ⊛ w)``.
 
     The EM algorithm for ``y_i ~ Poisson((h ⊛ x + b)_i)`` observed only where
-    ``w_i = 1`` (Shepp & Vardi 1982; Snyder et al. 1993). Pixels whose
+    ``w_i = 1``: Shepp & Vardi's EM (IEEE Trans. Med. Imaging 1, 113 (1982))
+    with the rows of the missing pixels taken out of the blur matrix. Pixels whose
     normaliser ``ĥ ⊛ w`` vanishes (a hole wider than the PSF) see no data
     and keep their value. A single map only.
     """

@@ -89,8 +89,9 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
         Weights: 1 (True) for a measured pixel, 0 (False) for a missing one.
         A closed-form filter cannot leave pixels out, so each missing pixel
         is first replaced by the PSF-weighted mean of the measured pixels
-        around it (normalised convolution, Knutsson & Westin 1993,
-        doi:10.1109/CVPR.1993.341081); :func:`xrfgpu.richardson_lucy` and
+        around it (normalised convolution: H. Knutsson, C.-F. Westin,
+        "Normalized and differential convolution", Proc. IEEE CVPR 1993);
+        :func:`xrfgpu.richardson_lucy` and
         :func:`xrfgpu.fista` leave them out of the fit instead.
 
     Returns
