@@ -366,3 +366,16 @@ def test_huge_pad_refused_by_the_operator_itself():
     from xrfgpu.fft import Convolution
 
     refused(lambda: Convolution(PSF, COUNTS.shape, pad=10**6), "pad")
+
+
+@pytest.mark.parametrize("param", ["tv", "tol", "discrepancy"])
+@FUZZ
+@given(value=st.one_of(st.sampled_from([float("nan"), -1.0, float("-inf")]), st.floats(max_value=-1e-300)))
+def test_bad_rl_options_name_themselves(param, value):
+    refused(lambda: xrfgpu.richardson_lucy(COUNTS, PSF, num_iter=2, **{param: value}), param)
+
+
+def test_functions_without_missing_data_refuse_masked_arrays_clearly():
+    masked = np.ma.masked_array(np.stack([COUNTS, COUNTS]), mask=False)
+    refused(lambda: xrfgpu.restore_stack(masked, PSF, "rl"), "masked")
+    refused(lambda: xrfgpu.psf.estimate_sigma(np.ma.masked_array(COUNTS, mask=False)), "masked")
