@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._backend import array_device, array_namespace, is_numpy_namespace
-from ._validate import as_background, as_image, as_psf
+from ._validate import (
+    as_background,
+    as_image,
+    as_image_with_weights,
+    as_psf,
+    check_pad,
+    check_positive_int,
+    times_power_of_two,
+)
 from .fft import Convolution
 
-__all__ = ["Problem", "prepare"]
+__all__ = ["Problem", "prepare", "check_positive_int", "SAFE_PEAK"]
+
+#: A map whose largest magnitude (or background) lies outside this range is
+#: rescaled by a power of two (exact) before restoring and scaled back after:
+#: within it, sums of squares over 2**24 pixels stay inside float32's range.
+SAFE_PEAK = (2.0**-40, 2.0**40)
 
 
 @dataclass
@@ -33,6 +47,14 @@ class Problem:
         ``image`` embedded in the canvas.
     canvas_background : float or array
         ``background`` embedded in the canvas.
+    scale : float
+        Power of two by which ``image`` and ``background`` were divided
+        (1.0 unless the map's magnitude lies outside :data:`SAFE_PEAK`);
+        every restoration here is equivariant under this scaling, and
+        :meth:`finish` multiplies it back.
+    weights : array or None
+        Weights of the map's pixels (rows, cols): 0 at missing pixels, 1 at
+        measured ones; None when every pixel was measured.
     """
 
     xp: Any
@@ -42,10 +64,50 @@ class Problem:
     op: Convolution
     data: Any
     canvas_background: Any
+    scale: float = 1.0
+    weights: Any = None
 
     def finish(self, canvas_estimate):
-        """Crop a canvas estimate back to the map (a fresh array, not a view)."""
-        return self.xp.asarray(self.op.crop(canvas_estimate), copy=True)
+        """Crop a canvas estimate back to the map (a fresh array, not a view), in the caller's units."""
+        if self.scale == 1.0:
+            return self.xp.asarray(self.op.crop(canvas_estimate), copy=True)
+        return self.to_user_units(self.op.crop(canvas_estimate))
+
+    def to_user_units(self, x):
+        """Undo the rescaling (a new array); raise if the result leaves the dtype's range."""
+        xp = self.xp
+        biggest = float(xp.max(xp.abs(x))) * self.scale
+        top = float(xp.finfo(x.dtype).max)
+        if not biggest <= top:
+            raise ValueError(
+                f"the restored map reaches {biggest:.3g}, beyond the range of {x.dtype} ({top:.3g}); "
+                "pass the map as float64"
+            )
+        return times_power_of_two(x, int(round(math.log2(self.scale))))
+
+    @property
+    def canvas_weights(self):
+        """``weights`` extended to the canvas (None when every pixel was measured)."""
+        return None if self.weights is None else self.op.embed(self.weights)
+
+    def filled_data(self):
+        """Canvas data with each missing pixel replaced by its PSF-weighted neighbour mean.
+
+        Normalised convolution (Knutsson & Westin 1993):
+        ``(h ⊛ (w y)) / (h ⊛ w)`` where the PSF reaches measured pixels,
+        the mean of the measured pixels elsewhere. Returns ``data`` itself
+        when no pixel is missing.
+        """
+        if self.weights is None:
+            return self.data
+        xp, op = self.xp, self.op
+        w = self.canvas_weights
+        num = op.forward(w * self.data)
+        den = op.forward(w)
+        seen = den > 1e-3
+        mean = self.xp.sum(self.weights * self.image) / self.xp.sum(self.weights)
+        fill = xp.where(seen, num / xp.where(seen, den, xp.ones_like(den)), xp.zeros_like(den) + mean)
+        return xp.where(w > 0, self.data, fill)
 
     # -- per-map scalars ------------------------------------------------------
     # A single map keeps its scalars as Python floats (the fused kernels take
@@ -112,7 +174,7 @@ class Problem:
 
     @classmethod
     def from_validated(cls, image, psf, background, *, boundary="reflect", pad=None, pad_factor=2,
-                       iterative=False) -> "Problem":
+                       iterative=False, weights=None, rescale=False) -> "Problem":
         """Build the operator and canvas data from already validated arrays.
 
         ``image`` is (rows, cols) or (n, rows, cols) in the working dtype;
@@ -121,20 +183,58 @@ class Problem:
         (n, rows, cols) or per map (n, 1, 1)).
         """
         xp = array_namespace(image)
+        pad = check_pad(pad, image.shape, psf.shape)
+        scale = 1.0
+        if rescale:
+            image, background, scale = _rescaled(image, background, xp=xp)
         op = Convolution(psf, image.shape, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
         data = op.embed(image)
         if hasattr(background, "shape") and background.shape[-2:] != (1, 1):
             canvas_b = op.embed(background)
         else:
             canvas_b = background
-        return cls(xp=xp, image=image, psf=psf, background=background, op=op, data=data, canvas_background=canvas_b)
+        return cls(xp=xp, image=image, psf=psf, background=background, op=op, data=data, canvas_background=canvas_b,
+                   scale=scale, weights=weights)
 
 
-def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2, iterative=False) -> Problem:
+def _rescaled(image, background, *, xp):
+    """``(image, background, scale)`` with the magnitude brought into :data:`SAFE_PEAK` by a power of two.
+
+    Maps near the float32 maximum (3e38) overflow the transforms' sums;
+    maps of subnormals (1e-40) lose the ratios of Richardson–Lucy to
+    underflow. Dividing by a power of two is exact, and every restoration
+    is equivariant under it (RL in the map and background; the linear
+    filters; FISTA with λ scaled alike).
+    """
+    peak = float(xp.max(xp.abs(image)))
+    if hasattr(background, "shape"):
+        peak = max(peak, float(xp.max(xp.abs(background))))
+    else:
+        peak = max(peak, abs(float(background)))
+    low, high = SAFE_PEAK
+    if peak == 0 or low <= peak <= high:
+        return image, background, 1.0
+    k = -math.frexp(peak)[1]
+    image = times_power_of_two(image, k)
+    background = times_power_of_two(background, k) if hasattr(background, "shape") else background * 2.0**k
+    return image, background, 2.0 ** (-k)
+
+
+def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2, iterative=False,
+            missing=False, mask=None) -> Problem:
     """Validate a single map's restoration inputs and set up the blur operator.
 
     Stacks are validated by :mod:`xrfgpu.stack` and built with
-    :meth:`Problem.from_validated`.
+    :meth:`Problem.from_validated`. A map whose magnitude lies outside
+    :data:`SAFE_PEAK` is rescaled (see :attr:`Problem.scale`).
+
+    Parameters
+    ----------
+    missing : bool
+        Accept missing pixels (NumPy masked arrays, NaN, ``mask`` weights 0)
+        and record them in :attr:`Problem.weights`; otherwise they are refused.
+    mask : array, optional
+        Weights (1 = measured, 0 = missing), with ``missing=True`` only.
 
     Raises
     ------
@@ -145,13 +245,18 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
         raise TypeError(f"image must be an array (NumPy, CuPy, ...), got {type(image).__name__}")
     xp = array_namespace(image)
-    y = as_image(image, xp=xp)
+    weights = None
+    if missing:
+        y, weights = as_image_with_weights(image, mask, xp=xp)
+    else:
+        y = as_image(image, xp=xp)
     psf = as_namespace(psf, xp, array_device(y))
     if not bool(xp.any(y != 0)):
         raise ValueError("image is all zeros: there is nothing to restore")
     h = as_psf(psf, y.shape, xp=xp, dtype=y.dtype, device=array_device(y))
     b = as_background(background, y, xp=xp)
-    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
+    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative,
+                                  weights=weights, rescale=True)
 
 
 def as_namespace(array, xp, device):
@@ -172,14 +277,3 @@ def as_namespace(array, xp, device):
             host = np.asarray(array)
         return xp.asarray(host, device=device)
     return array
-
-
-def check_positive_int(value, name="num_iter"):
-    """Return ``value`` as a positive int (an iteration count, a tile size) or raise."""
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if n != value or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return n

@@ -2,17 +2,256 @@
 
 Each check raises :class:`ValueError` or :class:`TypeError` with a message
 that names the argument and the problem, and says what to do about it.
+The same parameter is checked by the same function everywhere
+(``num_iter`` by :func:`check_num_iter` in every solver and front door), so
+a value refused by one is refused by all, with the same words.
+
+Size limits (refused *before* anything is allocated):
+
+* iterations: at most :data:`MAX_NUM_ITER`;
+* a PSF array: at most :data:`MAX_PSF_SIDE` pixels along a side and no more
+  bytes than the machine's memory (:func:`check_allocation`);
+* reflect padding: at most the larger of the map's longer side and
+  :data:`MAX_PAD_EXTENTS` PSF extents (:func:`check_pad`).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
+import os
+
 from ._backend import array_device, working_dtype
 
-__all__ = ["as_image", "as_psf", "as_background", "require_nonnegative"]
+__all__ = [
+    "as_image",
+    "as_image_with_weights",
+    "as_psf",
+    "as_background",
+    "require_nonnegative",
+    "check_num_iter",
+    "check_positive_int",
+    "check_filter_epsilon",
+    "check_pad",
+    "check_allocation",
+    "check_float_dtype",
+    "is_count_map",
+    "MAX_NUM_ITER",
+    "MAX_PSF_SIDE",
+    "MAX_PAD_EXTENTS",
+    "MAX_COUNT",
+]
+
+#: Largest iteration count accepted by every iterative solver and front door.
+#: Richardson–Lucy reaches its cross-validated optimum in tens to hundreds of
+#: iterations and FISTA in tens; 10 000 is far past any useful stopping point
+#: and bounds a run that a typo (``num_iter=10**9``) would make endless.
+MAX_NUM_ITER = 10_000
+
+#: Largest side of a PSF array, pixels (a Gaussian of σ = 8191 px at ±4 σ).
+MAX_PSF_SIDE = 65_537
+
+#: ``pad`` may reach this many PSF extents (or the map's longer side, if larger).
+#: The measured effect of padding is below 1e-5 of the map's range beyond
+#: 8 extents (:func:`xrfgpu.fft.default_pad`); 16 leaves a factor-2 margin.
+MAX_PAD_EXTENTS = 16
+
+#: Largest value of a map that is taken as Poisson counts (2**40 ≈ 1.1e12).
+#: Above it the Poisson split of cross-validation (int64 binomial draws)
+#: and the count statistics are meaningless, and :mod:`xrfgpu._problem`
+#: rescales the map for safe arithmetic.
+MAX_COUNT = 2.0**40
 
 
 def _is_array(x) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _whole_number(value, name):
+    """``value`` as a Python int if it is a whole number (int, NumPy integer, integral float)."""
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite whole number, got {value!r}")
+        if not v.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        return int(v)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})") from None
+
+
+def check_positive_int(value, name="value"):
+    """Return ``value`` as an int ≥ 1 (a tile size, a batch size) or raise.
+
+    Raises
+    ------
+    TypeError
+        A string, a bool or a non-number.
+    ValueError
+        Not a whole number (1.5, inf, nan), or below 1.
+    """
+    n = _whole_number(value, name)
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return n
+
+
+def check_num_iter(value, name="num_iter", *, cap=MAX_NUM_ITER):
+    """Return an iteration count as an int in ``[1, cap]`` or raise.
+
+    Used, unchanged, by every iterative solver and front door, so that a
+    count refused by :func:`xrfgpu.richardson_lucy` is refused by
+    :func:`xrfgpu.restore` and the CLI too.
+
+    Parameters
+    ----------
+    value : int
+        Requested count. Integral floats (``30.0``) are accepted; ``1.5``,
+        ``inf``, ``nan``, strings and bools are not.
+    name : str
+        Parameter name for the message.
+    cap : int
+        Largest accepted count, default :data:`MAX_NUM_ITER`.
+
+    Raises
+    ------
+    TypeError, ValueError
+    """
+    n = check_positive_int(value, name)
+    if n > cap:
+        raise ValueError(
+            f"{name}={n} is above the cap of {cap} iterations; restorations stop improving after "
+            "tens to hundreds (use tol=, discrepancy= or the automatic stopping of xrfgpu.restore)"
+        )
+    return n
+
+
+def check_filter_epsilon(value, name="filter_epsilon"):
+    """Return the division guard ε as a finite float > 0, or None (the default)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    try:
+        eps = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"{name} must be a finite number > 0 (counts), got {value!r}")
+    return eps
+
+
+def check_pad(pad, image_shape, psf_shape, name="pad"):
+    """Return ``pad`` (reflect padding per side, pixels) as an int, or None.
+
+    Refused above ``max(longer map side, MAX_PAD_EXTENTS × larger PSF side)``:
+    the canvas would only repeat mirror images and its size grows as the
+    square of ``pad`` (``pad=10**6`` asks for terabytes).
+    """
+    if pad is None:
+        return None
+    p = _whole_number(pad, name)
+    if p < 0:
+        raise ValueError(f"{name} must be >= 0 pixels, got {pad!r}")
+    limit = max(max(image_shape[-2:]), MAX_PAD_EXTENTS * max(psf_shape[-2:]))
+    if p > limit:
+        raise ValueError(
+            f"{name}={p} pixels is more than the sane limit of {limit} for a map of shape "
+            f"{tuple(image_shape[-2:])} and a PSF of shape {tuple(psf_shape[-2:])} (the larger of the map's "
+            f"side and {MAX_PAD_EXTENTS} PSF extents); a wider mirror border changes nothing measurable"
+        )
+    return p
+
+
+def _physical_memory_bytes():
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def check_allocation(shape, itemsize, *, what, hint="", copies=1, max_side=None):
+    """Refuse an array of ``shape`` before allocating it, if it cannot fit.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the array about to be created.
+    itemsize : int
+        Bytes per element.
+    what : str
+        What the array is and which parameter sets its size (for the message).
+    hint : str
+        What to do instead.
+    copies : int
+        Arrays of this size alive at once (temporaries).
+    max_side : int, optional
+        Largest accepted side, pixels.
+
+    Raises
+    ------
+    ValueError
+        A side above ``max_side`` or more bytes than the machine's physical memory.
+    """
+    shape = tuple(int(n) for n in shape)
+    nbytes = math.prod(shape) * int(itemsize) * int(copies)
+    suffix = f"; {hint}" if hint else ""
+    if max_side is not None and max(shape) > max_side:
+        raise ValueError(f"{what} would be {' x '.join(f'{n:.6g}' for n in map(float, shape))} pixels, above the "
+                         f"limit of {max_side} per side ({_gib(nbytes)}){suffix}")
+    memory = _physical_memory_bytes()
+    if memory is not None and nbytes > memory:
+        raise ValueError(f"{what} would need {_gib(nbytes)}, more than this machine's "
+                         f"{_gib(memory)} of memory{suffix}")
+
+
+def _gib(nbytes: int) -> str:
+    if nbytes < 2**1000:
+        return f"{nbytes / 2**30:.3g} GiB"
+    return f"about 2**{nbytes.bit_length() - 1} bytes"
+
+
+def check_float_dtype(dtype, *, xp, name="dtype"):
+    """Refuse a non-floating ``dtype`` (a PSF in int32 would round to zeros)."""
+    if dtype is None:
+        return None
+    try:
+        ok = xp.isdtype(dtype, "real floating")
+    except (TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        shown = getattr(dtype, "__name__", dtype)
+        raise TypeError(f"{name} must be a real floating dtype (float32 or float64), got {shown}")
+    return dtype
+
+
+def is_count_map(y, *, xp) -> bool:
+    """Whether a map holds non-negative integer counts up to :data:`MAX_COUNT`.
+
+    Maps beyond ``MAX_COUNT`` (1.1e12) are not Poisson counts in any
+    micro-XRF measurement; their integer-valued floats would overflow the
+    int64 binomial split of cross-validation.
+    """
+    return (bool(xp.all(y >= 0)) and bool(xp.all(xp.round(y) == y))
+            and float(xp.max(y)) <= MAX_COUNT)
+
+
+def _host_masked(image):
+    """(data, missing) of a NumPy masked array, or None for any other array."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(image, np.ma.MaskedArray):
+        return np.ma.getdata(image), np.ma.getmaskarray(image)
+    return None
 
 
 def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
@@ -38,6 +277,20 @@ def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
     """
     if not _is_array(image):
         raise TypeError(f"{name} must be an array, got {type(image).__name__}")
+    if _host_masked(image) is not None:
+        raise TypeError(
+            f"{name} is a masked array; richardson_lucy, fista, wiener and tikhonov restore masked (missing) "
+            f"pixels, here fill them first ({name}.filled(value)) or pass the mask with mask="
+        )
+    _check_shape(image, name=name, allow_batch=allow_batch)
+    dtype = working_dtype(xp, image.dtype)
+    out = xp.astype(image, dtype, copy=False)
+    if not bool(xp.all(xp.isfinite(out))):
+        raise ValueError(f"{name} contains NaN or infinite values; mask or fill them before restoring")
+    return out
+
+
+def _check_shape(image, *, name, allow_batch=False):
     ndims = (2, 3) if allow_batch else (2,)
     if image.ndim not in ndims:
         want = "2-D (rows, columns) or 3-D (maps, rows, columns)" if allow_batch else "2-D (rows, columns)"
@@ -47,11 +300,94 @@ def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
         raise ValueError(f"{name} is empty (shape {tuple(image.shape)})")
     if image.shape[-1] < 2 or image.shape[-2] < 2:
         raise ValueError(f"{name} must have at least 2 pixels along each axis, got shape {tuple(image.shape)}")
+
+
+def as_image_with_weights(image, mask=None, *, xp, name: str = "image"):
+    """Return ``(map, weights)``: missing pixels marked by weight 0 and filled with 0.
+
+    Missing pixels are the masked entries of a NumPy masked array, NaN
+    pixels, and pixels where ``mask`` is 0 (False). Without any of them
+    ``weights`` is None and the map is exactly what :func:`as_image`
+    returns, so the solvers run their unweighted code.
+
+    Parameters
+    ----------
+    image : array or numpy.ma.MaskedArray, shape (rows, cols)
+        Observed map; NaN marks a missing pixel.
+    mask : array, shape (rows, cols), optional
+        Weights in [0, 1]: 1 (True) where the pixel was measured and is to be
+        used, 0 (False) where it is missing (a dead pixel, a detector
+        drop-out, a beam dump). Note the sense: a *weight*, the opposite of
+        ``numpy.ma``'s mask, where True marks the missing pixels.
+    xp : namespace
+    name : str
+
+    Returns
+    -------
+    image : array
+        Working dtype, missing pixels set to 0.
+    weights : array or None
+        Same shape and dtype, 0 at missing pixels.
+
+    Raises
+    ------
+    TypeError
+        Not an array, complex map, non-numeric mask.
+    ValueError
+        Infinite values, a mask of another shape or outside [0, 1], or no
+        measured pixel at all.
+    """
+    if not _is_array(image):
+        raise TypeError(f"{name} must be an array, got {type(image).__name__}")
+    missing = None
+    masked = _host_masked(image)
+    if masked is not None:
+        data, missing = masked
+        image = xp.asarray(data)
+        missing = xp.asarray(missing)
+        if not bool(xp.any(missing)):
+            missing = None
+    _check_shape(image, name=name)
     dtype = working_dtype(xp, image.dtype)
-    out = xp.astype(image, dtype, copy=False)
-    if not bool(xp.all(xp.isfinite(out))):
-        raise ValueError(f"{name} contains NaN or infinite values; mask or fill them before restoring")
-    return out
+    y = xp.astype(image, dtype, copy=False)
+    if bool(xp.any(xp.isinf(y))):
+        raise ValueError(f"{name} contains infinite values; mark missing pixels as NaN or with mask= (weight 0)")
+    nan = xp.isnan(y)
+    if bool(xp.any(nan)):
+        missing = nan if missing is None else (missing | nan)
+    weights = None
+    if mask is not None:
+        weights = _as_weights(mask, y, xp=xp)
+    if missing is not None:
+        keep = xp.astype(~missing, dtype)
+        weights = keep if weights is None else weights * keep
+    if weights is None:
+        return y, None
+    if not bool(xp.any(weights > 0)):
+        raise ValueError(f"every pixel of {name} is missing (masked, NaN or weight 0): there is nothing to restore")
+    y = xp.where(weights > 0, y, xp.zeros_like(y))
+    return y, weights
+
+
+def _as_weights(mask, image, *, xp, name="mask"):
+    if not _is_array(mask):
+        raise TypeError(f"{name} must be an array of weights (1 = measured, 0 = missing), got {type(mask).__name__}")
+    from ._problem import as_namespace
+
+    m = as_namespace(mask, xp, array_device(image))
+    if tuple(m.shape) != tuple(image.shape):
+        raise ValueError(f"{name} has shape {tuple(m.shape)} but the image has shape {tuple(image.shape)}")
+    if xp.isdtype(m.dtype, "complex floating"):
+        raise TypeError(f"{name} must be real weights, got dtype {m.dtype}")
+    if not xp.isdtype(m.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{name} must hold numbers or booleans, got dtype {m.dtype}")
+    w = xp.astype(m, image.dtype)
+    if not bool(xp.all(xp.isfinite(w))):
+        raise ValueError(f"{name} contains NaN or infinite values; it holds weights in [0, 1]")
+    if bool(xp.any(w < 0)) or bool(xp.any(w > 1)):
+        raise ValueError(f"{name} must hold weights in [0, 1] (1 = measured pixel, 0 = missing), "
+                         f"got values in [{float(xp.min(w))}, {float(xp.max(w))}]")
+    return w
 
 
 def as_psf(psf, image_shape, *, xp, dtype, device=None, name: str = "psf"):
@@ -84,9 +420,14 @@ def as_psf(psf, image_shape, *, xp, dtype, device=None, name: str = "psf"):
         raise ValueError(f"{name} contains NaN or infinite values")
     if bool(xp.any(h < 0)):
         raise ValueError(f"{name} has negative entries; a PSF is a non-negative intensity distribution")
-    total = float(xp.sum(h))
-    if not total > 0:
+    peak = float(xp.max(h))
+    if not peak > 0:
         raise ValueError(f"{name} sums to zero; it must carry some intensity")
+    if not (2.0**-60 <= peak <= 2.0**60):
+        # entries near the float limits (1e38, subnormals): bring the peak to 1 first, by an exact
+        # power of two, so that the sum neither overflows nor underflows
+        h = times_power_of_two(h, -math.frexp(peak)[1])
+    total = float(xp.sum(h))
     return h / total
 
 
@@ -130,3 +471,15 @@ def require_nonnegative(image, *, xp, what: str):
             f"image has negative values, but {what} models Poisson counts (>= 0). "
             "Pass the raw counts and give the offset as `background=`, or clip the map at 0 first"
         )
+
+
+def times_power_of_two(a, k: int):
+    """``a · 2**k``, exact (no rounding) while the result stays in range.
+
+    Steps of at most 2**100 keep every factor representable in float32.
+    """
+    while k:
+        step = max(-100, min(100, k))
+        a = a * (2.0**step)
+        k -= step
+    return a

@@ -34,6 +34,7 @@ import click
 import numpy as np
 
 from . import __version__
+from ._validate import MAX_NUM_ITER
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -343,6 +344,8 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         kwargs["lam"] = options["lam"]
     if method in ("blind", "blind-rl") and options.get("kernel_size") is not None:
         kwargs["kernel_size"] = int(options["kernel_size"])
+    if options.get("mask") is not None:
+        kwargs["mask"] = options["mask"]
     n = options.get("iterations")
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
@@ -356,6 +359,45 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         if key in kwargs:
             details[key] = kwargs[key]
     return out, details
+
+
+def _missing_pixels(image, mask_path, what, *, method, tile):
+    """``(image, weights or None)``: NaN pixels and the ``--mask`` file's zeros are missing data.
+
+    Missing pixels get the median of the measured ones (rounded for count
+    maps), which only the background and σ estimators see: the solvers leave
+    them out through the weights (``mask=`` of :func:`xrfgpu.restore`).
+    """
+    from .io import MapFileError, read_maps
+
+    if np.any(np.isinf(image)):
+        raise MapFileError(f"{what} contains infinite values")
+    missing = np.isnan(image)
+    weights = None
+    if mask_path is not None:
+        masks = read_maps(mask_path)
+        if len(masks) != 1:
+            raise MapFileError(f"mask {str(mask_path)!r} holds {len(masks)} maps; give one map of weights")
+        weights = np.asarray(next(iter(masks.maps.values())), dtype=np.float64)
+        if weights.shape != image.shape:
+            raise MapFileError(f"mask {str(mask_path)!r} has shape {weights.shape}, {what} has {image.shape}")
+        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.max() > 1:
+            raise MapFileError(f"mask {str(mask_path)!r} must hold weights in [0, 1] (1 = measured, 0 = missing)")
+    if weights is None and not missing.any():
+        return image, None
+    if method not in ("rl", "fista", "wiener", "tikhonov") or tile is not None:
+        raise MapFileError(f"{what} has missing pixels (NaN or --mask): rl, fista, wiener and tikhonov restore "
+                           "them, without --tile")
+    weights = (np.ones(image.shape) if weights is None else weights) * ~missing
+    measured = image[weights > 0]
+    if measured.size == 0:
+        raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
+    fill = np.median(measured)
+    if np.all(measured == np.round(measured)):
+        fill = np.round(fill)
+    filled = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=True)
+    filled[weights == 0] = fill
+    return filled, weights.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- the command group
@@ -402,7 +444,8 @@ def main(argv=None) -> int:
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
-@click.option("--iterations", type=click.IntRange(min=1), help="Iterations (RL 30, FISTA 100 by default).")
+@click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
+              help="Iterations (RL 30, FISTA 100 by default; at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
@@ -414,12 +457,15 @@ def main(argv=None) -> int:
               help="With --tile: 'local' (threads) or a Dask scheduler address.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier xrfgpu output (never another file, never an input).")
+@click.option("--mask", "mask_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="One-map file of weights: 1 = measured, 0 = missing (dead pixel, drop-out, beam dump); "
+                   "restored from neighbours. NaN pixels of INPUT are missing too.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
-            quiet, as_json):
+            quiet, as_json, mask_path=None):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -441,7 +487,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}")
 
     # fail early on the output before any work
-    inputs = [input_path, psf_file]
+    inputs = [input_path, psf_file, mask_path]
     _check_target(output, overwrite, inputs)
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
     if pixel_size is not None:
@@ -485,8 +531,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         t0 = time.perf_counter()
         image = np.asarray(image)
-        if not np.all(np.isfinite(image)):
-            raise MapFileError(f"input {str(input_path)!r}: map {name!r} contains NaN or infinite values")
+        image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
+                                                 method=method, tile=tile)
         image = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=False)
         # PSF for this element
         if sigma_given is not None:
@@ -564,7 +610,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     parameters = {"method": method, "background": background, "iterations": iterations, "balance": balance,
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
-                  "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element}
+                  "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
+                  "mask": None if mask_path is None else str(mask_path)}
     timings["total"] = round(time.perf_counter() - t_start, 4)
     record = make_record(method=method, parameters=parameters, psf=psf_record, backend=_backend_info(where),
                          input_path=input_path, input_format=maps.metadata.get("format"),

@@ -75,6 +75,7 @@ import threading
 import numpy as np
 
 from ._problem import check_positive_int
+from ._validate import check_num_iter
 from .fista import DEFAULT_LAM_FRACTION
 
 __all__ = ["METHODS", "default_halo", "fast_halo", "restore", "restore_zarr"]
@@ -387,7 +388,7 @@ def _check_options(method, options):
             raise TypeError(f"unknown Richardson-Lucy option(s) for tiled restoration: {sorted(unknown)}")
         options.setdefault("num_iter", _default_num_iter("rl"))
 
-        options["num_iter"] = check_positive_int(options["num_iter"])
+        options["num_iter"] = check_num_iter(options["num_iter"])
         options["tv"] = float(options.get("tv", 0.0))
         if options["tv"] < 0 or not math.isfinite(options["tv"]):
             raise ValueError(f"tv must be a finite weight >= 0, got {options['tv']}")

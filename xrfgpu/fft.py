@@ -100,6 +100,7 @@ from ._backend import (
     to_numpy,
 )
 from ._separable import SeparableReflectBlur, separable_factors
+from ._validate import check_pad
 
 __all__ = ["Convolution", "psf_to_otf", "psf_to_dct_eigenvalues", "reflect_indices", "default_pad", "is_axis_symmetric", "BOUNDARIES"]
 
@@ -384,6 +385,7 @@ class Convolution:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
         if engine not in ENGINES + ("auto",):
             raise ValueError(f"engine must be 'auto' or one of {ENGINES}, got {engine!r}")
+        pad = check_pad(pad, shape, psf.shape)  # before the canvas is sized: pad=10**6 would ask for terabytes
         self.xp = xp
         self.shape = (int(shape[-2]), int(shape[-1]))
         self.boundary = boundary

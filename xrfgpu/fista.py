@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from ._elementwise import difference, fista_step
-from ._problem import check_positive_int, prepare
+from ._problem import prepare
+from ._validate import check_num_iter
 
 __all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION"]
 
@@ -20,8 +21,10 @@ def l1_objective(pb, x):
     return float(xp.sum(r * r)), float(xp.sum(xp.abs(x)))
 
 
-def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum):
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4, iterative=True)
+def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum, mask):
+    num_iter = check_num_iter(num_iter)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4, iterative=True,
+                 missing=True, mask=mask)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback)
 
 
@@ -31,23 +34,42 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=Tr
     ``lam`` is a float, or for a stack one value per map; the step ``1/L`` and
     the threshold ``λ/L`` are per map, so every map of a stack gets the
     numbers of its single-map call.
+
+    With ``pb.weights`` (missing pixels) the data term is
+    ``‖w^½ (h ⊛ x − (y − b))‖²``: its gradient ``2 Hᵀ(w (Hx − y))`` has a
+    Lipschitz constant no larger than the unweighted one (0 ≤ w ≤ 1), so the
+    step is unchanged; the start fills the missing pixels from their
+    neighbours (:meth:`~xrfgpu._problem.Problem.filled_data`).
     """
-    num_iter = check_positive_int(num_iter)
+    num_iter = check_num_iter(num_iter)
     xp, op = pb.xp, pb.op
+    weights = pb.canvas_weights
     target = pb.data - pb.canvas_background
     if lam is None:
-        lam = DEFAULT_LAM_FRACTION * pb.amax(xp.abs(pb.image - pb.background))
+        if weights is None:
+            lam = DEFAULT_LAM_FRACTION * pb.amax(xp.abs(pb.image - pb.background))
+        else:
+            lam = DEFAULT_LAM_FRACTION * pb.amax(pb.weights * xp.abs(pb.image - pb.background))
     else:
         values = [lam] if isinstance(lam, (int, float)) else list(lam)
         for v in values:
-            if not (float(v) >= 0 and math.isfinite(float(v))):
+            try:
+                ok = float(v) >= 0 and math.isfinite(float(v))
+            except (TypeError, ValueError):
+                raise TypeError(f"lam must be a number >= 0, got {v!r}") from None
+            if not ok:
                 raise ValueError(f"lam must be a finite number >= 0, got {v!r}")
         lam = pb.per_map(lam)
+        if pb.scale != 1.0:
+            lam = lam / pb.scale  # λ is in counts; the problem was divided by pb.scale
     # Lipschitz constant of ∇‖Hx − y‖² = 2 Hᵀ(Hx − y), per map
     lipschitz = 2.0 * op.norm_squared_bound(pb.amax)
     step = 1.0 / lipschitz
     threshold = lam / lipschitz
-    x = xp.asarray(target, copy=True)
+    if weights is None:
+        x = xp.asarray(target, copy=True)
+    else:
+        x = pb.filled_data() - pb.canvas_background
     if nonneg:
         x = xp.clip(x, min=0.0)
     z = x
@@ -55,6 +77,8 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=Tr
     for it in range(1, num_iter + 1):
         blurred = op.forward(z)
         residual = difference(blurred, target, xp=xp, out=blurred)
+        if weights is not None:
+            residual = residual * weights
         # ∇ = 2 Hᵀ(Hz − y): the factor 2 rides on the step (exact: a power of two)
         half_gradient = op.adjoint(residual)
         if momentum:
@@ -65,22 +89,24 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=Tr
             beta = 0.0
         x, z = fista_step(z, half_gradient, x, 2.0 * step, threshold, beta, nonneg, xp=xp)
         if callback is not None:
-            callback(it, op.crop(x))
+            callback(it, op.crop(x) if pb.scale == 1.0 else pb.to_user_units(op.crop(x)))
     return pb.finish(x)
 
 
 _DOC_PARAMS = """
     Parameters
     ----------
-    image : array, shape (rows, cols)
-        Observed map (counts).
+    image : array or numpy.ma.MaskedArray, shape (rows, cols)
+        Observed map (counts). Masked entries and NaN pixels are missing
+        data (see ``mask``).
     psf : array, shape (kr, kc)
         PSF in pixels of the map; normalised to unit sum.
     lam : float, optional
         Weight λ of the l1 term, in counts (the data term is a sum of squared
         counts). Default 0.03 of the largest background-subtracted count.
     num_iter : int
-        Number of iterations. An l1 penalty on intensities regularises
+        Number of iterations, 1 to 10 000
+        (:data:`xrfgpu._validate.MAX_NUM_ITER`). An l1 penalty on intensities regularises
         weakly, so on noisy maps the error to the truth is smallest after a
         few tens of iterations and grows after (semi-convergence): on a
         96² grains-and-veins phantom (σ = 4 px, 150 counts over 140
@@ -98,6 +124,12 @@ _DOC_PARAMS = """
         the reflect-padded canvas and crops.
     callback : callable, optional
         ``callback(iteration, estimate)``; ``estimate`` is a view.
+    mask : array, shape (rows, cols), optional
+        Weights in [0, 1]: 1 (True) for a measured pixel, 0 (False) for a
+        missing one (dead pixel, drop-out, beam dump). The data term becomes
+        ``‖w^½ (h ⊛ x − (y − b))‖²``, so missing pixels are restored from the
+        measured pixels their PSF reaches. A weight: the opposite sense of
+        ``numpy.ma``'s mask.
 
     Returns
     -------
@@ -106,14 +138,16 @@ _DOC_PARAMS = """
 """
 
 
-def fista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None, callback=None):
+def fista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None,
+          callback=None, mask=None):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
-                  boundary=boundary, pad=pad, callback=callback, momentum=True)
+                  boundary=boundary, pad=pad, callback=callback, momentum=True, mask=mask)
 
 
-def ista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None, callback=None):
+def ista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None,
+          callback=None, mask=None):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
-                  boundary=boundary, pad=pad, callback=callback, momentum=False)
+                  boundary=boundary, pad=pad, callback=callback, momentum=False, mask=mask)
 
 
 fista.__doc__ = (

@@ -5,22 +5,25 @@ from __future__ import annotations
 import math
 
 from ._elementwise import difference, rl_extrapolate, rl_ratio, rl_update
-from ._problem import check_positive_int, prepare
-from ._validate import require_nonnegative
+from ._problem import prepare
+from ._validate import check_filter_epsilon, check_num_iter, require_nonnegative
 
 __all__ = ["richardson_lucy", "poisson_divergence"]
 
 
-def poisson_divergence(data, model, *, xp):
-    """Poisson I-divergence Σ [y log(y/μ) − y + μ] (counts), with 0·log 0 = 0.
+def poisson_divergence(data, model, *, xp, weights=None):
+    """Poisson I-divergence Σ w [y log(y/μ) − y + μ] (counts), with 0·log 0 = 0.
 
     It is minus the Poisson log-likelihood up to a constant, zero only when
     ``model == data``; Richardson–Lucy decreases it at every iteration.
+    ``weights`` (0 at missing pixels) default to 1.
     """
     mu = xp.clip(model, min=float(xp.finfo(model.dtype).smallest_normal))
     pos = data > 0
     safe = xp.where(pos, data, xp.ones_like(data))
     term = xp.where(pos, data * xp.log(safe / mu), xp.zeros_like(data))
+    if weights is not None:
+        return float(xp.sum(weights * (term - data + mu)))
     return float(xp.sum(term - data + mu))
 
 
@@ -58,6 +61,7 @@ def richardson_lucy(
     pad=None,
     filter_epsilon=None,
     callback=None,
+    mask=None,
 ):
     """Richardson–Lucy restoration of a count map with a known background.
 
@@ -71,13 +75,16 @@ def richardson_lucy(
 
     Parameters
     ----------
-    image : array, shape (rows, cols)
+    image : array or numpy.ma.MaskedArray, shape (rows, cols)
         Observed map in counts (≥ 0); integer maps are converted to float32.
+        Masked entries and NaN pixels are missing data: they are left out of
+        the likelihood and restored from their neighbours (see ``mask``).
     psf : array, shape (kr, kc)
         Point spread function in pixels of the map; normalised to unit sum.
         May come from another namespace (it is moved to the map's).
     num_iter : int
-        Maximum number of iterations.
+        Maximum number of iterations, 1 to
+        :data:`xrfgpu._validate.MAX_NUM_ITER` (10 000).
     background : float or array
         Known background ``b`` in counts per pixel (scalar or a map of the
         image's shape). XRF maps sit on a large background (scatter,
@@ -107,7 +114,15 @@ def richardson_lucy(
         keeps the unknowns on the map. Given, RL runs on the reflect-padded
         canvas with the scene beyond the map as unknowns too, and crops.
     filter_epsilon : float, optional
-        Guard ε of the division; default 1e-6 of the mean count.
+        Guard ε > 0 of the division, counts; default 1e-6 of the mean count.
+    mask : array, shape (rows, cols), optional
+        Weights in [0, 1]: 1 (True) for a measured pixel, 0 (False) for a
+        missing one (dead pixel, detector drop-out, beam dump). Missing
+        pixels are left out of the Poisson likelihood — the weighted EM
+        update ``x ← x · ĥ ⊛ [w y / (h ⊛ x + b)] / (ĥ ⊛ w)`` — and are
+        restored from the measured pixels their PSF reaches. Note the sense:
+        a weight, the opposite of ``numpy.ma``'s mask. ``None`` (default)
+        with no NaN or masked pixel runs the unweighted update.
     callback : callable, optional
         ``callback(iteration, estimate, divergence)`` after every iteration;
         ``estimate`` is a view of the current map (do not keep it) and
@@ -122,10 +137,16 @@ def richardson_lucy(
     Raises
     ------
     ValueError
-        NaN/inf, negative counts, all-zero map, bad PSF, PSF larger than map.
+        Infinite values, negative counts, all-zero map, bad PSF, PSF larger
+        than map, every pixel missing, ``num_iter`` outside [1, 10 000],
+        ``filter_epsilon`` not a finite number > 0.
 
     Notes
     -----
+    Maps whose magnitude lies outside 2**±40 (near the float32 maximum, or
+    subnormal) are divided by a power of two before iterating and
+    multiplied back after; RL is equivariant under this exact rescaling.
+
     Each iteration costs one forward and one adjoint blur (two real FFT
     pairs, or for a separable PSF on NumPy two pairs of 1-D line
     convolutions) plus fused elementwise passes (:mod:`xrfgpu._elementwise`). The TV variant
@@ -160,7 +181,10 @@ def richardson_lucy(
     --------
     Any array-API namespace (NumPy, CuPy with fused CUDA kernels, array_api_strict).
     """
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, iterative=True)
+    num_iter = check_num_iter(num_iter)
+    filter_epsilon = check_filter_epsilon(filter_epsilon)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, iterative=True,
+                 missing=True, mask=mask)
     require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
     return run_richardson_lucy(pb, num_iter=num_iter, tol=tol, discrepancy=discrepancy, tv=tv,
                                accelerate=accelerate, filter_epsilon=filter_epsilon, callback=callback)
@@ -179,8 +203,14 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     smoothing) and ``init`` (the constant start value) default to the values
     derived from ``pb.image``; a tile of a larger map passes the whole map's
     values (:mod:`xrfgpu.dask`) so that it iterates exactly as the whole map.
+    Like ``filter_epsilon`` they are in the caller's units (divided here by
+    ``pb.scale``).
+
+    With ``pb.weights`` (missing pixels) it runs the weighted EM update;
+    without, the plain one, unchanged.
     """
-    num_iter = check_positive_int(num_iter)
+    num_iter = check_num_iter(num_iter)
+    filter_epsilon = check_filter_epsilon(filter_epsilon)
     tv = float(tv)
     if tv < 0 or not math.isfinite(tv):
         raise ValueError(f"tv must be a finite weight >= 0, got {tv}")
@@ -193,6 +223,19 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     if pb.batch and (track or callback is not None):
         raise ValueError("tol, discrepancy and callback stop or report per map: restore the maps one at a time")
     y, b = pb.data, pb.canvas_background
+    if pb.weights is not None:
+        return _run_weighted(pb, num_iter=num_iter, tol=tol, discrepancy=discrepancy, tv=tv, accelerate=accelerate,
+                             filter_epsilon=filter_epsilon, callback=callback, init=init, level=level)
+    if pb.scale != 1.0:
+        # user values in counts; the problem was divided by pb.scale
+        level = None if level is None else level / pb.scale
+        init = None if init is None else init / pb.scale
+        filter_epsilon = None if filter_epsilon is None else filter_epsilon / pb.scale
+        if callback is not None:
+            user_callback = callback
+
+            def callback(it, estimate, divergence):
+                user_callback(it, pb.to_user_units(estimate), None if divergence is None else divergence * pb.scale)
 
     if level is None:
         level = pb.mean(pb.image)
@@ -232,7 +275,71 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
         x = new
         if callback is not None:
             callback(it, op.crop(x), divergence)
-        if discrepancy is not None and 2.0 * divergence / n_pixels <= float(discrepancy):
+        if discrepancy is not None and 2.0 * divergence * pb.scale / n_pixels <= float(discrepancy):
+            break
+        if tol is not None:
+            if previous_div is not None and abs(previous_div - divergence) <= float(tol) * abs(divergence):
+                break
+            previous_div = divergence
+    return pb.finish(x)
+
+
+def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsilon, callback, init, level):
+    """RL with missing pixels: ``x ← x · ĥ ⊛ [w y / max(h ⊛ x + b, ε)] / (ĥ ⊛ w)``.
+
+    The EM algorithm for ``y_i ~ Poisson((h ⊛ x + b)_i)`` observed only where
+    ``w_i = 1``: Shepp & Vardi's EM (IEEE Trans. Med. Imaging 1, 113 (1982))
+    with the rows of the missing pixels taken out of the blur matrix. Pixels whose
+    normaliser ``ĥ ⊛ w`` vanishes (a hole wider than the PSF) see no data
+    and keep their value. A single map only.
+    """
+    if pb.batch:
+        raise ValueError("missing pixels (mask=, NaN, masked arrays) need a single map: restore the maps one at a time")
+    xp, op = pb.xp, pb.op
+    y, b = pb.data, pb.canvas_background
+    w_map = pb.weights
+    w = pb.canvas_weights
+    s = pb.scale
+    measured = float(xp.sum(w_map))
+    if level is None:
+        level = float(xp.sum(w_map * pb.image)) / measured
+    else:
+        level = level / s
+    if init is not None:
+        init = init / s
+    eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
+    if init is None:
+        init = max(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
+    x = xp.ones(op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
+    normaliser = op.adjoint(w)
+    seen = normaliser > 1e-6
+    normaliser = xp.where(seen, normaliser, xp.ones_like(normaliser))
+    track = tol is not None or discrepancy is not None
+    previous_div = None
+    x_prev = None
+    g1 = g2 = None
+    for it in range(1, num_iter + 1):
+        point = x
+        if accelerate and g2 is not None:
+            alpha = pb.clip01(pb.inner(g1, g2) / (pb.inner(g2, g2) + 1e-300))
+            point = rl_extrapolate(x, x_prev, alpha, xp=xp)
+        blurred = op.forward(point)
+        divergence = None
+        if track:
+            divergence = s * poisson_divergence(pb.image, op.crop(blurred) + pb.background, xp=xp, weights=w_map)
+        ratio = rl_ratio(y, blurred, b, eps, xp=xp) * w
+        correction = xp.where(seen, op.adjoint(ratio) / normaliser, xp.ones_like(normaliser))
+        if tv > 0:
+            correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
+        new = rl_update(point, correction, xp=xp)
+        if accelerate:
+            g2, g1 = g1, difference(new, point, xp=xp, out=g2)
+            x_prev = x
+        x = new
+        if callback is not None:
+            estimate = op.crop(x) if s == 1.0 else pb.to_user_units(op.crop(x))
+            callback(it, estimate, divergence)
+        if discrepancy is not None and 2.0 * divergence / measured <= float(discrepancy):
             break
         if tol is not None:
             if previous_div is not None and abs(previous_div - divergence) <= float(tol) * abs(divergence):

@@ -23,12 +23,20 @@ from collections.abc import Sequence
 
 from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace
 from ._problem import Problem, as_namespace
-from ._validate import as_background, as_image, as_psf, require_nonnegative
+from ._validate import (
+    as_background,
+    as_image,
+    as_psf,
+    check_filter_epsilon,
+    check_num_iter,
+    check_pad,
+    require_nonnegative,
+)
 from .device import resolve_device, to_caller, to_compute
 from .fft import default_pad
 from .fista import run_proximal_gradient
 from .richardson_lucy import run_richardson_lucy
-from .wiener import WIENER_REGULARIZERS, regularized_inverse
+from .wiener import WIENER_REGULARIZERS, _check_weight, regularized_inverse
 
 __all__ = ["restore_stack", "METHODS", "stack_psfs"]
 
@@ -138,6 +146,7 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     dev = array_device(y)
     h = stack_psfs(psfs, y.shape, xp=xp, dtype=y.dtype, device=dev)
     b = _stack_background(background, y, xp=xp)
+    pad = check_pad(pad, y.shape, h.shape)
     for i in range(n):
         if not bool(xp.any(y[i, ...] != 0)):
             raise ValueError(f"map {i} of the stack is all zeros: there is nothing to restore")
@@ -254,7 +263,13 @@ def _check_options(method, kwargs, n):
         if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             if len(value) != n:
                 raise ValueError(f"got {len(value)} values of {key} for a stack of {n} maps")
-            opts[key] = [float(v) for v in value]
+            opts[key] = [_check_weight(v, key) for v in value]
+        elif value is not None:
+            opts[key] = _check_weight(value, key)
+    if "num_iter" in opts:
+        opts["num_iter"] = check_num_iter(opts["num_iter"])
+    if "filter_epsilon" in opts:
+        opts["filter_epsilon"] = check_filter_epsilon(opts["filter_epsilon"])
     return opts
 
 
@@ -299,7 +314,8 @@ def _free_memory(xp) -> int:
 
 
 def _problem(y, h, b, *, boundary, pad, pad_factor, iterative=False):
-    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
+    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative,
+                                  rescale=True)
 
 
 def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, accelerate, tv, tol, discrepancy,

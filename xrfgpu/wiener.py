@@ -42,7 +42,7 @@ WIENER_REGULARIZERS = {"laplacian": 2, "identity": 0}
 
 def _filter(pb, lam, reg_power):
     xp, op = pb.xp, pb.op
-    data = pb.data - pb.canvas_background
+    data = pb.filled_data() - pb.canvas_background
     spectrum = op.transform(data)
     power = xp.real(op.otf * op.otf_conj)
     spectrum = spectrum * op.otf_conj / (power + lam * reg_power)
@@ -50,19 +50,27 @@ def _filter(pb, lam, reg_power):
 
 
 def _check_weight(value, name):
-    v = float(value)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number >= 0, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number >= 0, got {value!r}") from None
     if not (v >= 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
 
 
-def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0, boundary="reflect", pad=None):
+def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0, boundary="reflect", pad=None,
+           mask=None):
     """Wiener deconvolution: ``X = H* Y / (|H|² + balance · |Q|²)``.
 
     Parameters
     ----------
-    image : array, shape (rows, cols)
-        Observed map (counts or any linear unit).
+    image : array or numpy.ma.MaskedArray, shape (rows, cols)
+        Observed map (counts or any linear unit). Masked entries and NaN
+        pixels are missing data: they are filled from their neighbours
+        before filtering (see ``mask``).
     psf : array, shape (kr, kc)
         PSF in pixels of the map; normalised to unit sum.
     balance : float
@@ -77,6 +85,14 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
         Reflect padding per side, pixels (default 3 PSF extents).
+    mask : array, shape (rows, cols), optional
+        Weights: 1 (True) for a measured pixel, 0 (False) for a missing one.
+        A closed-form filter cannot leave pixels out, so each missing pixel
+        is first replaced by the PSF-weighted mean of the measured pixels
+        around it (normalised convolution: H. Knutsson, C.-F. Westin,
+        "Normalized and differential convolution", Proc. IEEE CVPR 1993);
+        :func:`xrfgpu.richardson_lucy` and
+        :func:`xrfgpu.fista` leave them out of the fit instead.
 
     Returns
     -------
@@ -101,11 +117,11 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     balance = _check_weight(balance, "balance")
     if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3, missing=True, mask=mask)
     return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer])
 
 
-def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect", pad=None):
+def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect", pad=None, mask=None):
     """Tikhonov-regularised least squares in closed form.
 
     Minimises ``‖h ⊛ x − (y − b)‖² + λ ‖L x‖²`` where ``L`` is the identity
@@ -123,8 +139,8 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
         Regularisation weight λ ≥ 0 (dimensionless).
     order : {0, 1, 2}
         Derivative order of ``L``.
-    background, boundary, pad
-        As in :func:`wiener`.
+    background, boundary, pad, mask
+        As in :func:`wiener` (missing pixels are filled from their neighbours).
 
     Returns
     -------
@@ -141,5 +157,5 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
     lam = _check_weight(lam, "lam")
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3, missing=True, mask=mask)
     return regularized_inverse(pb, lam, order)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import array_device, array_namespace, to_numpy
-from .._validate import as_image
+from .._validate import as_image, check_num_iter
 from .image_step import l0_gradient, l0_intensity_gradient
 from .kernel_step import (
     center_kernel,
@@ -436,6 +436,7 @@ def blind_rl(
     from .. import psf as psf_module
     from ..richardson_lucy import richardson_lucy
 
+    num_iter = check_num_iter(num_iter)  # before the blind step, not after it
     xp = array_namespace(image)
     img = as_image(image, xp=xp)
     if isinstance(background, str):

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .._validate import MAX_PSF_SIDE, check_allocation, check_float_dtype
+
 __all__ = [
     "gaussian",
     "gaussian_shape",
@@ -14,6 +16,7 @@ __all__ = [
     "sigma_to_fwhm",
     "um_to_pixels",
     "pixels_to_um",
+    "gaussian_for_map",
 ]
 
 #: FWHM of a Gaussian in units of its standard deviation, 2√(2 ln 2) ≈ 2.3548.
@@ -78,7 +81,7 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
     device : optional
         Device of the result.
     dtype : optional
-        Floating dtype; float64 by default.
+        Real floating dtype; float64 by default.
 
     Returns
     -------
@@ -87,7 +90,12 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
     Raises
     ------
     ValueError
-        Non-positive or non-finite σ, |ρ| ≥ 1, or a shape < 1.
+        Non-positive or non-finite σ, |ρ| ≥ 1, a shape < 1, or an array
+        too large to allocate (a side above
+        :data:`xrfgpu._validate.MAX_PSF_SIDE` = 65 537 pixels, or more bytes
+        than the machine's memory), checked before allocating.
+    TypeError
+        A non-floating ``dtype`` (the unit-sum samples would round to 0).
 
     References
     ----------
@@ -117,12 +125,60 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
     rows, cols = (int(n) for n in shape)
     if rows < 1 or cols < 1:
         raise ValueError(f"shape must be at least 1 pixel, got {shape}")
+    if xp is None:
+        import array_api_compat.numpy as xp  # noqa: PLW0127
+    check_float_dtype(dtype, xp=xp)
+    # the NumPy build holds about four (rows, cols) float64 arrays at once
+    check_allocation((rows, cols), 8, copies=4, max_side=MAX_PSF_SIDE,
+                     what=f"a Gaussian PSF of sigma={su:g} x {sv:g} px",
+                     hint="check the units (sigma in pixels; a map restores only with a PSF smaller than the map)")
     v = (np.arange(rows) - rows // 2)[:, None] / sv
     u = (np.arange(cols) - cols // 2)[None, :] / su
     q = (u * u + v * v - 2.0 * rho * u * v) / (2.0 * (1.0 - rho * rho))
     h = np.exp(-q)
     h /= h.sum()
-    if xp is None:
-        import array_api_compat.numpy as xp  # noqa: PLW0127
     dtype = xp.float64 if dtype is None else dtype
     return xp.asarray(h, dtype=dtype, device=device)
+
+
+def gaussian_for_map(sigma, image_shape, *, xp=None, device=None, dtype=None):
+    """Isotropic Gaussian PSF of σ ``sigma`` pixels for a map of ``image_shape``.
+
+    Holds ±4 σ, but no more than the map: the side is cut to the largest odd
+    number ≤ the map's shorter side *before* the array is built, so a wide
+    σ never allocates more than a map.
+
+    Parameters
+    ----------
+    sigma : float
+        σ in pixels, > 0 and no larger than the map's longer side.
+    image_shape : tuple of int
+        (rows, cols) of the map, pixels.
+    xp, device, dtype
+        As in :func:`gaussian`.
+
+    Returns
+    -------
+    psf : array, odd square shape
+
+    Raises
+    ------
+    ValueError
+        σ not a positive finite number, or wider than the whole map (its
+        1 σ core alone covers the map: nothing is left to restore; often a
+        σ given in µm where pixels were meant).
+    """
+    s = float(sigma)
+    if not (s > 0 and math.isfinite(s)):
+        raise ValueError(f"sigma must be a positive number of pixels, got {sigma!r}")
+    rows, cols = (int(n) for n in image_shape[-2:])
+    if s > max(rows, cols):
+        raise ValueError(
+            f"sigma={s:g} px is wider than the whole {rows} x {cols} map: nothing is left to restore; "
+            "check the units (sigma is in pixels, sigma_um in µm with pixel_size_um)"
+        )
+    side = gaussian_shape(s)[0]
+    largest = min(rows, cols)
+    if side > largest:
+        side = largest - 1 + largest % 2
+    return gaussian((side, side), s, xp=xp, device=device, dtype=dtype)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
-from ._gaussian import FWHM_PER_SIGMA
+from .._validate import check_positive_int
+from ._gaussian import FWHM_PER_SIGMA, _check_pixel_size
 from ._results import PixelLengths
 
 __all__ = ["fit_knife_edge", "KnifeEdgeFit"]
@@ -263,7 +264,7 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
         namespace; the fit runs on the host with NumPy/SciPy
         (:func:`scipy.optimize.least_squares`).
     pixel_size_um : float, optional
-        Scan step in µm, for the ``*_um`` attributes.
+        Scan step in µm (> 0), for the ``*_um`` attributes.
     angle : float, optional
         Direction of the edge normal in degrees from the +u (column) axis
         towards +v (rows): 0 for a vertical edge (intensity changes along the
@@ -272,7 +273,8 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
         ``"erf"`` fits β + α Φ((t − t0)/σ) to the ESF; ``"lsf"`` fits a
         Gaussian + β to its finite-difference gradient (the paper's Fig. 4c).
     oversample : int
-        ESF bins per pixel along the normal (1 for a 1-D profile).
+        ESF bins per pixel along the normal (1 for a 1-D profile); at most
+        the map's longer side, beyond which bins would be empty.
     poisson : bool
         Weight by Poisson variances (counts). Turn off for maps that are not counts.
 
@@ -326,6 +328,9 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
     array_namespace(image_or_profile)
     if model not in ("erf", "lsf"):
         raise ValueError(f"model must be 'erf' or 'lsf', got {model!r}")
+    if pixel_size_um is not None:
+        _check_pixel_size(pixel_size_um)
+    oversample = check_positive_int(oversample, "oversample")
     data = to_numpy(image_or_profile)
     if data.dtype.kind == "c":
         raise TypeError("complex input is not a count map")
@@ -338,9 +343,11 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
         raise ValueError(f"input too small to fit an edge: shape {data.shape}")
     if not float(data.max() - data.min()) > 0:
         raise ValueError("input is flat: there is no edge to fit")
-    oversample = int(oversample)
-    if oversample < 1:
-        raise ValueError(f"oversample must be >= 1, got {oversample}")
+    if data.ndim == 2 and oversample > max(data.shape):
+        # bins of 1/oversample px along the normal: past the longer side each holds under one sample,
+        # and the ESF array (span × oversample) grows without bound
+        raise ValueError(f"oversample={oversample} is more than the map's longer side ({max(data.shape)} px): "
+                         "the ESF bins would be empty; ISO 12233 uses 4")
 
     angle_fitted = False
     angle_se = float("nan")
