@@ -245,7 +245,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     from . import _gpu_rl
 
     if _gpu_rl.applies(pb, tv=tv, track=track, callback=callback):
-        # CuPy with the map-sized reflect engine: fixed buffers and one CUDA graph per iteration
+        # CuPy with an exact reflect engine: fixed buffers and one CUDA graph per iteration (xrfgpu._gpu_rl)
         return pb.finish(_gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate))
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
 
