@@ -182,16 +182,39 @@ def test_round_trip_keeps_names_shape_pixel_size_orientation(tmp_path, name):
     assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]  # no temporary files left
 
 
-def test_tiff_output_is_readable_by_tifffile_with_resolution(tmp_path):
-    em = ElementMaps(_maps(), pixel_size_um=10.0)
-    write_maps(tmp_path / "o.tif", em, provenance={"method": "rl"})
-    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
-        assert len(tif.pages) == 3
-        page = tif.pages[0]
-        num, den = page.tags["XResolution"].value
-        assert num / den == pytest.approx(1e4 / 10.0)  # pixels per cm
-        assert json.loads(page.description)["xrfgpu"]["provenance"]["method"] == "rl"
-        assert [p.tags["PageName"].value for p in tif.pages] == ["Fe_K", "Ca_K", "Si_K"]
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_tiff_output_opens_in_plain_readers_with_names_and_pixel_size(tmp_path, n):
+    """Open the TIFF as users do: tifffile.imread, scikit-image, tifffile's ImageJ metadata."""
+    import skimage.io
+
+    maps = {name: m for name, m in zip(["Fe_K", "Ca_K", "Si_K", "Cr_K", "Zn_K"],
+                                       np.random.default_rng(n).uniform(0, 100, (5,) + SHAPE).astype(np.float32))}
+    maps = dict(list(maps.items())[:n])
+    expected = np.stack(list(maps.values())) if n > 1 else next(iter(maps.values()))
+    em = ElementMaps(maps, pixel_size_um=0.15)
+    path = tmp_path / "o.tif"
+    write_maps(path, em, provenance={"method": "rl", "parameters": {"num_iter": 30}})
+    np.testing.assert_array_equal(tifffile.imread(path), expected)
+    sk = skimage.io.imread(path)
+    if n in (3, 4):  # scikit-image's rule: a leading axis of 3 or 4 is RGB(A) and goes last
+        sk = np.moveaxis(sk, -1, 0)
+    np.testing.assert_array_equal(sk, expected)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_imagej
+        ij = tif.imagej_metadata
+        labels = [ij["Labels"]] if isinstance(ij["Labels"], str) else ij["Labels"]
+        assert labels == list(maps)
+        assert ij["unit"] == "um"
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert den / num == pytest.approx(0.15, rel=1e-9)  # µm per pixel
+        assert tif.series[0].axes == ("CYX" if n > 1 else "YX")
+        header = json.loads(ij["Info"])["xrfgpu"]  # provenance in ImageJ's Info entry, valid JSON
+        assert header["provenance"]["parameters"] == {"num_iter": 30}
+        assert tif.pages[0].tags["Software"].value.startswith("xrfgpu")
+        assert not tif.pages[0].description.lstrip().startswith("{")  # no JSON for tifffile to take as 'shaped'
+    back = read_maps(path)
+    assert back.names == list(maps) and back.pixel_size_um == pytest.approx(0.15)
+    assert back.metadata["provenance"]["method"] == "rl"
 
 
 def test_hdf5_output_of_pyxrf_input_opens_as_pyxrf_with_provenance(tmp_path):

@@ -9,9 +9,10 @@ Maps keep the file's orientation: index ``[row, col]`` is the file's
 Formats
 -------
 =====================  =====================================================
-TIFF (``.tif``)        one page per element; names from xrfgpu's page
-                       descriptions, ImageJ ``Labels`` or ``PageName`` tags;
-                       pixel size from the description or resolution tags
+TIFF (``.tif``)        one page per element; names from ImageJ ``Labels``
+                       (what xrfgpu writes: an ImageJ hyperstack), the
+                       xrfgpu header or ``PageName`` tags; pixel size from
+                       the header or the resolution tags (+ ImageJ unit)
 NumPy (``.npy``)       one 2-D map, or a (elements, rows, cols) stack whose
                        names are in the sidecar ``<file>.json``
 NumPy (``.npz``)       one 2-D array per element (key = name), or ``maps`` +
@@ -399,18 +400,23 @@ def _read_tiff(path):
             else:
                 raise MapFileError(f"input {str(path)!r}: page of shape {a.shape} is not a 2-D map")
         first = pages[0]
+        ij = tif.imagej_metadata or {}
+        # the xrfgpu header: ImageJ 'Info' (what write_maps writes), or the JSON page description
+        # of files from xrfgpu before ImageJ hyperstacks
         info = {}
-        desc = first.description or ""
-        if desc.startswith("{"):
-            try:
-                info = json.loads(desc).get("xrfgpu", {})
-            except ValueError:
-                info = {}
+        for text in (ij.get("Info"), first.description):
+            if isinstance(text, str) and text.lstrip().startswith("{"):
+                try:
+                    info = json.loads(text).get("xrfgpu", {})
+                except (ValueError, AttributeError):
+                    info = {}
+                if info:
+                    break
         names = info.get("elements")
         pixel = info.get("pixel_size_um")
-        ij = tif.imagej_metadata or {}
         if not names and ij.get("Labels"):
-            names = list(ij["Labels"])
+            labels = ij["Labels"]
+            names = [labels] if isinstance(labels, str) else list(labels)
         if not names:
             tagged = []
             for page in pages:
@@ -752,9 +758,11 @@ def _header(em, provenance):
 def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dtype=np.float32, sidecar=True):
     """Write element maps, their metadata and provenance; atomically.
 
-    The format follows the suffix of ``path``: ``.tif``/``.tiff`` (one page
-    per element, page descriptions hold the names, the first page the full
-    JSON header; resolution tags hold the pixel size), ``.npy`` (stack; names
+    The format follows the suffix of ``path``: ``.tif``/``.tiff`` (an ImageJ
+    hyperstack, float32: ``tifffile.imread`` and ``skimage.io.imread`` give
+    the (elements, rows, cols) stack, ImageJ ``Labels`` the names, the
+    resolution in pixels per µm with ``unit=um`` the pixel size, ImageJ
+    ``Info`` the JSON header with the provenance), ``.npy`` (stack; names
     in the sidecar), ``.npz``, ``.h5``/``.hdf5`` (``xrfgpu/maps`` and
     ``xrfgpu/names`` plus, for PyXRF or MAPS input, the same maps linked
     into that layout so those programs open the result; the input's scalers
@@ -838,21 +846,30 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
 
 
 def _write_tiff(tmp, em, header, dtype):
+    """One ImageJ hyperstack (axes ``CYX``, float32): what ImageJ/Fiji, napari, scikit-image and
+    plain ``tifffile.imread`` open as a (elements, rows, cols) stack.
+
+    Element names are the ImageJ channel ``Labels``; the pixel size is the
+    resolution in pixels per µm with ImageJ ``unit=um`` (ImageJ's own
+    convention; the TIFF ResolutionUnit is then NONE). The xrfgpu header
+    (names, pixel size, input metadata, provenance) is JSON in ImageJ's
+    ``Info`` entry, stored in the IJMetadata tag (50839), which ImageJ shows
+    under *Image > Show Info* and which no reader takes for image layout; the
+    ImageDescription holds only ImageJ's own ``key=value`` lines. ImageJ
+    hyperstacks are float32, so float64 maps are stored as float32.
+    """
     tifffile = _require("tifffile", "writing TIFF")
+    from . import __version__
+
+    stack = em.stack(np.float32)
+    metadata = {"axes": "CYX" if len(em) > 1 else "YX", "Labels": em.names,
+                "Info": json.dumps(header, ensure_ascii=False)}
     res = None
     if em.pixel_size_um:
-        res = (1e4 / em.pixel_size_um, 1e4 / em.pixel_size_um)  # pixels per centimetre
-    with tifffile.TiffWriter(tmp) as tw:
-        for i, (name, m) in enumerate(em.maps.items()):
-            desc = json.dumps(header) if i == 0 else json.dumps({"xrfgpu": {"element": name}})
-            tw.write(
-                np.asarray(m, dtype=dtype),
-                description=desc,
-                metadata=None,
-                resolution=res,
-                resolutionunit="CENTIMETER" if res else None,
-                extratags=[(285, "s", 0, name, True)],  # PageName
-            )
+        res = (1.0 / em.pixel_size_um, 1.0 / em.pixel_size_um)  # pixels per µm
+        metadata["unit"] = "um"
+    tifffile.imwrite(tmp, stack if len(em) > 1 else stack[0], imagej=True, resolution=res, metadata=metadata,
+                     software=f"xrfgpu {__version__}")
 
 
 def _write_npy(tmp, em, header, dtype):
