@@ -238,12 +238,30 @@ def psf_for_element(element, lines, *, source, model=None):
     )
 
 
-def _parse_sigma_option(text, pixel_size_um):
-    """``--psf-sigma``: one length for all (``40um``), or per element (``Fe=40um,Ca=50um``)."""
+def _parse_sigma_length(text, what):
+    """One ``--psf-sigma`` length: ``("px", σ in pixels)`` for ``2px``, else ``("um", σ in µm)``."""
+    import re
+
     from .units import parse_length_um
 
+    m = re.match(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(px|pix|pixel|pixels)\s*$", str(text),
+                 re.IGNORECASE)
+    if m is None:
+        return "um", parse_length_um(text, what=what)
+    value = float(m.group(1))
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} {text!r} must be a positive number of pixels")
+    return "px", value
+
+
+def _parse_sigma_option(text):
+    """``--psf-sigma``: one length for all (``40um``, ``2px``), or per element (``Fe=40um,Ca=5px``).
+
+    Returns ``{name or "*": (unit, value)}`` with unit ``"um"`` or ``"px"``;
+    pixel lengths need no pixel size.
+    """
     if "=" not in text:
-        return {"*": parse_length_um(text, what="--psf-sigma", pixel_size_um=pixel_size_um, allow_pixels=True)}
+        return {"*": _parse_sigma_length(text, "--psf-sigma")}
     out = {}
     for part in text.split(","):
         if not part.strip():
@@ -251,8 +269,7 @@ def _parse_sigma_option(text, pixel_size_um):
         if "=" not in part:
             raise ValueError(f"--psf-sigma {text!r}: write either one length ('40um') or NAME=LENGTH pairs")
         name, length = part.split("=", 1)
-        out[name.strip()] = parse_length_um(length, what=f"--psf-sigma for {name.strip()!r}",
-                                            pixel_size_um=pixel_size_um, allow_pixels=True)
+        out[name.strip()] = _parse_sigma_length(length, f"--psf-sigma for {name.strip()!r}")
     return out
 
 
@@ -312,6 +329,8 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     if method in ("blind", "blind-rl") and options.get("kernel_size") is not None:
         kwargs["kernel_size"] = int(options["kernel_size"])
     n = options.get("iterations")
+    if method == "fista" and not n:
+        n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") else sigma_px
@@ -323,6 +342,84 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     for key in ("balance", "lam"):
         if key in kwargs:
             details[key] = kwargs[key]
+    return out, details
+
+
+def _gaussian_psf(sigma_px, shape):
+    """The Gaussian PSF the front door uses for σ (px) on a map of ``shape`` (cut to fit small maps)."""
+    from .psf import gaussian
+
+    h = np.asarray(gaussian(None, float(sigma_px)))
+    largest = min(shape)
+    if h.shape[0] > largest:
+        size = largest - 1 + largest % 2
+        h = np.asarray(gaussian((size, size), float(sigma_px)))
+    return h
+
+
+def _rl_iterations(image, psf, background, iterations):
+    """RL iteration count and stop rule as the front door decides them on the whole map.
+
+    Given ``--iterations``: that many ("fixed"). Else, on integer count maps,
+    Poisson-thinning cross-validation (:func:`xrfgpu.restore.cv_iterations`,
+    accelerated RL, run on the whole map); on other maps a fixed 30.
+    """
+    if iterations:
+        return int(iterations), "fixed", None
+    a = np.asarray(image)
+    if np.all(a >= 0) and np.all(np.round(a) == a):
+        from .restore import cv_iterations
+
+        return int(cv_iterations(a, psf, background=background, accelerate=True)), "cv", None
+    return _DEFAULT_ITER["rl"], "fixed", "map is not integer counts: fixed 30 iterations (pass num_iter to choose)"
+
+
+def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler, progress, label):
+    """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
+
+    RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
+    step lengths and iteration count: the whole-map iteration to rounding);
+    Wiener, Tikhonov and FISTA run :func:`xrfgpu.dask.restore` (halo tiles,
+    whole-map ``lam``), equal to the whole map within 1e-4 of its maximum.
+    """
+    h = _gaussian_psf(sigma_px, image.shape)
+    client = None
+    if scheduler != "local":
+        from distributed import Client
+
+        client = Client(scheduler)
+    try:
+        details = {"tile": tile, "scheduler": scheduler}
+        if method == "rl":
+            from .dask_rl import exact_halo, richardson_lucy
+
+            n, stop, note = _rl_iterations(image, h, background, options.get("iterations"))
+            callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
+            out = richardson_lucy(image, h, tile=tile, num_iter=n, background=background, accelerate=True,
+                                  scheduler="threads" if client is None else None, callback=callback)
+            details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
+                           tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
+            if note:
+                details["stop_note"] = note
+        else:
+            from .dask import restore as dask_restore
+
+            kwargs = {"background": background}
+            if method == "fista":
+                kwargs["num_iter"] = options.get("iterations") or _DEFAULT_ITER["fista"]
+            if method == "wiener" and options.get("balance") is not None:
+                kwargs["balance"] = options["balance"]
+            if method in ("tikhonov", "fista") and options.get("lam") is not None:
+                kwargs["lam"] = options["lam"]
+            lazy = dask_restore(image, h, method, tile=tile, **kwargs)
+            out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
+            details.update({k: v for k, v in kwargs.items() if k != "background"})
+            if "num_iter" in details:
+                details["iterations"] = details.pop("num_iter")
+            details["tiling"] = "xrfgpu.dask.restore: halo tiles (dask.array.map_overlap, reflect)"
+    finally:
+        if client is not None:
+            client.close()
     return out, details
 
 
@@ -364,7 +461,8 @@ def main(argv=None) -> int:
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Output file: .tif, .h5, .npz, .npy, .csv (one map), or a folder (one CSV per element).")
 @click.option("--method", type=click.Choice(METHODS), default="rl", show_default=True, help="Restoration method.")
-@click.option("--psf-sigma", help="Gaussian PSF σ for all elements (40um) or per element (Fe=40um,Ca=50um).")
+@click.option("--psf-sigma", help="Gaussian PSF σ for all elements (40um) or per element (Fe=40um,Ca=50um); "
+              "in pixels (2px, Fe=4px) it needs no pixel size.")
 @click.option("--psf-file", type=click.Path(path_type=Path), help="TOML/JSON table of σ per element line.")
 @click.option("--psf-auto", is_flag=True, help="Estimate σ from each map (xrfgpu.psf.estimate_sigma).")
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
@@ -405,7 +503,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if not chosen and method not in ("blind", "blind-rl"):
         raise click.UsageError("give the PSF: --psf-sigma 40um, --psf-file psf.toml or --psf-auto")
     if tile is not None and method not in ("rl", "wiener", "tikhonov", "fista"):
-        raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}")
+        raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}: the blind "
+                               "methods estimate the PSF jointly with the whole map; run them without --tile")
 
     # fail early on the output before any work
     _check_target(output, overwrite, input_path)
@@ -425,10 +524,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         table, table_pixel, table_model = load_psf_table(psf_file)
         if pixel_um is None and table_pixel is not None:
             pixel_um = table_pixel
-    needs_pixel = psf_file is not None or (psf_sigma is not None)
+    sigma_given = _parse_sigma_option(psf_sigma) if psf_sigma else None
+    needs_pixel = psf_file is not None or (sigma_given is not None and any(u == "um" for u, _ in sigma_given.values()))
     if pixel_um is None and needs_pixel:
-        raise MapFileError(f"input {str(input_path)!r}: the pixel size is unknown; pass --pixel-size (e.g. 10um)")
-    sigma_given = _parse_sigma_option(psf_sigma, pixel_um) if psf_sigma else None
+        raise MapFileError(f"input {str(input_path)!r}: the pixel size is unknown; pass --pixel-size (e.g. 10um), "
+                           "or give --psf-sigma in pixels (e.g. 2px)")
 
     if background == "auto":
         bg_value = "auto"
@@ -457,14 +557,18 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # PSF for this element
         if sigma_given is not None:
             if "*" in sigma_given:
-                sigma_um, source = sigma_given["*"], {"how": "given with --psf-sigma"}
+                (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
             else:
                 from .io import match_name
 
                 key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
                     if name not in sigma_given else name
-                sigma_um, source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
-            sigma_px = sigma_um / pixel_um
+                (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
+            if unit == "px":
+                sigma_px, sigma_um = value, (value * pixel_um if pixel_um else None)
+                source["unit"] = "px"
+            else:
+                sigma_um, sigma_px = value, value / pixel_um
         elif table is not None:
             line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model)
             sigma_um = entry["sigma_um"]
@@ -491,26 +595,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             f"σ={sigma_px:.3g} px" if sigma_px else "blind PSF")
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
         if tile is not None:
-            from .dask import restore as dask_restore
-            from .psf import gaussian
-
-            kwargs = {"background": bg}
-            if method in ("rl", "fista"):
-                kwargs["num_iter"] = iterations or _DEFAULT_ITER[method]
-            if method == "wiener" and balance is not None:
-                kwargs["balance"] = balance
-            if method in ("tikhonov", "fista") and lam is not None:
-                kwargs["lam"] = lam
-            lazy = dask_restore(image, gaussian(None, sigma_px), method, tile=tile, **kwargs)
-            if scheduler == "local":
-                out = lazy.compute(scheduler="threads")
-            else:
-                from distributed import Client
-
-                with Client(scheduler) as client:
-                    out = client.compute(lazy).result()
-            details = {**{k2: v for k2, v in kwargs.items() if k2 != "background"}, "tile": tile,
-                       "scheduler": scheduler}
+            out, details = _run_tiled(method, image, sigma_px, background=bg, options=options, tile=tile,
+                                      scheduler=scheduler, progress=progress, label=name)
         else:
             work = to_compute(image, where)
             out, details = _run_method(method, work, sigma_px, background=bg, options=options,
