@@ -270,3 +270,80 @@ def test_umask_respected(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "o.tif").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def _maps_v9_file(path, rows=9, cols=13):
+    """A MAPS v9 file of the real layout (APS 2-ID-E axo_std.h5, smaller): legacy /MAPS datasets."""
+    rng = np.random.default_rng(11)
+    names = [b"Ca", b"Fe", b"Pt_L", b"s_i"]
+    fits, roi, roi_plus = (rng.uniform(0, 5, (4, rows, cols)) for _ in range(3))
+    scalers = rng.uniform(1e5, 3e5, (3, rows, cols))
+    with h5py.File(path, "w") as f:
+        f["MAPS/XRF_fits"], f["MAPS/XRF_roi"], f["MAPS/XRF_roi_plus"] = fits, roi, roi_plus
+        f["MAPS/channel_names"] = np.array(names, dtype="S5")
+        f["MAPS/channel_units"] = np.array([[b"cts/s"] * 4, [b"cts/s+"] * 4, [b"ug/cm^2"] * 3 + [b"cts/s"]], dtype="S7")
+        f["MAPS/scalers"] = scalers
+        f["MAPS/scaler_names"] = np.array([b"SRcurrent", b"us_ic", b"ds_ic"], dtype="S12")
+        f["MAPS/scaler_units"] = np.array([b"mA", b"cts/s", b"cts/s"], dtype="S5")
+        f["MAPS/x_axis"] = 5.475 + 0.01 * np.arange(cols)  # mm: 10 µm steps
+        f["MAPS/y_axis"] = 13.83 + 0.01 * np.arange(rows)
+        f["MAPS/mca_arr"] = np.zeros((8, rows, cols))
+        f["MAPS/version"] = np.int32(9)
+        f["exchange/images"] = np.zeros((2, rows, cols))
+    return {"fits": fits, "roi": roi, "roi_plus": roi_plus, "scalers": scalers}
+
+
+def test_maps_v9_pixel_size_datasets_scalers(tmp_path):
+    path = tmp_path / "axo_small.h5"
+    data = _maps_v9_file(path)
+    before = _digest(path)
+    em = read_maps(path)
+    assert em.metadata["dataset"] == "MAPS/XRF_fits" and em.names == ["Ca", "Fe", "Pt_L", "s_i"]
+    assert em.pixel_size_um == pytest.approx(10.0, rel=1e-9)  # from MAPS/x_axis in mm
+    assert em.metadata["units"]["Fe"] == "ug/cm^2" and em.metadata["units"]["s_i"] == "cts/s"
+    np.testing.assert_array_equal(em.maps["Fe"], data["fits"][1])
+    for query, key in [("XRF_roi", "roi"), ("MAPS/XRF_roi", "roi"), ("xrf_roi_plus", "roi_plus"),
+                       ("MAPS/XRF_fits", "fits")]:
+        np.testing.assert_array_equal(read_maps(path, dataset=query).maps["Pt_L"], data[key][2])
+    with pytest.raises(MapFileError, match=r"'Fitted' not found; available: XRF_fits \(MAPS/XRF_fits\)"):
+        read_maps(path, dataset="Fitted")
+    norm = read_maps(path, normalize="us_ic")
+    us = data["scalers"][1]
+    np.testing.assert_allclose(norm.maps["Ca"], data["fits"][0] * us.mean() / us, rtol=1e-12)
+    assert _digest(path) == before
+
+
+def test_maps_v9_in_maps_v9_out(tmp_path):
+    path = tmp_path / "axo_small.h5"
+    data = _maps_v9_file(path)
+    em = read_maps(path, dataset="XRF_roi").select(["Pt_L", "Ca"])
+    restored = em.with_maps({n: m * 0.5 for n, m in em.maps.items()})  # stands in for a restoration
+    write_maps(tmp_path / "out.h5", restored, provenance={"method": "rl"})
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        out = f["MAPS/XRF_roi"]
+        assert out.dtype == np.float64  # the input's dtype, not float32
+        np.testing.assert_array_equal(out[0], 0.5 * data["roi"][2])
+        np.testing.assert_array_equal(out[1], 0.5 * data["roi"][0])
+        assert [n.decode() for n in f["MAPS/channel_names"][()]] == ["Pt_L", "Ca"]
+        units = f["MAPS/channel_units"][()]
+        assert units.shape == (3, 2) and units[0, 0] == b"cts/s" and units[2, 0] == b"ug/cm^2"
+        np.testing.assert_array_equal(f["MAPS/x_axis"][()], 5.475 + 0.01 * np.arange(13))
+        assert [n.decode() for n in f["MAPS/scaler_names"][()]] == ["SRcurrent", "us_ic", "ds_ic"]
+        np.testing.assert_array_equal(f["MAPS/scalers"][()], data["scalers"])
+        assert "XRF_Analyzed" not in f["MAPS"]  # no counts/s label on µg/cm² maps
+    back = read_maps(tmp_path / "out.h5")
+    assert back.names == ["Pt_L", "Ca"] and back.pixel_size_um == pytest.approx(10.0)
+
+
+def test_pyxrf_in_pyxrf_out_keeps_detector_group_and_dtype(tmp_path):
+    path = tmp_path / "scan2D_9.h5"
+    fit = np.random.default_rng(2).uniform(0, 9, (2,) + SHAPE)
+    with h5py.File(path, "w") as f:
+        f["xrfmap/det1/xrf_fit"] = fit  # float64
+        f["xrfmap/det1/xrf_fit_name"] = np.array([b"Fe_K", b"Ca_K"])
+    em = read_maps(path, dataset="det1")
+    write_maps(tmp_path / "out.h5", em.with_maps({n: m + 1 for n, m in em.maps.items()}))
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        assert f["xrfmap/det1/xrf_fit"].dtype == np.float64
+        np.testing.assert_array_equal(f["xrfmap/det1/xrf_fit"][()], fit + 1)
+        assert [n.decode() for n in f["xrfmap/det1/xrf_fit_name"][()]] == ["Fe_K", "Ca_K"]

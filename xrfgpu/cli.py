@@ -473,7 +473,8 @@ def main(argv=None) -> int:
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
 @click.option("--normalize", "normalize", metavar="SCALER", help="Divide maps by this scaler (e.g. i0) first.")
-@click.option("--dataset", help="HDF5: PyXRF detector group (detsum) or MAPS analysis (Fitted, NNLS, ROI).")
+@click.option("--dataset", help="HDF5: PyXRF detector group (detsum, det1) or MAPS dataset (Fitted, NNLS, ROI; "
+              "legacy XRF_fits, XRF_roi, XRF_roi_plus; or its path, e.g. MAPS/XRF_roi).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
 @click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask.")
 @click.option("--scheduler", default="local", show_default=True,
