@@ -347,3 +347,35 @@ def test_pyxrf_in_pyxrf_out_keeps_detector_group_and_dtype(tmp_path):
         assert f["xrfmap/det1/xrf_fit"].dtype == np.float64
         np.testing.assert_array_equal(f["xrfmap/det1/xrf_fit"][()], fit + 1)
         assert [n.decode() for n in f["xrfmap/det1/xrf_fit_name"][()]] == ["Fe_K", "Ca_K"]
+
+
+def test_folder_skips_files_that_are_not_maps_and_names_match_single_files(tmp_path):
+    """The HXN layout: SUM_maps_XRF_<El>_K.tiff files and a LICENSE.txt in one folder."""
+    maps = _maps()
+    folder = tmp_path / "hxn"
+    folder.mkdir()
+    for name, m in maps.items():
+        tifffile.imwrite(folder / f"SUM_maps_XRF_{name}.tiff", m)
+    (folder / "LICENSE.txt").write_text("MIT License\n\nCopyright (c) 2022 someone\n")
+    em = read_maps(folder)
+    assert sorted(em.names) == sorted(maps)
+    assert em.metadata["skipped"] == [{"file": "LICENSE.txt", "reason": "not a map (no rows of numbers found)"}]
+    for name, m in maps.items():
+        np.testing.assert_array_equal(em.maps[name], m)
+        single = read_maps(folder / f"SUM_maps_XRF_{name}.tiff")
+        assert single.names == [name]  # same name as inside the folder
+    (folder / "LICENSE.txt").unlink()
+    for p in folder.iterdir():
+        p.unlink()
+    (folder / "notes.txt").write_text("nothing here\n")
+    with pytest.raises(MapFileError, match="no readable maps.*notes.txt"):
+        read_maps(folder)
+
+
+@pytest.mark.parametrize("stem, name", [("SUM_maps_XRF_Fe_K", "Fe_K"), ("sample7-Ca-Ka", "Ca-Ka"),
+                                        ("scan12_Fe", "Fe"), ("Fe-Ka", "Fe-Ka"), ("S", "S"), ("map_3", "map_3"),
+                                        ("Pt_L", "Pt_L"), ("overview", "overview"), ("XRF_Zn_Kb1", "Zn_Kb1")])
+def test_element_name_from_file_name(stem, name):
+    from xrfgpu.io import element_name_from_stem
+
+    assert element_name_from_stem(stem) == name

@@ -98,6 +98,13 @@ def _warn(quiet, text):
         click.echo(f"Warning: {text}", err=True)
 
 
+def _report_skipped(maps, quiet):
+    """One line on stderr per file of an input folder that is not a map (e.g. LICENSE.txt)."""
+    for entry in maps.metadata.get("skipped") or []:
+        if not quiet:
+            click.echo(f"skipped {entry['file']}: {entry['reason']}", err=True)
+
+
 # --------------------------------------------------------------------------- PSF tables
 
 
@@ -510,6 +517,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     # fail early on the output before any work
     _check_target(output, overwrite, input_path)
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
+    _report_skipped(maps, quiet)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
         if maps.pixel_size_um and abs(maps.pixel_size_um - pixel_um) > 1e-3 * pixel_um:
@@ -743,6 +751,7 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     from .units import parse_length_um
 
     maps = read_maps(input_path, dataset=dataset)
+    _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
     pixel_um = parse_length_um(pixel_size, what="--pixel-size") if pixel_size else maps.pixel_size_um
     return name, image, pixel_um

@@ -63,6 +63,7 @@ __all__ = [
     "read_maps",
     "write_maps",
     "match_name",
+    "element_name_from_stem",
     "sidecar_path",
     "TIFF_SUFFIXES",
     "HDF5_SUFFIXES",
@@ -361,7 +362,8 @@ def read_maps(path, *, dataset=None, normalize=None):
         elif suffix == ".npz":
             em = _read_npz(path)
         elif suffix in TEXT_SUFFIXES:
-            em = ElementMaps({path.stem: _read_text_matrix(path)}, source=str(path), metadata={"format": "text"})
+            em = ElementMaps({element_name_from_stem(path.stem): _read_text_matrix(path)}, source=str(path),
+                             metadata={"format": "text"})
         elif suffix in HDF5_SUFFIXES or _looks_like_hdf5(path):
             em = _read_hdf5(path, dataset=dataset)
         else:
@@ -434,7 +436,7 @@ def _read_tiff(path):
         if pixel is None:
             pixel = _tiff_pixel_size(first, ij)
     if names is None or len(names) != len(arrays):
-        names = [path.stem] if len(arrays) == 1 else [f"map{i}" for i in range(len(arrays))]
+        names = [element_name_from_stem(path.stem)] if len(arrays) == 1 else [f"map{i}" for i in range(len(arrays))]
     meta = {"format": "tiff", "pages": len(pages)}
     if info.get("provenance"):
         meta["provenance"] = info["provenance"]
@@ -477,7 +479,7 @@ def _read_npy(path):
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um")
     if a.ndim == 2:
-        names = info.get("elements") or [path.stem]
+        names = info.get("elements") or [element_name_from_stem(path.stem)]
         return ElementMaps({str(names[0]): a}, pixel_size_um=pixel, metadata={"format": "npy"})
     if a.ndim == 3:
         names = info.get("elements")
@@ -559,6 +561,34 @@ def _read_text_matrix(path):
     return np.asarray(rows, dtype=np.float64)
 
 
+_ELEMENTS = frozenset(
+    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr "
+    "Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W "
+    "Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf".split()
+)
+_SHELL = re.compile(r"^[KLM](?:[a-z]\d?|\d)?$")
+
+
+def element_name_from_stem(stem):
+    """The element (line) a map file is named after: the file name's tail from the element symbol on.
+
+    ``SUM_maps_XRF_Fe_K`` → ``Fe_K``, ``sample7-Ca-Ka`` → ``Ca-Ka``,
+    ``scan12_Fe`` → ``Fe``, ``Fe-Ka`` → ``Fe-Ka``; a stem that does not end
+    in an element symbol (optionally followed by a shell K, L, M, Ka, Lb1...)
+    is returned whole. Single files and files in a folder are named by this
+    one rule, so the same file gives the same name either way.
+    """
+    stem = str(stem)
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"[^_\-\s.]+", stem)]
+    if not tokens:
+        return stem
+    if len(tokens) >= 2 and tokens[-2][1] in _ELEMENTS and _SHELL.match(tokens[-1][1]):
+        return stem[tokens[-2][0]:]
+    if tokens[-1][1] in _ELEMENTS and (len(tokens) > 1 or len(stem) <= 2):
+        return stem[tokens[-1][0]:]
+    return stem
+
+
 def _common_prefix(stems):
     if len(stems) < 2:
         return ""
@@ -570,32 +600,53 @@ def _common_prefix(stems):
     return prefix if all(len(s) > len(prefix) for s in stems) else ""
 
 
+def _folder_names(stems):
+    """Map names for a folder's files: each file's element (line) when every file has one, else the
+    stems without their common prefix."""
+    names = [element_name_from_stem(s) for s in stems]
+    if all(n != s for n, s in zip(names, stems)) and len(set(names)) == len(names):
+        return names
+    prefix = _common_prefix(stems)
+    return [s[len(prefix):] for s in stems]
+
+
 def _read_folder(path):
     files = sorted(
         p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + TIFF_SUFFIXES + (".npy",)
     )
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
-    prefix = _common_prefix([p.stem for p in files])
-    maps, pixel = {}, None
+    arrays, skipped, pixel = {}, [], None
     for p in files:
-        if p.suffix.lower() in TEXT_SUFFIXES:
-            maps[p.stem[len(prefix):]] = _read_text_matrix(p)
-        else:
-            sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
-            if len(sub) != 1:
-                raise MapFileError(f"input {str(p)!r}: a folder of maps needs one map per file, found {len(sub)}")
-            maps[p.stem[len(prefix):]] = next(iter(sub.maps.values()))
-            pixel = pixel or sub.pixel_size_um
-        shape = next(iter(maps.values())).shape
-        if maps[p.stem[len(prefix):]].shape != shape:
-            raise MapFileError(
-                f"input {str(p)!r}: map shape {maps[p.stem[len(prefix):]].shape} differs from the folder's first map {shape}"
-            )
+        try:
+            if p.suffix.lower() in TEXT_SUFFIXES:
+                a = _read_text_matrix(p)
+            else:
+                sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
+                if len(sub) != 1:
+                    raise MapFileError(f"holds {len(sub)} maps, a folder of maps needs one map per file")
+                a = next(iter(sub.maps.values()))
+                pixel = pixel or sub.pixel_size_um
+        except (MapFileError, ValueError, OSError) as exc:
+            reason = str(exc).replace(f"input {str(p)!r}: ", "").replace(f"input {str(p)!r} ", "")
+            skipped.append({"file": p.name, "reason": f"not a map ({reason})"})
+            continue
+        shape = next(iter(arrays.values())).shape if arrays else a.shape
+        if a.shape != shape:
+            skipped.append({"file": p.name, "reason": f"map shape {a.shape} differs from the folder's first map {shape}"})
+            continue
+        arrays[p] = a
+    if not arrays:
+        why = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
+        raise MapFileError(f"input folder {str(path)!r} holds no readable maps ({why})")
+    names = _folder_names([p.stem for p in arrays])
+    maps = dict(zip(names, arrays.values()))
     side = _read_sidecar(path) or {}
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um", pixel)
-    meta = {"format": "folder", "files": [p.name for p in files], "prefix": prefix}
+    meta = {"format": "folder", "files": [p.name for p in arrays]}
+    if skipped:
+        meta["skipped"] = skipped
     written = info.get("files")
     if isinstance(written, dict) and all((path / f).is_file() for f in written.values()):
         # a folder xrfgpu wrote: names and order from its sidecar
