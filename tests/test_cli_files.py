@@ -57,3 +57,81 @@ def test_tile_refuses_blind_methods_with_the_reason(tmp_path, count_map, capsys)
     assert main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "o.h5"), "--method", "blind",
                  "--tile", "24"]) == 2
     assert "whole map" in capsys.readouterr().err
+
+
+class _Terminal:
+    """stderr that says it is a terminal, and keeps what was written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("flags, shown", [([], True), (["-q"], False), (["--json"], False)])
+def test_progress_on_a_terminal_only(tmp_path, count_map, monkeypatch, flags, shown):
+    np.save(tmp_path / "map.npy", count_map)
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    args = ["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "o.h5"), "--psf-sigma", "2px"]
+    assert main(args + ["--iterations", "5", *flags]) == 0
+    assert ("map: iterations [" in terminal.text and "5/5" in terminal.text) == shown
+    assert main(args + ["--overwrite", *flags]) == 0  # CV stopping reports nothing itself: a timed stage
+    assert ("iterations by cross-validation" in terminal.text) == shown
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(tmp_path, count_map, capsys):
+    np.save(tmp_path / "map.npy", count_map)
+    assert main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "o.h5"), "--psf-sigma", "2px",
+                 "--iterations", "5"]) == 0
+    assert "iterations [" not in capsys.readouterr().err
+
+
+def test_maps_v9_file_restores_without_pixel_size_into_maps_layout(tmp_path, count_map, capsys):
+    """The legacy APS 2-ID-E layout: µg/cm² float64 XRF_fits, mm axes, scalers with names."""
+    path = tmp_path / "axo.h5"
+    fits = np.stack([count_map, 2 * count_map]).astype(np.float64) / 100.0
+    us_ic = np.random.default_rng(1).uniform(1.5e5, 2.5e5, SHAPE)
+    with h5py.File(path, "w") as f:
+        f["MAPS/XRF_fits"] = fits
+        f["MAPS/XRF_roi"] = fits + 1
+        f["MAPS/channel_names"] = np.array([b"Fe", b"Ca"], dtype="S5")
+        f["MAPS/channel_units"] = np.array([[b"ug/cm^2"] * 2] * 3, dtype="S7")
+        f["MAPS/scalers"] = np.stack([np.ones(SHAPE), us_ic])
+        f["MAPS/scaler_names"] = np.array([b"SRcurrent", b"us_ic"], dtype="S12")
+        f["MAPS/x_axis"] = 5.475 + 0.01 * np.arange(SHAPE[1])
+        f["MAPS/y_axis"] = 13.83 + 0.01 * np.arange(SHAPE[0])
+    out = tmp_path / "out.h5"
+    assert main(["restore", str(path), "-o", str(out), "--psf-sigma", "20um", "--dataset", "XRF_fits",
+                 "--normalize", "us_ic", "--iterations", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pixel_size_um"] == pytest.approx(10.0)  # from MAPS/x_axis (mm)
+    assert summary["psf"]["Fe"]["sigma_px"] == pytest.approx(2.0)
+    with h5py.File(out, "r") as f:
+        assert f["MAPS/XRF_fits"].dtype == np.float64 and f["MAPS/XRF_fits"].shape == (2,) + SHAPE
+        assert [n.decode() for n in f["MAPS/channel_names"][()]] == ["Fe", "Ca"]
+        assert f["MAPS/channel_units"][2, 0] == b"ug/cm^2"
+        assert "XRF_Analyzed" not in f["MAPS"]
+        prov = json.loads(f["xrfgpu"].attrs["provenance"])
+    assert prov["parameters"]["normalize"] == "us_ic"
+
+
+def test_folder_with_a_licence_file_restores_and_says_what_it_skipped(tmp_path, count_map, capsys):
+    folder = tmp_path / "hxn"
+    folder.mkdir()
+    for name in ("Fe_K", "Cr_K"):
+        tifffile.imwrite(folder / f"SUM_maps_XRF_{name}.tiff", count_map)
+    (folder / "LICENSE.txt").write_text("MIT License\n")
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "2px", "--iterations", "3"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped") == 1 and "LICENSE.txt" in err
+    with tifffile.TiffFile(out) as tif:
+        assert tif.imagej_metadata["Labels"] == ["Cr_K", "Fe_K"]

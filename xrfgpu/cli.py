@@ -20,11 +20,13 @@ only; ``--json`` prints one JSON document on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import sys
 import time
+import types
 from pathlib import Path
 
 import click
@@ -67,25 +69,80 @@ def _friendly(func):
 
 
 class _Progress:
-    """Per-element (and per-iteration) progress on stderr, only on a terminal and without --quiet/--json."""
+    """Progress on stderr for stages that can take seconds: only on a terminal, never with --quiet/--json.
 
-    def __init__(self, enabled):
+    ``line`` prints a line; ``bar`` redraws one line with a bar (iterations,
+    σ fits, pyramid levels); ``stage`` is a context manager for work that
+    reports nothing itself (σ estimation, cross-validated stopping, blind
+    kernels): it names the stage at once, redraws the elapsed seconds from a
+    background thread, and ends with the time taken.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, enabled, stream=None):
         self.enabled = bool(enabled)
+        self.stream = stream
 
     @classmethod
     def for_options(cls, quiet, as_json):
         isatty = getattr(sys.stderr, "isatty", None)
         return cls(not quiet and not as_json and bool(isatty and isatty()))
 
+    def _write(self, text):
+        stream = self.stream or sys.stderr
+        stream.write(text)
+        stream.flush()
+
     def line(self, text):
         if self.enabled:
-            click.echo(text, err=True)
+            self._write(text + "\n")
+
+    @classmethod
+    def render_bar(cls, done, total):
+        """``[#########---------------] 9/24``"""
+        total = max(int(total), 1)
+        filled = min(cls.WIDTH, int(round(cls.WIDTH * done / total)))
+        return f"[{'#' * filled}{'-' * (cls.WIDTH - filled)}] {done}/{total}"
+
+    def bar(self, label, done, total):
+        if self.enabled:
+            self._write(f"\r  {label} {self.render_bar(done, total)}")
+            if done >= total:
+                self._write("\n")
 
     def iteration(self, label, it, total):
-        if self.enabled:
-            click.echo(f"\r  {label}: iteration {it}/{total}", err=True, nl=False)
-            if it >= total:
-                click.echo("", err=True)
+        self.bar(f"{label}: iterations", it, total)
+
+    def stage(self, label):
+        """Context manager: ``with progress.stage("estimating σ"): ...``."""
+        import contextlib
+        import threading
+
+        @contextlib.contextmanager
+        def running():
+            state = types.SimpleNamespace(label=label)  # the caller may update .label (e.g. with a bar)
+            if not self.enabled:
+                yield state
+                return
+            t0 = time.perf_counter()
+            done = threading.Event()
+
+            def tick():
+                while not done.wait(0.5):
+                    self._write(f"\r  {state.label} … {time.perf_counter() - t0:.0f} s\x1b[K")
+
+            self._write(f"  {label} …")
+            thread = threading.Thread(target=tick, daemon=True)
+            thread.start()
+            try:
+                yield state
+            finally:
+                done.set()
+                thread.join()
+                self._write(f"\r  {state.label}: {time.perf_counter() - t0:.1f} s\x1b[K\n")
+
+        return running()
 
 
 def _say(quiet, as_json, text):
@@ -400,7 +457,9 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
         if method == "rl":
             from .dask_rl import exact_halo, richardson_lucy
 
-            n, stop, note = _rl_iterations(image, h, background, options.get("iterations"))
+            with (contextlib.nullcontext() if options.get("iterations")
+                  else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
+                n, stop, note = _rl_iterations(image, h, background, options.get("iterations"))
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(image, h, tile=tile, num_iter=n, background=background, accelerate=True,
                                   scheduler="threads" if client is None else None, callback=callback)
@@ -419,7 +478,8 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
             if method in ("tikhonov", "fista") and options.get("lam") is not None:
                 kwargs["lam"] = options["lam"]
             lazy = dask_restore(image, h, method, tile=tile, **kwargs)
-            out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
+            with progress.stage(f"{label}: {method} in tiles of {tile}"):
+                out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
             details.update({k: v for k, v in kwargs.items() if k != "background"})
             if "num_iter" in details:
                 details["iterations"] = details.pop("num_iter")
@@ -587,7 +647,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         elif psf_auto:
             from .psf import estimate_sigma
 
-            est = estimate_sigma(image)
+            with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"):
+                est = estimate_sigma(image)
             sigma_px = float(est.sigma)
             sigma_um = sigma_px * pixel_um if pixel_um else None
             source = {"how": "estimated from the map", "estimator": getattr(est, "method", "estimate_sigma")}
@@ -608,8 +669,13 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                                       scheduler=scheduler, progress=progress, label=name)
         else:
             work = to_compute(image, where)
-            out, details = _run_method(method, work, sigma_px, background=bg, options=options,
-                                       progress=progress, label=name)
+            has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")
+            how = {"rl": "Richardson-Lucy, iterations by cross-validation" if not iterations else "Richardson-Lucy",
+                   "blind": "blind L0 kernel and image", "blind-rl": "blind L0 σ, then Richardson-Lucy"}
+            quick = has_bar or method in ("wiener", "tikhonov")  # direct filters take well under 2 s
+            with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
+                out, details = _run_method(method, work, sigma_px, background=bg, options=options,
+                                           progress=progress, label=name)
         from ._backend import to_numpy
 
         out = to_numpy(out)
@@ -818,7 +884,9 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
-    est = estimate_sigma(image)
+    progress = _Progress.for_options(quiet, as_json)
+    with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"):
+        est = estimate_sigma(image)
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
     if spectral:
         sigma, stderr = float(est.sigma), None
@@ -829,7 +897,12 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
 
         size = kernel_size or max(7, 2 * math.ceil(3 * float(est.sigma)) + 1)
         size += 1 - size % 2
-        res = blind_l0(image, size, final=False)
+        label = f"{name}: blind L0 kernel ({size}×{size} px), pyramid levels"
+        with progress.stage(label) as stage:
+            def level_done(level):
+                stage.label = f"{label} {progress.render_bar(level.n_levels - level.level, level.n_levels)}"
+
+            res = blind_l0(image, size, final=False, callback=level_done)
         from ._backend import to_numpy
 
         kernel = to_numpy(res.kernel)
@@ -985,7 +1058,10 @@ def demo(output_dir, size, seed, quiet):
     except ImportError as exc:
         raise CommandError(f"the demo is not available in this installation ({exc})") from exc
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    report = run_demo(output_dir, size=size, seed=seed)
+    progress = _Progress.for_options(quiet, False)
+    report = run_demo(output_dir, size=size, seed=seed,
+                      progress=(lambda label, k, n: progress.line(f"  demo {progress.render_bar(k, n)} {label}"))
+                      if progress.enabled else None)
     # the PSF used, how it was obtained, and the comparison table; the sweep and figures are in the report
     text = report.read_text(encoding="utf-8")
     _say(quiet, False, text.split("![raw and restored maps]")[0].rstrip())

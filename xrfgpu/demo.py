@@ -61,7 +61,7 @@ def knife_edge_sigma(counts, chart):
     return float(fit_knife_edge(np.asarray(counts)[r0:r1, c0:c1]).sigma)
 
 
-def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0.01):
+def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0.01, progress=None):
     """Simulate the chart scan and restore it with each method.
 
     Parameters
@@ -76,6 +76,9 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
         "blind-rl", "auto".
     jitter_um, drift : float
         Stage jitter (µm rms) and tube drift (relative rms) of the scan.
+    progress : callable, optional
+        ``progress(label)`` before each restoration (the command line's
+        progress lines).
 
     Returns
     -------
@@ -117,6 +120,8 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
         images[name] = out
 
     for m in methods:
+        if progress is not None:
+            progress(f"restoring: {m}")
         if m == "wiener":
             # the paper tuned every method by eye; here Wiener's balance is tuned to the truth's MSE
             best = None
@@ -148,7 +153,7 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
             "true_sigma_px": true_sigma, "seed": seed, "size": size, "pixel_size_um": pixel}
 
 
-def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_UM):
+def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_UM, progress=None):
     """RL with Gaussian PSFs of each σ, all for ``num_iter`` iterations; scores per σ (the paper's Fig. 8).
 
     One iteration count for every σ (the CV count found with the knife-edge
@@ -158,6 +163,8 @@ def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_
 
     out = []
     for s_um in sigmas_um:
+        if progress is not None:
+            progress(f"σ sweep: RL at σ = {float(s_um):g} µm")
         x, info = restore(counts, sigma_um=float(s_um), pixel_size_um=pixel_size_um, num_iter=int(num_iter),
                           return_info=True)
         out.append(dict(sigma_um=float(s_um), iterations=info["iterations"], **_score(x, chart)))
@@ -333,7 +340,7 @@ def findings(result, sweep):
     return out
 
 
-def run_demo(output_dir, *, size="small", seed=0):
+def run_demo(output_dir, *, size="small", seed=0, progress=None):
     """Run the chart experiment and write a Markdown report with PNG figures.
 
     Parameters
@@ -347,6 +354,9 @@ def run_demo(output_dir, *, size="small", seed=0):
         under two minutes on two CPU cores; "full" is the paper's G2–G7.
     seed : int
         Seed of the simulated scan.
+    progress : callable, optional
+        ``progress(label, step, steps)`` before each stage (simulation,
+        each restoration, each σ of the sweep, figures).
 
     Returns
     -------
@@ -362,10 +372,20 @@ def run_demo(output_dir, *, size="small", seed=0):
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = run_experiment(size, seed=seed)
+    steps = 1 + (5 if size == "small" else 7) + len(SWEEP_UM[size]) + 1
+    done = [0]
+
+    def step(label):
+        if progress is not None:
+            done[0] += 1
+            progress(label, done[0], steps)
+
+    step("simulating the chart scan")
+    result = run_experiment(size, seed=seed, progress=step)
     knife_row = [r for r in result["rows"] if r["method"].startswith("RL (knife")]
     sweep_iter = knife_row[0]["iterations"] if knife_row else 30
-    sweep = sigma_sweep(result["counts"], result["chart"], SWEEP_UM[size], num_iter=sweep_iter)
+    sweep = sigma_sweep(result["counts"], result["chart"], SWEEP_UM[size], num_iter=sweep_iter, progress=step)
+    step("figures and report")
     pixel = PIXEL_SIZE_UM
     knife_um = result["knife_sigma_px"] * pixel
     atomic_write_bytes(out / "panels.png", figure_panels(result))
