@@ -105,6 +105,7 @@ def test_grain_map_has_no_long_edges_and_uses_the_mosaic_fit():
     assert est.sigma == pytest.approx(6.5, rel=0.10)
 
 
+@pytest.mark.slow  # a four-σ sweep (about 40 s on 2 cores); CI runs it with -m slow
 def test_ordering_follows_the_blur():
     sigmas = [3.0, 5.0, 8.0, 12.0]
     est = [_estimate("grains", s, 4).sigma for s in sigmas]
