@@ -135,3 +135,14 @@ def test_folder_with_a_licence_file_restores_and_says_what_it_skipped(tmp_path, 
     assert err.count("skipped") == 1 and "LICENSE.txt" in err
     with tifffile.TiffFile(out) as tif:
         assert tif.imagej_metadata["Labels"] == ["Cr_K", "Fe_K"]
+
+
+def test_auto_background_of_a_fitted_map_stays_in_its_range(tmp_path, count_map):
+    """Fitted maps (HXN, PyXRF, MAPS) are not counts: no Poisson correction in the map's units."""
+    fitted = count_map * 1.3e-4 + 1e-5  # values 0.004-0.05 like the HXN Si map, not integers
+    np.save(tmp_path / "si.npy", fitted)
+    restored, prov = _restore(tmp_path, tmp_path / "si.npy", "o.h5", "--iterations", "10")
+    b = prov["parameters"]["per_element"]["si"]["background"]
+    smooth_low = np.percentile(fitted, 2.0)
+    assert 0.5 * smooth_low < b < fitted.max()  # the Poisson formula gave about 0.05 + sqrt(0.05)/5·2 > max
+    assert restored.max() > 0.5 * (fitted.max() - b)

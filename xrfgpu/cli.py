@@ -347,7 +347,14 @@ def _estimate_background(image):
     except ImportError:
         estimate_background = None
     if estimate_background is not None:
-        return float(estimate_background(image)), "xrfgpu.restore.estimate_background"
+        a = np.asarray(image)
+        if np.all(a >= 0) and np.all(np.round(a) == a):
+            return float(estimate_background(a)), "xrfgpu.restore.estimate_background"
+        # fitted or normalised maps (PyXRF, MAPS, HXN) are not Poisson counts: the Poisson correction
+        # b = q + z·sqrt(b)/window would add sqrt(b) in the map's own units (0.08 on a Si map whose
+        # maximum is 0.045, which zeroed its restoration); take the smoothed low quantile as it is
+        return (float(estimate_background(a, poisson=False)),
+                "xrfgpu.restore.estimate_background(poisson=False): map is not integer counts")
     # Fallback until the front door lands: the 2nd percentile of the 5×5 box mean (noise-averaged floor).
     from scipy import ndimage
 
