@@ -372,6 +372,8 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if size not in SIZES:
+        raise ValueError(f"size must be 'small' or 'full', got {size!r}")
     steps = 1 + (5 if size == "small" else 7) + len(SWEEP_UM[size]) + 1
     done = [0]
 
