@@ -379,3 +379,19 @@ def test_element_name_from_file_name(stem, name):
     from xrfgpu.io import element_name_from_stem
 
     assert element_name_from_stem(stem) == name
+
+
+def test_tiff_from_earlier_xrfgpu_with_json_description_still_reads(tmp_path):
+    """Files xrfgpu wrote before ImageJ hyperstacks: JSON page description, PageName tags, pixels per cm."""
+    maps = _maps(2)
+    path = tmp_path / "old.tif"
+    header = {"xrfgpu": {"elements": list(maps), "pixel_size_um": 4.0, "provenance": {"method": "rl"}}}
+    with tifffile.TiffWriter(path) as tw:
+        for i, (name, m) in enumerate(maps.items()):
+            tw.write(m, description=json.dumps(header) if i == 0 else json.dumps({"xrfgpu": {"element": name}}),
+                     metadata=None, resolution=(1e4 / 4.0, 1e4 / 4.0), resolutionunit="CENTIMETER",
+                     extratags=[(285, "s", 0, name, True)])
+    em = read_maps(path)
+    assert em.names == list(maps) and em.pixel_size_um == 4.0
+    assert em.metadata["provenance"]["method"] == "rl"
+    np.testing.assert_array_equal(em.maps["Ca_K"], maps["Ca_K"])
