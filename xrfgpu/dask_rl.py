@@ -131,10 +131,10 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
 
     tile = check_positive_int(tile, "tile")
     num_iter = check_positive_int(num_iter)
+    if getattr(image, "ndim", np.ndim(image)) != 2:
+        raise ValueError(f"image must be a 2-D map (rows, cols), got shape {np.shape(image)}")
     if not isinstance(image, da.Array):
         image = da.from_array(np.asarray(image), chunks=(tile, tile))
-    if image.ndim != 2:
-        raise ValueError(f"image must be a 2-D map (rows, cols), got shape {image.shape}")
     dtype = np.float64 if image.dtype == np.float64 else np.float32
     y = image.astype(dtype).rechunk((tile, tile))
     h = np.asarray(psf, dtype=np.float64)
