@@ -25,7 +25,7 @@ def _scan(dtype=np.float32, seed=2):
 
 
 @pytest.mark.parametrize("accelerate", [True, False])
-@pytest.mark.parametrize("tile", [16, 20, 64])  # several tiles with a ragged edge; one tile holding the map
+@pytest.mark.parametrize("tile", [16, 64])  # tiles with a ragged edge; one tile holding the map
 def test_tiles_equal_the_whole_map(accelerate, tile):
     y, h = _scan()
     whole = richardson_lucy(y, h, num_iter=15, background=25.0, accelerate=accelerate)
