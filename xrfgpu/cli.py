@@ -1002,6 +1002,7 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
 
     before = read_maps(input_path)
     after = read_maps(restored_path)
+    _report_skipped(before, quiet or as_json)
     names = [e.strip() for e in elements.split(",")] if elements else after.names
     truth_maps = read_maps(truth) if truth else None
     if before.shape != after.shape:
