@@ -333,6 +333,10 @@ def test_maps_v9_in_maps_v9_out(tmp_path):
         assert "XRF_Analyzed" not in f["MAPS"]  # no counts/s label on µg/cm² maps
     back = read_maps(tmp_path / "out.h5")
     assert back.names == ["Pt_L", "Ca"] and back.pixel_size_um == pytest.approx(10.0)
+    write_maps(tmp_path / "again.h5", back)  # a restored file restored again keeps the MAPS shape
+    with h5py.File(tmp_path / "again.h5", "r") as f:
+        assert f["MAPS/XRF_roi"].dtype == np.float64
+        np.testing.assert_array_equal(f["MAPS/XRF_roi"][1], 0.5 * data["roi"][0])
 
 
 def test_pyxrf_in_pyxrf_out_keeps_detector_group_and_dtype(tmp_path):

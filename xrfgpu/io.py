@@ -687,6 +687,13 @@ def _read_xrfgpu_h5(f, path):
     meta = {"format": "hdf5", "layout": "xrfgpu"}
     if info.get("provenance"):
         meta["provenance"] = info["provenance"]
+    # an output of MAPS or PyXRF input: carry that layout on, so restoring it again writes the same shape
+    source_meta = info.get("metadata") or {}
+    if source_meta.get("layout") in ("maps", "pyxrf"):
+        for key in ("layout", "dataset", "dtype", "units", "channel_units_table", "channel_names", "x_axis",
+                    "y_axis", "scaler_units", "scan_metadata"):
+            if key in source_meta:
+                meta[key] = source_meta[key]
     scalers = {}
     if "scalers" in g:
         scalers = {k: g["scalers"][k][()] for k in g["scalers"]}
