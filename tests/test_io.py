@@ -378,7 +378,8 @@ def test_folder_skips_files_that_are_not_maps_and_names_match_single_files(tmp_p
 
 @pytest.mark.parametrize("stem, name", [("SUM_maps_XRF_Fe_K", "Fe_K"), ("sample7-Ca-Ka", "Ca-Ka"),
                                         ("scan12_Fe", "Fe"), ("Fe-Ka", "Fe-Ka"), ("S", "S"), ("map_3", "map_3"),
-                                        ("Pt_L", "Pt_L"), ("overview", "overview"), ("XRF_Zn_Kb1", "Zn_Kb1")])
+                                        ("Pt_L", "Pt_L"), ("overview", "overview"), ("XRF_Zn_Kb1", "Zn_Kb1"),
+                                        ("Cr", "Cr")])
 def test_element_name_from_file_name(stem, name):
     from xrfgpu.io import element_name_from_stem
 
@@ -399,3 +400,10 @@ def test_tiff_from_earlier_xrfgpu_with_json_description_still_reads(tmp_path):
     assert em.names == list(maps) and em.pixel_size_um == 4.0
     assert em.metadata["provenance"]["method"] == "rl"
     np.testing.assert_array_equal(em.maps["Ca_K"], maps["Ca_K"])
+
+
+def test_folder_mixing_bare_and_prefixed_element_names(tmp_path):
+    maps = _maps(2)
+    np.savetxt(tmp_path / "Fe_K.csv", maps["Fe_K"], delimiter=",")
+    np.savetxt(tmp_path / "scan7_Ca_K.csv", maps["Ca_K"], delimiter=",")
+    assert sorted(read_maps(tmp_path).names) == ["Ca_K", "Fe_K"]

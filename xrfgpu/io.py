@@ -578,15 +578,18 @@ def element_name_from_stem(stem):
     is returned whole. Single files and files in a folder are named by this
     one rule, so the same file gives the same name either way.
     """
-    stem = str(stem)
+    tail = _element_tail(str(stem))
+    return str(stem) if tail is None else tail
+
+
+def _element_tail(stem):
+    """The tail of ``stem`` from its final element symbol on (see :func:`element_name_from_stem`), or None."""
     tokens = [(m.start(), m.group()) for m in re.finditer(r"[^_\-\s.]+", stem)]
-    if not tokens:
-        return stem
     if len(tokens) >= 2 and tokens[-2][1] in _ELEMENTS and _SHELL.match(tokens[-1][1]):
         return stem[tokens[-2][0]:]
-    if tokens[-1][1] in _ELEMENTS and (len(tokens) > 1 or len(stem) <= 2):
+    if tokens and tokens[-1][1] in _ELEMENTS:
         return stem[tokens[-1][0]:]
-    return stem
+    return None
 
 
 def _common_prefix(stems):
@@ -603,8 +606,8 @@ def _common_prefix(stems):
 def _folder_names(stems):
     """Map names for a folder's files: each file's element (line) when every file has one, else the
     stems without their common prefix."""
-    names = [element_name_from_stem(s) for s in stems]
-    if all(n != s for n, s in zip(names, stems)) and len(set(names)) == len(names):
+    names = [_element_tail(s) for s in stems]
+    if all(n is not None for n in names) and len(set(names)) == len(names):
         return names
     prefix = _common_prefix(stems)
     return [s[len(prefix):] for s in stems]
