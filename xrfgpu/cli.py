@@ -542,7 +542,7 @@ def main(argv=None) -> int:
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
-@click.option("--iterations", type=click.IntRange(min=1), help="Iterations (RL 30, FISTA 100 by default).")
+@click.option("--iterations", type=click.IntRange(min=1), help="Iterations (default: RL by cross-validation on count maps, else 30; FISTA 100).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
@@ -550,7 +550,7 @@ def main(argv=None) -> int:
 @click.option("--dataset", help="HDF5: PyXRF detector group (detsum, det1) or MAPS dataset (Fitted, NNLS, ROI; "
               "legacy XRF_fits, XRF_roi, XRF_roi_plus; or its path, e.g. MAPS/XRF_roi).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask.")
+@click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask (the whole-map algorithm; rl, wiener, tikhonov, fista).")
 @click.option("--scheduler", default="local", show_default=True,
               help="With --tile: 'local' (threads) or a Dask scheduler address.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
