@@ -95,9 +95,10 @@ def test_restore_tiff_stack_per_element_psf(tmp_path, tiff_stack, psf_toml, skar
     summary = json.loads(capsys.readouterr().out)
     assert summary["elements"] == list(SIGMA_UM)
     assert {k: v["sigma_um"] for k, v in summary["psf"].items()} == SIGMA_UM
+    pages = list(tifffile.imread(out))  # what users do
     with tifffile.TiffFile(out) as tif:
-        pages = [p.asarray() for p in tif.pages]
-        header = json.loads(tif.pages[0].description)["xrfgpu"]
+        header = json.loads(tif.imagej_metadata["Info"])["xrfgpu"]
+        assert tif.imagej_metadata["Labels"] == list(SIGMA_UM)
     assert [p.shape for p in pages] == [SHAPE] * 3
     assert header["elements"] == list(SIGMA_UM) and header["pixel_size_um"] == PIXEL_UM
     prov = header["provenance"]

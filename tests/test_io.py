@@ -183,16 +183,39 @@ def test_round_trip_keeps_names_shape_pixel_size_orientation(tmp_path, name):
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary files left
 
 
-def test_tiff_output_is_readable_by_tifffile_with_resolution(tmp_path):
-    em = ElementMaps(_maps(), pixel_size_um=10.0)
-    write_maps(tmp_path / "o.tif", em, provenance={"method": "rl"})
-    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
-        assert len(tif.pages) == 3
-        page = tif.pages[0]
-        num, den = page.tags["XResolution"].value
-        assert num / den == pytest.approx(1e4 / 10.0)  # pixels per cm
-        assert json.loads(page.description)["xrfgpu"]["provenance"]["method"] == "rl"
-        assert [p.tags["PageName"].value for p in tif.pages] == ["Fe_K", "Ca_K", "Si_K"]
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_tiff_output_opens_in_plain_readers_with_names_and_pixel_size(tmp_path, n):
+    """Open the TIFF as users do: tifffile.imread, scikit-image, tifffile's ImageJ metadata."""
+    import skimage.io
+
+    maps = {name: m for name, m in zip(["Fe_K", "Ca_K", "Si_K", "Cr_K", "Zn_K"],
+                                       np.random.default_rng(n).uniform(0, 100, (5,) + SHAPE).astype(np.float32))}
+    maps = dict(list(maps.items())[:n])
+    expected = np.stack(list(maps.values())) if n > 1 else next(iter(maps.values()))
+    em = ElementMaps(maps, pixel_size_um=0.15)
+    path = tmp_path / "o.tif"
+    write_maps(path, em, provenance={"method": "rl", "parameters": {"num_iter": 30}})
+    np.testing.assert_array_equal(tifffile.imread(path), expected)
+    sk = skimage.io.imread(path)
+    if n in (3, 4):  # scikit-image's rule: a leading axis of 3 or 4 is RGB(A) and goes last
+        sk = np.moveaxis(sk, -1, 0)
+    np.testing.assert_array_equal(sk, expected)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_imagej
+        ij = tif.imagej_metadata
+        labels = [ij["Labels"]] if isinstance(ij["Labels"], str) else ij["Labels"]
+        assert labels == list(maps)
+        assert ij["unit"] == "um"
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert den / num == pytest.approx(0.15, rel=1e-9)  # µm per pixel
+        assert tif.series[0].axes == ("CYX" if n > 1 else "YX")
+        header = json.loads(ij["Info"])["xrfgpu"]  # provenance in ImageJ's Info entry, valid JSON
+        assert header["provenance"]["parameters"] == {"num_iter": 30}
+        assert tif.pages[0].tags["Software"].value.startswith("xrfgpu")
+        assert not tif.pages[0].description.lstrip().startswith("{")  # no JSON for tifffile to take as 'shaped'
+    back = read_maps(path)
+    assert back.names == list(maps) and back.pixel_size_um == pytest.approx(0.15)
+    assert back.metadata["provenance"]["method"] == "rl"
 
 
 def test_hdf5_output_of_pyxrf_input_opens_as_pyxrf_with_provenance(tmp_path):
@@ -248,3 +271,140 @@ def test_umask_respected(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "o.tif").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def _maps_v9_file(path, rows=9, cols=13):
+    """A MAPS v9 file of the real layout (APS 2-ID-E axo_std.h5, smaller): legacy /MAPS datasets."""
+    rng = np.random.default_rng(11)
+    names = [b"Ca", b"Fe", b"Pt_L", b"s_i"]
+    fits, roi, roi_plus = (rng.uniform(0, 5, (4, rows, cols)) for _ in range(3))
+    scalers = rng.uniform(1e5, 3e5, (3, rows, cols))
+    with h5py.File(path, "w") as f:
+        f["MAPS/XRF_fits"], f["MAPS/XRF_roi"], f["MAPS/XRF_roi_plus"] = fits, roi, roi_plus
+        f["MAPS/channel_names"] = np.array(names, dtype="S5")
+        f["MAPS/channel_units"] = np.array([[b"cts/s"] * 4, [b"cts/s+"] * 4, [b"ug/cm^2"] * 3 + [b"cts/s"]], dtype="S7")
+        f["MAPS/scalers"] = scalers
+        f["MAPS/scaler_names"] = np.array([b"SRcurrent", b"us_ic", b"ds_ic"], dtype="S12")
+        f["MAPS/scaler_units"] = np.array([b"mA", b"cts/s", b"cts/s"], dtype="S5")
+        f["MAPS/x_axis"] = 5.475 + 0.01 * np.arange(cols)  # mm: 10 µm steps
+        f["MAPS/y_axis"] = 13.83 + 0.01 * np.arange(rows)
+        f["MAPS/mca_arr"] = np.zeros((8, rows, cols))
+        f["MAPS/version"] = np.int32(9)
+        f["exchange/images"] = np.zeros((2, rows, cols))
+    return {"fits": fits, "roi": roi, "roi_plus": roi_plus, "scalers": scalers}
+
+
+def test_maps_v9_pixel_size_datasets_scalers(tmp_path):
+    path = tmp_path / "axo_small.h5"
+    data = _maps_v9_file(path)
+    before = _digest(path)
+    em = read_maps(path)
+    assert em.metadata["dataset"] == "MAPS/XRF_fits" and em.names == ["Ca", "Fe", "Pt_L", "s_i"]
+    assert em.pixel_size_um == pytest.approx(10.0, rel=1e-9)  # from MAPS/x_axis in mm
+    assert em.metadata["units"]["Fe"] == "ug/cm^2" and em.metadata["units"]["s_i"] == "cts/s"
+    np.testing.assert_array_equal(em.maps["Fe"], data["fits"][1])
+    for query, key in [("XRF_roi", "roi"), ("MAPS/XRF_roi", "roi"), ("xrf_roi_plus", "roi_plus"),
+                       ("MAPS/XRF_fits", "fits")]:
+        np.testing.assert_array_equal(read_maps(path, dataset=query).maps["Pt_L"], data[key][2])
+    with pytest.raises(MapFileError, match=r"'Fitted' not found; available: XRF_fits \(MAPS/XRF_fits\)"):
+        read_maps(path, dataset="Fitted")
+    norm = read_maps(path, normalize="us_ic")
+    us = data["scalers"][1]
+    np.testing.assert_allclose(norm.maps["Ca"], data["fits"][0] * us.mean() / us, rtol=1e-12)
+    assert _digest(path) == before
+
+
+def test_maps_v9_in_maps_v9_out(tmp_path):
+    path = tmp_path / "axo_small.h5"
+    data = _maps_v9_file(path)
+    em = read_maps(path, dataset="XRF_roi").select(["Pt_L", "Ca"])
+    restored = em.with_maps({n: m * 0.5 for n, m in em.maps.items()})  # stands in for a restoration
+    write_maps(tmp_path / "out.h5", restored, provenance={"method": "rl"})
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        out = f["MAPS/XRF_roi"]
+        assert out.dtype == np.float64  # the input's dtype, not float32
+        np.testing.assert_array_equal(out[0], 0.5 * data["roi"][2])
+        np.testing.assert_array_equal(out[1], 0.5 * data["roi"][0])
+        assert [n.decode() for n in f["MAPS/channel_names"][()]] == ["Pt_L", "Ca"]
+        units = f["MAPS/channel_units"][()]
+        assert units.shape == (3, 2) and units[0, 0] == b"cts/s" and units[2, 0] == b"ug/cm^2"
+        np.testing.assert_array_equal(f["MAPS/x_axis"][()], 5.475 + 0.01 * np.arange(13))
+        assert [n.decode() for n in f["MAPS/scaler_names"][()]] == ["SRcurrent", "us_ic", "ds_ic"]
+        np.testing.assert_array_equal(f["MAPS/scalers"][()], data["scalers"])
+        assert "XRF_Analyzed" not in f["MAPS"]  # no counts/s label on µg/cm² maps
+    back = read_maps(tmp_path / "out.h5")
+    assert back.names == ["Pt_L", "Ca"] and back.pixel_size_um == pytest.approx(10.0)
+    write_maps(tmp_path / "again.h5", back)  # a restored file restored again keeps the MAPS shape
+    with h5py.File(tmp_path / "again.h5", "r") as f:
+        assert f["MAPS/XRF_roi"].dtype == np.float64
+        np.testing.assert_array_equal(f["MAPS/XRF_roi"][1], 0.5 * data["roi"][0])
+
+
+def test_pyxrf_in_pyxrf_out_keeps_detector_group_and_dtype(tmp_path):
+    path = tmp_path / "scan2D_9.h5"
+    fit = np.random.default_rng(2).uniform(0, 9, (2,) + SHAPE)
+    with h5py.File(path, "w") as f:
+        f["xrfmap/det1/xrf_fit"] = fit  # float64
+        f["xrfmap/det1/xrf_fit_name"] = np.array([b"Fe_K", b"Ca_K"])
+    em = read_maps(path, dataset="det1")
+    write_maps(tmp_path / "out.h5", em.with_maps({n: m + 1 for n, m in em.maps.items()}))
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        assert f["xrfmap/det1/xrf_fit"].dtype == np.float64
+        np.testing.assert_array_equal(f["xrfmap/det1/xrf_fit"][()], fit + 1)
+        assert [n.decode() for n in f["xrfmap/det1/xrf_fit_name"][()]] == ["Fe_K", "Ca_K"]
+
+
+def test_folder_skips_files_that_are_not_maps_and_names_match_single_files(tmp_path):
+    """The HXN layout: SUM_maps_XRF_<El>_K.tiff files and a LICENSE.txt in one folder."""
+    maps = _maps()
+    folder = tmp_path / "hxn"
+    folder.mkdir()
+    for name, m in maps.items():
+        tifffile.imwrite(folder / f"SUM_maps_XRF_{name}.tiff", m)
+    (folder / "LICENSE.txt").write_text("MIT License\n\nCopyright (c) 2022 someone\n")
+    em = read_maps(folder)
+    assert sorted(em.names) == sorted(maps)
+    assert em.metadata["skipped"] == [{"file": "LICENSE.txt", "reason": "not a map (no rows of numbers found)"}]
+    for name, m in maps.items():
+        np.testing.assert_array_equal(em.maps[name], m)
+        single = read_maps(folder / f"SUM_maps_XRF_{name}.tiff")
+        assert single.names == [name]  # same name as inside the folder
+    (folder / "LICENSE.txt").unlink()
+    for p in folder.iterdir():
+        p.unlink()
+    (folder / "notes.txt").write_text("nothing here\n")
+    with pytest.raises(MapFileError, match="no readable maps.*notes.txt"):
+        read_maps(folder)
+
+
+@pytest.mark.parametrize("stem, name", [("SUM_maps_XRF_Fe_K", "Fe_K"), ("sample7-Ca-Ka", "Ca-Ka"),
+                                        ("scan12_Fe", "Fe"), ("Fe-Ka", "Fe-Ka"), ("S", "S"), ("map_3", "map_3"),
+                                        ("Pt_L", "Pt_L"), ("overview", "overview"), ("XRF_Zn_Kb1", "Zn_Kb1"),
+                                        ("Cr", "Cr")])
+def test_element_name_from_file_name(stem, name):
+    from xrfgpu.io import element_name_from_stem
+
+    assert element_name_from_stem(stem) == name
+
+
+def test_tiff_from_earlier_xrfgpu_with_json_description_still_reads(tmp_path):
+    """Files xrfgpu wrote before ImageJ hyperstacks: JSON page description, PageName tags, pixels per cm."""
+    maps = _maps(2)
+    path = tmp_path / "old.tif"
+    header = {"xrfgpu": {"elements": list(maps), "pixel_size_um": 4.0, "provenance": {"method": "rl"}}}
+    with tifffile.TiffWriter(path) as tw:
+        for i, (name, m) in enumerate(maps.items()):
+            tw.write(m, description=json.dumps(header) if i == 0 else json.dumps({"xrfgpu": {"element": name}}),
+                     metadata=None, resolution=(1e4 / 4.0, 1e4 / 4.0), resolutionunit="CENTIMETER",
+                     extratags=[(285, "s", 0, name, True)])
+    em = read_maps(path)
+    assert em.names == list(maps) and em.pixel_size_um == 4.0
+    assert em.metadata["provenance"]["method"] == "rl"
+    np.testing.assert_array_equal(em.maps["Ca_K"], maps["Ca_K"])
+
+
+def test_folder_mixing_bare_and_prefixed_element_names(tmp_path):
+    maps = _maps(2)
+    np.savetxt(tmp_path / "Fe_K.csv", maps["Fe_K"], delimiter=",")
+    np.savetxt(tmp_path / "scan7_Ca_K.csv", maps["Ca_K"], delimiter=",")
+    assert sorted(read_maps(tmp_path).names) == ["Ca_K", "Fe_K"]

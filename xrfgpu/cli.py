@@ -23,11 +23,13 @@ only; ``--json`` prints one JSON document on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import sys
 import time
+import types
 from pathlib import Path
 
 import click
@@ -86,25 +88,80 @@ def _friendly(func):
 
 
 class _Progress:
-    """Per-element (and per-iteration) progress on stderr, only on a terminal and without --quiet/--json."""
+    """Progress on stderr for stages that can take seconds: only on a terminal, never with --quiet/--json.
 
-    def __init__(self, enabled):
+    ``line`` prints a line; ``bar`` redraws one line with a bar (iterations,
+    σ fits, pyramid levels); ``stage`` is a context manager for work that
+    reports nothing itself (σ estimation, cross-validated stopping, blind
+    kernels): it names the stage at once, redraws the elapsed seconds from a
+    background thread, and ends with the time taken.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, enabled, stream=None):
         self.enabled = bool(enabled)
+        self.stream = stream
 
     @classmethod
     def for_options(cls, quiet, as_json):
         isatty = getattr(sys.stderr, "isatty", None)
         return cls(not quiet and not as_json and bool(isatty and isatty()))
 
+    def _write(self, text):
+        stream = self.stream or sys.stderr
+        stream.write(text)
+        stream.flush()
+
     def line(self, text):
         if self.enabled:
-            click.echo(text, err=True)
+            self._write(text + "\n")
+
+    @classmethod
+    def render_bar(cls, done, total):
+        """``[#########---------------] 9/24``"""
+        total = max(int(total), 1)
+        filled = min(cls.WIDTH, int(round(cls.WIDTH * done / total)))
+        return f"[{'#' * filled}{'-' * (cls.WIDTH - filled)}] {done}/{total}"
+
+    def bar(self, label, done, total):
+        if self.enabled:
+            self._write(f"\r  {label} {self.render_bar(done, total)}")
+            if done >= total:
+                self._write("\n")
 
     def iteration(self, label, it, total):
-        if self.enabled:
-            click.echo(f"\r  {label}: iteration {it}/{total}", err=True, nl=False)
-            if it >= total:
-                click.echo("", err=True)
+        self.bar(f"{label}: iterations", it, total)
+
+    def stage(self, label):
+        """Context manager: ``with progress.stage("estimating σ"): ...``."""
+        import contextlib
+        import threading
+
+        @contextlib.contextmanager
+        def running():
+            state = types.SimpleNamespace(label=label)  # the caller may update .label (e.g. with a bar)
+            if not self.enabled:
+                yield state
+                return
+            t0 = time.perf_counter()
+            done = threading.Event()
+
+            def tick():
+                while not done.wait(0.5):
+                    self._write(f"\r  {state.label} … {time.perf_counter() - t0:.0f} s\x1b[K")
+
+            self._write(f"  {label} …")
+            thread = threading.Thread(target=tick, daemon=True)
+            thread.start()
+            try:
+                yield state
+            finally:
+                done.set()
+                thread.join()
+                self._write(f"\r  {state.label}: {time.perf_counter() - t0:.1f} s\x1b[K\n")
+
+        return running()
 
 
 def _say(quiet, as_json, text):
@@ -115,6 +172,13 @@ def _say(quiet, as_json, text):
 def _warn(quiet, text):
     if not quiet:
         click.echo(f"Warning: {text}", err=True)
+
+
+def _report_skipped(maps, quiet):
+    """One line on stderr per file of an input folder that is not a map (e.g. LICENSE.txt)."""
+    for entry in maps.metadata.get("skipped") or []:
+        if not quiet:
+            click.echo(f"skipped {entry['file']}: {entry['reason']}", err=True)
 
 
 # --------------------------------------------------------------------------- PSF tables
@@ -271,12 +335,30 @@ def psf_for_element(element, lines, *, source, model=None):
     )
 
 
-def _parse_sigma_option(text, pixel_size_um):
-    """``--psf-sigma``: one length for all (``40um``), or per element (``Fe=40um,Ca=50um``)."""
+def _parse_sigma_length(text, what):
+    """One ``--psf-sigma`` length: ``("px", σ in pixels)`` for ``2px``, else ``("um", σ in µm)``."""
+    import re
+
     from .units import parse_length_um
 
+    m = re.match(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(px|pix|pixel|pixels)\s*$", str(text),
+                 re.IGNORECASE)
+    if m is None:
+        return "um", parse_length_um(text, what=what)
+    value = float(m.group(1))
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} {text!r} must be a positive number of pixels")
+    return "px", value
+
+
+def _parse_sigma_option(text):
+    """``--psf-sigma``: one length for all (``40um``, ``2px``), or per element (``Fe=40um,Ca=5px``).
+
+    Returns ``{name or "*": (unit, value)}`` with unit ``"um"`` or ``"px"``;
+    pixel lengths need no pixel size.
+    """
     if "=" not in text:
-        return {"*": parse_length_um(text, what="--psf-sigma", pixel_size_um=pixel_size_um, allow_pixels=True)}
+        return {"*": _parse_sigma_length(text, "--psf-sigma")}
     out = {}
     for part in text.split(","):
         if not part.strip():
@@ -284,8 +366,7 @@ def _parse_sigma_option(text, pixel_size_um):
         if "=" not in part:
             raise ValueError(f"--psf-sigma {text!r}: write either one length ('40um') or NAME=LENGTH pairs")
         name, length = part.split("=", 1)
-        out[name.strip()] = parse_length_um(length, what=f"--psf-sigma for {name.strip()!r}",
-                                            pixel_size_um=pixel_size_um, allow_pixels=True)
+        out[name.strip()] = _parse_sigma_length(length, f"--psf-sigma for {name.strip()!r}")
     return out
 
 
@@ -299,7 +380,14 @@ def _estimate_background(image):
     except ImportError:
         estimate_background = None
     if estimate_background is not None:
-        return float(estimate_background(image)), "xrfgpu.restore.estimate_background"
+        a = np.asarray(image)
+        if np.all(a >= 0) and np.all(np.round(a) == a):
+            return float(estimate_background(a)), "xrfgpu.restore.estimate_background"
+        # fitted or normalised maps (PyXRF, MAPS, HXN) are not Poisson counts: the Poisson correction
+        # b = q + z·sqrt(b)/window would add sqrt(b) in the map's own units (0.08 on a Si map whose
+        # maximum is 0.045, which zeroed its restoration); take the smoothed low quantile as it is
+        return (float(estimate_background(a, poisson=False)),
+                "xrfgpu.restore.estimate_background(poisson=False): map is not integer counts")
     # Fallback until the front door lands: the 2nd percentile of the 5×5 box mean (noise-averaged floor).
     from scipy import ndimage
 
@@ -347,6 +435,8 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     if options.get("mask") is not None:
         kwargs["mask"] = options["mask"]
     n = options.get("iterations")
+    if method == "fista" and not n:
+        n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") else sigma_px
@@ -400,6 +490,87 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
+def _gaussian_psf(sigma_px, shape):
+    """The Gaussian PSF the front door uses for σ (px) on a map of ``shape`` (cut to fit small maps)."""
+    from .psf import gaussian
+
+    h = np.asarray(gaussian(None, float(sigma_px)))
+    largest = min(shape)
+    if h.shape[0] > largest:
+        size = largest - 1 + largest % 2
+        h = np.asarray(gaussian((size, size), float(sigma_px)))
+    return h
+
+
+def _rl_iterations(image, psf, background, iterations):
+    """RL iteration count and stop rule as the front door decides them on the whole map.
+
+    Given ``--iterations``: that many ("fixed"). Else, on integer count maps,
+    Poisson-thinning cross-validation (:func:`xrfgpu.restore.cv_iterations`,
+    accelerated RL, run on the whole map); on other maps a fixed 30.
+    """
+    if iterations:
+        return int(iterations), "fixed", None
+    a = np.asarray(image)
+    if np.all(a >= 0) and np.all(np.round(a) == a):
+        from .restore import cv_iterations
+
+        return int(cv_iterations(a, psf, background=background, accelerate=True)), "cv", None
+    return _DEFAULT_ITER["rl"], "fixed", "map is not integer counts: fixed 30 iterations (pass num_iter to choose)"
+
+
+def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler, progress, label):
+    """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
+
+    RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
+    step lengths and iteration count: the whole-map iteration to rounding);
+    Wiener, Tikhonov and FISTA run :func:`xrfgpu.dask.restore` (halo tiles,
+    whole-map ``lam``), equal to the whole map within 1e-4 of its maximum.
+    """
+    h = _gaussian_psf(sigma_px, image.shape)
+    client = None
+    if scheduler != "local":
+        from distributed import Client
+
+        client = Client(scheduler)
+    try:
+        details = {"tile": tile, "scheduler": scheduler}
+        if method == "rl":
+            from .dask_rl import exact_halo, richardson_lucy
+
+            with (contextlib.nullcontext() if options.get("iterations")
+                  else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
+                n, stop, note = _rl_iterations(image, h, background, options.get("iterations"))
+            callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
+            out = richardson_lucy(image, h, tile=tile, num_iter=n, background=background, accelerate=True,
+                                  scheduler="threads" if client is None else None, callback=callback)
+            details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
+                           tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
+            if note:
+                details["stop_note"] = note
+        else:
+            from .dask import restore as dask_restore
+
+            kwargs = {"background": background}
+            if method == "fista":
+                kwargs["num_iter"] = options.get("iterations") or _DEFAULT_ITER["fista"]
+            if method == "wiener" and options.get("balance") is not None:
+                kwargs["balance"] = options["balance"]
+            if method in ("tikhonov", "fista") and options.get("lam") is not None:
+                kwargs["lam"] = options["lam"]
+            lazy = dask_restore(image, h, method, tile=tile, **kwargs)
+            with progress.stage(f"{label}: {method} in tiles of {tile}"):
+                out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
+            details.update({k: v for k, v in kwargs.items() if k != "background"})
+            if "num_iter" in details:
+                details["iterations"] = details.pop("num_iter")
+            details["tiling"] = "xrfgpu.dask.restore: halo tiles (dask.array.map_overlap, reflect)"
+    finally:
+        if client is not None:
+            client.close()
+    return out, details
+
+
 # --------------------------------------------------------------------------- the command group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -438,21 +609,23 @@ def main(argv=None) -> int:
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Output file: .tif, .h5, .npz, .npy, .csv (one map), or a folder (one CSV per element).")
 @click.option("--method", type=click.Choice(METHODS), default="rl", show_default=True, help="Restoration method.")
-@click.option("--psf-sigma", help="Gaussian PSF σ for all elements (40um) or per element (Fe=40um,Ca=50um).")
+@click.option("--psf-sigma", help="Gaussian PSF σ for all elements (40um) or per element (Fe=40um,Ca=50um); "
+              "in pixels (2px, Fe=4px) it needs no pixel size.")
 @click.option("--psf-file", type=click.Path(path_type=Path), help="TOML/JSON table of σ per element line.")
 @click.option("--psf-auto", is_flag=True, help="Estimate σ from each map (xrfgpu.psf.estimate_sigma).")
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
-              help="Iterations (RL 30, FISTA 100 by default; at most 10000).")
+              help="Iterations (default: RL by cross-validation on count maps, else 30; FISTA 100; at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
 @click.option("--normalize", "normalize", metavar="SCALER", help="Divide maps by this scaler (e.g. i0) first.")
-@click.option("--dataset", help="HDF5: PyXRF detector group (detsum) or MAPS analysis (Fitted, NNLS, ROI).")
+@click.option("--dataset", help="HDF5: PyXRF detector group (detsum, det1) or MAPS dataset (Fitted, NNLS, ROI; "
+              "legacy XRF_fits, XRF_roi, XRF_roi_plus; or its path, e.g. MAPS/XRF_roi).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask.")
+@click.option("--tile", type=click.IntRange(min=16), help="Restore in tiles of N×N pixels with Dask (the whole-map algorithm; rl, wiener, tikhonov, fista).")
 @click.option("--scheduler", default="local", show_default=True,
               help="With --tile: 'local' (threads) or a Dask scheduler address.")
 @click.option("--overwrite", is_flag=True,
@@ -484,12 +657,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if not chosen and method not in ("blind", "blind-rl"):
         raise click.UsageError("give the PSF: --psf-sigma 40um, --psf-file psf.toml or --psf-auto")
     if tile is not None and method not in ("rl", "wiener", "tikhonov", "fista"):
-        raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}")
+        raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}: the blind "
+                               "methods estimate the PSF jointly with the whole map; run them without --tile")
 
     # fail early on the output before any work
     inputs = [input_path, psf_file, mask_path]
     _check_target(output, overwrite, inputs)
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
+    _report_skipped(maps, quiet)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
         if maps.pixel_size_um and abs(maps.pixel_size_um - pixel_um) > 1e-3 * pixel_um:
@@ -505,10 +680,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         table, table_pixel, table_model = load_psf_table(psf_file)
         if pixel_um is None and table_pixel is not None:
             pixel_um = table_pixel
-    needs_pixel = psf_file is not None or (psf_sigma is not None)
+    sigma_given = _parse_sigma_option(psf_sigma) if psf_sigma else None
+    needs_pixel = psf_file is not None or (sigma_given is not None and any(u == "um" for u, _ in sigma_given.values()))
     if pixel_um is None and needs_pixel:
-        raise MapFileError(f"input {str(input_path)!r}: the pixel size is unknown; pass --pixel-size (e.g. 10um)")
-    sigma_given = _parse_sigma_option(psf_sigma, pixel_um) if psf_sigma else None
+        raise MapFileError(f"input {str(input_path)!r}: the pixel size is unknown; pass --pixel-size (e.g. 10um), "
+                           "or give --psf-sigma in pixels (e.g. 2px)")
 
     if background == "auto":
         bg_value = "auto"
@@ -537,14 +713,18 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # PSF for this element
         if sigma_given is not None:
             if "*" in sigma_given:
-                sigma_um, source = sigma_given["*"], {"how": "given with --psf-sigma"}
+                (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
             else:
                 from .io import match_name
 
                 key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
                     if name not in sigma_given else name
-                sigma_um, source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
-            sigma_px = sigma_um / pixel_um
+                (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
+            if unit == "px":
+                sigma_px, sigma_um = value, (value * pixel_um if pixel_um else None)
+                source["unit"] = "px"
+            else:
+                sigma_um, sigma_px = value, value / pixel_um
         elif table is not None:
             line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model)
             sigma_um = entry["sigma_um"]
@@ -554,7 +734,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         elif psf_auto:
             from .psf import estimate_sigma
 
-            est = estimate_sigma(image)
+            with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"):
+                est = estimate_sigma(image)
             sigma_px = float(est.sigma)
             sigma_um = sigma_px * pixel_um if pixel_um else None
             source = {"how": "estimated from the map", "estimator": getattr(est, "method", "estimate_sigma")}
@@ -571,30 +752,17 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             f"σ={sigma_px:.3g} px" if sigma_px else "blind PSF")
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
         if tile is not None:
-            from .dask import restore as dask_restore
-            from .psf import gaussian
-
-            kwargs = {"background": bg}
-            if method in ("rl", "fista"):
-                kwargs["num_iter"] = iterations or _DEFAULT_ITER[method]
-            if method == "wiener" and balance is not None:
-                kwargs["balance"] = balance
-            if method in ("tikhonov", "fista") and lam is not None:
-                kwargs["lam"] = lam
-            lazy = dask_restore(image, gaussian(None, sigma_px), method, tile=tile, **kwargs)
-            if scheduler == "local":
-                out = lazy.compute(scheduler="threads")
-            else:
-                from distributed import Client
-
-                with Client(scheduler) as client:
-                    out = client.compute(lazy).result()
-            details = {**{k2: v for k2, v in kwargs.items() if k2 != "background"}, "tile": tile,
-                       "scheduler": scheduler}
+            out, details = _run_tiled(method, image, sigma_px, background=bg, options=options, tile=tile,
+                                      scheduler=scheduler, progress=progress, label=name)
         else:
             work = to_compute(image, where)
-            out, details = _run_method(method, work, sigma_px, background=bg, options=options,
-                                       progress=progress, label=name)
+            has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")
+            how = {"rl": "Richardson-Lucy, iterations by cross-validation" if not iterations else "Richardson-Lucy",
+                   "blind": "blind L0 kernel and image", "blind-rl": "blind L0 σ, then Richardson-Lucy"}
+            quick = has_bar or method in ("wiener", "tikhonov")  # direct filters take well under 2 s
+            with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
+                out, details = _run_method(method, work, sigma_px, background=bg, options=options,
+                                           progress=progress, label=name)
         from ._backend import to_numpy
 
         out = to_numpy(out)
@@ -737,6 +905,7 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     from .units import parse_length_um
 
     maps = read_maps(input_path, dataset=dataset)
+    _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
     pixel_um = parse_length_um(pixel_size, what="--pixel-size") if pixel_size else maps.pixel_size_um
     return name, image, pixel_um
@@ -803,20 +972,25 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
-    est = estimate_sigma(image)
+    progress = _Progress.for_options(quiet, as_json)
+    with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"):
+        est = estimate_sigma(image)
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
     if spectral:
         sigma, stderr = float(est.sigma), None
-        from .psf import gaussian
-
-        kernel = np.asarray(gaussian(None, sigma))
+        kernel = None  # no kernel was estimated: the figure shows the Gaussian only
         kind = "map-only"
     else:
         from .blind import blind_l0
 
         size = kernel_size or max(7, 2 * math.ceil(3 * float(est.sigma)) + 1)
         size += 1 - size % 2
-        res = blind_l0(image, size, final=False)
+        label = f"{name}: blind L0 kernel ({size}×{size} px), pyramid levels"
+        with progress.stage(label) as stage:
+            def level_done(level):
+                stage.label = f"{label} {progress.render_bar(level.n_levels - level.level, level.n_levels)}"
+
+            res = blind_l0(image, size, final=False, callback=level_done)
         from ._backend import to_numpy
 
         kernel = to_numpy(res.kernel)
@@ -826,7 +1000,9 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
         stderr = 0.5 * sigma * math.hypot(se.get("sigma_u", 0.0) / fit.sigma_u, se.get("sigma_v", 0.0) / fit.sigma_v)
         extra["kernel_size"] = int(size)
         kind = "blind"
-    fig = kernel_figure(kernel, sigma, pixel_size_um=pixel_um, title=f"{name}: {kind} kernel")
+    label = f"blind L0 kernel ({kernel.shape[0]}×{kernel.shape[1]} px)" if kernel is not None else None
+    fig = kernel_figure(kernel, sigma, pixel_size_um=pixel_um, kernel_label=label,
+                        title=f"{name}: {'blind L0 kernel and its Gaussian fit' if kernel is not None else 'σ estimated from the map (no kernel)'}")
     return _report_psf(kind, name, line or name, sigma, stderr, pixel_um, extra, output, figure, fig, overwrite,
                        quiet, as_json, {}, inputs=[input_path])
 
@@ -854,6 +1030,41 @@ def _against_truth(a, truth):
     return {"pearson_r": r, "nrmse": rmse / span}
 
 
+def _intensity_unit(maps, name, image):
+    """Colour-bar unit of a map: the file's unit (MAPS channel units), "counts" for integer maps, else
+    "input units" (fitted or normalised values whose unit the file does not say)."""
+    units = maps.metadata.get("units") or {}
+    try:
+        unit = units.get(maps.find(name))
+    except KeyError:
+        unit = None
+    if unit:
+        return str(unit)
+    a = np.asarray(image)
+    if a.size and np.all(a >= 0) and np.all(np.round(a) == a):
+        return "counts"
+    return "input units"
+
+
+def _restoration_label(maps, name):
+    """"rl, σ = 0.3 µm (2 px), 20 iterations" from the provenance of a restored file ("" without one)."""
+    prov = maps.metadata.get("provenance") or {}
+    if not prov:
+        return ""
+    parts = [str(prov.get("method", "?"))]
+    psf = (prov.get("psf") or {}).get(name) or {}
+    if psf.get("sigma_um"):
+        parts.append(f"σ = {psf['sigma_um']:.3g} µm ({psf.get('sigma_px', float('nan')):.3g} px)")
+    elif psf.get("sigma_px"):
+        parts.append(f"σ = {psf['sigma_px']:.3g} px")
+    per = ((prov.get("parameters") or {}).get("per_element") or {}).get(name) or {}
+    if per.get("iterations"):
+        parts.append(f"{per['iterations']} iterations" + (f" ({per['stop']})" if per.get("stop") else ""))
+    if per.get("tile"):
+        parts.append(f"tiles of {per['tile']}")
+    return ", ".join(parts)
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("restored_path", metavar="RESTORED", type=click.Path(path_type=Path))
@@ -879,6 +1090,7 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
     before = read_maps(input_path)
     after = read_maps(restored_path)
+    _report_skipped(before, quiet or as_json)
     names = [e.strip() for e in elements.split(",")] if elements else after.names
     truth_maps = read_maps(truth) if truth else None
     if before.shape != after.shape:
@@ -905,7 +1117,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         from .figures import compare_figure, save_figure
 
         fig = compare_figure(bs, as_, list(rows), row=row, pixel_size_um=after.pixel_size_um or before.pixel_size_um,
-                             truth=ts or None)
+                             truth=ts or None, unit=[_intensity_unit(before, n, b) for n, b in zip(rows, bs)],
+                             labels=[_restoration_label(after, n) for n in rows])
         save_figure(fig, fig_path, overwrite=overwrite, inputs=inputs)
     if as_json:
         click.echo(json.dumps({"metrics": rows, "figure": str(fig_path) if fig_path else None}, indent=2))
@@ -938,7 +1151,10 @@ def demo(output_dir, size, seed, quiet):
     except ImportError as exc:
         raise CommandError(f"the demo is not available in this installation ({exc})") from exc
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    report = run_demo(output_dir, size=size, seed=seed)
+    progress = _Progress.for_options(quiet, False)
+    report = run_demo(output_dir, size=size, seed=seed,
+                      progress=(lambda label, k, n: progress.line(f"  demo {progress.render_bar(k, n)} {label}"))
+                      if progress.enabled else None)
     # the PSF used, how it was obtained, and the comparison table; the sweep and figures are in the report
     text = report.read_text(encoding="utf-8")
     _say(quiet, False, text.split("![raw and restored maps]")[0].rstrip())

@@ -62,7 +62,7 @@ def knife_edge_sigma(counts, chart):
     return float(fit_knife_edge(np.asarray(counts)[r0:r1, c0:c1]).sigma)
 
 
-def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0.01):
+def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0.01, progress=None):
     """Simulate the chart scan and restore it with each method.
 
     Parameters
@@ -77,6 +77,9 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
         "blind-rl", "auto".
     jitter_um, drift : float
         Stage jitter (µm rms) and tube drift (relative rms) of the scan.
+    progress : callable, optional
+        ``progress(label)`` before each restoration (the command line's
+        progress lines).
 
     Returns
     -------
@@ -118,6 +121,8 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
         images[name] = out
 
     for m in methods:
+        if progress is not None:
+            progress(f"restoring: {m}")
         if m == "wiener":
             # the paper tuned every method by eye; here Wiener's balance is tuned to the truth's MSE
             best = None
@@ -146,10 +151,10 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
         lp = r["lp_per_mm"]
         r["gain_percent"] = None if (lp is None or raw["lp_per_mm"] is None) else 100.0 * (lp / raw["lp_per_mm"] - 1.0)
     return {"chart": chart, "counts": counts, "rows": rows, "images": images, "knife_sigma_px": knife,
-            "true_sigma_px": true_sigma, "seed": seed, "size": size}
+            "true_sigma_px": true_sigma, "seed": seed, "size": size, "pixel_size_um": pixel}
 
 
-def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_UM):
+def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_UM, progress=None):
     """RL with Gaussian PSFs of each σ, all for ``num_iter`` iterations; scores per σ (the paper's Fig. 8).
 
     One iteration count for every σ (the CV count found with the knife-edge
@@ -159,6 +164,8 @@ def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_
 
     out = []
     for s_um in sigmas_um:
+        if progress is not None:
+            progress(f"σ sweep: RL at σ = {float(s_um):g} µm")
         x, info = restore(counts, sigma_um=float(s_um), pixel_size_um=pixel_size_um, num_iter=int(num_iter),
                           return_info=True)
         out.append(dict(sigma_um=float(s_um), iterations=info["iterations"], **_score(x, chart)))
@@ -197,29 +204,75 @@ def _png(fig):
     return buf.getvalue()
 
 
+def _panel_label(name, row, pixel_size_um):
+    """Panel title: the method, then σ (µm and px), iterations and the smallest resolved element."""
+    if row is None:
+        return name
+    facts = []
+    if row.get("sigma_um") is not None:
+        facts.append(f"σ = {row['sigma_um']:.1f} µm ({row['sigma_um'] / pixel_size_um:.2f} px)")
+    if row.get("iterations") not in (None, "default"):
+        facts.append(f"{row['iterations']} it.")
+    facts.append(f"resolves {row['element']}")
+    return f"{name}\n{', '.join(facts)}"
+
+
 def figure_panels(result):
-    """Raw / restored panels like the paper's Fig. 5 (PNG bytes)."""
+    """Raw / restored panels like the paper's Fig. 5 (PNG bytes).
+
+    The raw scan (minus the background :func:`xrfgpu.restore.estimate_background`
+    finds, as the restorations are counts above it) and every restoration
+    share one colour scale (counts per pixel, the lowest 0.5 and highest
+    99.5 percentile over them) and one colour bar; the truth has its own
+    (chrome = 1). Each panel has a µm
+    scale bar and is labelled with method, σ, iterations and the smallest
+    resolved element.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .figures import add_scale_bar, shared_limits
+
+    pixel = result.get("pixel_size_um", PIXEL_SIZE_UM)
     names = list(result["images"])
     n = len(names)
     ncol = min(4, n)
     nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.6 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 1.2, 3.9 * nrow), squeeze=False,
+                             layout="constrained")
     rows = {r["method"]: r for r in result["rows"]}
+    # the restorations are counts above the background (the model y = h ⊛ x + b); the raw scan is shown
+    # on the same footing, minus the background that restore() estimates from it
+    from .restore import estimate_background
+
+    images = {k: np.asarray(v, dtype=np.float64) for k, v in result["images"].items()}
+    background = float(estimate_background(images["raw scan"])) if "raw scan" in images else 0.0
+    if "raw scan" in images:
+        images["raw scan"] = images["raw scan"] - background
+    lo, hi = shared_limits(*[images[k] for k in names if k != "truth"])
+    shown_counts = []
     for ax, name in zip(axes.ravel(), names):
-        img = np.asarray(result["images"][name], dtype=np.float64)
-        lo, hi = np.percentile(img, [0.5, 99.5])
-        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
-        label = name if name not in rows else f"{name}\n{rows[name]['element']}"
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
+        img = images[name]
+        if name == "truth":
+            truth = ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0)
+            fig.colorbar(truth, ax=ax, shrink=0.6, label="chrome fraction")
+            ax.set_title("truth (chart)", fontsize=8)
+        else:
+            im = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            shown_counts.append(ax)
+            label = _panel_label(name, rows.get(name), pixel)
+            if name == "raw scan":
+                label = label.replace("raw scan", f"raw scan − background ({background:.0f} counts)", 1)
+            ax.set_title(label, fontsize=7.5)
+        add_scale_bar(ax, pixel, img.shape[1], color="tab:orange")
+        ax.set_xticks([])
+        ax.set_yticks([])
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    if shown_counts:
+        fig.colorbar(im, ax=shown_counts, shrink=0.6, label="counts per pixel above background (one scale)")
     data = _png(fig)
     plt.close(fig)
     return data
@@ -311,7 +364,7 @@ def _check_demo_folder(out):
         )
 
 
-def run_demo(output_dir, *, size="small", seed=0):
+def run_demo(output_dir, *, size="small", seed=0, progress=None):
     """Run the chart experiment and write a Markdown report with PNG figures.
 
     Parameters
@@ -326,6 +379,9 @@ def run_demo(output_dir, *, size="small", seed=0):
         under two minutes on two CPU cores; "full" is the paper's G2–G7.
     seed : int
         Seed of the simulated scan.
+    progress : callable, optional
+        ``progress(label, step, steps)`` before each stage (simulation,
+        each restoration, each σ of the sweep, figures).
 
     Returns
     -------
@@ -342,10 +398,22 @@ def run_demo(output_dir, *, size="small", seed=0):
     out.mkdir(parents=True, exist_ok=True)
     _check_demo_folder(out)
     t0 = time.perf_counter()
-    result = run_experiment(size, seed=seed)
+    if size not in SIZES:
+        raise ValueError(f"size must be 'small' or 'full', got {size!r}")
+    steps = 1 + (5 if size == "small" else 7) + len(SWEEP_UM[size]) + 1
+    done = [0]
+
+    def step(label):
+        if progress is not None:
+            done[0] += 1
+            progress(label, done[0], steps)
+
+    step("simulating the chart scan")
+    result = run_experiment(size, seed=seed, progress=step)
     knife_row = [r for r in result["rows"] if r["method"].startswith("RL (knife")]
     sweep_iter = knife_row[0]["iterations"] if knife_row else 30
-    sweep = sigma_sweep(result["counts"], result["chart"], SWEEP_UM[size], num_iter=sweep_iter)
+    sweep = sigma_sweep(result["counts"], result["chart"], SWEEP_UM[size], num_iter=sweep_iter, progress=step)
+    step("figures and report")
     pixel = PIXEL_SIZE_UM
     knife_um = result["knife_sigma_px"] * pixel
     atomic_write_bytes(out / "panels.png", figure_panels(result))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_figure", "dot_fit_figure", "edge_fit_figure", "kernel_figure", "compare_figure"]
+__all__ = ["save_figure", "dot_fit_figure", "edge_fit_figure", "kernel_figure", "compare_figure",
+           "add_scale_bar", "shared_limits", "nice_length"]
 
 
 def _figure(width, height):
@@ -48,6 +49,50 @@ def save_figure(fig, path, *, overwrite=False, inputs=()):
     return path
 
 
+def nice_length(target):
+    """Largest 1, 2 or 5 × 10^k not above ``target`` (> 0): a round scale-bar length."""
+    import math
+
+    k = math.floor(math.log10(target))
+    for m in (5.0, 2.0, 1.0):
+        if m * 10.0**k <= target * (1 + 1e-9):
+            return m * 10.0**k
+    return 10.0 ** (k - 1) * 5.0  # pragma: no cover - unreachable
+
+
+def add_scale_bar(ax, pixel_size_um, width_px, *, axes_in_um=False, color="white"):
+    """A µm scale bar (about a fifth of the map's width) in the lower left of an image axes.
+
+    ``axes_in_um`` says whether the image was drawn with an extent in µm
+    (else in pixels). Nothing is drawn when the pixel size is unknown.
+    Returns the bar's length in µm (None without a pixel size).
+    """
+    if not pixel_size_um:
+        return None
+    from matplotlib.font_manager import FontProperties
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length_um = nice_length(0.2 * width_px * pixel_size_um)
+    size = length_um if axes_in_um else length_um / pixel_size_um
+    label = f"{length_um:g} µm" if length_um >= 1 else f"{length_um * 1e3:g} nm"
+    bar = AnchoredSizeBar(ax.transData, size, label, "lower left", pad=0.4, borderpad=0.4, sep=3, color=color,
+                          frameon=False, size_vertical=max(size / 40.0, 1e-12),
+                          fontproperties=FontProperties(size=8))
+    ax.add_artist(bar)
+    return length_um
+
+
+def shared_limits(*images, percentiles=(0.5, 99.5)):
+    """One (vmin, vmax) for several maps: the lowest low and highest high robust percentile."""
+    lows, highs = [], []
+    for img in images:
+        lo, hi = np.percentile(np.asarray(img, dtype=np.float64), percentiles)
+        lows.append(lo)
+        highs.append(hi)
+    lo, hi = float(min(lows)), float(max(highs))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
 def _extent(shape, pixel_size_um):
     rows, cols = shape
     p = pixel_size_um or 1.0
@@ -72,12 +117,13 @@ def dot_fit_figure(data, fit, *, pixel_size_um=None, title="Dot scan"):
         axes[0].add_patch(Ellipse((e["center"][0] * p, e["center"][1] * p), 2 * e["semi_major"] * p,
                                   2 * e["semi_minor"] * p, angle=e["angle_deg"], fill=False, color="w", lw=1))
     axes[0].set_title(f"{title}: data, 1/2/3σ")
-    fig.colorbar(im, ax=axes[0], shrink=0.8)
-    axes[1].imshow(fit.model, extent=ext, cmap="viridis")
+    fig.colorbar(im, ax=axes[0], shrink=0.8, label="counts")
+    add_scale_bar(axes[0], pixel_size_um, data.shape[1], axes_in_um=True)
+    axes[1].imshow(fit.model, extent=ext, cmap="viridis", vmin=im.get_clim()[0], vmax=im.get_clim()[1])
     axes[1].set_title("fit g = αh + β")
     r = axes[2].imshow(fit.residual, extent=ext, cmap="RdBu_r")
     axes[2].set_title("residual")
-    fig.colorbar(r, ax=axes[2], shrink=0.8)
+    fig.colorbar(r, ax=axes[2], shrink=0.8, label="counts")
     row = int(round(fit.mu_v))
     col = int(round(fit.mu_u))
     row = min(max(row, 0), data.shape[0] - 1)
@@ -121,28 +167,63 @@ def edge_fit_figure(fit, *, title="Knife edge"):
     return fig
 
 
-def kernel_figure(kernel, sigma_px, *, pixel_size_um=None, title="Blind kernel"):
-    """The blind kernel next to the Gaussian of the fitted σ."""
+def kernel_figure(kernel, sigma_px, *, pixel_size_um=None, title="Blind kernel", kernel_label="blind L0 kernel"):
+    """The estimated kernel, the Gaussian of the fitted σ, and profiles of both through the centre.
+
+    Parameters
+    ----------
+    kernel : 2-D array or None
+        The kernel the blind method estimated (unit sum). None when σ came
+        from the map alone (no kernel): then only the Gaussian is drawn, and
+        labelled as the Gaussian, so no panel pretends to be a measured kernel.
+    sigma_px : float
+        Fitted σ, pixels.
+    pixel_size_um : float, optional
+        Axes and σ in µm when given.
+    """
     from .psf import gaussian
 
-    kernel = np.asarray(kernel, dtype=np.float64)
-    g = np.asarray(gaussian(kernel.shape, sigma_px), dtype=np.float64)
-    fig = _figure(8, 3.4)
-    a, b, c = fig.subplots(1, 3)
-    a.imshow(kernel, cmap="magma")
-    a.set_title(title)
-    b.imshow(g, cmap="magma")
     p = pixel_size_um or 1.0
-    b.set_title(f"Gaussian σ={sigma_px * p:.3g} {'µm' if pixel_size_um else 'px'}")
-    mid = kernel.shape[0] // 2
-    c.plot(kernel[mid], "o-", ms=3, label="kernel row")
-    c.plot(g[mid], "--", label="Gaussian")
+    unit = "µm" if pixel_size_um else "px"
+    if kernel is not None:
+        kernel = np.asarray(kernel, dtype=np.float64)
+        shape = kernel.shape
+    else:
+        half = max(3, int(np.ceil(3.5 * sigma_px)))
+        shape = (2 * half + 1, 2 * half + 1)
+    g = np.asarray(gaussian(shape, sigma_px), dtype=np.float64)
+    fit = "fitted Gaussian" if kernel is not None else "Gaussian"
+    panels = ([(kernel, kernel_label)] if kernel is not None else []) + [
+        (g, f"{fit} σ = {sigma_px * p:.3g} {unit}" + (f" ({sigma_px:.3g} px)" if pixel_size_um else ""))]
+    fig = _figure(4.0 * (len(panels) + 1), 3.6)
+    axes = fig.subplots(1, len(panels) + 1)
+    ext = (-(shape[1] // 2 + 0.5) * p, (shape[1] // 2 + 0.5) * p, (shape[0] // 2 + 0.5) * p, -(shape[0] // 2 + 0.5) * p)
+    vmax = max(float(np.max(a)) for a, _ in panels)
+    for ax, (a, label) in zip(axes, panels):
+        im = ax.imshow(a, cmap="magma", extent=ext, vmin=0.0, vmax=vmax)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(unit)
+    fig.colorbar(im, ax=list(axes[: len(panels)]), shrink=0.8, label="weight (unit sum)")
+    c = axes[-1]
+    mid = shape[0] // 2
+    x = (np.arange(shape[1]) - shape[1] // 2) * p
+    if kernel is not None:
+        c.plot(x, kernel[mid], "o-", ms=3, label=f"{kernel_label}, centre row")
+    c.plot(x, g[mid], "--", label="Gaussian, centre row")
+    c.set_xlabel(unit)
+    c.set_ylabel("weight")
     c.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
-def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=None):
+def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=None, unit="counts", labels=None):
     """Before/after maps per element with a line profile along ``row`` (default the middle row).
+
+    Input and restored maps of an element share one colour scale (the
+    lower 0.5 and upper 99.5 percentiles of both) and one colour bar
+    labelled with ``unit``; a µm scale bar is drawn when the pixel size is
+    known.
 
     Parameters
     ----------
@@ -152,35 +233,44 @@ def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=
     row : int, optional
         Row of the profile (marked on the maps).
     pixel_size_um : float, optional
-        Axis units.
+        Axis units and scale bar.
     truth : sequence of 2-D arrays, optional
         Drawn in the profile when given.
+    unit : str or sequence of str
+        Intensity unit of the maps (one for all, or one per element).
+    labels : sequence of str, optional
+        How each element was restored (method, σ, iterations), shown over
+        the restored map.
     """
     n = len(names)
-    fig = _figure(11, 3.2 * n)
+    fig = _figure(12, 3.3 * n)
     axes = np.atleast_2d(fig.subplots(n, 3, squeeze=False))
     p = pixel_size_um or 1.0
-    unit = "µm" if pixel_size_um else "px"
+    axis_unit = "µm" if pixel_size_um else "px"
+    units = [unit] * n if isinstance(unit, str) else list(unit)
     for i, name in enumerate(names):
         b = np.asarray(before[i], dtype=np.float64)
         a = np.asarray(after[i], dtype=np.float64)
         r = b.shape[0] // 2 if row is None else int(row)
         ext = _extent(b.shape, pixel_size_um)
-        lo, hi = np.percentile(b, [0.5, 99.5])
+        lo, hi = shared_limits(b, a)
         axes[i, 0].imshow(b, extent=ext, cmap="viridis", vmin=lo, vmax=hi)
-        axes[i, 0].set_title(f"{name}: input")
-        lo2, hi2 = np.percentile(a, [0.5, 99.5])
-        axes[i, 1].imshow(a, extent=ext, cmap="viridis", vmin=lo2, vmax=hi2)
-        axes[i, 1].set_title(f"{name}: restored")
+        axes[i, 0].set_title(f"{name}: input", fontsize=9)
+        im = axes[i, 1].imshow(a, extent=ext, cmap="viridis", vmin=lo, vmax=hi)
+        label = f"\n{labels[i]}" if labels is not None and labels[i] else ""
+        axes[i, 1].set_title(f"{name}: restored{label}", fontsize=9)
+        fig.colorbar(im, ax=list(axes[i, :2]), shrink=0.85, label=units[i])
         for ax in axes[i, :2]:
             ax.axhline(r * p, color="w", lw=0.8, ls="--")
-            ax.set_xlabel(unit)
+            ax.set_xlabel(axis_unit)
+            add_scale_bar(ax, pixel_size_um, b.shape[1], axes_in_um=True)
         x = np.arange(b.shape[1]) * p
         axes[i, 2].plot(x, b[r], label="input", lw=1)
         axes[i, 2].plot(x, a[r], label="restored", lw=1)
         if truth is not None:
             axes[i, 2].plot(x, np.asarray(truth[i])[r], label="truth", lw=1, color="k", alpha=0.6)
-        axes[i, 2].set_title(f"row {r} profile")
-        axes[i, 2].set_xlabel(unit)
+        axes[i, 2].set_title(f"row {r} profile", fontsize=9)
+        axes[i, 2].set_xlabel(axis_unit)
+        axes[i, 2].set_ylabel(units[i])
         axes[i, 2].legend(fontsize=7)
     return fig

@@ -9,9 +9,10 @@ Maps keep the file's orientation: index ``[row, col]`` is the file's
 Formats
 -------
 =====================  =====================================================
-TIFF (``.tif``)        one page per element; names from xrfgpu's page
-                       descriptions, ImageJ ``Labels`` or ``PageName`` tags;
-                       pixel size from the description or resolution tags
+TIFF (``.tif``)        one page per element; names from ImageJ ``Labels``
+                       (what xrfgpu writes: an ImageJ hyperstack), the
+                       xrfgpu header or ``PageName`` tags; pixel size from
+                       the header or the resolution tags (+ ImageJ unit)
 NumPy (``.npy``)       one 2-D map, or a (elements, rows, cols) stack whose
                        names are in the sidecar ``<file>.json``
 NumPy (``.npz``)       one 2-D array per element (key = name), or ``maps`` +
@@ -24,7 +25,12 @@ PyXRF HDF5             ``xrfmap/<detsum|det1..>/xrf_fit`` (elements, rows,
                        ``xrfmap/scalers/val`` (rows, cols, k) and ``name``
 APS MAPS HDF5          ``MAPS/XRF_Analyzed/{Fitted,NNLS,ROI}/Counts_Per_Sec``
                        with ``Channel_Names``; scalers ``MAPS/Scalers``;
-                       legacy ``MAPS/XRF_fits`` + ``MAPS/channel_names``
+                       pixel size from ``MAPS/Scan/x_axis`` (mm); legacy v9
+                       ``MAPS/XRF_fits|XRF_roi|XRF_roi_plus`` with
+                       ``channel_names``/``channel_units``, scalers
+                       ``MAPS/scalers`` + ``scaler_names``, pixel size from
+                       ``MAPS/x_axis`` (mm). HDF5 output of MAPS (PyXRF)
+                       input has the input's layout, dataset and dtype
 xrfgpu HDF5            ``xrfgpu/maps`` + ``xrfgpu/names`` (what
                        :func:`write_maps` writes, with provenance attributes)
 =====================  =====================================================
@@ -59,6 +65,7 @@ __all__ = [
     "read_maps",
     "write_maps",
     "match_name",
+    "element_name_from_stem",
     "sidecar_path",
     "TIFF_SUFFIXES",
     "HDF5_SUFFIXES",
@@ -322,7 +329,9 @@ def read_maps(path, *, dataset=None, normalize=None):
         CSV/TXT/TIFF maps (one element per file).
     dataset : str, optional
         HDF5 only: PyXRF detector group (``"detsum"``, ``"det1"``, ...) or MAPS
-        analysis (``"Fitted"``, ``"NNLS"``, ``"ROI"``); default the first present.
+        dataset (``"Fitted"``, ``"NNLS"``, ``"ROI"``, legacy ``"XRF_fits"``,
+        ``"XRF_roi"``, ``"XRF_roi_plus"``, or the path such as
+        ``"MAPS/XRF_roi"``; case-insensitive); default the first present.
     normalize : str, optional
         Name of a scaler (e.g. ``"i0"``) to divide the maps by (see
         :meth:`ElementMaps.normalized`).
@@ -356,7 +365,8 @@ def read_maps(path, *, dataset=None, normalize=None):
         elif suffix == ".npz":
             em = _read_npz(path)
         elif suffix in TEXT_SUFFIXES:
-            em = ElementMaps({path.stem: _read_text_matrix(path)}, source=str(path), metadata={"format": "text"})
+            em = ElementMaps({element_name_from_stem(path.stem): _read_text_matrix(path)}, source=str(path),
+                             metadata={"format": "text"})
         elif suffix in HDF5_SUFFIXES or _looks_like_hdf5(path):
             em = _read_hdf5(path, dataset=dataset)
         else:
@@ -508,18 +518,23 @@ def _read_tiff(path):
             else:
                 raise MapFileError(f"input {str(path)!r}: page of shape {a.shape} is not a 2-D map")
         first = pages[0]
+        ij = tif.imagej_metadata or {}
+        # the xrfgpu header: ImageJ 'Info' (what write_maps writes), or the JSON page description
+        # of files from xrfgpu before ImageJ hyperstacks
         info = {}
-        desc = first.description or ""
-        if desc.startswith("{"):
-            try:
-                info = json.loads(desc).get("xrfgpu", {})
-            except ValueError:
-                info = {}
+        for text in (ij.get("Info"), first.description):
+            if isinstance(text, str) and text.lstrip().startswith("{"):
+                try:
+                    info = json.loads(text).get("xrfgpu", {})
+                except (ValueError, AttributeError):
+                    info = {}
+                if info:
+                    break
         names = info.get("elements")
         pixel = info.get("pixel_size_um")
-        ij = tif.imagej_metadata or {}
         if not names and ij.get("Labels"):
-            names = list(ij["Labels"])
+            labels = ij["Labels"]
+            names = [labels] if isinstance(labels, str) else list(labels)
         if not names:
             tagged = []
             for page in pages:
@@ -530,7 +545,7 @@ def _read_tiff(path):
         if pixel is None:
             pixel = _tiff_pixel_size(first, ij)
     if names is None or len(names) != len(arrays):
-        names = [path.stem] if len(arrays) == 1 else [f"map{i}" for i in range(len(arrays))]
+        names = [element_name_from_stem(path.stem)] if len(arrays) == 1 else [f"map{i}" for i in range(len(arrays))]
     meta = {"format": "tiff", "pages": len(pages)}
     if info.get("provenance"):
         meta["provenance"] = info["provenance"]
@@ -575,7 +590,7 @@ def _read_npy(path):
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um")
     if a.ndim == 2:
-        names = info.get("elements") or [path.stem]
+        names = info.get("elements") or [element_name_from_stem(path.stem)]
         return ElementMaps({str(names[0]): a}, pixel_size_um=pixel, metadata={"format": "npy"})
     if a.ndim == 3:
         names = info.get("elements")
@@ -659,6 +674,37 @@ def _read_text_matrix(path):
     return np.asarray(rows, dtype=np.float64)
 
 
+_ELEMENTS = frozenset(
+    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr "
+    "Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W "
+    "Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf".split()
+)
+_SHELL = re.compile(r"^[KLM](?:[a-z]\d?|\d)?$")
+
+
+def element_name_from_stem(stem):
+    """The element (line) a map file is named after: the file name's tail from the element symbol on.
+
+    ``SUM_maps_XRF_Fe_K`` → ``Fe_K``, ``sample7-Ca-Ka`` → ``Ca-Ka``,
+    ``scan12_Fe`` → ``Fe``, ``Fe-Ka`` → ``Fe-Ka``; a stem that does not end
+    in an element symbol (optionally followed by a shell K, L, M, Ka, Lb1...)
+    is returned whole. Single files and files in a folder are named by this
+    one rule, so the same file gives the same name either way.
+    """
+    tail = _element_tail(str(stem))
+    return str(stem) if tail is None else tail
+
+
+def _element_tail(stem):
+    """The tail of ``stem`` from its final element symbol on (see :func:`element_name_from_stem`), or None."""
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"[^_\-\s.]+", stem)]
+    if len(tokens) >= 2 and tokens[-2][1] in _ELEMENTS and _SHELL.match(tokens[-1][1]):
+        return stem[tokens[-2][0]:]
+    if tokens and tokens[-1][1] in _ELEMENTS:
+        return stem[tokens[-1][0]:]
+    return None
+
+
 def _common_prefix(stems):
     if len(stems) < 2:
         return ""
@@ -670,6 +716,16 @@ def _common_prefix(stems):
     return prefix if all(len(s) > len(prefix) for s in stems) else ""
 
 
+def _folder_names(stems):
+    """Map names for a folder's files: each file's element (line) when every file has one, else the
+    stems without their common prefix."""
+    names = [_element_tail(s) for s in stems]
+    if all(n is not None for n in names) and len(set(names)) == len(names):
+        return names
+    prefix = _common_prefix(stems)
+    return [s[len(prefix):] for s in stems]
+
+
 def _read_folder(path):
     from .output_safety import is_hidden_or_temp
 
@@ -679,26 +735,37 @@ def _read_folder(path):
     )
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
-    prefix = _common_prefix([p.stem for p in files])
-    maps, pixel = {}, None
+    arrays, skipped, pixel = {}, [], None
     for p in files:
-        if p.suffix.lower() in TEXT_SUFFIXES:
-            maps[p.stem[len(prefix):]] = _read_text_matrix(p)
-        else:
-            sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
-            if len(sub) != 1:
-                raise MapFileError(f"input {str(p)!r}: a folder of maps needs one map per file, found {len(sub)}")
-            maps[p.stem[len(prefix):]] = next(iter(sub.maps.values()))
-            pixel = pixel or sub.pixel_size_um
-        shape = next(iter(maps.values())).shape
-        if maps[p.stem[len(prefix):]].shape != shape:
-            raise MapFileError(
-                f"input {str(p)!r}: map shape {maps[p.stem[len(prefix):]].shape} differs from the folder's first map {shape}"
-            )
+        try:
+            if p.suffix.lower() in TEXT_SUFFIXES:
+                a = _read_text_matrix(p)
+            else:
+                sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
+                if len(sub) != 1:
+                    raise MapFileError(f"holds {len(sub)} maps, a folder of maps needs one map per file")
+                a = next(iter(sub.maps.values()))
+                pixel = pixel or sub.pixel_size_um
+        except (MapFileError, ValueError, OSError) as exc:
+            reason = str(exc).replace(f"input {str(p)!r}: ", "").replace(f"input {str(p)!r} ", "")
+            skipped.append({"file": p.name, "reason": f"not a map ({reason})"})
+            continue
+        shape = next(iter(arrays.values())).shape if arrays else a.shape
+        if a.shape != shape:
+            skipped.append({"file": p.name, "reason": f"map shape {a.shape} differs from the folder's first map {shape}"})
+            continue
+        arrays[p] = a
+    if not arrays:
+        why = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
+        raise MapFileError(f"input folder {str(path)!r} holds no readable maps ({why})")
+    names = _folder_names([p.stem for p in arrays])
+    maps = dict(zip(names, arrays.values()))
     side = _read_sidecar(path) or {}
     info = side.get("xrfgpu", side)
     pixel = info.get("pixel_size_um", pixel)
-    meta = {"format": "folder", "files": [p.name for p in files], "prefix": prefix}
+    meta = {"format": "folder", "files": [p.name for p in arrays]}
+    if skipped:
+        meta["skipped"] = skipped
     written = info.get("files")
     if isinstance(written, dict) and all((path / f).is_file() for f in written.values()):
         # a folder xrfgpu wrote: names and order from its sidecar
@@ -739,6 +806,13 @@ def _read_xrfgpu_h5(f, path):
     meta = {"format": "hdf5", "layout": "xrfgpu"}
     if info.get("provenance"):
         meta["provenance"] = info["provenance"]
+    # an output of MAPS or PyXRF input: carry that layout on, so restoring it again writes the same shape
+    source_meta = info.get("metadata") or {}
+    if source_meta.get("layout") in ("maps", "pyxrf"):
+        for key in ("layout", "dataset", "dtype", "units", "channel_units_table", "channel_names", "x_axis",
+                    "y_axis", "scaler_units", "scan_metadata"):
+            if key in source_meta:
+                meta[key] = source_meta[key]
     scalers = {}
     if "scalers" in g:
         scalers = {k: g["scalers"][k][()] for k in g["scalers"]}
@@ -774,7 +848,7 @@ def _read_pyxrf(f, path, dataset):
         snames = _names(root["scalers"]["name"]) if "name" in root["scalers"] else [f"scaler{i}" for i in range(val.shape[-1])]
         if val.ndim == 3 and val.shape[-1] == len(snames):
             scalers = {n: val[..., i] for i, n in enumerate(snames)}
-    meta = {"format": "hdf5", "layout": "pyxrf", "dataset": f"xrfmap/{group}/xrf_fit"}
+    meta = {"format": "hdf5", "layout": "pyxrf", "dataset": f"xrfmap/{group}/xrf_fit", "dtype": str(g["xrf_fit"].dtype)}
     if "scan_metadata" in root:
         meta["scan_metadata"] = _attrs(root["scan_metadata"])
     if "positions" in root and "pos" in root["positions"]:
@@ -790,48 +864,116 @@ def _read_pyxrf(f, path, dataset):
     return ElementMaps(dict(zip(names, stack)), pixel_size_um=pixel, metadata=meta, scalers=scalers)
 
 
+#: Legacy (MAPS v9) analyses in ``/MAPS`` and the row of ``MAPS/channel_units`` that holds their units
+#: (MAPS's order of the three analyses: ROI, ROI+, fitted).
+_MAPS_LEGACY = {"XRF_fits": 2, "XRF_roi_plus": 1, "XRF_roi": 0}
+_MAPS_ANALYSES = ("Fitted", "NNLS", "ROI")
+
+
+def _maps_datasets(root):
+    """{full dataset path: (kind, key)} of the element-map stacks in a MAPS file, default first."""
+    found = {}
+    analyzed = root.get("XRF_Analyzed")
+    for k in _MAPS_ANALYSES:
+        if analyzed is not None and k in analyzed and "Counts_Per_Sec" in analyzed[k]:
+            found[f"MAPS/XRF_Analyzed/{k}/Counts_Per_Sec"] = ("analyzed", k)
+    for k in _MAPS_LEGACY:
+        if k in root and getattr(root[k], "ndim", 0) == 3:
+            found[f"MAPS/{k}"] = ("legacy", k)
+    return found
+
+
+def _pick_maps_dataset(found, dataset, path):
+    """The dataset path for ``--dataset``: a full path, the path without ``MAPS/``, or the analysis name."""
+    if dataset is None:
+        return next(iter(found))
+    want = str(dataset).strip().strip("/").lower()
+    for full, (kind, key) in found.items():
+        aliases = {full.lower(), full[len("MAPS/"):].lower(), key.lower()}
+        if kind == "analyzed":
+            aliases |= {f"maps/xrf_analyzed/{key}".lower(), f"xrf_analyzed/{key}".lower()}
+        if want in aliases:
+            return full
+    names = ", ".join(f"{key} ({full})" for full, (kind, key) in found.items())
+    raise MapFileError(f"input {str(path)!r}: MAPS dataset {dataset!r} not found; available: {names or 'none'}")
+
+
+def _axis_step_um(values):
+    """Median step of a positioner axis in mm, as µm (MAPS stores motor positions in mm); None if < 2 points."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2:
+        return None
+    step = float(np.median(np.abs(np.diff(v)))) * 1e3
+    # positions are often float32 motor readbacks: 6 significant digits (10.0000001 µm -> 10 µm)
+    return float(f"{step:.6g}") if np.isfinite(step) and step > 0 else None
+
+
 def _read_aps_maps(f, path, dataset):
     root = f["MAPS"]
-    analyzed = root.get("XRF_Analyzed")
-    choices = [k for k in ("Fitted", "NNLS", "ROI") if analyzed is not None and k in analyzed
-               and "Counts_Per_Sec" in analyzed[k]]
-    if dataset is not None:
-        if dataset not in choices:
-            raise MapFileError(
-                f"input {str(path)!r}: MAPS analysis {dataset!r} not found; available: {', '.join(choices) or 'none'}"
-            )
-        choices = [dataset]
-    if choices:
-        g = analyzed[choices[0]]
-        stack = g["Counts_Per_Sec"][()]
-        names_ds = g["Channel_Names"] if "Channel_Names" in g else analyzed.get("Channel_Names")
-        where = f"MAPS/XRF_Analyzed/{choices[0]}/Counts_Per_Sec"
-    elif "XRF_fits" in root or "XRF_roi" in root:  # v9 layout
-        key = "XRF_fits" if "XRF_fits" in root else "XRF_roi"
-        stack = root[key][()]
-        names_ds = root.get("channel_names")
-        where = f"MAPS/{key}"
+    found = _maps_datasets(root)
+    if not found:
+        raise MapFileError(
+            f"input {str(path)!r}: MAPS file has no element maps (XRF_Analyzed/Fitted|NNLS|ROI/Counts_Per_Sec, "
+            "or legacy XRF_fits, XRF_roi, XRF_roi_plus)"
+        )
+    where = _pick_maps_dataset(found, dataset, path)
+    kind, key = found[where]
+    ds = f[where]
+    stack = ds[()]
+    meta = {"format": "hdf5", "layout": "maps", "dataset": where, "dtype": str(ds.dtype),
+            "datasets_available": list(found)}
+    if kind == "analyzed":
+        g = root["XRF_Analyzed"][key]
+        names_ds = g["Channel_Names"] if "Channel_Names" in g else root["XRF_Analyzed"].get("Channel_Names")
+        units_ds = g.get("Channel_Units")
+        units = _names(units_ds) if units_ds is not None else None
+        axes_group = root.get("Scan")
     else:
-        raise MapFileError(f"input {str(path)!r}: MAPS file has no XRF_Analyzed maps (Fitted, NNLS or ROI)")
+        names_ds = root.get("channel_names")
+        units = None
+        if "channel_units" in root:
+            table = np.asarray(root["channel_units"][()])
+            if table.ndim == 2 and table.shape[0] > _MAPS_LEGACY[key]:
+                units = [_decode(u) for u in table[_MAPS_LEGACY[key]]]
+                meta["channel_units_table"] = [[_decode(u) for u in row] for row in table]
+            elif table.ndim == 1:
+                units = [_decode(u) for u in table]
+        axes_group = root
     names = _names(names_ds) if names_ds is not None else [f"map{i}" for i in range(stack.shape[0])]
     names = names[: stack.shape[0]]
     if stack.ndim != 3 or stack.shape[0] != len(names):
         raise MapFileError(f"input {str(path)!r}: {where} has shape {stack.shape} for {len(names)} channel names")
+    if units is not None and len(units) >= len(names):
+        meta["units"] = dict(zip(names, units[: len(names)]))
+    meta["channel_names"] = list(names)
     scalers = {}
     if "Scalers" in root and "Values" in root["Scalers"] and "Names" in root["Scalers"]:
         val = root["Scalers"]["Values"][()]
         snames = _names(root["Scalers"]["Names"])
-        if val.ndim == 3 and val.shape[0] == len(snames):
-            scalers = {n: val[i] for i, n in enumerate(snames)}
-    meta = {"format": "hdf5", "layout": "maps", "dataset": where}
+        sunits = _names(root["Scalers"]["Units"]) if "Units" in root["Scalers"] else None
+    elif "scalers" in root and "scaler_names" in root:  # v9
+        val = root["scalers"][()]
+        snames = _names(root["scaler_names"])
+        sunits = _names(root["scaler_units"]) if "scaler_units" in root else None
+    else:
+        val, snames, sunits = None, [], None
+    if val is not None and val.ndim == 3 and val.shape[0] == len(snames):
+        scalers = {n: val[i] for i, n in enumerate(snames)}
+        if sunits is not None and len(sunits) == len(snames):
+            meta["scaler_units"] = dict(zip(snames, sunits))
     pixel = None
-    if "Scan" in root:
-        scan = root["Scan"]
+    if axes_group is not None:
+        steps = {}
         for axis in ("x_axis", "y_axis"):
-            if axis in scan:
-                v = np.asarray(scan[axis][()], dtype=np.float64).ravel()
-                if v.size > 1:
-                    meta[f"{axis}_step"] = float(np.median(np.diff(v)))
+            if axis in axes_group:
+                v = np.asarray(axes_group[axis][()], dtype=np.float64).ravel()
+                meta[axis] = [float(x) for x in v]  # mm, kept so a MAPS output carries them
+                steps[axis] = _axis_step_um(v)
+                if steps[axis] is not None:
+                    meta[f"{axis}_step_um"] = steps[axis]
+        pixel = steps.get("x_axis") or steps.get("y_axis")
+        if steps.get("x_axis") and steps.get("y_axis") and abs(steps["x_axis"] - steps["y_axis"]) > 1e-3 * pixel:
+            meta["pixel_size_note"] = "x and y steps differ; pixel_size_um is the x (fast axis) step"
     return ElementMaps(dict(zip(names, stack)), pixel_size_um=pixel, metadata=meta, scalers=scalers)
 
 
@@ -868,12 +1010,14 @@ def _header(em, provenance):
     }
 
 
-def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dtype=np.float32, sidecar=True):
+def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dtype=None, sidecar=True):
     """Write element maps, their metadata and provenance; atomically.
 
-    The format follows the suffix of ``path``: ``.tif``/``.tiff`` (one page
-    per element, page descriptions hold the names, the first page the full
-    JSON header; resolution tags hold the pixel size), ``.npy`` (stack; names
+    The format follows the suffix of ``path``: ``.tif``/``.tiff`` (an ImageJ
+    hyperstack, float32: ``tifffile.imread`` and ``skimage.io.imread`` give
+    the (elements, rows, cols) stack, ImageJ ``Labels`` the names, the
+    resolution in pixels per µm with ``unit=um`` the pixel size, ImageJ
+    ``Info`` the JSON header with the provenance), ``.npy`` (stack; names
     in the sidecar), ``.npz``, ``.h5``/``.hdf5`` (``xrfgpu/maps`` and
     ``xrfgpu/names`` plus, for PyXRF or MAPS input, the same maps linked
     into that layout so those programs open the result; the input's scalers
@@ -894,8 +1038,11 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         The input file(s) or folder(s); an output that is, holds or lies
         inside one of them (or an input's sidecar) is refused. Default
         ``maps.source``.
-    dtype : dtype
-        Stored dtype of the maps (float32 default).
+    dtype : dtype, optional
+        Stored dtype of the maps. Default float32, except HDF5 output of a
+        MAPS or PyXRF input, which keeps the input dataset's dtype
+        (``maps.metadata["dtype"]``, e.g. MAPS's float64). TIFF is always
+        float32 (ImageJ hyperstacks).
     sidecar : bool
         Also write the JSON sidecar.
 
@@ -928,6 +1075,11 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
     source = maps.source if source is None else source
     header = _header(maps, provenance)
     suffix = path.suffix.lower()
+    if dtype is None:
+        keep = suffix in HDF5_SUFFIXES and maps.metadata.get("layout") in ("maps", "pyxrf")
+        dtype = np.dtype(maps.metadata.get("dtype") or "float32") if keep else np.dtype(np.float32)
+        if dtype.kind != "f":
+            dtype = np.dtype(np.float32)  # restored maps are real-valued: integer counts become float32
     if _is_folder_target(path):
         def write_folder(tmp):
             files = {}
@@ -968,21 +1120,30 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
 
 
 def _write_tiff(tmp, em, header, dtype):
+    """One ImageJ hyperstack (axes ``CYX``, float32): what ImageJ/Fiji, napari, scikit-image and
+    plain ``tifffile.imread`` open as a (elements, rows, cols) stack.
+
+    Element names are the ImageJ channel ``Labels``; the pixel size is the
+    resolution in pixels per µm with ImageJ ``unit=um`` (ImageJ's own
+    convention; the TIFF ResolutionUnit is then NONE). The xrfgpu header
+    (names, pixel size, input metadata, provenance) is JSON in ImageJ's
+    ``Info`` entry, stored in the IJMetadata tag (50839), which ImageJ shows
+    under *Image > Show Info* and which no reader takes for image layout; the
+    ImageDescription holds only ImageJ's own ``key=value`` lines. ImageJ
+    hyperstacks are float32, so float64 maps are stored as float32.
+    """
     tifffile = _require("tifffile", "writing TIFF")
+    from . import __version__
+
+    stack = em.stack(np.float32)
+    metadata = {"axes": "CYX" if len(em) > 1 else "YX", "Labels": em.names,
+                "Info": json.dumps(header, ensure_ascii=False)}
     res = None
     if em.pixel_size_um:
-        res = (1e4 / em.pixel_size_um, 1e4 / em.pixel_size_um)  # pixels per centimetre
-    with tifffile.TiffWriter(tmp) as tw:
-        for i, (name, m) in enumerate(em.maps.items()):
-            desc = json.dumps(header) if i == 0 else json.dumps({"xrfgpu": {"element": name}})
-            tw.write(
-                np.asarray(m, dtype=dtype),
-                description=desc,
-                metadata=None,
-                resolution=res,
-                resolutionunit="CENTIMETER" if res else None,
-                extratags=[(285, "s", 0, name, True)],  # PageName
-            )
+        res = (1.0 / em.pixel_size_um, 1.0 / em.pixel_size_um)  # pixels per µm
+        metadata["unit"] = "um"
+    tifffile.imwrite(tmp, stack if len(em) > 1 else stack[0], imagej=True, resolution=res, metadata=metadata,
+                     software=f"xrfgpu {__version__}")
 
 
 def _write_npy(tmp, em, header, dtype):
@@ -1029,23 +1190,80 @@ def _write_hdf5(tmp, em, header, dtype):
                 s.create_dataset(name, data=np.asarray(v))
         layout = em.metadata.get("layout")
         if layout == "pyxrf":
-            det = f.create_group("xrfmap/detsum")
-            det["xrf_fit"] = maps  # hard link: PyXRF opens the restored maps, no copy
-            det.create_dataset("xrf_fit_name", data=np.asarray([n.encode() for n in em.names]))
-            if em.scalers:
-                sc = f.create_group("xrfmap/scalers")
-                sc.create_dataset("val", data=np.stack([np.asarray(v) for v in em.scalers.values()], axis=-1))
-                sc.create_dataset("name", data=np.asarray([n.encode() for n in em.scalers]))
-            md = f.create_group("xrfmap/scan_metadata")
-            for k, v in (em.metadata.get("scan_metadata") or {}).items():
-                md.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) or v is None else v
-            if em.pixel_size_um:
-                md.attrs["xrfgpu_pixel_size_um"] = em.pixel_size_um
+            _write_pyxrf_layout(f, maps, em)
         elif layout == "maps":
-            a = f.create_group("MAPS/XRF_Analyzed/Fitted")
-            a["Counts_Per_Sec"] = maps
-            a.create_dataset("Channel_Names", data=np.asarray([n.encode() for n in em.names]))
-            if em.scalers:
-                sc = f.create_group("MAPS/Scalers")
-                sc.create_dataset("Values", data=np.stack([np.asarray(v) for v in em.scalers.values()]))
-                sc.create_dataset("Names", data=np.asarray([n.encode() for n in em.scalers]))
+            _write_maps_layout(f, maps, em)
+
+
+def _ascii(names):
+    return np.asarray([str(n).encode() for n in names])
+
+
+def _write_pyxrf_layout(f, maps, em):
+    """PyXRF's ``xrfmap``: the maps (hard link) in the detector group they were read from."""
+    dataset = str(em.metadata.get("dataset") or "xrfmap/detsum/xrf_fit")
+    group = dataset.rsplit("/", 1)[0] if dataset.startswith("xrfmap/") else "xrfmap/detsum"
+    det = f.create_group(group)
+    det["xrf_fit"] = maps  # hard link: PyXRF opens the restored maps, no copy
+    det.create_dataset("xrf_fit_name", data=_ascii(em.names))
+    if em.scalers:
+        sc = f.create_group("xrfmap/scalers")
+        sc.create_dataset("val", data=np.stack([np.asarray(v) for v in em.scalers.values()], axis=-1))
+        sc.create_dataset("name", data=_ascii(em.scalers))
+    md = f.create_group("xrfmap/scan_metadata")
+    for k, v in (em.metadata.get("scan_metadata") or {}).items():
+        md.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) or v is None else v
+    if em.pixel_size_um:
+        md.attrs["xrfgpu_pixel_size_um"] = em.pixel_size_um
+
+
+def _write_maps_layout(f, maps, em):
+    """APS MAPS: the maps (hard link) at the dataset they were read from, with its names, units, axes, scalers.
+
+    Legacy v9 input (``MAPS/XRF_fits``, ``XRF_roi``, ``XRF_roi_plus``) gives
+    ``MAPS/<same>`` with ``channel_names``, ``channel_units`` (the input's
+    table, columns of the written elements), ``x_axis``/``y_axis`` (mm),
+    ``scalers``/``scaler_names``/``scaler_units``; current input
+    (``MAPS/XRF_Analyzed/<analysis>/Counts_Per_Sec``) gives the same path
+    with ``Channel_Names``/``Channel_Units``, ``MAPS/Scalers`` and
+    ``MAPS/Scan/x_axis``/``y_axis``.
+    """
+    meta = em.metadata
+    dataset = str(meta.get("dataset") or "MAPS/XRF_Analyzed/Fitted/Counts_Per_Sec")
+    units = meta.get("units") or {}
+    legacy = not dataset.startswith("MAPS/XRF_Analyzed/")
+    f[dataset] = maps
+    if units:
+        maps.attrs["units"] = json.dumps({n: units.get(n) for n in em.names})
+    if legacy:
+        root = f["MAPS"]
+        root.create_dataset("channel_names", data=_ascii(em.names))
+        table = meta.get("channel_units_table")
+        if table:
+            every = list(meta.get("channel_names") or [])
+            rows = [[row[every.index(n)] if n in every and every.index(n) < len(row) else units.get(n, "")
+                     for n in em.names] for row in table]
+            root.create_dataset("channel_units", data=np.asarray([[u.encode() for u in r] for r in rows]))
+        elif units:
+            root.create_dataset("channel_units", data=_ascii([units.get(n, "") for n in em.names]))
+        axes, sc_values, sc_names, sc_units = root, "scalers", "scaler_names", "scaler_units"
+    else:
+        g = f[dataset.rsplit("/", 1)[0]]
+        g.create_dataset("Channel_Names", data=_ascii(em.names))
+        if units:
+            g.create_dataset("Channel_Units", data=_ascii([units.get(n, "") for n in em.names]))
+        axes = f.require_group("MAPS/Scan")
+        sc = f.require_group("MAPS/Scalers")
+        sc_values, sc_names, sc_units = "Scalers/Values", "Scalers/Names", "Scalers/Units"
+    for axis in ("x_axis", "y_axis"):
+        if meta.get(axis):
+            axes.create_dataset(axis, data=np.asarray(meta[axis], dtype=np.float64))
+    if em.scalers:
+        root = f["MAPS"]
+        root.create_dataset(sc_values, data=np.stack([np.asarray(v) for v in em.scalers.values()]))
+        root.create_dataset(sc_names, data=_ascii(em.scalers))
+        su = meta.get("scaler_units") or {}
+        if su:
+            root.create_dataset(sc_units, data=_ascii([su.get(n, "") for n in em.scalers]))
+    if legacy:
+        f["MAPS"].create_dataset("version", data=np.int32(9))
