@@ -747,6 +747,10 @@ def _read_folder(path):
                 a = next(iter(sub.maps.values()))
                 pixel = pixel or sub.pixel_size_um
         except (MapFileError, ValueError, OSError) as exc:
+            if p.suffix.lower() not in TEXT_SUFFIXES:
+                # a TIFF or .npy that does not read is a damaged map, not a stray file: refuse the folder
+                # (issue 15) rather than restore the other elements without it
+                raise MapFileError(f"input folder {str(path)!r}: {exc}") from None
             reason = str(exc).replace(f"input {str(p)!r}: ", "").replace(f"input {str(p)!r} ", "")
             skipped.append({"file": p.name, "reason": f"not a map ({reason})"})
             continue
