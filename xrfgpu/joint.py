@@ -211,7 +211,7 @@ def _robust_sd(a, *, xp):
     return 1.4826 * float(np.median(host))
 
 
-def guide_field(guide, *, smoothing_px=1.0, eta=None, eta_factor=2.0):
+def guide_field(guide, *, smoothing_px=1.0, eta=None, eta_factor=3.0):
     """Normalised gradient field ``ξ = ∇v / sqrt(|∇v|² + η²)`` of a guide map.
 
     Parameters
@@ -488,7 +488,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     smoothing_px : float
         Gaussian σ (pixels) applied to the restored guide before its gradient.
     eta : float, optional
-        Edge parameter η (guide units per pixel); default twice the guide's
+        Edge parameter η (guide units per pixel); default three times the guide's
         gradient noise (:func:`guide_field`).
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
