@@ -17,6 +17,7 @@ statistic on flat matrix, and the Si vein's contrast against its sides.
 Run::
 
     python benchmarks/bench_joint.py --seeds 0 1 2 --figure benchmarks/joint_skarn.png
+    python benchmarks/bench_joint.py --seeds 0 1 2 --weight 0.03   # one fixed λ: the trade-off
     pytest benchmarks/bench_joint.py --benchmark-json=bench_joint.json   # timing + metrics of seed 0
 """
 
@@ -38,8 +39,11 @@ from xrfgpu.restore import restore  # noqa: E402
 from xrfgpu.stack import restore_stack  # noqa: E402
 
 
-def evaluate(seed=0):
-    """Restore one simulated skarn both ways; returns (metrics dict, arrays dict)."""
+def evaluate(seed=0, weight=None):
+    """Restore one simulated skarn both ways; returns (metrics dict, arrays dict).
+
+    ``weight`` fixes the joint prior's λ (iterations still by cross-validation); default automatic.
+    """
     counts, truths, psfs, bgs, masks = skarn.observe(seed)
     t0 = time.perf_counter()
     independent, ind_iters = [], []
@@ -50,7 +54,7 @@ def evaluate(seed=0):
     independent = np.stack(independent)
     t_ind = time.perf_counter() - t0
     t0 = time.perf_counter()
-    joint, info = restore_stack(counts, psfs, "rl", joint=True, background=bgs, return_info=True)
+    joint, info = restore_stack(counts, psfs, "rl", joint=True, background=bgs, return_info=True, weight=weight)
     t_joint = time.perf_counter() - t0
 
     m = {"seed": seed, "seconds_independent": round(t_ind, 2), "seconds_joint": round(t_joint, 2),
@@ -156,10 +160,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--figure", type=Path, help="PNG of the first seed: raw / independent / joint / truth")
     parser.add_argument("--json", type=Path, help="write all metrics here")
+    parser.add_argument("--weight", type=float, help="fix the joint weight λ (default: cross-validation)")
     args = parser.parse_args(argv)
     rows = []
     for i, seed in enumerate(args.seeds):
-        m, arrays = evaluate(seed)
+        m, arrays = evaluate(seed, args.weight)
         rows.append(m)
         if i == 0 and args.figure:
             figure(arrays, m, args.figure)
