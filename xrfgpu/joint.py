@@ -34,8 +34,9 @@ iteration is EM-TV (Sawatzky et al. 2013) with the directional TV: the RL
 
 a majorisation step of ``−log L(x) + λ R(x)`` that stays stable for any λ
 (the one-step-late form of Green 1990 / Dey et al. 2006, tried first, made
-the benchmark's Si map 2.5× worse at λ = 0.1: its divisor 1 + λ∂R nears 0). The inner problem is solved on its dual by projected
-gradient (Chambolle 2004), warm-started, ten steps per outer iteration. The
+the benchmark's Si map 2.5× worse at λ = 0.1: its divisor 1 + λ∂R nears 0).
+The inner problem is solved on its dual by projected gradient (Chambolle
+2004), warm-started, ten steps per outer iteration. The
 maps run batched (one FFT per chunk, per-map PSF and λ) as in
 :func:`xrfgpu.restore_stack`. The weight λ (dimensionless: both terms are in
 counts) and the iteration count are chosen per map by Poisson-thinning
@@ -159,7 +160,7 @@ def _dual_step(px, py, gx, gy, step, *, xp):
     return ux / norm, uy / norm
 
 
-def directional_tv(image, field, *, gamma=0.98, eps=0.0):
+def directional_tv(image, field, *, gamma=0.9, eps=0.0):
     """Directional total variation ``Σ_p |P_p ∇x(p)|_ε`` of a map under a guide field.
 
     Parameters
