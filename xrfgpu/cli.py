@@ -571,6 +571,43 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
     return out, details
 
 
+def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
+    """``restore --joint``: all maps through :func:`xrfgpu.joint.joint_richardson_lucy`.
+
+    Returns (restored maps by name, per-element details, the joint record).
+    """
+    import warnings
+
+    from ._backend import to_numpy
+    from .io import match_name
+    from .joint import JointFallbackWarning, joint_richardson_lucy
+    from .restore import _psf_for
+
+    if len(inputs) < 2:
+        raise click.UsageError("--joint needs at least two element maps")
+    names = [item[0] for item in inputs]
+    index = "auto" if guide is None else names.index(match_name(guide, names, what="--guide element",
+                                                                  where="the selected maps"))
+    stack = np.stack([item[1] for item in inputs])
+    work = to_compute(stack, where)
+    psfs = [_psf_for(item[2], stack[0], xp=np) for item in inputs]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", JointFallbackWarning)
+        out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
+                                          num_iter=iterations, guide_iter=iterations, return_info=True)
+    for w in caught:
+        _warn(quiet, str(w.message))
+    out = to_numpy(out)
+    restored, per_element = {}, {}
+    for i, (name, _, _, bg, bg_how) in enumerate(inputs):
+        restored[name] = out[i]
+        per_element[name] = {"background": bg, "background_how": bg_how,
+                             **{k: v for k, v in info["per_map"][i].items() if v is not None}}
+    record = {k: v for k, v in info.items() if k != "per_map"}
+    record["guide"] = names[info["guide"]]
+    return restored, per_element, record
+
+
 # --------------------------------------------------------------------------- the command group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -635,10 +672,13 @@ def main(argv=None) -> int:
                    "restored from neighbours. NaN pixels of INPUT are missing too.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--joint", is_flag=True,
+              help="rl: restore the maps together; the sharpest map guides the edges of the others (xrfgpu.joint).")
+@click.option("--guide", help="With --joint: the guide element (default: the one with the smallest PSF σ).")
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
-            quiet, as_json, mask_path=None):
+            quiet, as_json, mask_path=None, joint=False, guide=None):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -659,6 +699,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if tile is not None and method not in ("rl", "wiener", "tikhonov", "fista"):
         raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}: the blind "
                                "methods estimate the PSF jointly with the whole map; run them without --tile")
+    if joint and (method != "rl" or tile is not None):
+        raise click.UsageError("--joint works with --method rl and without --tile")
+    if guide is not None and not joint:
+        raise click.UsageError("--guide needs --joint")
 
     # fail early on the output before any work
     inputs = [input_path, psf_file, mask_path]
@@ -704,6 +748,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     first = next(iter(selected.maps.values()))
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
+    joint_inputs, joint_record = [], None
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         t0 = time.perf_counter()
         image = np.asarray(image)
@@ -751,6 +796,15 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         sig_text = f"σ={sigma_um:.3g} µm ({sigma_px:.3g} px)" if sigma_um else (
             f"σ={sigma_px:.3g} px" if sigma_px else "blind PSF")
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
+        if joint:  # restored together after the loop
+            if options.get("mask") is not None:
+                raise click.UsageError("--joint does not yet take missing pixels (NaN or --mask); "
+                                       "restore such maps without --joint")
+            joint_inputs.append((name, image, sigma_px, bg, bg_how))
+            psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
+                                "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
+            timings[name] = round(time.perf_counter() - t0, 4)
+            continue
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, options=options, tile=tile,
                                       scheduler=scheduler, progress=progress, label=name)
@@ -775,11 +829,15 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         per_element[name] = {"background": bg, "background_how": bg_how, **details}
         timings[name] = round(time.perf_counter() - t0, 4)
 
+    if joint:
+        restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute, quiet)
     parameters = {"method": method, "background": background, "iterations": iterations, "balance": balance,
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
                   "mask": None if mask_path is None else str(mask_path)}
+    if joint:
+        parameters["joint"] = joint_record
     timings["total"] = round(time.perf_counter() - t_start, 4)
     record = make_record(method=method, parameters=parameters, psf=psf_record, backend=_backend_info(where),
                          input_path=input_path, input_format=maps.metadata.get("format"),
@@ -800,6 +858,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         "seconds": timings,
         "input_sha256": record.get("input_sha256"),
     }
+    if joint:
+        summary["joint"] = joint_record
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

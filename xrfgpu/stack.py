@@ -49,7 +49,7 @@ _HEADROOM = 0.7  # use at most this fraction of the free memory
 
 
 def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, boundary="reflect", pad=None,
-                  max_batch=None, **kwargs):
+                  max_batch=None, joint=False, return_info=False, **kwargs):
     """Restore every map of an element stack with its own PSF.
 
     Parameters
@@ -87,6 +87,20 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         ``"wiener"``: ``balance`` (scalar or one per map), ``regularizer``.
         ``"tikhonov"``: ``lam`` (scalar or per map), ``order``.
         ``"fista"``: ``lam`` (None, scalar or per map), ``num_iter``, ``nonneg``.
+        With ``joint=True``: the options of :func:`xrfgpu.joint.joint_richardson_lucy`
+        (``guide``, ``num_iter``, ``guide_iter``, ``weight``, ``weights``,
+        ``max_iter``, ``gamma``, ``smoothing_px``, ``eta``, ``seed``).
+    joint : bool
+        Restore the maps together (``"rl"`` only): the best-resolved map
+        guides the others through a directional-TV prior, each map keeping
+        its own PSF, background and Poisson likelihood
+        (:func:`xrfgpu.joint.joint_richardson_lucy`). A flat or all-noise
+        guide falls back to independent RL with a
+        :class:`xrfgpu.joint.JointFallbackWarning`.
+    return_info : bool
+        Also return a dict record: for ``joint=True`` the record of
+        :func:`xrfgpu.joint.joint_richardson_lucy` (guide, weights chosen,
+        fallback), otherwise ``{"mode": "independent", "fallback": None}``.
 
     Returns
     -------
@@ -133,6 +147,9 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if joint:
+        return _joint(stack, psfs, method, device=device, background=background, boundary=boundary, pad=pad,
+                      max_batch=max_batch, return_info=return_info, **kwargs)
     where = resolve_device(device, stack)
     work = to_compute(stack, where)
     xp = array_namespace(work)
@@ -167,7 +184,8 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         opts = {k: (v[sl] if isinstance(v, list) else v) for k, v in options.items()}
         pieces.append(run(y[sl, ...], hk, bk, boundary=boundary, pad=pad, pad_factor=pad_factor, **opts))
     out = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
-    return to_caller(out, stack)
+    out = to_caller(out, stack)
+    return (out, {"mode": "independent", "fallback": None}) if return_info else out
 
 
 # -- inputs ------------------------------------------------------------------------
@@ -356,3 +374,21 @@ def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order):
 def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg):
     pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg)
+
+
+def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch, return_info, **kwargs):
+    """``restore_stack(..., joint=True)``: :func:`xrfgpu.joint.joint_richardson_lucy` on the chosen device."""
+    from .joint import joint_richardson_lucy
+
+    if method != "rl":
+        raise ValueError(f"joint restoration works with method 'rl' (Poisson likelihood), not {method!r}")
+    if pad is not None:
+        raise ValueError("joint restoration runs on the exact reflect operator: leave pad=None")
+    if max_batch is not None:
+        raise ValueError("joint restoration batches all guided maps at once: leave max_batch=None")
+    where = resolve_device(device, stack)
+    work = to_compute(stack, where)
+    out, info = joint_richardson_lucy(work, psfs, background=background, boundary=boundary, return_info=True,
+                                      **kwargs)
+    out = to_caller(out, stack)
+    return (out, info) if return_info else out

@@ -1,0 +1,296 @@
+"""xrfgpu.joint: a sharp guide map sharpens a weak map's shared edges and invents nothing.
+
+References are independent of the code under test: the directional TV is
+checked against its definition written with NumPy (and the analytic cost of
+a straight step), the restorations against the known truth of small
+synthetic scenes and against plain Richardson–Lucy, the fallback against
+:func:`xrfgpu.richardson_lucy` itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import assert_array, to_numpy
+from scipy import ndimage, signal
+
+from xrfgpu import psf as psf_mod
+from xrfgpu import richardson_lucy
+from xrfgpu.joint import (JointFallbackWarning, directional_tv, guide_field, guide_structure,
+                          joint_richardson_lucy)
+from xrfgpu.stack import restore_stack
+
+N = 64
+BG = (50.0, 10.0)  # guide, weak
+SIGMA = (1.5, 3.0)
+LEVEL = (400.0, 40.0)  # counts of concentration 1: the weak map has 10x fewer
+
+
+def _scan(truths, sigmas, levels, backgrounds, seed):
+    """Poisson counts of each truth (a window of a larger scene) blurred by a Gaussian: real borders."""
+    rng = np.random.default_rng(seed)
+    maps, psfs = [], []
+    for t, s, lv, b in zip(truths, sigmas, levels, backgrounds):
+        h = psf_mod.gaussian(None, s)
+        k = h.shape[0] // 2
+        padded = np.pad(t, k, mode="edge")
+        blurred = signal.fftconvolve(padded, h, mode="same")[k:-k, k:-k]
+        maps.append(rng.poisson(lv * np.clip(blurred, 0, None) + b).astype(np.float32))
+        psfs.append(h)
+    return np.stack(maps), psfs
+
+
+def _disk(cy, cx, r, n=N):
+    yy, xx = np.mgrid[:n, :n]
+    return np.hypot(yy - cy, xx - cx) <= r
+
+
+def _imprint(image, mask):
+    """Mean inside ``mask`` minus the mean of a 3–7 px ring around it."""
+    d = ndimage.distance_transform_edt(~mask)
+    ring = (d >= 3) & (d <= 7)
+    return float(image[mask].mean() - image[ring].mean())
+
+
+@pytest.fixture(scope="module")
+def shared_scene():
+    """Guide and weak map share two disks; the weak map alone has a bar, the guide alone a square."""
+    base = np.full((N, N), 0.3)
+    shared = _disk(20, 20, 9) | _disk(44, 40, 8)
+    guide_t, weak_t = base.copy(), base.copy()
+    guide_t[shared] = 1.0
+    weak_t[shared] = 0.9
+    square = np.zeros((N, N), bool)
+    square[40:48, 10:18] = True  # guide only
+    guide_t[square] = 1.0
+    bar = np.zeros((N, N), bool)
+    bar[8:30, 46:50] = True  # weak only, 4 px wide
+    weak_t[bar] = 1.0
+    counts, psfs = _scan([guide_t, weak_t], SIGMA, LEVEL, BG, seed=3)
+    return counts, psfs, guide_t, weak_t, square, bar
+
+
+# -- the prior ---------------------------------------------------------------------------
+
+
+def test_directional_tv_matches_its_definition(xp):
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 15))
+    xi = rng.normal(size=(2, 12, 15))
+    xi /= 1.5 * np.maximum(np.hypot(xi[0], xi[1]), 1.0)  # |ξ| < 1
+    gamma, eps = 0.7, 0.05
+    gx = np.zeros_like(x)
+    gy = np.zeros_like(x)
+    gx[:, :-1] = np.diff(x, axis=1)
+    gy[:-1, :] = np.diff(x, axis=0)
+    dot = xi[0] * gx + xi[1] * gy
+    px, py = gx - gamma * dot * xi[0], gy - gamma * dot * xi[1]
+    expected = np.sum(np.sqrt(px**2 + py**2 + eps**2))
+    got = directional_tv(xp.asarray(x), xp.asarray(xi), gamma=gamma, eps=eps)
+    assert got == pytest.approx(expected, rel=1e-12)
+    # zero field: the ordinary isotropic TV
+    iso = np.sum(np.hypot(gx, gy))
+    assert directional_tv(xp.asarray(x), xp.zeros((2, 12, 15), dtype=xp.float64), gamma=gamma) == pytest.approx(iso)
+
+
+def test_a_step_across_a_guide_edge_costs_one_minus_gamma(xp):
+    """Analytic: a vertical step of height 1 over 20 rows costs 20 in TV and 20 (1 − γ) along ξ = (1, 0)."""
+    x = np.zeros((20, 30))
+    x[:, 15:] = 1.0
+    field = np.zeros((2, 20, 30))
+    field[0, :, 14] = 1.0  # the guide's normal at the step's difference
+    assert directional_tv(xp.asarray(x), xp.asarray(np.zeros_like(field))) == pytest.approx(20.0)
+    assert directional_tv(xp.asarray(x), xp.asarray(field), gamma=0.9) == pytest.approx(20 * 0.1)
+    # a step whose gradient is perpendicular to ξ (a horizontal edge) is not discounted
+    h = np.zeros((20, 30))
+    h[10:, :] = 1.0
+    across = np.zeros((2, 20, 30))
+    across[0, 9, :] = 1.0
+    assert directional_tv(xp.asarray(h), xp.asarray(across), gamma=0.9) == pytest.approx(30.0)
+
+
+def test_guide_field_points_across_edges_and_vanishes_on_flat_ground(xp):
+    v = np.full((40, 40), 100.0)
+    v[:, 20:] = 300.0
+    rng = np.random.default_rng(1)
+    v += rng.normal(0, 2.0, v.shape)
+    field, eta = guide_field(xp.asarray(v), smoothing_px=1.0)
+    f = to_numpy(field)
+    assert eta > 0
+    assert np.all(np.hypot(f[0], f[1]) < 1.0)
+    assert np.all(np.abs(f[0, 5:-5, 19]) > 0.9)  # across the step
+    assert np.median(np.hypot(f[0, :, :12], f[1, :, :12])) < 0.4  # flat, noisy ground (Rayleigh: 1.18/√(1.39 + 9))
+
+
+def test_guide_structure_tells_edges_from_noise(xp):
+    rng = np.random.default_rng(2)
+    noise = rng.poisson(100.0, (64, 64)).astype(np.float64)
+    edges = noise.copy()
+    edges[20:44, 20:44] += 200.0
+    ok_noise, stats = guide_structure(xp.asarray(noise))
+    ok_edges, _ = guide_structure(xp.asarray(edges))
+    assert not ok_noise and "noise" in stats["reason"]
+    assert stats["noise"] == pytest.approx(10.0, rel=0.15)  # Poisson σ = √100
+    assert ok_edges
+    flat, stats = guide_structure(xp.asarray(np.full((32, 32), 5.0)))
+    assert not flat and "flat" in stats["reason"]
+
+
+# -- the restoration ---------------------------------------------------------------------
+
+
+def test_must_not_invent_a_guide_only_feature(xp, shared_scene):
+    counts, psfs, _, weak_t, square, _ = shared_scene
+    out = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                background=list(BG), weight=0.1, num_iter=60)
+    weak = to_numpy(out)[1]
+    assert _imprint(weak_t, square) == pytest.approx(0.0, abs=1e-12)
+    guide_contrast = _imprint(to_numpy(out)[0], square)
+    imprint = _imprint(weak, square)
+    # the same statistic on squares of flat matrix: the noise it must stay under
+    flat = []
+    for r0, c0 in ((4, 4), (4, 24), (52, 52), (28, 2), (54, 26)):
+        m = np.zeros((N, N), bool)
+        m[r0:r0 + 8, c0:c0 + 8] = True
+        flat.append(_imprint(weak, m))
+    assert guide_contrast > 200.0  # the guide shows the square
+    assert abs(imprint) < max(3 * np.std(flat), 0.05 * LEVEL[1] * 0.3), (imprint, flat)
+
+
+def test_a_weak_only_feature_survives(xp, shared_scene):
+    counts, psfs, _, weak_t, _, bar = shared_scene
+    joint = to_numpy(joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                           background=list(BG), weight=0.01, num_iter=60))[1]
+    alone = to_numpy(richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=60, background=BG[1]))
+    assert _imprint(weak_t, bar) * LEVEL[1] > 20  # the truth has it
+    assert _imprint(joint, bar) >= 0.8 * _imprint(alone, bar) > 0
+
+
+def test_shared_edges_come_out_sharper_and_closer_to_the_truth(xp, shared_scene):
+    counts, psfs, _, weak_t, _, _ = shared_scene
+    truth = LEVEL[1] * weak_t
+    joint, info = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                        background=list(BG), weight=0.1, num_iter=100, return_info=True)
+    alone = to_numpy(richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=100, background=BG[1]))
+    weak = to_numpy(joint)[1]
+    inner = (slice(8, -8), slice(8, -8))
+    mse_joint = np.mean((weak - truth)[inner] ** 2)
+    mse_alone = np.mean((alone - truth)[inner] ** 2)
+    assert mse_joint < 0.8 * mse_alone, (mse_joint, mse_alone)
+    assert info["mode"] == "joint" and info["guide"] == 0 and info["per_map"][1]["weight"] == 0.1
+
+
+def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
+    counts, psfs, *_ = shared_scene
+    out, info = restore_stack(counts, psfs, "rl", joint=True, background=list(BG), return_info=True,
+                              weights=(0.0, 0.1), max_iter=60)
+    assert out.shape == counts.shape and out.dtype == np.float32
+    assert info["guide"] == 0  # narrowest PSF
+    weak = info["per_map"][1]
+    assert weak["weight_how"] == "cross-validation" and weak["weight"] in (0.0, 0.1)
+    assert set(weak["cv_deviance"]) == {"0", "0.1"} and 1 <= weak["iterations"] <= 60
+    json.dumps(info)  # the record is plain data
+
+
+def test_the_guide_is_restored_as_plain_rl(xp, shared_scene):
+    counts, psfs, *_ = shared_scene
+    out = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                background=list(BG), weight=0.1, num_iter=10, guide_iter=15)
+    alone = richardson_lucy(xp.asarray(counts[0]), xp.asarray(psfs[0]), num_iter=15, background=BG[0],
+                            accelerate=True)
+    assert_array(out[0, ...], to_numpy(alone), xp, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise"])
+def test_flat_or_noise_guide_falls_back_to_independent_rl(xp, shared_scene, kind):
+    counts, psfs, *_ = shared_scene
+    rng = np.random.default_rng(5)
+    guide = np.full((N, N), 100.0, np.float32) if kind == "flat" else rng.poisson(100.0, (N, N)).astype(np.float32)
+    stack = np.stack([guide, counts[1]])
+    with pytest.warns(JointFallbackWarning, match="independent"):
+        out, info = joint_richardson_lucy(xp.asarray(stack), [xp.asarray(h) for h in psfs], guide=0,
+                                          background=list(BG), num_iter=20, guide_iter=20, return_info=True)
+    assert info["mode"] == "independent" and kind in info["fallback"]
+    assert info["per_map"][1]["weight_how"] == "fallback"
+    alone = richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=20, background=BG[1],
+                            accelerate=True)
+    assert_array(out[1, ...], to_numpy(alone), xp, rtol=1e-5, atol=1e-3)
+
+
+def test_bad_input_is_refused(shared_scene):
+    counts, psfs, *_ = shared_scene
+    with pytest.raises(ValueError, match="different shapes"):
+        joint_richardson_lucy([counts[0], counts[1][:-2, :]], psfs)
+    with pytest.raises(ValueError, match="at least two maps"):
+        joint_richardson_lucy(counts[:1], psfs[:1])
+    with pytest.raises(ValueError, match="guide index"):
+        joint_richardson_lucy(counts, psfs, guide=2)
+    with pytest.raises(ValueError, match="gamma"):
+        joint_richardson_lucy(counts, psfs, gamma=1.0)
+    with pytest.raises(ValueError, match="negative"):
+        joint_richardson_lucy(counts - 1000.0, psfs)
+    with pytest.raises(ValueError, match="method 'rl'"):
+        restore_stack(counts, psfs, "wiener", joint=True)
+
+
+def test_cli_restore_joint(tmp_path, shared_scene, capsys):
+    import tifffile
+
+    from xrfgpu.cli import main
+
+    counts, *_ = shared_scene
+    path = tmp_path / "pair.tif"
+    tifffile.imwrite(path, counts, imagej=True, metadata={"axes": "ZYX", "Labels": ["Fe_K", "Si_K"]})
+    out = tmp_path / "joint.npz"
+    rc = main(["restore", str(path), "-o", str(out), "--psf-sigma", "Fe=1.5px,Si=3px", "--pixel-size", "5um",
+               "--background", "30", "--joint", "--guide", "Fe", "--iterations", "20", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["joint"]["guide"] == "Fe_K" and summary["joint"]["mode"] == "joint"
+    assert summary["joint"]["eta"] > 0
+    with np.load(out) as f:
+        assert f["Si_K"].shape == (N, N)
+    rc = main(["restore", str(path), "-o", str(tmp_path / "x.npz"), "--psf-sigma", "1px", "--guide", "Fe"])
+    assert rc == 2
+    assert "--guide needs --joint" in capsys.readouterr().err
+
+
+def _cupy():
+    cupy = pytest.importorskip("cupy")
+    if not cupy.is_available():
+        pytest.skip("CuPy is installed but no CUDA device is usable")
+    return cupy
+
+
+@pytest.mark.gpu
+def test_fused_dual_step_equals_the_array_api_expressions():
+    cupy = _cupy()
+    import array_api_compat.cupy as xcp
+
+    from xrfgpu import _elementwise
+    from xrfgpu.joint import _dual_step
+
+    rng = np.random.default_rng(0)
+    a = [cupy.asarray(rng.normal(size=(3, 32, 32)).astype(np.float32)) for _ in range(4)]
+    step = cupy.asarray(np.array([0.7, 0.2, 1.5], np.float32).reshape(3, 1, 1))
+    fused = _dual_step(*a, step, xp=xcp)
+    _elementwise.set_engine("xp")
+    try:
+        plain = _dual_step(*a, step, xp=xcp)
+    finally:
+        _elementwise.set_engine("auto")
+    for f, p in zip(fused, plain):
+        np.testing.assert_allclose(cupy.asnumpy(f), cupy.asnumpy(p), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_joint_on_the_gpu_equals_numpy(shared_scene):
+    _cupy()
+    counts, psfs, *_ = shared_scene
+    kwargs = dict(background=list(BG), weight=0.03, num_iter=30, guide_iter=10)
+    cpu = restore_stack(counts, psfs, "rl", joint=True, **kwargs)
+    gpu = restore_stack(counts, psfs, "rl", joint=True, device="gpu", **kwargs)
+    assert isinstance(gpu, np.ndarray)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=2e-2)
