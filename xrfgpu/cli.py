@@ -262,11 +262,11 @@ def _parse_sigma_option(text, pixel_size_um):
 def _estimate_background(image):
     """Background (counts) for ``--background auto``: the library's estimator when present."""
     try:
-        from .restore import estimate_background
+        from .background import estimate_background
     except ImportError:
         estimate_background = None
     if estimate_background is not None:
-        return float(estimate_background(image)), "xrfgpu.restore.estimate_background"
+        return float(estimate_background(image)), "xrfgpu.background.estimate_background"
     # Fallback until the front door lands: the 2nd percentile of the 5×5 box mean (noise-averaged floor).
     from scipy import ndimage
 
@@ -302,7 +302,7 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     Without ``--iterations`` RL stops by the front door's rule (cross-validation
     on count maps, a fixed count on normalised maps); with it, exactly that many.
     """
-    from .restore import restore
+    from .front_door import restore
 
     kwargs = {}
     if method == "wiener" and options.get("balance") is not None:

@@ -86,7 +86,7 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
     """
     from . import psf as psf_module
     from . import simulate, usaf
-    from .restore import restore
+    from .front_door import restore
 
     if size not in SIZES:
         raise ValueError(f"size must be 'small' or 'full', got {size!r}")
@@ -154,7 +154,7 @@ def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_
     One iteration count for every σ (the CV count found with the knife-edge
     σ, what a user would have), so that only the PSF changes.
     """
-    from .restore import restore
+    from .front_door import restore
 
     out = []
     for s_um in sigmas_um:
