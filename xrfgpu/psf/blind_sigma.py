@@ -177,34 +177,56 @@ def _ring_spectrum(data):
     return mean_k2[keep] / m[keep], total[keep] / m[keep], m[keep]
 
 
+def _spectral_nll(theta, k2, power, weight, beta):
+    """Ring Whittle negative log-likelihood and its gradient in θ = (log A, log k0, log N, σ)."""
+    log_a, log_k0, log_n, s = theta
+    k0sq = math.exp(2.0 * log_k0)
+    four_pi2 = 4.0 * math.pi**2
+    # exponents clipped so that no intermediate overflows while the optimiser explores
+    with np.errstate(under="ignore"):
+        scene = np.exp(np.minimum(log_a - 0.5 * beta * np.log(k2 + k0sq) - four_pi2 * s * s * k2, 600.0))
+    noise = math.exp(min(log_n, 600.0))
+    p = scene + noise
+    ratio = power / p
+    value = float(np.sum(weight * (np.log(p) + ratio)))
+    dp = weight * (1.0 - ratio) / p
+    grad = np.array([
+        float(np.sum(dp * scene)),
+        float(np.sum(dp * scene * (-beta * k0sq / (k2 + k0sq)))),
+        float(np.sum(dp)) * noise,
+        float(np.sum(dp * scene * (-2.0 * four_pi2 * s * k2))),
+    ])
+    return value, grad
+
+
+_NLL_BOUNDS = [(None, None), (math.log(1e-4), math.log(0.3)), (None, None)]
+
+
 def _spectral_profile(k2, power, weight, beta, grid):
     """Profile Whittle likelihood of σ over ``grid`` for the scene law A (k² + k0²)^(−β/2) plus white noise.
 
     Each ring mean of m periodogram values is Gamma(m, P/m) distributed, so its negative
     log-likelihood is m (log P + Ī/P) up to a constant; at every σ the amplitude, corner
-    frequency and noise are refitted (L-BFGS-B, warm-started from the previous σ).
-    Returns (σ at the minimum, profile values).
+    frequency and noise are refitted (L-BFGS-B with the analytic gradient, warm-started from
+    the previous σ). Returns (σ at the minimum, profile values, nuisance parameters there).
     """
     from scipy import optimize
 
-    four_pi2 = 4.0 * math.pi**2
-
-    def nll(theta, s):
-        log_a, log_k0, log_n = theta
-        with np.errstate(over="ignore", under="ignore"):
-            p = np.exp(log_a - 0.5 * beta * np.log(k2 + math.exp(2.0 * log_k0)) - four_pi2 * s * s * k2)
-        p = p + math.exp(log_n)
-        return float(np.sum(weight * (np.log(p) + power / p)))
-
     tail = power[-max(5, power.size // 5):]
-    theta = [math.log(max(float(power[:3].mean()), 1e-300)) + 0.5 * beta * math.log(float(k2[0])),
-             math.log(0.005), math.log(max(float(np.median(tail)), 1e-300))]
-    bounds = [(None, None), (math.log(1e-4), math.log(0.3)), (None, None)]
+    theta = np.array([math.log(max(float(power[:3].mean()), 1e-300)) + 0.5 * beta * math.log(float(k2[0])),
+                      math.log(0.005), math.log(max(float(np.median(tail)), 1e-300))])
     profile = np.empty(grid.size)
+    best = (math.inf, theta)
     for i, s in enumerate(grid):
-        res = optimize.minimize(nll, theta, args=(float(s),), method="L-BFGS-B", bounds=bounds)
-        theta = list(res.x)
+        def fun(t, s=float(s)):
+            value, grad = _spectral_nll((*t, s), k2, power, weight, beta)
+            return value, grad[:3]
+
+        res = optimize.minimize(fun, theta, jac=True, method="L-BFGS-B", bounds=_NLL_BOUNDS)
+        theta = res.x
         profile[i] = res.fun
+        if res.fun < best[0]:
+            best = (res.fun, res.x)
     j = int(np.argmin(profile))
     sigma = float(grid[j])
     if 0 < j < grid.size - 1:
@@ -212,25 +234,36 @@ def _spectral_profile(k2, power, weight, beta, grid):
         c2, c1, _ = np.polyfit(np.log(grid[j - 1 : j + 2]), profile[j - 1 : j + 2], 2)
         if c2 > 0:
             sigma = float(np.clip(math.exp(-c1 / (2.0 * c2)), grid[j - 1], grid[j + 1]))
-    return sigma, profile
+    return sigma, profile, best[1]
+
+
+def _spectral_point(k2, power, weight, beta, start):
+    """Joint Whittle fit of (log A, log k0, log N, σ) from ``start``; returns σ."""
+    from scipy import optimize
+
+    res = optimize.minimize(_spectral_nll, np.asarray(start, dtype=np.float64), args=(k2, power, weight, beta),
+                            jac=True, method="L-BFGS-B", bounds=[*_NLL_BOUNDS, (0.05, 200.0)])
+    return float(res.x[3])
 
 
 def _spectral_interval(data):
-    """σ profiles under three scene laws; returns (σ at β = 3, lo, hi, flat_to_grid_end, details)."""
+    """σ profile under the mosaic law (β = 3) and fits under β = 2.5, 3.5; returns
+    (σ at β = 3, lo, hi, flat_to_grid_end, details)."""
     k2, power, weight = _ring_spectrum(data)
     largest = max(2.0, min(40.0, min(data.shape) / 4.0))
-    grid = np.geomspace(0.4, largest, 41)
-    sigmas, lows, highs, flat = {}, [], [], False
+    grid = np.geomspace(0.4, largest, 31)
+    sigma, profile, nuisance = _spectral_profile(k2, power, weight, 3.0, grid)
+    inside = grid[profile <= profile.min() + 1.92]  # 95 % profile-likelihood interval
+    flat = bool(inside.min() <= grid[0] or inside.max() >= grid[-1])
+    sigmas = {3.0: sigma}
     for beta in _BETAS:
-        sigma, profile = _spectral_profile(k2, power, weight, beta, grid)
-        inside = grid[profile <= profile.min() + 1.92]  # 95 % profile-likelihood interval
-        sigmas[beta] = sigma
-        lows.append(float(inside.min()))
-        highs.append(float(inside.max()))
-        flat |= bool(inside.min() <= grid[0] or inside.max() >= grid[-1])
-    lo = min(min(lows), min(sigmas.values())) * _SPECTRAL_ALLOWANCE[0]
-    hi = max(max(highs), max(sigmas.values())) * _SPECTRAL_ALLOWANCE[1]
-    return sigmas[3.0], lo, hi, flat, {"spectral_sigmas": sigmas, "spectral_grid": (float(grid[0]), float(grid[-1]))}
+        if beta != 3.0:
+            start = [nuisance[0] + 0.5 * (beta - 3.0) * math.log(float(k2[0])), nuisance[1], nuisance[2], sigma]
+            sigmas[beta] = _spectral_point(k2, power, weight, beta, start)
+    lo = min(float(inside.min()), *sigmas.values()) * _SPECTRAL_ALLOWANCE[0]
+    hi = max(float(inside.max()), *sigmas.values()) * _SPECTRAL_ALLOWANCE[1]
+    return sigma, lo, hi, flat, {"spectral_sigmas": sigmas, "spectral_grid": (float(grid[0]), float(grid[-1])),
+                                 "profile_interval": (float(inside.min()), float(inside.max()))}
 
 
 def _hough_lines(data, sigma0, max_candidates):
