@@ -157,12 +157,22 @@ def _whittle_fit(data, *, elliptical):
 
 
 def _ring_spectrum(data):
-    """Periodogram of the map's periodic component averaged over rings 1/n wide: (mean k², mean power, weight)."""
+    """Hann-windowed periodogram averaged over rings 1/n wide: (mean k², mean power, weight).
+
+    The window (Hann along each axis, the mean removed with the window's weights, power
+    normalised by Σw² so that white noise of variance N has power N) stops the strong
+    low-frequency power of the scene from leaking to the high frequencies where the blur is
+    read: Moisan's periodic component alone left leakage falling only as |k|^-4, slower than the
+    blurred spectrum, and σ came out 15–55 % low on the tuning scenes. Rings 0–2, inside the
+    window's main lobe around zero frequency, are left out.
+    """
     from scipy import fft as sfft
+    from scipy.signal import windows
 
     rows, cols = data.shape
-    per = periodic_component(data - data.mean())
-    power = np.abs(sfft.rfft2(per)) ** 2 / (rows * cols)
+    taper = np.outer(windows.hann(rows, sym=False), windows.hann(cols, sym=False))
+    centred = (data - float((data * taper).sum() / taper.sum())) * taper
+    power = np.abs(sfft.rfft2(centred)) ** 2 / float((taper * taper).sum())
     ky = sfft.fftfreq(rows)[:, None]
     kx = sfft.rfftfreq(cols)[None, :]
     k2 = kx * kx + ky * ky
@@ -173,13 +183,25 @@ def _ring_spectrum(data):
     total = np.bincount(ring, (w * power).ravel())
     mean_k2 = np.bincount(ring, (w * k2).ravel())
     idx = np.arange(m.size)
-    keep = (idx >= 1) & (m > 0)
+    keep = (idx >= 3) & (m > 0)
     return mean_k2[keep] / m[keep], total[keep] / m[keep], m[keep]
 
 
+_LOG_K0_RANGE = (math.log(1e-4), math.log(0.3))
+
+
 def _spectral_nll(theta, k2, power, weight, beta):
-    """Ring Whittle negative log-likelihood and its gradient in θ = (log A, log k0, log N, σ)."""
-    log_a, log_k0, log_n, s = theta
+    """Ring Whittle negative log-likelihood and its gradient in θ = (log A, t, log N, log σ).
+
+    The corner frequency is k0 = exp(l), l = lo + (hi − lo)/(1 + e^−t) kept in ``_LOG_K0_RANGE``
+    (a smooth bound, so that an unconstrained BFGS can be used: SciPy's L-BFGS-B spent 1 ms per
+    step in its Fortran driver on these three- and four-parameter problems).
+    """
+    log_a, t_k0, log_n, log_s = theta
+    lo, hi = _LOG_K0_RANGE
+    squash = 1.0 / (1.0 + math.exp(-max(min(t_k0, 50.0), -50.0)))
+    log_k0 = lo + (hi - lo) * squash
+    s = math.exp(max(min(log_s, 10.0), -10.0))
     k0sq = math.exp(2.0 * log_k0)
     four_pi2 = 4.0 * math.pi**2
     # exponents clipped so that no intermediate overflows while the optimiser explores
@@ -192,14 +214,11 @@ def _spectral_nll(theta, k2, power, weight, beta):
     dp = weight * (1.0 - ratio) / p
     grad = np.array([
         float(np.sum(dp * scene)),
-        float(np.sum(dp * scene * (-beta * k0sq / (k2 + k0sq)))),
+        float(np.sum(dp * scene * (-beta * k0sq / (k2 + k0sq)))) * (hi - lo) * squash * (1.0 - squash),
         float(np.sum(dp)) * noise,
-        float(np.sum(dp * scene * (-2.0 * four_pi2 * s * k2))),
+        float(np.sum(dp * scene * (-2.0 * four_pi2 * s * s * k2))),
     ])
     return value, grad
-
-
-_NLL_BOUNDS = [(None, None), (math.log(1e-4), math.log(0.3)), (None, None)]
 
 
 def _spectral_profile(k2, power, weight, beta, grid):
@@ -207,22 +226,24 @@ def _spectral_profile(k2, power, weight, beta, grid):
 
     Each ring mean of m periodogram values is Gamma(m, P/m) distributed, so its negative
     log-likelihood is m (log P + Ī/P) up to a constant; at every σ the amplitude, corner
-    frequency and noise are refitted (L-BFGS-B with the analytic gradient, warm-started from
+    frequency and noise are refitted (BFGS with the analytic gradient, warm-started from
     the previous σ). Returns (σ at the minimum, profile values, nuisance parameters there).
     """
     from scipy import optimize
 
     tail = power[-max(5, power.size // 5):]
+    lo, hi = _LOG_K0_RANGE
+    t0 = math.log((math.log(0.005) - lo) / (hi - math.log(0.005)))
     theta = np.array([math.log(max(float(power[:3].mean()), 1e-300)) + 0.5 * beta * math.log(float(k2[0])),
-                      math.log(0.005), math.log(max(float(np.median(tail)), 1e-300))])
+                      t0, math.log(max(float(np.median(tail)), 1e-300))])
     profile = np.empty(grid.size)
     best = (math.inf, theta)
     for i, s in enumerate(grid):
-        def fun(t, s=float(s)):
-            value, grad = _spectral_nll((*t, s), k2, power, weight, beta)
+        def fun(t, log_s=math.log(float(s))):
+            value, grad = _spectral_nll((*t, log_s), k2, power, weight, beta)
             return value, grad[:3]
 
-        res = optimize.minimize(fun, theta, jac=True, method="L-BFGS-B", bounds=_NLL_BOUNDS)
+        res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-4})
         theta = res.x
         profile[i] = res.fun
         if res.fun < best[0]:
@@ -242,8 +263,8 @@ def _spectral_point(k2, power, weight, beta, start):
     from scipy import optimize
 
     res = optimize.minimize(_spectral_nll, np.asarray(start, dtype=np.float64), args=(k2, power, weight, beta),
-                            jac=True, method="L-BFGS-B", bounds=[*_NLL_BOUNDS, (0.05, 200.0)])
-    return float(res.x[3])
+                            jac=True, method="BFGS", options={"gtol": 1e-4})
+    return math.exp(float(res.x[3]))
 
 
 def _spectral_interval(data):
@@ -258,7 +279,8 @@ def _spectral_interval(data):
     sigmas = {3.0: sigma}
     for beta in _BETAS:
         if beta != 3.0:
-            start = [nuisance[0] + 0.5 * (beta - 3.0) * math.log(float(k2[0])), nuisance[1], nuisance[2], sigma]
+            start = [nuisance[0] + 0.5 * (beta - 3.0) * math.log(float(k2[0])), nuisance[1], nuisance[2],
+                     math.log(sigma)]
             sigmas[beta] = _spectral_point(k2, power, weight, beta, start)
     lo = min(float(inside.min()), *sigmas.values()) * _SPECTRAL_ALLOWANCE[0]
     hi = max(float(inside.max()), *sigmas.values()) * _SPECTRAL_ALLOWANCE[1]
