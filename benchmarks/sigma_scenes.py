@@ -161,8 +161,9 @@ def _blur(scene, sigma):
     return np.fft.irfft2(np.fft.rfft2(scene) * transfer, s=scene.shape)
 
 
-def make_case(case):
-    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``."""
+def make_case(case, *, return_scene=False):
+    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
+    with ``return_scene`` also the unblurred scene under the map, in counts above background."""
     family, seed, size, sigma, signal, background = case
     rng = np.random.default_rng([FAMILIES.index(family), seed])
     margin = int(5 * sigma) + 8
@@ -189,6 +190,8 @@ def make_case(case):
     blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
     mean = background + signal * np.clip(blurred, 0.0, None)
     counts = np.random.default_rng([99, FAMILIES.index(family), seed]).poisson(mean).astype(np.float64)
+    if return_scene:
+        return counts, truth_sigma, label, signal * scene[margin : margin + size, margin : margin + size]
     return counts, truth_sigma, label
 
 

@@ -35,7 +35,8 @@ def _heldout_divergence(op, estimate, counts, background, *, xp, margin=(0, 0)):
     return float(xp.sum(dev[..., mr : rows - mr, mc : cols - mc]))
 
 
-def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True, **rl_options):
+def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True, holdout=0.5,
+                  **rl_options):
     """Richardson–Lucy iteration count chosen by Poisson-thinning cross-validation.
 
     Parameters
@@ -108,13 +109,18 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
         raise ValueError("cross-validated stopping needs a map of non-negative integer counts")
     host = np.asarray(to_numpy(y), dtype=np.float64)
     rng = np.random.default_rng(seed)
-    first = rng.binomial(host.astype(np.int64), 0.5).astype(np.float64)
+    p = float(holdout)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"holdout must lie in (0, 1), got {holdout!r}")
+    first = rng.binomial(host.astype(np.int64), 1.0 - p).astype(np.float64)
     second = host - first
     dev = array_device(y)
     y1 = xp.asarray(first, dtype=y.dtype, device=dev)
     y2 = xp.asarray(second, dtype=y.dtype, device=dev)
-    half_b = background * 0.5
-    pb = prepare(y2, psf, background=half_b, iterative=True)
+    train_b = background * (1.0 - p)
+    pb = prepare(y2, psf, background=background * p, iterative=True)
+    # the training half restores (1 − p) of the scene; the held-out counts see p of it
+    scale = p / (1.0 - p)
     kr, kc = pb.psf.shape[-2:]
     rows, cols = y.shape
     margin = (min(kr // 2, rows // 4), min(kc // 2, cols // 4))
@@ -124,14 +130,14 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
         pass
 
     def watch(iteration, estimate, divergence):
-        d = _heldout_divergence(pb.op, estimate, pb.image, pb.background, xp=xp, margin=margin)
+        d = _heldout_divergence(pb.op, estimate * scale, pb.image, pb.background, xp=xp, margin=margin)
         if d < state["best"]:
             state["best"], state["k"] = d, iteration
         elif iteration - state["k"] >= max(10, state["k"] // 2):
             raise _Done
 
     try:
-        richardson_lucy(y1, psf, num_iter=int(max_iter), background=half_b, accelerate=accelerate,
+        richardson_lucy(y1, psf, num_iter=int(max_iter), background=train_b, accelerate=accelerate,
                         callback=watch, **rl_options)
     except _Done:
         pass

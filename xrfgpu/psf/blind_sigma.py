@@ -207,7 +207,7 @@ def _spectral_nll(theta, k2, power, weight, beta):
     # exponents clipped so that no intermediate overflows while the optimiser explores
     with np.errstate(under="ignore"):
         scene = np.exp(np.minimum(log_a - 0.5 * beta * np.log(k2 + k0sq) - four_pi2 * s * s * k2, 600.0))
-    noise = math.exp(min(log_n, 600.0))
+    noise = math.exp(max(min(log_n, 60.0), -60.0))  # the power is scaled to a median of 1
     p = scene + noise
     ratio = power / p
     value = float(np.sum(weight * (np.log(p) + ratio)))
@@ -244,8 +244,9 @@ def _spectral_profile(k2, power, weight, beta, grid):
             return value, grad[:3]
 
         res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-4})
-        theta = res.x
-        profile[i] = res.fun
+        if np.isfinite(res.fun):
+            theta = res.x
+        profile[i] = res.fun if np.isfinite(res.fun) else math.inf
         if res.fun < best[0]:
             best = (res.fun, res.x)
     j = int(np.argmin(profile))
@@ -271,9 +272,13 @@ def _spectral_interval(data):
     """σ profile under the mosaic law (β = 3) and fits under β = 2.5, 3.5; returns
     (σ at β = 3, lo, hi, flat_to_grid_end, details)."""
     k2, power, weight = _ring_spectrum(data)
+    # unit median power: the likelihood's parameters are then O(1) whatever the map's units
+    power = power / max(float(np.median(power)), 1e-300)
     largest = max(2.0, min(40.0, min(data.shape) / 4.0))
     grid = np.geomspace(0.4, largest, 31)
     sigma, profile, nuisance = _spectral_profile(k2, power, weight, 3.0, grid)
+    if not np.isfinite(profile.min()):
+        raise ValueError("the map's power spectrum could not be fitted (no finite likelihood)")
     inside = grid[profile <= profile.min() + 1.92]  # 95 % profile-likelihood interval
     flat = bool(inside.min() <= grid[0] or inside.max() >= grid[-1])
     sigmas = {3.0: sigma}
@@ -463,13 +468,16 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                    strict=False):
     """Blind estimate of the Gaussian PSF σ (pixels) from the blurred map alone.
 
-    No dot, no edge chosen by hand. Three criteria: where the map holds long
-    straight edges (a test chart, straight mineral boundaries), σ is fitted
-    to the profiles across those edges; otherwise the map is fitted as a
-    blurred mosaic of uniform grains (ellipses or rectangles) on a flat
-    matrix, σ shared by all; where that model does not fit either, σ is the
-    maximum-likelihood blur of a stochastic scene model fitted to the map's
-    power spectrum.
+    No dot, no edge chosen by hand. By default (the fast path) two
+    independent stages: where the map holds long straight edges (a test
+    chart, straight mineral boundaries), σ is fitted to the profiles across
+    those edges; otherwise σ is the profile-likelihood blur of a stochastic
+    scene model fitted to the map's windowed power spectrum. Either way the
+    result carries an interval and the evidence it rests on, and a map that
+    does not pin σ down is reported (a warning, or an error with
+    ``strict=True``) instead of answered with a confident number. With
+    ``thorough=True`` maps without straight edges are also fitted as a
+    blurred mosaic of uniform grains (minutes on large maps; see stage 3).
 
     Parameters
     ----------
@@ -483,34 +491,62 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
         Fit σu, σv and ρ as well (the result's ``sigma`` is then √(σu σv)).
     pixel_size_um : float, optional
         Scan step for the ``*_um`` twins.
+    thorough : bool
+        Also run the mosaic scene fit (stage 3) on maps without straight-edge
+        consensus. Off by default: on the frozen test scenes of
+        ``benchmarks/sigma_scenes.py`` it was the source of the errors of 2.6–7.9×
+        (issue 14) and of run times of minutes.
+    strict : bool
+        Raise :class:`ValueError` instead of warning when the estimate is
+        not reliable.
 
     Returns
     -------
     SigmaEstimate
-        ``.sigma`` is σ in pixels (a float); ``float(result)`` gives the same.
+        ``.sigma`` is σ in pixels (a float); ``float(result)`` gives the
+        same. ``.interval`` (lo, hi) in pixels, ``.reliable``, ``.evidence``.
 
     Raises
     ------
     ValueError
-        Map smaller than 32×32, containing NaN/inf, or flat.
+        Map smaller than 32×32, containing NaN/inf, or flat; an unreliable
+        estimate with ``strict=True``.
+
+    Warns
+    -----
+    SigmaUncertainWarning
+        The interval is wider than a factor 2 (hi/lo), or the likelihood is
+        flat to an end of the σ range or wider than a factor 4 ("the map
+        carries no σ information": smooth fields, noise, flat substrates).
 
     Notes
     -----
     Stage 1, spectral (always run; the result for maps without long
-    straight edges, and for ``elliptical=True``). Criterion: maximum Whittle
-    likelihood. The map is modelled as a Gaussian stationary field
-    y = h_σ ⊛ x + n, with white noise n of power N (Poisson counts: N ≈ mean
-    count) and a scene x whose power spectrum is that of a random mosaic of
-    constant patches (exponential covariance e^(−r/ℓ)),
-    S(k) = A (k² + k0²)^(−3/2). The expected periodogram is
-    P(k) = S(k) exp(−4π² σ² |k|²) + N, and (A, k0, σ, N) maximise the
-    Whittle log-likelihood −Σ_k [log P(k) + I(k)/P(k)] of the periodogram
-    I(k) of the map's periodic component (Moisan's periodic + smooth
-    decomposition, so the map borders add no spurious spectrum). It is
-    invariant to the background and needs no edge, but it is biased when the
-    scene spectrum departs from the mosaic law (grains comparable to σ,
-    periodic bars), by up to about 20 %. Fitted on the host with
-    :func:`scipy.optimize.minimize` (Nelder–Mead, four starting σ).
+    straight edges). Criterion: maximum Whittle likelihood. The map is
+    modelled as a Gaussian stationary field y = h_σ ⊛ x + n, with white
+    noise n of power N (Poisson counts: N ≈ mean count) and a scene x whose
+    power spectrum is that of a random mosaic of constant patches
+    (exponential covariance e^(−r/ℓ)), S(k) = A (k² + k0²)^(−β/2), β = 3.
+    The expected periodogram is P(k) = S(k) exp(−4π² σ² |k|²) + N. The
+    periodogram I(k) is taken of the map times a Hann window (leakage of
+    the strong low-frequency power through the map's borders otherwise
+    falls slower than the blurred spectrum and pulls σ low; Moisan's
+    periodic component, used before, left 15–55 % low estimates on the
+    tuning scenes) and averaged over rings 1/n wide; a ring mean of m
+    values is Gamma distributed, so the Whittle negative log-likelihood is
+    Σ_rings m [log P + Ī/P]. Its profile over σ (A, k0, N refitted at each
+    of 31 σ from 0.4 px to min(40, n/4) px; BFGS with the analytic gradient)
+    gives σ (parabolic refinement at the minimum) and a 95 %
+    profile-likelihood interval (Δ = 1.92). The scene law is the model's
+    weak point, so σ is also fitted with β = 2.5 and 3.5, and the interval
+    is the union of these, widened by the model-error allowance
+    ``_SPECTRAL_ALLOWANCE`` (× 0.9 below, × 1.35 above, set on the tuning
+    scenes, where the spectral σ is mostly low). The estimate is
+    *reliable* when hi/lo ≤ 2; it carries *no σ information* when the
+    profile is within Δ of its minimum at an end of the σ range or hi/lo > 4.
+    With ``elliptical=True`` (or ``thorough=True``) the full 2-D Whittle fit
+    of the unwindowed periodic component also runs (Nelder–Mead, four
+    starting σ) and gives σu, σv, ρ.
 
     Stage 2, straight edges (isotropic model only). Long straight edges are
     found by a Hough transform of the gradient (smoothed at σ₀/2, σ₀ the
@@ -531,12 +567,15 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     inverse-variance-weighted median, and those hold at least half of the
     accepted edges' total inverse-variance weight (a minority of short
     edges agreeing among themselves is no consensus), σ is the weighted
-    median of those that agree (``method="straight-edges"``); otherwise
-    the map goes to stage 3. ``details`` holds every edge fit (``edges``,
+    median of those that agree (``method="straight-edges"``; interval: the
+    agreeing edges' range and ±10 %; reliable). Whether the independent
+    spectral interval contains it is recorded (``details["stages_agree"]``,
+    and in ``evidence``). Otherwise, with ``thorough=True``, the map goes to
+    stage 3. ``details`` holds every edge fit (``edges``,
     ``edges_used``) and the spectral σ (``whittle_sigma``).
 
-    Stage 3, blurred mosaic (isotropic model, maps without straight-edge
-    consensus; :mod:`xrfgpu.psf.mosaic_scene_fit`). The scene is modelled as
+    Stage 3, blurred mosaic (``thorough=True`` only; isotropic model, maps
+    without straight-edge consensus; :mod:`xrfgpu.psf.mosaic_scene_fit`). The scene is modelled as
     x = B + Σ_g A_g s_g, s_g the indicator of a uniform ellipse or rectangle
     (centre, semi-axes, angle; edge softened by the 1/√12 px spread of a
     pixel's area), and μ = h_σ ⊛ x on a canvas ≈ 5σ₀ wider than the scan
@@ -574,6 +613,10 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     (``method="whittle"``). ``details["mosaic"]`` holds the fit
     (``sigma``, ``reduced_chi2``, ``n_shapes``, ``block``, …).
 
+    Accuracy of the default (fast) path on scenes nobody tuned it for: the
+    README table (``python benchmarks/bench_sigma_generalisation.py``). The
+    table below is of ``thorough=True`` on the project's own scenes.
+
     Accuracy (measured; σ_est/σ_true, min–max over seeds 0–4; Poisson
     counts, 150 counts of signal over 140 of background,
     ``tests/psf_scenes.py`` 200×200 scans; the USAF chart of the demo,
@@ -603,17 +646,21 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     Prefer a measured
     PSF (:func:`fit_dot`, :func:`fit_knife_edge`) when one can be had.
 
-    Run time (measured on a shared 2-core machine, 200×200 maps): 2–4 s
+    Run time of ``thorough=True`` (measured on a shared 2-core machine, 200×200 maps): 2–4 s
     for grain maps (the mosaic fit: a few hundred evaluations of the model
     and its gradient, each four real FFTs of the block canvas; most grain
     maps also try the Richardson–Lucy seeds; up to 8 s under load),
     0.4–1.5 s when straight edges decide, 3.5–6 s on the bar chart at
     σ ≥ 6.5.
-    The spectral stage takes about 0.3 s for a 200×200 map, 3 s for the
-    647×375 USAF scan and 7 s for a 1078×885 one.
+    The old 2-D spectral fit (``elliptical``/``thorough``) takes about 0.3 s
+    for a 200×200 map, 3 s for the 647×375 USAF scan and 7 s for a 1078×885
+    one; the default ring profile about 0.12 s at 512² (edges: 0.2–1 s more).
 
     References
     ----------
+    F. J. Harris, "On the use of windows for harmonic analysis with the
+    discrete Fourier transform", Proc. IEEE 66, 51 (1978),
+    doi:10.1109/PROC.1978.10837.
     P. Whittle, "Estimation and information in stationary time series",
     Ark. Mat. 2, 423 (1953), doi:10.1007/BF02590998.
     L. Moisan, "Periodic plus smooth image decomposition", J. Math. Imaging
