@@ -90,7 +90,8 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     -------
     float
         Background, counts per pixel; never above the 10 % quantile of the
-        map smoothed by a 15 × 15 box (or the largest box that fits).
+        map smoothed by a 15 × 15 box (or the largest box that fits), nor
+        above its lowest local mean (see Notes).
 
     Raises
     ------
@@ -107,6 +108,17 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     ``b`` that quantile lies ``z σ_s`` below ``b``, with
     ``z = −Φ⁻¹(quantile)`` and ``σ_s = √b / window``; the estimate solves
     ``b = q + z √b / window`` (two fixed-point steps).
+
+    Nor is it above the lowest local mean of the map: the smallest
+    ``window × window`` box mean plus √(2 ln n_eff) σ_s, the depth by which
+    the lowest of n_eff = n / window² independent box means of a flat
+    Poisson map falls below its mean. A map with no element-free area (a
+    160² Voronoi mosaic at σ = 6 px) gave 156 against a true 100 before
+    this cap, and Richardson–Lucy under a background above part of the map
+    ran to its 500-iteration cap with an MSE 5.6× the raw map's; with it,
+    122 and 42 iterations at 0.76×. On flat Poisson maps the cap costs
+    about 2 % at 20 counts and 8 % at 5 counts (a background slightly low
+    is harmless: the restoration carries the rest as a flat offset).
 
     The Poisson correction is only right for counts; on a map in other
     units (a fitted map in µg/cm², 0–0.05) it can exceed the map's maximum,
@@ -148,7 +160,12 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     b = max(level, 0.0)
     for _ in range(2):
         b = level + z * math.sqrt(max(b, 0.0)) / k
-    return min(b, max(cap, 0.0))
+    # nor above the lowest local mean: the smallest k × k box mean plus the depth by which the
+    # lowest of n_eff = n / k² independent Poisson box means falls below its mean, √(2 ln n_eff) σ_s
+    lowest = _smoothed_quantile(y, k, 0.0, xp=xp)
+    n_eff = max(y.shape[0] * y.shape[1] / float(k * k), 2.0)
+    floor_cap = lowest + math.sqrt(2.0 * math.log(n_eff)) * math.sqrt(max(lowest, 0.0)) / k
+    return max(min(b, cap, floor_cap), 0.0)
 
 
 class GainEstimate(float):
