@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import skarn  # noqa: E402
 
-from xrfgpu.restore import restore  # noqa: E402
+from xrfgpu import restore  # noqa: E402
 from xrfgpu.stack import restore_stack  # noqa: E402
 
 

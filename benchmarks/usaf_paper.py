@@ -28,7 +28,7 @@ import numpy as np
 def seed_study(n_seeds, size="full"):
     from xrfgpu import psf, simulate, usaf
     from xrfgpu.demo import PIXEL_SIZE_UM, SIZES, TRUE_SIGMA_UM, _score
-    from xrfgpu.restore import restore
+    from xrfgpu import restore
 
     chart = usaf.chart(PIXEL_SIZE_UM, groups=SIZES[size])
     sigma = TRUE_SIGMA_UM / PIXEL_SIZE_UM

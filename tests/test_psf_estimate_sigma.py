@@ -37,7 +37,7 @@ def _slow(*seeds):
 @functools.cache
 def _estimate(scene, sigma, seed):
     scan = {"grains": grains_scan, "bars": bar_scan}[scene]
-    return estimate_sigma(scan(SHAPE, sigma, seed=seed))
+    return estimate_sigma(scan(SHAPE, sigma, seed=seed), thorough=True)
 
 
 @pytest.mark.parametrize("sigma", [4.0, 6.5])
@@ -103,7 +103,7 @@ def test_usaf_chart_scan(seed):
 
 
 def test_grain_map_has_no_long_edges_and_uses_the_mosaic_fit():
-    est = estimate_sigma(grains_scan(SHAPE, 6.5, seed=5))
+    est = estimate_sigma(grains_scan(SHAPE, 6.5, seed=5), thorough=True)
     assert est.method == "mosaic-scene"
     assert est.sigma == est.details["mosaic"]["sigma"]
     assert est.details["mosaic"]["reduced_chi2"] < 1.35
@@ -120,7 +120,7 @@ def test_ordering_follows_the_blur():
 def test_background_invariance_and_argument():
     counts = grains_scan(SHAPE, 6.5, seed=3)
     a = _estimate("grains", 6.5, 3)
-    b = estimate_sigma(counts + 500.0, background=BACKGROUND + 500.0)
+    b = estimate_sigma(counts + 500.0, background=BACKGROUND + 500.0, thorough=True)
     assert b.sigma == pytest.approx(a.sigma, rel=1e-3)
     with pytest.raises(ValueError, match="background"):
         estimate_sigma(counts, background=-1.0)
@@ -185,3 +185,41 @@ def test_region_split_at_intensity_dips():
     # a single disc has one dome; a dip shallower than h does not split
     assert split_regions(ndimage.gaussian_filter(left * 1.0, 3.0), mask & left, 0.05)[1] == 1
     assert split_regions(rest, mask, 2.0)[1] == 1
+
+
+def _disc_scene(shape, sigma, seed):
+    # an independent scene (not psf_scenes): random discs, blurred by scipy's Gaussian filter
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    pad = int(5 * sigma) + 8
+    rows, cols = shape[0] + 2 * pad, shape[1] + 2 * pad
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    scene = np.zeros((rows, cols))
+    for _ in range(40):
+        cy, cx, r = rng.uniform(0, rows), rng.uniform(0, cols), rng.uniform(4, 20)
+        scene[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = rng.uniform(0.2, 1.0)
+    blurred = ndimage.gaussian_filter(scene, sigma, mode="wrap", truncate=6.0)[pad:-pad, pad:-pad]
+    return rng.poisson(140.0 + 150.0 * blurred).astype(float)
+
+
+@pytest.mark.parametrize("sigma", [3.0, 6.0])
+def test_fast_path_interval_covers_the_truth(sigma):
+    est = estimate_sigma(_disc_scene((128, 128), sigma, seed=int(sigma)))
+    lo, hi = est.interval
+    assert lo <= sigma <= hi
+    assert lo <= est.sigma <= hi
+    assert est.reliable and est.evidence
+    assert "mosaic" not in est.details  # the fast path runs no mosaic fit
+
+
+def test_pure_noise_has_no_sigma_information():
+    # Poisson noise on a flat mean: no blur can be measured; the estimator must say so
+    from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
+
+    counts = np.random.default_rng(3).poisson(140.0, (96, 96)).astype(float)
+    with pytest.warns(SigmaUncertainWarning, match="no σ information"):
+        est = estimate_sigma(counts)
+    assert not est.reliable
+    with pytest.raises(ValueError, match="uncertain"):
+        estimate_sigma(counts, strict=True)

@@ -5,7 +5,9 @@ import pytest
 
 import xrfgpu
 from xrfgpu import metrics, phantom
-from xrfgpu.restore import cv_iterations, estimate_background, restore
+from xrfgpu import restore
+from xrfgpu.background import estimate_background
+from xrfgpu.stopping import cv_iterations
 
 
 @pytest.mark.parametrize("level", [20.0, 137.5, 1000.0])
@@ -19,6 +21,15 @@ def test_estimate_background_with_signal_on_part_of_the_map():
     mean = np.full((200, 200), 137.5)
     mean[:, 100:] += 77.0
     assert estimate_background(rng.poisson(mean)) == pytest.approx(137.5, rel=0.02)
+
+
+def test_background_not_above_the_lowest_local_mean():
+    # no element-free area: every pixel carries signal; the truth is the smallest mean of the map
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:160, 0:160]
+    mean = 100.0 + 60.0 + 50.0 * np.sin(xx / 9.0) * np.cos(yy / 13.0)  # 110 .. 210
+    b = estimate_background(rng.poisson(mean))
+    assert b <= mean.min() * 1.05  # within the noise allowance (the previous estimator: 1.077)
 
 
 def test_estimate_background_array_api(xp):
@@ -80,9 +91,15 @@ def test_other_methods_match_their_functions(method, kw):
 
 def test_package_attribute_is_callable():
     counts, _, _ = phantom.observe((48, 48), 1.5, seed=8)
-    import xrfgpu.restore  # noqa: F401  (binds the submodule to the package attribute)
+    import xrfgpu.front_door  # noqa: F401  (the module has its own name)
 
+    assert callable(xrfgpu.restore) and xrfgpu.restore is xrfgpu.front_door.restore
     assert xrfgpu.restore(counts, sigma=1.5, num_iter=3).shape == (48, 48)
+    # no module of the package shares the function's name
+    from pathlib import Path
+
+    package = Path(xrfgpu.__file__).parent
+    assert not (package / "restore.py").exists() and not (package / "restore").is_dir()
 
 
 def test_bad_input():
@@ -97,3 +114,18 @@ def test_bad_input():
         restore([[1, 2], [3, 4]])
     with pytest.raises(ValueError, match="integer counts"):
         cv_iterations(counts + 0.5, xrfgpu.psf.gaussian(None, 1.5))
+    with pytest.raises(ValueError, match="goal"):
+        restore(counts, sigma=1.5, goal="beauty")
+
+
+@pytest.mark.parametrize("num_iter,error", [(0, ValueError), (-3, ValueError), (2.5, ValueError),
+                                            ("ten", TypeError), (None.__class__, TypeError)])
+def test_num_iter_checked_as_richardson_lucy_checks_it(num_iter, error):
+    # the reference is richardson_lucy's own check: the front door must raise the same error type
+    counts, _, _ = phantom.observe((48, 48), 1.5, seed=9)
+    h = xrfgpu.psf.gaussian(None, 1.5)
+    with pytest.raises(error) as from_rl:
+        xrfgpu.richardson_lucy(counts, h, num_iter=num_iter)
+    with pytest.raises(error) as from_restore:
+        restore(counts, sigma=1.5, num_iter=num_iter)
+    assert str(from_restore.value) == str(from_rl.value)

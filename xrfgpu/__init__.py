@@ -17,10 +17,8 @@ from .fista import fista, ista
 from .richardson_lucy import poisson_divergence, richardson_lucy
 from .wiener import tikhonov, wiener
 
-# imported eagerly: the submodule xrfgpu.restore holds the function restore, and binding the
-# function here (after the submodule) keeps ``xrfgpu.restore(...)`` a call however the
-# submodule is imported later
-from .restore import restore  # noqa: E402
+# the front door; its module is xrfgpu.front_door, so xrfgpu.restore is only ever the function
+from .front_door import restore
 
 __version__ = "0.1.0"
 

@@ -376,18 +376,18 @@ def _parse_sigma_option(text):
 def _estimate_background(image):
     """Background (counts) for ``--background auto``: the library's estimator when present."""
     try:
-        from .restore import estimate_background
+        from .background import estimate_background
     except ImportError:
         estimate_background = None
     if estimate_background is not None:
         a = np.asarray(image)
         if np.all(a >= 0) and np.all(np.round(a) == a):
-            return float(estimate_background(a)), "xrfgpu.restore.estimate_background"
+            return float(estimate_background(a)), "xrfgpu.background.estimate_background"
         # fitted or normalised maps (PyXRF, MAPS, HXN) are not Poisson counts: the Poisson correction
         # b = q + z·sqrt(b)/window would add sqrt(b) in the map's own units (0.08 on a Si map whose
         # maximum is 0.045, which zeroed its restoration); take the smoothed low quantile as it is
         return (float(estimate_background(a, poisson=False)),
-                "xrfgpu.restore.estimate_background(poisson=False): map is not integer counts")
+                "xrfgpu.background.estimate_background(poisson=False): map is not integer counts")
     # Fallback until the front door lands: the 2nd percentile of the 5×5 box mean (noise-averaged floor).
     from scipy import ndimage
 
@@ -423,7 +423,7 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     Without ``--iterations`` RL stops by the front door's rule (cross-validation
     on count maps, a fixed count on normalised maps); with it, exactly that many.
     """
-    from .restore import restore
+    from .front_door import restore
 
     kwargs = {}
     if method == "wiener" and options.get("balance") is not None:
@@ -506,14 +506,14 @@ def _rl_iterations(image, psf, background, iterations):
     """RL iteration count and stop rule as the front door decides them on the whole map.
 
     Given ``--iterations``: that many ("fixed"). Else, on integer count maps,
-    Poisson-thinning cross-validation (:func:`xrfgpu.restore.cv_iterations`,
+    Poisson-thinning cross-validation (:func:`xrfgpu.stopping.cv_iterations`,
     accelerated RL, run on the whole map); on other maps a fixed 30.
     """
     if iterations:
         return int(iterations), "fixed", None
     a = np.asarray(image)
     if np.all(a >= 0) and np.all(np.round(a) == a):
-        from .restore import cv_iterations
+        from .stopping import cv_iterations
 
         return int(cv_iterations(a, psf, background=background, accelerate=True)), "cv", None
     return _DEFAULT_ITER["rl"], "fixed", "map is not integer counts: fixed 30 iterations (pass num_iter to choose)"
@@ -581,7 +581,7 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     from ._backend import to_numpy
     from .io import match_name
     from .joint import JointFallbackWarning, joint_richardson_lucy
-    from .restore import _psf_for
+    from .front_door import _psf_for
 
     if len(inputs) < 2:
         raise click.UsageError("--joint needs at least two element maps")

@@ -90,7 +90,7 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
     """
     from . import psf as psf_module
     from . import simulate, usaf
-    from .restore import restore
+    from .front_door import restore
 
     if size not in SIZES:
         raise ValueError(f"size must be 'small' or 'full', got {size!r}")
@@ -160,7 +160,7 @@ def sigma_sweep(counts, chart, sigmas_um, *, num_iter, pixel_size_um=PIXEL_SIZE_
     One iteration count for every σ (the CV count found with the knife-edge
     σ, what a user would have), so that only the PSF changes.
     """
-    from .restore import restore
+    from .front_door import restore
 
     out = []
     for s_um in sigmas_um:
@@ -220,7 +220,7 @@ def _panel_label(name, row, pixel_size_um):
 def figure_panels(result):
     """Raw / restored panels like the paper's Fig. 5 (PNG bytes).
 
-    The raw scan (minus the background :func:`xrfgpu.restore.estimate_background`
+    The raw scan (minus the background :func:`xrfgpu.background.estimate_background`
     finds, as the restorations are counts above it) and every restoration
     share one colour scale (counts per pixel, the lowest 0.5 and highest
     99.5 percentile over them) and one colour bar; the truth has its own
@@ -245,7 +245,7 @@ def figure_panels(result):
     rows = {r["method"]: r for r in result["rows"]}
     # the restorations are counts above the background (the model y = h ⊛ x + b); the raw scan is shown
     # on the same footing, minus the background that restore() estimates from it
-    from .restore import estimate_background
+    from .background import estimate_background
 
     images = {k: np.asarray(v, dtype=np.float64) for k, v in result["images"].items()}
     background = float(estimate_background(images["raw scan"])) if "raw scan" in images else 0.0

@@ -420,7 +420,7 @@ def _map_background(b, i):
 
 def _restore_alone(y, h, b, *, num_iter, seed):
     """Independent RL of one map: the front door's rule (CV stop + acceleration on counts)."""
-    from .restore import cv_iterations
+    from .stopping import cv_iterations
     from .richardson_lucy import richardson_lucy
 
     xp = array_namespace(y)
@@ -542,7 +542,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     every iteration the held-out Poisson deviance of the second half under
     ``h ⊛ x + b/2`` is evaluated (in float64) away from the borders. The
     (λ, k) with the lowest held-out deviance is used on the full map (as
-    :func:`xrfgpu.restore.cv_iterations` does for plain RL). Because λ = 0 is
+    :func:`xrfgpu.stopping.cv_iterations` does for plain RL). Because λ = 0 is
     a candidate, the coupling is switched off where it does not predict the
     held-out counts better; such a map is then restored exactly as alone. The
     record lists, per candidate, the deviance above the best and its standard

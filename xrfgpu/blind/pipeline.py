@@ -368,14 +368,14 @@ class BlindRLResult:
 def _auto_background(image, *, xp):
     """Background for RL when ``background="auto"``.
 
-    Uses :func:`xrfgpu.restore.estimate_background` (the front door's
+    Uses :func:`xrfgpu.background.estimate_background` (the front door's
     estimator) when that module is available.
     """
     try:
-        from ..restore import estimate_background
+        from ..background import estimate_background
     except ImportError as exc:  # pragma: no cover - the front door ships with the package
         raise ValueError(
-            'background="auto" needs xrfgpu.restore.estimate_background; pass a number of counts instead'
+            'background="auto" needs xrfgpu.background.estimate_background; pass a number of counts instead'
         ) from exc
     return estimate_background(image)
 
@@ -406,7 +406,7 @@ def blind_rl(
         (at least 7, at most half the map).
     background : "auto" or float or array
         Background counts for RL; "auto" uses
-        :func:`xrfgpu.restore.estimate_background`.
+        :func:`xrfgpu.background.estimate_background`.
     num_iter : int
         RL iterations.
     pixel_size_um : float, optional

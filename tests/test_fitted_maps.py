@@ -1,0 +1,101 @@
+"""Fitted / normalised maps (PyXRF, MAPS): effective Poisson gain, a background below the map, kept flux.
+
+The real maps are the NSLS-II HXN nanoparticle maps in ``tests/data/hxn_nanoparticles_xrf``
+(MIT licence, see the README there).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import xrfgpu
+from xrfgpu.background import estimate_background, estimate_gain, is_count_map
+
+DATA = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf"
+
+
+def _hxn(element):
+    import tifffile
+
+    return tifffile.imread(DATA / f"SUM_maps_XRF_{element}_K.tiff").astype(np.float64)
+
+
+def _structured_counts(seed, shape=(128, 128), sigma=2.0):
+    rng = np.random.default_rng(seed)
+    scene = np.zeros(shape)
+    scene[30:90, 20:60] = 1.0
+    scene[15:45, 75:115] = 3.0
+    scene[70:110, 80:100] = 0.5
+    mean = 20.0 + 100.0 * ndimage.gaussian_filter(scene, sigma)
+    return rng.poisson(mean).astype(np.float64), scene, mean
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.003, 250.0])
+def test_gain_of_a_scaled_count_map(gain, xp):
+    # truth: the map is gain × Poisson counts, so its variance is gain × its mean
+    counts, _, _ = _structured_counts(seed=1)
+    est = estimate_gain(xp.asarray(counts * gain))
+    assert float(est) == pytest.approx(gain, rel=0.06)
+    assert est.blocks > 50 and est.spread < 0.5
+
+
+def test_count_map_test():
+    counts, _, _ = _structured_counts(seed=2)
+    assert is_count_map(counts)
+    assert not is_count_map(counts * 0.01)
+    assert not is_count_map(counts - 30.0)
+
+
+@pytest.mark.parametrize("element", ["Fe", "Cr", "Si"])
+def test_background_of_real_fitted_maps_is_below_a_low_quantile(element):
+    y = _hxn(element)
+    for image in (y, y / float(estimate_gain(y))):
+        b = estimate_background(image)
+        # the 10 % quantile of the 15 × 15 box means that lie inside the map (scipy as the reference)
+        cap = np.quantile(ndimage.uniform_filter(image, 15)[7:-7, 7:-7], 0.10)
+        assert 0.0 <= b <= cap * (1 + 1e-9)
+        assert b < image.max()
+
+
+@pytest.mark.parametrize("element", ["Fe", "Cr"])
+def test_real_fitted_maps_are_restored_not_erased(element):
+    y = _hxn(element)
+    out, info = xrfgpu.restore(y, return_info=True)
+    assert info["map_kind"].startswith("fitted") and info["gain"] > 0
+    assert info["background"] < np.quantile(y, 0.5)
+    # not mostly zeros: as few (near-)zero pixels as the input has, within a few per cent of the map
+    assert np.mean(out <= 1e-6 * out.max()) < 0.05
+    # flux above background kept within 3 %
+    assert out.sum() == pytest.approx((y - info["background"]).sum(), rel=0.03)
+    # sharper: the strongest gradients (99th percentile of |∇|) grow
+    def edge(a):
+        return np.quantile(np.hypot(*np.gradient(a)), 0.99)
+
+    assert edge(out) > 1.05 * edge(y - info["background"])
+    assert set(info["seconds"]) >= {"gain", "background", "sigma", "restore"}
+
+
+def test_real_substrate_map_warns_that_sigma_is_unknown():
+    # Si is a weak, almost uniform substrate signal: no blur can be read from it
+    from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
+
+    y = _hxn("Si")
+    with pytest.warns(SigmaUncertainWarning):
+        out, info = xrfgpu.restore(y, return_info=True)
+    assert not info["sigma_reliable"]
+    with pytest.raises(ValueError, match="uncertain"):
+        xrfgpu.restore(y, strict=True)
+
+
+def test_synthetic_fitted_map_restores_like_its_counts():
+    # a fitted map = counts × 0.004: restored in effective counts it must beat the raw map on the truth
+    counts, scene, mean = _structured_counts(seed=3)
+    fitted = counts * 0.004
+    out, info = xrfgpu.restore(fitted, sigma=2.0, return_info=True)
+    truth = 0.004 * 100.0 * scene
+    raw_err = np.mean((fitted - info["background"] - truth) ** 2)
+    assert np.mean((out - truth) ** 2) < 0.8 * raw_err
+    assert info["gain"] == pytest.approx(0.004, rel=0.06)
+    assert info["background"] == pytest.approx(0.004 * 20.0, rel=0.05)

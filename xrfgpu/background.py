@@ -1,0 +1,277 @@
+"""Background level and noise scale of an element map: counts or fitted (PyXRF / MAPS) values.
+
+Three questions the front door (:func:`xrfgpu.restore`) asks of a map
+before restoring it:
+
+* is it a map of Poisson counts, or a fitted / normalised map
+  (µg/cm², counts per second per I0, …)? (:func:`is_count_map`)
+* if fitted, what is its effective Poisson gain ``g`` — the map's units per
+  detected photon — so that ``map / g`` behaves like counts?
+  (:func:`estimate_gain`, photon-transfer style)
+* what is the background, the level of its element-free areas?
+  (:func:`estimate_background`, never above a low quantile of the map)
+
+References
+----------
+J. R. Janesick, *Photon Transfer: DN → λ*, SPIE Press (2007),
+doi:10.1117/3.725073 (variance against mean of a linear photon detector).
+J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37, 750 (2022),
+doi:10.1039/d1ja00425e (Richardson–Lucy with the background in the model).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+from ._backend import array_device, array_namespace, to_numpy
+from ._validate import as_image
+
+__all__ = ["GainEstimate", "estimate_background", "estimate_gain", "is_count_map"]
+
+# the background never exceeds this quantile of the map smoothed by a CAP_WINDOW box (see estimate_background)
+CAP_QUANTILE = 0.10
+CAP_WINDOW = 15
+
+
+def is_count_map(image) -> bool:
+    """Whether a map holds non-negative integer counts (what the Poisson split and discrepancy need).
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Any array-API namespace.
+
+    Returns
+    -------
+    bool
+        True when every value is a non-negative integer.
+    """
+    xp = array_namespace(image)
+    return bool(xp.all(image >= 0)) and bool(xp.all(xp.round(image) == image))
+
+
+def _box_mean_valid(x, k, *, xp):
+    """Mean of every ``k × k`` window inside ``x`` (valid mode), by a summed-area table."""
+    rows, cols = x.shape
+    dev = array_device(x)
+    c = xp.cumulative_sum(xp.cumulative_sum(x, axis=0), axis=1)
+    c = xp.concat([xp.zeros((1, cols), dtype=x.dtype, device=dev), c], axis=0)
+    c = xp.concat([xp.zeros((rows + 1, 1), dtype=x.dtype, device=dev), c], axis=1)
+    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / float(k * k)
+
+
+def _smoothed_quantile(y, k, q, *, xp):
+    dtype = xp.float64 if hasattr(xp, "float64") else y.dtype
+    smooth = xp.reshape(_box_mean_valid(xp.astype(y, dtype), k, xp=xp), (-1,))
+    ranked = xp.sort(smooth)
+    return float(ranked[int(q * (ranked.shape[0] - 1))])
+
+
+def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
+    """Background level of a count map: the low level of its element-free areas.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Count map (any array-API namespace). For a fitted map, divide by
+        its gain first (:func:`estimate_gain`).
+    window : int
+        Side of the box mean that smooths the counts before ranking, pixels.
+    quantile : float
+        Fraction of (smoothed) pixels taken to lie at or below the background.
+    poisson : bool
+        Correct the quantile for the Poisson noise left after smoothing (see
+        Notes). Leave False for maps that are not counts.
+
+    Returns
+    -------
+    float
+        Background, counts per pixel; never above the 10 % quantile of the
+        map smoothed by a 15 × 15 box (or the largest box that fits), nor
+        above its lowest local mean (see Notes).
+
+    Raises
+    ------
+    ValueError
+        Map smaller than the window, NaN/inf, bad ``window``/``quantile``.
+
+    Notes
+    -----
+    A micro-XRF line sits on a background (scatter, the continuum, tails of
+    neighbouring lines) that is present everywhere; where the element is
+    absent the map shows only that background. The map is smoothed by a
+    ``window × window`` box (noise σ reduced ``window`` times), and the
+    ``quantile`` of the smoothed values is read. For a Poisson background
+    ``b`` that quantile lies ``z σ_s`` below ``b``, with
+    ``z = −Φ⁻¹(quantile)`` and ``σ_s = √b / window``; the estimate solves
+    ``b = q + z √b / window`` (two fixed-point steps).
+
+    Nor is it above the lowest local mean of the map: the smallest
+    ``window × window`` box mean plus √(2 ln n_eff) σ_s, the depth by which
+    the lowest of n_eff = n / window² independent box means of a flat
+    Poisson map falls below its mean. A map with no element-free area (a
+    160² Voronoi mosaic at σ = 6 px) gave 156 against a true 100 before
+    this cap, and Richardson–Lucy under a background above part of the map
+    ran to its 500-iteration cap with an MSE 5.6× the raw map's; with it,
+    122 and 42 iterations at 0.76×. On flat Poisson maps the cap costs
+    about 2 % at 20 counts and 8 % at 5 counts (a background slightly low
+    is harmless: the restoration carries the rest as a flat offset).
+
+    The Poisson correction is only right for counts; on a map in other
+    units (a fitted map in µg/cm², 0–0.05) it can exceed the map's maximum,
+    and a background above the map erases it. So the result is capped at
+    the 10 % quantile of the map smoothed by a 15 × 15 box: at least a
+    tenth of any map lies at or above its background, and the wider box
+    leaves little noise in that quantile (pure Poisson counts of 20: the cap
+    is 19.6). Where no pixel is free of the element the result is the
+    map's low level, an overestimate that Richardson–Lucy's non-negativity
+    tolerates better than a negative map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu.background import estimate_background
+    >>> counts = np.random.default_rng(0).poisson(100.0, (128, 128))
+    >>> abs(estimate_background(counts) - 100.0) < 2.0
+    True
+
+    Backends
+    --------
+    Any array-API namespace.
+    """
+    xp = array_namespace(image)
+    y = as_image(image, xp=xp)
+    k = int(window)
+    if k != window or k < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    if min(y.shape) < k:
+        raise ValueError(f"map {y.shape} is smaller than the {k}x{k} window")
+    q = float(quantile)
+    if not 0.0 < q < 0.5:
+        raise ValueError(f"quantile must lie in (0, 0.5), got {quantile!r}")
+    level = _smoothed_quantile(y, k, q, xp=xp)
+    cap = _smoothed_quantile(y, min(CAP_WINDOW, min(y.shape)), CAP_QUANTILE, xp=xp)
+    if not poisson:
+        return min(level, cap)
+    z = -NormalDist().inv_cdf(q)
+    b = max(level, 0.0)
+    for _ in range(2):
+        b = level + z * math.sqrt(max(b, 0.0)) / k
+    # nor above the lowest local mean: the smallest k × k box mean plus the depth by which the
+    # lowest of n_eff = n / k² independent Poisson box means falls below its mean, √(2 ln n_eff) σ_s
+    lowest = _smoothed_quantile(y, k, 0.0, xp=xp)
+    n_eff = max(y.shape[0] * y.shape[1] / float(k * k), 2.0)
+    floor_cap = lowest + math.sqrt(2.0 * math.log(n_eff)) * math.sqrt(max(lowest, 0.0)) / k
+    return max(min(b, cap, floor_cap), 0.0)
+
+
+class GainEstimate(float):
+    """Effective Poisson gain (map units per count), a float with the evidence attached.
+
+    Attributes
+    ----------
+    blocks : int
+        Number of flat blocks used.
+    spread : float
+        Relative spread (interquartile / median / 1.349) of the per-block ratios.
+    """
+
+    blocks: int
+    spread: float
+
+    def __new__(cls, value, *, blocks, spread):
+        self = super().__new__(cls, value)
+        self.blocks = int(blocks)
+        self.spread = float(spread)
+        return self
+
+
+def estimate_gain(image, *, block=8):
+    """Effective Poisson gain of a map: its units per detected count (photon transfer).
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Element map (counts, or fitted / normalised values), any array-API
+        namespace. At least 2 × 2 blocks.
+    block : int
+        Side of the square blocks over which mean and variance are taken, pixels.
+
+    Returns
+    -------
+    GainEstimate
+        ``g`` (a float) such that ``image / g`` has variance ≈ mean, as
+        Poisson counts do; 1 for counts. ``.blocks`` and ``.spread`` say on
+        how many blocks and how consistently it was measured.
+
+    Raises
+    ------
+    ValueError
+        Too small a map, NaN/inf, or no block with a positive mean and no
+        zero (nothing to measure the noise on).
+
+    Notes
+    -----
+    A fitted XRF map is, to a good approximation, ``g`` times a Poisson
+    count map: the fit divides the counts by a scaler (I0, dwell) and a
+    calibration factor, which are nearly constant over a map. Its variance
+    is then ``g`` times its mean (a photon-transfer curve through the
+    origin). The noise variance is read from the discrete Laplacian
+    ``d = (4 y − Σ 4 neighbours) / √20`` — unit gain for white noise, and
+    nearly blind to the smooth blurred structure — as the mean of ``d²``
+    over ``block × block`` tiles; each tile gives a ratio ``var / mean``.
+    Tiles with a zero (fitted maps are clipped at 0, which cuts the noise)
+    or a non-positive mean are left out; ``g`` is the mean ratio over the
+    flatter half of the tiles (lower gradient energy of the map smoothed
+    over 2 px, which carries little of the tile's own noise), so that edges, where the blurred structure adds
+    to ``d``, do not count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu.background import estimate_gain
+    >>> counts = np.random.default_rng(0).poisson(50.0, (128, 128))
+    >>> abs(estimate_gain(counts * 0.01) / 0.01 - 1.0) < 0.1
+    True
+
+    Backends
+    --------
+    Any array-API namespace; the tiles are reduced on the host with NumPy.
+    """
+    xp = array_namespace(image)
+    y = np.asarray(to_numpy(as_image(image, xp=xp)), dtype=np.float64)
+    k = int(block)
+    if k != block or k < 2:
+        raise ValueError(f"block must be an integer >= 2, got {block!r}")
+    rows, cols = y.shape
+    if rows < 2 * k + 2 or cols < 2 * k + 2:
+        raise ValueError(f"map {y.shape} is too small to measure its noise in {k}x{k} blocks")
+    core = y[1:-1, 1:-1]
+    lap = (4.0 * core - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]) / math.sqrt(20.0)
+    # structure, nearly free of the tile's own noise: gradient energy of the map smoothed over 2 px
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(y, 2.0, mode="nearest")
+    grad = ((smooth[2:, 1:-1] - smooth[:-2, 1:-1]) ** 2 + (smooth[1:-1, 2:] - smooth[1:-1, :-2]) ** 2)
+    nr, nc = core.shape[0] // k, core.shape[1] // k
+
+    def tiles(a):
+        return a[: nr * k, : nc * k].reshape(nr, k, nc, k).swapaxes(1, 2).reshape(nr * nc, k * k)
+
+    c, d, g = tiles(core), tiles(lap), tiles(grad)
+    mean = c.mean(axis=1)
+    ok = (mean > 0) & np.all(c > 0, axis=1)
+    if not np.any(ok):
+        raise ValueError("no block with a positive mean and no zero: the map's noise cannot be measured")
+    var = (d[ok] ** 2).mean(axis=1)
+    ratio = var / mean[ok]
+    energy = g[ok].mean(axis=1) / np.maximum(mean[ok], 1e-300)
+    flat = energy <= np.median(energy)
+    r = ratio[flat] if np.count_nonzero(flat) >= 4 else ratio
+    # the mean ratio: the median of a χ²-like spread sits below its mean
+    med = float(np.mean(r))
+    q1, q3 = np.quantile(r, [0.25, 0.75])
+    return GainEstimate(med, blocks=r.size, spread=float((q3 - q1) / 1.349 / med) if med > 0 else math.inf)

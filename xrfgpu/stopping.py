@@ -1,0 +1,192 @@
+"""Stopping rules for Richardson–Lucy: Poisson-thinning cross-validation and the discrepancy principle.
+
+:func:`cv_iterations` picks the iteration count that predicts held-out
+counts best; :func:`discrepancy_iterations` the first count at which the
+Poisson discrepancy ``2 KL / n`` falls to a target. Both are used by the
+front door (:func:`xrfgpu.restore`) and can be called on their own.
+
+References
+----------
+J. Leiner, B. Duan, L. Wasserman, A. Ramdas, "Data fission: splitting a
+single data point", J. Am. Stat. Assoc. (2023), doi:10.1080/01621459.2023.2270748.
+M. Bertero et al., Inverse Problems 26, 105004 (2010), doi:10.1088/0266-5611/26/10/105004.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._backend import array_device, array_namespace, to_numpy
+from ._validate import as_image
+from .background import is_count_map
+
+__all__ = ["cv_iterations", "discrepancy_iterations"]
+
+
+def _heldout_divergence(op, estimate, counts, background, *, xp, margin=(0, 0)):
+    """Poisson deviance of held-out counts under ``h ⊛ x + b`` (up to a constant), inside ``margin``."""
+    mu = op.crop(op.forward(op.embed(estimate))) + background
+    mu = xp.clip(mu, min=1e-12)
+    dev = mu - counts * xp.log(mu)
+    mr, mc = margin
+    rows, cols = dev.shape[-2:]
+    return float(xp.sum(dev[..., mr : rows - mr, mc : cols - mc]))
+
+
+def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True, holdout=0.5,
+                  **rl_options):
+    """Richardson–Lucy iteration count chosen by Poisson-thinning cross-validation.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Count map (integer counts: the split needs counts).
+    psf : array
+        PSF in pixels of the map.
+    background : float or array
+        Background counts of ``image`` (halved for each half).
+    max_iter : int
+        Largest count tried.
+    seed : int
+        Seed of the split (drawn on the host).
+    accelerate : bool
+        Passed to :func:`xrfgpu.richardson_lucy`.
+    **rl_options
+        Further options of :func:`xrfgpu.richardson_lucy`.
+
+    Returns
+    -------
+    int
+        The iteration count that minimises the held-out Poisson deviance.
+
+    Raises
+    ------
+    ValueError
+        Non-integer or negative counts.
+
+    Notes
+    -----
+    Binomial thinning splits Poisson counts ``y ~ P(μ)`` into
+    ``y₁ ~ Binomial(y, ½)`` and ``y₂ = y − y₁``, two *independent* Poisson
+    maps of mean ``μ/2`` each. RL runs on ``y₁``; after every iteration the
+    negative log-likelihood of ``y₂`` under ``h ⊛ x₁ + b/2`` is evaluated.
+    It falls while RL recovers structure and rises once RL fits ``y₁``'s
+    noise, which ``y₂`` does not share; its minimum is the stopping point.
+    Unlike the discrepancy principle it needs no noise model beyond the
+    counts being Poisson, and it is not fooled by model errors common to
+    both halves (stage jitter, tube drift, a slightly wrong PSF), which make
+    the discrepancy target unreachable. The count found on half the counts
+    is used for the full map (slightly conservative: more counts would
+    support a few more iterations). The run stops early once the held-out
+    deviance has not improved for ``max(10, k_min/2)`` iterations.
+
+    The held-out deviance is summed only over pixels at least a PSF
+    half-width from the map's edge. Near the edge the model's boundary rule
+    (the mirror image) differs from the real scene beyond the scan — an error
+    both halves share, which CV would otherwise reward RL for fitting: on an
+    80 × 96 map with σ = 5 and 8 px the full-map deviance kept falling to the
+    500-iteration cap while the correlation with the truth fell from 0.73 to
+    0.41; the interior deviance stopped at 46 and 13 iterations.
+
+    References
+    ----------
+    J. Leiner, B. Duan, L. Wasserman, A. Ramdas, "Data fission: splitting a
+    single data point", J. Am. Stat. Assoc. (2023), doi:10.1080/01621459.2023.2270748.
+    M. Bertero et al., Inverse Problems 26, 105004 (2010), doi:10.1088/0266-5611/26/10/105004.
+
+    Backends
+    --------
+    Any array-API namespace; the binomial split is drawn with NumPy on the host.
+    """
+    from ._problem import prepare
+    from .richardson_lucy import richardson_lucy
+
+    xp = array_namespace(image)
+    y = as_image(image, xp=xp)
+    if not is_count_map(y):
+        raise ValueError("cross-validated stopping needs a map of non-negative integer counts")
+    host = np.asarray(to_numpy(y), dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    p = float(holdout)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"holdout must lie in (0, 1), got {holdout!r}")
+    first = rng.binomial(host.astype(np.int64), 1.0 - p).astype(np.float64)
+    second = host - first
+    dev = array_device(y)
+    y1 = xp.asarray(first, dtype=y.dtype, device=dev)
+    y2 = xp.asarray(second, dtype=y.dtype, device=dev)
+    train_b = background * (1.0 - p)
+    pb = prepare(y2, psf, background=background * p, iterative=True)
+    # the training half restores (1 − p) of the scene; the held-out counts see p of it
+    scale = p / (1.0 - p)
+    kr, kc = pb.psf.shape[-2:]
+    rows, cols = y.shape
+    margin = (min(kr // 2, rows // 4), min(kc // 2, cols // 4))
+    state = {"best": math.inf, "k": 0}
+
+    class _Done(Exception):
+        pass
+
+    def watch(iteration, estimate, divergence):
+        d = _heldout_divergence(pb.op, estimate * scale, pb.image, pb.background, xp=xp, margin=margin)
+        if d < state["best"]:
+            state["best"], state["k"] = d, iteration
+        elif iteration - state["k"] >= max(10, state["k"] // 2):
+            raise _Done
+
+    try:
+        richardson_lucy(y1, psf, num_iter=int(max_iter), background=train_b, accelerate=accelerate,
+                        callback=watch, **rl_options)
+    except _Done:
+        pass
+    return max(int(state["k"]), 1)
+
+
+def discrepancy_iterations(image, psf, *, background=0.0, max_iter=500, target=1.0, accelerate=True,
+                           **rl_options):
+    """Richardson–Lucy run to the Poisson discrepancy principle; returns (restored, iterations).
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Count map.
+    psf : array
+        PSF in pixels of the map.
+    background : float or array
+        Background counts.
+    max_iter : int
+        Cap on the iterations.
+    target : float
+        Stop once ``2 KL(y ‖ h ⊛ x + b) / n ≤ target`` (1: the expected value
+        for Poisson data under the true model).
+    accelerate : bool
+        Passed to :func:`xrfgpu.richardson_lucy`.
+    **rl_options
+        Further options of :func:`xrfgpu.richardson_lucy`.
+
+    Returns
+    -------
+    restored : array
+        The restoration at the stopping point.
+    iterations : int
+        Iterations run.
+
+    Notes
+    -----
+    Bertero et al. (2010): for Poisson data the expected value of
+    ``2 KL / n`` under the true mean is close to 1; RL is stopped the first
+    time the discrepancy reaches it. Model errors common to the whole map
+    (a slightly wrong PSF) can make it unreachable; then ``max_iter`` stops it.
+
+    Backends
+    --------
+    Any array-API namespace.
+    """
+    from .richardson_lucy import richardson_lucy
+
+    count = []
+    out = richardson_lucy(image, psf, num_iter=max_iter, background=background, accelerate=accelerate,
+                          discrepancy=target, callback=lambda i, e, d: count.append(i), **rl_options)
+    return out, (count[-1] if count else 0)
