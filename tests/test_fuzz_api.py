@@ -289,23 +289,19 @@ def test_any_missing_pixels_give_a_finite_result(xp, name, seed, fraction, how):
     assert float(got.max()) < 20 * float(COUNTS.max())
 
 
-# -- the front door: the same checks, once restore.py calls them --------------------------------------------
+# -- the front door: the same checks as the solvers --------------------------------------------
 
-FRONT_DOOR = pytest.mark.xfail(strict=True, reason="xrfgpu.restore calls the shared checks after the issue-14 "
-                               "restructuring is merged (see the issue-15 report)")
 
 
 def test_restore_refuses_num_iter_above_the_cap():
     refused(lambda: xrfgpu.restore(COUNTS, sigma=1.5, num_iter=10**9), "num_iter")
 
 
-@FRONT_DOOR
 @pytest.mark.parametrize("value", [float("inf"), 1.5, "10"])
 def test_restore_checks_num_iter_like_richardson_lucy(value):
     refused(lambda: xrfgpu.restore(COUNTS, sigma=1.5, num_iter=value), "num_iter")
 
 
-@FRONT_DOOR
 def test_restore_checks_background_before_using_it():
     refused(lambda: xrfgpu.restore(COUNTS, sigma=1.5, background=[1.0, 2.0]), "background")
 
@@ -315,17 +311,14 @@ def test_restore_huge_sigma_is_refused():
     refused(lambda: xrfgpu.restore(COUNTS, sigma_um=1e6, pixel_size_um=10.0), "sigma")
 
 
-@FRONT_DOOR
 def test_restore_sigma_wider_than_the_map_is_refused():
     refused(lambda: xrfgpu.restore(COUNTS, sigma=100.0), "sigma")
 
 
-@FRONT_DOOR
 def test_restore_of_huge_counts_is_finite():
     finite(xrfgpu.restore(COUNTS.astype(np.float64) * 1e28, sigma=1.5), (24, 24))
 
 
-@FRONT_DOOR
 def test_restore_takes_masked_arrays():
     y = np.ma.masked_array(COUNTS.copy(), mask=np.zeros(COUNTS.shape, bool))
     y.data[5, 5] = np.nan
@@ -353,7 +346,6 @@ def test_cli_parameters_refused_in_one_line(tmp_path, capsys, args, names):
     assert (tmp_path / "map.npy").read_bytes() == before
 
 
-@FRONT_DOOR
 @pytest.mark.parametrize("scale", [3e37, 1e-40])
 def test_restore_near_the_float32_limits(scale):
     """Needs is_count_map (a 3e37 float32 map is integer-valued but no count map) and

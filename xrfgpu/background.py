@@ -47,10 +47,13 @@ def is_count_map(image) -> bool:
     Returns
     -------
     bool
-        True when every value is a non-negative integer.
+        True when every value is a non-negative integer, at most
+        :data:`xrfgpu._validate.MAX_COUNT` (larger integer-valued maps are
+        not counts of any measurement and would overflow the int64 split).
     """
-    xp = array_namespace(image)
-    return bool(xp.all(image >= 0)) and bool(xp.all(xp.round(image) == image))
+    from ._validate import is_count_map as _counts
+
+    return _counts(image, xp=array_namespace(image))
 
 
 def _box_mean_valid(x, k, *, xp):

@@ -26,9 +26,8 @@ import time
 
 import numpy as np
 
-from ._backend import array_device, array_namespace
-from ._problem import check_positive_int
-from ._validate import as_image
+from ._backend import array_device, array_namespace, to_numpy
+from ._validate import as_background, as_image_with_weights, check_num_iter
 from .background import estimate_background, estimate_gain, is_count_map
 from .stopping import cv_iterations, discrepancy_iterations
 
@@ -45,14 +44,11 @@ CV_MAX_SIDE = 512
 
 
 def _psf_for(sigma, image, *, xp):
-    from .psf import gaussian
+    """The Gaussian PSF of σ pixels for ``image``: ±4 σ cut to the map, σ wider than the map refused."""
+    from .psf import gaussian_for_map
 
-    h = gaussian(None, float(sigma), xp=xp, device=array_device(image), dtype=image.dtype)
-    largest = min(image.shape)
-    if h.shape[0] > largest:
-        size = largest - 1 + largest % 2
-        h = gaussian((size, size), float(sigma), xp=xp, device=array_device(image), dtype=image.dtype)
-    return h
+    return gaussian_for_map(float(sigma), tuple(image.shape[-2:]), xp=xp, device=array_device(image),
+                            dtype=image.dtype)
 
 
 def restore(
@@ -202,10 +198,25 @@ def restore(
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
         raise TypeError(f"image must be an array (NumPy, CuPy, ...), got {type(image).__name__}")
     if num_iter is not None:
-        num_iter = check_positive_int(num_iter)
-    xp = array_namespace(image)
-    y = as_image(image, xp=xp)
+        num_iter = check_num_iter(num_iter)  # exactly as richardson_lucy checks it
+    xp = array_namespace(np.ma.getdata(image) if isinstance(image, np.ma.MaskedArray) else image)
+    # missing pixels (masked entries, NaN, mask= zeros) are left out by the solvers' weights; the
+    # estimators (gain, background, σ) see them filled with the median of the measured pixels
+    y, weights = as_image_with_weights(image, kwargs.pop("mask", None), xp=xp)
     info = {"method": method, "goal": goal}
+    if weights is not None:
+        if method in ("blind", "blind-rl"):
+            raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "
+                             "use rl, wiener, tikhonov or fista")
+        measured = np.asarray(to_numpy(y))[np.asarray(to_numpy(weights)) > 0]
+        if measured.size == 0:
+            raise ValueError("every pixel of image is missing (NaN, masked or mask=0)")
+        fill = float(np.median(measured))
+        if np.all(measured == np.round(measured)):
+            fill = float(np.round(fill))
+        y = xp.where(weights > 0, y, xp.asarray(fill, dtype=y.dtype, device=array_device(y)))
+        kwargs["mask"] = weights
+        info["missing_pixels"] = int(np.sum(np.asarray(to_numpy(weights)) == 0))
     seconds = {}
     clock = time.perf_counter()
 
@@ -235,7 +246,8 @@ def restore(
         b = estimate_background(y)
         info["background_source"] = "estimated from the map (xrfgpu.background.estimate_background)"
     else:
-        b = background / gain if gain != 1.0 else background
+        b = as_background(background, y, xp=xp)
+        b = b / gain if gain != 1.0 else b
         info["background_source"] = "given"
     info["background"] = (b * gain if gain != 1.0 else b) if not hasattr(b, "shape") else "map"
     seconds["background"] = time.perf_counter() - clock
@@ -357,8 +369,9 @@ def restore(
         out = out * gain
     if method in ("rl", "blind-rl") and not hasattr(b, "shape"):
         # restored flux against the input's flux above background (both in the input's units)
-        above = float(xp.sum(y - b)) * gain
-        info["flux_ratio"] = float(xp.sum(out)) / above if above > 0 else float("nan")
+        # (float64 sums: a float32 map near its largest value overflows a float32 sum)
+        above = float(xp.sum(xp.astype(y, xp.float64) - b)) * gain
+        info["flux_ratio"] = float(xp.sum(xp.astype(out, xp.float64))) / above if above > 0 else float("nan")
     info["sigma"] = s
     info["sigma_um"] = None if (s is None or pixel_size_um is None) else s * pixel_size_um
     info["iterations"] = iterations
