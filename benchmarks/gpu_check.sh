@@ -29,12 +29,13 @@ echo "== probe"
 timeout 60 "$PY" benchmarks/gpu_probe.py "$OUT/gpu_probe.json" > "$OUT/gpu-probe.log" 2>&1; echo "probe rc=$?"; cat "$OUT/gpu-probe.log" | cut -c1-400
 
 echo "== gpu tests"
-timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -p no:benchmark -rfE -n "${TEST_WORKERS:-8}" \
+timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -v -p no:cacheprovider -p no:benchmark -rfE -n "${TEST_WORKERS:-8}" \
   --timeout="${TEST_TIMEOUT:-30}" -o faulthandler_timeout="$(( ${TEST_TIMEOUT:-30} - 5 ))" \
   --durations=25 --junitxml="$OUT/gpu-tests.xml" ${TEST_ARGS:-tests} > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests rc=$? after $(( $(date +%s) - t0 )) s"
 grep -E "passed|failed|error" "$OUT/gpu-tests.log" | tail -3
-grep -E "^(FAILED|ERROR)" "$OUT/gpu-tests.log" | head -20
+# -v prints each test's outcome as it ends, so a run cut off by TEST_BUDGET still names its failures
+grep -E " (FAILED|ERROR) " "$OUT/gpu-tests.log" | sed 's/^\[gw[0-9]*\] //' | sort -u | head -40
 "$PY" - "$OUT/gpu-tests.xml" "$OUT/gpu-tests.json" <<'PYEOF'
 import json, sys, xml.etree.ElementTree as ET
 try:
