@@ -25,10 +25,8 @@ XRFGPU_LOOP void l0_gradient_term_loop(const T* __restrict__ image, T* __restric
                                        long long rows, long long cols, T t) {
     const long long plane = rows * cols;
     XRFGPU_GRID_LOOP(i, n_planes * plane) {
-        const long long p = i / plane;
-        const long long k = i - p * plane;
-        const long long r = k / cols;
-        const long long c = k - r * cols;
+        long long p, r, c;
+        plane_row_col(i, plane, cols, &p, &r, &c);
         out[i] = l0_gradient_term_at(image + p * plane, rows, cols, r, c, t);
     }
 }

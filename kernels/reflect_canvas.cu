@@ -34,10 +34,8 @@ XRFGPU_LOOP void reflect_embed_loop(T* __restrict__ canvas, const T* __restrict_
                                     long long b0, long long a0, long long b1, long long a1) {
     const long long cplane = height * width;
     XRFGPU_GRID_LOOP(i, planes * cplane) {
-        const long long p = i / cplane;
-        const long long k = i - p * cplane;
-        const long long r = k / width;
-        const long long c = k - r * width;
+        long long p, r, c;
+        plane_row_col(i, cplane, width, &p, &r, &c);
         T v = T(0);
         if (r < b0 + rows + a0 && c < b1 + cols + a1) {
             v = x[p * rows * cols + reflect_source(r, b0, rows) * cols + reflect_source(c, b1, cols)];
@@ -53,10 +51,10 @@ XRFGPU_LOOP void crop_ratio_loop(T* __restrict__ canvas, const T* __restrict__ y
                                  const T* __restrict__ eps, long long e_size, long long e_plane) {
     const long long cplane = height * width;
     XRFGPU_GRID_LOOP(i, planes * cplane) {
-        const long long p = i / cplane;
-        const long long k = i - p * cplane;
-        const long long r = k / width - b0;
-        const long long c = k - (k / width) * width - b1;
+        long long p, r, c;
+        plane_row_col(i, cplane, width, &p, &r, &c);
+        r -= b0;  // map coordinates
+        c -= b1;
         T v = T(0);
         if (r >= 0 && r < rows && c >= 0 && c < cols) {
             const long long m = p * rows * cols + r * cols + c;  // the map element
@@ -91,10 +89,8 @@ XRFGPU_LOOP void reflect_fold_loop(const T* __restrict__ canvas, T* __restrict__
                                    long long a0, long long b1, long long a1, T scale) {
     const long long plane = rows * cols;
     XRFGPU_GRID_LOOP(m, planes * plane) {
-        const long long p = m / plane;
-        const long long k = m - p * plane;
-        const long long i = k / cols;
-        const long long j = k - i * cols;
+        long long p, i, j;
+        plane_row_col(m, plane, cols, &p, &i, &j);
         const T* cp = canvas + p * height * width;
         long long rd, rl, rt, cd, cl, ct;
         reflect_images(i, b0, a0, rows, &rd, &rl, &rt);

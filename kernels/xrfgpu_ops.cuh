@@ -158,6 +158,14 @@ template <typename T> XRFGPU_HD void complex_mul(T ar, T ai, T br, T bi, T* cr, 
 // size == n_planes, plane == rows·cols → one value per map of a stack.
 XRFGPU_HD long long bcast_index(long long i, long long size, long long plane) { return (i / plane) % size; }
 
+// (map, row, column) of flat element i of a stack of maps of `plane` = rows · cols elements
+XRFGPU_HD void plane_row_col(long long i, long long plane, long long cols, long long* p, long long* r, long long* c) {
+    *p = i / plane;
+    const long long k = i - *p * plane;
+    *r = k / cols;
+    *c = k - *r * cols;
+}
+
 }  // namespace xrfgpu
 
 #endif  // XRFGPU_OPS_CUH

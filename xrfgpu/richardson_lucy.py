@@ -254,10 +254,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     x_prev = None
     g1 = g2 = None
     for it in range(1, num_iter + 1):
-        point = x
-        if accelerate and g2 is not None:
-            alpha = pb.clip01(pb.inner(g1, g2) / (pb.inner(g2, g2) + 1e-300))
-            point = rl_extrapolate(x, x_prev, alpha, xp=xp)  # x_prev is free from here on
+        point = _extrapolation_point(pb, x, x_prev, g1, g2, accelerate)  # x_prev is free from here on
         blurred = op.forward(point)
         divergence = None
         if track:
@@ -319,10 +316,7 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     x_prev = None
     g1 = g2 = None
     for it in range(1, num_iter + 1):
-        point = x
-        if accelerate and g2 is not None:
-            alpha = pb.clip01(pb.inner(g1, g2) / (pb.inner(g2, g2) + 1e-300))
-            point = rl_extrapolate(x, x_prev, alpha, xp=xp)
+        point = _extrapolation_point(pb, x, x_prev, g1, g2, accelerate)  # x_prev is free from here on
         blurred = op.forward(point)
         divergence = None
         if track:
@@ -346,6 +340,15 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
                 break
             previous_div = divergence
     return pb.finish(x)
+
+
+def _extrapolation_point(pb, x, x_prev, g1, g2, accelerate):
+    """Where the next RL step starts: ``x``, or with acceleration, once two changes exist,
+    Biggs–Andrews' ``max(x + α (x − x_prev), 0)`` (``x_prev`` is overwritten)."""
+    if accelerate and g2 is not None:
+        alpha = pb.clip01(pb.inner(g1, g2) / (pb.inner(g2, g2) + 1e-300))
+        return rl_extrapolate(x, x_prev, alpha, xp=pb.xp)
+    return x
 
 
 def _device(x):
