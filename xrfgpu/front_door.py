@@ -40,8 +40,6 @@ GOALS = ("fidelity", "resolution")
 # (see restore, Notes, "Goals")
 RESOLUTION_SIGMA_SCALE = 0.9
 RESOLUTION_ITERATION_SCALE = 2.0
-# the CV iteration count is chosen on at most this many pixels per side (the central part of the map)
-CV_MAX_SIDE = 512
 
 
 def _psf_for(sigma, image, *, xp):
@@ -288,13 +286,7 @@ def restore(
         if rule == "cv":
             # the split needs integer counts: effective counts of a fitted map are rounded for it
             split_map = y if gain == 1.0 else xp.round(y)
-            # the count depends on σ and the counts per pixel, not on the map's extent: on large maps
-            # it is chosen on the central CV_MAX_SIDE² (a quarter of the work at 1024²)
-            r0 = max((split_map.shape[0] - CV_MAX_SIDE) // 2, 0)
-            c0 = max((split_map.shape[1] - CV_MAX_SIDE) // 2, 0)
-            window = (slice(r0, r0 + CV_MAX_SIDE), slice(c0, c0 + CV_MAX_SIDE))
-            cv_b = b[window] if hasattr(b, "shape") else b
-            iterations = cv_iterations(split_map[window], h, background=cv_b, max_iter=num_iter or 500,
+            iterations = cv_iterations(split_map, h, background=b, max_iter=num_iter or 500,
                                        accelerate=accelerate, **kwargs)
             info["cv_iterations"] = iterations
             if goal == "resolution":
