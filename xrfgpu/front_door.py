@@ -24,8 +24,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
-
 from ._backend import array_device, array_namespace
 from ._problem import check_positive_int
 from ._validate import as_image
