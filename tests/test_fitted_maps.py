@@ -99,3 +99,13 @@ def test_synthetic_fitted_map_restores_like_its_counts():
     assert np.mean((out - truth) ** 2) < 0.8 * raw_err
     assert info["gain"] == pytest.approx(0.004, rel=0.06)
     assert info["background"] == pytest.approx(0.004 * 20.0, rel=0.05)
+
+
+def test_tiny_fitted_map_uses_the_whole_map_variance():
+    # an 11 x 11 MAPS-like map: too small for 8 x 8 blocks; the gain falls back to variance / mean,
+    # an upper bound of the true gain (the reference: 0.02 x Poisson(400) on a flat field)
+    rng = np.random.default_rng(7)
+    fitted = 0.02 * rng.poisson(400.0, (11, 11)).astype(np.float64)
+    out, info = xrfgpu.restore(fitted, sigma=1.0, background=0.0, num_iter=5, return_info=True)
+    assert "gain_note" in info and info["gain"] == pytest.approx(0.02, rel=0.35)
+    assert out.sum() == pytest.approx(fitted.sum(), rel=0.03)
