@@ -119,7 +119,8 @@ def restore(
         Same namespace and device as ``image``; the map's units above background.
     info : dict, only with ``return_info=True``
         ``method``, ``goal``, ``map_kind`` ("counts" or fitted), ``gain``
-        (map units per effective count; 1 for counts), ``sigma`` (px, the σ
+        (map units per effective count; 1 for counts; ``gain_note`` when it
+        came from the whole map's variance / mean), ``sigma`` (px, the σ
         used), ``sigma_um``, ``sigma_source`` (how σ was obtained), and when
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``;
         ``background`` (map units), ``background_source``, ``iterations``,
@@ -149,7 +150,8 @@ def restore(
     (:func:`xrfgpu.background.estimate_gain`, variance against mean over
     flat blocks), the map is divided by it, restored in effective counts and
     multiplied back. Negative values (fit noise) are set to 0 first and
-    their share reported.
+    their share reported. A map too small for 8 × 8 blocks takes the whole
+    map's variance over its mean, an upper bound of ``g``.
 
     The automatic pipeline estimates σ from the map
     (:func:`xrfgpu.psf.estimate_sigma`: straight edges where the map has
