@@ -50,7 +50,8 @@ def main(argv=None):
                 out, info = xrfgpu.restore(counts, goal=goal, return_info=True)
             mse = float(np.mean((out + info["background"] - case[5] - scene) ** 2))
             ratios[goal].append(mse / raw_mse)
-            line.append(f"{goal} MSE {mse:9.1f} ({mse / raw_mse:.2f} raw) edge {edge(out):6.1f} k={info['iterations']} σ={info['sigma']:.2f}")
+            line.append(f"{goal} MSE {mse:9.1f} ({mse / raw_mse:.2f} raw) edge {edge(out):6.1f} "
+                        f"k={info['iterations']} σ={info['sigma']:.2f}")
         print(" | ".join(line), flush=True)
     for goal, r in ratios.items():
         r = np.array(r)

@@ -62,7 +62,8 @@ def _voronoi(n, rng):
         d = rng.normal(size=2)
         d /= np.hypot(*d)
         wob = rng.normal(size=2) * n * 0.15
-        path = a[None, :] + (t[:, None] - 0.5) * 1.4 * n * d[None, :] + np.sin(np.pi * t * rng.uniform(1, 3))[:, None] * wob
+        path = (a[None, :] + (t[:, None] - 0.5) * 1.4 * n * d[None, :]
+                + np.sin(np.pi * t * rng.uniform(1, 3))[:, None] * wob)
         mask = np.zeros((n, n), bool)
         r, c = np.round(path).astype(int).T
         ok = (r >= 0) & (r < n) & (c >= 0) & (c < n)
