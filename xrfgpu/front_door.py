@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np  # noqa: F401  (kept: main's merged front door uses np; see the branch report)
+import numpy as np
 
 from ._backend import array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter
