@@ -18,7 +18,7 @@ from scipy import ndimage, signal
 
 from xrfgpu import psf as psf_mod
 from xrfgpu import richardson_lucy
-from xrfgpu.joint import (JointFallbackWarning, directional_tv, guide_field, guide_structure,
+from xrfgpu.joint import (JointFallbackWarning, combined_field, directional_tv, guide_field, guide_structure,
                           joint_richardson_lucy)
 from xrfgpu.stack import restore_stack
 
@@ -166,6 +166,35 @@ def test_a_weak_only_feature_survives(xp, shared_scene):
     alone = to_numpy(richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=60, background=BG[1]))
     assert _imprint(weak_t, bar) * LEVEL[1] > 20  # the truth has it
     assert _imprint(joint, bar) >= 0.8 * _imprint(alone, bar) > 0
+
+
+def test_a_weak_only_feature_survives_a_stronger_prior_through_its_own_edges(xp, shared_scene):
+    # at λ = 0.03 the guide's field alone leaves plain TV on the bar (≈ 0.78 of plain RL's contrast);
+    # the map's own edges (combined_field) let it keep ≥ 80 % of it
+    counts, psfs, _, weak_t, square, bar = shared_scene
+    joint = to_numpy(joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                           background=list(BG), weight=0.03, num_iter=60))[1]
+    alone = to_numpy(richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=60, background=BG[1]))
+    assert _imprint(joint, bar) >= 0.8 * _imprint(alone, bar) > 0
+
+
+def test_combined_field_keeps_the_longer_of_guide_and_own_directions(xp):
+    rng = np.random.default_rng(4)
+    guide = np.full((48, 48), 100.0)
+    guide[:, 24:] = 400.0  # vertical edge at column 24
+    own = np.full((48, 48), 50.0)
+    own[30:, :] = 250.0  # horizontal edge at row 30, which the guide does not have
+    guide += rng.normal(0, 2.0, guide.shape)
+    own += rng.normal(0, 2.0, own.shape)
+    field, _ = guide_field(xp.asarray(guide), smoothing_px=1.0)
+    mine, _ = guide_field(xp.asarray(own), smoothing_px=2.0)
+    got = to_numpy(combined_field(field, xp.asarray(own)))
+    f, m = to_numpy(field), to_numpy(mine)
+    longer = np.hypot(f[0], f[1]) >= np.hypot(m[0], m[1])
+    np.testing.assert_array_equal(got, np.where(longer, f, m))
+    assert np.all(np.abs(got[1, 29, 2:20]) > 0.9)  # across the own edge, where the guide is flat
+    assert np.all(np.abs(got[0, 2:26, 23]) > 0.9)  # across the guide's edge
+    assert np.all(np.hypot(got[0], got[1]) < 1.0)
 
 
 def test_shared_edges_come_out_sharper_and_closer_to_the_truth(xp, shared_scene):
