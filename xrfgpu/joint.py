@@ -551,7 +551,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         gradient noise (:func:`guide_field`).
     own_edges : bool
         Add each weak map's own significant edges to its direction field
-        (:func:`combined_field`, from its own independent RL), so that a
+        (:func:`combined_field`, from its own plain RL at ``max_iter``
+        iterations, or ``num_iter`` if larger), so that a
         feature only that map has is not flattened by the plain TV left
         where the guide is flat. False: the guide's field alone.
     boundary : {"reflect", "periodic"}
@@ -743,7 +744,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             continue
         by_k.setdefault(chosen_k[i], []).append(i)
     for k, members in by_k.items():
-        fields = _member_fields(y, hs, bs, members, field, own_edges, guide_iter, seed, xp=xp)
+        fields = _member_fields(y, hs, bs, members, field, own_edges, max(k, max_iter), xp=xp)
         out = _batch_run(y, hs, bs, members, [chosen_w[i] for i in members], fields, k, gamma, boundary, xp=xp)
         for j, i in enumerate(members):
             restored[i] = out[j, ...]
@@ -791,13 +792,19 @@ def _start(pb):
     return level, init
 
 
-def _member_fields(y, hs, bs, members, field, own_edges, guide_iter, seed, *, xp, repeat=1):
-    """Direction fields (2, m·repeat, rows, cols) of the maps ``members`` (:func:`combined_field`)."""
+def _member_fields(y, hs, bs, members, field, own_edges, own_iter, *, xp, repeat=1):
+    """Direction fields (2, m·repeat, rows, cols) of the maps ``members`` (:func:`combined_field`).
+
+    Each map's own edges come from its plain (unaccelerated) RL at ``own_iter`` iterations, the
+    most the guided run may use: the edges the data alone support at that resolution.
+    """
+    from .richardson_lucy import richardson_lucy
+
     if not own_edges:
         return field
     out = []
     for i in members:
-        own, _ = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed)
+        own = richardson_lucy(y[i, ...], hs[i], num_iter=own_iter, background=bs[i])
         out.extend([combined_field(field, own)] * repeat)
     return xp.stack(out, axis=1)
 
@@ -830,7 +837,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     cands = sorted({given[i] for i in weak}) if given is not None else sorted(candidates)
     m, nw = len(cands), len(weak)
     # each weak map's own edges from its own first half too
-    field = _member_fields(y1, hs, half_b, weak, field, own_edges, guide_iter, seed + 1, xp=xp, repeat=m)
+    field = _member_fields(y1, hs, half_b, weak, field, own_edges, max_iter, xp=xp, repeat=m)
     pb = _stack_problem(y1, hs, half_b, weak, boundary=boundary, repeat=m)
     held = _stack_problem(y2, hs, half_b, weak, boundary=boundary, repeat=m)
     level, init = _start(pb)
