@@ -22,8 +22,10 @@ level sets of ``x`` parallel to the guide's, but unlike a coupling that pulls
 guided filter, He et al. 2013, which copies the guide's local linear
 structure into the output) it never *creates* an edge: with ``γ < 1`` every
 penalty is ≥ 0 and ``P`` only lowers the cost of a jump the data ask for. So
-a guide-only feature does not appear in the weak map, and a weak-only feature
-(where the guide is flat) is restored with plain RL-TV.
+a guide-only feature does not appear in the weak map. A weak-only feature
+(where the guide is flat) would meet plain TV, which flattens a thin one; so
+each weak map's own significant edges (from its own plain RL) join its
+field wherever they are stronger than the guide's (:func:`combined_field`).
 
 Each weak map keeps its own PSF, background and Poisson likelihood. The
 iteration is EM-TV (Sawatzky et al. 2013) with the directional TV: the RL
