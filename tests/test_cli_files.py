@@ -52,6 +52,19 @@ def test_tile_output_equals_whole_map_output(tmp_path, count_map, method, extra)
     assert pt.get("iterations") == pw.get("iterations") and pt.get("stop") == pw.get("stop")
 
 
+def test_tile_output_equals_whole_map_output_on_a_fitted_map(tmp_path, count_map):
+    """A fitted (non-integer) map: the whole map restores in effective counts with a cross-validated
+    count, and so must the tiles (they once ran a fixed 30 on such maps while the whole map ran CV)."""
+    src = tmp_path / "map.npy"
+    np.save(src, (count_map * 0.0137).astype(np.float32))  # µg/cm²-like units, not counts
+    whole, prov_whole = _restore(tmp_path, src, "whole.h5")
+    tiled, prov_tiled = _restore(tmp_path, src, "tiled.h5", "--tile", "24")
+    pw = prov_whole["parameters"]["per_element"]["map"]
+    pt = prov_tiled["parameters"]["per_element"]["map"]
+    assert pw.get("stop") == "cv" and pt.get("stop") == "cv" and pt.get("iterations") == pw.get("iterations")
+    assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
+
+
 def test_tile_refuses_blind_methods_with_the_reason(tmp_path, count_map, capsys):
     np.save(tmp_path / "map.npy", count_map)
     assert main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "o.h5"), "--method", "blind",

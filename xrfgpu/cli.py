@@ -490,33 +490,27 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
-def _gaussian_psf(sigma_px, shape):
-    """The Gaussian PSF the front door uses for σ (px) on a map of ``shape`` (cut to fit small maps)."""
-    from .psf import gaussian
-
-    h = np.asarray(gaussian(None, float(sigma_px)))
-    largest = min(shape)
-    if h.shape[0] > largest:
-        size = largest - 1 + largest % 2
-        h = np.asarray(gaussian((size, size), float(sigma_px)))
-    return h
-
-
 def _rl_iterations(image, psf, background, iterations):
-    """RL iteration count and stop rule as the front door decides them on the whole map.
+    """The whole-map RL question for a tiled run, asked of the front door itself.
 
-    Given ``--iterations``: that many ("fixed"). Else, on integer count maps,
-    Poisson-thinning cross-validation (:func:`xrfgpu.stopping.cv_iterations`,
-    accelerated RL, run on the whole map); on other maps a fixed 30.
+    Returns ``(map, background, gain, iterations, stop)`` with the map and
+    background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
+    a count map unchanged, a fitted map divided by its effective Poisson gain)
+    and the count :func:`xrfgpu.restore` would use
+    (:func:`xrfgpu.front_door.rl_iteration_count`: ``--iterations``, else
+    cross-validation), so the tiles iterate as the whole map does.
     """
-    if iterations:
-        return int(iterations), "fixed", None
-    a = np.asarray(image)
-    if np.all(a >= 0) and np.all(np.round(a) == a):
-        from .stopping import cv_iterations
+    import array_api_compat.numpy as xnp
 
-        return int(cv_iterations(a, psf, background=background, accelerate=True)), "cv", None
-    return _DEFAULT_ITER["rl"], "fixed", "map is not integer counts: fixed 30 iterations (pass num_iter to choose)"
+    from ._validate import as_image
+    from .front_door import effective_counts, rl_iteration_count
+
+    y, gain, _ = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
+    b = background / gain
+    stop = "fixed" if iterations else "cv"
+    n, _ = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
+                              accelerate=True)
+    return np.asarray(y), b, gain, n, stop
 
 
 def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler, progress, label):
@@ -527,7 +521,9 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
     Wiener, Tikhonov and FISTA run :func:`xrfgpu.dask.restore` (halo tiles,
     whole-map ``lam``), equal to the whole map within 1e-4 of its maximum.
     """
-    h = _gaussian_psf(sigma_px, image.shape)
+    from .psf import gaussian_for_map
+
+    h = np.asarray(gaussian_for_map(float(sigma_px), image.shape))  # the front door's PSF for σ
     client = None
     if scheduler != "local":
         from distributed import Client
@@ -540,14 +536,14 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
 
             with (contextlib.nullcontext() if options.get("iterations")
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
-                n, stop, note = _rl_iterations(image, h, background, options.get("iterations"))
+                counts, b, gain, n, stop = _rl_iterations(image, h, background, options.get("iterations"))
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
-            out = richardson_lucy(image, h, tile=tile, num_iter=n, background=background, accelerate=True,
+            out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
                                   scheduler="threads" if client is None else None, callback=callback)
+            if gain != 1.0:
+                out = out * gain  # back from effective counts, as the front door does
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
-            if note:
-                details["stop_note"] = note
         else:
             from .dask import restore as dask_restore
 

@@ -49,6 +49,71 @@ def _psf_for(sigma, image, *, xp):
                             dtype=image.dtype)
 
 
+def effective_counts(y, *, xp):
+    """A map in (effective) counts: ``(map, gain, notes)``.
+
+    A count map comes back unchanged with gain 1. A fitted or normalised map
+    (PyXRF, MAPS: µg/cm², counts/s/I0) is clipped at 0 and divided by its
+    effective Poisson gain (:func:`xrfgpu.background.estimate_gain`, map
+    units per count); a map too small or sparse for that gets its variance
+    over its mean, an upper bound. ``notes`` holds what :func:`restore`
+    records (``map_kind``, ``gain_spread`` or ``gain_note``,
+    ``negative_fraction_clipped``).
+
+    Raises
+    ------
+    ValueError
+        No positive, finite gain could be measured.
+    """
+    notes = {}
+    if is_count_map(y):
+        notes["map_kind"] = "counts"
+        return y, 1.0, notes
+    negative = float(xp.mean(xp.astype(y < 0, y.dtype)))
+    if negative > 0:
+        y = xp.clip(y, min=0.0)
+        notes["negative_fraction_clipped"] = negative
+    try:
+        gain_estimate = estimate_gain(y)
+        gain = float(gain_estimate)
+        notes["gain_spread"] = gain_estimate.spread
+    except ValueError as exc:
+        # too small (or too sparse) for flat blocks: the whole map's variance over its mean, an
+        # upper bound (structure adds variance), so the effective counts err low, the safe side
+        mean = float(xp.mean(y))
+        gain = float(xp.mean((y - mean) ** 2)) / mean if mean > 0 else float("nan")
+        notes["gain_note"] = f"{exc}; gain from the whole map's variance / mean (an upper bound)"
+    if not (gain > 0 and math.isfinite(gain)):
+        raise ValueError("could not measure the map's noise (effective Poisson gain); pass a count map")
+    notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
+    return y / gain, gain, notes
+
+
+def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", goal="fidelity", accelerate=True,
+                       **rl_options):
+    """The front door's Richardson–Lucy iteration count: ``(iterations, cross-validated count or None)``.
+
+    ``y`` and ``background`` are in effective counts (:func:`effective_counts`,
+    whose ``gain`` says whether the map was fitted: its effective counts are
+    rounded for the Poisson split). ``rule="cv"``: Poisson-thinning
+    cross-validation (:func:`xrfgpu.stopping.cv_iterations`, at most
+    ``num_iter`` or 500), doubled for ``goal="resolution"``; ``"fixed"``:
+    ``num_iter`` (30 when None). The CLI's tiled run asks the same question, so
+    tiles iterate as often as the whole map.
+    """
+    if rule == "fixed":
+        return int(num_iter if num_iter is not None else 30), None
+    if rule != "cv":
+        raise ValueError(f"rule must be 'cv' or 'fixed', got {rule!r}")
+    xp = array_namespace(y)
+    # the split needs integer counts: effective counts of a fitted map are rounded for it
+    split_map = y if gain == 1.0 else xp.round(y)
+    count = cv_iterations(split_map, h, background=background, max_iter=num_iter or 500, accelerate=accelerate,
+                          **rl_options)
+    iterations = int(round(count * RESOLUTION_ITERATION_SCALE)) if goal == "resolution" else count
+    return iterations, count
+
+
 def restore(
     image,
     psf=None,
@@ -221,28 +286,8 @@ def restore(
     clock = time.perf_counter()
 
     # 0. counts or a fitted map: restore in (effective) counts
-    if is_count_map(y):
-        gain = 1.0
-        info["map_kind"] = "counts"
-    else:
-        negative = float(xp.mean(xp.astype(y < 0, y.dtype)))
-        if negative > 0:
-            y = xp.clip(y, min=0.0)
-            info["negative_fraction_clipped"] = negative
-        try:
-            gain_estimate = estimate_gain(y)
-            gain = float(gain_estimate)
-            info["gain_spread"] = gain_estimate.spread
-        except ValueError as exc:
-            # too small (or too sparse) for flat blocks: the whole map's variance over its mean, an
-            # upper bound (structure adds variance), so the effective counts err low, the safe side
-            mean = float(xp.mean(y))
-            gain = float(xp.mean((y - mean) ** 2)) / mean if mean > 0 else float("nan")
-            info["gain_note"] = f"{exc}; gain from the whole map's variance / mean (an upper bound)"
-        if not (gain > 0 and math.isfinite(gain)):
-            raise ValueError("could not measure the map's noise (effective Poisson gain); pass a count map")
-        y = y / gain
-        info["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
+    y, gain, notes = effective_counts(y, xp=xp)
+    info.update(notes)
     info["gain"] = gain
     seconds["gain"] = time.perf_counter() - clock
 
@@ -304,24 +349,18 @@ def restore(
         if rule is None:
             rule = "fixed" if num_iter is not None else "cv"
         accelerate = kwargs.pop("accelerate", True)
-        if rule == "cv":
-            # the split needs integer counts: effective counts of a fitted map are rounded for it
-            split_map = y if gain == 1.0 else xp.round(y)
-            iterations = cv_iterations(split_map, h, background=b, max_iter=num_iter or 500,
-                                       accelerate=accelerate, **kwargs)
-            info["cv_iterations"] = iterations
-            if goal == "resolution":
-                iterations = int(round(iterations * RESOLUTION_ITERATION_SCALE))
-            seconds["stop"] = time.perf_counter() - clock
-            clock = time.perf_counter()
+        if rule in ("cv", "fixed"):
+            iterations, cv_count = rl_iteration_count(y, h, background=b, gain=gain, num_iter=num_iter, rule=rule,
+                                                      goal=goal, accelerate=accelerate, **kwargs)
+            if cv_count is not None:
+                info["cv_iterations"] = cv_count
+                seconds["stop"] = time.perf_counter() - clock
+                clock = time.perf_counter()
             out = richardson_lucy(y, h, num_iter=iterations, background=b, accelerate=accelerate, **kwargs)
         elif rule == "discrepancy":
             out, iterations = discrepancy_iterations(y, h, background=b, max_iter=num_iter or 500,
                                                      target=kwargs.pop("discrepancy", 1.0),
                                                      accelerate=accelerate, **kwargs)
-        elif rule == "fixed":
-            iterations = int(num_iter if num_iter is not None else 30)
-            out = richardson_lucy(y, h, num_iter=iterations, background=b, accelerate=accelerate, **kwargs)
         else:
             raise ValueError(f"stop must be 'cv', 'discrepancy' or 'fixed', got {stop!r}")
         info["stop"] = rule
