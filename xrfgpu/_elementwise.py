@@ -79,76 +79,18 @@ def reflect_dct_filter(spectrum, eigenvalues, *, xp):
     """The reflect blur of a symmetric PSF on an rfft2 half spectrum of Makhoul-reordered maps.
 
     ``spectrum`` (complex, (..., n1, n2 // 2 + 1)) is scratch; ``eigenvalues``
-    are the blur's DCT eigenvalues (real, (n1, n2) or (n, n1, n2)). See
-    :mod:`xrfgpu._reflect_fft` for the formulas; the CUDA kernel
-    ``kernels/dct_spectrum.cu`` computes them in one pass, the array-API
-    expression below in a few (in the spectrum's precision).
+    are the blur's DCT eigenvalues (real, (n1, n2) or (n, n1, n2)). The CUDA
+    kernel ``kernels/dct_spectrum.cu`` computes it in one pass, elsewhere
+    :func:`xrfgpu._reflect_fft.spectrum_filter` (the array-API statement).
     """
     k = _cuda_kernels(xp)
     if k is not None:
         out = k.reflect_dct_filter(spectrum, eigenvalues)
         if out is not None:
             return out
-    return _reflect_dct_filter_xp(spectrum, eigenvalues, xp=xp)
+    from ._reflect_fft import spectrum_filter
 
-
-def _reflect_dct_filter_xp(spectrum, eigenvalues, *, xp):
-    """Array-API statement of :func:`reflect_dct_filter` (any namespace)."""
-    import math
-
-    from ._backend import array_device
-
-    n1, n2 = eigenvalues.shape[-2:]
-    half = n2 // 2 + 1
-    dev = array_device(spectrum)
-    real = xp.real(spectrum).dtype
-    lam = xp.astype(eigenvalues, real)
-    k1 = xp.reshape(xp.arange(n1, dtype=real, device=dev), (n1, 1))
-    k2 = xp.reshape(xp.arange(half, dtype=real, device=dev), (1, half))
-
-    def twiddle(k, n):  # exp(−iπk / 2N) as (cos, −sin)
-        angle = (math.pi / (2 * n)) * k
-        return xp.cos(angle), -xp.sin(angle)
-
-    mirror_rows = xp.asarray([(-i) % n1 for i in range(n1)], device=dev)
-    j1 = xp.reshape(xp.asarray([(n1 - i) % n1 for i in range(n1)], dtype=real, device=dev), (n1, 1))
-    b = n2 - k2
-    p_re, p_im = xp.real(spectrum), xp.imag(spectrum)
-    q = xp.take(spectrum, mirror_rows, axis=spectrum.ndim - 2)  # V(−k1, k2)
-    q_re, q_im = xp.real(q), xp.imag(q)
-    a1, b1, a2, b2 = twiddle(k1, n1), twiddle(j1, n1), twiddle(k2, n2), twiddle(b, n2)
-
-    def coefficient(w1, w2, ar, ai, br, bi):  # 2 Re{w2 (w1 a + conj(w1) b)}
-        sr = (w1[0] * ar - w1[1] * ai) + (w1[0] * br + w1[1] * bi)
-        si = (w1[0] * ai + w1[1] * ar) + (w1[0] * bi - w1[1] * br)
-        return 2.0 * (w2[0] * sr - w2[1] * si)
-
-    cols = xp.asarray([int(n2 - k) % n2 for k in range(half)], device=dev)
-    lam_k = lam[..., :, :half]
-    lam_j = xp.take(lam_k, mirror_rows, axis=lam.ndim - 2)
-    lam_kb = xp.take(lam, cols, axis=lam.ndim - 1)
-    lam_jb = xp.take(lam_kb, mirror_rows, axis=lam.ndim - 2)
-    has_b = xp.reshape(xp.asarray([1.0 if k > 0 else 0.0 for k in range(half)], dtype=real, device=dev), (1, half))
-    row0 = xp.reshape(xp.asarray([0.0] + [1.0] * (n1 - 1), dtype=real, device=dev), (n1, 1))
-    xkk = coefficient(a1, a2, p_re, p_im, q_re, q_im) * lam_k
-    xjk = coefficient(b1, a2, q_re, q_im, p_re, p_im) * lam_j
-    xkb = coefficient(a1, b2, q_re, -q_im, p_re, -p_im) * lam_kb * has_b
-    xjb = coefficient(b1, b2, p_re, -p_im, q_re, -q_im) * lam_jb * has_b
-    re = 0.25 * (xkk - row0 * xjb)
-    im = -0.25 * (row0 * xjk + xkb)
-    wr = a1[0] * a2[0] - a1[1] * a2[1]
-    wi = -(a1[0] * a2[1] + a1[1] * a2[0])
-    out_re = re * wr - im * wi
-    out_im = re * wi + im * wr
-    return _complex(xp, out_re, out_im, spectrum.dtype)
-
-
-def _complex(xp, re, im, dtype):
-    """``re + i·im`` in ``dtype`` without Python complex scalars (array_api_strict refuses mixed kinds)."""
-    from ._backend import array_device
-
-    j = xp.asarray(1j, dtype=dtype, device=array_device(re))
-    return xp.astype(re, dtype) + xp.astype(im, dtype) * j
+    return spectrum_filter(spectrum, eigenvalues, xp=xp)
 
 
 def rl_ratio(data, blurred, background, eps, *, xp):

@@ -28,8 +28,8 @@ With ``V = FFT₂(v)``, ``W_N(k) = exp(−iπk / 2N)`` and the unnormalised DCT
 
 with ``X(N, ·) = X(·, N) = 0`` (J. Makhoul, IEEE Trans. ASSP 28, 27 (1980),
 doi:10.1109/TASSP.1980.1163351). ``kernels/dct_spectrum.cu`` computes ``K``
-on the GPU; :func:`apply_reference` is the NumPy statement of the same
-formulas that the tests check against SciPy's DCT.
+on the GPU; :func:`spectrum_filter` is the array-API statement of the same
+formulas, which the tests check against SciPy's DCT and ``scipy.ndimage``.
 
 References
 ----------
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["makhoul_order", "inverse_order", "dct_twiddles", "spectrum_filter_reference", "apply_reference"]
+__all__ = ["makhoul_order", "inverse_order", "dct_twiddles", "spectrum_filter", "apply_reference"]
 
 
 def dct_twiddles(n: int) -> np.ndarray:
@@ -64,45 +64,79 @@ def inverse_order(n: int) -> np.ndarray:
     return inv
 
 
-def spectrum_filter_reference(spectrum, eigenvalues):
-    """``K``: the reflect blur applied to an rfft2 half spectrum of a reordered map (NumPy, float64).
+def spectrum_filter(spectrum, eigenvalues, *, xp):
+    """``K``: the reflect blur applied to an rfft2 half spectrum of Makhoul-reordered map(s).
 
     Parameters
     ----------
-    spectrum : complex ndarray, shape (..., n1, n2 // 2 + 1)
+    spectrum : complex array, shape (..., n1, n2 // 2 + 1)
         ``rfft2`` of the reordered map(s).
-    eigenvalues : real ndarray, shape (..., n1, n2)
+    eigenvalues : real array, shape (n1, n2) or (..., n1, n2)
         DCT eigenvalues λ of the blur (:func:`xrfgpu.fft.psf_to_dct_eigenvalues`).
+    xp : namespace
 
     Returns
     -------
-    complex ndarray, the half spectrum of the reordered blurred map.
+    complex array, the half spectrum of the reordered blurred map(s), in the
+    spectrum's precision. The formulas are the module docstring's: each bin
+    pair (k₁, k₂), (−k₁, k₂) gives the four DCT coefficients of its orbit,
+    scaled by λ and turned back into the pair.
     """
-    V = np.asarray(spectrum, dtype=np.complex128)
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    n1, n2 = lam.shape[-2:]
+    import math
+
+    from ._backend import array_device
+
+    n1, n2 = eigenvalues.shape[-2:]
     half = n2 // 2 + 1
-    # full spectrum by Hermitian symmetry: V(k1, k2) = conj V(−k1, −k2)
-    full = np.empty(V.shape[:-1] + (n2,), dtype=np.complex128)
-    full[..., :half] = V
-    if n2 > half:
-        k2 = np.arange(half, n2)
-        full[..., k2] = np.conj(V[..., (-np.arange(n1)) % n1, :][..., (-k2) % n2])
-    k1 = np.arange(n1)[:, None]
-    k2 = np.arange(n2)[None, :]
-    w1 = np.exp(-1j * np.pi * k1 / (2 * n1))
-    w2 = np.exp(-1j * np.pi * k2 / (2 * n2))
-    mirror = full[..., (-np.arange(n1)) % n1, :]
-    X = 2.0 * np.real(w2 * (w1 * full + np.conj(w1) * mirror))
-    X = X * lam
-    Xp = np.zeros(X.shape[:-2] + (n1 + 1, n2 + 1))
-    Xp[..., :n1, :n2] = X
-    a = Xp[..., k1, k2]
-    b = Xp[..., n1 - k1, n2 - k2]
-    c = Xp[..., n1 - k1, k2]
-    d = Xp[..., k1, n2 - k2]
-    out = np.conj(w1) * np.conj(w2) * ((a - b) - 1j * (c + d)) / 4.0
-    return out[..., :half]
+    dev = array_device(spectrum)
+    real = xp.real(spectrum).dtype
+    lam = xp.astype(eigenvalues, real)
+    k1 = xp.reshape(xp.arange(n1, dtype=real, device=dev), (n1, 1))
+    k2 = xp.reshape(xp.arange(half, dtype=real, device=dev), (1, half))
+
+    def twiddle(k, n):  # exp(−iπk / 2N) as (cos, −sin)
+        angle = (math.pi / (2 * n)) * k
+        return xp.cos(angle), -xp.sin(angle)
+
+    mirror_rows = xp.asarray([(-i) % n1 for i in range(n1)], device=dev)
+    j1 = xp.reshape(xp.asarray([(n1 - i) % n1 for i in range(n1)], dtype=real, device=dev), (n1, 1))
+    b = n2 - k2
+    p_re, p_im = xp.real(spectrum), xp.imag(spectrum)
+    q = xp.take(spectrum, mirror_rows, axis=spectrum.ndim - 2)  # V(−k1, k2)
+    q_re, q_im = xp.real(q), xp.imag(q)
+    a1, b1, a2, b2 = twiddle(k1, n1), twiddle(j1, n1), twiddle(k2, n2), twiddle(b, n2)
+
+    def coefficient(w1, w2, ar, ai, br, bi):  # 2 Re{w2 (w1 a + conj(w1) b)}
+        sr = (w1[0] * ar - w1[1] * ai) + (w1[0] * br + w1[1] * bi)
+        si = (w1[0] * ai + w1[1] * ar) + (w1[0] * bi - w1[1] * br)
+        return 2.0 * (w2[0] * sr - w2[1] * si)
+
+    cols = xp.asarray([int(n2 - k) % n2 for k in range(half)], device=dev)
+    lam_k = lam[..., :, :half]
+    lam_j = xp.take(lam_k, mirror_rows, axis=lam.ndim - 2)
+    lam_kb = xp.take(lam, cols, axis=lam.ndim - 1)
+    lam_jb = xp.take(lam_kb, mirror_rows, axis=lam.ndim - 2)
+    has_b = xp.reshape(xp.asarray([1.0 if k > 0 else 0.0 for k in range(half)], dtype=real, device=dev), (1, half))
+    row0 = xp.reshape(xp.asarray([0.0] + [1.0] * (n1 - 1), dtype=real, device=dev), (n1, 1))
+    xkk = coefficient(a1, a2, p_re, p_im, q_re, q_im) * lam_k
+    xjk = coefficient(b1, a2, q_re, q_im, p_re, p_im) * lam_j
+    xkb = coefficient(a1, b2, q_re, -q_im, p_re, -p_im) * lam_kb * has_b
+    xjb = coefficient(b1, b2, p_re, -p_im, q_re, -q_im) * lam_jb * has_b
+    re = 0.25 * (xkk - row0 * xjb)
+    im = -0.25 * (row0 * xjk + xkb)
+    wr = a1[0] * a2[0] - a1[1] * a2[1]
+    wi = -(a1[0] * a2[1] + a1[1] * a2[0])
+    out_re = re * wr - im * wi
+    out_im = re * wi + im * wr
+    return _complex(xp, out_re, out_im, spectrum.dtype)
+
+
+def _complex(xp, re, im, dtype):
+    """``re + i·im`` in ``dtype`` without Python complex scalars (array_api_strict refuses mixed kinds)."""
+    from ._backend import array_device
+
+    j = xp.asarray(1j, dtype=dtype, device=array_device(re))
+    return xp.astype(re, dtype) + xp.astype(im, dtype) * j
 
 
 def apply_reference(image, eigenvalues):
@@ -110,5 +144,8 @@ def apply_reference(image, eigenvalues):
     x = np.asarray(image, dtype=np.float64)
     n1, n2 = x.shape[-2:]
     v = x[..., makhoul_order(n1), :][..., makhoul_order(n2)]
-    out = np.fft.irfft2(spectrum_filter_reference(np.fft.rfft2(v), eigenvalues), s=(n1, n2))
+    import array_api_compat.numpy as xnp
+
+    out = np.fft.irfft2(spectrum_filter(np.fft.rfft2(v), np.asarray(eigenvalues, dtype=np.float64), xp=xnp),
+                        s=(n1, n2))
     return out[..., inverse_order(n1), :][..., inverse_order(n2)]
