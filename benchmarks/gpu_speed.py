@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -128,15 +127,15 @@ def pool_bytes_after(fn):
 
     The pool keeps every block it handed out, so its total after the call is
     the call's peak working set, plus the live arrays held before it (the
-    input map). cuFFT plan caches (CuPy's and the GPU RL's) are emptied first,
+    input map). cuFFT plan caches (CuPy's and xrfgpu.cuda.real_fft_plans') are emptied first,
     so the plans' work areas are counted too.
     """
     cp = _cupy()
-    from xrfgpu import _gpu_rl
+    from xrfgpu import cuda
 
     cp.cuda.Device().synchronize()
     cp.fft.config.get_plan_cache().clear()
-    _gpu_rl._PLANS.clear()
+    cuda._FFT_PLANS.clear()
     pool = cp.get_default_memory_pool()
     pool.free_all_blocks()
     out = fn()

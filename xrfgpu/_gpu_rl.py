@@ -40,8 +40,6 @@ __all__ = ["applies", "run"]
 
 # set to False to run the same launches without graph capture (tests, benchmarks)
 USE_GRAPHS = True
-_BLOCK = 256
-_PLANS: dict = {}
 
 
 def applies(pb, *, tv, track, callback) -> bool:
@@ -57,26 +55,12 @@ def applies(pb, *, tv, track, callback) -> bool:
     return str(pb.data.dtype) in ("float32", "float64")
 
 
-def _operand(cp, value, like, planes, plane):
-    """Background or guard as the broadcast operand of the ratio kernel: (array, size, plane size)."""
-    if not hasattr(value, "shape") or value.ndim == 0:
-        return cp.full((1,), float(value), dtype=like.dtype), 1, 1
-    value = cp.ascontiguousarray(cp.asarray(value).astype(like.dtype, copy=False))
-    if value.size == like.size:
-        return value, value.size, 1
-    if value.size == planes:  # one value per map, shape (n, 1, 1)
-        return value.reshape(-1), planes, plane
-    if value.size == plane:  # one canvas map for every map of the stack
-        return value.reshape(-1), plane, 1
-    raise ValueError(f"background/guard of shape {tuple(value.shape)} does not broadcast over {tuple(like.shape)}")
-
-
 def run(pb, *, num_iter, eps, init, accelerate):
     """Run ``num_iter`` RL iterations of ``pb`` on its device; returns the canvas estimate."""
     import cupy as cp
     from cupy.cuda import cufft
 
-    from .cuda import kernels
+    from .cuda import kernels, real_fft_plans
 
     k = kernels()
     op = pb.op
@@ -86,24 +70,25 @@ def run(pb, *, num_iter, eps, init, accelerate):
     plane = rows * cols
     planes = y.size // plane
     n = y.size
-    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
-    sms = int(props["multiProcessorCount"])
+    block = (k.BLOCK,)
 
-    def grid_for(work_items):
-        return (max(1, min((int(work_items) + _BLOCK - 1) // _BLOCK, 32 * sms)),)
+    def grid_for(work_items, share=1):
+        return (k.grid(work_items, share),)
 
     grid = grid_for(n)
     # the FFT canvas: the (reordered) map itself for "dctfft", the extended engine's transform canvas else
     height, width = (rows, cols) if op.engine == "dctfft" else (int(v) for v in op.transform_shape)
     half = width // 2 + 1
-    r2c, c2r = _plans(cp, cufft, height, width, planes, dtype)
+    r2c, c2r = real_fft_plans(height, width, planes, dtype)
     spectrum = cp.empty(tuple(y.shape[:-2]) + (height, half), dtype=cp.complex64 if dtype == cp.float32
                         else cp.complex128)
     x = cp.empty_like(y)
     x[...] = init
     work = cp.empty_like(y)
-    b_arg = _operand(cp, pb.canvas_background, y, planes, plane)
-    e_arg = _operand(cp, eps, y, planes, plane)
+    b_arg = k.operand(pb.canvas_background, y)
+    e_arg = k.operand(eps, y)
+    if b_arg is None or e_arg is None:
+        raise ValueError(f"background/guard does not broadcast over the maps of shape {tuple(y.shape)}")
     scale = 1.0 / (height * width)  # cuFFT's inverse is unnormalised
 
     if op.engine == "dctfft":
@@ -121,13 +106,13 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
         def blur(src, dst):
             r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
-            filter_fn(filter_grid, (_BLOCK,), (spectrum, lam, lam_rows, lam_cols, separable, planes, rows, cols,
+            filter_fn(filter_grid, block, (spectrum, lam, lam_rows, lam_cols, separable, planes, rows, cols,
                                                lam_planes, scale, tw1, tw2))
             c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
 
         def forward_ratio(src):  # work = y / max(A src + b, eps)
             blur(src, work)
-            ratio_fn(grid, (_BLOCK,), (y, work, n, *b_arg, *e_arg))
+            ratio_fn(grid, block, (y, work, n, *b_arg, *e_arg))
 
         def adjoint():  # work = Aᵀ work (A is symmetric)
             blur(work, work)
@@ -145,17 +130,17 @@ def run(pb, *, num_iter, eps, init, accelerate):
         geometry = (planes, rows, cols, height, width)
 
         def forward_ratio(src):
-            embed_fn(canvas_grid, (_BLOCK,), (canvas, src, *geometry, b0, a0, b1, a1))
+            embed_fn(canvas_grid, block, (canvas, src, *geometry, b0, a0, b1, a1))
             r2c.fft(canvas, spectrum, cufft.CUFFT_FORWARD)
-            multiply_fn(spectrum_grid, (_BLOCK,), (spectrum, otf, spectrum.size, otf.size))
+            multiply_fn(spectrum_grid, block, (spectrum, otf, spectrum.size, otf.size))
             c2r.fft(spectrum, canvas, cufft.CUFFT_INVERSE)
-            crop_ratio_fn(canvas_grid, (_BLOCK,), (canvas, y, *geometry, b0, b1, dtype.type(scale), *b_arg, *e_arg))
+            crop_ratio_fn(canvas_grid, block, (canvas, y, *geometry, b0, b1, dtype.type(scale), *b_arg, *e_arg))
 
         def adjoint():
             r2c.fft(canvas, spectrum, cufft.CUFFT_FORWARD)
-            multiply_fn(spectrum_grid, (_BLOCK,), (spectrum, otf_conj, spectrum.size, otf_conj.size))
+            multiply_fn(spectrum_grid, block, (spectrum, otf_conj, spectrum.size, otf_conj.size))
             c2r.fft(spectrum, canvas, cufft.CUFFT_INVERSE)
-            fold_fn(grid, (_BLOCK,), (canvas, work, *geometry, b0, a0, b1, a1, dtype.type(scale)))
+            fold_fn(grid, block, (canvas, work, *geometry, b0, a0, b1, a1, dtype.type(scale)))
 
     if accelerate:
         x_prev = x.copy()
@@ -164,21 +149,21 @@ def run(pb, *, num_iter, eps, init, accelerate):
         acc = cp.zeros(2 * planes, dtype=cp.float64)
         extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
         update_fn = k.function("xrfgpu_rl_update_accel", dtype)
-        update_grid = (max(1, min((plane + _BLOCK - 1) // _BLOCK, max(1, 32 * sms // planes))), planes)
+        update_grid = (k.grid(plane, share=planes), planes)
 
         def iteration(stream):
-            extrapolate_fn(grid, (_BLOCK,), (x, x_prev, acc, n, plane))
+            extrapolate_fn(grid, block, (x, x_prev, acc, n, plane))
             forward_ratio(x_prev)
             adjoint()
             cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
-            update_fn(update_grid, (_BLOCK,), (x, x_prev, work, g1, g2, acc, planes, plane))
+            update_fn(update_grid, block, (x, x_prev, work, g1, g2, acc, planes, plane))
     else:
         update_fn = k.function("xrfgpu_rl_update_inplace", dtype)
 
         def iteration(stream):
             forward_ratio(x)
             adjoint()
-            update_fn(grid, (_BLOCK,), (x, work, n))
+            update_fn(grid, block, (x, work, n))
 
     caller = cp.cuda.get_current_stream()
     stream = cp.cuda.Stream(non_blocking=True)
@@ -193,23 +178,6 @@ def run(pb, *, num_iter, eps, init, accelerate):
     # one host wait per call, not per iteration: the buffers, plans and graph outlive the queued work
     stream.synchronize()
     return x
-
-
-def _plans(cp, cufft, height, width, planes, dtype):
-    """Batched R2C and C2R cuFFT plans of ``planes`` canvases of height × width (one pair cached)."""
-    half = width // 2 + 1
-    key = (cp.cuda.Device().id, height, width, planes, str(dtype))
-    plans = _PLANS.get(key)
-    if plans is None:
-        _PLANS.clear()  # one plan pair at a time: their work areas stay on the device while cached
-        single = dtype == cp.float32
-        plans = _PLANS[key] = (
-            cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
-                         cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half),
-            cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
-                         cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width),
-        )
-    return plans
 
 
 def _capture(stream, iteration):

@@ -46,6 +46,7 @@ __all__ = [
     "kernel_cache_dir",
     "info",
     "CudaKernels",
+    "real_fft_plans",
 ]
 
 HEADER = "xrfgpu_ops.cuh"
@@ -182,12 +183,18 @@ class CudaKernels:
             self._functions[key] = fn
         return fn
 
-    def _launch(self, fn, n: int, args):
+    BLOCK = _BLOCK
+
+    def grid(self, n: int, share: int = 1) -> int:
+        """Blocks for a grid-stride loop over ``n`` items: enough to cover them, at most 32 per SM
+        (divided by ``share`` when a second grid dimension runs that many copies)."""
         if self._grid_limit is None:
             props = self._cp.cuda.runtime.getDeviceProperties(self.device_id)
             self._grid_limit = 32 * int(props["multiProcessorCount"])
-        grid = max(1, min((int(n) + _BLOCK - 1) // _BLOCK, self._grid_limit))
-        fn((grid,), (_BLOCK,), args)
+        return max(1, min((int(n) + _BLOCK - 1) // _BLOCK, self._grid_limit // max(int(share), 1)))
+
+    def _launch(self, fn, n: int, args):
+        fn((self.grid(n),), (_BLOCK,), args)
 
     # -- helpers -------------------------------------------------------------
     def _real(self, *arrays):
@@ -198,7 +205,7 @@ class CudaKernels:
             isinstance(a, cp.ndarray) and a.dtype == dtype and a.flags.c_contiguous for a in arrays
         ) and str(dtype) in _SUFFIX
 
-    def _operand(self, value, like):
+    def operand(self, value, like):
         """A broadcast operand (array, size, plane) for a scalar or an array, or None if unsupported.
 
         Supported: a scalar; an array whose shape is a suffix of ``like``'s
@@ -299,8 +306,8 @@ class CudaKernels:
             fn = self.function("xrfgpu_rl_ratio_scalar", blurred.dtype)
             self._launch(fn, blurred.size, (data, blurred, blurred.size, dtype(b), dtype(eps), int(has_b)))
             return blurred
-        b_op = self._operand(background, blurred)
-        e_op = self._operand(eps, blurred)
+        b_op = self.operand(background, blurred)
+        e_op = self.operand(eps, blurred)
         if b_op is None or e_op is None:
             return data / cp.maximum(blurred + background, eps)
         fn = self.function("xrfgpu_rl_ratio_bcast", blurred.dtype)
@@ -328,8 +335,8 @@ class CudaKernels:
             args = (point, gradient, previous, z_new, gradient.size, dtype(step), dtype(threshold),
                     dtype(momentum), int(bool(nonneg)))
         else:
-            s_op = self._operand(step, gradient)
-            t_op = self._operand(threshold, gradient)
+            s_op = self.operand(step, gradient)
+            t_op = self.operand(threshold, gradient)
             if s_op is None or t_op is None:
                 return self._fista_plain(point, gradient, previous, step, threshold, momentum, nonneg)
             fn = self.function("xrfgpu_fista_step_bcast", gradient.dtype)
@@ -373,6 +380,39 @@ class CudaKernels:
         fn = self.function("xrfgpu_l0_gradient_term", image.dtype)
         self._launch(fn, image.size, (image, out, planes, rows, cols, image.dtype.type(t)))
         return out
+
+
+_FFT_PLANS: dict = {}
+
+
+def real_fft_plans(height: int, width: int, planes: int, dtype):
+    """Batched out-of-place R2C and C2R cuFFT plans for ``planes`` canvases of height × width.
+
+    Made once and cached (a few shapes at a time: their work areas stay on the
+    device while cached), so a loop can run its transforms on fixed buffers,
+    and inside a CUDA graph. ``plan.fft(a, out, direction)`` runs on the
+    current stream; the C2R transform is unnormalised and overwrites its input.
+    """
+    from .device import require_cupy
+
+    cp = require_cupy()
+    from cupy.cuda import cufft
+
+    height, width, planes = int(height), int(width), int(planes)
+    half = width // 2 + 1
+    key = (cp.cuda.Device().id, height, width, planes, str(cp.dtype(dtype)))
+    plans = _FFT_PLANS.get(key)
+    if plans is None:
+        if len(_FFT_PLANS) >= 4:
+            _FFT_PLANS.clear()
+        single = cp.dtype(dtype) == cp.float32
+        plans = _FFT_PLANS[key] = (
+            cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
+                         cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half),
+            cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
+                         cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width),
+        )
+    return plans
 
 
 @functools.lru_cache(maxsize=None)

@@ -439,7 +439,10 @@ class Convolution:
         if self.transform_shape is None:
             self.transform_shape = self.canvas_shape
         self.dct_factors = None
-        if engine == "dctfft" and (factors := separable_factors(psf)) is not None:
+        factors = None
+        if engine == "dctfft":  # the engine choice has factored the PSF already where NumPy lines could use it
+            factors = self._factors if self._factors is not None else separable_factors(psf)
+        if factors is not None:
             # λ = λ_rows ⊗ λ_cols: two vectors on the device; the full table only if asked for (otf)
             u, v = factors
             total = np.sum(to_numpy(psf).astype(np.float64), axis=(-2, -1))[..., None, None]

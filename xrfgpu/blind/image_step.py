@@ -55,32 +55,18 @@ class _DevicePasses:
     70 µs of plan lookup and allocation around a transform of a few µs.
     """
 
-    _plans: dict = {}
-
     def __init__(self, cp, shape, dtype, otf_power, grad_power):
         from cupy.cuda import cufft
 
-        from ..cuda import kernels
+        from ..cuda import kernels, real_fft_plans
 
         n1, n2 = shape
-        half = n2 // 2 + 1
         single = dtype == cp.float32
-        key = (cp.cuda.Device().id, n1, n2, str(dtype))
-        plans = self._plans.get(key)
-        if plans is None:
-            if len(self._plans) > 4:
-                self._plans.clear()
-            plans = self._plans[key] = (
-                cufft.PlanNd((n1, n2), None, 1, n1 * n2, None, 1, n1 * half,
-                             cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, 1, "C", -1, half),
-                cufft.PlanNd((n1, n2), None, 1, n1 * half, None, 1, n1 * n2,
-                             cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, 1, "C", -1, n2),
-            )
         self._cufft = cufft
-        self._r2c, self._c2r = plans
+        self._r2c, self._c2r = real_fft_plans(n1, n2, 1, dtype)
         self._cp = cp
         self._dtype = dtype
-        self._spectrum = cp.empty((n1, half), dtype=cp.complex64 if single else cp.complex128)
+        self._spectrum = cp.empty((n1, n2 // 2 + 1), dtype=cp.complex64 if single else cp.complex128)
         self._latent = cp.empty(shape, dtype=dtype)
         self._otf_power = cp.ascontiguousarray(otf_power.astype(dtype, copy=False))
         self._grad_power = cp.ascontiguousarray(grad_power.astype(dtype, copy=False))
