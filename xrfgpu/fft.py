@@ -559,27 +559,25 @@ class Convolution:
     def embed(self, image):
         """Extend a map (..., rows, cols) to the canvas by the boundary rule (reorder it for ``"dctfft"``)."""
         if self.engine == "dctfft":
-            xp = self.xp
-            rows, cols = self._order
-            return xp.take(xp.take(image, rows, axis=image.ndim - 2), cols, axis=image.ndim - 1)
+            return self._gather(image, self._order)
         if self._index is None:
             return image
-        xp = self.xp
-        rows, cols = self._index
-        out = xp.take(image, rows, axis=image.ndim - 2)
-        return xp.take(out, cols, axis=image.ndim - 1)
+        return self._gather(image, self._index)
 
     def crop(self, canvas):
         """Cut the map's region out of a canvas array (undo the reordering for ``"dctfft"``: a copy)."""
         if self.engine == "dctfft":
-            xp = self.xp
-            rows, cols = self._unorder
-            return xp.take(xp.take(canvas, rows, axis=canvas.ndim - 2), cols, axis=canvas.ndim - 1)
+            return self._gather(canvas, self._unorder)
         if self._index is None:
             return canvas
         p = self.pad
         r, c = self.shape
         return canvas[..., p : p + r, p : p + c]
+
+    def _gather(self, a, index):
+        """``a`` indexed by a (rows, cols) pair of index arrays along its last two axes."""
+        rows, cols = index
+        return self.xp.take(self.xp.take(a, rows, axis=a.ndim - 2), cols, axis=a.ndim - 1)
 
     # -- transforms -------------------------------------------------------
     def transform(self, x):

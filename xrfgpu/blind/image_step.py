@@ -44,6 +44,15 @@ def _spectra(padded, kernel, *, xp):
     return shape, otf_power, grad_power, xp.conj(otf) * rfft2(padded, xp=xp)
 
 
+def _closed_form(fixed, g, beta, beta_pixel, otf_power, grad_power, shape, device, *, xp):
+    """One inner pass: ``S = F⁻¹[(fixed + β F(g)) / (|K|² + β|D|² + β_p)]`` (β_p = 0 without the
+    intensity prior: adding 0 changes no value); on ``device``'s fixed buffers when it is given."""
+    if device is not None:
+        return device.solve(fixed, g, beta, beta_pixel)
+    numerator = fixed + beta * rfft2(g, xp=xp)
+    return irfft2(numerator / (otf_power + beta * grad_power + beta_pixel), shape, xp=xp)
+
+
 class _DevicePasses:
     """The inner pass on CuPy with fixed buffers: R2C, the fused closed form, C2R (no per-pass allocation).
 
@@ -144,11 +153,7 @@ def l0_intensity_gradient(padded, kernel, lambda_pixel, lambda_grad, *, xp, kapp
         while beta < beta_max:
             threshold = lambda_grad / beta if beta > 0 else 0.0
             g = l0_gradient_term(latent, threshold, xp=xp)
-            if device is not None:
-                latent = device.solve(fixed, g, beta, beta_pixel)
-            else:
-                numerator = fixed + beta * rfft2(g, xp=xp)
-                latent = irfft2(numerator / (otf_power + beta * grad_power + beta_pixel), shape, xp=xp)
+            latent = _closed_form(fixed, g, beta, beta_pixel, otf_power, grad_power, shape, device, xp=xp)
             beta *= kappa
             if lambda_grad == 0:
                 break
@@ -184,10 +189,6 @@ def l0_gradient(padded, kernel, lambda_grad, *, xp, kappa=2.0, beta_max=1e5):
     beta = 2.0 * lambda_grad
     while beta < beta_max:
         g = l0_gradient_term(latent, lambda_grad / beta, xp=xp)
-        if device is not None:
-            latent = device.solve(data_term, g, beta, 0.0)
-        else:
-            numerator = data_term + beta * rfft2(g, xp=xp)
-            latent = irfft2(numerator / (otf_power + beta * grad_power), shape, xp=xp)
+        latent = _closed_form(data_term, g, beta, 0.0, otf_power, grad_power, shape, device, xp=xp)
         beta *= kappa
     return latent
