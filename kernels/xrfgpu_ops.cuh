@@ -64,6 +64,8 @@ XRFGPU_HD float xg_abs(float a) { return fabsf(a); }
 XRFGPU_HD double xg_abs(double a) { return fabs(a); }
 XRFGPU_HD float xg_copysign(float a, float b) { return copysignf(a, b); }
 XRFGPU_HD double xg_copysign(double a, double b) { return copysign(a, b); }
+XRFGPU_HD float xg_sqrt(float a) { return __fsqrt_rn(a); }
+XRFGPU_HD double xg_sqrt(double a) { return __dsqrt_rn(a); }
 #else
 // host: the TU is compiled with -ffp-contract=off, so these round once each
 template <typename T> XRFGPU_HD T xg_mul(T a, T b) { return a * b; }
@@ -73,6 +75,7 @@ template <typename T> XRFGPU_HD T xg_div(T a, T b) { return a / b; }
 template <typename T> XRFGPU_HD T xg_fma(T a, T b, T c) { return std::fma(a, b, c); }
 template <typename T> XRFGPU_HD T xg_abs(T a) { return std::fabs(a); }
 template <typename T> XRFGPU_HD T xg_copysign(T a, T b) { return std::copysign(a, b); }
+template <typename T> XRFGPU_HD T xg_sqrt(T a) { return std::sqrt(a); }
 #endif
 
 // np.maximum(a, b) for b not NaN: a NaN in `a` propagates.

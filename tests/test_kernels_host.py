@@ -60,6 +60,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_crop_ratio": [P, P, LL, LL, LL, LL, LL, LL, LL, "T", P, LL, LL, P, LL, LL],
     "xrfgpu_reflect_fold": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL, "T"],
     "xrfgpu_rl_update_accel": [P, P, P, P, P, P, LL, LL],
+    "xrfgpu_dtv_dual": [P, P, P, P, LL, P, LL, LL],
 }
 
 
@@ -491,3 +492,26 @@ def test_reflect_fold_is_the_adjoint_of_the_embedding(lib, dtype, reach):
     call(lib, "xrfgpu_reflect_fold", dtype, canvas, out, planes, rows, cols, height, width, b0, a0, b1, a1, 0.5)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, 0.5 * expected, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("per_map", [False, True], ids=["one-step", "step-per-map"])
+def test_dtv_dual_step_equals_the_array_api_expression(lib, dtype, per_map):
+    """``kernels/dtv.cu`` against joint._dual_step's NumPy expression, bit for bit (inside and on the unit ball)."""
+    from xrfgpu.joint import _dual_step
+
+    rng = np.random.default_rng(15)
+    shape = (3, 7, 9)
+    px, py, gx, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(4))
+    px[0] *= 0.01  # a map whose dual stays inside the unit ball (the max picks 1)
+    gx[0, 0, :3] = 0.0
+    py[0, 0, :3] = 0.0
+    px[0, 0, :3] = [0.0, 1.0, -1.0]  # exactly on the ball
+    step = (np.array([0.7, 0.2, 1.5], dtype).reshape(3, 1, 1) if per_map else np.array([0.3], dtype))
+    expected = _dual_step(px, py, gx, gy, step if per_map else dtype(0.3), xp=np)
+    out_x, out_y = px.copy(), py.copy()
+    call(lib, "xrfgpu_dtv_dual", dtype, out_x, out_y, gx, gy, px.size, np.ascontiguousarray(step.ravel()),
+         step.size, px[0].size if per_map else 1)
+    assert_same(out_x, expected[0], dtype)
+    assert_same(out_y, expected[1], dtype)
+    assert np.all(np.hypot(out_x, out_y) <= 1 + 4 * np.finfo(dtype).eps)

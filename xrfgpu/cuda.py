@@ -59,6 +59,7 @@ KERNEL_FILES = {
     "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter",),
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
     "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
+    "dtv.cu": ("xrfgpu_dtv_dual",),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any
@@ -380,6 +381,24 @@ class CudaKernels:
         fn = self.function("xrfgpu_l0_gradient_term", image.dtype)
         self._launch(fn, image.size, (image, out, planes, rows, cols, image.dtype.type(t)))
         return out
+
+    def dtv_dual(self, px, py, gx, gy, step):
+        """The dTV projected dual step ``p ← (p + s g) / max(|p + s g|, 1)`` in one pass.
+
+        Returns new arrays ``(px, py)`` (the inputs are left alone), or None when
+        the arguments are not what the kernel takes (the caller then runs the
+        array-API expression).
+        """
+        cp = self._cp
+        if not (self._real(px, py, gx, gy) and px.shape == py.shape == gx.shape == gy.shape):
+            return None
+        s_op = self.operand(step, px)
+        if s_op is None:
+            return None
+        out_x, out_y = px.copy(), py.copy()
+        fn = self.function("xrfgpu_dtv_dual", px.dtype)
+        self._launch(fn, px.size, (out_x, out_y, gx, gy, px.size, *s_op))
+        return out_x, out_y
 
 
 _FFT_PLANS: dict = {}

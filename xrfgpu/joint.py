@@ -133,31 +133,16 @@ def _project(gx, gy, xix, xiy, gamma):
     return gx - s * xix, gy - s * xiy
 
 
-_FUSED = {}
-
-
 def _dual_step(px, py, gx, gy, step, *, xp):
-    """Projected dual ascent ``p ← (p + s g) / max(1, |p + s g|)`` (one fused pass per component on CuPy)."""
+    """Projected dual ascent ``p ← (p + s g) / max(1, |p + s g|)`` (one kernel, ``kernels/dtv.cu``, on CuPy)."""
     if is_cupy_namespace(xp):
-        from ._elementwise import get_engine
+        from ._elementwise import _cuda_kernels
 
-        if get_engine() != "xp":
-            fused = _FUSED.get("dual")
-            if fused is None:
-                import cupy
-
-                def comp_x(px, py, gx, gy, step):
-                    ux, uy = px + step * gx, py + step * gy
-                    return ux / cupy.maximum(cupy.sqrt(ux * ux + uy * uy), 1.0)
-
-                def comp_y(px, py, gx, gy, step):
-                    ux, uy = px + step * gx, py + step * gy
-                    return uy / cupy.maximum(cupy.sqrt(ux * ux + uy * uy), 1.0)
-
-                fused = (cupy.fuse(comp_x, kernel_name="xrfgpu_dtv_dual_x"),
-                         cupy.fuse(comp_y, kernel_name="xrfgpu_dtv_dual_y"))
-                _FUSED["dual"] = fused
-            return fused[0](px, py, gx, gy, step), fused[1](px, py, gx, gy, step)
+        k = _cuda_kernels(xp)
+        if k is not None:
+            out = k.dtv_dual(px, py, gx, gy, step)
+            if out is not None:
+                return out
     ux, uy = px + step * gx, py + step * gy
     norm = xp.clip(xp.sqrt(ux * ux + uy * uy), min=1.0)
     return ux / norm, uy / norm
