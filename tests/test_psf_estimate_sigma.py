@@ -223,3 +223,17 @@ def test_pure_noise_has_no_sigma_information():
     assert not est.reliable
     with pytest.raises(ValueError, match="uncertain"):
         estimate_sigma(counts, strict=True)
+
+
+def test_edge_profile_jacobian_equals_central_differences():
+    """The analytic Jacobian the edge fits hand to least_squares, against central differences of the model."""
+    from xrfgpu.psf.blind_sigma import _steps_jacobian, _steps_model
+
+    t = np.linspace(-20.0, 20.0, 81)
+    for p in ([3.0, 2.5, 5.0, -3.0, -2.0, 4.0], [3.0, -2.5, 5.0, -3.0, -2.0, 4.0], [0.0, 0.7, 1.0, 0.3]):
+        p = np.asarray(p)
+        k = (p.size - 2) // 2
+        h = 1e-6
+        numeric = np.stack([(_steps_model(t, p + h * e, k) - _steps_model(t, p - h * e, k)) / (2 * h)
+                            for e in np.eye(p.size)], axis=1)
+        np.testing.assert_allclose(_steps_jacobian(t, p, k), numeric, rtol=0, atol=1e-7)
