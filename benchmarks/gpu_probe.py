@@ -71,6 +71,34 @@ def main(out):
         return {"graph_roundtrip_err": err, "acc": float(acc[0]), "expected_acc": float(a.sum(dtype=cp.float64))}
 
     check("graph", graph)
+
+    def shared_work_area():
+        """xrfgpu.cuda.real_fft_plans: R2C and C2R share one work area, and still transform correctly."""
+        from xrfgpu import cuda
+
+        sizes = {}
+        for size in (1024, 4096, 8192):
+            cuda._FFT_PLANS.clear()
+            plain = (cufft.PlanNd((size, size), None, 1, size * size, None, 1, size * (size // 2 + 1),
+                                  cufft.CUFFT_R2C, 1, "C", -1, size // 2 + 1),
+                     cufft.PlanNd((size, size), None, 1, size * (size // 2 + 1), None, 1, size * size,
+                                  cufft.CUFFT_C2R, 1, "C", -1, size))
+            sizes[size] = [p.work_area.mem.size / (4 * size * size) if p.work_area.ptr else 0 for p in plain]
+            del plain
+        cuda._FFT_PLANS.clear()
+        r2c, c2r = cuda.real_fft_plans(h, w, n, cp.float32)
+        spec = cp.empty((n, h, w // 2 + 1), cp.complex64)
+        r2c.fft(a, spec, cufft.CUFFT_FORWARD)
+        ref = cp.fft.rfftn(a, axes=(-2, -1))
+        back = cp.empty_like(a)
+        c2r.fft(spec, back, cufft.CUFFT_INVERSE)
+        return {"shared": r2c.work_area.ptr == c2r.work_area.ptr,
+                "setter_found": cuda._cufft_set_work_area() is not None,
+                "r2c_rel_err": float(cp.abs(spec - ref).max() / cp.abs(ref).max()),
+                "c2r_roundtrip_err": float(cp.abs(back / (h * w) - a).max()),
+                "work_area_x_map_r2c_c2r": sizes}
+
+    check("shared_work_area", shared_work_area)
     with open(out, "w") as f:
         json.dump(results, f, indent=1)
 

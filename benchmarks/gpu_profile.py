@@ -50,6 +50,13 @@ def main(outdir):
     counts, _, _ = observe((1024, 1024), 6.5, seed=6, background_counts=140.0)
     g = cp.asarray(counts)
     profile(lambda: xrfgpu.restore(g), f"{outdir}/profile_restore.txt")
+    # the front door's own stage times (info["seconds"]), on the GPU and on this machine's CPU
+    for name, image in (("gpu", g), ("cpu", counts)):
+        t0 = time.perf_counter()
+        _, info = xrfgpu.restore(image, return_info=True)
+        cp.cuda.Device().synchronize()
+        stages = {k: round(v, 4) for k, v in info["seconds"].items()}
+        print(f"restore 1024^2 {name}: {time.perf_counter() - t0:.3f} s, stages {stages}", flush=True)
 
 
 if __name__ == "__main__":

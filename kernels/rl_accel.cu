@@ -10,9 +10,12 @@
 //   rl_extrapolate_dev:  point = max(x + α (x − x_prev), 0), written over x_prev
 //                        (the arithmetic of _elementwise.rl_extrapolate, α rounded to T)
 //   rl_update_accel:     new = point · c;  g = new − point;  x_prev ← x;  x ← new;
-//                        g2 ← g1;  g1 ← g;  acc += (⟨g, g1_old⟩, ⟨g1_old, g1_old⟩)
+//                        g1 ← g;  acc += (⟨g, g1_old⟩, ⟨g1_old, g1_old⟩)
 //
-// With g1 = g2 = 0 and acc = 0 at the start, α is 0 for the first two iterations, as in the
+// The reference keeps g2 only to form those two products; here they are formed while g1_old is
+// still at hand, so no g2 buffer exists (one map's bytes less on the device).
+//
+// With g1 = 0 and acc = 0 at the start, α is 0 for the first two iterations, as in the
 // reference (which extrapolates only once two changes exist).
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
@@ -37,7 +40,7 @@ XRFGPU_LOOP void rl_extrapolate_dev_loop(const T* __restrict__ x, T* __restrict_
 
 // one element of the update; returns the two products to accumulate
 template <typename T>
-XRFGPU_HD void rl_update_accel_at(T* x, T* x_prev, const T* work, T* g1, T* g2, long long i, double* s12,
+XRFGPU_HD void rl_update_accel_at(T* x, T* x_prev, const T* work, T* g1, long long i, double* s12,
                                   double* s22) {
     const T point = x_prev[i];
     const T fresh = rl_update(point, work[i]);
@@ -45,7 +48,6 @@ XRFGPU_HD void rl_update_accel_at(T* x, T* x_prev, const T* work, T* g1, T* g2, 
     const T g1_old = g1[i];
     x_prev[i] = x[i];
     x[i] = fresh;
-    g2[i] = g1_old;
     g1[i] = change;
     *s12 += (double)change * (double)g1_old;
     *s22 += (double)g1_old * (double)g1_old;
@@ -65,14 +67,14 @@ XRFGPU_KERNEL xrfgpu_rl_extrapolate_dev_f64(const double* x, double* x_prev, con
 #if defined(XRFGPU_CUDA)
 // grid (blocks per map, maps); block 256 threads; block sums by warp shuffles, one atomicAdd per block
 template <typename T>
-__device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, T* g2, double* acc,
+__device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, double* acc,
                                                        long long plane) {
     const long long p = blockIdx.y;
     const long long base = p * plane;
     double s12 = 0.0, s22 = 0.0;
     for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < plane;
          j += (long long)blockDim.x * gridDim.x) {
-        xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, g2, base + j, &s12, &s22);
+        xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, base + j, &s12, &s22);
     }
     for (int off = 16; off > 0; off >>= 1) {
         s12 += __shfl_down_sync(0xffffffffu, s12, off);
@@ -101,12 +103,12 @@ __device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T*
 }
 #else
 template <typename T>
-inline void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, T* g2, double* acc, long long planes,
+inline void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, double* acc, long long planes,
                                    long long plane) {
     for (long long p = 0; p < planes; ++p) {
         double s12 = 0.0, s22 = 0.0;
         for (long long j = 0; j < plane; ++j) {
-            xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, g2, p * plane + j, &s12, &s22);
+            xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, p * plane + j, &s12, &s22);
         }
         acc[2 * p] += s12;
         acc[2 * p + 1] += s22;
@@ -115,23 +117,23 @@ inline void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, T* g2,
 #endif
 
 #if defined(XRFGPU_CUDA)
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1, float* g2,
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1,
                                          double* acc, long long planes, long long plane) {
     (void)planes;  // the grid's second dimension
-    rl_update_accel_kernel<float>(x, x_prev, work, g1, g2, acc, plane);
+    rl_update_accel_kernel<float>(x, x_prev, work, g1, acc, plane);
 }
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1, double* g2,
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1,
                                          double* acc, long long planes, long long plane) {
     (void)planes;
-    rl_update_accel_kernel<double>(x, x_prev, work, g1, g2, acc, plane);
+    rl_update_accel_kernel<double>(x, x_prev, work, g1, acc, plane);
 }
 #else
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1, float* g2,
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1,
                                          double* acc, long long planes, long long plane) {
-    rl_update_accel_kernel<float>(x, x_prev, work, g1, g2, acc, planes, plane);
+    rl_update_accel_kernel<float>(x, x_prev, work, g1, acc, planes, plane);
 }
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1, double* g2,
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1,
                                          double* acc, long long planes, long long plane) {
-    rl_update_accel_kernel<double>(x, x_prev, work, g1, g2, acc, planes, plane);
+    rl_update_accel_kernel<double>(x, x_prev, work, g1, acc, planes, plane);
 }
 #endif

@@ -250,3 +250,22 @@ def test_blind_gradient_step_device_passes_equal_the_array_api_passes(plain_engi
     plain_engine.set_engine("xp")
     plain = l0_gradient(padded, kernel, 4e-3, xp=xcp)
     np.testing.assert_allclose(cp.asnumpy(fused), cp.asnumpy(plain), rtol=0, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_fft_plan_pair_shares_one_work_area_and_still_transforms():
+    """real_fft_plans: the R2C/C2R pair runs on one cuFFT work area; results equal cupy.fft (an independent path)."""
+    cp = _cupy()
+    cuda._FFT_PLANS.clear()
+    n, h, w = 2, 96, 130
+    a = cp.asarray(np.random.default_rng(0).random((n, h, w)), dtype=cp.float32)
+    r2c, c2r = cuda.real_fft_plans(h, w, n, cp.float32)
+    if cuda._cufft_set_work_area() is not None:
+        assert r2c.work_area.ptr == c2r.work_area.ptr
+    spectrum = cp.empty((n, h, w // 2 + 1), cp.complex64)
+    r2c.fft(a, spectrum, cp.cuda.cufft.CUFFT_FORWARD)
+    reference = cp.fft.rfftn(a, axes=(-2, -1))
+    assert float(cp.abs(spectrum - reference).max() / cp.abs(reference).max()) < 1e-6
+    back = cp.empty_like(a)
+    c2r.fft(spectrum, back, cp.cuda.cufft.CUFFT_INVERSE)
+    np.testing.assert_allclose(cp.asnumpy(back) / (h * w), cp.asnumpy(a), atol=2e-6)

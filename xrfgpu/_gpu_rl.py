@@ -17,8 +17,8 @@ transform canvas, convolved, and the ratio placed back in one kernel each
 ``embed → rfft2 → ·H → irfft2 → crop+ratio → rfft2 → ·H* → irfft2 → fold → update``
 
 on buffers allocated once (estimate, data, one real work map, one half
-spectrum; with acceleration also the previous estimate and the last two
-changes), with cuFFT plans made once (the inverse plan's 1/(n₁n₂) is applied
+spectrum; with acceleration also the previous estimate and the last
+change), with cuFFT plans made once (the inverse plan's 1/(n₁n₂) is applied
 with the eigenvalues) and with the accelerated step length kept on the device
 (``kernels/rl_accel.cu``). The iteration is captured once as a CUDA graph and
 replayed ``num_iter`` times, so a small map is not bound by kernel launches;
@@ -145,7 +145,6 @@ def run(pb, *, num_iter, eps, init, accelerate):
     if accelerate:
         x_prev = x.copy()
         g1 = cp.zeros_like(y)
-        g2 = cp.zeros_like(y)
         acc = cp.zeros(2 * planes, dtype=cp.float64)
         extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
         update_fn = k.function("xrfgpu_rl_update_accel", dtype)
@@ -156,7 +155,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
             forward_ratio(x_prev)
             adjoint()
             cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
-            update_fn(update_grid, block, (x, x_prev, work, g1, g2, acc, planes, plane))
+            update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, plane))
     else:
         update_fn = k.function("xrfgpu_rl_update_inplace", dtype)
 

@@ -47,6 +47,7 @@ __all__ = [
     "info",
     "CudaKernels",
     "real_fft_plans",
+    "share_work_area",
 ]
 
 HEADER = "xrfgpu_ops.cuh"
@@ -425,13 +426,63 @@ def real_fft_plans(height: int, width: int, planes: int, dtype):
         if len(_FFT_PLANS) >= 4:
             _FFT_PLANS.clear()
         single = cp.dtype(dtype) == cp.float32
-        plans = _FFT_PLANS[key] = (
-            cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
-                         cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half),
-            cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
-                         cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width),
-        )
+        r2c = cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
+                           cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half)
+        c2r = cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
+                           cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width)
+        share_work_area(r2c, c2r)
+        plans = _FFT_PLANS[key] = (r2c, c2r)
     return plans
+
+
+_CUFFT_SET_WORK_AREA = []
+
+
+def _cufft_set_work_area():
+    """``cufftSetWorkArea`` of the libcufft CuPy has loaded (ctypes), or None.
+
+    CuPy creates its plans with auto-allocation off and its own work area, but
+    does not export the setter; the library is found among the mapped files of
+    this process, so the plan handles CuPy made are valid for it.
+    """
+    if not _CUFFT_SET_WORK_AREA:
+        fn = None
+        try:
+            import ctypes
+
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "libcufft.so" in line and "/" in line}
+            if len(paths) == 1:
+                fn = ctypes.CDLL(paths.pop()).cufftSetWorkArea
+                fn.argtypes = [ctypes.c_int, ctypes.c_void_p]
+                fn.restype = ctypes.c_int
+        except (OSError, AttributeError, ValueError):
+            fn = None
+        _CUFFT_SET_WORK_AREA.append(fn)
+    return _CUFFT_SET_WORK_AREA[0]
+
+
+def share_work_area(*plans) -> bool:
+    """Give cuFFT plans that never run at the same time one work area (the largest of theirs).
+
+    The fixed-buffer loops run the R2C and the C2R plan of a pair one after the
+    other on one stream, so one scratch area serves both; this saves the
+    smaller plan's area (about one map's bytes at 4096²). Each plan keeps a
+    reference to the shared area. Returns False (plans unchanged) when the
+    setter is not available.
+    """
+    setter = _cufft_set_work_area()
+    areas = [getattr(p, "work_area", None) for p in plans]
+    if setter is None or any(a is None for a in areas):
+        return False
+    largest = max(areas, key=lambda a: a.mem.size if a.ptr else 0)
+    for plan, area in zip(plans, areas):
+        if area is largest:
+            continue
+        if setter(int(plan.plan), largest.ptr) != 0:
+            return False
+        plan.work_area = largest
+    return True
 
 
 @functools.lru_cache(maxsize=None)
