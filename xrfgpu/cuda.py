@@ -47,7 +47,7 @@ __all__ = [
     "info",
     "CudaKernels",
     "real_fft_plans",
-    "share_work_area",
+    "plan_on_work_area",
 ]
 
 HEADER = "xrfgpu_ops.cuh"
@@ -426,63 +426,52 @@ def real_fft_plans(height: int, width: int, planes: int, dtype):
         if len(_FFT_PLANS) >= 4:
             _FFT_PLANS.clear()
         single = cp.dtype(dtype) == cp.float32
-        r2c = cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
-                           cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half)
-        c2r = cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
-                           cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width)
-        share_work_area(r2c, c2r)
+
+        def make_r2c():
+            return cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
+                                cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half)
+
+        def make_c2r():
+            return cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
+                                cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width)
+
+        r2c = make_r2c()
+        try:
+            c2r = plan_on_work_area(make_c2r, r2c.work_area)
+            if c2r.work_area.ptr and c2r.work_area.ptr != r2c.work_area.ptr:  # C2R needs more: R2C takes its area
+                r2c = plan_on_work_area(make_r2c, c2r.work_area)
+        except (AttributeError, TypeError):  # a CuPy whose plans or memory objects differ: separate areas
+            c2r = make_c2r()
         plans = _FFT_PLANS[key] = (r2c, c2r)
     return plans
 
 
-_CUFFT_SET_WORK_AREA = []
+def plan_on_work_area(make_plan, area):
+    """A cuFFT plan built by ``make_plan()`` whose work area is ``area`` when that is large enough.
 
-
-def _cufft_set_work_area():
-    """``cufftSetWorkArea`` of the libcufft CuPy has loaded (ctypes), or None.
-
-    CuPy creates its plans with auto-allocation off and its own work area, but
-    does not export the setter; the library is found among the mapped files of
-    this process, so the plan handles CuPy made are valid for it.
+    CuPy's plans allocate their scratch through the current allocator; while
+    the plan is made, requests up to the bytes left in ``area`` get ``area``
+    itself (a larger request is allocated as usual). Plans that never run at
+    the same time (the R2C and C2R plan of a loop on one stream) can so share
+    one work area, which saves the smaller one's bytes (about one map's bytes
+    at 4096², measured by ``benchmarks/gpu_probe.py``). The plan's own
+    reference keeps ``area`` alive.
     """
-    if not _CUFFT_SET_WORK_AREA:
-        fn = None
-        try:
-            import ctypes
+    import cupy as cp
 
-            with open("/proc/self/maps") as maps:
-                paths = {line.split()[-1] for line in maps if "libcufft.so" in line and "/" in line}
-            if len(paths) == 1:
-                fn = ctypes.CDLL(paths.pop()).cufftSetWorkArea
-                fn.argtypes = [ctypes.c_int, ctypes.c_void_p]
-                fn.restype = ctypes.c_int
-        except (OSError, AttributeError, ValueError):
-            fn = None
-        _CUFFT_SET_WORK_AREA.append(fn)
-    return _CUFFT_SET_WORK_AREA[0]
+    default = cp.cuda.get_allocator()
+    if area is None or not area.ptr:
+        return make_plan()
+    offset = area.ptr - area.mem.ptr
+    capacity = area.mem.size - offset
 
+    def allocator(size):
+        if 0 < size <= capacity:
+            return cp.cuda.MemoryPointer(area.mem, offset)
+        return default(size)
 
-def share_work_area(*plans) -> bool:
-    """Give cuFFT plans that never run at the same time one work area (the largest of theirs).
-
-    The fixed-buffer loops run the R2C and the C2R plan of a pair one after the
-    other on one stream, so one scratch area serves both; this saves the
-    smaller plan's area (about one map's bytes at 4096²). Each plan keeps a
-    reference to the shared area. Returns False (plans unchanged) when the
-    setter is not available.
-    """
-    setter = _cufft_set_work_area()
-    areas = [getattr(p, "work_area", None) for p in plans]
-    if setter is None or any(a is None for a in areas):
-        return False
-    largest = max(areas, key=lambda a: a.mem.size if a.ptr else 0)
-    for plan, area in zip(plans, areas):
-        if area is largest:
-            continue
-        if setter(int(plan.plan), largest.ptr) != 0:
-            return False
-        plan.work_area = largest
-    return True
+    with cp.cuda.using_allocator(allocator):
+        return make_plan()
 
 
 @functools.lru_cache(maxsize=None)
