@@ -440,7 +440,7 @@ def real_fft_plans(height: int, width: int, planes: int, dtype):
             c2r = plan_on_work_area(make_c2r, r2c.work_area)
             if c2r.work_area.ptr and c2r.work_area.ptr != r2c.work_area.ptr:  # C2R needs more: R2C takes its area
                 r2c = plan_on_work_area(make_r2c, c2r.work_area)
-        except (AttributeError, TypeError):  # a CuPy whose plans or memory objects differ: separate areas
+        except Exception:  # noqa: BLE001 - a CuPy whose plans or memory objects differ: separate areas
             c2r = make_c2r()
         plans = _FFT_PLANS[key] = (r2c, c2r)
     return plans
@@ -459,7 +459,7 @@ def plan_on_work_area(make_plan, area):
     """
     import cupy as cp
 
-    default = cp.cuda.get_allocator()
+    default = cp.cuda.memory.get_allocator()
     if area is None or not area.ptr:
         return make_plan()
     offset = area.ptr - area.mem.ptr
@@ -467,7 +467,7 @@ def plan_on_work_area(make_plan, area):
 
     def allocator(size):
         if 0 < size <= capacity:
-            return cp.cuda.MemoryPointer(area.mem, offset)
+            return cp.cuda.memory.MemoryPointer(area.mem, offset)
         return default(size)
 
     with cp.cuda.using_allocator(allocator):
