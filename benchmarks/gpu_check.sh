@@ -7,7 +7,7 @@
 # On the lent device machine (no network), the wheels it lacks travel in .whl/ (see README, GPU):
 # array-api-compat, array-api-strict, ducc0, dask, partd, locket, cucim-cu13.
 # Budgets (seconds) can be set: TEST_BUDGET (whole gpu test run), TEST_TIMEOUT (one test),
-# BENCH_BUDGET, BENCH_SIZES, BENCH_PARTS.
+# BENCH_BUDGET, BENCH_SIZES, BENCH_PARTS, PROFILE_BUDGET (NO_PROFILE=1 skips the profile).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
@@ -60,3 +60,10 @@ timeout "${BENCH_BUDGET:-150}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_spe
   --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,numpy,beyond}" > "$OUT/gpu-speed.log" 2>&1
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -15 "$OUT/gpu-speed.log"
+
+if [ -z "${NO_PROFILE:-}" ]; then
+  echo "== profile (blind_l0 512², restore() 1024²: cProfile and the front door's stage times)"
+  timeout "${PROFILE_BUDGET:-90}" "$PY" benchmarks/gpu_profile.py "$OUT" > "$OUT/gpu-profile.log" 2>&1
+  echo "profile rc=$? after $(( $(date +%s) - t0 )) s"
+  tail -4 "$OUT/gpu-profile.log"
+fi
