@@ -84,7 +84,42 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
     }
 }
 
+// The RL ratio of the dctfft iteration, read from the map in its own order: the estimate and the blur
+// live in Makhoul order (v[m1, m2] = x[makhoul_source(m1), makhoul_source(m2)]), so
+//   blurred[p, m1, m2] ← y[p, makhoul_source(m1), makhoul_source(m2)] / max(blurred + b, eps)
+// (the arithmetic of _elementwise.rl_ratio; b and eps broadcast over the reordered canvas) and no
+// reordered copy of the map is kept on the device.
+template <typename T>
+XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict__ blurred, long long planes,
+                                       long long rows, long long cols, const T* __restrict__ background,
+                                       long long b_size, long long b_plane, const T* __restrict__ eps,
+                                       long long e_size, long long e_plane) {
+    const long long plane = rows * cols;
+    const long long n = planes * plane;
+    XRFGPU_GRID_LOOP(i, n) {
+        long long p, m1, m2;
+        plane_row_col(i, plane, cols, &p, &m1, &m2);
+        const T y = data[p * plane + makhoul_source(m1, rows) * cols + makhoul_source(m2, cols)];
+        blurred[i] = rl_ratio(y, blurred[i], background[bcast_index(i, b_size, b_plane)],
+                              eps[bcast_index(i, e_size, e_plane)]);
+    }
+}
+
 }  // namespace xrfgpu
+
+XRFGPU_KERNEL xrfgpu_rl_ratio_makhoul_f32(const float* data, float* blurred, long long planes, long long rows,
+                                          long long cols, const float* background, long long b_size,
+                                          long long b_plane, const float* eps, long long e_size, long long e_plane) {
+    xrfgpu::rl_ratio_makhoul_loop<float>(data, blurred, planes, rows, cols, background, b_size, b_plane, eps, e_size,
+                                         e_plane);
+}
+XRFGPU_KERNEL xrfgpu_rl_ratio_makhoul_f64(const double* data, double* blurred, long long planes, long long rows,
+                                          long long cols, const double* background, long long b_size,
+                                          long long b_plane, const double* eps, long long e_size,
+                                          long long e_plane) {
+    xrfgpu::rl_ratio_makhoul_loop<double>(data, blurred, planes, rows, cols, background, b_size, b_plane, eps,
+                                          e_size, e_plane);
+}
 
 XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f32(float* spectrum, const float* lam, const float* lam_rows,
                                             const float* lam_cols, int separable, long long planes, long long n1,

@@ -104,7 +104,7 @@ def test_richardson_lucy_on_dctfft_equals_extended_engine(xp, accelerate):
     for engine in ("extended", "dctfft"):
         op = Convolution(xp.asarray(h), y.shape, iterative=True, engine=engine)
         image = xp.asarray(y)
-        pb = Problem(xp=xp, image=image, psf=xp.asarray(h), background=50.0, op=op, data=op.embed(image),
+        pb = Problem(xp=xp, image=image, psf=xp.asarray(h), background=50.0, op=op, _data=None,
                      canvas_background=50.0)
         results.append(to_numpy(run_richardson_lucy(pb, num_iter=15, accelerate=accelerate)))
     np.testing.assert_allclose(results[1], results[0], rtol=1e-9, atol=1e-9 * results[0].max())

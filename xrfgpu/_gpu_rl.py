@@ -52,7 +52,7 @@ def applies(pb, *, tv, track, callback) -> bool:
         return False
     if _elementwise.get_engine() != "auto":
         return False
-    return str(pb.data.dtype) in ("float32", "float64")
+    return str(pb.image.dtype) in ("float32", "float64")
 
 
 def run(pb, *, num_iter, eps, init, accelerate):
@@ -64,7 +64,9 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
     k = kernels()
     op = pb.op
-    y = cp.ascontiguousarray(pb.data)
+    # dctfft: the map itself, read in Makhoul order by the ratio kernel (no reordered copy is made);
+    # extended: the map's data as the canvas kernels read it
+    y = cp.ascontiguousarray(pb.image if op.engine == "dctfft" else pb.data)
     dtype = y.dtype
     rows, cols = (int(n) for n in y.shape[-2:])
     plane = rows * cols
@@ -100,7 +102,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
             lam_rows = lam_cols = lam
             separable, lam_planes = 0, lam.size // plane
         tw1, tw2 = k.dct_twiddles(rows), k.dct_twiddles(cols)
-        ratio_fn = k.function("xrfgpu_rl_ratio_bcast", dtype)
+        ratio_fn = k.function("xrfgpu_rl_ratio_makhoul", dtype)
         filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
         filter_grid = grid_for(planes * (rows // 2 + 1) * half)
 
@@ -112,7 +114,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
         def forward_ratio(src):  # work = y / max(A src + b, eps)
             blur(src, work)
-            ratio_fn(grid, block, (y, work, n, *b_arg, *e_arg))
+            ratio_fn(grid, block, (y, work, planes, rows, cols, *b_arg, *e_arg))
 
         def adjoint():  # work = Aᵀ work (A is symmetric)
             blur(work, work)

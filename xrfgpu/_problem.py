@@ -44,7 +44,9 @@ class Problem:
     op : Convolution
         Blur operator on the canvas.
     data : array
-        ``image`` embedded in the canvas.
+        ``image`` embedded in the canvas (reflected, or reordered for the
+        ``"dctfft"`` engine); made on first use and kept (the GPU iteration
+        of that engine reads ``image`` itself and never makes it).
     canvas_background : float or array
         ``background`` embedded in the canvas.
     scale : float
@@ -62,10 +64,17 @@ class Problem:
     psf: Any
     background: Any
     op: Convolution
-    data: Any
+    _data: Any
     canvas_background: Any
     scale: float = 1.0
     weights: Any = None
+
+    @property
+    def data(self):
+        """``image`` on the canvas (see the class docstring); made on first use, then kept."""
+        if self._data is None:
+            self._data = self.op.embed(self.image)
+        return self._data
 
     def finish(self, canvas_estimate):
         """Crop a canvas estimate back to the map (a fresh array, not a view), in the caller's units."""
@@ -188,12 +197,11 @@ class Problem:
         if rescale:
             image, background, scale = _rescaled(image, background, xp=xp)
         op = Convolution(psf, image.shape, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative)
-        data = op.embed(image)
         if hasattr(background, "shape") and background.shape[-2:] != (1, 1):
             canvas_b = op.embed(background)
         else:
             canvas_b = background
-        return cls(xp=xp, image=image, psf=psf, background=background, op=op, data=data, canvas_background=canvas_b,
+        return cls(xp=xp, image=image, psf=psf, background=background, op=op, _data=None, canvas_background=canvas_b,
                    scale=scale, weights=weights)
 
 

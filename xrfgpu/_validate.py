@@ -350,11 +350,14 @@ def as_image_with_weights(image, mask=None, *, xp, name: str = "image"):
     _check_shape(image, name=name)
     dtype = working_dtype(xp, image.dtype)
     y = xp.astype(image, dtype, copy=False)
-    if bool(xp.any(xp.isinf(y))):
-        raise ValueError(f"{name} contains infinite values; mark missing pixels as NaN or with mask= (weight 0)")
-    nan = xp.isnan(y)
-    if bool(xp.any(nan)):
-        missing = nan if missing is None else (missing | nan)
+    # two reductions decide the common case (no NaN, no inf) without map-sized boolean temporaries
+    low, high = (float(xp.min(y)), float(xp.max(y))) if y.size else (0.0, 0.0)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        if bool(xp.any(xp.isinf(y))):
+            raise ValueError(f"{name} contains infinite values; mark missing pixels as NaN or with mask= (weight 0)")
+        nan = xp.isnan(y)
+        if bool(xp.any(nan)):
+            missing = nan if missing is None else (missing | nan)
     weights = None
     if mask is not None:
         weights = _as_weights(mask, y, xp=xp)
@@ -466,7 +469,8 @@ def as_background(background, image, *, xp, name: str = "background"):
 
 def require_nonnegative(image, *, xp, what: str):
     """Raise if ``image`` has negative values (Poisson data are counts)."""
-    if bool(xp.any(image < 0)):
+    low = float(xp.min(image)) if image.size else 0.0
+    if low < 0 or (low != low and bool(xp.any(image < 0))):  # NaN (missing pixels): look at each value
         raise ValueError(
             f"image has negative values, but {what} models Poisson counts (>= 0). "
             "Pass the raw counts and give the offset as `background=`, or clip the map at 0 first"

@@ -222,7 +222,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     track = tol is not None or discrepancy is not None
     if pb.batch and (track or callback is not None):
         raise ValueError("tol, discrepancy and callback stop or report per map: restore the maps one at a time")
-    y, b = pb.data, pb.canvas_background
+    b = pb.canvas_background
     if pb.weights is not None:
         return _run_weighted(pb, num_iter=num_iter, tol=tol, discrepancy=discrepancy, tv=tv, accelerate=accelerate,
                              filter_epsilon=filter_epsilon, callback=callback, init=init, level=level)
@@ -247,6 +247,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     if _gpu_rl.applies(pb, tv=tv, track=track, callback=callback):
         # CuPy with an exact reflect engine: fixed buffers and one CUDA graph per iteration (xrfgpu._gpu_rl)
         return pb.finish(_gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate))
+    y = pb.data
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
 
     n_pixels = pb.image.shape[-1] * pb.image.shape[-2]
