@@ -214,9 +214,12 @@ def _rescaled(image, background, *, xp):
     is equivariant under it (RL in the map and background; the linear
     filters; FISTA with λ scaled alike).
     """
-    peak = float(xp.max(xp.abs(image)))
+    def largest_magnitude(a):  # max |a| by two reductions, without a map-sized |a| temporary
+        return max(abs(float(xp.min(a))), abs(float(xp.max(a))))
+
+    peak = largest_magnitude(image)
     if hasattr(background, "shape"):
-        peak = max(peak, float(xp.max(xp.abs(background))))
+        peak = max(peak, largest_magnitude(background))
     else:
         peak = max(peak, abs(float(background)))
     low, high = SAFE_PEAK
