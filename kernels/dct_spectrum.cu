@@ -85,23 +85,35 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
 }
 
 // The RL ratio of the dctfft iteration, read from the map in its own order: the estimate and the blur
-// live in Makhoul order (v[m1, m2] = x[makhoul_source(m1), makhoul_source(m2)]), so
-//   blurred[p, m1, m2] ← y[p, makhoul_source(m1), makhoul_source(m2)] / max(blurred + b, eps)
+// live in Makhoul order (sample (r, c) of a map sits at (makhoul_target(r), makhoul_target(c))), so
+//   blurred[p, makhoul_target(r), makhoul_target(c)] ← y[p, r, c] / max(blurred + b, eps)
 // (the arithmetic of _elementwise.rl_ratio; b and eps broadcast over the reordered canvas) and no
-// reordered copy of the map is kept on the device.
+// reordered copy of the map is kept on the device. One work item per pair of source columns
+// (2j, 2j + 1) of a source row: it reads them side by side and writes reordered columns j and
+// cols − 1 − j of the row's reordered position, so reads and writes stay coalesced.
 template <typename T>
 XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict__ blurred, long long planes,
                                        long long rows, long long cols, const T* __restrict__ background,
                                        long long b_size, long long b_plane, const T* __restrict__ eps,
                                        long long e_size, long long e_plane) {
     const long long plane = rows * cols;
-    const long long n = planes * plane;
+    const long long pairs = (cols + 1) / 2;
+    const long long n = planes * rows * pairs;
     XRFGPU_GRID_LOOP(i, n) {
-        long long p, m1, m2;
-        plane_row_col(i, plane, cols, &p, &m1, &m2);
-        const T y = data[p * plane + makhoul_source(m1, rows) * cols + makhoul_source(m2, cols)];
-        blurred[i] = rl_ratio(y, blurred[i], background[bcast_index(i, b_size, b_plane)],
-                              eps[bcast_index(i, e_size, e_plane)]);
+        const long long j = i % pairs;
+        const long long source_row = i / pairs;  // p · rows + r
+        const long long r = source_row % rows;
+        const long long p = source_row / rows;
+        const T* src = data + p * plane + r * cols;
+        const long long row_start = p * plane + makhoul_target(r, rows) * cols;
+        const long long even = row_start + j;
+        blurred[even] = rl_ratio(src[2 * j], blurred[even], background[bcast_index(even, b_size, b_plane)],
+                                 eps[bcast_index(even, e_size, e_plane)]);
+        if (2 * j + 1 < cols) {
+            const long long odd = row_start + cols - 1 - j;
+            blurred[odd] = rl_ratio(src[2 * j + 1], blurred[odd], background[bcast_index(odd, b_size, b_plane)],
+                                    eps[bcast_index(odd, e_size, e_plane)]);
+        }
     }
 }
 

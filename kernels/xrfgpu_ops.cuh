@@ -161,9 +161,9 @@ template <typename T> XRFGPU_HD void complex_mul(T ar, T ai, T br, T bi, T* cr, 
 // size == n_planes, plane == rows·cols → one value per map of a stack.
 XRFGPU_HD long long bcast_index(long long i, long long size, long long plane) { return (i / plane) % size; }
 
-// source index of Makhoul's reordering (xrfgpu._reflect_fft.makhoul_order): v[m] = x[makhoul_source(m, n)],
-// the even indices up, then the odd indices down
-XRFGPU_HD long long makhoul_source(long long m, long long n) { return (m < (n + 1) / 2) ? 2 * m : 2 * (n - 1 - m) + 1; }
+// Makhoul's reordering (xrfgpu._reflect_fft.makhoul_order) puts the even samples first, ascending, then
+// the odd ones, descending; sample r of a length-n axis lands at (xrfgpu._reflect_fft.inverse_order)
+XRFGPU_HD long long makhoul_target(long long r, long long n) { return (r % 2 == 0) ? r / 2 : n - 1 - (r - 1) / 2; }
 
 // (map, row, column) of flat element i of a stack of maps of `plane` = rows · cols elements
 XRFGPU_HD void plane_row_col(long long i, long long plane, long long cols, long long* p, long long* r, long long* c) {

@@ -105,6 +105,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
         ratio_fn = k.function("xrfgpu_rl_ratio_makhoul", dtype)
         filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
         filter_grid = grid_for(planes * (rows // 2 + 1) * half)
+        ratio_grid = grid_for(planes * rows * ((cols + 1) // 2))  # one work item per pair of source columns
 
         def blur(src, dst):
             r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
@@ -114,7 +115,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
         def forward_ratio(src):  # work = y / max(A src + b, eps)
             blur(src, work)
-            ratio_fn(grid, block, (y, work, planes, rows, cols, *b_arg, *e_arg))
+            ratio_fn(ratio_grid, block, (y, work, planes, rows, cols, *b_arg, *e_arg))
 
         def adjoint():  # work = Aᵀ work (A is symmetric)
             blur(work, work)
