@@ -279,3 +279,18 @@ def test_spectral_likelihood_gradient_matches_finite_differences(with_exponent):
         numeric[i] = (_spectral_nll(theta + step, k2, power, weight, 3.0, prior)[0]
                       - _spectral_nll(theta - step, k2, power, weight, 3.0, prior)[0]) / 2e-6
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
+
+
+def test_edge_profile_jacobian_matches_finite_differences():
+    from xrfgpu.psf.blind_sigma import _steps_jacobian, _steps_model
+
+    t = np.linspace(-15.0, 15.0, 61)
+    for p in ([10.0, 2.5, 30.0, -1.0], [140.0, -3.0, 50.0, -4.0, -20.0, 5.5]):
+        p = np.array(p)
+        k = (p.size - 2) // 2
+        numeric = np.empty((t.size, p.size))
+        for i in range(p.size):
+            step = np.zeros_like(p)
+            step[i] = 1e-6
+            numeric[:, i] = (_steps_model(t, p + step, k) - _steps_model(t, p - step, k)) / 2e-6
+        np.testing.assert_allclose(_steps_jacobian(t, p, k), numeric, rtol=1e-5, atol=1e-6)

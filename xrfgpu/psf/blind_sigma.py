@@ -371,6 +371,24 @@ def _steps_model(t, p, n_steps):
     return out
 
 
+def _steps_jacobian(t, p, n_steps):
+    """∂ model / ∂ p of :func:`_steps_model` (columns: β, σ, then a_j, t_j per step)."""
+    from scipy import special
+
+    jac = np.empty((t.size, 2 + 2 * n_steps))
+    jac[:, 0] = 1.0
+    sig = abs(p[1])
+    dsig = np.zeros_like(t)
+    for j in range(n_steps):
+        z = (t - p[3 + 2 * j]) / sig
+        density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        jac[:, 2 + 2 * j] = special.ndtr(z)
+        jac[:, 3 + 2 * j] = -p[2 + 2 * j] * density / sig
+        dsig -= p[2 + 2 * j] * density * z / sig
+    jac[:, 1] = dsig * (1.0 if p[1] >= 0 else -1.0)
+    return jac
+
+
 def _fit_steps(t, y, var, sigma0, max_steps=4):
     """Profile = β + Σ_j a_j Φ((t − t_j)/σ): a blurred piecewise-constant 1-D scene; K by BIC."""
     from scipy import ndimage, optimize
@@ -385,7 +403,9 @@ def _fit_steps(t, y, var, sigma0, max_steps=4):
         p0 = [float(y[0]), sigma0]
         for c in sorted(cand[:k]):
             p0 += [float(dy[c]) * sigma0 * math.sqrt(2.0 * math.pi) / dt, float(t[c])]
+        # analytic Jacobian: with finite differences these fits took 2.5 s of a 512² map's 2.7 s
         r = optimize.least_squares(lambda p, k=k: (_steps_model(t, p, k) - y) * w, p0, method="lm",
+                                   jac=lambda p, k=k: _steps_jacobian(t, p, k) * w[:, None],
                                    max_nfev=200 * len(p0))
         chi2 = float(np.sum(r.fun**2))
         bic = chi2 + len(p0) * math.log(t.size)
