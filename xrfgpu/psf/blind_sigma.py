@@ -705,7 +705,9 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     σ ≥ 6.5.
     The old 2-D spectral fit (``elliptical``/``thorough``) takes about 0.3 s
     for a 200×200 map, 3 s for the 647×375 USAF scan and 7 s for a 1078×885
-    one; the default ring profile about 0.12 s at 512² (edges: 0.2–1 s more).
+    one; the default ring profile (with the fitted scene exponent) 0.04–0.2 s
+    of CPU at 512², the whole default path at most 1.0 s of CPU per 512²
+    held-out map (``benchmarks/bench_sigma_generalisation.py``).
 
     References
     ----------
