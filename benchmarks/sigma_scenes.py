@@ -36,10 +36,16 @@ from pathlib import Path
 import numpy as np
 
 FAMILIES = ("voronoi", "skimage", "ellipses", "bars", "grf", "hxn")
+# tuning-only families (never in the held-out set): other scikit-image photographs and micrographs,
+# and thin filaments (line-like scenes, whose ring spectrum falls as k^-1 rather than k^-3)
+TUNING_FAMILIES = ("photos", "filaments")
+_ALL_FAMILIES = FAMILIES + TUNING_FAMILIES
 SIZES = (160, 256, 512)
 SIGMAS = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
 COUNTS = ((77.0, 137.5), (150.0, 140.0), (2000.0, 100.0))
 SKIMAGE_NAMES = ("camera", "coins", "moon", "text", "page", "brick", "grass", "gravel")
+PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+               "cell", "clock", "horse", "shepp_logan_phantom")
 HXN_SIGMA0_PX = 1.2
 _DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "hxn_nanoparticles_xrf"
 
@@ -74,10 +80,10 @@ def _voronoi(n, rng):
     return scene
 
 
-def _skimage(n, rng):
+def _skimage(n, rng, names=SKIMAGE_NAMES):
     from skimage import data
 
-    name = SKIMAGE_NAMES[int(rng.integers(len(SKIMAGE_NAMES)))]
+    name = names[int(rng.integers(len(names)))]
     img = getattr(data, name)().astype(np.float64)
     if img.ndim == 3:
         img = img.mean(axis=2)
@@ -88,6 +94,30 @@ def _skimage(n, rng):
     c0 = int(rng.integers(0, img.shape[1] - n + 1))
     img = img[r0 : r0 + n, c0 : c0 + n]
     return (img - img.min()) / max(img.max() - img.min(), 1e-12), name
+
+
+def _filaments(n, rng):
+    """Thin bright curved filaments 1–3 px wide on a weak smooth matrix (fibres, grain-boundary films)."""
+    from scipy import ndimage
+
+    scene = 0.1 * ndimage.gaussian_filter(rng.random((n, n)), n / 16)
+    scene = scene / max(scene.max(), 1e-12) * rng.uniform(0.0, 0.3)
+    for _ in range(int(rng.integers(6, 20) * (n / 256) ** 2) + 3):
+        t = np.linspace(0, 1, 6 * n)
+        a = rng.uniform(0, n, 2)
+        d = rng.normal(size=2)
+        d /= np.hypot(*d)
+        wob = rng.normal(size=2) * n * 0.1
+        length = rng.uniform(0.2, 1.0) * n
+        path = (a[None, :] + (t[:, None] - 0.5) * length * d[None, :]
+                + np.sin(np.pi * t * rng.uniform(0.5, 4))[:, None] * wob)
+        mask = np.zeros((n, n), bool)
+        r, c = np.round(path).astype(int).T
+        ok = (r >= 0) & (r < n) & (c >= 0) & (c < n)
+        mask[r[ok], c[ok]] = True
+        mask = ndimage.distance_transform_edt(~mask) <= rng.uniform(1.0, 3.0) / 2
+        scene[mask] = np.maximum(scene[mask], rng.uniform(0.4, 1.0))
+    return scene
 
 
 def _ellipses(n, rng):
@@ -166,7 +196,7 @@ def make_case(case, *, return_scene=False):
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
     with ``return_scene`` also the unblurred scene under the map, in counts above background."""
     family, seed, size, sigma, signal, background = case
-    rng = np.random.default_rng([FAMILIES.index(family), seed])
+    rng = np.random.default_rng([_ALL_FAMILIES.index(family), seed])
     margin = int(5 * sigma) + 8
     n = size + 2 * margin
     label = family
@@ -175,6 +205,11 @@ def make_case(case, *, return_scene=False):
     elif family == "skimage":
         scene, name = _skimage(n, rng)
         label = f"skimage-{name}"
+    elif family == "photos":
+        scene, name = _skimage(n, rng, PHOTO_NAMES)
+        label = f"photo-{name}"
+    elif family == "filaments":
+        scene = _filaments(n, rng)
     elif family == "ellipses":
         scene = _ellipses(n, rng)
     elif family == "bars":
@@ -190,18 +225,18 @@ def make_case(case, *, return_scene=False):
     truth_sigma = math.hypot(sigma, HXN_SIGMA0_PX) if family == "hxn" else sigma
     blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
     mean = background + signal * np.clip(blurred, 0.0, None)
-    counts = np.random.default_rng([99, FAMILIES.index(family), seed]).poisson(mean).astype(np.float64)
+    counts = np.random.default_rng([99, _ALL_FAMILIES.index(family), seed]).poisson(mean).astype(np.float64)
     if return_scene:
         return counts, truth_sigma, label, signal * scene[margin : margin + size, margin : margin + size]
     return counts, truth_sigma, label
 
 
-def _draw_cases(seeds):
+def _draw_cases(seeds, families=FAMILIES):
     """One case per (family, seed): size, σ and counts drawn from the seed (frozen by the seed list)."""
     cases = []
-    for family in FAMILIES:
+    for family in families:
         for seed in seeds:
-            r = np.random.default_rng([12345, FAMILIES.index(family), seed])
+            r = np.random.default_rng([12345, _ALL_FAMILIES.index(family), seed])
             size = SIZES[int(r.integers(len(SIZES)))]
             sigma = SIGMAS[int(r.integers(len(SIGMAS)))]
             signal, background = COUNTS[int(r.integers(len(COUNTS)))]
@@ -212,3 +247,6 @@ def _draw_cases(seeds):
 # frozen: 4 tuning cases and 12 held-out cases per family (different seeds)
 TUNING = _draw_cases(range(0, 4))
 HELD_OUT = _draw_cases(range(100, 112))
+# more tuning maps, added while improving the spectral stage (issue 14): seeds 4–23 of the six families and
+# seeds 0–23 of the two tuning-only families; none overlaps the held-out seeds 100–111
+TUNING_EXTENDED = TUNING + _draw_cases(range(4, 24)) + _draw_cases(range(0, 24), TUNING_FAMILIES)

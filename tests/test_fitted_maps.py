@@ -4,6 +4,7 @@ The real maps are the NSLS-II HXN nanoparticle maps in ``tests/data/hxn_nanopart
 (MIT licence, see the README there).
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,14 @@ def test_background_of_real_fitted_maps_is_below_a_low_quantile(element):
 
 @pytest.mark.parametrize("element", ["Fe", "Cr"])
 def test_real_fitted_maps_are_restored_not_erased(element):
+    from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
+
     y = _hxn(element)
-    out, info = xrfgpu.restore(y, return_info=True)
+    # σ of these maps (about 1.2 px by straight-edge fits) is near the limit of the spectrum: the Fe map's
+    # spectral interval is wider than the reliability limit and flagged; this test judges the fitted-map path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SigmaUncertainWarning)
+        out, info = xrfgpu.restore(y, return_info=True)
     assert info["map_kind"].startswith("fitted") and info["gain"] > 0
     assert info["background"] < np.quantile(y, 0.5)
     # not mostly zeros: as few (near-)zero pixels as the input has, within a few per cent of the map

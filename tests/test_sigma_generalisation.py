@@ -1,8 +1,8 @@
-"""estimate_sigma on the frozen independent scenes of benchmarks/sigma_scenes.py (slow: about 30 s).
+"""estimate_sigma on the frozen independent scenes of benchmarks/sigma_scenes.py (slow: 30 s and 90 s).
 
 The reference is the σ each scene was blurred with (exact Gaussian transfer on a larger canvas),
 independent of the estimator. The held-out set is measured by benchmarks/bench_sigma_generalisation.py;
-here the 24 tuning maps guard the fast path against regressions.
+here the 24 tuning maps and the 192 of the extended tuning set guard the fast path against regressions.
 """
 
 import sys
@@ -15,23 +15,42 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
-@pytest.mark.slow
-def test_fast_path_on_the_tuning_scenes():
+def _errors_and_coverage(cases):
     import sigma_scenes
 
     from xrfgpu.psf import estimate_sigma
 
     errors, covered = [], []
-    for case in sigma_scenes.TUNING:
+    for case in cases:
         counts, truth, _ = sigma_scenes.make_case(case)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est = estimate_sigma(counts)
         errors.append(abs(est.sigma / truth - 1.0))
         covered.append(est.interval[0] <= truth <= est.interval[1])
-    errors = np.array(errors)
-    # measured 7.3 % / 19.6 % / 22.3 % and 100 % coverage (README); a margin for BLAS/FFT differences
-    assert np.median(errors) < 0.09
-    assert np.quantile(errors, 0.9) < 0.22
-    assert errors.max() < 0.35
+    return np.array(errors), np.array(covered)
+
+
+@pytest.mark.slow
+def test_fast_path_on_the_extended_tuning_scenes():
+    # 192 maps, about 90 s: measured 6.0 % / 26.4 % / 87.7 % and 93 % coverage (README); with the scene law
+    # fixed at k^-3 (before issue 14's σ work) 9.4 % / 30.5 % / 86.9 % and 89 %
+    import sigma_scenes
+
+    errors, covered = _errors_and_coverage(sigma_scenes.TUNING_EXTENDED)
+    assert np.median(errors) < 0.075
+    assert np.quantile(errors, 0.9) < 0.29
+    assert np.mean(covered) >= 0.9
+
+
+@pytest.mark.slow
+def test_fast_path_on_the_tuning_scenes():
+    import sigma_scenes
+
+    errors, covered = _errors_and_coverage(sigma_scenes.TUNING)
+    # measured 5.1 % / 13.4 % / 20.4 % and 100 % coverage (README; 7.3 % / 19.6 % / 22.3 % with the scene law
+    # fixed at k^-3); a margin for BLAS/FFT differences
+    assert np.median(errors) < 0.07
+    assert np.quantile(errors, 0.9) < 0.17
+    assert errors.max() < 0.3
     assert np.mean(covered) >= 0.9
