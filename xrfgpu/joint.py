@@ -42,9 +42,12 @@ The inner problem is solved on its dual by projected gradient (Chambolle
 maps run batched (one FFT per chunk, per-map PSF and λ) as in
 :func:`xrfgpu.restore_stack`. The weight λ (dimensionless: both terms are in
 counts) and the iteration count are chosen per map by Poisson-thinning
-cross-validation over a grid of weights, λ = 0 included, so the coupling is
-only as strong as the held-out counts support (:func:`joint_richardson_lucy`).
-A map for which λ = 0 wins is restored exactly as alone.
+cross-validation over a grid of weights, λ = 0 included: the held-out
+deviance is summed over both halves of a split (cross-fitting), and the
+largest λ within one standard error of the lowest deviance is kept (the
+one-standard-error rule), so the coupling is only as strong as the held-out
+counts support (:func:`joint_richardson_lucy`). A map for which λ = 0 wins
+is restored exactly as alone.
 
 References
 ----------
@@ -67,6 +70,10 @@ modified EM algorithm", IEEE Trans. Med. Imaging 9, 84 (1990), doi:10.1109/42.52
 N. Dey et al., Microsc. Res. Tech. 69, 260 (2006), doi:10.1002/jemt.20294.
 J. Leiner, B. Duan, L. Wasserman, A. Ramdas, J. Am. Stat. Assoc. (2023),
 doi:10.1080/01621459.2023.2270748 (data fission: Poisson thinning).
+L. Breiman, J. H. Friedman, R. A. Olshen, C. J. Stone, Classification and
+Regression Trees (Wadsworth, 1984), §3.4.3 (the one-standard-error rule).
+T. Hastie, R. Tibshirani, J. Friedman, The Elements of Statistical Learning,
+2nd ed. (Springer, 2009), §7.10, doi:10.1007/978-0-387-84858-7.
 J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37, 750 (2022),
 doi:10.1039/d1ja00425e (the skarn: σ 40, 50, 80 µm for Fe, Ca, Si).
 """
@@ -590,20 +597,26 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     -----
     Cross-validation: each count map ``y`` is split by binomial thinning
     into two independent Poisson halves; the batch of all weak maps × all
-    candidate weights runs on the first half (background halved) and after
-    every iteration the held-out Poisson deviance of the second half under
-    ``h ⊛ x + b/2`` is evaluated (in float64) away from the borders. The
-    (λ, k) with the lowest held-out deviance is used on the full map (as
-    :func:`xrfgpu.stopping.cv_iterations` does for plain RL). Because λ = 0 is
-    a candidate, the coupling is switched off where it does not predict the
-    held-out counts better; such a map is then restored exactly as alone. The
-    record lists, per candidate, the deviance above the best and its standard
-    error ``sqrt(Σ μ_best log²(μ_c/μ_best))``: differences within it are not
-    significant. The guide field is built from the guide
-    restored on the same half, so the halves stay independent.
+    candidate weights runs on one half (background halved) and at every
+    checkpoint the held-out Poisson deviance of the other half under
+    ``h ⊛ x + b/2`` is evaluated (in float64) away from the borders; then
+    the halves swap roles (``cv_folds`` = 2: every count is held out once),
+    and the deviance curves are summed. Each candidate's lowest summed
+    deviance and its standard error ``sqrt(Σ μ_best log²(μ_c/μ_best))``
+    (Poisson variance of the held-out counts) are recorded; the weight used
+    is the largest whose deviance is within one standard error of the
+    lowest (the one-standard-error rule, Hastie et al. 2009 §7.10: the
+    held-out counts cannot tell it from the best, and it is the simpler
+    model), with its own best iteration count, on the full map (as
+    :func:`xrfgpu.stopping.cv_iterations` does for plain RL). With one fold
+    the split's first half trains. Because λ = 0 is a candidate, the
+    coupling is switched off where every λ > 0 predicts the held-out counts
+    significantly worse; such a map is then restored exactly as alone. The
+    guide field is built from the guide restored on the training half, so
+    the halves stay independent.
 
-    Cost: one batched run of (weak maps × weights) maps for ``max_iter``
-    iterations at most, then one of the weak maps. Each iteration is one
+    Cost: ``cv_folds`` batched runs of (weak maps × weights) maps for
+    ``max_iter`` iterations at most, then one of the weak maps. Each iteration is one
     forward and one adjoint blur plus ten dual steps of ~20 elementwise
     passes each (the projection is one fused kernel pair on CuPy), and the
     cross-validation adds one forward blur per check (every iteration up to
