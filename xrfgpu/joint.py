@@ -675,6 +675,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         guide_iter = check_positive_int(guide_iter, "guide_iter")
     max_iter = check_positive_int(max_iter, "max_iter")
     cv_folds = check_positive_int(cv_folds, "cv_folds")
+    own_eta = float(own_eta_factor) if own_edges else None
+    if own_eta is not None and not (own_eta > 0 and math.isfinite(own_eta)):
+        raise ValueError(f"own_eta_factor must be finite and > 0, got {own_eta_factor!r}")
     gamma = float(gamma)
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma must be in [0, 1), got {gamma}")
@@ -727,9 +730,6 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     field, eta_used = guide_field(guide_map, smoothing_px=smoothing_px, eta=eta)
     info["eta"] = eta_used
     info["own_edges"] = bool(own_edges)
-    own_eta = float(own_eta_factor) if own_edges else None
-    if own_eta is not None and not (own_eta > 0 and math.isfinite(own_eta)):
-        raise ValueError(f"own_eta_factor must be finite and > 0, got {own_eta_factor!r}")
     info["own_eta_factor"] = own_eta
     chosen_w = {i: (given[i] if given is not None else None) for i in weak}
     chosen_k = {i: num_iter for i in weak}
