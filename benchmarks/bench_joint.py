@@ -65,7 +65,8 @@ def evaluate(seed=0, weight=None):
         m[el] = {"mse_independent": mi, "mse_joint": mj, "mse_ratio": mj / mi,
                  "width_raw": skarn.widths(counts[k]), "width_independent": skarn.widths(independent[k]),
                  "width_joint": skarn.widths(joint[k]), "iterations_independent": ind_iters[k],
-                 "iterations_joint": pm["iterations"], "weight": pm["weight"], "weight_how": pm["weight_how"]}
+                 "iterations_joint": pm["iterations"], "weight": pm["weight"], "weight_how": pm["weight_how"],
+                 "cv_deviance": pm.get("cv_deviance")}
     wi = [m[el]["width_independent"] for el in skarn.ELEMENTS]
     wj = [m[el]["width_joint"] for el in skarn.ELEMENTS]
     m["width_spread_independent"] = max(wi) - min(wi)
