@@ -21,8 +21,11 @@ after an untimed warm-up that compiles kernels and builds cuFFT plans):
     * ``cucim`` — ``cucim.skimage.restoration.richardson_lucy`` (when
       installed) at equal iterations;
 
-    and the CuPy memory pool's bytes after the run (pool and cuFFT plan cache
-    emptied first), as a multiple of the map's bytes.
+    and memory as a multiple of the map's bytes: the peak bytes the call's own
+    arrays hold at once, plus the input map (``peak_live_x_map_*``, a memory
+    hook), and the CuPy memory pool's bytes after the run (pool and cuFFT plan
+    cache emptied first; ``memory_x_map_*``, which also counts pool blocks
+    pinned by earlier small allocations).
 ``stack``
     64 maps of 512² through :func:`xrfgpu.restore_stack` against one 4096²
     map (the same number of pixels): per-pixel throughput ratio.
@@ -145,6 +148,51 @@ def pool_bytes_after(fn):
     return int(held)
 
 
+def peak_live_bytes(fn):
+    """Peak bytes held at once by the arrays ``fn()`` allocates (a CuPy memory hook), or None.
+
+    Counts only blocks handed out during the call, each from its allocation to
+    its release, so neither arrays the caller already holds nor pool blocks
+    pinned by earlier small allocations enter; add the input's bytes to compare
+    with :func:`pool_bytes_after`. cuFFT work areas are counted (CuPy allocates
+    them from the pool) when plans are made during the call.
+    """
+    cp = _cupy()
+    from xrfgpu import cuda
+
+    try:
+        from cupy.cuda import memory_hook
+    except ImportError:  # pragma: no cover - an old CuPy
+        return None
+
+    class Peak(memory_hook.MemoryHook):
+        name = "xrfgpu_peak_live_bytes"
+
+        def __init__(self):
+            self.live, self.blocks, self.peak = 0, {}, 0
+
+        def malloc_postprocess(self, **kw):
+            self.blocks[kw["mem_ptr"]] = kw["mem_size"]
+            self.live += kw["mem_size"]
+            self.peak = max(self.peak, self.live)
+
+        def free_postprocess(self, **kw):
+            self.live -= self.blocks.pop(kw["mem_ptr"], 0)
+
+    cp.cuda.Device().synchronize()
+    cp.fft.config.get_plan_cache().clear()
+    cuda._FFT_PLANS.clear()
+    hook = Peak()
+    try:
+        with hook:
+            out = fn()
+            cp.cuda.Device().synchronize()
+    except Exception:  # noqa: BLE001 - a hook API that differs: report no figure
+        return None
+    del out
+    return int(hook.peak)
+
+
 def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
     import xrfgpu
     from xrfgpu.fft import Convolution
@@ -176,7 +224,12 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
         except Exception as exc:  # noqa: BLE001 - a missing or broken peer is reported, not fatal
             row["cucim_error"] = f"{type(exc).__name__}: {exc}"
     map_bytes = y.nbytes
-    del op
+    del op, otf  # the naive RL's transfer function would count as RL's memory otherwise
+    # peak of the call's own arrays (+ the input map), then the pool's total after the call (which also
+    # holds pool blocks pinned by small earlier allocations)
+    for key, accelerate in (("rl", False), ("rl_accelerated", True)):
+        live = peak_live_bytes(lambda a=accelerate: run(a))
+        row[f"peak_live_x_map_{key}"] = None if live is None else (live + map_bytes) / map_bytes
     row["pool_bytes_rl"] = pool_bytes_after(run)
     row["pool_bytes_rl_accelerated"] = pool_bytes_after(lambda: run(True))
     row["memory_x_map_rl"] = row["pool_bytes_rl"] / map_bytes
@@ -336,7 +389,7 @@ def print_table(result):
     env = result["environment"]
     print(f"\n{env['device']}  CuPy {env['cupy']}  (one run)")
     print(f"{'map':>6} {'engine':>9} {'xrfgpu ms':>10} {'accel ms':>9} {'naive ms':>9} {'floor ms':>9} "
-          f"{'canvas fl':>9} {'cuCIM ms':>9} {'x/naive':>8} {'x/floor':>8} {'mem x':>6}")
+          f"{'canvas fl':>9} {'cuCIM ms':>9} {'x/naive':>8} {'x/floor':>8} {'mem x':>6} {'live x':>6}")
     for r in result.get("rl", []):
         if "error" in r:
             print(f"{r['size']:>6} ERROR {r['error']}")
@@ -344,7 +397,8 @@ def print_table(result):
         ms = lambda k: f"{1e3 * r[k]:.3f}" if k in r else "-"  # noqa: E731
         print(f"{r['size']:>6} {r['engine']:>9} {ms('xrfgpu_s'):>10} {ms('xrfgpu_accelerated_s'):>9} "
               f"{ms('naive_s'):>9} {ms('floor_map_s'):>9} {ms('floor_canvas_s'):>9} {ms('cucim_s'):>9} "
-              f"{r['xrfgpu_vs_naive']:>8.2f} {r['xrfgpu_vs_floor_canvas']:>8.2f} {r['memory_x_map_rl']:>6.1f}")
+              f"{r['xrfgpu_vs_naive']:>8.2f} {r['xrfgpu_vs_floor_canvas']:>8.2f} {r['memory_x_map_rl']:>6.1f} "
+              f"{r.get('peak_live_x_map_rl') or float('nan'):>6.2f}")
     s = result.get("stack")
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "
