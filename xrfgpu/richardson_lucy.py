@@ -222,7 +222,6 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     track = tol is not None or discrepancy is not None
     if pb.batch and (track or callback is not None):
         raise ValueError("tol, discrepancy and callback stop or report per map: restore the maps one at a time")
-    b = pb.canvas_background
     if pb.weights is not None:
         return _run_weighted(pb, num_iter=num_iter, tol=tol, discrepancy=discrepancy, tv=tv, accelerate=accelerate,
                              filter_epsilon=filter_epsilon, callback=callback, init=init, level=level)
@@ -231,11 +230,6 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
         level = None if level is None else level / pb.scale
         init = None if init is None else init / pb.scale
         filter_epsilon = None if filter_epsilon is None else filter_epsilon / pb.scale
-        if callback is not None:
-            user_callback = callback
-
-            def callback(it, estimate, divergence):
-                user_callback(it, pb.to_user_units(estimate), None if divergence is None else divergence * pb.scale)
 
     if level is None:
         level = pb.mean(pb.image)
@@ -247,39 +241,9 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
     if _gpu_rl.applies(pb, tv=tv, track=track, callback=callback):
         # CuPy with an exact reflect engine: fixed buffers and one CUDA graph per iteration (xrfgpu._gpu_rl)
         return pb.finish(_gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate))
-    y = pb.data
-    x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
-
-    n_pixels = pb.image.shape[-1] * pb.image.shape[-2]
-    previous_div = None
-    x_prev = None
-    g1 = g2 = None
-    for it in range(1, num_iter + 1):
-        point = _extrapolation_point(pb, x, x_prev, g1, g2, accelerate)  # x_prev is free from here on
-        blurred = op.forward(point)
-        divergence = None
-        if track:
-            divergence = poisson_divergence(pb.image, op.crop(blurred) + pb.background, xp=xp)
-        ratio = rl_ratio(y, blurred, b, eps, xp=xp)
-        correction = op.adjoint(ratio)
-        if tv > 0:
-            # TV is a prior on the map: computed there and extended by the boundary rule, so the
-            # mirror canvas gives the numbers of the DCT engine
-            correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
-        new = rl_update(point, correction, xp=xp)
-        if accelerate:
-            g2, g1 = g1, difference(new, point, xp=xp, out=g2)  # the oldest change's memory is reused
-            x_prev = x
-        x = new
-        if callback is not None:
-            callback(it, op.crop(x), divergence)
-        if discrepancy is not None and 2.0 * divergence * pb.scale / n_pixels <= float(discrepancy):
-            break
-        if tol is not None:
-            if previous_div is not None and abs(previous_div - divergence) <= float(tol) * abs(divergence):
-                break
-            previous_div = divergence
-    return pb.finish(x)
+    x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=pb.image.dtype, device=_device(pb.image)) * init
+    return _iterate(pb, x, num_iter=num_iter, eps=eps, tv=tv, level=level, accelerate=accelerate,
+                    callback=callback, tol=tol, discrepancy=discrepancy)
 
 
 def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsilon, callback, init, level):
@@ -294,9 +258,7 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     if pb.batch:
         raise ValueError("missing pixels (mask=, NaN, masked arrays) need a single map: restore the maps one at a time")
     xp, op = pb.xp, pb.op
-    y, b = pb.data, pb.canvas_background
     w_map = pb.weights
-    w = pb.canvas_weights
     s = pb.scale
     measured = float(xp.sum(w_map))
     if level is None:
@@ -308,10 +270,33 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
     if init is None:
         init = max(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
-    x = xp.ones(op.canvas_shape, dtype=y.dtype, device=_device(y)) * init
-    normaliser = op.adjoint(w)
-    seen = normaliser > 1e-6
-    normaliser = xp.where(seen, normaliser, xp.ones_like(normaliser))
+    x = xp.ones(op.canvas_shape, dtype=pb.image.dtype, device=_device(pb.image)) * init
+    return _iterate(pb, x, num_iter=num_iter, eps=eps, tv=tv, level=level, accelerate=accelerate,
+                    callback=callback, tol=tol, discrepancy=discrepancy)
+
+
+def _iterate(pb, x, *, num_iter, eps, tv, level, accelerate, callback, tol, discrepancy):
+    """The RL iterations from the canvas estimate ``x``, plain or (with ``pb.weights``) weighted.
+
+    Without missing pixels the update is ``x · hᵀ[y / max(h ⊛ x + b, ε)]``;
+    with them each ratio is multiplied by the pixel's weight and the
+    correction divided by ``hᵀ w`` where that is positive (elsewhere the
+    pixel keeps its value). ``eps``, ``level`` and ``x`` are in the
+    problem's units (divided by ``pb.scale``); the callback receives the
+    estimate and the Poisson divergence in the caller's units, and the
+    discrepancy ``2 KL / n`` counts the measured pixels.
+    """
+    xp, op, s = pb.xp, pb.op, pb.scale
+    y, b = pb.data, pb.canvas_background
+    w_map = pb.weights
+    if w_map is None:
+        n_data = pb.image.shape[-1] * pb.image.shape[-2]
+    else:
+        n_data = float(xp.sum(w_map))
+        w = pb.canvas_weights
+        normaliser = op.adjoint(w)
+        seen = normaliser > 1e-6
+        normaliser = xp.where(seen, normaliser, xp.ones_like(normaliser))
     track = tol is not None or discrepancy is not None
     previous_div = None
     x_prev = None
@@ -322,19 +307,24 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
         divergence = None
         if track:
             divergence = s * poisson_divergence(pb.image, op.crop(blurred) + pb.background, xp=xp, weights=w_map)
-        ratio = rl_ratio(y, blurred, b, eps, xp=xp) * w
-        correction = xp.where(seen, op.adjoint(ratio) / normaliser, xp.ones_like(normaliser))
+        ratio = rl_ratio(y, blurred, b, eps, xp=xp)
+        if w_map is None:
+            correction = op.adjoint(ratio)
+        else:
+            correction = xp.where(seen, op.adjoint(ratio * w) / normaliser, xp.ones_like(normaliser))
         if tv > 0:
+            # TV is a prior on the map: computed there and extended by the boundary rule, so the
+            # mirror canvas gives the numbers of the DCT engine
             correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
         new = rl_update(point, correction, xp=xp)
         if accelerate:
-            g2, g1 = g1, difference(new, point, xp=xp, out=g2)
+            g2, g1 = g1, difference(new, point, xp=xp, out=g2)  # the oldest change's memory is reused
             x_prev = x
         x = new
         if callback is not None:
             estimate = op.crop(x) if s == 1.0 else pb.to_user_units(op.crop(x))
             callback(it, estimate, divergence)
-        if discrepancy is not None and 2.0 * divergence / measured <= float(discrepancy):
+        if discrepancy is not None and 2.0 * divergence / n_data <= float(discrepancy):
             break
         if tol is not None:
             if previous_div is not None and abs(previous_div - divergence) <= float(tol) * abs(divergence):
