@@ -1,5 +1,5 @@
 // dtv.cu — the projected dual step of the directional-TV denoiser of joint restoration
-// (xrfgpu/joint.py, _dual_step; Chambolle 2004), both components in one pass.
+// (xrfgpu/_elementwise.py, dtv_dual_step, used by xrfgpu/joint.py; Chambolle 2004), both components in one pass.
 //
 //   u = p + s·g   (per component; s one value, or one per map of a stack)
 //   p ← u / max(|u|, 1)

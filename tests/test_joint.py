@@ -324,15 +324,15 @@ def test_fused_dual_step_equals_the_array_api_expressions():
     import array_api_compat.cupy as xcp
 
     from xrfgpu import _elementwise
-    from xrfgpu.joint import _dual_step
+    from xrfgpu._elementwise import dtv_dual_step
 
     rng = np.random.default_rng(0)
     a = [cupy.asarray(rng.normal(size=(3, 32, 32)).astype(np.float32)) for _ in range(4)]
     step = cupy.asarray(np.array([0.7, 0.2, 1.5], np.float32).reshape(3, 1, 1))
-    fused = _dual_step(*a, step, xp=xcp)
+    fused = dtv_dual_step(*a, step, xp=xcp)
     _elementwise.set_engine("xp")
     try:
-        plain = _dual_step(*a, step, xp=xcp)
+        plain = dtv_dual_step(*a, step, xp=xcp)
     finally:
         _elementwise.set_engine("auto")
     for f, p in zip(fused, plain):

@@ -26,6 +26,7 @@ __all__ = [
     "fista_step",
     "l0_intensity_threshold",
     "l0_gradient_term",
+    "dtv_dual_step",
     "set_engine",
     "get_engine",
 ]
@@ -149,6 +150,23 @@ def rl_extrapolate(estimate, previous, alpha, *, xp):
         np.maximum(out, 0, out=out)
         return out
     return xp.clip(estimate + alpha * (estimate - previous), min=0.0)
+
+
+def dtv_dual_step(px, py, gx, gy, step, *, xp):
+    """Projected dual ascent of the directional TV: ``p ← (p + s g) / max(1, |p + s g|)``.
+
+    Both components of ``p = (px, py)`` at once (new arrays); ``step`` is a
+    float or an (n, 1, 1) array of per-map steps. The CUDA kernel
+    ``kernels/dtv.cu`` computes it in one pass (:mod:`xrfgpu.joint`, Chambolle 2004).
+    """
+    k = _cuda_kernels(xp)
+    if k is not None:
+        out = k.dtv_dual(px, py, gx, gy, step)
+        if out is not None:
+            return out
+    ux, uy = px + step * gx, py + step * gy
+    norm = xp.clip(xp.sqrt(ux * ux + uy * uy), min=1.0)
+    return ux / norm, uy / norm
 
 
 def difference(a, b, *, xp, out=None):

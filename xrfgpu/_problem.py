@@ -79,9 +79,7 @@ class Problem:
     def finish(self, canvas_estimate):
         """Crop a canvas estimate back to the map (a fresh array, not a view), in the caller's units."""
         if self.scale == 1.0:
-            out = self.op.crop(canvas_estimate)
-            # the dctfft engine's crop un-reorders into a new array already; the others may return a view
-            return out if self.op.engine == "dctfft" else self.xp.asarray(out, copy=True)
+            return self.op.crop_copy(canvas_estimate)
         return self.to_user_units(self.op.crop(canvas_estimate))
 
     def to_user_units(self, x):

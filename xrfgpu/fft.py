@@ -574,6 +574,11 @@ class Convolution:
         r, c = self.shape
         return canvas[..., p : p + r, p : p + c]
 
+    def crop_copy(self, canvas):
+        """:meth:`crop` as a new array, never a view of ``canvas`` (the dctfft crop is one already)."""
+        out = self.crop(canvas)
+        return out if self.engine == "dctfft" else self.xp.asarray(out, copy=True)
+
     def _gather(self, a, index):
         """``a`` indexed by a (rows, cols) pair of index arrays along its last two axes."""
         rows, cols = index

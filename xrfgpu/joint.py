@@ -86,8 +86,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, is_cupy_namespace, to_numpy
-from ._elementwise import rl_ratio, rl_update
+from ._backend import array_device, array_namespace, to_numpy
+from ._elementwise import dtv_dual_step, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
 from ._validate import as_image, require_nonnegative
 
@@ -138,21 +138,6 @@ def _project(gx, gy, xix, xiy, gamma):
     """``P g = g − γ ξ (ξ · g)`` pointwise."""
     s = gamma * (xix * gx + xiy * gy)
     return gx - s * xix, gy - s * xiy
-
-
-def _dual_step(px, py, gx, gy, step, *, xp):
-    """Projected dual ascent ``p ← (p + s g) / max(1, |p + s g|)`` (one kernel, ``kernels/dtv.cu``, on CuPy)."""
-    if is_cupy_namespace(xp):
-        from ._elementwise import _cuda_kernels
-
-        k = _cuda_kernels(xp)
-        if k is not None:
-            out = k.dtv_dual(px, py, gx, gy, step)
-            if out is not None:
-                return out
-    ux, uy = px + step * gx, py + step * gy
-    norm = xp.clip(xp.sqrt(ux * ux + uy * uy), min=1.0)
-    return ux / norm, uy / norm
 
 
 def directional_tv(image, field, *, gamma=0.9, eps=0.0):
@@ -407,7 +392,7 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax):
         x = z + lam_w * _divergence(qx, qy, xp=xp)
         gx, gy = _gradient(x, xp=xp)
         gx, gy = _project(gx, gy, xix, xiy, gamma)
-        px, py = _dual_step(px, py, gx, gy, step, xp=xp)
+        px, py = dtv_dual_step(px, py, gx, gy, step, xp=xp)
     qx, qy = _project(px, py, xix, xiy, gamma)
     x = z + lam_w * _divergence(qx, qy, xp=xp)
     return xp.clip(x, min=0.0), (px, py)
