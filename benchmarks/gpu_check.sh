@@ -61,6 +61,12 @@ timeout "${BENCH_BUDGET:-150}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_spe
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -15 "$OUT/gpu-speed.log"
 
+echo "== iteration parts (each launch of one RL iteration against the copy bandwidth)"
+timeout 60 "$PY" benchmarks/gpu_iteration_parts.py "$OUT/gpu_iteration_parts.json" --sizes 2048,4096 \
+  > "$OUT/gpu-iteration-parts.log" 2>&1
+echo "iteration parts rc=$? after $(( $(date +%s) - t0 )) s"
+cut -c1-600 "$OUT/gpu-iteration-parts.log" | tail -4
+
 if [ -z "${NO_PROFILE:-}" ]; then
   echo "== profile (blind_l0 512², restore() 1024²: cProfile and the front door's stage times)"
   timeout "${PROFILE_BUDGET:-90}" "$PY" benchmarks/gpu_profile.py "$OUT" > "$OUT/gpu-profile.log" 2>&1

@@ -2,7 +2,8 @@
 // Makhoul-reordered map (xrfgpu/_reflect_fft.py states the formulas; spectrum_filter_reference is the
 // NumPy statement this kernel is tested against).
 //
-// One work item per frequency pair (k1, k2) and (n1 − k1, k2), k1 ≤ n1/2, k2 ≤ n2/2: it reads the two
+// One work item per frequency pair (k1, k2) and (n1 − k1, k2), k1 ≤ n1/2, k2 ≤ n2/2 (rows k1 of each map
+// along the grid's second dimension, k2 along the first; a 1-D launch also covers them): it reads the two
 // half-spectrum bins, forms the four DCT coefficients of the orbit (±k1, ±k2), scales them by the
 // eigenvalues λ and writes the two bins back, in place (the pair is read before it is written, and no
 // other work item touches it). The arithmetic is in double whatever the storage type T; `scale`
@@ -32,55 +33,55 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
                                          const double* __restrict__ tw2) {
     const long long half = n2 / 2 + 1;
     const long long rows = n1 / 2 + 1;
-    const long long pairs = rows * half;
-    const long long total = planes * pairs;
-    XRFGPU_GRID_LOOP(i, total) {
-        const long long p = i / pairs;
-        const long long r = i - p * pairs;
-        const long long k1 = r / half;
-        const long long k2 = r - k1 * half;
+    // rows (p, k1) along the grid's second dimension, k2 along the first: one division per row
+    XRFGPU_GRID_LOOP_Y(row, planes * rows) {
+        const long long p = row / rows;
+        const long long k1 = row - p * rows;
         const long long j1 = (k1 == 0) ? 0 : n1 - k1;
-        const long long b = n2 - k2;  // == n2 (no such coefficient) when k2 == 0
-        T* plane = spectrum + 2 * p * n1 * half;
-        const long long lplane = (lam_planes == 1) ? 0 : p;
-        const T* lp = lam + lplane * n1 * n2;
-        const T* lr = lam_rows + lplane * n1;
-        const T* lc = lam_cols + lplane * n2;
-        // λ(a, c): the full table, or the outer product of the per-axis eigenvalues of a separable PSF
+        XRFGPU_GRID_LOOP(k2, half) {
+            const long long b = n2 - k2;  // == n2 (no such coefficient) when k2 == 0
+            T* plane = spectrum + 2 * p * n1 * half;
+            const long long lplane = (lam_planes == 1) ? 0 : p;
+            const T* lp = lam + lplane * n1 * n2;
+            const T* lr = lam_rows + lplane * n1;
+            const T* lc = lam_cols + lplane * n2;
+            // λ(a, c): the full table, or the outer product of the per-axis eigenvalues of a separable PSF
 #define XRFGPU_LAMBDA(a, c) (separable ? (double)lr[a] * (double)lc[c] : (double)lp[(a) * n2 + (c)])
-        const double pr = plane[2 * (k1 * half + k2)], pi = plane[2 * (k1 * half + k2) + 1];
-        const double qr = plane[2 * (j1 * half + k2)], qi = plane[2 * (j1 * half + k2) + 1];
-        // twiddles W_N(k) = exp(−iπk / 2N) from the tables (cos πk/2N, sin πk/2N), k = 0 … N
-        const double a1r = tw1[2 * k1], a1i = -tw1[2 * k1 + 1];  // W1(k1)
-        const double b1r = tw1[2 * j1], b1i = -tw1[2 * j1 + 1];  // W1(j1)
-        const double a2r = tw2[2 * k2], a2i = -tw2[2 * k2 + 1];  // W2(k2)
-        const double b2r = tw2[2 * b], b2i = -tw2[2 * b + 1];    // W2(n2 − k2)
-        // the orbit's DCT coefficients, scaled by λ; V(k1, n2−k2) = conj Q, V(j1, n2−k2) = conj P
-        const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * (XRFGPU_LAMBDA(k1, k2) * scale);
-        const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * (XRFGPU_LAMBDA(j1, k2) * scale);
-        double xkb = 0.0, xjb = 0.0;
-        if (b < n2) {
-            xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * (XRFGPU_LAMBDA(k1, b) * scale);
-            xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * (XRFGPU_LAMBDA(j1, b) * scale);
-        }
-        // back to the spectrum: V = conj(W1) conj(W2) [(X(k) − X(N−k1, N−k2)) − i (X(N−k1, k2) + X(k1, N−k2))] / 4,
-        // X(n1, ·) = 0 for k1 == 0
-        const double mirror_kb = (k1 == 0) ? 0.0 : xjb;
-        const double mirror_k = (k1 == 0) ? 0.0 : xjk;
-        {
-            const double re = 0.25 * (xkk - mirror_kb), im = -0.25 * (mirror_k + xkb);
-            // times conj(W1(k1)) conj(W2(k2)) = (a1r − i a1i)(a2r − i a2i)
-            const double wr = a1r * a2r - a1i * a2i, wi = -(a1r * a2i + a1i * a2r);
-            plane[2 * (k1 * half + k2)] = (T)(re * wr - im * wi);
-            plane[2 * (k1 * half + k2) + 1] = (T)(re * wi + im * wr);
-        }
-        if (j1 != k1) {
-            const double re = 0.25 * (xjk - xkb), im = -0.25 * (xkk + xjb);
-            const double wr = b1r * a2r - b1i * a2i, wi = -(b1r * a2i + b1i * a2r);
-            plane[2 * (j1 * half + k2)] = (T)(re * wr - im * wi);
-            plane[2 * (j1 * half + k2) + 1] = (T)(re * wi + im * wr);
-        }
+            const double pr = plane[2 * (k1 * half + k2)], pi = plane[2 * (k1 * half + k2) + 1];
+            const double qr = plane[2 * (j1 * half + k2)], qi = plane[2 * (j1 * half + k2) + 1];
+            // twiddles W_N(k) = exp(−iπk / 2N) from the tables (cos πk/2N, sin πk/2N), k = 0 … N
+            const double a1r = tw1[2 * k1], a1i = -tw1[2 * k1 + 1];  // W1(k1)
+            const double b1r = tw1[2 * j1], b1i = -tw1[2 * j1 + 1];  // W1(j1)
+            const double a2r = tw2[2 * k2], a2i = -tw2[2 * k2 + 1];  // W2(k2)
+            const double b2r = tw2[2 * b], b2i = -tw2[2 * b + 1];    // W2(n2 − k2)
+            // the orbit's DCT coefficients, scaled by λ; V(k1, n2−k2) = conj Q, V(j1, n2−k2) = conj P
+            const double xkk = dct_coefficient(a1r, a1i, a2r, a2i, pr, pi, qr, qi) * (XRFGPU_LAMBDA(k1, k2) * scale);
+            const double xjk = dct_coefficient(b1r, b1i, a2r, a2i, qr, qi, pr, pi) * (XRFGPU_LAMBDA(j1, k2) * scale);
+            double xkb = 0.0, xjb = 0.0;
+            if (b < n2) {
+                xkb = dct_coefficient(a1r, a1i, b2r, b2i, qr, -qi, pr, -pi) * (XRFGPU_LAMBDA(k1, b) * scale);
+                xjb = dct_coefficient(b1r, b1i, b2r, b2i, pr, -pi, qr, -qi) * (XRFGPU_LAMBDA(j1, b) * scale);
+            }
+            // back to the spectrum:
+            //   V = conj(W1) conj(W2) [(X(k) − X(N−k1, N−k2)) − i (X(N−k1, k2) + X(k1, N−k2))] / 4,
+            // X(n1, ·) = 0 for k1 == 0
+            const double mirror_kb = (k1 == 0) ? 0.0 : xjb;
+            const double mirror_k = (k1 == 0) ? 0.0 : xjk;
+            {
+                const double re = 0.25 * (xkk - mirror_kb), im = -0.25 * (mirror_k + xkb);
+                // times conj(W1(k1)) conj(W2(k2)) = (a1r − i a1i)(a2r − i a2i)
+                const double wr = a1r * a2r - a1i * a2i, wi = -(a1r * a2i + a1i * a2r);
+                plane[2 * (k1 * half + k2)] = (T)(re * wr - im * wi);
+                plane[2 * (k1 * half + k2) + 1] = (T)(re * wi + im * wr);
+            }
+            if (j1 != k1) {
+                const double re = 0.25 * (xjk - xkb), im = -0.25 * (xkk + xjb);
+                const double wr = b1r * a2r - b1i * a2i, wi = -(b1r * a2i + b1i * a2r);
+                plane[2 * (j1 * half + k2)] = (T)(re * wr - im * wi);
+                plane[2 * (j1 * half + k2) + 1] = (T)(re * wi + im * wr);
+            }
 #undef XRFGPU_LAMBDA
+        }
     }
 }
 
@@ -88,7 +89,8 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
 // live in Makhoul order (sample (r, c) of a map sits at (makhoul_target(r), makhoul_target(c))), so
 //   blurred[p, makhoul_target(r), makhoul_target(c)] ← y[p, r, c] / max(blurred + b, eps)
 // (the arithmetic of _elementwise.rl_ratio; b and eps broadcast over the reordered canvas) and no
-// reordered copy of the map is kept on the device. One work item per pair of source columns
+// reordered copy of the map is kept on the device. Source rows run along the grid's second dimension (a
+// 1-D launch also covers them). One work item per pair of source columns
 // (2j, 2j + 1) of a source row: it reads them side by side and writes reordered columns j and
 // cols − 1 − j of the row's reordered position, so reads and writes stay coalesced.
 template <typename T>
@@ -98,21 +100,21 @@ XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict
                                        long long e_size, long long e_plane) {
     const long long plane = rows * cols;
     const long long pairs = (cols + 1) / 2;
-    const long long n = planes * rows * pairs;
-    XRFGPU_GRID_LOOP(i, n) {
-        const long long j = i % pairs;
-        const long long source_row = i / pairs;  // p · rows + r
-        const long long r = source_row % rows;
+    // source rows (p · rows + r) along the grid's second dimension, column pairs along the first
+    XRFGPU_GRID_LOOP_Y(source_row, planes * rows) {
         const long long p = source_row / rows;
+        const long long r = source_row - p * rows;
         const T* src = data + p * plane + r * cols;
         const long long row_start = p * plane + makhoul_target(r, rows) * cols;
-        const long long even = row_start + j;
-        blurred[even] = rl_ratio(src[2 * j], blurred[even], background[bcast_index(even, b_size, b_plane)],
-                                 eps[bcast_index(even, e_size, e_plane)]);
-        if (2 * j + 1 < cols) {
-            const long long odd = row_start + cols - 1 - j;
-            blurred[odd] = rl_ratio(src[2 * j + 1], blurred[odd], background[bcast_index(odd, b_size, b_plane)],
-                                    eps[bcast_index(odd, e_size, e_plane)]);
+        XRFGPU_GRID_LOOP(j, pairs) {
+            const long long even = row_start + j;
+            blurred[even] = rl_ratio(src[2 * j], blurred[even], background[bcast_index(even, b_size, b_plane)],
+                                     eps[bcast_index(even, e_size, e_plane)]);
+            if (2 * j + 1 < cols) {
+                const long long odd = row_start + cols - 1 - j;
+                blurred[odd] = rl_ratio(src[2 * j + 1], blurred[odd], background[bcast_index(odd, b_size, b_plane)],
+                                        eps[bcast_index(odd, e_size, e_plane)]);
+            }
         }
     }
 }

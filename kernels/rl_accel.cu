@@ -31,10 +31,15 @@ XRFGPU_HD double accel_alpha(const double* acc, long long p) {
 template <typename T>
 XRFGPU_LOOP void rl_extrapolate_dev_loop(const T* __restrict__ x, T* __restrict__ x_prev,
                                          const double* __restrict__ acc, long long n, long long plane) {
-    XRFGPU_GRID_LOOP(i, n) {
-        const T alpha = (T)accel_alpha(acc, i / plane);
-        const T v = xg_add(xg_mul(xg_sub(x[i], x_prev[i]), alpha), x[i]);
-        x_prev[i] = xg_max(v, T(0));
+    // maps along the grid's second dimension: the step length is read once per map, not per element
+    XRFGPU_GRID_LOOP_Y(p, n / plane) {
+        const T alpha = (T)accel_alpha(acc, p);
+        const long long base = p * plane;
+        XRFGPU_GRID_LOOP(j, plane) {
+            const long long i = base + j;
+            const T v = xg_add(xg_mul(xg_sub(x[i], x_prev[i]), alpha), x[i]);
+            x_prev[i] = xg_max(v, T(0));
+        }
     }
 }
 

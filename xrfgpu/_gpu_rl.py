@@ -104,8 +104,9 @@ def run(pb, *, num_iter, eps, init, accelerate):
         tw1, tw2 = k.dct_twiddles(rows), k.dct_twiddles(cols)
         ratio_fn = k.function("xrfgpu_rl_ratio_makhoul", dtype)
         filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
-        filter_grid = grid_for(planes * (rows // 2 + 1) * half)
-        ratio_grid = grid_for(planes * rows * ((cols + 1) // 2))  # one work item per pair of source columns
+        # both walk rows along the grid's second dimension (no per-element index division)
+        filter_grid = k.grid_rows(half, planes * (rows // 2 + 1))
+        ratio_grid = k.grid_rows((cols + 1) // 2, planes * rows)  # one work item per pair of source columns
 
         def blur(src, dst):
             r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
@@ -152,9 +153,10 @@ def run(pb, *, num_iter, eps, init, accelerate):
         extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
         update_fn = k.function("xrfgpu_rl_update_accel", dtype)
         update_grid = (k.grid(plane, share=planes), planes)
+        extrapolate_grid = k.grid_rows(plane, planes)
 
         def iteration(stream):
-            extrapolate_fn(grid, block, (x, x_prev, acc, n, plane))
+            extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, n, plane))
             forward_ratio(x_prev)
             adjoint()
             cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)

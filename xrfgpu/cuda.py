@@ -195,6 +195,14 @@ class CudaKernels:
             self._grid_limit = 32 * int(props["multiProcessorCount"])
         return max(1, min((int(n) + _BLOCK - 1) // _BLOCK, self._grid_limit // max(int(share), 1)))
 
+    def grid_rows(self, row_items: int, rows: int) -> tuple[int, int]:
+        """Blocks (x, y) for a kernel that walks ``rows`` rows along the grid's second dimension
+        (``XRFGPU_GRID_LOOP_Y``) and each row's ``row_items`` items along the first: enough blocks
+        to cover a row, and as many rows at once as keep the grid within 32 blocks per SM."""
+        across = self.grid(row_items)
+        down = max(1, min(int(rows), self._grid_limit // across, 65535))
+        return across, down
+
     def _launch(self, fn, n: int, args):
         fn((self.grid(n),), (_BLOCK,), args)
 
@@ -288,9 +296,8 @@ class CudaKernels:
         if not ok:
             return None
         fn = self.function("xrfgpu_reflect_dct_filter", real)
-        work = planes * (n1 // 2 + 1) * (n2 // 2 + 1)
         tw1, tw2 = self.dct_twiddles(n1), self.dct_twiddles(n2)
-        self._launch(fn, work, (spectrum, eigenvalues, eigenvalues, eigenvalues, 0, planes, n1, n2, lam_planes, 1.0,
+        fn(self.grid_rows(n2 // 2 + 1, planes * (n1 // 2 + 1)), (_BLOCK,), (spectrum, eigenvalues, eigenvalues, eigenvalues, 0, planes, n1, n2, lam_planes, 1.0,
                                 tw1, tw2))
         return spectrum
 

@@ -1,0 +1,124 @@
+"""Time each launch of one fixed-buffer RL iteration on a CUDA device, against the cuFFT floor.
+
+The GPU iteration of :mod:`xrfgpu._gpu_rl` (``"dctfft"`` engine) is four cuFFT
+real transforms plus four elementwise kernels: the spectrum filter twice, the
+ratio and the update (with acceleration: the extrapolation and the accelerated
+update instead of the update). This script times each launch alone, many times
+in a row on fixed buffers (CUDA events, the median of 5 batches), and compares
+the elementwise kernels with the time their memory traffic takes at the
+device's copy bandwidth (a device-to-device copy of the same bytes), so the
+part of an iteration above the cuFFT floor is accounted for launch by launch.
+
+Usage (on a machine with CuPy and a CUDA device)::
+
+    python benchmarks/gpu_iteration_parts.py out.json --sizes 2048,4096
+
+Writes JSON: per size, milliseconds per launch of each part, the sum, and
+``copy_ms_*`` (a copy of the bytes each kernel reads and writes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+
+def per_launch_ms(cp, fn, launches=50, batches=5):
+    """Median over ``batches`` of the mean time of ``launches`` back-to-back calls of ``fn``, in ms."""
+    fn()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(batches):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        for _ in range(launches):
+            fn()
+        end.record()
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end) / launches)
+    return float(np.median(times))
+
+
+def parts(size):
+    """Milliseconds per launch of each part of one dctfft iteration on a ``size``² float32 map."""
+    import cupy as cp
+    from cupy.cuda import cufft
+
+    from xrfgpu.cuda import kernels, real_fft_plans
+
+    k = kernels()
+    rows = cols = int(size)
+    half = cols // 2 + 1
+    rng = cp.random.default_rng(0)
+    y = rng.random((rows, cols), dtype=cp.float32) * 100 + 1
+    x = rng.random((rows, cols), dtype=cp.float32) + 1
+    x_prev = x.copy()
+    g1 = cp.zeros_like(x)
+    work = x.copy()
+    spectrum = cp.empty((rows, half), dtype=cp.complex64)
+    lam_rows = cp.asarray(np.exp(-np.linspace(0, 8, rows)).astype(np.float32))
+    lam_cols = cp.asarray(np.exp(-np.linspace(0, 8, cols)).astype(np.float32))
+    tw1, tw2 = k.dct_twiddles(rows), k.dct_twiddles(cols)
+    b = k.operand(140.0, y)
+    e = k.operand(1e-12, y)
+    acc = cp.ones(2, dtype=cp.float64)
+    r2c, c2r = real_fft_plans(rows, cols, 1, cp.float32)
+    filter_fn = k.function("xrfgpu_reflect_dct_filter", cp.float32)
+    ratio_fn = k.function("xrfgpu_rl_ratio_makhoul", cp.float32)
+    update_fn = k.function("xrfgpu_rl_update_inplace", cp.float32)
+    extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", cp.float32)
+    accel_fn = k.function("xrfgpu_rl_update_accel", cp.float32)
+    block = (k.BLOCK,)
+    n = rows * cols
+    copy_src = cp.empty(3 * n, dtype=cp.float32)
+    copy_dst = cp.empty_like(copy_src)
+
+    def copy_of(values):  # a device-to-device copy moving `values` float32 values each way
+        def copy():
+            cp.cuda.runtime.memcpyAsync(copy_dst.data.ptr, copy_src.data.ptr, 4 * int(values),
+                                        cp.cuda.runtime.memcpyDeviceToDevice, cp.cuda.get_current_stream().ptr)
+        return copy
+
+    result = {
+        "size": size,
+        "r2c_ms": per_launch_ms(cp, lambda: r2c.fft(x, spectrum, cufft.CUFFT_FORWARD)),
+        "c2r_ms": per_launch_ms(cp, lambda: c2r.fft(spectrum, work, cufft.CUFFT_INVERSE)),
+        "filter_ms": per_launch_ms(cp, lambda: filter_fn(k.grid_rows(half, rows // 2 + 1), block, (
+            spectrum, lam_rows, lam_rows, lam_cols, 1, 1, rows, cols, 1, 1.0, tw1, tw2))),
+        "ratio_ms": per_launch_ms(cp, lambda: ratio_fn(k.grid_rows((cols + 1) // 2, rows), block, (
+            y, work, 1, rows, cols, *b, *e))),
+        "update_ms": per_launch_ms(cp, lambda: update_fn((k.grid(n),), block, (x, work, n))),
+        "extrapolate_ms": per_launch_ms(cp, lambda: extrapolate_fn(k.grid_rows(n, 1), block, (
+            x, x_prev, acc, n, n))),
+        "update_accel_ms": per_launch_ms(cp, lambda: accel_fn((k.grid(n), 1), block, (
+            x, x_prev, work, g1, acc, 1, n))),
+        # bandwidth references: the filter moves the half spectrum in and out (≈ 2 maps), the ratio
+        # and the update read two maps and write one
+        "copy_ms_filter": per_launch_ms(cp, copy_of(2 * rows * half)),
+        "copy_ms_ratio_update": per_launch_ms(cp, copy_of(n + n // 2)),
+    }
+    result["floor_ms"] = 2 * (result["r2c_ms"] + result["c2r_ms"])
+    result["iteration_sum_ms"] = result["floor_ms"] + 2 * result["filter_ms"] + result["ratio_ms"] + result["update_ms"]
+    result["elementwise_at_copy_speed_ms"] = 2 * result["copy_ms_filter"] + 2 * result["copy_ms_ratio_update"]
+    return result
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = argv[0] if argv else "gpu_iteration_parts.json"
+    sizes = [2048, 4096]
+    if "--sizes" in argv:
+        sizes = [int(v) for v in argv[argv.index("--sizes") + 1].split(",")]
+    rows = []
+    for size in sizes:
+        row = parts(size)
+        rows.append(row)
+        print(json.dumps({key: (round(v, 4) if isinstance(v, float) else v) for key, v in row.items()}), flush=True)
+    with open(out, "w") as fh:
+        json.dump(rows, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
