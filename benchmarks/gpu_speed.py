@@ -389,7 +389,8 @@ def print_table(result):
     env = result["environment"]
     print(f"\n{env['device']}  CuPy {env['cupy']}  (one run)")
     print(f"{'map':>6} {'engine':>9} {'xrfgpu ms':>10} {'accel ms':>9} {'naive ms':>9} {'floor ms':>9} "
-          f"{'canvas fl':>9} {'cuCIM ms':>9} {'x/naive':>8} {'x/floor':>8} {'mem x':>6} {'live x':>6}")
+          f"{'canvas fl':>9} {'cuCIM ms':>9} {'x/naive':>8} {'x/floor':>8} {'cuCIM/x':>8} {'mem x':>6} {'live x':>6} "
+          f"{'acc mem':>7} {'acc live':>8}")
     for r in result.get("rl", []):
         if "error" in r:
             print(f"{r['size']:>6} ERROR {r['error']}")
@@ -397,8 +398,10 @@ def print_table(result):
         ms = lambda k: f"{1e3 * r[k]:.3f}" if k in r else "-"  # noqa: E731
         print(f"{r['size']:>6} {r['engine']:>9} {ms('xrfgpu_s'):>10} {ms('xrfgpu_accelerated_s'):>9} "
               f"{ms('naive_s'):>9} {ms('floor_map_s'):>9} {ms('floor_canvas_s'):>9} {ms('cucim_s'):>9} "
-              f"{r['xrfgpu_vs_naive']:>8.2f} {r['xrfgpu_vs_floor_canvas']:>8.2f} {r['memory_x_map_rl']:>6.1f} "
-              f"{r.get('peak_live_x_map_rl') or float('nan'):>6.2f}")
+              f"{r['xrfgpu_vs_naive']:>8.2f} {r['xrfgpu_vs_floor_canvas']:>8.2f} "
+              f"{r.get('cucim_vs_xrfgpu') or float('nan'):>8.2f} {r['memory_x_map_rl']:>6.1f} "
+              f"{r.get('peak_live_x_map_rl') or float('nan'):>6.2f} {r['memory_x_map_rl_accelerated']:>7.1f} "
+              f"{r.get('peak_live_x_map_rl_accelerated') or float('nan'):>8.2f}")
     s = result.get("stack")
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "

@@ -89,13 +89,15 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
 // live in Makhoul order (sample (r, c) of a map sits at (makhoul_target(r), makhoul_target(c))), so
 //   blurred[p, makhoul_target(r), makhoul_target(c)] ← y[p, r, c] / max(blurred + b, eps)
 // (the arithmetic of _elementwise.rl_ratio; b and eps broadcast over the reordered canvas) and no
-// reordered copy of the map is kept on the device. Source rows run along the grid's second dimension (a
-// 1-D launch also covers them). One work item per pair of source columns
+// reordered copy of the map is kept on the device. The blur's rows are `ld` ≥ cols values apart (the
+// padded rows of an in-place real FFT: ld = 2 (cols / 2 + 1)); columns cols … ld − 1 are not touched.
+// Source rows run along the grid's second dimension (a 1-D launch also covers them). One work item per
+// pair of source columns
 // (2j, 2j + 1) of a source row: it reads them side by side and writes reordered columns j and
 // cols − 1 − j of the row's reordered position, so reads and writes stay coalesced.
 template <typename T>
 XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict__ blurred, long long planes,
-                                       long long rows, long long cols, const T* __restrict__ background,
+                                       long long rows, long long cols, long long ld, const T* __restrict__ background,
                                        long long b_size, long long b_plane, const T* __restrict__ eps,
                                        long long e_size, long long e_plane) {
     const long long plane = rows * cols;
@@ -105,15 +107,17 @@ XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict
         const long long p = source_row / rows;
         const long long r = source_row - p * rows;
         const T* src = data + p * plane + r * cols;
-        const long long row_start = p * plane + makhoul_target(r, rows) * cols;
+        const long long target = makhoul_target(r, rows);
+        T* out = blurred + (p * rows + target) * ld;     // the row in the blur's layout (row stride ld)
+        const long long dense = p * plane + target * cols;  // the row's flat index in a map, for b and eps
         XRFGPU_GRID_LOOP(j, pairs) {
-            const long long even = row_start + j;
-            blurred[even] = rl_ratio(src[2 * j], blurred[even], background[bcast_index(even, b_size, b_plane)],
-                                     eps[bcast_index(even, e_size, e_plane)]);
+            const long long even = dense + j;
+            out[j] = rl_ratio(src[2 * j], out[j], background[bcast_index(even, b_size, b_plane)],
+                              eps[bcast_index(even, e_size, e_plane)]);
             if (2 * j + 1 < cols) {
-                const long long odd = row_start + cols - 1 - j;
-                blurred[odd] = rl_ratio(src[2 * j + 1], blurred[odd], background[bcast_index(odd, b_size, b_plane)],
-                                        eps[bcast_index(odd, e_size, e_plane)]);
+                const long long odd = cols - 1 - j;
+                out[odd] = rl_ratio(src[2 * j + 1], out[odd], background[bcast_index(dense + odd, b_size, b_plane)],
+                                    eps[bcast_index(dense + odd, e_size, e_plane)]);
             }
         }
     }
@@ -122,16 +126,16 @@ XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict
 }  // namespace xrfgpu
 
 XRFGPU_KERNEL xrfgpu_rl_ratio_makhoul_f32(const float* data, float* blurred, long long planes, long long rows,
-                                          long long cols, const float* background, long long b_size,
+                                          long long cols, long long ld, const float* background, long long b_size,
                                           long long b_plane, const float* eps, long long e_size, long long e_plane) {
-    xrfgpu::rl_ratio_makhoul_loop<float>(data, blurred, planes, rows, cols, background, b_size, b_plane, eps, e_size,
-                                         e_plane);
+    xrfgpu::rl_ratio_makhoul_loop<float>(data, blurred, planes, rows, cols, ld, background, b_size, b_plane, eps,
+                                         e_size, e_plane);
 }
 XRFGPU_KERNEL xrfgpu_rl_ratio_makhoul_f64(const double* data, double* blurred, long long planes, long long rows,
-                                          long long cols, const double* background, long long b_size,
+                                          long long cols, long long ld, const double* background, long long b_size,
                                           long long b_plane, const double* eps, long long e_size,
                                           long long e_plane) {
-    xrfgpu::rl_ratio_makhoul_loop<double>(data, blurred, planes, rows, cols, background, b_size, b_plane, eps,
+    xrfgpu::rl_ratio_makhoul_loop<double>(data, blurred, planes, rows, cols, ld, background, b_size, b_plane, eps,
                                           e_size, e_plane);
 }
 

@@ -42,6 +42,18 @@ XRFGPU_LOOP void rl_update_inplace_loop(T* __restrict__ estimate, const T* __res
     XRFGPU_GRID_LOOP(i, n) { estimate[i] = rl_update(estimate[i], correction[i]); }
 }
 
+// the same update over maps whose rows are `ld` ≥ cols values apart (the padded rows of the GPU iteration's
+// in-place real FFTs): `lines` = planes · rows rows along the grid's second dimension, the padding untouched
+template <typename T>
+XRFGPU_LOOP void rl_update_rows_loop(T* __restrict__ estimate, const T* __restrict__ correction, long long lines,
+                                     long long cols, long long ld) {
+    XRFGPU_GRID_LOOP_Y(line, lines) {
+        T* x = estimate + line * ld;
+        const T* c = correction + line * ld;
+        XRFGPU_GRID_LOOP(j, cols) { x[j] = rl_update(x[j], c[j]); }
+    }
+}
+
 }  // namespace xrfgpu
 
 XRFGPU_KERNEL xrfgpu_rl_ratio_scalar_f32(const float* data, float* blurred, long long n, float background, float eps,
@@ -76,4 +88,12 @@ XRFGPU_KERNEL xrfgpu_rl_update_inplace_f32(float* estimate, const float* correct
 }
 XRFGPU_KERNEL xrfgpu_rl_update_inplace_f64(double* estimate, const double* correction, long long n) {
     xrfgpu::rl_update_inplace_loop<double>(estimate, correction, n);
+}
+XRFGPU_KERNEL xrfgpu_rl_update_rows_f32(float* estimate, const float* correction, long long lines, long long cols,
+                                       long long ld) {
+    xrfgpu::rl_update_rows_loop<float>(estimate, correction, lines, cols, ld);
+}
+XRFGPU_KERNEL xrfgpu_rl_update_rows_f64(double* estimate, const double* correction, long long lines, long long cols,
+                                       long long ld) {
+    xrfgpu::rl_update_rows_loop<double>(estimate, correction, lines, cols, ld);
 }

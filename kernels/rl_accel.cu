@@ -17,6 +17,10 @@
 //
 // With g1 = 0 and acc = 0 at the start, α is 0 for the first two iterations, as in the
 // reference (which extrapolates only once two changes exist).
+//
+// The maps may have padded rows (`ld` ≥ cols values apart: the layout of the GPU iteration's in-place
+// real FFTs). The update reads and writes only columns < cols. The extrapolation runs over whole
+// padded maps: their padding is zero in x and x_prev and stays zero (max(0 + α·0, 0)).
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
@@ -70,16 +74,19 @@ XRFGPU_KERNEL xrfgpu_rl_extrapolate_dev_f64(const double* x, double* x_prev, con
 }
 
 #if defined(XRFGPU_CUDA)
-// grid (blocks per map, maps); block 256 threads; block sums by warp shuffles, one atomicAdd per block
+// grid (blocks of rows, maps); block 256 threads; block sums by warp shuffles, one atomicAdd per block and
+// sum. A block walks whole rows (rows along blockIdx.x, a row's columns along the threads), so the padding
+// columns cols … ld − 1 are never read and no index is divided.
 template <typename T>
 __device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, double* acc,
-                                                       long long plane) {
+                                                       long long rows, long long cols, long long ld) {
     const long long p = blockIdx.y;
-    const long long base = p * plane;
+    const long long base = p * rows * ld;
     double s12 = 0.0, s22 = 0.0;
-    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < plane;
-         j += (long long)blockDim.x * gridDim.x) {
-        xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, base + j, &s12, &s22);
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
+            xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, base + r * ld + c, &s12, &s22);
+        }
     }
     for (int off = 16; off > 0; off >>= 1) {
         s12 += __shfl_down_sync(0xffffffffu, s12, off);
@@ -109,11 +116,13 @@ __device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T*
 #else
 template <typename T>
 inline void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, double* acc, long long planes,
-                                   long long plane) {
+                                   long long rows, long long cols, long long ld) {
     for (long long p = 0; p < planes; ++p) {
         double s12 = 0.0, s22 = 0.0;
-        for (long long j = 0; j < plane; ++j) {
-            xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, p * plane + j, &s12, &s22);
+        for (long long r = 0; r < rows; ++r) {
+            for (long long c = 0; c < cols; ++c) {
+                xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, (p * rows + r) * ld + c, &s12, &s22);
+            }
         }
         acc[2 * p] += s12;
         acc[2 * p + 1] += s22;
@@ -122,23 +131,23 @@ inline void rl_update_accel_kernel(T* x, T* x_prev, const T* work, T* g1, double
 #endif
 
 #if defined(XRFGPU_CUDA)
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1,
-                                         double* acc, long long planes, long long plane) {
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1, double* acc,
+                                         long long planes, long long rows, long long cols, long long ld) {
     (void)planes;  // the grid's second dimension
-    rl_update_accel_kernel<float>(x, x_prev, work, g1, acc, plane);
+    rl_update_accel_kernel<float>(x, x_prev, work, g1, acc, rows, cols, ld);
 }
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1,
-                                         double* acc, long long planes, long long plane) {
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1, double* acc,
+                                         long long planes, long long rows, long long cols, long long ld) {
     (void)planes;
-    rl_update_accel_kernel<double>(x, x_prev, work, g1, acc, plane);
+    rl_update_accel_kernel<double>(x, x_prev, work, g1, acc, rows, cols, ld);
 }
 #else
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1,
-                                         double* acc, long long planes, long long plane) {
-    rl_update_accel_kernel<float>(x, x_prev, work, g1, acc, planes, plane);
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f32(float* x, float* x_prev, const float* work, float* g1, double* acc,
+                                         long long planes, long long rows, long long cols, long long ld) {
+    rl_update_accel_kernel<float>(x, x_prev, work, g1, acc, planes, rows, cols, ld);
 }
-XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1,
-                                         double* acc, long long planes, long long plane) {
-    rl_update_accel_kernel<double>(x, x_prev, work, g1, acc, planes, plane);
+XRFGPU_KERNEL xrfgpu_rl_update_accel_f64(double* x, double* x_prev, const double* work, double* g1, double* acc,
+                                         long long planes, long long rows, long long cols, long long ld) {
+    rl_update_accel_kernel<double>(x, x_prev, work, g1, acc, planes, rows, cols, ld);
 }
 #endif

@@ -48,6 +48,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_rl_ratio_bcast": [P, P, LL, P, LL, LL, P, LL, LL],
     "xrfgpu_rl_update": [P, P, LL],
     "xrfgpu_rl_update_inplace": [P, P, LL],
+    "xrfgpu_rl_update_rows": [P, P, LL, LL, LL],
     "xrfgpu_fista_step_scalar": [P, P, P, P, LL, "T", "T", "T", I],
     "xrfgpu_fista_step_bcast": [P, P, P, P, LL, P, LL, LL, P, LL, LL, "T", I],
     "xrfgpu_l0_intensity": [P, P, LL, "T"],
@@ -59,9 +60,9 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_reflect_embed": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL],
     "xrfgpu_crop_ratio": [P, P, LL, LL, LL, LL, LL, LL, LL, "T", P, LL, LL, P, LL, LL],
     "xrfgpu_reflect_fold": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL, "T"],
-    "xrfgpu_rl_update_accel": [P, P, P, P, P, LL, LL],
+    "xrfgpu_rl_update_accel": [P, P, P, P, P, LL, LL, LL, LL],
     "xrfgpu_dtv_dual": [P, P, P, P, LL, P, LL, LL],
-    "xrfgpu_rl_ratio_makhoul": [P, P, LL, LL, LL, P, LL, LL, P, LL, LL],
+    "xrfgpu_rl_ratio_makhoul": [P, P, LL, LL, LL, LL, P, LL, LL, P, LL, LL],
 }
 
 
@@ -189,6 +190,25 @@ def test_rl_update(lib, dtype):
         call(lib, "xrfgpu_rl_update_inplace", dtype, inplace, correction.copy(), n)
     assert_same(out, expected, dtype)
     assert_same(inplace, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("cols, ld", [(8, 10), (7, 8), (9, 9)])
+def test_rl_update_rows_skips_the_padding(lib, dtype, cols, ld):
+    """The update over padded rows (the in-place FFT layout) equals NumPy's on the columns and never touches,
+    nor reads, the padding (NaN there stays in the estimate and never reaches it from the correction)."""
+    rng = np.random.default_rng(31)
+    lines = 13
+    estimate = np.full((lines, ld), np.nan, dtype)
+    correction = np.full((lines, ld), np.nan, dtype)
+    estimate[:, :cols] = edge_values(rng, dtype, lines * cols).reshape(lines, cols)
+    correction[:, :cols] = edge_values(rng, dtype, lines * cols, eps=1.0).reshape(lines, cols)
+    with np.errstate(over="ignore"):
+        expected = ew.rl_update(estimate[:, :cols].copy(), correction[:, :cols].copy(), xp=np)
+        out = estimate.copy()
+        call(lib, "xrfgpu_rl_update_rows", dtype, out, correction, lines, cols, ld)
+    assert_same(out[:, :cols], expected, dtype)
+    assert np.isnan(out[:, cols:]).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -385,7 +405,8 @@ def test_accelerated_rl_kernels_follow_the_reference_loop(lib, dtype):
     ``xrfgpu.richardson_lucy`` (inner products in float64 here).
     """
     rng = np.random.default_rng(11)
-    planes, plane = 3, 257
+    planes, rows, cols, ld = 3, 5, 51, 53  # padded rows (the in-place FFT layout of the GPU iteration)
+    plane = rows * cols
     x = (rng.random((planes, plane)) * 10).astype(dtype)
     x_prev = (rng.random((planes, plane)) * 10).astype(dtype)
     g1 = rng.standard_normal((planes, plane)).astype(dtype)
@@ -398,15 +419,29 @@ def test_accelerated_rl_kernels_follow_the_reference_loop(lib, dtype):
     point = np.stack([ew.rl_extrapolate(x[p], x_prev[p].copy(), float(alpha[p]), xp=np) for p in range(planes)])
     fresh = ew.rl_update(point, work.copy(), xp=np)
     change = fresh - point
-    got_point = x_prev.copy()
-    call(lib, "xrfgpu_rl_extrapolate_dev", dtype, x, got_point, np.ascontiguousarray(acc), x.size, plane)
-    assert_same(got_point, point, dtype)
-    xs, xps, g1s = x.copy(), got_point.copy(), g1.copy()
+
+    def padded(a, fill):
+        out = np.full((planes, rows, ld), fill, dtype)
+        out[:, :, :cols] = a.reshape(planes, rows, cols)
+        return out
+
+    def columns(a):
+        return a[:, :, :cols].reshape(planes, plane)
+
+    # the extrapolation runs over whole padded maps: zero padding stays zero
+    got_point = padded(x_prev, 0)
+    x_pad = padded(x, 0)
+    call(lib, "xrfgpu_rl_extrapolate_dev", dtype, x_pad, got_point, np.ascontiguousarray(acc), got_point.size,
+         rows * ld)
+    assert_same(columns(got_point), point, dtype)
+    assert not got_point[:, :, cols:].any()
+    # the update reads only the columns: NaN in the correction's and g1's padding never reaches a sum
+    xs, xps, g1s = x_pad.copy(), got_point.copy(), padded(g1, np.nan)
     out_acc = np.zeros(2 * planes)
-    call(lib, "xrfgpu_rl_update_accel", dtype, xs, xps, work, g1s, out_acc, planes, plane)
-    assert_same(xs, fresh, dtype)
-    assert_same(xps, x, dtype)
-    assert_same(g1s, change, dtype)
+    call(lib, "xrfgpu_rl_update_accel", dtype, xs, xps, padded(work, np.nan), g1s, out_acc, planes, rows, cols, ld)
+    assert_same(columns(xs), fresh, dtype)
+    assert_same(columns(xps), x, dtype)
+    assert_same(columns(g1s), change, dtype)
     expected_acc = np.stack([np.einsum("ij,ij->i", change.astype(np.float64), g1.astype(np.float64)),
                              np.einsum("ij,ij->i", g1.astype(np.float64), g1.astype(np.float64))], axis=1).ravel()
     np.testing.assert_allclose(out_acc, expected_acc, rtol=1e-12)
@@ -532,7 +567,11 @@ def test_rl_ratio_makhoul_reads_the_map_in_its_own_order(lib, dtype, shape, per_
                   else np.array([dtype(1.5)]))
     reordered = y[:, makhoul_order(rows), :][:, :, makhoul_order(cols)]
     expected = ew.rl_ratio(reordered, blurred.copy(), background if per_map else 1.5, dtype(1e-3), xp=np)
-    out = blurred.copy()
-    call(lib, "xrfgpu_rl_ratio_makhoul", dtype, y, out, planes, rows, cols, np.ascontiguousarray(background.ravel()),
-         background.size, rows * cols if per_map else 1, np.array([1e-3], dtype), 1, 1)
-    assert_same(out, expected, dtype)
+    for ld in (cols, cols + 3):  # dense rows, and the padded rows of the in-place FFT layout (NaN padding)
+        out = np.full((planes, rows, ld), np.nan, dtype)
+        out[:, :, :cols] = blurred
+        call(lib, "xrfgpu_rl_ratio_makhoul", dtype, y, out, planes, rows, cols, ld,
+             np.ascontiguousarray(background.ravel()), background.size, rows * cols if per_map else 1,
+             np.array([1e-3], dtype), 1, 1)
+        assert_same(out[:, :, :cols], expected, dtype)
+        assert np.isnan(out[:, :, cols:]).all()

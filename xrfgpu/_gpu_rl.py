@@ -8,7 +8,13 @@ stopping rule or callback). With the ``"dctfft"`` engine (a PSF symmetric
 along both axes: real FFTs of the map's own size, :mod:`xrfgpu._reflect_fft`)
 one iteration is
 
-``rfft2(x) → K → irfft2 → ratio → rfft2 → K → irfft2 → update``;
+``rfft2(x) → K → irfft2 → ratio → rfft2 → K → irfft2 → update``,
+
+where the last three transforms run in place on the half spectrum's buffer:
+its real view, in FFTW's padded layout (rows of 2 (cols // 2 + 1) values),
+is the work map, and the estimate has the same padded rows, so the
+iteration holds the estimate and one spectrum besides the map (with
+acceleration also the previous point and the last change);
 
 with the ``"extended"`` engine (any other PSF) the map is reflected onto the
 transform canvas, convolved, and the ratio placed back in one kernel each
@@ -16,9 +22,9 @@ transform canvas, convolved, and the ratio placed back in one kernel each
 
 ``embed → rfft2 → ·H → irfft2 → crop+ratio → rfft2 → ·H* → irfft2 → fold → update``
 
-on buffers allocated once (estimate, data, one real work map, one half
-spectrum; with acceleration also the previous estimate and the last
-change), with cuFFT plans made once (the inverse plan's 1/(n₁n₂) is applied
+on buffers allocated once (for "extended": estimate, one real work map, the
+canvas and one half spectrum; with acceleration also the previous estimate
+and the last change), with cuFFT plans made once (the inverse plan's 1/(n₁n₂) is applied
 with the eigenvalues) and with the accelerated step length kept on the device
 (``kernels/rl_accel.cu``). The iteration is captured once as a CUDA graph and
 replayed ``num_iter`` times, so a small map is not bound by kernel launches;
@@ -78,15 +84,27 @@ def run(pb, *, num_iter, eps, init, accelerate):
         return (k.grid(work_items, share),)
 
     grid = grid_for(n)
+    lead = tuple(y.shape[:-2])
+    complex_dtype = cp.complex64 if dtype == cp.float32 else cp.complex128
     # the FFT canvas: the (reordered) map itself for "dctfft", the extended engine's transform canvas else
     height, width = (rows, cols) if op.engine == "dctfft" else (int(v) for v in op.transform_shape)
     half = width // 2 + 1
-    r2c, c2r = real_fft_plans(height, width, planes, dtype)
-    spectrum = cp.empty(tuple(y.shape[:-2]) + (height, half), dtype=cp.complex64 if dtype == cp.float32
-                        else cp.complex128)
-    x = cp.empty_like(y)
-    x[...] = init
-    work = cp.empty_like(y)
+    if op.engine == "dctfft":
+        # in-place transforms on the half spectrum's buffer, whose real view (rows of ld = 2·half values,
+        # the padded layout) is the iteration's work map; the estimate has the same padded rows (padding 0)
+        ld = 2 * half
+        r2c, c2r = real_fft_plans(height, width, planes, dtype, padded=True)
+        spectrum = cp.empty(lead + (height, half), dtype=complex_dtype)
+        work = spectrum.view(dtype)
+        x = cp.zeros(lead + (rows, ld), dtype=dtype)
+        x[..., :cols] = init
+    else:
+        ld = cols
+        r2c, c2r = real_fft_plans(height, width, planes, dtype)
+        spectrum = cp.empty(lead + (height, half), dtype=complex_dtype)
+        x = cp.empty_like(y)
+        x[...] = init
+        work = cp.empty_like(y)
     b_arg = k.operand(pb.canvas_background, y)
     e_arg = k.operand(eps, y)
     if b_arg is None or e_arg is None:
@@ -108,18 +126,18 @@ def run(pb, *, num_iter, eps, init, accelerate):
         filter_grid = k.grid_rows(half, planes * (rows // 2 + 1))
         ratio_grid = k.grid_rows((cols + 1) // 2, planes * rows)  # one work item per pair of source columns
 
-        def blur(src, dst):
+        def blur(src):  # work = A src, in the spectrum's buffer
             r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
             filter_fn(filter_grid, block, (spectrum, lam, lam_rows, lam_cols, separable, planes, rows, cols,
                                                lam_planes, scale, tw1, tw2))
-            c2r.fft(spectrum, dst, cufft.CUFFT_INVERSE)
+            c2r.fft(spectrum, work, cufft.CUFFT_INVERSE)
 
         def forward_ratio(src):  # work = y / max(A src + b, eps)
-            blur(src, work)
-            ratio_fn(ratio_grid, block, (y, work, planes, rows, cols, *b_arg, *e_arg))
+            blur(src)
+            ratio_fn(ratio_grid, block, (y, work, planes, rows, cols, ld, *b_arg, *e_arg))
 
-        def adjoint():  # work = Aᵀ work (A is symmetric)
-            blur(work, work)
+        def adjoint():  # work = Aᵀ work (A is symmetric), both transforms in place
+            blur(work)
     else:  # extended: embed by reflection, convolve on the canvas, crop (and the adjoint's fold)
         (b0, a0), (b1, a1) = op._reach
         canvas = cp.empty(tuple(y.shape[:-2]) + (height, width), dtype=dtype)
@@ -146,28 +164,31 @@ def run(pb, *, num_iter, eps, init, accelerate):
             c2r.fft(spectrum, canvas, cufft.CUFFT_INVERSE)
             fold_fn(grid, block, (canvas, work, *geometry, b0, a0, b1, a1, dtype.type(scale)))
 
+    x_prev = g1 = None
     if accelerate:
         x_prev = x.copy()
-        g1 = cp.zeros_like(y)
+        g1 = cp.zeros_like(x)
         acc = cp.zeros(2 * planes, dtype=cp.float64)
         extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
         update_fn = k.function("xrfgpu_rl_update_accel", dtype)
-        update_grid = (k.grid(plane, share=planes), planes)
-        extrapolate_grid = k.grid_rows(plane, planes)
+        # the update: blocks of whole rows of each map; the extrapolation: whole (padded) maps, padding stays 0
+        update_grid = (k.grid(rows * k.BLOCK, share=planes), planes)
+        extrapolate_grid = k.grid_rows(x.size // planes, planes)
 
         def iteration(stream):
-            extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, n, plane))
+            extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, x.size, x.size // planes))
             forward_ratio(x_prev)
             adjoint()
             cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
-            update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, plane))
+            update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, rows, cols, ld))
     else:
-        update_fn = k.function("xrfgpu_rl_update_inplace", dtype)
+        update_fn = k.function("xrfgpu_rl_update_rows", dtype)
+        update_grid = k.grid_rows(cols, planes * rows)
 
         def iteration(stream):
             forward_ratio(x)
             adjoint()
-            update_fn(grid, block, (x, work, n))
+            update_fn(update_grid, block, (x, work, planes * rows, cols, ld))
 
     caller = cp.cuda.get_current_stream()
     stream = cp.cuda.Stream(non_blocking=True)
@@ -181,7 +202,12 @@ def run(pb, *, num_iter, eps, init, accelerate):
                 iteration(stream)
     # one host wait per call, not per iteration: the buffers, plans and graph outlive the queued work
     stream.synchronize()
-    return x
+    if ld == cols:
+        return x
+    # the padded estimate's columns, copied once the iteration's other buffers are released
+    estimate = x[..., :cols]
+    graph = iteration = spectrum = work = x_prev = g1 = x = None  # noqa: F841 - releases the device buffers
+    return cp.ascontiguousarray(estimate)
 
 
 def _capture(stream, iteration):

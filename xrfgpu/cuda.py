@@ -53,7 +53,8 @@ __all__ = [
 HEADER = "xrfgpu_ops.cuh"
 # source file -> the kernel names it defines (without the dtype suffix)
 KERNEL_FILES = {
-    "rl.cu": ("xrfgpu_rl_ratio_scalar", "xrfgpu_rl_ratio_bcast", "xrfgpu_rl_update", "xrfgpu_rl_update_inplace"),
+    "rl.cu": ("xrfgpu_rl_ratio_scalar", "xrfgpu_rl_ratio_bcast", "xrfgpu_rl_update", "xrfgpu_rl_update_inplace",
+              "xrfgpu_rl_update_rows"),
     "fista.cu": ("xrfgpu_fista_step_scalar", "xrfgpu_fista_step_bcast"),
     "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term", "xrfgpu_l0_solve"),
     "spectrum.cu": ("xrfgpu_multiply_spectrum",),
@@ -297,8 +298,8 @@ class CudaKernels:
             return None
         fn = self.function("xrfgpu_reflect_dct_filter", real)
         tw1, tw2 = self.dct_twiddles(n1), self.dct_twiddles(n2)
-        fn(self.grid_rows(n2 // 2 + 1, planes * (n1 // 2 + 1)), (_BLOCK,), (spectrum, eigenvalues, eigenvalues, eigenvalues, 0, planes, n1, n2, lam_planes, 1.0,
-                                tw1, tw2))
+        fn(self.grid_rows(n2 // 2 + 1, planes * (n1 // 2 + 1)), (_BLOCK,),
+           (spectrum, eigenvalues, eigenvalues, eigenvalues, 0, planes, n1, n2, lam_planes, 1.0, tw1, tw2))
         return spectrum
 
     def rl_ratio(self, data, blurred, background, eps):
@@ -397,7 +398,6 @@ class CudaKernels:
         the arguments are not what the kernel takes (the caller then runs the
         array-API expression).
         """
-        cp = self._cp
         if not (self._real(px, py, gx, gy) and px.shape == py.shape == gx.shape == gy.shape):
             return None
         s_op = self.operand(step, px)
@@ -412,13 +412,19 @@ class CudaKernels:
 _FFT_PLANS: dict = {}
 
 
-def real_fft_plans(height: int, width: int, planes: int, dtype):
-    """Batched out-of-place R2C and C2R cuFFT plans for ``planes`` canvases of height × width.
+def real_fft_plans(height: int, width: int, planes: int, dtype, *, padded: bool = False):
+    """Batched R2C and C2R cuFFT plans for ``planes`` canvases of height × width.
 
     Made once and cached (a few shapes at a time: their work areas stay on the
     device while cached), so a loop can run its transforms on fixed buffers,
     and inside a CUDA graph. ``plan.fft(a, out, direction)`` runs on the
     current stream; the C2R transform is unnormalised and overwrites its input.
+
+    With ``padded`` the real side has rows of ``2 (width // 2 + 1)`` values
+    (FFTW's padded layout): the same bytes as the half spectrum, so both
+    transforms can also run in place, on the spectrum's own buffer, and a loop
+    needs no separate real work map. The padding columns are neither read (R2C)
+    nor meaningful after C2R.
     """
     from .device import require_cupy
 
@@ -427,7 +433,9 @@ def real_fft_plans(height: int, width: int, planes: int, dtype):
 
     height, width, planes = int(height), int(width), int(planes)
     half = width // 2 + 1
-    key = (cp.cuda.Device().id, height, width, planes, str(cp.dtype(dtype)))
+    real_row = 2 * half if padded else width  # values between the starts of two real rows
+    embed_real, embed_half = ((height, real_row), (height, half)) if padded else (None, None)
+    key = (cp.cuda.Device().id, height, width, planes, str(cp.dtype(dtype)), bool(padded))
     plans = _FFT_PLANS.get(key)
     if plans is None:
         if len(_FFT_PLANS) >= 4:
@@ -435,11 +443,11 @@ def real_fft_plans(height: int, width: int, planes: int, dtype):
         single = cp.dtype(dtype) == cp.float32
 
         def make_r2c():
-            return cufft.PlanNd((height, width), None, 1, height * width, None, 1, height * half,
+            return cufft.PlanNd((height, width), embed_real, 1, height * real_row, embed_half, 1, height * half,
                                 cufft.CUFFT_R2C if single else cufft.CUFFT_D2Z, planes, "C", -1, half)
 
         def make_c2r():
-            return cufft.PlanNd((height, width), None, 1, height * half, None, 1, height * width,
+            return cufft.PlanNd((height, width), embed_half, 1, height * half, embed_real, 1, height * real_row,
                                 cufft.CUFFT_C2R if single else cufft.CUFFT_Z2D, planes, "C", -1, width)
 
         r2c = make_r2c()
