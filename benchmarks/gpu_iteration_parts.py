@@ -42,6 +42,74 @@ def per_launch_ms(cp, fn, launches=50, batches=5):
     return float(np.median(times))
 
 
+# Launch shapes for one elementwise step (x ← x · c over padded rows), to choose the structure of the
+# iteration's row kernels by measurement: rows along the grid's second dimension (the kernels' current
+# shape), the same with four independent columns per thread, one block per row, and a flat loop.
+_SHAPES_SOURCE = r"""
+extern "C" __global__ void rows_unroll4(float* __restrict__ x, const float* __restrict__ c, long long lines,
+                                        long long cols, long long ld) {
+    for (long long line = blockIdx.y; line < lines; line += gridDim.y) {
+        float* xr = x + line * ld;
+        const float* cr = c + line * ld;
+        for (long long j0 = (long long)blockIdx.x * blockDim.x * 4 + threadIdx.x; j0 < cols;
+             j0 += (long long)blockDim.x * gridDim.x * 4) {
+            float a[4], b[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const long long j = j0 + u * blockDim.x;
+                if (j < cols) { a[u] = xr[j]; b[u] = cr[j]; }
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const long long j = j0 + u * blockDim.x;
+                if (j < cols) xr[j] = __fmul_rn(a[u], b[u]);
+            }
+        }
+    }
+}
+extern "C" __global__ void block_per_row(float* __restrict__ x, const float* __restrict__ c, long long lines,
+                                         long long cols, long long ld) {
+    for (long long line = blockIdx.x; line < lines; line += gridDim.x) {
+        float* xr = x + line * ld;
+        const float* cr = c + line * ld;
+        for (long long j = threadIdx.x; j < cols; j += blockDim.x) xr[j] = __fmul_rn(xr[j], cr[j]);
+    }
+}
+extern "C" __global__ void flat(float* __restrict__ x, const float* __restrict__ c, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)blockDim.x * gridDim.x)
+        x[i] = __fmul_rn(x[i], c[i]);
+}
+"""
+
+
+def launch_shapes(cp, k, x, work, rows, cols, ld):
+    """Milliseconds per launch of x ← x · c over padded rows in several launch shapes (see _SHAPES_SOURCE)."""
+    module = cp.RawModule(code=_SHAPES_SOURCE, options=("--std=c++17",))
+    unroll, per_row, flat = (module.get_function(n) for n in ("rows_unroll4", "block_per_row", "flat"))
+    update_fn = k.function("xrfgpu_rl_update_rows", cp.float32)
+    block = (k.BLOCK,)
+    sms = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["multiProcessorCount"]
+    across4 = -(-cols // (4 * k.BLOCK))
+    dense_x = cp.ones((rows, cols), dtype=cp.float32)
+    dense_c = cp.ones((rows, cols), dtype=cp.float32)
+    return {
+        "update_rows_ms": per_launch_ms(cp, lambda: update_fn(k.grid_rows(cols, rows), block, (
+            x, work, rows, cols, ld))),
+        "update_rows_all_rows_ms": per_launch_ms(cp, lambda: update_fn(
+            (-(-cols // k.BLOCK), min(rows, 65535)), block, (x, work, rows, cols, ld))),
+        "update_rows_unroll4_ms": per_launch_ms(cp, lambda: unroll(
+            (across4, max(1, min(rows, 32 * sms // across4))), block, (x, work, rows, cols, ld))),
+        "update_rows_unroll4_all_rows_ms": per_launch_ms(cp, lambda: unroll(
+            (across4, min(rows, 65535)), block, (x, work, rows, cols, ld))),
+        "update_block_per_row_ms": per_launch_ms(cp, lambda: per_row(
+            (min(rows, 65535),), block, (x, work, rows, cols, ld))),
+        "update_flat_ms": per_launch_ms(cp, lambda: flat((k.grid(x.size),), block, (x, work, x.size))),
+        "update_flat_one_per_thread_ms": per_launch_ms(cp, lambda: flat(
+            (-(-x.size // k.BLOCK),), block, (x, work, x.size))),
+        "update_cupy_multiply_ms": per_launch_ms(cp, lambda: cp.multiply(dense_x, dense_c, out=dense_x)),
+    }
+
+
 def parts(size):
     """Milliseconds per launch of each part of one dctfft iteration on a ``size``² float32 map."""
     import cupy as cp
@@ -105,6 +173,10 @@ def parts(size):
         "copy_ms_filter": per_launch_ms(cp, copy_of(2 * rows * half)),
         "copy_ms_ratio_update": per_launch_ms(cp, copy_of(n + n // 2)),
     }
+    try:
+        result.update(launch_shapes(cp, k, x, work, rows, cols, ld))
+    except Exception as exc:  # noqa: BLE001 - the comparison is optional; report why it is missing
+        result["launch_shapes_error"] = f"{type(exc).__name__}: {exc}"
     result["transforms_ms"] = result["r2c_ms"] + result["r2c_inplace_ms"] + 2 * result["c2r_ms"]
     result["iteration_sum_ms"] = (result["transforms_ms"] + 2 * result["filter_ms"] + result["ratio_ms"]
                                   + result["update_ms"])

@@ -123,6 +123,26 @@ XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict
     }
 }
 
+// The estimate back in the map's own order, read from its Makhoul-ordered rows `ld` ≥ cols values apart
+// (the GPU iteration's padded layout): out[p, r, c] = canvas[p, makhoul_target(r), makhoul_target(c)], the
+// crop and the un-reordering in one pass (xrfgpu.fft.Convolution.crop makes two gathers and a temporary).
+// The same walk as the ratio above: source rows along the grid's second dimension, column pairs along the first.
+template <typename T>
+XRFGPU_LOOP void makhoul_unorder_loop(const T* __restrict__ canvas, T* __restrict__ out, long long planes,
+                                      long long rows, long long cols, long long ld) {
+    const long long pairs = (cols + 1) / 2;
+    XRFGPU_GRID_LOOP_Y(source_row, planes * rows) {
+        const long long p = source_row / rows;
+        const long long r = source_row - p * rows;
+        const T* from = canvas + (p * rows + makhoul_target(r, rows)) * ld;
+        T* to = out + (p * rows + r) * cols;
+        XRFGPU_GRID_LOOP(j, pairs) {
+            to[2 * j] = from[j];
+            if (2 * j + 1 < cols) to[2 * j + 1] = from[cols - 1 - j];
+        }
+    }
+}
+
 }  // namespace xrfgpu
 
 XRFGPU_KERNEL xrfgpu_rl_ratio_makhoul_f32(const float* data, float* blurred, long long planes, long long rows,
@@ -152,4 +172,13 @@ XRFGPU_KERNEL xrfgpu_reflect_dct_filter_f64(double* spectrum, const double* lam,
                                             const double* tw2) {
     xrfgpu::reflect_dct_filter_loop<double>(spectrum, lam, lam_rows, lam_cols, separable, planes, n1, n2,
                                             lam_planes, scale, tw1, tw2);
+}
+
+XRFGPU_KERNEL xrfgpu_makhoul_unorder_f32(const float* canvas, float* out, long long planes, long long rows,
+                                         long long cols, long long ld) {
+    xrfgpu::makhoul_unorder_loop<float>(canvas, out, planes, rows, cols, ld);
+}
+XRFGPU_KERNEL xrfgpu_makhoul_unorder_f64(const double* canvas, double* out, long long planes, long long rows,
+                                         long long cols, long long ld) {
+    xrfgpu::makhoul_unorder_loop<double>(canvas, out, planes, rows, cols, ld);
 }

@@ -63,6 +63,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_rl_update_accel": [P, P, P, P, P, LL, LL, LL, LL],
     "xrfgpu_dtv_dual": [P, P, P, P, LL, P, LL, LL],
     "xrfgpu_rl_ratio_makhoul": [P, P, LL, LL, LL, LL, P, LL, LL, P, LL, LL],
+    "xrfgpu_makhoul_unorder": [P, P, LL, LL, LL, LL],
 }
 
 
@@ -575,3 +576,20 @@ def test_rl_ratio_makhoul_reads_the_map_in_its_own_order(lib, dtype, shape, per_
              np.array([1e-3], dtype), 1, 1)
         assert_same(out[:, :, :cols], expected, dtype)
         assert np.isnan(out[:, :, cols:]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, ld", [((2, 9, 8), 10), ((1, 6, 11), 12), ((3, 5, 7), 7)])
+def test_makhoul_unorder_returns_the_map_from_its_padded_reordering(lib, dtype, shape, ld):
+    """The GPU iteration's last step: the map reordered by makhoul_order (rows ld apart, NaN padding) comes
+    back exactly, in its own order, and the padding is never read."""
+    from xrfgpu._reflect_fft import makhoul_order
+
+    rng = np.random.default_rng(17)
+    planes, rows, cols = shape
+    y = rng.standard_normal(shape).astype(dtype)
+    canvas = np.full((planes, rows, ld), np.nan, dtype)
+    canvas[:, :, :cols] = y[:, makhoul_order(rows), :][:, :, makhoul_order(cols)]
+    out = np.full(shape, np.inf, dtype)
+    call(lib, "xrfgpu_makhoul_unorder", dtype, canvas, out, planes, rows, cols, ld)
+    np.testing.assert_array_equal(out, y)

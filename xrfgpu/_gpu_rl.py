@@ -62,7 +62,7 @@ def applies(pb, *, tv, track, callback) -> bool:
 
 
 def run(pb, *, num_iter, eps, init, accelerate):
-    """Run ``num_iter`` RL iterations of ``pb`` on its device; returns the canvas estimate."""
+    """Run ``num_iter`` RL iterations of ``pb`` on its device; returns the restored map, in the caller's units."""
     import cupy as cp
     from cupy.cuda import cufft
 
@@ -203,11 +203,14 @@ def run(pb, *, num_iter, eps, init, accelerate):
     # one host wait per call, not per iteration: the buffers, plans and graph outlive the queued work
     stream.synchronize()
     if ld == cols:
-        return x
-    # the padded estimate's columns, copied once the iteration's other buffers are released
-    estimate = x[..., :cols]
-    graph = iteration = spectrum = work = x_prev = g1 = x = None  # noqa: F841 - releases the device buffers
-    return cp.ascontiguousarray(estimate)
+        return pb.finish(x)
+    # dctfft: the map in its own order, gathered from the padded reordered estimate in one pass once the
+    # iteration's other buffers are released (the map, the estimate and the result at most at once)
+    graph = iteration = spectrum = work = x_prev = g1 = None  # noqa: F841 - releases the device buffers
+    estimate = cp.empty_like(y)
+    k.function("xrfgpu_makhoul_unorder", dtype)(k.grid_rows((cols + 1) // 2, planes * rows), block,
+                                                 (x, estimate, planes, rows, cols, ld))
+    return estimate if pb.scale == 1.0 else pb.to_user_units(estimate)
 
 
 def _capture(stream, iteration):

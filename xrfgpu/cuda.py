@@ -58,7 +58,7 @@ KERNEL_FILES = {
     "fista.cu": ("xrfgpu_fista_step_scalar", "xrfgpu_fista_step_bcast"),
     "l0.cu": ("xrfgpu_l0_intensity", "xrfgpu_l0_gradient_term", "xrfgpu_l0_solve"),
     "spectrum.cu": ("xrfgpu_multiply_spectrum",),
-    "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter", "xrfgpu_rl_ratio_makhoul"),
+    "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter", "xrfgpu_rl_ratio_makhoul", "xrfgpu_makhoul_unorder"),
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
     "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
     "dtv.cu": ("xrfgpu_dtv_dual",),

@@ -240,7 +240,7 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
 
     if _gpu_rl.applies(pb, tv=tv, track=track, callback=callback):
         # CuPy with an exact reflect engine: fixed buffers and one CUDA graph per iteration (xrfgpu._gpu_rl)
-        return pb.finish(_gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate))
+        return _gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate)
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=pb.image.dtype, device=_device(pb.image)) * init
     return _iterate(pb, x, num_iter=num_iter, eps=eps, tv=tv, level=level, accelerate=accelerate,
                     callback=callback, tol=tol, discrepancy=discrepancy)
