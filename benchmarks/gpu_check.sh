@@ -62,7 +62,7 @@ echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -15 "$OUT/gpu-speed.log"
 
 echo "== iteration parts (each launch of one RL iteration against the copy bandwidth)"
-timeout 60 "$PY" benchmarks/gpu_iteration_parts.py "$OUT/gpu_iteration_parts.json" --sizes 2048,4096,8192 \
+timeout 120 "$PY" benchmarks/gpu_iteration_parts.py "$OUT/gpu_iteration_parts.json" --sizes 2048,4096,8192 \
   > "$OUT/gpu-iteration-parts.log" 2>&1
 echo "iteration parts rc=$? after $(( $(date +%s) - t0 )) s"
 cut -c1-600 "$OUT/gpu-iteration-parts.log" | tail -4

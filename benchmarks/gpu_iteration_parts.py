@@ -93,7 +93,7 @@ def launch_shapes(cp, k, x, work, rows, cols, ld):
     dense_x = cp.ones((rows, cols), dtype=cp.float32)
     dense_c = cp.ones((rows, cols), dtype=cp.float32)
     return {
-        "update_rows_ms": per_launch_ms(cp, lambda: update_fn(k.grid_rows(cols, rows), block, (
+        "update_rows_ms": per_launch_ms(cp, lambda: update_fn(k.grid_rows(cols, rows, group=k.GROUP), block, (
             x, work, rows, cols, ld))),
         "update_rows_all_rows_ms": per_launch_ms(cp, lambda: update_fn(
             (-(-cols // k.BLOCK), min(rows, 65535)), block, (x, work, rows, cols, ld))),
@@ -158,11 +158,11 @@ def parts(size):
         "r2c_ms": per_launch_ms(cp, lambda: r2c.fft(x, spectrum, cufft.CUFFT_FORWARD)),
         "c2r_ms": per_launch_ms(cp, lambda: c2r.fft(spectrum, work, cufft.CUFFT_INVERSE)),  # in place
         "r2c_inplace_ms": per_launch_ms(cp, lambda: r2c.fft(work, spectrum, cufft.CUFFT_FORWARD)),
-        "filter_ms": per_launch_ms(cp, lambda: filter_fn(k.grid_rows(half, rows // 2 + 1), block, (
+        "filter_ms": per_launch_ms(cp, lambda: filter_fn(k.grid_rows(half, rows // 2 + 1, group=k.GROUP), block, (
             spectrum, lam_rows, lam_rows, lam_cols, 1, 1, rows, cols, 1, 1.0, tw1, tw2))),
-        "ratio_ms": per_launch_ms(cp, lambda: ratio_fn(k.grid_rows((cols + 1) // 2, rows), block, (
+        "ratio_ms": per_launch_ms(cp, lambda: ratio_fn(k.grid_rows((cols + 1) // 2, rows, group=k.GROUP), block, (
             y, work, 1, rows, cols, ld, *b, *e))),
-        "update_ms": per_launch_ms(cp, lambda: update_fn(k.grid_rows(cols, rows), block, (
+        "update_ms": per_launch_ms(cp, lambda: update_fn(k.grid_rows(cols, rows, group=k.GROUP), block, (
             x, work, rows, cols, ld))),
         "extrapolate_ms": per_launch_ms(cp, lambda: extrapolate_fn(k.grid_rows(x.size, 1), block, (
             x, x_prev, acc, x.size, x.size))),
@@ -173,6 +173,39 @@ def parts(size):
         "copy_ms_filter": per_launch_ms(cp, copy_of(2 * rows * half)),
         "copy_ms_ratio_update": per_launch_ms(cp, copy_of(n + n // 2)),
     }
+    def step_times(get, group, prefix):
+        """The four grouped step kernels of one build (``get(name)``), launched for ``group`` columns per thread."""
+        return {
+            f"{prefix}filter_ms": per_launch_ms(cp, lambda: get("xrfgpu_reflect_dct_filter")(
+                k.grid_rows(half, rows // 2 + 1, group=group), block,
+                (spectrum, lam_rows, lam_rows, lam_cols, 1, 1, rows, cols, 1, 1.0, tw1, tw2))),
+            f"{prefix}ratio_ms": per_launch_ms(cp, lambda: get("xrfgpu_rl_ratio_makhoul")(
+                k.grid_rows((cols + 1) // 2, rows, group=group), block, (y, work, 1, rows, cols, ld, *b, *e))),
+            f"{prefix}update_ms": per_launch_ms(cp, lambda: get("xrfgpu_rl_update_rows")(
+                k.grid_rows(cols, rows, group=group), block, (x, work, rows, cols, ld))),
+            f"{prefix}update_accel_ms": per_launch_ms(cp, lambda: get("xrfgpu_rl_update_accel")(
+                (k.grid(rows * k.BLOCK), 1), block, (x, x_prev, work, g1, acc, 1, rows, cols, ld))),
+        }
+
+    # the same kernels built with other column groups and occupancy floors (the build's defaults above)
+    from xrfgpu import cuda
+
+    unbounded = "#define XRFGPU_FILTER_MIN_BLOCKS 1\n#define XRFGPU_RATIO_MIN_BLOCKS 1\n"
+    variants = (("g1_", "#define XRFGPU_GROUP 1\n" + unbounded, 1),
+                ("g4_unbounded_", unbounded, 4),
+                ("g2_", "#define XRFGPU_GROUP 2\n", 2))
+    for prefix, defines, group in variants:
+        try:
+            modules = {f: cp.RawModule(code=defines + cuda.kernel_source(f), options=cuda.COMPILE_OPTIONS)
+                       for f in ("dct_spectrum.cu", "rl.cu", "rl_accel.cu")}
+
+            def get(name, modules=modules):
+                file = next(f for f, names in cuda.KERNEL_FILES.items() if name in names)
+                return modules[file].get_function(f"{name}_f32")
+
+            result.update(step_times(get, group, prefix))
+        except Exception as exc:  # noqa: BLE001 - a variant that fails is reported, not fatal
+            result[f"{prefix}error"] = f"{type(exc).__name__}: {exc}"
     try:
         result.update(launch_shapes(cp, k, x, work, rows, cols, ld))
     except Exception as exc:  # noqa: BLE001 - the comparison is optional; report why it is missing

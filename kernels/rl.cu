@@ -8,6 +8,13 @@
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
+#ifndef XRFGPU_UPDATE_GROUP  // columns per thread of the row-wise updates (XRFGPU_COLUMN_LOOP)
+#if defined(XRFGPU_CUDA)
+#define XRFGPU_UPDATE_GROUP XRFGPU_GROUP
+#else
+#define XRFGPU_UPDATE_GROUP 1
+#endif
+#endif
 
 namespace xrfgpu {
 
@@ -43,14 +50,28 @@ XRFGPU_LOOP void rl_update_inplace_loop(T* __restrict__ estimate, const T* __res
 }
 
 // the same update over maps whose rows are `ld` ≥ cols values apart (the padded rows of the GPU iteration's
-// in-place real FFTs): `lines` = planes · rows rows along the grid's second dimension, the padding untouched
+// in-place real FFTs): `lines` = planes · rows rows along the grid's second dimension, each row's columns in
+// groups (XRFGPU_COLUMN_LOOP), the padding untouched
 template <typename T>
 XRFGPU_LOOP void rl_update_rows_loop(T* __restrict__ estimate, const T* __restrict__ correction, long long lines,
                                      long long cols, long long ld) {
     XRFGPU_GRID_LOOP_Y(line, lines) {
         T* x = estimate + line * ld;
         const T* c = correction + line * ld;
-        XRFGPU_GRID_LOOP(j, cols) { x[j] = rl_update(x[j], c[j]); }
+        XRFGPU_COLUMN_LOOP(j0, cols, XRFGPU_UPDATE_GROUP) {
+            T xv[XRFGPU_UPDATE_GROUP], cv[XRFGPU_UPDATE_GROUP];
+            XRFGPU_GROUP_FOR(u, XRFGPU_UPDATE_GROUP) {
+                const long long j = XRFGPU_COLUMN(j0, u);
+                if (j < cols) {
+                    xv[u] = x[j];
+                    cv[u] = c[j];
+                }
+            }
+            XRFGPU_GROUP_FOR(u, XRFGPU_UPDATE_GROUP) {
+                const long long j = XRFGPU_COLUMN(j0, u);
+                if (j < cols) x[j] = rl_update(xv[u], cv[u]);
+            }
+        }
     }
 }
 

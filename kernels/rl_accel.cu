@@ -24,6 +24,13 @@
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
+#ifndef XRFGPU_ACCEL_GROUP  // columns per thread of the accelerated update (XRFGPU_COLUMN_LOOP)
+#if defined(XRFGPU_CUDA)
+#define XRFGPU_ACCEL_GROUP XRFGPU_GROUP
+#else
+#define XRFGPU_ACCEL_GROUP 1
+#endif
+#endif
 
 namespace xrfgpu {
 
@@ -84,8 +91,34 @@ __device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T*
     const long long base = p * rows * ld;
     double s12 = 0.0, s22 = 0.0;
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
-        for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
-            xrfgpu::rl_update_accel_at<T>(x, x_prev, work, g1, base + r * ld + c, &s12, &s22);
+        const long long line = base + r * ld;
+        // columns in groups of XRFGPU_ACCEL_GROUP, blockDim.x apart: the group's four maps are loaded first
+        for (long long c0 = threadIdx.x; c0 < cols; c0 += (long long)blockDim.x * XRFGPU_ACCEL_GROUP) {
+            T point[XRFGPU_ACCEL_GROUP], correction[XRFGPU_ACCEL_GROUP], g1_old[XRFGPU_ACCEL_GROUP],
+                x_old[XRFGPU_ACCEL_GROUP];
+#pragma unroll
+            for (int u = 0; u < XRFGPU_ACCEL_GROUP; ++u) {
+                const long long c = c0 + (long long)u * blockDim.x;
+                if (c < cols) {
+                    point[u] = x_prev[line + c];
+                    correction[u] = work[line + c];
+                    g1_old[u] = g1[line + c];
+                    x_old[u] = x[line + c];
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < XRFGPU_ACCEL_GROUP; ++u) {
+                const long long c = c0 + (long long)u * blockDim.x;
+                if (c < cols) {
+                    const T fresh = xrfgpu::rl_update(point[u], correction[u]);
+                    const T change = xrfgpu::xg_sub(fresh, point[u]);
+                    x_prev[line + c] = x_old[u];
+                    x[line + c] = fresh;
+                    g1[line + c] = change;
+                    s12 += (double)change * (double)g1_old[u];
+                    s22 += (double)g1_old[u] * (double)g1_old[u];
+                }
+            }
         }
     }
     for (int off = 16; off > 0; off >>= 1) {

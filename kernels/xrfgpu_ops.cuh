@@ -43,12 +43,31 @@
 // row's elements with XRFGPU_GRID_LOOP splits a flat index once per row, not once per element (a 64-bit
 // integer division is a ~70-instruction subroutine on the device, more than an element's memory time)
 #define XRFGPU_GRID_LOOP_Y(i, n) for (long long i = blockIdx.y; i < (n); i += gridDim.y)
+// A row's columns in groups: each thread takes G columns blockDim.x apart (every access stays coalesced)
+// and a kernel first loads the whole group, then computes and stores it, so a thread has G independent
+// loads in flight. One column per thread at a time kept the step kernels of the GPU iteration at half the
+// device's copy bandwidth (an H200, benchmarks/gpu_iteration_parts.py: x ← x·c over 4096² took 0.101 ms
+// in rows of one column per thread, 0.051 ms in groups of four, a copy of the same bytes 0.050 ms). Each
+// kernel file names its group (XRFGPU_*_GROUP, default XRFGPU_GROUP; the host build always uses 1);
+// launch with CudaKernels.grid_rows(row_items, rows, group=...) of the same G (xrfgpu/cuda.py GROUPS).
+#ifndef XRFGPU_GROUP
+#define XRFGPU_GROUP 4
+#endif
+#define XRFGPU_COLUMN_LOOP(j0, n, G)                                                          \
+    for (long long j0 = (long long)blockIdx.x * blockDim.x * (G) + threadIdx.x; j0 < (n); \
+         j0 += (long long)blockDim.x * gridDim.x * (G))
+#define XRFGPU_COLUMN(j0, u) ((j0) + (long long)(u) * blockDim.x)
+#define XRFGPU_GROUP_FOR(u, G) _Pragma("unroll") for (int u = 0; u < (G); ++u)
 #else
 #define XRFGPU_HD inline
 #define XRFGPU_LOOP inline
 #define XRFGPU_KERNEL extern "C" void
 #define XRFGPU_GRID_LOOP(i, n) for (long long i = 0; i < (n); ++i)
 #define XRFGPU_GRID_LOOP_Y(i, n) for (long long i = 0; i < (n); ++i)
+#define XRFGPU_GROUP 1
+#define XRFGPU_COLUMN_LOOP(j0, n, G) for (long long j0 = 0; j0 < (n); ++j0)
+#define XRFGPU_COLUMN(j0, u) (j0)
+#define XRFGPU_GROUP_FOR(u, G) for (int u = 0; u < 1; ++u)
 #endif
 
 namespace xrfgpu {

@@ -593,3 +593,15 @@ def test_makhoul_unorder_returns_the_map_from_its_padded_reordering(lib, dtype, 
     out = np.full(shape, np.inf, dtype)
     call(lib, "xrfgpu_makhoul_unorder", dtype, canvas, out, planes, rows, cols, ld)
     np.testing.assert_array_equal(out, y)
+
+
+def test_launch_group_matches_the_kernel_header():
+    """The host's launch shapes assume the device's column group (XRFGPU_GROUP): one number, stated twice."""
+    import re
+
+    from xrfgpu import cuda
+
+    header = (cuda.kernel_dir() / cuda.HEADER).read_text()
+    device_groups = re.findall(r"#define XRFGPU_GROUP (\d+)", header)
+    assert device_groups[0] == str(cuda.CudaKernels.GROUP)  # the device branch comes first
+    assert device_groups[1] == "1"  # the host build walks one column at a time

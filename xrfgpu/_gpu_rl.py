@@ -122,9 +122,9 @@ def run(pb, *, num_iter, eps, init, accelerate):
         tw1, tw2 = k.dct_twiddles(rows), k.dct_twiddles(cols)
         ratio_fn = k.function("xrfgpu_rl_ratio_makhoul", dtype)
         filter_fn = k.function("xrfgpu_reflect_dct_filter", dtype)
-        # both walk rows along the grid's second dimension (no per-element index division)
-        filter_grid = k.grid_rows(half, planes * (rows // 2 + 1))
-        ratio_grid = k.grid_rows((cols + 1) // 2, planes * rows)  # one work item per pair of source columns
+        # both walk rows along the grid's second dimension (no per-element index division), columns in groups
+        filter_grid = k.grid_rows(half, planes * (rows // 2 + 1), group=k.GROUP)
+        ratio_grid = k.grid_rows((cols + 1) // 2, planes * rows, group=k.GROUP)  # a work item per column pair
 
         def blur(src):  # work = A src, in the spectrum's buffer
             r2c.fft(src, spectrum, cufft.CUFFT_FORWARD)
@@ -183,7 +183,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
             update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, rows, cols, ld))
     else:
         update_fn = k.function("xrfgpu_rl_update_rows", dtype)
-        update_grid = k.grid_rows(cols, planes * rows)
+        update_grid = k.grid_rows(cols, planes * rows, group=k.GROUP)
 
         def iteration(stream):
             forward_ratio(x)
@@ -208,7 +208,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
     # iteration's other buffers are released (the map, the estimate and the result at most at once)
     graph = iteration = spectrum = work = x_prev = g1 = None  # noqa: F841 - releases the device buffers
     estimate = cp.empty_like(y)
-    k.function("xrfgpu_makhoul_unorder", dtype)(k.grid_rows((cols + 1) // 2, planes * rows), block,
+    k.function("xrfgpu_makhoul_unorder", dtype)(k.grid_rows((cols + 1) // 2, planes * rows, group=k.GROUP), block,
                                                  (x, estimate, planes, rows, cols, ld))
     return estimate if pb.scale == 1.0 else pb.to_user_units(estimate)
 
