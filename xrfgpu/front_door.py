@@ -268,7 +268,7 @@ def restore(
         0.9 × the estimated σ and, with the CV stop, twice the CV count at
         that σ: the paper's best resolution at an MSE below the CV result.
         "fidelity": the estimated σ and the CV count, the stop that best
-        predicts held-out counts. A σ or PSF you give is used as given, with
+        predicts held-out counts (the previous default). A σ or PSF you give is used as given, with
         the plain CV count, whatever the goal; methods other than RL are not
         affected.
     strict : bool
@@ -331,9 +331,10 @@ def restore(
     optimum in tens of iterations.
 
     Goals. The CV count predicts held-out counts best; that is the
-    "fidelity" choice, the MSE-optimal stop of the two. On the paper's USAF
-    chart at the paper's counts (``benchmarks/usaf_front_door.py``, 5 seeds) it
-    reads G3E4 by the 10 % dip, while 0.9 × σ (the paper's advice of a
+    "fidelity" choice, and of the two goals the lower median MSE on the
+    frozen scenes (not on the chart). On the paper's USAF chart at the
+    paper's counts (``benchmarks/usaf_front_door.py``, 5 seeds) it reads
+    G3E4 by the 10 % dip, while 0.9 × σ (the paper's advice of a
     slightly smaller σ, and the lower end of the straight-edge stage's ±10 %
     agreement band) run for twice the CV count at that σ reads G3E6 (median of
     5 seeds) at a lower normalised MSE than the CV result (0.0180 against
@@ -346,7 +347,7 @@ def restore(
     HXN maps, σ ≈ 0.45 px) a smaller σ sharpens less. Both factors are
     empirical, read off the chart. They apply together and only to an
     estimated σ: twice the CV count at a given σ reads G3E5 on the chart and
-    raises the frozen scenes' MSE (README, "Goals").
+    raises the frozen scenes' MSE (``benchmarks/goal_given_sigma.py``).
 
     References
     ----------
