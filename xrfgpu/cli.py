@@ -498,7 +498,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
 def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sigma_estimated=False):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
-    Returns ``(map, background, gain, iterations, stop)`` with the map and
+    Returns ``(map, background, gain, iterations, stop, cross-validated count or
+    None)`` with the map and
     background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
     a count map unchanged, a fitted map divided by its effective Poisson gain)
     and the count :func:`xrfgpu.restore` would use
