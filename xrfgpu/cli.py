@@ -660,7 +660,7 @@ def main(argv=None) -> int:
 @click.option("--goal", type=click.Choice(GOALS), default=DEFAULT_GOAL, show_default=True,
               help="With --psf-auto and rl: resolution = 0.9 × the estimated σ and twice the cross-validated "
                    "count (the paper's best resolution); fidelity = the estimated σ and the cross-validated count "
-                   "(the held-out-likelihood stop). A given σ is used as given.")
+                   "(the held-out-likelihood stop). A given σ is used as given; --joint uses the estimate unscaled.")
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
