@@ -37,6 +37,7 @@ import numpy as np
 
 from . import __version__
 from ._validate import MAX_NUM_ITER
+from .front_door import DEFAULT_GOAL, GOALS
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -420,8 +421,11 @@ def _backend_info(where):
 def _run_method(method, image, sigma_px, *, background, options, progress, label):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
-    Without ``--iterations`` RL stops by the front door's rule (cross-validation
-    on count maps, a fixed count on normalised maps); with it, exactly that many.
+    Without ``--iterations`` RL stops by the front door's rule (cross-validation,
+    scaled by ``--goal`` when σ was estimated); with it, exactly that many.
+    ``sigma_px`` is a float, or with ``--psf-auto`` the
+    :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
+    which the front door scales by the goal as it scales its own estimate.
     """
     from .front_door import restore
 
@@ -441,8 +445,9 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") else sigma_px
     out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
-                        return_info=True, **kwargs)
-    details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size") if info.get(key) is not None}
+                        goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
+    details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
+                                          "iteration_scale") if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
@@ -490,15 +495,17 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
-def _rl_iterations(image, psf, background, iterations):
+def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sigma_estimated=False):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
-    Returns ``(map, background, gain, iterations, stop)`` with the map and
+    Returns ``(map, background, gain, iterations, stop, cross-validated count or
+    None)`` with the map and
     background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
     a count map unchanged, a fitted map divided by its effective Poisson gain)
     and the count :func:`xrfgpu.restore` would use
     (:func:`xrfgpu.front_door.rl_iteration_count`: ``--iterations``, else
-    cross-validation), so the tiles iterate as the whole map does.
+    cross-validation times the goal's factor when σ was estimated), so the
+    tiles iterate as the whole map does.
     """
     import array_api_compat.numpy as xnp
 
@@ -508,9 +515,9 @@ def _rl_iterations(image, psf, background, iterations):
     y, gain, _ = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
     b = background / gain
     stop = "fixed" if iterations else "cv"
-    n, _ = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
-                              accelerate=True)
-    return np.asarray(y), b, gain, n, stop
+    n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
+                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True)
+    return np.asarray(y), b, gain, n, stop, cv_count
 
 
 def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler, progress, label):
@@ -536,12 +543,16 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
 
             with (contextlib.nullcontext() if options.get("iterations")
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
-                counts, b, gain, n, stop = _rl_iterations(image, h, background, options.get("iterations"))
+                counts, b, gain, n, stop, cv_count = _rl_iterations(
+                    image, h, background, options.get("iterations"), goal=options.get("goal", DEFAULT_GOAL),
+                    sigma_estimated=bool(options.get("sigma_estimated")))
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
                                   scheduler="threads" if client is None else None, callback=callback)
             if gain != 1.0:
                 out = out * gain  # back from effective counts, as the front door does
+            if cv_count is not None:
+                details.update(cv_iterations=cv_count, iteration_scale=n / cv_count)
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
         else:
@@ -646,6 +657,10 @@ def main(argv=None) -> int:
               "in pixels (2px, Fe=4px) it needs no pixel size.")
 @click.option("--psf-file", type=click.Path(path_type=Path), help="TOML/JSON table of σ per element line.")
 @click.option("--psf-auto", is_flag=True, help="Estimate σ from each map (xrfgpu.psf.estimate_sigma).")
+@click.option("--goal", type=click.Choice(GOALS), default=DEFAULT_GOAL, show_default=True,
+              help="With --psf-auto and rl: resolution = 0.9 × the estimated σ and twice the cross-validated "
+                   "count (the paper's best resolution); fidelity = the estimated σ and the cross-validated count "
+                   "(the held-out-likelihood stop). A given σ is used as given; --joint uses the estimate unscaled.")
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
@@ -674,7 +689,7 @@ def main(argv=None) -> int:
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
-            quiet, as_json, mask_path=None, joint=False, guide=None):
+            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -738,7 +753,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             raise click.BadParameter(f"{background!r} must be a finite, non-negative number of counts",
                                      param_hint="--background")
 
-    options = {"iterations": iterations, "balance": balance, "lam": lam, "kernel_size": kernel_size}
+    options = {"iterations": iterations, "balance": balance, "lam": lam, "kernel_size": kernel_size, "goal": goal,
+               "sigma_estimated": bool(psf_auto)}
     progress = _Progress.for_options(quiet, as_json)
     restored, psf_record, per_element, timings = {}, {}, {}, {}
     first = next(iter(selected.maps.values()))
@@ -751,6 +767,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
                                                  method=method, tile=tile)
         image = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=False)
+        bg = bg_value
+        bg_how = "given"
+        if bg_value == "auto":
+            bg, bg_how = _estimate_background(image)
         # PSF for this element
         if sigma_given is not None:
             if "*" in sigma_given:
@@ -773,22 +793,22 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             source = {"how": f"PSF file {str(psf_file)}", "line": line,
                       **{k2: v for k2, v in entry.items() if k2 != "sigma_um"}}
         elif psf_auto:
-            from .psf import estimate_sigma
+            from .front_door import goal_factors, sigma_from_map
 
+            # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"):
-                est = estimate_sigma(image)
-            sigma_px = float(est.sigma)
+                est = sigma_from_map(image, background=bg)
+            scale = 1.0 if joint else goal_factors(goal, sigma_estimated=True, method=method)[0]
+            sigma_px = float(est.sigma) * scale
             sigma_um = sigma_px * pixel_um if pixel_um else None
-            source = {"how": "estimated from the map", "estimator": getattr(est, "method", "estimate_sigma")}
+            source = {"how": "estimated from the map", "estimator": getattr(est, "method", "estimate_sigma"),
+                      "sigma_estimated_px": float(est.sigma), "interval_px": est.interval,
+                      "reliable": est.reliable, "goal": None if joint else goal, "sigma_scale": scale}
         else:
             sigma_px = sigma_um = None
             source = {"how": f"blind ({method})"}
         if sigma_px is not None and not (sigma_px > 0.05):
             raise ValueError(f"PSF σ for {name!r} is {sigma_px:.3g} px: too small to restore (check units)")
-        bg = bg_value
-        bg_how = "given"
-        if bg_value == "auto":
-            bg, bg_how = _estimate_background(image)
         sig_text = f"σ={sigma_um:.3g} µm ({sigma_px:.3g} px)" if sigma_um else (
             f"σ={sigma_px:.3g} px" if sigma_px else "blind PSF")
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
@@ -811,8 +831,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                    "blind": "blind L0 kernel and image", "blind-rl": "blind L0 σ, then Richardson-Lucy"}
             quick = has_bar or method in ("wiener", "tikhonov")  # direct filters take well under 2 s
             with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
-                out, details = _run_method(method, work, sigma_px, background=bg, options=options,
-                                           progress=progress, label=name)
+                # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
+                out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg,
+                                           options=options, progress=progress, label=name)
         from ._backend import to_numpy
 
         out = to_numpy(out)
@@ -831,7 +852,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
-                  "mask": None if mask_path is None else str(mask_path)}
+                  "mask": None if mask_path is None else str(mask_path), "goal": goal}
     if joint:
         parameters["joint"] = joint_record
     timings["total"] = round(time.perf_counter() - t_start, 4)

@@ -115,9 +115,12 @@ def run_experiment(size="small", *, seed=0, methods=None, jitter_um=3.0, drift=0
         dt = time.perf_counter() - t0
         score = _score(out, chart)
         s = info.get("sigma")
+        estimated = info.get("sigma_estimated")
         rows.append(dict(method=name, sigma_um=None if s is None else s * pixel,
                          sigma_source=info.get("sigma_source", "-"), seconds=dt,
-                         iterations=info.get("iterations"), **score))
+                         iterations=info.get("iterations"), goal=info.get("goal"),
+                         sigma_estimated_um=None if estimated is None else estimated * pixel,
+                         cv_iterations=info.get("cv_iterations"), **score))
         images[name] = out
 
     for m in methods:
@@ -442,8 +445,14 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
         f"- knife-edge σ (chrome square edge, `xrfgpu.psf.fit_knife_edge`): {knife_um:.1f} µm",
     ]
     for r in auto:
-        lines.append(f"- automatic pipeline: σ = {r['sigma_um']:.1f} µm, obtained: {r['sigma_source']}; "
-                     f"RL stopped after {r['iterations']} iterations (Poisson-thinning cross-validation)")
+        scaled = r.get("sigma_estimated_um") is not None and abs(r["sigma_um"] - r["sigma_estimated_um"]) > 1e-9
+        sigma_text = (f"{r['sigma_um']:.1f} µm ({r['sigma_um'] / r['sigma_estimated_um']:.2g} × the estimate "
+                      f"{r['sigma_estimated_um']:.1f} µm)" if scaled else f"{r['sigma_um']:.1f} µm")
+        cv = r.get("cv_iterations")
+        count_text = ("Poisson-thinning cross-validation" if cv is None or cv == r["iterations"] else
+                      f"{r['iterations'] / cv:.2g} × the Poisson-thinning cross-validated count {cv}")
+        lines.append(f"- automatic pipeline (`goal=\"{r.get('goal')}\"`): σ = {sigma_text}, obtained: "
+                     f"{r['sigma_source']}; RL for {r['iterations']} iterations ({count_text})")
     lines += [
         f"- truth: σ = {TRUE_SIGMA_UM} µm",
         "",
