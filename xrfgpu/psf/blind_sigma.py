@@ -781,21 +781,24 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     if not float(data.max() - data.min()) > 0:
         raise ValueError("image is flat: there is no structure from which to estimate the blur")
     spectral_sigma, lo, hi, flat, fit = _spectral_interval(data)
+    # the spectral answer's interval also holds the σ of the four corner sub-maps (see the Notes); the
+    # checks of the other stages against the spectrum use the whole map's interval (lo, hi)
     submaps = _submap_sigmas(data)
     fit["submap_sigmas"] = submaps
-    if submaps:
-        lo, hi = min(lo, *submaps), max(hi, *submaps)
+    wide = (min(lo, *submaps), max(hi, *submaps)) if submaps else (lo, hi)
     k2, power, _ = _ring_spectrum(data)
     fit["noise"] = float(np.mean(power[k2 > 0.16])) if np.any(k2 > 0.16) else float(power[-1])
     fit["whittle_sigma"] = spectral_sigma
     fit["spectral_interval"] = (lo, hi)
+    fit["spectral_interval_with_submaps"] = wide
     sigma = su = sv = spectral_sigma
     rho = 0.0
     method = "whittle"
-    interval = (lo, hi)
+    interval = wide
+    sub_words = (f", sub-maps {min(submaps):.3g}–{max(submaps):.3g} px" if submaps else "")
     evidence = (f"spectrum (profile Whittle likelihood, scene law k^-{fit['scene_exponent']:.2g} fitted, "
-                f"k^-2.5..k^-3.5 for the interval): σ {spectral_sigma:.3g} px, "
-                f"interval {lo:.3g}–{hi:.3g} px")
+                f"k^-2.5..k^-3.5 for the interval): σ {spectral_sigma:.3g} px{sub_words}, "
+                f"interval {wide[0]:.3g}–{wide[1]:.3g} px")
     if elliptical or thorough:
         full = _whittle_fit(data, elliptical=elliptical)
         fit.update({k: v for k, v in full.items() if k not in fit or k == "noise"})
@@ -837,9 +840,10 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                 fit["stages_agree"] = agree
                 evidence = (f"mosaic scene fit σ {sigma:.3g} px (χ²/n {mosaic['reduced_chi2']:.3g}); the spectral "
                             f"interval {lo:.3g}–{hi:.3g} px " + ("contains it" if agree else "does not contain it"))
-                if not agree:
-                    interval = (min(lo, sigma), max(hi, sigma))
-    no_information = method == "whittle" and (flat or hi / lo > _NO_INFORMATION_RATIO)
+                # the whole map's spectral interval, as before the sub-maps (the mosaic fit models the
+                # whole map)
+                interval = (lo, hi) if agree else (min(lo, sigma), max(hi, sigma))
+    no_information = method == "whittle" and (flat or wide[1] / wide[0] > _NO_INFORMATION_RATIO)
     reliable = method == "straight-edges" or (not no_information and interval[1] / interval[0] <= _RELIABLE_RATIO)
     if no_information:
         evidence = "the map carries no σ information: " + evidence + (
