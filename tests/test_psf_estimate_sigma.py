@@ -294,3 +294,59 @@ def test_edge_profile_jacobian_matches_finite_differences():
             step[i] = 1e-6
             numeric[:, i] = (_steps_model(t, p + step, k) - _steps_model(t, p - step, k)) / 2e-6
         np.testing.assert_allclose(_steps_jacobian(t, p, k), numeric, rtol=1e-5, atol=1e-6)
+
+
+def _two_blur_scan(n, sigma_left, sigma_right, seed):
+    """Discs blurred by σ_left in the left half of the map and by σ_right in the right half (a PSF that
+    changes across the scan: no single σ is true), Poisson counts 150 over 140."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    pad = int(5 * max(sigma_left, sigma_right)) + 8
+    m = n + 2 * pad
+    yy, xx = np.mgrid[0:m, 0:m]
+    scene = np.zeros((m, m))
+    for _ in range(int(40 * (m / 150) ** 2)):
+        cy, cx, r = rng.uniform(0, m), rng.uniform(0, m), rng.uniform(4, 20)
+        scene[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = rng.uniform(0.2, 1.0)
+    left = ndimage.gaussian_filter(scene, sigma_left, mode="wrap", truncate=6.0)
+    right = ndimage.gaussian_filter(scene, sigma_right, mode="wrap", truncate=6.0)
+    blurred = np.where(xx < m // 2, left, right)[pad:-pad, pad:-pad]
+    return rng.poisson(140.0 + 150.0 * blurred).astype(float)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_submaps_that_disagree_flag_the_estimate(seed):
+    # truth: σ = 2 px on the left half, 6 px on the right. The whole map's spectrum is ruled by the sharp
+    # half (σ 1.4-1.9 on these seeds, an interval of 1.1-2.3 px without the sub-maps); the corner
+    # sub-maps see each half (1.8-2.4 and 3.6-5.4 px), so the interval must reach both and be flagged
+    counts = _two_blur_scan(192, 2.0, 6.0, seed)
+    with pytest.warns(SigmaUncertainWarning, match="uncertain"):
+        est = estimate_sigma(counts)
+    assert est.method == "whittle"
+    assert not est.reliable
+    subs = est.details["submap_sigmas"]
+    assert len(subs) == 4
+    assert min(subs) <= 2.5 and max(subs) >= 3.5
+    lo, hi = est.interval
+    assert lo <= 2.0 and hi >= 3.5
+
+
+def test_submaps_agree_on_a_stationary_map():
+    # one σ = 3 px over the whole map: the four corner sub-maps find it too (±25 %), and the estimate
+    # stays reliable
+    est = estimate_sigma(_disc_scene((192, 192), 3.0, seed=7))
+    subs = est.details["submap_sigmas"]
+    assert len(subs) == 4
+    np.testing.assert_allclose(subs, 3.0, rtol=0.25)
+    assert est.reliable
+    assert est.interval[0] <= 3.0 <= est.interval[1]
+
+
+def test_submaps_are_skipped_on_small_maps():
+    # sub-maps of 0.625 × 48 = 30 px would be under the 32 px minimum (the σ of so small a map may be
+    # flagged; only the skipped sub-maps are checked here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SigmaUncertainWarning)
+        est = estimate_sigma(_disc_scene((48, 48), 2.0, seed=1))
+    assert est.details["submap_sigmas"] == []
