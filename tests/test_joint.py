@@ -233,6 +233,15 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     within = [float(w) for w, row in table.items() if row["deviance"] <= row["se"]]
     assert weak["weight"] == max(within)
     assert weak["iterations"] == table[f"{weak['weight']:g}"]["iterations"]
+    # iterations of a weight > 0: the last checkpoint at or after the lowest deviance whose excess over it
+    # is within one standard error; λ = 0 (plain EM) keeps its lowest
+    for w, row in table.items():
+        assert 1 <= row["iterations_lowest"] <= 60
+        if float(w) > 0:
+            assert row["iterations"] >= row["iterations_lowest"]
+            assert 0.0 <= row["late_deviance"] <= row["late_se"]
+        else:
+            assert row["iterations"] == row["iterations_lowest"] and row["late_deviance"] == 0.0
     json.dumps(info)  # the record is plain data
 
 
