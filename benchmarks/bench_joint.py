@@ -18,6 +18,7 @@ Run::
 
     python benchmarks/bench_joint.py --seeds 0 1 2 --figure benchmarks/joint_skarn.png
     python benchmarks/bench_joint.py --seeds 0 1 2 --weight 0.03   # one fixed λ: the trade-off
+    python benchmarks/bench_joint.py --seeds 0 1 2 --guide-evidence 8   # the evidence gate on
     pytest benchmarks/bench_joint.py --benchmark-json=bench_joint.json   # timing + metrics of seed 0
 """
 
@@ -39,10 +40,11 @@ from xrfgpu import restore  # noqa: E402
 from xrfgpu.stack import restore_stack  # noqa: E402
 
 
-def evaluate(seed=0, weight=None):
+def evaluate(seed=0, weight=None, guide_evidence_px=None):
     """Restore one simulated skarn both ways; returns (metrics dict, arrays dict).
 
     ``weight`` fixes the joint prior's λ (iterations still by cross-validation); default automatic.
+    ``guide_evidence_px`` turns on the joint restoration's evidence gate (off by default).
     """
     counts, truths, psfs, bgs, masks = skarn.observe(seed)
     t0 = time.perf_counter()
@@ -54,7 +56,8 @@ def evaluate(seed=0, weight=None):
     independent = np.stack(independent)
     t_ind = time.perf_counter() - t0
     t0 = time.perf_counter()
-    joint, info = restore_stack(counts, psfs, "rl", joint=True, background=bgs, return_info=True, weight=weight)
+    joint, info = restore_stack(counts, psfs, "rl", joint=True, background=bgs, return_info=True, weight=weight,
+                                guide_evidence_px=guide_evidence_px)
     t_joint = time.perf_counter() - t0
 
     m = {"seed": seed, "seconds_independent": round(t_ind, 2), "seconds_joint": round(t_joint, 2),
@@ -162,10 +165,12 @@ def main(argv=None):
     parser.add_argument("--figure", type=Path, help="PNG of the first seed: raw / independent / joint / truth")
     parser.add_argument("--json", type=Path, help="write all metrics here")
     parser.add_argument("--weight", type=float, help="fix the joint weight λ (default: cross-validation)")
+    parser.add_argument("--guide-evidence", type=float, metavar="PX",
+                        help="gate the guide's field by the weak map's own gradient evidence at this smoothing σ")
     args = parser.parse_args(argv)
     rows = []
     for i, seed in enumerate(args.seeds):
-        m, arrays = evaluate(seed, args.weight)
+        m, arrays = evaluate(seed, args.weight, args.guide_evidence)
         rows.append(m)
         if i == 0 and args.figure:
             figure(arrays, m, args.figure)

@@ -19,7 +19,7 @@ from scipy import ndimage, signal
 from xrfgpu import psf as psf_mod
 from xrfgpu import richardson_lucy
 from xrfgpu.joint import (JointFallbackWarning, combined_field, directional_tv, guide_field, guide_structure,
-                          joint_richardson_lucy)
+                          joint_richardson_lucy, weak_evidence)
 from xrfgpu.stack import restore_stack
 
 N = 64
@@ -138,6 +138,22 @@ def test_guide_structure_tells_edges_from_noise(xp):
     assert not flat and "flat" in stats["reason"]
 
 
+def test_weak_evidence_is_calibrated_on_noise_and_near_one_at_an_edge(xp):
+    from scipy.integrate import quad
+
+    # on white noise X = |∇(g ⊛ y)|²/σ_g² is close to χ²₂ and the weight is X/(f² + X): its mean for f = 2
+    expected = quad(lambda x: x / (4.0 + x) * 0.5 * np.exp(-0.5 * x), 0.0, np.inf)[0]  # 0.277
+    rng = np.random.default_rng(5)
+    noise = rng.poisson(50.0, (128, 128)).astype(np.float64)
+    w = to_numpy(weak_evidence(xp.asarray(noise), smoothing_px=4.0, factor=2.0))
+    assert w.mean() == pytest.approx(expected, abs=0.03)
+    step = noise.copy()
+    step[:, 64:] += 100.0  # ~110 gradient noise deviations after smoothing
+    w = to_numpy(weak_evidence(xp.asarray(step), smoothing_px=4.0, factor=2.0))
+    assert np.all(w[:, 63] > 0.95)
+    assert np.all((w >= 0.0) & (w < 1.0))
+
+
 # -- the restoration ---------------------------------------------------------------------
 
 
@@ -157,6 +173,30 @@ def test_must_not_invent_a_guide_only_feature(xp, shared_scene):
         flat.append(_imprint(weak, m))
     assert guide_contrast > 200.0  # the guide shows the square
     assert abs(imprint) < max(3 * np.std(flat), 0.05 * LEVEL[1] * 0.3), (imprint, flat)
+
+
+def test_the_evidence_gate_keeps_the_guarantees_and_is_recorded(xp, shared_scene):
+    counts, psfs, guide_t, weak_t, square, bar = shared_scene
+    truth = LEVEL[1] * weak_t
+    args = dict(guide=0, background=list(BG), weight=0.05, num_iter=60, return_info=True)
+    gated, info = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px=1.5,
+                                        **args)
+    plain, _ = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], **args)
+    alone = to_numpy(richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=60, background=BG[1]))
+    weak, ungated = to_numpy(gated)[1], to_numpy(plain)[1]
+    assert info["guide_evidence"] == {"smoothing_px": 1.5, "factor": 2.0}
+    assert not np.allclose(weak, ungated)  # the gate changes the prior
+    flat = []
+    for r0, c0 in ((4, 4), (4, 24), (52, 52), (28, 2), (54, 26)):
+        m = np.zeros((N, N), bool)
+        m[r0:r0 + 8, c0:c0 + 8] = True
+        flat.append(_imprint(weak, m))
+    assert abs(_imprint(weak, square)) < max(3 * np.std(flat), 0.05 * LEVEL[1] * 0.3)  # invents nothing
+    assert _imprint(weak, bar) >= 0.8 * _imprint(alone, bar) > 0  # keeps the weak-only bar
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.mean((weak - truth)[inner] ** 2) < 0.8 * np.mean((alone - truth)[inner] ** 2)  # still helps
+    with pytest.raises(ValueError, match="guide_evidence"):
+        joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px=0.0)
 
 
 def test_a_weak_only_feature_survives(xp, shared_scene):
@@ -233,6 +273,15 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     within = [float(w) for w, row in table.items() if row["deviance"] <= row["se"]]
     assert weak["weight"] == max(within)
     assert weak["iterations"] == table[f"{weak['weight']:g}"]["iterations"]
+    # iterations of a weight > 0: the last checkpoint at or after the lowest deviance whose excess over it
+    # is within one standard error; λ = 0 (plain EM) keeps its lowest
+    for w, row in table.items():
+        assert 1 <= row["iterations_lowest"] <= 60
+        if float(w) > 0:
+            assert row["iterations"] >= row["iterations_lowest"]
+            assert 0.0 <= row["late_deviance"] <= row["late_se"]
+        else:
+            assert row["iterations"] == row["iterations_lowest"] and row["late_deviance"] == 0.0
     json.dumps(info)  # the record is plain data
 
 
