@@ -40,11 +40,12 @@ from xrfgpu import restore  # noqa: E402
 from xrfgpu.stack import restore_stack  # noqa: E402
 
 
-def evaluate(seed=0, weight=None, guide_evidence_px=None):
+def evaluate(seed=0, weight=None, guide_evidence_px="auto"):
     """Restore one simulated skarn both ways; returns (metrics dict, arrays dict).
 
     ``weight`` fixes the joint prior's λ (iterations still by cross-validation); default automatic.
-    ``guide_evidence_px`` turns on the joint restoration's evidence gate (off by default).
+    ``guide_evidence_px`` is the joint restoration's evidence gate: "auto" (the library's default,
+    ½ of each weak map's PSF σ), a smoothing σ in pixels, or None (no gate).
     """
     counts, truths, psfs, bgs, masks = skarn.observe(seed)
     t0 = time.perf_counter()
@@ -165,12 +166,15 @@ def main(argv=None):
     parser.add_argument("--figure", type=Path, help="PNG of the first seed: raw / independent / joint / truth")
     parser.add_argument("--json", type=Path, help="write all metrics here")
     parser.add_argument("--weight", type=float, help="fix the joint weight λ (default: cross-validation)")
-    parser.add_argument("--guide-evidence", type=float, metavar="PX",
-                        help="gate the guide's field by the weak map's own gradient evidence at this smoothing σ")
+    parser.add_argument("--guide-evidence", default="auto", metavar="PX|auto|off",
+                        help="the evidence gate: 'auto' (default: ½ of each weak map's PSF σ), a smoothing σ in "
+                             "pixels, or 'off'")
     args = parser.parse_args(argv)
     rows = []
     for i, seed in enumerate(args.seeds):
-        m, arrays = evaluate(seed, args.weight, args.guide_evidence)
+        gate = {"auto": "auto", "off": None}.get(args.guide_evidence)
+        m, arrays = evaluate(seed, args.weight, gate if args.guide_evidence in ("auto", "off")
+                             else float(args.guide_evidence))
         rows.append(m)
         if i == 0 and args.figure:
             figure(arrays, m, args.figure)

@@ -181,10 +181,11 @@ def test_the_evidence_gate_keeps_the_guarantees_and_is_recorded(xp, shared_scene
     args = dict(guide=0, background=list(BG), weight=0.05, num_iter=60, return_info=True)
     gated, info = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px=1.5,
                                         **args)
-    plain, _ = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], **args)
+    plain, _ = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px=None,
+                                     **args)
     alone = to_numpy(richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=60, background=BG[1]))
     weak, ungated = to_numpy(gated)[1], to_numpy(plain)[1]
-    assert info["guide_evidence"] == {"smoothing_px": 1.5, "factor": 2.0}
+    assert info["guide_evidence"] == {"smoothing_px": {1: 1.5}, "factor": 2.0, "how": "given"}
     assert not np.allclose(weak, ungated)  # the gate changes the prior
     flat = []
     for r0, c0 in ((4, 4), (4, 24), (52, 52), (28, 2), (54, 26)):
@@ -197,6 +198,23 @@ def test_the_evidence_gate_keeps_the_guarantees_and_is_recorded(xp, shared_scene
     assert np.mean((weak - truth)[inner] ** 2) < 0.8 * np.mean((alone - truth)[inner] ** 2)  # still helps
     with pytest.raises(ValueError, match="guide_evidence"):
         joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px=0.0)
+    with pytest.raises(ValueError, match="guide_evidence"):
+        joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px="psf")
+
+
+def test_the_gate_is_on_by_default_at_half_each_weak_psf_sigma(xp, shared_scene):
+    """Default ``guide_evidence_px="auto"``: the weak map's gate smooths at ½ of its PSF's σ (3 px → 1.5 px),
+    the same restoration as that σ given explicitly, and not the ungated one."""
+    counts, psfs, *_ = shared_scene
+    args = dict(guide=0, background=list(BG), weight=0.05, num_iter=30, return_info=True)
+    stack = [xp.asarray(h) for h in psfs]
+    default, info = joint_richardson_lucy(xp.asarray(counts), stack, **args)
+    given, _ = joint_richardson_lucy(xp.asarray(counts), stack, guide_evidence_px=0.5 * SIGMA[1], **args)
+    ungated, _ = joint_richardson_lucy(xp.asarray(counts), stack, guide_evidence_px=None, **args)
+    assert info["guide_evidence"]["smoothing_px"][1] == pytest.approx(0.5 * SIGMA[1], rel=0.02)
+    assert info["guide_evidence"]["how"].startswith("0.5 x each weak map's PSF sigma")
+    np.testing.assert_allclose(to_numpy(default), to_numpy(given), rtol=0, atol=0.02 * LEVEL[1])
+    assert not np.allclose(to_numpy(default)[1], to_numpy(ungated)[1])
 
 
 def test_a_weak_only_feature_survives(xp, shared_scene):
