@@ -14,20 +14,6 @@
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
-#ifndef XRFGPU_FILTER_GROUP  // columns per thread of the spectrum filter (XRFGPU_COLUMN_LOOP)
-#if defined(XRFGPU_CUDA)
-#define XRFGPU_FILTER_GROUP XRFGPU_GROUP
-#else
-#define XRFGPU_FILTER_GROUP 1
-#endif
-#endif
-#ifndef XRFGPU_RATIO_GROUP  // columns per thread of the ratio and the un-reordering (XRFGPU_COLUMN_LOOP)
-#if defined(XRFGPU_CUDA)
-#define XRFGPU_RATIO_GROUP XRFGPU_GROUP
-#else
-#define XRFGPU_RATIO_GROUP 1
-#endif
-#endif
 // occupancy floors (resident blocks of 256 threads per SM): the compiler keeps the filter's double
 // arithmetic of a group of four within 128 registers (192 unbounded: one block per SM) and the ratio's
 // within 80 (96 unbounded), for float without spilling (nvcc 13, sm_90)
@@ -81,9 +67,9 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
         // twiddles W_N(k) = exp(−iπk / 2N) from the tables (cos πk/2N, sin πk/2N), k = 0 … N
         const double a1r = tw1[2 * k1], a1i = -tw1[2 * k1 + 1];  // W1(k1)
         const double b1r = tw1[2 * j1], b1i = -tw1[2 * j1 + 1];  // W1(j1)
-        XRFGPU_COLUMN_LOOP(c0, half, XRFGPU_FILTER_GROUP) {
-            T bins[XRFGPU_FILTER_GROUP][4];  // P = (k1, k2) and Q = (j1, k2), real and imaginary parts
-            XRFGPU_GROUP_FOR(u, XRFGPU_FILTER_GROUP) {
+        XRFGPU_COLUMN_LOOP(c0, half, XRFGPU_GROUP) {
+            T bins[XRFGPU_GROUP][4];  // P = (k1, k2) and Q = (j1, k2), real and imaginary parts
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long k2 = XRFGPU_COLUMN(c0, u);
                 if (k2 < half) {
                     bins[u][0] = row_k[2 * k2];
@@ -92,7 +78,7 @@ XRFGPU_LOOP void reflect_dct_filter_loop(T* __restrict__ spectrum, const T* __re
                     bins[u][3] = row_j[2 * k2 + 1];
                 }
             }
-            XRFGPU_GROUP_FOR(u, XRFGPU_FILTER_GROUP) {
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long k2 = XRFGPU_COLUMN(c0, u);
                 if (k2 >= half) continue;
                 const long long b = n2 - k2;  // == n2 (no such coefficient) when k2 == 0
@@ -158,10 +144,10 @@ XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict
         const long long dense = p * plane + target * cols;  // the row's flat index in a map, for b and eps
         // column pairs in groups: the group's data and blur are loaded before any ratio is stored (the even
         // targets j < (cols + 1) / 2 and the odd ones cols − 1 − j ≥ cols / 2 never meet)
-        XRFGPU_COLUMN_LOOP(j0, pairs, XRFGPU_RATIO_GROUP) {
-            T y_even[XRFGPU_RATIO_GROUP], y_odd[XRFGPU_RATIO_GROUP], blur_even[XRFGPU_RATIO_GROUP],
-                blur_odd[XRFGPU_RATIO_GROUP];
-            XRFGPU_GROUP_FOR(u, XRFGPU_RATIO_GROUP) {
+        XRFGPU_COLUMN_LOOP(j0, pairs, XRFGPU_GROUP) {
+            T y_even[XRFGPU_GROUP], y_odd[XRFGPU_GROUP], blur_even[XRFGPU_GROUP],
+                blur_odd[XRFGPU_GROUP];
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long j = XRFGPU_COLUMN(j0, u);
                 if (j < pairs) {
                     y_even[u] = src[2 * j];
@@ -172,7 +158,7 @@ XRFGPU_LOOP void rl_ratio_makhoul_loop(const T* __restrict__ data, T* __restrict
                     }
                 }
             }
-            XRFGPU_GROUP_FOR(u, XRFGPU_RATIO_GROUP) {
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long j = XRFGPU_COLUMN(j0, u);
                 if (j >= pairs) continue;
                 const long long even = dense + j;
@@ -201,8 +187,8 @@ XRFGPU_LOOP void makhoul_unorder_loop(const T* __restrict__ canvas, T* __restric
         const long long r = source_row - p * rows;
         const T* from = canvas + (p * rows + makhoul_target(r, rows)) * ld;
         T* to = out + (p * rows + r) * cols;
-        XRFGPU_COLUMN_LOOP(j0, pairs, XRFGPU_RATIO_GROUP) {
-            XRFGPU_GROUP_FOR(u, XRFGPU_RATIO_GROUP) {
+        XRFGPU_COLUMN_LOOP(j0, pairs, XRFGPU_GROUP) {
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long j = XRFGPU_COLUMN(j0, u);
                 if (j < pairs) {
                     to[2 * j] = from[j];

@@ -8,13 +8,6 @@
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
-#ifndef XRFGPU_UPDATE_GROUP  // columns per thread of the row-wise updates (XRFGPU_COLUMN_LOOP)
-#if defined(XRFGPU_CUDA)
-#define XRFGPU_UPDATE_GROUP XRFGPU_GROUP
-#else
-#define XRFGPU_UPDATE_GROUP 1
-#endif
-#endif
 
 namespace xrfgpu {
 
@@ -58,16 +51,16 @@ XRFGPU_LOOP void rl_update_rows_loop(T* __restrict__ estimate, const T* __restri
     XRFGPU_GRID_LOOP_Y(line, lines) {
         T* x = estimate + line * ld;
         const T* c = correction + line * ld;
-        XRFGPU_COLUMN_LOOP(j0, cols, XRFGPU_UPDATE_GROUP) {
-            T xv[XRFGPU_UPDATE_GROUP], cv[XRFGPU_UPDATE_GROUP];
-            XRFGPU_GROUP_FOR(u, XRFGPU_UPDATE_GROUP) {
+        XRFGPU_COLUMN_LOOP(j0, cols, XRFGPU_GROUP) {
+            T xv[XRFGPU_GROUP], cv[XRFGPU_GROUP];
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long j = XRFGPU_COLUMN(j0, u);
                 if (j < cols) {
                     xv[u] = x[j];
                     cv[u] = c[j];
                 }
             }
-            XRFGPU_GROUP_FOR(u, XRFGPU_UPDATE_GROUP) {
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
                 const long long j = XRFGPU_COLUMN(j0, u);
                 if (j < cols) x[j] = rl_update(xv[u], cv[u]);
             }

@@ -24,13 +24,6 @@
 #ifndef XRFGPU_OPS_CUH
 #include "xrfgpu_ops.cuh"
 #endif
-#ifndef XRFGPU_ACCEL_GROUP  // columns per thread of the accelerated update (XRFGPU_COLUMN_LOOP)
-#if defined(XRFGPU_CUDA)
-#define XRFGPU_ACCEL_GROUP XRFGPU_GROUP
-#else
-#define XRFGPU_ACCEL_GROUP 1
-#endif
-#endif
 
 namespace xrfgpu {
 
@@ -54,19 +47,25 @@ XRFGPU_LOOP void rl_extrapolate_dev_loop(const T* __restrict__ x, T* __restrict_
     }
 }
 
-// one element of the update; returns the two products to accumulate
+// one element of the update from its loaded values (point = x_prev[i], correction = work[i], g1[i],
+// x[i]): stores the new x_prev, x and g1 at i and adds the two products to accumulate
 template <typename T>
-XRFGPU_HD void rl_update_accel_at(T* x, T* x_prev, const T* work, T* g1, long long i, double* s12,
-                                  double* s22) {
-    const T point = x_prev[i];
-    const T fresh = rl_update(point, work[i]);
+XRFGPU_HD void rl_update_accel_store(T* x, T* x_prev, T* g1, long long i, T point, T correction, T g1_old, T x_old,
+                                     double* s12, double* s22) {
+    const T fresh = rl_update(point, correction);
     const T change = xg_sub(fresh, point);
-    const T g1_old = g1[i];
-    x_prev[i] = x[i];
+    x_prev[i] = x_old;
     x[i] = fresh;
     g1[i] = change;
     *s12 += (double)change * (double)g1_old;
     *s22 += (double)g1_old * (double)g1_old;
+}
+
+// one element of the update, loaded and stored in place
+template <typename T>
+XRFGPU_HD void rl_update_accel_at(T* x, T* x_prev, const T* work, T* g1, long long i, double* s12,
+                                  double* s22) {
+    rl_update_accel_store<T>(x, x_prev, g1, i, x_prev[i], work[i], g1[i], x[i], s12, s22);
 }
 
 }  // namespace xrfgpu
@@ -92,12 +91,12 @@ __device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T*
     double s12 = 0.0, s22 = 0.0;
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const long long line = base + r * ld;
-        // columns in groups of XRFGPU_ACCEL_GROUP, blockDim.x apart: the group's four maps are loaded first
-        for (long long c0 = threadIdx.x; c0 < cols; c0 += (long long)blockDim.x * XRFGPU_ACCEL_GROUP) {
-            T point[XRFGPU_ACCEL_GROUP], correction[XRFGPU_ACCEL_GROUP], g1_old[XRFGPU_ACCEL_GROUP],
-                x_old[XRFGPU_ACCEL_GROUP];
+        // columns in groups of XRFGPU_GROUP, blockDim.x apart: the group's four maps are loaded first
+        for (long long c0 = threadIdx.x; c0 < cols; c0 += (long long)blockDim.x * XRFGPU_GROUP) {
+            T point[XRFGPU_GROUP], correction[XRFGPU_GROUP], g1_old[XRFGPU_GROUP],
+                x_old[XRFGPU_GROUP];
 #pragma unroll
-            for (int u = 0; u < XRFGPU_ACCEL_GROUP; ++u) {
+            for (int u = 0; u < XRFGPU_GROUP; ++u) {
                 const long long c = c0 + (long long)u * blockDim.x;
                 if (c < cols) {
                     point[u] = x_prev[line + c];
@@ -107,16 +106,11 @@ __device__ __forceinline__ void rl_update_accel_kernel(T* x, T* x_prev, const T*
                 }
             }
 #pragma unroll
-            for (int u = 0; u < XRFGPU_ACCEL_GROUP; ++u) {
+            for (int u = 0; u < XRFGPU_GROUP; ++u) {
                 const long long c = c0 + (long long)u * blockDim.x;
                 if (c < cols) {
-                    const T fresh = xrfgpu::rl_update(point[u], correction[u]);
-                    const T change = xrfgpu::xg_sub(fresh, point[u]);
-                    x_prev[line + c] = x_old[u];
-                    x[line + c] = fresh;
-                    g1[line + c] = change;
-                    s12 += (double)change * (double)g1_old[u];
-                    s22 += (double)g1_old[u] * (double)g1_old[u];
+                    xrfgpu::rl_update_accel_store<T>(x, x_prev, g1, line + c, point[u], correction[u], g1_old[u],
+                                                     x_old[u], &s12, &s22);
                 }
             }
         }

@@ -47,9 +47,9 @@
 // and a kernel first loads the whole group, then computes and stores it, so a thread has G independent
 // loads in flight. One column per thread at a time kept the step kernels of the GPU iteration at half the
 // device's copy bandwidth (an H200, benchmarks/gpu_iteration_parts.py: x ← x·c over 4096² took 0.101 ms
-// in rows of one column per thread, 0.051 ms in groups of four, a copy of the same bytes 0.050 ms). Each
-// kernel file names its group (XRFGPU_*_GROUP, default XRFGPU_GROUP; the host build always uses 1);
-// launch with CudaKernels.grid_rows(row_items, rows, group=...) of the same G (xrfgpu/cuda.py GROUPS).
+// in rows of one column per thread, 0.051 ms in groups of four, a copy of the same bytes 0.050 ms). The
+// kernels use G = XRFGPU_GROUP (the host build: 1); launch them with CudaKernels.grid_rows(row_items,
+// rows, group=CudaKernels.GROUP), the same number (xrfgpu/cuda.py).
 #ifndef XRFGPU_GROUP
 #define XRFGPU_GROUP 4
 #endif

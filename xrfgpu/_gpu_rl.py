@@ -202,14 +202,14 @@ def run(pb, *, num_iter, eps, init, accelerate):
                 iteration(stream)
     # one host wait per call, not per iteration: the buffers, plans and graph outlive the queued work
     stream.synchronize()
-    if ld == cols:
+    if op.engine != "dctfft":
         return pb.finish(x)
     # dctfft: the map in its own order, gathered from the padded reordered estimate in one pass once the
     # iteration's other buffers are released (the map, the estimate and the result at most at once)
     graph = iteration = spectrum = work = x_prev = g1 = None  # noqa: F841 - releases the device buffers
     estimate = cp.empty_like(y)
-    k.function("xrfgpu_makhoul_unorder", dtype)(k.grid_rows((cols + 1) // 2, planes * rows, group=k.GROUP), block,
-                                                 (x, estimate, planes, rows, cols, ld))
+    unorder_fn = k.function("xrfgpu_makhoul_unorder", dtype)
+    unorder_fn(ratio_grid, block, (x, estimate, planes, rows, cols, ld))  # the same walk as the ratio
     return estimate if pb.scale == 1.0 else pb.to_user_units(estimate)
 
 
