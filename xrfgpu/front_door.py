@@ -196,17 +196,27 @@ def sigma_from_map(image, *, background="auto", strict=False):
         The map's gain cannot be measured, a bad background, or (``strict``)
         an uncertain σ.
     """
-    from .psf import estimate_sigma
-
     xp = array_namespace(image)
     y, gain, _ = effective_counts(image, xp=xp)
+    b, _ = _background_in_counts(background, y, gain, xp=xp)
+    return _estimate_sigma(y, b, strict=strict)
+
+
+def _background_in_counts(background, y, gain, *, xp):
+    """``(background in effective counts, how it was obtained)``: estimated from ``y`` for "auto", else
+    the given number or map divided by the map's gain."""
     if isinstance(background, str):
         if background != "auto":
-            raise ValueError(f'background must be "auto" or a number, got {background!r}')
-        b = estimate_background(y)
-    else:
-        b = as_background(background, y, xp=xp)
-        b = b / gain if gain != 1.0 else b
+            raise ValueError(f'background must be "auto", a number or a map, got {background!r}')
+        return estimate_background(y), "estimated from the map (xrfgpu.background.estimate_background)"
+    b = as_background(background, y, xp=xp)
+    return (b / gain if gain != 1.0 else b), "given"
+
+
+def _estimate_sigma(y, b, *, strict):
+    """:func:`xrfgpu.psf.estimate_sigma` of effective counts ``y`` over background ``b`` (a map is not passed)."""
+    from .psf import estimate_sigma
+
     return estimate_sigma(y, background=b if not hasattr(b, "shape") else None, strict=strict)
 
 
@@ -292,8 +302,8 @@ def restore(
         came from the whole map's variance / mean), ``sigma`` (px, the σ
         used), ``sigma_um``, ``sigma_source`` (how σ was obtained), and when
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``,
-        ``sigma_estimated`` (px, before the goal's scale); ``background`` (map units), ``background_source``, ``iterations``,
-        ``cv_iterations``, ``stop``, ``psf_shape``, ``flux_ratio`` (Σ restored
+        ``sigma_estimated`` (px, before the goal's scale); ``background`` (map
+        units), ``background_source``, ``iterations``, ``cv_iterations``, ``stop``, ``psf_shape``, ``flux_ratio`` (Σ restored
         / Σ (map − background), RL), ``seconds`` (time per stage: gain,
         background, sigma, stop, restore).
 
@@ -406,15 +416,7 @@ def restore(
     seconds["gain"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if isinstance(background, str):
-        if background != "auto":
-            raise ValueError(f'background must be "auto", a number or a map, got {background!r}')
-        b = estimate_background(y)
-        info["background_source"] = "estimated from the map (xrfgpu.background.estimate_background)"
-    else:
-        b = as_background(background, y, xp=xp)
-        b = b / gain if gain != 1.0 else b
-        info["background_source"] = "given"
+    b, info["background_source"] = _background_in_counts(background, y, gain, xp=xp)
     info["background"] = (b * gain if gain != 1.0 else b) if not hasattr(b, "shape") else "map"
     seconds["background"] = time.perf_counter() - clock
 
@@ -442,7 +444,7 @@ def restore(
         s = float(sigma_um) / pixel_size_um
         info["sigma_source"] = "given sigma (µm)"
     elif method not in ("blind", "blind-rl"):
-        est = psf_module.estimate_sigma(y, background=b if not hasattr(b, "shape") else None, strict=strict)
+        est = _estimate_sigma(y, b, strict=strict)
     if est is not None:
         s = float(est.sigma)
         info["sigma_source"] = f"estimated from the map (xrfgpu.psf.estimate_sigma, {est.method})"
