@@ -59,13 +59,14 @@ echo "== gpu speed"
 timeout "${BENCH_BUDGET:-150}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_speed.json" \
   --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,numpy,beyond}" > "$OUT/gpu-speed.log" 2>&1
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
-tail -15 "$OUT/gpu-speed.log"
+tail -24 "$OUT/gpu-speed.log"
 
 echo "== iteration parts (each launch of one RL iteration against the copy bandwidth)"
 timeout 120 "$PY" benchmarks/gpu_iteration_parts.py "$OUT/gpu_iteration_parts.json" --sizes 2048,4096,8192 \
   > "$OUT/gpu-iteration-parts.log" 2>&1
 echo "iteration parts rc=$? after $(( $(date +%s) - t0 )) s"
-cut -c1-600 "$OUT/gpu-iteration-parts.log" | tail -4
+grep -v "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-600 | tail -3
+grep "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-400
 
 if [ -z "${NO_PROFILE:-}" ]; then
   echo "== profile (blind_l0 512², restore() 1024²: cProfile and the front door's stage times)"

@@ -217,6 +217,58 @@ def parts(size):
     return result
 
 
+def direct_parts(size, taps=61):
+    """Milliseconds per launch of the real-space separable blur's passes (kernels/separable_blur.cu).
+
+    One plain iteration with ``xrfgpu._gpu_rl.DIRECT_BLUR`` is two row passes, a column pass with the
+    ratio and one with the update (:func:`xrfgpu._gpu_rl.direct_plain_iteration`); ``taps`` is the
+    benchmark PSF's width (61 for σ = 7.5 px). The column pass is also timed when built with other strips
+    (``XRFGPU_STRIP``: output rows per thread), to choose that constant by measurement.
+    """
+    import cupy as cp
+
+    from xrfgpu import cuda
+    from xrfgpu.cuda import kernels
+
+    k = kernels()
+    rows = cols = int(size)
+    rng = cp.random.default_rng(1)
+    y = rng.random((rows, cols), dtype=cp.float32) * 100 + 1
+    x = rng.random((rows, cols), dtype=cp.float32) + 1
+    tmp, work = cp.empty_like(x), cp.empty_like(x)
+    w = cp.asarray(np.hanning(taps + 2)[1:-1] / np.hanning(taps + 2).sum(), dtype=cp.float32)
+    b = k.operand(140.0, y)
+    e = k.operand(1e-12, y)
+    block = (k.BLOCK,)
+    rows_fn = k.function("xrfgpu_blur_rows", cp.float32)
+    cols_fn = k.function("xrfgpu_blur_cols", cp.float32)
+
+    def cols_call(fn, strip, mode, dst):
+        grid = k.grid_rows(cols, -(-rows // strip))
+        return lambda: fn(grid, block, (tmp, dst, w, w.size, 1, rows, cols, mode, y, *b, *e))
+
+    result = {
+        "size": size,
+        "taps": taps,
+        "direct_rows_ms": per_launch_ms(cp, lambda: rows_fn(k.grid_rows(cols, rows, group=k.GROUP), block,
+                                                            (x, tmp, w, w.size, rows, cols))),
+        "direct_cols_ratio_ms": per_launch_ms(cp, cols_call(cols_fn, k.STRIP, 1, work)),
+        "direct_cols_update_ms": per_launch_ms(cp, cols_call(cols_fn, k.STRIP, 2, x)),
+        "copy_ms_map": per_launch_ms(cp, lambda: cp.copyto(work, x)),
+    }
+    result["direct_iteration_sum_ms"] = (2 * result["direct_rows_ms"] + result["direct_cols_ratio_ms"]
+                                         + result["direct_cols_update_ms"])
+    for strip in (8, 32):
+        try:
+            module = cp.RawModule(code=f"#define XRFGPU_STRIP {strip}\n" + cuda.kernel_source("separable_blur.cu"),
+                                  options=cuda.COMPILE_OPTIONS)
+            fn = module.get_function("xrfgpu_blur_cols_f32")
+            result[f"strip{strip}_cols_ratio_ms"] = per_launch_ms(cp, cols_call(fn, strip, 1, work))
+        except Exception as exc:  # noqa: BLE001 - a variant that fails is reported, not fatal
+            result[f"strip{strip}_error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     out = argv[0] if argv else "gpu_iteration_parts.json"
@@ -228,6 +280,13 @@ def main(argv=None):
         row = parts(size)
         rows.append(row)
         print(json.dumps({key: (round(v, 4) if isinstance(v, float) else v) for key, v in row.items()}), flush=True)
+        try:
+            direct = direct_parts(size)
+        except Exception as exc:  # noqa: BLE001 - the real-space blur is measured where it runs
+            direct = {"size": size, "direct_error": f"{type(exc).__name__}: {exc}"}
+        row["direct"] = direct
+        print("direct", json.dumps({key: (round(v, 4) if isinstance(v, float) else v) for key, v in direct.items()}),
+              flush=True)
     with open(out, "w") as fh:
         json.dump(rows, fh, indent=1)
 

@@ -20,6 +20,11 @@ after an untimed warm-up that compiles kernels and builds cuFFT plans):
     * ``floor_canvas`` — four cuFFT real transforms of the engine's own canvas,
     * ``cucim`` — ``cucim.skimage.restoration.richardson_lucy`` (when
       installed) at equal iterations;
+    * ``xrfgpu_direct`` (and ``_accelerated``) — the same call with the
+      real-space separable blur (``xrfgpu._gpu_rl.DIRECT_BLUR``, off by
+      default until measured), with its largest difference from the default
+      engine's result (``direct_max_rel_diff``, relative to the map's maximum)
+      and its memory (``peak_live_x_map_direct*``);
 
     and memory as a multiple of the map's bytes: the peak bytes the call's own
     arrays hold at once, plus the input map (``peak_live_x_map_*``, a memory
@@ -208,6 +213,26 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
 
     row["xrfgpu_s"] = timed(run, reps) / iters
     row["xrfgpu_accelerated_s"] = timed(lambda: run(True), reps) / iters
+    from xrfgpu import _gpu_rl
+
+    def run_direct(accelerate=False):
+        _gpu_rl.DIRECT_BLUR = True
+        try:
+            return run(accelerate)
+        finally:
+            _gpu_rl.DIRECT_BLUR = False
+
+    try:
+        row["xrfgpu_direct_s"] = timed(run_direct, reps) / iters
+        row["xrfgpu_direct_accelerated_s"] = timed(lambda: run_direct(True), reps) / iters
+        reference, direct = run(), run_direct()
+        row["direct_max_rel_diff"] = float(cp.max(cp.abs(direct - reference)) / cp.max(cp.abs(reference)))
+        del reference, direct
+        for key, accelerate in (("direct", False), ("direct_accelerated", True)):
+            live = peak_live_bytes(lambda a=accelerate: run_direct(a))
+            row[f"peak_live_x_map_{key}"] = None if live is None else (live + y.nbytes) / y.nbytes
+    except Exception as exc:  # noqa: BLE001 - the unmeasured engine must not cost the rest of the run
+        row["direct_error"] = f"{type(exc).__name__}: {exc}"
     op = Convolution(hd, y.shape, iterative=True)
     row["engine"] = op.engine
     row["canvas"] = list(op.transform_shape)
@@ -239,6 +264,10 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
     row["xrfgpu_vs_floor_canvas"] = row["xrfgpu_s"] / row["floor_canvas_s"]
     if "cucim_s" in row:
         row["cucim_vs_xrfgpu"] = row["cucim_s"] / row["xrfgpu_s"]
+        if "xrfgpu_direct_s" in row:
+            row["cucim_vs_direct"] = row["cucim_s"] / row["xrfgpu_direct_s"]
+    if "xrfgpu_direct_s" in row:
+        row["direct_vs_default"] = row["xrfgpu_direct_s"] / row["xrfgpu_s"]
     return row
 
 
@@ -402,6 +431,19 @@ def print_table(result):
               f"{r.get('cucim_vs_xrfgpu') or float('nan'):>8.2f} {r['memory_x_map_rl']:>6.1f} "
               f"{r.get('peak_live_x_map_rl') or float('nan'):>6.2f} {r['memory_x_map_rl_accelerated']:>7.1f} "
               f"{r.get('peak_live_x_map_rl_accelerated') or float('nan'):>8.2f}")
+    print(f"{'map':>6} {'direct ms':>10} {'d accel ms':>10} {'direct/x':>9} {'cuCIM/direct':>12} {'max rel diff':>12} "
+          f"{'live x':>6} {'acc live':>8}  (real-space separable blur, DIRECT_BLUR)")
+    for r in result.get("rl", []):
+        if "error" in r:
+            continue
+        if "direct_error" in r:
+            print(f"{r['size']:>6} direct ERROR {r['direct_error']}")
+            continue
+        nan = float("nan")
+        print(f"{r['size']:>6} {1e3 * r['xrfgpu_direct_s']:>10.3f} {1e3 * r['xrfgpu_direct_accelerated_s']:>10.3f} "
+              f"{r['direct_vs_default']:>9.2f} {r.get('cucim_vs_direct') or nan:>12.2f} "
+              f"{r['direct_max_rel_diff']:>12.2e} {r.get('peak_live_x_map_direct') or nan:>6.2f} "
+              f"{r.get('peak_live_x_map_direct_accelerated') or nan:>8.2f}")
     s = result.get("stack")
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "

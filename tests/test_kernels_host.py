@@ -15,6 +15,7 @@ float64. Scalar parameters are rounded to the array dtype exactly as
 from __future__ import annotations
 
 import ctypes
+import sys
 import shutil
 import subprocess
 
@@ -64,6 +65,8 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_dtv_dual": [P, P, P, P, LL, P, LL, LL],
     "xrfgpu_rl_ratio_makhoul": [P, P, LL, LL, LL, LL, P, LL, LL, P, LL, LL],
     "xrfgpu_makhoul_unorder": [P, P, LL, LL, LL, LL],
+    "xrfgpu_blur_rows": [P, P, P, LL, LL, LL],
+    "xrfgpu_blur_cols": [P, P, P, LL, LL, LL, LL, I, P, P, LL, LL, P, LL, LL],
 }
 
 
@@ -605,3 +608,265 @@ def test_launch_group_matches_the_kernel_header():
     device_groups = re.findall(r"#define XRFGPU_GROUP (\d+)", header)
     assert device_groups[0] == str(cuda.CudaKernels.GROUP)  # the device branch comes first
     assert device_groups[1] == "1"  # the host build walks one column at a time
+
+
+# ---- the real-space separable blur (kernels/separable_blur.cu) ---------------------------------------------
+def symmetric_taps(rng, k):
+    """Random positive symmetric taps of odd length ``k`` (float64)."""
+    half = rng.random(k // 2 + 1) + 0.05
+    return np.concatenate([half[:0:-1], half])
+
+
+def blur_passes(lib, dtype, background=0.0, eps=1e-9):
+    """Host launchers of the two passes, bound like xrfgpu._gpu_rl._run_direct binds the device ones."""
+
+    def bind(u, v, y):
+        planes = y.size // (y.shape[-2] * y.shape[-1])
+        rows, cols = y.shape[-2:]
+        b = np.ascontiguousarray(np.broadcast_to(np.asarray(background, dtype), (1,) if np.ndim(background) == 0
+                                                 else np.shape(background)), dtype=dtype)
+        b_plane = 1 if b.size == 1 or b.ndim == 2 else rows * cols
+        e = np.full(1, eps, dtype)
+        u, v = u.astype(dtype), v.astype(dtype)
+
+        def rows_pass(src, dst):
+            call(lib, "xrfgpu_blur_rows", dtype, src, dst, v, v.size, planes * rows, cols)
+
+        def cols_pass(src, dst, mode):
+            call(lib, "xrfgpu_blur_cols", dtype, src, dst, u, u.size, planes, rows, cols, mode, y, b, b.size,
+                 b_plane, e, 1, 1)
+
+        return rows_pass, cols_pass
+
+    return bind
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape, ku, kv", [((2, 37, 50), 7, 31), ((1, 5, 9), 11, 3), ((3, 64, 33), 61, 1),
+                                           ((1, 16, 17), 33, 35), ((2, 23, 40), 1, 13)])
+def test_blur_passes_equal_scipy_reflect_correlation(lib, dtype, shape, ku, kv):
+    """Each pass is scipy.ndimage.correlate1d(mode='reflect') along its axis, up to rounding (taps up to k//2 = n)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(ku * 100 + kv)
+    x = rng.random(shape) * 100
+    u, v = symmetric_taps(rng, ku), symmetric_taps(rng, kv)
+    rows_pass, cols_pass = blur_passes(lib, dtype)(u, v, x.astype(dtype))
+    tol = dict(rtol=1e-12, atol=0) if dtype == np.float64 else dict(rtol=2e-6, atol=0)
+    along_rows = np.empty_like(x, dtype=dtype)
+    rows_pass(x.astype(dtype), along_rows)
+    np.testing.assert_allclose(along_rows, ndimage.correlate1d(x, v, axis=-1, mode="reflect"), **tol)
+    along_cols = np.empty_like(x, dtype=dtype)
+    cols_pass(x.astype(dtype), along_cols, 0)
+    np.testing.assert_allclose(along_cols, ndimage.correlate1d(x, u, axis=-2, mode="reflect"), **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("per_map", [False, True])
+def test_blur_column_epilogues_are_the_rl_ratio_and_update(lib, dtype, per_map):
+    """Mode 1 stores rl_ratio(y, blur, b, eps) and mode 2 rl_update(x, blur) over x, bit for bit."""
+    from xrfgpu import _gpu_rl
+
+    rng = np.random.default_rng(5)
+    shape = (2, 29, 41)
+    src = (rng.random(shape) * 50).astype(dtype)
+    y = rng.poisson(40, shape).astype(dtype)
+    y[0, :3] = 0
+    src[1, 4:6] = 0  # blur 0 + b = b; with b = 0 the guard acts
+    background = np.array([[[0.0]], [[2.5]]], dtype) if per_map else 1.5
+    eps = 1e-6
+    u, v = symmetric_taps(rng, 9), symmetric_taps(rng, 5)
+    rows_pass, cols_pass = blur_passes(lib, dtype, background, eps)(u, v, y)
+    blurred = np.empty_like(src)
+    cols_pass(src, blurred, _gpu_rl.BLUR)
+    ratio = np.empty_like(src)
+    cols_pass(src, ratio, _gpu_rl.RATIO)
+    assert_same(ratio, ew.rl_ratio(y, blurred.copy(), background, eps, xp=np), dtype)
+    x = (rng.random(shape) + 0.5).astype(dtype)
+    expected = ew.rl_update(x, blurred.copy(), xp=np)
+    cols_pass(src, x, _gpu_rl.UPDATE)
+    assert_same(x, expected, dtype)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_direct_rl_iteration_equals_numpy_richardson_lucy(lib, batch):
+    """xrfgpu._gpu_rl's real-space iteration, run on the host kernels, is RL of the reflect engines (float64)."""
+    from xrfgpu import _gpu_rl, richardson_lucy
+    from xrfgpu.fft import Convolution
+    from xrfgpu.psf import gaussian
+
+    rng = np.random.default_rng(11)
+    shape = (2, 40, 52) if batch else (40, 52)
+    truth = np.zeros(shape)
+    truth[..., 10:25, 8:30] = 60.0
+    truth[..., 30:33, 35:50] = 120.0
+    psf = gaussian(None, 2.2, sigma_y=1.4)  # elongated: a swap of the axes' taps would show
+    assert psf.shape[0] != psf.shape[1]
+    background = 3.0
+    blurred = Convolution(psf, shape[-2:], iterative=True).forward(truth) + background
+    y = rng.poisson(blurred).astype(np.float64)
+    op = Convolution(psf, shape[-2:], iterative=True, engine="dctfft")
+    taps = _gpu_rl.direct_taps(op)
+    assert taps is not None
+    u, v = taps
+    np.testing.assert_allclose(np.outer(u, v), psf, rtol=1e-12, atol=1e-15)  # the taps are the PSF's factors
+    eps, num_iter = 1e-9, 25
+    level = y.mean(axis=(-2, -1), keepdims=True)  # richardson_lucy's start, map by map
+    x = np.ascontiguousarray(np.broadcast_to(np.maximum(level - background, 1e-3 * level), shape))
+    tmp, work = np.empty_like(y), np.empty_like(y)
+    rows_pass, cols_pass = blur_passes(lib, np.float64, background, eps)(u, v, y)
+    for _ in range(num_iter):
+        _gpu_rl.direct_plain_iteration(rows_pass, cols_pass, x, tmp, work)
+    maps = y if batch else y[None]
+    expected = np.stack([richardson_lucy(m, psf, num_iter=num_iter, background=background, filter_epsilon=eps)
+                         for m in maps]).reshape(shape)
+    np.testing.assert_allclose(x, expected, rtol=1e-9, atol=1e-9 * float(expected.max()))
+    # the accelerated path's blurs give Aᵀ(y / (A x + b)) of the same operator
+    point = x.copy()
+    rows_pass, cols_pass = blur_passes(lib, np.float64, background, eps)(u, v, y)
+    _gpu_rl.direct_accelerated_blurs(rows_pass, cols_pass, point, tmp, work)
+    blur = Convolution(psf, shape[-2:], iterative=True, engine="extended")  # on the map's own grid
+    reference = blur.adjoint(y / np.maximum(blur.forward(point) + background, eps))
+    np.testing.assert_allclose(work, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_direct_taps_only_for_separable_symmetric_psfs_within_one_reflection():
+    from xrfgpu import _gpu_rl
+    from xrfgpu.fft import Convolution
+    from xrfgpu.psf import gaussian
+
+    round_psf = gaussian(None, 1.5)
+    assert _gpu_rl.direct_taps(Convolution(round_psf, (30, 30), iterative=True, engine="dctfft")) is not None
+    # too wide for one reflection of a 4-row map
+    assert _gpu_rl.direct_taps(Convolution(round_psf, (4, 30), iterative=True, engine="dctfft")) is None
+    # an elongated, axis-aligned Gaussian is separable; a symmetric but non-separable PSF is not
+    box_cross = np.zeros((5, 5))
+    box_cross[2, :] = box_cross[:, 2] = 1.0
+    box_cross /= box_cross.sum()
+    assert _gpu_rl.direct_taps(Convolution(box_cross, (30, 30), iterative=True, engine="dctfft")) is None
+    # a stack: one PSF shared by every map takes it, different PSFs do not
+    same = np.stack([round_psf] * 3)
+    assert _gpu_rl.direct_taps(Convolution(same, (30, 30), iterative=True, engine="dctfft"))[0].shape == (round_psf.shape[0],)
+    different = np.stack([round_psf, gaussian(round_psf.shape, 1.1)])
+    assert _gpu_rl.direct_taps(Convolution(different, (30, 30), iterative=True, engine="dctfft")) is None
+    # other engines never take it
+    assert _gpu_rl.direct_taps(Convolution(round_psf, (30, 30), iterative=True, engine="extended")) is None
+
+
+def test_column_strip_matches_the_kernel_header():
+    """The launch shape's strip (CudaKernels.STRIP) is the kernel's XRFGPU_STRIP: one number, stated twice."""
+    import re
+
+    from xrfgpu import cuda
+
+    source = (cuda.kernel_dir() / "separable_blur.cu").read_text()
+    assert re.findall(r"#define XRFGPU_STRIP (\d+)", source) == [str(cuda.CudaKernels.STRIP)]
+
+
+class _HostArray(np.ndarray):
+    """A NumPy array with CuPy's ``.data.ptr`` (the device pointer the GPU iteration hands to memset)."""
+
+    @property
+    def data(self):
+        import types
+
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+
+def _host_cupy(lib):
+    """A stand-in for the parts of CuPy that xrfgpu._gpu_rl._run_direct and CudaKernels use.
+
+    Arrays are NumPy arrays; ``RawModule`` hands back the host build of the same kernel file, so a
+    launch ``fn(grid, block, args)`` runs the kernel's loop over every element with ``args`` passed
+    exactly as the GPU iteration passes them. Graph capture is refused (the launches then run eagerly,
+    as they do on a device that refuses it).
+    """
+    import types
+
+    def wrap(a):
+        return np.asarray(a).view(_HostArray)
+
+    class Module:
+        def __init__(self, code, options):
+            pass
+
+        def get_function(self, full_name):
+            name, suffix = full_name.rsplit("_", 1)
+            dtype = np.float32 if suffix == "f32" else np.float64
+            return lambda grid, block, args: call(lib, name, dtype, *args)
+
+    class Stream:
+        ptr = 0
+
+        def __init__(self, non_blocking=False):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def record(self):
+            return None
+
+        def wait_event(self, event):
+            pass
+
+        def begin_capture(self):
+            raise RuntimeError("no graphs on the host")
+
+        def synchronize(self):
+            pass
+
+    runtime = types.SimpleNamespace(
+        memsetAsync=lambda ptr, value, nbytes, stream: ctypes.memset(ptr, value, nbytes),
+        getDeviceProperties=lambda device: {"multiProcessorCount": 4})
+    cuda = types.SimpleNamespace(Stream=Stream, get_current_stream=Stream, runtime=runtime)
+    return types.SimpleNamespace(
+        ndarray=np.ndarray, dtype=np.dtype, float64=np.float64, RawModule=Module, cuda=cuda,
+        ascontiguousarray=lambda a: wrap(np.ascontiguousarray(a)),
+        asarray=lambda a, dtype=None: wrap(np.asarray(a, dtype=dtype)),
+        empty_like=lambda a: wrap(np.empty_like(a)), zeros_like=lambda a: wrap(np.zeros_like(a)),
+        zeros=lambda shape, dtype=float: wrap(np.zeros(shape, dtype)),
+        full=lambda shape, value, dtype=float: wrap(np.full(shape, value, dtype)))
+
+
+@pytest.mark.parametrize("accelerate", [False, True])
+@pytest.mark.parametrize("background", ["scalar", "map"])
+def test_gpu_direct_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(lib, monkeypatch, accelerate,
+                                                                              background):
+    """xrfgpu._gpu_rl._run_direct itself (buffers, launch arguments, epilogue modes, accelerated update),
+    with every launch run by the host build of the kernels, equals NumPy's richardson_lucy (float64)."""
+    from xrfgpu import _gpu_rl, richardson_lucy
+    from xrfgpu._problem import Problem
+    from xrfgpu.cuda import CudaKernels
+    from xrfgpu.psf import gaussian
+
+    rng = np.random.default_rng(21)
+    shape = (2, 36, 45)
+    truth = np.zeros(shape)
+    truth[:, 8:20, 10:30] = 50.0
+    truth[1, 25:29, 5:40] = 90.0
+    psf = gaussian(None, 1.9, sigma_y=1.3)
+    psf = psf / psf.sum()
+    b = 4.0 if background == "scalar" else np.linspace(3.0, 5.0, shape[-1])[None, :] * np.ones(shape[-2:])
+    from scipy import ndimage
+
+    y = rng.poisson(np.stack([ndimage.convolve(t, psf, mode="reflect") for t in truth]) + b).astype(np.float64)
+    fake = _host_cupy(lib)
+    k = CudaKernels(fake, 0)
+    pb = Problem.from_validated(y, np.stack([psf, psf]), b, iterative=True)
+    pb.op = type(pb.op)(np.stack([psf, psf]), shape[-2:], iterative=True, engine="dctfft")
+    taps = _gpu_rl.direct_taps(pb.op)
+    assert taps is not None
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    eps, num_iter = 1e-9, 20
+    level = y.mean(axis=(-2, -1), keepdims=True)
+    init = np.maximum(level - np.mean(b), 1e-3 * level)
+    got = _gpu_rl._run_direct(pb, k, taps, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate)
+    monkeypatch.delitem(sys.modules, "cupy")
+    for m in range(shape[0]):
+        expected = richardson_lucy(y[m], psf, num_iter=num_iter, background=b, filter_epsilon=eps,
+                                   accelerate=accelerate)
+        np.testing.assert_allclose(np.asarray(got[m]), expected, rtol=0, atol=1e-8 * float(expected.max()))

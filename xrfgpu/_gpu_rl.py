@@ -46,6 +46,13 @@ __all__ = ["applies", "run"]
 
 # set to False to run the same launches without graph capture (tests, benchmarks)
 USE_GRAPHS = True
+# set to True to blur a separable, axis-symmetric PSF in real space (kernels/separable_blur.cu) instead of by
+# the reordered-DCT transforms: the same operator, no FFT. Off until its speed is measured on a GPU
+# (benchmarks/gpu_iteration_parts.py times both); the host build of the kernels is tested on every run.
+DIRECT_BLUR = False
+
+# epilogues of the column pass (kernels/separable_blur.cu): store the blur, the RL ratio, or the update x · blur
+BLUR, RATIO, UPDATE = 0, 1, 2
 
 
 def applies(pb, *, tv, track, callback) -> bool:
@@ -61,6 +68,52 @@ def applies(pb, *, tv, track, callback) -> bool:
     return str(pb.image.dtype) in ("float32", "float64")
 
 
+def direct_taps(op):
+    """The 1-D tap vectors ``(u, v)`` of the real-space blur of ``op``, or None where it does not apply.
+
+    It applies to the ``"dctfft"`` engine's separable PSFs (one PSF for every map of a stack, odd and
+    symmetric along both axes: A is symmetric, so the adjoint is the same two passes) whose half-widths stay within one
+    reflection of the map (``k // 2 ≤ n`` along each axis).
+    """
+    taps = getattr(op, "separable_taps", None)
+    if op.engine != "dctfft" or taps is None:
+        return None
+    u, v = taps
+    if u.ndim > 1 or v.ndim > 1:  # a stack: one PSF shared by every map (the kernels take one tap vector)
+        u, v = u.reshape(-1, u.shape[-1]), v.reshape(-1, v.shape[-1])
+        if (u != u[0]).any() or (v != v[0]).any():
+            return None
+        u, v = u[0], v[0]
+    if u.size % 2 == 0 or v.size % 2 == 0:
+        return None
+    rows, cols = op.shape
+    if u.size // 2 > rows or v.size // 2 > cols:
+        return None
+    return u, v
+
+
+def direct_plain_iteration(rows_pass, cols_pass, x, tmp, work):
+    """One plain RL iteration with the real-space blur: ``x ← x · Aᵀ(y / max(A x + b, eps))``.
+
+    ``rows_pass(src, dst)`` correlates each row with the column taps v; ``cols_pass(src, dst, mode)``
+    correlates each column with the row taps u and applies the epilogue ``mode`` (BLUR, RATIO with the
+    map, background and guard bound into it, UPDATE over ``dst``). A = A_cols ⊗ A_rows is symmetric.
+    The GPU iteration calls it with kernel launches, tests/test_kernels_host.py with the host build.
+    """
+    rows_pass(x, tmp)
+    cols_pass(tmp, work, RATIO)  # work = y / max(A x + b, eps)
+    rows_pass(work, tmp)
+    cols_pass(tmp, x, UPDATE)  # x ← x · Aᵀ work
+
+
+def direct_accelerated_blurs(rows_pass, cols_pass, point, tmp, work):
+    """``work = Aᵀ(y / max(A point + b, eps))`` with the real-space blur (the accelerated update follows)."""
+    rows_pass(point, tmp)
+    cols_pass(tmp, work, RATIO)
+    rows_pass(work, tmp)
+    cols_pass(tmp, work, BLUR)
+
+
 def run(pb, *, num_iter, eps, init, accelerate):
     """Run ``num_iter`` RL iterations of ``pb`` on its device; returns the restored map, in the caller's units."""
     import cupy as cp
@@ -70,6 +123,9 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
     k = kernels()
     op = pb.op
+    taps = direct_taps(op) if DIRECT_BLUR else None
+    if taps is not None:
+        return _run_direct(pb, k, taps, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate)
     # dctfft: the map itself, read in Makhoul order by the ratio kernel (no reordered copy is made);
     # extended: the map's data as the canvas kernels read it
     y = cp.ascontiguousarray(pb.image if op.engine == "dctfft" else pb.data)
@@ -190,6 +246,77 @@ def run(pb, *, num_iter, eps, init, accelerate):
             adjoint()
             update_fn(update_grid, block, (x, work, planes * rows, cols, ld))
 
+    _replay(iteration, num_iter)
+    if op.engine != "dctfft":
+        return pb.finish(x)
+    # dctfft: the map in its own order, gathered from the padded reordered estimate in one pass once the
+    # iteration's other buffers are released (the map, the estimate and the result at most at once)
+    iteration = spectrum = work = x_prev = g1 = None  # noqa: F841 - releases the device buffers
+    estimate = cp.empty_like(y)
+    unorder_fn = k.function("xrfgpu_makhoul_unorder", dtype)
+    unorder_fn(ratio_grid, block, (x, estimate, planes, rows, cols, ld))  # the same walk as the ratio
+    return estimate if pb.scale == 1.0 else pb.to_user_units(estimate)
+
+
+def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
+    """:func:`run` with the real-space separable blur (kernels/separable_blur.cu) on the map's own grid.
+
+    Buffers: the map, the estimate and two work maps (with acceleration also the previous point and the
+    last change); no FFT plan, no spectrum. The result is in the map's own order.
+    """
+    import cupy as cp
+
+    y = cp.ascontiguousarray(pb.image)
+    dtype = y.dtype
+    rows, cols = (int(n) for n in y.shape[-2:])
+    planes = y.size // (rows * cols)
+    block = (k.BLOCK,)
+    u, v = (cp.asarray(t, dtype=dtype) for t in taps)
+    b_arg = k.operand(pb.background, y)
+    e_arg = k.operand(eps, y)
+    if b_arg is None or e_arg is None:
+        raise ValueError(f"background/guard does not broadcast over the maps of shape {tuple(y.shape)}")
+    x = cp.empty_like(y)
+    x[...] = init
+    tmp = cp.empty_like(y)
+    work = cp.empty_like(y)
+    rows_fn = k.function("xrfgpu_blur_rows", dtype)
+    cols_fn = k.function("xrfgpu_blur_cols", dtype)
+    rows_grid = k.grid_rows(cols, planes * rows, group=k.GROUP)
+    cols_grid = k.grid_rows(cols, planes * (-(-rows // k.STRIP)))  # a thread per column and strip of rows
+
+    def rows_pass(src, dst):
+        rows_fn(rows_grid, block, (src, dst, v, v.size, planes * rows, cols))
+
+    def cols_pass(src, dst, mode):
+        cols_fn(cols_grid, block, (src, dst, u, u.size, planes, rows, cols, mode, y, *b_arg, *e_arg))
+
+    if accelerate:
+        x_prev = x.copy()
+        g1 = cp.zeros_like(x)
+        acc = cp.zeros(2 * planes, dtype=cp.float64)
+        extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
+        update_fn = k.function("xrfgpu_rl_update_accel", dtype)
+        update_grid = (k.grid(rows * k.BLOCK, share=planes), planes)
+        extrapolate_grid = k.grid_rows(x.size // planes, planes)
+
+        def iteration(stream):
+            extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, x.size, x.size // planes))
+            direct_accelerated_blurs(rows_pass, cols_pass, x_prev, tmp, work)
+            cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
+            update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, rows, cols, cols))
+    else:
+        def iteration(stream):
+            direct_plain_iteration(rows_pass, cols_pass, x, tmp, work)
+
+    _replay(iteration, num_iter)
+    return x if pb.scale == 1.0 else pb.to_user_units(x)
+
+
+def _replay(iteration, num_iter):
+    """Run ``iteration`` ``num_iter`` times on a stream of its own, as one captured graph where possible."""
+    import cupy as cp
+
     caller = cp.cuda.get_current_stream()
     stream = cp.cuda.Stream(non_blocking=True)
     stream.wait_event(caller.record())
@@ -200,17 +327,8 @@ def run(pb, *, num_iter, eps, init, accelerate):
                 graph.launch(stream)
             else:
                 iteration(stream)
-    # one host wait per call, not per iteration: the buffers, plans and graph outlive the queued work
+    # one host wait per call, not per iteration: the buffers and graph outlive the queued work
     stream.synchronize()
-    if op.engine != "dctfft":
-        return pb.finish(x)
-    # dctfft: the map in its own order, gathered from the padded reordered estimate in one pass once the
-    # iteration's other buffers are released (the map, the estimate and the result at most at once)
-    graph = iteration = spectrum = work = x_prev = g1 = None  # noqa: F841 - releases the device buffers
-    estimate = cp.empty_like(y)
-    unorder_fn = k.function("xrfgpu_makhoul_unorder", dtype)
-    unorder_fn(ratio_grid, block, (x, estimate, planes, rows, cols, ld))  # the same walk as the ratio
-    return estimate if pb.scale == 1.0 else pb.to_user_units(estimate)
 
 
 def _capture(stream, iteration):

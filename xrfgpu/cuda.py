@@ -62,6 +62,7 @@ KERNEL_FILES = {
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
     "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
     "dtv.cu": ("xrfgpu_dtv_dual",),
+    "separable_blur.cu": ("xrfgpu_blur_rows", "xrfgpu_blur_cols"),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any
@@ -70,6 +71,8 @@ COMPILE_OPTIONS = ("--std=c++17", "--fmad=false", "--ftz=false", "--prec-div=tru
 _BLOCK = 256
 # columns per thread of the kernels written with XRFGPU_COLUMN_LOOP (XRFGPU_GROUP in xrfgpu_ops.cuh)
 _GROUP = 4
+# output rows per thread of the real-space column pass (XRFGPU_STRIP in kernels/separable_blur.cu)
+_STRIP = 16
 
 
 def kernel_dir() -> Path:
@@ -190,6 +193,7 @@ class CudaKernels:
 
     BLOCK = _BLOCK
     GROUP = _GROUP
+    STRIP = _STRIP
 
     def grid(self, n: int, share: int = 1) -> int:
         """Blocks for a grid-stride loop over ``n`` items: enough to cover them, at most 32 per SM

@@ -439,6 +439,9 @@ class Convolution:
         if self.transform_shape is None:
             self.transform_shape = self.canvas_shape
         self.dct_factors = None
+        # "dctfft" with a separable PSF: its 1-D tap vectors (u along the rows axis, v·Σh along the columns;
+        # float64 on the host), which the GPU iteration's real-space blur reads (xrfgpu._gpu_rl)
+        self.separable_taps = None
         factors = None
         if engine == "dctfft":  # the engine choice has factored the PSF already where NumPy lines could use it
             factors = self._factors if self._factors is not None else separable_factors(psf)
@@ -452,6 +455,7 @@ class Convolution:
             cols_l = psf_to_dct_eigenvalues(xp.asarray((v * total[..., 0])[..., None, :], dtype=psf.dtype,
                                                        device=dev), (1, self.shape[1]), xp=xp)
             self.dct_factors = (rows_l, cols_l)
+            self.separable_taps = (np.asarray(u, dtype=np.float64), np.asarray(v * total[..., 0], dtype=np.float64))
             self._otf = self._otf_conj = None
         elif engine in ("dct", "dctfft"):
             self.otf = psf_to_dct_eigenvalues(psf, self.shape, xp=xp)

@@ -1,0 +1,155 @@
+// separable_blur.cu — the reflect-boundary blur of a separable, axis-symmetric PSF h = u vᵀ in real space,
+// one axis at a time, for the GPU Richardson–Lucy iteration (xrfgpu/_gpu_rl.py, the "direct" blur).
+//
+// A PSF symmetric along both axes gives a symmetric blur operator A (Aᵀ = A) with the half-sample
+// reflect boundary, the operator that the DCT engines diagonalise (xrfgpu/fft.py). For a separable one
+// A = A_cols ⊗ A_rows, and each factor is a correlation of a line with an odd, symmetric tap vector w of
+// length k = 2c + 1 on the reflected line:
+//
+//     out[i] = Σ_{t=0}^{k−1} w[t] · in[reflect(i + t − c)],  reflect(m) = −m − 1 (m < 0), 2n − 1 − m (m ≥ n),
+//
+// valid while c ≤ n (one reflection; the caller checks). Every output sums its k products in the order
+// t = 0, 1, …, k − 1 with one fused multiply-add each (xg_fma), on the device and on the host alike, so
+// the host build of this file (tests/test_kernels_host.py) computes the device's numbers; the reference
+// it is compared with is scipy.ndimage.correlate1d(mode="reflect").
+//
+// Two passes per blur:
+//   * xrfgpu_blur_rows: along each row (the contiguous axis), one output per thread and column group,
+//     every tap a coalesced load of the warp's consecutive columns;
+//   * xrfgpu_blur_cols: along each column, one column per thread and a strip of XRFGPU_STRIP outputs per
+//     thread, the strip's window kept in a shift register: per tap one load of the input, one uniform
+//     load of the tap and XRFGPU_STRIP fused multiply-adds (a thread per output would load k inputs per
+//     output). Its epilogue is one of the RL steps, fused: mode 0 stores the blur, mode 1 the ratio
+//     y / max(blur + b, eps) (rl_ratio), mode 2 the update x · blur over x (rl_update).
+#ifndef XRFGPU_OPS_CUH
+#include "xrfgpu_ops.cuh"
+#endif
+// outputs per thread of the column pass (a compile-time constant: the shift register lives in registers)
+#ifndef XRFGPU_STRIP
+#define XRFGPU_STRIP 16
+#endif
+#if defined(XRFGPU_CUDA)
+#define XRFGPU_UNROLL _Pragma("unroll")
+#else
+#define XRFGPU_UNROLL
+#endif
+
+namespace xrfgpu {
+
+// index of sample m of a length-n line extended by half-sample reflection (|m| within one reflection)
+XRFGPU_HD long long reflect_once(long long m, long long n) { return (m < 0) ? -m - 1 : ((m >= n) ? 2 * n - 1 - m : m); }
+
+// Σ_t w[t] · line(i + t − c) for one output of the row pass; `row` is the map's row, n its length
+template <typename T>
+XRFGPU_HD T correlate_row_at(const T* __restrict__ row, long long n, long long i, const T* __restrict__ w,
+                             long long k, long long c) {
+    T acc = T(0);
+    const long long first = i - c;
+    if (first >= 0 && first + k <= n) {  // interior: no reflection
+        const T* in = row + first;
+        for (long long t = 0; t < k; ++t) acc = xg_fma(w[t], in[t], acc);
+    } else {
+        for (long long t = 0; t < k; ++t) acc = xg_fma(w[t], row[reflect_once(first + t, n)], acc);
+    }
+    return acc;
+}
+
+template <typename T>
+XRFGPU_LOOP void blur_rows_loop(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ w,
+                                long long k, long long lines, long long cols) {
+    const long long c = k / 2;
+    XRFGPU_GRID_LOOP_Y(line, lines) {
+        const T* row = src + line * cols;
+        T* out = dst + line * cols;
+        XRFGPU_COLUMN_LOOP(j0, cols, XRFGPU_GROUP) {
+            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
+                const long long j = XRFGPU_COLUMN(j0, u);
+                if (j < cols) out[j] = correlate_row_at(row, cols, j, w, k, c);
+            }
+        }
+    }
+}
+
+// The column pass over a strip of XRFGPU_STRIP rows [i0, i0 + S) of one column of one map. For tap t the
+// register window holds win[q] = in[reflect(i0 + q + t − c)], q < S: out[i0 + q] += w[t] · win[q], then the
+// window moves down one row (a register shift, unrolled) and its last slot loads the next input row.
+template <typename T>
+XRFGPU_HD void correlate_column_strip(const T* __restrict__ column, long long cols, long long n, long long i0,
+                                      const T* __restrict__ w, long long k, long long c, T* acc) {
+    T win[XRFGPU_STRIP];
+    XRFGPU_UNROLL for (int q = 0; q < XRFGPU_STRIP; ++q) {
+        acc[q] = T(0);
+        const long long m = i0 + q - c;  // ≥ −c ≥ −n; past 2n − 1 only in slots past the map (n < S)
+        win[q] = (m < 2 * n) ? column[reflect_once(m, n) * cols] : T(0);
+    }
+    for (long long t = 0; t < k; ++t) {
+        const T wt = w[t];
+        XRFGPU_UNROLL for (int q = 0; q < XRFGPU_STRIP; ++q) acc[q] = xg_fma(wt, win[q], acc[q]);
+        if (t + 1 < k) {
+            XRFGPU_UNROLL for (int q = 0; q + 1 < XRFGPU_STRIP; ++q) win[q] = win[q + 1];
+            // row i0 + S + t − c of the reflected column; rows past 2n − 1 only feed strip slots past the map
+            const long long m = i0 + XRFGPU_STRIP + t - c;
+            win[XRFGPU_STRIP - 1] = (m < 2 * n) ? column[reflect_once(m, n) * cols] : T(0);
+        }
+    }
+}
+
+template <typename T>
+XRFGPU_LOOP void blur_cols_loop(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ w, long long k,
+                                long long planes, long long rows, long long cols, int mode,
+                                const T* __restrict__ data, const T* __restrict__ background, long long b_size,
+                                long long b_plane, const T* __restrict__ eps, long long e_size, long long e_plane) {
+    const long long c = k / 2;
+    const long long strips = (rows + XRFGPU_STRIP - 1) / XRFGPU_STRIP;
+    const long long plane = rows * cols;
+    // strips (map p, first row i0) along the grid's second dimension, one column per thread along the first
+    XRFGPU_GRID_LOOP_Y(s, planes * strips) {
+        const long long p = s / strips;
+        const long long i0 = (s - p * strips) * XRFGPU_STRIP;
+        const T* in = src + p * plane;
+        XRFGPU_GRID_LOOP(j, cols) {
+            T acc[XRFGPU_STRIP];
+            correlate_column_strip(in + j, cols, rows, i0, w, k, c, acc);
+            XRFGPU_UNROLL for (int q = 0; q < XRFGPU_STRIP; ++q) {
+                const long long i = i0 + q;
+                if (i < rows) {
+                    const long long at = p * plane + i * cols + j;
+                    if (mode == 0) {
+                        dst[at] = acc[q];
+                    } else if (mode == 1) {
+                        dst[at] = rl_ratio(data[at], acc[q], background[bcast_index(at, b_size, b_plane)],
+                                           eps[bcast_index(at, e_size, e_plane)]);
+                    } else {
+                        dst[at] = rl_update(dst[at], acc[q]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace xrfgpu
+
+XRFGPU_KERNEL xrfgpu_blur_rows_f32(const float* src, float* dst, const float* w, long long k, long long lines,
+                                   long long cols) {
+    xrfgpu::blur_rows_loop<float>(src, dst, w, k, lines, cols);
+}
+XRFGPU_KERNEL xrfgpu_blur_rows_f64(const double* src, double* dst, const double* w, long long k, long long lines,
+                                   long long cols) {
+    xrfgpu::blur_rows_loop<double>(src, dst, w, k, lines, cols);
+}
+
+XRFGPU_KERNEL xrfgpu_blur_cols_f32(const float* src, float* dst, const float* w, long long k, long long planes,
+                                   long long rows, long long cols, int mode, const float* data,
+                                   const float* background, long long b_size, long long b_plane, const float* eps,
+                                   long long e_size, long long e_plane) {
+    xrfgpu::blur_cols_loop<float>(src, dst, w, k, planes, rows, cols, mode, data, background, b_size, b_plane, eps,
+                                  e_size, e_plane);
+}
+XRFGPU_KERNEL xrfgpu_blur_cols_f64(const double* src, double* dst, const double* w, long long k, long long planes,
+                                   long long rows, long long cols, int mode, const double* data,
+                                   const double* background, long long b_size, long long b_plane,
+                                   const double* eps, long long e_size, long long e_plane) {
+    xrfgpu::blur_cols_loop<double>(src, dst, w, k, planes, rows, cols, mode, data, background, b_size, b_plane, eps,
+                                   e_size, e_plane);
+}
