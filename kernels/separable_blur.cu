@@ -14,8 +14,9 @@
 // it is compared with is scipy.ndimage.correlate1d(mode="reflect").
 //
 // Two passes per blur:
-//   * xrfgpu_blur_rows: along each row (the contiguous axis), one output per thread and column group,
-//     every tap a coalesced load of the warp's consecutive columns;
+//   * xrfgpu_blur_rows: along each row (the contiguous axis), a group of XRFGPU_GROUP outputs per thread
+//     (columns blockDim.x apart): per tap one uniform load of the tap and, per output, a coalesced load of
+//     the warp's consecutive columns and a fused multiply-add;
 //   * xrfgpu_blur_cols: along each column, one column per thread and a strip of XRFGPU_STRIP outputs per
 //     thread, the strip's window kept in a shift register: per tap one load of the input, one uniform
 //     load of the tap and XRFGPU_STRIP fused multiply-adds (a thread per output would load k inputs per
@@ -54,6 +55,8 @@ XRFGPU_HD T correlate_row_at(const T* __restrict__ row, long long n, long long i
     return acc;
 }
 
+// The row pass for one column group (XRFGPU_COLUMN_LOOP: columns j0 + u·blockDim.x, u < G): each tap is
+// loaded once for the group, and each of its G products is a coalesced load of the warp's columns.
 template <typename T>
 XRFGPU_LOOP void blur_rows_loop(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ w,
                                 long long k, long long lines, long long cols) {
@@ -62,9 +65,21 @@ XRFGPU_LOOP void blur_rows_loop(const T* __restrict__ src, T* __restrict__ dst, 
         const T* row = src + line * cols;
         T* out = dst + line * cols;
         XRFGPU_COLUMN_LOOP(j0, cols, XRFGPU_GROUP) {
-            XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
-                const long long j = XRFGPU_COLUMN(j0, u);
-                if (j < cols) out[j] = correlate_row_at(row, cols, j, w, k, c);
+            const long long last = XRFGPU_COLUMN(j0, XRFGPU_GROUP - 1);
+            if (j0 - c >= 0 && last + c < cols) {  // the whole group is interior: no reflection
+                T acc[XRFGPU_GROUP];
+                XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) acc[u] = T(0);
+                const T* in = row + j0 - c;
+                for (long long t = 0; t < k; ++t) {
+                    const T wt = w[t];
+                    XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) acc[u] = xg_fma(wt, in[XRFGPU_COLUMN(t, u)], acc[u]);
+                }
+                XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) out[XRFGPU_COLUMN(j0, u)] = acc[u];
+            } else {
+                XRFGPU_GROUP_FOR(u, XRFGPU_GROUP) {
+                    const long long j = XRFGPU_COLUMN(j0, u);
+                    if (j < cols) out[j] = correlate_row_at(row, cols, j, w, k, c);
+                }
             }
         }
     }
