@@ -375,25 +375,21 @@ def _parse_sigma_option(text):
 
 
 def _estimate_background(image):
-    """Background (counts) for ``--background auto``: the library's estimator when present."""
-    try:
-        from .background import estimate_background
-    except ImportError:
-        estimate_background = None
-    if estimate_background is not None:
-        a = np.asarray(image)
-        if np.all(a >= 0) and np.all(np.round(a) == a):
-            return float(estimate_background(a)), "xrfgpu.background.estimate_background"
-        # fitted or normalised maps (PyXRF, MAPS, HXN) are not Poisson counts: the Poisson correction
-        # b = q + z·sqrt(b)/window would add sqrt(b) in the map's own units (0.08 on a Si map whose
-        # maximum is 0.045, which zeroed its restoration); take the smoothed low quantile as it is
-        return (float(estimate_background(a, poisson=False)),
-                "xrfgpu.background.estimate_background(poisson=False): map is not integer counts")
-    # Fallback until the front door lands: the 2nd percentile of the 5×5 box mean (noise-averaged floor).
-    from scipy import ndimage
+    """Background for ``--background auto``, in the map's units: the one :func:`xrfgpu.restore` estimates.
 
-    smooth = ndimage.uniform_filter(np.asarray(image, dtype=np.float64), size=5, mode="reflect")
-    return float(max(np.percentile(smooth, 2.0), 0.0)), "2nd percentile of the 5x5 box mean"
+    :func:`xrfgpu.front_door.background_from_map`: on a count map the library's
+    estimator; on a fitted or normalised map (PyXRF, MAPS, HXN) the same
+    estimator in effective counts (map / measured gain), multiplied back, so
+    the command line restores such a map as ``xrfgpu.restore(map)`` does.
+    """
+    from .front_door import background_from_map
+
+    a = np.asarray(image)
+    finite = a[np.isfinite(a)]
+    counts = bool(finite.size) and bool(np.all(finite >= 0)) and bool(np.all(np.round(finite) == finite))
+    how = "xrfgpu.front_door.background_from_map" + ("" if counts else
+                                                      ": fitted map, estimated in effective counts (map / gain)")
+    return background_from_map(a), how
 
 
 def _resolve_device(device, image):

@@ -202,6 +202,32 @@ def sigma_from_map(image, *, background="auto", strict=False):
     return _estimate_sigma(y, b, strict=strict)
 
 
+def background_from_map(image):
+    """The background :func:`restore` estimates for ``background="auto"``, in the map's own units.
+
+    The map goes through :func:`restore`'s steps: effective counts
+    (:func:`effective_counts`: a fitted map is divided by its measured gain),
+    then :func:`xrfgpu.background.estimate_background` in those counts, and
+    the result is multiplied back by the gain. Passing it on as
+    ``restore(image, background=value)`` reproduces ``restore(image)``; the
+    command line's ``--background auto`` does this.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Count map or fitted map, with missing pixels already filled.
+
+    Returns
+    -------
+    float
+        Background in the map's units (counts for a count map).
+    """
+    xp = array_namespace(image)
+    y, gain, _ = effective_counts(image, xp=xp)
+    b, _ = _background_in_counts("auto", y, gain, xp=xp)
+    return float(b) * gain
+
+
 def _background_in_counts(background, y, gain, *, xp):
     """``(background in effective counts, how it was obtained)``: estimated from ``y`` for "auto", else
     the given number or map divided by the map's gain."""
