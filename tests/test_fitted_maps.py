@@ -125,7 +125,7 @@ def test_tiny_fitted_map_uses_the_whole_map_variance():
 
 
 @pytest.mark.parametrize("element", ["Fe", "Si"])
-def test_cli_restores_a_real_fitted_map_as_the_library_does(tmp_path, element):
+def test_cli_restores_a_real_fitted_map_as_the_library_does(tmp_path, capsys, element):
     """``xrfgpu restore --psf-auto`` (background auto) on an HXN TIFF: the library's background, count and map.
 
     Before, the command line estimated a fitted map's background without the Poisson correction in the
@@ -141,14 +141,20 @@ def test_cli_restores_a_real_fitted_map_as_the_library_does(tmp_path, element):
 
     src = DATA / f"SUM_maps_XRF_{element}_K.tiff"
     out = tmp_path / "out.h5"
+    capsys.readouterr()
+    assert main(["restore", str(src), "-o", str(out), "--psf-auto"]) == 0  # no Python warning escapes
+    stderr = capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SigmaUncertainWarning)
-        assert main(["restore", str(src), "-o", str(out), "-q", "--psf-auto"]) == 0
         ref, info = xrfgpu.restore(_hxn(element).astype(np.float32), return_info=True)
     with h5py.File(out, "r") as f:
         restored = f["xrfgpu/maps"][0]
         prov = json.loads(f["xrfgpu"].attrs["provenance"])
     element_record = next(iter(prov["parameters"]["per_element"].values()))
+    psf_source = next(iter(prov["psf"].values()))["source"]
+    if element == "Si":  # a flat substrate: σ is uncertain, said once on stderr and kept in the record
+        assert "Warning: Si_K: estimate_sigma: σ is uncertain" in stderr and "--psf-sigma" in stderr
+        assert "σ is uncertain" in psf_source["warnings"][0]
     assert element_record["background"] == pytest.approx(info["background"], rel=1e-6)
     assert element_record["iterations"] == info["iterations"]
     np.testing.assert_allclose(restored, ref, rtol=1e-5, atol=1e-4 * float(np.max(ref)))

@@ -30,6 +30,7 @@ import math
 import sys
 import time
 import types
+import warnings
 from pathlib import Path
 
 import click
@@ -579,8 +580,6 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
 
     Returns (restored maps by name, per-element details, the joint record).
     """
-    import warnings
-
     from ._backend import to_numpy
     from .io import match_name
     from .joint import JointFallbackWarning, joint_richardson_lucy
@@ -792,14 +791,24 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             from .front_door import goal_factors, sigma_from_map
 
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
-            with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"):
+            from .psf.blind_sigma import SigmaUncertainWarning
+
+            with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
+                    warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SigmaUncertainWarning)
                 est = sigma_from_map(image, background=bg)
+            # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
+            sigma_warnings = [str(w.message) for w in caught]
+            for text in sigma_warnings:
+                _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
             scale = 1.0 if joint else goal_factors(goal, sigma_estimated=True, method=method)[0]
             sigma_px = float(est.sigma) * scale
             sigma_um = sigma_px * pixel_um if pixel_um else None
             source = {"how": "estimated from the map", "estimator": getattr(est, "method", "estimate_sigma"),
                       "sigma_estimated_px": float(est.sigma), "interval_px": est.interval,
                       "reliable": est.reliable, "goal": None if joint else goal, "sigma_scale": scale}
+            if sigma_warnings:
+                source["warnings"] = sigma_warnings
         else:
             sigma_px = sigma_um = None
             source = {"how": f"blind ({method})"}
