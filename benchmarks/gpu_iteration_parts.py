@@ -220,8 +220,9 @@ def parts(size):
 def direct_parts(size, taps=61):
     """Milliseconds per launch of the real-space separable blur's passes (kernels/separable_blur.cu).
 
-    One plain iteration with ``xrfgpu._gpu_rl.DIRECT_BLUR`` is two row passes, a column pass with the
-    ratio and one with the update (:func:`xrfgpu._gpu_rl.direct_plain_iteration`); ``taps`` is the
+    One plain iteration with ``xrfgpu._gpu_rl.DIRECT_BLUR`` is two row passes (both row kernels are
+    timed: the thread-per-column-group one and the warp one through shared memory, with a check that
+    they agree bit for bit), a column pass with the ratio and one with the update (:func:`xrfgpu._gpu_rl.direct_plain_iteration`); ``taps`` is the
     benchmark PSF's width (61 for σ = 7.5 px). The column pass is also timed when built with other strips
     (``XRFGPU_STRIP``: output rows per thread), to choose that constant by measurement.
     """
@@ -241,6 +242,7 @@ def direct_parts(size, taps=61):
     e = k.operand(1e-12, y)
     block = (k.BLOCK,)
     rows_fn = k.function("xrfgpu_blur_rows", cp.float32)
+    rows_warp_fn = k.function("xrfgpu_blur_rows_warp", cp.float32)
     cols_fn = k.function("xrfgpu_blur_cols", cp.float32)
 
     def cols_call(fn, strip, mode, dst):
@@ -252,11 +254,18 @@ def direct_parts(size, taps=61):
         "taps": taps,
         "direct_rows_ms": per_launch_ms(cp, lambda: rows_fn(k.grid_rows(cols, rows, group=k.GROUP), block,
                                                             (x, tmp, w, w.size, rows, cols))),
+        "direct_rows_warp_ms": per_launch_ms(cp, lambda: rows_warp_fn(
+            (k.grid(32 * rows * -(-cols // (32 * k.ROW_STRIP))),), block, (x, work, w, w.size, rows, cols))),
         "direct_cols_ratio_ms": per_launch_ms(cp, cols_call(cols_fn, k.STRIP, 1, work)),
         "direct_cols_update_ms": per_launch_ms(cp, cols_call(cols_fn, k.STRIP, 2, x)),
         "copy_ms_map": per_launch_ms(cp, lambda: cp.copyto(work, x)),
     }
-    result["direct_iteration_sum_ms"] = (2 * result["direct_rows_ms"] + result["direct_cols_ratio_ms"]
+    # the two row passes compute the same sums: their outputs must agree bit for bit
+    rows_fn(k.grid_rows(cols, rows, group=k.GROUP), block, (x, tmp, w, w.size, rows, cols))
+    rows_warp_fn((k.grid(32 * rows * -(-cols // (32 * k.ROW_STRIP))),), block, (x, work, w, w.size, rows, cols))
+    result["rows_warp_equal"] = bool(cp.array_equal(tmp, work))
+    fastest_rows = min(result["direct_rows_ms"], result["direct_rows_warp_ms"])
+    result["direct_iteration_sum_ms"] = (2 * fastest_rows + result["direct_cols_ratio_ms"]
                                          + result["direct_cols_update_ms"])
     for strip in (8, 32):
         try:

@@ -29,10 +29,47 @@
 #ifndef XRFGPU_STRIP
 #define XRFGPU_STRIP 16
 #endif
+// outputs per lane of the warp row pass (odd: the lanes' windows, XRFGPU_ROW_STRIP words apart in shared
+// memory, then fall in 32 different banks) and the widest PSF it takes (taps ≤ 2·XRFGPU_ROW_MAX_HALF + 1)
+#ifndef XRFGPU_ROW_STRIP
+#define XRFGPU_ROW_STRIP 17
+#endif
+#ifndef XRFGPU_ROW_MAX_HALF
+#define XRFGPU_ROW_MAX_HALF 64
+#endif
+#define XRFGPU_ROW_SEGMENT (32 * XRFGPU_ROW_STRIP)
+#if defined(XRFGPU_CUDA)
+#define XRFGPU_EACH_LANE_SLOTS XRFGPU_ROW_STRIP
+#define XRFGPU_SLOT(lane, q) (q)
+#else
+#define XRFGPU_EACH_LANE_SLOTS XRFGPU_ROW_SEGMENT
+#define XRFGPU_SLOT(lane, q) ((lane) * XRFGPU_ROW_STRIP + (q))
+#endif
+#define XRFGPU_ROW_BUFFER (XRFGPU_ROW_SEGMENT + 2 * XRFGPU_ROW_MAX_HALF)
 #if defined(XRFGPU_CUDA)
 #define XRFGPU_UNROLL _Pragma("unroll")
+// Warp-level work for the warp row pass: each warp of the grid takes work items in turn (item loop),
+// its lanes share one buffer in shared memory (blocks of 256 threads: 8 warps, 8 buffers), fill it with
+// a lane-strided loop, and each lane then computes its own outputs (lane loop: one pass, the lane's own).
+#define XRFGPU_WARP_ITEMS(item, n)                                                                  \
+    for (long long item = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; item < (n); \
+         item += ((long long)gridDim.x * blockDim.x) >> 5)
+#define XRFGPU_LANE_STRIDED(m, n) for (long long m = (threadIdx.x & 31); m < (n); m += 32)
+#define XRFGPU_EACH_LANE(lane) for (int lane = (int)(threadIdx.x & 31), once_ = 1; once_; once_ = 0)
+#define XRFGPU_SYNC_WARP() __syncwarp()
+#define XRFGPU_WARP_BUFFER(T, name) \
+    __shared__ T name##_of_block[8][XRFGPU_ROW_BUFFER]; \
+    T* name = name##_of_block[threadIdx.x >> 5]
 #else
 #define XRFGPU_UNROLL
+// the host build: one "warp" walks every item, its 32 lanes one after the other
+#define XRFGPU_WARP_ITEMS(item, n) for (long long item = 0; item < (n); ++item)
+#define XRFGPU_LANE_STRIDED(m, n) for (long long m = 0; m < (n); ++m)
+#define XRFGPU_EACH_LANE(lane) for (int lane = 0; lane < 32; ++lane)
+#define XRFGPU_SYNC_WARP() ((void)0)
+#define XRFGPU_WARP_BUFFER(T, name) \
+    T name##_local[XRFGPU_ROW_BUFFER]; \
+    T* name = name##_local
 #endif
 
 namespace xrfgpu {
@@ -109,6 +146,62 @@ XRFGPU_HD void correlate_column_strip(const T* __restrict__ column, long long co
     }
 }
 
+// The warp row pass: a warp takes one segment of XRFGPU_ROW_SEGMENT outputs of one row, loads the
+// segment's inputs (reflected at the row's ends) into its shared buffer with coalesced loads, and each lane
+// computes XRFGPU_ROW_STRIP consecutive outputs with a window in registers, as the column pass does (per
+// tap: one conflict-free shared load, one tap load, XRFGPU_ROW_STRIP fused multiply-adds); the results go
+// back through the buffer so that the stores are coalesced too. The same sums as xrfgpu_blur_rows, bit for
+// bit. Taps: k ≤ 2·XRFGPU_ROW_MAX_HALF + 1 (the caller checks).
+template <typename T>
+XRFGPU_LOOP void blur_rows_warp_loop(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ w,
+                                     long long k, long long lines, long long cols) {
+    const long long c = k / 2;
+    const long long segments = (cols + XRFGPU_ROW_SEGMENT - 1) / XRFGPU_ROW_SEGMENT;
+    XRFGPU_WARP_BUFFER(T, buffer);
+    XRFGPU_WARP_ITEMS(item, lines * segments) {
+        const long long line = item / segments;
+        const long long start = (item - line * segments) * XRFGPU_ROW_SEGMENT;
+        const T* row = src + line * cols;
+        T* out = dst + line * cols;
+        const long long span = XRFGPU_ROW_SEGMENT + k - 1;  // inputs start − c … start + SEGMENT − 1 + c
+        XRFGPU_LANE_STRIDED(m, span) {
+            const long long at = start - c + m;  // ≥ −c ≥ −n; past 2n − 1 only for outputs past the row
+            buffer[m] = (at < 2 * cols) ? row[reflect_once(at, cols)] : T(0);
+        }
+        XRFGPU_SYNC_WARP();
+        T acc[XRFGPU_EACH_LANE_SLOTS];
+        XRFGPU_EACH_LANE(lane) {
+            const T* in = buffer + (long long)lane * XRFGPU_ROW_STRIP;
+            T win[XRFGPU_ROW_STRIP];
+            XRFGPU_UNROLL for (int q = 0; q < XRFGPU_ROW_STRIP; ++q) {
+                acc[XRFGPU_SLOT(lane, q)] = T(0);
+                win[q] = in[q];
+            }
+            for (long long t = 0; t < k; ++t) {
+                const T wt = w[t];
+                XRFGPU_UNROLL for (int q = 0; q < XRFGPU_ROW_STRIP; ++q) {
+                    acc[XRFGPU_SLOT(lane, q)] = xg_fma(wt, win[q], acc[XRFGPU_SLOT(lane, q)]);
+                }
+                if (t + 1 < k) {
+                    XRFGPU_UNROLL for (int q = 0; q + 1 < XRFGPU_ROW_STRIP; ++q) win[q] = win[q + 1];
+                    win[XRFGPU_ROW_STRIP - 1] = in[XRFGPU_ROW_STRIP + t];
+                }
+            }
+        }
+        XRFGPU_SYNC_WARP();  // every lane has read the inputs: the buffer now takes the outputs
+        XRFGPU_EACH_LANE(lane) {
+            XRFGPU_UNROLL for (int q = 0; q < XRFGPU_ROW_STRIP; ++q) {
+                buffer[(long long)lane * XRFGPU_ROW_STRIP + q] = acc[XRFGPU_SLOT(lane, q)];
+            }
+        }
+        XRFGPU_SYNC_WARP();
+        XRFGPU_LANE_STRIDED(m, XRFGPU_ROW_SEGMENT) {
+            if (start + m < cols) out[start + m] = buffer[m];
+        }
+        XRFGPU_SYNC_WARP();  // the stores have read the buffer before the next item fills it
+    }
+}
+
 template <typename T>
 XRFGPU_LOOP void blur_cols_loop(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ w, long long k,
                                 long long planes, long long rows, long long cols, int mode,
@@ -152,6 +245,15 @@ XRFGPU_KERNEL xrfgpu_blur_rows_f32(const float* src, float* dst, const float* w,
 XRFGPU_KERNEL xrfgpu_blur_rows_f64(const double* src, double* dst, const double* w, long long k, long long lines,
                                    long long cols) {
     xrfgpu::blur_rows_loop<double>(src, dst, w, k, lines, cols);
+}
+
+XRFGPU_KERNEL xrfgpu_blur_rows_warp_f32(const float* src, float* dst, const float* w, long long k, long long lines,
+                                        long long cols) {
+    xrfgpu::blur_rows_warp_loop<float>(src, dst, w, k, lines, cols);
+}
+XRFGPU_KERNEL xrfgpu_blur_rows_warp_f64(const double* src, double* dst, const double* w, long long k,
+                                        long long lines, long long cols) {
+    xrfgpu::blur_rows_warp_loop<double>(src, dst, w, k, lines, cols);
 }
 
 XRFGPU_KERNEL xrfgpu_blur_cols_f32(const float* src, float* dst, const float* w, long long k, long long planes,

@@ -66,6 +66,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_rl_ratio_makhoul": [P, P, LL, LL, LL, LL, P, LL, LL, P, LL, LL],
     "xrfgpu_makhoul_unorder": [P, P, LL, LL, LL, LL],
     "xrfgpu_blur_rows": [P, P, P, LL, LL, LL],
+    "xrfgpu_blur_rows_warp": [P, P, P, LL, LL, LL],
     "xrfgpu_blur_cols": [P, P, P, LL, LL, LL, LL, I, P, P, LL, LL, P, LL, LL],
 }
 
@@ -643,7 +644,8 @@ def blur_passes(lib, dtype, background=0.0, eps=1e-9):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape, ku, kv", [((2, 37, 50), 7, 31), ((1, 5, 9), 11, 3), ((3, 64, 33), 61, 1),
-                                           ((1, 16, 17), 33, 35), ((2, 23, 40), 1, 13)])
+                                           ((1, 16, 17), 33, 35), ((2, 23, 40), 1, 13),
+                                           ((1, 9, 1200), 5, 129)])  # rows of 3 segments, the widest warp PSF
 def test_blur_passes_equal_scipy_reflect_correlation(lib, dtype, shape, ku, kv):
     """Each pass is scipy.ndimage.correlate1d(mode='reflect') along its axis, up to rounding (taps up to k//2 = n)."""
     from scipy import ndimage
@@ -656,6 +658,11 @@ def test_blur_passes_equal_scipy_reflect_correlation(lib, dtype, shape, ku, kv):
     along_rows = np.empty_like(x, dtype=dtype)
     rows_pass(x.astype(dtype), along_rows)
     np.testing.assert_allclose(along_rows, ndimage.correlate1d(x, v, axis=-1, mode="reflect"), **tol)
+    # the warp row pass (shared-memory segments of 32 · 17 outputs) computes the same sums, bit for bit
+    along_rows_warp = np.empty_like(along_rows)
+    call(lib, "xrfgpu_blur_rows_warp", dtype, x.astype(dtype), along_rows_warp, v.astype(dtype), kv,
+         x.size // x.shape[-1], x.shape[-1])
+    assert_same(along_rows_warp, along_rows, dtype)
     along_cols = np.empty_like(x, dtype=dtype)
     cols_pass(x.astype(dtype), along_cols, 0)
     np.testing.assert_allclose(along_cols, ndimage.correlate1d(x, u, axis=-2, mode="reflect"), **tol)
@@ -761,6 +768,8 @@ def test_column_strip_matches_the_kernel_header():
 
     source = (cuda.kernel_dir() / "separable_blur.cu").read_text()
     assert re.findall(r"#define XRFGPU_STRIP (\d+)", source) == [str(cuda.CudaKernels.STRIP)]
+    assert re.findall(r"#define XRFGPU_ROW_STRIP (\d+)", source) == [str(cuda.CudaKernels.ROW_STRIP)]
+    assert re.findall(r"#define XRFGPU_ROW_MAX_HALF (\d+)", source) == [str(cuda.CudaKernels.ROW_MAX_HALF)]
 
 
 class _HostArray(np.ndarray):
@@ -832,10 +841,10 @@ def _host_cupy(lib):
         full=lambda shape, value, dtype=float: wrap(np.full(shape, value, dtype)))
 
 
-@pytest.mark.parametrize("accelerate", [False, True])
-@pytest.mark.parametrize("background", ["scalar", "map"])
+@pytest.mark.parametrize("accelerate, background, row_pass", [(False, "scalar", "warp"), (True, "map", "warp"),
+                                                               (False, "map", "group"), (True, "scalar", "group")])
 def test_gpu_direct_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(lib, monkeypatch, accelerate,
-                                                                              background):
+                                                                              background, row_pass):
     """xrfgpu._gpu_rl._run_direct itself (buffers, launch arguments, epilogue modes, accelerated update),
     with every launch run by the host build of the kernels, equals NumPy's richardson_lucy (float64)."""
     from xrfgpu import _gpu_rl, richardson_lucy
@@ -861,6 +870,7 @@ def test_gpu_direct_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(li
     taps = _gpu_rl.direct_taps(pb.op)
     assert taps is not None
     monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_gpu_rl, "ROW_PASS", row_pass)
     eps, num_iter = 1e-9, 20
     level = y.mean(axis=(-2, -1), keepdims=True)
     init = np.maximum(level - np.mean(b), 1e-3 * level)

@@ -51,6 +51,11 @@ USE_GRAPHS = True
 # (benchmarks/gpu_iteration_parts.py times both); the host build of the kernels is tested on every run.
 DIRECT_BLUR = False
 
+# the row pass of the direct blur: "warp" (a warp per row segment, through shared memory, for PSFs up to
+# 2 · CudaKernels.ROW_MAX_HALF + 1 taps wide) or "group" (a thread per column group, straight from global
+# memory, any width); both give the same sums bit for bit
+ROW_PASS = "warp"
+
 # epilogues of the column pass (kernels/separable_blur.cu): store the blur, the RL ratio, or the update x · blur
 BLUR, RATIO, UPDATE = 0, 1, 2
 
@@ -280,9 +285,14 @@ def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
     x[...] = init
     tmp = cp.empty_like(y)
     work = cp.empty_like(y)
-    rows_fn = k.function("xrfgpu_blur_rows", dtype)
     cols_fn = k.function("xrfgpu_blur_cols", dtype)
-    rows_grid = k.grid_rows(cols, planes * rows, group=k.GROUP)
+    if ROW_PASS == "warp" and v.size // 2 <= k.ROW_MAX_HALF:
+        rows_fn = k.function("xrfgpu_blur_rows_warp", dtype)
+        segments = planes * rows * (-(-cols // (32 * k.ROW_STRIP)))  # a warp per segment of a row
+        rows_grid = (k.grid(32 * segments),)
+    else:
+        rows_fn = k.function("xrfgpu_blur_rows", dtype)
+        rows_grid = k.grid_rows(cols, planes * rows, group=k.GROUP)
     cols_grid = k.grid_rows(cols, planes * (-(-rows // k.STRIP)))  # a thread per column and strip of rows
 
     def rows_pass(src, dst):

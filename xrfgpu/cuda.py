@@ -62,7 +62,7 @@ KERNEL_FILES = {
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
     "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
     "dtv.cu": ("xrfgpu_dtv_dual",),
-    "separable_blur.cu": ("xrfgpu_blur_rows", "xrfgpu_blur_cols"),
+    "separable_blur.cu": ("xrfgpu_blur_rows", "xrfgpu_blur_rows_warp", "xrfgpu_blur_cols"),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any
@@ -73,6 +73,9 @@ _BLOCK = 256
 _GROUP = 4
 # output rows per thread of the real-space column pass (XRFGPU_STRIP in kernels/separable_blur.cu)
 _STRIP = 16
+# the warp row pass of kernels/separable_blur.cu: outputs per lane and the widest PSF half-width it takes
+_ROW_STRIP = 17
+_ROW_MAX_HALF = 64
 
 
 def kernel_dir() -> Path:
@@ -194,6 +197,8 @@ class CudaKernels:
     BLOCK = _BLOCK
     GROUP = _GROUP
     STRIP = _STRIP
+    ROW_STRIP = _ROW_STRIP
+    ROW_MAX_HALF = _ROW_MAX_HALF
 
     def grid(self, n: int, share: int = 1) -> int:
         """Blocks for a grid-stride loop over ``n`` items: enough to cover them, at most 32 per SM
