@@ -225,23 +225,12 @@ def run(pb, *, num_iter, eps, init, accelerate):
             c2r.fft(spectrum, canvas, cufft.CUFFT_INVERSE)
             fold_fn(grid, block, (canvas, work, *geometry, b0, a0, b1, a1, dtype.type(scale)))
 
-    x_prev = g1 = None
     if accelerate:
-        x_prev = x.copy()
-        g1 = cp.zeros_like(x)
-        acc = cp.zeros(2 * planes, dtype=cp.float64)
-        extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
-        update_fn = k.function("xrfgpu_rl_update_accel", dtype)
-        # the update: blocks of whole rows of each map; the extrapolation: whole (padded) maps, padding stays 0
-        update_grid = (k.grid(rows * k.BLOCK, share=planes), planes)
-        extrapolate_grid = k.grid_rows(x.size // planes, planes)
-
-        def iteration(stream):
-            extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, x.size, x.size // planes))
-            forward_ratio(x_prev)
+        def blurs(point):  # work = Aᵀ(y / max(A point + b, eps))
+            forward_ratio(point)
             adjoint()
-            cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
-            update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, rows, cols, ld))
+
+        iteration = _accelerated_iteration(k, x, work, blurs, planes=planes, rows=rows, cols=cols, ld=ld)
     else:
         update_fn = k.function("xrfgpu_rl_update_rows", dtype)
         update_grid = k.grid_rows(cols, planes * rows, group=k.GROUP)
@@ -256,7 +245,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
         return pb.finish(x)
     # dctfft: the map in its own order, gathered from the padded reordered estimate in one pass once the
     # iteration's other buffers are released (the map, the estimate and the result at most at once)
-    iteration = spectrum = work = x_prev = g1 = None  # noqa: F841 - releases the device buffers
+    iteration = spectrum = work = None  # noqa: F841 - releases the device buffers (and the accelerated ones)
     estimate = cp.empty_like(y)
     unorder_fn = k.function("xrfgpu_makhoul_unorder", dtype)
     unorder_fn(ratio_grid, block, (x, estimate, planes, rows, cols, ld))  # the same walk as the ratio
@@ -302,25 +291,44 @@ def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
         cols_fn(cols_grid, block, (src, dst, u, u.size, planes, rows, cols, mode, y, *b_arg, *e_arg))
 
     if accelerate:
-        x_prev = x.copy()
-        g1 = cp.zeros_like(x)
-        acc = cp.zeros(2 * planes, dtype=cp.float64)
-        extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
-        update_fn = k.function("xrfgpu_rl_update_accel", dtype)
-        update_grid = (k.grid(rows * k.BLOCK, share=planes), planes)
-        extrapolate_grid = k.grid_rows(x.size // planes, planes)
-
-        def iteration(stream):
-            extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, x.size, x.size // planes))
-            direct_accelerated_blurs(rows_pass, cols_pass, x_prev, tmp, work)
-            cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
-            update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, rows, cols, cols))
+        iteration = _accelerated_iteration(
+            k, x, work, lambda point: direct_accelerated_blurs(rows_pass, cols_pass, point, tmp, work),
+            planes=planes, rows=rows, cols=cols, ld=cols)
     else:
         def iteration(stream):
             direct_plain_iteration(rows_pass, cols_pass, x, tmp, work)
 
     _replay(iteration, num_iter)
     return x if pb.scale == 1.0 else pb.to_user_units(x)
+
+
+def _accelerated_iteration(k, x, work, blurs, *, planes, rows, cols, ld):
+    """One accelerated iteration (Biggs–Andrews, the step length kept on the device), as a function of a stream.
+
+    ``blurs(point)`` leaves ``Aᵀ(y / max(A point + b, eps))`` in ``work``; ``x`` and ``work`` hold
+    ``planes`` maps of ``rows`` rows of ``cols`` values, ``ld`` apart (padding stays 0). Allocates the
+    previous point, the last change and the step's two sums per map, held by the returned function.
+    """
+    import cupy as cp
+
+    dtype = x.dtype
+    block = (k.BLOCK,)
+    x_prev = x.copy()
+    g1 = cp.zeros_like(x)
+    acc = cp.zeros(2 * planes, dtype=cp.float64)
+    extrapolate_fn = k.function("xrfgpu_rl_extrapolate_dev", dtype)
+    update_fn = k.function("xrfgpu_rl_update_accel", dtype)
+    # the update: blocks of whole rows of each map; the extrapolation: whole (padded) maps
+    update_grid = (k.grid(rows * k.BLOCK, share=planes), planes)
+    extrapolate_grid = k.grid_rows(x.size // planes, planes)
+
+    def iteration(stream):
+        extrapolate_fn(extrapolate_grid, block, (x, x_prev, acc, x.size, x.size // planes))
+        blurs(x_prev)
+        cp.cuda.runtime.memsetAsync(acc.data.ptr, 0, acc.nbytes, stream.ptr)
+        update_fn(update_grid, block, (x, x_prev, work, g1, acc, planes, rows, cols, ld))
+
+    return iteration
 
 
 def _replay(iteration, num_iter):
