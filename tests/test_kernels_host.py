@@ -831,9 +831,12 @@ def _host_cupy(lib):
     runtime = types.SimpleNamespace(
         memsetAsync=lambda ptr, value, nbytes, stream: ctypes.memset(ptr, value, nbytes),
         getDeviceProperties=lambda device: {"multiProcessorCount": 4})
-    cuda = types.SimpleNamespace(Stream=Stream, get_current_stream=Stream, runtime=runtime)
+    cufft = types.SimpleNamespace(CUFFT_FORWARD=-1, CUFFT_INVERSE=1)
+    cuda = types.SimpleNamespace(Stream=Stream, get_current_stream=Stream, runtime=runtime, cufft=cufft)
     return types.SimpleNamespace(
-        ndarray=np.ndarray, dtype=np.dtype, float64=np.float64, RawModule=Module, cuda=cuda,
+        ndarray=np.ndarray, dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
+        complex128=np.complex128, RawModule=Module, cuda=cuda,
+        empty=lambda shape, dtype=float: wrap(np.empty(shape, dtype)),
         ascontiguousarray=lambda a: wrap(np.ascontiguousarray(a)),
         asarray=lambda a, dtype=None: wrap(np.asarray(a, dtype=dtype)),
         empty_like=lambda a: wrap(np.empty_like(a)), zeros_like=lambda a: wrap(np.zeros_like(a)),
@@ -880,3 +883,85 @@ def test_gpu_direct_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(li
         expected = richardson_lucy(y[m], psf, num_iter=num_iter, background=b, filter_epsilon=eps,
                                    accelerate=accelerate)
         np.testing.assert_allclose(np.asarray(got[m]), expected, rtol=0, atol=1e-8 * float(expected.max()))
+
+
+def _host_fft_plans(height, width, planes, dtype, *, padded=False):
+    """Stand-ins for :func:`xrfgpu.cuda.real_fft_plans`: NumPy's real FFTs with cuFFT's conventions.
+
+    R2C reads ``width`` values of each real row (rows ``2 (width // 2 + 1)`` apart when ``padded``) and
+    writes the half spectrum; C2R is unnormalised and writes the real rows (in place when the buffers
+    are one, as on the device: the whole input is read before anything is written).
+    """
+    half = width // 2 + 1
+
+    class Plan:
+        def __init__(self, kind):
+            self.kind = kind
+
+        def fft(self, a, out, direction):
+            a, out = np.asarray(a), np.asarray(out)
+            if self.kind == "r2c":
+                real = a.reshape(planes, height, -1)[..., :width]
+                spectrum = np.fft.rfft2(real)
+                out.reshape(planes, height, half)[...] = spectrum
+            else:
+                spectrum = a.reshape(planes, height, half).copy()
+                real = np.fft.irfft2(spectrum, s=(height, width)) * (height * width)
+                out.reshape(planes, height, -1)[..., :width] = real
+
+    return Plan("r2c"), Plan("c2r")
+
+
+@pytest.mark.parametrize("engine, psf_kind", [("dctfft", "separable"), ("dctfft", "symmetric"),
+                                              ("extended", "tilted")])
+@pytest.mark.parametrize("accelerate, background", [(False, "scalar"), (True, "map")])
+def test_gpu_fft_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(lib, monkeypatch, engine, psf_kind,
+                                                                           accelerate, background):
+    """xrfgpu._gpu_rl.run itself (the FFT engines: reordered DCT with padded in-place transforms, and the
+    reflect canvas), every launch run by the host build of the kernels and the transforms by NumPy with
+    cuFFT's conventions, equals NumPy's richardson_lucy (float64): the GPU driver's buffers, layouts and
+    launch arguments, proved without a GPU."""
+    from scipy import ndimage
+
+    from xrfgpu import _gpu_rl, cuda, richardson_lucy
+    from xrfgpu._problem import Problem
+    from xrfgpu.cuda import CudaKernels
+    from xrfgpu.fft import Convolution
+    from xrfgpu.psf import gaussian
+
+    rng = np.random.default_rng(31)
+    shape = (2, 34, 47)
+    truth = np.zeros(shape)
+    truth[:, 6:20, 9:31] = 40.0
+    truth[0, 24:28, 4:42] = 110.0
+    if psf_kind == "separable":
+        psf = gaussian(None, 1.8, sigma_y=1.2)
+    elif psf_kind == "symmetric":  # symmetric along both axes, not an outer product
+        psf = gaussian((13, 13), 1.2) + 0.5 * gaussian((13, 13), 3.0)
+    else:
+        psf = gaussian(None, 2.0, 1.4, rho=0.4)
+    psf = psf / psf.sum()
+    b = 5.0 if background == "scalar" else np.linspace(4.0, 6.0, shape[-1])[None, :] * np.ones(shape[-2:])
+    y = rng.poisson(np.stack([ndimage.convolve(t, psf, mode="reflect") for t in truth]) + b).astype(np.float64)
+    op = Convolution(np.stack([psf, psf]), shape[-2:], iterative=True, engine=engine)
+    assert (op.dct_factors is not None) == (psf_kind == "separable")
+    canvas_b = op.embed(b) if np.ndim(b) else b
+    pb = Problem(xp=np, image=y, psf=np.stack([psf, psf]), background=b, op=op, _data=None,
+                 canvas_background=canvas_b)
+    fake = _host_cupy(lib)
+    k = CudaKernels(fake, 0)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", fake.cuda)
+    monkeypatch.setattr(cuda, "kernels", lambda: k)
+    monkeypatch.setattr(cuda, "real_fft_plans", _host_fft_plans)
+    monkeypatch.setattr(_gpu_rl, "DIRECT_BLUR", False)
+    eps, num_iter = 1e-9, 15
+    level = y.mean(axis=(-2, -1), keepdims=True)
+    init = np.maximum(level - np.mean(b), 1e-3 * level)
+    got = np.asarray(_gpu_rl.run(pb, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate))
+    monkeypatch.undo()
+    assert got.shape == shape
+    for m in range(shape[0]):
+        expected = richardson_lucy(y[m], psf, num_iter=num_iter, background=b, filter_epsilon=eps,
+                                   accelerate=accelerate)
+        np.testing.assert_allclose(got[m], expected, rtol=0, atol=1e-8 * float(expected.max()))
