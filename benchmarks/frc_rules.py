@@ -138,7 +138,8 @@ def chart(args):
                                   accelerate=True)
             rows[name] = _read(out, target) | {"k": k, "scale": scale}
         summary = {sc: {k: v for k, v in e.items() if k != "curve_half"} for sc, e in ev.items()}
-        print(f"seed {seed} σ_est {s:.3f} cv {info['cv_iterations']} evidence ({seconds:.0f} s): {summary}", flush=True)
+        print(f"seed {seed} σ_est {s:.3f} cv {info['cv_iterations']} evidence ({seconds:.0f} s): {summary}",
+              flush=True)
         for name, r in rows.items():
             table.setdefault(name, []).append(r)
             extra = f" σ×{r['scale']:g} k={r['k']}" if "k" in r else ""
