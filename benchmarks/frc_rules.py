@@ -2,6 +2,7 @@
 
     python benchmarks/frc_rules.py --chart --seeds 5 [--threshold 1/7|half-bit]
     python benchmarks/frc_rules.py --scenes 18 [--threshold 1/7|half-bit]
+    python benchmarks/frc_rules.py --raw-frc --seeds 5
 
 σ_est and the background are the front door's (``restore(..., goal="fidelity")``).
 For each σ in σ_est × {0.8, 0.9, 1.0} the counts are split by binomial
@@ -25,6 +26,10 @@ largest f½):
   quarters to halves carried one more doubling, to the full counts);
 * **frc plateau ×2**: σ*, ``2 k_plateau``;
 * **frc ×2 at σ_est**: σ_est, ``2 k½(σ_est)`` (the count rule without the σ choice).
+
+``--raw-frc``: the FRC resolution of the chart scan's own halves (no
+restoration; by Rosenthal & Henderson's convention, 1/7 on half data sets
+estimates the resolution of the whole), against the fundamentals of G3E4–G3E6.
 
 Chart: the paper's USAF chart (as ``usaf_front_door.py``: G2–G7, σ 6.5 px,
 77/137.5 counts, jitter and drift, float32 scan), read by the 10 % dip and
@@ -159,6 +164,25 @@ def chart(args):
     return log
 
 
+def raw_frc(args):
+    from xrfgpu import psf, simulate, usaf
+    from xrfgpu.demo import PIXEL_SIZE_UM, SIZES, TRUE_SIGMA_UM
+    from xrfgpu.frc import fourier_ring_correlation, frc_resolution, split_counts
+
+    target = usaf.chart(PIXEL_SIZE_UM, groups=SIZES["full"])
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        counts = simulate.scan(target.image, psf.gaussian(None, TRUE_SIGMA_UM / PIXEL_SIZE_UM), seed=seed)
+        curve = fourier_ring_correlation(*split_counts(counts, seed=0))
+        line = f"seed {seed} raw halves:"
+        for threshold in ("1/7", "half-bit"):
+            r = frc_resolution(curve, threshold=threshold)
+            line += f" {threshold} {r.frequency:.4f} ± {r.uncertainty:.4f} cycles/px ({r.resolution_px:.1f} px)"
+        print(line, flush=True)
+    for element in (4, 5, 6):
+        print(f"G3E{element} fundamental: {usaf.lp_per_mm(3, element) * PIXEL_SIZE_UM / 1000:.4f} cycles/px")
+    return []
+
+
 def scenes(args):
     import sigma_scenes
     import xrfgpu
@@ -210,9 +234,12 @@ def main(argv=None):
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--scenes", type=int, default=0)
     parser.add_argument("--threshold", default="1/7", choices=("1/7", "half-bit"))
+    parser.add_argument("--raw-frc", action="store_true")
     parser.add_argument("--json", help="write the per-seed / per-scene evidence here")
     args = parser.parse_args(argv)
     log = {}
+    if args.raw_frc:
+        log["raw_frc"] = raw_frc(args)
     if args.chart:
         log["chart"] = chart(args)
     if args.scenes:
