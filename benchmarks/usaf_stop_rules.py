@@ -106,7 +106,7 @@ def main(argv=None):
     for seed in range(args.seeds):
         counts = simulate.scan(chart.image, psf.gaussian(None, TRUE_SIGMA_UM / PIXEL_SIZE_UM), seed=seed)
         counts = np.asarray(counts, dtype=np.float64)
-        _, info = xrfgpu.restore(counts, return_info=True)
+        _, info = xrfgpu.restore(counts, goal="fidelity", return_info=True)
         s, b = info["sigma"], info["background"]
         if args.grid:
             from xrfgpu.stopping import cv_iterations
@@ -144,7 +144,7 @@ def main(argv=None):
             counts = np.asarray(counts, dtype=np.float64)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out, info = xrfgpu.restore(counts, return_info=True)
+                out, info = xrfgpu.restore(counts, goal="fidelity", return_info=True)
             s, b = info["sigma"], info["background"]
             raw = float(np.mean((counts - case[5] - scene) ** 2))
             ratios["fidelity"].append(float(np.mean((out + b - case[5] - scene) ** 2)) / raw)
