@@ -37,13 +37,14 @@ _BETAS = (2.5, 3.0, 3.5)
 # (90th pct 30.5 % fixed, 27.1 / 27.0 / 26.4 / 26.5 %); a free β without prior trades the scene law against σ
 _BETA_PRIOR = (3.0, 0.2)
 # points of the σ grid of the spectral profile (log-spaced from 0.4 px to min(40, side/4) px; the minimum is
-# refined by a parabola in log σ through its three nearest points). With 31 points (16.6 % steps at 512²) the
-# parabola misplaced the minimum of the asymmetric profile (steeper on the large-σ side): on pure k^-3
-# Gaussian random fields (512², σ 3 px, 150 counts over 140, β fixed at the truth, 16 seeds) the mean error
-# was -3.7 % with 31 points, -3.0 % with 121; on the tuning maps of benchmarks/sigma_scenes.py the median
-# signed error of the spectral σ went from -4.0 / -4.2 % (TUNING_EXTENDED / TUNING_MORE) to -2.8 / -3.1 %
-# with 61 points and -2.4 / -3.0 % with 121; 61 costs about twice the CPU of 31, 121 three times
-_PROFILE_POINTS = 61
+# refined by a parabola in log σ through its three nearest points). The parabola on this grid (16.6 % steps at
+# 512²) puts the minimum of the asymmetric profile 1–2 % low (tests: the expected spectrum). A finer grid
+# removes most of that (61 points: median signed error of the spectral σ on the tuning maps of
+# benchmarks/sigma_scenes.py -4.0 / -4.2 % -> -2.8 / -3.1 %, TUNING_EXTENDED / TUNING_MORE) but did not
+# improve the whole estimator there (median / 90th pct / worst |error| 6.0 / 26.4 / 87.7 % -> 7.1 / 27.9 /
+# 88.0 % and 7.5 / 25.7 / 95.0 % -> 7.3 / 25.1 / 95.0 %: seven maps change stage because the straight-edge
+# stage's strips and minimum length scale with the spectral σ) at 1.5 times the CPU, so 31 stay
+_PROFILE_POINTS = 31
 # model-error allowance of the spectral interval (multiplies its ends): on the tuning scenes of
 # benchmarks/sigma_scenes.py the spectral σ ran 0.45–1.02 × truth, mostly low, while the profiles'
 # own intervals covered the truth on 8 of 24 maps; widened by (0.9, 1.35) they covered it on 20 of 24.
