@@ -72,3 +72,18 @@ def test_maps_not_flagged_on_the_extended_tuning_scenes():
     assert np.quantile(errors[kept], 0.9) < 0.20
     assert errors[kept].max() < 0.30
     assert np.mean(covered) >= 0.95
+
+
+@pytest.mark.parametrize("family, seed", [("voronoi", 3), ("ellipses", 1), ("bars", 2), ("grf", 0)])
+def test_scene_spectrum_oracle_finds_the_blur(family, seed):
+    # the oracle of benchmarks/sigma_scene_oracle.py knows each scene's own spectrum, so on these tuning
+    # maps (2000/100 or 150/140 counts, σ 2-4 px) its σ is the blur applied: measured 0.0-0.2 % off.
+    # A wrong transfer (exp(-2π²σ²k²) for the power) or window would put it ~40 % off
+    import sigma_scene_oracle
+    import sigma_scenes
+
+    case = next(c for c in sigma_scenes.TUNING if c[0] == family and c[1] == seed)
+    counts, truth, _, scene = sigma_scenes.make_case(case, return_scene=True)
+    sigma, (lo, hi) = sigma_scene_oracle.oracle_sigma(counts, scene)
+    assert abs(sigma / truth - 1.0) < 0.03
+    assert lo <= sigma <= hi

@@ -36,6 +36,15 @@ _BETAS = (2.5, 3.0, 3.5)
 # was 9.4 % with β fixed at 3, 8.1 % with prior sd 0.5, 7.7 / 6.6 / 6.6 / 7.1 % with sd 0.1 / 0.15 / 0.2 / 0.3
 # (90th pct 30.5 % fixed, 27.1 / 27.0 / 26.4 / 26.5 %); a free β without prior trades the scene law against σ
 _BETA_PRIOR = (3.0, 0.2)
+# points of the σ grid of the spectral profile (log-spaced from 0.4 px to min(40, side/4) px; the minimum is
+# refined by a parabola in log σ through its three nearest points). The parabola on this grid (16.6 % steps at
+# 512²) puts the minimum of the asymmetric profile 1–2 % low (tests: the expected spectrum). A finer grid
+# removes most of that (61 points: median signed error of the spectral σ on the tuning maps of
+# benchmarks/sigma_scenes.py -4.0 / -4.2 % -> -2.8 / -3.1 %, TUNING_EXTENDED / TUNING_MORE) but did not
+# improve the whole estimator there (median / 90th pct / worst |error| 6.0 / 26.4 / 87.7 % -> 7.1 / 27.9 /
+# 88.0 % and 7.5 / 25.7 / 95.0 % -> 7.3 / 25.1 / 95.0 %: seven maps change stage because the straight-edge
+# stage's strips and minimum length scale with the spectral σ) at 1.5 times the CPU, so 31 stay
+_PROFILE_POINTS = 31
 # model-error allowance of the spectral interval (multiplies its ends): on the tuning scenes of
 # benchmarks/sigma_scenes.py the spectral σ ran 0.45–1.02 × truth, mostly low, while the profiles'
 # own intervals covered the truth on 8 of 24 maps; widened by (0.9, 1.35) they covered it on 20 of 24.
@@ -299,14 +308,20 @@ def _spectral_point(k2, power, weight, beta, start):
     return math.exp(float(res.x[3]))
 
 
+def _sigma_grid(shape):
+    """The σ values (px) of the spectral profile for a map of ``shape``: ``_PROFILE_POINTS`` log-spaced
+    from 0.4 px to min(40, side/4) px (at least 2 px)."""
+    largest = max(2.0, min(40.0, min(shape) / 4.0))
+    return np.geomspace(0.4, largest, _PROFILE_POINTS)
+
+
 def _profile_of_map(data):
     """Ring spectrum of ``data`` and its σ profile with the scene exponent under ``_BETA_PRIOR``;
     returns (k2, power, weight, grid, σ, profile, nuisance)."""
     k2, power, weight = _ring_spectrum(data)
     # unit median power: the likelihood's parameters are then O(1) whatever the map's units
     power = power / max(float(np.median(power)), 1e-300)
-    largest = max(2.0, min(40.0, min(data.shape) / 4.0))
-    grid = np.geomspace(0.4, largest, 31)
+    grid = _sigma_grid(data.shape)
     sigma, profile, nuisance = _spectral_profile(k2, power, weight, _BETA_PRIOR[0], grid, _BETA_PRIOR)
     if not np.isfinite(profile.min()):
         raise ValueError("the map's power spectrum could not be fitted (no finite likelihood)")
