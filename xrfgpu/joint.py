@@ -50,6 +50,13 @@ counts support (:func:`joint_richardson_lucy`); its iterations run to the
 last checkpoint whose deviance is within one standard error of that λ's
 lowest. A map for which λ = 0 wins is restored exactly as alone.
 
+The guide's field is built from its EM-TV restoration (plain isotropic TV,
+``guide_tv``), not its RL: sharper edges and a cleaner flat ground put the
+field's long vectors on a narrow band at the true edges, which sharpens the
+weak maps' shared edges; η is still set from the guide's RL noise (a TV
+restoration's flats have no gradient spread to set it from). The output's
+guide map stays plain RL.
+
 The prior creates no edge, but it can move variation that a weak map's noise
 allows onto a guide-only contour (on the benchmark skarn, Si formed a plateau
 inside the Fe-only inclusion's blurred outline on three of nine scenes). The
@@ -628,6 +635,17 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         (README, joint section).
     guide_evidence_factor : float
         Gradient, in noise deviations, at which that weight is ½.
+    guide_tv : float or None
+        Weight λ of the plain (isotropic) TV in the EM-TV restoration of the
+        guide (``max_iter`` iterations) from which the direction field is
+        built; η is still set from the guide's plain RL. Its edges are
+        sharper and its flat ground cleaner than RL's, so the field is long
+        on a narrower band at the true edges: on the benchmark skarn
+        (tuning scenes, fixed λ 0.1 on the weak maps) Si's MSE ratio to
+        independent RL went from 0.83 / 0.92 / 0.75 to 0.68 / 0.84 / 0.57
+        and Ca's from 0.39 / 0.38 / 0.39 to 0.30 / 0.23 / 0.25 (README, joint
+        section). The restored guide in the output stays plain RL. 0 or None:
+        the field of the guide's plain RL (the previous behaviour).
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
     seed : int
