@@ -637,7 +637,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         Gradient, in noise deviations, at which that weight is ½.
     guide_tv : float or None
         Weight λ of the plain (isotropic) TV in the EM-TV restoration of the
-        guide (``max_iter`` iterations) from which the direction field is
+        guide (``num_iter`` iterations if given, else ``max_iter``) from which the direction field is
         built; η is still set from the guide's plain RL. Its edges are
         sharper and its flat ground cleaner than RL's, so the field is long
         on a narrower band at the true edges: on the benchmark skarn
@@ -842,8 +842,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         return (out, info) if return_info else out
 
     counts = all(_is_counts(y[i, ...], xp=xp) for i in range(n))
-    field, eta_used = _guide_direction_field(y[g, ...], hs[g], bs[g], guide_map, guide_tv, max_iter, smoothing_px,
-                                             eta, boundary, xp=xp)
+    # the guide's TV restoration runs as many iterations as the weak maps may (num_iter given, else max_iter)
+    field, eta_used = _guide_direction_field(y[g, ...], hs[g], bs[g], guide_map, guide_tv, num_iter or max_iter,
+                                             smoothing_px, eta, boundary, xp=xp)
     info["eta"] = eta_used
     info["guide_tv"] = guide_tv
     info["own_edges"] = bool(own_edges)
@@ -1035,8 +1036,8 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     for f, (train, test) in enumerate(pairs):
         # the guide restored from the training half, so that the held-out half stays unseen
         g1, _ = _restore_alone(train[g, ...], hs[g], half_b[g], num_iter=guide_iter, seed=seed + 1 + f)
-        field, _ = _guide_direction_field(train[g, ...], hs[g], half_b[g], g1, guide_tv, max_iter, smoothing_px, eta,
-                                          boundary, xp=xp)
+        field, _ = _guide_direction_field(train[g, ...], hs[g], half_b[g], g1, guide_tv, num_iter or max_iter,
+                                          smoothing_px, eta, boundary, xp=xp)
         # each weak map's own edges from the training half too
         field = _member_fields(train, hs, half_b, weak, field, own_eta, max_iter, xp=xp, repeat=m,
                                evidence=gate)
