@@ -570,7 +570,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     The guide map is restored alone (Richardson–Lucy, as :func:`xrfgpu.restore`);
     every other map is restored with its own PSF, background and Poisson
     likelihood by EM-TV with a directional TV whose directions are the
-    guide's (see the module notes). The weight of the prior and the
+    guide's, taken from the guide's EM-TV restoration (``guide_tv``; see the
+    module notes). The weight of the prior and the
     iteration count are chosen per map by Poisson-thinning cross-validation.
 
     Parameters
@@ -665,7 +666,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     info : dict
         With ``return_info``: ``mode`` (``"joint"`` or ``"independent"``),
         ``fallback`` (None or the reason), ``guide`` (index), ``eta``,
-        ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_check`` (:func:`guide_structure`
+        ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_tv``, ``guide_check`` (:func:`guide_structure`
         stats), ``per_map`` (per map: ``role``, ``weight``, ``weight_how``,
         ``iterations``, ``stop``, ``cv_deviance`` per weight).
 
