@@ -18,7 +18,8 @@ Run::
 
     python benchmarks/bench_joint.py --seeds 0 1 2 --figure benchmarks/joint_skarn.png
     python benchmarks/bench_joint.py --seeds 0 1 2 --weight 0.03   # one fixed λ: the trade-off
-    python benchmarks/bench_joint.py --seeds 0 1 2 --guide-evidence 8   # the evidence gate on
+    python benchmarks/bench_joint.py --seeds 0 1 2 --guide-evidence 8   # the evidence gate at 8 px
+    python benchmarks/bench_joint.py --seeds 0 1 2 --guide-tv 0   # the guide's field from its plain RL
     pytest benchmarks/bench_joint.py --benchmark-json=bench_joint.json   # timing + metrics of seed 0
 """
 
@@ -40,12 +41,14 @@ from xrfgpu import restore  # noqa: E402
 from xrfgpu.stack import restore_stack  # noqa: E402
 
 
-def evaluate(seed=0, weight=None, guide_evidence_px="auto"):
+def evaluate(seed=0, weight=None, guide_evidence_px="auto", guide_tv="default"):
     """Restore one simulated skarn both ways; returns (metrics dict, arrays dict).
 
     ``weight`` fixes the joint prior's λ (iterations still by cross-validation); default automatic.
     ``guide_evidence_px`` is the joint restoration's evidence gate: "auto" (the library's default,
-    ½ of each weak map's PSF σ), a smoothing σ in pixels, or None (no gate).
+    ½ of each weak map's PSF σ), a smoothing σ in pixels, or None (no gate). ``guide_tv`` is the
+    weight of the guide's EM-TV restoration that the direction field comes from ("default": the
+    library's; 0: the guide's plain RL, as before).
     """
     counts, truths, psfs, bgs, masks = skarn.observe(seed)
     t0 = time.perf_counter()
@@ -57,12 +60,14 @@ def evaluate(seed=0, weight=None, guide_evidence_px="auto"):
     independent = np.stack(independent)
     t_ind = time.perf_counter() - t0
     t0 = time.perf_counter()
+    extra = {} if guide_tv == "default" else {"guide_tv": guide_tv}
     joint, info = restore_stack(counts, psfs, "rl", joint=True, background=bgs, return_info=True, weight=weight,
-                                guide_evidence_px=guide_evidence_px)
+                                guide_evidence_px=guide_evidence_px, **extra)
     t_joint = time.perf_counter() - t0
 
     m = {"seed": seed, "seconds_independent": round(t_ind, 2), "seconds_joint": round(t_joint, 2),
-         "guide": skarn.ELEMENTS[info["guide"]], "eta": info["eta"], "mode": info["mode"]}
+         "guide": skarn.ELEMENTS[info["guide"]], "eta": info["eta"], "mode": info["mode"],
+         "guide_tv": info.get("guide_tv")}
     for k, el in enumerate(skarn.ELEMENTS):
         pm = info["per_map"][k]
         mi, mj = skarn.interior_mse(independent[k], truths[k]), skarn.interior_mse(joint[k], truths[k])
@@ -169,12 +174,16 @@ def main(argv=None):
     parser.add_argument("--guide-evidence", default="auto", metavar="PX|auto|off",
                         help="the evidence gate: 'auto' (default: ½ of each weak map's PSF σ), a smoothing σ in "
                              "pixels, or 'off'")
+    parser.add_argument("--guide-tv", default="default", metavar="WEIGHT|default",
+                        help="weight of the guide's EM-TV restoration the direction field comes from (0: the guide's "
+                             "plain RL field, the previous default)")
     args = parser.parse_args(argv)
     rows = []
     for i, seed in enumerate(args.seeds):
         gate = {"auto": "auto", "off": None}.get(args.guide_evidence)
         m, arrays = evaluate(seed, args.weight, gate if args.guide_evidence in ("auto", "off")
-                             else float(args.guide_evidence))
+                             else float(args.guide_evidence),
+                             args.guide_tv if args.guide_tv == "default" else float(args.guide_tv))
         rows.append(m)
         if i == 0 and args.figure:
             figure(arrays, m, args.figure)

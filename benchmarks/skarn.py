@@ -118,9 +118,14 @@ def scene(seed=0, *, pad=0):
     return conc, masks
 
 
-def observe(seed=0):
-    """Scanned counts (3, SIZE, SIZE), truths (signal counts above background), PSFs and backgrounds."""
+def observe(seed=0, noise_seed=None):
+    """Scanned counts (3, SIZE, SIZE), truths (signal counts above background), PSFs and backgrounds.
+
+    ``noise_seed`` draws another noise realisation (counts, jitter, drift) of scene ``seed``
+    (default: the benchmark's own, ``seed``).
+    """
     conc, masks = scene(seed, pad=PAD)
+    noise_seed = seed if noise_seed is None else noise_seed
     inner = (slice(PAD, PAD + SIZE), slice(PAD, PAD + SIZE))
     masks = {k: v[inner] for k, v in masks.items()}
     counts, truths, psfs, backgrounds = [], [], [], []
@@ -129,7 +134,7 @@ def observe(seed=0):
         s, b = RATES[el]
         # scan the larger scene and keep the middle: every kept point saw real scene, no glass border
         full = simulate.scan(conc[k], h, signal_cps=s, background_cps=b, dwell_s=DWELL_S,
-                             pixel_size_um=5.0, seed=seed * 10 + k)
+                             pixel_size_um=5.0, seed=noise_seed * 10 + k)
         counts.append(full[inner])
         truths.append(DWELL_S * (s - b) * conc[k][inner])
         psfs.append(h.astype(np.float32))

@@ -18,8 +18,8 @@ from scipy import ndimage, signal
 
 from xrfgpu import psf as psf_mod
 from xrfgpu import richardson_lucy
-from xrfgpu.joint import (JointFallbackWarning, combined_field, directional_tv, guide_field, guide_structure,
-                          joint_richardson_lucy, weak_evidence)
+from xrfgpu.joint import (JointFallbackWarning, _guide_direction_field, _restore_alone, combined_field, directional_tv,
+                          guide_field, guide_structure, joint_richardson_lucy, weak_evidence)
 from xrfgpu.stack import restore_stack
 
 N = 64
@@ -154,6 +154,33 @@ def test_weak_evidence_is_calibrated_on_noise_and_near_one_at_an_edge(xp):
     assert np.all((w >= 0.0) & (w < 1.0))
 
 
+def test_the_guide_field_from_its_tv_restoration_is_long_only_at_the_true_edge(xp):
+    """A guide disk (σ 3 px): the field of its plain RL is long over a wide band and ~1/3 on flat ground
+    (noise at 3 noise deviations); that of its EM-TV restoration (the default, ``guide_tv``) is as long at
+    the true edge, nearly nil on flat ground, and shorter 2–4 px off the edge; η is the RL's in both."""
+    truth = np.full((N, N), 0.3)
+    disk = _disk(32, 32, 14)
+    truth[disk] = 1.0
+    counts, psfs = _scan([truth], [3.0], [400.0], [50.0], seed=1)
+    y, h = xp.asarray(counts[0]), xp.asarray(psfs[0].astype(np.float32))
+    rl, _ = _restore_alone(y, h, 50.0, num_iter=None, seed=0)
+    edge = disk ^ ndimage.binary_erosion(disk)
+    dist = ndimage.distance_transform_edt(~edge)
+    length, etas = {}, {}
+    for tv in (0.0, 0.1):
+        field, etas[tv] = _guide_direction_field(y, h, 50.0, rl, tv, 400, 1.0, None, "reflect", xp=xp)
+        f = to_numpy(field)
+        length[tv] = np.hypot(f[0], f[1])
+    assert etas[0.1] == etas[0.0] > 0
+    near, far, band = dist <= 1, dist >= 4, (dist >= 2) & (dist < 4)
+    assert length[0.1][near].mean() > 0.9 and length[0.0][near].mean() > 0.9
+    assert length[0.0][far].mean() > 0.2  # RL: flat ground's noise is a third of an edge
+    assert length[0.1][far].mean() < 0.05  # TV: flat ground is flat
+    assert length[0.1][band].mean() < length[0.0][band].mean() - 0.15  # the long band is narrower
+    with pytest.raises(ValueError, match="guide_tv"):
+        joint_richardson_lucy(xp.asarray(np.stack([counts[0], counts[0]])), [psfs[0], psfs[0]], guide_tv=-0.1)
+
+
 # -- the restoration ---------------------------------------------------------------------
 
 
@@ -281,6 +308,7 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
                               weights=(0.0, 0.1), max_iter=60)
     assert out.shape == counts.shape and out.dtype == np.float32
     assert info["guide"] == 0  # narrowest PSF
+    assert info["guide_tv"] == 0.1  # the guide's field from its EM-TV restoration, recorded
     weak = info["per_map"][1]
     assert weak["weight_how"] == "cross-validation" and weak["weight"] in (0.0, 0.1)
     assert set(weak["cv_deviance"]) == {"0", "0.1"} and 1 <= weak["iterations"] <= 60
