@@ -69,6 +69,15 @@ def _message(exc):
     return str(exc) or type(exc).__name__
 
 
+def _naming_the_map(message):
+    """``message`` prefixed with the input and map being restored (``restore`` sets them), unless it names them."""
+    ctx = click.get_current_context(silent=True)
+    where = ctx.meta.get("xrfgpu.current_map") if ctx is not None else None
+    if where is None or repr(where[1]) in message:
+        return message
+    return f"input {str(where[0])!r}: map {where[1]!r}: {message}"
+
+
 def _friendly(func):
     """Turn library errors (bad file, unit, element, device) into a one-line CLI error."""
 
@@ -81,7 +90,7 @@ def _friendly(func):
         except _refused_types() as exc:
             raise FileRefusedError(" ".join(_message(exc).split())) from exc
         except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as exc:
-            raise CommandError(_message(exc)) from exc
+            raise CommandError(_naming_the_map(_message(exc))) from exc
 
     return wrapper
 
@@ -174,6 +183,14 @@ def _say(quiet, as_json, text):
 def _warn(quiet, text):
     if not quiet:
         click.echo(f"Warning: {text}", err=True)
+
+
+def _check_dataset_option(maps, dataset, input_path):
+    """Refuse ``--dataset`` for input that has no datasets to choose from (it was silently ignored)."""
+    if dataset is not None and maps.metadata.get("layout") not in ("pyxrf", "maps"):
+        kind = maps.metadata.get("layout") or maps.metadata.get("format") or "this"
+        raise click.UsageError(f"--dataset {dataset!r} picks the maps of a PyXRF or MAPS HDF5 file; "
+                               f"{str(input_path)!r} is {kind} input, which has no datasets to pick")
 
 
 def _report_skipped(maps, quiet):
@@ -440,9 +457,13 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
+    from .psf.blind_sigma import SigmaUncertainWarning
+
     sigma = None if method in ("blind", "blind-rl") else sigma_px
-    out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
-                        goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SigmaUncertainWarning)
+        out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
+                            goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
                                           "iteration_scale") if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
@@ -450,6 +471,11 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     for key in ("balance", "lam"):
         if key in kwargs:
             details[key] = kwargs[key]
+    for w in caught:  # the caller prints them in one line each, naming the map
+        if issubclass(w.category, SigmaUncertainWarning):
+            details.setdefault("warnings", []).append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out, details
 
 
@@ -462,6 +488,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     """
     from .io import MapFileError, read_maps
 
+    if np.iscomplexobj(image):
+        raise MapFileError(f"{what} is complex ({image.dtype}); element maps are real numbers")
     if np.any(np.isinf(image)):
         raise MapFileError(f"{what} contains infinite values")
     missing = np.isnan(image)
@@ -702,6 +730,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError(f"give only one of --psf-sigma, --psf-file, --psf-auto (got {', '.join(chosen)})")
     if not chosen and method not in ("blind", "blind-rl"):
         raise click.UsageError("give the PSF: --psf-sigma 40um, --psf-file psf.toml or --psf-auto")
+    if chosen and method in ("blind", "blind-rl"):
+        raise click.UsageError(f"--method {method} estimates the PSF of each map itself and would ignore "
+                               f"{chosen[0]}; drop it, or restore with that PSF by --method rl")
     if tile is not None and method not in ("rl", "wiener", "tikhonov", "fista"):
         raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}: the blind "
                                "methods estimate the PSF jointly with the whole map; run them without --tile")
@@ -714,6 +745,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     inputs = [input_path, psf_file, mask_path]
     _check_target(output, overwrite, inputs)
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
+    _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, quiet)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
@@ -752,11 +784,22 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                "sigma_estimated": bool(psf_auto)}
     progress = _Progress.for_options(quiet, as_json)
     restored, psf_record, per_element, timings = {}, {}, {}, {}
-    first = next(iter(selected.maps.values()))
+    # an all-zero map (an element absent from the scan, e.g. MAPS XRF_roi_plus Pt_L) restores to zeros by
+    # every method: it is written as zeros, not restored; only a selection of nothing else is refused
+    zero_maps = [name for name, image in selected.maps.items() if not np.any(np.nan_to_num(np.asarray(image)))]
+    if len(zero_maps) == len(selected):
+        raise MapFileError(f"input {str(input_path)!r}: every selected map is all zeros "
+                           f"({', '.join(zero_maps)}): there is nothing to restore")
+    for name in zero_maps:
+        _warn(quiet, f"{name}: all zeros, nothing to restore; written as zeros")
+    first = next(image for name, image in selected.maps.items() if name not in zero_maps)
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
+        if name in zero_maps:
+            continue
+        click.get_current_context().meta["xrfgpu.current_map"] = (input_path, name)  # named in errors
         t0 = time.perf_counter()
         image = np.asarray(image)
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
@@ -839,6 +882,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
                 out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg,
                                            options=options, progress=progress, label=name)
+            for text in details.get("warnings", []):
+                _warn(quiet, f"{name}: {text}")
         from ._backend import to_numpy
 
         out = to_numpy(out)
@@ -853,6 +898,13 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
 
     if joint:
         restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute, quiet)
+    click.get_current_context().meta["xrfgpu.current_map"] = None
+    if zero_maps:  # back in the input's order, as zeros of the restored maps' dtype
+        dtype = next(iter(restored.values())).dtype
+        restored = {name: restored[name] if name in restored else np.zeros(selected.shape, dtype)
+                    for name in selected.maps}
+        per_element = {name: per_element[name] if name in per_element else
+                       {"skipped": "all zeros: nothing to restore, written as zeros"} for name in selected.maps}
     parameters = {"method": method, "background": background, "iterations": iterations, "balance": balance,
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
@@ -987,9 +1039,13 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     from .units import parse_length_um
 
     maps = read_maps(input_path, dataset=dataset)
+    _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
     pixel_um = parse_length_um(pixel_size, what="--pixel-size") if pixel_size else maps.pixel_size_um
+    if pixel_um is None:  # checked before the fit, which can take seconds
+        raise ValueError(f"input {str(input_path)!r}: the pixel size is unknown, so σ cannot be written in µm; "
+                         "pass --pixel-size (e.g. 5um)")
     return name, image, pixel_um
 
 
@@ -1055,8 +1111,17 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     progress = _Progress.for_options(quiet, as_json)
-    with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"):
+    from .psf.blind_sigma import SigmaUncertainWarning
+
+    with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SigmaUncertainWarning)
         est = estimate_sigma(image)
+    for w in caught:  # one line naming the map, not a raw Python warning
+        if issubclass(w.category, SigmaUncertainWarning):
+            _warn(quiet, f"{name}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
     if spectral:
         sigma, stderr = float(est.sigma), None

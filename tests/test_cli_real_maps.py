@@ -1,0 +1,151 @@
+"""The command line on real maps and on the mistakes real files carry: found by trying every feature.
+
+Each test here is a bug found while restoring the real HXN nanoprobe TIFFs
+(``tests/data/hxn_nanoparticles_xrf``, MIT, see its README) and the APS MAPS
+v9 file of ``/work/shared/data`` with the installed command, as a user would.
+Inputs are the real TIFFs or tiny files written here; outputs are opened with
+the readers users have (tifffile, numpy) and the messages are read as a user
+reads them: one line, naming the map and the problem, no Python warning text.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from xrfgpu.cli import main
+
+HXN = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf"
+FE = HXN / "SUM_maps_XRF_Fe_K.tiff"
+
+
+def _python_warning_text(err):
+    """Traces of a raw Python warning on stderr: its category or a source path with a line number."""
+    return any(text in err for text in ("SigmaUncertainWarning", "ComplexWarning", "UserWarning", ".py:"))
+
+
+@pytest.mark.parametrize("psf_option", [["--psf-sigma", "1px"], ["--psf-auto"]])
+@pytest.mark.parametrize("method", ["blind", "blind-rl"])
+def test_blind_methods_refuse_a_psf_they_would_ignore(tmp_path, capsys, method, psf_option):
+    # the blind methods estimate the PSF themselves: a given σ was silently ignored and the record
+    # claimed "given with --psf-sigma" for a map restored with another σ
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(FE), "-o", str(out), "--method", method, *psf_option]) == 2
+    err = capsys.readouterr().err
+    assert psf_option[0] in err and method in err and "estimate" in err
+    assert not out.exists() and not Path(f"{out}.json").exists()
+
+
+def test_blind_rl_reports_an_uncertain_sigma_in_one_line_naming_the_map(tmp_path, capsys):
+    # the HXN Fe map's σ is flagged uncertain by estimate_sigma; blind-rl printed it as a raw
+    # Python warning (category, source file and line) instead of the CLI's one-line warning
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(FE), "-o", str(out), "--method", "blind-rl", "--iterations", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Fe_K: estimate_sigma: σ is uncertain" in err
+    assert not _python_warning_text(err), err
+    restored = tifffile.imread(out)
+    assert restored.shape == (160, 160) and np.isfinite(restored).all() and restored.max() > 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    assert record["psf"]["Fe_K"]["source"]["how"] == "blind (blind-rl)"
+    assert record["psf"]["Fe_K"]["sigma_px"] > 0.05
+
+
+def test_psf_blind_reports_an_uncertain_sigma_in_one_line(tmp_path, capsys):
+    args = ["psf", "blind", str(FE), "--pixel-size", "0.15um", "--map-only", "-o", str(tmp_path / "fe.toml"),
+            "--figure", str(tmp_path / "fe.png")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Fe_K: estimate_sigma: σ is uncertain" in err
+    assert not _python_warning_text(err), err
+
+
+def test_psf_without_a_pixel_size_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    # the table holds σ in µm: without a pixel size the fit ran for seconds and then failed
+    import xrfgpu.psf
+
+    def fail(*args, **kwargs):
+        raise AssertionError("estimate_sigma ran although the table could not be written")
+
+    monkeypatch.setattr(xrfgpu.psf, "estimate_sigma", fail)
+    assert main(["psf", "blind", str(FE), "--map-only", "-o", str(tmp_path / "fe.toml")]) == 1
+    assert "--pixel-size" in capsys.readouterr().err
+
+
+def _count_map(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    scene = 50.0 + 400.0 * np.exp(-((y - shape[0] / 2) ** 2 + (x - shape[1] / 3) ** 2) / 30.0)
+    return rng.poisson(scene).astype(np.float32)
+
+
+def test_an_all_zero_map_among_others_is_written_as_zeros(tmp_path, capsys):
+    # MAPS XRF_roi_plus of the real AXO file has four all-zero channels (Pt_L, Pb_M, s_i, Bkgnd):
+    # the whole run failed with "image is all zeros" and did not say which map
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Pt_L=np.zeros((40, 40), np.float32), Ca=_count_map((40, 40), 1))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", "--iterations", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "Pt_L" in err and "all zeros" in err
+    restored = np.load(out)
+    assert list(restored.files[:3]) == ["Fe", "Pt_L", "Ca"]
+    assert restored["Pt_L"].dtype == np.float32 and not restored["Pt_L"].any()
+    for name in ("Fe", "Ca"):  # the others restored as usual: flux above the background kept
+        assert restored[name].max() > 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    assert "all zeros" in record["parameters"]["per_element"]["Pt_L"]["skipped"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--joint"], ["--method", "wiener"]])
+def test_an_all_zero_map_keeps_its_place_in_every_mode(tmp_path, capsys, extra):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Zn=np.zeros((40, 40), np.float32), Ca=_count_map((40, 40), 1))
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", "--iterations", "5", *extra]) == 0
+    with tifffile.TiffFile(out) as tif:
+        assert tif.imagej_metadata["Labels"] == ["Fe", "Zn", "Ca"]
+        stack = tif.asarray()
+    assert not stack[1].any() and stack[0].max() > 0 and stack[2].max() > 0
+
+
+def test_only_all_zero_maps_are_refused_naming_them(tmp_path, capsys):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Pt_L=np.zeros((40, 40)), Pb_M=np.zeros((40, 40)))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Pt_L" in err[0] and "Pb_M" in err[0] and "all zeros" in err[0]
+    assert not out.exists()
+
+
+def test_a_map_the_library_refuses_is_named(tmp_path, capsys):
+    # the real MAPS file is 11 × 11: --psf-auto said "image must be at least 32×32 pixels to estimate σ"
+    # without naming the file or the map
+    src = tmp_path / "small.npz"
+    np.savez(src, Fe=_count_map((11, 11)), Ca=_count_map((11, 11), 1))
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-auto"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'Fe'" in err[0] and "32×32" in err[0] and "small.npz" in err[0]
+
+
+def test_a_complex_map_is_refused(tmp_path, capsys):
+    # the command cast complex maps to real (numpy's ComplexWarning on stderr) and restored the real part
+    src = tmp_path / "scan_Fe.npy"
+    np.save(src, _count_map((40, 40)).astype(np.complex64))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "complex" in err[0] and "'Fe'" in err[0]
+    assert not out.exists()
+
+
+def test_dataset_on_a_file_without_datasets_is_refused(tmp_path, capsys):
+    # --dataset XRF_fits on a TIFF was silently ignored
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(FE), "-o", str(out), "--psf-sigma", "1px", "--dataset", "XRF_fits"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset" in err and "HDF5" in err
+    assert not out.exists()
