@@ -883,7 +883,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg,
                                            options=options, progress=progress, label=name)
             for text in details.get("warnings", []):
-                _warn(quiet, f"{name}: {text}")
+                _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
         from ._backend import to_numpy
 
         out = to_numpy(out)
