@@ -149,3 +149,28 @@ def test_dataset_on_a_file_without_datasets_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--dataset" in err and "HDF5" in err
     assert not out.exists()
+
+
+def test_a_background_above_every_pixel_is_warned_about(tmp_path, capsys):
+    # --background 1e6 on the HXN maps (fitted, largest value 19) restored every map to ~1e-10 in silence
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Ca=_count_map((40, 40), 1) + 2000.0)
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3",
+                 "--background", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Fe: --background 1000 is at or above every pixel" in err
+    assert "Ca:" not in err  # 2000 + counts: above the background, restored in silence
+
+
+def test_clipped_negative_values_of_a_fitted_map_are_recorded(tmp_path):
+    # a fitted map (not integer counts) is clipped at 0 before RL; the record did not say how much was clipped
+    fitted = _count_map((40, 40)) * 0.01 - 0.45  # 0.01 map units per count, an offset: a fifth below zero
+    negative = float(np.mean(fitted < 0))
+    assert 0.02 < negative < 0.5
+    src = tmp_path / "scan_Fe.npy"
+    np.save(src, fitted.astype(np.float32))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3", "-q"]) == 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    assert record["parameters"]["per_element"]["Fe"]["negative_fraction_clipped"] == pytest.approx(negative)

@@ -465,7 +465,7 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale") if info.get(key) is not None}
+                                          "iteration_scale", "negative_fraction_clipped") if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
@@ -809,6 +809,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         bg_how = "given"
         if bg_value == "auto":
             bg, bg_how = _estimate_background(image)
+        elif bg >= np.nanmax(image):  # e.g. counts given for a fitted map in µg/cm²: the result is ~0
+            _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
+                         "nothing is left to restore; give the background in the map's units")
         # PSF for this element
         if sigma_given is not None:
             if "*" in sigma_given:
