@@ -174,3 +174,23 @@ def test_clipped_negative_values_of_a_fitted_map_are_recorded(tmp_path):
     assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3", "-q"]) == 0
     record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
     assert record["parameters"]["per_element"]["Fe"]["negative_fraction_clipped"] == pytest.approx(negative)
+
+
+@pytest.mark.parametrize("name, data", [("channel_names", np.array([b"Fe", b"Ca", b"Zn"])),
+                                        ("x_axis", np.linspace(5.475, 5.575, 11)),
+                                        ("mca_4d", np.zeros((2, 3, 4, 5)))])
+def test_streaming_a_dataset_that_is_no_map_is_refused_naming_it(tmp_path, name, data):
+    # xrfgpu.dask.restore_zarr on the MAPS file's MAPS/channel_names said
+    # "Chunks do not add up to shape. Got chunks=((1024, 1024),), shape=(23,)"
+    import h5py
+
+    from xrfgpu.dask import restore_zarr
+    from xrfgpu.psf import gaussian
+
+    src = tmp_path / "scan.h5"
+    with h5py.File(src, "w") as f:
+        f[f"MAPS/{name}"] = data
+    with pytest.raises(ValueError, match=rf"dataset 'MAPS/{name}' of shape \({data.shape[0]},.*not a map"):
+        restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", dataset=f"MAPS/{name}", tile=16,
+                     num_iter=2, background=0.0)
+    assert not (tmp_path / "o.zarr").exists()
