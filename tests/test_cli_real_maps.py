@@ -194,3 +194,19 @@ def test_streaming_a_dataset_that_is_no_map_is_refused_naming_it(tmp_path, name,
         restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", dataset=f"MAPS/{name}", tile=16,
                      num_iter=2, background=0.0)
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_bare_element_name_is_its_k_line_in_a_psf_table(tmp_path, capsys):
+    # MAPS names its K-line maps by the element alone (Ti, Mn, Cu; Pt_L, Pb_M for the others): 'Ti' between
+    # Ca-Ka and Fe-Ka of a PSF table was refused ("cannot read the X-ray line 'Ti'") instead of interpolated
+    pytest.importorskip("xraylib")
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Ti=_count_map((40, 40), 1))
+    table = tmp_path / "psf.toml"
+    table.write_text('pixel_size_um = 10.0\n\n[sigma_um]\n"Ca-Ka" = 11.0\n"Fe-Ka" = 12.0\n')
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-file", str(table), "--iterations", "3", "-q"]) == 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    ti = record["psf"]["Ti"]
+    assert ti["source"]["line"] == "Ti-Ka" and 11.0 < ti["sigma_um"] < 12.0  # Ti-Ka (4.5 keV): Ca-Ka 3.7, Fe-Ka 6.4
+    assert record["psf"]["Fe"]["sigma_um"] == 12.0

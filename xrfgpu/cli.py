@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import math
+import re
 import sys
 import time
 import types
@@ -340,7 +341,10 @@ def psf_for_element(element, lines, *, source, model=None):
         from .psf.model import normalise_line
 
         try:
-            line = normalise_line(element if "_" not in element else element.replace("_", "-"))
+            line = element.replace("_", "-")
+            if re.fullmatch(r"[A-Z][a-z]?", line):  # MAPS names K-line maps by the element alone (Ti, Cu)
+                line += "-Ka"
+            line = normalise_line(line)
             sigma = model.sigma_um(line)
         except (ValueError, ImportError) as exc:
             reason = f"{reason}; {exc}"
