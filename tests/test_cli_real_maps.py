@@ -210,3 +210,10 @@ def test_a_bare_element_name_is_its_k_line_in_a_psf_table(tmp_path, capsys):
     ti = record["psf"]["Ti"]
     assert ti["source"]["line"] == "Ti-Ka" and 11.0 < ti["sigma_um"] < 12.0  # Ti-Ka (4.5 keV): Ca-Ka 3.7, Fe-Ka 6.4
     assert record["psf"]["Fe"]["sigma_um"] == 12.0
+
+
+def test_an_empty_element_list_is_refused_naming_the_option(tmp_path, capsys):
+    # --elements "," said "ElementMaps needs at least one map (a non-empty dict name -> 2-D array)"
+    assert main(["restore", str(FE), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "1px", "--elements", ","]) == 2
+    err = capsys.readouterr().err
+    assert "--elements" in err and "ElementMaps" not in err

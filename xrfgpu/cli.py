@@ -90,8 +90,10 @@ def _friendly(func):
             raise
         except _refused_types() as exc:
             raise FileRefusedError(" ".join(_message(exc).split())) from exc
-        except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as exc:
+        except (ValueError, TypeError) as exc:  # what a map's values can cause: the message names the map
             raise CommandError(_naming_the_map(_message(exc))) from exc
+        except (OSError, KeyError, ImportError, RuntimeError) as exc:
+            raise CommandError(_message(exc)) from exc
 
     return wrapper
 
@@ -759,7 +761,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         pixel_um = maps.pixel_size_um
     else:
         pixel_um = None
-    selected = maps.select([e.strip() for e in elements.split(",") if e.strip()]) if elements else maps
+    wanted = [e.strip() for e in elements.split(",") if e.strip()] if elements is not None else None
+    if wanted == []:
+        raise click.UsageError(f"--elements {elements!r} names no element; give e.g. Fe-Ka,Ca-Ka or leave it out")
+    selected = maps.select(wanted) if wanted else maps
 
     table, table_pixel, table_model = (None, None, None)
     if psf_file is not None:
