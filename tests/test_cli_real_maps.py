@@ -217,3 +217,45 @@ def test_an_empty_element_list_is_refused_naming_the_option(tmp_path, capsys):
     assert main(["restore", str(FE), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "1px", "--elements", ","]) == 2
     err = capsys.readouterr().err
     assert "--elements" in err and "ElementMaps" not in err
+
+
+def _legacy_maps_file(path):
+    """A small MAPS v9 file: XRF_fits and XRF_roi (three times larger) of Fe and Ca, scalers, 10 µm steps."""
+    import h5py
+
+    fits = np.stack([_count_map((24, 24)), _count_map((24, 24), 1)]).astype(np.float64)
+    us_ic = np.random.default_rng(5).uniform(0.5, 1.5, (24, 24))
+    with h5py.File(path, "w") as f:
+        f["MAPS/XRF_fits"] = fits
+        f["MAPS/XRF_roi"] = 3.0 * fits + 7.0
+        f["MAPS/channel_names"] = np.array([b"Fe", b"Ca"])
+        f["MAPS/x_axis"] = np.arange(24) * 0.01
+        f["MAPS/y_axis"] = np.arange(24) * 0.01
+        f["MAPS/scalers"] = np.stack([us_ic, np.ones((24, 24))])
+        f["MAPS/scaler_names"] = np.array([b"us_ic", b"ds_ic"])
+    return f"{path}"
+
+
+@pytest.mark.parametrize("option", [["--dataset", "XRF_roi"], ["--normalize", "us_ic"]])
+def test_compare_reads_the_input_as_the_restoration_did(tmp_path, capsys, option):
+    # a restoration of MAPS/XRF_roi_plus was compared with the file's default XRF_fits (and a --normalize
+    # run with the raw maps): the flux ratio and the figure's "before" panel were of other maps
+    import h5py
+
+    src = _legacy_maps_file(tmp_path / "scan.h5")
+    out = tmp_path / "o.h5"
+    assert main(["restore", src, "-o", str(out), "--psf-sigma", "1px", "--iterations", "5", "--background", "0",
+                 "-q", *option]) == 0
+    capsys.readouterr()
+    assert main(["compare", src, str(out), "--no-figure", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    with h5py.File(src, "r") as f:
+        if option[0] == "--dataset":
+            before = f["MAPS/XRF_roi"][()]
+        else:  # MAPS normalisation keeps the scale: map × mean(I0) / I0
+            us_ic = f["MAPS/scalers"][0]
+            before = f["MAPS/XRF_fits"][()] * us_ic.mean() / us_ic
+    with h5py.File(out, "r") as f:
+        after = f["xrfgpu/maps"][()]
+    for i, name in enumerate(["Fe", "Ca"]):
+        assert metrics[name]["flux_ratio"] == pytest.approx(after[i].sum() / before[i].sum(), rel=1e-6)

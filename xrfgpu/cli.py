@@ -1247,8 +1247,10 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         fig_path = Path(figure) if figure else Path(restored_path).with_name(
             Path(restored_path).with_suffix("").name + "_compare.png")
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
-    before = read_maps(input_path)
     after = read_maps(restored_path)
+    # the input as the restoration read it: the same MAPS/PyXRF dataset and scaler normalisation
+    done = (after.metadata.get("provenance") or {}).get("parameters") or {}
+    before = read_maps(input_path, dataset=done.get("dataset"), normalize=done.get("normalize"))
     _report_skipped(before, quiet or as_json)
     names = [e.strip() for e in elements.split(",")] if elements else after.names
     truth_maps = read_maps(truth) if truth else None
