@@ -259,3 +259,19 @@ def test_compare_reads_the_input_as_the_restoration_did(tmp_path, capsys, option
         after = f["xrfgpu/maps"][()]
     for i, name in enumerate(["Fe", "Ca"]):
         assert metrics[name]["flux_ratio"] == pytest.approx(after[i].sum() / before[i].sum(), rel=1e-6)
+
+
+def test_a_tiff_hyperstack_of_two_stack_axes_is_refused(tmp_path, capsys):
+    # an ImageJ ZCYX hyperstack (3 slices × 2 channels) was read as six maps map0..map5, in silence
+    fe = tifffile.imread(FE)
+    src = tmp_path / "zstack.tif"
+    tifffile.imwrite(src, np.stack([np.stack([fe, fe])] * 3), imagej=True, metadata={"axes": "ZCYX"})
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ZCYX" in err[0] and "(3, 2, 160, 160)" in err[0]
+    assert not out.exists()
+    # one stack axis is a stack of element maps, as before
+    tifffile.imwrite(tmp_path / "three.tif", np.stack([fe, fe, fe]), photometric="minisblack")
+    assert main(["restore", str(tmp_path / "three.tif"), "-o", str(out), "--psf-sigma", "1px", "-q"]) == 0
+    assert tifffile.imread(out).shape == (3, 160, 160)

@@ -506,6 +506,12 @@ def _read_tiff(path):
     tifffile = _require("tifffile", "reading TIFF")
     with tifffile.TiffFile(path) as tif:
         pages = list(tif.pages)
+        series = tif.series[0] if tif.series else None
+        stacked = [ax for ax, n in zip(series.axes, series.shape) if ax not in "YXS" and n > 1] if series else []
+        if len(stacked) > 1:  # e.g. an ImageJ ZCYX hyperstack: which axis holds the elements is not known
+            raise MapFileError(f"input {str(path)!r} is a {series.axes} stack of shape {tuple(series.shape)}; "
+                               "element maps are 2-D maps along one stack axis (CYX, ZYX or one page each): "
+                               f"split its {', '.join(stacked)} axes first")
         arrays = []
         for page in pages:
             a = page.asarray()
