@@ -275,3 +275,23 @@ def test_a_tiff_hyperstack_of_two_stack_axes_is_refused(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "three.tif", np.stack([fe, fe, fe]), photometric="minisblack")
     assert main(["restore", str(tmp_path / "three.tif"), "-o", str(out), "--psf-sigma", "1px", "-q"]) == 0
     assert tifffile.imread(out).shape == (3, 160, 160)
+
+
+def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
+    # README: "Files in a folder that are not maps ... are skipped with one line each on stderr"; a
+    # README.md, an overview .png and an instrument .json beside the maps were skipped in silence
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    fe = tifffile.imread(FE)
+    tifffile.imwrite(folder / "scan_Fe_K.tif", fe)
+    tifffile.imwrite(folder / "scan_Cr_K.tif", fe[::-1])
+    (folder / "README.md").write_text("# a scan\n")
+    (folder / "overview.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "scan.json").write_text("{}")
+    (folder / "scan_Fe_K.tif.json").write_text("{}")  # a sidecar of a map in the folder: not reported
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "1px", "--iterations", "2"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("skipped ")]
+    assert sorted(line.split(":")[0] for line in err) == ["skipped README.md", "skipped overview.png",
+                                                          "skipped scan.json"]
+    assert tifffile.imread(out).shape == (2, 160, 160)

@@ -742,6 +742,11 @@ def _read_folder(path):
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
     arrays, skipped, pixel = {}, [], None
+    for p in sorted(path.iterdir()):  # other files (notes, figures) are named too, not passed over in silence
+        sidecar = p.name == "xrfgpu.json" or (p.suffix.lower() == ".json" and p.with_suffix("") in files)
+        if p.is_file() and p not in files and not sidecar and not is_hidden_or_temp(p.name):
+            skipped.append({"file": p.name, "reason": "not a map file (maps are read from the folder's "
+                                                      f"{', '.join(TEXT_SUFFIXES + TIFF_SUFFIXES)} and .npy files)"})
     for p in files:
         try:
             if p.suffix.lower() in TEXT_SUFFIXES:
