@@ -295,3 +295,21 @@ def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
     assert sorted(line.split(":")[0] for line in err) == ["skipped README.md", "skipped overview.png",
                                                           "skipped scan.json"]
     assert tifffile.imread(out).shape == (2, 160, 160)
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("wiener", {"balance": 0.01, "regularizer": "laplacian"}),   # README and --help: balance default 0.01
+    ("tikhonov", {"lam": 0.01, "order": 0}),
+    ("fista", {"nonneg": True, "iterations": 100}),              # --help: FISTA 100 iterations
+])
+def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected):
+    # the README promises "every parameter" in the record; a Wiener run without --balance recorded no balance
+    src = tmp_path / "scan_Fe.npy"
+    np.save(src, _count_map((40, 40)))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--method", method, "--psf-sigma", "1px", "-q"]) == 0
+    per = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]["Fe"]
+    for key, value in expected.items():
+        assert per[key] == value
+    if method == "fista":
+        assert "0.03" in per["lam"] and "max" in per["lam"]  # lam from the map: λ = 0.03 max|y − b|

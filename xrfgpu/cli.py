@@ -477,12 +477,28 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     for key in ("balance", "lam"):
         if key in kwargs:
             details[key] = kwargs[key]
+    details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
     for w in caught:  # the caller prints them in one line each, naming the map
         if issubclass(w.category, SigmaUncertainWarning):
             details.setdefault("warnings", []).append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out, details
+
+
+def _method_defaults(method):
+    """The library defaults a run of ``method`` used where no option was given, for the record."""
+    import inspect
+
+    from .fista import DEFAULT_LAM_FRACTION, fista
+    from .wiener import tikhonov, wiener
+
+    function, keys = {"wiener": (wiener, ("balance", "regularizer")), "tikhonov": (tikhonov, ("lam", "order")),
+                      "fista": (fista, ("nonneg",))}.get(method, (None, ()))
+    defaults = {k: inspect.signature(function).parameters[k].default for k in keys} if function else {}
+    if method == "fista":  # lam=None: a fraction of the map's largest value above the background
+        defaults["lam"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default, in effective counts)"
+    return defaults
 
 
 def _missing_pixels(image, mask_path, what, *, method, tile):
