@@ -313,3 +313,27 @@ def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected)
         assert per[key] == value
     if method == "fista":
         assert "0.03" in per["lam"] and "max" in per["lam"]  # lam from the map: λ = 0.03 max|y − b|
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_matrix_with_decimal_commas_reads(tmp_path, separator):
+    # a European-locale export ("0,0123;0,0456") was refused with "no rows of numbers found": the ','
+    # inside every number was taken for the column separator
+    from xrfgpu.io import read_maps
+
+    matrix = np.round(tifffile.imread(FE)[:12, :15].astype(np.float64), 4)
+    lines = ["Fe K-alpha;counts" if separator == ";" else "Fe K-alpha\tcounts"]
+    lines += [separator.join(f"{v:.4f}".replace(".", ",") for v in row) for row in matrix]
+    src = tmp_path / "scan_Fe.csv"
+    src.write_text("\n".join(lines) + "\n")
+    maps = read_maps(src)
+    np.testing.assert_allclose(maps.maps["Fe"], matrix, rtol=0, atol=1e-12)
+
+
+def test_comma_separated_rows_with_a_stray_tab_still_read(tmp_path):
+    from xrfgpu.io import read_maps
+
+    matrix = np.arange(12.0).reshape(3, 4) / 8
+    src = tmp_path / "scan_Fe.csv"
+    src.write_text("\n".join(",".join(f"{v:g}" for v in row) + "\t" for row in matrix) + "\n")
+    np.testing.assert_array_equal(read_maps(src).maps["Fe"], matrix)

@@ -656,21 +656,24 @@ def _read_text_matrix(path):
     delimiter = None
     start = None
     for i, line in enumerate(lines):
-        delim = next((d for d in (",", ";", "\t") if d in line), None)
-        cells = _split(line, delim)
-        try:
-            [float(c.replace(",", ".") if delim == ";" else c) for c in cells]
-        except ValueError:
-            continue
-        start, delimiter = i, delim
-        break
+        # the first separator that makes the line a row of numbers; with ';' or tab a ',' is a decimal
+        # comma ("0,0123;0,0456", a European export), so ';' is tried before ','
+        for delim in [d for d in (";", ",", "\t") if d in line] or [None]:
+            try:
+                [float(c.replace(",", ".") if delim in (";", "\t") else c) for c in _split(line, delim)]
+            except ValueError:
+                continue
+            start, delimiter = i, delim
+            break
+        if start is not None:
+            break
     if start is None:
         raise MapFileError(f"input {str(path)!r}: no rows of numbers found")
     rows = []
     for j, line in enumerate(lines[start:], start=start):
         cells = _split(line, delimiter)
         try:
-            rows.append([float(c.replace(",", ".") if delimiter == ";" else c) for c in cells])
+            rows.append([float(c.replace(",", ".") if delimiter in (";", "\t") else c) for c in cells])
         except ValueError:
             raise MapFileError(f"input {str(path)!r}: line {j + 1} is not a row of numbers: {line[:60]!r}") from None
         if len(rows[-1]) != len(rows[0]):
