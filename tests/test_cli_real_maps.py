@@ -302,12 +302,13 @@ def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
     ("tikhonov", {"lam": 0.01, "order": 0}),
     ("fista", {"nonneg": True, "iterations": 100}),              # --help: FISTA 100 iterations
 ])
-def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected):
+@pytest.mark.parametrize("tiles", [[], ["--tile", "32"]])
+def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected, tiles):
     # the README promises "every parameter" in the record; a Wiener run without --balance recorded no balance
     src = tmp_path / "scan_Fe.npy"
     np.save(src, _count_map((40, 40)))
     out = tmp_path / "o.npz"
-    assert main(["restore", str(src), "-o", str(out), "--method", method, "--psf-sigma", "1px", "-q"]) == 0
+    assert main(["restore", str(src), "-o", str(out), "--method", method, "--psf-sigma", "1px", "-q", *tiles]) == 0
     per = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]["Fe"]
     for key, value in expected.items():
         assert per[key] == value

@@ -497,7 +497,7 @@ def _method_defaults(method):
                       "fista": (fista, ("nonneg",))}.get(method, (None, ()))
     defaults = {k: inspect.signature(function).parameters[k].default for k in keys} if function else {}
     if method == "fista":  # lam=None: a fraction of the map's largest value above the background
-        defaults["lam"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default, in effective counts)"
+        defaults["lam"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default)"
     return defaults
 
 
@@ -619,6 +619,7 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
             if "num_iter" in details:
                 details["iterations"] = details.pop("num_iter")
             details["tiling"] = "xrfgpu.dask.restore: halo tiles (dask.array.map_overlap, reflect)"
+            details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
     finally:
         if client is not None:
             client.close()
