@@ -338,3 +338,15 @@ def test_comma_separated_rows_with_a_stray_tab_still_read(tmp_path):
     src = tmp_path / "scan_Fe.csv"
     src.write_text("\n".join(",".join(f"{v:g}" for v in row) + "\t" for row in matrix) + "\n")
     np.testing.assert_array_equal(read_maps(src).maps["Fe"], matrix)
+
+
+def test_compare_a_single_map_with_a_restored_folder(tmp_path, capsys):
+    # restoring the HXN folder and comparing with one of its TIFFs stopped at the first restored element
+    # the TIFF does not hold ("element 'Cr_K' not found"); the elements both hold are compared, the others named
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3", "-q"]) == 0
+    assert main(["compare", str(FE), str(out), "--no-figure", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert list(json.loads(captured.out)["metrics"]) == ["Fe_K"]
+    assert "Cr_K" in captured.err and "Si_K" in captured.err
+    assert main(["compare", str(HXN / "SUM_maps_XRF_Si_K.tiff"), str(out), "--no-figure", "--elements", "Fe"]) == 1

@@ -1186,6 +1186,15 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
 # --------------------------------------------------------------------------- compare
 
 
+def _holds(maps, name):
+    """Whether ``maps`` has a map matching ``name`` (:meth:`xrfgpu.io.ElementMaps.find`)."""
+    try:
+        maps.find(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _contrast(a):
     """Robust dynamic range (p99.5 − p0.5) / mean: deconvolution restores contrast that the blur spread out."""
     a = np.asarray(a, dtype=np.float64)
@@ -1269,7 +1278,16 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
     done = (after.metadata.get("provenance") or {}).get("parameters") or {}
     before = read_maps(input_path, dataset=done.get("dataset"), normalize=done.get("normalize"))
     _report_skipped(before, quiet or as_json)
-    names = [e.strip() for e in elements.split(",")] if elements else after.names
+    if elements:
+        names = [e.strip() for e in elements.split(",")]
+    else:  # the restored elements the input holds too; the others are named, not an error
+        names = [n for n in after.names if _holds(before, n)]
+        missing = [n for n in after.names if n not in names]
+        if not names:
+            raise ValueError(f"{str(input_path)!r} holds none of the elements of {str(restored_path)!r} "
+                             f"({', '.join(before.names)} against {', '.join(after.names)})")
+        if missing:
+            _warn(quiet, f"{str(input_path)!r} does not hold {', '.join(missing)}; comparing {', '.join(names)}")
     truth_maps = read_maps(truth) if truth else None
     if before.shape != after.shape:
         raise ValueError(f"{str(restored_path)!r} has maps of shape {after.shape}, {str(input_path)!r} {before.shape}")
