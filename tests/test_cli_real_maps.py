@@ -350,3 +350,22 @@ def test_compare_a_single_map_with_a_restored_folder(tmp_path, capsys):
     assert list(json.loads(captured.out)["metrics"]) == ["Fe_K"]
     assert "Cr_K" in captured.err and "Si_K" in captured.err
     assert main(["compare", str(HXN / "SUM_maps_XRF_Si_K.tiff"), str(out), "--no-figure", "--elements", "Fe"]) == 1
+
+
+def test_a_psf_sigma_entry_no_map_uses_is_warned_about(tmp_path, capsys):
+    # "--psf-sigma Fe=0.08um,F=0.07um,..." on the HXN maps: the F (a typo) entry was dropped in silence
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "Fe=1px,Cr=1px,Si=1px,Zn=2px",
+                 "--iterations", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: --psf-sigma entry 'Zn' matches none of the restored maps" in err
+    assert "'Fe'" not in err and "'Cr'" not in err
+
+
+def test_the_psf_sigma_entry_of_an_all_zero_map_is_not_stray(tmp_path, capsys):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Zn=np.zeros((40, 40), np.float32))
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-sigma", "Fe=1px,Zn=2px",
+                 "--iterations", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "Zn: all zeros" in err and "matches none" not in err

@@ -822,8 +822,16 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
+    sigma_keys_used = set()
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         if name in zero_maps:
+            if sigma_given and "*" not in sigma_given:  # its --psf-sigma entry is not a stray one
+                from .io import match_name
+
+                try:
+                    sigma_keys_used.add(match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma"))
+                except KeyError:
+                    pass
             continue
         click.get_current_context().meta["xrfgpu.current_map"] = (input_path, name)  # named in errors
         t0 = time.perf_counter()
@@ -848,6 +856,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
                     if name not in sigma_given else name
                 (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
+                sigma_keys_used.add(key)
             if unit == "px":
                 sigma_px, sigma_um = value, (value * pixel_um if pixel_um else None)
                 source["unit"] = "px"
@@ -928,6 +937,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if joint:
         restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute, quiet)
     click.get_current_context().meta["xrfgpu.current_map"] = None
+    for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
+        if key != "*" and key not in sigma_keys_used:
+            _warn(quiet, f"--psf-sigma entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")
     if zero_maps:  # back in the input's order, as zeros of the restored maps' dtype
         dtype = next(iter(restored.values())).dtype
         restored = {name: restored[name] if name in restored else np.zeros(selected.shape, dtype)
