@@ -369,3 +369,13 @@ def test_the_psf_sigma_entry_of_an_all_zero_map_is_not_stray(tmp_path, capsys):
                  "--iterations", "2"]) == 0
     err = capsys.readouterr().err
     assert "Zn: all zeros" in err and "matches none" not in err
+
+
+def test_an_all_nan_map_is_missing_data_not_zeros(tmp_path, capsys):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Zn=np.full((40, 40), np.nan, np.float32))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "'Zn'" in err and "every pixel is missing" in err and "zeros" not in err
+    assert not out.exists()

@@ -812,7 +812,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     restored, psf_record, per_element, timings = {}, {}, {}, {}
     # an all-zero map (an element absent from the scan, e.g. MAPS XRF_roi_plus Pt_L) restores to zeros by
     # every method: it is written as zeros, not restored; only a selection of nothing else is refused
-    zero_maps = [name for name, image in selected.maps.items() if not np.any(np.nan_to_num(np.asarray(image)))]
+    zero_maps = [name for name, image in selected.maps.items() if np.all(np.asarray(image) == 0)]  # NaN: missing
     if len(zero_maps) == len(selected):
         raise MapFileError(f"input {str(input_path)!r}: every selected map is all zeros "
                            f"({', '.join(zero_maps)}): there is nothing to restore")
