@@ -379,3 +379,17 @@ def test_an_all_nan_map_is_missing_data_not_zeros(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'Zn'" in err and "every pixel is missing" in err and "zeros" not in err
     assert not out.exists()
+
+
+def test_a_dataset_a_restored_file_does_not_hold_is_refused(tmp_path):
+    # read_maps(restored_from_XRF_roi.h5, dataset="XRF_fits") returned the XRF_roi maps in silence
+    from xrfgpu.io import MapFileError, read_maps
+
+    src = _legacy_maps_file(tmp_path / "scan.h5")
+    out = tmp_path / "o.h5"
+    assert main(["restore", src, "-o", str(out), "--dataset", "XRF_roi", "--psf-sigma", "1px", "--iterations", "2",
+                 "-q"]) == 0
+    for same in ("XRF_roi", "xrf_roi", "MAPS/XRF_roi"):
+        assert read_maps(out, dataset=same).metadata["dataset"] == "MAPS/XRF_roi"
+    with pytest.raises(MapFileError, match=r"'XRF_fits' not found.*MAPS/XRF_roi"):
+        read_maps(out, dataset="XRF_fits")

@@ -805,7 +805,14 @@ def _read_hdf5(path, *, dataset=None):
     h5py = _require("h5py", "reading HDF5")
     with h5py.File(path, "r") as f:
         if "xrfgpu" in f and "maps" in f["xrfgpu"]:
-            return _read_xrfgpu_h5(f, path)
+            em = _read_xrfgpu_h5(f, path)
+            held = str(em.metadata.get("dataset") or "xrfgpu/maps")  # the input dataset it was restored from
+            want = None if dataset is None else str(dataset).strip().strip("/").lower()
+            if want is not None and not (held.lower() == want or held.lower().endswith("/" + want)
+                                         or f"/{want}/" in held.lower()):
+                raise MapFileError(f"input {str(path)!r}: dataset {dataset!r} not found; this xrfgpu output "
+                                   f"holds the maps of {held}")
+            return em
         if "xrfmap" in f:
             return _read_pyxrf(f, path, dataset)
         if "MAPS" in f:
