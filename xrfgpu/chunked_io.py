@@ -118,6 +118,9 @@ def open_chunked(path, dataset=None, *, chunks=None):
                 raise ValueError(f"{path} holds datasets {names}; name one with dataset=")
             dataset = names[0]
         source = _HDF5Source(p, dataset)
+        if source.ndim not in (2, 3) or not np.issubdtype(source.dtype, np.number):  # before Dask's chunking
+            raise ValueError(f"{path}: dataset {dataset!r} of shape {tuple(source.shape)} and dtype {source.dtype} "
+                             "is not a map (rows, cols) or a stack (maps, rows, cols) of numbers")
         if chunks is None:
             chunks = source.chunks if source.chunks is not None else (1,) * (source.ndim - 2) + (1024, 1024)
         return da.from_array(source, chunks=chunks, asarray=True, fancy=False, meta=np.empty((0,) * source.ndim, source.dtype))

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import math
+import re
 import sys
 import time
 import types
@@ -69,6 +70,15 @@ def _message(exc):
     return str(exc) or type(exc).__name__
 
 
+def _naming_the_map(message):
+    """``message`` prefixed with the input and map being restored (``restore`` sets them), unless it names them."""
+    ctx = click.get_current_context(silent=True)
+    where = ctx.meta.get("xrfgpu.current_map") if ctx is not None else None
+    if where is None or repr(where[1]) in message:
+        return message
+    return f"input {str(where[0])!r}: map {where[1]!r}: {message}"
+
+
 def _friendly(func):
     """Turn library errors (bad file, unit, element, device) into a one-line CLI error."""
 
@@ -80,7 +90,9 @@ def _friendly(func):
             raise
         except _refused_types() as exc:
             raise FileRefusedError(" ".join(_message(exc).split())) from exc
-        except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as exc:
+        except (ValueError, TypeError) as exc:  # what a map's values can cause: the message names the map
+            raise CommandError(_naming_the_map(_message(exc))) from exc
+        except (OSError, KeyError, ImportError, RuntimeError) as exc:
             raise CommandError(_message(exc)) from exc
 
     return wrapper
@@ -174,6 +186,14 @@ def _say(quiet, as_json, text):
 def _warn(quiet, text):
     if not quiet:
         click.echo(f"Warning: {text}", err=True)
+
+
+def _check_dataset_option(maps, dataset, input_path):
+    """Refuse ``--dataset`` for input that has no datasets to choose from (it was silently ignored)."""
+    if dataset is not None and maps.metadata.get("layout") not in ("pyxrf", "maps"):
+        kind = maps.metadata.get("layout") or maps.metadata.get("format") or "this"
+        raise click.UsageError(f"--dataset {dataset!r} picks the maps of a PyXRF or MAPS HDF5 file; "
+                               f"{str(input_path)!r} is {kind} input, which has no datasets to pick")
 
 
 def _report_skipped(maps, quiet):
@@ -323,7 +343,10 @@ def psf_for_element(element, lines, *, source, model=None):
         from .psf.model import normalise_line
 
         try:
-            line = normalise_line(element if "_" not in element else element.replace("_", "-"))
+            line = element.replace("_", "-")
+            if re.fullmatch(r"[A-Z][a-z]?", line):  # MAPS names K-line maps by the element alone (Ti, Cu)
+                line += "-Ka"
+            line = normalise_line(line)
             sigma = model.sigma_um(line)
         except (ValueError, ImportError) as exc:
             reason = f"{reason}; {exc}"
@@ -440,17 +463,42 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
+    from .psf.blind_sigma import SigmaUncertainWarning
+
     sigma = None if method in ("blind", "blind-rl") else sigma_px
-    out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
-                        goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SigmaUncertainWarning)
+        out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
+                            goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale") if info.get(key) is not None}
+                                          "iteration_scale", "negative_fraction_clipped") if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
         if key in kwargs:
             details[key] = kwargs[key]
+    details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
+    for w in caught:  # the caller prints them in one line each, naming the map
+        if issubclass(w.category, SigmaUncertainWarning):
+            details.setdefault("warnings", []).append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out, details
+
+
+def _method_defaults(method):
+    """The library defaults a run of ``method`` used where no option was given, for the record."""
+    import inspect
+
+    from .fista import DEFAULT_LAM_FRACTION, fista
+    from .wiener import tikhonov, wiener
+
+    function, keys = {"wiener": (wiener, ("balance", "regularizer")), "tikhonov": (tikhonov, ("lam", "order")),
+                      "fista": (fista, ("nonneg",))}.get(method, (None, ()))
+    defaults = {k: inspect.signature(function).parameters[k].default for k in keys} if function else {}
+    if method == "fista":  # lam=None: a fraction of the map's largest value above the background
+        defaults["lam"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default)"
+    return defaults
 
 
 def _missing_pixels(image, mask_path, what, *, method, tile):
@@ -462,6 +510,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     """
     from .io import MapFileError, read_maps
 
+    if np.iscomplexobj(image):
+        raise MapFileError(f"{what} is complex ({image.dtype}); element maps are real numbers")
     if np.any(np.isinf(image)):
         raise MapFileError(f"{what} contains infinite values")
     missing = np.isnan(image)
@@ -569,6 +619,7 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
             if "num_iter" in details:
                 details["iterations"] = details.pop("num_iter")
             details["tiling"] = "xrfgpu.dask.restore: halo tiles (dask.array.map_overlap, reflect)"
+            details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
     finally:
         if client is not None:
             client.close()
@@ -702,6 +753,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError(f"give only one of --psf-sigma, --psf-file, --psf-auto (got {', '.join(chosen)})")
     if not chosen and method not in ("blind", "blind-rl"):
         raise click.UsageError("give the PSF: --psf-sigma 40um, --psf-file psf.toml or --psf-auto")
+    if chosen and method in ("blind", "blind-rl"):
+        raise click.UsageError(f"--method {method} estimates the PSF of each map itself and would ignore "
+                               f"{chosen[0]}; drop it, or restore with that PSF by --method rl")
     if tile is not None and method not in ("rl", "wiener", "tikhonov", "fista"):
         raise click.UsageError(f"--tile works with rl, wiener, tikhonov and fista, not {method}: the blind "
                                "methods estimate the PSF jointly with the whole map; run them without --tile")
@@ -714,6 +768,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     inputs = [input_path, psf_file, mask_path]
     _check_target(output, overwrite, inputs)
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
+    _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, quiet)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
@@ -723,7 +778,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         pixel_um = maps.pixel_size_um
     else:
         pixel_um = None
-    selected = maps.select([e.strip() for e in elements.split(",") if e.strip()]) if elements else maps
+    wanted = [e.strip() for e in elements.split(",") if e.strip()] if elements is not None else None
+    if wanted == []:
+        raise click.UsageError(f"--elements {elements!r} names no element; give e.g. Fe-Ka,Ca-Ka or leave it out")
+    selected = maps.select(wanted) if wanted else maps
 
     table, table_pixel, table_model = (None, None, None)
     if psf_file is not None:
@@ -752,11 +810,30 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                "sigma_estimated": bool(psf_auto)}
     progress = _Progress.for_options(quiet, as_json)
     restored, psf_record, per_element, timings = {}, {}, {}, {}
-    first = next(iter(selected.maps.values()))
+    # an all-zero map (an element absent from the scan, e.g. MAPS XRF_roi_plus Pt_L) restores to zeros by
+    # every method: it is written as zeros, not restored; only a selection of nothing else is refused
+    zero_maps = [name for name, image in selected.maps.items() if np.all(np.asarray(image) == 0)]  # NaN: missing
+    if len(zero_maps) == len(selected):
+        raise MapFileError(f"input {str(input_path)!r}: every selected map is all zeros "
+                           f"({', '.join(zero_maps)}): there is nothing to restore")
+    for name in zero_maps:
+        _warn(quiet, f"{name}: all zeros, nothing to restore; written as zeros")
+    first = next(image for name, image in selected.maps.items() if name not in zero_maps)
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
+    sigma_keys_used = set()
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
+        if name in zero_maps:
+            if sigma_given and "*" not in sigma_given:  # its --psf-sigma entry is not a stray one
+                from .io import match_name
+
+                try:
+                    sigma_keys_used.add(match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma"))
+                except KeyError:
+                    pass
+            continue
+        click.get_current_context().meta["xrfgpu.current_map"] = (input_path, name)  # named in errors
         t0 = time.perf_counter()
         image = np.asarray(image)
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
@@ -766,6 +843,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         bg_how = "given"
         if bg_value == "auto":
             bg, bg_how = _estimate_background(image)
+        elif bg >= np.nanmax(image):  # e.g. counts given for a fitted map in µg/cm²: the result is ~0
+            _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
+                         "nothing is left to restore; give the background in the map's units")
         # PSF for this element
         if sigma_given is not None:
             if "*" in sigma_given:
@@ -776,6 +856,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
                     if name not in sigma_given else name
                 (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
+                sigma_keys_used.add(key)
             if unit == "px":
                 sigma_px, sigma_um = value, (value * pixel_um if pixel_um else None)
                 source["unit"] = "px"
@@ -839,6 +920,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
                 out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg,
                                            options=options, progress=progress, label=name)
+            for text in details.get("warnings", []):
+                _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
         from ._backend import to_numpy
 
         out = to_numpy(out)
@@ -853,6 +936,16 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
 
     if joint:
         restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute, quiet)
+    click.get_current_context().meta["xrfgpu.current_map"] = None
+    for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
+        if key != "*" and key not in sigma_keys_used:
+            _warn(quiet, f"--psf-sigma entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")
+    if zero_maps:  # back in the input's order, as zeros of the restored maps' dtype
+        dtype = next(iter(restored.values())).dtype
+        restored = {name: restored[name] if name in restored else np.zeros(selected.shape, dtype)
+                    for name in selected.maps}
+        per_element = {name: per_element[name] if name in per_element else
+                       {"skipped": "all zeros: nothing to restore, written as zeros"} for name in selected.maps}
     parameters = {"method": method, "background": background, "iterations": iterations, "balance": balance,
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
@@ -987,9 +1080,13 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     from .units import parse_length_um
 
     maps = read_maps(input_path, dataset=dataset)
+    _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
     pixel_um = parse_length_um(pixel_size, what="--pixel-size") if pixel_size else maps.pixel_size_um
+    if pixel_um is None:  # checked before the fit, which can take seconds
+        raise ValueError(f"input {str(input_path)!r}: the pixel size is unknown, so σ cannot be written in µm; "
+                         "pass --pixel-size (e.g. 5um)")
     return name, image, pixel_um
 
 
@@ -1055,8 +1152,17 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     progress = _Progress.for_options(quiet, as_json)
-    with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"):
+    from .psf.blind_sigma import SigmaUncertainWarning
+
+    with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SigmaUncertainWarning)
         est = estimate_sigma(image)
+    for w in caught:  # one line naming the map, not a raw Python warning
+        if issubclass(w.category, SigmaUncertainWarning):
+            _warn(quiet, f"{name}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
     if spectral:
         sigma, stderr = float(est.sigma), None
@@ -1090,6 +1196,15 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
 
 
 # --------------------------------------------------------------------------- compare
+
+
+def _holds(maps, name):
+    """Whether ``maps`` has a map matching ``name`` (:meth:`xrfgpu.io.ElementMaps.find`)."""
+    try:
+        maps.find(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _contrast(a):
@@ -1170,10 +1285,21 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         fig_path = Path(figure) if figure else Path(restored_path).with_name(
             Path(restored_path).with_suffix("").name + "_compare.png")
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
-    before = read_maps(input_path)
     after = read_maps(restored_path)
+    # the input as the restoration read it: the same MAPS/PyXRF dataset and scaler normalisation
+    done = (after.metadata.get("provenance") or {}).get("parameters") or {}
+    before = read_maps(input_path, dataset=done.get("dataset"), normalize=done.get("normalize"))
     _report_skipped(before, quiet or as_json)
-    names = [e.strip() for e in elements.split(",")] if elements else after.names
+    if elements:
+        names = [e.strip() for e in elements.split(",")]
+    else:  # the restored elements the input holds too; the others are named, not an error
+        names = [n for n in after.names if _holds(before, n)]
+        missing = [n for n in after.names if n not in names]
+        if not names:
+            raise ValueError(f"{str(input_path)!r} holds none of the elements of {str(restored_path)!r} "
+                             f"({', '.join(before.names)} against {', '.join(after.names)})")
+        if missing:
+            _warn(quiet, f"{str(input_path)!r} does not hold {', '.join(missing)}; comparing {', '.join(names)}")
     truth_maps = read_maps(truth) if truth else None
     if before.shape != after.shape:
         raise ValueError(f"{str(restored_path)!r} has maps of shape {after.shape}, {str(input_path)!r} {before.shape}")

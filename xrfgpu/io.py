@@ -506,6 +506,12 @@ def _read_tiff(path):
     tifffile = _require("tifffile", "reading TIFF")
     with tifffile.TiffFile(path) as tif:
         pages = list(tif.pages)
+        series = tif.series[0] if tif.series else None
+        stacked = [ax for ax, n in zip(series.axes, series.shape) if ax not in "YXS" and n > 1] if series else []
+        if len(stacked) > 1:  # e.g. an ImageJ ZCYX hyperstack: which axis holds the elements is not known
+            raise MapFileError(f"input {str(path)!r} is a {series.axes} stack of shape {tuple(series.shape)}; "
+                               "element maps are 2-D maps along one stack axis (CYX, ZYX or one page each): "
+                               f"split its {', '.join(stacked)} axes first")
         arrays = []
         for page in pages:
             a = page.asarray()
@@ -650,21 +656,24 @@ def _read_text_matrix(path):
     delimiter = None
     start = None
     for i, line in enumerate(lines):
-        delim = next((d for d in (",", ";", "\t") if d in line), None)
-        cells = _split(line, delim)
-        try:
-            [float(c.replace(",", ".") if delim == ";" else c) for c in cells]
-        except ValueError:
-            continue
-        start, delimiter = i, delim
-        break
+        # the first separator that makes the line a row of numbers; with ';' or tab a ',' is a decimal
+        # comma ("0,0123;0,0456", a European export), so ';' is tried before ','
+        for delim in [d for d in (";", ",", "\t") if d in line] or [None]:
+            try:
+                [float(c.replace(",", ".") if delim in (";", "\t") else c) for c in _split(line, delim)]
+            except ValueError:
+                continue
+            start, delimiter = i, delim
+            break
+        if start is not None:
+            break
     if start is None:
         raise MapFileError(f"input {str(path)!r}: no rows of numbers found")
     rows = []
     for j, line in enumerate(lines[start:], start=start):
         cells = _split(line, delimiter)
         try:
-            rows.append([float(c.replace(",", ".") if delimiter == ";" else c) for c in cells])
+            rows.append([float(c.replace(",", ".") if delimiter in (";", "\t") else c) for c in cells])
         except ValueError:
             raise MapFileError(f"input {str(path)!r}: line {j + 1} is not a row of numbers: {line[:60]!r}") from None
         if len(rows[-1]) != len(rows[0]):
@@ -736,6 +745,11 @@ def _read_folder(path):
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
     arrays, skipped, pixel = {}, [], None
+    for p in sorted(path.iterdir()):  # other files (notes, figures) are named too, not passed over in silence
+        sidecar = p.name == "xrfgpu.json" or (p.suffix.lower() == ".json" and p.with_suffix("") in files)
+        if p.is_file() and p not in files and not sidecar and not is_hidden_or_temp(p.name):
+            skipped.append({"file": p.name, "reason": "not a map file (maps are read from the folder's "
+                                                      f"{', '.join(TEXT_SUFFIXES + TIFF_SUFFIXES)} and .npy files)"})
     for p in files:
         try:
             if p.suffix.lower() in TEXT_SUFFIXES:
@@ -791,7 +805,14 @@ def _read_hdf5(path, *, dataset=None):
     h5py = _require("h5py", "reading HDF5")
     with h5py.File(path, "r") as f:
         if "xrfgpu" in f and "maps" in f["xrfgpu"]:
-            return _read_xrfgpu_h5(f, path)
+            em = _read_xrfgpu_h5(f, path)
+            held = str(em.metadata.get("dataset") or "xrfgpu/maps")  # the input dataset it was restored from
+            want = None if dataset is None else str(dataset).strip().strip("/").lower()
+            if want is not None and not (held.lower() == want or held.lower().endswith("/" + want)
+                                         or f"/{want}/" in held.lower()):
+                raise MapFileError(f"input {str(path)!r}: dataset {dataset!r} not found; this xrfgpu output "
+                                   f"holds the maps of {held}")
+            return em
         if "xrfmap" in f:
             return _read_pyxrf(f, path, dataset)
         if "MAPS" in f:

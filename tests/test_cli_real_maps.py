@@ -1,0 +1,395 @@
+"""The command line on real maps and on the mistakes real files carry: found by trying every feature.
+
+Each test here is a bug found while restoring the real HXN nanoprobe TIFFs
+(``tests/data/hxn_nanoparticles_xrf``, MIT, see its README) and the APS MAPS
+v9 file of ``/work/shared/data`` with the installed command, as a user would.
+Inputs are the real TIFFs or tiny files written here; outputs are opened with
+the readers users have (tifffile, numpy) and the messages are read as a user
+reads them: one line, naming the map and the problem, no Python warning text.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from xrfgpu.cli import main
+
+HXN = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf"
+FE = HXN / "SUM_maps_XRF_Fe_K.tiff"
+
+
+def _python_warning_text(err):
+    """Traces of a raw Python warning on stderr: its category or a source path with a line number."""
+    return any(text in err for text in ("SigmaUncertainWarning", "ComplexWarning", "UserWarning", ".py:"))
+
+
+@pytest.mark.parametrize("psf_option", [["--psf-sigma", "1px"], ["--psf-auto"]])
+@pytest.mark.parametrize("method", ["blind", "blind-rl"])
+def test_blind_methods_refuse_a_psf_they_would_ignore(tmp_path, capsys, method, psf_option):
+    # the blind methods estimate the PSF themselves: a given σ was silently ignored and the record
+    # claimed "given with --psf-sigma" for a map restored with another σ
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(FE), "-o", str(out), "--method", method, *psf_option]) == 2
+    err = capsys.readouterr().err
+    assert psf_option[0] in err and method in err and "estimate" in err
+    assert not out.exists() and not Path(f"{out}.json").exists()
+
+
+def test_blind_rl_reports_an_uncertain_sigma_in_one_line_naming_the_map(tmp_path, capsys):
+    # the HXN Fe map's σ is flagged uncertain by estimate_sigma; blind-rl printed it as a raw
+    # Python warning (category, source file and line) instead of the CLI's one-line warning
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(FE), "-o", str(out), "--method", "blind-rl", "--iterations", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Fe_K: estimate_sigma: σ is uncertain" in err
+    assert not _python_warning_text(err), err
+    restored = tifffile.imread(out)
+    assert restored.shape == (160, 160) and np.isfinite(restored).all() and restored.max() > 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    assert record["psf"]["Fe_K"]["source"]["how"] == "blind (blind-rl)"
+    assert record["psf"]["Fe_K"]["sigma_px"] > 0.05
+
+
+def test_psf_blind_reports_an_uncertain_sigma_in_one_line(tmp_path, capsys):
+    args = ["psf", "blind", str(FE), "--pixel-size", "0.15um", "--map-only", "-o", str(tmp_path / "fe.toml"),
+            "--figure", str(tmp_path / "fe.png")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Fe_K: estimate_sigma: σ is uncertain" in err
+    assert not _python_warning_text(err), err
+
+
+def test_psf_without_a_pixel_size_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    # the table holds σ in µm: without a pixel size the fit ran for seconds and then failed
+    import xrfgpu.psf
+
+    def fail(*args, **kwargs):
+        raise AssertionError("estimate_sigma ran although the table could not be written")
+
+    monkeypatch.setattr(xrfgpu.psf, "estimate_sigma", fail)
+    assert main(["psf", "blind", str(FE), "--map-only", "-o", str(tmp_path / "fe.toml")]) == 1
+    assert "--pixel-size" in capsys.readouterr().err
+
+
+def _count_map(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    scene = 50.0 + 400.0 * np.exp(-((y - shape[0] / 2) ** 2 + (x - shape[1] / 3) ** 2) / 30.0)
+    return rng.poisson(scene).astype(np.float32)
+
+
+def test_an_all_zero_map_among_others_is_written_as_zeros(tmp_path, capsys):
+    # MAPS XRF_roi_plus of the real AXO file has four all-zero channels (Pt_L, Pb_M, s_i, Bkgnd):
+    # the whole run failed with "image is all zeros" and did not say which map
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Pt_L=np.zeros((40, 40), np.float32), Ca=_count_map((40, 40), 1))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", "--iterations", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "Pt_L" in err and "all zeros" in err
+    restored = np.load(out)
+    assert list(restored.files[:3]) == ["Fe", "Pt_L", "Ca"]
+    assert restored["Pt_L"].dtype == np.float32 and not restored["Pt_L"].any()
+    for name in ("Fe", "Ca"):  # the others restored as usual: flux above the background kept
+        assert restored[name].max() > 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    assert "all zeros" in record["parameters"]["per_element"]["Pt_L"]["skipped"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--joint"], ["--method", "wiener"]])
+def test_an_all_zero_map_keeps_its_place_in_every_mode(tmp_path, capsys, extra):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Zn=np.zeros((40, 40), np.float32), Ca=_count_map((40, 40), 1))
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", "--iterations", "5", *extra]) == 0
+    with tifffile.TiffFile(out) as tif:
+        assert tif.imagej_metadata["Labels"] == ["Fe", "Zn", "Ca"]
+        stack = tif.asarray()
+    assert not stack[1].any() and stack[0].max() > 0 and stack[2].max() > 0
+
+
+def test_only_all_zero_maps_are_refused_naming_them(tmp_path, capsys):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Pt_L=np.zeros((40, 40)), Pb_M=np.zeros((40, 40)))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Pt_L" in err[0] and "Pb_M" in err[0] and "all zeros" in err[0]
+    assert not out.exists()
+
+
+def test_a_map_the_library_refuses_is_named(tmp_path, capsys):
+    # the real MAPS file is 11 × 11: --psf-auto said "image must be at least 32×32 pixels to estimate σ"
+    # without naming the file or the map
+    src = tmp_path / "small.npz"
+    np.savez(src, Fe=_count_map((11, 11)), Ca=_count_map((11, 11), 1))
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-auto"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'Fe'" in err[0] and "32×32" in err[0] and "small.npz" in err[0]
+
+
+def test_a_complex_map_is_refused(tmp_path, capsys):
+    # the command cast complex maps to real (numpy's ComplexWarning on stderr) and restored the real part
+    src = tmp_path / "scan_Fe.npy"
+    np.save(src, _count_map((40, 40)).astype(np.complex64))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "complex" in err[0] and "'Fe'" in err[0]
+    assert not out.exists()
+
+
+def test_dataset_on_a_file_without_datasets_is_refused(tmp_path, capsys):
+    # --dataset XRF_fits on a TIFF was silently ignored
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(FE), "-o", str(out), "--psf-sigma", "1px", "--dataset", "XRF_fits"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset" in err and "HDF5" in err
+    assert not out.exists()
+
+
+def test_a_background_above_every_pixel_is_warned_about(tmp_path, capsys):
+    # --background 1e6 on the HXN maps (fitted, largest value 19) restored every map to ~1e-10 in silence
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Ca=_count_map((40, 40), 1) + 2000.0)
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3",
+                 "--background", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Fe: --background 1000 is at or above every pixel" in err
+    assert "Ca:" not in err  # 2000 + counts: above the background, restored in silence
+
+
+def test_clipped_negative_values_of_a_fitted_map_are_recorded(tmp_path):
+    # a fitted map (not integer counts) is clipped at 0 before RL; the record did not say how much was clipped
+    fitted = _count_map((40, 40)) * 0.01 - 0.45  # 0.01 map units per count, an offset: a fifth below zero
+    negative = float(np.mean(fitted < 0))
+    assert 0.02 < negative < 0.5
+    src = tmp_path / "scan_Fe.npy"
+    np.save(src, fitted.astype(np.float32))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3", "-q"]) == 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    assert record["parameters"]["per_element"]["Fe"]["negative_fraction_clipped"] == pytest.approx(negative)
+
+
+@pytest.mark.parametrize("name, data", [("channel_names", np.array([b"Fe", b"Ca", b"Zn"])),
+                                        ("x_axis", np.linspace(5.475, 5.575, 11)),
+                                        ("mca_4d", np.zeros((2, 3, 4, 5)))])
+def test_streaming_a_dataset_that_is_no_map_is_refused_naming_it(tmp_path, name, data):
+    # xrfgpu.dask.restore_zarr on the MAPS file's MAPS/channel_names said
+    # "Chunks do not add up to shape. Got chunks=((1024, 1024),), shape=(23,)"
+    import h5py
+
+    from xrfgpu.dask import restore_zarr
+    from xrfgpu.psf import gaussian
+
+    src = tmp_path / "scan.h5"
+    with h5py.File(src, "w") as f:
+        f[f"MAPS/{name}"] = data
+    with pytest.raises(ValueError, match=rf"dataset 'MAPS/{name}' of shape \({data.shape[0]},.*not a map"):
+        restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", dataset=f"MAPS/{name}", tile=16,
+                     num_iter=2, background=0.0)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_bare_element_name_is_its_k_line_in_a_psf_table(tmp_path, capsys):
+    # MAPS names its K-line maps by the element alone (Ti, Mn, Cu; Pt_L, Pb_M for the others): 'Ti' between
+    # Ca-Ka and Fe-Ka of a PSF table was refused ("cannot read the X-ray line 'Ti'") instead of interpolated
+    pytest.importorskip("xraylib")
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Ti=_count_map((40, 40), 1))
+    table = tmp_path / "psf.toml"
+    table.write_text('pixel_size_um = 10.0\n\n[sigma_um]\n"Ca-Ka" = 11.0\n"Fe-Ka" = 12.0\n')
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-file", str(table), "--iterations", "3", "-q"]) == 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    ti = record["psf"]["Ti"]
+    assert ti["source"]["line"] == "Ti-Ka" and 11.0 < ti["sigma_um"] < 12.0  # Ti-Ka (4.5 keV): Ca-Ka 3.7, Fe-Ka 6.4
+    assert record["psf"]["Fe"]["sigma_um"] == 12.0
+
+
+def test_an_empty_element_list_is_refused_naming_the_option(tmp_path, capsys):
+    # --elements "," said "ElementMaps needs at least one map (a non-empty dict name -> 2-D array)"
+    assert main(["restore", str(FE), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "1px", "--elements", ","]) == 2
+    err = capsys.readouterr().err
+    assert "--elements" in err and "ElementMaps" not in err
+
+
+def _legacy_maps_file(path):
+    """A small MAPS v9 file: XRF_fits and XRF_roi (three times larger) of Fe and Ca, scalers, 10 µm steps."""
+    import h5py
+
+    fits = np.stack([_count_map((24, 24)), _count_map((24, 24), 1)]).astype(np.float64)
+    us_ic = np.random.default_rng(5).uniform(0.5, 1.5, (24, 24))
+    with h5py.File(path, "w") as f:
+        f["MAPS/XRF_fits"] = fits
+        f["MAPS/XRF_roi"] = 3.0 * fits + 7.0
+        f["MAPS/channel_names"] = np.array([b"Fe", b"Ca"])
+        f["MAPS/x_axis"] = np.arange(24) * 0.01
+        f["MAPS/y_axis"] = np.arange(24) * 0.01
+        f["MAPS/scalers"] = np.stack([us_ic, np.ones((24, 24))])
+        f["MAPS/scaler_names"] = np.array([b"us_ic", b"ds_ic"])
+    return f"{path}"
+
+
+@pytest.mark.parametrize("option", [["--dataset", "XRF_roi"], ["--normalize", "us_ic"]])
+def test_compare_reads_the_input_as_the_restoration_did(tmp_path, capsys, option):
+    # a restoration of MAPS/XRF_roi_plus was compared with the file's default XRF_fits (and a --normalize
+    # run with the raw maps): the flux ratio and the figure's "before" panel were of other maps
+    import h5py
+
+    src = _legacy_maps_file(tmp_path / "scan.h5")
+    out = tmp_path / "o.h5"
+    assert main(["restore", src, "-o", str(out), "--psf-sigma", "1px", "--iterations", "5", "--background", "0",
+                 "-q", *option]) == 0
+    capsys.readouterr()
+    assert main(["compare", src, str(out), "--no-figure", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    with h5py.File(src, "r") as f:
+        if option[0] == "--dataset":
+            before = f["MAPS/XRF_roi"][()]
+        else:  # MAPS normalisation keeps the scale: map × mean(I0) / I0
+            us_ic = f["MAPS/scalers"][0]
+            before = f["MAPS/XRF_fits"][()] * us_ic.mean() / us_ic
+    with h5py.File(out, "r") as f:
+        after = f["xrfgpu/maps"][()]
+    for i, name in enumerate(["Fe", "Ca"]):
+        assert metrics[name]["flux_ratio"] == pytest.approx(after[i].sum() / before[i].sum(), rel=1e-6)
+
+
+def test_a_tiff_hyperstack_of_two_stack_axes_is_refused(tmp_path, capsys):
+    # an ImageJ ZCYX hyperstack (3 slices × 2 channels) was read as six maps map0..map5, in silence
+    fe = tifffile.imread(FE)
+    src = tmp_path / "zstack.tif"
+    tifffile.imwrite(src, np.stack([np.stack([fe, fe])] * 3), imagej=True, metadata={"axes": "ZCYX"})
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ZCYX" in err[0] and "(3, 2, 160, 160)" in err[0]
+    assert not out.exists()
+    # one stack axis is a stack of element maps, as before
+    tifffile.imwrite(tmp_path / "three.tif", np.stack([fe, fe, fe]), photometric="minisblack")
+    assert main(["restore", str(tmp_path / "three.tif"), "-o", str(out), "--psf-sigma", "1px", "-q"]) == 0
+    assert tifffile.imread(out).shape == (3, 160, 160)
+
+
+def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
+    # README: "Files in a folder that are not maps ... are skipped with one line each on stderr"; a
+    # README.md, an overview .png and an instrument .json beside the maps were skipped in silence
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    fe = tifffile.imread(FE)
+    tifffile.imwrite(folder / "scan_Fe_K.tif", fe)
+    tifffile.imwrite(folder / "scan_Cr_K.tif", fe[::-1])
+    (folder / "README.md").write_text("# a scan\n")
+    (folder / "overview.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "scan.json").write_text("{}")
+    (folder / "scan_Fe_K.tif.json").write_text("{}")  # a sidecar of a map in the folder: not reported
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "1px", "--iterations", "2"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("skipped ")]
+    assert sorted(line.split(":")[0] for line in err) == ["skipped README.md", "skipped overview.png",
+                                                          "skipped scan.json"]
+    assert tifffile.imread(out).shape == (2, 160, 160)
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("wiener", {"balance": 0.01, "regularizer": "laplacian"}),   # README and --help: balance default 0.01
+    ("tikhonov", {"lam": 0.01, "order": 0}),
+    ("fista", {"nonneg": True, "iterations": 100}),              # --help: FISTA 100 iterations
+])
+@pytest.mark.parametrize("tiles", [[], ["--tile", "32"]])
+def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected, tiles):
+    # the README promises "every parameter" in the record; a Wiener run without --balance recorded no balance
+    src = tmp_path / "scan_Fe.npy"
+    np.save(src, _count_map((40, 40)))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--method", method, "--psf-sigma", "1px", "-q", *tiles]) == 0
+    per = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]["Fe"]
+    for key, value in expected.items():
+        assert per[key] == value
+    if method == "fista":
+        assert "0.03" in per["lam"] and "max" in per["lam"]  # lam from the map: λ = 0.03 max|y − b|
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_matrix_with_decimal_commas_reads(tmp_path, separator):
+    # a European-locale export ("0,0123;0,0456") was refused with "no rows of numbers found": the ','
+    # inside every number was taken for the column separator
+    from xrfgpu.io import read_maps
+
+    matrix = np.round(tifffile.imread(FE)[:12, :15].astype(np.float64), 4)
+    lines = ["Fe K-alpha;counts" if separator == ";" else "Fe K-alpha\tcounts"]
+    lines += [separator.join(f"{v:.4f}".replace(".", ",") for v in row) for row in matrix]
+    src = tmp_path / "scan_Fe.csv"
+    src.write_text("\n".join(lines) + "\n")
+    maps = read_maps(src)
+    np.testing.assert_allclose(maps.maps["Fe"], matrix, rtol=0, atol=1e-12)
+
+
+def test_comma_separated_rows_with_a_stray_tab_still_read(tmp_path):
+    from xrfgpu.io import read_maps
+
+    matrix = np.arange(12.0).reshape(3, 4) / 8
+    src = tmp_path / "scan_Fe.csv"
+    src.write_text("\n".join(",".join(f"{v:g}" for v in row) + "\t" for row in matrix) + "\n")
+    np.testing.assert_array_equal(read_maps(src).maps["Fe"], matrix)
+
+
+def test_compare_a_single_map_with_a_restored_folder(tmp_path, capsys):
+    # restoring the HXN folder and comparing with one of its TIFFs stopped at the first restored element
+    # the TIFF does not hold ("element 'Cr_K' not found"); the elements both hold are compared, the others named
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3", "-q"]) == 0
+    assert main(["compare", str(FE), str(out), "--no-figure", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert list(json.loads(captured.out)["metrics"]) == ["Fe_K"]
+    assert "Cr_K" in captured.err and "Si_K" in captured.err
+    assert main(["compare", str(HXN / "SUM_maps_XRF_Si_K.tiff"), str(out), "--no-figure", "--elements", "Fe"]) == 1
+
+
+def test_a_psf_sigma_entry_no_map_uses_is_warned_about(tmp_path, capsys):
+    # "--psf-sigma Fe=0.08um,F=0.07um,..." on the HXN maps: the F (a typo) entry was dropped in silence
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "Fe=1px,Cr=1px,Si=1px,Zn=2px",
+                 "--iterations", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: --psf-sigma entry 'Zn' matches none of the restored maps" in err
+    assert "'Fe'" not in err and "'Cr'" not in err
+
+
+def test_the_psf_sigma_entry_of_an_all_zero_map_is_not_stray(tmp_path, capsys):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Zn=np.zeros((40, 40), np.float32))
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-sigma", "Fe=1px,Zn=2px",
+                 "--iterations", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "Zn: all zeros" in err and "matches none" not in err
+
+
+def test_an_all_nan_map_is_missing_data_not_zeros(tmp_path, capsys):
+    src = tmp_path / "scan.npz"
+    np.savez(src, Fe=_count_map((40, 40)), Zn=np.full((40, 40), np.nan, np.float32))
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "'Zn'" in err and "every pixel is missing" in err and "zeros" not in err
+    assert not out.exists()
+
+
+def test_a_dataset_a_restored_file_does_not_hold_is_refused(tmp_path):
+    # read_maps(restored_from_XRF_roi.h5, dataset="XRF_fits") returned the XRF_roi maps in silence
+    from xrfgpu.io import MapFileError, read_maps
+
+    src = _legacy_maps_file(tmp_path / "scan.h5")
+    out = tmp_path / "o.h5"
+    assert main(["restore", src, "-o", str(out), "--dataset", "XRF_roi", "--psf-sigma", "1px", "--iterations", "2",
+                 "-q"]) == 0
+    for same in ("XRF_roi", "xrf_roi", "MAPS/XRF_roi"):
+        assert read_maps(out, dataset=same).metadata["dataset"] == "MAPS/XRF_roi"
+    with pytest.raises(MapFileError, match=r"'XRF_fits' not found.*MAPS/XRF_roi"):
+        read_maps(out, dataset="XRF_fits")
