@@ -158,3 +158,57 @@ def test_cli_restores_a_real_fitted_map_as_the_library_does(tmp_path, capsys, el
     assert element_record["background"] == pytest.approx(info["background"], rel=1e-6)
     assert element_record["iterations"] == info["iterations"]
     np.testing.assert_allclose(restored, ref, rtol=1e-5, atol=1e-4 * float(np.max(ref)))
+
+
+AXO = Path(__file__).parent / "data" / "aps_2ide_maps_axo_std" / "axo_std.h5"
+
+
+def _flat_film(seed, gain, shape=(64, 64), level=400.0):
+    """A uniform film as a fitted map: gain × Poisson counts of one level (no element-free area)."""
+    rng = np.random.default_rng(seed)
+    return gain * rng.poisson(level, shape).astype(np.float64)
+
+
+def test_element_free_depth_tells_a_flat_map_from_one_with_a_free_area():
+    from xrfgpu.background import element_free_depth
+
+    # truth by construction: a flat Poisson map's lowest box mean is within the noise allowance on every
+    # seed; with a 12 x 12 element-free patch (background 50 under a film of 400) it lies far below
+    for seed in range(10):
+        flat = np.random.default_rng(seed).poisson(400.0, (64, 64)).astype(np.float64)
+        depth, allowance = element_free_depth(flat)
+        assert depth < allowance
+        holed = flat.copy()
+        holed[20:32, 30:42] = np.random.default_rng(100 + seed).poisson(50.0, (12, 12))
+        depth, allowance = element_free_depth(holed)
+        assert depth > 10 * allowance
+
+
+@pytest.mark.parametrize("gain", [0.004, 2.7])
+def test_a_fitted_uniform_film_is_kept_not_taken_for_background(gain):
+    """A fitted map with no element-free area gets background 0 and keeps its flux (it was erased)."""
+    film = _flat_film(1, gain)
+    out, info = xrfgpu.restore(film, sigma=1.5, return_info=True)
+    assert info["background"] == 0.0 and "no element-free area" in info["background_source"]
+    assert out.sum() == pytest.approx(film.sum(), rel=0.01)
+    # the same film with an element-free patch: the background is estimated as before, near 0 here
+    holed = film.copy()
+    holed[20:32, 30:42] = 0.0
+    _, info = xrfgpu.restore(holed, sigma=1.5, return_info=True)
+    assert "estimate_background" in info["background_source"]
+    # a count map keeps the count estimator whatever its shape (the continuum is in the counts)
+    counts = np.random.default_rng(2).poisson(400.0, (64, 64)).astype(np.float64)
+    _, info = xrfgpu.restore(counts, sigma=1.5, return_info=True)
+    assert "estimate_background" in info["background_source"] and info["background"] > 300
+
+
+@pytest.mark.parametrize("element", ["Fe", "Ca", "K"])
+def test_real_uniform_film_is_restored_not_erased(element):
+    """APS MAPS AXO standard (11 × 11, uniform film): restore(map) used to return about 1e-3 of it."""
+    from xrfgpu.io import read_maps
+
+    film = np.asarray(read_maps(AXO).maps[element], dtype=np.float64)
+    out, info = xrfgpu.restore(film, sigma=1.0, return_info=True)
+    assert info["map_kind"].startswith("fitted") and info["background"] == 0.0
+    assert out.mean() == pytest.approx(film.mean(), rel=0.02)
+    assert np.all(out > 0.5 * film.min())

@@ -29,7 +29,7 @@ import numpy as np
 from ._backend import array_device, array_namespace, to_numpy
 from ._validate import as_image
 
-__all__ = ["GainEstimate", "estimate_background", "estimate_gain", "is_count_map"]
+__all__ = ["GainEstimate", "element_free_depth", "estimate_background", "estimate_gain", "is_count_map"]
 
 # the background never exceeds this quantile of the map smoothed by a CAP_WINDOW box (see estimate_background)
 CAP_QUANTILE = 0.25
@@ -171,6 +171,52 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     n_boxes = max(float(y.shape[0] * y.shape[1]), 2.0)
     floor_cap = lowest + math.sqrt(2.0 * math.log(n_boxes)) * math.sqrt(max(lowest, 0.0)) / k
     return max(min(b, cap, floor_cap), 0.0)
+
+
+def element_free_depth(image, *, window=5):
+    """How far the map's lowest local mean lies below its typical one, against what noise alone gives.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Map in (effective) counts: a fitted map divided by its gain.
+    window : int
+        Side of the box mean, pixels (as :func:`estimate_background`).
+
+    Returns
+    -------
+    depth : float
+        ``(median − lowest)`` of the ``window × window`` box means, in noise
+        spreads of one box mean of a flat Poisson map at the median level,
+        ``√median / window``.
+    allowance : float
+        ``√(2 ln n) + 1``, n the number of pixels: how deep the lowest of n
+        box means of a flat map can fall by noise alone (``√(2 ln n)``, the
+        allowance :func:`estimate_background` adds to its lowest local mean),
+        plus one spread for that lowest value's own scatter (about 0.3
+        spreads, Gumbel). A map whose ``depth`` stays within it shows no area
+        free of the element. Flat Poisson maps (40 seeds each of 64² and 160²
+        at 400 counts, 11² at 300, 256² at 5, 32² at 2) reached at most 4.9,
+        their ``√(2 ln n)`` + 0.4.
+
+    Notes
+    -----
+    On the real maps: the NSLS-II HXN nanoparticle maps (Fe, Cr, S, P, Si in
+    effective counts) have depths 28–164 against an allowance of 5.5
+    (element-free areas between the particles); the APS AXO thin-film
+    standard (11 × 11 pixels, a uniform film) has 1.3–2.7 against 4.1 on
+    Al, Si, K, Ca, Ti, Cr and Fe.
+    """
+    xp = array_namespace(image)
+    y = as_image(image, xp=xp)
+    k = int(window)
+    if k != window or k < 1 or min(y.shape) < k:
+        raise ValueError(f"window must be a positive integer no larger than the map {y.shape}, got {window!r}")
+    lowest = _smoothed_quantile(y, k, 0.0, xp=xp)
+    median = _smoothed_quantile(y, k, 0.5, xp=xp)
+    spread = math.sqrt(max(median, 1e-300)) / k
+    allowance = math.sqrt(2.0 * math.log(max(float(y.shape[0] * y.shape[1]), 2.0))) + 1.0
+    return (median - lowest) / spread, allowance
 
 
 class GainEstimate(float):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ._backend import array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter
-from .background import estimate_background, estimate_gain, is_count_map
+from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .stopping import cv_iterations, discrepancy_iterations
 
 __all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "goal_factors", "restore", "sigma_from_map"]
@@ -197,8 +197,8 @@ def sigma_from_map(image, *, background="auto", strict=False):
         an uncertain σ.
     """
     xp = array_namespace(image)
-    y, gain, _ = effective_counts(image, xp=xp)
-    b, _ = _background_in_counts(background, y, gain, xp=xp)
+    y, gain, notes = effective_counts(image, xp=xp)
+    b, _ = _background_in_counts(background, y, gain, xp=xp, fitted=_is_fitted(notes))
     return _estimate_sigma(y, b, strict=strict)
 
 
@@ -223,20 +223,36 @@ def background_from_map(image):
         Background in the map's units (counts for a count map).
     """
     xp = array_namespace(image)
-    y, gain, _ = effective_counts(image, xp=xp)
-    b, _ = _background_in_counts("auto", y, gain, xp=xp)
+    y, gain, notes = effective_counts(image, xp=xp)
+    b, _ = _background_in_counts("auto", y, gain, xp=xp, fitted=_is_fitted(notes))
     return float(b) * gain
 
 
-def _background_in_counts(background, y, gain, *, xp):
+def _background_in_counts(background, y, gain, *, xp, fitted=False):
     """``(background in effective counts, how it was obtained)``: estimated from ``y`` for "auto", else
-    the given number or map divided by the map's gain."""
+    the given number or map divided by the map's gain.
+
+    A fitted map (``fitted``) that shows no element-free area gets 0: the spectrum fit that made it has
+    already taken the continuum out, and the map's low level is then the element itself (a uniform film
+    read as background was restored to a thousandth of itself).
+    """
     if isinstance(background, str):
         if background != "auto":
             raise ValueError(f'background must be "auto", a number or a map, got {background!r}')
+        if fitted and min(y.shape[-2:]) >= 5:
+            depth, allowance = element_free_depth(y)
+            if depth <= allowance:
+                return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
+                             f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
+                             "alone), whose continuum the spectrum fit has already removed")
         return estimate_background(y), "estimated from the map (xrfgpu.background.estimate_background)"
     b = as_background(background, y, xp=xp)
     return (b / gain if gain != 1.0 else b), "given"
+
+
+def _is_fitted(notes):
+    """Whether :func:`effective_counts` took the map for a fitted one (its ``notes``)."""
+    return str(notes.get("map_kind", "")).startswith("fitted")
 
 
 def _estimate_sigma(y, b, *, strict):
@@ -278,7 +294,10 @@ def restore(
     background : "auto" or float or array
         Background per pixel, in the map's units; "auto" uses
         :func:`xrfgpu.background.estimate_background` (on the effective counts
-        of a fitted map), never above a low quantile of the map.
+        of a fitted map), never above a low quantile of the map. A fitted map
+        with no element-free area (:func:`xrfgpu.background.element_free_depth`:
+        its lowest local mean within the noise of its median, e.g. a uniform
+        film) gets 0, since the spectrum fit that made it removed the continuum.
     pixel_size_um : float, optional
         Scan step, µm; needed with ``sigma_um`` and to report σ in µm.
     sigma : float or xrfgpu.psf.SigmaEstimate, optional
@@ -442,7 +461,7 @@ def restore(
     seconds["gain"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    b, info["background_source"] = _background_in_counts(background, y, gain, xp=xp)
+    b, info["background_source"] = _background_in_counts(background, y, gain, xp=xp, fitted=_is_fitted(notes))
     info["background"] = (b * gain if gain != 1.0 else b) if not hasattr(b, "shape") else "map"
     seconds["background"] = time.perf_counter() - clock
 
