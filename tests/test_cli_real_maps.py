@@ -393,3 +393,31 @@ def test_a_dataset_a_restored_file_does_not_hold_is_refused(tmp_path):
         assert read_maps(out, dataset=same).metadata["dataset"] == "MAPS/XRF_roi"
     with pytest.raises(MapFileError, match=r"'XRF_fits' not found.*MAPS/XRF_roi"):
         read_maps(out, dataset="XRF_fits")
+
+
+def test_joint_clips_a_fitted_maps_negative_values_and_names_the_guide(tmp_path, capsys):
+    # a fitted map with a few negative values (fit noise) was refused by --joint ("image has negative
+    # values") where plain RL clips them; now they are clipped and the fraction recorded
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    fe = tifffile.imread(FE).astype(np.float32)
+    cr = tifffile.imread(HXN / "SUM_maps_XRF_Cr_K.tiff").astype(np.float32)
+    cr[:4, :10] = -0.001
+    tifffile.imwrite(folder / "Fe_K.tif", fe)
+    tifffile.imwrite(folder / "Cr_K.tif", cr)
+    out = tmp_path / "joint.npz"
+    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "1px", "--joint", "--guide", "Fe",
+                 "--iterations", "10", "-q"]) == 0
+    record = json.loads(Path(f"{out}.json").read_text())
+    element = record["xrfgpu"]["provenance"]["parameters"]["per_element"]["Cr_K"]
+    assert element["negative_fraction_clipped"] == pytest.approx(40 / cr.size)
+    with np.load(out) as f:
+        assert np.all(f["Cr_K"] >= 0) and f["Cr_K"].max() > 0
+    # a guide of pure noise: the fallback warning names the guide map, not its index in the stack
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(folder / "Fe_K.tif", (0.01 * rng.poisson(50.0, fe.shape)).astype(np.float32))
+    capsys.readouterr()
+    assert main(["restore", str(folder), "-o", str(tmp_path / "noise.npz"), "--psf-sigma", "1px", "--joint",
+                 "--guide", "Fe", "--iterations", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "fell back to independent RL" in err and "(Fe_K as the guide)" in err and "(map " not in err

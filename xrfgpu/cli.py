@@ -642,6 +642,11 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     index = "auto" if guide is None else names.index(match_name(guide, names, what="--guide element",
                                                                   where="the selected maps"))
     stack = np.stack([item[1] for item in inputs])
+    # fitted maps may hold small negative values (fit noise); RL models counts, so they are clipped at 0
+    # as the front door clips them for a single map, and the clipped fraction is recorded
+    clipped = [float(np.mean(m < 0)) for m in stack]
+    if any(clipped):
+        stack = np.clip(stack, 0.0, None)
     work = to_compute(stack, where)
     psfs = [_psf_for(item[2], stack[0], xp=np) for item in inputs]
     with warnings.catch_warnings(record=True) as caught:
@@ -649,13 +654,18 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
                                           num_iter=iterations, guide_iter=iterations, return_info=True)
     for w in caught:
-        _warn(quiet, str(w.message))
+        text = str(w.message)
+        if info.get("guide") is not None:  # the library counts maps; the command line names them
+            text = text.replace(f"(map {info['guide']} as the guide)", f"({names[info['guide']]} as the guide)")
+        _warn(quiet, text)
     out = to_numpy(out)
     restored, per_element = {}, {}
     for i, (name, _, _, bg, bg_how) in enumerate(inputs):
         restored[name] = out[i]
         per_element[name] = {"background": bg, "background_how": bg_how,
                              **{k: v for k, v in info["per_map"][i].items() if v is not None}}
+        if clipped[i]:
+            per_element[name]["negative_fraction_clipped"] = clipped[i]
     record = {k: v for k, v in info.items() if k != "per_map"}
     record["guide"] = names[info["guide"]]
     return restored, per_element, record
