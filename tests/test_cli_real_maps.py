@@ -421,3 +421,23 @@ def test_joint_clips_a_fitted_maps_negative_values_and_names_the_guide(tmp_path,
                  "--guide", "Fe", "--iterations", "10"]) == 0
     err = capsys.readouterr().err
     assert "fell back to independent RL" in err and "(Fe_K as the guide)" in err and "(map " not in err
+
+
+def test_psf_edge_warns_when_the_map_holds_no_straight_edge(tmp_path, capsys):
+    # the HXN Fe map (particles, no knife edge) gave "σ = 13.7 ± 3.5 px" as if measured; an erf on a
+    # clean synthetic edge gives its σ to about 2 % and no warning
+    from scipy.special import erf
+
+    out = tmp_path / "fe.toml"
+    assert main(["psf", "edge", str(FE), "--pixel-size", "0.15um", "--line", "Fe-Ka", "-o", str(out),
+                 "--figure", str(tmp_path / "fe.png"), "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert "uncertain" in result["warning"] and "Warning:" in captured.err and "straight edge" in captured.err
+    xx = np.arange(64)[None, :] * np.ones((64, 1))
+    edge = np.random.default_rng(1).poisson(20 + 300 * 0.5 * (1 + erf((xx - 30.3) / (np.sqrt(2) * 2.5))))
+    np.save(tmp_path / "edge.npy", edge.astype(np.float64))
+    assert main(["psf", "edge", str(tmp_path / "edge.npy"), "--pixel-size", "5um", "--line", "Fe-Ka", "-o",
+                 str(tmp_path / "e.toml"), "--figure", str(tmp_path / "e.png"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in json.loads(captured.out) and "Warning" not in captured.err
