@@ -23,7 +23,7 @@ def test_line_names(spelling, canonical):
 
 
 @pytest.mark.parametrize(("line", "kev"), [("Fe-Ka", 6.40), ("Ca-Ka", 3.69), ("Si-Ka", 1.74), ("Cr-Ka", 5.41),
-                                           ("Pb-La", 10.55)])
+                                           ("Pb-La", 10.55), ("Pb-Ma", 2.345), ("Au-Ma", 2.123)])
 def test_energies_match_tabulated_values(line, kev):
     # reference energies from the X-ray data booklet (LBNL), not from xraylib
     assert line_energy_kev(line) == pytest.approx(kev, abs=0.015)

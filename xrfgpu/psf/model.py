@@ -67,6 +67,9 @@ def line_energy_kev(line: str) -> float:
     except ValueError:
         raise ValueError(f"unknown element symbol {symbol!r} in line {line!r}") from None
     macro = f"{rest[0]}{rest[1:].upper()}_LINE"
+    if not hasattr(xraylib, macro) and hasattr(xraylib, f"{rest[0]}{rest[1:].upper()}1_LINE"):
+        # xraylib names the Mα line only by its main component, Mα1 (M5N7): MA1_LINE, no MA_LINE
+        macro = f"{rest[0]}{rest[1:].upper()}1_LINE"
     if not hasattr(xraylib, macro):
         raise ValueError(f"xraylib has no line {rest!r} (looked for xraylib.{macro}) for {line!r}")
     try:
