@@ -96,14 +96,19 @@ def main(argv=None):
     rows = run(cases, thorough=args.thorough)
     print(summary(rows))
     if args.csv:
-        from xrfgpu._atomic import atomic_write_text
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(args.csv, buf.getvalue())
+        write_rows_csv(args.csv, rows)
     return 0
+
+
+def write_rows_csv(path, rows):
+    """The per-map rows as a CSV file (columns: the first row's keys), written atomically."""
+    from xrfgpu._atomic import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ median / 90th percentile / worst |error| of the oracle.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import sys
 from pathlib import Path
@@ -99,15 +98,9 @@ def main(argv=None):
     for size in sigma_scenes.SIZES:
         print(line(f"{size}² maps", [r for r in rows if r["size"] == size]))
     if args.csv:
-        import csv
+        from bench_sigma_generalisation import write_rows_csv
 
-        from xrfgpu._atomic import atomic_write_text
-
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(args.csv, buf.getvalue())
+        write_rows_csv(args.csv, rows)
     return 0
 
 
