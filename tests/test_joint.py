@@ -319,15 +319,17 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     within = [float(w) for w, row in table.items() if row["deviance"] <= row["se"]]
     assert weak["weight"] == max(within)
     assert weak["iterations"] == table[f"{weak['weight']:g}"]["iterations"]
-    # iterations of a weight > 0: the last checkpoint at or after the lowest deviance whose excess over it
-    # is within one standard error; λ = 0 (plain EM) keeps its lowest
+    # iterations of a weight > 0: all max_iter (the penalised estimate is their limit; a half-count
+    # training map's held-out curve turns up too early); λ = 0 (plain EM) keeps its lowest. The excess
+    # deviance at the last checkpoint scored is recorded with its standard error.
     for w, row in table.items():
-        assert 1 <= row["iterations_lowest"] <= 60
+        assert 1 <= row["iterations_lowest"] <= row["late_iterations"] <= 60
         if float(w) > 0:
-            assert row["iterations"] >= row["iterations_lowest"]
-            assert 0.0 <= row["late_deviance"] <= row["late_se"]
+            assert row["iterations"] == 60
+            assert row["late_deviance"] >= 0.0 and row["late_se"] >= 0.0
         else:
-            assert row["iterations"] == row["iterations_lowest"] and row["late_deviance"] == 0.0
+            assert row["iterations"] == row["iterations_lowest"] == row["late_iterations"]
+            assert row["late_deviance"] == 0.0
     json.dumps(info)  # the record is plain data
 
 
