@@ -333,6 +333,35 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     json.dumps(info)  # the record is plain data
 
 
+@pytest.fixture(scope="module")
+def cv_record(shared_scene):
+    """The weak map's cross-validation record (NumPy), weights 0 and 0.1, max_iter 200."""
+    counts, psfs, *_ = shared_scene
+    _, info = joint_richardson_lucy(counts, psfs, guide=0, background=list(BG), weights=(0.0, 0.1), max_iter=200,
+                                    return_info=True)
+    return info["per_map"][1]
+
+
+def test_a_weight_runs_past_the_half_count_stop_and_comes_closer_to_the_truth(xp, shared_scene, cv_record):
+    # the held-out curve of a half-count training map turns up before the full map's would: at the
+    # chosen weight, the full counts restored to max_iter are closer to the truth (and keep more of the
+    # weak-only bar) than stopped where the held-out deviance was lowest; the default runs to max_iter
+    counts, psfs, _, weak_t, _, bar = shared_scene
+    row = cv_record["cv_deviance"]["0.1"]
+    assert cv_record["weight"] == 0.1 and cv_record["iterations"] == 200
+    assert row["iterations_lowest"] <= 100, row  # the half-count curve's lowest comes early here
+    truth = weak_t * LEVEL[1]
+    out = {}
+    for k in (row["iterations_lowest"], 200):
+        x = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                  background=list(BG), weight=0.1, num_iter=k)
+        assert tuple(x.shape) == counts.shape
+        out[k] = to_numpy(x)[1]
+    mse = {k: float(np.mean((v - truth) ** 2)) for k, v in out.items()}
+    assert mse[200] < 0.95 * mse[row["iterations_lowest"]], mse
+    assert _imprint(out[200], bar) >= 0.98 * _imprint(out[row["iterations_lowest"]], bar) > 0
+
+
 def test_cross_validation_folds_are_checked_and_recorded(shared_scene):
     counts, psfs, *_ = shared_scene
     with pytest.raises(ValueError, match="cv_folds"):
