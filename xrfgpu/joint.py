@@ -587,8 +587,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     background : float, sequence or array
         Background counts, as in :func:`xrfgpu.restore_stack`.
     num_iter : int, optional
-        Iterations of the guided (weak) maps. Default: chosen by
-        cross-validation with the weight on count maps, 30 on other maps.
+        Iterations of the guided (weak) maps. Default on count maps:
+        ``max_iter`` for a weight > 0, the cross-validated stop for a map
+        whose weight is 0 (restored as alone); 30 on other maps.
     guide_iter : int, optional
         Iterations of the guide's own (accelerated) RL. Default: as
         :func:`xrfgpu.restore` (cross-validation on counts, else 30).
@@ -600,7 +601,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     weights : sequence of float
         Candidates for the cross-validation, λ ≥ 0.
     max_iter : int
-        Most iterations the cross-validation tries.
+        Most iterations the cross-validation tries, and the iterations of a
+        map guided with a weight > 0 (unless ``num_iter`` is given).
     gamma : float
         Coupling ``0 ≤ γ < 1`` of the directional TV (1 would leave a jump
         across a guide edge entirely free).
