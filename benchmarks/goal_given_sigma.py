@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigma_scenes  # noqa: E402
+from goal_scenes import mse_ratio_summary  # noqa: E402
 from usaf_front_door import _read  # noqa: E402
 
 VARIANTS = {"σ, CV": (1.0, 1.0), "σ, 2 CV": (1.0, 2.0), "0.9 σ, 2 CV": (0.9, 2.0)}
@@ -88,9 +89,7 @@ def main(argv=None):
             line.append(f"{name} {ratio:.2f} raw (k={n})")
         print(" | ".join(line), flush=True)
     for name, r in ratios.items():
-        r = np.array(r)
-        print(f"scenes {name}: MSE / raw MSE median {np.median(r):.2f}, max {r.max():.2f}, "
-              f"below raw on {np.sum(r < 1)} of {r.size}")
+        print(f"scenes {name}: {mse_ratio_summary(r)}")
     return 0
 
 

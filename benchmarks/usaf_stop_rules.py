@@ -156,10 +156,11 @@ def main(argv=None):
                 ratios[f"extrapolated σ×{scale:g}"].append(float(np.mean((o + b - case[5] - scene) ** 2)) / raw)
                 line += f" | extrapolated σ×{scale:g} k={k} {ratios[f'extrapolated σ×{scale:g}'][-1]:.2f}"
             print(line, flush=True)
+        from goal_scenes import mse_ratio_summary
+
         for name, r in ratios.items():
-            r = np.array(r)
-            print(f"{name}: MSE / raw MSE median {np.median(r):.2f}, max {r.max():.2f}, below raw on "
-                  f"{np.sum(r < 1)} of {r.size}, at or below fidelity on {np.sum(r <= np.array(ratios['fidelity']))}")
+            print(f"{name}: {mse_ratio_summary(r)}, at or below fidelity on "
+                  f"{np.sum(np.array(r) <= np.array(ratios['fidelity']))}")
     return 0
 
 
