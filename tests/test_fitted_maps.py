@@ -212,3 +212,24 @@ def test_real_uniform_film_is_restored_not_erased(element):
     assert info["map_kind"].startswith("fitted") and info["background"] == 0.0
     assert out.mean() == pytest.approx(film.mean(), rel=0.02)
     assert np.all(out > 0.5 * film.min())
+
+
+def test_cli_keeps_the_real_uniform_film_and_records_why(tmp_path):
+    """The command line's --background auto is the front door's: the AXO film gets 0, and the record says why."""
+    import json
+
+    import h5py
+
+    from xrfgpu.cli import main
+    from xrfgpu.io import read_maps
+
+    out = tmp_path / "axo.h5"
+    assert main(["restore", str(AXO), "-o", str(out), "--elements", "Fe", "--psf-sigma", "1px", "-q"]) == 0
+    prov = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
+    element = next(iter(prov["parameters"]["per_element"].values()))
+    assert element["background"] == 0.0 and "no element-free area" in element["background_how"]
+    film = np.asarray(read_maps(AXO).maps["Fe"])
+    with h5py.File(out, "r") as f:  # as users open it: the MAPS layout, the restored Fe in its channel
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["MAPS/channel_names"][()]]
+        restored = np.asarray(f["MAPS/XRF_fits"][names.index("Fe")])
+    assert restored.mean() == pytest.approx(film.mean(), rel=0.02)

@@ -405,15 +405,12 @@ def _estimate_background(image):
     estimator; on a fitted or normalised map (PyXRF, MAPS, HXN) the same
     estimator in effective counts (map / measured gain), multiplied back, so
     the command line restores such a map as ``xrfgpu.restore(map)`` does.
+    Returns ``(value, how it was obtained)``.
     """
     from .front_door import background_from_map
 
-    a = np.asarray(image)
-    finite = a[np.isfinite(a)]
-    counts = bool(finite.size) and bool(np.all(finite >= 0)) and bool(np.all(np.round(finite) == finite))
-    how = "xrfgpu.front_door.background_from_map" + ("" if counts else
-                                                      ": fitted map, estimated in effective counts (map / gain)")
-    return background_from_map(a), how
+    value, source = background_from_map(np.asarray(image), return_source=True)
+    return value, f"xrfgpu.front_door.background_from_map: {source}"
 
 
 def _resolve_device(device, image):

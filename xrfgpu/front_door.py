@@ -202,7 +202,7 @@ def sigma_from_map(image, *, background="auto", strict=False):
     return _estimate_sigma(y, b, strict=strict)
 
 
-def background_from_map(image):
+def background_from_map(image, *, return_source=False):
     """The background :func:`restore` estimates for ``background="auto"``, in the map's own units.
 
     The map goes through :func:`restore`'s steps: effective counts
@@ -216,16 +216,23 @@ def background_from_map(image):
     ----------
     image : array, shape (rows, cols)
         Count map or fitted map, with missing pixels already filled.
+    return_source : bool
+        Also return how the value was obtained (what ``info["background_source"]`` of :func:`restore`
+        says, and for a fitted map that it was estimated in effective counts).
 
     Returns
     -------
-    float
+    float, or (float, str) with ``return_source``
         Background in the map's units (counts for a count map).
     """
     xp = array_namespace(image)
     y, gain, notes = effective_counts(image, xp=xp)
-    b, _ = _background_in_counts("auto", y, gain, xp=xp, fitted=_is_fitted(notes))
-    return float(b) * gain
+    fitted = _is_fitted(notes)
+    b, source = _background_in_counts("auto", y, gain, xp=xp, fitted=fitted)
+    value = float(b) * gain
+    if not return_source:
+        return value
+    return value, (f"{source}; a fitted map, in effective counts (map / gain {gain:.3g})" if fitted else source)
 
 
 def _background_in_counts(background, y, gain, *, xp, fitted=False):
@@ -252,7 +259,7 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
 
 def _is_fitted(notes):
     """Whether :func:`effective_counts` took the map for a fitted one (its ``notes``)."""
-    return str(notes.get("map_kind", "")).startswith("fitted")
+    return notes.get("map_kind", "counts") != "counts"
 
 
 def _estimate_sigma(y, b, *, strict):
