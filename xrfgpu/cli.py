@@ -188,6 +188,26 @@ def _warn(quiet, text):
         click.echo(f"Warning: {text}", err=True)
 
 
+@contextlib.contextmanager
+def _sigma_warnings():
+    """Collect the messages of :class:`xrfgpu.psf.blind_sigma.SigmaUncertainWarning` raised in the block.
+
+    Yields a list that holds them once the block has ended (the caller prints each in a line naming its
+    map, not as a Python warning with a source line); other warnings are passed on as they came.
+    """
+    from .psf.blind_sigma import SigmaUncertainWarning
+
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SigmaUncertainWarning)
+        yield messages
+    for w in caught:
+        if issubclass(w.category, SigmaUncertainWarning):
+            messages.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _check_dataset_option(maps, dataset, input_path):
     """Refuse ``--dataset`` for input that has no datasets to choose from (it was silently ignored)."""
     if dataset is not None and maps.metadata.get("layout") not in ("pyxrf", "maps"):
@@ -460,11 +480,8 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
-    from .psf.blind_sigma import SigmaUncertainWarning
-
     sigma = None if method in ("blind", "blind-rl") else sigma_px
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SigmaUncertainWarning)
+    with _sigma_warnings() as sigma_messages:
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
@@ -475,11 +492,8 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         if key in kwargs:
             details[key] = kwargs[key]
     details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
-    for w in caught:  # the caller prints them in one line each, naming the map
-        if issubclass(w.category, SigmaUncertainWarning):
-            details.setdefault("warnings", []).append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if sigma_messages:  # the caller prints them in one line each, naming the map
+        details["warnings"] = sigma_messages
     return out, details
 
 
@@ -881,14 +895,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             from .front_door import goal_factors, sigma_from_map
 
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
-            from .psf.blind_sigma import SigmaUncertainWarning
-
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
-                    warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", SigmaUncertainWarning)
+                    _sigma_warnings() as sigma_warnings:
                 est = sigma_from_map(image, background=bg)
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
-            sigma_warnings = [str(w.message) for w in caught]
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
             scale = 1.0 if joint else goal_factors(goal, sigma_estimated=True, method=method)[0]
@@ -1168,17 +1178,11 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     progress = _Progress.for_options(quiet, as_json)
-    from .psf.blind_sigma import SigmaUncertainWarning
-
     with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
-            warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SigmaUncertainWarning)
+            _sigma_warnings() as sigma_messages:
         est = estimate_sigma(image)
-    for w in caught:  # one line naming the map, not a raw Python warning
-        if issubclass(w.category, SigmaUncertainWarning):
-            _warn(quiet, f"{name}: {w.message}")
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for text in sigma_messages:  # one line naming the map, not a raw Python warning
+        _warn(quiet, f"{name}: {text}")
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
     if spectral:
         sigma, stderr = float(est.sigma), None
