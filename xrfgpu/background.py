@@ -66,11 +66,16 @@ def _box_mean_valid(x, k, *, xp):
     return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / float(k * k)
 
 
-def _smoothed_quantile(y, k, q, *, xp):
+def _smoothed_quantiles(y, k, qs, *, xp):
+    """The quantiles ``qs`` (ranks ``int(q (n − 1))``) of the ``k × k`` box means of ``y``, one sort for all."""
     dtype = xp.float64 if hasattr(xp, "float64") else y.dtype
     smooth = xp.reshape(_box_mean_valid(xp.astype(y, dtype), k, xp=xp), (-1,))
     ranked = xp.sort(smooth)
-    return float(ranked[int(q * (ranked.shape[0] - 1))])
+    return [float(ranked[int(q * (ranked.shape[0] - 1))]) for q in qs]
+
+
+def _smoothed_quantile(y, k, q, *, xp):
+    return _smoothed_quantiles(y, k, (q,), xp=xp)[0]
 
 
 def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
@@ -156,7 +161,7 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     q = float(quantile)
     if not 0.0 < q < 0.5:
         raise ValueError(f"quantile must lie in (0, 0.5), got {quantile!r}")
-    level = _smoothed_quantile(y, k, q, xp=xp)
+    level, lowest = _smoothed_quantiles(y, k, (q, 0.0), xp=xp)
     cap = _smoothed_quantile(y, min(CAP_WINDOW, min(y.shape)), CAP_QUANTILE, xp=xp)
     if not poisson:
         return min(level, cap)
@@ -167,7 +172,6 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     # nor above the lowest local mean: the smallest k × k box mean plus the depth by which the
     # lowest of n Poisson box means can fall below its mean, √(2 ln n) σ_s (n = the number of
     # pixels: overlapping boxes are fewer independent ones, so this allowance errs high)
-    lowest = _smoothed_quantile(y, k, 0.0, xp=xp)
     n_boxes = max(float(y.shape[0] * y.shape[1]), 2.0)
     floor_cap = lowest + math.sqrt(2.0 * math.log(n_boxes)) * math.sqrt(max(lowest, 0.0)) / k
     return max(min(b, cap, floor_cap), 0.0)
@@ -212,8 +216,7 @@ def element_free_depth(image, *, window=5):
     k = int(window)
     if k != window or k < 1 or min(y.shape) < k:
         raise ValueError(f"window must be a positive integer no larger than the map {y.shape}, got {window!r}")
-    lowest = _smoothed_quantile(y, k, 0.0, xp=xp)
-    median = _smoothed_quantile(y, k, 0.5, xp=xp)
+    lowest, median = _smoothed_quantiles(y, k, (0.0, 0.5), xp=xp)
     spread = math.sqrt(max(median, 1e-300)) / k
     allowance = math.sqrt(2.0 * math.log(max(float(y.shape[0] * y.shape[1]), 2.0))) + 1.0
     return (median - lowest) / spread, allowance
