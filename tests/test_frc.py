@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import to_numpy
 from xrfgpu.frc import (
     FourierRings,
     fourier_ring_correlation,
@@ -115,7 +116,7 @@ def test_split_counts_is_binomial_thinning(xp):
     counts = rng.poisson(40.0, size=(80, 80)).astype(np.float32)
     first, second = split_counts(xp.asarray(counts), fraction=0.5, seed=1)
     assert first.dtype == xp.float32
-    f, s = np.asarray(first), np.asarray(second)
+    f, s = to_numpy(first), to_numpy(second)  # as a CuPy array would be read back
     np.testing.assert_array_equal(f + s, counts)
     assert abs(f.mean() - 20.0) < 0.5 and abs(s.mean() - 20.0) < 0.5
     assert abs(np.var(f) / f.mean() - 1.0) < 0.1  # Poisson: variance = mean

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._backend import array_device, array_namespace, rfft2, to_numpy
+from .stopping import split_counts
 
 __all__ = ["FRCCurve", "FRCResolution", "FourierRings", "ONE_SEVENTH", "THRESHOLDS", "fourier_ring_correlation",
            "frc_resolution", "half_bit_threshold", "split_counts"]
@@ -412,49 +413,3 @@ def frc_resolution(curve, *, threshold="1/7", smooth=3):
     sd_rho = (1.0 - min(rho_s[j] ** 2, 1.0)) / math.sqrt(max(weight[j], 1.0))
     uncertainty = float(sd_rho / abs(slope)) if slope < 0 else float("inf")
     return FRCResolution(frequency, 1.0 / frequency, uncertainty, threshold, True)
-
-
-def split_counts(counts, *, fraction=0.5, seed=0):
-    """Binomial thinning of a count map into two independent Poisson maps.
-
-    ``y₁ ~ Binomial(y, fraction)``, ``y₂ = y − y₁``: for ``y ~ Poisson(μ)``,
-    ``y₁ ~ Poisson(fraction · μ)`` and ``y₂ ~ Poisson((1 − fraction) · μ)``,
-    independent.
-
-    Parameters
-    ----------
-    counts : array, shape (rows, cols)
-        Non-negative integer counts (any real dtype holding integers).
-    fraction : float
-        Share of the counts in the first map, in (0, 1).
-    seed : int
-        Seed of the draw (NumPy, on the host).
-
-    Returns
-    -------
-    first, second : array
-        In the namespace, device and dtype of ``counts``.
-
-    Raises
-    ------
-    ValueError
-        Counts that are not non-negative integers, or a fraction outside (0, 1).
-
-    References
-    ----------
-    J. Leiner, B. Duan, L. Wasserman, A. Ramdas, J. Am. Stat. Assoc. (2023),
-    doi:10.1080/01621459.2023.2270748.
-    """
-    from .background import is_count_map
-
-    xp = array_namespace(counts)
-    fraction = float(fraction)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
-    if not is_count_map(counts):
-        raise ValueError("splitting needs a map of non-negative integer counts")
-    host = np.asarray(to_numpy(counts), dtype=np.float64)
-    first = np.random.default_rng(seed).binomial(host.astype(np.int64), fraction).astype(np.float64)
-    dev = array_device(counts)
-    return (xp.asarray(first, dtype=counts.dtype, device=dev),
-            xp.asarray(host - first, dtype=counts.dtype, device=dev))

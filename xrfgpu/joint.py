@@ -106,6 +106,7 @@ from ._backend import array_device, array_namespace, to_numpy
 from ._elementwise import dtv_dual_step, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
 from ._validate import as_image, require_nonnegative
+from .stopping import split_counts
 
 __all__ = [
     "joint_richardson_lucy",
@@ -1020,16 +1021,13 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     """
     dev = array_device(y)
     rng = np.random.default_rng(seed)
-    host = np.asarray(to_numpy(y), dtype=np.float64)
     half_b = [bi * 0.5 for bi in bs]
     cands = sorted({given[i] for i in weak}) if given is not None else sorted(candidates)
     m, nw = len(cands), len(weak)
     rows, cols = y.shape[-2:]
     pairs = []
     for _ in range((int(folds) + 1) // 2):
-        first = rng.binomial(host.astype(np.int64), 0.5).astype(np.float64)
-        a = xp.asarray(first, dtype=y.dtype, device=dev)
-        b = xp.asarray(host - first, dtype=y.dtype, device=dev)
+        a, b = split_counts(y, seed=rng)  # successive draws of one generator (xrfgpu.stopping)
         pairs.extend([(a, b), (b, a)])
     pairs = pairs[: int(folds)]
     curves = {}  # checkpoint -> (nw, m) deviance summed over folds

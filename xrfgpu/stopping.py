@@ -22,7 +22,7 @@ from ._backend import array_device, array_namespace, to_numpy
 from ._validate import as_image
 from .background import is_count_map
 
-__all__ = ["cv_iterations", "discrepancy_iterations", "frc_iteration_curve"]
+__all__ = ["cv_iterations", "discrepancy_iterations", "frc_iteration_curve", "split_counts"]
 
 
 def _heldout_divergence(op, estimate, counts, background, *, xp, margin=(0, 0)):
@@ -107,16 +107,10 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     y = as_image(image, xp=xp)
     if not is_count_map(y):
         raise ValueError("cross-validated stopping needs a map of non-negative integer counts")
-    host = np.asarray(to_numpy(y), dtype=np.float64)
-    rng = np.random.default_rng(seed)
     p = float(holdout)
     if not 0.0 < p < 1.0:
         raise ValueError(f"holdout must lie in (0, 1), got {holdout!r}")
-    first = rng.binomial(host.astype(np.int64), 1.0 - p).astype(np.float64)
-    second = host - first
-    dev = array_device(y)
-    y1 = xp.asarray(first, dtype=y.dtype, device=dev)
-    y2 = xp.asarray(second, dtype=y.dtype, device=dev)
+    y1, y2 = split_counts(y, fraction=1.0 - p, seed=seed)
     train_b = background * (1.0 - p)
     pb = prepare(y2, psf, background=background * p, iterative=True)
     # the training half restores (1 − p) of the scene; the held-out counts see p of it
@@ -196,7 +190,7 @@ def frc_iteration_curve(image, psf, *, background=0.0, max_iter=200, seed=0, thr
                         accelerate=True, stop=None, return_curves=False, **rl_options):
     """FRC resolution of two half-count Richardson–Lucy restorations, iteration by iteration.
 
-    The counts are split by binomial thinning (:func:`xrfgpu.frc.split_counts`,
+    The counts are split by binomial thinning (:func:`split_counts`,
     ½ each) into two independent Poisson maps; each is restored with the same
     PSF, background ``b/2`` and options, in lockstep, and after every
     iteration the Fourier ring correlation of the two estimates gives the
@@ -257,7 +251,7 @@ def frc_iteration_curve(image, psf, *, background=0.0, max_iter=200, seed=0, thr
     """
     import threading
 
-    from .frc import FourierRings, frc_resolution, split_counts
+    from .frc import FourierRings, frc_resolution
     from .richardson_lucy import richardson_lucy
 
     xp = array_namespace(image)
@@ -323,3 +317,48 @@ def frc_iteration_curve(image, psf, *, background=0.0, max_iter=200, seed=0, thr
     if errors:
         raise errors[0]
     return (results, curves) if return_curves else results
+
+
+def split_counts(counts, *, fraction=0.5, seed=0):
+    """Binomial thinning of a count map into two independent Poisson maps.
+
+    ``y₁ ~ Binomial(y, fraction)``, ``y₂ = y − y₁``: for ``y ~ Poisson(μ)``,
+    ``y₁ ~ Poisson(fraction · μ)`` and ``y₂ ~ Poisson((1 − fraction) · μ)``,
+    independent.
+
+    Parameters
+    ----------
+    counts : array, shape (rows, cols) or (n, rows, cols)
+        Non-negative integer counts (any real dtype holding integers).
+    fraction : float
+        Share of the counts in the first map, in (0, 1).
+    seed : int or numpy.random.Generator
+        Seed of the draw (NumPy, on the host), or a generator to draw from (successive splits of
+        one seed, as the joint cross-validation's folds).
+
+    Returns
+    -------
+    first, second : array
+        In the namespace, device and dtype of ``counts``.
+
+    Raises
+    ------
+    ValueError
+        Counts that are not non-negative integers, or a fraction outside (0, 1).
+
+    References
+    ----------
+    J. Leiner, B. Duan, L. Wasserman, A. Ramdas, J. Am. Stat. Assoc. (2023),
+    doi:10.1080/01621459.2023.2270748.
+    """
+    xp = array_namespace(counts)
+    fraction = float(fraction)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
+    if not is_count_map(counts):
+        raise ValueError("splitting needs a map of non-negative integer counts")
+    host = np.asarray(to_numpy(counts), dtype=np.float64)
+    first = np.random.default_rng(seed).binomial(host.astype(np.int64), fraction).astype(np.float64)
+    dev = array_device(counts)
+    return (xp.asarray(first, dtype=counts.dtype, device=dev),
+            xp.asarray(host - first, dtype=counts.dtype, device=dev))
