@@ -192,9 +192,12 @@ def _blur(scene, sigma):
     return np.fft.irfft2(np.fft.rfft2(scene) * transfer, s=scene.shape)
 
 
-def make_case(case, *, return_scene=False):
-    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
-    with ``return_scene`` also the unblurred scene under the map, in counts above background."""
+def scene_canvas(case):
+    """The unblurred scene of ``case`` on its whole canvas (in [0, 1]), the map's margin on each side, a label
+    and the true σ (px).
+
+    The map of :func:`make_case` is ``background + signal × (scene blurred by σ)[margin:-margin, margin:-margin]``.
+    """
     family, seed, size, sigma, signal, background = case
     rng = np.random.default_rng([_ALL_FAMILIES.index(family), seed])
     margin = int(5 * sigma) + 8
@@ -223,6 +226,14 @@ def make_case(case, *, return_scene=False):
     else:
         raise ValueError(f"unknown family {family!r}")
     truth_sigma = math.hypot(sigma, HXN_SIGMA0_PX) if family == "hxn" else sigma
+    return scene, margin, label, truth_sigma
+
+
+def make_case(case, *, return_scene=False):
+    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
+    with ``return_scene`` also the unblurred scene under the map, in counts above background."""
+    family, seed, size, sigma, signal, background = case
+    scene, margin, label, truth_sigma = scene_canvas(case)
     blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
     mean = background + signal * np.clip(blurred, 0.0, None)
     counts = np.random.default_rng([99, _ALL_FAMILIES.index(family), seed]).poisson(mean).astype(np.float64)

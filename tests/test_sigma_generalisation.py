@@ -87,3 +87,30 @@ def test_scene_spectrum_oracle_finds_the_blur(family, seed):
     sigma, (lo, hi) = sigma_scene_oracle.oracle_sigma(counts, scene)
     assert abs(sigma / truth - 1.0) < 0.03
     assert lo <= sigma <= hi
+
+
+@pytest.mark.parametrize("sigma", [2.5, 6.0])
+def test_fisher_bound_of_a_point_source_is_analytic(sigma):
+    # benchmarks/sigma_fisher_bound.py: for a point source of A counts (no background) the Poisson Fisher
+    # information of the Gaussian width is A · Var(r²/σ²)/σ² = 4A/σ² (r²/σ² is χ² with 2 degrees of
+    # freedom). A wrong derivative (e.g. of σ² instead of σ) or a missing 1/μ would miss by 2× or more
+    import sigma_fisher_bound
+
+    n, margin, amplitude = 96, 0, 1.0e4
+    scene = np.zeros((n, n))
+    scene[n // 2, n // 2] = 1.0
+    info = sigma_fisher_bound.fisher_information(scene, margin, n, sigma, amplitude, 1e-9)
+    assert info == pytest.approx(4.0 * amplitude / sigma**2, rel=0.02)
+
+
+def test_known_scene_likelihood_attains_the_fisher_bound():
+    # the bound is not just a formula: maximum likelihood with the scene known reaches it (σ 6 px, 160²,
+    # paper-like counts on a tuning map), so the spread of 12 fits is within a factor 2 of 1/√I
+    import sigma_fisher_bound
+    import sigma_scenes
+
+    case = ("voronoi", 0, 160, 6.0, 77.0, 137.5)
+    (label, size, sigma, sd, bound, bias), = sigma_fisher_bound.check_attained([case], 12)
+    assert 0.5 * bound < sd < 2.0 * bound
+    assert abs(bias) < 3.0 * bound
+    assert sigma_scenes.scene_canvas(case)[2] == label
