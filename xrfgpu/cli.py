@@ -418,18 +418,32 @@ def _parse_sigma_option(text):
 # --------------------------------------------------------------------------- restoration helpers
 
 
-def _estimate_background(image):
+def _measured_gain(image):
+    """The map's effective Poisson gain, measured once per map and passed on to every step that needs it.
+
+    :func:`xrfgpu.front_door.effective_counts` on the map as the front door
+    validates it (1 for a count map, map units per count for a fitted one).
+    """
+    import array_api_compat.numpy as xnp
+
+    from ._validate import as_image
+    from .front_door import effective_counts
+
+    return effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)[1]
+
+
+def _estimate_background(image, gain):
     """Background for ``--background auto``, in the map's units: the one :func:`xrfgpu.restore` estimates.
 
     :func:`xrfgpu.front_door.background_from_map`: on a count map the library's
     estimator; on a fitted or normalised map (PyXRF, MAPS, HXN) the same
-    estimator in effective counts (map / measured gain), multiplied back, so
+    estimator in effective counts (map / measured ``gain``), multiplied back, so
     the command line restores such a map as ``xrfgpu.restore(map)`` does.
     Returns ``(value, how it was obtained)``.
     """
     from .front_door import background_from_map
 
-    value, source = background_from_map(np.asarray(image), return_source=True)
+    value, source = background_from_map(np.asarray(image), return_source=True, gain=gain)
     return value, f"xrfgpu.front_door.background_from_map: {source}"
 
 
@@ -455,7 +469,7 @@ def _backend_info(where):
     return info
 
 
-def _run_method(method, image, sigma_px, *, background, options, progress, label):
+def _run_method(method, image, sigma_px, *, background, gain, options, progress, label):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
     Without ``--iterations`` RL stops by the front door's rule (cross-validation,
@@ -463,6 +477,7 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     ``sigma_px`` is a float, or with ``--psf-auto`` the
     :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
     which the front door scales by the goal as it scales its own estimate.
+    ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again.
     """
     from .front_door import restore
 
@@ -482,7 +497,7 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") else sigma_px
     with _sigma_warnings() as sigma_messages:
-        out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
+        out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
                                           "iteration_scale", "negative_fraction_clipped") if info.get(key) is not None}
@@ -553,14 +568,14 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
-def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sigma_estimated=False):
+def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
     None)`` with the map and
     background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
-    a count map unchanged, a fitted map divided by its effective Poisson gain)
-    and the count :func:`xrfgpu.restore` would use
+    a count map unchanged, a fitted map divided by its effective Poisson gain
+    ``gain``, measured once per map by :func:`_measured_gain`) and the count :func:`xrfgpu.restore` would use
     (:func:`xrfgpu.front_door.rl_iteration_count`: ``--iterations``, else
     cross-validation times the goal's factor when σ was estimated), so the
     tiles iterate as the whole map does.
@@ -570,7 +585,7 @@ def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sig
     from ._validate import as_image
     from .front_door import effective_counts, rl_iteration_count
 
-    y, gain, _ = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
+    y, gain, _ = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain)
     b = background / gain
     stop = "fixed" if iterations else "cv"
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
@@ -578,7 +593,7 @@ def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sig
     return np.asarray(y), b, gain, n, stop, cv_count
 
 
-def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler, progress, label):
+def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
@@ -602,7 +617,7 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
             with (contextlib.nullcontext() if options.get("iterations")
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
                 counts, b, gain, n, stop, cv_count = _rl_iterations(
-                    image, h, background, options.get("iterations"), goal=options.get("goal", DEFAULT_GOAL),
+                    image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
                     sigma_estimated=bool(options.get("sigma_estimated")))
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
@@ -862,10 +877,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
                                                  method=method, tile=tile)
         image = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=False)
+        gain = _measured_gain(image)  # once per map: background, σ and restoration all need it
         bg = bg_value
         bg_how = "given"
         if bg_value == "auto":
-            bg, bg_how = _estimate_background(image)
+            bg, bg_how = _estimate_background(image, gain)
         elif bg >= np.nanmax(image):  # e.g. counts given for a fitted map in µg/cm²: the result is ~0
             _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
                          "nothing is left to restore; give the background in the map's units")
@@ -897,7 +913,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:
-                est = sigma_from_map(image, background=bg)
+                est = sigma_from_map(image, background=bg, gain=gain)
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
@@ -927,7 +943,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             timings[name] = round(time.perf_counter() - t0, 4)
             continue
         if tile is not None:
-            out, details = _run_tiled(method, image, sigma_px, background=bg, options=options, tile=tile,
+            out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
                                       scheduler=scheduler, progress=progress, label=name)
         else:
             work = to_compute(image, where)
@@ -937,7 +953,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             quick = has_bar or method in ("wiener", "tikhonov")  # direct filters take well under 2 s
             with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
-                out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg,
+                out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg, gain=gain,
                                            options=options, progress=progress, label=name)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
