@@ -92,3 +92,74 @@ def test_a_given_gain_is_used_instead_of_measuring_it(xp, monkeypatch):
             xrfgpu.restore(fitted, sigma=1.5, gain=bad)
     with pytest.raises(ValueError, match="count map"):
         xrfgpu.restore(xp.asarray(counts), sigma=1.5, gain=2.0)
+
+
+# --------------------------------------------------------------------------- 2. --psf-extrapolate
+
+
+def _psf_table(tmp_path):
+    table = tmp_path / "psf.toml"
+    table.write_text('[sigma_um]\n"Ca-Ka" = 11.0\n"Fe-Ka" = 12.0\n"Zn-Ka" = 14.0\n')
+    return table
+
+
+def test_a_line_beyond_the_psf_table_names_the_command_line_option(tmp_path, capsys):
+    """Pt_L (9.4 keV) of the MAPS file lies above the table's Zn-Kα: the error names what a CLI user can do.
+
+    Before, it said "pass extrapolate=True", a library argument with no command-line spelling.
+    """
+    out = tmp_path / "o.h5"
+    assert main(["restore", str(AXO), "-o", str(out), "--psf-file", str(_psf_table(tmp_path)),
+                 "--elements", "Pt_L,Fe"]) == 1
+    err = capsys.readouterr().err
+    assert "--psf-extrapolate" in err and "extrapolate=True" not in err
+    assert "Pt-La" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_psf_extrapolate_extends_the_table_and_records_it(tmp_path):
+    """``--psf-extrapolate``: σ of Pt-Lα on the Fe-Kα–Zn-Kα segment carried on in energy, in the record."""
+    import h5py
+    import xraylib
+
+    out = tmp_path / "o.h5"
+    assert main(["restore", str(AXO), "-o", str(out), "--psf-file", str(_psf_table(tmp_path)),
+                 "--elements", "Pt_L,Fe", "--psf-extrapolate", "-q"]) == 0
+    e_fe, e_zn = xraylib.LineEnergy(26, xraylib.KA_LINE), xraylib.LineEnergy(30, xraylib.KA_LINE)
+    e_pt = xraylib.LineEnergy(78, xraylib.LA_LINE)
+    expected_um = 12.0 + (14.0 - 12.0) * (e_pt - e_fe) / (e_zn - e_fe)  # the straight line, by hand
+    with h5py.File(out, "r") as f:
+        record = json.loads(f["xrfgpu"].attrs["provenance"])
+    assert record["parameters"]["psf_extrapolate"] is True
+    pt, fe = record["psf"]["Pt_L"], record["psf"]["Fe"]
+    assert pt["sigma_um"] == pytest.approx(expected_um, rel=1e-9)
+    assert pt["sigma_px"] == pytest.approx(expected_um / 10.0, rel=1e-9)  # the file's 10 µm steps
+    assert pt["source"]["extrapolated"] is True and "--psf-extrapolate" in pt["source"]["interpolated"]
+    assert fe["sigma_um"] == 12.0 and "extrapolated" not in fe["source"]  # a measured line stays as measured
+
+
+@pytest.mark.parametrize("psf", [["--psf-sigma", "1px"], ["--psf-auto"]])
+def test_psf_extrapolate_without_a_psf_table_is_refused(tmp_path, capsys, psf):
+    out = tmp_path / "o.h5"
+    assert main(["restore", str(FE), "-o", str(out), *psf, "--psf-extrapolate"]) == 2
+    err = capsys.readouterr().err
+    assert "--psf-extrapolate" in err and "--psf-file" in err
+
+
+def test_a_sigma_um_table_is_not_told_to_add_a_default_line(tmp_path, capsys):
+    """A ``[sigma_um]`` table names X-ray lines only: its errors name the file and do not suggest 'default'.
+
+    Before, a missing line was answered "add it or a 'default' line", and the 'default' line then added
+    failed with "cannot read the X-ray line 'default'", without naming the file.
+    """
+    table = tmp_path / "psf.toml"
+    table.write_text('[sigma_um]\n"Fe-Ka" = 12.0\n')  # one line: nothing to interpolate from
+    assert main(["restore", str(AXO), "-o", str(tmp_path / "o.h5"), "--psf-file", str(table),
+                 "--elements", "Ca"]) == 1
+    err = capsys.readouterr().err
+    assert "[sigma_um]" in err and "'default'" not in err
+    table.write_text('[sigma_um]\n"Fe-Ka" = 12.0\ndefault = 13.0\n')
+    assert main(["restore", str(AXO), "-o", str(tmp_path / "o.h5"), "--psf-file", str(table),
+                 "--elements", "Ca"]) == 1
+    err = capsys.readouterr().err
+    assert str(table) in err and "'default'" in err and len(err.strip().splitlines()) == 1

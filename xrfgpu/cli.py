@@ -279,7 +279,10 @@ def load_psf_table(path):
     if isinstance(doc, dict) and isinstance(doc.get("sigma_um"), dict):
         from .psf import PSFModel
 
-        model = PSFModel(doc["sigma_um"], note=str(doc.get("note", "")))
+        try:
+            model = PSFModel(doc["sigma_um"], note=str(doc.get("note", "")))
+        except (TypeError, ValueError) as exc:  # e.g. a 'default' line, which only a [lines] table takes
+            raise type(exc)(f"PSF file {str(path)!r}, [sigma_um] table: {exc}") from None
         measured = doc.get("measurements") or {}
         raw = {k: {"sigma_um": v, **(measured.get(k) or {})} for k, v in doc["sigma_um"].items()}
     elif isinstance(doc, dict) and isinstance(doc.get("lines"), dict) and doc["lines"]:
@@ -349,9 +352,15 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
     return path
 
 
-def psf_for_element(element, lines, *, source, model=None):
+def psf_for_element(element, lines, *, source, model=None, extrapolate=False):
     """(line, entry) for ``element``: the table's line (exact, or same element and shell),
-    else the PSF model's energy interpolation, else a ``default`` line."""
+    else the PSF model's energy interpolation, else a ``default`` line.
+
+    A line outside the energies of the model's measured lines is refused, naming
+    ``--psf-extrapolate``; with ``extrapolate`` the model's end segment is
+    extended to it (:meth:`xrfgpu.psf.PSFModel.sigma_um` with
+    ``extrapolate=True``) and the entry says ``extrapolated``.
+    """
     from .io import match_name
 
     try:
@@ -360,23 +369,37 @@ def psf_for_element(element, lines, *, source, model=None):
     except KeyError as exc:
         reason = _message(exc)
     if model is not None:
-        from .psf.model import normalise_line
+        from .psf.model import line_energy_kev, normalise_line
 
+        interpolated = "linear in emission energy (xraylib)"
         try:
             line = element.replace("_", "-")
             if re.fullmatch(r"[A-Z][a-z]?", line):  # MAPS names K-line maps by the element alone (Ti, Cu)
                 line += "-Ka"
             line = normalise_line(line)
-            sigma = model.sigma_um(line)
+            try:
+                return line, {"sigma_um": float(model.sigma_um(line)), "interpolated": interpolated}
+            except ValueError as exc:
+                try:  # the one refusal that extrapolation lifts: a line beyond the measured energies
+                    sigma = float(model.sigma_um(line, extrapolate=True))
+                except ValueError:
+                    raise exc from None
+            if extrapolate:
+                return line, {"sigma_um": sigma, "extrapolated": True,
+                              "interpolated": f"{interpolated}, extended beyond the measured lines' energies "
+                                              "(--psf-extrapolate)"}
+            energies = sorted(line_energy_kev(k) for k in model.lines)
+            reason = (f"{reason}; {line} ({line_energy_kev(line):.3f} keV) lies outside the measured lines "
+                      f"({energies[0]:.3f}–{energies[-1]:.3f} keV): measure it, or pass --psf-extrapolate to "
+                      "extend the nearest segment in emission energy")
         except (ValueError, ImportError) as exc:
             reason = f"{reason}; {exc}"
-        else:
-            return line, {"sigma_um": float(sigma), "interpolated": "linear in emission energy (xraylib)"}
     if "default" in lines:
         return "default", lines["default"]
+    # a [sigma_um] table (a PSF model) names X-ray lines only: it cannot hold a 'default' line
+    remedy = "add its line to the [sigma_um] table" if model is not None else "add it or a 'default' line"
     raise KeyError(
-        f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); "
-        f"add it or a 'default' line ({reason})"
+        f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); {remedy} ({reason})"
     )
 
 
@@ -741,6 +764,9 @@ def main(argv=None) -> int:
               "in pixels (2px, Fe=4px) it needs no pixel size.")
 @click.option("--psf-file", type=click.Path(path_type=Path), help="TOML/JSON table of σ per element line.")
 @click.option("--psf-auto", is_flag=True, help="Estimate σ from each map (xrfgpu.psf.estimate_sigma).")
+@click.option("--psf-extrapolate", is_flag=True,
+              help="With --psf-file: give lines outside the energies of the table's measured lines the σ of the "
+                   "nearest segment extended in emission energy (else refused); recorded per element.")
 @click.option("--goal", type=click.Choice(GOALS), default=DEFAULT_GOAL, show_default=True,
               help="With --psf-auto and rl: resolution = 0.9 × the estimated σ and twice the cross-validated "
                    "count (the paper's best resolution); fidelity = the estimated σ and the cross-validated count "
@@ -773,7 +799,7 @@ def main(argv=None) -> int:
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
-            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL):
+            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL, psf_extrapolate=False):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -801,6 +827,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError("--joint works with --method rl and without --tile")
     if guide is not None and not joint:
         raise click.UsageError("--guide needs --joint")
+    if psf_extrapolate and psf_file is None:
+        raise click.UsageError("--psf-extrapolate extends the σ table of --psf-file to lines beyond its "
+                               "energies; give --psf-file, or drop --psf-extrapolate")
 
     # fail early on the output before any work
     inputs = [input_path, psf_file, mask_path]
@@ -824,6 +853,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     table, table_pixel, table_model = (None, None, None)
     if psf_file is not None:
         table, table_pixel, table_model = load_psf_table(psf_file)
+        if psf_extrapolate and table_model is None:
+            raise click.UsageError(f"--psf-extrapolate: PSF file {str(psf_file)!r} has a [lines] table, whose lines "
+                                   "are not interpolated in energy; give a [sigma_um] table, or a 'default' line")
         if pixel_um is None and table_pixel is not None:
             pixel_um = table_pixel
     sigma_given = _parse_sigma_option(psf_sigma) if psf_sigma else None
@@ -902,7 +934,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             else:
                 sigma_um, sigma_px = value, value / pixel_um
         elif table is not None:
-            line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model)
+            line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model,
+                                          extrapolate=psf_extrapolate)
             sigma_um = entry["sigma_um"]
             sigma_px = sigma_um / pixel_um
             source = {"how": f"PSF file {str(psf_file)}", "line": line,
@@ -985,7 +1018,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
-                  "mask": None if mask_path is None else str(mask_path), "goal": goal}
+                  "mask": None if mask_path is None else str(mask_path), "goal": goal,
+                  "psf_extrapolate": psf_extrapolate}
     if joint:
         parameters["joint"] = joint_record
     timings["total"] = round(time.perf_counter() - t_start, 4)
