@@ -163,3 +163,62 @@ def test_a_sigma_um_table_is_not_told_to_add_a_default_line(tmp_path, capsys):
                  "--elements", "Ca"]) == 1
     err = capsys.readouterr().err
     assert str(table) in err and "'default'" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- 3. ImageJ labels of a one-map TIFF
+
+
+def _imagej_entries(path):
+    """``{type: [values]}`` of a TIFF's ImageJ IJMetadata tag, read from its bytes (ImageJ's own layout).
+
+    The tag holds ``IJIJ``, then (4-byte type, count) pairs, then the values, whose lengths are the
+    IJMetadataByteCounts tag's entries after the header's; strings are UTF-16. Read here
+    without tifffile's ``imagej_metadata``, which returns an entry of one value as that value. A
+    little-endian file reverses the magic and the type names and stores UTF-16-LE.
+    """
+    import struct
+
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        counts = list(tags[50838].value)
+        raw = tags[50839]  # tifffile decodes its value; the bytes are read from the file at its offset
+        tif.filehandle.seek(raw.valueoffset)
+        data = tif.filehandle.read(raw.count)
+    little = {b"IJIJ": False, b"JIJI": True}[data[:4]]  # the magic, reversed in a little-endian file
+    n_types = (counts[0] - 4) // 8
+    header = struct.unpack(("<" if little else ">") + "4sI" * n_types, data[4:4 + 8 * n_types])
+    entries, pos, k = {}, counts[0], 1
+    for kind, count in zip(header[::2], header[1::2]):
+        values = []
+        for _ in range(count):
+            values.append(data[pos:pos + counts[k]].decode("utf-16-le" if little else "utf-16-be"))
+            pos, k = pos + counts[k], k + 1
+        entries[(kind[::-1] if little else kind).decode()] = values
+    return entries
+
+
+@pytest.mark.parametrize("elements", [["Fe_K"], ["Cr_K", "Fe_K", "Si_K"]], ids=["one", "three"])
+def test_tiff_labels_are_one_per_map_as_imagej_reads_them(tmp_path, elements):
+    """One label per map in ImageJ's IJMetadata, for one map as for several: the file is consistent.
+
+    ``TiffFile(out).imagej_metadata["Labels"]`` is a ``str`` for one map because tifffile returns every
+    ImageJ entry of one value as that value (``Info`` too); ImageJ gives a one-image file's one slice label
+    to the image as its ``Label`` property. The header's ``elements`` is a list in both cases.
+    """
+    src = tmp_path / "maps"
+    src.mkdir()
+    for name in elements:
+        (src / f"SUM_maps_XRF_{name}.tiff").write_bytes((DATA / "hxn_nanoparticles_xrf" /
+                                                         f"SUM_maps_XRF_{name}.tiff").read_bytes())
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(src if len(elements) > 1 else src / f"SUM_maps_XRF_{elements[0]}.tiff"),
+                 "-o", str(out), "--psf-sigma", "0.5px", "--iterations", "2", "-q"]) == 0
+    entries = _imagej_entries(out)
+    assert entries["labl"] == elements
+    with tifffile.TiffFile(out) as tif:
+        labels = tif.imagej_metadata["Labels"]
+        header = json.loads(tif.imagej_metadata["Info"])["xrfgpu"]
+        shape = tif.asarray().shape
+    assert labels == (elements[0] if len(elements) == 1 else elements)  # tifffile's reading, as README says
+    assert header["elements"] == elements
+    assert shape == ((160, 160) if len(elements) == 1 else (len(elements), 160, 160))
