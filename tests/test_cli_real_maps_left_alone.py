@@ -222,3 +222,146 @@ def test_tiff_labels_are_one_per_map_as_imagej_reads_them(tmp_path, elements):
     assert labels == (elements[0] if len(elements) == 1 else elements)  # tifffile's reading, as README says
     assert header["elements"] == elements
     assert shape == ((160, 160) if len(elements) == 1 else (len(elements), 160, 160))
+
+
+# --------------------------------------------------------------------------- 4. blank CSV cells are missing pixels
+
+
+def _csv_map(seed=5, shape=(40, 44)):
+    """A small count map (Poisson counts of a blurred disc on a background) as exact integers."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    mean = 20.0 + 200.0 * ((yy - 18) ** 2 + (xx - 24) ** 2 < 60)
+    return rng.poisson(mean).astype(np.float64)
+
+
+def _write_csv(path, m, blanks=(), sep=",", decimal="."):
+    """``m`` as a CSV with the cells at ``blanks`` (row, col) left empty, the way spreadsheets write them."""
+    lines = []
+    for i, row in enumerate(m):
+        cells = ["" if (i, j) in blanks else f"{v:g}".replace(".", decimal) for j, v in enumerate(row)]
+        lines.append(sep.join(cells))
+    path.write_text("# counts, exported\n" + "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("sep, decimal", [(",", "."), (";", ","), ("\t", ".")], ids=["comma", "semicolon", "tab"])
+def test_a_blank_csv_cell_is_read_as_a_missing_pixel(tmp_path, sep, decimal):
+    """Empty cells (a dropped pixel, or one deleted in a spreadsheet) are NaN, counted with where the first is.
+
+    Before, the file was refused ("line 4 is not a row of numbers"), and in a folder the element was skipped.
+    The blanks include the first data row (not to be taken for a header) and the last column.
+    """
+    from xrfgpu.io import read_maps
+
+    m = _csv_map() / 8.0  # fitted-looking values with decimals
+    blanks = {(0, 3), (7, 10), (7, 43), (39, 0)}
+    path = tmp_path / "scan_Fe.csv"
+    _write_csv(path, m, blanks, sep=sep, decimal=decimal)
+    em = read_maps(path)
+    a = np.asarray(em.maps["Fe"])
+    assert a.shape == m.shape
+    expected = m.copy()
+    for cell in blanks:
+        expected[cell] = np.nan
+    np.testing.assert_array_equal(a, expected)  # NaN where blank, every other value exact
+    note = em.metadata["blank_cells"]
+    assert note == [{"file": "scan_Fe.csv", "map": "Fe", "count": 4, "first": {"line": 2, "column": 4}}]
+
+
+def test_an_all_blank_row_inside_is_a_missing_line_and_blank_rows_at_the_end_are_not_rows(tmp_path):
+    """``,,,`` between data rows is a scan line lost (NaN); trailing ``,,,`` lines (spreadsheet exports) are not."""
+    from xrfgpu.io import read_maps
+
+    m = _csv_map(shape=(6, 5))
+    text = "\n".join(",".join(f"{v:g}" for v in row) if i != 2 else ",,,," for i, row in enumerate(m))
+    path = tmp_path / "Ca.csv"
+    path.write_text(text + "\n,,,,\n,,,,\n")
+    em = read_maps(path)
+    a = np.asarray(em.maps["Ca"])
+    assert a.shape == (6, 5)
+    assert np.all(np.isnan(a[2])) and np.array_equal(a[[0, 1, 3, 4, 5]], m[[0, 1, 3, 4, 5]])
+    assert em.metadata["blank_cells"][0]["count"] == 5
+
+
+def test_trailing_separators_on_every_line_are_not_blank_cells(tmp_path):
+    """Exporters that end each row with the separator (``1,2,3,``) give no NaN and no note, as before."""
+    from xrfgpu.io import read_maps
+
+    m = _csv_map(shape=(5, 4))
+    path = tmp_path / "K.csv"
+    path.write_text("".join(",".join(f"{v:g}" for v in row) + ",\n" for row in m))
+    em = read_maps(path)
+    np.testing.assert_array_equal(np.asarray(em.maps["K"]), m)
+    assert "blank_cells" not in em.metadata
+
+
+@pytest.mark.parametrize("as_folder", [False, True], ids=["file", "folder"])
+def test_cli_restores_blank_cells_as_missing_pixels_and_says_so(tmp_path, capsys, as_folder):
+    """The command line restores a CSV with blank cells as the same map with NaN there (as ``.npy``), warned once.
+
+    The reference is the documented NaN route: the same map written as ``.npy`` with NaN at the blank cells.
+    """
+    from xrfgpu.io import read_maps
+
+    m = _csv_map()
+    blanks = {(5, 6), (20, 30)}
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    _write_csv(folder / "scan_Fe.csv", m, blanks)
+    if as_folder:
+        _write_csv(folder / "scan_Ca.csv", m[::-1].copy())
+    with_nan = m.copy()
+    for cell in blanks:
+        with_nan[cell] = np.nan
+    np.save(tmp_path / "scan_Fe.npy", with_nan)
+    src = folder if as_folder else folder / "scan_Fe.csv"
+    capsys.readouterr()
+    assert main(["restore", str(src), "-o", str(tmp_path / "csv.npz"), "--psf-sigma", "1.5px",
+                 "--iterations", "5"]) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if "blank" in line]
+    assert len(warned) == 1 and "2 blank cells" in warned[0] and "missing" in warned[0]
+    assert "scan_Fe.csv" in warned[0] and "line 7, column 7" in warned[0] and "skipped" not in err
+    assert main(["restore", str(tmp_path / "scan_Fe.npy"), "-o", str(tmp_path / "npy.npz"), "--psf-sigma", "1.5px",
+                 "--iterations", "5", "-q"]) == 0
+    got, ref = read_maps(tmp_path / "csv.npz"), read_maps(tmp_path / "npy.npz")
+    np.testing.assert_array_equal(np.asarray(got.maps["Fe"]), np.asarray(ref.maps["Fe"]))
+    assert np.all(np.isfinite(np.asarray(got.maps["Fe"])))
+
+
+def test_cli_refuses_blank_cells_where_missing_pixels_cannot_be_restored(tmp_path, capsys):
+    """With ``--tile`` a map with missing pixels is refused in one line naming the reason, as for NaN."""
+    m = _csv_map()
+    _write_csv(tmp_path / "Fe.csv", m, {(3, 3)})
+    assert main(["restore", str(tmp_path / "Fe.csv"), "-o", str(tmp_path / "o.npz"), "--psf-sigma", "1.5px",
+                 "--tile", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "missing pixels" in err and "--tile" in err
+
+
+def test_compare_measures_a_map_with_missing_pixels_on_its_measured_pixels(tmp_path, capsys):
+    """``compare`` of a CSV with a blank cell: contrast and flux over the measured pixels, by hand with NumPy.
+
+    Before, the NaN made the input's contrast 0 and the flux ratio nan.
+    """
+    from xrfgpu.figures import shared_limits
+    from xrfgpu.io import read_maps
+
+    m = _csv_map()
+    _write_csv(tmp_path / "scan_Fe.csv", m, {(4, 9)})
+    assert main(["restore", str(tmp_path / "scan_Fe.csv"), "-o", str(tmp_path / "r.tif"), "--psf-sigma", "1.5px",
+                 "--iterations", "5", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "scan_Fe.csv"), str(tmp_path / "r.tif"), "--json",
+                 "-o", str(tmp_path / "c.png")]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]["Fe"]
+    restored = np.asarray(read_maps(tmp_path / "r.tif").maps["Fe"], dtype=np.float64)
+    measured = np.ones(m.shape, bool)
+    measured[4, 9] = False
+    b, a = m[measured], restored[measured]
+    lo, hi = np.percentile(b, [0.5, 99.5])
+    assert metrics["contrast_input"] == pytest.approx((hi - lo) / b.mean(), rel=1e-12)
+    assert metrics["flux_ratio"] == pytest.approx(a.sum() / b.sum(), rel=1e-12)
+    with_nan = m.copy()
+    with_nan[4, 9] = np.nan
+    assert shared_limits(with_nan) == pytest.approx(tuple(np.percentile(b, [0.5, 99.5])), rel=1e-12)

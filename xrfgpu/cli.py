@@ -217,10 +217,15 @@ def _check_dataset_option(maps, dataset, input_path):
 
 
 def _report_skipped(maps, quiet):
-    """One line on stderr per file of an input folder that is not a map (e.g. LICENSE.txt)."""
+    """One line on stderr per file of an input folder that is not a map (e.g. LICENSE.txt), and per text map
+    with blank cells, which are read as missing pixels (NaN)."""
     for entry in maps.metadata.get("skipped") or []:
         if not quiet:
             click.echo(f"skipped {entry['file']}: {entry['reason']}", err=True)
+    for entry in maps.metadata.get("blank_cells") or []:
+        count, first = entry["count"], entry["first"]
+        _warn(quiet, f"{entry['file']} (map {entry['map']!r}): {count} blank cell{'s' if count > 1 else ''} read as "
+                     f"missing pixels (NaN), the first at line {first['line']}, column {first['column']}")
 
 
 # --------------------------------------------------------------------------- PSF tables
@@ -1278,17 +1283,26 @@ def _holds(maps, name):
 
 
 def _contrast(a):
-    """Robust dynamic range (p99.5 − p0.5) / mean: deconvolution restores contrast that the blur spread out."""
+    """Robust dynamic range (p99.5 − p0.5) / mean: deconvolution restores contrast that the blur spread out.
+
+    Over the measured pixels: missing ones (NaN, e.g. blank CSV cells) are left out.
+    """
     a = np.asarray(a, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return float("nan")
     lo, hi = np.percentile(a, [0.5, 99.5])
     mean = float(np.abs(a).mean())
     return float((hi - lo) / mean) if mean > 0 else 0.0
 
 
 def _against_truth(a, truth):
-    """Pearson r with the truth and the RMS error after the best affine map a → truth (over the truth's range)."""
+    """Pearson r with the truth and the RMS error after the best affine map a → truth (over the truth's range),
+    on the pixels where both are measured (not NaN)."""
     a = np.asarray(a, dtype=np.float64).ravel()
     t = np.asarray(truth, dtype=np.float64).ravel()
+    measured = np.isfinite(a) & np.isfinite(t)
+    a, t = a[measured], t[measured]
     r = float(np.corrcoef(a, t)[0, 1])
     design = np.stack([a, np.ones_like(a)], axis=1)
     coef, *_ = np.linalg.lstsq(design, t, rcond=None)
@@ -1380,8 +1394,11 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         a_name = after.find(q)
         b_name = before.find(a_name)
         b, a = before.maps[b_name], after.maps[a_name]
+        # flux over the pixels the input measured: its missing ones (NaN) are filled in the restoration only
+        measured = np.isfinite(np.asarray(b)) & np.isfinite(np.asarray(a))
+        flux_in = float(np.sum(np.asarray(b)[measured], dtype=np.float64))
         m = {"contrast_input": _contrast(b), "contrast_restored": _contrast(a),
-             "flux_ratio": float(np.sum(a, dtype=np.float64) / np.sum(b, dtype=np.float64)) if np.sum(b) else float("nan")}
+             "flux_ratio": float(np.sum(np.asarray(a)[measured], dtype=np.float64)) / flux_in if flux_in else float("nan")}
         if truth_maps is not None:
             t = truth_maps.maps[truth_maps.find(a_name)]
             for label, x in (("input", b), ("restored", a)):

@@ -83,12 +83,21 @@ def add_scale_bar(ax, pixel_size_um, width_px, *, axes_in_um=False, color="white
 
 
 def shared_limits(*images, percentiles=(0.5, 99.5)):
-    """One (vmin, vmax) for several maps: the lowest low and highest high robust percentile."""
+    """One (vmin, vmax) for several maps: the lowest low and highest high robust percentile.
+
+    Of the measured pixels: missing ones (NaN, e.g. blank CSV cells) are left out.
+    """
     lows, highs = [], []
     for img in images:
-        lo, hi = np.percentile(np.asarray(img, dtype=np.float64), percentiles)
+        img = np.asarray(img, dtype=np.float64)
+        measured = img[np.isfinite(img)]
+        if measured.size == 0:
+            continue
+        lo, hi = np.percentile(measured, percentiles)
         lows.append(lo)
         highs.append(hi)
+    if not lows:
+        return 0.0, 1.0
     lo, hi = float(min(lows)), float(max(highs))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
