@@ -365,3 +365,17 @@ def test_compare_measures_a_map_with_missing_pixels_on_its_measured_pixels(tmp_p
     with_nan = m.copy()
     with_nan[4, 9] = np.nan
     assert shared_limits(with_nan) == pytest.approx(tuple(np.percentile(b, [0.5, 99.5])), rel=1e-12)
+
+
+def test_text_errors_and_blank_cells_give_the_files_own_line_numbers(tmp_path):
+    """Line numbers count every line of the file, as an editor does; blank lines used to be left out."""
+    from xrfgpu.io import MapFileError, read_maps
+
+    path = tmp_path / "Fe.csv"
+    path.write_text("# scan 7\n\n1,2,3\n\n4,,6\n7,8,9\n")
+    em = read_maps(path)
+    assert em.metadata["blank_cells"][0]["first"] == {"line": 5, "column": 2}
+    np.testing.assert_array_equal(np.asarray(em.maps["Fe"]), [[1, 2, 3], [4, np.nan, 6], [7, 8, 9]])
+    path.write_text("# scan 7\n\n1,2,3\n\n4,x,6\n")
+    with pytest.raises(MapFileError, match="line 5 is not a row of numbers"):
+        read_maps(path)
