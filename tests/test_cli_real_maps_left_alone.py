@@ -379,3 +379,92 @@ def test_text_errors_and_blank_cells_give_the_files_own_line_numbers(tmp_path):
     path.write_text("# scan 7\n\n1,2,3\n\n4,x,6\n")
     with pytest.raises(MapFileError, match="line 5 is not a row of numbers"):
         read_maps(path)
+
+
+# --------------------------------------------------------------------------- 5. failing runs leave nothing data-like
+
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _half_written_then_disk_full(real):
+    """A writer that writes its file, cuts it to half and then fails as a full disk does."""
+    import os
+
+    def write(tmp, *args, **kwargs):
+        real(tmp, *args, **kwargs)
+        with open(tmp, "r+b") as fh:
+            fh.truncate(os.path.getsize(tmp) // 2)
+        _disk_full()
+
+    return write
+
+
+def _everything_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))  # hidden temporaries included
+
+
+@pytest.mark.parametrize("suffix, writer", [(".tif", "_write_tiff"), (".h5", "_write_hdf5"), (".npy", "_write_npy"),
+                                            (".npz", "_write_npz"), (".csv", "_write_text")])
+def test_a_full_disk_leaves_no_output_and_the_error_names_it(tmp_path, capsys, monkeypatch, suffix, writer):
+    """A writer failing midway: exit 1, one line naming the output and the reason, nothing left in its folder.
+
+    Before, the line was ``Error: [Errno 28] No space left on device``, without the file it was writing.
+    """
+    import xrfgpu.io as io
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / f"fe{suffix}"
+    monkeypatch.setattr(io, writer, _half_written_then_disk_full(getattr(io, writer)))
+    assert main(["restore", str(FE), "-o", str(out), "--psf-sigma", "0.5px", "--iterations", "2", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "No space left on device" in err[0]
+    assert _everything_under(out_dir) == []
+
+
+def test_a_folder_output_failing_at_its_second_map_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """One CSV per element: the second CSV fails; no folder, no first CSV, the error names the folder."""
+    calls = []
+    real = np.savetxt
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            _disk_full()
+        return real(*args, **kwargs)
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.setattr(np, "savetxt", second_fails)
+    assert main(["restore", str(FE.parent), "-o", str(out_dir / "maps"), "--psf-sigma", "0.5px",
+                 "--iterations", "2", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out_dir / "maps") in err[0]
+    assert _everything_under(out_dir) == []
+
+
+@pytest.mark.parametrize("kind", ["edge", "dot"])
+def test_psf_table_and_figure_land_together(tmp_path, capsys, monkeypatch, kind):
+    """``xrfgpu psf``: when the figure cannot be written, no PSF table is left either (it used to stay).
+
+    A table left by a failed run would be taken for a measurement by ``restore --psf-file``, and would
+    refuse the next run's output.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.setattr(Figure, "savefig", _disk_full)
+    argv = ["psf", kind, str(FE), "--pixel-size", "0.15um", "-q", "-o", str(out_dir / "psf.toml"),
+            "--figure", str(out_dir / "psf.png")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert str(out_dir / "psf.png") in err and "No space left on device" in err
+    assert _everything_under(out_dir) == []

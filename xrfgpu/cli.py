@@ -320,7 +320,7 @@ def load_psf_table(path):
     return lines, pixel, model
 
 
-def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False, inputs=()):
+def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False, inputs=(), also=()):
     """Write a PSF table readable by :meth:`xrfgpu.psf.PSFModel.load` and :func:`load_psf_table`; atomically.
 
     ``lines`` maps line names to dicts with ``sigma_um`` and other scalar
@@ -328,6 +328,8 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
     ``[measurements."<line>"]``. An existing file is replaced only with
     ``overwrite`` and only if xrfgpu wrote it (its first line says so); no
     path of ``inputs`` is ever written (:func:`xrfgpu.output_safety.check_outputs`).
+    ``also``: further :class:`xrfgpu.output_safety.Output` (the fit figure)
+    published with the table, all or none.
     """
     from .output_safety import Output, write_outputs
 
@@ -352,7 +354,7 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
             out += ["", f"[measurements.{json.dumps(name)}]"]
             out += [f"{k} = {value(v)}" for k, v in rest.items()]
     text = "\n".join(out) + "\n"
-    write_outputs([Output(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))], inputs=inputs,
+    write_outputs([Output(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")), *also], inputs=inputs,
                   overwrite=overwrite)
     return path
 
@@ -1114,7 +1116,7 @@ def psf():
 
 def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, figure, fig, overwrite,
                 quiet, as_json, table_extra, *, inputs=()):
-    from .figures import save_figure
+    from .figures import figure_output
     from .psf import FWHM_PER_SIGMA
 
     sigma_um = sigma_px * pixel_um if pixel_um else None
@@ -1129,9 +1131,11 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
         line = normalise_line(line.replace("_", "-"))
     except ValueError:
         raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
+    # the table and its fit figure land together or not at all: a table left by a failed run would be
+    # taken for a measurement
     save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite, inputs=inputs,
-                   comment=f"PSF measured by xrfgpu {__version__} ({kind}) from map {name!r}")
-    save_figure(fig, figure, overwrite=overwrite, inputs=inputs)
+                   comment=f"PSF measured by xrfgpu {__version__} ({kind}) from map {name!r}",
+                   also=[figure_output(fig, figure)])
     result = {"line": line, "method": kind, "sigma_px": sigma_px, "sigma_stderr_px": stderr_px,
               "sigma_um": sigma_um, "sigma_stderr_um": stderr_um,
               "fwhm_um": sigma_um * FWHM_PER_SIGMA, "fwhm_stderr_um": stderr_um * FWHM_PER_SIGMA if stderr_um else None,

@@ -37,16 +37,24 @@ def save_figure(fig, path, *, overwrite=False, inputs=()):
     xrfgpu figure: nothing else is replaced, and never one of ``inputs``
     (see :func:`xrfgpu.output_safety.check_outputs`).
     """
+    from .output_safety import write_outputs
+
+    path = Path(path)
+    write_outputs([figure_output(fig, path)], inputs=inputs, overwrite=overwrite)
+    return path
+
+
+def figure_output(fig, path):
+    """``fig`` as an :class:`xrfgpu.output_safety.Output` (format from the suffix, xrfgpu as its software),
+    to be published together with the files it belongs to (e.g. ``xrfgpu psf``'s table)."""
     from . import __version__
-    from .output_safety import Output, write_outputs
+    from .output_safety import Output
 
     path = Path(path)
     fmt = path.suffix[1:].lower() or "png"
     key = _CREATOR_KEY.get(fmt)
     metadata = {key: f"xrfgpu {__version__}"} if key else None
-    write_outputs([Output(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))],
-                  inputs=inputs, overwrite=overwrite)
-    return path
+    return Output(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))
 
 
 def nice_length(target):
