@@ -468,3 +468,27 @@ def test_psf_table_and_figure_land_together(tmp_path, capsys, monkeypatch, kind)
     err = capsys.readouterr().err
     assert str(out_dir / "psf.png") in err and "No space left on device" in err
     assert _everything_under(out_dir) == []
+
+
+def test_a_demo_that_fails_while_writing_leaves_nothing_and_can_be_run_again(tmp_path, capsys, monkeypatch):
+    """The demo's five files land together: a failure at the last leaves none, and the next run is not refused.
+
+    Before, a failure at the report left ``panels.png``, ``sigma_sweep.*`` and ``table.csv``, and the next
+    ``xrfgpu demo`` into that folder was refused: "not written by an earlier xrfgpu demo".
+    (The experiment is cut to one method and two σ here, to keep the test fast.)
+    """
+    from xrfgpu import demo
+
+    real_experiment, real_sweep, real_findings = demo.run_experiment, demo.sigma_sweep, demo.findings
+    monkeypatch.setattr(demo, "run_experiment", lambda size, **kw: real_experiment(size, methods=["rl-knife"], **kw))
+    monkeypatch.setattr(demo, "sigma_sweep", lambda counts, chart, sigmas, **kw: real_sweep(counts, chart, sigmas[:2],
+                                                                                             **kw))
+    monkeypatch.setattr(demo, "findings", _disk_full)  # the report's last section: every other file is made
+    out = tmp_path / "demo"
+    assert main(["demo", str(out), "-q"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert not out.exists() or _everything_under(out) == []
+    monkeypatch.setattr(demo, "findings", real_findings)
+    assert main(["demo", str(out), "-q"]) == 0
+    assert sorted(_everything_under(out)) == ["panels.png", "report.md", "sigma_sweep.csv", "sigma_sweep.png",
+                                              "table.csv"]
