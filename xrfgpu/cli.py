@@ -602,7 +602,7 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
-    None)`` with the map and
+    None, notes)`` with the map and
     background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
     a count map unchanged, a fitted map divided by its effective Poisson gain
     ``gain``, measured once per map by :func:`_measured_gain`) and the count :func:`xrfgpu.restore` would use
@@ -615,12 +615,12 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     from ._validate import as_image
     from .front_door import effective_counts, rl_iteration_count
 
-    y, gain, _ = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain)
+    y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain)
     b = background / gain
     stop = "fixed" if iterations else "cv"
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
                                      goal=goal, sigma_estimated=sigma_estimated, accelerate=True)
-    return np.asarray(y), b, gain, n, stop, cv_count
+    return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 
 def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label):
@@ -646,7 +646,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
 
             with (contextlib.nullcontext() if options.get("iterations")
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
-                counts, b, gain, n, stop, cv_count = _rl_iterations(
+                counts, b, gain, n, stop, cv_count, notes = _rl_iterations(
                     image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
                     sigma_estimated=bool(options.get("sigma_estimated")))
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
@@ -658,9 +658,15 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 details.update(cv_iterations=cv_count, iteration_scale=n / cv_count)
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
+            if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it
+                details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]
         else:
             from .dask import restore as dask_restore
 
+            negative = float(np.mean(image < 0)) if gain != 1.0 else 0.0
+            if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
+                image = np.clip(image, 0.0, None)
+                details["negative_fraction_clipped"] = negative
             kwargs = {"background": background}
             if method == "fista":
                 kwargs["num_iter"] = options.get("iterations") or _DEFAULT_ITER["fista"]
