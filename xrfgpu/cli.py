@@ -674,7 +674,13 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 kwargs["balance"] = options["balance"]
             if method in ("tikhonov", "fista") and options.get("lam") is not None:
                 kwargs["lam"] = options["lam"]
-            lazy = dask_restore(image, h, method, tile=tile, **kwargs)
+            # the whole map (front door) applies λ to the effective counts map / gain; here the map is in its
+            # own units, where FISTA's L1 term needs λ × gain for the same solution (Tikhonov's quadratic
+            # term scales with the data term, so its λ carries over unchanged)
+            solver_kwargs = dict(kwargs)
+            if method == "fista" and "lam" in kwargs and gain != 1.0:
+                solver_kwargs["lam"] = kwargs["lam"] * gain
+            lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
             details.update({k: v for k, v in kwargs.items() if k != "background"})
