@@ -542,3 +542,22 @@ def test_tiled_fista_takes_a_given_lam_as_the_whole_map_does(tmp_path):
         record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
         assert record["parameters"]["per_element"]["Fe_K"]["lam"] == 0.5  # the value given, as given
     np.testing.assert_allclose(outs["tiled"], outs["whole"], rtol=0, atol=1e-4 * float(np.max(outs["whole"])))
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--psf-sigma", "0.5px", "--background", "0.01"], 1),  # the restoration's own measurement
+    (["--psf-sigma", "0.5px"], 1),  # the background's, passed on to the restoration
+    (["--psf-sigma", "0.5px", "--background", "0.01", "--method", "wiener", "--tile", "64"], 0),  # not needed
+    (["--psf-sigma", "0.5px", "--background", "0.01", "--method", "fista", "--lam", "0.5", "--tile", "64"], 1),
+    (["--psf-auto", "--joint"], 1),
+    (["--psf-sigma", "0.5px", "--background", "0.01", "--joint"], 0),  # the joint run works in map units
+], ids=["given", "auto-background", "tiled-wiener", "tiled-fista-lam", "joint-auto", "joint-given"])
+def test_no_run_measures_a_maps_gain_more_than_once(tmp_path, monkeypatch, options, expected):
+    """Gain measurements per map for the other ways of running: at most one, none where nothing needs it."""
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    for name in ("Fe_K", "Cr_K"):
+        (folder / f"SUM_maps_XRF_{name}.tiff").write_bytes((FE.parent / f"SUM_maps_XRF_{name}.tiff").read_bytes())
+    calls = _count_gain_estimates(monkeypatch)
+    assert main(["restore", str(folder), "-o", str(tmp_path / "o.npz"), "--iterations", "3", "-q", *options]) == 0
+    assert len(calls) == 2 * expected

@@ -507,7 +507,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     ``sigma_px`` is a float, or with ``--psf-auto`` the
     :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
     which the front door scales by the goal as it scales its own estimate.
-    ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again.
+    ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again; None: the front door
+    measures it.
     """
     from .front_door import restore
 
@@ -602,10 +603,11 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
-    None, notes)`` with the map and
-    background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
-    a count map unchanged, a fitted map divided by its effective Poisson gain
-    ``gain``, measured once per map by :func:`_measured_gain`) and the count :func:`xrfgpu.restore` would use
+    None, notes)`` with the map and background in effective counts
+    (:func:`xrfgpu.front_door.effective_counts`: a count map unchanged, a
+    fitted map divided by its effective Poisson gain ``gain``, measured once
+    per map by :func:`_measured_gain`, or here when None; ``notes`` says what
+    was clipped) and the count :func:`xrfgpu.restore` would use
     (:func:`xrfgpu.front_door.rl_iteration_count`: ``--iterations``, else
     cross-validation times the goal's factor when σ was estimated), so the
     tiles iterate as the whole map does.
@@ -663,7 +665,10 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
         else:
             from .dask import restore as dask_restore
 
-            negative = float(np.mean(image < 0)) if gain != 1.0 else 0.0
+            from .background import is_count_map
+
+            fitted = (gain != 1.0) if gain is not None else not is_count_map(image)
+            negative = float(np.mean(image < 0)) if fitted else 0.0
             if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
                 image = np.clip(image, 0.0, None)
                 details["negative_fraction_clipped"] = negative
@@ -678,8 +683,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             # own units, where FISTA's L1 term needs λ × gain for the same solution (Tikhonov's quadratic
             # term scales with the data term, so its λ carries over unchanged)
             solver_kwargs = dict(kwargs)
-            if method == "fista" and "lam" in kwargs and gain != 1.0:
-                solver_kwargs["lam"] = kwargs["lam"] * gain
+            if method == "fista" and "lam" in kwargs and fitted:
+                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else _measured_gain(image))
             lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
@@ -928,7 +933,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
                                                  method=method, tile=tile)
         image = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=False)
-        gain = _measured_gain(image)  # once per map: background, σ and restoration all need it
+        # the map's effective gain, measured once and passed on when the background or σ is estimated (the
+        # restoration needs it too); otherwise the step that needs it measures it (the joint run never does)
+        gain = _measured_gain(image) if (bg_value == "auto" or psf_auto) else None
         bg = bg_value
         bg_how = "given"
         if bg_value == "auto":
