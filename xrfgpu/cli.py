@@ -1420,8 +1420,9 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         # flux over the pixels the input measured: its missing ones (NaN) are filled in the restoration only
         measured = np.isfinite(np.asarray(b)) & np.isfinite(np.asarray(a))
         flux_in = float(np.sum(np.asarray(b)[measured], dtype=np.float64))
+        flux_out = float(np.sum(np.asarray(a)[measured], dtype=np.float64))
         m = {"contrast_input": _contrast(b), "contrast_restored": _contrast(a),
-             "flux_ratio": float(np.sum(np.asarray(a)[measured], dtype=np.float64)) / flux_in if flux_in else float("nan")}
+             "flux_ratio": flux_out / flux_in if flux_in else float("nan")}
         if truth_maps is not None:
             t = truth_maps.maps[truth_maps.find(a_name)]
             for label, x in (("input", b), ("restored", a)):
