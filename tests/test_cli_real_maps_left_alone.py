@@ -561,3 +561,22 @@ def test_no_run_measures_a_maps_gain_more_than_once(tmp_path, monkeypatch, optio
     calls = _count_gain_estimates(monkeypatch)
     assert main(["restore", str(folder), "-o", str(tmp_path / "o.npz"), "--iterations", "3", "-q", *options]) == 0
     assert len(calls) == 2 * expected
+
+
+@pytest.mark.parametrize("kind", ["dot", "edge", "blind"])
+def test_psf_fits_refuse_missing_pixels_naming_the_file_map_and_count(tmp_path, capsys, kind):
+    """``xrfgpu psf`` on a CSV with blank cells: one line naming the file, the map and how many pixels are missing.
+
+    Before, the fit said "image contains NaN or infinite values; mask or fill them first" (dot), without the
+    file, and named a library argument (``mask``) the command does not have.
+    """
+    m = _csv_map(shape=(48, 48))
+    src = tmp_path / "scan_Fe.csv"
+    _write_csv(src, m, {(3, 5), (10, 11)})
+    capsys.readouterr()
+    assert main(["psf", kind, str(src), "--pixel-size", "1um", "-o", str(tmp_path / "p.toml"),
+                 "--figure", str(tmp_path / "p.png")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error")]
+    assert len(err) == 1 and str(src) in err[0] and "'Fe'" in err[0] and "2 missing pixels" in err[0]
+    assert "mask" not in err[0]
+    assert not (tmp_path / "p.toml").exists() and not (tmp_path / "p.png").exists()

@@ -1173,13 +1173,18 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
 
 
 def _load_for_psf(input_path, element, pixel_size, dataset):
-    from .io import read_maps
+    from .io import MapFileError, read_maps
     from .units import parse_length_um
 
     maps = read_maps(input_path, dataset=dataset)
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
+    missing = int(np.sum(~np.isfinite(np.asarray(image))))
+    if missing:  # the fits model every pixel; said here, naming the file and the map, before any work
+        raise MapFileError(f"input {str(input_path)!r}: map {name!r} has {missing} missing pixel"
+                           f"{'s' if missing > 1 else ''} (NaN or infinite, e.g. blank CSV cells); a PSF fit needs "
+                           "every pixel: crop the scan to a region without them")
     pixel_um = parse_length_um(pixel_size, what="--pixel-size") if pixel_size else maps.pixel_size_um
     if pixel_um is None:  # checked before the fit, which can take seconds
         raise ValueError(f"input {str(input_path)!r}: the pixel size is unknown, so σ cannot be written in µm; "
