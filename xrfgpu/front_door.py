@@ -389,7 +389,7 @@ def restore(
         goal's factors this run applied, :func:`goal_factors`), ``map_kind``
         ("counts" or fitted), ``gain``
         (map units per effective count; 1 for counts; ``gain_note`` when it
-        came from the whole map's variance / mean), ``sigma`` (px, the σ
+        came from the whole map's variance / mean, or was given), ``sigma`` (px, the σ
         used), ``sigma_um``, ``sigma_source`` (how σ was obtained), and when
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``,
         ``sigma_estimated`` (px, before the goal's scale); ``background`` (map
