@@ -217,10 +217,15 @@ def _check_dataset_option(maps, dataset, input_path):
 
 
 def _report_skipped(maps, quiet):
-    """One line on stderr per file of an input folder that is not a map (e.g. LICENSE.txt)."""
+    """One line on stderr per file of an input folder that is not a map (e.g. LICENSE.txt), and per text map
+    with blank cells, which are read as missing pixels (NaN)."""
     for entry in maps.metadata.get("skipped") or []:
         if not quiet:
             click.echo(f"skipped {entry['file']}: {entry['reason']}", err=True)
+    for entry in maps.metadata.get("blank_cells") or []:
+        count, first = entry["count"], entry["first"]
+        _warn(quiet, f"{entry['file']} (map {entry['map']!r}): {count} blank cell{'s' if count > 1 else ''} read as "
+                     f"missing pixels (NaN), the first at line {first['line']}, column {first['column']}")
 
 
 # --------------------------------------------------------------------------- PSF tables
@@ -279,7 +284,10 @@ def load_psf_table(path):
     if isinstance(doc, dict) and isinstance(doc.get("sigma_um"), dict):
         from .psf import PSFModel
 
-        model = PSFModel(doc["sigma_um"], note=str(doc.get("note", "")))
+        try:
+            model = PSFModel(doc["sigma_um"], note=str(doc.get("note", "")))
+        except (TypeError, ValueError) as exc:  # e.g. a 'default' line, which only a [lines] table takes
+            raise type(exc)(f"PSF file {str(path)!r}, [sigma_um] table: {exc}") from None
         measured = doc.get("measurements") or {}
         raw = {k: {"sigma_um": v, **(measured.get(k) or {})} for k, v in doc["sigma_um"].items()}
     elif isinstance(doc, dict) and isinstance(doc.get("lines"), dict) and doc["lines"]:
@@ -312,7 +320,7 @@ def load_psf_table(path):
     return lines, pixel, model
 
 
-def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False, inputs=()):
+def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=False, inputs=(), also=()):
     """Write a PSF table readable by :meth:`xrfgpu.psf.PSFModel.load` and :func:`load_psf_table`; atomically.
 
     ``lines`` maps line names to dicts with ``sigma_um`` and other scalar
@@ -320,6 +328,8 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
     ``[measurements."<line>"]``. An existing file is replaced only with
     ``overwrite`` and only if xrfgpu wrote it (its first line says so); no
     path of ``inputs`` is ever written (:func:`xrfgpu.output_safety.check_outputs`).
+    ``also``: further :class:`xrfgpu.output_safety.Output` (the fit figure)
+    published with the table, all or none.
     """
     from .output_safety import Output, write_outputs
 
@@ -344,14 +354,20 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
             out += ["", f"[measurements.{json.dumps(name)}]"]
             out += [f"{k} = {value(v)}" for k, v in rest.items()]
     text = "\n".join(out) + "\n"
-    write_outputs([Output(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))], inputs=inputs,
+    write_outputs([Output(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")), *also], inputs=inputs,
                   overwrite=overwrite)
     return path
 
 
-def psf_for_element(element, lines, *, source, model=None):
+def psf_for_element(element, lines, *, source, model=None, extrapolate=False):
     """(line, entry) for ``element``: the table's line (exact, or same element and shell),
-    else the PSF model's energy interpolation, else a ``default`` line."""
+    else the PSF model's energy interpolation, else a ``default`` line.
+
+    A line outside the energies of the model's measured lines is refused, naming
+    ``--psf-extrapolate``; with ``extrapolate`` the model's end segment is
+    extended to it (:meth:`xrfgpu.psf.PSFModel.sigma_um` with
+    ``extrapolate=True``) and the entry says ``extrapolated``.
+    """
     from .io import match_name
 
     try:
@@ -360,23 +376,37 @@ def psf_for_element(element, lines, *, source, model=None):
     except KeyError as exc:
         reason = _message(exc)
     if model is not None:
-        from .psf.model import normalise_line
+        from .psf.model import line_energy_kev, normalise_line
 
+        interpolated = "linear in emission energy (xraylib)"
         try:
             line = element.replace("_", "-")
             if re.fullmatch(r"[A-Z][a-z]?", line):  # MAPS names K-line maps by the element alone (Ti, Cu)
                 line += "-Ka"
             line = normalise_line(line)
-            sigma = model.sigma_um(line)
+            try:
+                return line, {"sigma_um": float(model.sigma_um(line)), "interpolated": interpolated}
+            except ValueError as exc:
+                try:  # the one refusal that extrapolation lifts: a line beyond the measured energies
+                    sigma = float(model.sigma_um(line, extrapolate=True))
+                except ValueError:
+                    raise exc from None
+            if extrapolate:
+                return line, {"sigma_um": sigma, "extrapolated": True,
+                              "interpolated": f"{interpolated}, extended beyond the measured lines' energies "
+                                              "(--psf-extrapolate)"}
+            energies = sorted(line_energy_kev(k) for k in model.lines)
+            reason = (f"{reason}; {line} ({line_energy_kev(line):.3f} keV) lies outside the measured lines "
+                      f"({energies[0]:.3f}–{energies[-1]:.3f} keV): measure it, or pass --psf-extrapolate to "
+                      "extend the nearest segment in emission energy")
         except (ValueError, ImportError) as exc:
             reason = f"{reason}; {exc}"
-        else:
-            return line, {"sigma_um": float(sigma), "interpolated": "linear in emission energy (xraylib)"}
     if "default" in lines:
         return "default", lines["default"]
+    # a [sigma_um] table (a PSF model) names X-ray lines only: it cannot hold a 'default' line
+    remedy = "add its line to the [sigma_um] table" if model is not None else "add it or a 'default' line"
     raise KeyError(
-        f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); "
-        f"add it or a 'default' line ({reason})"
+        f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); {remedy} ({reason})"
     )
 
 
@@ -418,18 +448,32 @@ def _parse_sigma_option(text):
 # --------------------------------------------------------------------------- restoration helpers
 
 
-def _estimate_background(image):
+def _measured_gain(image):
+    """The map's effective Poisson gain, measured once per map and passed on to every step that needs it.
+
+    :func:`xrfgpu.front_door.effective_counts` on the map as the front door
+    validates it (1 for a count map, map units per count for a fitted one).
+    """
+    import array_api_compat.numpy as xnp
+
+    from ._validate import as_image
+    from .front_door import effective_counts
+
+    return effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)[1]
+
+
+def _estimate_background(image, gain):
     """Background for ``--background auto``, in the map's units: the one :func:`xrfgpu.restore` estimates.
 
     :func:`xrfgpu.front_door.background_from_map`: on a count map the library's
     estimator; on a fitted or normalised map (PyXRF, MAPS, HXN) the same
-    estimator in effective counts (map / measured gain), multiplied back, so
+    estimator in effective counts (map / measured ``gain``), multiplied back, so
     the command line restores such a map as ``xrfgpu.restore(map)`` does.
     Returns ``(value, how it was obtained)``.
     """
     from .front_door import background_from_map
 
-    value, source = background_from_map(np.asarray(image), return_source=True)
+    value, source = background_from_map(np.asarray(image), return_source=True, gain=gain)
     return value, f"xrfgpu.front_door.background_from_map: {source}"
 
 
@@ -455,7 +499,7 @@ def _backend_info(where):
     return info
 
 
-def _run_method(method, image, sigma_px, *, background, options, progress, label):
+def _run_method(method, image, sigma_px, *, background, gain, options, progress, label):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
     Without ``--iterations`` RL stops by the front door's rule (cross-validation,
@@ -463,6 +507,8 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
     ``sigma_px`` is a float, or with ``--psf-auto`` the
     :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
     which the front door scales by the goal as it scales its own estimate.
+    ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again; None: the front door
+    measures it.
     """
     from .front_door import restore
 
@@ -482,7 +528,7 @@ def _run_method(method, image, sigma_px, *, background, options, progress, label
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") else sigma_px
     with _sigma_warnings() as sigma_messages:
-        out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n,
+        out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
                                           "iteration_scale", "negative_fraction_clipped") if info.get(key) is not None}
@@ -553,14 +599,15 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
-def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sigma_estimated=False):
+def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
-    None)`` with the map and
-    background in effective counts (:func:`xrfgpu.front_door.effective_counts`:
-    a count map unchanged, a fitted map divided by its effective Poisson gain)
-    and the count :func:`xrfgpu.restore` would use
+    None, notes)`` with the map and background in effective counts
+    (:func:`xrfgpu.front_door.effective_counts`: a count map unchanged, a
+    fitted map divided by its effective Poisson gain ``gain``, measured once
+    per map by :func:`_measured_gain`, or here when None; ``notes`` says what
+    was clipped) and the count :func:`xrfgpu.restore` would use
     (:func:`xrfgpu.front_door.rl_iteration_count`: ``--iterations``, else
     cross-validation times the goal's factor when σ was estimated), so the
     tiles iterate as the whole map does.
@@ -570,15 +617,15 @@ def _rl_iterations(image, psf, background, iterations, *, goal=DEFAULT_GOAL, sig
     from ._validate import as_image
     from .front_door import effective_counts, rl_iteration_count
 
-    y, gain, _ = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
+    y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain)
     b = background / gain
     stop = "fixed" if iterations else "cv"
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
                                      goal=goal, sigma_estimated=sigma_estimated, accelerate=True)
-    return np.asarray(y), b, gain, n, stop, cv_count
+    return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 
-def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler, progress, label):
+def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
@@ -601,8 +648,8 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
 
             with (contextlib.nullcontext() if options.get("iterations")
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
-                counts, b, gain, n, stop, cv_count = _rl_iterations(
-                    image, h, background, options.get("iterations"), goal=options.get("goal", DEFAULT_GOAL),
+                counts, b, gain, n, stop, cv_count, notes = _rl_iterations(
+                    image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
                     sigma_estimated=bool(options.get("sigma_estimated")))
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
@@ -613,9 +660,18 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
                 details.update(cv_iterations=cv_count, iteration_scale=n / cv_count)
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
+            if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it
+                details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]
         else:
             from .dask import restore as dask_restore
 
+            from .background import is_count_map
+
+            fitted = (gain != 1.0) if gain is not None else not is_count_map(image)
+            negative = float(np.mean(image < 0)) if fitted else 0.0
+            if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
+                image = np.clip(image, 0.0, None)
+                details["negative_fraction_clipped"] = negative
             kwargs = {"background": background}
             if method == "fista":
                 kwargs["num_iter"] = options.get("iterations") or _DEFAULT_ITER["fista"]
@@ -623,7 +679,13 @@ def _run_tiled(method, image, sigma_px, *, background, options, tile, scheduler,
                 kwargs["balance"] = options["balance"]
             if method in ("tikhonov", "fista") and options.get("lam") is not None:
                 kwargs["lam"] = options["lam"]
-            lazy = dask_restore(image, h, method, tile=tile, **kwargs)
+            # the whole map (front door) applies λ to the effective counts map / gain; here the map is in its
+            # own units, where FISTA's L1 term needs λ × gain for the same solution (Tikhonov's quadratic
+            # term scales with the data term, so its λ carries over unchanged)
+            solver_kwargs = dict(kwargs)
+            if method == "fista" and "lam" in kwargs and fitted:
+                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else _measured_gain(image))
+            lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
             details.update({k: v for k, v in kwargs.items() if k != "background"})
@@ -726,6 +788,9 @@ def main(argv=None) -> int:
               "in pixels (2px, Fe=4px) it needs no pixel size.")
 @click.option("--psf-file", type=click.Path(path_type=Path), help="TOML/JSON table of σ per element line.")
 @click.option("--psf-auto", is_flag=True, help="Estimate σ from each map (xrfgpu.psf.estimate_sigma).")
+@click.option("--psf-extrapolate", is_flag=True,
+              help="With --psf-file: give lines outside the energies of the table's measured lines the σ of the "
+                   "nearest segment extended in emission energy (else refused); recorded per element.")
 @click.option("--goal", type=click.Choice(GOALS), default=DEFAULT_GOAL, show_default=True,
               help="With --psf-auto and rl: resolution = 0.9 × the estimated σ and twice the cross-validated "
                    "count (the paper's best resolution); fidelity = the estimated σ and the cross-validated count "
@@ -758,7 +823,7 @@ def main(argv=None) -> int:
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
-            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL):
+            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL, psf_extrapolate=False):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -786,6 +851,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError("--joint works with --method rl and without --tile")
     if guide is not None and not joint:
         raise click.UsageError("--guide needs --joint")
+    if psf_extrapolate and psf_file is None:
+        raise click.UsageError("--psf-extrapolate extends the σ table of --psf-file to lines beyond its "
+                               "energies; give --psf-file, or drop --psf-extrapolate")
 
     # fail early on the output before any work
     inputs = [input_path, psf_file, mask_path]
@@ -809,6 +877,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     table, table_pixel, table_model = (None, None, None)
     if psf_file is not None:
         table, table_pixel, table_model = load_psf_table(psf_file)
+        if psf_extrapolate and table_model is None:
+            raise click.UsageError(f"--psf-extrapolate: PSF file {str(psf_file)!r} has a [lines] table, whose lines "
+                                   "are not interpolated in energy; give a [sigma_um] table, or a 'default' line")
         if pixel_um is None and table_pixel is not None:
             pixel_um = table_pixel
     sigma_given = _parse_sigma_option(psf_sigma) if psf_sigma else None
@@ -862,10 +933,13 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
                                                  method=method, tile=tile)
         image = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=False)
+        # the map's effective gain, measured once and passed on when the background or σ is estimated (the
+        # restoration needs it too); otherwise the step that needs it measures it (the joint run never does)
+        gain = _measured_gain(image) if (bg_value == "auto" or psf_auto) else None
         bg = bg_value
         bg_how = "given"
         if bg_value == "auto":
-            bg, bg_how = _estimate_background(image)
+            bg, bg_how = _estimate_background(image, gain)
         elif bg >= np.nanmax(image):  # e.g. counts given for a fitted map in µg/cm²: the result is ~0
             _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
                          "nothing is left to restore; give the background in the map's units")
@@ -886,7 +960,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             else:
                 sigma_um, sigma_px = value, value / pixel_um
         elif table is not None:
-            line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model)
+            line, entry = psf_for_element(name, table, source=str(psf_file), model=table_model,
+                                          extrapolate=psf_extrapolate)
             sigma_um = entry["sigma_um"]
             sigma_px = sigma_um / pixel_um
             source = {"how": f"PSF file {str(psf_file)}", "line": line,
@@ -897,7 +972,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:
-                est = sigma_from_map(image, background=bg)
+                est = sigma_from_map(image, background=bg, gain=gain)
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
@@ -927,7 +1002,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             timings[name] = round(time.perf_counter() - t0, 4)
             continue
         if tile is not None:
-            out, details = _run_tiled(method, image, sigma_px, background=bg, options=options, tile=tile,
+            out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
                                       scheduler=scheduler, progress=progress, label=name)
         else:
             work = to_compute(image, where)
@@ -937,7 +1012,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             quick = has_bar or method in ("wiener", "tikhonov")  # direct filters take well under 2 s
             with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
-                out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg,
+                out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg, gain=gain,
                                            options=options, progress=progress, label=name)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
@@ -969,7 +1044,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
-                  "mask": None if mask_path is None else str(mask_path), "goal": goal}
+                  "mask": None if mask_path is None else str(mask_path), "goal": goal,
+                  "psf_extrapolate": psf_extrapolate}
     if joint:
         parameters["joint"] = joint_record
     timings["total"] = round(time.perf_counter() - t_start, 4)
@@ -1059,7 +1135,7 @@ def psf():
 
 def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, figure, fig, overwrite,
                 quiet, as_json, table_extra, *, inputs=()):
-    from .figures import save_figure
+    from .figures import figure_output
     from .psf import FWHM_PER_SIGMA
 
     sigma_um = sigma_px * pixel_um if pixel_um else None
@@ -1074,9 +1150,11 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
         line = normalise_line(line.replace("_", "-"))
     except ValueError:
         raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
+    # the table and its fit figure land together or not at all: a table left by a failed run would be
+    # taken for a measurement
     save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite, inputs=inputs,
-                   comment=f"PSF measured by xrfgpu {__version__} ({kind}) from map {name!r}")
-    save_figure(fig, figure, overwrite=overwrite, inputs=inputs)
+                   comment=f"PSF measured by xrfgpu {__version__} ({kind}) from map {name!r}",
+                   also=[figure_output(fig, figure)])
     result = {"line": line, "method": kind, "sigma_px": sigma_px, "sigma_stderr_px": stderr_px,
               "sigma_um": sigma_um, "sigma_stderr_um": stderr_um,
               "fwhm_um": sigma_um * FWHM_PER_SIGMA, "fwhm_stderr_um": stderr_um * FWHM_PER_SIGMA if stderr_um else None,
@@ -1095,13 +1173,18 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
 
 
 def _load_for_psf(input_path, element, pixel_size, dataset):
-    from .io import read_maps
+    from .io import MapFileError, read_maps
     from .units import parse_length_um
 
     maps = read_maps(input_path, dataset=dataset)
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
+    missing = int(np.sum(~np.isfinite(np.asarray(image))))
+    if missing:  # the fits model every pixel; said here, naming the file and the map, before any work
+        raise MapFileError(f"input {str(input_path)!r}: map {name!r} has {missing} missing pixel"
+                           f"{'s' if missing > 1 else ''} (NaN or infinite, e.g. blank CSV cells); a PSF fit needs "
+                           "every pixel: crop the scan to a region without them")
     pixel_um = parse_length_um(pixel_size, what="--pixel-size") if pixel_size else maps.pixel_size_um
     if pixel_um is None:  # checked before the fit, which can take seconds
         raise ValueError(f"input {str(input_path)!r}: the pixel size is unknown, so σ cannot be written in µm; "
@@ -1228,17 +1311,26 @@ def _holds(maps, name):
 
 
 def _contrast(a):
-    """Robust dynamic range (p99.5 − p0.5) / mean: deconvolution restores contrast that the blur spread out."""
+    """Robust dynamic range (p99.5 − p0.5) / mean: deconvolution restores contrast that the blur spread out.
+
+    Over the measured pixels: missing ones (NaN, e.g. blank CSV cells) are left out.
+    """
     a = np.asarray(a, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return float("nan")
     lo, hi = np.percentile(a, [0.5, 99.5])
     mean = float(np.abs(a).mean())
     return float((hi - lo) / mean) if mean > 0 else 0.0
 
 
 def _against_truth(a, truth):
-    """Pearson r with the truth and the RMS error after the best affine map a → truth (over the truth's range)."""
+    """Pearson r with the truth and the RMS error after the best affine map a → truth (over the truth's range),
+    on the pixels where both are measured (not NaN)."""
     a = np.asarray(a, dtype=np.float64).ravel()
     t = np.asarray(truth, dtype=np.float64).ravel()
+    measured = np.isfinite(a) & np.isfinite(t)
+    a, t = a[measured], t[measured]
     r = float(np.corrcoef(a, t)[0, 1])
     design = np.stack([a, np.ones_like(a)], axis=1)
     coef, *_ = np.linalg.lstsq(design, t, rcond=None)
@@ -1330,8 +1422,12 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         a_name = after.find(q)
         b_name = before.find(a_name)
         b, a = before.maps[b_name], after.maps[a_name]
+        # flux over the pixels the input measured: its missing ones (NaN) are filled in the restoration only
+        measured = np.isfinite(np.asarray(b)) & np.isfinite(np.asarray(a))
+        flux_in = float(np.sum(np.asarray(b)[measured], dtype=np.float64))
+        flux_out = float(np.sum(np.asarray(a)[measured], dtype=np.float64))
         m = {"contrast_input": _contrast(b), "contrast_restored": _contrast(a),
-             "flux_ratio": float(np.sum(a, dtype=np.float64) / np.sum(b, dtype=np.float64)) if np.sum(b) else float("nan")}
+             "flux_ratio": flux_out / flux_in if flux_in else float("nan")}
         if truth_maps is not None:
             t = truth_maps.maps[truth_maps.find(a_name)]
             for label, x in (("input", b), ("restored", a)):

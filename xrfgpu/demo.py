@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ["SIZES", "TRUE_SIGMA_UM", "PIXEL_SIZE_UM", "run_demo", "run_experiment", "sigma_sweep"]
 
@@ -398,11 +397,24 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     PosixPath('demo-out/report.md')
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_demo_folder(out)
-    t0 = time.perf_counter()
     if size not in SIZES:
         raise ValueError(f"size must be 'small' or 'full', got {size!r}")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        _check_demo_folder(out)
+        return _run_demo_into(out, size=size, seed=seed, progress=progress)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a folder this call made for files that never came
+        raise
+
+
+def _run_demo_into(out, *, size, seed, progress):
+    """:func:`run_demo`'s work in the checked folder ``out``: its five files are published together."""
+    from .output_safety import Output, write_outputs
+
+    t0 = time.perf_counter()
     steps = 1 + (5 if size == "small" else 7) + len(SWEEP_UM[size]) + 1
     done = [0]
 
@@ -419,9 +431,11 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     step("figures and report")
     pixel = PIXEL_SIZE_UM
     knife_um = result["knife_sigma_px"] * pixel
-    atomic_write_bytes(out / "panels.png", figure_panels(result))
-    atomic_write_bytes(out / "sigma_sweep.png", figure_sweep(sweep, knife_sigma_um=knife_um))
-    atomic_write_text(out / "sigma_sweep.csv", sweep_csv(sweep))
+    # every file is made first and all are published together (all or none): a failure must not leave
+    # figures and tables without their report, which the next demo would refuse to replace
+    files = {"panels.png": figure_panels(result),
+             "sigma_sweep.png": figure_sweep(sweep, knife_sigma_um=knife_um),
+             "sigma_sweep.csv": sweep_csv(sweep)}
     buf = io.StringIO()
     fields = ["method", "sigma_um", "sigma_source", "element", "lp_per_mm", "gain_percent", "mse", "ssim",
               "seconds"]
@@ -429,7 +443,7 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     w.writeheader()
     for r in result["rows"]:
         w.writerow(r)
-    atomic_write_text(out / "table.csv", buf.getvalue())
+    files["table.csv"] = buf.getvalue()
     auto = [r for r in result["rows"] if r["method"].startswith("automatic")]
     chart = result["chart"]
     lines = [
@@ -479,9 +493,16 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     lines += ["", "![MSE, SSIM and resolution versus σ](sigma_sweep.png)", "", "## The paper's findings", ""]
     lines += findings(result, sweep)
     lines += ["", f"Total time: {time.perf_counter() - t0:.1f} s.", ""]
-    report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    return report
+    files["report.md"] = "\n".join(lines)
+
+    def writer(content):
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        return lambda tmp: Path(tmp).write_bytes(data)
+
+    # the report last: it is what marks the folder as an earlier demo's (_check_demo_folder)
+    write_outputs([Output(out / name, writer(content)) for name, content in files.items()], overwrite=True,
+                  check=False)
+    return out / "report.md"
 
 
 def main(argv=None):

@@ -37,16 +37,24 @@ def save_figure(fig, path, *, overwrite=False, inputs=()):
     xrfgpu figure: nothing else is replaced, and never one of ``inputs``
     (see :func:`xrfgpu.output_safety.check_outputs`).
     """
+    from .output_safety import write_outputs
+
+    path = Path(path)
+    write_outputs([figure_output(fig, path)], inputs=inputs, overwrite=overwrite)
+    return path
+
+
+def figure_output(fig, path):
+    """``fig`` as an :class:`xrfgpu.output_safety.Output` (format from the suffix, xrfgpu as its software),
+    to be published together with the files it belongs to (e.g. ``xrfgpu psf``'s table)."""
     from . import __version__
-    from .output_safety import Output, write_outputs
+    from .output_safety import Output
 
     path = Path(path)
     fmt = path.suffix[1:].lower() or "png"
     key = _CREATOR_KEY.get(fmt)
     metadata = {key: f"xrfgpu {__version__}"} if key else None
-    write_outputs([Output(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))],
-                  inputs=inputs, overwrite=overwrite)
-    return path
+    return Output(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))
 
 
 def nice_length(target):
@@ -83,12 +91,21 @@ def add_scale_bar(ax, pixel_size_um, width_px, *, axes_in_um=False, color="white
 
 
 def shared_limits(*images, percentiles=(0.5, 99.5)):
-    """One (vmin, vmax) for several maps: the lowest low and highest high robust percentile."""
+    """One (vmin, vmax) for several maps: the lowest low and highest high robust percentile.
+
+    Of the measured pixels: missing ones (NaN, e.g. blank CSV cells) are left out.
+    """
     lows, highs = [], []
     for img in images:
-        lo, hi = np.percentile(np.asarray(img, dtype=np.float64), percentiles)
+        img = np.asarray(img, dtype=np.float64)
+        measured = img[np.isfinite(img)]
+        if measured.size == 0:
+            continue
+        lo, hi = np.percentile(measured, percentiles)
         lows.append(lo)
         highs.append(hi)
+    if not lows:
+        return 0.0, 1.0
     lo, hi = float(min(lows)), float(max(highs))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 

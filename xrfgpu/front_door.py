@@ -92,7 +92,7 @@ def _psf_for(sigma, image, *, xp):
                             dtype=image.dtype)
 
 
-def effective_counts(y, *, xp):
+def effective_counts(y, *, xp, gain=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
     A count map comes back unchanged with gain 1. A fitted or normalised map
@@ -103,19 +103,34 @@ def effective_counts(y, *, xp):
     records (``map_kind``, ``gain_spread`` or ``gain_note``,
     ``negative_fraction_clipped``).
 
+    ``gain`` (map units per effective count), when given, is used instead of
+    measuring it: the gain of a calibrated detector, or the one an earlier
+    call measured on this same map (the command line measures each map once
+    and passes it on to the background, σ and restoration steps). A count
+    map takes only 1.
+
     Raises
     ------
     ValueError
-        No positive, finite gain could be measured.
+        No positive, finite gain could be measured; a given ``gain`` that is
+        not a positive, finite number, or not 1 for a count map.
     """
     notes = {}
+    if gain is not None:
+        gain = _checked_gain(gain)
     if is_count_map(y):
+        if gain is not None and gain != 1.0:
+            raise ValueError(f"gain={gain!r} given for a count map (non-negative integers), whose gain is 1")
         notes["map_kind"] = "counts"
         return y, 1.0, notes
     negative = float(xp.mean(xp.astype(y < 0, y.dtype)))
     if negative > 0:
         y = xp.clip(y, min=0.0)
         notes["negative_fraction_clipped"] = negative
+    if gain is not None:
+        notes["gain_note"] = "given (gain=), not measured again"
+        notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
+        return y / gain, gain, notes
     try:
         gain_estimate = estimate_gain(y)
         gain = float(gain_estimate)
@@ -130,6 +145,17 @@ def effective_counts(y, *, xp):
         raise ValueError("could not measure the map's noise (effective Poisson gain); pass a count map")
     notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
     return y / gain, gain, notes
+
+
+def _checked_gain(gain):
+    """A given effective gain as a float; refused unless positive and finite."""
+    try:
+        value = float(gain)
+    except (TypeError, ValueError):
+        raise TypeError(f"gain must be a number (map units per count), got {type(gain).__name__}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"gain must be a positive, finite number (map units per count), got {gain!r}")
+    return value
 
 
 def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", goal=DEFAULT_GOAL,
@@ -165,7 +191,7 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     return int(round(count * iteration_scale)), count
 
 
-def sigma_from_map(image, *, background="auto", strict=False):
+def sigma_from_map(image, *, background="auto", strict=False, gain=None):
     """σ of the map's Gaussian PSF as :func:`restore` estimates it, before the goal's scale.
 
     The map goes through the same steps as in :func:`restore`: effective
@@ -184,6 +210,9 @@ def sigma_from_map(image, *, background="auto", strict=False):
         Background in the map's units, or a map of it (as for :func:`restore`).
     strict : bool
         Raise instead of warning when σ is uncertain.
+    gain : float, optional
+        The map's effective gain, map units per count, if already measured
+        (:func:`effective_counts`); measured from the map when None.
 
     Returns
     -------
@@ -197,12 +226,12 @@ def sigma_from_map(image, *, background="auto", strict=False):
         an uncertain σ.
     """
     xp = array_namespace(image)
-    y, gain, notes = effective_counts(image, xp=xp)
+    y, gain, notes = effective_counts(image, xp=xp, gain=gain)
     b, _ = _background_in_counts(background, y, gain, xp=xp, fitted=_is_fitted(notes))
     return _estimate_sigma(y, b, strict=strict)
 
 
-def background_from_map(image, *, return_source=False):
+def background_from_map(image, *, return_source=False, gain=None):
     """The background :func:`restore` estimates for ``background="auto"``, in the map's own units.
 
     The map goes through :func:`restore`'s steps: effective counts
@@ -219,6 +248,9 @@ def background_from_map(image, *, return_source=False):
     return_source : bool
         Also return how the value was obtained (what ``info["background_source"]`` of :func:`restore`
         says, and for a fitted map that it was estimated in effective counts).
+    gain : float, optional
+        The map's effective gain, map units per count, if already measured
+        (:func:`effective_counts`); measured from the map when None.
 
     Returns
     -------
@@ -226,7 +258,7 @@ def background_from_map(image, *, return_source=False):
         Background in the map's units (counts for a count map).
     """
     xp = array_namespace(image)
-    y, gain, notes = effective_counts(image, xp=xp)
+    y, gain, notes = effective_counts(image, xp=xp, gain=gain)
     fitted = _is_fitted(notes)
     b, source = _background_in_counts("auto", y, gain, xp=xp, fitted=fitted)
     value = float(b) * gain
@@ -282,6 +314,7 @@ def restore(
     stop=None,
     goal=DEFAULT_GOAL,
     strict=False,
+    gain=None,
     return_info=False,
     **kwargs,
 ):
@@ -336,6 +369,11 @@ def restore(
     strict : bool
         Raise instead of warning when the estimated σ is uncertain
         (:class:`xrfgpu.psf.blind_sigma.SigmaUncertainWarning`).
+    gain : float, optional
+        Effective Poisson gain of a fitted map, map units per count, if known
+        (a calibrated detector, or :func:`effective_counts` run before on
+        this map, as the command line does); None measures it (see Notes).
+        A count map takes only 1.
     return_info : bool
         Also return a dict of what was used.
     **kwargs
@@ -351,7 +389,7 @@ def restore(
         goal's factors this run applied, :func:`goal_factors`), ``map_kind``
         ("counts" or fitted), ``gain``
         (map units per effective count; 1 for counts; ``gain_note`` when it
-        came from the whole map's variance / mean), ``sigma`` (px, the σ
+        came from the whole map's variance / mean, or was given), ``sigma`` (px, the σ
         used), ``sigma_um``, ``sigma_source`` (how σ was obtained), and when
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``,
         ``sigma_estimated`` (px, before the goal's scale); ``background`` (map
@@ -462,7 +500,7 @@ def restore(
     clock = time.perf_counter()
 
     # 0. counts or a fitted map: restore in (effective) counts
-    y, gain, notes = effective_counts(y, xp=xp)
+    y, gain, notes = effective_counts(y, xp=xp, gain=gain)
     info.update(notes)
     info["gain"] = gain
     seconds["gain"] = time.perf_counter() - clock

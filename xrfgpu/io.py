@@ -19,7 +19,9 @@ NumPy (``.npz``)       one 2-D array per element (key = name), or ``maps`` +
                        ``names``; optional ``pixel_size_um``
 CSV/TXT matrices       one file per element, or a folder of them (as
                        benchtop instruments such as the Bruker M4 export);
-                       ``,`` ``;`` tab or blank separated, header lines skipped
+                       ``,`` ``;`` tab or blank separated, header lines skipped;
+                       a blank cell (``1,,3``) is a missing pixel, NaN, counted
+                       in ``metadata["blank_cells"]``
 PyXRF HDF5             ``xrfmap/<detsum|det1..>/xrf_fit`` (elements, rows,
                        cols) with ``xrf_fit_name``; scalers from
                        ``xrfmap/scalers/val`` (rows, cols, k) and ``name``
@@ -50,6 +52,7 @@ missing library is reported with that command.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -365,8 +368,12 @@ def read_maps(path, *, dataset=None, normalize=None):
         elif suffix == ".npz":
             em = _read_npz(path)
         elif suffix in TEXT_SUFFIXES:
-            em = ElementMaps({element_name_from_stem(path.stem): _read_text_matrix(path)}, source=str(path),
-                             metadata={"format": "text"})
+            a, blank = _read_text_matrix(path)
+            name = element_name_from_stem(path.stem)
+            meta = {"format": "text"}
+            if blank:
+                meta["blank_cells"] = [_blank_cell_note(path.name, name, blank)]
+            em = ElementMaps({name: a}, source=str(path), metadata=meta)
         elif suffix in HDF5_SUFFIXES or _looks_like_hdf5(path):
             em = _read_hdf5(path, dataset=dataset)
         else:
@@ -648,39 +655,75 @@ def _split(line, delimiter):
     return parts
 
 
+def _text_cell(cell, delimiter):
+    """One cell of a text matrix as a float; a blank cell is NaN (a missing pixel). ValueError if not a number."""
+    cell = cell.strip()
+    if not cell:
+        return math.nan
+    return float(cell.replace(",", ".") if delimiter in (";", "\t") else cell)
+
+
 @_file_errors("text")
 def _read_text_matrix(path):
-    """One map from a CSV/TXT matrix: rows are scan rows; header lines before the numbers are skipped."""
+    """One map from a CSV/TXT matrix: ``(map, blank cells)``; rows are scan rows, header lines skipped.
+
+    A blank cell between separators (``1,,3``, a pixel the instrument dropped or one deleted in a
+    spreadsheet) is a missing pixel, NaN, as a written ``nan`` is; a row of blank cells between data
+    rows is a lost scan line, and blank rows after the last data row (spreadsheet exports) are no rows.
+    A separator ending every row (``1,2,3,``, as some exporters write) is not a blank cell. ``blank
+    cells`` is ``(count, (line, column) of the first)``, 1-based as an editor shows them, or None.
+    """
     text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = [(number, ln) for number, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     delimiter = None
     start = None
-    for i, line in enumerate(lines):
-        # the first separator that makes the line a row of numbers; with ';' or tab a ',' is a decimal
-        # comma ("0,0123;0,0456", a European export), so ';' is tried before ','
+    for i, (_, line) in enumerate(lines):
+        # the first separator that makes the line a row of numbers (blank cells allowed, one number at
+        # least); with ';' or tab a ',' is a decimal comma ("0,0123;0,0456", a European export), so ';'
+        # is tried before ','
         for delim in [d for d in (";", ",", "\t") if d in line] or [None]:
             try:
-                [float(c.replace(",", ".") if delim in (";", "\t") else c) for c in _split(line, delim)]
+                values = [_text_cell(c, delim) for c in _split(line, delim)]
             except ValueError:
                 continue
-            start, delimiter = i, delim
-            break
+            if not all(math.isnan(v) for v in values):
+                start, delimiter = i, delim
+                break
         if start is not None:
             break
     if start is None:
         raise MapFileError(f"input {str(path)!r}: no rows of numbers found")
-    rows = []
-    for j, line in enumerate(lines[start:], start=start):
-        cells = _split(line, delimiter)
+    data = lines[start:]
+    # blank rows after the last row with a number are the end of a spreadsheet's range, not scan lines
+    while data and all(c.strip() == "" for c in _split(data[-1][1], delimiter)):
+        data.pop()
+    # a separator ending every row is the exporter's habit; ending some rows, it closes a blank last cell
+    trailing = delimiter is not None and all(line.rstrip(" ").endswith(delimiter) for _, line in data)
+    rows, blanks, first_blank = [], 0, None
+    for number, line in data:
+        cells = line.rstrip(" ").split(delimiter) if delimiter else line.split()
+        if trailing:
+            cells = cells[:-1]
         try:
-            rows.append([float(c.replace(",", ".") if delimiter in (";", "\t") else c) for c in cells])
+            row = [_text_cell(c, delimiter) for c in cells]
         except ValueError:
-            raise MapFileError(f"input {str(path)!r}: line {j + 1} is not a row of numbers: {line[:60]!r}") from None
+            raise MapFileError(f"input {str(path)!r}: line {number} is not a row of numbers: {line[:60]!r}") from None
+        empty = [k for k, c in enumerate(cells) if not c.strip()]
+        if empty:
+            blanks += len(empty)
+            first_blank = first_blank or (number, empty[0] + 1)
+        rows.append(row)
         if len(rows[-1]) != len(rows[0]):
             raise MapFileError(
-                f"input {str(path)!r}: line {j + 1} has {len(rows[-1])} values, the first row {len(rows[0])}"
+                f"input {str(path)!r}: line {number} has {len(rows[-1])} values, the first row {len(rows[0])}"
             )
-    return np.asarray(rows, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64), ((blanks, first_blank) if blanks else None)
+
+
+def _blank_cell_note(file_name, map_name, blank):
+    """The metadata entry for a text map's blank cells (what the command line reports)."""
+    count, (line, column) = blank
+    return {"file": file_name, "map": map_name, "count": count, "first": {"line": line, "column": column}}
 
 
 _ELEMENTS = frozenset(
@@ -744,7 +787,7 @@ def _read_folder(path):
     )
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
-    arrays, skipped, pixel = {}, [], None
+    arrays, skipped, pixel, blanks = {}, [], None, {}
     for p in sorted(path.iterdir()):  # other files (notes, figures) are named too, not passed over in silence
         sidecar = p.name == "xrfgpu.json" or (p.suffix.lower() == ".json" and p.with_suffix("") in files)
         if p.is_file() and p not in files and not sidecar and not is_hidden_or_temp(p.name):
@@ -753,7 +796,9 @@ def _read_folder(path):
     for p in files:
         try:
             if p.suffix.lower() in TEXT_SUFFIXES:
-                a = _read_text_matrix(p)
+                a, blank = _read_text_matrix(p)
+                if blank:
+                    blanks[p] = blank
             else:
                 sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
                 if len(sub) != 1:
@@ -784,12 +829,19 @@ def _read_folder(path):
     meta = {"format": "folder", "files": [p.name for p in arrays]}
     if skipped:
         meta["skipped"] = skipped
+    notes = [_blank_cell_note(p.name, name, blanks[p]) for name, p in zip(names, arrays) if p in blanks]
     written = info.get("files")
     if isinstance(written, dict) and all((path / f).is_file() for f in written.values()):
         # a folder xrfgpu wrote: names and order from its sidecar
-        maps = {name: _read_text_matrix(path / f) for name, f in written.items()}
+        maps, notes = {}, []
+        for name, f in written.items():
+            maps[name], blank = _read_text_matrix(path / f)
+            if blank:
+                notes.append(_blank_cell_note(f, name, blank))
         if info.get("provenance"):
             meta["provenance"] = info["provenance"]
+    if notes:
+        meta["blank_cells"] = notes
     return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
 
 

@@ -729,7 +729,13 @@ def write_outputs(outputs, *, inputs=(), overwrite=False, check=True):
             for o in outputs:
                 tmp = _new_temp(o.path, folder=o.folder)
                 staged.append((tmp, o))
-                o.write(tmp)
+                try:
+                    o.write(tmp)
+                except OSError as exc:  # e.g. a full disk: say which output could not be written
+                    if str(o.path) in str(exc):
+                        raise
+                    raise OSError(exc.errno, f"cannot write output {str(o.path)!r}: "
+                                             f"{exc.strerror or exc}") from exc
                 if o.folder:
                     for p in tmp.iterdir():
                         if p.is_file():
