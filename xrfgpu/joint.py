@@ -65,6 +65,20 @@ evidence gate, on by default (``guide_evidence_px="auto"``,
 weak map's own raw-count gradient, smoothed at half that map's PSF σ, which
 removes that at a cost in MSE.
 
+Fitted maps (PyXRF, MAPS: µg/cm², normalised counts) are not counts, and
+Poisson thinning needs counts. Each map therefore goes through the front
+door's first step (:func:`xrfgpu.front_door.effective_counts`): a fitted map
+is divided by its effective Poisson gain (:func:`xrfgpu.background.estimate_gain`),
+its background is divided by the same gain (or, for ``background="auto"``,
+estimated by the front door's rule in those counts), the stack is restored
+in effective counts (the splits thin the rounded effective counts, as the
+front door's stop does) and each map is multiplied back by its gain. The
+iteration is 1-homogeneous (RL and EM-TV: ``x → c x`` for ``y, b → c y, c b``),
+so the gain only matters to the cross-validation, which then chooses λ and
+the stop on fitted maps as on counts. A map whose gain cannot be measured
+(flat) keeps the fixed :data:`NONCOUNT_WEIGHT` and :data:`NONCOUNT_ITER` in
+its own units, and the record says so.
+
 References
 ----------
 M. J. Ehrhardt, M. M. Betcke, "Multicontrast MRI reconstruction with
@@ -121,9 +135,9 @@ __all__ = [
 
 #: Weights λ tried by the cross-validation (0 = plain RL).
 DEFAULT_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)
-#: Weight used on maps that are not integer counts (no thinning possible).
+#: Weight used on a fitted map whose effective Poisson gain cannot be measured (no thinning possible).
 NONCOUNT_WEIGHT = 0.03
-#: Iterations on maps that are not integer counts (as :func:`xrfgpu.restore`).
+#: Iterations of such a map (as :func:`xrfgpu.restore`'s fixed count).
 NONCOUNT_ITER = 30
 #: The evidence gate's smoothing σ as a fraction of each weak map's PSF σ (``guide_evidence_px="auto"``):
 #: on the benchmark skarn ½ of Si's 16 px is the 8 px at which the gate was measured.
@@ -624,27 +638,36 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     Parameters
     ----------
     stack : array, shape (n, rows, cols), or sequence of n 2-D maps
-        Element maps on one pixel grid, counts (``n ≥ 2``).
+        Element maps on one pixel grid (``n ≥ 2``): counts, or fitted /
+        normalised maps (PyXRF, MAPS), which are restored in effective
+        counts (see Notes). A fitted map's negative values (fit noise) are
+        set to 0 and their share recorded; an integer map must not be
+        negative.
     psfs : array or sequence of arrays
         One PSF per map (or one shared), pixels of the map; see
         :func:`xrfgpu.restore_stack`.
     guide : "auto" or int
         Index of the guide map. ``"auto"``: the map with the narrowest PSF
         (RMS radius), ties broken by the larger mean count.
-    background : float, sequence or array
-        Background counts, as in :func:`xrfgpu.restore_stack`.
+    background : "auto", float, sequence or array
+        Background in each map's own units, as in :func:`xrfgpu.restore_stack`
+        (a fitted map's is divided by its gain). ``"auto"``: per map, the
+        front door's rule (:func:`xrfgpu.front_door.background_from_map`:
+        estimated in effective counts; 0 for a fitted map with no
+        element-free area).
     num_iter : int, optional
-        Iterations of the guided (weak) maps. Default on count maps:
-        ``max_iter`` for a weight > 0, the cross-validated stop for a map
-        whose weight is 0 (restored as alone); 30 on other maps.
+        Iterations of the guided (weak) maps. Default: ``max_iter`` for a
+        weight > 0, the cross-validated stop for a map whose weight is 0
+        (restored as alone); 30 on a map whose gain cannot be measured.
     guide_iter : int, optional
         Iterations of the guide's own (accelerated) RL. Default: as
-        :func:`xrfgpu.restore` (cross-validation on counts, else 30).
+        :func:`xrfgpu.restore` (cross-validation on (effective) counts, else 30).
     weight : float or sequence of float, optional
         Prior weight λ (dimensionless, as RL-TV's ``tv``), one for all weak
         maps or one per map (the guide's entry is ignored). Default: chosen
-        by cross-validation from ``weights`` on count maps,
-        ``NONCOUNT_WEIGHT`` (0.03) on other maps.
+        by cross-validation from ``weights`` on count and fitted maps,
+        ``NONCOUNT_WEIGHT`` (0.03) on a map whose gain cannot be measured
+        (or all maps, if the guide's cannot).
     weights : sequence of float
         Candidates for the cross-validation, λ ≥ 0.
     max_iter : int
@@ -656,8 +679,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     smoothing_px : float
         Gaussian σ (pixels) applied to the restored guide before its gradient.
     eta : float, optional
-        Edge parameter η (guide units per pixel); default three times the guide's
-        gradient noise (:func:`guide_field`).
+        Edge parameter η (guide's units per pixel); default three times the guide's
+        gradient noise (:func:`guide_field`). The record's ``eta`` is in the
+        guide's (effective) counts per pixel.
     own_edges : bool
         Add each weak map's own significant edges to its direction field
         (:func:`combined_field`, from its own plain RL at ``max_iter``
@@ -716,14 +740,21 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         With ``return_info``: ``mode`` (``"joint"`` or ``"independent"``),
         ``fallback`` (None or the reason), ``guide`` (index), ``eta``,
         ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_tv``, ``guide_check`` (:func:`guide_structure`
-        stats), ``per_map`` (per map: ``role``, ``weight``, ``weight_how``,
+        stats), ``per_map`` (per map: ``kind`` ("counts", fitted and
+        restored in effective counts, or fitted with no measurable gain),
+        ``gain`` (map units per effective count: 1 for counts, None where it
+        could not be measured) with the front door's ``gain_spread`` or
+        ``gain_note`` (or ``gain_error``), ``negative_fraction_clipped``,
+        ``background`` (map units, or "map") and for ``"auto"``
+        ``background_source``, ``role``, ``weight``, ``weight_how``,
         ``iterations``, ``stop``, ``cv_deviance`` per weight).
 
     Raises
     ------
     ValueError
         Fewer than two maps, maps of different shapes, a bad guide index,
-        negative counts, an all-zero map, bad PSFs or options.
+        negative counts (an integer map with values < 0), an all-zero map,
+        bad PSFs or options.
     TypeError
         Non-array input.
 
@@ -767,6 +798,17 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     significantly worse; such a map is then restored exactly as alone. The
     guide field is built from the guide restored on the training half, so
     the halves stay independent.
+
+    Fitted maps: each map goes through :func:`xrfgpu.front_door.effective_counts`
+    (a count map unchanged, gain 1; a fitted map clipped at 0 and divided
+    by its measured gain ``g``), its background is divided by ``g``, the
+    cross-validation and the guide's CV stop thin the rounded effective
+    counts (as :func:`xrfgpu.front_door.rl_iteration_count` does), the
+    restoration runs on the unrounded effective counts, and each map comes
+    back × ``g``. Because the iteration is 1-homogeneous, a count stack
+    × ``c`` gives the count stack's result × ``c`` whenever the
+    cross-validation makes the same choices (the rounded effective counts
+    ``round(y c / ĝ)`` are split, not ``y``, so its draws differ).
 
     Cost: ``cv_folds`` batched runs of (weak maps × weights) maps for
     ``max_iter`` iterations at most, then one of the weak maps. Each iteration is one
