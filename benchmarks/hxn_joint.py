@@ -119,7 +119,7 @@ def main(argv=None):
         for k, e in enumerate(ELEMENTS):
             lo, hi = np.percentile(maps[k], [1, 99.5])
             rec = info["per_map"][k]
-            joint_title = ("Fe: the guide (plain RL, "
+            joint_title = ("the guide (plain RL, "
                            f"{rec['iterations']} it.)" if k == 0 else
                            f"joint, Fe guides: λ {rec['weight']:g}, {rec['iterations']} it.")
             for j, (img, title) in enumerate(((maps[k], "raw"),
