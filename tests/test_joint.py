@@ -418,6 +418,8 @@ def test_bad_input_is_refused(shared_scene):
         joint_richardson_lucy(counts - 1000.0, psfs)
     with pytest.raises(ValueError, match="method 'rl'"):
         restore_stack(counts, psfs, "wiener", joint=True)
+    with pytest.raises(ValueError, match='background must be "auto"'):
+        joint_richardson_lucy(counts, psfs, background="estimate")
 
 
 def test_cli_restore_joint(tmp_path, shared_scene, capsys):
