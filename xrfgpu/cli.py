@@ -735,8 +735,10 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     restored, per_element = {}, {}
     for i, (name, _, _, bg, bg_how) in enumerate(inputs):
         restored[name] = out[i]
+        # the library's record adds the map's kind, its gain (fitted maps: restored in effective counts),
+        # the weight λ and the stop with how each was chosen; the background stays the one given to it
         per_element[name] = {"background": bg, "background_how": bg_how,
-                             **{k: v for k, v in info["per_map"][i].items() if v is not None}}
+                             **{k: v for k, v in info["per_map"][i].items() if v is not None and k != "background"}}
         if clipped[i]:
             per_element[name]["negative_fraction_clipped"] = clipped[i]
     record = {k: v for k, v in info.items() if k != "per_map"}

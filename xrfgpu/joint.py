@@ -65,6 +65,20 @@ evidence gate, on by default (``guide_evidence_px="auto"``,
 weak map's own raw-count gradient, smoothed at half that map's PSF σ, which
 removes that at a cost in MSE.
 
+Fitted maps (PyXRF, MAPS: µg/cm², normalised counts) are not counts, and
+Poisson thinning needs counts. Each map therefore goes through the front
+door's first step (:func:`xrfgpu.front_door.effective_counts`): a fitted map
+is divided by its effective Poisson gain (:func:`xrfgpu.background.estimate_gain`),
+its background is divided by the same gain (or, for ``background="auto"``,
+estimated by the front door's rule in those counts), the stack is restored
+in effective counts (the splits thin the rounded effective counts, as the
+front door's stop does) and each map is multiplied back by its gain. The
+iteration is 1-homogeneous (RL and EM-TV: ``x → c x`` for ``y, b → c y, c b``),
+so the gain only matters to the cross-validation, which then chooses λ and
+the stop on fitted maps as on counts. A map whose gain cannot be measured
+(flat) keeps the fixed :data:`NONCOUNT_WEIGHT` and :data:`NONCOUNT_ITER` in
+its own units, and the record says so.
+
 References
 ----------
 M. J. Ehrhardt, M. M. Betcke, "Multicontrast MRI reconstruction with
@@ -121,9 +135,9 @@ __all__ = [
 
 #: Weights λ tried by the cross-validation (0 = plain RL).
 DEFAULT_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)
-#: Weight used on maps that are not integer counts (no thinning possible).
+#: Weight used on a fitted map whose effective Poisson gain cannot be measured (no thinning possible).
 NONCOUNT_WEIGHT = 0.03
-#: Iterations on maps that are not integer counts (as :func:`xrfgpu.restore`).
+#: Iterations of such a map (as :func:`xrfgpu.restore`'s fixed count).
 NONCOUNT_ITER = 30
 #: The evidence gate's smoothing σ as a fraction of each weak map's PSF σ (``guide_evidence_px="auto"``):
 #: on the benchmark skarn ½ of Si's 16 px is the 8 px at which the gate was measured.
@@ -524,17 +538,63 @@ def _map_background(b, i):
     return float(b)
 
 
-def _restore_alone(y, h, b, *, num_iter, seed):
-    """Independent RL of one map: the front door's rule (CV stop + acceleration on counts)."""
+def _restore_alone(y, h, b, *, num_iter, seed, split=None):
+    """Independent RL of one map: the front door's rule (CV stop + acceleration on counts).
+
+    ``split`` is the map the CV stop thins: the rounded effective counts of a fitted map
+    (:func:`xrfgpu.front_door.rl_iteration_count` rounds them the same way); default ``y`` itself
+    when it is integer counts, else no CV (the fixed count).
+    """
     from .stopping import cv_iterations
     from .richardson_lucy import richardson_lucy
 
     xp = array_namespace(y)
-    if num_iter is None and _is_counts(y, xp=xp):
-        k = cv_iterations(y, h, background=b, seed=seed)
+    if split is None and _is_counts(y, xp=xp):
+        split = y
+    if num_iter is None and split is not None:
+        k = cv_iterations(split, h, background=b, seed=seed)
         return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "cv"}
     k = int(num_iter) if num_iter is not None else NONCOUNT_ITER
     return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "fixed"}
+
+
+def _effective_stack(y, *, xp):
+    """Each map of a stack in (effective) counts, as :func:`xrfgpu.restore` takes a single map.
+
+    :func:`xrfgpu.front_door.effective_counts` per map: a count map stays as it is (gain 1); a
+    fitted or normalised map (PyXRF, MAPS) is clipped at 0 and divided by its effective Poisson
+    gain (:func:`xrfgpu.background.estimate_gain`, map units per count). A map whose gain cannot be
+    measured (flat) stays in its own units with gain None: it gets the fixed
+    :data:`NONCOUNT_WEIGHT` and :data:`NONCOUNT_ITER`.
+
+    Returns ``(stack, gains, records)``: the working stack, one gain (or None) per map and one dict
+    per map (``kind``, ``gain``, and the front door's notes: ``gain_spread`` or ``gain_note``,
+    ``negative_fraction_clipped``, or ``gain_error``).
+    """
+    from .front_door import effective_counts
+
+    maps, gains, records = [], [], []
+    for i in range(y.shape[0]):
+        yi = y[i, ...]
+        if bool(xp.all(xp.round(yi) == yi)):  # integer values: counts, which cannot be negative
+            require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
+        try:
+            ei, gain, notes = effective_counts(yi, xp=xp)
+        except ValueError as exc:
+            gains.append(None)
+            maps.append(xp.clip(yi, min=0.0))
+            records.append({"kind": "fitted, gain not measurable: restored in its own units", "gain": None,
+                            "gain_error": str(exc)})
+            continue
+        kind = "counts" if notes.pop("map_kind") == "counts" else "fitted"
+        if kind == "fitted":
+            kind = "fitted: restored in effective counts (map / gain), then multiplied back"
+        gains.append(gain)
+        maps.append(ei)
+        records.append({"kind": kind, "gain": gain, **notes})
+    if all(r["kind"] == "counts" for r in records):
+        return y, gains, records
+    return xp.stack(maps, axis=0), gains, records
 
 
 def _psf_width(h):
@@ -578,27 +638,36 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     Parameters
     ----------
     stack : array, shape (n, rows, cols), or sequence of n 2-D maps
-        Element maps on one pixel grid, counts (``n ≥ 2``).
+        Element maps on one pixel grid (``n ≥ 2``): counts, or fitted /
+        normalised maps (PyXRF, MAPS), which are restored in effective
+        counts (see Notes). A fitted map's negative values (fit noise) are
+        set to 0 and their share recorded; an integer map must not be
+        negative.
     psfs : array or sequence of arrays
         One PSF per map (or one shared), pixels of the map; see
         :func:`xrfgpu.restore_stack`.
     guide : "auto" or int
         Index of the guide map. ``"auto"``: the map with the narrowest PSF
         (RMS radius), ties broken by the larger mean count.
-    background : float, sequence or array
-        Background counts, as in :func:`xrfgpu.restore_stack`.
+    background : "auto", float, sequence or array
+        Background in each map's own units, as in :func:`xrfgpu.restore_stack`
+        (a fitted map's is divided by its gain). ``"auto"``: per map, the
+        front door's rule (:func:`xrfgpu.front_door.background_from_map`:
+        estimated in effective counts; 0 for a fitted map with no
+        element-free area).
     num_iter : int, optional
-        Iterations of the guided (weak) maps. Default on count maps:
-        ``max_iter`` for a weight > 0, the cross-validated stop for a map
-        whose weight is 0 (restored as alone); 30 on other maps.
+        Iterations of the guided (weak) maps. Default: ``max_iter`` for a
+        weight > 0, the cross-validated stop for a map whose weight is 0
+        (restored as alone); 30 on a map whose gain cannot be measured.
     guide_iter : int, optional
         Iterations of the guide's own (accelerated) RL. Default: as
-        :func:`xrfgpu.restore` (cross-validation on counts, else 30).
+        :func:`xrfgpu.restore` (cross-validation on (effective) counts, else 30).
     weight : float or sequence of float, optional
         Prior weight λ (dimensionless, as RL-TV's ``tv``), one for all weak
         maps or one per map (the guide's entry is ignored). Default: chosen
-        by cross-validation from ``weights`` on count maps,
-        ``NONCOUNT_WEIGHT`` (0.03) on other maps.
+        by cross-validation from ``weights`` on count and fitted maps,
+        ``NONCOUNT_WEIGHT`` (0.03) on a map whose gain cannot be measured
+        (or all maps, if the guide's cannot).
     weights : sequence of float
         Candidates for the cross-validation, λ ≥ 0.
     max_iter : int
@@ -610,8 +679,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     smoothing_px : float
         Gaussian σ (pixels) applied to the restored guide before its gradient.
     eta : float, optional
-        Edge parameter η (guide units per pixel); default three times the guide's
-        gradient noise (:func:`guide_field`).
+        Edge parameter η (guide's units per pixel); default three times the guide's
+        gradient noise (:func:`guide_field`). The record's ``eta`` is in the
+        guide's (effective) counts per pixel.
     own_edges : bool
         Add each weak map's own significant edges to its direction field
         (:func:`combined_field`, from its own plain RL at ``max_iter``
@@ -670,14 +740,21 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         With ``return_info``: ``mode`` (``"joint"`` or ``"independent"``),
         ``fallback`` (None or the reason), ``guide`` (index), ``eta``,
         ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_tv``, ``guide_check`` (:func:`guide_structure`
-        stats), ``per_map`` (per map: ``role``, ``weight``, ``weight_how``,
+        stats), ``per_map`` (per map: ``kind`` ("counts", fitted and
+        restored in effective counts, or fitted with no measurable gain),
+        ``gain`` (map units per effective count: 1 for counts, None where it
+        could not be measured) with the front door's ``gain_spread`` or
+        ``gain_note`` (or ``gain_error``), ``negative_fraction_clipped``,
+        ``background`` (map units, or "map") and for ``"auto"``
+        ``background_source``, ``role``, ``weight``, ``weight_how``,
         ``iterations``, ``stop``, ``cv_deviance`` per weight).
 
     Raises
     ------
     ValueError
         Fewer than two maps, maps of different shapes, a bad guide index,
-        negative counts, an all-zero map, bad PSFs or options.
+        negative counts (an integer map with values < 0), an all-zero map,
+        bad PSFs or options.
     TypeError
         Non-array input.
 
@@ -722,6 +799,17 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     guide field is built from the guide restored on the training half, so
     the halves stay independent.
 
+    Fitted maps: each map goes through :func:`xrfgpu.front_door.effective_counts`
+    (a count map unchanged, gain 1; a fitted map clipped at 0 and divided
+    by its measured gain ``g``), its background is divided by ``g``, the
+    cross-validation and the guide's CV stop thin the rounded effective
+    counts (as :func:`xrfgpu.front_door.rl_iteration_count` does), the
+    restoration runs on the unrounded effective counts, and each map comes
+    back × ``g``. Because the iteration is 1-homogeneous, a count stack
+    × ``c`` gives the count stack's result × ``c`` whenever the
+    cross-validation makes the same choices (the rounded effective counts
+    ``round(y c / ĝ)`` are split, not ``y``, so its draws differ).
+
     Cost: ``cv_folds`` batched runs of (weak maps × weights) maps for
     ``max_iter`` iterations at most, then one of the weak maps. Each iteration is one
     forward and one adjoint blur plus ten dual steps of ~20 elementwise
@@ -758,6 +846,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     Any array-API namespace; CuPy runs the batched FFTs, the fused RL kernels
     and a fused dual projection.
     """
+    from .front_door import _background_in_counts
     from .stack import _stack_background, stack_psfs
 
     stack = _as_stack(stack)
@@ -766,7 +855,6 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     if y.ndim != 3 or y.shape[0] < 2:
         raise ValueError(f"joint restoration needs a stack of at least two maps (n, rows, cols), "
                          f"got shape {tuple(y.shape)}")
-    require_nonnegative(y, xp=xp, what="Richardson-Lucy")
     n = y.shape[0]
     dev = array_device(y)
     for i in range(n):
@@ -774,8 +862,32 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             raise ValueError(f"map {i} of the stack is all zeros: there is nothing to restore")
     stack_psfs(psfs, y.shape, xp=xp, dtype=y.dtype, device=dev)  # validates count, sizes and values
     hs = _each_psf(psfs, y, xp=xp)
-    b = _stack_background(background, y, xp=xp)
-    bs = [_map_background(b, i) for i in range(n)]
+    # every map in (effective) counts, as the front door restores one map: count maps unchanged
+    y_given = y
+    y, gains, kinds = _effective_stack(y_given, xp=xp)
+    fitted = [k["kind"] != "counts" for k in kinds]
+    auto_background = isinstance(background, str)
+    if auto_background:
+        if background != "auto":
+            raise ValueError(f'background must be "auto", a number, a sequence or an array, got {background!r}')
+        bs = []
+        for i in range(n):
+            bi, source = _background_in_counts("auto", y[i, ...], gains[i] or 1.0, xp=xp, fitted=fitted[i])
+            bs.append(float(bi))
+            kinds[i]["background_source"] = source
+    else:
+        b = _stack_background(background, y_given, xp=xp)
+        bs = [_map_background(b, i) for i in range(n)]
+        bs = [bi / gains[i] if gains[i] not in (None, 1.0) else bi for i, bi in enumerate(bs)]
+    for i in range(n):  # the background in the map's own units, as the front door records it
+        bi = bs[i]
+        kinds[i]["background"] = "map" if hasattr(bi, "shape") else (
+            float(bi) * gains[i] if gains[i] not in (None, 1.0) else float(bi))
+    # the Poisson splits of the cross-validation need integers: a fitted map's effective counts are
+    # rounded for them (as the front door's CV stop does); the restoration itself uses them unrounded
+    splittable = [gains[i] is not None for i in range(n)]
+    y_split = y if not any(fitted) else xp.stack(
+        [xp.round(y[i, ...]) if fitted[i] else y[i, ...] for i in range(n)], axis=0)
     if num_iter is not None:
         num_iter = check_positive_int(num_iter)
     if guide_iter is not None:
@@ -830,13 +942,27 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         given = [float(weight)] * n
     if given is not None and any(not (w >= 0 and math.isfinite(w)) for w in given):
         raise ValueError(f"weight must be finite and >= 0, got {weight!r}")
+    if eta is not None and gains[g] not in (None, 1.0):
+        eta = float(eta) / gains[g]  # given in the guide's units per pixel; the field works in its counts
+
+    def split_of(i):
+        return y_split[i, ...] if splittable[i] else None
+
+    def finish(out_maps):
+        """The restored maps back in their own units (× gain), and the per-map record completed."""
+        for i in range(n):
+            if gains[i] not in (None, 1.0):
+                out_maps[i] = out_maps[i] * gains[i]
+            info["per_map"][i] = {**kinds[i], **info["per_map"][i]}
+        out = xp.stack(out_maps, axis=0)
+        return (out, info) if return_info else out
 
     info = {"mode": "joint", "fallback": None, "guide": g, "gamma": gamma, "smoothing_px": float(smoothing_px),
             "eta": None, "guide_check": None, "per_map": [dict() for _ in range(n)]}
     ok, stats = guide_structure(y[g, ...])
     info["guide_check"] = stats
     restored = [None] * n
-    guide_map, guide_info = _restore_alone(y[g, ...], hs[g], bs[g], num_iter=guide_iter, seed=seed)
+    guide_map, guide_info = _restore_alone(y[g, ...], hs[g], bs[g], num_iter=guide_iter, seed=seed, split=split_of(g))
     restored[g] = guide_map
     info["per_map"][g] = {"role": "guide", "weight": None, "weight_how": None, **guide_info}
     if not ok:
@@ -844,12 +970,14 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
                       f"(map {g} as the guide)", JointFallbackWarning, stacklevel=2)
         info["mode"], info["fallback"] = "independent", stats["reason"]
         for i in weak:
-            restored[i], ri = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed)
+            restored[i], ri = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed,
+                                             split=split_of(i))
             info["per_map"][i] = {"role": "independent", "weight": 0.0, "weight_how": "fallback", **ri}
-        out = xp.stack(restored, axis=0)
-        return (out, info) if return_info else out
+        return finish(restored)
 
-    counts = all(_is_counts(y[i, ...], xp=xp) for i in range(n))
+    # the cross-validation runs on the maps in (effective) counts; a map whose gain could not be
+    # measured keeps the fixed weight and count (and with such a guide, every map does)
+    cv_maps = [i for i in weak if splittable[i]] if splittable[g] else []
     # the guide's TV restoration runs as many iterations as the weak maps may (num_iter given, else max_iter)
     field, eta_used = _guide_direction_field(y[g, ...], hs[g], bs[g], guide_map, guide_tv, num_iter or max_iter,
                                              smoothing_px, eta, boundary, xp=xp)
@@ -866,11 +994,11 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     how = {i: "given" if given is not None else None for i in weak}
     stops = {i: "fixed" for i in weak}
     cv_dev = {i: None for i in weak}
-    if counts and (given is None or num_iter is None):
-        sel = _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates, max_iter, gamma,
+    if cv_maps and (given is None or num_iter is None):
+        sel = _cross_validate(y_split, hs, bs, g, cv_maps, given, num_iter, guide_iter, candidates, max_iter, gamma,
                               smoothing_px, eta, boundary, seed, own_eta, xp=xp, folds=cv_folds, gate=gate,
                               guide_tv=guide_tv)
-        for i in weak:
+        for i in cv_maps:
             w, k, table = sel[i]
             if given is None:
                 chosen_w[i], how[i] = w, "cross-validation"
@@ -879,7 +1007,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             cv_dev[i] = table
     for i in weak:
         if chosen_w[i] is None:
-            chosen_w[i], how[i] = NONCOUNT_WEIGHT, "default (map is not integer counts)"
+            chosen_w[i], how[i] = NONCOUNT_WEIGHT, ("default: the guide's gain could not be measured"
+                                                    if not splittable[g] else
+                                                    "default: the map's gain could not be measured")
         if chosen_k[i] is None:
             chosen_k[i] = NONCOUNT_ITER
     # a map whose chosen weight is 0 has no coupling: it is restored exactly as alone (the front
@@ -887,7 +1017,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     by_k = {}
     for i in weak:
         if chosen_w[i] == 0.0 and how[i] == "cross-validation":
-            restored[i], ri = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed)
+            restored[i], ri = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed,
+                                             split=split_of(i))
             chosen_k[i], stops[i] = ri["iterations"], ri["stop"]
             continue
         by_k.setdefault(chosen_k[i], []).append(i)
@@ -900,8 +1031,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         role = "guided" if chosen_w[i] > 0 or how[i] != "cross-validation" else "independent (weight 0 chosen)"
         info["per_map"][i] = {"role": role, "weight": chosen_w[i], "weight_how": how[i],
                               "iterations": chosen_k[i], "stop": stops[i], "cv_deviance": cv_dev[i]}
-    out = xp.stack(restored, axis=0)
-    return (out, info) if return_info else out
+    return finish(restored)
 
 
 def _each_psf(psfs, y, *, xp):

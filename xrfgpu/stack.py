@@ -96,7 +96,10 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         its own PSF, background and Poisson likelihood
         (:func:`xrfgpu.joint.joint_richardson_lucy`). A flat or all-noise
         guide falls back to independent RL with a
-        :class:`xrfgpu.joint.JointFallbackWarning`.
+        :class:`xrfgpu.joint.JointFallbackWarning`. Fitted maps (not
+        integer counts) are restored in effective counts, as
+        :func:`xrfgpu.restore` restores one, and ``background="auto"`` is
+        the front door's background per map.
     return_info : bool
         Also return a dict record: for ``joint=True`` the record of
         :func:`xrfgpu.joint.joint_richardson_lucy` (guide, weights chosen,
