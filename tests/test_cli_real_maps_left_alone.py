@@ -554,8 +554,8 @@ def test_tiled_fista_takes_a_given_lam_as_the_whole_map_does(tmp_path):
     (["--psf-sigma", "0.5px"], 1),  # the background's, passed on to the restoration
     (["--psf-sigma", "0.5px", "--background", "0.01", "--method", "wiener", "--tile", "64"], 0),  # not needed
     (["--psf-sigma", "0.5px", "--background", "0.01", "--method", "fista", "--lam", "0.5", "--tile", "64"], 1),
-    (["--psf-auto", "--joint"], 1),
-    (["--psf-sigma", "0.5px", "--background", "0.01", "--joint"], 0),  # the joint run works in map units
+    (["--psf-auto", "--joint"], 1),  # the CLI's measurement, passed on to the joint restoration
+    (["--psf-sigma", "0.5px", "--background", "0.01", "--joint"], 1),  # the joint restoration's own
 ], ids=["given", "auto-background", "tiled-wiener", "tiled-fista-lam", "joint-auto", "joint-given"])
 def test_no_run_measures_a_maps_gain_more_than_once(tmp_path, monkeypatch, options, expected):
     """Gain measurements per map for the other ways of running: at most one, none where nothing needs it."""

@@ -486,6 +486,25 @@ def test_a_fitted_stack_is_restored_as_its_counts_times_the_scale(xp, disks_scen
     json.dumps(info)
 
 
+def test_a_given_gain_is_used_as_given(xp, disks_scene):
+    # the command line measures each map's gain once and passes it on (gain=): with the true gains the
+    # fitted stack is exactly the count stack's restoration × the gain (the count path is the reference),
+    # the record says the gain was given, and a list of the wrong length is refused
+    counts, psfs = _scan(list(disks_scene), (1.5, 3.0), FIT_LEVEL, FIT_BG, seed=2)
+    scale = np.asarray(FIT_GAIN, dtype=np.float32).reshape(2, 1, 1)
+    options = dict(guide=0, weights=(0.0, 0.1), max_iter=25, guide_iter=20, return_info=True)
+    hs = [xp.asarray(h) for h in psfs]
+    ref, _ = joint_richardson_lucy(xp.asarray(counts), hs, background=list(FIT_BG), **options)
+    out, info = joint_richardson_lucy(xp.asarray(counts * scale), hs, gain=list(FIT_GAIN),
+                                      background=[b * c for b, c in zip(FIT_BG, FIT_GAIN)], **options)
+    expected = to_numpy(ref) * scale
+    assert_array(out, expected, xp, rtol=0, atol=1e-5 * float(expected.max()))
+    assert [m["gain"] for m in info["per_map"]] == pytest.approx(list(FIT_GAIN))
+    assert all("given" in m["gain_note"] for m in info["per_map"])
+    with pytest.raises(ValueError, match="gain: 1 values for a stack of 2 maps"):
+        joint_richardson_lucy(xp.asarray(counts * scale), hs, gain=[FIT_GAIN[0]], background=0.0, **options)
+
+
 def test_a_fitted_simulation_restored_in_effective_counts_beats_the_fixed_weight(xp, disks_scene):
     # known truth: counts × gain plus a little Gaussian read noise (0.5 count). In effective counts the
     # cross-validation chooses λ and the stops; the former path for maps that are not counts used λ 0.03

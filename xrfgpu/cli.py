@@ -725,7 +725,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", JointFallbackWarning)
         out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
-                                          num_iter=iterations, guide_iter=iterations, return_info=True)
+                                          num_iter=iterations, guide_iter=iterations, return_info=True,
+                                          gain=[item[5] for item in inputs])  # measured once per map, or None
     for w in caught:
         text = str(w.message)
         if info.get("guide") is not None:  # the library counts maps; the command line names them
@@ -733,7 +734,7 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         _warn(quiet, text)
     out = to_numpy(out)
     restored, per_element = {}, {}
-    for i, (name, _, _, bg, bg_how) in enumerate(inputs):
+    for i, (name, _, _, bg, bg_how, _) in enumerate(inputs):
         restored[name] = out[i]
         # the library's record adds the map's kind, its gain (fitted maps: restored in effective counts),
         # the weight λ and the stop with how each was chosen; the background stays the one given to it
@@ -998,7 +999,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             if options.get("mask") is not None:
                 raise click.UsageError("--joint does not yet take missing pixels (NaN or --mask); "
                                        "restore such maps without --joint")
-            joint_inputs.append((name, image, sigma_px, bg, bg_how))
+            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
             timings[name] = round(time.perf_counter() - t0, 4)

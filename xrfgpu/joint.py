@@ -558,7 +558,7 @@ def _restore_alone(y, h, b, *, num_iter, seed, split=None):
     return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "fixed"}
 
 
-def _effective_stack(y, *, xp):
+def _effective_stack(y, *, xp, gains_given=None):
     """Each map of a stack in (effective) counts, as :func:`xrfgpu.restore` takes a single map.
 
     :func:`xrfgpu.front_door.effective_counts` per map: a count map stays as it is (gain 1); a
@@ -569,9 +569,15 @@ def _effective_stack(y, *, xp):
 
     Returns ``(stack, gains, records)``: the working stack, one gain (or None) per map and one dict
     per map (``kind``, ``gain``, and the front door's notes: ``gain_spread`` or ``gain_note``,
-    ``negative_fraction_clipped``, or ``gain_error``).
+    ``negative_fraction_clipped``, or ``gain_error``). ``gains_given``: one
+    gain per map, or None per map (or for all) to measure it.
     """
     from .front_door import effective_counts
+
+    if gains_given is None:
+        gains_given = [None] * y.shape[0]
+    elif len(gains_given) != y.shape[0]:
+        raise ValueError(f"gain: {len(gains_given)} values for a stack of {y.shape[0]} maps")
 
     maps, gains, records = [], [], []
     for i in range(y.shape[0]):
@@ -579,7 +585,7 @@ def _effective_stack(y, *, xp):
         if bool(xp.all(xp.round(yi) == yi)):  # integer values: counts, which cannot be negative
             require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
         try:
-            ei, gain, notes = effective_counts(yi, xp=xp)
+            ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i])
         except ValueError as exc:
             gains.append(None)
             maps.append(xp.clip(yi, min=0.0))
@@ -625,7 +631,8 @@ def _as_stack(stack):
 def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter=None, guide_iter=None, weight=None,
                           weights=DEFAULT_WEIGHTS, max_iter=400, gamma=0.9, smoothing_px=1.0, eta=None,
                           own_edges=True, own_eta_factor=2.0, guide_evidence_px="auto", guide_evidence_factor=2.0,
-                          guide_tv=GUIDE_TV_WEIGHT, boundary="reflect", seed=0, cv_folds=2, return_info=False):
+                          guide_tv=GUIDE_TV_WEIGHT, boundary="reflect", seed=0, cv_folds=2, gain=None,
+                          return_info=False):
     """Restore an element stack jointly: RL with a directional-TV prior set by a guide map.
 
     The guide map is restored alone (Richardson–Lucy, as :func:`xrfgpu.restore`);
@@ -729,6 +736,11 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         gives two (train on one half and score the other, then swap), so 2
         holds every count out once; the held-out deviances are summed over
         the folds. Each fold costs one batched run.
+    gain : sequence of float or None, optional
+        Each map's effective Poisson gain (map units per count) where it is
+        already known or measured (:func:`xrfgpu.front_door.effective_counts`,
+        as the command line measures each map once); None (or a None entry)
+        measures it. A count map takes 1 (or None).
     return_info : bool
         Also return the record (dict) of what was done.
 
@@ -864,7 +876,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     hs = _each_psf(psfs, y, xp=xp)
     # every map in (effective) counts, as the front door restores one map: count maps unchanged
     y_given = y
-    y, gains, kinds = _effective_stack(y_given, xp=xp)
+    y, gains, kinds = _effective_stack(y_given, xp=xp, gains_given=gain)
     fitted = [k["kind"] != "counts" for k in kinds]
     auto_background = isinstance(background, str)
     if auto_background:
