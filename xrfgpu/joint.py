@@ -487,7 +487,7 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
     return xp.clip(x, min=0.0), (px, py)
 
 
-def reweighting_factors(image, field, eps, *, gamma=0.9):
+def reweighting_factors(image, field, eps, *, gamma=0.9, smoothing_px=0.0):
     """Factors ``r = ε / (|P∇x| + ε)`` of iteratively reweighted directional TV (Candès et al. 2008).
 
     Weighting each pixel's dTV term ``|P∇x|`` by ``r`` computed from the
@@ -511,6 +511,9 @@ def reweighting_factors(image, field, eps, *, gamma=0.9):
         ε > 0, map units per pixel: gradients well below it are penalised as TV.
     gamma : float
         Coupling γ of the directional TV.
+    smoothing_px : float
+        σ (pixels) of a Gaussian applied to ``x`` before its gradient (0: none), so that
+        single-pixel noise does not lower its own weight.
 
     Returns
     -------
@@ -527,7 +530,11 @@ def reweighting_factors(image, field, eps, *, gamma=0.9):
     Any array-API namespace.
     """
     xp = array_namespace(image)
-    gx, gy = _gradient(image, xp=xp)
+    x = image
+    if smoothing_px > 0:
+        x = xp.stack([_smooth(image[i, ...], smoothing_px, xp=xp) for i in range(image.shape[0])], axis=0) \
+            if image.ndim == 3 else _smooth(image, smoothing_px, xp=xp)
+    gx, gy = _gradient(x, xp=xp)
     gx, gy = _project(gx, gy, field[0, ...], field[1, ...], float(gamma))
     return eps / (xp.sqrt(gx * gx + gy * gy) + eps)
 
@@ -559,7 +566,8 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
         correction = op.adjoint(ratio)
         em = op.crop(rl_update(x, correction, xp=xp))
         if reweight is not None and it > 1 and (it - 1) % reweight[0] == 0:
-            rw = reweighting_factors(current, field, reweight[1], gamma=gamma)
+            rw = reweighting_factors(current, field, reweight[1], gamma=gamma,
+                                     smoothing_px=reweight[2] if len(reweight) > 2 else 0.0)
         current, p = _weighted_dtv_denoise(em, current, weights, xix, xiy, gamma, p, xp=xp, n_inner=n_inner,
                                            wmax=pb.amax(current), rw=rw)
         x = op.embed(current)
@@ -625,7 +633,8 @@ def _as_stack(stack):
 def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter=None, guide_iter=None, weight=None,
                           weights=DEFAULT_WEIGHTS, max_iter=400, gamma=0.9, smoothing_px=1.0, eta=None,
                           own_edges=True, own_eta_factor=2.0, guide_evidence_px="auto", guide_evidence_factor=2.0,
-                          guide_tv=GUIDE_TV_WEIGHT, reweight_every=None, reweight_eps_factor=1.0, boundary="reflect",
+                          guide_tv=GUIDE_TV_WEIGHT, reweight_every=None, reweight_eps_factor=1.0,
+                          reweight_smoothing_px=0.0, boundary="reflect",
                           seed=0, cv_folds=2, return_info=False):
     """Restore an element stack jointly: RL with a directional-TV prior set by a guide map.
 
@@ -862,9 +871,12 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     guide_tv = 0.0 if guide_tv is None else float(guide_tv)
     reweight = None
     if reweight_every is not None:
-        reweight = (check_positive_int(reweight_every, "reweight_every"), float(reweight_eps_factor))
+        reweight = (check_positive_int(reweight_every, "reweight_every"), float(reweight_eps_factor),
+                    float(reweight_smoothing_px))
         if not (reweight[1] > 0 and math.isfinite(reweight[1])):
             raise ValueError(f"reweight_eps_factor must be finite and > 0, got {reweight_eps_factor!r}")
+        if not (reweight[2] >= 0 and math.isfinite(reweight[2])):
+            raise ValueError(f"reweight_smoothing_px must be finite and >= 0, got {reweight_smoothing_px!r}")
     if not (guide_tv >= 0 and math.isfinite(guide_tv)):
         raise ValueError(f"guide_tv must be finite and >= 0 (or None), got {guide_tv!r}")
     gamma = float(gamma)
@@ -922,7 +934,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     info["eta"] = eta_used
     info["guide_tv"] = guide_tv
     info["reweight"] = None if reweight is None else {
-        "every": reweight[0], "eps_factor": reweight[1], "eps": {},
+        "every": reweight[0], "eps_factor": reweight[1], "smoothing_px": reweight[2], "eps": {},
         "how": "eps = eps_factor x the gradient noise of each weak map's own plain RL (smoothed 2 px)"}
     info["own_edges"] = bool(own_edges)
     info["own_eta_factor"] = own_eta
@@ -966,7 +978,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         rw = None
         if reweight is not None:
             fields, rw_eps = fields
-            rw = (reweight[0], rw_eps)
+            rw = (reweight[0], rw_eps, reweight[2])
             for j, i in enumerate(members):
                 info["reweight"]["eps"][i] = rw_eps[j]
         out = _batch_run(y, hs, bs, members, [chosen_w[i] for i in members], fields, k, gamma, boundary, xp=xp,
@@ -1083,7 +1095,7 @@ def _batch_run(y, hs, bs, members, member_weights, field, num_iter, gamma, bound
     level, init = _start(pb)
     w = pb.per_map(member_weights)
     if reweight is not None:
-        reweight = (reweight[0], pb.per_map(reweight[1]))
+        reweight = (reweight[0], pb.per_map(reweight[1]), *reweight[2:])
     return _run_guided_rl(pb, field, w, num_iter=num_iter, gamma=gamma, level=level, init=init, reweight=reweight)
 
 
@@ -1148,7 +1160,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         rw = None
         if reweight is not None:
             field, rw_eps = field
-            rw = (reweight[0], pb.per_map(rw_eps))
+            rw = (reweight[0], pb.per_map(rw_eps), reweight[2])
         held = _stack_problem(test, hs, half_b, weak, boundary=boundary, repeat=m)
         level, init = _start(pb)
         w = pb.per_map([c for _ in weak for c in cands])
