@@ -354,6 +354,8 @@ def test_reweighting_keeps_the_guarantees_and_is_recorded(xp, shared_scene):
         joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=0)
     with pytest.raises(ValueError, match="reweight_eps_factor"):
         joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=5, reweight_eps_factor=0.0)
+    with pytest.raises(ValueError, match="reweight_smoothing_px"):
+        joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=5, reweight_smoothing_px=-1.0)
 
 
 def test_combined_field_keeps_the_longer_of_guide_and_own_directions(xp):
