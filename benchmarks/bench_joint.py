@@ -20,6 +20,7 @@ Run::
     python benchmarks/bench_joint.py --seeds 0 1 2 --weight 0.03   # one fixed λ: the trade-off
     python benchmarks/bench_joint.py --seeds 0 1 2 --guide-evidence 8   # the evidence gate at 8 px
     python benchmarks/bench_joint.py --seeds 0 1 2 --guide-tv 0   # the guide's field from its plain RL
+    python benchmarks/bench_joint.py --seeds 0 1 2 --reweight-every 10 --reweight-eps 4 --reweight-smoothing 2
     pytest benchmarks/bench_joint.py --benchmark-json=bench_joint.json   # timing + metrics of seed 0
 """
 
@@ -41,14 +42,15 @@ from xrfgpu import restore  # noqa: E402
 from xrfgpu.stack import restore_stack  # noqa: E402
 
 
-def evaluate(seed=0, weight=None, guide_evidence_px="auto", guide_tv="default"):
+def evaluate(seed=0, weight=None, guide_evidence_px="auto", guide_tv="default", reweight=None):
     """Restore one simulated skarn both ways; returns (metrics dict, arrays dict).
 
     ``weight`` fixes the joint prior's λ (iterations still by cross-validation); default automatic.
     ``guide_evidence_px`` is the joint restoration's evidence gate: "auto" (the library's default,
     ½ of each weak map's PSF σ), a smoothing σ in pixels, or None (no gate). ``guide_tv`` is the
     weight of the guide's EM-TV restoration that the direction field comes from ("default": the
-    library's; 0: the guide's plain RL, as before).
+    library's; 0: the guide's plain RL, as before). ``reweight``: None (the library's default, plain dTV) or
+    a dict of ``reweight_every``, ``reweight_eps_factor``, ``reweight_smoothing_px`` (reweighted dTV).
     """
     counts, truths, psfs, bgs, masks = skarn.observe(seed)
     t0 = time.perf_counter()
@@ -61,13 +63,14 @@ def evaluate(seed=0, weight=None, guide_evidence_px="auto", guide_tv="default"):
     t_ind = time.perf_counter() - t0
     t0 = time.perf_counter()
     extra = {} if guide_tv == "default" else {"guide_tv": guide_tv}
+    extra.update(reweight or {})
     joint, info = restore_stack(counts, psfs, "rl", joint=True, background=bgs, return_info=True, weight=weight,
                                 guide_evidence_px=guide_evidence_px, **extra)
     t_joint = time.perf_counter() - t0
 
     m = {"seed": seed, "seconds_independent": round(t_ind, 2), "seconds_joint": round(t_joint, 2),
          "guide": skarn.ELEMENTS[info["guide"]], "eta": info["eta"], "mode": info["mode"],
-         "guide_tv": info.get("guide_tv")}
+         "guide_tv": info.get("guide_tv"), "reweight": info.get("reweight")}
     for k, el in enumerate(skarn.ELEMENTS):
         pm = info["per_map"][k]
         mi, mj = skarn.interior_mse(independent[k], truths[k]), skarn.interior_mse(joint[k], truths[k])
@@ -177,13 +180,22 @@ def main(argv=None):
     parser.add_argument("--guide-tv", default="default", metavar="WEIGHT|default",
                         help="weight of the guide's EM-TV restoration the direction field comes from (0: the guide's "
                              "plain RL field, the previous default)")
+    parser.add_argument("--reweight-every", type=int, metavar="N",
+                        help="reweight the weak maps' dTV every N iterations (default: off, plain dTV)")
+    parser.add_argument("--reweight-eps", type=float, default=1.0, metavar="FACTOR",
+                        help="the reweighting's ε as a multiple of each weak map's own RL gradient noise")
+    parser.add_argument("--reweight-smoothing", type=float, default=0.0, metavar="PX",
+                        help="σ (px) of the Gaussian applied to the iterate before the reweighting's gradient")
     args = parser.parse_args(argv)
+    reweight = None if args.reweight_every is None else {
+        "reweight_every": args.reweight_every, "reweight_eps_factor": args.reweight_eps,
+        "reweight_smoothing_px": args.reweight_smoothing}
     rows = []
     for i, seed in enumerate(args.seeds):
         gate = {"auto": "auto", "off": None}.get(args.guide_evidence)
         m, arrays = evaluate(seed, args.weight, gate if args.guide_evidence in ("auto", "off")
                              else float(args.guide_evidence),
-                             args.guide_tv if args.guide_tv == "default" else float(args.guide_tv))
+                             args.guide_tv if args.guide_tv == "default" else float(args.guide_tv), reweight)
         rows.append(m)
         if i == 0 and args.figure:
             figure(arrays, m, args.figure)

@@ -19,8 +19,9 @@ from scipy import ndimage, signal
 
 from xrfgpu import psf as psf_mod
 from xrfgpu import restore, richardson_lucy
-from xrfgpu.joint import (JointFallbackWarning, _guide_direction_field, _restore_alone, combined_field, directional_tv,
-                          guide_field, guide_structure, joint_richardson_lucy, weak_evidence)
+from xrfgpu.joint import (JointFallbackWarning, _batch_run, _guide_direction_field, _restore_alone, combined_field,
+                          directional_tv, guide_field, guide_structure, joint_richardson_lucy, reweighting_factors,
+                          weak_evidence)
 from xrfgpu.stack import restore_stack
 
 N = 64
@@ -268,6 +269,94 @@ def test_a_weak_only_feature_survives_a_stronger_prior_through_its_own_edges(xp,
         kept[factor] = _imprint(joint, bar) / _imprint(alone, bar)
     assert _imprint(alone, bar) > 0
     assert kept[2.0] >= 0.8 > kept[3.0], kept
+
+
+def test_reweighting_factors_match_their_definition(xp):
+    """``r = ε / (|P∇x| + ε)`` written with NumPy: 1 where the map is flat, ε/(h + ε) across a step of height h
+    (isotropic TV), and 1 again where the guide's field (γ → 1) makes the step free."""
+    rng = np.random.default_rng(4)
+    x = rng.random((10, 13))
+    xi = rng.normal(size=(2, 10, 13))
+    xi /= 1.5 * np.maximum(np.hypot(xi[0], xi[1]), 1.0)
+    gamma, eps = 0.6, 0.2
+    gx = np.zeros_like(x)
+    gy = np.zeros_like(x)
+    gx[:, :-1] = np.diff(x, axis=1)
+    gy[:-1, :] = np.diff(x, axis=0)
+    dot = xi[0] * gx + xi[1] * gy
+    px, py = gx - gamma * dot * xi[0], gy - gamma * dot * xi[1]
+    expected = eps / (np.hypot(px, py) + eps)
+    got = reweighting_factors(xp.asarray(x), xp.asarray(xi), eps, gamma=gamma)
+    assert_array(got, expected, xp, rtol=1e-12)
+    step = np.zeros((6, 8))
+    step[:, 4:] = 3.0
+    r = to_numpy(reweighting_factors(xp.asarray(step), xp.zeros((2, 6, 8), dtype=xp.float64), 0.5))
+    assert np.all(r[:, 3] == pytest.approx(0.5 / 3.5)) and np.all(np.delete(r, 3, axis=1) == 1.0)
+    across = np.zeros((2, 6, 8))
+    across[0, :, 3] = 1.0
+    r = to_numpy(reweighting_factors(xp.asarray(step), xp.asarray(across), 0.5, gamma=1.0))
+    assert np.all(r == 1.0)
+
+
+def test_reweighted_tv_keeps_a_thin_bar_higher_and_narrower_than_plain_tv(xp):
+    """The mechanism against the known truth: a 4 px bar (13 counts over a level of 7) under a σ 8 px blur.
+    Plain TV (zero field) charges its contrast × its two sides, which falls as it widens, so it restores a
+    wide, low bar; reweighted TV (ε = ½ the plain RL's gradient noise) comes out higher, narrower and closer
+    to the truth at the same weight and iterations (measured: peak 2.7 against 1.7, FWHM 19 against 24 px)."""
+    rows, cols, width, bg = 40, 96, 4, 15.0
+    truth = np.full((rows, cols), 7.0)
+    truth[:, cols // 2 - width // 2: cols // 2 + width // 2] = 20.0
+    h = psf_mod.gaussian((39, 65), 8.0)
+    pad = 64
+    mu = signal.fftconvolve(np.pad(truth, pad, mode="edge"), h, mode="same")[pad:-pad, pad:-pad] + bg
+    y = np.random.default_rng(0).poisson(mu).astype(np.float32)
+    h = h.astype(np.float32)
+    rl = to_numpy(richardson_lucy(xp.asarray(y), xp.asarray(h), num_iter=100, background=bg))
+    gx, gy = np.diff(ndimage.gaussian_filter(rl, 2.0, mode="reflect"), axis=1), np.diff(
+        ndimage.gaussian_filter(rl, 2.0, mode="reflect"), axis=0)
+    noise = 1.4826 * np.median(np.abs(np.concatenate([gx.ravel(), gy.ravel()])))
+    flat = xp.zeros((2, rows, cols), dtype=xp.float32)
+
+    def run(reweight):
+        out = _batch_run(xp.asarray(y[None, ...]), [xp.asarray(h)], [bg], [0], [0.1], flat, 100, 0.9, "reflect",
+                         xp=xp, reweight=reweight)
+        return to_numpy(out)[0]
+
+    def bar(image):
+        profile = image.mean(axis=0) - np.median(image.mean(axis=0)[:20])
+        peak = profile.max()
+        return peak, int(np.sum(profile >= peak / 2)), float(np.mean((image - truth)[:, 12:-12] ** 2))
+
+    tv_peak, tv_fwhm, tv_mse = bar(run(None))
+    rw_peak, rw_fwhm, rw_mse = bar(run((10, [0.5 * noise])))
+    assert rw_peak > tv_peak + 0.5 and rw_peak < 13.0, (rw_peak, tv_peak)
+    assert rw_fwhm <= tv_fwhm - 3, (rw_fwhm, tv_fwhm)
+    assert rw_mse < tv_mse, (rw_mse, tv_mse)
+
+
+def test_reweighting_keeps_the_guarantees_and_is_recorded(xp, shared_scene):
+    """Reweighted dTV (``reweight_every``) still invents no guide-only square and keeps the weak-only bar at
+    least as well as the plain dTV; ε is recorded per weak map; bad options are refused."""
+    counts, psfs, _, weak_t, square, bar = shared_scene
+    args = dict(guide=0, background=list(BG), weight=0.05, num_iter=30, max_iter=30, return_info=True)
+    stack = [xp.asarray(h) for h in psfs]
+    plain, _ = joint_richardson_lucy(xp.asarray(counts), stack, **args)
+    out, info = joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=10, **args)
+    weak = to_numpy(out)[1]
+    assert info["reweight"]["every"] == 10 and info["reweight"]["eps"][1] > 0
+    flat = []
+    for r0, c0 in ((4, 4), (4, 24), (52, 52), (28, 2), (54, 26)):
+        m = np.zeros((N, N), bool)
+        m[r0:r0 + 8, c0:c0 + 8] = True
+        flat.append(_imprint(weak, m))
+    assert abs(_imprint(weak, square)) < max(3 * np.std(flat), 0.05 * LEVEL[1] * 0.3), flat
+    assert _imprint(weak, bar) >= _imprint(to_numpy(plain)[1], bar) > 0
+    with pytest.raises(ValueError, match="reweight_every"):
+        joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=0)
+    with pytest.raises(ValueError, match="reweight_eps_factor"):
+        joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=5, reweight_eps_factor=0.0)
+    with pytest.raises(ValueError, match="reweight_smoothing_px"):
+        joint_richardson_lucy(xp.asarray(counts), stack, reweight_every=5, reweight_smoothing_px=-1.0)
 
 
 def test_combined_field_keeps_the_longer_of_guide_and_own_directions(xp):
