@@ -12,6 +12,7 @@ from .._backend import array_namespace, to_numpy
 from .._validate import as_background, as_image
 from ._results import PixelLengths
 from ._spectra import half_plane_weights, periodic_component
+from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves
 from .mosaic_scene_fit import fit_mosaic_scene
 
 __all__ = ["SigmaEstimate", "SigmaUncertainWarning", "estimate_sigma"]
@@ -61,6 +62,17 @@ _SPECTRAL_ALLOWANCE = (0.8, 1.4)
 # 90th pct 22 % to 27 % / 18 % (coverage 93 -> 96 %), on 192 further tuning maps (seeds 24-47) from
 # 40 % / 19 % to 34 % / 16 % (96 -> 99 %); 29 % of the maps are then flagged instead of 18-19 %
 _SUBMAP_FRACTION = 0.625
+# the local edge-profile stage (xrfgpu.psf.edge_profiles) decides σ on maps without straight-edge consensus
+# when at least this many profiles pass (reduced χ² ≤ _PROFILE_CHI2_MAX), their σ's agree (robust spread of
+# ln σ, 1.4826 MAD, at most _PROFILE_SPREAD_MAX) and their median lies inside the whole map's spectral
+# interval. Chosen on the 192 extended tuning maps of benchmarks/sigma_scenes.py (spread limits 0.1 / 0.15 /
+# 0.2 / 0.3 / none, minimum counts 8 / 15 / 30 / 60, χ² limits 1.1 / 1.2 / 1.5, and a consistency test of
+# the spread against the profiles' own standard errors: 0.1 gave the lowest median and did not move the tail)
+_PROFILE_MIN = 8
+_PROFILE_CHI2_MAX = 1.2
+_PROFILE_SPREAD_MAX = 0.1
+# the edge-profile interval: median × exp(±2 standard errors of ln σ), widened by this factor each way
+_PROFILE_ALLOWANCE = 1.1
 # the estimate is called reliable when hi/lo of its interval is at most this
 _RELIABLE_RATIO = 2.3
 # and it carries no σ information when hi/lo exceeds this or the profile is flat to a grid end
@@ -363,6 +375,22 @@ def _spectral_interval(data):
                                  "scene_exponent": beta_fit}
 
 
+def _edge_profile_stage(data, sigma0, noise, spectral_interval):
+    """The local edge-profile stage (see :func:`estimate_sigma`, Notes): its σ, interval and whether it decides."""
+    fits = profiles_on_thinned_halves(data, sigma0, noise)
+    combined = combine_profile_sigmas(fits, chi2_max=_PROFILE_CHI2_MAX, min_profiles=_PROFILE_MIN)
+    out = {"decides": False, "n_fitted": len(fits)}
+    if combined is None:
+        return out
+    sigma, se = combined["sigma"], combined["log_se"]
+    lo, hi = spectral_interval
+    out.update(combined)
+    out["interval"] = (sigma * math.exp(-2.0 * se) / _PROFILE_ALLOWANCE,
+                       sigma * math.exp(2.0 * se) * _PROFILE_ALLOWANCE)
+    out["decides"] = bool(combined["log_spread"] <= _PROFILE_SPREAD_MAX and lo <= sigma <= hi)
+    return out
+
+
 def _hough_lines(data, sigma0, max_candidates):
     """Long straight edges: gradient-weighted Hough votes (θ from the gradient direction)."""
     from scipy import ndimage
@@ -440,7 +468,7 @@ def _steps_jacobian(t, p, n_steps):
     return jac
 
 
-def _fit_steps(t, y, var, sigma0, max_steps=4):
+def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
     """Profile = β + Σ_j a_j Φ((t − t_j)/σ): a blurred piecewise-constant 1-D scene; K by BIC."""
     from scipy import ndimage, optimize
 
@@ -457,7 +485,7 @@ def _fit_steps(t, y, var, sigma0, max_steps=4):
         # analytic Jacobian: with finite differences these fits took 2.5 s of a 512² map's 2.7 s
         r = optimize.least_squares(lambda p, k=k: (_steps_model(t, p, k) - y) * w, p0, method="lm",
                                    jac=lambda p, k=k: _steps_jacobian(t, p, k) * w[:, None],
-                                   max_nfev=200 * len(p0))
+                                   max_nfev=200 * len(p0), xtol=tol, ftol=tol)
         chi2 = float(np.sum(r.fun**2))
         bic = chi2 + len(p0) * math.log(t.size)
         sig = abs(float(r.x[1]))
@@ -849,7 +877,18 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                         f"independent spectral interval {lo:.3g}–{hi:.3g} px "
                         + ("contains it" if agree else "does not contain it"))
             fit["stages_agree"] = agree
-        elif thorough:
+        else:
+            profiles = _edge_profile_stage(data, spectral_sigma, fit["noise"], (lo, hi))
+            fit["edge_profiles"] = profiles
+            if profiles["decides"]:
+                sigma = su = sv = profiles["sigma"]
+                method = "edge-profiles"
+                interval = profiles["interval"]
+                fit["stages_agree"] = True
+                evidence = (f"{profiles['n']} local edge profiles (edges found on one Poisson half, fitted on the "
+                            f"other) agree on σ {sigma:.3g} px (spread {100 * profiles['log_spread']:.0f} % in "
+                            f"ln σ); the independent spectral interval {lo:.3g}–{hi:.3g} px contains it")
+        if method == "whittle" and edge_sigma is None and thorough:
             mosaic = fit_mosaic_scene(data, fit, blob_below=_BLOB_BELOW)
             if mosaic["reduced_chi2"] > _RL_TRIGGER:
                 # bars that the Wiener seeds break up: seed on a Richardson–Lucy restoration instead
@@ -872,7 +911,7 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                 # whole map)
                 interval = (lo, hi) if agree else (min(lo, sigma), max(hi, sigma))
     no_information = method == "whittle" and (flat or wide[1] / wide[0] > _NO_INFORMATION_RATIO)
-    reliable = method == "straight-edges" or (not no_information and interval[1] / interval[0] <= _RELIABLE_RATIO)
+    reliable = method in ("straight-edges", "edge-profiles") or (not no_information and interval[1] / interval[0] <= _RELIABLE_RATIO)
     if no_information:
         evidence = "the map carries no σ information: " + evidence + (
             " (the likelihood is flat to the end of the σ range)" if flat else "")
