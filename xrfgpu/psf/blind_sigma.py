@@ -719,6 +719,29 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     the spectral σ (``whittle_sigma``) and the fitted scene exponent
     (``scene_exponent``).
 
+    Stage 2b, local edge profiles (maps without straight-edge consensus;
+    :mod:`xrfgpu.psf.edge_profiles`). The blur leaves the scene's phases
+    alone: edges stay where they are and only widen. Edge pixels (gradient
+    maxima along the gradient, above 6 noise standard deviations) are found
+    on one binomial half of the counts and short profiles across them
+    (|t| ≤ 3.5σ₀ + 3 across, |u| ≤ max(1.5, σ₀) along) are fitted on the
+    other half as blurred 1–2-step scenes (BIC), then the other way round:
+    choosing and fitting the same noisy pixels made edges look sharper (σ
+    0.88–0.95 × truth on ellipses at 150/140 counts, 0.98–1.02 with the
+    halves). Two steps closer than 2σ (a line thinner than the blur) give the
+    width of the blurred box, √(σ² + d²/12), which the data pin down. The
+    stage decides (``method="edge-profiles"``) when at least 8 profiles have
+    a reduced χ² ≤ 1.2, their σ's agree (robust spread of ln σ ≤ 0.1) and
+    their median lies in the whole map's spectral interval; its interval is
+    the median × exp(±2 standard errors of ln σ), widened by 1.1 each way;
+    it is reliable (two independent stages agree). On the 192 extended
+    tuning maps it decided 21 maps at 0.7 % / 1.6 % / 2.5 % median / 90th /
+    worst |error|, all at high counts or on sharp shapes; on maps whose
+    profiles disagree (smooth fields, photographs, thin filaments at large
+    σ, low counts) the spectrum still decides. ``details["edge_profiles"]``
+    holds the combined profiles (``n``, ``sigma``, ``log_spread``,
+    ``decides``).
+
     Stage 3, blurred mosaic (``thorough=True`` only; isotropic model, maps
     without straight-edge consensus; :mod:`xrfgpu.psf.mosaic_scene_fit`). The scene is modelled as
     x = B + Σ_g A_g s_g, s_g the indicator of a uniform ellipse or rectangle
