@@ -591,10 +591,12 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                    strict=False):
     """Blind estimate of the Gaussian PSF σ (pixels) from the blurred map alone.
 
-    No dot, no edge chosen by hand. By default (the fast path) two
-    independent stages: where the map holds long straight edges (a test
+    No dot, no edge chosen by hand. By default (the fast path) three
+    stages: where the map holds long straight edges (a test
     chart, straight mineral boundaries), σ is fitted to the profiles across
-    those edges; otherwise σ is the profile-likelihood blur of a stochastic
+    those edges; otherwise, where short profiles across its sharp edges of
+    any shape agree with each other and with the spectrum, σ is their
+    median; otherwise σ is the profile-likelihood blur of a stochastic
     scene model fitted to the map's windowed power spectrum. Either way the
     result carries an interval and the evidence it rests on, and a map that
     does not pin σ down is reported (a warning, or an error with
@@ -935,7 +937,8 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                 # whole map)
                 interval = (lo, hi) if agree else (min(lo, sigma), max(hi, sigma))
     no_information = method == "whittle" and (flat or wide[1] / wide[0] > _NO_INFORMATION_RATIO)
-    reliable = method in ("straight-edges", "edge-profiles") or (not no_information and interval[1] / interval[0] <= _RELIABLE_RATIO)
+    reliable = method in ("straight-edges", "edge-profiles") or (
+        not no_information and interval[1] / interval[0] <= _RELIABLE_RATIO)
     if no_information:
         evidence = "the map carries no σ information: " + evidence + (
             " (the likelihood is flat to the end of the σ range)" if flat else "")

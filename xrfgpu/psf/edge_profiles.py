@@ -22,7 +22,7 @@ long straight edges (:func:`xrfgpu.psf.blind_sigma._edge_fits` needs runs of 8σ
    or the far side of a thin line, is part of the model rather than a bias. Two steps
    closer than 2σ give the width of the blurred box, √(σ² + d²/12) (see
    :func:`_effective_width`). One, two or three steps gave about the same low σ on
-   tuning maps at σ = 12 px (0.50–0.74 × truth): there the bias is other structure
+   tuning maps at σ = 12 px (0.50–0.80 × truth): there the bias is other structure
    inside the strip, which the 1-D model cannot hold (the combination rule of
    :func:`xrfgpu.psf.estimate_sigma` leaves such maps to the spectrum). The edge's
    curvature κ is ignored: over the strip's half-length U it shifts the edge by at most
