@@ -1253,7 +1253,7 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
 @_psf_common
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size, pixels (default from the map-only estimate).")
 @click.option("--map-only", "--spectral", "spectral", is_flag=True,
-              help="Only xrfgpu.psf.estimate_sigma (straight edges, else the spectrum; fast, no blind kernel).")
+              help="Only xrfgpu.psf.estimate_sigma (straight edges, else local edge profiles, else the spectrum; fast, no blind kernel).")
 @_friendly
 def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, overwrite, quiet, as_json,
               kernel_size, spectral):
