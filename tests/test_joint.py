@@ -405,9 +405,8 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     table = weak["cv_deviance"]
     assert all(row["folds"] == 2 for row in table.values())  # both halves of the split held out once
     assert min(row["deviance"] for row in table.values()) == 0.0
-    # one-standard-error rule: the largest weight within one standard error of the lowest deviance
-    within = [float(w) for w, row in table.items() if row["deviance"] <= row["se"]]
-    assert weak["weight"] == max(within)
+    # the lowest deviance where each weight is used wins: λ = 0 at its lowest, λ > 0 at max_iter
+    assert table[f"{weak['weight']:g}"]["deviance"] == 0.0
     assert weak["iterations"] == table[f"{weak['weight']:g}"]["iterations"]
     # iterations of a weight > 0: all max_iter (the penalised estimate is their limit; a half-count
     # training map's held-out curve turns up too early); λ = 0 (plain EM) keeps its lowest. The excess
@@ -433,23 +432,24 @@ def cv_record(shared_scene):
 
 
 def test_a_weight_runs_past_the_half_count_stop_and_comes_closer_to_the_truth(xp, shared_scene, cv_record):
-    # the held-out curve of a half-count training map turns up before the full map's would: at the
-    # chosen weight, the full counts restored to max_iter are closer to the truth (and keep more of the
-    # weak-only bar) than stopped where the held-out deviance was lowest; the default runs to max_iter
+    # a weight > 0 runs to max_iter: at the chosen weight the full counts restored to max_iter are closer
+    # to the truth (and keep more of the weak-only bar) than stopped early (30 iterations, where the
+    # earlier rule's truncated half-count curve had its lowest on this scene)
     counts, psfs, _, weak_t, _, bar = shared_scene
     row = cv_record["cv_deviance"]["0.1"]
     assert cv_record["weight"] == 0.1 and cv_record["iterations"] == 200
-    assert row["iterations_lowest"] <= 100, row  # the half-count curve's lowest comes early here
+    assert 1 <= row["iterations_lowest"] <= 200 and row["late_iterations"] == 200
+    early = 30
     truth = weak_t * LEVEL[1]
     out = {}
-    for k in (row["iterations_lowest"], 200):
+    for k in (early, 200):
         x = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
                                   background=list(BG), weight=0.1, num_iter=k)
         assert tuple(x.shape) == counts.shape
         out[k] = to_numpy(x)[1]
     mse = {k: float(np.mean((v - truth) ** 2)) for k, v in out.items()}
-    assert mse[200] < 0.95 * mse[row["iterations_lowest"]], mse
-    assert _imprint(out[200], bar) >= 0.98 * _imprint(out[row["iterations_lowest"]], bar) > 0
+    assert mse[200] < 0.95 * mse[early], mse
+    assert _imprint(out[200], bar) >= 0.98 * _imprint(out[early], bar) > 0
     # and the weak-only bar keeps ≥ 80 % of its contrast in the map restored alone (the front door, as
     # the skarn benchmark's reference)
     alone = to_numpy(restore(xp.asarray(counts[1]), method="rl", psf=xp.asarray(psfs[1]), background=BG[1]))
@@ -708,3 +708,28 @@ def test_joint_on_the_gpu_equals_numpy(shared_scene):
     gpu = restore_stack(counts, psfs, "rl", joint=True, device="gpu", **kwargs)
     assert isinstance(gpu, np.ndarray)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=2e-2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_smooth_weak_map_is_not_made_worse(seed):
+    # benchmarks/joint_reweight_smooth.py's "grf" pair: a smooth Gaussian random field (the weak map, σ 5 px)
+    # under an unrelated grain guide. Each weight is judged by its held-out deviance where it is used (λ > 0
+    # at max_iter): λ = 0 wins and the map is restored as alone. The rule before (the largest weight within
+    # one standard error, each at its own lowest) chose λ 0.02 / 0.05 here, whose 400 iterations gave 4.2× /
+    # 2.8× the MSE of independent RL against the known field. About 20 s per seed
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import joint_reweight_smooth as smooth
+
+    guide_t, weak_t, sg, sw, bg, bw = smooth.scene("grf", seed)
+    rng = np.random.default_rng(seed)
+    yg, hg = smooth._scan(guide_t, sg, bg, rng)
+    yw, hw = smooth._scan(weak_t, sw, bw, rng)
+    out, info = joint_richardson_lucy(np.stack([yg, yw]), [hg, hw], guide=0, background=[bg, bw], return_info=True)
+    alone = np.asarray(restore(yw, method="rl", sigma=sw, background=bw))
+    inner = (slice(16, -16), slice(16, -16))
+    mse = lambda a: float(np.mean((np.asarray(a) - weak_t)[inner] ** 2))  # noqa: E731
+    assert info["per_map"][1]["weight"] == 0.0
+    assert mse(out[1]) <= 1.02 * mse(alone)
