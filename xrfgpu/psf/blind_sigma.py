@@ -12,7 +12,7 @@ from .._backend import array_namespace, to_numpy
 from .._validate import as_background, as_image
 from ._results import PixelLengths
 from ._spectra import half_plane_weights, periodic_component
-from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves
+from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves, smoothed_gradient
 from .mosaic_scene_fit import fit_mosaic_scene
 
 __all__ = ["SigmaEstimate", "SigmaUncertainWarning", "estimate_sigma"]
@@ -396,13 +396,7 @@ def _hough_lines(data, sigma0, max_candidates):
     from scipy import ndimage
 
     rows, cols = data.shape
-    smooth = max(1.0, 0.5 * sigma0)
-    gy = ndimage.gaussian_filter(data, smooth, order=(1, 0), mode="nearest")
-    gx = ndimage.gaussian_filter(data, smooth, order=(0, 1), mode="nearest")
-    mag = np.hypot(gx, gy)
-    delta = np.zeros((2 * int(4 * smooth) + 3,) * 2)
-    delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
-    gain = math.sqrt(float((ndimage.gaussian_filter(delta, smooth, order=(0, 1)) ** 2).sum()))
+    gx, gy, mag, gain = smoothed_gradient(data, sigma0)
     # Poisson counts: the pixel variance is the mean count
     noise = math.sqrt(max(float(np.median(data)), 1e-12)) * gain
     strong = mag > 4.0 * noise

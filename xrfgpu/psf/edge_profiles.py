@@ -53,18 +53,37 @@ import numpy as np
 __all__ = ["local_edge_profiles", "combine_profile_sigmas"]
 
 
-def _edge_pixels(data, sigma0, noise_sd, *, threshold):
-    """Gradient (gx, gy), its magnitude and the mask of non-maximum-suppressed edge pixels above threshold."""
+def smoothed_gradient(data, sigma0):
+    """Gaussian-derivative gradient of a map at half the blur σ₀ (at least 1 px), and its noise gain.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D map (NumPy).
+    sigma0 : float
+        A first guess of the blur σ (px); the derivative filter's σ is max(1, σ₀/2).
+
+    Returns
+    -------
+    gx, gy, magnitude : ndarray
+        Derivatives along columns and rows (per px) and |∇|.
+    gain : float
+        Standard deviation of one derivative component on white noise of unit variance.
+    """
     from scipy import ndimage
 
     smooth = max(1.0, 0.5 * sigma0)
     gy = ndimage.gaussian_filter(data, smooth, order=(1, 0), mode="nearest")
     gx = ndimage.gaussian_filter(data, smooth, order=(0, 1), mode="nearest")
-    mag = np.hypot(gx, gy)
-    # the derivative filter's gain on white noise of unit variance
     delta = np.zeros((2 * int(4 * smooth) + 3,) * 2)
     delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
     gain = math.sqrt(float((ndimage.gaussian_filter(delta, smooth, order=(0, 1)) ** 2).sum()))
+    return gx, gy, np.hypot(gx, gy), gain
+
+
+def _edge_pixels(data, sigma0, noise_sd, *, threshold):
+    """Gradient (gx, gy), its magnitude and the mask of non-maximum-suppressed edge pixels above threshold."""
+    gx, gy, mag, gain = smoothed_gradient(data, sigma0)
     strong = mag > threshold * noise_sd * gain
     # non-maximum suppression along the gradient direction, rounded to the nearest of 8 neighbours
     with np.errstate(invalid="ignore", divide="ignore"):
