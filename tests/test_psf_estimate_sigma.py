@@ -43,7 +43,7 @@ def _estimate(scene, sigma, seed):
 
 
 @pytest.mark.parametrize("sigma", [4.0, 6.5])
-@pytest.mark.parametrize("seed", [0, 3, *_slow(1, 2, 4)])
+@pytest.mark.parametrize("seed", [0, *_slow(1, 2, 3, 4)])
 def test_grains_within_ten_percent(sigma, seed):
     est = _estimate("grains", sigma, seed)
     assert est.method == "mosaic-scene"
@@ -120,8 +120,8 @@ def test_ordering_follows_the_blur():
 
 
 def test_background_invariance_and_argument():
-    counts = grains_scan(SHAPE, 6.5, seed=3)
-    a = _estimate("grains", 6.5, 3)
+    counts = grains_scan(SHAPE, 6.5, seed=0)
+    a = _estimate("grains", 6.5, 0)  # cached by test_grains_within_ten_percent[0-6.5]
     b = estimate_sigma(counts + 500.0, background=BACKGROUND + 500.0, thorough=True)
     assert b.sigma == pytest.approx(a.sigma, rel=1e-3)
     with pytest.raises(ValueError, match="background"):
