@@ -248,12 +248,12 @@ def profiles_on_thinned_halves(data, sigma0, noise_power, *, seed=0, **options):
     fits are returned. Maps that are not non-negative integers are used as they are (the
     selection bias then stays).
     """
-    is_counts = bool(np.all(data >= 0) and np.all(data == np.round(data)) and data.max() < 2**62)
-    if not is_counts:
+    from ..background import is_count_map
+    from ..stopping import split_counts
+
+    if not is_count_map(data):
         return local_edge_profiles(data, sigma0, noise_power, **options)
-    rng = np.random.default_rng(seed)
-    first = rng.binomial(data.astype(np.int64), 0.5).astype(np.float64)
-    second = data - first
+    first, second = split_counts(data, seed=seed)
     half = 0.5 * float(noise_power)
     return (local_edge_profiles(second, sigma0, half, detect=first, detect_noise_power=half, **options)
             + local_edge_profiles(first, sigma0, half, detect=second, detect_noise_power=half, **options))
