@@ -131,7 +131,7 @@ import numpy as np
 from ._backend import array_device, array_namespace, to_numpy
 from ._elementwise import dtv_dual_step, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
-from ._validate import as_image, require_nonnegative
+from ._validate import as_image, is_count_map, require_nonnegative
 from .stopping import split_counts
 
 __all__ = [
@@ -602,10 +602,6 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
     return xp.asarray(current, copy=True)
 
 
-def _is_counts(y, *, xp):
-    return bool(xp.all(y >= 0)) and bool(xp.all(xp.round(y) == y))
-
-
 def _map_background(b, i):
     """Background of map ``i`` from a normalised stack background (float, (n,1,1), (r,c), (n,r,c))."""
     if hasattr(b, "shape"):
@@ -629,7 +625,7 @@ def _restore_alone(y, h, b, *, num_iter, seed, split=None):
     from .richardson_lucy import richardson_lucy
 
     xp = array_namespace(y)
-    if split is None and _is_counts(y, xp=xp):
+    if split is None and is_count_map(y, xp=xp):
         split = y
     if num_iter is None and split is not None:
         k = cv_iterations(split, h, background=b, seed=seed)
@@ -1385,7 +1381,6 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     noise = np.sqrt(np.stack([late_var[it] for it in checkpoints], axis=-1))  # (nw, m, checkpoints)
     result = {}
     for j, i in enumerate(weak):
-        per_cand = table[j].min(axis=-1)
         lowest = table[j].argmin(axis=-1)
         per_it = [checkpoints[int(t)] for t in lowest]
         # iterations of a weight > 0: all max_iter. The estimate is the penalised likelihood's minimiser,
@@ -1400,7 +1395,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
                 chosen_it[c2] = num_iter or max_iter
                 late_at[c2] = len(checkpoints) - 1
         # each weight judged by what it will return: λ = 0 at its lowest, a weight > 0 at max_iter
-        per_cand = np.array([table[j, c2, late_at[c2]] for c2 in range(m)])
+        per_cand = table[j][np.arange(m), late_at]
         top = int(np.argmin(per_cand))
         # Var Σ y log(μ_c/μ_top) ≈ Σ μ_top log²(μ_c/μ_top), summed over the folds' held-out halves
         var = [0.0] * m
@@ -1418,7 +1413,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
                                      "se": math.sqrt(var[c2]), "iterations": int(chosen_it[c2]),
                                      "iterations_lowest": int(per_it[c2]),
                                      "late_iterations": int(checkpoints[late_at[c2]]),
-                                     "late_deviance": float(table[j, c2, late_at[c2]] - table[j, c2].min()),
+                                     "late_deviance": float(per_cand[c2] - table[j, c2, lowest[c2]]),
                                      "late_se": float(noise[j, c2, late_at[c2]]),
                                      "folds": nf} for c2 in range(m)}
         result[i] = (cands[c], int(chosen_it[c]), record)
