@@ -233,3 +233,28 @@ def test_cli_keeps_the_real_uniform_film_and_records_why(tmp_path):
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["MAPS/channel_names"][()]]
         restored = np.asarray(f["MAPS/XRF_fits"][names.index("Fe")])
     assert restored.mean() == pytest.approx(film.mean(), rel=0.02)
+
+
+@pytest.mark.parametrize("gain, error, words", [
+    (0.0, ValueError, "gain must be a finite number > 0 (map units per count), got 0.0"),
+    (-1e-4, ValueError, "finite number > 0"),
+    (float("nan"), ValueError, "finite number > 0"),
+    (float("inf"), ValueError, "finite number > 0"),
+    ("1e-4", TypeError, "gain must be a number, got '1e-4'"),
+    (None, None, None),
+])
+def test_a_given_gain_is_checked(gain, error, words):
+    # effective_counts(gain=) is how the command line passes on the gain it measured once; a value that
+    # is not a positive, finite number is refused by name, and 2.0 for a count map is not its gain (1)
+    from xrfgpu.front_door import effective_counts
+
+    fitted = np.random.default_rng(0).poisson(50.0, (16, 16)) * 3.7e-4
+    if error is None:
+        _, measured, _ = effective_counts(fitted, xp=np, gain=gain)
+        assert measured == pytest.approx(3.7e-4, rel=0.2)
+        return
+    with pytest.raises(error) as info:
+        effective_counts(fitted, xp=np, gain=gain)
+    assert words in str(info.value)
+    with pytest.raises(ValueError, match="count map"):
+        effective_counts(np.ones((16, 16)), xp=np, gain=2.0)

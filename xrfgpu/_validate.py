@@ -33,6 +33,7 @@ __all__ = [
     "check_num_iter",
     "check_positive_int",
     "check_filter_epsilon",
+    "check_positive_finite",
     "check_pad",
     "check_allocation",
     "check_float_dtype",
@@ -133,19 +134,27 @@ def check_num_iter(value, name="num_iter", *, cap=MAX_NUM_ITER):
     return n
 
 
+def check_positive_finite(value, name, unit):
+    """Return ``value`` as a finite float > 0; a string or non-number is a TypeError, the rest a ValueError.
+
+    ``unit`` names the value's unit in the message (e.g. "counts").
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError(f"{name} must be a finite number > 0 ({unit}), got {value!r}")
+    return number
+
+
 def check_filter_epsilon(value, name="filter_epsilon"):
     """Return the division guard ε as a finite float > 0, or None (the default)."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    try:
-        eps = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(f"{name} must be a finite number > 0 (counts), got {value!r}")
-    return eps
+    return check_positive_finite(value, name, "counts")
 
 
 def check_pad(pad, image_shape, psf_shape, name="pad"):

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from ._backend import array_device, array_namespace, to_numpy
-from ._validate import as_background, as_image_with_weights, check_num_iter
+from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .stopping import cv_iterations, discrepancy_iterations
 
@@ -114,10 +114,12 @@ def effective_counts(y, *, xp, gain=None):
     ValueError
         No positive, finite gain could be measured; a given ``gain`` that is
         not a positive, finite number, or not 1 for a count map.
+    TypeError
+        A given ``gain`` that is not a number (a string included).
     """
     notes = {}
     if gain is not None:
-        gain = _checked_gain(gain)
+        gain = check_positive_finite(gain, "gain", "map units per count")
     if is_count_map(y):
         if gain is not None and gain != 1.0:
             raise ValueError(f"gain={gain!r} given for a count map (non-negative integers), whose gain is 1")
@@ -145,17 +147,6 @@ def effective_counts(y, *, xp, gain=None):
         raise ValueError("could not measure the map's noise (effective Poisson gain); pass a count map")
     notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
     return y / gain, gain, notes
-
-
-def _checked_gain(gain):
-    """A given effective gain as a float; refused unless positive and finite."""
-    try:
-        value = float(gain)
-    except (TypeError, ValueError):
-        raise TypeError(f"gain must be a number (map units per count), got {type(gain).__name__}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"gain must be a positive, finite number (map units per count), got {gain!r}")
-    return value
 
 
 def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", goal=DEFAULT_GOAL,
