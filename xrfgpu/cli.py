@@ -937,7 +937,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                                                  method=method, tile=tile)
         image = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=False)
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
-        # restoration needs it too); otherwise the step that needs it measures it (the joint run never does)
+        # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
+        # joint run for each fitted map)
         gain = _measured_gain(image) if (bg_value == "auto" or psf_auto) else None
         bg = bg_value
         bg_how = "given"
