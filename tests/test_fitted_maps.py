@@ -42,6 +42,27 @@ def test_gain_of_a_scaled_count_map(gain, xp):
     assert est.blocks > 50 and est.spread < 0.5
 
 
+def test_gain_where_most_of_the_map_is_textured(xp):
+    # truth: gain × Poisson counts; a third of the map is flat ground (mean 100), two thirds carry a pixel-scale
+    # texture (mean 100 (1 + u), u uniform on [0, 1] per pixel: unresolved particles) whose variance (≈ 833) is
+    # several times the counts' own. The flatter half of the blocks then still holds textured ones; their
+    # variance is not noise, and the gain must not take it for noise.
+    rng = np.random.default_rng(4)
+    mean = np.full((96, 96), 100.0)
+    mean[:, 32:] *= 1.0 + rng.uniform(size=(96, 64))
+    gain = 0.02
+    est = estimate_gain(xp.asarray(gain * rng.poisson(mean).astype(np.float64)))
+    assert float(est) == pytest.approx(gain, rel=0.1)
+
+
+def test_gain_of_a_crop_of_a_real_map_is_the_whole_maps():
+    # the gain belongs to the instrument and the fit, not to the window: a 96² crop of the HXN Fe map, half
+    # of it inside the particle aggregate, gives the whole map's gain (it gave 13× before the blocks whose
+    # variance is structure were dropped)
+    y = _hxn("Fe")
+    assert float(estimate_gain(y[:96, :96])) == pytest.approx(float(estimate_gain(y)), rel=0.25)
+
+
 def test_count_map_test():
     counts, _, _ = _structured_counts(seed=2)
     assert is_count_map(counts)
