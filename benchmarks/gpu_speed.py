@@ -34,6 +34,12 @@ after an untimed warm-up that compiles kernels and builds cuFFT plans):
 ``stack``
     64 maps of 512² through :func:`xrfgpu.restore_stack` against one 4096²
     map (the same number of pixels): per-pixel throughput ratio.
+``joint``
+    Joint restoration (:func:`xrfgpu.joint.joint_richardson_lucy`) of the
+    simulated skarn (``benchmarks/skarn.py``, 3 maps of 288²): CPU against GPU
+    at a fixed weight (0.05) and 100 iterations, with the largest difference
+    of the results, and the fully automatic call (cross-validated weights and
+    stops) timed on the GPU.
 ``fft_lengths``
     Time of an rfft2 + irfft2 pair of square canvases of every 7-smooth even
     length from ``n`` to 1.3 ``n`` for the canvases the engine needs — the
@@ -328,6 +334,41 @@ def measure_beyond_rl():
     return out
 
 
+def measure_joint(fixed_iter=100, fixed_weight=0.05):
+    """Joint restoration (issue 18) of the simulated skarn (3 maps of 288², Fe the guide): CPU against GPU.
+
+    At a fixed weight and iteration count (no cross-validation) both paths run, and the largest
+    difference of their results is reported; the fully automatic call (two-fold cross-validation of
+    6 weights × 2 weak maps up to 400 iterations, the guide's CV stop and EM-TV field) is timed on the
+    GPU only (it takes minutes on 2 CPU cores: README, "Joint restoration").
+    """
+    import skarn
+
+    from xrfgpu.joint import joint_richardson_lucy
+
+    cp = _cupy()
+    counts, _, psfs, backgrounds, _ = skarn.observe(0)
+    counts = np.asarray(counts, dtype=np.float32)
+    psfs = [np.asarray(h, dtype=np.float32) for h in psfs]
+    fixed = dict(background=list(backgrounds), weight=fixed_weight, num_iter=fixed_iter)
+    t0 = time.perf_counter()
+    cpu = np.asarray(joint_richardson_lucy(counts, psfs, **fixed))
+    out = {"maps": int(counts.shape[0]), "size": int(counts.shape[-1]), "fixed_weight": fixed_weight,
+           "fixed_iterations": fixed_iter, "fixed_cpu_s": time.perf_counter() - t0}
+    g, gh = cp.asarray(counts), [cp.asarray(h) for h in psfs]
+    gpu_fn = lambda: joint_richardson_lucy(g, gh, **fixed)  # noqa: E731
+    out["fixed_gpu_s"] = timed(gpu_fn, reps=1)
+    gpu = cp.asnumpy(gpu_fn())
+    out["fixed_speedup"] = out["fixed_cpu_s"] / out["fixed_gpu_s"]
+    out["fixed_max_rel_diff"] = float(np.abs(gpu - cpu).max() / np.abs(cpu).max())
+    auto = lambda: joint_richardson_lucy(g, gh, background=list(backgrounds), return_info=True)  # noqa: E731
+    out["automatic_gpu_s"] = timed(auto, reps=1, warm=0)
+    info = auto()[1]
+    out["automatic_weights"] = [m.get("weight") for m in info["per_map"]]
+    out["automatic_iterations"] = [m.get("iterations") for m in info["per_map"]]
+    return out
+
+
 def smooth_lengths(lo, hi):
     out = []
     for m in range(lo + (lo % 2), hi + 1, 2):
@@ -372,7 +413,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", default="512,1024,2048,4096,8192")
-    parser.add_argument("--parts", default="rl,stack,numpy,beyond,fft")
+    parser.add_argument("--parts", default="rl,stack,numpy,beyond,joint,fft")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     result = {"environment": environment(), "command": " ".join(sys.argv)}
@@ -399,7 +440,7 @@ def main(argv=None):
             result["stack"] = {"error": f"{type(exc).__name__}: {exc}"}
         save()
         print(json.dumps(result["stack"]), flush=True)
-    for name, fn in (("numpy", measure_numpy_vs_cupy), ("beyond", measure_beyond_rl)):
+    for name, fn in (("numpy", measure_numpy_vs_cupy), ("beyond", measure_beyond_rl), ("joint", measure_joint)):
         if name in parts:
             try:
                 result[name] = fn()
@@ -448,7 +489,7 @@ def print_table(result):
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "
               f"{s['throughput_ratio']:.2f}")
-    for name in ("numpy", "beyond"):
+    for name in ("numpy", "beyond", "joint"):
         if name in result:
             print(name, json.dumps(result[name]))
 
