@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    out_path = Path(argv[0]) if argv else ROOT / "docs" / "hxn_before_after.png"
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", type=Path, default=ROOT / "docs" / "hxn_before_after.png",
+                        help="the PNG to write (default: docs/hxn_before_after.png)")
+    out_path = parser.parse_args(sys.argv[1:] if argv is None else argv).output
     import matplotlib
 
     matplotlib.use("Agg")
