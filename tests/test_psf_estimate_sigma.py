@@ -42,7 +42,9 @@ def _estimate(scene, sigma, seed):
     return estimate_sigma(scan(SHAPE, sigma, seed=seed), thorough=True)
 
 
-@pytest.mark.parametrize("sigma", [4.0, 6.5])
+# The mosaic fit is opt-in (``thorough=True``) since issue 14: its seed sweeps run with -m slow (CI), and the
+# default run keeps one grain map per σ regime that is fast (σ 4 here, σ 6.5 seed 5 below).
+@pytest.mark.parametrize("sigma", [4.0, pytest.param(6.5, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("seed", [0, *_slow(1, 2, 3, 4)])
 def test_grains_within_ten_percent(sigma, seed):
     est = _estimate("grains", sigma, seed)
@@ -50,7 +52,7 @@ def test_grains_within_ten_percent(sigma, seed):
     assert est.sigma == pytest.approx(sigma, rel=0.10)
 
 
-@pytest.mark.parametrize("seed", [0, *_slow(1, 2, 3, 4)])
+@pytest.mark.parametrize("seed", _slow(0, 1, 2, 3, 4))
 def test_grains_at_sigma_10(seed):
     # seeds 0–4 gave 0.95–1.06 × truth (seeds 1 and 4, 0.83 and 0.86 before the dip split and BIC choice)
     est = _estimate("grains", 10.0, seed)
@@ -63,7 +65,7 @@ def test_bar_chart_within_ten_percent_at_sigma_4(seed):
     assert _estimate("bars", 4.0, seed).sigma == pytest.approx(4.0, rel=0.10)
 
 
-@pytest.mark.parametrize("seed", [0, *_slow(2, 4)])
+@pytest.mark.parametrize("seed", _slow(0, 2, 4))
 def test_bar_chart_at_sigma_6_5(seed):
     # mosaic fit seeded by Richardson–Lucy, 0.98–1.00 on seeds 0–4 (three tested, for time; seed 2 was
     # once decided by a minority of short edges at 0.87)
@@ -73,7 +75,7 @@ def test_bar_chart_at_sigma_6_5(seed):
     assert est.details["mosaic"]["init"] == "richardson-lucy"
 
 
-@pytest.mark.parametrize("seed", [0, *_slow(1)])
+@pytest.mark.parametrize("seed", _slow(0, 1))
 def test_bar_chart_at_sigma_10(seed):
     # RL-seeded mosaic fit, 0.96–1.08 on seeds 0–4 (χ² 1.01–1.26: a few bar groups merged by the blur)
     est = _estimate("bars", 10.0, seed)
