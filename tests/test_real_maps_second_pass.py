@@ -34,7 +34,7 @@ def test_a_small_table_beside_the_maps_does_not_decide_the_folders_grid(tmp_path
     assert maps.names == ["Cr_K", "Fe_K"]
     assert [s["file"] for s in maps.metadata["skipped"]] == ["log.csv"]
     out = tmp_path / "o.tif"
-    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "1px", "--iterations", "2", "-q"]) == 0
+    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "1px", "--iterations", "2"]) == 0
     assert tifffile.imread(out).shape == (2, 160, 160)
     err = capsys.readouterr().err
     assert "skipped log.csv" in err and "scan_Fe_K" not in err

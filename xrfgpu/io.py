@@ -813,11 +813,19 @@ def _read_folder(path):
             reason = str(exc).replace(f"input {str(p)!r}: ", "").replace(f"input {str(p)!r} ", "")
             skipped.append({"file": p.name, "reason": f"not a map ({reason})"})
             continue
-        shape = next(iter(arrays.values())).shape if arrays else a.shape
-        if a.shape != shape:
-            skipped.append({"file": p.name, "reason": f"map shape {a.shape} differs from the folder's first map {shape}"})
+        if min(a.shape) < 2:  # a table of a few numbers (an instrument log), not an image
+            skipped.append({"file": p.name, "reason": f"not a map (a table of {a.shape[0]} × {a.shape[1]} values)"})
             continue
         arrays[p] = a
+    # the folder's grid is the shape most of its maps share (the first in name order on a tie), so an
+    # overview or a table that sorts first does not turn the maps themselves into "other sizes"
+    shapes = [a.shape for a in arrays.values()]
+    grid = max(shapes, key=shapes.count) if shapes else None
+    for p, a in list(arrays.items()):
+        if a.shape != grid:
+            skipped.append({"file": p.name, "reason": f"map shape {a.shape} differs from the {grid} of the "
+                                                      f"folder's other maps"})
+            del arrays[p]
     if not arrays:
         why = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
         raise MapFileError(f"input folder {str(path)!r} holds no readable maps ({why})")
