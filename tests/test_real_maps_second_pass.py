@@ -102,3 +102,26 @@ def test_a_boolean_gain_is_refused_as_not_a_number(gain):
     fe = tifffile.imread(FE)
     with pytest.raises(TypeError, match="gain must be a number"):
         xrfgpu.restore(fe, sigma=0.53, gain=gain)
+
+
+def test_the_estimators_fill_is_the_nearest_measured_pixel(xp):
+    from conftest import assert_array, to_numpy
+
+    from xrfgpu.front_door import filled_for_estimators
+
+    rng = np.random.default_rng(2)
+    y = rng.random((9, 11)).astype(np.float32)
+    weights = np.ones(y.shape, np.float32)
+    weights[4, 5] = 0.0  # an isolated dead pixel: nearest neighbours at distance 1 (any of four)
+    weights[0:3, 0:2] = 0.0  # a beam dump in the corner
+    measured = np.argwhere(weights > 0)
+    # reference by brute force: every missing pixel takes a value of a measured pixel at the least distance
+    out = filled_for_estimators(xp.asarray(y), xp.asarray(weights), xp=xp)
+    got = np.asarray(to_numpy(out))
+    for r, c in np.argwhere(weights == 0):
+        d = np.hypot(*(measured - (r, c)).T)
+        nearest = {float(y[tuple(m)]) for m in measured[d == d.min()]}
+        assert float(got[r, c]) in nearest
+    # namespace, dtype and shape kept; the measured pixels unchanged
+    assert_array(out, np.where(weights > 0, y, got), xp, dtype=xp.float32, rtol=0.0)
+    assert np.array_equal(got[weights > 0], y[weights > 0])

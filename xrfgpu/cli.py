@@ -39,7 +39,7 @@ import numpy as np
 
 from . import __version__
 from ._validate import MAX_NUM_ITER
-from .front_door import DEFAULT_GOAL, GOALS
+from .front_door import DEFAULT_GOAL, GOALS, filled_for_estimators
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -561,9 +561,10 @@ def _method_defaults(method):
 def _missing_pixels(image, mask_path, what, *, method, tile):
     """``(image, weights or None)``: NaN pixels and the ``--mask`` file's zeros are missing data.
 
-    Missing pixels get the median of the measured ones (rounded for count
-    maps), which only the background and σ estimators see: the solvers leave
-    them out through the weights (``mask=`` of :func:`xrfgpu.restore`).
+    Missing pixels get their nearest measured pixel
+    (:func:`xrfgpu.front_door.filled_for_estimators`), which only the gain,
+    background and σ estimators see: the solvers leave them out through the
+    weights (``mask=`` of :func:`xrfgpu.restore`).
     """
     from .io import MapFileError, read_maps
 
@@ -588,14 +589,10 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
         raise MapFileError(f"{what} has missing pixels (NaN or --mask): rl, fista, wiener and tikhonov restore "
                            "them, without --tile")
     weights = (np.ones(image.shape) if weights is None else weights) * ~missing
-    measured = image[weights > 0]
-    if measured.size == 0:
+    if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
-    fill = np.median(measured)
-    if np.all(measured == np.round(measured)):
-        fill = np.round(fill)
     filled = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=True)
-    filled[weights == 0] = fill
+    filled = filled_for_estimators(filled, weights, xp=np)
     return filled, weights.astype(np.float32)
 
 

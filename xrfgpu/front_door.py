@@ -92,6 +92,50 @@ def _psf_for(sigma, image, *, xp):
                             dtype=image.dtype)
 
 
+def filled_for_estimators(y, weights, *, xp):
+    """``y`` with each missing pixel (weight 0) set to its nearest measured pixel, for the estimators.
+
+    The gain (:func:`effective_counts`), background and σ estimators model every pixel; the solvers
+    leave missing pixels out through their weights, so the fill is only what the estimators see. The
+    nearest measured value keeps the map's local level and noise and keeps counts integer: the
+    median of the whole map, the earlier fill, put a background-level value into a particle (or the
+    reverse), and on the real HXN Fe map 0.5 % dead pixels made the measured gain 6.6 × that of the
+    complete map (3 %: 42 ×).
+
+    Parameters
+    ----------
+    y : array, shape (rows, cols)
+        The map; its values at missing pixels are ignored.
+    weights : array, shape (rows, cols)
+        1 (or any value > 0) where measured, 0 where missing.
+
+    Returns
+    -------
+    array, shape (rows, cols)
+        Same namespace, device and dtype as ``y``.
+
+    Raises
+    ------
+    ValueError
+        Every pixel is missing.
+
+    Backends
+    --------
+    Any array-API namespace; the nearest measured pixel is found on the host
+    (:func:`scipy.ndimage.distance_transform_edt`, Euclidean distance, ties to the first found).
+    """
+    from scipy import ndimage
+
+    host = np.asarray(to_numpy(y))
+    missing = np.asarray(to_numpy(weights)) <= 0
+    if missing.all():
+        raise ValueError("every pixel of image is missing (NaN, masked or mask=0)")
+    if not missing.any():
+        return y
+    _, (rows, cols) = ndimage.distance_transform_edt(missing, return_indices=True)
+    return xp.asarray(host[rows, cols], dtype=y.dtype, device=array_device(y))
+
+
 def effective_counts(y, *, xp, gain=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
@@ -471,20 +515,14 @@ def restore(
         num_iter = check_num_iter(num_iter)  # exactly as richardson_lucy checks it
     xp = array_namespace(np.ma.getdata(image) if isinstance(image, np.ma.MaskedArray) else image)
     # missing pixels (masked entries, NaN, mask= zeros) are left out by the solvers' weights; the
-    # estimators (gain, background, σ) see them filled with the median of the measured pixels
+    # estimators (gain, background, σ) see them filled with their nearest measured pixel
     y, weights = as_image_with_weights(image, kwargs.pop("mask", None), xp=xp)
     info = {"method": method, "goal": goal}
     if weights is not None:
         if method in ("blind", "blind-rl"):
             raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "
                              "use rl, wiener, tikhonov or fista")
-        measured = np.asarray(to_numpy(y))[np.asarray(to_numpy(weights)) > 0]
-        if measured.size == 0:
-            raise ValueError("every pixel of image is missing (NaN, masked or mask=0)")
-        fill = float(np.median(measured))
-        if np.all(measured == np.round(measured)):
-            fill = float(np.round(fill))
-        y = xp.where(weights > 0, y, xp.asarray(fill, dtype=y.dtype, device=array_device(y)))
+        y = filled_for_estimators(y, weights, xp=xp)
         kwargs["mask"] = weights
         info["missing_pixels"] = int(np.sum(np.asarray(to_numpy(weights)) == 0))
     seconds = {}
