@@ -95,7 +95,7 @@ def test_missing_pixels_of_a_count_map_keep_it_a_count_map():
     assert info["map_kind"] == "counts" and info["gain"] == 1.0
 
 
-@pytest.mark.parametrize("gain", [True, False])
+@pytest.mark.parametrize("gain", [True, False, np.True_])
 def test_a_boolean_gain_is_refused_as_not_a_number(gain):
     # gain=True was taken for 1 and failed later with "cross-validated stopping needs a map of
     # non-negative integer counts", which names neither gain nor the mistake
