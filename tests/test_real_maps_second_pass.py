@@ -125,3 +125,16 @@ def test_the_estimators_fill_is_the_nearest_measured_pixel(xp):
     # namespace, dtype and shape kept; the measured pixels unchanged
     assert_array(out, np.where(weights > 0, y, got), xp, dtype=xp.float32, rtol=0.0)
     assert np.array_equal(got[weights > 0], y[weights > 0])
+
+
+def test_a_map_without_a_positive_value_is_refused_naming_that(tmp_path, capsys):
+    # -Fe (a fitted map with every value below 0, e.g. a background-subtracted channel of an absent
+    # element) failed with "could not measure the map's noise (effective Poisson gain); pass a count map"
+    fe = tifffile.imread(FE)
+    with pytest.raises(ValueError, match="no positive value"):
+        xrfgpu.restore(-fe, sigma=0.53)
+    source = tmp_path / "scan_Fe_K.npy"
+    np.save(source, -fe)
+    assert main(["restore", str(source), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "1px"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Fe_K" in err[0] and "no positive value" in err[0]

@@ -156,8 +156,9 @@ def effective_counts(y, *, xp, gain=None):
     Raises
     ------
     ValueError
-        No positive, finite gain could be measured; a given ``gain`` that is
-        not a positive, finite number, or not 1 for a count map.
+        No positive, finite gain could be measured; a map with no positive
+        value; a given ``gain`` that is not a positive, finite number, or not
+        1 for a count map.
     TypeError
         A given ``gain`` that is not a number (a string included).
     """
@@ -173,6 +174,9 @@ def effective_counts(y, *, xp, gain=None):
     if negative > 0:
         y = xp.clip(y, min=0.0)
         notes["negative_fraction_clipped"] = negative
+        if not bool(xp.any(y > 0)):
+            which = "every pixel below 0" if negative == 1.0 else f"{negative:.1%} of the pixels below 0, the rest 0"
+            raise ValueError(f"image has no positive value ({which}): nothing to restore")
     if gain is not None:
         notes["gain_note"] = "given (gain=), not measured again"
         notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
