@@ -138,3 +138,36 @@ def test_a_map_without_a_positive_value_is_refused_naming_that(tmp_path, capsys)
     assert main(["restore", str(source), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "1px"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Fe_K" in err[0] and "no positive value" in err[0]
+
+
+def test_a_failed_zarr_write_leaves_no_temporary_store(tmp_path):
+    # xrfgpu.dask.restore_zarr(axo_std.h5, ..., dataset="MAPS/XRF_roi_plus") fails (negative fitted
+    # values, which RL refuses) and left '.out.zarr.xrfgpu-tmp-...' behind in 3 of 3 runs: Dask raised
+    # the first error while other threads were still restoring maps, and they wrote their chunks into
+    # the temporary store after it had been removed. Here block 1 is still being computed when block 0
+    # fails, and is written afterwards unless the write waits for it.
+    import threading
+    import time
+
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("zarr")
+    from xrfgpu.chunked_io import write_zarr
+
+    failed = threading.Event()
+
+    def block(x, block_info=None):
+        if block_info[0]["chunk-location"][0] == 0:
+            time.sleep(0.05)  # block 1 is running by now
+            failed.set()
+            raise ValueError("a map RL refuses")
+        failed.wait(5.0)
+        time.sleep(0.2)  # still running when the error reaches the caller
+        return x + 1.0
+
+    array = da.zeros((2, 16, 16), chunks=(1, 16, 16)).map_blocks(block, dtype=np.float64)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        with pytest.raises(ValueError, match="RL refuses"):
+            write_zarr(array, tmp_path / "out.zarr")
+    time.sleep(0.5)  # anything still running has finished by now
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
