@@ -171,3 +171,30 @@ def test_a_failed_zarr_write_leaves_no_temporary_store(tmp_path):
             write_zarr(array, tmp_path / "out.zarr")
     time.sleep(0.5)  # anything still running has finished by now
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _one_error_line(err):
+    lines = [line for line in err.strip().splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_map_without_a_psf_sigma_entry_is_named_with_the_way_out(tmp_path, capsys):
+    # --psf-sigma Fe=1px on the five HXN maps said "--psf-sigma entry 'Cr_K' not found in --psf-sigma;
+    # available: Fe", which reads as if Cr_K had been typed
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "Fe=1px"]) != 0
+    line = _one_error_line(capsys.readouterr().err)
+    assert "no σ for map 'Cr_K'" in line and "Fe" in line and "--elements" in line
+    assert not out.exists()
+
+
+def test_a_scheduler_that_is_no_address_is_refused_naming_the_option(tmp_path, capsys):
+    # --tile 64 --scheduler nonsense failed inside the first map's run with "map 'Cr_K': missing port
+    # number in address 'nonsense'" (from dask.distributed), naming neither the option nor what it takes
+    out = tmp_path / "o.tif"
+    assert main(["restore", str(FE), "-o", str(out), "--psf-sigma", "1px", "--tile", "64",
+                 "--scheduler", "nonsense"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--scheduler" in line and "'nonsense'" in line and "tcp://" in line
+    assert not out.exists()

@@ -851,6 +851,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError("--joint works with --method rl and without --tile")
     if guide is not None and not joint:
         raise click.UsageError("--guide needs --joint")
+    if scheduler != "local" and ":" not in scheduler:  # else dask.distributed failed inside the first map's run
+        raise click.UsageError(f"--scheduler {scheduler!r} is neither 'local' nor a Dask scheduler address "
+                               "such as tcp://host:8786")
     if psf_extrapolate and psf_file is None:
         raise click.UsageError("--psf-extrapolate extends the σ table of --psf-file to lines beyond its "
                                "energies; give --psf-file, or drop --psf-extrapolate")
@@ -951,8 +954,15 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             else:
                 from .io import match_name
 
-                key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
-                    if name not in sigma_given else name
+                try:
+                    key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
+                        if name not in sigma_given else name
+                except KeyError as exc:
+                    if "ambiguous" in str(exc):
+                        raise
+                    raise click.UsageError(
+                        f"--psf-sigma has no σ for map {name!r} (entries: {', '.join(sigma_given)}); give one "
+                        "for every restored map, one value for all, or choose the maps with --elements") from None
                 (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
                 sigma_keys_used.add(key)
             if unit == "px":
