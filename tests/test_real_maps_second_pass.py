@@ -198,3 +198,18 @@ def test_a_scheduler_that_is_no_address_is_refused_naming_the_option(tmp_path, c
     line = _one_error_line(capsys.readouterr().err)
     assert "--scheduler" in line and "'nonsense'" in line and "tcp://" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--tile", "64"], ["--method", "wiener"], ["--background", "0.01"]])
+def test_the_record_holds_the_gain_a_fitted_map_was_restored_with(tmp_path, extra):
+    # the run divides a fitted map by its measured effective gain (restore(map, gain=) reproduces it), but
+    # the record held it only as three digits inside the background_how text, and not at all with a
+    # given --background
+    import json
+
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(FE), "-o", str(out), "--psf-sigma", "0.53px", "-q", *extra]) == 0
+    entry = json.loads(Path(str(out) + ".json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]
+    fe = tifffile.imread(FE).astype(np.float64)
+    assert entry["Fe_K"]["gain"] == pytest.approx(float(estimate_gain(fe)), rel=1e-6)
+    assert entry["Fe_K"]["map_kind"].startswith("fitted")

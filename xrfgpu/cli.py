@@ -499,6 +499,11 @@ def _backend_info(where):
     return info
 
 
+# what the record keeps of the map's effective gain (xrfgpu.restore's info): the number restore(map, gain=)
+# takes to reproduce the run, the kind of map, and how the gain was measured
+_GAIN_KEYS = ("gain", "map_kind", "gain_spread", "gain_note")
+
+
 def _run_method(method, image, sigma_px, *, background, gain, options, progress, label):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
@@ -531,7 +536,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale", "negative_fraction_clipped") if info.get(key) is not None}
+                                          "iteration_scale", "negative_fraction_clipped", *_GAIN_KEYS)
+               if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
@@ -659,6 +665,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
             if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it
                 details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]
+            details.update({key: v for key, v in {"gain": gain, **notes}.items() if key in _GAIN_KEYS})
         else:
             from .dask import restore as dask_restore
 
