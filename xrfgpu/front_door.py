@@ -35,7 +35,7 @@ from ._validate import as_background, as_image_with_weights, check_num_iter, che
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .stopping import cv_iterations, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "goal_factors", "restore", "sigma_from_map"]
+__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "filled_for_estimators", "goal_factors", "restore", "sigma_from_map"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -118,6 +118,14 @@ def filled_for_estimators(y, weights, *, xp):
     ------
     ValueError
         Every pixel is missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu.front_door import filled_for_estimators
+    >>> y = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0], [7.0, 8.0, 90.0]])
+    >>> float(filled_for_estimators(np.nan_to_num(y), ~np.isnan(y), xp=np)[1, 1]) in (2.0, 4.0, 6.0, 8.0)
+    True
 
     Backends
     --------
@@ -244,7 +252,8 @@ def sigma_from_map(image, *, background="auto", strict=False, gain=None):
     Parameters
     ----------
     image : array, shape (rows, cols)
-        Count map or fitted map, with missing pixels already filled.
+        Count map or fitted map, with missing pixels already filled
+        (:func:`filled_for_estimators`).
     background : "auto", float or array
         Background in the map's units, or a map of it (as for :func:`restore`).
     strict : bool
@@ -283,7 +292,8 @@ def background_from_map(image, *, return_source=False, gain=None):
     Parameters
     ----------
     image : array, shape (rows, cols)
-        Count map or fitted map, with missing pixels already filled.
+        Count map or fitted map, with missing pixels already filled
+        (:func:`filled_for_estimators`).
     return_source : bool
         Also return how the value was obtained (what ``info["background_source"]`` of :func:`restore`
         says, and for a fitted map that it was estimated in effective counts).
