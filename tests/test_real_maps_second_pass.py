@@ -213,3 +213,23 @@ def test_the_record_holds_the_gain_a_fitted_map_was_restored_with(tmp_path, extr
     fe = tifffile.imread(FE).astype(np.float64)
     assert entry["Fe_K"]["gain"] == pytest.approx(float(estimate_gain(fe)), rel=1e-6)
     assert entry["Fe_K"]["map_kind"].startswith("fitted")
+
+
+def test_a_pixel_size_given_for_a_maps_file_is_written_into_its_axes(tmp_path, capsys):
+    # --pixel-size 5um on the AXO MAPS file (10 µm steps stored in MAPS/x_axis, y_axis in mm) was recorded
+    # as 5 µm, but the output's MAPS/x_axis and y_axis kept the 10 µm steps, which MAPS viewers read
+    import h5py
+
+    source = Path(__file__).parent / "data" / "aps_2ide_maps_axo_std" / "axo_std.h5"
+    out = tmp_path / "o.h5"
+    assert main(["restore", str(source), "-o", str(out), "--psf-sigma", "1px", "--elements", "Fe,Cu",
+                 "--iterations", "2", "--pixel-size", "5um", "-q"]) == 0
+    with h5py.File(source, "r") as f:
+        x_in, y_in = f["MAPS/x_axis"][()], f["MAPS/y_axis"][()]
+    with h5py.File(out, "r") as f:
+        x, y = f["MAPS/x_axis"][()], f["MAPS/y_axis"][()]
+    for written, given in ((x, x_in), (y, y_in)):
+        assert written.shape == given.shape and written[0] == given[0]
+        np.testing.assert_allclose(np.abs(np.diff(written)), 0.005, rtol=1e-9)  # mm
+        assert np.all(np.sign(np.diff(written)) == np.sign(np.diff(given)))
+    assert read_maps(out).pixel_size_um == pytest.approx(5.0)

@@ -1302,6 +1302,21 @@ def _write_pyxrf_layout(f, maps, em):
         md.attrs["xrfgpu_pixel_size_um"] = em.pixel_size_um
 
 
+def _axis_at_pixel_size(positions_mm, pixel_size_um, read_pixel_size_um):
+    """A MAPS scan axis (positions in mm) for the maps' pixel size.
+
+    The input's axis as it was, unless the pixel size was given (``--pixel-size``) and differs from the
+    one read from the axes (``read_pixel_size_um``): then the same first position, direction and length
+    with steps of ``pixel_size_um``. A viewer reads the pixel size from the axes, which kept the input's
+    steps while the record said the given size.
+    """
+    if (pixel_size_um is None or read_pixel_size_um is None or positions_mm.size < 2
+            or abs(pixel_size_um - read_pixel_size_um) <= 1e-6 * read_pixel_size_um):
+        return positions_mm
+    direction = 1.0 if float(np.median(np.diff(positions_mm))) >= 0 else -1.0
+    return positions_mm[0] + direction * (pixel_size_um / 1000.0) * np.arange(positions_mm.size)
+
+
 def _write_maps_layout(f, maps, em):
     """APS MAPS: the maps (hard link) at the dataset they were read from, with its names, units, axes, scalers.
 
@@ -1342,7 +1357,9 @@ def _write_maps_layout(f, maps, em):
         sc_values, sc_names, sc_units = "Scalers/Values", "Scalers/Names", "Scalers/Units"
     for axis in ("x_axis", "y_axis"):
         if meta.get(axis):
-            axes.create_dataset(axis, data=np.asarray(meta[axis], dtype=np.float64))
+            read_pixel = meta.get("x_axis_step_um") or meta.get("y_axis_step_um")  # what the input's axes gave
+            axes.create_dataset(axis, data=_axis_at_pixel_size(np.asarray(meta[axis], dtype=np.float64),
+                                                              em.pixel_size_um, read_pixel))
     if em.scalers:
         root = f["MAPS"]
         root.create_dataset(sc_values, data=np.stack([np.asarray(v) for v in em.scalers.values()]))
