@@ -233,3 +233,40 @@ def test_a_pixel_size_given_for_a_maps_file_is_written_into_its_axes(tmp_path, c
         np.testing.assert_allclose(np.abs(np.diff(written)), 0.005, rtol=1e-9)  # mm
         assert np.all(np.sign(np.diff(written)) == np.sign(np.diff(given)))
     assert read_maps(out).pixel_size_um == pytest.approx(5.0)
+
+
+def _pyxrf_file(path, maps, i0):
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["xrfmap/detsum/xrf_fit"] = np.stack(list(maps.values()))
+        f["xrfmap/detsum/xrf_fit_name"] = np.array([n.encode() for n in maps])
+        f["xrfmap/scalers/val"] = i0[..., None]
+        f["xrfmap/scalers/name"] = np.array([b"i0"])
+
+
+def test_pixels_where_the_scaler_is_zero_are_missing_not_zero_signal(tmp_path):
+    # HXN Fe and Cr in a PyXRF file whose I0 is 0 at one pixel (a beam dump) and NaN at another:
+    # --normalize i0 set those pixels to 0 signal (inside the aggregate, where Fe is about 4.5) and
+    # restored them as 0, and the Fe map ran 8 iterations where the same map without them runs 7; they
+    # are missing pixels, restored from their neighbours like NaN or --mask
+    import json
+
+    fe, cr = tifffile.imread(FE), tifffile.imread(HXN / "SUM_maps_XRF_Cr_K.tiff")
+    i0 = np.full(fe.shape, 1000.0)
+    i0[80, 80], i0[10, 10] = 0.0, np.nan
+    source = tmp_path / "scan.h5"
+    _pyxrf_file(source, {"Fe_K": fe, "Cr_K": cr}, i0)
+    maps = read_maps(source, normalize="i0")
+    assert np.isnan(maps.maps["Fe_K"][80, 80]) and np.isnan(maps.maps["Fe_K"][10, 10])
+    np.testing.assert_allclose(maps.maps["Fe_K"][i0 == 1000.0], fe[i0 == 1000.0], rtol=1e-6)
+    out = tmp_path / "o.npz"
+    assert main(["restore", str(source), "-o", str(out), "--psf-sigma", "0.53px", "--normalize", "i0", "-q"]) == 0
+    record = json.loads(Path(str(out) + ".json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]
+    # the reference: the same maps with those two pixels missing (NaN), through the library
+    y = fe.astype(np.float64)  # the normalised maps are float64 (map × 1000 / 1000: the map itself)
+    y[80, 80] = y[10, 10] = np.nan
+    _, info = xrfgpu.restore(y, sigma=0.53, return_info=True)
+    assert record["Fe_K"]["iterations"] == info["iterations"] < 50
+    restored = np.load(out)["Fe_K"]
+    assert np.all(np.isfinite(restored)) and restored[80, 80] > 0.1 * fe[79:82, 79:82].mean()

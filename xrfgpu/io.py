@@ -249,8 +249,12 @@ class ElementMaps:
     def normalized(self, scaler, *, keep_scale=True):
         """Maps divided by a scaler (e.g. I0), scaled by its mean so counts stay counts.
 
-        Pixels where the scaler is ≤ 0 or not finite become 0. Records the
-        normalisation in ``metadata["normalization"]``.
+        Pixels where the scaler is ≤ 0 or not finite (a beam dump, a lost
+        readout) are missing, NaN, restored from their neighbours like any
+        missing pixel; they used to become 0, a false zero signal that was
+        restored as 0. Records the normalisation in
+        ``metadata["normalization"]``, with the number of such pixels
+        (``missing_pixels``).
         """
         key = match_name(scaler, self.scalers, what="scaler", where=self.source)
         s = np.asarray(self.scalers[key], dtype=np.float64)
@@ -260,11 +264,12 @@ class ElementMaps:
         ref = float(s[good].mean()) if keep_scale else 1.0
         out = {}
         for name, m in self.maps.items():
-            a = np.zeros(m.shape, dtype=np.float64)
+            a = np.full(m.shape, np.nan, dtype=np.float64)
             np.divide(np.asarray(m, dtype=np.float64) * ref, s, out=a, where=good)
             out[name] = a
         new = self.with_maps(out)
-        new.metadata["normalization"] = {"scaler": key, "reference": ref, "formula": "map * mean(scaler) / scaler"}
+        new.metadata["normalization"] = {"scaler": key, "reference": ref, "formula": "map * mean(scaler) / scaler",
+                                         "missing_pixels": int(np.count_nonzero(~good))}
         return new
 
 
