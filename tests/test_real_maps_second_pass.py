@@ -270,3 +270,15 @@ def test_pixels_where_the_scaler_is_zero_are_missing_not_zero_signal(tmp_path):
     assert record["Fe_K"]["iterations"] == info["iterations"] < 50
     restored = np.load(out)["Fe_K"]
     assert np.all(np.isfinite(restored)) and restored[80, 80] > 0.1 * fe[79:82, 79:82].mean()
+
+
+def test_a_tiled_run_names_the_scaler_as_a_source_of_missing_pixels(tmp_path, capsys):
+    fe = tifffile.imread(FE)
+    i0 = np.full(fe.shape, 1000.0)
+    i0[80, 80] = 0.0
+    source = tmp_path / "scan.h5"
+    _pyxrf_file(source, {"Fe_K": fe, "Cr_K": fe[::-1]}, i0)
+    assert main(["restore", str(source), "-o", str(tmp_path / "o.tif"), "--psf-sigma", "1px",
+                 "--normalize", "i0", "--tile", "64"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "missing pixels" in line and "--normalize" in line and "--tile" in line
