@@ -592,8 +592,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     if weights is None and not missing.any():
         return image, None
     if method not in ("rl", "fista", "wiener", "tikhonov") or tile is not None:
-        raise MapFileError(f"{what} has missing pixels (NaN, --mask, or a --normalize scaler ≤ 0): rl, fista, wiener and tikhonov restore "
-                           "them, without --tile")
+        raise MapFileError(f"{what} has missing pixels (NaN, --mask, or a --normalize scaler ≤ 0): rl, fista, "
+                           "wiener and tikhonov restore them, without --tile")
     weights = (np.ones(image.shape) if weights is None else weights) * ~missing
     if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
@@ -1012,8 +1012,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
         if joint:  # restored together after the loop
             if options.get("mask") is not None:
-                raise click.UsageError("--joint does not yet take missing pixels (NaN, --mask, or a --normalize scaler ≤ 0); "
-                                       "restore such maps without --joint")
+                raise click.UsageError("--joint does not yet take missing pixels (NaN, --mask, or a --normalize "
+                                       "scaler ≤ 0); restore such maps without --joint")
             joint_inputs.append((name, image, sigma_px, bg, bg_how, gain))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
