@@ -598,7 +598,9 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
     filled = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=True)
-    filled = filled_for_estimators(filled, weights, xp=np)
+    import array_api_compat.numpy as xnp  # device= of asarray: NumPy >= 2 has it, array-api-compat's wrapper always
+
+    filled = np.asarray(filled_for_estimators(filled, weights, xp=xnp))
     return filled, weights.astype(np.float32)
 
 
