@@ -572,6 +572,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     background and σ estimators see: the solvers leave them out through the
     weights (``mask=`` of :func:`xrfgpu.restore`).
     """
+    import array_api_compat.numpy as xnp  # its asarray takes device= on NumPy 1.x too
+
     from .io import MapFileError, read_maps
 
     if np.iscomplexobj(image):
@@ -598,8 +600,6 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
     filled = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=True)
-    import array_api_compat.numpy as xnp  # device= of asarray: NumPy >= 2 has it, array-api-compat's wrapper always
-
     filled = np.asarray(filled_for_estimators(filled, weights, xp=xnp))
     return filled, weights.astype(np.float32)
 
