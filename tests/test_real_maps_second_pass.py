@@ -83,8 +83,7 @@ def test_the_command_line_measures_the_same_gain_with_a_mask(tmp_path):
     import json
 
     record = json.loads(Path(str(out) + ".json").read_text())["xrfgpu"]["provenance"]
-    how = record["parameters"]["per_element"]["Fe_K"]["background_how"]
-    gain = float(how.split("gain ")[1].rstrip(")"))
+    gain = record["parameters"]["per_element"]["Fe_K"]["gain"]
     assert gain == pytest.approx(float(estimate_gain(fe.astype(np.float64))), rel=0.1)
 
 
