@@ -135,11 +135,12 @@ def check_num_iter(value, name="num_iter", *, cap=MAX_NUM_ITER):
 
 
 def check_positive_finite(value, name, unit):
-    """Return ``value`` as a finite float > 0; a string or non-number is a TypeError, the rest a ValueError.
+    """Return ``value`` as a finite float > 0; a string, bool or non-number is a TypeError, the rest a ValueError.
 
-    ``unit`` names the value's unit in the message (e.g. "counts").
+    ``unit`` names the value's unit in the message (e.g. "counts"). ``True`` is refused, not read as 1
+    (``gain=True`` used to run as gain 1 and fail later on a message naming neither).
     """
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes, bool)) or getattr(getattr(value, "dtype", None), "kind", None) == "b":
         raise TypeError(f"{name} must be a number, got {value!r}")
     try:
         number = float(value)

@@ -127,6 +127,29 @@ def open_chunked(path, dataset=None, *, chunks=None):
     raise ValueError(f"{path} is neither a Zarr store nor an HDF5 file")
 
 
+def _compute_to_the_last_task(delayed):
+    """Compute ``delayed`` and, when a task fails, return (raise) only once no task is running.
+
+    On Dask's threaded scheduler the first error reaches the caller while other threads still restore
+    and write their chunks; the caller then removes the temporary store, and those threads wrote into
+    it again, leaving ``.out.zarr.xrfgpu-tmp-...`` behind (restore_zarr on the MAPS ``XRF_roi_plus``
+    maps, 3 runs of 3). Here the threads are ours: on an error the pool drops the queued tasks and
+    waits for the running ones. Other schedulers (synchronous, processes, dask.distributed) are used
+    as they are.
+    """
+    import dask
+    import dask.threaded
+    from concurrent.futures import ThreadPoolExecutor
+
+    if dask.base.get_scheduler(collections=[delayed]) is not dask.threaded.get:
+        return delayed.compute()
+    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or dask.system.CPU_COUNT)
+    try:
+        return delayed.compute(pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs=()):
     """Stream a Dask array into a new Zarr array store, atomically.
 
@@ -182,7 +205,9 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs
 
     def write_store(tmp):
         nonlocal attrs
-        da.to_zarr(array, str(tmp), compute=compute, overwrite=False)
+        stored = da.to_zarr(array, str(tmp), compute=False, overwrite=False)
+        if compute:
+            _compute_to_the_last_task(stored)
         if callable(attrs):
             attrs = attrs()
         if attrs:

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import __version__
 from ._validate import MAX_NUM_ITER
-from .front_door import DEFAULT_GOAL, GOALS
+from .front_door import DEFAULT_GOAL, GOALS, filled_for_estimators
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -499,6 +499,11 @@ def _backend_info(where):
     return info
 
 
+# what the record keeps of the map's effective gain (xrfgpu.restore's info): the number restore(map, gain=)
+# takes to reproduce the run, the kind of map, and how the gain was measured
+_GAIN_KEYS = ("gain", "map_kind", "gain_spread", "gain_note")
+
+
 def _run_method(method, image, sigma_px, *, background, gain, options, progress, label):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
@@ -531,7 +536,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale", "negative_fraction_clipped") if info.get(key) is not None}
+                                          "iteration_scale", "negative_fraction_clipped", *_GAIN_KEYS)
+               if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
@@ -561,10 +567,13 @@ def _method_defaults(method):
 def _missing_pixels(image, mask_path, what, *, method, tile):
     """``(image, weights or None)``: NaN pixels and the ``--mask`` file's zeros are missing data.
 
-    Missing pixels get the median of the measured ones (rounded for count
-    maps), which only the background and σ estimators see: the solvers leave
-    them out through the weights (``mask=`` of :func:`xrfgpu.restore`).
+    Missing pixels get their nearest measured pixel
+    (:func:`xrfgpu.front_door.filled_for_estimators`), which only the gain,
+    background and σ estimators see: the solvers leave them out through the
+    weights (``mask=`` of :func:`xrfgpu.restore`).
     """
+    import array_api_compat.numpy as xnp  # its asarray takes device= on NumPy 1.x too
+
     from .io import MapFileError, read_maps
 
     if np.iscomplexobj(image):
@@ -585,17 +594,13 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     if weights is None and not missing.any():
         return image, None
     if method not in ("rl", "fista", "wiener", "tikhonov") or tile is not None:
-        raise MapFileError(f"{what} has missing pixels (NaN or --mask): rl, fista, wiener and tikhonov restore "
-                           "them, without --tile")
+        raise MapFileError(f"{what} has missing pixels (NaN, --mask, or a --normalize scaler ≤ 0): rl, fista, "
+                           "wiener and tikhonov restore them, without --tile")
     weights = (np.ones(image.shape) if weights is None else weights) * ~missing
-    measured = image[weights > 0]
-    if measured.size == 0:
+    if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
-    fill = np.median(measured)
-    if np.all(measured == np.round(measured)):
-        fill = np.round(fill)
     filled = image.astype(np.float64 if image.dtype == np.float64 else np.float32, copy=True)
-    filled[weights == 0] = fill
+    filled = np.asarray(filled_for_estimators(filled, weights, xp=xnp))
     return filled, weights.astype(np.float32)
 
 
@@ -662,6 +667,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
             if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it
                 details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]
+            details.update({key: v for key, v in {"gain": gain, **notes}.items() if key in _GAIN_KEYS})
         else:
             from .dask import restore as dask_restore
 
@@ -854,6 +860,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         raise click.UsageError("--joint works with --method rl and without --tile")
     if guide is not None and not joint:
         raise click.UsageError("--guide needs --joint")
+    if scheduler != "local" and ":" not in scheduler:  # else dask.distributed failed inside the first map's run
+        raise click.UsageError(f"--scheduler {scheduler!r} is neither 'local' nor a Dask scheduler address "
+                               "such as tcp://host:8786")
     if psf_extrapolate and psf_file is None:
         raise click.UsageError("--psf-extrapolate extends the σ table of --psf-file to lines beyond its "
                                "energies; give --psf-file, or drop --psf-extrapolate")
@@ -954,8 +963,15 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             else:
                 from .io import match_name
 
-                key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
-                    if name not in sigma_given else name
+                try:
+                    key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
+                        if name not in sigma_given else name
+                except KeyError as exc:
+                    if "ambiguous" in str(exc):
+                        raise
+                    raise click.UsageError(
+                        f"--psf-sigma has no σ for map {name!r} (entries: {', '.join(sigma_given)}); give one "
+                        "for every restored map, one value for all, or choose the maps with --elements") from None
                 (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
                 sigma_keys_used.add(key)
             if unit == "px":
@@ -998,8 +1014,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
         if joint:  # restored together after the loop
             if options.get("mask") is not None:
-                raise click.UsageError("--joint does not yet take missing pixels (NaN or --mask); "
-                                       "restore such maps without --joint")
+                raise click.UsageError("--joint does not yet take missing pixels (NaN, --mask, or a --normalize "
+                                       "scaler ≤ 0); restore such maps without --joint")
             joint_inputs.append((name, image, sigma_px, bg, bg_how, gain))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}

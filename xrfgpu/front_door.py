@@ -35,7 +35,7 @@ from ._validate import as_background, as_image_with_weights, check_num_iter, che
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .stopping import cv_iterations, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "goal_factors", "restore", "sigma_from_map"]
+__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "filled_for_estimators", "goal_factors", "restore", "sigma_from_map"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -92,6 +92,58 @@ def _psf_for(sigma, image, *, xp):
                             dtype=image.dtype)
 
 
+def filled_for_estimators(y, weights, *, xp):
+    """``y`` with each missing pixel (weight 0) set to its nearest measured pixel, for the estimators.
+
+    The gain (:func:`effective_counts`), background and σ estimators model every pixel; the solvers
+    leave missing pixels out through their weights, so the fill is only what the estimators see. The
+    nearest measured value keeps the map's local level and noise and keeps counts integer: the
+    median of the whole map, the earlier fill, put a background-level value into a particle (or the
+    reverse), and on the real HXN Fe map 0.5 % dead pixels made the measured gain 6.6 × that of the
+    complete map (3 %: 42 ×).
+
+    Parameters
+    ----------
+    y : array, shape (rows, cols)
+        The map; its values at missing pixels are ignored.
+    weights : array, shape (rows, cols)
+        1 (or any value > 0) where measured, 0 where missing.
+
+    Returns
+    -------
+    array, shape (rows, cols)
+        Same namespace, device and dtype as ``y``.
+
+    Raises
+    ------
+    ValueError
+        Every pixel is missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu.front_door import filled_for_estimators
+    >>> y = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0], [7.0, 8.0, 90.0]])
+    >>> float(filled_for_estimators(np.nan_to_num(y), ~np.isnan(y), xp=np)[1, 1]) in (2.0, 4.0, 6.0, 8.0)
+    True
+
+    Backends
+    --------
+    Any array-API namespace; the nearest measured pixel is found on the host
+    (:func:`scipy.ndimage.distance_transform_edt`, Euclidean distance, ties to the first found).
+    """
+    from scipy import ndimage
+
+    host = np.asarray(to_numpy(y))
+    missing = np.asarray(to_numpy(weights)) <= 0
+    if missing.all():
+        raise ValueError("every pixel of image is missing (NaN, masked or mask=0)")
+    if not missing.any():
+        return y
+    _, (rows, cols) = ndimage.distance_transform_edt(missing, return_indices=True)
+    return xp.asarray(host[rows, cols], dtype=y.dtype, device=array_device(y))
+
+
 def effective_counts(y, *, xp, gain=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
@@ -112,8 +164,9 @@ def effective_counts(y, *, xp, gain=None):
     Raises
     ------
     ValueError
-        No positive, finite gain could be measured; a given ``gain`` that is
-        not a positive, finite number, or not 1 for a count map.
+        No positive, finite gain could be measured; a map with no positive
+        value; a given ``gain`` that is not a positive, finite number, or not
+        1 for a count map.
     TypeError
         A given ``gain`` that is not a number (a string included).
     """
@@ -129,6 +182,9 @@ def effective_counts(y, *, xp, gain=None):
     if negative > 0:
         y = xp.clip(y, min=0.0)
         notes["negative_fraction_clipped"] = negative
+        if not bool(xp.any(y > 0)):
+            which = "every pixel below 0" if negative == 1.0 else f"{negative:.1%} of the pixels below 0, the rest 0"
+            raise ValueError(f"image has no positive value ({which}): nothing to restore")
     if gain is not None:
         notes["gain_note"] = "given (gain=), not measured again"
         notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
@@ -196,7 +252,8 @@ def sigma_from_map(image, *, background="auto", strict=False, gain=None):
     Parameters
     ----------
     image : array, shape (rows, cols)
-        Count map or fitted map, with missing pixels already filled.
+        Count map or fitted map, with missing pixels already filled
+        (:func:`filled_for_estimators`).
     background : "auto", float or array
         Background in the map's units, or a map of it (as for :func:`restore`).
     strict : bool
@@ -235,7 +292,8 @@ def background_from_map(image, *, return_source=False, gain=None):
     Parameters
     ----------
     image : array, shape (rows, cols)
-        Count map or fitted map, with missing pixels already filled.
+        Count map or fitted map, with missing pixels already filled
+        (:func:`filled_for_estimators`).
     return_source : bool
         Also return how the value was obtained (what ``info["background_source"]`` of :func:`restore`
         says, and for a fitted map that it was estimated in effective counts).
@@ -471,20 +529,14 @@ def restore(
         num_iter = check_num_iter(num_iter)  # exactly as richardson_lucy checks it
     xp = array_namespace(np.ma.getdata(image) if isinstance(image, np.ma.MaskedArray) else image)
     # missing pixels (masked entries, NaN, mask= zeros) are left out by the solvers' weights; the
-    # estimators (gain, background, σ) see them filled with the median of the measured pixels
+    # estimators (gain, background, σ) see them filled with their nearest measured pixel
     y, weights = as_image_with_weights(image, kwargs.pop("mask", None), xp=xp)
     info = {"method": method, "goal": goal}
     if weights is not None:
         if method in ("blind", "blind-rl"):
             raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "
                              "use rl, wiener, tikhonov or fista")
-        measured = np.asarray(to_numpy(y))[np.asarray(to_numpy(weights)) > 0]
-        if measured.size == 0:
-            raise ValueError("every pixel of image is missing (NaN, masked or mask=0)")
-        fill = float(np.median(measured))
-        if np.all(measured == np.round(measured)):
-            fill = float(np.round(fill))
-        y = xp.where(weights > 0, y, xp.asarray(fill, dtype=y.dtype, device=array_device(y)))
+        y = filled_for_estimators(y, weights, xp=xp)
         kwargs["mask"] = weights
         info["missing_pixels"] = int(np.sum(np.asarray(to_numpy(weights)) == 0))
     seconds = {}

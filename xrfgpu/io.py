@@ -249,8 +249,12 @@ class ElementMaps:
     def normalized(self, scaler, *, keep_scale=True):
         """Maps divided by a scaler (e.g. I0), scaled by its mean so counts stay counts.
 
-        Pixels where the scaler is ≤ 0 or not finite become 0. Records the
-        normalisation in ``metadata["normalization"]``.
+        Pixels where the scaler is ≤ 0 or not finite (a beam dump, a lost
+        readout) are missing, NaN, restored from their neighbours like any
+        missing pixel; they used to become 0, a false zero signal that was
+        restored as 0. Records the normalisation in
+        ``metadata["normalization"]``, with the number of such pixels
+        (``missing_pixels``).
         """
         key = match_name(scaler, self.scalers, what="scaler", where=self.source)
         s = np.asarray(self.scalers[key], dtype=np.float64)
@@ -260,11 +264,12 @@ class ElementMaps:
         ref = float(s[good].mean()) if keep_scale else 1.0
         out = {}
         for name, m in self.maps.items():
-            a = np.zeros(m.shape, dtype=np.float64)
+            a = np.full(m.shape, np.nan, dtype=np.float64)
             np.divide(np.asarray(m, dtype=np.float64) * ref, s, out=a, where=good)
             out[name] = a
         new = self.with_maps(out)
-        new.metadata["normalization"] = {"scaler": key, "reference": ref, "formula": "map * mean(scaler) / scaler"}
+        new.metadata["normalization"] = {"scaler": key, "reference": ref, "formula": "map * mean(scaler) / scaler",
+                                         "missing_pixels": int(np.count_nonzero(~good))}
         return new
 
 
@@ -813,11 +818,19 @@ def _read_folder(path):
             reason = str(exc).replace(f"input {str(p)!r}: ", "").replace(f"input {str(p)!r} ", "")
             skipped.append({"file": p.name, "reason": f"not a map ({reason})"})
             continue
-        shape = next(iter(arrays.values())).shape if arrays else a.shape
-        if a.shape != shape:
-            skipped.append({"file": p.name, "reason": f"map shape {a.shape} differs from the folder's first map {shape}"})
+        if min(a.shape) < 2:  # a table of a few numbers (an instrument log), not an image
+            skipped.append({"file": p.name, "reason": f"not a map (a table of {a.shape[0]} × {a.shape[1]} values)"})
             continue
         arrays[p] = a
+    # the folder's grid is the shape most of its maps share (the first in name order on a tie), so an
+    # overview or a table that sorts first does not turn the maps themselves into "other sizes"
+    shapes = [a.shape for a in arrays.values()]
+    grid = max(shapes, key=shapes.count) if shapes else None
+    for p, a in list(arrays.items()):
+        if a.shape != grid:
+            skipped.append({"file": p.name, "reason": f"map shape {a.shape} differs from the {grid} of the "
+                                                      f"folder's other maps"})
+            del arrays[p]
     if not arrays:
         why = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
         raise MapFileError(f"input folder {str(path)!r} holds no readable maps ({why})")
@@ -1294,6 +1307,21 @@ def _write_pyxrf_layout(f, maps, em):
         md.attrs["xrfgpu_pixel_size_um"] = em.pixel_size_um
 
 
+def _axis_at_pixel_size(positions_mm, pixel_size_um, read_pixel_size_um):
+    """A MAPS scan axis (positions in mm) for the maps' pixel size.
+
+    The input's axis as it was, unless the pixel size was given (``--pixel-size``) and differs from the
+    one read from the axes (``read_pixel_size_um``): then the same first position, direction and length
+    with steps of ``pixel_size_um``. A viewer reads the pixel size from the axes, which kept the input's
+    steps while the record said the given size.
+    """
+    if (pixel_size_um is None or read_pixel_size_um is None or positions_mm.size < 2
+            or abs(pixel_size_um - read_pixel_size_um) <= 1e-6 * read_pixel_size_um):
+        return positions_mm
+    direction = 1.0 if float(np.median(np.diff(positions_mm))) >= 0 else -1.0
+    return positions_mm[0] + direction * (pixel_size_um / 1000.0) * np.arange(positions_mm.size)
+
+
 def _write_maps_layout(f, maps, em):
     """APS MAPS: the maps (hard link) at the dataset they were read from, with its names, units, axes, scalers.
 
@@ -1334,7 +1362,9 @@ def _write_maps_layout(f, maps, em):
         sc_values, sc_names, sc_units = "Scalers/Values", "Scalers/Names", "Scalers/Units"
     for axis in ("x_axis", "y_axis"):
         if meta.get(axis):
-            axes.create_dataset(axis, data=np.asarray(meta[axis], dtype=np.float64))
+            read_pixel = meta.get("x_axis_step_um") or meta.get("y_axis_step_um")  # what the input's axes gave
+            axes.create_dataset(axis, data=_axis_at_pixel_size(np.asarray(meta[axis], dtype=np.float64),
+                                                              em.pixel_size_um, read_pixel))
     if em.scalers:
         root = f["MAPS"]
         root.create_dataset(sc_values, data=np.stack([np.asarray(v) for v in em.scalers.values()]))
