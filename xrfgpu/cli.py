@@ -445,21 +445,83 @@ def _parse_sigma_option(text):
     return out
 
 
+def _parse_gain_option(text):
+    """``--gain``: one effective gain for every fitted map (``6e-5``), or per element (``Fe=6e-5,Cr=4.3e-5``).
+
+    Returns ``{name or "*": gain}``, each gain a positive, finite number of map units per count
+    (:func:`xrfgpu.front_door.effective_counts`).
+    """
+    from ._validate import check_positive_finite
+
+    def number(value, what):
+        try:
+            return check_positive_finite(float(value), what, "map units per count")
+        except ValueError as exc:
+            if "could not convert" in str(exc):
+                raise ValueError(f"{what} {value.strip()!r} is not a number (map units per count, e.g. 6e-5)") \
+                    from None
+            raise
+
+    if "=" not in text:
+        return {"*": number(text, "--gain")}
+    out = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"--gain {text!r}: write either one number ('6e-5') or NAME=NUMBER pairs")
+        name, value = part.split("=", 1)
+        out[name.strip()] = number(value, f"--gain for {name.strip()!r}")
+    return out
+
+
+def _given_gain(name, image, gains, used):
+    """The ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
+
+    The one-for-all gain applies to fitted maps only: a count map's gain is 1. An entry named for a
+    count map is passed on, and refused there with the reason (:func:`xrfgpu.front_door.effective_counts`).
+    """
+    if not gains:
+        return None
+    from .io import match_name
+
+    named = [key for key in gains if key != "*"]
+    if named:
+        try:
+            key = name if name in named else match_name(name, named, what="--gain entry", where="--gain")
+        except KeyError as exc:
+            if "ambiguous" in str(exc):
+                raise
+        else:
+            used.add(key)
+            return gains[key]
+    if "*" in gains:
+        from .background import is_count_map
+
+        return None if is_count_map(image) else gains["*"]
+    return None
+
+
 # --------------------------------------------------------------------------- restoration helpers
 
 
-def _measured_gain(image):
+def _measured_gain(image, *, with_notes=False):
     """The map's effective Poisson gain, measured once per map and passed on to every step that needs it.
 
     :func:`xrfgpu.front_door.effective_counts` on the map as the front door
     validates it (1 for a count map, map units per count for a fitted one).
+    With ``with_notes``, also what the record keeps of how it was measured
+    (``map_kind``, ``gain_spread`` or ``gain_note``).
     """
     import array_api_compat.numpy as xnp
 
     from ._validate import as_image
     from .front_door import effective_counts
 
-    return effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)[1]
+    _, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
+    if not with_notes:
+        return gain
+    return gain, {key: value for key, value in notes.items() if key in _GAIN_KEYS}
 
 
 def _estimate_background(image, gain):
@@ -807,6 +869,10 @@ def main(argv=None) -> int:
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
+@click.option("--gain", "gain_option",
+              help="Effective Poisson gain of fitted maps, map units per count, for all (6e-5) or per element "
+                   "(Fe=6e-5,Cr=4.3e-5), used instead of measuring it: e.g. the whole map's gain (in its record) "
+                   "for a crop, where no area may show the noise alone.")
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
               help="Iterations (default: RL by cross-validation on count maps, else 30; FISTA 100; at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
@@ -832,7 +898,8 @@ def main(argv=None) -> int:
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
-            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL, psf_extrapolate=False):
+            quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL, psf_extrapolate=False,
+            gain_option=None):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -912,6 +979,12 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             raise click.BadParameter(f"{background!r} must be a finite, non-negative number of counts",
                                      param_hint="--background")
 
+    try:
+        gains_given = _parse_gain_option(gain_option) if gain_option else None
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--gain") from None
+    gain_keys_used = set()
+
     options = {"iterations": iterations, "balance": balance, "lam": lam, "kernel_size": kernel_size, "goal": goal,
                "sigma_estimated": bool(psf_auto)}
     progress = _Progress.for_options(quiet, as_json)
@@ -948,7 +1021,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
         # joint run for each fitted map)
-        gain = _measured_gain(image) if (bg_value == "auto" or psf_auto) else None
+        gain = _given_gain(name, image, gains_given, gain_keys_used)  # --gain, else measured (or by the step)
+        gain_notes = {"gain_note": "given with --gain"} if gain is not None else {}
+        if gain is None and (bg_value == "auto" or psf_auto):
+            gain, gain_notes = _measured_gain(image, with_notes=True)
         bg = bg_value
         bg_how = "given"
         if bg_value == "auto":
@@ -1045,6 +1121,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         restored[name] = out
         psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                             "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
+        if gain_notes and "gain" in details:  # the step got the gain from here: say how it was had, not "given"
+            details.pop("gain_note", None)
+            details.update({key: v for key, v in gain_notes.items() if key != "map_kind"})
         per_element[name] = {"background": bg, "background_how": bg_how, **details}
         timings[name] = round(time.perf_counter() - t0, 4)
 
@@ -1054,13 +1133,17 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:
             _warn(quiet, f"--psf-sigma entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")
+    for key in (gains_given or {}):
+        if key != "*" and key not in gain_keys_used:
+            _warn(quiet, f"--gain entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")
     if zero_maps:  # back in the input's order, as zeros of the restored maps' dtype
         dtype = next(iter(restored.values())).dtype
         restored = {name: restored[name] if name in restored else np.zeros(selected.shape, dtype)
                     for name in selected.maps}
         per_element = {name: per_element[name] if name in per_element else
                        {"skipped": "all zeros: nothing to restore, written as zeros"} for name in selected.maps}
-    parameters = {"method": method, "background": background, "iterations": iterations, "balance": balance,
+    parameters = {"method": method, "background": background, "gain": gain_option, "iterations": iterations,
+                  "balance": balance,
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
