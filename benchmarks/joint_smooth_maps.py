@@ -74,7 +74,7 @@ def _band_mse(err, sigma, threshold):
     return float(np.sum(spectrum[otf > threshold]) / e.size**2)
 
 
-def _fixed_weights(y, hs, bs, sw, weights, huber):
+def _fixed_weights(y, hs, bs, weights, huber):
     """The weak map restored at each fixed λ (400 iterations) with the dTV or the Huber-dTV, built as the default."""
     guide_map, _ = J._restore_alone(y[0], hs[0], bs[0], num_iter=None, seed=0)
     field, _ = J._guide_direction_field(y[0], hs[0], bs[0], guide_map, J.GUIDE_TV_WEIGHT, 400, 1.0, None, "reflect",
@@ -137,7 +137,7 @@ def main(argv=None):
                     land[f"plain RL {k}"] = {"mse_ratio": mse(x) / ref, "risk": _risk(x, hw, bw, mean_true)}
                 estimates = {"independent": alone}
                 for huber in (False, True):
-                    out, delta = _fixed_weights(y, hs, bs, sw, WEIGHTS, huber)
+                    out, delta = _fixed_weights(y, hs, bs, WEIGHTS, huber)
                     for j, lam in enumerate(WEIGHTS):
                         key = f"{'huber' if huber else 'dtv'} {lam:g}"
                         land[key] = {"mse_ratio": mse(out[j]) / ref, "risk": _risk(out[j], hw, bw, mean_true)}
@@ -148,7 +148,8 @@ def main(argv=None):
                         land[key]["band_mse_ratio"] = {f"{t:g}": _band_mse(x - wt, sw, t) / _band_mse(alone - wt, sw, t)
                                                        for t in BANDS}
                 row["landscape"] = land
-                print(f"  fixed weights, 400 it (MSE ratio / exact risk{'; band MSE ratio at OTF > ' + ', '.join(f'{t:g}' for t in BANDS) if args.bands else ''}):")
+                bands = "; band MSE ratio at OTF > " + ", ".join(f"{t:g}" for t in BANDS) if args.bands else ""
+                print(f"  fixed weights, 400 it (MSE ratio / exact risk{bands}):")
                 for key, v in land.items():
                     band = ("  [" + " ".join(f"{b:.2f}" for b in v["band_mse_ratio"].values()) + "]"
                             if "band_mse_ratio" in v else "")
