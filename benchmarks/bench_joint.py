@@ -78,7 +78,7 @@ def evaluate(seed=0, weight=None, guide_evidence_px="auto", guide_tv="default", 
                  "width_raw": skarn.widths(counts[k]), "width_independent": skarn.widths(independent[k]),
                  "width_joint": skarn.widths(joint[k]), "iterations_independent": ind_iters[k],
                  "iterations_joint": pm["iterations"], "weight": pm["weight"], "weight_how": pm["weight_how"],
-                 "cv_deviance": pm.get("cv_deviance")}
+                 "prior": pm.get("prior"), "huber_delta": pm.get("huber_delta"), "cv_deviance": pm.get("cv_deviance")}
     wi = [m[el]["width_independent"] for el in skarn.ELEMENTS]
     wj = [m[el]["width_joint"] for el in skarn.ELEMENTS]
     m["width_spread_independent"] = max(wi) - min(wi)
@@ -136,6 +136,11 @@ def figure(arrays, metrics, path):
     return save_figure(fig, path, overwrite=True)
 
 
+def _weight(e):
+    """λ, with " H" where the Huber-dTV was chosen."""
+    return f"{e['weight']:g}" + (" H" if e.get("prior") == "huber-dtv" else "")
+
+
 def _table(rows):
     lines = ["| seed | Si MSE ratio | Ca | Fe | Si MSE ratio off the vein | edge widths Si/Ca/Fe indep. (px) | "
              "joint (px) | spread cut | inclusion in Si (joint, noise) | vein kept | λ Si, Ca | s indep./joint |",
@@ -147,7 +152,7 @@ def _table(rows):
             f"| {m['seed']} | {m['Si']['mse_ratio']:.2f} | {m['Ca']['mse_ratio']:.2f} | {m['Fe']['mse_ratio']:.2f} | "
             f"{m['si_mse_off_vein_ratio']:.2f} | {w_i} | {w_j} | {100 * m['width_spread_cut']:.0f} % | "
             f"{m['si_inclusion_imprint_joint']:+.2f} ({m['si_flat_noise_joint']:.2f}) | "
-            f"{100 * m['si_vein_kept']:.0f} % | {m['Si']['weight']:g}, {m['Ca']['weight']:g} | "
+            f"{100 * m['si_vein_kept']:.0f} % | {_weight(m['Si'])}, {_weight(m['Ca'])} | "
             f"{m['seconds_independent']:.1f}/{m['seconds_joint']:.1f} |")
     return "\n".join(lines)
 

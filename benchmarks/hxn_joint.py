@@ -91,7 +91,7 @@ def main(argv=None):
     for k, e in enumerate(ELEMENTS):
         rec = info["per_map"][k]
         r = {key: rec.get(key) for key in ("kind", "gain", "gain_spread", "background", "background_source", "role",
-                                           "weight", "weight_how", "iterations", "stop")}
+                                           "weight", "weight_how", "prior", "huber_delta", "iterations", "stop")}
         r["iterations_independent"] = ind_info[k]["iterations"]
         r["background_independent"] = ind_info[k]["background"]
         if rec.get("cv_deviance"):
@@ -121,7 +121,8 @@ def main(argv=None):
             rec = info["per_map"][k]
             joint_title = ("the guide (plain RL, "
                            f"{rec['iterations']} it.)" if k == 0 else
-                           f"joint, Fe guides: λ {rec['weight']:g}, {rec['iterations']} it.")
+                           f"joint, Fe guides: {'Huber-dTV ' if rec.get('prior') == 'huber-dtv' else ''}"
+                           f"λ {rec['weight']:g}, {rec['iterations']} it.")
             for j, (img, title) in enumerate(((maps[k], "raw"),
                                               (independent[k], f"independent RL, {ind_info[k]['iterations']} it."),
                                               (joint[k], joint_title))):

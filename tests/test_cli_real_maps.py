@@ -413,14 +413,16 @@ def test_joint_clips_a_fitted_maps_negative_values_and_names_the_guide(tmp_path,
     assert element["negative_fraction_clipped"] == pytest.approx(40 / cr.size)
     # fitted maps are restored in effective counts: the record gives each map's gain and how λ was chosen
     from xrfgpu.front_door import effective_counts
-    from xrfgpu.joint import DEFAULT_WEIGHTS
+    from xrfgpu.joint import DEFAULT_HUBER_WEIGHTS, DEFAULT_WEIGHTS
 
     for name, image in (("Fe_K", fe), ("Cr_K", np.clip(cr, 0, None))):
         entry = record["xrfgpu"]["provenance"]["parameters"]["per_element"][name]
         assert entry["kind"].startswith("fitted") and entry["gain"] == pytest.approx(
             effective_counts(image, xp=np)[1], rel=1e-6)
-    assert element["weight_how"] == "cross-validation" and element["weight"] in DEFAULT_WEIGHTS
-    assert set(element["cv_deviance"]) == {f"{w:g}" for w in DEFAULT_WEIGHTS} and element["iterations"] == 10
+    assert element["weight_how"] == "cross-validation" and element["weight"] in DEFAULT_WEIGHTS + DEFAULT_HUBER_WEIGHTS
+    # the dTV weights and the Huber-dTV ones, each a candidate of the cross-validation
+    assert set(element["cv_deviance"]) == {f"{w:g}" for w in DEFAULT_WEIGHTS} | {
+        f"{w:g} huber" for w in DEFAULT_HUBER_WEIGHTS} and element["iterations"] == 10
     with np.load(out) as f:
         assert np.all(f["Cr_K"] >= 0) and f["Cr_K"].max() > 0
     # a guide of pure noise: the fallback warning names the guide map, not its index in the stack
