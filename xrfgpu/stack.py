@@ -88,8 +88,10 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         ``"tikhonov"``: ``lam`` (scalar or per map), ``order``.
         ``"fista"``: ``lam`` (None, scalar or per map), ``num_iter``, ``nonneg``.
         With ``joint=True``: the options of :func:`xrfgpu.joint.joint_richardson_lucy`
-        (``guide``, ``num_iter``, ``guide_iter``, ``weight``, ``weights``,
-        ``max_iter``, ``gamma``, ``smoothing_px``, ``eta``, ``seed``).
+        (among them ``guide``, ``num_iter``, ``guide_iter``, ``weight``, ``weights``,
+        ``huber_weights``, ``huber_factor``, ``max_iter``, ``gamma``, ``smoothing_px``,
+        ``eta``, ``guide_evidence_px``, ``guide_tv``, ``gain``, ``cv_folds``, ``seed``;
+        see its parameters).
     joint : bool
         Restore the maps together (``"rl"`` only): the best-resolved map
         guides the others through a directional-TV prior, each map keeping
