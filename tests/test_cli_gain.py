@@ -75,7 +75,7 @@ def test_a_gain_per_element_and_one_for_all_leave_count_maps_at_one(tmp_path):
 
 
 @pytest.mark.parametrize(("option", "words"), [("abc", "not a number"), ("-1", "> 0"), ("0", "> 0"),
-                                               ("nan", "finite"), ("Fe=1e-4,Cr", "NAME=NUMBER")])
+                                               ("nan", "finite"), ("Fe=1e-4,Cr", "NAME=VALUE")])
 def test_a_bad_gain_is_refused_naming_the_option(tmp_path, crop, capsys, option, words):
     out = tmp_path / "o.tif"
     assert main(["restore", str(crop[0]), "-o", str(out), "--psf-sigma", "1px", "--gain", option]) == 2

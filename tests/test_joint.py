@@ -781,19 +781,15 @@ def test_joint_on_the_gpu_equals_numpy(shared_scene):
     np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=2e-2)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_smooth_weak_map_under_a_related_guide_is_not_made_worse(seed):
-    # benchmarks/joint_smooth_maps.py's "hxn" pair: the real HXN Si map (a smooth substrate with the aggregate's
-    # absorption shadow) under the real HXN Fe map, both as truths. With the dTV candidates alone the held-out
-    # counts chose λ 0.1 and its terraces had 1.07 / 1.09 / 1.21 × independent RL's MSE; the Huber-dTV
-    # candidates win there and stay below it (0.87 / 0.91 / 0.95). About 40 s per seed
+def _smooth_pair(scene, seed):
+    """A pair of ``benchmarks/joint_reweight_smooth.py`` (``"hxn"`` or ``"grf"``) restored jointly and alone:
+    ``(joint record, weak map's interior MSE joint, the same for independent RL)`` against the known truth."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import joint_reweight_smooth as smooth
 
-    guide_t, weak_t, sg, sw, bg, bw = smooth.scene("hxn", seed)
+    guide_t, weak_t, sg, sw, bg, bw = smooth.scene(scene, seed)
     rng = np.random.default_rng(seed)
     yg, hg = smooth._scan(guide_t, sg, bg, rng)
     yw, hw = smooth._scan(weak_t, sw, bw, rng)
@@ -801,8 +797,19 @@ def test_a_smooth_weak_map_under_a_related_guide_is_not_made_worse(seed):
     alone = np.asarray(restore(yw, method="rl", sigma=sw, background=bw))
     inner = (slice(16, -16), slice(16, -16))
     mse = lambda a: float(np.mean((np.asarray(a) - weak_t)[inner] ** 2))  # noqa: E731
+    return info, mse(out[1]), mse(alone)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_smooth_weak_map_under_a_related_guide_is_not_made_worse(seed):
+    # benchmarks/joint_smooth_maps.py's "hxn" pair: the real HXN Si map (a smooth substrate with the aggregate's
+    # absorption shadow) under the real HXN Fe map, both as truths. With the dTV candidates alone the held-out
+    # counts chose λ 0.1 and its terraces had 1.07 / 1.09 / 1.21 × independent RL's MSE; the Huber-dTV
+    # candidates win there and stay below it (0.87 / 0.91 / 0.95). About 40 s per seed
+    info, mse_joint, mse_alone = _smooth_pair("hxn", seed)
     assert info["per_map"][1]["prior"] == "huber-dtv"
-    assert mse(out[1]) <= 0.98 * mse(alone)
+    assert mse_joint <= 0.98 * mse_alone
 
 
 @pytest.mark.slow
@@ -813,18 +820,6 @@ def test_a_smooth_weak_map_is_not_made_worse(seed):
     # at max_iter): λ = 0 wins and the map is restored as alone. The rule before (the largest weight within
     # one standard error, each at its own lowest) chose λ 0.02 / 0.05 here, whose 400 iterations gave 4.2× /
     # 2.8× the MSE of independent RL against the known field. About 20 s per seed
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import joint_reweight_smooth as smooth
-
-    guide_t, weak_t, sg, sw, bg, bw = smooth.scene("grf", seed)
-    rng = np.random.default_rng(seed)
-    yg, hg = smooth._scan(guide_t, sg, bg, rng)
-    yw, hw = smooth._scan(weak_t, sw, bw, rng)
-    out, info = joint_richardson_lucy(np.stack([yg, yw]), [hg, hw], guide=0, background=[bg, bw], return_info=True)
-    alone = np.asarray(restore(yw, method="rl", sigma=sw, background=bw))
-    inner = (slice(16, -16), slice(16, -16))
-    mse = lambda a: float(np.mean((np.asarray(a) - weak_t)[inner] ** 2))  # noqa: E731
+    info, mse_joint, mse_alone = _smooth_pair("grf", seed)
     assert info["per_map"][1]["weight"] == 0.0
-    assert mse(out[1]) <= 1.02 * mse(alone)
+    assert mse_joint <= 1.02 * mse_alone

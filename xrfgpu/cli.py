@@ -426,23 +426,32 @@ def _parse_sigma_length(text, what):
     return "px", value
 
 
+def _parse_per_element(text, option, parse_value, example):
+    """``{name or "*": value}`` of an option that takes one value for all maps or ``NAME=VALUE`` pairs.
+
+    ``parse_value(text, what)`` reads one value; ``example`` shows a single value in the message of a
+    mixed list.
+    """
+    if "=" not in text:
+        return {"*": parse_value(text, option)}
+    out = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"{option} {text!r}: write either one value ({example!r}) or NAME=VALUE pairs")
+        name, value = part.split("=", 1)
+        out[name.strip()] = parse_value(value, f"{option} for {name.strip()!r}")
+    return out
+
+
 def _parse_sigma_option(text):
     """``--psf-sigma``: one length for all (``40um``, ``2px``), or per element (``Fe=40um,Ca=5px``).
 
     Returns ``{name or "*": (unit, value)}`` with unit ``"um"`` or ``"px"``;
     pixel lengths need no pixel size.
     """
-    if "=" not in text:
-        return {"*": _parse_sigma_length(text, "--psf-sigma")}
-    out = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise ValueError(f"--psf-sigma {text!r}: write either one length ('40um') or NAME=LENGTH pairs")
-        name, length = part.split("=", 1)
-        out[name.strip()] = _parse_sigma_length(length, f"--psf-sigma for {name.strip()!r}")
-    return out
+    return _parse_per_element(text, "--psf-sigma", _parse_sigma_length, "40um")
 
 
 def _parse_gain_option(text):
@@ -455,24 +464,12 @@ def _parse_gain_option(text):
 
     def number(value, what):
         try:
-            return check_positive_finite(float(value), what, "map units per count")
-        except ValueError as exc:
-            if "could not convert" in str(exc):
-                raise ValueError(f"{what} {value.strip()!r} is not a number (map units per count, e.g. 6e-5)") \
-                    from None
-            raise
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{what} {value.strip()!r} is not a number (map units per count, e.g. 6e-5)") from None
+        return check_positive_finite(number, what, "map units per count")
 
-    if "=" not in text:
-        return {"*": number(text, "--gain")}
-    out = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise ValueError(f"--gain {text!r}: write either one number ('6e-5') or NAME=NUMBER pairs")
-        name, value = part.split("=", 1)
-        out[name.strip()] = number(value, f"--gain for {name.strip()!r}")
-    return out
+    return _parse_per_element(text, "--gain", number, "6e-5")
 
 
 def _given_gain(name, image, gains, used):
