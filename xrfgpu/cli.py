@@ -472,6 +472,31 @@ def _parse_gain_option(text):
     return _parse_per_element(text, "--gain", number, "6e-5")
 
 
+def _entry_key(name, entries, option):
+    """The key of ``entries`` (an option's NAME=VALUE pairs; ``"*"`` aside) that names map ``name``, or None.
+
+    Exact, then as :func:`xrfgpu.io.match_name` finds element names (``Fe`` for ``Fe_K``).
+
+    Raises
+    ------
+    KeyError
+        ``name`` matches several entries (ambiguous).
+    """
+    from .io import match_name
+
+    named = [key for key in entries if key != "*"]
+    if name in named:
+        return name
+    if not named:
+        return None
+    try:
+        return match_name(name, named, what=f"{option} entry", where=option)
+    except KeyError as exc:
+        if "ambiguous" in str(exc):
+            raise
+        return None
+
+
 def _given_gain(name, image, gains, used):
     """The ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
 
@@ -480,18 +505,10 @@ def _given_gain(name, image, gains, used):
     """
     if not gains:
         return None
-    from .io import match_name
-
-    named = [key for key in gains if key != "*"]
-    if named:
-        try:
-            key = name if name in named else match_name(name, named, what="--gain entry", where="--gain")
-        except KeyError as exc:
-            if "ambiguous" in str(exc):
-                raise
-        else:
-            used.add(key)
-            return gains[key]
+    key = _entry_key(name, gains, "--gain")
+    if key is not None:
+        used.add(key)
+        return gains[key]
     if "*" in gains:
         from .background import is_count_map
 
@@ -1002,12 +1019,12 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         if name in zero_maps:
             if sigma_given and "*" not in sigma_given:  # its --psf-sigma entry is not a stray one
-                from .io import match_name
-
                 try:
-                    sigma_keys_used.add(match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma"))
+                    key = _entry_key(name, sigma_given, "--psf-sigma")
                 except KeyError:
-                    pass
+                    key = None
+                if key is not None:
+                    sigma_keys_used.add(key)
             continue
         click.get_current_context().meta["xrfgpu.current_map"] = (input_path, name)  # named in errors
         t0 = time.perf_counter()
@@ -1034,17 +1051,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             if "*" in sigma_given:
                 (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
             else:
-                from .io import match_name
-
-                try:
-                    key = match_name(name, sigma_given, what="--psf-sigma entry", where="--psf-sigma") \
-                        if name not in sigma_given else name
-                except KeyError as exc:
-                    if "ambiguous" in str(exc):
-                        raise
+                key = _entry_key(name, sigma_given, "--psf-sigma")
+                if key is None:
                     raise click.UsageError(
                         f"--psf-sigma has no σ for map {name!r} (entries: {', '.join(sigma_given)}); give one "
-                        "for every restored map, one value for all, or choose the maps with --elements") from None
+                        "for every restored map, one value for all, or choose the maps with --elements")
                 (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
                 sigma_keys_used.add(key)
             if unit == "px":
@@ -1120,7 +1131,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                             "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
         if gain_notes and "gain" in details:  # the step got the gain from here: say how it was had, not "given"
             details.pop("gain_note", None)
-            details.update({key: v for key, v in gain_notes.items() if key != "map_kind"})
+            details.update(gain_notes)
         per_element[name] = {"background": bg, "background_how": bg_how, **details}
         timings[name] = round(time.perf_counter() - t0, 4)
 
