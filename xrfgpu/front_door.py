@@ -35,7 +35,8 @@ from ._validate import as_background, as_image_with_weights, check_num_iter, che
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .stopping import cv_iterations, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "filled_for_estimators", "goal_factors", "restore", "sigma_from_map"]
+__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "filled_for_estimators", "goal_factors",
+           "restore", "sigma_from_map"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -90,6 +91,15 @@ def _psf_for(sigma, image, *, xp):
 
     return gaussian_for_map(float(sigma), tuple(image.shape[-2:]), xp=xp, device=array_device(image),
                             dtype=image.dtype)
+
+
+class GainNotMeasurableError(ValueError):
+    """A fitted map's effective Poisson gain could not be measured (a flat map: no noise to read).
+
+    A :class:`ValueError`; raised by :func:`effective_counts` apart from its refusals of bad input, so a
+    caller that can restore such a map in its own units (:func:`xrfgpu.joint.joint_richardson_lucy`)
+    catches this one only.
+    """
 
 
 def filled_for_estimators(y, weights, *, xp):
@@ -163,10 +173,11 @@ def effective_counts(y, *, xp, gain=None):
 
     Raises
     ------
+    GainNotMeasurableError
+        No positive, finite gain could be measured (a :class:`ValueError`).
     ValueError
-        No positive, finite gain could be measured; a map with no positive
-        value; a given ``gain`` that is not a positive, finite number, or not
-        1 for a count map.
+        A map with no positive value; a given ``gain`` that is not a
+        positive, finite number, or not 1 for a count map.
     TypeError
         A given ``gain`` that is not a number (a string included).
     """
@@ -200,7 +211,7 @@ def effective_counts(y, *, xp, gain=None):
         gain = float(xp.mean((y - mean) ** 2)) / mean if mean > 0 else float("nan")
         notes["gain_note"] = f"{exc}; gain from the whole map's variance / mean (an upper bound)"
     if not (gain > 0 and math.isfinite(gain)):
-        raise ValueError("could not measure the map's noise (effective Poisson gain); pass a count map")
+        raise GainNotMeasurableError("could not measure the map's noise (effective Poisson gain); pass a count map")
     notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
     return y / gain, gain, notes
 

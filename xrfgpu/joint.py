@@ -695,14 +695,13 @@ def _effective_stack(y, *, xp, gains_given=None):
     gain per map, or None per map (or for all) to measure it.
     """
     from ._validate import check_positive_finite
-    from .front_door import effective_counts
+    from .front_door import GainNotMeasurableError, effective_counts
 
     if gains_given is None:
         gains_given = [None] * y.shape[0]
     elif len(gains_given) != y.shape[0]:
         raise ValueError(f"gain: {len(gains_given)} values for a stack of {y.shape[0]} maps")
-    # a given gain that is no gain is refused here, naming its map: below, a ValueError means "not
-    # measurable" and the map would quietly be restored in its own units
+    # a given gain that is no gain is refused here, naming its map (the front door's message names no map)
     gains_given = [None if g is None else check_positive_finite(g, f"gain of map {i}", "map units per count")
                    for i, g in enumerate(gains_given)]
 
@@ -713,14 +712,14 @@ def _effective_stack(y, *, xp, gains_given=None):
             require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
         try:
             ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i])
-        except ValueError as exc:
-            if "no positive value" in str(exc) or "given for a count map" in str(exc):
-                raise ValueError(f"map {i}: {exc}") from None  # nothing to restore, or a gain that cannot be
+        except GainNotMeasurableError as exc:  # a flat fitted map stays in its own units
             gains.append(None)
             maps.append(xp.clip(yi, min=0.0))
             records.append({"kind": "fitted, gain not measurable: restored in its own units", "gain": None,
                             "gain_error": str(exc)})
             continue
+        except ValueError as exc:  # nothing to restore, or a gain given for a count map: named
+            raise ValueError(f"map {i}: {exc}") from None
         kind = "counts" if notes.pop("map_kind") == "counts" else "fitted"
         if kind == "fitted":
             kind = "fitted: restored in effective counts (map / gain), then multiplied back"
