@@ -1251,17 +1251,17 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             continue
         by_k.setdefault(chosen_k[i], []).append(i)
     for k, members in by_k.items():
-        noise = [] if any(chosen_h[i] for i in members) else None
+        noise = [] if reweight is not None or any(chosen_h[i] for i in members) else None
         fields = _member_fields(y, hs, bs, members, field, own_eta, max(k, max_iter), xp=xp, evidence=gate,
-                                eps_factor=None if reweight is None else reweight[1], noise_out=noise)
+                                noise_out=noise)
         huber = None
-        if noise is not None:
+        if any(chosen_h[i] for i in members):
             huber = [huber_factor * noise[j] if chosen_h[i] else 0.0 for j, i in enumerate(members)]
             for j, i in enumerate(members):
                 huber_delta[i] = huber[j] if chosen_h[i] else None
         rw = None
         if reweight is not None:
-            fields, rw_eps = fields
+            rw_eps = [reweight[1] * v for v in noise]
             rw = (reweight[0], rw_eps, reweight[2])
             for j, i in enumerate(members):
                 info["reweight"]["eps"][i] = rw_eps[j]
@@ -1316,39 +1316,34 @@ def _start(pb):
     return level, init
 
 
-def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1, evidence=None, eps_factor=None,
-                   noise_out=None):
+def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1, evidence=None, noise_out=None):
     """Direction fields (2, m·repeat, rows, cols) of the maps ``members`` (:func:`combined_field`).
 
     Each map's own edges come from its plain (unaccelerated) RL at ``own_iter`` iterations, the
     most the guided run may use: the edges the data alone support at that resolution. With
     ``evidence = (smoothing_px per map, factor)`` the guide's field is first weighted, per map, by
-    the square root of :func:`weak_evidence` of that map's counts. With ``eps_factor`` it returns
-    ``(fields, eps)``, ``eps`` one reweighting ε per member (repeated): ``eps_factor`` × the
-    gradient noise of that map's own plain RL (:func:`_own_gradient_noise`). A list given as
-    ``noise_out`` receives that noise (map units per pixel) once per member (repeated).
+    the square root of :func:`weak_evidence` of that map's counts. A list given as ``noise_out``
+    receives the gradient noise of each map's own plain RL (:func:`_own_gradient_noise`, map units
+    per pixel) once per member (repeated): the scale of the reweighting's ε and the Huber δ.
     """
     from .richardson_lucy import richardson_lucy
 
-    if own_eta is None and evidence is None and eps_factor is None and noise_out is None:
+    if own_eta is None and evidence is None and noise_out is None:
         return field
-    out, eps = [], []
+    out = []
     for i in members:
         f = field
         if evidence is not None:
             f = field * xp.sqrt(weak_evidence(y[i, ...], smoothing_px=evidence[0][i], factor=evidence[1]))
         own = None
-        if own_eta is not None or eps_factor is not None or noise_out is not None:
+        if own_eta is not None or noise_out is not None:
             own = richardson_lucy(y[i, ...], hs[i], num_iter=own_iter, background=bs[i])
         if noise_out is not None:
             noise_out.extend([_own_gradient_noise(own, xp=xp)] * repeat)
         if own_eta is not None:
             f = combined_field(f, own, eta_factor=own_eta)
-        if eps_factor is not None:
-            eps.extend([float(eps_factor) * _own_gradient_noise(own, xp=xp)] * repeat)
         out.extend([f] * repeat)
-    fields = xp.stack(out, axis=1) if (own_eta is not None or evidence is not None) else field
-    return (fields, eps) if eps_factor is not None else fields
+    return xp.stack(out, axis=1) if (own_eta is not None or evidence is not None) else field
 
 
 def _own_gradient_noise(own, *, smoothing_px=2.0, xp):
@@ -1463,9 +1458,9 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         field, _ = _guide_direction_field(train[g, ...], hs[g], half_b[g], g1, guide_tv, num_iter or max_iter,
                                           smoothing_px, eta, boundary, xp=xp)
         # each weak map's own edges from the training half too
-        noise = [] if any_huber else None
+        noise = [] if any_huber or reweight is not None else None
         field = _member_fields(train, hs, half_b, weak, field, own_eta, max_iter, xp=xp, repeat=m,
-                               evidence=gate, eps_factor=None if reweight is None else reweight[1], noise_out=noise)
+                               evidence=gate, noise_out=noise)
         pb = _stack_problem(train, hs, half_b, weak, boundary=boundary, repeat=m)
         huber = None
         if any_huber:  # δ per (map, candidate): the map's own noise × factor on Huber candidates, else 0
@@ -1473,8 +1468,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
                                 for j in range(nw) for c2 in range(m)])
         rw = None
         if reweight is not None:
-            field, rw_eps = field
-            rw = (reweight[0], pb.per_map(rw_eps), reweight[2])
+            rw = (reweight[0], pb.per_map([reweight[1] * v for v in noise]), reweight[2])
         held = _stack_problem(test, hs, half_b, weak, boundary=boundary, repeat=m)
         level, init = _start(pb)
         w = pb.per_map([c[0] for _ in weak for c in cands])
