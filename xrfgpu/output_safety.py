@@ -260,12 +260,20 @@ def _folder_locks(folders):
         yield
         return
     fds = []
+    held = set()  # (device, inode) of each folder locked: one folder under two names is locked once
     try:
-        for folder in sorted({str(f) for f in folders}):
+        # one folder may come under two names ("." and its absolute path, a symlink): a second flock
+        # on a second descriptor of a folder this process holds would wait for itself forever
+        for folder in sorted({os.path.realpath(str(f)) for f in folders}):
             try:
                 fd = os.open(folder, os.O_RDONLY)
             except OSError:
                 continue
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in held:
+                os.close(fd)
+                continue
+            held.add((st.st_dev, st.st_ino))
             fds.append(fd)
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_EX)
