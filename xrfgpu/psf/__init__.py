@@ -18,11 +18,13 @@ from ._gaussian import (
 )
 from .blind_sigma import SigmaEstimate, estimate_sigma
 from .dot import DotFit, fit_dot
+from .dot_size import DiskSpotFit, dot_is_resolved, fit_disk_spot
 from .kernel_fit import KernelFit, sigma_from_kernel
 from .knife_edge import KnifeEdgeFit, fit_knife_edge
 from .model import PSFModel, line_energy_kev, normalise_line
 
 __all__ = [
+    "DiskSpotFit",
     "DotFit",
     "GaussianSpotFit",
     "KnifeEdgeFit",
@@ -30,6 +32,8 @@ __all__ = [
     "line_energy_kev",
     "normalise_line",
     "fit_dot",
+    "fit_disk_spot",
+    "dot_is_resolved",
     "fit_knife_edge",
     "KernelFit",
     "SigmaEstimate",
