@@ -33,6 +33,7 @@ import numpy as np
 from ._backend import array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
+from .map_kind import classify_map
 from .stopping import cv_iterations, discrepancy_iterations
 
 __all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "filled_for_estimators", "goal_factors",
@@ -184,11 +185,25 @@ def effective_counts(y, *, xp, gain=None):
     notes = {}
     if gain is not None:
         gain = check_positive_finite(gain, "gain", "map units per count")
-    if is_count_map(y):
-        if gain is not None and gain != 1.0:
-            raise ValueError(f"gain={gain!r} given for a count map (non-negative integers), whose gain is 1")
-        notes["map_kind"] = "counts"
-        return y, 1.0, notes
+    if is_count_map(y):  # integers: counts, or scaled integers (xrfgpu.map_kind.classify_map, the one rule)
+        if gain == 1.0:  # always accepted: forces counts, whatever the rule says
+            notes["map_kind"] = "counts"
+            notes["gain_note"] = "given (gain=1): integers taken for counts, not classified"
+            return y, 1.0, notes
+        kind = classify_map(y)
+        if kind.is_counts:
+            if gain is not None:
+                raise ValueError(f"gain={gain!r} given for a count map (non-negative integers taken for counts: "
+                                 f"{kind.evidence}), whose gain is 1; pass gain=1, or divide a "
+                                 "map stored as scaled integers by its scale to restore it as a fitted map")
+            notes["map_kind"] = "counts"
+            notes["gain_note"] = kind.evidence
+            return y, 1.0, notes
+        notes["map_kind"] = kind.note
+        if gain is not None:
+            notes["gain_note"] = "given (gain=), not measured again"
+            return y / gain, gain, notes
+        return y / kind.gain, kind.gain, notes
     negative = float(xp.mean(xp.astype(y < 0, y.dtype)))
     if negative > 0:
         y = xp.clip(y, min=0.0)
@@ -351,7 +366,7 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
 
 def _is_fitted(notes):
     """Whether :func:`effective_counts` took the map for a fitted one (its ``notes``)."""
-    return notes.get("map_kind", "counts") != "counts"
+    return notes.get("map_kind", "counts").startswith("fitted")
 
 
 def _estimate_sigma(y, b, *, strict):

@@ -1,0 +1,221 @@
+"""Counts, scaled integers or a fitted map: the one rule every caller asks (:func:`classify_map`).
+
+Richardson–Lucy's cross-validated and discrepancy stops and the Poisson
+deviance assume variance = mean, true of detector counts. Non-negative
+integers are not always counts: a fitted map stored as integers (µg/cm² ×
+1000 in uint16), normalised counts rounded, counts times a calibration factor
+rounded. Such a map is ``g`` × counts with ``g ≠ 1`` and must be restored in
+effective counts, ``map / g``, as a fitted map is; taken for counts, a ×20 map
+makes the stop believe in 20 × more counts than there are, and over-iterate
+into noise.
+
+:func:`classify_map` says which of three kinds a map is:
+
+``"fitted"``
+    not non-negative integers (:func:`xrfgpu.background.is_count_map` false):
+    a fitted or normalised map, whose gain the front door measures.
+``"scaled integers"``
+    non-negative integers whose noise or value lattice says clearly that one
+    photon is not one unit (see :func:`classify_map`, Notes); restored in
+    effective counts ``map / gain`` with the gain found here.
+``"counts"``
+    every other integer map: Poisson counts, gain 1. Where the evidence is
+    weak (sparse maps of mostly 0s and 1s, maps too small to measure) the map
+    stays counts: a count map must never be reclassified.
+
+The front door (:func:`xrfgpu.front_door.effective_counts`), the command
+line (``--gain``) and the joint restoration go through it, so they agree.
+
+References
+----------
+J. R. Janesick, *Photon Transfer: DN → λ*, SPIE Press (2007),
+doi:10.1117/3.725073 (variance against mean of a linear photon detector).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import array_namespace, to_numpy
+from ._validate import as_image
+from ._validate import is_count_map as _is_integer_map
+
+__all__ = ["MapKind", "classify_map"]
+
+#: a measured photon-transfer gain below this is not counts: on count maps the estimator never read
+#: below 0.72 with 4 or more blocks (tuning scenes, benchmarks/gain_scenes.py --kind counts); structure
+#: only adds variance, and the low readings come from the blocks with no zero at low counts
+LOW_GAIN = 0.5
+#: fewest blocks the photon-transfer reading needs (fewer: too few flat blocks to say anything)
+MIN_BLOCKS = 4
+#: the reading's own uncertainty, in standard errors of ln G (spread / √blocks), that must clear LOW_GAIN
+GAIN_Z = 2.0
+#: fewest distinct values for the value lattice to count as evidence
+LATTICE_MIN_VALUES = 8
+
+
+@dataclass(frozen=True)
+class MapKind:
+    """What a map is, and its effective Poisson gain when it is integers.
+
+    Attributes
+    ----------
+    kind : {"counts", "scaled integers", "fitted"}
+        See :mod:`xrfgpu.map_kind`.
+    gain : float or None
+        Map units per detected photon: 1 for counts, the measured gain for
+        scaled integers, None for a fitted map (measured by the front door).
+    note : str
+        What the record says (``map_kind`` of :func:`xrfgpu.restore`'s info):
+        "counts", or for scaled integers what was measured and how the map is restored.
+    evidence : str
+        Why (``gain_note`` of the record for an integer map taken for counts).
+    measured_gain : float or None
+        The photon-transfer reading (:func:`xrfgpu.background.estimate_gain`)
+        of an integer map, None when it could not be taken.
+    blocks : int
+        Blocks that reading used (0 when none).
+    lattice_step : float or None
+        Spacing of the map's values when they sit on a lattice wider than 1
+        (no two values one apart), else None.
+    """
+
+    kind: str
+    gain: float | None
+    note: str
+    evidence: str = ""
+    measured_gain: float | None = None
+    blocks: int = 0
+    lattice_step: float | None = None
+
+    @property
+    def is_counts(self) -> bool:
+        """Whether the map is taken for Poisson counts (gain 1)."""
+        return self.kind == "counts"
+
+
+def _lattice_step(values):
+    """Spacing of the occupied values of a non-negative integer map, when no two of them are one apart.
+
+    ``round(k n)`` with ``k ≥ 2`` never holds two values one apart (consecutive photon counts land at least
+    ``k − 1`` apart, rounded up to 2); a Poisson map holds 0 and 1, or neighbours around any level it has
+    many pixels at. Returns the mean spacing of neighbouring occupied values over the gaps no wider than
+    1.5 × their median (wider gaps are photon counts no pixel drew), or None: values one apart, or fewer
+    than :data:`LATTICE_MIN_VALUES` distinct values.
+    """
+    top = int(values.max())
+    if top < 2 * 10**7:  # a count of each value: linear time, a few ms for a 1024² map
+        occupied = np.flatnonzero(np.bincount(values.ravel()))
+    else:
+        occupied = np.unique(values)
+    if occupied.size < LATTICE_MIN_VALUES:
+        return None
+    gaps = np.diff(occupied)
+    if gaps.min() < 2:
+        return None
+    usual = gaps[gaps <= 1.5 * np.median(gaps)]
+    return float(np.mean(usual))
+
+
+def classify_map(image):
+    """Counts, scaled integers or fitted: the kind of an element map and, for integers, its gain.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Element map, any array-API namespace; missing pixels already filled
+        (:func:`xrfgpu.front_door.filled_for_estimators`).
+
+    Returns
+    -------
+    MapKind
+        ``kind``, ``gain`` (map units per photon: 1 for counts), the record's ``note``.
+
+    Notes
+    -----
+    A map that is not non-negative integers is ``"fitted"``. An integer map is
+    ``"scaled integers"`` when either
+
+    * its values sit on a lattice of spacing ≥ 2 (no two occupied values one
+      apart, at least :data:`LATTICE_MIN_VALUES` of them): ``round(k ·
+      counts)`` with ``k ≥ 2``. The gain is the mean spacing, ``k`` itself;
+      the test is blind to the scene, where the photon-transfer reading is not;
+    * or its photon-transfer gain ``G`` (:func:`xrfgpu.background.estimate_gain`,
+      variance / mean over ``blocks`` flat blocks, relative spread ``s``),
+      measured on at least :data:`MIN_BLOCKS` blocks, lies clearly below what
+      count maps read, with its own uncertainty: ``ln G + 2 s/√blocks <
+      ln 0.5``. The gain is ``G``.
+
+    Only the low side of ``G`` is evidence. Structure the flat blocks do not
+    escape adds variance, never removes it, and it grows with the counts: on
+    Poisson count maps of the tuning scenes (8 families, 48²–256², σ 0.4–4
+    px, 20/2 to 3000/50 counts, plain, with a ×0.5–2 flat field or a dead
+    column; ``benchmarks/gain_scenes.py --kind counts``) ``G`` read
+    0.72–16 with 4 or more blocks; a 256² Gaussian random field at σ 0.4 px
+    and 3000 counts read 2.8 over 481 blocks with a spread of 0.2, a clean
+    looking and wrong reading, and at higher counts such maps read higher
+    still. No bound above 1 holds for every count map, so a high ``G`` alone
+    never reclassifies one. Below 1 only the blocks with no zero at low
+    counts pull ``G`` down (to 0.72).
+
+    Otherwise it is ``"counts"`` with gain 1: a map of mostly 0s and 1s has
+    neighbouring values and too few blocks without a zero to measure, and
+    stays counts. So does a scaled map the two tests cannot see: ``round(k ·
+    counts)`` with ``1 < k < 2`` (no lattice) and a fitted map stored as
+    integers with a gain above 0.5 whose fit noise fills the integers between
+    its photon steps (no lattice): divide it by its storage scale (``map /
+    1000`` for µg/cm² × 1000) and it is a fitted map again, its gain measured. ``k < 1`` (``round(0.25 · counts)``): each unit is several
+    photons, quantised; its photon-transfer gain reads ``k + 1/(12 k μ)``
+    (the rounding adds 1/12 to the variance) and below 0.5 it is detected;
+    where it is not, taking it for counts under-counts its photons, and the
+    stops then stop early, the safe side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu.map_kind import classify_map
+    >>> counts = np.random.default_rng(0).poisson(200.0, (96, 96))
+    >>> classify_map(counts).kind, classify_map(counts * 1000).kind, classify_map(counts * 1000).gain
+    ('counts', 'scaled integers', 1000.0)
+    >>> classify_map(counts * 0.01).kind
+    'fitted'
+
+    Backends
+    --------
+    Any array-API namespace; the tests run on the host with NumPy.
+    """
+    from .background import estimate_gain
+
+    xp = array_namespace(image)
+    y = as_image(image, xp=xp)
+    if not _is_integer_map(y, xp=xp):
+        return MapKind("fitted", None, "fitted (not integer counts): restored in effective counts = map / gain")
+    values = np.asarray(to_numpy(y)).astype(np.int64)
+    try:
+        reading = estimate_gain(y)
+        measured, blocks, spread = float(reading), reading.blocks, reading.spread
+    except ValueError:  # too small, or no block without a zero (a sparse map)
+        measured, blocks, spread = None, 0, math.inf
+    step = _lattice_step(values)
+    if step is not None:
+        how = (f"values on a lattice of spacing {step:.4g} (no two one apart)"
+               + (f", variance/mean {measured:.4g} over {blocks} blocks" if measured is not None else ""))
+        return MapKind("scaled integers", step,
+                       f"integers, but not counts: {how}; restored in effective counts = map / {step:.4g}",
+                       how, measured, blocks, step)
+    if measured is not None and measured > 0 and math.isfinite(measured) and blocks >= MIN_BLOCKS:
+        margin = GAIN_Z * (spread if math.isfinite(spread) else math.inf) / math.sqrt(blocks)
+        ln_gain = math.log(measured)
+        if ln_gain + margin < math.log(LOW_GAIN):
+            how = f"variance/mean = {measured:.4g} measured over {blocks} blocks"
+            return MapKind("scaled integers", measured,
+                           f"integers, but not counts: {how}; restored in effective counts = map / {measured:.4g}",
+                           how, measured, blocks)
+    if measured is None:
+        why = "variance/mean not measurable (map too small, or a zero in every block)"
+    else:
+        why = f"variance/mean = {measured:.4g} over {blocks} blocks, not clearly below 1"
+    return MapKind("counts", 1.0, "counts", f"integers taken for counts: no value lattice; {why}", measured, blocks)
