@@ -120,18 +120,24 @@ def integer_maps(case):
 
 def run_integer_maps(kind, seeds, verbose):
     """``--kind counts`` / ``--kind scaled``: :func:`xrfgpu.map_kind.classify_map` on integer maps."""
-    from xrfgpu.map_kind import classify_map
+    from xrfgpu.map_kind import MIN_BLOCKS, classify_map
 
     t0 = time.perf_counter()
     if kind == "counts":
-        total, wrong = 0, []
+        total, wrong, readings, unmeasured = 0, [], [], 0
         for case in cases(seeds):
             for name, variant, counts in integer_maps(case):
                 total += 1
                 found = classify_map(counts)
                 if not found.is_counts:
                     wrong.append(f"{name} {variant}: {found.note}")
-        print(f"count maps: {len(wrong)} of {total} reclassified [{time.perf_counter() - t0:.0f} s]")
+                if found.measured_gain is None:
+                    unmeasured += 1
+                elif found.blocks >= MIN_BLOCKS:
+                    readings.append(found.measured_gain)
+        print(f"count maps: {len(wrong)} of {total} reclassified; variance/mean on {len(readings)} maps with "
+              f">= {MIN_BLOCKS} blocks: {min(readings):.3f} to {max(readings):.3g} (1st pct "
+              f"{np.quantile(readings, 0.01):.3f}); {unmeasured} not measurable [{time.perf_counter() - t0:.0f} s]")
         for line in wrong:
             print("  reclassified:", line)
         return

@@ -13,7 +13,8 @@ For each: the kind and gain :func:`xrfgpu.map_kind.classify_map` gives, against 
 measured gain × the scale; then ``xrfgpu.restore`` of the integer map (default goal, everything
 estimated) against ``restore`` of the float map × the scale: the iteration counts and the largest
 and median relative difference of the restorations (over pixels above 1 % of the float result's
-maximum). Also the time of :func:`classify_map` on a 1024² Poisson count map (median of 7 calls).
+maximum). Then the map in counts (``round(fe / gain)``, up to 3·10⁵), whole and windows, which must
+stay counts; and the time of :func:`classify_map` on a 1024² Poisson count map (median of 7 calls).
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def main():
         print(f"  restore: {info['iterations']} iterations (float map {ref_info['iterations']}), σ {info['sigma']:.3f} "
               f"px; |restored − float result × scale| / (float result × scale): median {np.median(rel):.4f}, "
               f"99th pct {np.quantile(rel, 0.99):.4f}, largest {rel.max():.4f}; record map_kind: {info['map_kind']}")
+    # the same map in counts (map / gain, rounded; up to 3·10⁵): the whole map and windows inside it, the
+    # high-count texture whose variance / mean reads far above 1, all of which must stay counts
+    as_counts = np.round(fe / float_gain)
+    for (r, c, side) in ((0, 0, 160), (0, 0, 96), (64, 64, 96), (64, 64, 64), (32, 32, 64)):
+        kind = classify_map(as_counts[r : r + side, c : c + side])
+        print(f"Fe in counts, {side}² at ({r}, {c}): {kind.kind}, variance/mean {kind.measured_gain:.3g} "
+              f"over {kind.blocks} blocks")
     counts = np.random.default_rng(0).poisson(100.0, (1024, 1024))
     classify_map(counts)  # warm-up
     times = []

@@ -46,7 +46,7 @@ from ._validate import is_count_map as _is_integer_map
 __all__ = ["MapKind", "classify_map"]
 
 #: a measured photon-transfer gain below this is not counts: on count maps the estimator never read
-#: below 0.72 with 4 or more blocks (tuning scenes, benchmarks/gain_scenes.py --kind counts); structure
+#: below 0.745 with 4 or more blocks (6912 tuning maps, benchmarks/gain_scenes.py --kind counts); structure
 #: only adds variance, and the low readings come from the blocks with no zero at low counts
 LOW_GAIN = 0.5
 #: fewest blocks the photon-transfer reading needs (fewer: too few flat blocks to say anything)
@@ -153,13 +153,13 @@ def classify_map(image):
     escape adds variance, never removes it, and it grows with the counts: on
     Poisson count maps of the tuning scenes (8 families, 48²–256², σ 0.4–4
     px, 20/2 to 3000/50 counts, plain, with a ×0.5–2 flat field or a dead
-    column; ``benchmarks/gain_scenes.py --kind counts``) ``G`` read
-    0.72–16 with 4 or more blocks; a 256² Gaussian random field at σ 0.4 px
-    and 3000 counts read 2.8 over 481 blocks with a spread of 0.2, a clean
-    looking and wrong reading, and at higher counts such maps read higher
-    still. No bound above 1 holds for every count map, so a high ``G`` alone
-    never reclassifies one. Below 1 only the blocks with no zero at low
-    counts pull ``G`` down (to 0.72).
+    column; ``benchmarks/gain_scenes.py --set tuning|tuning-more --kind
+    counts``, 6912 maps) ``G`` read 0.745–15.2 with 4 or more blocks, the
+    top on pixel-scale texture at 3000 counts; the real HXN Fe map in counts
+    (up to 3·10⁵) reads 1.00 whole and 24.7 on a 64² window inside its
+    particle aggregate (``benchmarks/hxn_integer_map.py``). No bound above 1
+    holds for every count map, so a high ``G`` alone never reclassifies one.
+    Below 1 only the blocks with no zero at low counts pull ``G`` down.
 
     Otherwise it is ``"counts"`` with gain 1: a map of mostly 0s and 1s has
     neighbouring values and too few blocks without a zero to measure, and
