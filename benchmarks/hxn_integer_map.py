@@ -14,7 +14,8 @@ measured gain × the scale; then ``xrfgpu.restore`` of the integer map (default 
 estimated) against ``restore`` of the float map × the scale: the iteration counts and the largest
 and median relative difference of the restorations (over pixels above 1 % of the float result's
 maximum). Then the map in counts (``round(fe / gain)``, up to 3·10⁵), whole and windows, which must
-stay counts; and the time of :func:`classify_map` on a 1024² Poisson count map (median of 7 calls).
+stay counts; the counts × 20 restored as counts (``gain=1``, what every integer map got before) and as
+detected; and the time of :func:`classify_map` on a 1024² Poisson count map (median of 7 calls).
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def main():
         kind = classify_map(as_counts[r : r + side, c : c + side])
         print(f"Fe in counts, {side}² at ({r}, {c}): {kind.kind}, variance/mean {kind.measured_gain:.3g} "
               f"over {kind.blocks} blocks")
+    # the fault this rule fixes: the counts × 20, restored as counts (gain=1 forced, what every integer map
+    # got before) and as scaled integers (detected), against 20 × the restoration of the counts themselves
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base, base_info = xrfgpu.restore(as_counts, sigma=0.45, return_info=True)
+        for label, gain in (("taken for counts (gain=1)", 1), ("detected", None)):
+            out, info = xrfgpu.restore(20.0 * as_counts, sigma=0.45, gain=gain, return_info=True)
+            err = np.linalg.norm(np.asarray(out) - 20.0 * np.asarray(base)) / np.linalg.norm(20.0 * np.asarray(base))
+            print(f"Fe in counts × 20, {label}: {info['iterations']} iterations (the counts: "
+                  f"{base_info['iterations']}), relative L2 distance to 20 × the counts' restoration {err:.4f}")
     counts = np.random.default_rng(0).poisson(100.0, (1024, 1024))
     classify_map(counts)  # warm-up
     times = []
