@@ -158,7 +158,10 @@ def filled_for_estimators(y, weights, *, xp):
 def effective_counts(y, *, xp, gain=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
-    A count map comes back unchanged with gain 1. A fitted or normalised map
+    Which kind of map it is, is :func:`xrfgpu.map_kind.classify_map`'s answer, the rule every caller
+    shares. A count map comes back unchanged with gain 1; integers that are not counts (scaled
+    integers: values on a lattice, or a photon-transfer gain clearly below 1) are divided by the
+    gain found there, with ``map_kind`` saying what was measured. A fitted or normalised map
     (PyXRF, MAPS: µg/cm², counts/s/I0) is clipped at 0 and divided by its
     effective Poisson gain (:func:`xrfgpu.background.estimate_gain`, map
     units per count); a map too small or sparse for that gets its variance
@@ -170,7 +173,7 @@ def effective_counts(y, *, xp, gain=None):
     measuring it: the gain of a calibrated detector, or the one an earlier
     call measured on this same map (the command line measures each map once
     and passes it on to the background, σ and restoration steps). A count
-    map takes only 1.
+    map takes only 1; 1 takes any integer map for counts, unclassified.
 
     Raises
     ------
@@ -188,7 +191,7 @@ def effective_counts(y, *, xp, gain=None):
     if is_count_map(y):  # integers: counts, or scaled integers (xrfgpu.map_kind.classify_map, the one rule)
         if gain == 1.0:  # always accepted: forces counts, whatever the rule says
             notes["map_kind"] = "counts"
-            notes["gain_note"] = "given (gain=1): integers taken for counts, not classified"
+            notes["gain_note"] = "given (gain=1), not measured again: integers taken for counts"
             return y, 1.0, notes
         kind = classify_map(y)
         if kind.is_counts:
@@ -448,7 +451,8 @@ def restore(
         Effective Poisson gain of a fitted map, map units per count, if known
         (a calibrated detector, or :func:`effective_counts` run before on
         this map, as the command line does); None measures it (see Notes).
-        A count map takes only 1.
+        A count map takes only 1, and 1 takes any integer map for counts
+        (also one :func:`xrfgpu.map_kind.classify_map` reads as scaled integers).
     return_info : bool
         Also return a dict of what was used.
     **kwargs
@@ -489,7 +493,10 @@ def restore(
 
     Notes
     -----
-    Fitted maps. A map that is not non-negative integers is taken for a
+    Fitted maps. Integers that are not counts (``round(k · counts)``, µg/cm² × 1000
+    stored as integers) are found by :func:`xrfgpu.map_kind.classify_map` (their values
+    on a lattice of spacing ≥ 2, or a photon-transfer gain clearly below 1) and restored
+    in effective counts as below. A map that is not non-negative integers is taken for a
     fitted map, ``g`` × Poisson counts; ``g`` is measured from the map
     (:func:`xrfgpu.background.estimate_gain`, variance against mean over
     flat blocks), the map is divided by it, restored in effective counts and
