@@ -59,8 +59,8 @@ def main():
         expected = np.asarray(ref) * scale
         bright = expected > 0.01 * expected.max()
         rel = np.abs(np.asarray(out)[bright] - expected[bright]) / expected[bright]
-        print(f"  restore: {info['iterations']} iterations (float map {ref_info['iterations']}), σ {info['sigma']:.3f} "
-              f"px; |restored − float result × scale| / (float result × scale): median {np.median(rel):.4f}, "
+        print(f"  restore: {info['iterations']} iterations (float map {ref_info['iterations']}), "
+              f"σ {info['sigma']:.3f} px; |restored − float result × scale| / (float result × scale): median {np.median(rel):.4f}, "
               f"99th pct {np.quantile(rel, 0.99):.4f}, largest {rel.max():.4f}; record map_kind: {info['map_kind']}")
     # the same map in counts (map / gain, rounded; up to 3·10⁵): the whole map and windows inside it, the
     # high-count texture whose variance / mean reads far above 1, all of which must stay counts

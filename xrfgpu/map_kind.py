@@ -167,11 +167,12 @@ def classify_map(image):
     counts)`` with ``1 < k < 2`` (no lattice) and a fitted map stored as
     integers with a gain above 0.5 whose fit noise fills the integers between
     its photon steps (no lattice): divide it by its storage scale (``map /
-    1000`` for µg/cm² × 1000) and it is a fitted map again, its gain measured. ``k < 1`` (``round(0.25 · counts)``): each unit is several
-    photons, quantised; its photon-transfer gain reads ``k + 1/(12 k μ)``
-    (the rounding adds 1/12 to the variance) and below 0.5 it is detected;
-    where it is not, taking it for counts under-counts its photons, and the
-    stops then stop early, the safe side.
+    1000`` for µg/cm² × 1000) and it is a fitted map again, its gain measured.
+    ``k < 1`` (``round(0.25 · counts)``): each unit is several photons,
+    quantised; its photon-transfer gain reads ``k + 1/(12 k μ)`` (the
+    rounding adds 1/12 to the variance) and below 0.5 it is detected; where
+    it is not, taking it for counts under-counts its photons, and the stops
+    then stop early, the safe side.
 
     Examples
     --------
