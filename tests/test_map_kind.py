@@ -158,3 +158,15 @@ def test_the_real_fe_map_as_micrograms_times_1000_is_detected_and_restored_as_th
     rel = np.abs(out[bright] - 1000.0 * ref[bright]) / (1000.0 * ref[bright])
     # at σ 0.45 px the CV stop gives 6 iterations against 5 (the split sees other counts): a few % at most
     assert np.median(rel) < 0.005 and np.quantile(rel, 0.99) < 0.02 and rel.max() < 0.05
+
+
+@pytest.mark.parametrize("mean", [1e6, 1e7, 1e8])
+def test_small_crops_of_high_count_maps_stay_counts(mean):
+    """A Poisson map of 10⁶–10⁸ counts per pixel on a 24² crop scatters its values so thinly over their
+    range that none lie one apart; taken for a lattice, 11–40 of 50 such crops read as scaled integers
+    (spacing 2.3–13.5), and beyond 2²⁴ float32 itself spaces the integers 8 apart. Each must stay counts."""
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[:24, :24]
+    lam = mean * (1.0 + 0.2 * np.sin(xx / 5.0) * np.cos(yy / 7.0))
+    kinds = [classify_map(rng.poisson(lam)).kind for _ in range(12)]
+    assert kinds == ["counts"] * 12

@@ -97,14 +97,21 @@ class MapKind:
         return self.kind == "counts"
 
 
+#: the lattice must be this unlikely (or less) for scattered values: a Poisson map of 10⁶–10⁷ counts
+#: per pixel on a 24²–32² crop scatters its values so thinly over their range that none lie one apart
+#: (11–40 of 50 such maps read as "lattices" of spacing 2.3–13.5 before this test)
+LATTICE_CHANCE = 1e-6
+
+
 def _lattice_step(values):
-    """Spacing of the occupied values of a non-negative integer map, when no two of them are one apart.
+    """Spacing of the occupied values of a non-negative integer map, when they sit on a lattice wider than 1.
 
     ``round(k n)`` with ``k ≥ 2`` never holds two values one apart (consecutive photon counts land at least
     ``k − 1`` apart, rounded up to 2); a Poisson map holds 0 and 1, or neighbours around any level it has
-    many pixels at. Returns the mean spacing of neighbouring occupied values over the gaps no wider than
-    1.5 × the narrowest (``round(2.5 n)`` steps by 2 and 3; wider gaps are photon counts no pixel drew),
-    or None: values one apart, or fewer than :data:`LATTICE_MIN_VALUES` distinct values.
+    many pixels at. Returns the spacing ``k`` of the lattice ``v₀ + k j`` through the occupied values
+    (every one within 1 of it), or None: values one apart, fewer than :data:`LATTICE_MIN_VALUES` distinct values, or a
+    lattice that values scattered at random over the same range would show with a chance above
+    :data:`LATTICE_CHANCE` (:func:`_lattice_chance`).
     """
     top = int(values.max())
     if top < 4 * values.size:  # a count of each value (memory ≤ 4 × the map's): linear time, ms at 1024²
@@ -117,7 +124,38 @@ def _lattice_step(values):
     if gaps.min() < 2:
         return None
     usual = gaps[gaps <= 1.5 * gaps.min()]
-    return float(np.mean(usual))
+    step = float(np.mean(usual))
+    # each value's lattice index from the gaps (a gap of j steps is j photon counts no pixel drew), the
+    # lattice v₀ + k j through them by least squares (k snapped to an integer within 10⁻⁶: round(10 n)
+    # is spaced 10, not 9.9999999), and how far each value lies off it
+    index = np.concatenate([[0.0], np.cumsum(np.round(gaps / step))])
+    slope, offset = np.polyfit(index, occupied.astype(np.float64), 1)
+    if abs(slope - round(slope)) < 1e-6 * slope:
+        slope = float(round(slope))
+        offset = float(np.round(np.mean(occupied - slope * index)))
+    off = float(np.max(np.abs(occupied - (offset + slope * index))))
+    if not (slope > 1.5 and off <= 1.0):
+        return None
+    if _lattice_chance(occupied.size, float(occupied[-1] - occupied[0]), slope, off) > LATTICE_CHANCE:
+        return None
+    return float(slope)
+
+
+def _lattice_chance(n, span, spacing, off):
+    """Chance that ``n`` values scattered at random over ``span`` integers look like this lattice.
+
+    Two signs: no two of the values one apart, ``exp(−(n − 1)² / span)`` (each of the ``n − 1`` gaps is
+    1 with chance ≈ ``(n − 1) / span``; strong where the values crowd their range, as ``round(3 n)`` of a
+    few hundred counts does), and every value within ``off`` of the fitted lattice of ``spacing``,
+    ``(m / spacing)^(n − 2)`` with ``m = ⌊2 off⌋ + 1`` the integers that close to a lattice point (two
+    values fix the lattice; strong for a wide spacing, ``round(1000 n)``, and for an integer one, where
+    ``round(3 n)`` sits on the lattice exactly). Scattered values show the two nearly independently (one is
+    about neighbouring differences, the other about residues), so the chance is their product.
+    """
+    crowded = math.exp(-((n - 1) ** 2) / max(span, 1.0))
+    near = math.floor(2.0 * off + 1e-9) + 1
+    aligned = min(1.0, near / spacing) ** max(n - 2, 0)
+    return crowded * aligned
 
 
 def classify_map(image):
@@ -140,9 +178,11 @@ def classify_map(image):
     ``"scaled integers"`` when either
 
     * its values sit on a lattice of spacing ≥ 2 (no two occupied values one
-      apart, at least :data:`LATTICE_MIN_VALUES` of them): ``round(k ·
-      counts)`` with ``k ≥ 2``. The gain is the mean spacing, ``k`` itself;
-      the test is blind to the scene, where the photon-transfer reading is not;
+      apart, at least :data:`LATTICE_MIN_VALUES` of them, each within 1 of
+      ``v₀ + k j``), which values scattered at random over their range would
+      show with a chance below :data:`LATTICE_CHANCE`: ``round(k · counts)``
+      with ``k ≥ 2``. The gain is the fitted spacing, ``k`` itself; the test
+      is blind to the scene, where the photon-transfer reading is not;
     * or its photon-transfer gain ``G`` (:func:`xrfgpu.background.estimate_gain`,
       variance / mean over ``blocks`` flat blocks, relative spread ``s``),
       measured on at least :data:`MIN_BLOCKS` blocks, lies clearly below what
@@ -200,7 +240,11 @@ def classify_map(image):
         measured, blocks, spread = float(reading), reading.blocks, reading.spread
     except ValueError:  # too small, or no block without a zero (a sparse map)
         measured, blocks, spread = None, 0, math.inf
-    step = _lattice_step(values)
+    # beyond 2^24 (float32) or 2^53 (float64) the working precision itself spaces the integers 2 or more
+    # apart: every such map sits on a lattice, of the float format, not of photons (a Poisson map of 10⁸
+    # counts per pixel read as spacing 8)
+    exact = 2.0 ** (np.finfo(np.asarray(to_numpy(y[:1, :1])).dtype).nmant + 1)
+    step = _lattice_step(values) if float(values.max()) < exact else None
     if step is not None:
         how = (f"values on a lattice of spacing {step:.4g} (no two one apart)"
                + (f", variance/mean {measured:.4g} over {blocks} blocks" if measured is not None else ""))
