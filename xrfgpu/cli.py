@@ -500,8 +500,9 @@ def _entry_key(name, entries, option):
 def _given_gain(name, image, gains, used):
     """The ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
 
-    The one-for-all gain applies to fitted maps only: a count map's gain is 1. An entry named for a
-    count map is passed on, and refused there with the reason (:func:`xrfgpu.front_door.effective_counts`).
+    The one-for-all gain applies to fitted maps and scaled integers only: a count map's gain is 1 (the kind
+    is :func:`xrfgpu.map_kind.classify_map`'s, as the front door's). An entry named for a count map is passed
+    on, and refused there with the reason (:func:`xrfgpu.front_door.effective_counts`) unless it is 1.
     """
     if not gains:
         return None
@@ -510,9 +511,9 @@ def _given_gain(name, image, gains, used):
         used.add(key)
         return gains[key]
     if "*" in gains:
-        from .background import is_count_map
+        from .map_kind import classify_map
 
-        return None if is_count_map(image) else gains["*"]
+        return None if classify_map(np.asarray(image)).is_counts else gains["*"]
     return None
 
 
@@ -747,9 +748,9 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
         else:
             from .dask import restore as dask_restore
 
-            from .background import is_count_map
+            from .map_kind import classify_map
 
-            fitted = (gain != 1.0) if gain is not None else not is_count_map(image)
+            fitted = (gain != 1.0) if gain is not None else not classify_map(image).is_counts
             negative = float(np.mean(image < 0)) if fitted else 0.0
             if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
                 image = np.clip(image, 0.0, None)
@@ -886,7 +887,8 @@ def main(argv=None) -> int:
 @click.option("--gain", "gain_option",
               help="Effective Poisson gain of fitted maps, map units per count, for all (6e-5) or per element "
                    "(Fe=6e-5,Cr=4.3e-5), used instead of measuring it: e.g. the whole map's gain (in its record) "
-                   "for a crop, where no area may show the noise alone.")
+                   "for a crop, where no area may show the noise alone. 1 takes an integer map for counts even "
+                   "where it reads as scaled integers (xrfgpu.map_kind).")
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
               help="Iterations (default: RL by cross-validation on count maps, else 30; FISTA 100; at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")

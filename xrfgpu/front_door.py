@@ -33,6 +33,7 @@ import numpy as np
 from ._backend import array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
+from .map_kind import classify_map
 from .stopping import cv_iterations, discrepancy_iterations
 
 __all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "filled_for_estimators", "goal_factors",
@@ -157,7 +158,10 @@ def filled_for_estimators(y, weights, *, xp):
 def effective_counts(y, *, xp, gain=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
-    A count map comes back unchanged with gain 1. A fitted or normalised map
+    Which kind of map it is, is :func:`xrfgpu.map_kind.classify_map`'s answer, the rule every caller
+    shares. A count map comes back unchanged with gain 1; integers that are not counts (scaled
+    integers: values on a lattice, or a photon-transfer gain clearly below 1) are divided by the
+    gain found there, with ``map_kind`` saying what was measured. A fitted or normalised map
     (PyXRF, MAPS: µg/cm², counts/s/I0) is clipped at 0 and divided by its
     effective Poisson gain (:func:`xrfgpu.background.estimate_gain`, map
     units per count); a map too small or sparse for that gets its variance
@@ -169,7 +173,7 @@ def effective_counts(y, *, xp, gain=None):
     measuring it: the gain of a calibrated detector, or the one an earlier
     call measured on this same map (the command line measures each map once
     and passes it on to the background, σ and restoration steps). A count
-    map takes only 1.
+    map takes only 1; 1 takes any integer map for counts, unclassified.
 
     Raises
     ------
@@ -184,11 +188,25 @@ def effective_counts(y, *, xp, gain=None):
     notes = {}
     if gain is not None:
         gain = check_positive_finite(gain, "gain", "map units per count")
-    if is_count_map(y):
-        if gain is not None and gain != 1.0:
-            raise ValueError(f"gain={gain!r} given for a count map (non-negative integers), whose gain is 1")
-        notes["map_kind"] = "counts"
-        return y, 1.0, notes
+    if is_count_map(y):  # integers: counts, or scaled integers (xrfgpu.map_kind.classify_map, the one rule)
+        if gain == 1.0:  # always accepted: forces counts, whatever the rule says
+            notes["map_kind"] = "counts"
+            notes["gain_note"] = "given (gain=1), not measured again: integers taken for counts"
+            return y, 1.0, notes
+        kind = classify_map(y)
+        if kind.is_counts:
+            if gain is not None:
+                raise ValueError(f"gain={gain!r} given for a count map (non-negative integers taken for counts: "
+                                 f"{kind.evidence}), whose gain is 1; pass gain=1, or divide a "
+                                 "map stored as scaled integers by its scale to restore it as a fitted map")
+            notes["map_kind"] = "counts"
+            notes["gain_note"] = kind.evidence
+            return y, 1.0, notes
+        notes["map_kind"] = kind.note
+        if gain is not None:
+            notes["gain_note"] = "given (gain=), not measured again"
+            return y / gain, gain, notes
+        return y / kind.gain, kind.gain, notes
     negative = float(xp.mean(xp.astype(y < 0, y.dtype)))
     if negative > 0:
         y = xp.clip(y, min=0.0)
@@ -351,7 +369,7 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
 
 def _is_fitted(notes):
     """Whether :func:`effective_counts` took the map for a fitted one (its ``notes``)."""
-    return notes.get("map_kind", "counts") != "counts"
+    return notes.get("map_kind", "counts").startswith("fitted")
 
 
 def _estimate_sigma(y, b, *, strict):
@@ -433,7 +451,8 @@ def restore(
         Effective Poisson gain of a fitted map, map units per count, if known
         (a calibrated detector, or :func:`effective_counts` run before on
         this map, as the command line does); None measures it (see Notes).
-        A count map takes only 1.
+        A count map takes only 1, and 1 takes any integer map for counts
+        (also one :func:`xrfgpu.map_kind.classify_map` reads as scaled integers).
     return_info : bool
         Also return a dict of what was used.
     **kwargs
@@ -474,7 +493,10 @@ def restore(
 
     Notes
     -----
-    Fitted maps. A map that is not non-negative integers is taken for a
+    Fitted maps. Integers that are not counts (``round(k · counts)``, µg/cm² × 1000
+    stored as integers) are found by :func:`xrfgpu.map_kind.classify_map` (their values
+    on a lattice of spacing ≥ 2, or a photon-transfer gain clearly below 1) and restored
+    in effective counts as below. A map that is not non-negative integers is taken for a
     fitted map, ``g`` × Poisson counts; ``g`` is measured from the map
     (:func:`xrfgpu.background.estimate_gain`, variance against mean over
     flat blocks), the map is divided by it, restored in effective counts and

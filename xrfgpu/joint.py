@@ -720,8 +720,8 @@ def _effective_stack(y, *, xp, gains_given=None):
             continue
         except ValueError as exc:  # nothing to restore, or a gain given for a count map: named
             raise ValueError(f"map {i}: {exc}") from None
-        kind = "counts" if notes.pop("map_kind") == "counts" else "fitted"
-        if kind == "fitted":
+        kind = notes.pop("map_kind")  # counts, scaled integers (xrfgpu.map_kind.classify_map) or fitted
+        if kind.startswith("fitted"):
             kind = "fitted: restored in effective counts (map / gain), then multiplied back"
         gains.append(gain)
         maps.append(ei)
@@ -914,8 +914,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         ``fallback`` (None or the reason), ``guide`` (index), ``eta``,
         ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_tv``, ``reweight`` (None, or ``every``,
         ``eps_factor``, ``smoothing_px`` and each guided map's ``eps``), ``guide_check`` (:func:`guide_structure`
-        stats), ``per_map`` (per map: ``kind`` ("counts", fitted and
-        restored in effective counts, or fitted with no measurable gain),
+        stats), ``per_map`` (per map: ``kind`` ("counts", scaled integers or
+        fitted and restored in effective counts (:func:`xrfgpu.map_kind.classify_map`),
+        or fitted with no measurable gain),
         ``gain`` (map units per effective count: 1 for counts, None where it
         could not be measured) with the front door's ``gain_spread`` or
         ``gain_note`` (or ``gain_error``), ``negative_fraction_clipped``,
@@ -1067,7 +1068,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     # every map in (effective) counts, as the front door restores one map: count maps unchanged
     y_given = y
     y, gains, kinds = _effective_stack(y_given, xp=xp, gains_given=gain)
-    fitted = [k["kind"] != "counts" for k in kinds]
+    fitted = [k["kind"].startswith("fitted") for k in kinds]  # the background rule of fitted maps
+    in_effective_counts = [k["kind"] != "counts" for k in kinds]  # fitted or scaled integers: map / gain
     auto_background = isinstance(background, str)
     if auto_background:
         if background != "auto":
@@ -1088,8 +1090,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     # the Poisson splits of the cross-validation need integers: a fitted map's effective counts are
     # rounded for them (as the front door's CV stop does); the restoration itself uses them unrounded
     splittable = [gains[i] is not None for i in range(n)]
-    y_split = y if not any(fitted) else xp.stack(
-        [xp.round(y[i, ...]) if fitted[i] else y[i, ...] for i in range(n)], axis=0)
+    y_split = y if not any(in_effective_counts) else xp.stack(
+        [xp.round(y[i, ...]) if in_effective_counts[i] else y[i, ...] for i in range(n)], axis=0)
     if num_iter is not None:
         num_iter = check_positive_int(num_iter)
     if guide_iter is not None:

@@ -42,7 +42,10 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     Parameters
     ----------
     image : array, shape (rows, cols)
-        Count map (integer counts: the split needs counts).
+        Count map (integer counts: the split needs counts). Integers that are
+        not counts (:func:`xrfgpu.map_kind.classify_map`: ``round(k · counts)``,
+        µg/cm² × 1000) split as counts would believe in the wrong number of
+        photons: pass ``round(map / gain)``, as :func:`xrfgpu.restore` does.
     psf : array
         PSF in pixels of the map.
     background : float or array
