@@ -1331,14 +1331,21 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
     if dia is None:  # is the "dot" larger than the spot? Then the Gaussian's σ measures the dot
         from .psf.dot_size import dot_is_resolved, fit_disk_spot
 
-        disk = fit_disk_spot(image, pixel_um, gaussian_fit=fit)
-        extra.update({"disk_diameter_um": disk.diameter * p, "disk_diameter_stderr_um": disk.stderr["diameter"] * p,
-                      "disk_sigma_um": disk.sigma * p, "disk_f_statistic": disk.f_statistic})
-        if dot_is_resolved(disk):
-            extra["warning"] = (f"map {name!r} shows a flat-topped dot, not a point: a disk {disk.diameter * p:.3g} µm "
-                                f"across blurred by σ {disk.sigma * p:.3g} µm fits it far better than one Gaussian "
-                                f"(F = {disk.f_statistic:.0f}), so σ = {fit.sigma * p:.3g} µm measures the dot, not "
-                                "the spot. Scan a dot smaller than the spot, or give its size with --dot-diameter")
+        try:
+            disk = fit_disk_spot(image, pixel_um, gaussian_fit=fit)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # the Gaussian fit stands alone
+            disk = None
+            extra["disk_check"] = f"not made: {exc}"
+        if disk is not None:
+            extra.update({"disk_diameter_um": disk.diameter * p,
+                          "disk_diameter_stderr_um": disk.stderr["diameter"] * p,
+                          "disk_sigma_um": disk.sigma * p, "disk_f_statistic": disk.f_statistic})
+        if disk is not None and dot_is_resolved(disk):
+            extra["warning"] = (f"map {name!r} shows a flat-topped dot (or several), not a point: a disk "
+                                f"{disk.diameter * p:.3g} µm across blurred by σ {disk.sigma * p:.3g} µm fits it far "
+                                f"better than one Gaussian (F = {disk.f_statistic:.0f}), so σ = {fit.sigma * p:.3g} µm "
+                                "measures the dot, not the spot. Scan one dot smaller than the spot, or give its size "
+                                "with --dot-diameter")
             _warn(quiet, extra["warning"])
     fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p, "rho": fit.rho}
