@@ -18,7 +18,7 @@ from xrfgpu import psf
 from xrfgpu.cli import main
 from xrfgpu.psf.dot_size import disk_spot_profile, dot_is_resolved, fit_disk_spot
 
-S_MAP = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf" / "SUM_maps_XRF_S_K.tiff"
+S_MAP = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf_s" / "SUM_maps_XRF_S_K.tiff"
 
 
 @pytest.mark.parametrize("sigma, diameter", [(2.0, 12.0), (3.0, 3.0), (2.5, 0.0)])
