@@ -1300,10 +1300,11 @@ def _each_psf(psfs, y, *, xp):
 def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
     """A batched :class:`Problem` of maps ``members`` (each repeated ``repeat`` times; a map may recur).
 
-    ``keep = (psf_shape, engine)`` of a batch that held every map (its ``psf.shape[-2:]`` and ``op.engine``): the PSFs are
-    zero-padded to that shape and the operator uses that engine, so that a map's numbers do not
-    depend on which other maps share its batch (the PSF stack is padded to its largest member,
-    which sets the canvas, and the automatic engine depends on every PSF of the batch).
+    ``keep``: the :func:`_batch_layout` of a batch that held every map. The PSFs are zero-padded
+    to its PSF shape, the operator uses its engine (and the separable engine its reach), so that a
+    map's numbers do not depend on which other maps share its batch: the PSF stack is padded to its
+    largest member, which sets the canvas, the automatic engine depends on every PSF of the batch,
+    and the separable engine's line length on the union of their supports.
     """
     from .fft import Convolution
     from .stack import stack_psfs
@@ -1320,7 +1321,7 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
         bb = xp.reshape(xp.asarray([float(bs[i]) for i in idx], dtype=y.dtype, device=dev), (-1, 1, 1))
     if keep is None:
         return Problem.from_validated(yy, hh, bb, boundary=boundary, pad_factor=2, iterative=True)
-    (kr, kc), engine = keep
+    (kr, kc), engine, reach = keep
     r, c = hh.shape[-2:]
     if (r, c) != (kr, kc):  # centred as stack_psfs centres each PSF: (r // 2, c // 2) on (kr // 2, kc // 2)
         top, left = kr // 2 - r // 2, kc // 2 - c // 2
@@ -1328,8 +1329,18 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
         padded[:, top:top + r, left:left + c] = hh
         hh = padded
     op = Convolution(hh, yy.shape, boundary=boundary, pad_factor=2, iterative=True, engine=engine)
+    if reach is not None and op._separable.reach != reach:
+        from ._separable import SeparableReflectBlur
+
+        op._separable = SeparableReflectBlur(op._factors, op.shape, op._separable.dtype, reach=reach)
+        op.transform_shape = op._separable.line_shape
     canvas_b = op.embed(bb) if bb.shape[-2:] != (1, 1) else bb
     return Problem(xp=xp, image=yy, psf=hh, background=bb, op=op, _data=None, canvas_background=canvas_b)
+
+
+def _batch_layout(pb):
+    """``(PSF shape, engine, separable reach or None)`` of a batched problem, for :func:`_stack_problem`'s ``keep``."""
+    return (tuple(pb.psf.shape[-2:]), pb.op.engine, pb.op._separable.reach if pb.op.engine == "separable" else None)
 
 
 def _start(pb):
@@ -1517,7 +1528,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     seen = {}  # checkpoint -> runs (folds × phases) that scored it
     mus = {}  # (fold, j, c2) -> (best, last, row): the candidate's held-out mean at its best / last checkpoint
     ran = np.zeros((nw, m), dtype=bool)
-    setups = [None] * nf  # per fold: (train, test, member fields, noise, (psf shape, engine)), built once
+    setups = [None] * nf  # per fold: [train, test, member fields, noise, batch layout], built once
     runs = [0]
     # each weight is judged where it is used (a weight > 0 at max_iter), so every fold runs that far
     horizon = num_iter or max_iter
@@ -1543,7 +1554,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         members = [weak[j] for j, _ in cells]
         pb = _stack_problem(train, hs, half_b, members, boundary=boundary, keep=keep)
         if keep is None:  # the first batch holds every weak map: later ones keep its PSF extent and engine
-            setups[f][4] = keep = (tuple(pb.psf.shape[-2:]), pb.op.engine)
+            setups[f][4] = keep = _batch_layout(pb)
         if field.ndim == 4:
             field = xp.stack([field[:, j, ...] for j, _ in cells], axis=1)
         huber = None
