@@ -84,7 +84,8 @@ On a smooth weak map the dTV's limit is a cartoon of flat terraces
 cross-validation also tries the dTV's Huber form (quadratic below a
 threshold δ set from the map's own noise; ``huber_weights``): it keeps
 gradations smooth and jumps linear. It may only replace a dTV weight that
-has already beaten plain RL, so a smoother never switches the coupling on.
+has already beaten plain RL, so a smoother never switches the coupling on;
+so the Huber candidates run only for those maps, after the plain ones.
 
 An opt-in iteratively reweighted dTV (``reweight_every``,
 :func:`reweighting_factors`; Candès, Wakin & Boyd 2008) approximates a
@@ -925,7 +926,10 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         ``background_source``, ``role``, ``weight``, ``weight_how``,
         ``prior`` (``"dtv"`` or ``"huber-dtv"``), ``huber_delta`` (δ in map
         units per pixel, or None), ``iterations``, ``stop``, ``cv_deviance``
-        per candidate: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one).
+        per candidate that ran: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one;
+        ``huber_candidates``: None without Huber candidates, else whether they
+        ran, or :data:`HUBER_SKIPPED` on a map where plain RL beat every dTV
+        weight, whose Huber candidates could not be chosen and were not run).
 
     Raises
     ------
@@ -946,7 +950,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     -----
     Cross-validation: each count map ``y`` is split by binomial thinning
     into two independent Poisson halves; the batch of all weak maps × all
-    candidate weights runs on one half (background halved) and at every
+    candidate weights (the Huber ones in a second batch, only for the maps
+    where they can be chosen) runs on one half (background halved) and at every
     checkpoint the held-out Poisson deviance of the other half under
     ``h ⊛ x + b/2`` is evaluated (in float64) away from the borders; then
     the halves swap roles (``cv_folds`` = 2: every count is held out once),
@@ -1012,8 +1017,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     cross-validation makes the same choices (the rounded effective counts
     ``round(y c / ĝ)`` are split, not ``y``, so its draws differ).
 
-    Cost: ``cv_folds`` batched runs of (weak maps × weights) maps for
-    ``max_iter`` iterations at most, then one of the weak maps. Each iteration is one
+    Cost: ``cv_folds`` batched runs of (weak maps × dTV weights) maps for
+    ``max_iter`` iterations at most, ``cv_folds`` more of (maps whose best
+    dTV weight beat plain RL × Huber weights), then one of the weak maps. Each iteration is one
     forward and one adjoint blur plus ten dual steps of ~20 elementwise
     passes each (the projection is one fused kernel pair on CuPy), and the
     cross-validation adds one forward blur per check (every iteration up to
