@@ -128,8 +128,8 @@ def test_given_weights_and_no_huber_candidates_run_one_batch(xp, three_maps, mon
 
 
 def test_a_map_in_a_batch_is_computed_as_in_any_other_batch(xp, three_maps):
-    # the batched EM-dTV of map 1 alone (kept to the full batch's PSF extent, engine and line reach) equals
-    # its rows of a batch that also holds map 2, whose PSF is narrower and whose counts differ
+    # the batched EM-dTV of map 2 alone (kept to the full batch's PSF extent, engine and line reach) equals
+    # its rows of a batch that also holds map 1, whose PSF is wider and whose counts differ
     counts, psfs = three_maps
     y = xp.asarray(counts)
     hs = [xp.asarray(h) for h in psfs]
@@ -139,16 +139,19 @@ def test_a_map_in_a_batch_is_computed_as_in_any_other_batch(xp, three_maps):
     field = xp.asarray((field / (1.5 * np.maximum(np.hypot(field[0], field[1]), 1.0))).astype(np.float32))
     weights, delta = [0.1, 0.2], [0.5, 1.0]  # a dTV and a Huber-dTV row per map
 
-    def rows_of_map_1(pb, fields):
+    def rows_of_map_2(pb, fields):
         level, init = J._start(pb)
         reps = pb.image.shape[0] // 2
         out = J._run_guided_rl(pb, fields, pb.per_map(weights * reps), num_iter=8, gamma=0.9, level=level,
                                init=init, huber=pb.per_map(delta * reps))
-        return to_numpy(out)[-2:]  # map 1 is the batch's last member
+        return to_numpy(out)[-2:]  # map 2 is the batch's last member
 
-    both = J._stack_problem(y, hs, bs, [2, 1], boundary="reflect", repeat=2)
-    alone = J._stack_problem(y, hs, bs, [1], boundary="reflect", repeat=2, keep=J._batch_layout(both))
-    np.testing.assert_array_equal(rows_of_map_1(alone, field[:, 2:, ...]), rows_of_map_1(both, field))
+    both = J._stack_problem(y, hs, bs, [1, 2], boundary="reflect", repeat=2)
+    alone = J._stack_problem(y, hs, bs, [2], boundary="reflect", repeat=2, keep=J._batch_layout(both))
+    assert alone.psf.shape[1:] == both.psf.shape[1:] and alone.op.transform_shape == both.op.transform_shape
+    np.testing.assert_array_equal(rows_of_map_2(alone, field[:, 2:, ...]), rows_of_map_2(both, field))
+    # without the batch's layout its PSF stack, and so its canvas, would be smaller
+    assert J._stack_problem(y, hs, bs, [2], boundary="reflect").psf.shape[-1] < both.psf.shape[-1]
 
 
 @pytest.mark.skipif(not has_axis_convolution(np, np.float32), reason="the separable engine needs ducc0")
