@@ -16,7 +16,8 @@ Cases: ``skarn:SEED[:CROP]`` (:mod:`skarn` seed, the central CROP × CROP
 pixels, default the whole 288²; Fe guides Ca and Si), ``hxn:SEED`` and
 ``grf:SEED`` (the pairs of :mod:`joint_reweight_smooth`: the real HXN Si map
 under HXN Fe, a Gaussian random field under a grain guide), ``real`` (the five
-real HXN maps as ``benchmarks/hxn_joint.py`` restores them: Fe guide, σ from
+real HXN maps in ``../shared/data/hxn_nanoparticles_xrf``, from the worktree's root, as
+``benchmarks/hxn_joint.py`` restores them: Fe guide, σ from
 :func:`xrfgpu.psf.estimate_sigma` on Fe, ``background="auto"``).
 
 Run (old = main's code unpacked to /tmp/cv-main by ``git archive``)::
@@ -41,7 +42,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-REAL = HERE.parent / "tests" / "data" / "hxn_nanoparticles_xrf"
+#: the five real HXN maps (../shared/data/README.md: licence and attribution), as benchmarks/hxn_joint.py reads them
+REAL = Path("../shared/data/hxn_nanoparticles_xrf")
 ELEMENTS = ("Fe", "Cr", "S", "P", "Si")
 
 
