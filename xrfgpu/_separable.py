@@ -186,14 +186,10 @@ class SeparableReflectBlur:
         a[:n0, :n1] = x
         a[:n0, n1 : n1 + a1] = x[:, n1 - a1 :][:, ::-1]
         a[:n0, N1 - b1 :] = x[:, :b1][:, ::-1]
-        # the line between the two reflections is never read, but the FFT's rounding sees what is there:
-        # zeros, so that a map's blur does not depend on what the canvas held before (the maps before it)
-        a[:n0, n1 + a1 : N1 - b1] = 0
         convolve_axis(a[:n0], fwd1, 1)
         # columns: the row-blurred map and its reflections along the rows axis
         a[n0 : n0 + a0, :n1] = a[n0 - a0 : n0, :n1][::-1]
         a[N0 - b0 :, :n1] = a[:b0, :n1][::-1]
-        a[n0 + a0 : N0 - b0, :n1] = 0
         convolve_axis(a[:, :n1], fwd0, 0)
         return a
 
