@@ -111,7 +111,7 @@ class SeparableReflectBlur:
     reach : tuple of (int, int), optional
         The least reach (before, after) along (rows, cols), pixels: a part of a
         batch given the reach of the whole batch (the union of its PSFs' supports)
-        blurs each map on the same canvas lines, so with the same rounding.
+        blurs each map on lines of the same length (the same FFTs) as the whole batch.
 
     Attributes
     ----------
