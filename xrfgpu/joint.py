@@ -1469,7 +1469,7 @@ def _best_plain(per_cand, cands):
 def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates, max_iter, gamma, smoothing_px, eta,
                     boundary, seed, own_eta, *, xp, folds=2, gate=None, guide_tv=None, reweight=None,
                     huber_candidates=(), huber_factor=1.0, skip_huber=True):
-    """((weight, huber), iterations, record, note) per weak map: the lowest held-out Poisson deviance, summed over folds.
+    """((weight, huber), iterations, record, note) per weak map: the lowest held-out deviance, summed over folds.
 
     The candidates are the dTV weights ``candidates`` and the Huber-dTV weights
     ``huber_candidates`` (δ = ``huber_factor`` × the gradient noise of each map's own plain RL
