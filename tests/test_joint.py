@@ -474,19 +474,30 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     json.dumps(info)  # the record is plain data
 
 
-def test_the_huber_dtv_competes_only_once_the_dtv_beats_plain_rl(xp, shared_scene):
+def test_the_huber_dtv_competes_only_once_the_dtv_beats_plain_rl(xp, shared_scene, monkeypatch):
     """The Huber-dTV candidates never switch the coupling on: with λ = 0 the only dTV candidate it is chosen
-    even where a Huber candidate predicts the held-out counts better; with a dTV weight that beats λ = 0,
-    the lowest of all wins. The record names each candidate and the prior chosen."""
+    even where a Huber candidate predicts the held-out counts better (and by default that candidate is not
+    run at all); with a dTV weight that beats λ = 0, the lowest of all wins. The record names each
+    candidate and the prior chosen."""
+    import functools
+
+    from xrfgpu import joint
+
     counts, psfs, *_ = shared_scene
     counts, psfs = xp.asarray(counts), [xp.asarray(h) for h in psfs]
     options = dict(guide=0, background=list(BG), max_iter=20, return_info=True)
-    _, info = joint_richardson_lucy(counts, psfs, weights=(0.0,), huber_weights=(0.1,), **options)
+    with monkeypatch.context() as m:  # every candidate in one batch, as before the two phases
+        m.setattr(joint, "_cross_validate", functools.partial(joint._cross_validate, skip_huber=False))
+        _, info = joint_richardson_lucy(counts, psfs, weights=(0.0,), huber_weights=(0.1,), **options)
     weak = info["per_map"][1]
     table = weak["cv_deviance"]
     assert set(table) == {"0", "0.1 huber"}
     assert table["0.1 huber"]["deviance"] < table["0"]["deviance"]  # the Huber one predicts better here...
     assert weak["weight"] == 0.0 and weak["prior"] == "dtv" and weak["huber_delta"] is None  # ...but is not used
+    _, info = joint_richardson_lucy(counts, psfs, weights=(0.0,), huber_weights=(0.1,), **options)
+    weak = info["per_map"][1]  # by default it is not even run, and the record says why
+    assert set(weak["cv_deviance"]) == {"0"} and weak["huber_candidates"] == joint.HUBER_SKIPPED
+    assert weak["weight"] == 0.0 and weak["prior"] == "dtv" and weak["huber_delta"] is None
     _, info = joint_richardson_lucy(counts, psfs, weights=(0.0, 0.1), huber_weights=(0.1,), **options)
     weak = info["per_map"][1]
     table = weak["cv_deviance"]

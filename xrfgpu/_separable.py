@@ -108,6 +108,10 @@ class SeparableReflectBlur:
         most the map's extent along its axis (one reflection).
     dtype : NumPy dtype
         float32 or float64, the dtype of the maps it will blur.
+    reach : tuple of (int, int), optional
+        The least reach (before, after) along (rows, cols), pixels: a part of a
+        batch given the reach of the whole batch (the union of its PSFs' supports)
+        blurs each map on lines of the same length (the same FFTs) as the whole batch.
 
     Attributes
     ----------
@@ -119,7 +123,7 @@ class SeparableReflectBlur:
         after)`` (``fft_size(n + k − 1)`` for a PSF without zero margins).
     """
 
-    def __init__(self, factors, shape, dtype):
+    def __init__(self, factors, shape, dtype, reach=None):
         u, v = factors
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
@@ -131,6 +135,8 @@ class SeparableReflectBlur:
         # (y[j] = Σ_t p[t] x[j − t + c] reads x from j − (last − c) to j + (c − first))
         self.reach = tuple((max(last - p.shape[-1] // 2, 0), max(p.shape[-1] // 2 - first, 0))
                            for p, (first, last) in zip(profiles, supports))
+        if reach is not None:
+            self.reach = tuple((max(b, int(rb)), max(a, int(ra))) for (b, a), (rb, ra) in zip(self.reach, reach))
         for (before, after), n in zip(self.reach, self.shape):
             if max(before, after) > n:
                 raise ValueError(f"PSF reaches {max(before, after)} pixels, past the mirror image of a map of "

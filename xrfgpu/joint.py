@@ -84,7 +84,8 @@ On a smooth weak map the dTV's limit is a cartoon of flat terraces
 cross-validation also tries the dTV's Huber form (quadratic below a
 threshold δ set from the map's own noise; ``huber_weights``): it keeps
 gradations smooth and jumps linear. It may only replace a dTV weight that
-has already beaten plain RL, so a smoother never switches the coupling on.
+has already beaten plain RL, so a smoother never switches the coupling on;
+so the Huber candidates run only for those maps, after the plain ones.
 
 An opt-in iteratively reweighted dTV (``reweight_every``,
 :func:`reweighting_factors`; Candès, Wakin & Boyd 2008) approximates a
@@ -162,6 +163,8 @@ DEFAULT_HUBER_WEIGHTS = (0.1, 0.2, 0.4)
 #: The Huber threshold δ as a multiple of the gradient noise of each weak map's own plain RL
 #: (:func:`_own_gradient_noise`, map units per pixel).
 HUBER_NOISE_FACTOR = 1.0
+#: The record's note (``huber_candidates``) on a map whose Huber-dTV candidates the cross-validation skipped.
+HUBER_SKIPPED = "skipped: plain RL beat every dTV weight"
 #: Weight used on a fitted map whose effective Poisson gain cannot be measured (no thinning possible).
 NONCOUNT_WEIGHT = 0.03
 #: Iterations of such a map (as :func:`xrfgpu.restore`'s fixed count).
@@ -924,7 +927,10 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         ``background_source``, ``role``, ``weight``, ``weight_how``,
         ``prior`` (``"dtv"`` or ``"huber-dtv"``), ``huber_delta`` (δ in map
         units per pixel, or None), ``iterations``, ``stop``, ``cv_deviance``
-        per candidate: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one).
+        per candidate that ran: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one;
+        ``huber_candidates``: None without Huber candidates, else whether they
+        ran, or :data:`HUBER_SKIPPED` on a map where plain RL beat every dTV
+        weight, whose Huber candidates could not be chosen and were not run).
 
     Raises
     ------
@@ -945,7 +951,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     -----
     Cross-validation: each count map ``y`` is split by binomial thinning
     into two independent Poisson halves; the batch of all weak maps × all
-    candidate weights runs on one half (background halved) and at every
+    candidate weights (the Huber ones in a second batch, only for the maps
+    where they can be chosen) runs on one half (background halved) and at every
     checkpoint the held-out Poisson deviance of the other half under
     ``h ⊛ x + b/2`` is evaluated (in float64) away from the borders; then
     the halves swap roles (``cv_folds`` = 2: every count is held out once),
@@ -1011,8 +1018,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     cross-validation makes the same choices (the rounded effective counts
     ``round(y c / ĝ)`` are split, not ``y``, so its draws differ).
 
-    Cost: ``cv_folds`` batched runs of (weak maps × weights) maps for
-    ``max_iter`` iterations at most, then one of the weak maps. Each iteration is one
+    Cost: ``cv_folds`` batched runs of (weak maps × dTV weights) maps for
+    ``max_iter`` iterations at most, ``cv_folds`` more of (maps whose best
+    dTV weight beat plain RL × Huber weights), then one of the weak maps. Each iteration is one
     forward and one adjoint blur plus ten dual steps of ~20 elementwise
     passes each (the projection is one fused kernel pair on CuPy), and the
     cross-validation adds one forward blur per check (every iteration up to
@@ -1222,13 +1230,14 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     how = {i: "given" if given is not None else None for i in weak}
     stops = {i: "fixed" for i in weak}
     cv_dev = {i: None for i in weak}
+    huber_note = {i: None for i in weak}  # whether the cross-validation ran the Huber candidates, and why not
     if cv_maps and (given is None or num_iter is None):
         sel = _cross_validate(y_split, hs, bs, g, cv_maps, given, num_iter, guide_iter, candidates, max_iter, gamma,
                               smoothing_px, eta, boundary, seed, own_eta, xp=xp, folds=cv_folds, gate=gate,
                               guide_tv=guide_tv, reweight=reweight, huber_candidates=huber_candidates,
                               huber_factor=huber_factor)
         for i in cv_maps:
-            (w, hb), k, table = sel[i]
+            (w, hb), k, table, huber_note[i] = sel[i]
             if given is None:
                 chosen_w[i], how[i] = w, "cross-validation"
                 chosen_h[i] = hb
@@ -1278,7 +1287,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             delta = delta * gains[i]  # in the map's own units per pixel
         info["per_map"][i] = {"role": role, "weight": chosen_w[i], "weight_how": how[i],
                               "prior": "huber-dtv" if chosen_h[i] else "dtv", "huber_delta": delta,
-                              "iterations": chosen_k[i], "stop": stops[i], "cv_deviance": cv_dev[i]}
+                              "iterations": chosen_k[i], "stop": stops[i], "cv_deviance": cv_dev[i],
+                              "huber_candidates": huber_note[i]}
     return finish(restored)
 
 
@@ -1295,20 +1305,50 @@ def _each_psf(psfs, y, *, xp):
     return [as_psf(p, y.shape, xp=xp, dtype=y.dtype, device=dev, name=f"psfs[{i}]") for i, p in enumerate(items)]
 
 
-def _stack_problem(y, hs, bs, members, *, boundary, repeat=1):
-    """A batched :class:`Problem` of maps ``members`` (each repeated ``repeat`` times)."""
+def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
+    """A batched :class:`Problem` of maps ``members`` (each repeated ``repeat`` times; a map may recur).
+
+    ``keep``: the :func:`_batch_layout` of a batch that held every map. The PSFs are zero-padded
+    to its PSF shape, the operator uses its engine (and the separable engine its reach), so that a
+    map's numbers do not depend on which other maps share its batch: the PSF stack is padded to its
+    largest member, which sets the canvas, the automatic engine depends on every PSF of the batch,
+    and the separable engine's line length on the union of their supports.
+    """
+    from .fft import Convolution
     from .stack import stack_psfs
 
     xp = array_namespace(y)
+    dev = array_device(y)
     idx = [i for i in members for _ in range(repeat)]
     yy = xp.stack([y[i, ...] for i in idx], axis=0)
-    hh = stack_psfs([hs[i] for i in idx], yy.shape, xp=xp, dtype=y.dtype, device=array_device(y))
+    hh = stack_psfs([hs[i] for i in idx], yy.shape, xp=xp, dtype=y.dtype, device=dev)
     if any(hasattr(bs[i], "shape") for i in idx):
         bb = xp.stack([bs[i] * xp.ones_like(y[0, ...]) if not hasattr(bs[i], "shape") else bs[i] for i in idx],
                       axis=0)
     else:
-        bb = xp.reshape(xp.asarray([float(bs[i]) for i in idx], dtype=y.dtype, device=array_device(y)), (-1, 1, 1))
-    return Problem.from_validated(yy, hh, bb, boundary=boundary, pad_factor=2, iterative=True)
+        bb = xp.reshape(xp.asarray([float(bs[i]) for i in idx], dtype=y.dtype, device=dev), (-1, 1, 1))
+    if keep is None:
+        return Problem.from_validated(yy, hh, bb, boundary=boundary, pad_factor=2, iterative=True)
+    (kr, kc), engine, reach = keep
+    r, c = hh.shape[-2:]
+    if (r, c) != (kr, kc):  # centred as stack_psfs centres each PSF: (r // 2, c // 2) on (kr // 2, kc // 2)
+        top, left = kr // 2 - r // 2, kc // 2 - c // 2
+        padded = xp.zeros((hh.shape[0], kr, kc), dtype=hh.dtype, device=dev)
+        padded[:, top:top + r, left:left + c] = hh
+        hh = padded
+    op = Convolution(hh, yy.shape, boundary=boundary, pad_factor=2, iterative=True, engine=engine)
+    if reach is not None and op._separable.reach != reach:
+        from ._separable import SeparableReflectBlur
+
+        op._separable = SeparableReflectBlur(op._factors, op.shape, op._separable.dtype, reach=reach)
+        op.transform_shape = op._separable.line_shape
+    canvas_b = op.embed(bb) if bb.shape[-2:] != (1, 1) else bb
+    return Problem(xp=xp, image=yy, psf=hh, background=bb, op=op, _data=None, canvas_background=canvas_b)
+
+
+def _batch_layout(pb):
+    """``(PSF shape, engine, separable reach or None)`` of a batched problem, for :func:`_stack_problem`'s ``keep``."""
+    return (tuple(pb.psf.shape[-2:]), pb.op.engine, pb.op._separable.reach if pb.op.engine == "separable" else None)
 
 
 def _start(pb):
@@ -1398,20 +1438,51 @@ def _candidate_label(candidate):
     return f"{lam:g} huber" if huber else f"{lam:g}"
 
 
+def _judge(curve, checkpoints, cands, horizon):
+    """Each candidate of one map judged where it will be used: λ = 0 at its lowest, a weight > 0 at ``horizon``.
+
+    ``curve`` (candidates, checkpoints) is the summed held-out deviance. Returns ``(per_cand, lowest,
+    per_it, chosen_it, late_at)``: the deviance each candidate is judged by, the index of its lowest
+    checkpoint, the iterations there, the iterations it would use and the checkpoint index it is judged at.
+    """
+    m = len(cands)
+    lowest = curve.argmin(axis=-1)
+    per_it = [checkpoints[int(t)] for t in lowest]
+    # iterations of a weight > 0: all max_iter. The estimate is the penalised likelihood's minimiser,
+    # which the iterations approach; the held-out curve of a half-count training map turns up
+    # earlier than the full map's would (its noise is √2 larger against the same signal), so its
+    # stop would add a regularisation the full counts do not ask for (on the skarn it cut the Si-only
+    # vein's contrast: seed 7 stopped Si at 70 iterations). λ = 0 keeps its lowest.
+    chosen_it = list(per_it)
+    late_at = list(lowest)
+    for c2 in range(m):
+        if cands[c2][0] > 0:
+            chosen_it[c2] = horizon
+            late_at[c2] = len(checkpoints) - 1
+    per_cand = curve[np.arange(m), late_at]
+    return per_cand, lowest, per_it, chosen_it, late_at
+
+
+def _best_plain(per_cand, cands):
+    """Index of the best plain candidate (λ = 0 or a dTV weight) by the judged deviance."""
+    return min((c2 for c2 in range(len(cands)) if not cands[c2][1]), key=lambda c2: per_cand[c2])
+
+
 def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates, max_iter, gamma, smoothing_px, eta,
                     boundary, seed, own_eta, *, xp, folds=2, gate=None, guide_tv=None, reweight=None,
-                    huber_candidates=(), huber_factor=1.0):
-    """((weight, huber), iterations, record) per weak map: the lowest held-out Poisson deviance, summed over folds.
+                    huber_candidates=(), huber_factor=1.0, skip_huber=True):
+    """((weight, huber), iterations, record, note) per weak map: the lowest held-out deviance, summed over folds.
 
     The candidates are the dTV weights ``candidates`` and the Huber-dTV weights
     ``huber_candidates`` (δ = ``huber_factor`` × the gradient noise of each map's own plain RL
     on the training half); ``huber`` in the result is whether the winner is a Huber one. Record
-    keys: ``f"{λ:g}"`` for the dTV, ``f"{λ:g} huber"`` for the Huber-dTV.
+    keys: ``f"{λ:g}"`` for the dTV, ``f"{λ:g} huber"`` for the Huber-dTV, one per candidate that
+    ran. ``note`` says whether the Huber candidates ran (None without Huber candidates).
 
     Poisson thinning splits the counts into two independent halves; each
     split gives two folds (train on one half, score the other, then swap:
     cross-fitting), and ``folds > 2`` draws further splits. Each fold runs
-    all weak maps × candidates, scoring the held-out deviance at the same
+    the weak maps × candidates in a batch, scoring the held-out deviance at the same
     checkpoints (every iteration up to 20, then every 5th) up to ``max_iter``
     (``num_iter`` if given). The deviance curves are summed over folds:
     every count is held out once per split, so the noise of the choice falls
@@ -1419,10 +1490,24 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     (the penalised estimate is the iterations' limit, and a half-count
     training map's held-out curve turns up earlier than the full map's), so
     it is judged by its deviance there; λ = 0 (plain RL, which needs its
-    early stop) by its lowest. The lowest of these wins.
+    early stop) by its lowest. The lowest of these wins, except that a Huber
+    candidate may only win on a map whose best plain candidate is a dTV weight > 0.
+
+    Because of that rule the run has two phases (``skip_huber``, the default): each fold's
+    split, guide field and member fields are built once; phase 1 runs the plain candidates
+    (λ = 0 and the dTV weights) of every weak map on every fold, phase 2 the Huber candidates
+    of the maps whose phase-1 winner is a dTV weight > 0 only: on a map where plain RL wins,
+    the Huber candidates could not be chosen, and they are not run (the note
+    :data:`HUBER_SKIPPED`). Every map of a batch is computed independently of the others
+    (per-map steps and reductions; the PSF extent, the engine and the separable engine's reach are
+    kept from phase 1, :func:`_stack_problem`), so the candidates that run give the numbers they
+    would give in one batch of all candidates (``skip_huber=False``, the previous single batch),
+    exactly except on the separable engine, whose blur rounds with what its scratch canvas held from
+    the map before (relative differences ~10⁻⁶; the choices and restored maps were identical on the
+    benchmark cases, README "joint cost").
 
     The record also gives, per candidate, the standard error of its summed
-    deviance difference to the best, ``sqrt(Σ_folds Σ μ_best log²(μ_c/μ_best))``
+    deviance difference to the best candidate that ran, ``sqrt(Σ_folds Σ μ_best log²(μ_c/μ_best))``
     (the held-out counts' Poisson variance, at each fold's best iterations),
     so a reader can see how clearly the held-out counts preferred the
     weight chosen, the iterations at the lowest deviance
@@ -1440,6 +1525,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         cands = sorted({(float(c), False) for c in candidates}) + sorted(
             {(float(c), True) for c in huber_candidates if c > 0})
     any_huber = any(hc for _, hc in cands)
+    two_phase = bool(skip_huber) and any_huber
     m, nw = len(cands), len(weak)
     rows, cols = y.shape[-2:]
     pairs = []
@@ -1447,41 +1533,62 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         a, b = split_counts(y, seed=rng)  # successive draws of one generator (xrfgpu.stopping)
         pairs.extend([(a, b), (b, a)])
     pairs = pairs[: int(folds)]
-    curves = {}  # checkpoint -> (nw, m) deviance summed over folds
-    seen = {}  # checkpoint -> folds that scored it
-    fold_mu = []  # per fold: each candidate's predicted held-out mean at its best iteration of that fold
+    nf = len(pairs)
+    curves = {}  # checkpoint -> (nw, m) deviance summed over folds (0 where a candidate did not run)
     late_var = {}  # checkpoint -> (nw, m) Poisson variance of (deviance there − at the fold's best so far)
+    seen = {}  # checkpoint -> runs (folds × phases) that scored it
+    mus = {}  # (fold, j, c2) -> (best, last, row): the candidate's held-out mean at its best / last checkpoint
+    ran = np.zeros((nw, m), dtype=bool)
+    setups = [None] * nf  # per fold: [train, test, member fields, noise, batch layout], built once
+    runs = [0]
     # each weight is judged where it is used (a weight > 0 at max_iter), so every fold runs that far
     horizon = num_iter or max_iter
 
-    for f, (train, test) in enumerate(pairs):
+    def setup(f):
+        if setups[f] is not None:
+            return setups[f]
+        train, test = pairs[f]
         # the guide restored from the training half, so that the held-out half stays unseen
         g1, _ = _restore_alone(train[g, ...], hs[g], half_b[g], num_iter=guide_iter, seed=seed + 1 + f)
         field, _ = _guide_direction_field(train[g, ...], hs[g], half_b[g], g1, guide_tv, num_iter or max_iter,
                                           smoothing_px, eta, boundary, xp=xp)
-        # each weak map's own edges from the training half too
+        # each weak map's own edges from the training half too: one field per map (or the shared one)
         noise = [] if any_huber or reweight is not None else None
-        field = _member_fields(train, hs, half_b, weak, field, own_eta, max_iter, xp=xp, repeat=m,
-                               evidence=gate, noise_out=noise)
-        pb = _stack_problem(train, hs, half_b, weak, boundary=boundary, repeat=m)
+        field = _member_fields(train, hs, half_b, weak, field, own_eta, max_iter, xp=xp, evidence=gate,
+                               noise_out=noise)
+        setups[f] = [train, test, field, noise, None]
+        return setups[f]
+
+    def run(f, cells):
+        """One batched run of fold ``f`` over ``cells`` [(map j, candidate c2)], scoring the held-out half."""
+        train, test, field, noise, keep = setup(f)
+        members = [weak[j] for j, _ in cells]
+        pb = _stack_problem(train, hs, half_b, members, boundary=boundary, keep=keep)
+        if keep is None:  # the first batch holds every weak map: later ones keep its PSF extent and engine
+            setups[f][4] = keep = _batch_layout(pb)
+        if field.ndim == 4:
+            field = xp.stack([field[:, j, ...] for j, _ in cells], axis=1)
         huber = None
-        if any_huber:  # δ per (map, candidate): the map's own noise × factor on Huber candidates, else 0
-            huber = pb.per_map([float(huber_factor) * noise[j * m + c2] if cands[c2][1] else 0.0
-                                for j in range(nw) for c2 in range(m)])
+        if any(cands[c2][1] for _, c2 in cells):  # δ per cell: the map's own noise × factor on Huber cells, else 0
+            huber = pb.per_map([float(huber_factor) * noise[j] if cands[c2][1] else 0.0 for j, c2 in cells])
         rw = None
         if reweight is not None:
-            rw = (reweight[0], pb.per_map([reweight[1] * v for v in noise]), reweight[2])
-        held = _stack_problem(test, hs, half_b, weak, boundary=boundary, repeat=m)
+            rw = (reweight[0], pb.per_map([reweight[1] * noise[j] for j, _ in cells]), reweight[2])
+        held = _stack_problem(test, hs, half_b, members, boundary=boundary, keep=keep)
         level, init = _start(pb)
-        w = pb.per_map([c[0] for _ in weak for c in cands])
+        w = pb.per_map([cands[c2][0] for _, c2 in cells])
         kr, kc = pb.psf.shape[-2:]
         mr, mc = (min(kr // 2, rows // 4), min(kc // 2, cols // 4))
         inner = (slice(None), slice(mr, rows - mr), slice(mc, cols - mc))
         counts2 = xp.astype(held.image[inner], xp.float64)
-        best = np.full((nw, m), np.inf)
-        best_mu = [None]  # (nw·m, rows, cols) float64: each candidate's held-out mean at its best so far
+        at = (np.asarray([j for j, _ in cells]), np.asarray([c2 for _, c2 in cells]))
+        best = np.full(len(cells), np.inf)
+        best_mu = [None]  # (cells, rows, cols) float64: each cell's held-out mean at its best so far
         last_mu = [None]  # the same at the last checkpoint scored
-        fold_mu.append((best_mu, last_mu))
+        for r, (j, c2) in enumerate(cells):
+            mus[(f, j, c2)] = (best_mu, last_mu, r)
+        ran[at] = True
+        runs[0] += 1
 
         def watch(it, estimate):
             # every iteration up to 20, then every 5th (the deviance changes slowly by then)
@@ -1495,8 +1602,8 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
             # round away the differences between candidates)
             mu64 = xp.astype(mu, xp.float64)
             last_mu[0] = mu64
-            d = to_numpy(xp.sum(mu64 - counts2 * xp.log(mu64), axis=(-2, -1))).reshape(nw, m)
-            curves[it] = curves.get(it, 0.0) + d
+            d = to_numpy(xp.sum(mu64 - counts2 * xp.log(mu64), axis=(-2, -1))).reshape(-1)
+            curves.setdefault(it, np.zeros((nw, m)))[at] += d
             seen[it] = seen.get(it, 0) + 1
             improved = d < best
             best[improved] = d[improved]
@@ -1507,41 +1614,49 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
                 best_mu[0] = xp.where(now, mu64, best_mu[0])
             # Var Σ y log(μ_it/μ_best) ≈ Σ μ_best log²(μ_it/μ_best): the noise of this checkpoint's
             # deviance excess over the fold's best iterate so far (0 where this one is the best)
-            v = to_numpy(xp.sum(best_mu[0] * xp.log(mu64 / best_mu[0]) ** 2, axis=(-2, -1))).reshape(nw, m)
-            late_var[it] = late_var.get(it, 0.0) + v
+            v = to_numpy(xp.sum(best_mu[0] * xp.log(mu64 / best_mu[0]) ** 2, axis=(-2, -1))).reshape(-1)
+            late_var.setdefault(it, np.zeros((nw, m)))[at] += v
 
         _run_guided_rl(pb, field, w, num_iter=horizon, gamma=gamma, level=level, init=init, watch=watch,
                        reweight=rw, huber=huber)
-    nf = len(pairs)
-    # a checkpoint counts only if every fold scored it
-    checkpoints = sorted(it for it in curves if seen[it] == nf)
-    table = np.stack([curves[it] for it in checkpoints], axis=-1)  # (nw, m, checkpoints)
-    noise = np.sqrt(np.stack([late_var[it] for it in checkpoints], axis=-1))  # (nw, m, checkpoints)
+
+    def tables():
+        # a checkpoint counts only if every run scored it
+        checkpoints = sorted(it for it in curves if seen[it] == runs[0])
+        table = np.stack([curves[it] for it in checkpoints], axis=-1)  # (nw, m, checkpoints)
+        noise = np.sqrt(np.stack([late_var[it] for it in checkpoints], axis=-1))  # (nw, m, checkpoints)
+        return checkpoints, table, noise
+
+    # phase 1: the plain candidates of every map (all candidates in one batch without the skip)
+    first = [(j, c2) for j in range(nw) for c2 in range(m) if not (two_phase and cands[c2][1])]
+    for f in range(nf):
+        run(f, first)
+    huber_ran = [any_huber and not two_phase] * nw
+    if two_phase:
+        # phase 2: the Huber candidates only where a dTV weight > 0 beat plain RL (the rule below)
+        checkpoints, table, _ = tables()
+        for j in range(nw):
+            per_cand = _judge(table[j], checkpoints, cands, horizon)[0]
+            huber_ran[j] = cands[_best_plain(per_cand, cands)][0] > 0
+        second = [(j, c2) for j in range(nw) if huber_ran[j] for c2 in range(m) if cands[c2][1]]
+        if second:
+            for f in range(nf):
+                run(f, second)
+    checkpoints, table, noise = tables()
     result = {}
     for j, i in enumerate(weak):
-        lowest = table[j].argmin(axis=-1)
-        per_it = [checkpoints[int(t)] for t in lowest]
-        # iterations of a weight > 0: all max_iter. The estimate is the penalised likelihood's minimiser,
-        # which the iterations approach; the held-out curve of a half-count training map turns up
-        # earlier than the full map's would (its noise is √2 larger against the same signal), so its
-        # stop would add a regularisation the full counts do not ask for (on the skarn it cut the Si-only
-        # vein's contrast: seed 7 stopped Si at 70 iterations). λ = 0 keeps its lowest.
-        chosen_it = list(per_it)
-        late_at = list(lowest)
-        for c2 in range(m):
-            if cands[c2][0] > 0:
-                chosen_it[c2] = num_iter or max_iter
-                late_at[c2] = len(checkpoints) - 1
-        # each weight judged by what it will return: λ = 0 at its lowest, a weight > 0 at max_iter
-        per_cand = table[j][np.arange(m), late_at]
-        top = int(np.argmin(per_cand))
+        per_cand, lowest, per_it, chosen_it, late_at = _judge(table[j], checkpoints, cands, horizon)
+        done = [c2 for c2 in range(m) if ran[j, c2]]
+        top = min(done, key=lambda c2: per_cand[c2])
         # Var Σ y log(μ_c/μ_top) ≈ Σ μ_top log²(μ_c/μ_top), summed over the folds' held-out halves
-        var = [0.0] * m
-        for best_mu, last_mu in fold_mu:
-            mu_all = [(last_mu[0] if cands[c2][0] > 0 else best_mu[0])[j * m + c2, ...] for c2 in range(m)]
-            mu_t = mu_all[top]
-            for c2 in range(m):
-                var[c2] += float(xp.sum(mu_t * xp.log(mu_all[c2] / mu_t) ** 2))
+        var = dict.fromkeys(done, 0.0)
+        for f in range(nf):
+            def mean_of(c2):
+                best_mu, last_mu, r = mus[(f, j, c2)]
+                return (last_mu[0] if cands[c2][0] > 0 else best_mu[0])[r, ...]
+            mu_t = mean_of(top)
+            for c2 in done:
+                var[c2] += float(xp.sum(mu_t * xp.log(mean_of(c2) / mu_t) ** 2))
         # the lowest deviance wins. (The one-standard-error rule, kept before, took the largest weight
         # within one standard error of it as the simpler model; but λ = 0 is RL stopped early, the
         # most regularised candidate, and on a smooth weak map λ 0.05 at 400 iterations passed that
@@ -1551,16 +1666,19 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         # its limit predicts the blurred counts better than early-stopped RL while adding detail no
         # data can check (on a smooth random field under an unrelated guide: 1.4× RL's MSE), so it
         # must not be what switches the coupling on
-        plain = [c2 for c2 in range(m) if not cands[c2][1]]
-        top_plain = min(plain, key=lambda c2: per_cand[c2])
+        top_plain = _best_plain(per_cand, cands)
         chosen = top if cands[top_plain][0] > 0 else top_plain
         c = cands.index((given[i], False)) if given is not None else chosen
         record = {_candidate_label(cands[c2]): {"deviance": float(per_cand[c2] - per_cand[top]),
-                                     "se": math.sqrt(var[c2]), "iterations": int(chosen_it[c2]),
-                                     "iterations_lowest": int(per_it[c2]),
-                                     "late_iterations": int(checkpoints[late_at[c2]]),
-                                     "late_deviance": float(per_cand[c2] - table[j, c2, lowest[c2]]),
-                                     "late_se": float(noise[j, c2, late_at[c2]]),
-                                     "folds": nf} for c2 in range(m)}
-        result[i] = (cands[c], int(chosen_it[c]), record)
+                                                "se": math.sqrt(var[c2]), "iterations": int(chosen_it[c2]),
+                                                "iterations_lowest": int(per_it[c2]),
+                                                "late_iterations": int(checkpoints[late_at[c2]]),
+                                                "late_deviance": float(per_cand[c2] - table[j, c2, lowest[c2]]),
+                                                "late_se": float(noise[j, c2, late_at[c2]]),
+                                                "folds": nf} for c2 in done}
+        note = None
+        if any_huber:
+            note = (f"ran: the dTV weight {cands[top_plain][0]:g} beat plain RL" if huber_ran[j] and two_phase else
+                    "ran: in one batch with the plain candidates" if huber_ran[j] else HUBER_SKIPPED)
+        result[i] = (cands[c], int(chosen_it[c]), record, note)
     return result
