@@ -339,8 +339,8 @@ def measure_joint(fixed_iter=100, fixed_weight=0.05):
 
     At a fixed weight and iteration count (no cross-validation) both paths run, and the largest
     difference of their results is reported; the fully automatic call (two-fold cross-validation of
-    6 weights × 2 weak maps up to 400 iterations, the guide's CV stop and EM-TV field) is timed on the
-    GPU only (it takes minutes on 2 CPU cores: README, "Joint restoration").
+    the 6 plain candidates × 2 weak maps up to 400 iterations, then the 3 Huber-dTV candidates for the
+    maps a dTV weight won, the guide's CV stop and EM-TV field) is timed on the GPU only (it takes minutes on 2 CPU cores: README, "Joint restoration").
     """
     import skarn
 
@@ -366,6 +366,7 @@ def measure_joint(fixed_iter=100, fixed_weight=0.05):
     info = auto()[1]
     out["automatic_weights"] = [m.get("weight") for m in info["per_map"]]
     out["automatic_iterations"] = [m.get("iterations") for m in info["per_map"]]
+    out["automatic_priors"] = [m.get("prior") for m in info["per_map"]]
     return out
 
 
