@@ -1213,6 +1213,19 @@ def _pick_map(maps, element, input_path):
     return name, np.asarray(maps.maps[name], dtype=np.float64)
 
 
+def _figure_name(ctx, param, value):
+    """Click callback of a figure option: only .png, .pdf and .svg, refused before any work."""
+    if value is None:
+        return value
+    from .figures import figure_format
+
+    try:
+        figure_format(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
 def _psf_outputs(kind, input_path, output, figure, overwrite):
     stem = Path(input_path).with_suffix("").name if Path(input_path).suffix else Path(input_path).name
     output = Path(output) if output else Path(f"{stem}_psf.toml")
@@ -1230,7 +1243,8 @@ def _psf_common(func):
         click.option("--element", help="Which map of INPUT to use (default: the only one)."),
         click.option("--line", "line", help="Line name to store in the PSF file (default: the element name)."),
         click.option("-o", "--output", type=click.Path(path_type=Path), help="PSF file to write (TOML)."),
-        click.option("--figure", type=click.Path(path_type=Path), help="Fit figure (.png, .pdf, .svg)."),
+        click.option("--figure", type=click.Path(path_type=Path), callback=_figure_name,
+                     help="Fit figure (.png, .pdf, .svg)."),
         click.option("--dataset", help="HDF5 dataset group (see restore)."),
         click.option("--overwrite", is_flag=True),
         click.option("-q", "--quiet", is_flag=True),
@@ -1504,7 +1518,8 @@ def _restoration_label(maps, name):
 @click.argument("restored_path", metavar="RESTORED", type=click.Path(path_type=Path))
 @click.option("--elements", help="Comma-separated elements (default: all in RESTORED).")
 @click.option("--truth", type=click.Path(path_type=Path), help="Ground-truth maps (synthetic data) for MSE-type metrics.")
-@click.option("-o", "--output", "figure", type=click.Path(path_type=Path), help="Figure file (default RESTORED_compare.png).")
+@click.option("-o", "--output", "figure", type=click.Path(path_type=Path), callback=_figure_name,
+              help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png).")
 @click.option("--no-figure", is_flag=True, help="Only the metrics.")
 @click.option("--row", type=click.IntRange(min=0), help="Row of the line profile (default the middle).")
 @click.option("--overwrite", is_flag=True)

@@ -1,0 +1,66 @@
+"""Third QA pass: how commands are invoked (working folders, relative names, default names, figures).
+
+Each test runs the command in-process from a working folder of its own (``monkeypatch.chdir``), as a
+user types it, and failed before its fix. The log of what was tried is in ``docs/qa_real_maps.md``
+(third pass).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from xrfgpu.cli import main
+
+
+def _spot(size=21, sigma=2.0, peak=500.0, background=20.0, seed=0):
+    """A Gaussian dot scan: counts of a spot of ``sigma`` px on a flat background."""
+    r = np.arange(size) - size // 2
+    d2 = r[:, None] ** 2 + r[None, :] ** 2
+    mean = background + peak * np.exp(-d2 / (2 * sigma**2))
+    return np.random.default_rng(seed).poisson(mean).astype(np.float32)
+
+
+def _files(folder):
+    return sorted(p.name for p in Path(folder).iterdir())
+
+
+@pytest.mark.parametrize("figure", ["fit.tif", "fit.jpg", "fit", "fit.xyz"])
+def test_psf_refuses_a_figure_format_it_cannot_mark_before_the_fit(tmp_path, monkeypatch, capsys, figure):
+    # `--figure fit.tif` wrote the fit figure as an RGBA TIFF, which xrfgpu's own readers take for a map
+    # file; `fit.jpg` and `fit` (no suffix, written as PNG) carried no xrfgpu mark, so `--overwrite`
+    # could never replace them; `fit.xyz` ran the whole fit and then failed with Matplotlib's list of
+    # formats (exit status 1). Only .png, .pdf and .svg are written, and others are refused at once.
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("dot_Fe_K.tif", _spot())
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran before the figure name was checked")
+
+    monkeypatch.setattr("xrfgpu.psf.fit_dot", no_fit)
+    rc = main(["psf", "dot", "dot_Fe_K.tif", "--pixel-size", "1um", "-o", "psf.toml", "--figure", figure, "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--figure" in err and ".png" in err and ".pdf" in err and ".svg" in err
+    assert _files(tmp_path) == ["dot_Fe_K.tif"]
+
+
+def test_psf_writes_a_pdf_figure_named_in_capitals(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("dot_Fe_K.tif", _spot())
+    assert main(["psf", "dot", "dot_Fe_K.tif", "--pixel-size", "1um", "-o", "psf.toml", "--figure", "fit.PDF",
+                 "-q"]) == 0
+    assert Path("fit.PDF").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("figure", ["c.tif", "c.npy"])
+def test_compare_refuses_a_figure_format_it_cannot_mark(tmp_path, monkeypatch, capsys, figure):
+    # `compare a.tif b.tif -o c.tif` wrote the before/after figure as an RGBA TIFF
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+    tifffile.imwrite("restored_Fe_K.tif", _spot(seed=1))
+    assert main(["compare", "scan_Fe_K.tif", "restored_Fe_K.tif", "-o", figure, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "-o" in err and ".png" in err
+    assert _files(tmp_path) == ["restored_Fe_K.tif", "scan_Fe_K.tif"]
