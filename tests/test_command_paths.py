@@ -64,3 +64,35 @@ def test_compare_refuses_a_figure_format_it_cannot_mark(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "-o" in err and ".png" in err
     assert _files(tmp_path) == ["restored_Fe_K.tif", "scan_Fe_K.tif"]
+
+
+def _two_folders(root):
+    for name, seed in (("scan", 0), ("restored", 1)):
+        (root / name).mkdir()
+        np.savetxt(root / name / "Fe_K.csv", _spot(seed=seed), delimiter=",")
+
+
+@pytest.mark.parametrize("spelling", [".", "./"])
+def test_compare_run_inside_the_restored_folder(tmp_path, monkeypatch, capsys, spelling):
+    # `cd restored && xrfgpu compare ../scan .` failed with "PosixPath('.') has an empty name" (exit
+    # status 1): the default figure is named after RESTORED, and "." has no name. It is now
+    # restored_compare.png beside the folder, as `xrfgpu compare scan restored` names it.
+    _two_folders(tmp_path)
+    monkeypatch.chdir(tmp_path / "restored")
+    assert main(["compare", "../scan", spelling, "-q"]) == 0
+    assert _files(tmp_path) == ["restored", "restored_compare.png", "scan"]
+    assert _files(tmp_path / "restored") == ["Fe_K.csv"]
+    assert Path("../restored_compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_psf_default_names_of_a_folder_given_as_dot(tmp_path, monkeypatch, capsys):
+    # `cd scan && xrfgpu psf blind . --element Fe` named its outputs "_psf.toml" and "_psf_blind.png"
+    # (the name of "." is empty); they are named after the folder. (Here they would lie inside the
+    # input folder, so the run is refused, naming them.)
+    (tmp_path / "scan").mkdir()
+    np.savetxt(tmp_path / "scan" / "Fe_K.csv", _spot(), delimiter=",")
+    monkeypatch.chdir(tmp_path / "scan")
+    assert main(["psf", "blind", ".", "--element", "Fe", "--map-only", "--pixel-size", "1um", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'scan_psf.toml'" in err and "'_psf" not in err
+    assert _files(tmp_path / "scan") == ["Fe_K.csv"]

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -1213,6 +1214,12 @@ def _pick_map(maps, element, input_path):
     return name, np.asarray(maps.maps[name], dtype=np.float64)
 
 
+def _named(path):
+    """``path`` itself, or its absolute form where it has no name of its own (".", "./", "..")."""
+    path = Path(path)
+    return Path(os.path.abspath(path)) if path.name in ("", "..") else path
+
+
 def _figure_name(ctx, param, value):
     """Click callback of a figure option: only .png, .pdf and .svg, refused before any work."""
     if value is None:
@@ -1227,7 +1234,8 @@ def _figure_name(ctx, param, value):
 
 
 def _psf_outputs(kind, input_path, output, figure, overwrite):
-    stem = Path(input_path).with_suffix("").name if Path(input_path).suffix else Path(input_path).name
+    source = _named(input_path)  # "." is named after the folder it stands for
+    stem = source.with_suffix("").name if source.suffix else source.name
     output = Path(output) if output else Path(f"{stem}_psf.toml")
     figure = Path(figure) if figure else Path(f"{stem}_psf_{kind}.png")
     from .output_safety import check_outputs
@@ -1534,8 +1542,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
     inputs = [input_path, restored_path, truth]
     fig_path = None
     if not no_figure:
-        fig_path = Path(figure) if figure else Path(restored_path).with_name(
-            Path(restored_path).with_suffix("").name + "_compare.png")
+        named = _named(restored_path)  # `compare ../scan .` run inside the restored folder
+        fig_path = Path(figure) if figure else named.with_name(named.with_suffix("").name + "_compare.png")
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
     after = read_maps(restored_path)
     # the input as the restoration read it: the same MAPS/PyXRF dataset and scaler normalisation
