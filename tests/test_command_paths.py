@@ -5,6 +5,7 @@ user types it, and failed before its fix. The log of what was tried is in ``docs
 (third pass).
 """
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,17 @@ def test_psf_default_names_of_a_folder_given_as_dot(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "'scan_psf.toml'" in err and "'_psf" not in err
     assert _files(tmp_path / "scan") == ["Fe_K.csv"]
+
+
+def test_a_demo_that_fails_leaves_no_empty_folder(tmp_path, monkeypatch, capsys):
+    # the command made OUTPUT_DIR before the demo ran, so the demo's own clean-up (remove the folder
+    # it made when no file came, e.g. on a full disk) never applied: an empty folder was left behind
+    monkeypatch.chdir(tmp_path)
+
+    def disk_full(out, **kwargs):
+        raise OSError(errno.ENOSPC, f"cannot write output {str(out / 'panels.png')!r}: No space left on device")
+
+    monkeypatch.setattr("xrfgpu.demo._run_demo_into", disk_full)
+    assert main(["demo", "report", "-q"]) == 1
+    assert "No space left" in capsys.readouterr().err
+    assert _files(tmp_path) == []

@@ -1622,8 +1622,7 @@ def demo(output_dir, size, seed, quiet):
         from .demo import run_demo
     except ImportError as exc:
         raise CommandError(f"the demo is not available in this installation ({exc})") from exc
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    progress = _Progress.for_options(quiet, False)
+    progress = _Progress.for_options(quiet, False)  # run_demo makes OUTPUT_DIR, and removes it if it fails
     report = run_demo(output_dir, size=size, seed=seed,
                       progress=(lambda label, k, n: progress.line(f"  demo {progress.render_bar(k, n)} {label}"))
                       if progress.enabled else None)
