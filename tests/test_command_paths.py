@@ -13,6 +13,7 @@ import pytest
 import tifffile
 
 from xrfgpu.cli import main
+from xrfgpu.io import read_maps
 
 
 def _spot(size=21, sigma=2.0, peak=500.0, background=20.0, seed=0):
@@ -111,3 +112,36 @@ def test_a_demo_that_fails_leaves_no_empty_folder(tmp_path, monkeypatch, capsys)
     assert main(["demo", "report", "-q"]) == 1
     assert "No space left" in capsys.readouterr().err
     assert _files(tmp_path) == []
+
+
+def test_restore_from_the_data_folder_with_relative_names(tmp_path, monkeypatch):
+    # the names as typed in the data folder; the output beside the input, read back with tifffile
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+    assert main(["restore", "./scan_Fe_K.tif", "-o", "./scan_Fe_K restored µ é.tif", "--psf-sigma", "1px",
+                 "--iterations", "3", "-q"]) == 0
+    assert _files(tmp_path) == ["scan_Fe_K restored µ é.tif", "scan_Fe_K restored µ é.tif.json", "scan_Fe_K.tif"]
+    assert tifffile.imread("scan_Fe_K restored µ é.tif").shape == (21, 21)
+    assert read_maps("scan_Fe_K restored µ é.tif").names == ["Fe_K"]
+
+
+@pytest.mark.parametrize("command", ["dot", "edge", "blind"])
+def test_psf_refuses_a_map_not_named_after_a_line_before_the_fit(tmp_path, monkeypatch, capsys, command):
+    # a crop saved as particle_1.tif ran the whole fit (seconds on a real map) and only then said
+    # "map 'particle_1' is not named after an X-ray line; say which with --line"
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("particle_1.tif", _spot())
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran before the line was checked")
+
+    for name in ("fit_dot", "fit_knife_edge", "estimate_sigma"):
+        monkeypatch.setattr(f"xrfgpu.psf.{name}", no_fit)
+    assert main(["psf", command, "particle_1.tif", "--pixel-size", "1um", "-q"]) == 1
+    assert "--line" in capsys.readouterr().err
+    assert _files(tmp_path) == ["particle_1.tif"]
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    if command == "dot":  # with --line the same file is measured, and the table names the line
+        assert main(["psf", "dot", "particle_1.tif", "--pixel-size", "1um", "--line", "Fe-Ka", "-q"]) == 0
+        assert "Fe-Ka" in Path("particle_1_psf.toml").read_text()

@@ -1279,12 +1279,7 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
              "method": kind, "map": name, **table_extra}
     if sigma_um is None:
         raise ValueError("the pixel size is unknown, so σ cannot be written in µm; pass --pixel-size (e.g. 5um)")
-    from .psf.model import normalise_line
-
-    try:
-        line = normalise_line(line.replace("_", "-"))
-    except ValueError:
-        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
+    line = _table_line(line, name)
     # the table and its fit figure land together or not at all: a table left by a failed run would be
     # taken for a measurement
     save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite, inputs=inputs,
@@ -1305,6 +1300,16 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
             click.echo(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
         click.echo(f"wrote {output}, {figure}")
     return 0
+
+
+def _table_line(line, name):
+    """The X-ray line of the PSF table's entry: ``--line``, else map ``name``; checked before the fit."""
+    from .psf.model import normalise_line
+
+    try:
+        return normalise_line(line.replace("_", "-"))
+    except ValueError:
+        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
 
 
 def _load_for_psf(input_path, element, pixel_size, dataset):
@@ -1340,6 +1345,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
     from .units import parse_length_um
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("dot", input_path, output, figure, overwrite)
     dia = parse_length_um(dot_diameter, what="--dot-diameter") if dot_diameter else None
     fit = fit_dot(image, pixel_size_um=pixel_um, poisson=poisson, dot_diameter_um=dia)
@@ -1378,6 +1384,7 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
     from .psf import fit_knife_edge
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("edge", input_path, output, figure, overwrite)
     fit = fit_knife_edge(image, pixel_size_um=pixel_um, angle=angle)
     fig = edge_fit_figure(fit, title=name)
@@ -1406,6 +1413,7 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     from .psf import estimate_sigma, sigma_from_kernel
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     progress = _Progress.for_options(quiet, as_json)
     with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
