@@ -6,6 +6,7 @@ user types it, and failed before its fix. The log of what was tried is in ``docs
 """
 
 import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,34 @@ def test_psf_refuses_a_map_not_named_after_a_line_before_the_fit(tmp_path, monke
     if command == "dot":  # with --line the same file is measured, and the table names the line
         assert main(["psf", "dot", "particle_1.tif", "--pixel-size", "1um", "--line", "Fe-Ka", "-q"]) == 0
         assert "Fe-Ka" in Path("particle_1_psf.toml").read_text()
+
+
+def _read_only(monkeypatch, folder):
+    """``folder`` reports itself not writable, as a read-only mount does (root may write anywhere else)."""
+    real_access = os.access
+    folder = os.path.realpath(folder)
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.realpath(path) == folder:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+@pytest.mark.parametrize("command", ["restore", "psf"])
+def test_a_read_only_output_folder_is_refused_before_the_work(tmp_path, monkeypatch, capsys, command):
+    # on a read-only mount (found with `unshare -m` and a remounted tmpfs) the run did all its work
+    # (a minute for --joint on the five HXN maps) and then failed with "[Errno 30] ... Read-only file system"
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+    (tmp_path / "ro").mkdir()
+    _read_only(monkeypatch, tmp_path / "ro")
+    monkeypatch.setattr("xrfgpu.psf.fit_dot", lambda *a, **k: pytest.fail("the fit ran"))
+    monkeypatch.setattr("xrfgpu.cli._run_method", lambda *a, **k: pytest.fail("the restoration ran"))
+    argv = (["restore", "scan_Fe_K.tif", "-o", "ro/out.tif", "--psf-sigma", "1px"] if command == "restore" else
+            ["psf", "dot", "scan_Fe_K.tif", "--pixel-size", "1um", "-o", "ro/psf.toml", "--figure", "fit.png"])
+    assert main(argv + ["-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'ro'" in err and "not writable" in err
+    assert _files(tmp_path) == ["ro", "scan_Fe_K.tif"] and _files(tmp_path / "ro") == []

@@ -533,7 +533,8 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
     UnsafeOutputError
         An output is, holds or lies inside an input (or an input's sidecar),
         is or holds the current folder, is named twice, its folder is
-        missing, or it exists and is not an earlier xrfgpu output.
+        missing or not writable, or it exists and is not an earlier xrfgpu
+        output.
     OutputExistsError
         An output exists and ``overwrite`` is false.
     """
@@ -571,6 +572,9 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
         if not real.parent.is_dir():
             state = "is not a folder" if real.parent.exists() else "does not exist"
             raise UnsafeOutputError(f"output {str(out)!r}: {str(out.parent)!r} {state}")
+        if not os.access(real.parent, os.W_OK | os.X_OK):  # a read-only mount: say so before the work
+            raise UnsafeOutputError(f"output {str(out)!r}: folder {str(out.parent)!r} is not writable (a read-only "
+                                    "file system, or no permission); choose another folder")
         if os.path.lexists(out):
             if not overwrite:
                 raise OutputExistsError(f"output {str(out)!r} exists; pass --overwrite to replace it")
