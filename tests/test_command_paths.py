@@ -177,3 +177,16 @@ def test_a_read_only_output_folder_is_refused_before_the_work(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "'ro'" in err and "not writable" in err
     assert _files(tmp_path) == ["ro", "scan_Fe_K.tif"] and _files(tmp_path / "ro") == []
+
+
+def test_an_output_that_is_a_dangling_link_is_refused_naming_the_link(tmp_path, monkeypatch, capsys):
+    # `-o out.tif` where out.tif is a link to a path on an unmounted disk said "output 'out.tif': '.' does
+    # not exist", though the working folder exists: the folder that is missing is the link's target's
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+    os.symlink(tmp_path / "unmounted" / "x.tif", "out.tif")
+    for extra in ([], ["--overwrite"]):
+        assert main(["restore", "scan_Fe_K.tif", "-o", "out.tif", "--psf-sigma", "1px", "-q", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "symbolic link" in err and repr(str(tmp_path / "unmounted")) in err and "'.'" not in err
+    assert _files(tmp_path) == ["out.tif", "scan_Fe_K.tif"] and os.path.islink("out.tif")

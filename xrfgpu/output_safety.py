@@ -569,11 +569,17 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
         if _inside(cwd, real):
             raise UnsafeOutputError(
                 f"output {str(out)!r} is the current folder (or holds it); give a new file or folder name")
+        # the folder the output lands in: a symbolic link's target's (a dangling link's folder may not exist)
+        named, folder = str(out), str(out.parent)
+        if os.path.islink(out):
+            named, folder = f"{str(out)!r} (a symbolic link to {os.readlink(out)!r})", str(real.parent)
+        else:
+            named = repr(named)
         if not real.parent.is_dir():
             state = "is not a folder" if real.parent.exists() else "does not exist"
-            raise UnsafeOutputError(f"output {str(out)!r}: {str(out.parent)!r} {state}")
+            raise UnsafeOutputError(f"output {named}: {folder!r} {state}")
         if not os.access(real.parent, os.W_OK | os.X_OK):  # a read-only mount: say so before the work
-            raise UnsafeOutputError(f"output {str(out)!r}: folder {str(out.parent)!r} is not writable (a read-only "
+            raise UnsafeOutputError(f"output {named}: folder {folder!r} is not writable (a read-only "
                                     "file system, or no permission); choose another folder")
         if os.path.lexists(out):
             if not overwrite:
