@@ -190,3 +190,17 @@ def test_an_output_that_is_a_dangling_link_is_refused_naming_the_link(tmp_path, 
         err = capsys.readouterr().err
         assert "symbolic link" in err and repr(str(tmp_path / "unmounted")) in err and "'.'" not in err
     assert _files(tmp_path) == ["out.tif", "scan_Fe_K.tif"] and os.path.islink("out.tif")
+
+
+def test_an_output_through_a_link_and_dotdot_is_checked_where_it_lands(tmp_path, monkeypatch, capsys):
+    # `-o lk/../scan/inside.tif`, lk a link to data/scan: the checks took "lk/.." as the working folder
+    # (os.path.abspath removes "x/.." before the link is followed), so they checked work/scan/inside.tif,
+    # while the file system wrote data/scan/inside.tif: into the input folder, which rule 1 forbids
+    (tmp_path / "data" / "scan").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "data" / "scan" / "scan_Fe_K.tif", _spot())
+    (tmp_path / "work" / "scan").mkdir(parents=True)  # the folder the lexical reading points at
+    os.symlink(tmp_path / "data" / "scan", tmp_path / "work" / "lk")
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["restore", "../data/scan", "-o", "lk/../scan/inside.tif", "--psf-sigma", "1px", "-q"]) == 2
+    assert "lies inside the input folder" in capsys.readouterr().err
+    assert _files(tmp_path / "data" / "scan") == ["scan_Fe_K.tif"] and _files(tmp_path / "work" / "scan") == []

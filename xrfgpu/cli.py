@@ -1215,9 +1215,9 @@ def _pick_map(maps, element, input_path):
 
 
 def _named(path):
-    """``path`` itself, or its absolute form where it has no name of its own (".", "./", "..")."""
+    """``path`` itself, or the folder it stands for where it has no name of its own (".", "./", "..")."""
     path = Path(path)
-    return Path(os.path.abspath(path)) if path.name in ("", "..") else path
+    return Path(os.path.realpath(path)) if path.name in ("", "..") else path
 
 
 def _figure_name(ctx, param, value):

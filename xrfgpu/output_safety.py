@@ -490,7 +490,9 @@ def is_xrfgpu_output(path):
 
 
 def _real(path):
-    return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
+    # realpath follows each link before the ".." after it, as the file system does; os.path.abspath would
+    # first drop "link/..", so "link/../x" would be checked in the working folder and written elsewhere
+    return Path(os.path.realpath(os.fspath(path)))
 
 
 def _inside(child, parent):
