@@ -204,3 +204,26 @@ def test_an_output_through_a_link_and_dotdot_is_checked_where_it_lands(tmp_path,
     assert main(["restore", "../data/scan", "-o", "lk/../scan/inside.tif", "--psf-sigma", "1px", "-q"]) == 2
     assert "lies inside the input folder" in capsys.readouterr().err
     assert _files(tmp_path / "data" / "scan") == ["scan_Fe_K.tif"] and _files(tmp_path / "work" / "scan") == []
+
+
+def test_an_earlier_output_in_an_input_folder_is_named(tmp_path, monkeypatch, capsys):
+    # `xrfgpu restore scan_Fe_K.tif -o scan_Fe_K_restored.tif` run in the data folder, then `xrfgpu restore .
+    # -o ../all.tif`: the restored map was read as a raw map and restored a second time without a word
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+    tifffile.imwrite("scan_Cr_K.tif", _spot(seed=2))
+    restore = ["--psf-sigma", "1px", "--iterations", "2"]
+    assert main(["restore", "scan_Fe_K.tif", "-o", "scan_Fe_K_restored.tif", *restore, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["restore", ".", "-o", "../all.tif", *restore]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: scan_Fe_K_restored.tif in '.' is an earlier xrfgpu output" in err
+    assert "scan_Cr_K.tif" not in err and "scan_Fe_K.tif " not in err
+    assert read_maps("../all.tif").names == ["Cr_K", "Fe_K", "Fe_K_restored"]  # read, as before: only named
+    # a folder of outputs only (restored maps gathered on purpose) is meant: no warning
+    (tmp_path / "restored").mkdir()
+    assert main(["restore", "scan_Cr_K.tif", "-o", "restored/Cr_K.tif", *restore, "-q"]) == 0
+    assert main(["restore", "scan_Fe_K.tif", "-o", "restored/Fe_K.tif", *restore, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["restore", "restored", "-o", "../again.tif", *restore]) == 0
+    assert "earlier xrfgpu" not in capsys.readouterr().err

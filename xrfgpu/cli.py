@@ -229,6 +229,22 @@ def _report_skipped(maps, quiet):
                      f"missing pixels (NaN), the first at line {first['line']}, column {first['column']}")
 
 
+def _warn_earlier_outputs(input_path, maps, quiet):
+    """One line when an input folder mixes maps with earlier xrfgpu outputs (a map restored into its input's
+    folder): those are read as maps like the others, and restored again. A folder of outputs only is meant."""
+    files = list(maps.metadata.get("files") or [])
+    if quiet or maps.metadata.get("format") != "folder" or not Path(input_path).is_dir():
+        return
+    from .output_safety import is_xrfgpu_output
+
+    ours = [f for f in files if is_xrfgpu_output(Path(input_path) / f)[0]]
+    if ours and len(ours) < len(files):
+        one = len(ours) == 1
+        _warn(quiet, f"{', '.join(ours)} in {str(input_path)!r} {'is an earlier xrfgpu output' if one else 'are earlier xrfgpu outputs'}"
+                     f", read as {'a map' if one else 'maps'} like the others and restored again; move "
+                     f"{'it' if one else 'them'} out of the folder, or choose the maps with --elements")
+
+
 # --------------------------------------------------------------------------- PSF tables
 
 
@@ -957,6 +973,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, quiet)
+    _warn_earlier_outputs(input_path, maps, quiet)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
         if maps.pixel_size_um and abs(maps.pixel_size_um - pixel_um) > 1e-3 * pixel_um:
