@@ -227,3 +227,18 @@ def test_an_earlier_output_in_an_input_folder_is_named(tmp_path, monkeypatch, ca
     capsys.readouterr()
     assert main(["restore", "restored", "-o", "../again.tif", *restore]) == 0
     assert "earlier xrfgpu" not in capsys.readouterr().err
+
+
+def test_a_full_disk_is_said_in_words(tmp_path, monkeypatch, capsys):
+    # a full disk (a 64 KiB tmpfs) printed "Error: [Errno 28] cannot write output 'x.tif': No space left on
+    # device"; README shows the line without the errno, as here
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("xrfgpu.io._write_tiff", disk_full)
+    assert main(["restore", "scan_Fe_K.tif", "-o", "x.tif", "--psf-sigma", "1px", "-q"]) == 1
+    assert capsys.readouterr().err.strip() == "Error: cannot write output 'x.tif': No space left on device"
+    assert _files(tmp_path) == ["scan_Fe_K.tif"]

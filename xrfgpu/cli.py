@@ -68,6 +68,8 @@ def _refused_types():
 def _message(exc):
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.errno and exc.strerror and exc.filename is None:
+        return exc.strerror  # "cannot write output 'x.tif': No space left on device", without "[Errno 28] "
     return str(exc) or type(exc).__name__
 
 
