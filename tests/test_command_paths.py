@@ -34,7 +34,7 @@ def test_psf_refuses_a_figure_format_it_cannot_mark_before_the_fit(tmp_path, mon
     # `--figure fit.tif` wrote the fit figure as an RGBA TIFF, which xrfgpu's own readers take for a map
     # file; `fit.jpg` and `fit` (no suffix, written as PNG) carried no xrfgpu mark, so `--overwrite`
     # could never replace them; `fit.xyz` ran the whole fit and then failed with Matplotlib's list of
-    # formats (exit status 1). Only .png, .pdf and .svg are written, and others are refused at once.
+    # formats (exit status 1). Only .png, .pdf and .svg are written; others are refused in one line first.
     monkeypatch.chdir(tmp_path)
     tifffile.imwrite("dot_Fe_K.tif", _spot())
 
@@ -45,7 +45,8 @@ def test_psf_refuses_a_figure_format_it_cannot_mark_before_the_fit(tmp_path, mon
     rc = main(["psf", "dot", "dot_Fe_K.tif", "--pixel-size", "1um", "-o", "psf.toml", "--figure", figure, "-q"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "--figure" in err and ".png" in err and ".pdf" in err and ".svg" in err
+    assert err.startswith("Error: --figure: ") and len(err.strip().splitlines()) == 1
+    assert ".png" in err and ".pdf" in err and ".svg" in err
     assert _files(tmp_path) == ["dot_Fe_K.tif"]
 
 
@@ -65,7 +66,7 @@ def test_compare_refuses_a_figure_format_it_cannot_mark(tmp_path, monkeypatch, c
     tifffile.imwrite("restored_Fe_K.tif", _spot(seed=1))
     assert main(["compare", "scan_Fe_K.tif", "restored_Fe_K.tif", "-o", figure, "-q"]) == 2
     err = capsys.readouterr().err
-    assert "-o" in err and ".png" in err
+    assert err.startswith(f"Error: -o: figure {figure!r} must end in .png") and len(err.strip().splitlines()) == 1
     assert _files(tmp_path) == ["restored_Fe_K.tif", "scan_Fe_K.tif"]
 
 

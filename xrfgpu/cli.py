@@ -1239,17 +1239,15 @@ def _named(path):
     return Path(os.path.realpath(path)) if path.name in ("", "..") else path
 
 
-def _figure_name(ctx, param, value):
-    """Click callback of a figure option: only .png, .pdf and .svg, refused before any work."""
-    if value is None:
-        return value
+def _check_figure_name(figure, option):
+    """Only .png, .pdf and .svg figures (:func:`xrfgpu.figures.figure_format`): refused in one line, before any work."""
     from .figures import figure_format
+    from .output_safety import UnsafeOutputError
 
     try:
-        figure_format(value)
+        figure_format(figure)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value
+        raise UnsafeOutputError(f"{option}: {exc}") from None
 
 
 def _psf_outputs(kind, input_path, output, figure, overwrite):
@@ -1260,6 +1258,7 @@ def _psf_outputs(kind, input_path, output, figure, overwrite):
     from .output_safety import check_outputs
 
     check_outputs([output, figure], [input_path], overwrite=overwrite)
+    _check_figure_name(figure, "--figure")
     return output, figure
 
 
@@ -1270,8 +1269,7 @@ def _psf_common(func):
         click.option("--element", help="Which map of INPUT to use (default: the only one)."),
         click.option("--line", "line", help="Line name to store in the PSF file (default: the element name)."),
         click.option("-o", "--output", type=click.Path(path_type=Path), help="PSF file to write (TOML)."),
-        click.option("--figure", type=click.Path(path_type=Path), callback=_figure_name,
-                     help="Fit figure (.png, .pdf, .svg)."),
+        click.option("--figure", type=click.Path(path_type=Path), help="Fit figure (.png, .pdf, .svg)."),
         click.option("--dataset", help="HDF5 dataset group (see restore)."),
         click.option("--overwrite", is_flag=True),
         click.option("-q", "--quiet", is_flag=True),
@@ -1553,7 +1551,7 @@ def _restoration_label(maps, name):
 @click.argument("restored_path", metavar="RESTORED", type=click.Path(path_type=Path))
 @click.option("--elements", help="Comma-separated elements (default: all in RESTORED).")
 @click.option("--truth", type=click.Path(path_type=Path), help="Ground-truth maps (synthetic data) for MSE-type metrics.")
-@click.option("-o", "--output", "figure", type=click.Path(path_type=Path), callback=_figure_name,
+@click.option("-o", "--output", "figure", type=click.Path(path_type=Path),
               help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png).")
 @click.option("--no-figure", is_flag=True, help="Only the metrics.")
 @click.option("--row", type=click.IntRange(min=0), help="Row of the line profile (default the middle).")
@@ -1572,6 +1570,7 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         named = _named(restored_path)  # `compare ../scan .` run inside the restored folder
         fig_path = Path(figure) if figure else named.with_name(named.with_suffix("").name + "_compare.png")
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
+        _check_figure_name(fig_path, "-o")
     after = read_maps(restored_path)
     # the input as the restoration read it: the same MAPS/PyXRF dataset and scaler normalisation
     done = (after.metadata.get("provenance") or {}).get("parameters") or {}

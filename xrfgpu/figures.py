@@ -43,7 +43,7 @@ def figure_format(path):
     """
     suffix = Path(path).suffix.lower()
     if suffix not in FIGURE_SUFFIXES:
-        raise ValueError(f"figure {str(path)!r}: give a name ending in {', '.join(FIGURE_SUFFIXES[:-1])} or "
+        raise ValueError(f"figure {str(path)!r} must end in {', '.join(FIGURE_SUFFIXES[:-1])} or "
                          f"{FIGURE_SUFFIXES[-1]} (the formats that carry xrfgpu's mark; a figure saved as a map "
                          "format would be read as a map)")
     return suffix[1:]
