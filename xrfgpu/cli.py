@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -67,6 +68,8 @@ def _refused_types():
 def _message(exc):
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.errno and exc.strerror and exc.filename is None:
+        return exc.strerror  # "cannot write output 'x.tif': No space left on device", without "[Errno 28] "
     return str(exc) or type(exc).__name__
 
 
@@ -226,6 +229,22 @@ def _report_skipped(maps, quiet):
         count, first = entry["count"], entry["first"]
         _warn(quiet, f"{entry['file']} (map {entry['map']!r}): {count} blank cell{'s' if count > 1 else ''} read as "
                      f"missing pixels (NaN), the first at line {first['line']}, column {first['column']}")
+
+
+def _warn_earlier_outputs(input_path, maps, quiet):
+    """One line when an input folder mixes maps with earlier xrfgpu outputs (a map restored into its input's
+    folder): those are read as maps like the others, and restored again. A folder of outputs only is meant."""
+    files = list(maps.metadata.get("files") or [])
+    if quiet or maps.metadata.get("format") != "folder" or not Path(input_path).is_dir():
+        return
+    from .output_safety import is_xrfgpu_output
+
+    ours = [f for f in files if is_xrfgpu_output(Path(input_path) / f)[0]]
+    if ours and len(ours) < len(files):
+        one = len(ours) == 1
+        _warn(quiet, f"{', '.join(ours)} in {str(input_path)!r} {'is an earlier xrfgpu output' if one else 'are earlier xrfgpu outputs'}"
+                     f", read as {'a map' if one else 'maps'} like the others and restored again; move "
+                     f"{'it' if one else 'them'} out of the folder, or choose the maps with --elements")
 
 
 # --------------------------------------------------------------------------- PSF tables
@@ -956,6 +975,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     maps = read_maps(input_path, dataset=dataset, normalize=normalize)
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, quiet)
+    _warn_earlier_outputs(input_path, maps, quiet)
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
         if maps.pixel_size_um and abs(maps.pixel_size_um - pixel_um) > 1e-3 * pixel_um:
@@ -1213,13 +1233,32 @@ def _pick_map(maps, element, input_path):
     return name, np.asarray(maps.maps[name], dtype=np.float64)
 
 
+def _named(path):
+    """``path`` itself, or the folder it stands for where it has no name of its own (".", "./", "..")."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.name in ("", "..") else path
+
+
+def _check_figure_name(figure, option):
+    """Only .png, .pdf and .svg figures (:func:`xrfgpu.figures.figure_format`): refused in one line, before any work."""
+    from .figures import figure_format
+    from .output_safety import UnsafeOutputError
+
+    try:
+        figure_format(figure)
+    except ValueError as exc:
+        raise UnsafeOutputError(f"{option}: {exc}") from None
+
+
 def _psf_outputs(kind, input_path, output, figure, overwrite):
-    stem = Path(input_path).with_suffix("").name if Path(input_path).suffix else Path(input_path).name
+    source = _named(input_path)  # "." is named after the folder it stands for
+    stem = source.with_suffix("").name if source.suffix else source.name
     output = Path(output) if output else Path(f"{stem}_psf.toml")
     figure = Path(figure) if figure else Path(f"{stem}_psf_{kind}.png")
     from .output_safety import check_outputs
 
     check_outputs([output, figure], [input_path], overwrite=overwrite)
+    _check_figure_name(figure, "--figure")
     return output, figure
 
 
@@ -1229,8 +1268,10 @@ def _psf_common(func):
         click.option("--pixel-size", help="Scan step with unit, e.g. 5um (default: from the file)."),
         click.option("--element", help="Which map of INPUT to use (default: the only one)."),
         click.option("--line", "line", help="Line name to store in the PSF file (default: the element name)."),
-        click.option("-o", "--output", type=click.Path(path_type=Path), help="PSF file to write (TOML)."),
-        click.option("--figure", type=click.Path(path_type=Path), help="Fit figure (.png, .pdf, .svg)."),
+        click.option("-o", "--output", type=click.Path(path_type=Path),
+                     help="PSF file to write (TOML; default INPUT_psf.toml in the current folder)."),
+        click.option("--figure", type=click.Path(path_type=Path),
+                     help="Fit figure: .png, .pdf or .svg (default INPUT_psf_<command>.png in the current folder)."),
         click.option("--dataset", help="HDF5 dataset group (see restore)."),
         click.option("--overwrite", is_flag=True),
         click.option("-q", "--quiet", is_flag=True),
@@ -1257,12 +1298,7 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
              "method": kind, "map": name, **table_extra}
     if sigma_um is None:
         raise ValueError("the pixel size is unknown, so σ cannot be written in µm; pass --pixel-size (e.g. 5um)")
-    from .psf.model import normalise_line
-
-    try:
-        line = normalise_line(line.replace("_", "-"))
-    except ValueError:
-        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
+    line = _table_line(line, name)
     # the table and its fit figure land together or not at all: a table left by a failed run would be
     # taken for a measurement
     save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite, inputs=inputs,
@@ -1283,6 +1319,16 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
             click.echo(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
         click.echo(f"wrote {output}, {figure}")
     return 0
+
+
+def _table_line(line, name):
+    """The X-ray line of the PSF table's entry: ``--line``, else map ``name``; checked before the fit."""
+    from .psf.model import normalise_line
+
+    try:
+        return normalise_line(line.replace("_", "-"))
+    except ValueError:
+        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
 
 
 def _load_for_psf(input_path, element, pixel_size, dataset):
@@ -1318,6 +1364,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
     from .units import parse_length_um
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("dot", input_path, output, figure, overwrite)
     dia = parse_length_um(dot_diameter, what="--dot-diameter") if dot_diameter else None
     fit = fit_dot(image, pixel_size_um=pixel_um, poisson=poisson, dot_diameter_um=dia)
@@ -1363,6 +1410,7 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
     from .psf import fit_knife_edge
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("edge", input_path, output, figure, overwrite)
     fit = fit_knife_edge(image, pixel_size_um=pixel_um, angle=angle)
     fig = edge_fit_figure(fit, title=name)
@@ -1391,6 +1439,7 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     from .psf import estimate_sigma, sigma_from_kernel
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     progress = _Progress.for_options(quiet, as_json)
     with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
@@ -1511,7 +1560,8 @@ def _restoration_label(maps, name):
 @click.argument("restored_path", metavar="RESTORED", type=click.Path(path_type=Path))
 @click.option("--elements", help="Comma-separated elements (default: all in RESTORED).")
 @click.option("--truth", type=click.Path(path_type=Path), help="Ground-truth maps (synthetic data) for MSE-type metrics.")
-@click.option("-o", "--output", "figure", type=click.Path(path_type=Path), help="Figure file (default RESTORED_compare.png).")
+@click.option("-o", "--output", "figure", type=click.Path(path_type=Path),
+              help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png).")
 @click.option("--no-figure", is_flag=True, help="Only the metrics.")
 @click.option("--row", type=click.IntRange(min=0), help="Row of the line profile (default the middle).")
 @click.option("--overwrite", is_flag=True)
@@ -1526,9 +1576,10 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
     inputs = [input_path, restored_path, truth]
     fig_path = None
     if not no_figure:
-        fig_path = Path(figure) if figure else Path(restored_path).with_name(
-            Path(restored_path).with_suffix("").name + "_compare.png")
+        named = _named(restored_path)  # `compare ../scan .` run inside the restored folder
+        fig_path = Path(figure) if figure else named.with_name(named.with_suffix("").name + "_compare.png")
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
+        _check_figure_name(fig_path, "-o")
     after = read_maps(restored_path)
     # the input as the restoration read it: the same MAPS/PyXRF dataset and scaler normalisation
     done = (after.metadata.get("provenance") or {}).get("parameters") or {}
@@ -1606,8 +1657,7 @@ def demo(output_dir, size, seed, quiet):
         from .demo import run_demo
     except ImportError as exc:
         raise CommandError(f"the demo is not available in this installation ({exc})") from exc
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    progress = _Progress.for_options(quiet, False)
+    progress = _Progress.for_options(quiet, False)  # run_demo makes OUTPUT_DIR, and removes it if it fails
     report = run_demo(output_dir, size=size, seed=seed,
                       progress=(lambda label, k, n: progress.line(f"  demo {progress.render_bar(k, n)} {label}"))
                       if progress.enabled else None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_figure", "dot_fit_figure", "edge_fit_figure", "kernel_figure", "compare_figure",
+__all__ = ["save_figure", "figure_format", "FIGURE_SUFFIXES", "dot_fit_figure", "edge_fit_figure", "kernel_figure", "compare_figure",
            "add_scale_bar", "shared_limits", "nice_length"]
 
 
@@ -26,7 +26,27 @@ def _figure(width, height):
     return fig
 
 
+#: the figure formats xrfgpu writes, each with the entry that names xrfgpu as its software: how
+#: ``--overwrite`` recognises an earlier figure (:mod:`xrfgpu.output_safety`)
 _CREATOR_KEY = {"png": "Software", "pdf": "Creator", "svg": "Creator"}
+FIGURE_SUFFIXES = tuple(f".{fmt}" for fmt in _CREATOR_KEY)
+
+
+def figure_format(path):
+    """The format of figure file ``path`` from its suffix (any case): ``"png"``, ``"pdf"`` or ``"svg"``.
+
+    Raises
+    ------
+    ValueError
+        For any other name: a figure written as ``.tif`` or ``.npy`` would be read as a map, and a
+        ``.jpg`` or a name without a suffix carries no mark of xrfgpu, so it could never be replaced.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        raise ValueError(f"figure {str(path)!r} must end in {', '.join(FIGURE_SUFFIXES[:-1])} or "
+                         f"{FIGURE_SUFFIXES[-1]} (the formats that carry xrfgpu's mark; a figure saved as a map "
+                         "format would be read as a map)")
+    return suffix[1:]
 
 
 def save_figure(fig, path, *, overwrite=False, inputs=()):
@@ -35,7 +55,8 @@ def save_figure(fig, path, *, overwrite=False, inputs=()):
     PNG, PDF and SVG files name xrfgpu as their software (``Software`` /
     ``Creator``), which is how ``overwrite=True`` recognises an earlier
     xrfgpu figure: nothing else is replaced, and never one of ``inputs``
-    (see :func:`xrfgpu.output_safety.check_outputs`).
+    (see :func:`xrfgpu.output_safety.check_outputs`); any other suffix is
+    refused (:func:`figure_format`).
     """
     from .output_safety import write_outputs
 
@@ -51,9 +72,8 @@ def figure_output(fig, path):
     from .output_safety import Output
 
     path = Path(path)
-    fmt = path.suffix[1:].lower() or "png"
-    key = _CREATOR_KEY.get(fmt)
-    metadata = {key: f"xrfgpu {__version__}"} if key else None
+    fmt = figure_format(path)
+    metadata = {_CREATOR_KEY[fmt]: f"xrfgpu {__version__}"}
     return Output(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))
 
 

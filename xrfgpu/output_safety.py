@@ -490,7 +490,9 @@ def is_xrfgpu_output(path):
 
 
 def _real(path):
-    return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
+    # realpath follows each link before the ".." after it, as the file system does; os.path.abspath would
+    # first drop "link/..", so "link/../x" would be checked in the working folder and written elsewhere
+    return Path(os.path.realpath(os.fspath(path)))
 
 
 def _inside(child, parent):
@@ -533,7 +535,8 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
     UnsafeOutputError
         An output is, holds or lies inside an input (or an input's sidecar),
         is or holds the current folder, is named twice, its folder is
-        missing, or it exists and is not an earlier xrfgpu output.
+        missing or not writable, or it exists and is not an earlier xrfgpu
+        output.
     OutputExistsError
         An output exists and ``overwrite`` is false.
     """
@@ -568,9 +571,18 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
         if _inside(cwd, real):
             raise UnsafeOutputError(
                 f"output {str(out)!r} is the current folder (or holds it); give a new file or folder name")
+        # the folder the output lands in: a symbolic link's target's (a dangling link's folder may not exist)
+        named, folder = str(out), str(out.parent)
+        if os.path.islink(out):
+            named, folder = f"{str(out)!r} (a symbolic link to {os.readlink(out)!r})", str(real.parent)
+        else:
+            named = repr(named)
         if not real.parent.is_dir():
             state = "is not a folder" if real.parent.exists() else "does not exist"
-            raise UnsafeOutputError(f"output {str(out)!r}: {str(out.parent)!r} {state}")
+            raise UnsafeOutputError(f"output {named}: {folder!r} {state}")
+        if not os.access(real.parent, os.W_OK | os.X_OK):  # a read-only mount: say so before the work
+            raise UnsafeOutputError(f"output {named}: folder {folder!r} is not writable (a read-only "
+                                    "file system, or no permission); choose another folder")
         if os.path.lexists(out):
             if not overwrite:
                 raise OutputExistsError(f"output {str(out)!r} exists; pass --overwrite to replace it")
