@@ -355,7 +355,7 @@ def test_compare_a_single_map_with_a_restored_folder(tmp_path, capsys):
 def test_a_psf_sigma_entry_no_map_uses_is_warned_about(tmp_path, capsys):
     # "--psf-sigma Fe=0.08um,F=0.07um,..." on the HXN maps: the F (a typo) entry was dropped in silence
     out = tmp_path / "o.tif"
-    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "Fe=1px,Cr=1px,S=1px,Si=1px,Zn=2px",
+    assert main(["restore", str(HXN), "-o", str(out), "--psf-sigma", "Fe=1px,Cr=1px,Si=1px,Zn=2px",
                  "--iterations", "2"]) == 0
     err = capsys.readouterr().err
     assert "Warning: --psf-sigma entry 'Zn' matches none of the restored maps" in err
