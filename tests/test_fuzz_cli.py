@@ -465,7 +465,11 @@ _SLOW_WRITER = textwrap.dedent("""
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_killed_writer_leaves_no_output_and_no_temp(tmp_path, sig):
     out, ready = tmp_path / "out.tif", tmp_path / "ready"
-    proc = _python([_SLOW_WRITER, str(out), str(ready)])
+    # the writer gets the signals' default dispositions, as a command started at a terminal has: a test
+    # run started in the background by a non-interactive shell has SIGINT ignored, the child inherits
+    # that, and xrfgpu (rightly) keeps an ignored signal ignored, so the SIGINT case waited 30 s and failed
+    proc = _python([_SLOW_WRITER, str(out), str(ready)],
+                   preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)])
     t0 = time.time()
     while not ready.exists():
         assert proc.poll() is None and time.time() - t0 < 60, proc.communicate()
