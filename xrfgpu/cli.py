@@ -1298,7 +1298,7 @@ def _report_psf(kind, name, line, sigma_px, stderr_px, pixel_um, extra, output, 
              "method": kind, "map": name, **table_extra}
     if sigma_um is None:
         raise ValueError("the pixel size is unknown, so σ cannot be written in µm; pass --pixel-size (e.g. 5um)")
-    line = _table_line(line, name)
+    # ``line``: already checked by _table_line before the fit
     # the table and its fit figure land together or not at all: a table left by a failed run would be
     # taken for a measurement
     save_psf_table(output, {line: entry}, pixel_size_um=pixel_um, overwrite=overwrite, inputs=inputs,
@@ -1396,7 +1396,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
             _warn(quiet, extra["warning"])
     fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p, "rho": fit.rho}
-    return _report_psf("dot", name, line or name, fit.sigma, s_err, pixel_um, extra, output, figure, fig,
+    return _report_psf("dot", name, line, fit.sigma, s_err, pixel_um, extra, output, figure, fig,
                        overwrite, quiet, as_json, table_extra, inputs=[input_path])
 
 
@@ -1422,7 +1422,7 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
                             f"{EDGE_SIGMA_REL_STDERR:.0%}): does map {name!r} hold one straight edge? "
                             "Use a knife-edge scan, or `xrfgpu psf dot` on an isolated particle")
         _warn(quiet, extra["warning"])
-    return _report_psf("edge", name, line or name, fit.sigma, fit.sigma_stderr, pixel_um, extra, output, figure,
+    return _report_psf("edge", name, line, fit.sigma, fit.sigma_stderr, pixel_um, extra, output, figure,
                        fig, overwrite, quiet, as_json, {"angle_deg": fit.angle}, inputs=[input_path])
 
 
@@ -1475,7 +1475,7 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     label = f"blind L0 kernel ({kernel.shape[0]}×{kernel.shape[1]} px)" if kernel is not None else None
     fig = kernel_figure(kernel, sigma, pixel_size_um=pixel_um, kernel_label=label,
                         title=f"{name}: {'blind L0 kernel and its Gaussian fit' if kernel is not None else 'σ estimated from the map (no kernel)'}")
-    return _report_psf(kind, name, line or name, sigma, stderr, pixel_um, extra, output, figure, fig, overwrite,
+    return _report_psf(kind, name, line, sigma, stderr, pixel_um, extra, output, figure, fig, overwrite,
                        quiet, as_json, {}, inputs=[input_path])
 
 
