@@ -352,6 +352,11 @@ class Convolution:
         is cheaper than the extended one.
     engine : {"auto", "dct", "mirror", "extended", "separable", "padded", "periodic"}
         Force an engine (tests, benchmarks); ``"auto"`` chooses as above.
+    separable_reach : tuple of (int, int), optional
+        The separable engine's least reach (before, after) per axis, pixels
+        (``reach`` of :class:`xrfgpu._separable.SeparableReflectBlur`): a part
+        of a batch blurs on the lines of the whole batch, so that its numbers
+        do not depend on the batch (:func:`xrfgpu.joint._stack_problem`).
 
     Attributes
     ----------
@@ -379,7 +384,7 @@ class Convolution:
     """
 
     def __init__(self, psf, shape, *, boundary: str = "reflect", pad: int | None = None, pad_factor: int = 2,
-                 iterative: bool = False, engine: str = "auto"):
+                 iterative: bool = False, engine: str = "auto", separable_reach=None):
         xp = array_namespace(psf)
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
@@ -407,7 +412,8 @@ class Convolution:
             self._index = tuple(xp.asarray(reflect_indices(n, 0, n), device=dev) for n in self.shape)
         elif engine == "separable":
             self.canvas_shape = self.shape
-            self._separable = SeparableReflectBlur(self._factors, self.shape, to_numpy(psf).dtype)
+            self._separable = SeparableReflectBlur(self._factors, self.shape, to_numpy(psf).dtype,
+                                                   reach=separable_reach)
             self.transform_shape = self._separable.line_shape
         elif engine == "dctfft":
             self.canvas_shape = self.shape

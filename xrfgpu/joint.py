@@ -1336,12 +1336,8 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
         padded = xp.zeros((hh.shape[0], kr, kc), dtype=hh.dtype, device=dev)
         padded[:, top:top + r, left:left + c] = hh
         hh = padded
-    op = Convolution(hh, yy.shape, boundary=boundary, pad_factor=2, iterative=True, engine=engine)
-    if reach is not None and op._separable.reach != reach:
-        from ._separable import SeparableReflectBlur
-
-        op._separable = SeparableReflectBlur(op._factors, op.shape, op._separable.dtype, reach=reach)
-        op.transform_shape = op._separable.line_shape
+    op = Convolution(hh, yy.shape, boundary=boundary, pad_factor=2, iterative=True, engine=engine,
+                     separable_reach=reach)
     canvas_b = op.embed(bb) if bb.shape[-2:] != (1, 1) else bb
     return Problem(xp=xp, image=yy, psf=hh, background=bb, op=op, _data=None, canvas_background=canvas_b)
 
