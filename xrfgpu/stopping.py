@@ -1,7 +1,8 @@
 """Stopping rules for Richardson–Lucy: Poisson-thinning cross-validation and the discrepancy principle.
 
-:func:`cv_iterations` picks the iteration count that predicts held-out
-counts best; :func:`discrepancy_iterations` the first count at which the
+:func:`cv_iterations` picks the first iteration count that predicts
+held-out counts all but a 10⁻⁴ share of the best fall of their deviance
+(:data:`CV_DROP_TOLERANCE`); :func:`discrepancy_iterations` the first count at which the
 Poisson discrepancy ``2 KL / n`` falls to a target. Both are used by the
 front door (:func:`xrfgpu.restore`) and can be called on their own.
 
