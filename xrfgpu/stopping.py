@@ -91,7 +91,8 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     Raises
     ------
     ValueError
-        Non-integer or negative counts.
+        Non-integer or negative counts, a ``holdout`` outside (0, 1) or a
+        ``drop_tolerance`` outside [0, 1).
 
     Notes
     -----
@@ -100,7 +101,8 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     maps of mean ``μ/2`` each. RL runs on ``y₁``; after every iteration the
     negative log-likelihood of ``y₂`` under ``h ⊛ x₁ + b/2`` is evaluated.
     It falls while RL recovers structure and rises once RL fits ``y₁``'s
-    noise, which ``y₂`` does not share; its minimum is the stopping point.
+    noise, which ``y₂`` does not share; the stop is the first count within
+    ``drop_tolerance`` of its fall from the minimum (below).
     Unlike the discrepancy principle it needs no noise model beyond the
     counts being Poisson, and it is not fooled by model errors common to
     both halves (stage jitter, tube drift, a slightly wrong PSF), which make
