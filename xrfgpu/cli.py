@@ -15,7 +15,10 @@ xrfgpu output; the input is only opened for reading. Errors name the file
 and the problem in one line: a missing, corrupt, empty or truncated input
 file and a refused output path exit with status 2 (as usage errors), other
 failures with status 1. Progress goes to stderr on a terminal
-only; ``--json`` prints one JSON document on stdout.
+only; ``--json`` prints one JSON document on stdout. Nothing else is
+written to standard output: ``-o -`` (and ``--figure -``, ``demo -``) is
+refused in one line (exit status 2) rather than written as a file named
+``-``, which is ``./-``.
 
 ``main(argv)`` runs the command in-process and returns the exit status;
 ``python -m xrfgpu`` and the installed ``xrfgpu`` script call it.
@@ -99,6 +102,27 @@ def _friendly(func):
             raise CommandError(_message(exc)) from exc
 
     return wrapper
+
+
+def _no_standard_output(what, example, instead=""):
+    """Click callback of an output option or argument: ``-`` (standard output) is refused in one line.
+
+    Every output of xrfgpu is a file or folder (published atomically, with a record beside or inside it);
+    a user typing ``-`` expects standard output, and got a file or folder named ``-``. A file of that
+    name is still ``./-`` (the option's type is a plain ``click.Path``, so the spelling typed is seen
+    here; the callback returns it as a :class:`~pathlib.Path`). ``instead``: what does print on stdout.
+    """
+
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        if value == "-":
+            option = "OUTPUT_DIR" if param.param_type_name == "argument" else "/".join(param.opts)
+            raise FileRefusedError(f"{option} -: standard output is not supported: {what}; give its name, e.g. "
+                                   f"{example}, or ./- for one named '-'{'; ' + instead if instead else ''}")
+        return Path(value)
+
+    return check
 
 
 # --------------------------------------------------------------------------- progress and output
@@ -886,8 +910,11 @@ def main(argv=None) -> int:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output file: .tif, .h5, .npz, .npy, .csv (one map), or a folder (one CSV per element).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(),
+              callback=_no_standard_output("the restored maps are written to a file or folder with their record",
+                                           "-o restored.tif", "--json prints the summary on stdout"),
+              help="Output file: .tif, .h5, .npz, .npy, .csv (one map), or a folder (one CSV per element); "
+                   "not - (standard output).")
 @click.option("--method", type=click.Choice(METHODS), default="rl", show_default=True, help="Restoration method.")
 @click.option("--psf-sigma", help="Gaussian PSF σ for all elements (40um) or per element (Fe=40um,Ca=50um); "
               "in pixels (2px, Fe=4px) it needs no pixel size.")
@@ -1268,9 +1295,14 @@ def _psf_common(func):
         click.option("--pixel-size", help="Scan step with unit, e.g. 5um (default: from the file)."),
         click.option("--element", help="Which map of INPUT to use (default: the only one)."),
         click.option("--line", "line", help="Line name to store in the PSF file (default: the element name)."),
-        click.option("-o", "--output", type=click.Path(path_type=Path),
-                     help="PSF file to write (TOML; default INPUT_psf.toml in the current folder)."),
-        click.option("--figure", type=click.Path(path_type=Path),
+        click.option("-o", "--output", type=click.Path(),
+                     callback=_no_standard_output("the PSF table is written to a file, with its fit figure",
+                                                  "-o psf.toml", "--json prints σ on stdout"),
+                     help="PSF file to write (TOML; default INPUT_psf.toml in the current folder); not - "
+                          "(standard output: --json prints the result there)."),
+        click.option("--figure", type=click.Path(),
+                     callback=_no_standard_output("the fit figure is written to a file", "--figure fit.png",
+                                                  "--json prints σ on stdout"),
                      help="Fit figure: .png, .pdf or .svg (default INPUT_psf_<command>.png in the current folder)."),
         click.option("--dataset", help="HDF5 dataset group (see restore)."),
         click.option("--overwrite", is_flag=True),
@@ -1560,8 +1592,10 @@ def _restoration_label(maps, name):
 @click.argument("restored_path", metavar="RESTORED", type=click.Path(path_type=Path))
 @click.option("--elements", help="Comma-separated elements (default: all in RESTORED).")
 @click.option("--truth", type=click.Path(path_type=Path), help="Ground-truth maps (synthetic data) for MSE-type metrics.")
-@click.option("-o", "--output", "figure", type=click.Path(path_type=Path),
-              help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png).")
+@click.option("-o", "--output", "figure", type=click.Path(),
+              callback=_no_standard_output("the figure is written to a file", "-o compare.png",
+                                           "--no-figure --json prints the metrics alone on stdout"),
+              help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png); not - (standard output).")
 @click.option("--no-figure", is_flag=True, help="Only the metrics.")
 @click.option("--row", type=click.IntRange(min=0), help="Row of the line profile (default the middle).")
 @click.option("--overwrite", is_flag=True)
@@ -1646,7 +1680,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("output_dir", required=False, default="xrfgpu-demo", type=click.Path(path_type=Path))
+@click.argument("output_dir", required=False, default="xrfgpu-demo", type=click.Path(),
+                callback=_no_standard_output("the demo writes a folder of files", "xrfgpu demo demo-report"))
 @click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
