@@ -68,3 +68,63 @@ def test_a_file_named_dash_is_still_written_as_dot_slash_dash(tmp_path, monkeypa
     tifffile.imwrite("scan_Fe_K.tif", _spot())
     assert main(["restore", "scan_Fe_K.tif", "-o", "./-", "--psf-sigma", "1px", "--iterations", "2", "-q"]) == 0
     assert (tmp_path / "-").is_dir() and "Fe_K.csv" in _files(tmp_path / "-")
+
+
+# --------------------------------------------------------------------------- 2. `xrfgpu demo` on a read-only folder
+
+
+def _read_only(monkeypatch, folder):
+    """``folder`` reports itself not writable, as a read-only mount does (root may write anywhere else)."""
+    real_access = os.access
+    folder = os.path.realpath(folder)
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.realpath(path) == folder:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+@pytest.mark.parametrize("target", ["ro", "ro/report", "ro/a/b"])
+def test_a_demo_into_a_read_only_folder_is_refused_naming_it_before_the_work(tmp_path, monkeypatch, capsys, target):
+    # a read-only mount: `demo ro/report` printed "Error: [Errno 30] Read-only file system: 'ro/report'" (its
+    # mkdir), and `demo ro` ran the whole demo before failing to write. Now refused first, in one line naming
+    # the folder that cannot be written, with status 2 as the other commands' read-only output folders
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ro").mkdir()
+    _read_only(monkeypatch, tmp_path / "ro")
+    monkeypatch.setattr("xrfgpu.demo._run_demo_into", lambda *a, **k: pytest.fail("the demo ran"))
+    monkeypatch.setattr(Path, "mkdir", lambda *a, **k: pytest.fail("mkdir ran in a read-only folder"))
+    assert main(["demo", target, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Errno" not in err
+    assert f"output folder {target!r}" in err and "folder 'ro' is not writable" in err
+    assert "read-only file system" in err and "choose another folder" in err
+    assert _files(tmp_path) == ["ro"] and _files(tmp_path / "ro") == []
+
+
+def test_a_demo_folder_that_cannot_be_made_is_said_in_words(tmp_path, monkeypatch, capsys):
+    # where the check cannot see it coming (an ACL, a mount that turns read-only meanwhile) the folder's mkdir
+    # fails: its line names the folder and the problem, without "[Errno 30]"
+    monkeypatch.chdir(tmp_path)
+
+    def read_only_mkdir(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only_mkdir)
+    monkeypatch.setattr("xrfgpu.demo._run_demo_into", lambda *a, **k: pytest.fail("the demo ran"))
+    assert main(["demo", "report", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "Error: cannot make output folder 'report': Read-only file system"
+    assert _files(tmp_path) == []
+
+
+def test_a_demo_into_a_file_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("mine")
+    monkeypatch.setattr("xrfgpu.demo._run_demo_into", lambda *a, **k: pytest.fail("the demo ran"))
+    assert main(["demo", "notes.txt", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "output folder 'notes.txt' is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    assert Path("notes.txt").read_text() == "mine"
