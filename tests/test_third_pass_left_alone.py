@@ -128,3 +128,70 @@ def test_a_demo_into_a_file_is_refused(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "output folder 'notes.txt' is a file, not a folder" in err and len(err.strip().splitlines()) == 1
     assert Path("notes.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- 3. the library says overwrite=True
+
+
+def _gaussian_psf(sigma=1.0, size=7):
+    r = np.arange(size) - size // 2
+    h = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return h / h.sum()
+
+
+def test_restore_zarr_names_the_keyword_it_takes_for_an_existing_output(tmp_path):
+    # `xrfgpu.dask.restore_zarr(..., overwrite=False)` on an existing store said "pass --overwrite", an option
+    # a library user has no way to give
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("dask.array")
+    from xrfgpu.dask import restore_zarr
+
+    source = tmp_path / "scan.zarr"
+    zarr.open_array(store=str(source), mode="w", shape=(32, 32), chunks=(16, 16), dtype="f4")[...] = _spot(32)
+    out = restore_zarr(source, tmp_path / "out.zarr", _gaussian_psf(), "wiener", tile=16, balance=0.01,
+                       background=0.0)
+    with pytest.raises(FileExistsError, match=r"exists; pass overwrite=True to replace it") as refused:
+        restore_zarr(source, out, _gaussian_psf(), "wiener", tile=16, balance=0.01, background=0.0)
+    assert "--overwrite" not in str(refused.value)
+    restore_zarr(source, out, _gaussian_psf(), "wiener", tile=16, balance=0.01, background=0.0, overwrite=True)
+
+
+def test_write_maps_names_the_keyword_and_the_command_line_its_option(tmp_path, monkeypatch, capsys):
+    from xrfgpu.io import ElementMaps, write_maps
+    from xrfgpu.output_safety import UnsafeOutputError
+
+    maps = ElementMaps({"Fe_K": _spot()}, pixel_size_um=1.0)
+    write_maps(tmp_path / "a.npz", maps)
+    with pytest.raises(FileExistsError, match="pass overwrite=True to replace it"):
+        write_maps(tmp_path / "a.npz", maps)
+    (tmp_path / "mine.npz").write_bytes(b"not xrfgpu's")
+    with pytest.raises(UnsafeOutputError, match="exists and overwrite=True replaces only earlier xrfgpu outputs"):
+        write_maps(tmp_path / "mine.npz", maps, overwrite=True)
+    # the command line keeps its own spelling, in both refusals, and the library's after a run of it
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", _spot())
+    restore = ["restore", "scan_Fe_K.tif", "--psf-sigma", "1px", "--iterations", "2", "-q"]
+    assert main([*restore, "-o", "a.npz"]) == 2
+    assert "exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert main([*restore, "-o", "mine.npz", "--overwrite"]) == 2
+    assert "exists and --overwrite replaces only earlier xrfgpu outputs" in capsys.readouterr().err
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        write_maps(tmp_path / "a.npz", maps)
+
+
+def test_a_lost_race_names_the_keyword_too(tmp_path):
+    # the no-replace publish (another run wrote the name after the early check) says it the same way
+    from xrfgpu.output_safety import Output, overwrite_named, write_outputs
+
+    target = tmp_path / "x.txt"
+
+    def late_rival(path):
+        target.write_text("the other run")  # appears between the check and the publish
+        Path(path).write_text("this run")
+
+    with pytest.raises(FileExistsError, match=r"exists.*; pass overwrite=True to replace it"):
+        write_outputs([Output(target, late_rival)])
+    target.unlink()
+    with overwrite_named("--overwrite"), pytest.raises(FileExistsError, match="pass --overwrite to replace"):
+        write_outputs([Output(target, late_rival)])
+    assert target.read_text() == "the other run"

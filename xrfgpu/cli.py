@@ -891,9 +891,12 @@ def cli():
 
 def main(argv=None) -> int:
     """Run the ``xrfgpu`` command line; returns the exit status (0 success, 1 error, 2 usage)."""
+    from .output_safety import overwrite_named
+
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        result = cli.main(args=args, prog_name="xrfgpu", standalone_mode=False, obj={"argv": args})
+        with overwrite_named("--overwrite"):  # the library's refusals say overwrite=True
+            result = cli.main(args=args, prog_name="xrfgpu", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
