@@ -29,6 +29,12 @@ def _files(folder):
     return sorted(p.name for p in Path(folder).iterdir())
 
 
+def to_numpy(x):
+    from xrfgpu._backend import to_numpy as _to_numpy
+
+    return np.asarray(_to_numpy(x))
+
+
 # --------------------------------------------------------------------------- 1. `-o -`
 
 STDOUT_CASES = {
@@ -195,3 +201,82 @@ def test_a_lost_race_names_the_keyword_too(tmp_path):
     with overwrite_named("--overwrite"), pytest.raises(FileExistsError, match="pass --overwrite to replace"):
         write_outputs([Output(target, late_rival)])
     assert target.read_text() == "the other run"
+
+
+# --------------------------------------------------------------------------- 4. the joint record
+
+
+def _two_maps(seed=3, n=32):
+    """A guide (σ 1 px, 400 counts) and a weak map (σ 2 px, 40 counts) sharing a disk: Poisson counts."""
+    from scipy import signal
+
+    from xrfgpu import psf as psf_mod
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n]
+    disk = np.hypot(yy - 14, xx - 17) <= 6
+    maps, psfs = [], []
+    for level, inside, sigma, background in ((400.0, 1.0, 1.0, 20.0), (40.0, 0.9, 2.0, 5.0)):
+        h = psf_mod.gaussian(None, sigma)
+        k = h.shape[0] // 2
+        truth = np.pad(np.where(disk, inside, 0.3), k, mode="edge")
+        blurred = signal.fftconvolve(truth, h, mode="same")[k:-k, k:-k]
+        maps.append(rng.poisson(level * blurred + background).astype(np.float32))
+        psfs.append(h)
+    return np.stack(maps), psfs, [20.0, 5.0]
+
+
+@pytest.mark.parametrize("how", ["cross-validation", "given"])
+def test_a_weak_map_at_weight_zero_is_recorded_with_no_prior_and_restored_as_plain_rl(xp, how):
+    # λ = 0 is plain RL with no prior; the record said prior "dtv" there. Only the record changes: the map is
+    # bit for bit plain RL (accelerated at the CV count when the CV chose λ = 0, as the front door restores a
+    # map alone; the unaccelerated EM step at the given count when weight=0 was given)
+    from xrfgpu import richardson_lucy
+    from xrfgpu.joint import joint_richardson_lucy
+
+    counts, psfs, backgrounds = _two_maps()
+    options = ({"weights": (0.0,), "max_iter": 20} if how == "cross-validation" else {"weight": 0.0, "num_iter": 7})
+    out, info = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                      background=backgrounds, return_info=True, **options)
+    weak = info["per_map"][1]
+    assert info["mode"] == "joint" and weak["weight"] == 0.0 and weak["weight_how"] == how
+    assert weak["prior"] == "none" and weak["huber_delta"] is None
+    plain = richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=weak["iterations"],
+                            background=backgrounds[1], accelerate=how == "cross-validation")
+    assert np.array_equal(to_numpy(out)[1], to_numpy(plain))
+    # a weight above 0 keeps its prior's name
+    _, info = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
+                                    background=backgrounds, weight=0.05, num_iter=3, return_info=True)
+    assert info["per_map"][1]["prior"] == "dtv"
+
+
+def test_the_joint_record_names_the_kind_map_kind_as_the_front_door_does(tmp_path, monkeypatch):
+    # the joint record said `kind` per map, where restore(map) and the command line's other records say
+    # `map_kind`; both keys now, with one value (`kind` kept for readers of records written before)
+    import json
+
+    from xrfgpu import restore
+    from xrfgpu.stack import restore_stack
+
+    counts, psfs, backgrounds = _two_maps()
+    fitted = counts * np.float32(1e-3)  # the weak map as a fitted one: restored in effective counts
+    stack = np.stack([counts[0], fitted[1]])
+    _, info = restore_stack(stack, psfs, joint=True, guide=0, background=[backgrounds[0], backgrounds[1] * 1e-3],
+                            weight=0.05, num_iter=3, return_info=True)
+    for i, image in enumerate(stack):
+        entry = info["per_map"][i]
+        assert entry["map_kind"] == entry["kind"]
+        alone = restore(image, sigma=1.0, num_iter=1, return_info=True)[1]["map_kind"]
+        assert entry["map_kind"].split()[0].strip(":") == alone.split()[0]  # counts / fitted, as restore says
+    assert info["per_map"][0]["map_kind"] == "counts" and info["per_map"][1]["map_kind"].startswith("fitted")
+    # the command line's --joint record, per element
+    monkeypatch.chdir(tmp_path)
+    Path("maps").mkdir()
+    tifffile.imwrite("maps/Fe_K.tif", counts[0])
+    tifffile.imwrite("maps/Cr_K.tif", fitted[1])
+    assert main(["restore", "maps", "-o", "joint.npz", "--psf-sigma", "Fe=1px,Cr=2px", "--joint", "--guide", "Fe",
+                 "--iterations", "3", "-q"]) == 0
+    per_element = json.loads(Path("joint.npz.json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]
+    assert per_element["Fe_K"]["map_kind"] == per_element["Fe_K"]["kind"] == "counts"
+    assert per_element["Cr_K"]["map_kind"] == per_element["Cr_K"]["kind"]
+    assert per_element["Cr_K"]["map_kind"].startswith("fitted")

@@ -693,9 +693,9 @@ def _effective_stack(y, *, xp, gains_given=None):
     :data:`NONCOUNT_WEIGHT` and :data:`NONCOUNT_ITER`.
 
     Returns ``(stack, gains, records)``: the working stack, one gain (or None) per map and one dict
-    per map (``kind``, ``gain``, and the front door's notes: ``gain_spread`` or ``gain_note``,
-    ``negative_fraction_clipped``, or ``gain_error``). ``gains_given``: one
-    gain per map, or None per map (or for all) to measure it.
+    per map (``map_kind``, ``kind`` with the same value for readers of earlier records, ``gain``, and the
+    front door's notes: ``gain_spread`` or ``gain_note``, ``negative_fraction_clipped``, or
+    ``gain_error``). ``gains_given``: one gain per map, or None per map (or for all) to measure it.
     """
     from ._validate import check_positive_finite
     from .front_door import GainNotMeasurableError, effective_counts
@@ -718,8 +718,8 @@ def _effective_stack(y, *, xp, gains_given=None):
         except GainNotMeasurableError as exc:  # a flat fitted map stays in its own units
             gains.append(None)
             maps.append(xp.clip(yi, min=0.0))
-            records.append({"kind": "fitted, gain not measurable: restored in its own units", "gain": None,
-                            "gain_error": str(exc)})
+            unmeasured = "fitted, gain not measurable: restored in its own units"
+            records.append({"kind": unmeasured, "map_kind": unmeasured, "gain": None, "gain_error": str(exc)})
             continue
         except ValueError as exc:  # nothing to restore, or a gain given for a count map: named
             raise ValueError(f"map {i}: {exc}") from None
@@ -728,7 +728,7 @@ def _effective_stack(y, *, xp, gains_given=None):
             kind = "fitted: restored in effective counts (map / gain), then multiplied back"
         gains.append(gain)
         maps.append(ei)
-        records.append({"kind": kind, "gain": gain, **notes})
+        records.append({"kind": kind, "map_kind": kind, "gain": gain, **notes})
     if all(r["kind"] == "counts" for r in records):
         return y, gains, records
     return xp.stack(maps, axis=0), gains, records
@@ -917,15 +917,18 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         ``fallback`` (None or the reason), ``guide`` (index), ``eta``,
         ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_tv``, ``reweight`` (None, or ``every``,
         ``eps_factor``, ``smoothing_px`` and each guided map's ``eps``), ``guide_check`` (:func:`guide_structure`
-        stats), ``per_map`` (per map: ``kind`` ("counts", scaled integers or
+        stats), ``per_map`` (per map: ``map_kind`` ("counts", scaled integers or
         fitted and restored in effective counts (:func:`xrfgpu.map_kind.classify_map`),
-        or fitted with no measurable gain),
+        or fitted with no measurable gain; the key :func:`xrfgpu.restore` and the
+        command line's records use), ``kind`` (the same value, the key records
+        written before ``map_kind`` was added hold, kept for readers of them),
         ``gain`` (map units per effective count: 1 for counts, None where it
         could not be measured) with the front door's ``gain_spread`` or
         ``gain_note`` (or ``gain_error``), ``negative_fraction_clipped``,
         ``background`` (map units, or "map") and for ``"auto"``
         ``background_source``, ``role``, ``weight``, ``weight_how``,
-        ``prior`` (``"dtv"`` or ``"huber-dtv"``), ``huber_delta`` (δ in map
+        ``prior`` (``"dtv"`` or ``"huber-dtv"``; ``"none"`` for a weak map restored
+        at weight 0, plain RL; earlier records said ``"dtv"`` there), ``huber_delta`` (δ in map
         units per pixel, or None), ``iterations``, ``stop``, ``cv_deviance``
         per candidate that ran: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one;
         ``huber_candidates``: None without Huber candidates, else whether they
@@ -1286,10 +1289,18 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         if delta is not None and gains[i] not in (None, 1.0):
             delta = delta * gains[i]  # in the map's own units per pixel
         info["per_map"][i] = {"role": role, "weight": chosen_w[i], "weight_how": how[i],
-                              "prior": "huber-dtv" if chosen_h[i] else "dtv", "huber_delta": delta,
+                              "prior": _prior_name(chosen_w[i], chosen_h[i]), "huber_delta": delta,
                               "iterations": chosen_k[i], "stop": stops[i], "cv_deviance": cv_dev[i],
                               "huber_candidates": huber_note[i]}
     return finish(restored)
+
+
+def _prior_name(weight, huber):
+    """The record's ``prior`` of a weak map restored at ``weight`` λ: ``"none"`` at λ = 0 (plain RL, no
+    prior; the record said ``"dtv"`` there before), else ``"huber-dtv"`` with a Huber δ, else ``"dtv"``."""
+    if weight == 0.0:
+        return "none"
+    return "huber-dtv" if huber else "dtv"
 
 
 def _each_psf(psfs, y, *, xp):
