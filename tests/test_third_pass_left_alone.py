@@ -8,6 +8,7 @@ restored with no prior; ``--gain`` for all maps classified each integer map twic
 
 import errno
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import tifffile
 
 from xrfgpu.cli import main
+from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
 
 
 def _spot(size=21, sigma=2.0, peak=500.0, background=20.0, seed=0):
@@ -280,3 +282,119 @@ def test_the_joint_record_names_the_kind_map_kind_as_the_front_door_does(tmp_pat
     assert per_element["Fe_K"]["map_kind"] == per_element["Fe_K"]["kind"] == "counts"
     assert per_element["Cr_K"]["map_kind"] == per_element["Cr_K"]["kind"]
     assert per_element["Cr_K"]["map_kind"].startswith("fitted")
+
+
+# --------------------------------------------------------------------------- 5. each map classified once
+
+
+def _count_classifications(monkeypatch):
+    """Count :func:`xrfgpu.map_kind.classify_map` calls, wherever they come from (the command line imports it
+    at the call, the front door at its import)."""
+    import xrfgpu.front_door
+    import xrfgpu.map_kind
+
+    calls = []
+    real = xrfgpu.map_kind.classify_map
+
+    def counting(image):
+        calls.append(np.asarray(to_numpy(image)).shape)
+        return real(image)
+
+    monkeypatch.setattr(xrfgpu.map_kind, "classify_map", counting)
+    monkeypatch.setattr(xrfgpu.front_door, "classify_map", counting)
+    return calls
+
+
+GAIN_CASES = {  # options after the map: --gain for all, or per element, or none; the estimated steps or not
+    "all-auto": ["--gain", "2e-3", "--psf-sigma", "1px"],
+    "all-psf-auto": ["--gain", "2e-3", "--psf-auto"],
+    "all-given-background": ["--gain", "2e-3", "--psf-sigma", "1px", "--background", "5"],
+    "all-tiled": ["--gain", "2e-3", "--psf-sigma", "1px", "--tile", "32"],
+    "all-wiener-tiled": ["--gain", "2e-3", "--psf-sigma", "1px", "--tile", "32", "--method", "wiener"],
+    "entry": ["--gain", "Fe={entry}", "--psf-sigma", "1px"],
+    "measured": ["--psf-sigma", "1px"],
+}
+
+
+@pytest.mark.parametrize("kind", ["counts", "scaled integers"])
+@pytest.mark.parametrize("case", list(GAIN_CASES))
+def test_each_integer_map_is_classified_once_and_restored_as_the_library_restores_it(tmp_path, monkeypatch, kind,
+                                                                                   case):
+    # `--gain 2e-3` (one for all): the command line classified each map (_given_gain) and every step classified
+    # it again (effective_counts in the background, σ and restoration steps): 2 to 4 classifications of one map,
+    # ~40-90 ms each at 1024². Now at most once, passed on; the outputs and records are those of the library's
+    # front door given the same σ, background and gain (xrfgpu.restore, which classifies the map itself)
+    import json
+
+    from xrfgpu import restore
+    from xrfgpu.front_door import sigma_from_map
+    from xrfgpu.map_kind import classify_map
+
+    counts = np.random.default_rng(0).poisson(200.0, (64, 64))
+    image = (counts if kind == "counts" else 3 * counts).astype(np.uint16)
+    assert classify_map(image).kind == kind
+    entry_gain = 1.0 if kind == "counts" else 2e-3  # an entry other than 1 for a count map is refused
+    options = [o.format(entry=entry_gain) for o in GAIN_CASES[case]]
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("scan_Fe_K.tif", image)
+    calls = _count_classifications(monkeypatch)
+    assert main(["restore", "scan_Fe_K.tif", "-o", "out.npz", "--iterations", "3", "-q", *options]) == 0
+    # gain 1 given for a count map: no step classifies it; otherwise one classification, passed on
+    assert len(calls) == (0 if case == "entry" and kind == "counts" else 1), calls
+    monkeypatch.undo()
+
+    record = json.loads((tmp_path / "out.npz.json").read_text())["xrfgpu"]["provenance"]
+    element = record["parameters"]["per_element"]["Fe_K"]
+    with np.load(tmp_path / "out.npz") as f:
+        restored = f["Fe_K"]
+    # what a library user passes: the gain for all applies to scaled integers only (a count map's is 1)
+    library_gain = {"all": 2e-3 if kind == "scaled integers" else None, "entry": entry_gain,
+                    "measured": None}[case.split("-")[0]]
+    if "wiener" not in options:  # the tiled Wiener run records no gain (it runs in the map's units)
+        assert element["gain"] == (library_gain or (1.0 if kind == "counts" else 3.0))
+    if "--tile" in options:
+        return  # tiles equal the whole map to rounding (tests/test_dask_rl.py, test_dask.py), not bit for bit
+    work = image.astype(np.float32)
+    sigma = 1.0
+    if "--psf-auto" in options:  # a map of noise alone: σ is uncertain (the command line says so in a line)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SigmaUncertainWarning)
+            sigma = sigma_from_map(work, background=element["background"], gain=library_gain)
+    out, info = restore(work, sigma=sigma, background=element["background"], num_iter=3, gain=library_gain,
+                        return_info=True)
+    assert np.array_equal(restored, out)
+    assert element["map_kind"] == info["map_kind"] and element["gain"] == info["gain"]
+    if library_gain is None:
+        assert element.get("gain_note") == info.get("gain_note")
+    else:
+        assert element["gain_note"] == "given with --gain"
+
+
+@pytest.mark.parametrize("kind", ["counts", "scaled integers", "fitted"])
+def test_restore_takes_the_kind_had_before_and_does_not_classify_again(xp, monkeypatch, kind):
+    from xrfgpu import restore
+    from xrfgpu.front_door import background_from_map, effective_counts, sigma_from_map
+    from xrfgpu.map_kind import classify_map
+
+    counts = np.random.default_rng(1).poisson(200.0, (48, 48)).astype(np.float32)
+    image = xp.asarray({"counts": counts, "scaled integers": 3 * counts, "fitted": counts * 1e-3}[kind])
+    known = classify_map(image)
+    assert known.kind == kind
+    expected, expected_info = restore(image, sigma=1.0, num_iter=3, return_info=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SigmaUncertainWarning)  # a map of noise alone
+        background, sigma = background_from_map(image), float(sigma_from_map(image).sigma)
+        calls = _count_classifications(monkeypatch)
+        out, info = restore(image, sigma=1.0, num_iter=3, return_info=True, map_kind=known)
+        assert background_from_map(image, map_kind=known) == background
+        assert float(sigma_from_map(image, map_kind=known).sigma) == sigma
+    assert calls == []
+    assert np.array_equal(to_numpy(out), to_numpy(expected))
+    assert {k: info.get(k) for k in ("map_kind", "gain", "gain_note")} == {
+        k: expected_info.get(k) for k in ("map_kind", "gain", "gain_note")}
+    monkeypatch.undo()
+    other = classify_map(xp.asarray(counts * 1e-3) if kind != "fitted" else xp.asarray(counts))
+    with pytest.raises(ValueError, match="is not this map's"):
+        effective_counts(image, xp=xp, map_kind=other)
+    with pytest.raises(TypeError, match="MapKind"):
+        effective_counts(image, xp=xp, map_kind=kind)

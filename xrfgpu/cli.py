@@ -541,59 +541,78 @@ def _entry_key(name, entries, option):
 
 
 def _given_gain(name, image, gains, used):
-    """The ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
+    """``(gain, kind)``: the ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
 
     The one-for-all gain applies to fitted maps and scaled integers only: a count map's gain is 1 (the kind
     is :func:`xrfgpu.map_kind.classify_map`'s, as the front door's). An entry named for a count map is passed
     on, and refused there with the reason (:func:`xrfgpu.front_door.effective_counts`) unless it is 1.
+    ``kind``: the :class:`xrfgpu.map_kind.MapKind` where the one-for-all gain needed it, else None; the
+    caller passes it on (:func:`_map_kind_once`), so no step classifies the map again.
     """
     if not gains:
-        return None
+        return None, None
     key = _entry_key(name, gains, "--gain")
     if key is not None:
         used.add(key)
-        return gains[key]
+        return gains[key], None
     if "*" in gains:
         from .map_kind import classify_map
 
-        return None if classify_map(np.asarray(image)).is_counts else gains["*"]
-    return None
+        kind = classify_map(np.asarray(image))
+        return (None if kind.is_counts else gains["*"]), kind
+    return None, None
+
+
+def _map_kind_once(image, gain, kind):
+    """The map's :class:`xrfgpu.map_kind.MapKind` for every step that takes it, classified at most once per map.
+
+    ``kind`` when already had (:func:`_given_gain`); None where no step would classify the map (gain 1: the
+    front door takes any integer map for counts, unclassified); else :func:`xrfgpu.map_kind.classify_map`
+    (tens of ms on a 1024² integer map), which the gain, background, σ and restoration steps were each
+    running again (:func:`xrfgpu.front_door.effective_counts`).
+    """
+    if kind is not None or gain == 1.0:
+        return kind
+    from .map_kind import classify_map
+
+    return classify_map(np.asarray(image))
 
 
 # --------------------------------------------------------------------------- restoration helpers
 
 
-def _measured_gain(image, *, with_notes=False):
+def _measured_gain(image, *, with_notes=False, map_kind=None):
     """The map's effective Poisson gain, measured once per map and passed on to every step that needs it.
 
     :func:`xrfgpu.front_door.effective_counts` on the map as the front door
     validates it (1 for a count map, map units per count for a fitted one).
     With ``with_notes``, also what the record keeps of how it was measured
-    (``map_kind``, ``gain_spread`` or ``gain_note``).
+    (``map_kind``, ``gain_spread`` or ``gain_note``). ``map_kind``: the map's
+    :class:`xrfgpu.map_kind.MapKind` if already had (:func:`_map_kind_once`).
     """
     import array_api_compat.numpy as xnp
 
     from ._validate import as_image
     from .front_door import effective_counts
 
-    _, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
+    _, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, map_kind=map_kind)
     if not with_notes:
         return gain
     return gain, {key: value for key, value in notes.items() if key in _GAIN_KEYS}
 
 
-def _estimate_background(image, gain):
+def _estimate_background(image, gain, map_kind=None):
     """Background for ``--background auto``, in the map's units: the one :func:`xrfgpu.restore` estimates.
 
     :func:`xrfgpu.front_door.background_from_map`: on a count map the library's
     estimator; on a fitted or normalised map (PyXRF, MAPS, HXN) the same
     estimator in effective counts (map / measured ``gain``), multiplied back, so
     the command line restores such a map as ``xrfgpu.restore(map)`` does.
-    Returns ``(value, how it was obtained)``.
+    Returns ``(value, how it was obtained)``. ``map_kind``: as :func:`_measured_gain`.
     """
     from .front_door import background_from_map
 
-    value, source = background_from_map(np.asarray(image), return_source=True, gain=gain)
+    value, source = background_from_map(np.asarray(image), return_source=True, gain=gain, map_kind=map_kind)
     return value, f"xrfgpu.front_door.background_from_map: {source}"
 
 
@@ -624,7 +643,7 @@ def _backend_info(where):
 _GAIN_KEYS = ("gain", "map_kind", "gain_spread", "gain_note")
 
 
-def _run_method(method, image, sigma_px, *, background, gain, options, progress, label):
+def _run_method(method, image, sigma_px, *, background, gain, options, progress, label, map_kind=None):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
     Without ``--iterations`` RL stops by the front door's rule (cross-validation,
@@ -633,7 +652,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
     which the front door scales by the goal as it scales its own estimate.
     ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again; None: the front door
-    measures it.
+    measures it. ``map_kind``: the map's kind, not classified again (:func:`_map_kind_once`).
     """
     from .front_door import restore
 
@@ -654,7 +673,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     sigma = None if method in ("blind", "blind-rl") else sigma_px
     with _sigma_warnings() as sigma_messages:
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
-                            goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
+                            goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
                                           "iteration_scale", "negative_fraction_clipped", *_GAIN_KEYS)
                if info.get(key) is not None}
@@ -724,7 +743,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
-def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False):
+def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False,
+                   map_kind=None):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
@@ -742,7 +762,7 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     from ._validate import as_image
     from .front_door import effective_counts, rl_iteration_count
 
-    y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain)
+    y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain, map_kind=map_kind)
     b = background / gain
     stop = "fixed" if iterations else "cv"
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
@@ -750,7 +770,8 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 
-def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label):
+def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label,
+               map_kind=None):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
@@ -775,7 +796,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
                 counts, b, gain, n, stop, cv_count, notes = _rl_iterations(
                     image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
-                    sigma_estimated=bool(options.get("sigma_estimated")))
+                    sigma_estimated=bool(options.get("sigma_estimated")), map_kind=map_kind)
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
                                   scheduler="threads" if client is None else None, callback=callback)
@@ -791,9 +812,10 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
         else:
             from .dask import restore as dask_restore
 
-            from .map_kind import classify_map
-
-            fitted = (gain != 1.0) if gain is not None else not classify_map(image).is_counts
+            if gain is not None:
+                fitted = gain != 1.0
+            else:
+                fitted = not _map_kind_once(image, gain, map_kind).is_counts
             negative = float(np.mean(image < 0)) if fitted else 0.0
             if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
                 image = np.clip(image, 0.0, None)
@@ -810,7 +832,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             # term scales with the data term, so its λ carries over unchanged)
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
-                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else _measured_gain(image))
+                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None
+                                                        else _measured_gain(image, map_kind=map_kind))
             lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
@@ -1087,14 +1110,16 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
         # joint run for each fitted map)
-        gain = _given_gain(name, image, gains_given, gain_keys_used)  # --gain, else measured (or by the step)
+        gain, kind = _given_gain(name, image, gains_given, gain_keys_used)  # --gain, else measured (or by the step)
+        if not joint or bg_value == "auto" or psf_auto:  # classified once, passed on to every step below (--joint
+            kind = _map_kind_once(image, gain, kind)  # classifies in its own run, as before)
         gain_notes = {"gain_note": "given with --gain"} if gain is not None else {}
         if gain is None and (bg_value == "auto" or psf_auto):
-            gain, gain_notes = _measured_gain(image, with_notes=True)
+            gain, gain_notes = _measured_gain(image, with_notes=True, map_kind=kind)
         bg = bg_value
         bg_how = "given"
         if bg_value == "auto":
-            bg, bg_how = _estimate_background(image, gain)
+            bg, bg_how = _estimate_background(image, gain, kind)
         elif bg >= np.nanmax(image):  # e.g. counts given for a fitted map in µg/cm²: the result is ~0
             _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
                          "nothing is left to restore; give the background in the map's units")
@@ -1128,7 +1153,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:
-                est = sigma_from_map(image, background=bg, gain=gain)
+                est = sigma_from_map(image, background=bg, gain=gain, map_kind=kind)
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
@@ -1159,7 +1184,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             continue
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
-                                      scheduler=scheduler, progress=progress, label=name)
+                                      scheduler=scheduler, progress=progress, label=name, map_kind=kind)
         else:
             work = to_compute(image, where)
             has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")
@@ -1169,7 +1194,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
                 out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg, gain=gain,
-                                           options=options, progress=progress, label=name)
+                                           options=options, progress=progress, label=name, map_kind=kind)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
         from ._backend import to_numpy
