@@ -398,3 +398,62 @@ def test_restore_takes_the_kind_had_before_and_does_not_classify_again(xp, monke
         effective_counts(image, xp=xp, map_kind=other)
     with pytest.raises(TypeError, match="MapKind"):
         effective_counts(image, xp=xp, map_kind=kind)
+
+
+@pytest.mark.parametrize("kind", ["counts", "scaled integers"])
+@pytest.mark.parametrize("gain_option", [["--gain", "2e-3"], []])
+def test_joint_maps_are_classified_once_each_and_restored_as_the_library_restores_them(tmp_path, monkeypatch,
+                                                                                     kind, gain_option):
+    # `--joint`: the command line classified each map (for --gain, the background or σ) and the joint run's
+    # effective counts classified it again; now once per map, passed on (joint_richardson_lucy's map_kind=)
+    import json
+
+    from xrfgpu.joint import joint_richardson_lucy
+    from xrfgpu.psf import gaussian_for_map
+
+    rng = np.random.default_rng(4)
+    scale = 1 if kind == "counts" else 3
+    maps = {"Fe_K": (scale * rng.poisson(200.0, (48, 48))).astype(np.uint16),
+            "Cr_K": (scale * rng.poisson(60.0, (48, 48))).astype(np.uint16)}
+    monkeypatch.chdir(tmp_path)
+    Path("maps").mkdir()
+    for name, image in maps.items():
+        tifffile.imwrite(f"maps/{name}.tif", image)
+    calls = _count_classifications(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a guide of noise alone: the fallback warning (printed, not raised)
+        assert main(["restore", "maps", "-o", "joint.npz", "--joint", "--guide", "Fe", "--psf-sigma", "1px",
+                     "--iterations", "2", "-q", *gain_option]) == 0
+    assert len(calls) == 2, calls
+    monkeypatch.undo()
+    per_element = json.loads((tmp_path / "joint.npz.json").read_text())["xrfgpu"]["provenance"]["parameters"][
+        "per_element"]
+    names = list(per_element)
+    stack = np.stack([maps[n].astype(np.float32) for n in names])
+    gains = [None if kind == "counts" or not gain_option else 2e-3] * 2
+    h = gaussian_for_map(1.0, stack.shape[1:], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out, info = joint_richardson_lucy(stack, [h, h], guide=names.index("Fe_K"), num_iter=2, guide_iter=2,
+                                          background=[per_element[n]["background"] for n in names], gain=gains,
+                                          return_info=True)
+    with np.load(tmp_path / "joint.npz") as f:
+        for i, name in enumerate(names):
+            assert np.array_equal(f[name], out[i]), name
+            assert per_element[name]["map_kind"] == info["per_map"][i]["map_kind"]
+            assert per_element[name]["gain"] == info["per_map"][i]["gain"]
+
+
+def test_joint_refuses_map_kinds_that_do_not_match_the_stack(xp):
+    from xrfgpu.joint import joint_richardson_lucy
+    from xrfgpu.map_kind import classify_map
+
+    counts, psfs, backgrounds = _two_maps()
+    stack = xp.asarray(counts)
+    with pytest.raises(ValueError, match="map_kind: 1 values for a stack of 2 maps"):
+        joint_richardson_lucy(stack, [xp.asarray(h) for h in psfs], background=backgrounds, weight=0.05,
+                              num_iter=2, map_kind=[classify_map(stack[0, ...])])
+    fitted = classify_map(xp.asarray(counts[0] * 1e-3))
+    with pytest.raises(ValueError, match="map 1: map_kind 'fitted' is not this map's"):
+        joint_richardson_lucy(stack, [xp.asarray(h) for h in psfs], background=backgrounds, weight=0.05,
+                              num_iter=2, map_kind=[None, fitted])

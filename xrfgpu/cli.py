@@ -875,7 +875,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         warnings.simplefilter("always", JointFallbackWarning)
         out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
                                           num_iter=iterations, guide_iter=iterations, return_info=True,
-                                          gain=[item[5] for item in inputs])  # measured once per map, or None
+                                          gain=[item[5] for item in inputs],  # measured once per map, or None
+                                          map_kind=[item[6] for item in inputs])  # classified once, or None
     for w in caught:
         text = str(w.message)
         if info.get("guide") is not None:  # the library counts maps; the command line names them
@@ -883,7 +884,7 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         _warn(quiet, text)
     out = to_numpy(out)
     restored, per_element = {}, {}
-    for i, (name, _, _, bg, bg_how, _) in enumerate(inputs):
+    for i, (name, _, _, bg, bg_how, *_) in enumerate(inputs):
         restored[name] = out[i]
         # the library's record adds the map's kind, its gain (fitted maps: restored in effective counts),
         # the weight λ and the stop with how each was chosen; the background stays the one given to it
@@ -1111,8 +1112,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
         # joint run for each fitted map)
         gain, kind = _given_gain(name, image, gains_given, gain_keys_used)  # --gain, else measured (or by the step)
-        if not joint or bg_value == "auto" or psf_auto:  # classified once, passed on to every step below (--joint
-            kind = _map_kind_once(image, gain, kind)  # classifies in its own run, as before)
+        kind = _map_kind_once(image, gain, kind)  # classified once, passed on to every step below
         gain_notes = {"gain_note": "given with --gain"} if gain is not None else {}
         if gain is None and (bg_value == "auto" or psf_auto):
             gain, gain_notes = _measured_gain(image, with_notes=True, map_kind=kind)
@@ -1177,7 +1177,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             if options.get("mask") is not None:
                 raise click.UsageError("--joint does not yet take missing pixels (NaN, --mask, or a --normalize "
                                        "scaler ≤ 0); restore such maps without --joint")
-            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain))
+            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
             timings[name] = round(time.perf_counter() - t0, 4)

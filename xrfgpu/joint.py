@@ -683,7 +683,7 @@ def _restore_alone(y, h, b, *, num_iter, seed, split=None):
     return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "fixed"}
 
 
-def _effective_stack(y, *, xp, gains_given=None):
+def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
     """Each map of a stack in (effective) counts, as :func:`xrfgpu.restore` takes a single map.
 
     :func:`xrfgpu.front_door.effective_counts` per map: a count map stays as it is (gain 1); a
@@ -695,7 +695,8 @@ def _effective_stack(y, *, xp, gains_given=None):
     Returns ``(stack, gains, records)``: the working stack, one gain (or None) per map and one dict
     per map (``map_kind``, ``kind`` with the same value for readers of earlier records, ``gain``, and the
     front door's notes: ``gain_spread`` or ``gain_note``, ``negative_fraction_clipped``, or
-    ``gain_error``). ``gains_given``: one gain per map, or None per map (or for all) to measure it.
+    ``gain_error``). ``gains_given``: one gain per map, or None per map (or for all) to measure it;
+    ``map_kinds``: one :class:`xrfgpu.map_kind.MapKind` per map, or None per map (or for all) to classify it.
     """
     from ._validate import check_positive_finite
     from .front_door import GainNotMeasurableError, effective_counts
@@ -707,6 +708,10 @@ def _effective_stack(y, *, xp, gains_given=None):
     # a given gain that is no gain is refused here, naming its map (the front door's message names no map)
     gains_given = [None if g is None else check_positive_finite(g, f"gain of map {i}", "map units per count")
                    for i, g in enumerate(gains_given)]
+    if map_kinds is None:
+        map_kinds = [None] * y.shape[0]
+    elif len(map_kinds) != y.shape[0]:
+        raise ValueError(f"map_kind: {len(map_kinds)} values for a stack of {y.shape[0]} maps")
 
     maps, gains, records = [], [], []
     for i in range(y.shape[0]):
@@ -714,7 +719,7 @@ def _effective_stack(y, *, xp, gains_given=None):
         if bool(xp.all(xp.round(yi) == yi)):  # integer values: counts, which cannot be negative
             require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
         try:
-            ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i])
+            ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i], map_kind=map_kinds[i])
         except GainNotMeasurableError as exc:  # a flat fitted map stays in its own units
             gains.append(None)
             maps.append(xp.clip(yi, min=0.0))
@@ -764,7 +769,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
                           own_edges=True, own_eta_factor=2.0, guide_evidence_px="auto", guide_evidence_factor=2.0,
                           guide_tv=GUIDE_TV_WEIGHT, reweight_every=None, reweight_eps_factor=1.0,
                           reweight_smoothing_px=0.0, boundary="reflect", seed=0, cv_folds=2, gain=None,
-                          huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False):
+                          huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False, map_kind=None):
     """Restore an element stack jointly: RL with a directional-TV prior set by a guide map.
 
     The guide map is restored alone (Richardson–Lucy, as :func:`xrfgpu.restore`);
@@ -892,6 +897,10 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         already known or measured (:func:`xrfgpu.front_door.effective_counts`,
         as the command line measures each map once); None (or a None entry)
         measures it. A count map takes 1 (or None).
+    map_kind : sequence of xrfgpu.map_kind.MapKind or None, optional
+        Each map's :func:`xrfgpu.map_kind.classify_map` answer where already
+        had (the command line classifies each map once and passes it on);
+        None (or a None entry) classifies the map where needed.
     huber_weights : "auto", sequence of float or None
         Weights λ of the Huber-dTV (the dTV with its cost quadratic below δ,
         :func:`directional_tv` with ``huber``) that the cross-validation also
@@ -1078,7 +1087,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     hs = _each_psf(psfs, y, xp=xp)
     # every map in (effective) counts, as the front door restores one map: count maps unchanged
     y_given = y
-    y, gains, kinds = _effective_stack(y_given, xp=xp, gains_given=gain)
+    y, gains, kinds = _effective_stack(y_given, xp=xp, gains_given=gain, map_kinds=map_kind)
     fitted = [k["kind"].startswith("fitted") for k in kinds]  # the background rule of fitted maps
     in_effective_counts = [k["kind"] != "counts" for k in kinds]  # fitted or scaled integers: map / gain
     auto_background = isinstance(background, str)
