@@ -235,7 +235,7 @@ def test_refuses_overwrite_and_writing_onto_input(tmp_path):
     out = tmp_path / "o.npz"
     write_maps(out, em)
     before = _digest(out)
-    with pytest.raises(FileExistsError, match="exists; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="exists; pass overwrite=True"):
         write_maps(out, em)
     assert _digest(out) == before
     write_maps(out, em.with_maps({"Zn_K": np.zeros(SHAPE)}), overwrite=True)

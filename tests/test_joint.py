@@ -493,11 +493,11 @@ def test_the_huber_dtv_competes_only_once_the_dtv_beats_plain_rl(xp, shared_scen
     table = weak["cv_deviance"]
     assert set(table) == {"0", "0.1 huber"}
     assert table["0.1 huber"]["deviance"] < table["0"]["deviance"]  # the Huber one predicts better here...
-    assert weak["weight"] == 0.0 and weak["prior"] == "dtv" and weak["huber_delta"] is None  # ...but is not used
+    assert weak["weight"] == 0.0 and weak["prior"] == "none" and weak["huber_delta"] is None  # ...but is not used
     _, info = joint_richardson_lucy(counts, psfs, weights=(0.0,), huber_weights=(0.1,), **options)
     weak = info["per_map"][1]  # by default it is not even run, and the record says why
     assert set(weak["cv_deviance"]) == {"0"} and weak["huber_candidates"] == joint.HUBER_SKIPPED
-    assert weak["weight"] == 0.0 and weak["prior"] == "dtv" and weak["huber_delta"] is None
+    assert weak["weight"] == 0.0 and weak["prior"] == "none" and weak["huber_delta"] is None
     _, info = joint_richardson_lucy(counts, psfs, weights=(0.0, 0.1), huber_weights=(0.1,), **options)
     weak = info["per_map"][1]
     table = weak["cv_deviance"]

@@ -73,7 +73,7 @@ def _joint(xp, counts, psfs, monkeypatch, *, single_batch=False, **options):
 def _check_the_huber_candidates_ran_only_where_a_dtv_weight_beat_plain_rl(info, runs):
     ran, skipped = info["per_map"][1], info["per_map"][2]
     # map 2: plain RL beat every dTV weight, so no Huber candidate ran for it and the record says why
-    assert skipped["weight"] == 0.0 and skipped["prior"] == "dtv"
+    assert skipped["weight"] == 0.0 and skipped["prior"] == "none"  # plain RL: no prior
     assert skipped["huber_candidates"] == J.HUBER_SKIPPED == "skipped: plain RL beat every dTV weight"
     assert set(skipped["cv_deviance"]) == {f"{w:g}" for w in J.DEFAULT_WEIGHTS}
     # its deviances are above the best candidate that ran (plain RL here)

@@ -15,7 +15,10 @@ xrfgpu output; the input is only opened for reading. Errors name the file
 and the problem in one line: a missing, corrupt, empty or truncated input
 file and a refused output path exit with status 2 (as usage errors), other
 failures with status 1. Progress goes to stderr on a terminal
-only; ``--json`` prints one JSON document on stdout.
+only; ``--json`` prints one JSON document on stdout. Nothing else is
+written to standard output: ``-o -`` (and ``--figure -``, ``demo -``) is
+refused in one line (exit status 2) rather than written as a file named
+``-``, which is ``./-``.
 
 ``main(argv)`` runs the command in-process and returns the exit status;
 ``python -m xrfgpu`` and the installed ``xrfgpu`` script call it.
@@ -99,6 +102,27 @@ def _friendly(func):
             raise CommandError(_message(exc)) from exc
 
     return wrapper
+
+
+def _no_standard_output(what, example, instead=""):
+    """Click callback of an output option or argument: ``-`` (standard output) is refused in one line.
+
+    Every output of xrfgpu is a file or folder (published atomically, with a record beside or inside it);
+    a user typing ``-`` expects standard output, and got a file or folder named ``-``. A file of that
+    name is still ``./-`` (the option's type is a plain ``click.Path``, so the spelling typed is seen
+    here; the callback returns it as a :class:`~pathlib.Path`). ``instead``: what does print on stdout.
+    """
+
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        if value == "-":
+            option = "OUTPUT_DIR" if param.param_type_name == "argument" else "/".join(param.opts)
+            raise FileRefusedError(f"{option} -: standard output is not supported: {what}; give its name, e.g. "
+                                   f"{example}, or ./- for one named '-'{'; ' + instead if instead else ''}")
+        return Path(value)
+
+    return check
 
 
 # --------------------------------------------------------------------------- progress and output
@@ -517,59 +541,78 @@ def _entry_key(name, entries, option):
 
 
 def _given_gain(name, image, gains, used):
-    """The ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
+    """``(gain, kind)``: the ``--gain`` of map ``name`` (its entry, else the one for all), or None: measure it.
 
     The one-for-all gain applies to fitted maps and scaled integers only: a count map's gain is 1 (the kind
     is :func:`xrfgpu.map_kind.classify_map`'s, as the front door's). An entry named for a count map is passed
     on, and refused there with the reason (:func:`xrfgpu.front_door.effective_counts`) unless it is 1.
+    ``kind``: the :class:`xrfgpu.map_kind.MapKind` where the one-for-all gain needed it, else None; the
+    caller passes it on (:func:`_map_kind_once`), so no step classifies the map again.
     """
     if not gains:
-        return None
+        return None, None
     key = _entry_key(name, gains, "--gain")
     if key is not None:
         used.add(key)
-        return gains[key]
+        return gains[key], None
     if "*" in gains:
         from .map_kind import classify_map
 
-        return None if classify_map(np.asarray(image)).is_counts else gains["*"]
-    return None
+        kind = classify_map(np.asarray(image))
+        return (None if kind.is_counts else gains["*"]), kind
+    return None, None
+
+
+def _map_kind_once(image, gain, kind):
+    """The map's :class:`xrfgpu.map_kind.MapKind` for every step that takes it, classified at most once per map.
+
+    ``kind`` when already had (:func:`_given_gain`); None where no step would classify the map (gain 1: the
+    front door takes any integer map for counts, unclassified); else :func:`xrfgpu.map_kind.classify_map`
+    (tens of ms on a 1024² integer map), which the gain, background, σ and restoration steps were each
+    running again (:func:`xrfgpu.front_door.effective_counts`).
+    """
+    if kind is not None or gain == 1.0:
+        return kind
+    from .map_kind import classify_map
+
+    return classify_map(np.asarray(image))
 
 
 # --------------------------------------------------------------------------- restoration helpers
 
 
-def _measured_gain(image, *, with_notes=False):
+def _measured_gain(image, *, with_notes=False, map_kind=None):
     """The map's effective Poisson gain, measured once per map and passed on to every step that needs it.
 
     :func:`xrfgpu.front_door.effective_counts` on the map as the front door
     validates it (1 for a count map, map units per count for a fitted one).
     With ``with_notes``, also what the record keeps of how it was measured
-    (``map_kind``, ``gain_spread`` or ``gain_note``).
+    (``map_kind``, ``gain_spread`` or ``gain_note``). ``map_kind``: the map's
+    :class:`xrfgpu.map_kind.MapKind` if already had (:func:`_map_kind_once`).
     """
     import array_api_compat.numpy as xnp
 
     from ._validate import as_image
     from .front_door import effective_counts
 
-    _, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp)
+    _, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, map_kind=map_kind)
     if not with_notes:
         return gain
     return gain, {key: value for key, value in notes.items() if key in _GAIN_KEYS}
 
 
-def _estimate_background(image, gain):
+def _estimate_background(image, gain, map_kind=None):
     """Background for ``--background auto``, in the map's units: the one :func:`xrfgpu.restore` estimates.
 
     :func:`xrfgpu.front_door.background_from_map`: on a count map the library's
     estimator; on a fitted or normalised map (PyXRF, MAPS, HXN) the same
     estimator in effective counts (map / measured ``gain``), multiplied back, so
     the command line restores such a map as ``xrfgpu.restore(map)`` does.
-    Returns ``(value, how it was obtained)``.
+    Returns ``(value, how it was obtained)``. ``map_kind``: as :func:`_measured_gain`.
     """
     from .front_door import background_from_map
 
-    value, source = background_from_map(np.asarray(image), return_source=True, gain=gain)
+    value, source = background_from_map(np.asarray(image), return_source=True, gain=gain, map_kind=map_kind)
     return value, f"xrfgpu.front_door.background_from_map: {source}"
 
 
@@ -600,7 +643,7 @@ def _backend_info(where):
 _GAIN_KEYS = ("gain", "map_kind", "gain_spread", "gain_note")
 
 
-def _run_method(method, image, sigma_px, *, background, gain, options, progress, label):
+def _run_method(method, image, sigma_px, *, background, gain, options, progress, label, map_kind=None):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
     Without ``--iterations`` RL stops by the front door's rule (cross-validation,
@@ -609,7 +652,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
     which the front door scales by the goal as it scales its own estimate.
     ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again; None: the front door
-    measures it.
+    measures it. ``map_kind``: the map's kind, not classified again (:func:`_map_kind_once`).
     """
     from .front_door import restore
 
@@ -630,7 +673,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     sigma = None if method in ("blind", "blind-rl") else sigma_px
     with _sigma_warnings() as sigma_messages:
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
-                            goal=options.get("goal", DEFAULT_GOAL), return_info=True, **kwargs)
+                            goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
                                           "iteration_scale", "negative_fraction_clipped", *_GAIN_KEYS)
                if info.get(key) is not None}
@@ -700,7 +743,8 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     return filled, weights.astype(np.float32)
 
 
-def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False):
+def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False,
+                   map_kind=None):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
@@ -718,7 +762,7 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     from ._validate import as_image
     from .front_door import effective_counts, rl_iteration_count
 
-    y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain)
+    y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain, map_kind=map_kind)
     b = background / gain
     stop = "fixed" if iterations else "cv"
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
@@ -726,7 +770,8 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 
-def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label):
+def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label,
+               map_kind=None):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
@@ -751,7 +796,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
                 counts, b, gain, n, stop, cv_count, notes = _rl_iterations(
                     image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
-                    sigma_estimated=bool(options.get("sigma_estimated")))
+                    sigma_estimated=bool(options.get("sigma_estimated")), map_kind=map_kind)
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
                                   scheduler="threads" if client is None else None, callback=callback)
@@ -767,9 +812,10 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
         else:
             from .dask import restore as dask_restore
 
-            from .map_kind import classify_map
-
-            fitted = (gain != 1.0) if gain is not None else not classify_map(image).is_counts
+            if gain is not None:
+                fitted = gain != 1.0
+            else:
+                fitted = not _map_kind_once(image, gain, map_kind).is_counts
             negative = float(np.mean(image < 0)) if fitted else 0.0
             if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
                 image = np.clip(image, 0.0, None)
@@ -786,7 +832,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             # term scales with the data term, so its λ carries over unchanged)
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
-                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else _measured_gain(image))
+                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None
+                                                        else _measured_gain(image, map_kind=map_kind))
             lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
@@ -828,7 +875,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         warnings.simplefilter("always", JointFallbackWarning)
         out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
                                           num_iter=iterations, guide_iter=iterations, return_info=True,
-                                          gain=[item[5] for item in inputs])  # measured once per map, or None
+                                          gain=[item[5] for item in inputs],  # measured once per map, or None
+                                          map_kind=[item[6] for item in inputs])  # classified once, or None
     for w in caught:
         text = str(w.message)
         if info.get("guide") is not None:  # the library counts maps; the command line names them
@@ -836,7 +884,7 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         _warn(quiet, text)
     out = to_numpy(out)
     restored, per_element = {}, {}
-    for i, (name, _, _, bg, bg_how, _) in enumerate(inputs):
+    for i, (name, _, _, bg, bg_how, *_) in enumerate(inputs):
         restored[name] = out[i]
         # the library's record adds the map's kind, its gain (fitted maps: restored in effective counts),
         # the weight λ and the stop with how each was chosen; the background stays the one given to it
@@ -867,9 +915,12 @@ def cli():
 
 def main(argv=None) -> int:
     """Run the ``xrfgpu`` command line; returns the exit status (0 success, 1 error, 2 usage)."""
+    from .output_safety import overwrite_named
+
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        result = cli.main(args=args, prog_name="xrfgpu", standalone_mode=False, obj={"argv": args})
+        with overwrite_named("--overwrite"):  # the library's refusals say overwrite=True
+            result = cli.main(args=args, prog_name="xrfgpu", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -886,8 +937,11 @@ def main(argv=None) -> int:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output file: .tif, .h5, .npz, .npy, .csv (one map), or a folder (one CSV per element).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(),
+              callback=_no_standard_output("the restored maps are written to a file or folder with their record",
+                                           "-o restored.tif", "--json prints the summary on stdout"),
+              help="Output file: .tif, .h5, .npz, .npy, .csv (one map), or a folder (one CSV per element); "
+                   "not - (standard output).")
 @click.option("--method", type=click.Choice(METHODS), default="rl", show_default=True, help="Restoration method.")
 @click.option("--psf-sigma", help="Gaussian PSF σ for all elements (40um) or per element (Fe=40um,Ca=50um); "
               "in pixels (2px, Fe=4px) it needs no pixel size.")
@@ -1057,14 +1111,15 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
         # joint run for each fitted map)
-        gain = _given_gain(name, image, gains_given, gain_keys_used)  # --gain, else measured (or by the step)
+        gain, kind = _given_gain(name, image, gains_given, gain_keys_used)  # --gain, else measured (or by the step)
+        kind = _map_kind_once(image, gain, kind)  # classified once, passed on to every step below
         gain_notes = {"gain_note": "given with --gain"} if gain is not None else {}
         if gain is None and (bg_value == "auto" or psf_auto):
-            gain, gain_notes = _measured_gain(image, with_notes=True)
+            gain, gain_notes = _measured_gain(image, with_notes=True, map_kind=kind)
         bg = bg_value
         bg_how = "given"
         if bg_value == "auto":
-            bg, bg_how = _estimate_background(image, gain)
+            bg, bg_how = _estimate_background(image, gain, kind)
         elif bg >= np.nanmax(image):  # e.g. counts given for a fitted map in µg/cm²: the result is ~0
             _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
                          "nothing is left to restore; give the background in the map's units")
@@ -1098,7 +1153,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:
-                est = sigma_from_map(image, background=bg, gain=gain)
+                est = sigma_from_map(image, background=bg, gain=gain, map_kind=kind)
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
@@ -1122,14 +1177,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             if options.get("mask") is not None:
                 raise click.UsageError("--joint does not yet take missing pixels (NaN, --mask, or a --normalize "
                                        "scaler ≤ 0); restore such maps without --joint")
-            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain))
+            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
             timings[name] = round(time.perf_counter() - t0, 4)
             continue
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
-                                      scheduler=scheduler, progress=progress, label=name)
+                                      scheduler=scheduler, progress=progress, label=name, map_kind=kind)
         else:
             work = to_compute(image, where)
             has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")
@@ -1139,7 +1194,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
                 out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg, gain=gain,
-                                           options=options, progress=progress, label=name)
+                                           options=options, progress=progress, label=name, map_kind=kind)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
         from ._backend import to_numpy
@@ -1268,9 +1323,14 @@ def _psf_common(func):
         click.option("--pixel-size", help="Scan step with unit, e.g. 5um (default: from the file)."),
         click.option("--element", help="Which map of INPUT to use (default: the only one)."),
         click.option("--line", "line", help="Line name to store in the PSF file (default: the element name)."),
-        click.option("-o", "--output", type=click.Path(path_type=Path),
-                     help="PSF file to write (TOML; default INPUT_psf.toml in the current folder)."),
-        click.option("--figure", type=click.Path(path_type=Path),
+        click.option("-o", "--output", type=click.Path(),
+                     callback=_no_standard_output("the PSF table is written to a file, with its fit figure",
+                                                  "-o psf.toml", "--json prints σ on stdout"),
+                     help="PSF file to write (TOML; default INPUT_psf.toml in the current folder); not - "
+                          "(standard output: --json prints the result there)."),
+        click.option("--figure", type=click.Path(),
+                     callback=_no_standard_output("the fit figure is written to a file", "--figure fit.png",
+                                                  "--json prints σ on stdout"),
                      help="Fit figure: .png, .pdf or .svg (default INPUT_psf_<command>.png in the current folder)."),
         click.option("--dataset", help="HDF5 dataset group (see restore)."),
         click.option("--overwrite", is_flag=True),
@@ -1560,8 +1620,10 @@ def _restoration_label(maps, name):
 @click.argument("restored_path", metavar="RESTORED", type=click.Path(path_type=Path))
 @click.option("--elements", help="Comma-separated elements (default: all in RESTORED).")
 @click.option("--truth", type=click.Path(path_type=Path), help="Ground-truth maps (synthetic data) for MSE-type metrics.")
-@click.option("-o", "--output", "figure", type=click.Path(path_type=Path),
-              help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png).")
+@click.option("-o", "--output", "figure", type=click.Path(),
+              callback=_no_standard_output("the figure is written to a file", "-o compare.png",
+                                           "--no-figure --json prints the metrics alone on stdout"),
+              help="Figure file: .png, .pdf or .svg (default RESTORED_compare.png); not - (standard output).")
 @click.option("--no-figure", is_flag=True, help="Only the metrics.")
 @click.option("--row", type=click.IntRange(min=0), help="Row of the line profile (default the middle).")
 @click.option("--overwrite", is_flag=True)
@@ -1646,7 +1708,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("output_dir", required=False, default="xrfgpu-demo", type=click.Path(path_type=Path))
+@click.argument("output_dir", required=False, default="xrfgpu-demo", type=click.Path(),
+                callback=_no_standard_output("the demo writes a folder of files", "xrfgpu demo demo-report"))
 @click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True)

@@ -366,6 +366,24 @@ def _check_demo_folder(out):
         )
 
 
+def _check_writable_folder(out):
+    """Refuse ``out`` before the work when it is a file, or it (or, missing, the folder it would be made in)
+    cannot be written: a read-only mount or no permission, as :func:`xrfgpu.output_safety.check_outputs`
+    refuses the other commands' outputs. Its mkdir said only ``[Errno 30] Read-only file system``.
+    """
+    from .output_safety import UnsafeOutputError
+
+    if out.exists() and not out.is_dir():
+        raise UnsafeOutputError(f"output folder {str(out)!r} is a file, not a folder; choose another folder")
+    existing = out
+    while not existing.exists() and existing != existing.parent:  # the folder its mkdir works in
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == out else f": folder {str(existing)!r}"
+        raise UnsafeOutputError(f"output folder {str(out)!r}{where} is not writable (a read-only file "
+                                "system, or no permission); choose another folder")
+
+
 def run_demo(output_dir, *, size="small", seed=0, progress=None):
     """Run the chart experiment and write a Markdown report with PNG figures.
 
@@ -390,6 +408,17 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     Path
         The report's path.
 
+    Raises
+    ------
+    xrfgpu.output_safety.UnsafeOutputError
+        Before any work: ``output_dir`` is a file, or it (or, missing, the
+        folder it would be made in) is not writable (a read-only mount, no
+        permission), or it holds files of the report's names that an earlier
+        demo did not write.
+    OSError
+        The folder cannot be made, or a file cannot be written (its message
+        names the folder or file).
+
     Examples
     --------
     >>> from xrfgpu.demo import run_demo
@@ -400,7 +429,11 @@ def run_demo(output_dir, *, size="small", seed=0, progress=None):
     if size not in SIZES:
         raise ValueError(f"size must be 'small' or 'full', got {size!r}")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable_folder(out)  # before any work, and before its mkdir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # unforeseen by the check (an ACL; a mount turned read-only meanwhile)
+        raise OSError(exc.errno, f"cannot make output folder {str(out)!r}: {exc.strerror or exc}") from exc
     try:
         _check_demo_folder(out)
         return _run_demo_into(out, size=size, seed=seed, progress=progress)

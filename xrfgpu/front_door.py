@@ -155,7 +155,7 @@ def filled_for_estimators(y, weights, *, xp):
     return xp.asarray(host[rows, cols], dtype=y.dtype, device=array_device(y))
 
 
-def effective_counts(y, *, xp, gain=None):
+def effective_counts(y, *, xp, gain=None, map_kind=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
     Which kind of map it is, is :func:`xrfgpu.map_kind.classify_map`'s answer, the rule every caller
@@ -175,25 +175,36 @@ def effective_counts(y, *, xp, gain=None):
     and passes it on to the background, σ and restoration steps). A count
     map takes only 1; 1 takes any integer map for counts, unclassified.
 
+    ``map_kind`` (a :class:`xrfgpu.map_kind.MapKind`), when given, is
+    :func:`xrfgpu.map_kind.classify_map`'s answer for this same map, had
+    before (the command line classifies each map once and passes it on to
+    the background, σ and restoration steps): used instead of classifying
+    the map again (tens of ms on a 1024² integer map).
+
     Raises
     ------
     GainNotMeasurableError
         No positive, finite gain could be measured (a :class:`ValueError`).
     ValueError
         A map with no positive value; a given ``gain`` that is not a
-        positive, finite number, or not 1 for a count map.
+        positive, finite number, or not 1 for a count map; a ``map_kind``
+        that cannot be this map's (integers said to be fitted, or the reverse).
     TypeError
-        A given ``gain`` that is not a number (a string included).
+        A given ``gain`` that is not a number (a string included); a
+        ``map_kind`` that is not a :class:`xrfgpu.map_kind.MapKind`.
     """
     notes = {}
     if gain is not None:
         gain = check_positive_finite(gain, "gain", "map units per count")
-    if is_count_map(y):  # integers: counts, or scaled integers (xrfgpu.map_kind.classify_map, the one rule)
+    integers = is_count_map(y)
+    if map_kind is not None:
+        _check_map_kind(map_kind, integers)
+    if integers:  # integers: counts, or scaled integers (xrfgpu.map_kind.classify_map, the one rule)
         if gain == 1.0:  # always accepted: forces counts, whatever the rule says
             notes["map_kind"] = "counts"
             notes["gain_note"] = "given (gain=1), not measured again: integers taken for counts"
             return y, 1.0, notes
-        kind = classify_map(y)
+        kind = classify_map(y) if map_kind is None else map_kind
         if kind.is_counts:
             if gain is not None:
                 raise ValueError(f"gain={gain!r} given for a count map (non-negative integers taken for counts: "
@@ -234,6 +245,19 @@ def effective_counts(y, *, xp, gain=None):
     return y / gain, gain, notes
 
 
+def _check_map_kind(map_kind, integers):
+    """Refuse a ``map_kind`` that is no :class:`~xrfgpu.map_kind.MapKind`, or cannot describe the map."""
+    from .map_kind import MapKind
+
+    if not isinstance(map_kind, MapKind):
+        raise TypeError(f"map_kind must be xrfgpu.map_kind.classify_map's answer (a MapKind), got "
+                        f"{type(map_kind).__name__}")
+    if integers == (map_kind.kind == "fitted"):
+        raise ValueError(f"map_kind {map_kind.kind!r} is not this map's: the map is "
+                         f"{'non-negative integers' if integers else 'not non-negative integers'}; pass "
+                         "classify_map's answer for this same map, or None")
+
+
 def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", goal=DEFAULT_GOAL,
                        sigma_estimated=False, accelerate=True, **rl_options):
     """The front door's Richardson–Lucy iteration count: ``(iterations, cross-validated count or None)``.
@@ -267,7 +291,7 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     return int(round(count * iteration_scale)), count
 
 
-def sigma_from_map(image, *, background="auto", strict=False, gain=None):
+def sigma_from_map(image, *, background="auto", strict=False, gain=None, map_kind=None):
     """σ of the map's Gaussian PSF as :func:`restore` estimates it, before the goal's scale.
 
     The map goes through the same steps as in :func:`restore`: effective
@@ -290,6 +314,8 @@ def sigma_from_map(image, *, background="auto", strict=False, gain=None):
     gain : float, optional
         The map's effective gain, map units per count, if already measured
         (:func:`effective_counts`); measured from the map when None.
+    map_kind : xrfgpu.map_kind.MapKind, optional
+        The map's kind, if already classified (:func:`effective_counts`).
 
     Returns
     -------
@@ -303,12 +329,12 @@ def sigma_from_map(image, *, background="auto", strict=False, gain=None):
         an uncertain σ.
     """
     xp = array_namespace(image)
-    y, gain, notes = effective_counts(image, xp=xp, gain=gain)
+    y, gain, notes = effective_counts(image, xp=xp, gain=gain, map_kind=map_kind)
     b, _ = _background_in_counts(background, y, gain, xp=xp, fitted=_is_fitted(notes))
     return _estimate_sigma(y, b, strict=strict)
 
 
-def background_from_map(image, *, return_source=False, gain=None):
+def background_from_map(image, *, return_source=False, gain=None, map_kind=None):
     """The background :func:`restore` estimates for ``background="auto"``, in the map's own units.
 
     The map goes through :func:`restore`'s steps: effective counts
@@ -329,6 +355,8 @@ def background_from_map(image, *, return_source=False, gain=None):
     gain : float, optional
         The map's effective gain, map units per count, if already measured
         (:func:`effective_counts`); measured from the map when None.
+    map_kind : xrfgpu.map_kind.MapKind, optional
+        The map's kind, if already classified (:func:`effective_counts`).
 
     Returns
     -------
@@ -336,7 +364,7 @@ def background_from_map(image, *, return_source=False, gain=None):
         Background in the map's units (counts for a count map).
     """
     xp = array_namespace(image)
-    y, gain, notes = effective_counts(image, xp=xp, gain=gain)
+    y, gain, notes = effective_counts(image, xp=xp, gain=gain, map_kind=map_kind)
     fitted = _is_fitted(notes)
     b, source = _background_in_counts("auto", y, gain, xp=xp, fitted=fitted)
     value = float(b) * gain
@@ -394,6 +422,7 @@ def restore(
     strict=False,
     gain=None,
     return_info=False,
+    map_kind=None,
     **kwargs,
 ):
     """Restore a micro-XRF map; with only the map, fully automatically.
@@ -455,6 +484,10 @@ def restore(
         (also one :func:`xrfgpu.map_kind.classify_map` reads as scaled integers).
     return_info : bool
         Also return a dict of what was used.
+    map_kind : xrfgpu.map_kind.MapKind, optional
+        :func:`xrfgpu.map_kind.classify_map`'s answer for this same map (its
+        missing pixels filled), if already had, as the command line has it:
+        the map is not classified again (:func:`effective_counts`).
     **kwargs
         Passed to the method (``accelerate``, ``tv``, ``balance``, ``lam``,
         ``order``, ``kernel_size``, ...).
@@ -579,7 +612,7 @@ def restore(
     clock = time.perf_counter()
 
     # 0. counts or a fitted map: restore in (effective) counts
-    y, gain, notes = effective_counts(y, xp=xp, gain=gain)
+    y, gain, notes = effective_counts(y, xp=xp, gain=gain, map_kind=map_kind)
     info.update(notes)
     info["gain"] = gain
     seconds["gain"] = time.perf_counter() - clock

@@ -683,7 +683,7 @@ def _restore_alone(y, h, b, *, num_iter, seed, split=None):
     return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "fixed"}
 
 
-def _effective_stack(y, *, xp, gains_given=None):
+def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
     """Each map of a stack in (effective) counts, as :func:`xrfgpu.restore` takes a single map.
 
     :func:`xrfgpu.front_door.effective_counts` per map: a count map stays as it is (gain 1); a
@@ -693,9 +693,10 @@ def _effective_stack(y, *, xp, gains_given=None):
     :data:`NONCOUNT_WEIGHT` and :data:`NONCOUNT_ITER`.
 
     Returns ``(stack, gains, records)``: the working stack, one gain (or None) per map and one dict
-    per map (``kind``, ``gain``, and the front door's notes: ``gain_spread`` or ``gain_note``,
-    ``negative_fraction_clipped``, or ``gain_error``). ``gains_given``: one
-    gain per map, or None per map (or for all) to measure it.
+    per map (``map_kind``, ``kind`` with the same value for readers of earlier records, ``gain``, and the
+    front door's notes: ``gain_spread`` or ``gain_note``, ``negative_fraction_clipped``, or
+    ``gain_error``). ``gains_given``: one gain per map, or None per map (or for all) to measure it;
+    ``map_kinds``: one :class:`xrfgpu.map_kind.MapKind` per map, or None per map (or for all) to classify it.
     """
     from ._validate import check_positive_finite
     from .front_door import GainNotMeasurableError, effective_counts
@@ -707,6 +708,10 @@ def _effective_stack(y, *, xp, gains_given=None):
     # a given gain that is no gain is refused here, naming its map (the front door's message names no map)
     gains_given = [None if g is None else check_positive_finite(g, f"gain of map {i}", "map units per count")
                    for i, g in enumerate(gains_given)]
+    if map_kinds is None:
+        map_kinds = [None] * y.shape[0]
+    elif len(map_kinds) != y.shape[0]:
+        raise ValueError(f"map_kind: {len(map_kinds)} values for a stack of {y.shape[0]} maps")
 
     maps, gains, records = [], [], []
     for i in range(y.shape[0]):
@@ -714,12 +719,12 @@ def _effective_stack(y, *, xp, gains_given=None):
         if bool(xp.all(xp.round(yi) == yi)):  # integer values: counts, which cannot be negative
             require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
         try:
-            ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i])
+            ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i], map_kind=map_kinds[i])
         except GainNotMeasurableError as exc:  # a flat fitted map stays in its own units
             gains.append(None)
             maps.append(xp.clip(yi, min=0.0))
-            records.append({"kind": "fitted, gain not measurable: restored in its own units", "gain": None,
-                            "gain_error": str(exc)})
+            unmeasured = "fitted, gain not measurable: restored in its own units"
+            records.append({"kind": unmeasured, "map_kind": unmeasured, "gain": None, "gain_error": str(exc)})
             continue
         except ValueError as exc:  # nothing to restore, or a gain given for a count map: named
             raise ValueError(f"map {i}: {exc}") from None
@@ -728,7 +733,7 @@ def _effective_stack(y, *, xp, gains_given=None):
             kind = "fitted: restored in effective counts (map / gain), then multiplied back"
         gains.append(gain)
         maps.append(ei)
-        records.append({"kind": kind, "gain": gain, **notes})
+        records.append({"kind": kind, "map_kind": kind, "gain": gain, **notes})
     if all(r["kind"] == "counts" for r in records):
         return y, gains, records
     return xp.stack(maps, axis=0), gains, records
@@ -764,7 +769,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
                           own_edges=True, own_eta_factor=2.0, guide_evidence_px="auto", guide_evidence_factor=2.0,
                           guide_tv=GUIDE_TV_WEIGHT, reweight_every=None, reweight_eps_factor=1.0,
                           reweight_smoothing_px=0.0, boundary="reflect", seed=0, cv_folds=2, gain=None,
-                          huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False):
+                          huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False, map_kind=None):
     """Restore an element stack jointly: RL with a directional-TV prior set by a guide map.
 
     The guide map is restored alone (Richardson–Lucy, as :func:`xrfgpu.restore`);
@@ -892,6 +897,10 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         already known or measured (:func:`xrfgpu.front_door.effective_counts`,
         as the command line measures each map once); None (or a None entry)
         measures it. A count map takes 1 (or None).
+    map_kind : sequence of xrfgpu.map_kind.MapKind or None, optional
+        Each map's :func:`xrfgpu.map_kind.classify_map` answer where already
+        had (the command line classifies each map once and passes it on);
+        None (or a None entry) classifies the map where needed.
     huber_weights : "auto", sequence of float or None
         Weights λ of the Huber-dTV (the dTV with its cost quadratic below δ,
         :func:`directional_tv` with ``huber``) that the cross-validation also
@@ -917,15 +926,18 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         ``fallback`` (None or the reason), ``guide`` (index), ``eta``,
         ``gamma``, ``smoothing_px``, ``own_edges``, ``guide_tv``, ``reweight`` (None, or ``every``,
         ``eps_factor``, ``smoothing_px`` and each guided map's ``eps``), ``guide_check`` (:func:`guide_structure`
-        stats), ``per_map`` (per map: ``kind`` ("counts", scaled integers or
+        stats), ``per_map`` (per map: ``map_kind`` ("counts", scaled integers or
         fitted and restored in effective counts (:func:`xrfgpu.map_kind.classify_map`),
-        or fitted with no measurable gain),
+        or fitted with no measurable gain; the key :func:`xrfgpu.restore` and the
+        command line's records use), ``kind`` (the same value, the key records
+        written before ``map_kind`` was added hold, kept for readers of them),
         ``gain`` (map units per effective count: 1 for counts, None where it
         could not be measured) with the front door's ``gain_spread`` or
         ``gain_note`` (or ``gain_error``), ``negative_fraction_clipped``,
         ``background`` (map units, or "map") and for ``"auto"``
         ``background_source``, ``role``, ``weight``, ``weight_how``,
-        ``prior`` (``"dtv"`` or ``"huber-dtv"``), ``huber_delta`` (δ in map
+        ``prior`` (``"dtv"`` or ``"huber-dtv"``; ``"none"`` for a weak map restored
+        at weight 0, plain RL; earlier records said ``"dtv"`` there), ``huber_delta`` (δ in map
         units per pixel, or None), ``iterations``, ``stop``, ``cv_deviance``
         per candidate that ran: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one;
         ``huber_candidates``: None without Huber candidates, else whether they
@@ -1075,7 +1087,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     hs = _each_psf(psfs, y, xp=xp)
     # every map in (effective) counts, as the front door restores one map: count maps unchanged
     y_given = y
-    y, gains, kinds = _effective_stack(y_given, xp=xp, gains_given=gain)
+    y, gains, kinds = _effective_stack(y_given, xp=xp, gains_given=gain, map_kinds=map_kind)
     fitted = [k["kind"].startswith("fitted") for k in kinds]  # the background rule of fitted maps
     in_effective_counts = [k["kind"] != "counts" for k in kinds]  # fitted or scaled integers: map / gain
     auto_background = isinstance(background, str)
@@ -1286,10 +1298,18 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         if delta is not None and gains[i] not in (None, 1.0):
             delta = delta * gains[i]  # in the map's own units per pixel
         info["per_map"][i] = {"role": role, "weight": chosen_w[i], "weight_how": how[i],
-                              "prior": "huber-dtv" if chosen_h[i] else "dtv", "huber_delta": delta,
+                              "prior": _prior_name(chosen_w[i], chosen_h[i]), "huber_delta": delta,
                               "iterations": chosen_k[i], "stop": stops[i], "cv_deviance": cv_dev[i],
                               "huber_candidates": huber_note[i]}
     return finish(restored)
+
+
+def _prior_name(weight, huber):
+    """The record's ``prior`` of a weak map restored at ``weight`` λ: ``"none"`` at λ = 0 (plain RL, no
+    prior; the record said ``"dtv"`` there before), else ``"huber-dtv"`` with a Huber δ, else ``"dtv"``."""
+    if weight == 0.0:
+        return "none"
+    return "huber-dtv" if huber else "dtv"
 
 
 def _each_psf(psfs, y, *, xp):

@@ -27,12 +27,17 @@ Rules (checked by :func:`check_outputs`, enforced by :func:`write_outputs`):
    (SIGKILL, power loss) are removed by the next write into that folder
    once their process is gone (or after a day when written from another
    host).
+
+Messages name the switch that allows replacing as the caller spells it: ``overwrite=True`` for a
+library call (:func:`xrfgpu.io.write_maps`, :func:`xrfgpu.dask.restore_zarr`, ...), ``--overwrite``
+while the command line runs (it says so with :func:`overwrite_named`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import ctypes
 import errno
 import hashlib
@@ -58,6 +63,7 @@ __all__ = [
     "is_hidden_or_temp",
     "is_temp_name",
     "is_xrfgpu_output",
+    "overwrite_named",
     "temp_name",
     "write_outputs",
 ]
@@ -74,6 +80,34 @@ class UnsafeOutputError(ValueError):
 
 class OutputExistsError(FileExistsError):
     """The output exists and ``overwrite`` was not given (or another run created it first)."""
+
+
+#: how messages name the switch that allows replacing an earlier output: the library's keyword, unless a
+#: caller with its own spelling (the command line's ``--overwrite``) says otherwise (:func:`overwrite_named`)
+_OVERWRITE_NAME = contextvars.ContextVar("xrfgpu_overwrite_name", default="overwrite=True")
+
+
+@contextlib.contextmanager
+def overwrite_named(spelling):
+    """Within the block, refusals name the overwrite switch as ``spelling`` (e.g. ``"--overwrite"``).
+
+    Parameters
+    ----------
+    spelling : str
+        How the caller's users ask to replace an earlier output; outside the
+        block messages say ``overwrite=True``, the keyword the library's writers take.
+
+    Examples
+    --------
+    >>> from xrfgpu.output_safety import overwrite_named
+    >>> with overwrite_named("--overwrite"):
+    ...     pass  # check_outputs, write_outputs: "... exists; pass --overwrite to replace it"
+    """
+    token = _OVERWRITE_NAME.set(str(spelling))
+    try:
+        yield
+    finally:
+        _OVERWRITE_NAME.reset(token)
 
 
 # --------------------------------------------------------------------------- temporary names
@@ -307,7 +341,8 @@ def _renameat2_noreplace(src, dst):
 
 def _exists_error(dst):
     return OutputExistsError(
-        f"output {str(dst)!r} exists (another run may have written it first); pass --overwrite to replace it"
+        f"output {str(dst)!r} exists (another run may have written it first); pass {_OVERWRITE_NAME.get()} "
+        "to replace it"
     )
 
 
@@ -585,11 +620,12 @@ def check_outputs(outputs, inputs=(), *, overwrite=False):
                                     "file system, or no permission); choose another folder")
         if os.path.lexists(out):
             if not overwrite:
-                raise OutputExistsError(f"output {str(out)!r} exists; pass --overwrite to replace it")
+                raise OutputExistsError(f"output {str(out)!r} exists; pass {_OVERWRITE_NAME.get()} to replace it")
             ok, why = is_xrfgpu_output(out)
             if not ok:
                 raise UnsafeOutputError(
-                    f"output {str(out)!r} exists and --overwrite replaces only earlier xrfgpu outputs: {why}. "
+                    f"output {str(out)!r} exists and {_OVERWRITE_NAME.get()} replaces only earlier xrfgpu outputs: "
+                    f"{why}. "
                     "Move it away or choose another output name")
 
 
