@@ -25,6 +25,7 @@ obtained.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
@@ -229,7 +230,11 @@ def effective_counts(y, *, xp, gain=None):
         gain = float(xp.mean((y - mean) ** 2)) / mean if mean > 0 else float("nan")
         notes["gain_note"] = f"{exc}; gain from the whole map's variance / mean (an upper bound)"
     if not (gain > 0 and math.isfinite(gain)):
-        raise GainNotMeasurableError("could not measure the map's noise (effective Poisson gain); pass a count map")
+        low, high = float(xp.min(y)), float(xp.max(y))
+        if low == high:  # one value everywhere (an offset only): no structure, and no noise to measure a gain from
+            raise GainNotMeasurableError(f"image is constant (every pixel {high:g}): there is nothing to restore")
+        raise GainNotMeasurableError("could not measure the map's noise (effective Poisson gain); pass a count map, "
+                                     "or the map's gain (map units per count) as gain=")
     notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
     return y / gain, gain, notes
 
@@ -362,7 +367,14 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
                 return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
                              f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
                              "alone), whose continuum the spectrum fit has already removed")
-        return estimate_background(y), "estimated from the map (xrfgpu.background.estimate_background)"
+        window = 5  # estimate_background's default window
+        if min(y.shape[-2:]) < window:
+            raise ValueError(
+                f"image of shape {tuple(y.shape)} is too small for the automatic background (a {window} x {window} "
+                "window of local means): pass background= (a number in the map's units, 0 for a fitted map "
+                "whose spectrum fit removed the continuum)"
+            )
+        return estimate_background(y, window=window), "estimated from the map (xrfgpu.background.estimate_background)"
     b = as_background(background, y, xp=xp)
     return (b / gain if gain != 1.0 else b), "given"
 
@@ -666,7 +678,8 @@ def restore(
 
         if num_iter is not None:
             kwargs["num_iter"] = int(num_iter)
-        iterations = kwargs.get("num_iter", "default")
+        # the count that runs: fista's own default when none is given (recorded as a number, not "default")
+        iterations = kwargs.get("num_iter", inspect.signature(fista).parameters["num_iter"].default)
         out = fista(y, h, background=b, **kwargs)
     elif method == "blind":
         from .blind import blind_l0

@@ -159,7 +159,10 @@ class ElementMaps:
     Attributes
     ----------
     maps : dict of str -> ndarray, shape (rows, cols)
-        Ordered element (line) name → map (NumPy, float).
+        Ordered element (line) name → map (NumPy, float). Names given as
+        bytes (h5py's reading of MAPS ``channel_names``) are decoded as
+        UTF-8; the masked pixels of a NumPy masked array become NaN
+        (missing), in a floating copy.
     pixel_size_um : float or None
         Scan step in µm, when known.
     metadata : dict
@@ -183,8 +186,14 @@ class ElementMaps:
         shape = None
         clean = {}
         for name, m in self.maps.items():
+            if isinstance(name, bytes):  # h5py reads MAPS channel_names as bytes (numpy.bytes_)
+                name = _decode(name)
             if not isinstance(name, str) or not name:
                 raise TypeError(f"element names must be non-empty strings, got {name!r}")
+            if name in clean:
+                raise ValueError(f"element name {name!r} is given twice")
+            if isinstance(m, np.ma.MaskedArray):  # np.asarray would drop the mask: masked pixels are missing, NaN
+                m = np.ma.filled(m.astype(np.result_type(m.dtype, np.float32)), np.nan)
             a = np.asarray(m)
             if a.ndim != 2:
                 raise ValueError(f"map {name!r} must be 2-D (rows, cols), got shape {a.shape}")

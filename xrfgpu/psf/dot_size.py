@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
+from .._validate import host_data_refusing_masks
 
 __all__ = ["DiskSpotFit", "fit_disk_spot", "dot_is_resolved", "RESOLVED_F_STATISTIC", "RESOLVED_SIGMA_BIAS"]
 
@@ -160,7 +161,8 @@ def fit_disk_spot(image, pixel_size_um=None, *, gaussian_fit=None):
     Raises
     ------
     ValueError
-        As :func:`xrfgpu.psf.fit_dot` (not 2-D, too small, NaN/inf, flat, no spot).
+        As :func:`xrfgpu.psf.fit_dot` (not 2-D, too small, NaN/inf, flat, no spot, a masked
+        array with masked pixels).
 
     Notes
     -----
@@ -192,6 +194,7 @@ def fit_disk_spot(image, pixel_size_um=None, *, gaussian_fit=None):
 
     from .dot import fit_dot
 
+    image = host_data_refusing_masks(image, name="image", what="fit_disk_spot")
     array_namespace(image)
     data = np.asarray(to_numpy(image), dtype=np.float64)
     if gaussian_fit is None:

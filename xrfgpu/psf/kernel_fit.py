@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._backend import array_namespace, to_numpy
+from .._validate import host_data_refusing_masks
 from ._gauss2d import GaussianSpotFit, fit_gaussian_spot
 
 __all__ = ["sigma_from_kernel", "KernelFit"]
@@ -46,7 +47,8 @@ def sigma_from_kernel(kernel, *, pixel_size_um=None, poisson=False):
     TypeError
         If ``kernel`` is not an array.
     ValueError
-        If it is not 2-D, smaller than 3×3, contains NaN/inf, or is flat.
+        If it is not 2-D, smaller than 3×3, contains NaN/inf, or is flat; a
+        NumPy masked array with masked pixels (every pixel is fitted).
 
     Notes
     -----
@@ -72,6 +74,7 @@ def sigma_from_kernel(kernel, *, pixel_size_um=None, poisson=False):
     """
     if not (hasattr(kernel, "shape") and hasattr(kernel, "dtype")):
         raise TypeError(f"kernel must be an array, got {type(kernel).__name__}")
+    kernel = host_data_refusing_masks(kernel, name="kernel", what="sigma_from_kernel")
     array_namespace(kernel)
     if kernel.ndim != 2:
         raise ValueError(f"kernel must be 2-D (rows, cols), got shape {tuple(kernel.shape)}")

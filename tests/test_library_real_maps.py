@@ -1,0 +1,231 @@
+"""Fourth QA pass: the Python library as a scientist drives it in a notebook, on the real maps.
+
+The maps are read with the readers people use (tifffile, h5py on the MAPS file) from the copies in
+``tests/data`` (HXN nanoprobe TIFFs and the APS MAPS v9 file, MIT; see their READMEs) and handed
+straight to the public functions. Each test failed before its fix; the log of what was tried is in
+``docs/qa_real_maps.md`` ("Fourth pass").
+"""
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+import xrfgpu
+from xrfgpu import psf
+from xrfgpu.io import ElementMaps, read_maps, write_maps
+
+DATA = Path(__file__).parent / "data"
+HXN = DATA / "hxn_nanoparticles_xrf"
+FE = HXN / "SUM_maps_XRF_Fe_K.tiff"
+CR = HXN / "SUM_maps_XRF_Cr_K.tiff"
+AXO = DATA / "aps_2ide_maps_axo_std" / "axo_std.h5"
+
+
+@pytest.fixture(scope="module")
+def fe():
+    return tifffile.imread(FE)
+
+
+@pytest.fixture(scope="module")
+def cr_particle():
+    """25 × 25 px around the brightest Cr particle of the HXN map (its maximum at row 115, column 110)."""
+    return tifffile.imread(CR)[103:128, 98:123].copy()
+
+
+# -- masked arrays: a mask is honoured or refused, never dropped -----------------------------------
+
+
+def _hot_pixels_masked(image, where):
+    """``image`` with a block of hot pixels (1000) at ``where``, masked out in a numpy masked array."""
+    hot = image.copy()
+    hot[where] = 1000.0
+    mask = np.zeros(image.shape, bool)
+    mask[where] = True
+    return np.ma.MaskedArray(hot, mask=mask)
+
+
+@pytest.mark.parametrize("fit", [psf.fit_dot, psf.fit_disk_spot])
+def test_spot_fits_refuse_a_masked_array_instead_of_fitting_its_masked_pixels(cr_particle, fit):
+    # the mask was dropped: four masked hot pixels in the Cr particle's window moved fit_dot's sigma_u
+    # from 4.33 px to 1.43 px (fit_disk_spot: 3.26 px to 0.055 px), without a word
+    masked = _hot_pixels_masked(cr_particle, (slice(10, 12), slice(10, 12)))
+    with pytest.raises(ValueError, match=r"image is a masked array with 4 masked pixels.*filled"):
+        fit(masked, 0.15)
+
+
+def test_a_masked_array_with_nothing_masked_is_fitted_as_its_data(cr_particle):
+    plain = psf.fit_dot(cr_particle, 0.15)
+    masked = psf.fit_dot(np.ma.MaskedArray(cr_particle, mask=False), 0.15)
+    assert masked.sigma_u == pytest.approx(plain.sigma_u, rel=1e-12)
+
+
+def test_knife_edge_and_kernel_fits_refuse_a_masked_array(fe):
+    masked = _hot_pixels_masked(fe[40:104, 40:104], (slice(5, 9), slice(5, 9)))
+    with pytest.raises(ValueError, match=r"image_or_profile is a masked array with 16 masked pixels"):
+        psf.fit_knife_edge(masked, 0.15)  # was: sigma 1.30 px -> 2.11 px without a word
+    kernel = np.ma.MaskedArray(psf.gaussian(15, 2.0), mask=np.eye(15, dtype=bool))
+    with pytest.raises(ValueError, match=r"kernel is a masked array with 15 masked pixels"):
+        psf.sigma_from_kernel(kernel)
+
+
+def test_written_maps_keep_masked_pixels_missing(tmp_path, fe):
+    # ElementMaps took np.asarray of a masked array: the masked pixels were written as their data
+    masked = np.ma.masked_greater(fe, 18.0)
+    out = tmp_path / "fe.tif"
+    write_maps(out, ElementMaps({"Fe_K": masked}))
+    back = tifffile.imread(out)
+    assert np.isnan(back).sum() == int(masked.mask.sum()) > 0
+    np.testing.assert_array_equal(np.isnan(back), masked.mask)
+    np.testing.assert_array_equal(back[~masked.mask], fe[~masked.mask])
+
+
+# -- what the readers hand over: h5py datasets, bytes names, lists ----------------------------------
+
+
+def test_maps_channel_names_as_bytes_name_element_maps(tmp_path):
+    # MAPS stores channel_names as bytes; ElementMaps refused them ("names must be non-empty strings")
+    with h5py.File(AXO, "r") as f:
+        names = f["MAPS/channel_names"][:3]
+        maps = f["MAPS/XRF_roi"][:3]
+    assert isinstance(names[0], bytes)
+    em = ElementMaps(dict(zip(names, maps)), pixel_size_um=10.0)
+    assert em.names == ["Al", "Si", "P"]
+    out = tmp_path / "axo.tif"
+    write_maps(out, em)
+    with tifffile.TiffFile(out) as tif:
+        assert tif.imagej_metadata["Labels"] == ["Al", "Si", "P"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: xrfgpu.restore(a, sigma=0.8),
+    lambda a: xrfgpu.restore_stack(a, psf.gaussian(3, 0.8)),
+    lambda a: psf.estimate_sigma(a),
+    lambda a: xrfgpu.richardson_lucy(a, psf.gaussian(3, 0.8), num_iter=2),
+])
+def test_an_h5py_dataset_is_refused_with_how_to_read_it(call):
+    # was: "Dataset is not a supported array type", from array_api_compat
+    with h5py.File(AXO, "r") as f:
+        with pytest.raises(TypeError, match=r"h5py Dataset.*dataset\[\(\)\]"):
+            call(f["MAPS/XRF_roi"])
+
+
+def test_a_list_is_refused_with_how_to_make_an_array(fe):
+    # estimate_sigma said "list is not a supported array type"; restore_stack the same for a list of maps
+    with pytest.raises(TypeError, match=r"list.*numpy\.asarray"):
+        psf.estimate_sigma(fe.tolist())
+    with pytest.raises(TypeError, match=r"list.*numpy\.stack"):
+        xrfgpu.restore_stack([fe, fe], psf.gaussian(3, 0.5))
+
+
+def test_gaussian_with_sigma_where_the_shape_goes_says_so():
+    # psf.gaussian(0.8, 5) (sigma first) failed with "'float' object is not iterable"
+    with pytest.raises(TypeError, match=r"shape.*0\.8.*gaussian\(shape, sigma\)"):
+        psf.gaussian(0.8, 5)
+    assert psf.gaussian(5.0, 0.8).shape == (5, 5)  # a whole float is a size
+
+
+# -- shapes the readers give: a length-1 axis ---------------------------------------------------
+
+
+def test_a_length_one_axis_gets_the_indexing_that_removes_it(xp, fe):
+    image = xp.asarray(fe[40:72, 40:72])
+    with pytest.raises(ValueError, match=r"\(32, 32, 1\).*image\[\.\.\., 0\]") as info:
+        xrfgpu.restore(image[:, :, None], sigma=0.5)
+    assert "restore_stack" not in str(info.value)  # it would read (32, 32, 1) as 32 maps of 32 x 1
+    with pytest.raises(ValueError, match=r"\(1, 32, 32\).*image\[0\]"):
+        xrfgpu.wiener(image[None, ...], xp.asarray(psf.gaussian(3, 0.5)))
+
+
+# -- Dask: errors in the user's terms -------------------------------------------------------------
+
+
+def test_dask_restore_names_nan_pixels_not_filter_epsilon(fe):
+    image = fe[40:104, 40:104].copy()
+    image[3, 4] = np.nan
+    # was: "filter_epsilon must be a finite number > 0 (counts), got nan"
+    with pytest.raises(ValueError, match=r"NaN or infinite.*xrfgpu\.restore") as info:
+        xrfgpu.dask.restore(image, psf.gaussian(5, 0.5), num_iter=2, tile=32)
+    assert "filter_epsilon" not in str(info.value)
+
+
+def test_dask_restore_names_the_users_shape_not_a_tiles(fe):
+    # was: "image must have at least 2 pixels along each axis, got shape (54, 1)", a tile's shape
+    with pytest.raises(ValueError, match=r"\(64, 64, 1\).*64 maps of 64 x 1"):
+        xrfgpu.dask.restore(fe[40:104, 40:104, None], psf.gaussian(3, 0.5), num_iter=2, tile=32)
+    with pytest.raises(ValueError, match=r"\(1, 64\)"):
+        xrfgpu.dask.restore(fe[40:41, 40:104], psf.gaussian(3, 0.5), num_iter=2, tile=32)
+
+
+def test_dask_restore_refuses_auto_background_in_words(fe):
+    # was: "could not convert string to float: 'auto'"
+    with pytest.raises(ValueError, match=r"background='auto'.*number"):
+        xrfgpu.dask.restore(fe[40:104, 40:104], psf.gaussian(5, 0.5), num_iter=2, tile=32, background="auto")
+
+
+def test_restore_stack_auto_background_points_to_joint(fe):
+    # was: "background must be a number or a map, got 'auto'"
+    with pytest.raises(ValueError, match=r"background='auto'.*joint=True.*xrfgpu\.restore"):
+        xrfgpu.restore_stack(np.stack([fe, fe]), psf.gaussian(3, 0.5), background="auto")
+
+
+# -- the front door's refusals and records ----------------------------------------------------------
+
+
+def test_a_constant_map_is_called_constant(xp):
+    # a map holding one value (an offset only): "could not measure the map's noise ...; pass a count map"
+    with pytest.raises(ValueError, match=r"constant.*3\.5.*nothing to restore"):
+        xrfgpu.restore(xp.full((64, 64), 3.5, dtype=xp.float32), sigma=0.5)
+
+
+def test_a_map_too_small_for_the_automatic_background_says_how_to_go_on(xp, fe):
+    # two rows: "map (2, 64) is smaller than the 5x5 window", from xrfgpu.background, naming no option
+    image = xp.asarray(fe[40:42, 40:104])
+    with pytest.raises(ValueError, match=r"\(2, 64\).*background=") as info:
+        xrfgpu.restore(image, sigma=0.5)
+    assert "automatic background" in str(info.value)
+
+
+def test_the_record_holds_fistas_iteration_count(xp, fe):
+    image = xp.asarray(fe[40:104, 40:104])
+    _, info = xrfgpu.restore(image, sigma=0.5, method="fista", return_info=True)
+    assert info["iterations"] == 25  # was the string "default"
+    _, info = xrfgpu.restore(image, sigma=0.5, method="fista", num_iter=7, return_info=True)
+    assert info["iterations"] == 7
+    json.dumps(info)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("rl", {"num_iter": 3}), ("wiener", {}), ("tikhonov", {"lam": [0.01, 0.02]}), ("fista", {"num_iter": 4}),
+])
+def test_restore_stacks_record_says_what_each_map_ran_with(xp, fe, method, options):
+    # the independent record was only {"mode": "independent", "fallback": None}
+    stack = xp.asarray(np.stack([fe[40:104, 40:104], fe[60:124, 60:124]]))
+    background = [0.01, 0.02]
+    _, info = xrfgpu.restore_stack(stack, psf.gaussian(5, 0.5), method, background=background,
+                                   return_info=True, **options)
+    assert json.loads(json.dumps(info)) == info
+    assert info["mode"] == "independent" and info["method"] == method and info["maps"] == 2
+    assert info["background"] == pytest.approx(background)
+    assert info["psf_shape"] == [5, 5]
+    expected = {"rl": {"num_iter": 3, "tv": 0.0}, "wiener": {"balance": 0.01, "regularizer": "laplacian"},
+                "tikhonov": {"lam": [0.01, 0.02], "order": 0}, "fista": {"num_iter": 4, "lam": None}}[method]
+    for key, value in expected.items():
+        assert info["options"][key] == value
+
+
+def test_restore_zarr_of_a_maps_stack_records_its_element_names_and_pixel_size(tmp_path):
+    # the zarr store of MAPS/XRF_fits had "elements": null and no pixel size: 23 unnamed maps
+    zarr = pytest.importorskip("zarr")
+    out = tmp_path / "axo.zarr"
+    xrfgpu.dask.restore_zarr(AXO, out, psf.gaussian(3, 0.5), dataset="MAPS/XRF_fits", num_iter=2, tile=8)
+    store = zarr.open(str(out), mode="r")
+    record = store.attrs["xrfgpu"]
+    with h5py.File(AXO, "r") as f:
+        names = [n.decode() for n in f["MAPS/channel_names"][()]]
+        step_um = abs(float(f["MAPS/x_axis"][1] - f["MAPS/x_axis"][0])) * 1e3  # x_axis in mm
+    assert record["elements"] == names and len(names) == store.shape[0] == 23
+    assert record["pixel_size_um"] == pytest.approx(step_um, rel=1e-5) and step_um == pytest.approx(10.0, rel=1e-3)
