@@ -229,3 +229,19 @@ def test_restore_zarr_of_a_maps_stack_records_its_element_names_and_pixel_size(t
         step_um = abs(float(f["MAPS/x_axis"][1] - f["MAPS/x_axis"][0])) * 1e3  # x_axis in mm
     assert record["elements"] == names and len(names) == store.shape[0] == 23
     assert record["pixel_size_um"] == pytest.approx(step_um, rel=1e-5) and step_um == pytest.approx(10.0, rel=1e-3)
+
+
+# -- dtypes and byte orders as the readers give them ------------------------------------------------
+
+
+def test_a_big_endian_float64_map_is_restored_in_float64(fe):
+    # numpy.dtype(">f8") == numpy.float64 is False: h5py/tifffile's big-endian float64 maps came back float32
+    native = fe[40:104, 40:104].astype(np.float64)
+    big = native.astype(">f8")
+    out, info = xrfgpu.restore(big, sigma=0.5, return_info=True)
+    reference, reference_info = xrfgpu.restore(native, sigma=0.5, return_info=True)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, reference)
+    assert info["iterations"] == reference_info["iterations"]
+    assert xrfgpu.richardson_lucy(big, psf.gaussian(5, 0.5), num_iter=3).dtype == np.float64
+    assert xrfgpu.dask.restore(big, psf.gaussian(5, 0.5), num_iter=3, tile=32).dtype == np.float64

@@ -143,11 +143,20 @@ def _ducc_ready(x) -> bool:
     return _LIBRARY == "ducc0" and x.dtype in (np.float32, np.float64, np.complex64, np.complex128)
 
 
+def is_float64(dtype) -> bool:
+    """Whether ``dtype`` is a 64-bit float in any byte order.
+
+    ``numpy.dtype(">f8") == numpy.float64`` is False: a big-endian float64 map (an HDF5 dataset or
+    a TIFF written big-endian, read by h5py or tifffile) was restored in float32.
+    """
+    return getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", None) == 8
+
+
 def working_dtype(xp, dtype):
     """Floating dtype in which a map of ``dtype`` is restored.
 
-    float64 stays float64; float32, float16 and every integer or boolean
-    count map become float32 (the working precision).
+    float64 stays float64 (in either byte order); float32, float16 and
+    every integer or boolean count map become float32 (the working precision).
 
     Raises
     ------
@@ -156,7 +165,7 @@ def working_dtype(xp, dtype):
     """
     if xp.isdtype(dtype, "complex floating"):
         raise TypeError(f"complex arrays are not count maps (got dtype {dtype}); pass a real map")
-    if dtype == xp.float64:
+    if dtype == xp.float64 or is_float64(dtype):
         return xp.float64
     if xp.isdtype(dtype, ("real floating", "integral", "bool")):
         return xp.float32

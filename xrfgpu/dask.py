@@ -74,6 +74,7 @@ import threading
 
 import numpy as np
 
+from ._backend import is_float64
 from ._problem import check_positive_int
 from ._validate import check_num_iter
 from .fista import DEFAULT_LAM_FRACTION
@@ -346,7 +347,7 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
                 f"{array.shape[0]} maps of {rows} x {cols} (the element axis comes first)")
         raise ValueError(f"array of shape {tuple(array.shape)} is {what}: a map needs at least 2 pixels along each axis")
     tile = check_positive_int(tile, "tile")
-    dtype = np.float64 if array.dtype == np.float64 else np.float32
+    dtype = np.float64 if is_float64(array.dtype) else np.float32
     if np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"complex arrays are not count maps (got dtype {array.dtype})")
 
