@@ -245,3 +245,44 @@ def test_a_big_endian_float64_map_is_restored_in_float64(fe):
     assert info["iterations"] == reference_info["iterations"]
     assert xrfgpu.richardson_lucy(big, psf.gaussian(5, 0.5), num_iter=3).dtype == np.float64
     assert xrfgpu.dask.restore(big, psf.gaussian(5, 0.5), num_iter=3, tile=32).dtype == np.float64
+
+
+@pytest.mark.parametrize("sigma", [np.array([0.5]), (0.5, 0.6), "half"])
+def test_a_sigma_that_is_not_one_number_is_refused_naming_sigma(fe, sigma):
+    # was: "only 0-dimensional arrays can be converted to Python scalars" / "float() argument must be ..."
+    with pytest.raises(TypeError, match=r"sigma must be one number of pixels.*psf="):
+        xrfgpu.restore(fe[40:104, 40:104], sigma=sigma)
+
+
+@pytest.mark.parametrize("method, option", [("wiener", "lam"), ("rl", "num_iters"), ("fista", "tv"),
+                                            ("tikhonov", "balance")])
+def test_an_option_the_method_does_not_take_is_refused_before_any_work(monkeypatch, fe, method, option):
+    # was: "wiener() got an unexpected keyword argument 'lam'", after the gain, background and sigma steps
+    import xrfgpu.front_door as front_door
+
+    def no_gain(*args, **kwargs):
+        raise AssertionError("the gain was measured before the options were checked")
+
+    monkeypatch.setattr(front_door, "effective_counts", no_gain)
+    with pytest.raises(TypeError, match=rf"method='{method}'.*\['{option}'\].*takes"):
+        xrfgpu.restore(fe[40:104, 40:104], sigma=0.5, method=method, **{option: 0.1})
+
+
+def test_restores_info_and_the_command_lines_record_say_the_same_numbers_under_the_same_names(tmp_path, fe):
+    # the command line records sigma_px, the library only "sigma"; now both, with the same number
+    from xrfgpu.cli import main
+
+    crop = np.ascontiguousarray(fe[40:104, 40:104])
+    src = tmp_path / "Fe_K.tif"
+    tifffile.imwrite(src, crop)
+    out = tmp_path / "r.tif"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "0.5px", "--pixel-size", "0.15um", "-q"]) == 0
+    record = json.loads((tmp_path / "r.tif.json").read_text())["xrfgpu"]["provenance"]
+    cli_psf = record["psf"]["Fe_K"]
+    cli_map = record["parameters"]["per_element"]["Fe_K"]
+    _, info = xrfgpu.restore(crop, sigma=0.5, pixel_size_um=0.15, return_info=True)
+    assert json.loads(json.dumps(info)) == json.loads(json.dumps(info))  # serialisable as returned
+    assert info["sigma_px"] == info["sigma"] == cli_psf["sigma_px"] == 0.5
+    assert info["sigma_um"] == pytest.approx(cli_psf["sigma_um"]) == pytest.approx(0.075)
+    for key in ("background", "iterations", "stop", "cv_iterations", "gain", "map_kind"):
+        assert info[key] == pytest.approx(cli_map[key]) if isinstance(info[key], float) else info[key] == cli_map[key]
