@@ -286,3 +286,17 @@ def test_restores_info_and_the_command_lines_record_say_the_same_numbers_under_t
     assert info["sigma_um"] == pytest.approx(cli_psf["sigma_um"]) == pytest.approx(0.075)
     for key in ("background", "iterations", "stop", "cv_iterations", "gain", "map_kind"):
         assert info[key] == pytest.approx(cli_map[key]) if isinstance(info[key], float) else info[key] == cli_map[key]
+
+
+def test_psf_model_takes_maps_channel_names_as_h5py_reads_them():
+    # MAPS channel_names are bytes: PSFModel.sigma_um(b"Pt_L") was "a line name must be a string"
+    model = psf.PSFModel({"Fe-Ka": 0.5, "Pb-La": 0.8})
+    with h5py.File(AXO, "r") as f:
+        names = list(f["MAPS/channel_names"][()])
+    pt = names[[n.decode() for n in names].index("Pt_L")]
+    assert isinstance(pt, bytes)
+    assert psf.normalise_line(pt) == "Pt-La"
+    # Pt Lα 9.44 keV between Fe Kα 6.40 keV (0.5 µm) and Pb Lα 10.55 keV (0.8 µm): linear in energy
+    e_fe, e_pt, e_pb = (psf.line_energy_kev(n) for n in ("Fe-Ka", "Pt-La", "Pb-La"))
+    expected = 0.5 + 0.3 * (e_pt - e_fe) / (e_pb - e_fe)
+    assert model.sigma_um(pt) == pytest.approx(expected) == pytest.approx(model.sigma_um("Pt_L"))
