@@ -300,3 +300,17 @@ def test_psf_model_takes_maps_channel_names_as_h5py_reads_them():
     e_fe, e_pt, e_pb = (psf.line_energy_kev(n) for n in ("Fe-Ka", "Pt-La", "Pb-La"))
     expected = 0.5 + 0.3 * (e_pt - e_fe) / (e_pb - e_fe)
     assert model.sigma_um(pt) == pytest.approx(expected) == pytest.approx(model.sigma_um("Pt_L"))
+
+
+def test_the_command_line_restores_a_big_endian_float64_map_as_float64(tmp_path, fe):
+    # the .npy of the Fe map saved big-endian (as h5py/tifffile hand them over) ran in float32
+    from xrfgpu.cli import main
+
+    crop = fe[40:104, 40:104].astype(np.float64)
+    for name, data in (("little", crop), ("big", crop.astype(">f8"))):
+        (tmp_path / name).mkdir()
+        np.save(tmp_path / name / "Fe_K.npy", data)
+        assert main(["restore", str(tmp_path / name / "Fe_K.npy"), "-o", str(tmp_path / f"{name}.npz"),
+                     "--psf-sigma", "0.5px", "--iterations", "5", "--background", "0.01", "-q"]) == 0
+    little, big = (np.load(tmp_path / f"{n}.npz")["Fe_K"] for n in ("little", "big"))
+    np.testing.assert_array_equal(big, little)
