@@ -314,3 +314,14 @@ def test_the_command_line_restores_a_big_endian_float64_map_as_float64(tmp_path,
                      "--psf-sigma", "0.5px", "--iterations", "5", "--background", "0.01", "-q"]) == 0
     little, big = (np.load(tmp_path / f"{n}.npz")["Fe_K"] for n in ("little", "big"))
     np.testing.assert_array_equal(big, little)
+
+
+def test_restore_of_a_maps_map_too_small_for_sigma_says_how_to_give_it():
+    # the 11 x 11 MAPS maps: "image must be at least 32x32 pixels to estimate σ", naming no way round
+    with h5py.File(AXO, "r") as f:
+        fe = f["MAPS/XRF_roi"][11]
+    with pytest.raises(ValueError, match=r"at least 32.*sigma=.*sigma_um=.*psf="):
+        xrfgpu.restore(fe)
+    restored, info = xrfgpu.restore(fe, sigma_um=5.0, pixel_size_um=10.0, return_info=True)
+    assert info["sigma_px"] == 0.5 and info["sigma_source"] == "given sigma (µm)"
+    assert restored.dtype == np.float64 and np.isfinite(restored).all()

@@ -662,7 +662,13 @@ def restore(
         s = _one_number(sigma_um, "sigma_um", "µm") / pixel_size_um
         info["sigma_source"] = "given sigma (µm)"
     elif method not in ("blind", "blind-rl"):
-        est = _estimate_sigma(y, b, strict=strict)
+        try:
+            est = _estimate_sigma(y, b, strict=strict)
+        except ValueError as exc:
+            if "at least" not in str(exc):  # only a map too small for the estimator gets the way round
+                raise
+            raise ValueError(f"{exc}; give the PSF instead: sigma= (pixels), sigma_um= with pixel_size_um, or psf= "
+                             "(measured with xrfgpu.psf.fit_dot or fit_knife_edge on a larger scan)") from None
     if est is not None:
         s = float(est.sigma)
         info["sigma_source"] = f"estimated from the map (xrfgpu.psf.estimate_sigma, {est.method})"
