@@ -325,3 +325,11 @@ def test_restore_of_a_maps_map_too_small_for_sigma_says_how_to_give_it():
     restored, info = xrfgpu.restore(fe, sigma_um=5.0, pixel_size_um=10.0, return_info=True)
     assert info["sigma_px"] == 0.5 and info["sigma_source"] == "given sigma (µm)"
     assert restored.dtype == np.float64 and np.isfinite(restored).all()
+
+
+def test_frc_resolution_of_a_map_instead_of_a_curve_says_what_it_needs(fe):
+    from xrfgpu.frc import frc_resolution
+
+    # was: AttributeError: 'ndarray' object has no attribute 'frequency'
+    with pytest.raises(TypeError, match=r"curve must be the FRCCurve.*fourier_ring_correlation.*got ndarray"):
+        frc_resolution(fe)
