@@ -333,3 +333,20 @@ def test_frc_resolution_of_a_map_instead_of_a_curve_says_what_it_needs(fe):
     # was: AttributeError: 'ndarray' object has no attribute 'frequency'
     with pytest.raises(TypeError, match=r"curve must be the FRCCurve.*fourier_ring_correlation.*got ndarray"):
         frc_resolution(fe)
+
+
+def test_an_integer_dtype_for_written_maps_rounds_and_refuses_what_it_cannot_hold(tmp_path, fe):
+    # write_maps(..., dtype=np.uint16) used astype: a Wiener map's negative values wrapped to ~65535,
+    # NaN became 0 and 1.7 became 1, without a word
+    crop = fe[40:104, 40:104] * 1000.0
+    restored = np.asarray(xrfgpu.wiener(crop, psf.gaussian(5, 0.5), background=float(np.median(crop))))
+    assert restored.min() < 0  # below the background: negative, as a Wiener map may be
+    with pytest.raises(ValueError, match=r"'Fe_K' spans -\d.* outside dtype uint16 \(0 to 65535\)"):
+        write_maps(tmp_path / "w.npy", ElementMaps({"Fe_K": restored}), dtype=np.uint16)
+    with pytest.raises(ValueError, match=r"NaN or infinite"):
+        write_maps(tmp_path / "n.npy", ElementMaps({"Fe_K": np.where(crop > 1e4, np.nan, crop)}), dtype=np.int32)
+    assert not list(tmp_path.iterdir())
+    write_maps(tmp_path / "c.npy", ElementMaps({"Fe_K": crop}), dtype=np.uint16)
+    back = np.load(tmp_path / "c.npy")
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, np.floor(crop.astype(np.float64) + 0.5).astype(np.uint16))

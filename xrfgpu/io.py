@@ -1141,7 +1141,9 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         Stored dtype of the maps. Default float32, except HDF5 output of a
         MAPS or PyXRF input, which keeps the input dataset's dtype
         (``maps.metadata["dtype"]``, e.g. MAPS's float64). TIFF is always
-        float32 (ImageJ hyperstacks).
+        float32 (ImageJ hyperstacks). An integer dtype stores each map
+        rounded to the nearest whole number; a map with NaN, inf or values
+        outside the dtype's range is refused (a restored map may be negative).
     sidecar : bool
         Also write the JSON sidecar.
 
@@ -1159,7 +1161,9 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         The output is, holds or lies inside an input, its folder is
         missing, or it exists and is not an earlier xrfgpu output.
     MapFileError
-        An unknown suffix, or several maps for a single CSV file.
+        An unknown suffix, several maps for a single CSV file, or a
+        ``dtype`` that cannot hold the maps (not a number type; NaN, inf or
+        values out of range for an integer dtype).
 
     Notes
     -----
@@ -1179,6 +1183,8 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         dtype = np.dtype(maps.metadata.get("dtype") or "float32") if keep else np.dtype(np.float32)
         if dtype.kind != "f":
             dtype = np.dtype(np.float32)  # restored maps are real-valued: integer counts become float32
+    else:
+        maps = _as_stored(maps, np.dtype(dtype), path)
     if _is_folder_target(path):
         def write_folder(tmp):
             files = {}
@@ -1216,6 +1222,36 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         outputs.insert(0, Output(sidecar_path(path),
                                  lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8")))
     return write_outputs(outputs, inputs=_inputs(source), overwrite=overwrite)[::-1]
+
+
+def _as_stored(maps, dtype, path):
+    """``maps`` ready for a given ``dtype``: an integer dtype gets the maps rounded to the nearest
+    whole number, and refuses values it cannot hold (``astype`` would truncate 1.7 to 1, wrap -3 to 65533
+    in uint16 and turn NaN into 0, without a word)."""
+    if dtype.kind not in "fiu":
+        raise MapFileError(f"output {str(path)!r}: dtype {dtype} is not a real number type; use a float or integer dtype")
+    if dtype.kind == "f":
+        return maps
+    info = np.iinfo(dtype)
+    rounded = {}
+    for name, m in maps.maps.items():
+        a = np.asarray(m)
+        if a.dtype.kind in "iub":
+            low, high = (int(a.min()), int(a.max())) if a.size else (0, 0)
+            bad = low < info.min or high > info.max
+        else:
+            a = np.rint(a.astype(np.float64))
+            finite = np.isfinite(a)
+            low, high = (float(a[finite].min()), float(a[finite].max())) if finite.any() else (0.0, 0.0)
+            if not finite.all():
+                raise MapFileError(f"output {str(path)!r}: map {name!r} has NaN or infinite values, which dtype "
+                                   f"{dtype} cannot hold; write a float dtype")
+            bad = low < info.min or high > info.max
+        if bad:
+            raise MapFileError(f"output {str(path)!r}: map {name!r} spans {low:g} to {high:g}, outside dtype {dtype} "
+                               f"({info.min} to {info.max}); write a float dtype or a wider integer")
+        rounded[name] = a
+    return maps.with_maps(rounded)
 
 
 def _write_tiff(tmp, em, header, dtype):
