@@ -125,7 +125,10 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     ------
     ValueError
         Not a 3-D stack, PSF count or shape mismatch, unknown method or
-        option, an all-zero map, negative counts for RL, bad ``device``.
+        option, an all-zero map, negative counts for RL, bad ``device``,
+        NaN or infinite pixels (the single-map functions leave NaN pixels
+        out as missing; a stack takes none), ``background="auto"`` without
+        ``joint=True``.
     TypeError
         Non-array input (a list of maps included: stack them first) or complex maps.
     xrfgpu.device.GPUUnavailableError
