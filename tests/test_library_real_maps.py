@@ -350,3 +350,18 @@ def test_an_integer_dtype_for_written_maps_rounds_and_refuses_what_it_cannot_hol
     back = np.load(tmp_path / "c.npy")
     assert back.dtype == np.uint16
     np.testing.assert_array_equal(back, np.floor(crop.astype(np.float64) + 0.5).astype(np.uint16))
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".npz", ".npy", ""])
+def test_units_of_maps_maps_survive_a_written_file_read_back(tmp_path, suffix):
+    # read back, a MAPS map written to TIFF/NPZ/NPY/a folder kept its units only inside input_metadata
+    maps = read_maps(AXO, dataset="XRF_fits").select(["Fe", "Cu"])
+    with h5py.File(AXO, "r") as f:
+        names = [n.decode() for n in f["MAPS/channel_names"][()]]
+        units = [u.decode() for u in f["MAPS/channel_units"][2]]  # row 2: the fitted maps' units
+    out = tmp_path / f"axo{suffix}"
+    write_maps(out, maps)
+    back = read_maps(out)
+    assert back.names == ["Fe", "Cu"] and back.pixel_size_um == pytest.approx(10.0)
+    assert back.metadata["units"] == {n: units[names.index(n)] for n in ("Fe", "Cu")} == {"Fe": "ug/cm^2",
+                                                                                          "Cu": "ug/cm^2"}

@@ -310,6 +310,20 @@ def _jsonable(value):
     return str(value)
 
 
+def _carry_units(info, names, meta):
+    """Copy the units of ``names`` (``{name: unit}``, e.g. MAPS's ug/cm^2) from an xrfgpu header into ``meta``.
+
+    ``write_maps`` stores the input's metadata in its header; without this, a MAPS map written to
+    TIFF, NPZ, NPY or a folder and read back had its units only inside ``input_metadata``.
+    """
+    units = (info.get("metadata") or {}).get("units")
+    if isinstance(units, dict):
+        kept = {str(n): units[str(n)] for n in names if str(n) in units}
+        if kept:
+            meta["units"] = kept
+    return meta
+
+
 def sidecar_path(path):
     """The JSON sidecar next to an output: ``restored.tif`` → ``restored.tif.json``; a folder → ``folder/xrfgpu.json``."""
     path = Path(path)
@@ -578,6 +592,7 @@ def _read_tiff(path):
         meta["provenance"] = info["provenance"]
     if info.get("metadata"):
         meta["input_metadata"] = info["metadata"]
+    _carry_units(info, names, meta)
     return ElementMaps(dict(zip([str(n) for n in names], arrays)), pixel_size_um=pixel, metadata=meta)
 
 
@@ -618,12 +633,14 @@ def _read_npy(path):
     pixel = info.get("pixel_size_um")
     if a.ndim == 2:
         names = info.get("elements") or [element_name_from_stem(path.stem)]
-        return ElementMaps({str(names[0]): a}, pixel_size_um=pixel, metadata={"format": "npy"})
+        return ElementMaps({str(names[0]): a}, pixel_size_um=pixel,
+                           metadata=_carry_units(info, names[:1], {"format": "npy"}))
     if a.ndim == 3:
         names = info.get("elements")
         if not names or len(names) != a.shape[0]:
             names = [f"map{i}" for i in range(a.shape[0])]
-        return ElementMaps(dict(zip(map(str, names), a)), pixel_size_um=pixel, metadata={"format": "npy"})
+        return ElementMaps(dict(zip(map(str, names), a)), pixel_size_um=pixel,
+                           metadata=_carry_units(info, names, {"format": "npy"}))
     raise MapFileError(f"input {str(path)!r}: array of shape {a.shape} is neither a map (2-D) nor a stack (3-D)")
 
 
@@ -638,6 +655,7 @@ def _read_npz(path):
             pixel = info.get("pixel_size_um", pixel)
             if info.get("provenance"):
                 meta["provenance"] = info["provenance"]
+            _carry_units(info, info.get("elements") or [], meta)
         name_key = next((k for k in ("names", "elements") if k in keys), None)
         if "maps" in keys and z["maps"].ndim == 3:
             stack = z["maps"]
@@ -862,6 +880,7 @@ def _read_folder(path):
                 notes.append(_blank_cell_note(f, name, blank))
         if info.get("provenance"):
             meta["provenance"] = info["provenance"]
+        _carry_units(info, list(maps), meta)
     if notes:
         meta["blank_cells"] = notes
     return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
