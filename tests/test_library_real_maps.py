@@ -365,3 +365,12 @@ def test_units_of_maps_maps_survive_a_written_file_read_back(tmp_path, suffix):
     assert back.names == ["Fe", "Cu"] and back.pixel_size_um == pytest.approx(10.0)
     assert back.metadata["units"] == {n: units[names.index(n)] for n in ("Fe", "Cu")} == {"Fe": "ug/cm^2",
                                                                                           "Cu": "ug/cm^2"}
+
+
+def test_restore_zarrs_record_holds_the_defaults_that_ran(tmp_path):
+    # without num_iter= and background= the record held neither: 30 RL iterations on background 0 ran
+    zarr = pytest.importorskip("zarr")
+    out = tmp_path / "fe.zarr"
+    xrfgpu.dask.restore_zarr(AXO, out, psf.gaussian(3, 0.5), dataset="MAPS/XRF_roi", tile=8)
+    parameters = zarr.open(str(out), mode="r").attrs["xrfgpu"]["parameters"]
+    assert parameters["num_iter"] == 30 and parameters["background"] == 0.0  # richardson_lucy's documented defaults

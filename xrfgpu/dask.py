@@ -752,6 +752,10 @@ def restore_zarr(
         ]
         names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
         parameters = {k: _jsonable(v) for k, v in kwargs.items()}
+        # what ran when not given: the engine's iteration count and no background
+        if _default_num_iter(method) is not None:
+            parameters.setdefault("num_iter", _default_num_iter(method))
+        parameters.setdefault("background", 0.0)
         parameters.update({"tile": int(tile), "halo": halos if array.ndim == 3 else halos[0],
                            "boundary": "reflect", "tiling": "dask.array.map_overlap, boundary='reflect'"})
         record = make_record(
