@@ -374,3 +374,17 @@ def test_restore_zarrs_record_holds_the_defaults_that_ran(tmp_path):
     xrfgpu.dask.restore_zarr(AXO, out, psf.gaussian(3, 0.5), dataset="MAPS/XRF_roi", tile=8)
     parameters = zarr.open(str(out), mode="r").attrs["xrfgpu"]["parameters"]
     assert parameters["num_iter"] == 30 and parameters["background"] == 0.0  # richardson_lucy's documented defaults
+
+
+def test_spot_fit_options_of_the_wrong_kind_are_named(cr_particle):
+    # fit_dot(background="auto"): "could not convert string to float"; background=nan: "no signal above its
+    # background"; sigma_from_kernel(pixel_size_um=-1) gave sigma_u_um = -1.0 x sigma_u; fit_disk_spot with
+    # gaussian_fit=3: AttributeError
+    with pytest.raises(TypeError, match=r"background must be a number.*'auto'"):
+        psf.fit_dot(cr_particle, 0.15, background="auto")
+    with pytest.raises(ValueError, match=r"background must be a finite number"):
+        psf.fit_dot(cr_particle, 0.15, background=float("nan"))
+    with pytest.raises(ValueError, match=r"pixel_size_um must be a positive number"):
+        psf.sigma_from_kernel(psf.gaussian(9, 1.0), pixel_size_um=-1)
+    with pytest.raises(TypeError, match=r"gaussian_fit must be the xrfgpu.psf.fit_dot result"):
+        psf.fit_disk_spot(cr_particle, 0.15, gaussian_fit=3)

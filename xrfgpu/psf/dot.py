@@ -57,9 +57,10 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
     Raises
     ------
     TypeError
-        If ``image`` is not an array.
+        If ``image`` is not an array, or ``background`` not a number.
     ValueError
-        Not 2-D, smaller than 5×5, NaN/inf, flat, no spot above the
+        Not 2-D, smaller than 5×5, NaN/inf, flat, a ``background`` that is
+        not finite, no spot above the
         background, a dot larger than the fitted spot, or a NumPy masked
         array with masked pixels (every pixel is fitted; crop or fill them).
 
@@ -107,11 +108,19 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
         raise ValueError("image is flat: there is no dot to fit")
     if pixel_size_um is not None:
         pixel_size_um = _check_pixel_size(pixel_size_um)
+    if background is not None:
+        try:
+            background = float(background)
+        except (TypeError, ValueError):
+            raise TypeError(f"background must be a number (the spot's flat background, in the map's units) or "
+                            f"None to fit it, got {background!r}") from None
+        if not math.isfinite(background):
+            raise ValueError(f"background must be a finite number or None to fit it, got {background!r}")
     fit = fit_gaussian_spot(
         data,
         poisson=poisson,
         pixel_size_um=pixel_size_um,
-        fix_beta=None if background is None else float(background),
+        fix_beta=background,
     )
     if not fit.alpha > 5.0 * fit.stderr["alpha"]:
         raise ValueError(
