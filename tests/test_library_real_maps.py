@@ -388,3 +388,18 @@ def test_spot_fit_options_of_the_wrong_kind_are_named(cr_particle):
         psf.sigma_from_kernel(psf.gaussian(9, 1.0), pixel_size_um=-1)
     with pytest.raises(TypeError, match=r"gaussian_fit must be the xrfgpu.psf.fit_dot result"):
         psf.fit_disk_spot(cr_particle, 0.15, gaussian_fit=3)
+
+
+def test_names_from_h5py_as_bytes_find_maps_and_scalers():
+    # em[b"Fe"] said "element b'Fe' not found; available: ..., Fe, ..."; the same for select, normalized,
+    # and read_maps(dataset=b"XRF_fits", normalize=b"us_ic")
+    with h5py.File(AXO, "r") as f:
+        channels = list(f["MAPS/channel_names"][()])
+        scalers = list(f["MAPS/scaler_names"][()])
+        fe_fits = f["MAPS/XRF_fits"][channels.index(b"Fe")]
+        us_ic = f["MAPS/scalers"][scalers.index(b"us_ic")]
+    maps = read_maps(AXO, dataset=b"XRF_fits", normalize=b"us_ic")
+    assert maps.metadata["normalization"]["scaler"] == "us_ic"
+    expected = fe_fits * us_ic.mean() / us_ic  # the documented map * mean(scaler) / scaler
+    np.testing.assert_allclose(maps[b"Fe"], expected, rtol=1e-12)
+    assert maps.select([b"Fe", b"Cu"]).names == ["Fe", "Cu"]

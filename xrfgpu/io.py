@@ -115,7 +115,8 @@ def match_name(query, names, *, what="element", where=None):
     """Find ``query`` among ``names``: exact, then case-insensitive, then by element line.
 
     ``"Fe-Ka"`` finds PyXRF's ``"Fe_K"`` and MAPS's ``"Fe"``; ``"Fe"`` finds
-    ``"Fe_K"`` when it is the only Fe line.
+    ``"Fe_K"`` when it is the only Fe line. A query given as bytes (a name from
+    h5py, e.g. MAPS ``channel_names`` or ``scaler_names``) is decoded first.
 
     Raises
     ------
@@ -124,6 +125,8 @@ def match_name(query, names, *, what="element", where=None):
         available (or the ambiguous candidates).
     """
     names = list(names)
+    if isinstance(query, bytes):
+        query = _decode(query)
     if query in names:
         return query
     lowered = [n for n in names if n.lower() == str(query).lower()]
@@ -385,6 +388,7 @@ def read_maps(path, *, dataset=None, normalize=None):
     if not path.exists():
         raise FileNotFoundError(f"input {str(path)!r}: no such file or folder")
     _refuse_unreadable(path)
+    dataset, normalize = (_decode(v) if isinstance(v, bytes) else v for v in (dataset, normalize))
     suffix = path.suffix.lower()
     try:
         if path.is_dir():
