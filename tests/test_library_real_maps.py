@@ -403,3 +403,24 @@ def test_names_from_h5py_as_bytes_find_maps_and_scalers():
     expected = fe_fits * us_ic.mean() / us_ic  # the documented map * mean(scaler) / scaler
     np.testing.assert_allclose(maps[b"Fe"], expected, rtol=1e-12)
     assert maps.select([b"Fe", b"Cu"]).names == ["Fe", "Cu"]
+
+
+def test_compare_figure_takes_one_map_and_refuses_maps_without_names(fe):
+    # one 2-D map failed with "not enough values to unpack (expected 2, got 1)"; two maps with one name drew
+    # one without a word; a masked array's masked (hot) pixels were drawn, and set the colour scale
+    pytest.importorskip("matplotlib")
+    from xrfgpu.figures import compare_figure
+
+    crop = fe[40:104, 40:104]
+    restored = xrfgpu.restore(crop, sigma=0.5)
+    fig = compare_figure(crop, restored, [b"Fe_K"])
+    assert fig.axes[0].get_title() == "Fe_K: input"
+    with pytest.raises(ValueError, match=r"before holds 2 map\(s\) for 1 name"):
+        compare_figure(np.stack([crop, crop]), np.stack([restored, restored]), ["Fe_K"])
+    with pytest.raises(ValueError, match=r"row=64 is outside"):
+        compare_figure(crop, restored, ["Fe_K"], row=64)
+    hot = np.ma.MaskedArray(np.where(crop > 15, 1e6, crop), mask=crop > 15)
+    assert hot.mask.sum() > 0
+    fig = compare_figure(hot, restored, ["Fe_K"])
+    low, high = fig.axes[0].get_images()[0].get_clim()
+    assert high < 1e3  # the masked 1e6 pixels are missing, not the top of the colour scale
