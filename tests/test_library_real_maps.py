@@ -424,3 +424,15 @@ def test_compare_figure_takes_one_map_and_refuses_maps_without_names(fe):
     fig = compare_figure(hot, restored, ["Fe_K"])
     low, high = fig.axes[0].get_images()[0].get_clim()
     assert high < 1e3  # the masked 1e6 pixels are missing, not the top of the colour scale
+
+
+def test_the_joint_record_of_restore_stack_names_its_method_as_the_others_do():
+    # restore(...)'s info and the independent record say "method"; the joint record did not
+    from xrfgpu.joint import JointFallbackWarning
+
+    with h5py.File(AXO, "r") as f:
+        stack = f["MAPS/XRF_roi"][8:12]
+    with pytest.warns(JointFallbackWarning):  # the uniform film gives no guide edges
+        _, info = xrfgpu.restore_stack(stack, psf.gaussian(3, 0.5), joint=True, num_iter=3, return_info=True)
+    assert info["method"] == "rl" and info["mode"] == "independent"
+    assert json.loads(json.dumps(info))["method"] == "rl"

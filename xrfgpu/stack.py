@@ -445,5 +445,6 @@ def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch,
     work = to_compute(stack, where)
     out, info = joint_richardson_lucy(work, psfs, background=background, boundary=boundary, return_info=True,
                                       **kwargs)
+    info = {"method": "rl", **info}  # the key restore's info and the independent record have
     out = to_caller(out, stack)
     return (out, info) if return_info else out
