@@ -436,3 +436,18 @@ def test_the_joint_record_of_restore_stack_names_its_method_as_the_others_do():
         _, info = xrfgpu.restore_stack(stack, psf.gaussian(3, 0.5), joint=True, num_iter=3, return_info=True)
     assert info["method"] == "rl" and info["mode"] == "independent"
     assert json.loads(json.dumps(info))["method"] == "rl"
+
+
+def test_a_table_with_to_numpy_is_told_to_pass_its_values(fe):
+    # a map read with pandas.read_csv (a DataFrame: shape but no dtype) or an xarray DataArray
+    class DataFrame:  # the part of pandas.DataFrame the message relies on
+        __module__ = "pandas.core.frame"
+        shape = (64, 64)
+
+        def to_numpy(self):
+            return fe[40:104, 40:104]
+
+    with pytest.raises(TypeError, match=r"pandas DataFrame is not an array: pass its values, value\.to_numpy\(\)"):
+        xrfgpu.restore(DataFrame(), sigma=0.5)
+    with pytest.raises(TypeError, match=r"value\.to_numpy\(\)"):
+        xrfgpu.richardson_lucy(DataFrame(), psf.gaussian(5, 0.5))

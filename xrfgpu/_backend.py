@@ -67,6 +67,8 @@ def _how_to_make_an_array(value) -> str:
         return f"a zarr {kind.__name__} is stored, not in memory: read it first (array[...]), or use xrfgpu.dask"
     if module == "PIL":
         return f"a PIL image ({kind.__name__}) is not an array: pass numpy.asarray(image)"
+    if callable(getattr(value, "to_numpy", None)):  # pandas DataFrame (a map read with pandas.read_csv), xarray
+        return f"a {module} {kind.__name__} is not an array: pass its values, value.to_numpy()"
     if isinstance(value, (list, tuple)):
         return (f"a {kind.__name__} is not an array: pass numpy.asarray(values) for one map, "
                 "or numpy.stack(maps) for maps of one shape")
