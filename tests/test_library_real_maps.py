@@ -451,3 +451,10 @@ def test_a_table_with_to_numpy_is_told_to_pass_its_values(fe):
         xrfgpu.restore(DataFrame(), sigma=0.5)
     with pytest.raises(TypeError, match=r"value\.to_numpy\(\)"):
         xrfgpu.richardson_lucy(DataFrame(), psf.gaussian(5, 0.5))
+
+
+def test_a_psf_given_as_nested_lists_is_not_counted_as_one_psf_per_row(fe):
+    # restore_stack(stack, psf.tolist()) said "got 5 PSFs for a stack of 2 maps"
+    stack = np.stack([fe[40:104, 40:104], fe[60:124, 60:124]])
+    with pytest.raises(TypeError, match=r"psfs must be an array or a sequence of 2-D arrays.*numpy\.asarray\(psf\)"):
+        xrfgpu.restore_stack(stack, psf.gaussian(5, 0.5).tolist())

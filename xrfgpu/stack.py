@@ -264,6 +264,10 @@ def stack_psfs(psfs, image_shape, *, xp, dtype, device=None):
             raise ValueError(f"psfs must be 2-D (shared) or 3-D (one per map), got shape {tuple(psfs.shape)}")
         items = [psfs[i, ...] for i in range(psfs.shape[0])]
     elif isinstance(psfs, Sequence) and not isinstance(psfs, (str, bytes)):
+        if not all(hasattr(p, "shape") and hasattr(p, "dtype") for p in psfs):
+            # a PSF as nested lists was taken for one PSF per row ("got 5 PSFs for a stack of 2 maps")
+            raise TypeError(f"psfs must be an array or a sequence of 2-D arrays, got a {type(psfs).__name__} "
+                            "holding other things: pass numpy.asarray(psf) for one shared PSF")
         items = [as_namespace(p, xp, device) for p in psfs]
     else:
         raise TypeError(f"psfs must be an array or a sequence of arrays, got {type(psfs).__name__}")
