@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 from array_api_compat import (
-    array_namespace,
+    array_namespace as _compat_array_namespace,
     device as array_device,
     is_cupy_namespace,
     is_numpy_namespace,
@@ -54,6 +54,45 @@ __all__ = [
 ]
 
 _WORKERS = int(os.environ.get("XRFGPU_FFT_WORKERS", "-1"))
+
+
+def _how_to_make_an_array(value) -> str:
+    """What to do with a value that is not an array, in the words of the library that made it."""
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    if module == "h5py":
+        return (f"an h5py {kind.__name__} is a view of a file, not an array: read it into memory first, "
+                "dataset[()] for all of it or dataset[i] for one map")
+    if module == "zarr":
+        return f"a zarr {kind.__name__} is stored, not in memory: read it first (array[...]), or use xrfgpu.dask"
+    if module == "PIL":
+        return f"a PIL image ({kind.__name__}) is not an array: pass numpy.asarray(image)"
+    if callable(getattr(value, "to_numpy", None)):  # pandas DataFrame (a map read with pandas.read_csv), xarray
+        return f"a {module} {kind.__name__} is not an array: pass its values, value.to_numpy()"
+    if isinstance(value, (list, tuple)):
+        return (f"a {kind.__name__} is not an array: pass numpy.asarray(values) for one map, "
+                "or numpy.stack(maps) for maps of one shape")
+    return f"{kind.__module__}.{kind.__name__} is not an array xrfgpu computes on (NumPy, CuPy or any array-API array)"
+
+
+def array_namespace(*arrays, **kwargs):
+    """:func:`array_api_compat.array_namespace`, refusing a non-array in the user's terms.
+
+    array-api-compat says "Dataset is not a supported array type"; an h5py dataset, a zarr array,
+    a PIL image or a list handed to a public function gets a :class:`TypeError` that says what to
+    pass instead (``dataset[()]``, ``numpy.asarray(...)``).
+    """
+    try:
+        return _compat_array_namespace(*arrays, **kwargs)
+    except TypeError as exc:
+        for value in arrays:
+            if value is None or isinstance(value, (int, float, complex, bool)):
+                continue
+            try:
+                _compat_array_namespace(value)
+            except TypeError:
+                raise TypeError(_how_to_make_an_array(value)) from exc
+        raise
 
 
 def _usable_cores() -> int:
@@ -106,11 +145,20 @@ def _ducc_ready(x) -> bool:
     return _LIBRARY == "ducc0" and x.dtype in (np.float32, np.float64, np.complex64, np.complex128)
 
 
+def is_float64(dtype) -> bool:
+    """Whether ``dtype`` is a 64-bit float in any byte order.
+
+    ``numpy.dtype(">f8") == numpy.float64`` is False: a big-endian float64 map (an HDF5 dataset or
+    a TIFF written big-endian, read by h5py or tifffile) was restored in float32.
+    """
+    return getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", None) == 8
+
+
 def working_dtype(xp, dtype):
     """Floating dtype in which a map of ``dtype`` is restored.
 
-    float64 stays float64; float32, float16 and every integer or boolean
-    count map become float32 (the working precision).
+    float64 stays float64 (in either byte order); float32, float16 and
+    every integer or boolean count map become float32 (the working precision).
 
     Raises
     ------
@@ -119,7 +167,7 @@ def working_dtype(xp, dtype):
     """
     if xp.isdtype(dtype, "complex floating"):
         raise TypeError(f"complex arrays are not count maps (got dtype {dtype}); pass a real map")
-    if dtype == xp.float64:
+    if dtype == xp.float64 or is_float64(dtype):
         return xp.float64
     if xp.isdtype(dtype, ("real floating", "integral", "bool")):
         return xp.float32

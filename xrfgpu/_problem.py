@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, is_numpy_namespace
+from ._backend import _how_to_make_an_array, array_device, array_namespace, is_numpy_namespace
 from ._validate import (
     as_background,
     as_image,
@@ -254,7 +254,7 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
         also for an all-zero map.
     """
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
-        raise TypeError(f"image must be an array (NumPy, CuPy, ...), got {type(image).__name__}")
+        raise TypeError(f"image must be an array (NumPy, CuPy, ...): {_how_to_make_an_array(image)}")
     xp = array_namespace(image)
     weights = None
     if missing:

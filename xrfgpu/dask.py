@@ -74,6 +74,7 @@ import threading
 
 import numpy as np
 
+from ._backend import is_float64
 from ._problem import check_positive_int
 from ._validate import check_num_iter
 from .fista import DEFAULT_LAM_FRACTION
@@ -299,8 +300,10 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     ValueError
         Unknown method, bad tile/halo, halo smaller than the PSF half-width,
         options that cannot be tiled (``tol``, ``discrepancy``,
-        ``accelerate=True``, ``callback``, ``boundary="periodic"``), PSF count
-        not matching the stack.
+        ``accelerate=True``, ``callback``, ``boundary="periodic"``,
+        ``background="auto"``), PSF count not matching the stack, maps under
+        2 × 2 pixels, NaN or infinite pixels for RL (and for FISTA without
+        ``lam``: Wiener and Tikhonov tiles leave NaN pixels out as missing).
     TypeError
         Unknown options for the method; non-array input.
 
@@ -337,13 +340,25 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         array = da.from_array(array, chunks=-1)
     if array.ndim not in (2, 3):
         raise ValueError(f"array must be 2-D (rows, cols) or 3-D (elements, rows, cols), got shape {array.shape}")
+    rows, cols = array.shape[-2:]
+    if rows < 2 or cols < 2:
+        # checked here, in the caller's shape: the engines would name a tile's shape (halo included)
+        what = (f"a map of {rows} x {cols}" if array.ndim == 2 else
+                f"{array.shape[0]} maps of {rows} x {cols} (the element axis comes first)")
+        raise ValueError(f"array of shape {tuple(array.shape)} is {what}: a map needs at least 2 pixels along each axis")
     tile = check_positive_int(tile, "tile")
-    dtype = np.float64 if array.dtype == np.float64 else np.float32
+    dtype = np.float64 if is_float64(array.dtype) else np.float32
     if np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"complex arrays are not count maps (got dtype {array.dtype})")
 
     options = dict(kwargs)
     background = options.pop("background", 0.0)
+    if isinstance(background, str):
+        raise ValueError(
+            f"background={background!r} cannot be tiled: the automatic background is a whole-map estimate; pass a "
+            "number (or a map), e.g. the one xrfgpu.restore(map, return_info=True) records as info['background'], "
+            "or xrfgpu.background.estimate_background(map)"
+        )
     _check_options(method, options)
 
     if array.ndim == 2:
@@ -473,6 +488,18 @@ def _global_settings(method, maps, backgrounds, options):
     # CuPy chunks: reduce on one thread (concurrent run-time compilation of CuPy kernels hangs, see _gpu_lock)
     on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
     values = [float(v) for v in dask.compute(*lazy, **({"scheduler": "synchronous"} if on_gpu else {}))]
+    for k in range(len(maps)):
+        # RL: the map's mean, then the background's; FISTA: max |map - background|
+        which = "the array" if len(maps) == 1 else f"map {k} of the stack"
+        if method == "rl" and not math.isfinite(values[2 * k + 1]):
+            raise ValueError(f"the background of {which} contains NaN or infinite values")
+        if not math.isfinite(values[2 * k] if method == "rl" else values[k]):
+            engine = "Richardson-Lucy" if method == "rl" else f"{method} with its default lam (a whole-map maximum)"
+            raise ValueError(
+                f"{which} contains NaN or infinite values, which tiled {engine} does not take: fill them, or "
+                "restore the map whole with xrfgpu.restore (or richardson_lucy, fista, wiener, tikhonov), "
+                "which leaves NaN pixels out as missing"
+            )
     for k, opts in enumerate(per_element):
         if method == "rl":
             level, mean_b = values[2 * k], values[2 * k + 1]
@@ -672,6 +699,10 @@ def restore_zarr(
         Replace an existing output store.
     provenance : dict, optional
         Extra entries for the record (e.g. the command line, PSF source).
+        The record names the maps of a MAPS or PyXRF stack (``elements``,
+        from ``channel_names`` / ``xrf_fit_name``) and a MAPS scan's step
+        (``pixel_size_um``, from ``MAPS/x_axis``); None where the input does
+        not say them.
     **kwargs
         Engine options (``num_iter``, ``background``, ``balance``, ...).
 
@@ -719,7 +750,12 @@ def restore_zarr(
             else fast_halo(tile, default_halo(h.shape, method, num_iter=kwargs.get("num_iter")))
             for h in host_psfs
         ]
+        names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
         parameters = {k: _jsonable(v) for k, v in kwargs.items()}
+        # what ran when not given: the engine's iteration count and no background
+        if _default_num_iter(method) is not None:
+            parameters.setdefault("num_iter", _default_num_iter(method))
+        parameters.setdefault("background", 0.0)
         parameters.update({"tile": int(tile), "halo": halos if array.ndim == 3 else halos[0],
                            "boundary": "reflect", "tiling": "dask.array.map_overlap, boundary='reflect'"})
         record = make_record(
@@ -729,7 +765,9 @@ def restore_zarr(
             backend={"namespace": chunk_type, "device": "dask", "scheduler": _scheduler_name(scheduler)},
             input_path=input,
             input_format="zarr" if Path(input).is_dir() else "hdf5",
-            extra={"dataset": dataset, "output_shape": list(restored.shape), "output_dtype": str(restored.dtype)},
+            elements=names,
+            extra={"dataset": dataset, "output_shape": list(restored.shape), "output_dtype": str(restored.dtype),
+                   "pixel_size_um": pixel_size_um},
         )
         if provenance:
             record.update({k: _jsonable(v) for k, v in dict(provenance).items()})
@@ -739,6 +777,35 @@ def restore_zarr(
             return {"xrfgpu": record}
 
         return write_zarr(restored, output, overwrite=overwrite, attrs=attrs, inputs=[input])
+
+
+def _hdf5_stack_labels(path, dataset, shape):
+    """``(element names, pixel size in µm)`` of an HDF5 stack, where the file says them; else None each.
+
+    A MAPS stack (``MAPS/XRF_fits`` ...) has ``channel_names`` beside it and the motor axes
+    ``MAPS/x_axis`` in mm; a PyXRF one (``xrfmap/detsum/xrf_fit``) has ``xrf_fit_name``. Without
+    them a zarr output of 23 maps would not say which map is which element.
+    """
+    from .chunked_io import is_hdf5
+    from .io import _axis_step_um, _names
+
+    if dataset is None or len(shape) != 3 or not is_hdf5(path):
+        return None, None
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        name = str(dataset).strip("/")
+        parent = f[name].parent
+        names = None
+        for key in ("channel_names", "xrf_fit_name"):
+            if key in parent and isinstance(parent[key], h5py.Dataset):
+                found = _names(parent[key])
+                names = found if len(found) == shape[0] else None
+                break
+        pixel = None
+        if name.startswith("MAPS/") and "MAPS/x_axis" in f:
+            pixel = _axis_step_um(f["MAPS/x_axis"][()])
+    return names, pixel
 
 
 def _scheduler_name(scheduler):

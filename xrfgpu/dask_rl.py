@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import is_float64
 from ._problem import check_positive_int
 
 __all__ = ["richardson_lucy", "exact_halo"]
@@ -135,7 +136,7 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
         raise ValueError(f"image must be a 2-D map (rows, cols), got shape {np.shape(image)}")
     if not isinstance(image, da.Array):
         image = da.from_array(np.asarray(image), chunks=(tile, tile))
-    dtype = np.float64 if image.dtype == np.float64 else np.float32
+    dtype = np.float64 if is_float64(image.dtype) else np.float32
     y = image.astype(dtype).rechunk((tile, tile))
     h = np.asarray(psf, dtype=np.float64)
     b = float(background)

@@ -254,6 +254,22 @@ def kernel_figure(kernel, sigma_px, *, pixel_size_um=None, title="Blind kernel",
     return fig
 
 
+def _map_list(maps, what, names):
+    """``maps`` as a list of 2-D float arrays, one per name (masked pixels as NaN), or a ValueError."""
+    if hasattr(maps, "ndim") and maps.ndim == 2:
+        maps = [maps]  # one map, as a 2-D array
+    out = []
+    for m in maps:
+        a = np.ma.filled(np.ma.asarray(m, dtype=np.float64), np.nan) if isinstance(m, np.ma.MaskedArray) else \
+            np.asarray(m, dtype=np.float64)
+        if a.ndim != 2:
+            raise ValueError(f"{what} must hold 2-D maps (one per name), got one of shape {a.shape}")
+        out.append(a)
+    if len(out) != len(names):
+        raise ValueError(f"{what} holds {len(out)} map(s) for {len(names)} name(s) {names}: give one name per map")
+    return out
+
+
 def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=None, unit="counts", labels=None):
     """Before/after maps per element with a line profile along ``row`` (default the middle row).
 
@@ -278,7 +294,28 @@ def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=
     labels : sequence of str, optional
         How each element was restored (method, σ, iterations), shown over
         the restored map.
+
+    Notes
+    -----
+    One map may be given as a 2-D array with one name; names given as bytes
+    (h5py) are decoded; the masked pixels of a NumPy masked array are drawn
+    as missing (NaN), left out of the colour scale.
+
+    Raises
+    ------
+    ValueError
+        ``before``, ``after`` (or ``truth``) not holding one 2-D map per name,
+        maps of different shapes, or ``row`` outside the maps.
     """
+    names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in
+             ([names] if isinstance(names, (str, bytes)) else names)]
+    before, after = (_map_list(x, what, names) for x, what in ((before, "before"), (after, "after")))
+    truth = None if truth is None else _map_list(truth, "truth", names)
+    for i, name in enumerate(names):
+        if before[i].shape != after[i].shape or (truth is not None and truth[i].shape != before[i].shape):
+            raise ValueError(f"map {name!r}: input {before[i].shape} and restored {after[i].shape} differ in shape")
+        if row is not None and not 0 <= int(row) < before[i].shape[0]:
+            raise ValueError(f"row={row} is outside map {name!r} of {before[i].shape[0]} rows")
     n = len(names)
     fig = _figure(12, 3.3 * n)
     axes = np.atleast_2d(fig.subplots(n, 3, squeeze=False))

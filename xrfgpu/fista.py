@@ -104,7 +104,7 @@ _DOC_PARAMS = """
     lam : float, optional
         Weight λ of the l1 term, in counts (the data term is a sum of squared
         counts). Default 0.03 of the largest background-subtracted count.
-    num_iter : int
+    num_iter : int, default 25
         Number of iterations, 1 to 10 000
         (:data:`xrfgpu._validate.MAX_NUM_ITER`). An l1 penalty on intensities regularises
         weakly, so on noisy maps the error to the truth is smallest after a

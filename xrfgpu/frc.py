@@ -365,6 +365,9 @@ def frc_resolution(curve, *, threshold="1/7", smooth=3):
     ------
     ValueError
         Unknown threshold, or ``smooth`` not an odd positive integer.
+    TypeError
+        ``curve`` not an :class:`FRCCurve` (a map passed instead of the
+        curve of two halves).
 
     Notes
     -----
@@ -381,6 +384,10 @@ def frc_resolution(curve, *, threshold="1/7", smooth=3):
     M. van Heel, M. Schatz, J. Struct. Biol. 151, 250 (2005), doi:10.1016/j.jsb.2005.05.009.
     N. Banterle et al., J. Struct. Biol. 183, 363 (2013), doi:10.1016/j.jsb.2013.05.004.
     """
+    if not isinstance(curve, FRCCurve):
+        raise TypeError(f"curve must be the FRCCurve of xrfgpu.frc.fourier_ring_correlation(half1, half2) (two "
+                        f"independent halves of one scan, e.g. from xrfgpu.frc.split_counts), got "
+                        f"{type(curve).__name__}")
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
     if not (isinstance(smooth, (int, np.integer)) and smooth >= 1 and smooth % 2 == 1):

@@ -25,12 +25,13 @@ obtained.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, to_numpy
+from ._backend import _how_to_make_an_array, array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .map_kind import classify_map
@@ -240,7 +241,11 @@ def effective_counts(y, *, xp, gain=None, map_kind=None):
         gain = float(xp.mean((y - mean) ** 2)) / mean if mean > 0 else float("nan")
         notes["gain_note"] = f"{exc}; gain from the whole map's variance / mean (an upper bound)"
     if not (gain > 0 and math.isfinite(gain)):
-        raise GainNotMeasurableError("could not measure the map's noise (effective Poisson gain); pass a count map")
+        low, high = float(xp.min(y)), float(xp.max(y))
+        if low == high:  # one value everywhere (an offset only): no structure, and no noise to measure a gain from
+            raise GainNotMeasurableError(f"image is constant (every pixel {high:g}): there is nothing to restore")
+        raise GainNotMeasurableError("could not measure the map's noise (effective Poisson gain); pass a count map, "
+                                     "or the map's gain (map units per count) as gain=")
     notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
     return y / gain, gain, notes
 
@@ -390,7 +395,14 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
                 return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
                              f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
                              "alone), whose continuum the spectrum fit has already removed")
-        return estimate_background(y), "estimated from the map (xrfgpu.background.estimate_background)"
+        window = 5  # estimate_background's default window
+        if min(y.shape[-2:]) < window:
+            raise ValueError(
+                f"image of shape {tuple(y.shape)} is too small for the automatic background (a {window} x {window} "
+                "window of local means): pass background= (a number in the map's units, 0 for a fitted map "
+                "whose spectrum fit removed the continuum)"
+            )
+        return estimate_background(y, window=window), "estimated from the map (xrfgpu.background.estimate_background)"
     b = as_background(background, y, xp=xp)
     return (b / gain if gain != 1.0 else b), "given"
 
@@ -405,6 +417,34 @@ def _estimate_sigma(y, b, *, strict):
     from .psf import estimate_sigma
 
     return estimate_sigma(y, background=b if not hasattr(b, "shape") else None, strict=strict)
+
+
+def _one_number(value, name, unit):
+    """``value`` as a float, or a TypeError naming ``name`` (an array or a pair is not one σ)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be one number of {unit} (the σ of an isotropic Gaussian), got {value!r}; for an "
+            "elliptical or measured PSF pass psf= (e.g. xrfgpu.psf.gaussian(None, sigma_u, sigma_v, rho))"
+        ) from None
+
+
+def _check_method_options(method, kwargs):
+    """Refuse an option the method does not take, naming the ones it does, before any work."""
+    if method not in ("rl", "wiener", "tikhonov", "fista"):
+        return
+    from . import fista, richardson_lucy, tikhonov, wiener
+
+    engine = {"rl": richardson_lucy, "wiener": wiener, "tikhonov": tikhonov, "fista": fista}[method]
+    # image, psf and background are restore's to give; num_iter is restore's own parameter
+    taken = set(inspect.signature(engine).parameters) - {"image", "psf", "background", "num_iter"}
+    if method == "rl":
+        taken.add("discrepancy")  # the target of stop="discrepancy"
+    unknown = sorted(set(kwargs) - taken)
+    if unknown:
+        raise TypeError(f"restore(method={method!r}) got unknown option(s) {unknown}; "
+                        f"{engine.__name__} takes {sorted(taken)}")
 
 
 def restore(
@@ -495,28 +535,39 @@ def restore(
     Returns
     -------
     restored : array, shape (rows, cols)
-        Same namespace and device as ``image``; the map's units above background.
+        Same namespace and device as ``image``; the map's units above
+        background; float32, or float64 for a float64 map (either byte order).
     info : dict, only with ``return_info=True``
-        ``method``, ``goal``, ``sigma_scale`` and ``iteration_scale`` (the
+        JSON-serialisable as returned. ``method``, ``goal``, ``sigma_scale`` and ``iteration_scale`` (the
         goal's factors this run applied, :func:`goal_factors`), ``map_kind``
         ("counts" or fitted), ``gain``
-        (map units per effective count; 1 for counts; ``gain_note`` when it
-        came from the whole map's variance / mean, or was given), ``sigma`` (px, the σ
-        used), ``sigma_um``, ``sigma_source`` (how σ was obtained), and when
+        (map units per effective count; 1 for counts; ``gain_spread`` when
+        measured over flat blocks, ``gain_note`` when it
+        came from the whole map's variance / mean, or was given), ``sigma`` and
+        ``sigma_px`` (px, the σ used; None with a given ``psf``), ``sigma_um``
+        (None without ``pixel_size_um``), ``sigma_source`` (how σ was obtained), and when
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``,
         ``sigma_estimated`` (px, before the goal's scale); ``background`` (map
-        units), ``background_source``, ``iterations``, ``cv_iterations``, ``stop``, ``psf_shape``, ``flux_ratio`` (Σ restored
+        units, or "map" for a given map), ``background_source``, ``iterations`` (the count run: RL, FISTA,
+        blind-rl; None for Wiener, Tikhonov and blind), ``cv_iterations``, ``stop`` (RL), ``psf_shape``,
+        ``flux_ratio`` (Σ restored
         / Σ (map − background), RL), ``seconds`` (time per stage: gain,
-        background, sigma, stop, restore).
+        background, sigma, stop, restore); ``missing_pixels`` (their count, when any are
+        masked, NaN or weight 0) and ``negative_fraction_clipped`` (a fitted map's share of
+        values below 0, set to 0), when they occur.
 
     Raises
     ------
     ValueError
         Unknown method, goal or stop rule, ``sigma_um`` without
         ``pixel_size_um``, ``num_iter`` not a positive integer, an uncertain σ
-        with ``strict=True``, and the checks of each algorithm.
+        with ``strict=True``, a map that is all zeros, constant, or under
+        5 px along a side with ``background="auto"``, and the checks of each
+        algorithm.
     TypeError
-        ``num_iter`` not a number.
+        ``image`` not an array (an h5py dataset, a list: the message says
+        what to pass), ``num_iter`` not a number, ``sigma``/``sigma_um`` not
+        one number, an option (``**kwargs``) the method does not take.
 
     Warns
     -----
@@ -592,8 +643,9 @@ def restore(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     goal_factors(goal, sigma_estimated=False, method=method)  # refuses an unknown goal before any work
+    _check_method_options(method, kwargs)  # a misspelt option fails now, not after the gain, background and σ
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
-        raise TypeError(f"image must be an array (NumPy, CuPy, ...), got {type(image).__name__}")
+        raise TypeError(f"image must be an array (NumPy, CuPy, ...): {_how_to_make_an_array(image)}")
     if num_iter is not None:
         num_iter = check_num_iter(num_iter)  # exactly as richardson_lucy checks it
     xp = array_namespace(np.ma.getdata(image) if isinstance(image, np.ma.MaskedArray) else image)
@@ -638,15 +690,21 @@ def restore(
     elif isinstance(sigma, psf_module.SigmaEstimate):
         est = sigma
     elif sigma is not None:
-        s = float(sigma)
+        s = _one_number(sigma, "sigma", "pixels")
         info["sigma_source"] = "given sigma (pixels)"
     elif sigma_um is not None:
         if pixel_size_um is None:
             raise ValueError("sigma_um needs pixel_size_um (the scan step in µm)")
-        s = float(sigma_um) / pixel_size_um
+        s = _one_number(sigma_um, "sigma_um", "µm") / pixel_size_um
         info["sigma_source"] = "given sigma (µm)"
     elif method not in ("blind", "blind-rl"):
-        est = _estimate_sigma(y, b, strict=strict)
+        try:
+            est = _estimate_sigma(y, b, strict=strict)
+        except ValueError as exc:
+            if "at least" not in str(exc):  # only a map too small for the estimator gets the way round
+                raise
+            raise ValueError(f"{exc}; give the PSF instead: sigma= (pixels), sigma_um= with pixel_size_um, or psf= "
+                             "(measured with xrfgpu.psf.fit_dot or fit_knife_edge on a larger scan)") from None
     if est is not None:
         s = float(est.sigma)
         info["sigma_source"] = f"estimated from the map (xrfgpu.psf.estimate_sigma, {est.method})"
@@ -702,7 +760,8 @@ def restore(
 
         if num_iter is not None:
             kwargs["num_iter"] = int(num_iter)
-        iterations = kwargs.get("num_iter", "default")
+        # the count that runs: fista's own default when none is given (recorded as a number, not "default")
+        iterations = kwargs.get("num_iter", inspect.signature(fista).parameters["num_iter"].default)
         out = fista(y, h, background=b, **kwargs)
     elif method == "blind":
         from .blind import blind_l0
@@ -740,6 +799,7 @@ def restore(
         above = float(xp.sum(xp.astype(y, xp.float64) - b)) * gain
         info["flux_ratio"] = float(xp.sum(xp.astype(out, xp.float64))) / above if above > 0 else float("nan")
     info["sigma"] = s
+    info["sigma_px"] = s  # the command line's record says sigma_px; the same number
     info["sigma_um"] = None if (s is None or pixel_size_um is None) else s * pixel_size_um
     info["iterations"] = iterations
     info["psf_shape"] = None if h is None else tuple(int(n) for n in h.shape)

@@ -115,7 +115,8 @@ def match_name(query, names, *, what="element", where=None):
     """Find ``query`` among ``names``: exact, then case-insensitive, then by element line.
 
     ``"Fe-Ka"`` finds PyXRF's ``"Fe_K"`` and MAPS's ``"Fe"``; ``"Fe"`` finds
-    ``"Fe_K"`` when it is the only Fe line.
+    ``"Fe_K"`` when it is the only Fe line. A query given as bytes (a name from
+    h5py, e.g. MAPS ``channel_names`` or ``scaler_names``) is decoded first.
 
     Raises
     ------
@@ -124,6 +125,8 @@ def match_name(query, names, *, what="element", where=None):
         available (or the ambiguous candidates).
     """
     names = list(names)
+    if isinstance(query, bytes):
+        query = _decode(query)
     if query in names:
         return query
     lowered = [n for n in names if n.lower() == str(query).lower()]
@@ -159,7 +162,10 @@ class ElementMaps:
     Attributes
     ----------
     maps : dict of str -> ndarray, shape (rows, cols)
-        Ordered element (line) name → map (NumPy, float).
+        Ordered element (line) name → map (NumPy, float). Names given as
+        bytes (h5py's reading of MAPS ``channel_names``) are decoded as
+        UTF-8; the masked pixels of a NumPy masked array become NaN
+        (missing), in a floating copy.
     pixel_size_um : float or None
         Scan step in µm, when known.
     metadata : dict
@@ -183,8 +189,14 @@ class ElementMaps:
         shape = None
         clean = {}
         for name, m in self.maps.items():
+            if isinstance(name, bytes):  # h5py reads MAPS channel_names as bytes (numpy.bytes_)
+                name = _decode(name)
             if not isinstance(name, str) or not name:
                 raise TypeError(f"element names must be non-empty strings, got {name!r}")
+            if name in clean:
+                raise ValueError(f"element name {name!r} is given twice")
+            if isinstance(m, np.ma.MaskedArray):  # np.asarray would drop the mask: masked pixels are missing, NaN
+                m = np.ma.filled(m.astype(np.result_type(m.dtype, np.float32)), np.nan)
             a = np.asarray(m)
             if a.ndim != 2:
                 raise ValueError(f"map {name!r} must be 2-D (rows, cols), got shape {a.shape}")
@@ -301,6 +313,20 @@ def _jsonable(value):
     return str(value)
 
 
+def _carry_units(info, names, meta):
+    """Copy the units of ``names`` (``{name: unit}``, e.g. MAPS's ug/cm^2) from an xrfgpu header into ``meta``.
+
+    ``write_maps`` stores the input's metadata in its header; without this, a MAPS map written to
+    TIFF, NPZ, NPY or a folder and read back had its units only inside ``input_metadata``.
+    """
+    units = (info.get("metadata") or {}).get("units")
+    if isinstance(units, dict):
+        kept = {str(n): units[str(n)] for n in names if str(n) in units}
+        if kept:
+            meta["units"] = kept
+    return meta
+
+
 def sidecar_path(path):
     """The JSON sidecar next to an output: ``restored.tif`` → ``restored.tif.json``; a folder → ``folder/xrfgpu.json``."""
     path = Path(path)
@@ -362,6 +388,7 @@ def read_maps(path, *, dataset=None, normalize=None):
     if not path.exists():
         raise FileNotFoundError(f"input {str(path)!r}: no such file or folder")
     _refuse_unreadable(path)
+    dataset, normalize = (_decode(v) if isinstance(v, bytes) else v for v in (dataset, normalize))
     suffix = path.suffix.lower()
     try:
         if path.is_dir():
@@ -569,6 +596,7 @@ def _read_tiff(path):
         meta["provenance"] = info["provenance"]
     if info.get("metadata"):
         meta["input_metadata"] = info["metadata"]
+    _carry_units(info, names, meta)
     return ElementMaps(dict(zip([str(n) for n in names], arrays)), pixel_size_um=pixel, metadata=meta)
 
 
@@ -609,12 +637,14 @@ def _read_npy(path):
     pixel = info.get("pixel_size_um")
     if a.ndim == 2:
         names = info.get("elements") or [element_name_from_stem(path.stem)]
-        return ElementMaps({str(names[0]): a}, pixel_size_um=pixel, metadata={"format": "npy"})
+        return ElementMaps({str(names[0]): a}, pixel_size_um=pixel,
+                           metadata=_carry_units(info, names[:1], {"format": "npy"}))
     if a.ndim == 3:
         names = info.get("elements")
         if not names or len(names) != a.shape[0]:
             names = [f"map{i}" for i in range(a.shape[0])]
-        return ElementMaps(dict(zip(map(str, names), a)), pixel_size_um=pixel, metadata={"format": "npy"})
+        return ElementMaps(dict(zip(map(str, names), a)), pixel_size_um=pixel,
+                           metadata=_carry_units(info, names, {"format": "npy"}))
     raise MapFileError(f"input {str(path)!r}: array of shape {a.shape} is neither a map (2-D) nor a stack (3-D)")
 
 
@@ -629,6 +659,7 @@ def _read_npz(path):
             pixel = info.get("pixel_size_um", pixel)
             if info.get("provenance"):
                 meta["provenance"] = info["provenance"]
+            _carry_units(info, info.get("elements") or [], meta)
         name_key = next((k for k in ("names", "elements") if k in keys), None)
         if "maps" in keys and z["maps"].ndim == 3:
             stack = z["maps"]
@@ -853,6 +884,7 @@ def _read_folder(path):
                 notes.append(_blank_cell_note(f, name, blank))
         if info.get("provenance"):
             meta["provenance"] = info["provenance"]
+        _carry_units(info, list(maps), meta)
     if notes:
         meta["blank_cells"] = notes
     return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
@@ -1132,7 +1164,9 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         Stored dtype of the maps. Default float32, except HDF5 output of a
         MAPS or PyXRF input, which keeps the input dataset's dtype
         (``maps.metadata["dtype"]``, e.g. MAPS's float64). TIFF is always
-        float32 (ImageJ hyperstacks).
+        float32 (ImageJ hyperstacks). An integer dtype stores each map
+        rounded to the nearest whole number; a map with NaN, inf or values
+        outside the dtype's range is refused (a restored map may be negative).
     sidecar : bool
         Also write the JSON sidecar.
 
@@ -1150,7 +1184,9 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         The output is, holds or lies inside an input, its folder is
         missing, or it exists and is not an earlier xrfgpu output.
     MapFileError
-        An unknown suffix, or several maps for a single CSV file.
+        An unknown suffix, several maps for a single CSV file, or a
+        ``dtype`` that cannot hold the maps (not a number type; NaN, inf or
+        values out of range for an integer dtype).
 
     Notes
     -----
@@ -1170,6 +1206,8 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         dtype = np.dtype(maps.metadata.get("dtype") or "float32") if keep else np.dtype(np.float32)
         if dtype.kind != "f":
             dtype = np.dtype(np.float32)  # restored maps are real-valued: integer counts become float32
+    else:
+        maps = _as_stored(maps, np.dtype(dtype), path)
     if _is_folder_target(path):
         def write_folder(tmp):
             files = {}
@@ -1207,6 +1245,36 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
         outputs.insert(0, Output(sidecar_path(path),
                                  lambda tmp: Path(tmp).write_text(json.dumps(header, indent=2), encoding="utf-8")))
     return write_outputs(outputs, inputs=_inputs(source), overwrite=overwrite)[::-1]
+
+
+def _as_stored(maps, dtype, path):
+    """``maps`` ready for a given ``dtype``: an integer dtype gets the maps rounded to the nearest
+    whole number, and refuses values it cannot hold (``astype`` would truncate 1.7 to 1, wrap -3 to 65533
+    in uint16 and turn NaN into 0, without a word)."""
+    if dtype.kind not in "fiu":
+        raise MapFileError(f"output {str(path)!r}: dtype {dtype} is not a real number type; use a float or integer dtype")
+    if dtype.kind == "f":
+        return maps
+    info = np.iinfo(dtype)
+    rounded = {}
+    for name, m in maps.maps.items():
+        a = np.asarray(m)
+        if a.dtype.kind in "iub":
+            low, high = (int(a.min()), int(a.max())) if a.size else (0, 0)
+            bad = low < info.min or high > info.max
+        else:
+            a = np.rint(a.astype(np.float64))
+            finite = np.isfinite(a)
+            low, high = (float(a[finite].min()), float(a[finite].max())) if finite.any() else (0.0, 0.0)
+            if not finite.all():
+                raise MapFileError(f"output {str(path)!r}: map {name!r} has NaN or infinite values, which dtype "
+                                   f"{dtype} cannot hold; write a float dtype")
+            bad = low < info.min or high > info.max
+        if bad:
+            raise MapFileError(f"output {str(path)!r}: map {name!r} spans {low:g} to {high:g}, outside dtype {dtype} "
+                               f"({info.min} to {info.max}); write a float dtype or a wider integer")
+        rounded[name] = a
+    return maps.with_maps(rounded)
 
 
 def _write_tiff(tmp, em, header, dtype):

@@ -82,9 +82,10 @@ def richardson_lucy(
     psf : array, shape (kr, kc)
         Point spread function in pixels of the map; normalised to unit sum.
         May come from another namespace (it is moved to the map's).
-    num_iter : int
+    num_iter : int, default 30
         Maximum number of iterations, 1 to
-        :data:`xrfgpu._validate.MAX_NUM_ITER` (10 000).
+        :data:`xrfgpu._validate.MAX_NUM_ITER` (10 000); exactly this many
+        unless ``tol`` or ``discrepancy`` stops earlier.
     background : float or array
         Known background ``b`` in counts per pixel (scalar or a map of the
         image's shape). XRF maps sit on a large background (scatter,
@@ -139,7 +140,11 @@ def richardson_lucy(
     ValueError
         Infinite values, negative counts, all-zero map, bad PSF, PSF larger
         than map, every pixel missing, ``num_iter`` outside [1, 10 000],
-        ``filter_epsilon`` not a finite number > 0.
+        ``filter_epsilon`` not a finite number > 0, a map that is not 2-D
+        (a length-1 axis: the message gives the index that removes it).
+    TypeError
+        ``image`` or ``psf`` not an array (an h5py dataset, a list: the
+        message says what to pass), a complex map.
 
     Notes
     -----

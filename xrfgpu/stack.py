@@ -70,6 +70,7 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     background : float, sequence of floats or array
         Background in counts: one value for all maps, one per map (length
         ``n``), a shared map (rows, cols) or one map per element (n, rows, cols).
+        ``"auto"`` (the front door's estimate per map) only with ``joint=True``.
     boundary : {"reflect", "periodic"}
         Boundary model, see :mod:`xrfgpu.fft`.
     pad : int, optional
@@ -81,12 +82,14 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         ``0.7 ×`` the free memory of the device (CuPy: ``Device.mem_info``
         plus the memory pool's free blocks; NumPy: available host memory).
     **kwargs
-        Options of the method. ``"rl"``: ``num_iter``, ``filter_epsilon``,
-        ``accelerate``, ``tv`` are batched; ``tol``, ``discrepancy`` and
-        ``callback`` (per-map stopping) run the maps one at a time.
-        ``"wiener"``: ``balance`` (scalar or one per map), ``regularizer``.
-        ``"tikhonov"``: ``lam`` (scalar or per map), ``order``.
-        ``"fista"``: ``lam`` (None, scalar or per map), ``num_iter``, ``nonneg``.
+        Options of the method. ``"rl"``: ``num_iter`` (default 30),
+        ``filter_epsilon``, ``accelerate``, ``tv`` are batched; ``tol``,
+        ``discrepancy`` and ``callback`` (per-map stopping) run the maps one
+        at a time.
+        ``"wiener"``: ``balance`` (scalar or one per map, default 0.01), ``regularizer``.
+        ``"tikhonov"``: ``lam`` (scalar or per map, default 0.01), ``order``.
+        ``"fista"``: ``lam`` (None, scalar or per map), ``num_iter`` (default
+        100, where :func:`xrfgpu.fista` alone runs 25), ``nonneg``.
         With ``joint=True``: the options of :func:`xrfgpu.joint.joint_richardson_lucy`
         (among them ``guide``, ``num_iter``, ``guide_iter``, ``weight``, ``weights``,
         ``huber_weights``, ``huber_factor``, ``max_iter``, ``gamma``, ``smoothing_px``,
@@ -105,7 +108,12 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     return_info : bool
         Also return a dict record: for ``joint=True`` the record of
         :func:`xrfgpu.joint.joint_richardson_lucy` (guide, weights chosen,
-        fallback), otherwise ``{"mode": "independent", "fallback": None}``.
+        fallback), otherwise ``mode`` ("independent"), ``fallback`` (None),
+        ``method``, ``maps`` (n), ``options`` (the method's options with
+        their defaults filled in; ``num_iter`` is the count run, or the cap
+        where ``tol``/``discrepancy`` stop a map earlier), ``background``
+        (counts: a number, one per map, or "map"), ``boundary``,
+        ``psf_shape`` (pixels, the common size) and ``maps_per_batch``. JSON-serialisable.
 
     Returns
     -------
@@ -117,9 +125,12 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     ------
     ValueError
         Not a 3-D stack, PSF count or shape mismatch, unknown method or
-        option, an all-zero map, negative counts for RL, bad ``device``.
+        option, an all-zero map, negative counts for RL, bad ``device``,
+        NaN or infinite pixels (the single-map functions leave NaN pixels
+        out as missing; a stack takes none), ``background="auto"`` without
+        ``joint=True``.
     TypeError
-        Non-array input or complex maps.
+        Non-array input (a list of maps included: stack them first) or complex maps.
     xrfgpu.device.GPUUnavailableError
         ``device="gpu"`` without CuPy or a usable CUDA device.
 
@@ -152,9 +163,18 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(stack, (list, tuple)):
+        raise TypeError(f"stack must be one (n, rows, cols) array, got a {type(stack).__name__} of "
+                        f"{len(stack)}: pass numpy.stack(maps) (maps of one shape, on one pixel grid)")
     if joint:
         return _joint(stack, psfs, method, device=device, background=background, boundary=boundary, pad=pad,
                       max_batch=max_batch, return_info=return_info, **kwargs)
+    if isinstance(background, str):
+        raise ValueError(
+            f"background={background!r} is the front door's estimate per map, which restore_stack makes only with "
+            "joint=True; otherwise pass numbers (one per map) or maps, e.g. the ones xrfgpu.restore(map, "
+            "return_info=True) records as info['background'] for each map"
+        )
     where = resolve_device(device, stack)
     work = to_compute(stack, where)
     xp = array_namespace(work)
@@ -190,7 +210,37 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         pieces.append(run(y[sl, ...], hk, bk, boundary=boundary, pad=pad, pad_factor=pad_factor, **opts))
     out = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
     out = to_caller(out, stack)
-    return (out, {"mode": "independent", "fallback": None}) if return_info else out
+    if not return_info:
+        return out
+    return out, _independent_record(method, options, b, h, n=n, boundary=boundary, chunk=chunk)
+
+
+def _independent_record(method, options, b, h, *, n, boundary, chunk):
+    """JSON-ready record of an independent ``restore_stack`` run: what each map was restored with."""
+    def plain(value):
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value if value is None or isinstance(value, (bool, int, float, str)) else float(value)
+
+    if isinstance(b, float):
+        background = b
+    elif b.ndim == 3 and tuple(b.shape[1:]) == (1, 1):
+        background = [float(v) for v in b[:, 0, 0]]
+    else:
+        background = "map"
+    return {
+        "mode": "independent",
+        "fallback": None,
+        "method": method,
+        "maps": n,
+        # the options each map ran with, defaults filled in (restore_stack's own: FISTA 100 iterations);
+        # num_iter is the count run, or the cap where tol or discrepancy stop a map earlier
+        "options": {k: plain(v) for k, v in options.items() if k != "callback"},
+        "background": background,
+        "boundary": boundary,
+        "psf_shape": [int(s) for s in h.shape[-2:]],
+        "maps_per_batch": int(chunk),
+    }
 
 
 # -- inputs ------------------------------------------------------------------------
@@ -214,6 +264,10 @@ def stack_psfs(psfs, image_shape, *, xp, dtype, device=None):
             raise ValueError(f"psfs must be 2-D (shared) or 3-D (one per map), got shape {tuple(psfs.shape)}")
         items = [psfs[i, ...] for i in range(psfs.shape[0])]
     elif isinstance(psfs, Sequence) and not isinstance(psfs, (str, bytes)):
+        if not all(hasattr(p, "shape") and hasattr(p, "dtype") for p in psfs):
+            # a PSF as nested lists was taken for one PSF per row ("got 5 PSFs for a stack of 2 maps")
+            raise TypeError(f"psfs must be an array or a sequence of 2-D arrays, got a {type(psfs).__name__} "
+                            "holding other things: pass numpy.asarray(psf) for one shared PSF")
         items = [as_namespace(p, xp, device) for p in psfs]
     else:
         raise TypeError(f"psfs must be an array or a sequence of arrays, got {type(psfs).__name__}")
@@ -395,5 +449,6 @@ def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch,
     work = to_compute(stack, where)
     out, info = joint_richardson_lucy(work, psfs, background=background, boundary=boundary, return_info=True,
                                       **kwargs)
+    info = {"method": "rl", **info}  # the key restore's info and the independent record have
     out = to_caller(out, stack)
     return (out, info) if return_info else out

@@ -73,7 +73,7 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
         before filtering (see ``mask``).
     psf : array, shape (kr, kc)
         PSF in pixels of the map; normalised to unit sum.
-    balance : float
+    balance : float, default 0.01
         ``1/SNR`` for ``regularizer="identity"`` (the classical Wiener filter);
         the weight λ of the Laplacian penalty for ``"laplacian"`` (the paper's
         modified form). Dimensionless: the PSF has unit sum.
@@ -98,6 +98,15 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     -------
     restored : array, shape (rows, cols)
         Same namespace, device and working dtype as the input; may be negative.
+
+    Raises
+    ------
+    ValueError
+        ``balance`` not a finite number ≥ 0, an unknown ``regularizer``,
+        infinite values, an all-zero map, a bad PSF or one larger than the
+        map, a bad ``mask``, every pixel missing.
+    TypeError
+        ``image`` or ``psf`` not an array, a complex map.
 
     Notes
     -----
@@ -135,7 +144,7 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
         Observed map.
     psf : array, shape (kr, kc)
         PSF in pixels; normalised to unit sum.
-    lam : float
+    lam : float, default 0.01
         Regularisation weight λ ≥ 0 (dimensionless).
     order : {0, 1, 2}
         Derivative order of ``L``.
@@ -145,6 +154,12 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
     Returns
     -------
     restored : array, shape (rows, cols)
+        Same namespace, device and working dtype as the input; may be negative.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`wiener` (``lam`` for ``balance``; ``order`` not 0, 1 or 2).
 
     References
     ----------

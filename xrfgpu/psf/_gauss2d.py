@@ -240,7 +240,7 @@ def fit_gaussian_spot(data, *, background=None, weights=None, poisson=False, pix
     if rows < 3 or cols < 3:
         raise ValueError(f"need at least 3×3 pixels to fit a 2-D Gaussian, got shape {data.shape}")
     if not np.all(np.isfinite(data)):
-        raise ValueError("the map contains NaN or infinite values; mask or fill them first")
+        raise ValueError("the map contains NaN or infinite values; crop the map away from them or fill them first")
     span = float(data.max() - data.min())
     if not span > 0:
         raise ValueError("the map is flat: there is no spot to fit")

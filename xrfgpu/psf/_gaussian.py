@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -56,6 +57,27 @@ def gaussian_shape(sigma, sigma_y=None, truncate=4.0):
     return (2 * int(math.ceil(truncate * sy)) + 1, 2 * int(math.ceil(truncate * sigma)) + 1)
 
 
+def _psf_shape(shape, sigma):
+    """(rows, cols) from ``shape``: an int (or whole float) for a square, or a pair of them."""
+    try:
+        sides = [shape, shape] if isinstance(shape, numbers.Real) else list(shape)
+        if len(sides) != 2:
+            raise ValueError
+        whole = []
+        for n in sides:
+            if isinstance(n, bool) or not isinstance(n, numbers.Real) or not float(n).is_integer():
+                raise ValueError
+            whole.append(int(n))
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"shape must be a whole number of pixels or (rows, cols), got {shape!r}; the arguments are "
+            f"gaussian(shape, sigma): for sigma={shape!r} px with the size chosen for you, call "
+            f"gaussian(None, {shape!r})" if isinstance(shape, numbers.Real) and not isinstance(shape, bool) else
+            f"shape must be a whole number of pixels or (rows, cols), got {shape!r} (sigma={sigma!r})"
+        ) from None
+    return whole[0], whole[1]
+
+
 def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype=None):
     """Sampled 2-D Gaussian PSF, unit sum, centred — Yang et al. (2022) eq. for h(u, v).
 
@@ -67,8 +89,9 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
     Parameters
     ----------
     shape : int or tuple of int or None
-        (rows, cols) of the PSF array in pixels; an int gives a square.
-        ``None`` picks the odd size that holds ±4 σ.
+        (rows, cols) of the PSF array in pixels; an int gives a square
+        (whole floats such as ``5.0`` are taken as ints). ``None`` picks the
+        odd size that holds ±4 σ.
     sigma : float
         σu, standard deviation along the columns (u), in pixels.
     sigma_y : float, optional
@@ -95,7 +118,9 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
         :data:`xrfgpu._validate.MAX_PSF_SIDE` = 65 537 pixels, or more bytes
         than the machine's memory), checked before allocating.
     TypeError
-        A non-floating ``dtype`` (the unit-sum samples would round to 0).
+        A non-floating ``dtype`` (the unit-sum samples would round to 0); a
+        ``shape`` that is not whole numbers of pixels (``gaussian(0.8, 5)``,
+        σ where the shape goes).
 
     References
     ----------
@@ -120,9 +145,7 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
         raise ValueError(f"rho must lie in (-1, 1), got {rho}")
     if shape is None:
         shape = gaussian_shape(su, sv)
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape), int(shape))
-    rows, cols = (int(n) for n in shape)
+    rows, cols = _psf_shape(shape, sigma)
     if rows < 1 or cols < 1:
         raise ValueError(f"shape must be at least 1 pixel, got {shape}")
     if xp is None:

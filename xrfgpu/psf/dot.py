@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
+from .._validate import host_data_refusing_masks
 from ._gauss2d import GaussianSpotFit, fit_gaussian_spot
 from ._gaussian import _check_pixel_size
 
@@ -56,10 +57,12 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
     Raises
     ------
     TypeError
-        If ``image`` is not an array.
+        If ``image`` is not an array, or ``background`` not a number.
     ValueError
-        Not 2-D, smaller than 5×5, NaN/inf, flat, no spot above the
-        background, or a dot larger than the fitted spot.
+        Not 2-D, smaller than 5×5, NaN/inf, flat, a ``background`` that is
+        not finite, no spot above the
+        background, a dot larger than the fitted spot, or a NumPy masked
+        array with masked pixels (every pixel is fitted; crop or fill them).
 
     Notes
     -----
@@ -89,6 +92,7 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
     """
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
+    image = host_data_refusing_masks(image, name="image", what="fit_dot")
     array_namespace(image)
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D (rows, cols), got shape {tuple(image.shape)}")
@@ -99,16 +103,24 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
     if data.shape[0] < 5 or data.shape[1] < 5:
         raise ValueError(f"image must be at least 5×5 pixels to fit a spot, got shape {data.shape}")
     if not np.all(np.isfinite(data)):
-        raise ValueError("image contains NaN or infinite values; mask or fill them first")
+        raise ValueError("image contains NaN or infinite values; crop the map away from them or fill them first")
     if not float(data.max() - data.min()) > 0:
         raise ValueError("image is flat: there is no dot to fit")
     if pixel_size_um is not None:
         pixel_size_um = _check_pixel_size(pixel_size_um)
+    if background is not None:
+        try:
+            background = float(background)
+        except (TypeError, ValueError):
+            raise TypeError(f"background must be a number (the spot's flat background, in the map's units) or "
+                            f"None to fit it, got {background!r}") from None
+        if not math.isfinite(background):
+            raise ValueError(f"background must be a finite number or None to fit it, got {background!r}")
     fit = fit_gaussian_spot(
         data,
         poisson=poisson,
         pixel_size_um=pixel_size_um,
-        fix_beta=None if background is None else float(background),
+        fix_beta=background,
     )
     if not fit.alpha > 5.0 * fit.stderr["alpha"]:
         raise ValueError(

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
+from .._validate import host_data_refusing_masks
+from ._gauss2d import GaussianSpotFit
 
 __all__ = ["DiskSpotFit", "fit_disk_spot", "dot_is_resolved", "RESOLVED_F_STATISTIC", "RESOLVED_SIGMA_BIAS"]
 
@@ -160,7 +162,8 @@ def fit_disk_spot(image, pixel_size_um=None, *, gaussian_fit=None):
     Raises
     ------
     ValueError
-        As :func:`xrfgpu.psf.fit_dot` (not 2-D, too small, NaN/inf, flat, no spot).
+        As :func:`xrfgpu.psf.fit_dot` (not 2-D, too small, NaN/inf, flat, no spot, a masked
+        array with masked pixels).
 
     Notes
     -----
@@ -192,10 +195,18 @@ def fit_disk_spot(image, pixel_size_um=None, *, gaussian_fit=None):
 
     from .dot import fit_dot
 
+    image = host_data_refusing_masks(image, name="image", what="fit_disk_spot")
     array_namespace(image)
     data = np.asarray(to_numpy(image), dtype=np.float64)
     if gaussian_fit is None:
         gaussian_fit = fit_dot(data)  # validates the map (shape, finiteness, a spot above background)
+    else:
+        if not isinstance(gaussian_fit, GaussianSpotFit):
+            raise TypeError(f"gaussian_fit must be the xrfgpu.psf.fit_dot result for this map (a DotFit), "
+                            f"got {type(gaussian_fit).__name__}")
+        if data.ndim != 2 or min(data.shape) < 5 or not np.all(np.isfinite(data)):
+            raise ValueError(f"image must be a finite 2-D map of at least 5×5 pixels, got shape {data.shape}"
+                             + ("" if np.all(np.isfinite(data)) else " with NaN or infinite values"))
     rows, cols = data.shape
     vv, uu = np.mgrid[:rows, :cols].astype(np.float64)
     uu, vv, y = uu.ravel(), vv.ravel(), data.ravel()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .._backend import array_namespace, to_numpy
+from .._validate import host_data_refusing_masks
 from ._gauss2d import GaussianSpotFit, fit_gaussian_spot
+from ._gaussian import _check_pixel_size
 
 __all__ = ["sigma_from_kernel", "KernelFit"]
 
@@ -46,7 +48,9 @@ def sigma_from_kernel(kernel, *, pixel_size_um=None, poisson=False):
     TypeError
         If ``kernel`` is not an array.
     ValueError
-        If it is not 2-D, smaller than 3×3, contains NaN/inf, or is flat.
+        If it is not 2-D, smaller than 3×3, contains NaN/inf, or is flat;
+        ``pixel_size_um`` not a positive number; a
+        NumPy masked array with masked pixels (every pixel is fitted).
 
     Notes
     -----
@@ -72,10 +76,13 @@ def sigma_from_kernel(kernel, *, pixel_size_um=None, poisson=False):
     """
     if not (hasattr(kernel, "shape") and hasattr(kernel, "dtype")):
         raise TypeError(f"kernel must be an array, got {type(kernel).__name__}")
+    kernel = host_data_refusing_masks(kernel, name="kernel", what="sigma_from_kernel")
     array_namespace(kernel)
     if kernel.ndim != 2:
         raise ValueError(f"kernel must be 2-D (rows, cols), got shape {tuple(kernel.shape)}")
     k = to_numpy(kernel).astype("float64")
     if k.shape[0] < 3 or k.shape[1] < 3:
         raise ValueError(f"kernel must be at least 3×3 pixels to fit a Gaussian, got shape {k.shape}")
+    if pixel_size_um is not None:  # a negative step gave negative *_um widths without a word
+        pixel_size_um = _check_pixel_size(pixel_size_um)
     return fit_gaussian_spot(k, poisson=poisson, pixel_size_um=pixel_size_um)

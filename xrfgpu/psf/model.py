@@ -30,11 +30,18 @@ _GREEK = {"α": "a", "alpha": "a", "β": "b", "beta": "b", "γ": "g", "gamma": "
 def normalise_line(line: str) -> str:
     """Canonical spelling ``"Fe-Ka"`` of a line name (``"Fe Kα"``, ``"fe-ka"``... accepted).
 
+    Names given as bytes (h5py's reading of MAPS ``channel_names``, e.g. ``b"Pt_L"``) are
+    decoded as UTF-8 first.
+
     Raises
     ------
     ValueError
         If the name is not an element symbol followed by a K/L/M line.
+    TypeError
+        If it is not a string (or bytes).
     """
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace").strip("\x00")
     if not isinstance(line, str):
         raise TypeError(f"an X-ray line name must be a string like 'Fe-Ka', got {line!r}")
     text = line.strip()
