@@ -1426,7 +1426,7 @@ def _write_maps_layout(f, maps, em):
         if units:
             g.create_dataset("Channel_Units", data=_ascii([units.get(n, "") for n in em.names]))
         axes = f.require_group("MAPS/Scan")
-        sc = f.require_group("MAPS/Scalers")
+        f.require_group("MAPS/Scalers")  # the scalers are written below, under it
         sc_values, sc_names, sc_units = "Scalers/Values", "Scalers/Names", "Scalers/Units"
     for axis in ("x_axis", "y_axis"):
         if meta.get(axis):
