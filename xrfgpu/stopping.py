@@ -32,8 +32,10 @@ __all__ = ["CV_DROP_TOLERANCE", "cv_iterations", "discrepancy_iterations", "frc_
 CV_DROP_TOLERANCE = 1e-4
 
 
-def _heldout_divergence(op, estimate, counts, background, *, xp, margin=(0, 0)):
-    """Poisson deviance of held-out counts under ``h ⊛ x + b`` (up to a constant), inside ``margin``.
+def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner):
+    """Poisson deviance of held-out counts under ``h ⊛ x + b`` (up to a constant), over the ``inner`` slice.
+
+    ``held_counts`` are the held-out counts already cut to ``inner`` and in float64.
 
     The terms ``μ − y log μ`` are summed in float64 whatever the map's dtype:
     the sum is ~10⁷ on a 256² map, where float32 resolves about 1 unit, more
@@ -42,12 +44,8 @@ def _heldout_divergence(op, estimate, counts, background, *, xp, margin=(0, 0)):
     ``tests/test_stopping_precision.py``).
     """
     mu = op.crop(op.forward(op.embed(estimate))) + background
-    mu = xp.clip(xp.astype(mu, xp.float64), min=1e-12)
-    y = xp.astype(counts, xp.float64)
-    mr, mc = margin
-    rows, cols = mu.shape[-2:]
-    inner = (..., slice(mr, rows - mr), slice(mc, cols - mc))
-    return float(xp.sum(mu[inner] - y[inner] * xp.log(mu[inner])))
+    mu = xp.clip(xp.astype(mu[inner], xp.float64), min=1e-12)
+    return float(xp.sum(mu - held_counts * xp.log(mu)))
 
 
 def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True, holdout=0.5,
@@ -164,7 +162,9 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     scale = p / (1.0 - p)
     kr, kc = pb.psf.shape[-2:]
     rows, cols = y.shape
-    margin = (min(kr // 2, rows // 4), min(kc // 2, cols // 4))
+    mr, mc = min(kr // 2, rows // 4), min(kc // 2, cols // 4)
+    inner = (..., slice(mr, rows - mr), slice(mc, cols - mc))
+    held = xp.astype(pb.image[inner], xp.float64)
     tolerance = float(drop_tolerance)
     if not (math.isfinite(tolerance) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"drop_tolerance must lie in [0, 1), got {drop_tolerance!r}")
@@ -175,7 +175,7 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
         pass
 
     def watch(iteration, estimate, divergence):
-        d = _heldout_divergence(pb.op, estimate * scale, pb.image, pb.background, xp=xp, margin=margin)
+        d = _heldout_divergence(pb.op, estimate * scale, held, pb.background, xp=xp, inner=inner)
         curve.append((iteration, d))
         if d < state["best"]:
             state["best"], state["k"] = d, iteration
