@@ -36,8 +36,9 @@ def test_a_crop_restored_with_the_whole_maps_gain_is_the_librarys_result(tmp_pat
     path, fe = crop
     whole = float(estimate_gain(fe.astype(np.float64)))
     window = tifffile.imread(path)
-    # the window alone measures the texture's variance: its own gain is far above the whole map's
-    assert float(estimate_gain(window.astype(np.float64))) > 10 * whole
+    # the window alone measures some of the texture's variance: its own gain is well above the whole map's
+    # (2.7× with the lower-quartile clip; above 10× with the median clip before it)
+    assert float(estimate_gain(window.astype(np.float64))) > 2 * whole
     out = tmp_path / "o.tif"
     assert main(["restore", str(path), "-o", str(out), "--psf-sigma", "0.45px", "--gain", repr(whole), "-q"]) == 0
     # the reference: the library's front door told the same gain, background and σ
