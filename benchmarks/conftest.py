@@ -14,6 +14,15 @@ import pytest
 
 from xrfgpu import phantom
 
+def pytest_configure(config):
+    """Timed benchmarks run in one process: the project's default ``-n 2`` (pytest-xdist, pyproject.toml)
+    would have pytest-benchmark skip every timing and write no ``--benchmark-json``. An untimed run
+    (``--benchmark-disable``, CI's smoke run) keeps the two workers."""
+    if getattr(config.option, "numprocesses", None) and not config.getoption("benchmark_disable", False):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+
+
 SIGMA = 7.5  # px; a ±4σ Gaussian PSF of 61 × 61
 BACKGROUND = 100.0
 _CACHE: dict = {}

@@ -29,7 +29,7 @@ echo "== probe"
 timeout 60 "$PY" benchmarks/gpu_probe.py "$OUT/gpu_probe.json" > "$OUT/gpu-probe.log" 2>&1; echo "probe rc=$?"; cat "$OUT/gpu-probe.log" | cut -c1-400
 
 echo "== gpu tests"
-timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -v -p no:cacheprovider -p no:benchmark -rfE -n "${TEST_WORKERS:-8}" \
+timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -v -p no:cacheprovider -p no:benchmark -rfE -n "${TEST_WORKERS:-8}" --dist load \
   --timeout="${TEST_TIMEOUT:-30}" -o faulthandler_timeout="$(( ${TEST_TIMEOUT:-30} - 5 ))" \
   --durations=25 --junitxml="$OUT/gpu-tests.xml" ${TEST_ARGS:-tests} > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests rc=$? after $(( $(date +%s) - t0 )) s"
