@@ -59,3 +59,34 @@ def assert_array(actual, expected, xp, *, rtol=None, atol=0.0, dtype=None, err_m
     if rtol is None:
         rtol = 1e-4 if a.dtype == np.float32 else 1e-10
     np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+def pretend_read_only(monkeypatch, folder):
+    """``folder`` reports itself not writable (``os.access``), as a read-only mount does (root may write
+    anywhere else, so the tests cannot use the permission bits)."""
+    import os
+
+    real_access = os.access
+    folder = os.path.realpath(folder)
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.realpath(path) == folder:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def spot_counts(size=21, sigma=2.0, peak=500.0, background=20.0, seed=0):
+    """A Gaussian dot scan: Poisson counts of a spot of ``sigma`` px on a flat background (float32)."""
+    r = np.arange(size) - size // 2
+    d2 = r[:, None] ** 2 + r[None, :] ** 2
+    mean = background + peak * np.exp(-d2 / (2 * sigma**2))
+    return np.random.default_rng(seed).poisson(mean).astype(np.float32)
+
+
+def file_names(folder):
+    """Sorted names of what ``folder`` holds."""
+    from pathlib import Path
+
+    return sorted(p.name for p in Path(folder).iterdir())

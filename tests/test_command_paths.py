@@ -13,20 +13,11 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import file_names as _files
+from conftest import pretend_read_only as _read_only
+from conftest import spot_counts as _spot
 from xrfgpu.cli import main
 from xrfgpu.io import read_maps
-
-
-def _spot(size=21, sigma=2.0, peak=500.0, background=20.0, seed=0):
-    """A Gaussian dot scan: counts of a spot of ``sigma`` px on a flat background."""
-    r = np.arange(size) - size // 2
-    d2 = r[:, None] ** 2 + r[None, :] ** 2
-    mean = background + peak * np.exp(-d2 / (2 * sigma**2))
-    return np.random.default_rng(seed).poisson(mean).astype(np.float32)
-
-
-def _files(folder):
-    return sorted(p.name for p in Path(folder).iterdir())
 
 
 @pytest.mark.parametrize("figure", ["fit.tif", "fit.jpg", "fit", "fit.xyz"])
@@ -147,19 +138,6 @@ def test_psf_refuses_a_map_not_named_after_a_line_before_the_fit(tmp_path, monke
     if command == "dot":  # with --line the same file is measured, and the table names the line
         assert main(["psf", "dot", "particle_1.tif", "--pixel-size", "1um", "--line", "Fe-Ka", "-q"]) == 0
         assert "Fe-Ka" in Path("particle_1_psf.toml").read_text()
-
-
-def _read_only(monkeypatch, folder):
-    """``folder`` reports itself not writable, as a read-only mount does (root may write anywhere else)."""
-    real_access = os.access
-    folder = os.path.realpath(folder)
-
-    def access(path, mode, *args, **kwargs):
-        if mode & os.W_OK and os.path.realpath(path) == folder:
-            return False
-        return real_access(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
 
 
 @pytest.mark.parametrize("command", ["restore", "psf"])

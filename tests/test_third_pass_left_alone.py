@@ -15,20 +15,11 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import file_names as _files
+from conftest import pretend_read_only as _read_only
+from conftest import spot_counts as _spot
 from xrfgpu.cli import main
 from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
-
-
-def _spot(size=21, sigma=2.0, peak=500.0, background=20.0, seed=0):
-    """A Gaussian dot scan: counts of a spot of ``sigma`` px on a flat background (float32)."""
-    r = np.arange(size) - size // 2
-    d2 = r[:, None] ** 2 + r[None, :] ** 2
-    mean = background + peak * np.exp(-d2 / (2 * sigma**2))
-    return np.random.default_rng(seed).poisson(mean).astype(np.float32)
-
-
-def _files(folder):
-    return sorted(p.name for p in Path(folder).iterdir())
 
 
 def to_numpy(x):
@@ -79,19 +70,6 @@ def test_a_file_named_dash_is_still_written_as_dot_slash_dash(tmp_path, monkeypa
 
 
 # --------------------------------------------------------------------------- 2. `xrfgpu demo` on a read-only folder
-
-
-def _read_only(monkeypatch, folder):
-    """``folder`` reports itself not writable, as a read-only mount does (root may write anywhere else)."""
-    real_access = os.access
-    folder = os.path.realpath(folder)
-
-    def access(path, mode, *args, **kwargs):
-        if mode & os.W_OK and os.path.realpath(path) == folder:
-            return False
-        return real_access(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
 
 
 @pytest.mark.parametrize("target", ["ro", "ro/report", "ro/a/b"])
