@@ -310,8 +310,9 @@ def estimate_gain(image, *, block=8):
     grid where they fill the map), so a map read upside down or mirrored
     gives the same tiles and the same gain (one grid flush with the top-left
     corner measured a 64² crop of the HXN Fe map at 0.97–40× the whole map's
-    gain by orientation; ``tests/test_gain_orientation.py``). Tiles with a zero (fitted maps are clipped at 0, which cuts the noise)
-    or a non-positive mean are left out; ``g`` is the mean ratio over the
+    gain by orientation; ``tests/test_gain_orientation.py``). Tiles with a
+    zero (fitted maps are clipped at 0, which cuts the noise) or a
+    non-positive mean are left out; ``g`` is the mean ratio over the
     flatter half of the tiles (lower gradient energy of the map smoothed
     over 2 px, which carries little of the tile's own noise), so that edges, where the blurred structure adds
     to ``d``, do not count. Of those, tiles whose ratio exceeds twice the lower quartile are dropped
