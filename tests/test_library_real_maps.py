@@ -458,3 +458,13 @@ def test_a_psf_given_as_nested_lists_is_not_counted_as_one_psf_per_row(fe):
     stack = np.stack([fe[40:104, 40:104], fe[60:124, 60:124]])
     with pytest.raises(TypeError, match=r"psfs must be an array or a sequence of 2-D arrays.*numpy\.asarray\(psf\)"):
         xrfgpu.restore_stack(stack, psf.gaussian(5, 0.5).tolist())
+
+
+@pytest.mark.parametrize("bad, error", [("x", TypeError), (-1.0, ValueError), (float("nan"), ValueError)])
+def test_estimate_sigma_refuses_a_bad_pixel_size_before_the_fit(bad, error):
+    # "x" failed after the whole fit with a bare "could not convert string to float"; -1 gave negative µm
+    from xrfgpu.psf import estimate_sigma
+
+    counts = np.random.default_rng(0).poisson(100.0, (64, 64)).astype(np.float32)
+    with pytest.raises(error, match="pixel_size_um"):
+        estimate_sigma(counts, pixel_size_um=bad)

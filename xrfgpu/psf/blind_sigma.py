@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
-from .._validate import as_background, as_image
+from .._validate import as_background, as_image, check_positive_finite
 from ._results import PixelLengths
 from ._spectra import half_plane_weights, periodic_component
 from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves, smoothed_gradient
@@ -629,7 +629,10 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     ------
     ValueError
         Map smaller than 32×32, containing NaN/inf, or flat; an unreliable
-        estimate with ``strict=True``.
+        estimate with ``strict=True``; a ``pixel_size_um`` that is not
+        positive and finite.
+    TypeError
+        A ``pixel_size_um`` that is not a number.
 
     Warns
     -----
@@ -847,6 +850,8 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
 
     Backends: any array-API input; the fit runs with NumPy/SciPy on the host.
     """
+    if pixel_size_um is not None:  # before the fit: a string failed at the end as a bare float() error
+        pixel_size_um = check_positive_finite(pixel_size_um, "pixel_size_um", "µm")
     xp = array_namespace(image)
     img = as_image(image, xp=xp)
     if background is not None:
