@@ -468,3 +468,23 @@ def test_estimate_sigma_refuses_a_bad_pixel_size_before_the_fit(bad, error):
     counts = np.random.default_rng(0).poisson(100.0, (64, 64)).astype(np.float32)
     with pytest.raises(error, match="pixel_size_um"):
         estimate_sigma(counts, pixel_size_um=bad)
+
+
+@pytest.mark.parametrize("method, key", [("wiener", "balance"), ("tikhonov", "lam"), ("fista", "lam")])
+def test_restore_stack_takes_per_map_weights_as_an_array_as_it_takes_a_list(method, key):
+    # a 1-D array of one weight per map was refused ("balance must be a number >= 0, got array([...])")
+    from xrfgpu.psf import gaussian
+    from xrfgpu.stack import restore_stack
+
+    stack = np.random.default_rng(0).poisson(100.0, (2, 32, 32)).astype(np.float32)
+    psfs = np.stack([gaussian(None, 1.5)] * 2)
+    extra = {"num_iter": 5} if method == "fista" else {}
+    weights = [0.05, 0.2]
+    from_list = restore_stack(stack, psfs, method, **{key: weights}, **extra)
+    from_array = restore_stack(stack, psfs, method, **{key: np.asarray(weights)}, **extra)
+    np.testing.assert_array_equal(from_array, from_list)
+    # and each map is its own weight's restoration, as a scalar weight gives it
+    alone = restore_stack(stack[1:], psfs[1:], method, **{key: weights[1]}, **extra)
+    np.testing.assert_allclose(from_array[1], alone[0], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="values of"):
+        restore_stack(stack, psfs, method, **{key: np.asarray([0.1, 0.2, 0.3])}, **extra)

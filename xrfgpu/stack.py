@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace
+from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace, to_numpy
 from ._problem import Problem, as_namespace
 from ._validate import (
     as_background,
@@ -86,7 +86,8 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         ``filter_epsilon``, ``accelerate``, ``tv`` are batched; ``tol``,
         ``discrepancy`` and ``callback`` (per-map stopping) run the maps one
         at a time.
-        ``"wiener"``: ``balance`` (scalar or one per map, default 0.01), ``regularizer``.
+        ``"wiener"``: ``balance`` (scalar or one per map, a list or a 1-D
+        array, default 0.01), ``regularizer``.
         ``"tikhonov"``: ``lam`` (scalar or per map, default 0.01), ``order``.
         ``"fista"``: ``lam`` (None, scalar or per map), ``num_iter`` (default
         100, where :func:`xrfgpu.fista` alone runs 25), ``nonneg``.
@@ -337,6 +338,8 @@ def _check_options(method, kwargs, n):
     opts.update(kwargs)
     for key in ("balance", "lam"):
         value = opts.get(key)
+        if getattr(value, "ndim", None) == 1:  # one per map as a 1-D NumPy/CuPy array, as in a list
+            value = [float(v) for v in to_numpy(value)]
         if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             if len(value) != n:
                 raise ValueError(f"got {len(value)} values of {key} for a stack of {n} maps")
