@@ -42,6 +42,7 @@ import click
 import numpy as np
 
 from . import __version__
+from ._backend import is_float64
 from ._validate import MAX_NUM_ITER
 from .front_door import DEFAULT_GOAL, GOALS, filled_for_estimators
 
@@ -738,8 +739,7 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
     weights = (np.ones(image.shape) if weights is None else weights) * ~missing
     if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
-    filled = image.astype(np.float64 if image.dtype.kind == "f" and image.dtype.itemsize == 8 else np.float32,
-                          copy=True)  # float64 in either byte order (np.dtype(">f8") != np.float64)
+    filled = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=True)
     filled = np.asarray(filled_for_estimators(filled, weights, xp=xnp))
     return filled, weights.astype(np.float32)
 
@@ -1108,8 +1108,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         image = np.asarray(image)
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
                                                  method=method, tile=tile)
-        image = image.astype(np.float64 if image.dtype.kind == "f" and image.dtype.itemsize == 8 else np.float32,
-                             copy=False)  # float64 in either byte order (np.dtype(">f8") != np.float64)
+        image = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=False)
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
         # joint run for each fitted map)

@@ -35,7 +35,13 @@ def sigma_to_fwhm(sigma):
 
 
 def _check_pixel_size(pixel_size_um):
-    p = float(pixel_size_um)
+    """The scan step as a float µm > 0: a non-number is a TypeError naming ``pixel_size_um``, the rest a ValueError."""
+    if isinstance(pixel_size_um, (str, bytes, bool)):
+        raise TypeError(f"pixel_size_um must be a number of µm, got {pixel_size_um!r}")
+    try:
+        p = float(pixel_size_um)
+    except (TypeError, ValueError):
+        raise TypeError(f"pixel_size_um must be a number of µm, got {pixel_size_um!r}") from None
     if not (p > 0 and math.isfinite(p)):
         raise ValueError(f"pixel_size_um must be a positive number of µm, got {pixel_size_um!r}")
     return p

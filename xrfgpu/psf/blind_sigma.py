@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
-from .._validate import as_background, as_image, check_positive_finite
+from .._validate import as_background, as_image
+from ._gaussian import _check_pixel_size
 from ._results import PixelLengths
 from ._spectra import half_plane_weights, periodic_component
 from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves, smoothed_gradient
@@ -851,7 +852,7 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     Backends: any array-API input; the fit runs with NumPy/SciPy on the host.
     """
     if pixel_size_um is not None:  # before the fit: a string failed at the end as a bare float() error
-        pixel_size_um = check_positive_finite(pixel_size_um, "pixel_size_um", "µm")
+        pixel_size_um = _check_pixel_size(pixel_size_um)
     xp = array_namespace(image)
     img = as_image(image, xp=xp)
     if background is not None:
