@@ -698,13 +698,14 @@ def restore(
         s = _one_number(sigma_um, "sigma_um", "µm") / pixel_size_um
         info["sigma_source"] = "given sigma (µm)"
     elif method not in ("blind", "blind-rl"):
-        try:
-            est = _estimate_sigma(y, b, strict=strict)
-        except ValueError as exc:
-            if "at least" not in str(exc):  # only a map too small for the estimator gets the way round
-                raise
-            raise ValueError(f"{exc}; give the PSF instead: sigma= (pixels), sigma_um= with pixel_size_um, or psf= "
-                             "(measured with xrfgpu.psf.fit_dot or fit_knife_edge on a larger scan)") from None
+        from .psf.blind_sigma import MIN_SIDE_PX
+
+        if min(y.shape[-2:]) < MIN_SIDE_PX:  # too small for the estimator: say the way round
+            raise ValueError(f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels to estimate σ, got shape "
+                             f"{tuple(int(n) for n in y.shape)}; give the PSF instead: sigma= (pixels), sigma_um= "
+                             "with pixel_size_um, or psf= (measured with xrfgpu.psf.fit_dot or fit_knife_edge on a "
+                             "larger scan)")
+        est = _estimate_sigma(y, b, strict=strict)
     if est is not None:
         s = float(est.sigma)
         info["sigma_source"] = f"estimated from the map (xrfgpu.psf.estimate_sigma, {est.method})"

@@ -63,6 +63,8 @@ _SPECTRAL_ALLOWANCE = (0.8, 1.4)
 # 90th pct 22 % to 27 % / 18 % (coverage 93 -> 96 %), on 192 further tuning maps (seeds 24-47) from
 # 40 % / 19 % to 34 % / 16 % (96 -> 99 %); 29 % of the maps are then flagged instead of 18-19 %
 _SUBMAP_FRACTION = 0.625
+#: the smallest side, pixels, of a map (or corner sub-map) whose σ the estimator reads
+MIN_SIDE_PX = 32
 # the local edge-profile stage (xrfgpu.psf.edge_profiles) decides σ on maps without straight-edge consensus
 # when at least this many profiles pass (reduced χ² ≤ _PROFILE_CHI2_MAX), their σ's agree (robust spread of
 # ln σ, 1.4826 MAD, at most _PROFILE_SPREAD_MAX) and their median lies inside the whole map's spectral
@@ -343,10 +345,10 @@ def _profile_of_map(data):
 
 def _submap_sigmas(data):
     """Spectral σ (profile, exponent under its prior) of the four corner sub-maps, each
-    ``_SUBMAP_FRACTION`` of the map's side; empty when a sub-map would be under 32 px."""
+    ``_SUBMAP_FRACTION`` of the map's side; empty when a sub-map would be under ``MIN_SIDE_PX``."""
     rows, cols = data.shape
     r, c = round(_SUBMAP_FRACTION * rows), round(_SUBMAP_FRACTION * cols)
-    if min(r, c) < 32:
+    if min(r, c) < MIN_SIDE_PX:
         return []
     out = []
     for r0 in (0, rows - r):
@@ -858,8 +860,9 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     if background is not None:
         as_background(background, img, xp=xp)
     data = to_numpy(img).astype(np.float64)
-    if data.shape[0] < 32 or data.shape[1] < 32:
-        raise ValueError(f"image must be at least 32×32 pixels to estimate σ, got shape {data.shape}")
+    if min(data.shape) < MIN_SIDE_PX:
+        raise ValueError(f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels to estimate σ, got shape "
+                         f"{data.shape}")
     if not float(data.max() - data.min()) > 0:
         raise ValueError("image is flat: there is no structure from which to estimate the blur")
     spectral_sigma, lo, hi, flat, fit = _spectral_interval(data)
