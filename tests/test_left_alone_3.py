@@ -1,0 +1,46 @@
+"""Items the QA passes on real maps found and left alone (``docs/qa_real_maps.md``), fixed on branch
+``left-alone-3``: each test failed before its fix."""
+
+import numpy as np
+import pytest
+
+from conftest import assert_array, to_numpy
+
+from xrfgpu import restore_stack, richardson_lucy
+from xrfgpu.joint import joint_richardson_lucy
+from xrfgpu.psf import gaussian
+
+
+def _maps(n=3, shape=(24, 20), seed=0):
+    """``n`` Poisson count maps of a shared disk, stacked (n, rows, cols)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    disk = ((yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2 < 36).astype(np.float64)
+    return np.stack([rng.poisson(20.0 + 100.0 * (k + 1) * disk).astype(np.float64) for k in range(n)])
+
+
+# 1. a channels-last stack (numpy.dstack) is refused, not restored as `rows` maps of cols x n
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_channels_last_stack_is_refused_with_the_way_round(xp, joint):
+    dstack = np.dstack(list(_maps(3)))  # (24, 20, 3): the elements on the last axis
+    kwargs = {"joint": True, "weight": 0.05, "num_iter": 2} if joint else {"num_iter": 2}
+    with pytest.raises(ValueError, match=r"\(24, 20, 3\).*numpy\.moveaxis\(stack, -1, 0\)"):
+        restore_stack(xp.asarray(dstack), xp.asarray(gaussian(None, 1.0)), **kwargs)
+
+
+def test_channels_last_stack_is_refused_by_joint_richardson_lucy(xp):
+    dstack = np.dstack(list(_maps(2)))
+    with pytest.raises(ValueError, match=r"20 x 2 pixels.*numpy\.moveaxis\(stack, -1, 0\)"):
+        joint_richardson_lucy(xp.asarray(dstack), xp.asarray(gaussian(None, 1.0)), weight=0.05, num_iter=2)
+
+
+def test_the_way_round_and_small_maps_restore_as_single_maps(xp):
+    # numpy.moveaxis(dstack, -1, 0), and maps of 11 x 11 (the MAPS file's), above the 5-pixel minimum:
+    # each map restored as richardson_lucy restores it alone
+    h = gaussian(None, 1.0)
+    for stack in (np.moveaxis(np.dstack(list(_maps(3))), -1, 0), _maps(2, shape=(11, 11))):
+        got = restore_stack(xp.asarray(stack), xp.asarray(h), "rl", num_iter=3)
+        expected = np.stack([to_numpy(richardson_lucy(xp.asarray(m), xp.asarray(h), num_iter=3)) for m in stack])
+        assert_array(got, expected, xp, rtol=1e-4, atol=1e-6 * float(expected.max()))
