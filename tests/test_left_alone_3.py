@@ -6,7 +6,7 @@ import pytest
 
 from conftest import assert_array, to_numpy
 
-from xrfgpu import restore_stack, richardson_lucy
+from xrfgpu import restore, restore_stack, richardson_lucy
 from xrfgpu.joint import joint_richardson_lucy
 from xrfgpu.psf import gaussian
 
@@ -44,3 +44,27 @@ def test_the_way_round_and_small_maps_restore_as_single_maps(xp):
         got = restore_stack(xp.asarray(stack), xp.asarray(h), "rl", num_iter=3)
         expected = np.stack([to_numpy(richardson_lucy(xp.asarray(m), xp.asarray(h), num_iter=3)) for m in stack])
         assert_array(got, expected, xp, rtol=1e-4, atol=1e-6 * float(expected.max()))
+
+
+# 2. joint: a given gain that is no gain, and an all-zero map, are refused naming the map (fixed before this
+# branch in 11db586; these pin the two cases of the brief, gain=[0, g] and a zero map, in both entry points)
+
+
+@pytest.mark.parametrize(("gain", "error"), [(0, ValueError), (float("nan"), ValueError), (-1, ValueError),
+                                             (True, TypeError)])
+def test_joint_refuses_a_gain_that_is_no_gain_naming_map_0(gain, error):
+    stack = _maps(2)
+    stack[1] *= 2e-3  # a fitted map, whose gain the front door would measure
+    with pytest.raises(error, match="gain of map 0"):
+        joint_richardson_lucy(stack, gaussian(None, 1.0), gain=[gain, 2e-3], weight=0.05, num_iter=2)
+    with pytest.raises(ValueError, match="gain must be"):
+        restore(stack[0], sigma=1.0, gain=0)  # the single-map refusal the joint one matches
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_an_all_zero_map_of_a_stack_is_named(xp, joint):
+    stack = _maps(3)
+    stack[2] = 0.0
+    kwargs = {"joint": True, "weight": 0.05} if joint else {}
+    with pytest.raises(ValueError, match="map 2 of the stack is all zeros"):
+        restore_stack(xp.asarray(stack), xp.asarray(gaussian(None, 1.0)), num_iter=2, **kwargs)
