@@ -68,3 +68,28 @@ def test_an_all_zero_map_of_a_stack_is_named(xp, joint):
     kwargs = {"joint": True, "weight": 0.05} if joint else {}
     with pytest.raises(ValueError, match="map 2 of the stack is all zeros"):
         restore_stack(xp.asarray(stack), xp.asarray(gaussian(None, 1.0)), num_iter=2, **kwargs)
+
+
+# 3. xrfgpu.dask.restore of an all-zero map: zeros with a warning naming the map, as the command line writes it
+
+
+@pytest.mark.parametrize("method", ["rl", "wiener", "tikhonov", "fista"])
+def test_dask_restore_of_an_all_zero_map_warns_and_returns_zeros(method):
+    da = pytest.importorskip("dask.array")
+    from xrfgpu import dask as xdask
+
+    h = gaussian(None, 1.0)
+    with pytest.warns(UserWarning, match="the map is all zeros"):
+        out = xdask.restore(da.from_array(np.zeros((30, 26))), h, method, tile=16, halo=6, background=2.0).compute()
+    np.testing.assert_array_equal(out, np.zeros((30, 26)))  # zeros whatever the background, as the CLI writes
+    # in a stack: the zero map is named and zero; the other is restored as alone (no warning for it)
+    stack = _maps(2, shape=(30, 26))
+    stack[0] = 0.0
+    with pytest.warns(UserWarning, match="map 0 of the stack is all zeros") as record:
+        out = xdask.restore(da.from_array(stack), h, method, tile=16, halo=6, num_iter=5).compute() if method in (
+            "rl", "fista") else xdask.restore(da.from_array(stack), h, method, tile=16, halo=6).compute()
+    assert len(record) == 1
+    np.testing.assert_array_equal(out[0], 0.0)
+    kw = {"num_iter": 5} if method in ("rl", "fista") else {}
+    alone = xdask.restore(da.from_array(stack[1]), h, method, tile=16, halo=6, **kw).compute()
+    np.testing.assert_array_equal(out[1], alone)
