@@ -93,3 +93,46 @@ def test_dask_restore_of_an_all_zero_map_warns_and_returns_zeros(method):
     kw = {"num_iter": 5} if method in ("rl", "fista") else {}
     alone = xdask.restore(da.from_array(stack[1]), h, method, tile=16, halo=6, **kw).compute()
     np.testing.assert_array_equal(out[1], alone)
+
+
+# 4. restore_zarr's record says what was called; sys.argv only when it is the xrfgpu command line
+
+
+def _zarr_restore(tmp_path, name):
+    zarr = pytest.importorskip("zarr")
+    from xrfgpu import dask as xdask
+
+    source = tmp_path / f"{name}-in.zarr"
+    z = zarr.create_array(store=str(source), shape=(30, 26), chunks=(16, 16), dtype="float32")
+    z[...] = _maps(1, shape=(30, 26))[0]
+    out = xdask.restore_zarr(source, tmp_path / f"{name}.zarr", gaussian(None, 1.0), "wiener", tile=16, halo=6,
+                             balance=0.02, scheduler="synchronous")
+    return source, out, zarr.open_array(store=str(out), mode="r").attrs["xrfgpu"]
+
+
+@pytest.mark.parametrize("argv", [["-"], ["/opt/conda/lib/python3.11/site-packages/ipykernel_launcher.py", "-f",
+                                          "kernel.json"], ["-c"]])
+def test_restore_zarr_records_the_call_not_a_foreign_argv(tmp_path, monkeypatch, argv):
+    monkeypatch.setattr("sys.argv", argv)
+    source, out, record = _zarr_restore(tmp_path, "lib")
+    assert "command" not in record  # was ["-"] from `python -`, the kernel's argv from a notebook
+    assert record["call"] == "xrfgpu.dask.restore_zarr"
+    args = record["arguments"]
+    assert args["input"] == str(source) and args["output"] == str(tmp_path / "lib.zarr")
+    assert (args["method"], args["tile"], args["halo"], args["balance"], args["scheduler"]) == (
+        "wiener", 16, 6, 0.02, "synchronous")
+    assert args["psf"] == "array of shape (9, 9)"
+
+
+@pytest.mark.parametrize(("argv0", "expected0"), [("/usr/local/bin/xrfgpu", "xrfgpu"),
+                                                  ("/src/xrfgpu/xrfgpu/__main__.py", "xrfgpu")])
+def test_the_xrfgpu_command_line_is_recorded_as_the_command(tmp_path, monkeypatch, argv0, expected0):
+    from xrfgpu.provenance import xrfgpu_command_line
+
+    argv = [argv0, "restore", "in.h5", "-o", "out.tif"]
+    assert xrfgpu_command_line(argv) == [expected0, "restore", "in.h5", "-o", "out.tif"]
+    assert xrfgpu_command_line(["/home/me/run_xrfgpu.py", "x"]) is None  # a user's script is not the command
+    monkeypatch.setattr("sys.argv", argv)
+    _, _, record = _zarr_restore(tmp_path, "cmd")
+    assert record["command"] == ["xrfgpu", "restore", "in.h5", "-o", "out.tif"]
+    assert record["call"] == "xrfgpu.dask.restore_zarr"

@@ -721,7 +721,11 @@ def restore_zarr(
     overwrite : bool
         Replace an existing output store.
     provenance : dict, optional
-        Extra entries for the record (e.g. the command line, PSF source).
+        Extra entries for the record (e.g. the PSF source). The record says what
+        was called (``"call": "xrfgpu.dask.restore_zarr"`` and its ``arguments``:
+        paths, method, dataset, tile, halo, scheduler, engine options, PSF
+        shapes); ``command`` is recorded only when this process is the
+        ``xrfgpu`` command line (:func:`xrfgpu.provenance.xrfgpu_command_line`).
         The record names the maps of a MAPS or PyXRF stack (``elements``,
         from ``channel_names`` / ``xrf_fit_name``) and a MAPS scan's step
         (``pixel_size_um``, from ``MAPS/x_axis``); None where the input does
@@ -791,6 +795,13 @@ def restore_zarr(
             elements=names,
             extra={"dataset": dataset, "output_shape": list(restored.shape), "output_dtype": str(restored.dtype),
                    "pixel_size_um": pixel_size_um},
+            # what was called, as given (sys.argv is recorded only when it is the xrfgpu command line)
+            call={"function": "xrfgpu.dask.restore_zarr", "arguments": {
+                "input": str(input), "output": str(output),
+                "psf": _jsonable(psf if hasattr(psf, "shape") else list(psf)), "method": method,
+                "dataset": dataset, "tile": _jsonable(tile), "halo": _jsonable(halo),
+                "scheduler": _scheduler_name(scheduler), "chunk_type": chunk_type, "overwrite": bool(overwrite),
+                **{k: _jsonable(v) for k, v in kwargs.items()}}},
         )
         if provenance:
             record.update({k: _jsonable(v) for k, v in dict(provenance).items()})
