@@ -1,12 +1,16 @@
 """Items the QA passes on real maps found and left alone (``docs/qa_real_maps.md``), fixed on branch
 ``left-alone-3``: each test failed before its fix."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import assert_array, to_numpy
 
 from xrfgpu import restore, restore_stack, richardson_lucy
+from xrfgpu.cli import main
 from xrfgpu.joint import joint_richardson_lucy
 from xrfgpu.psf import gaussian
 
@@ -136,3 +140,35 @@ def test_the_xrfgpu_command_line_is_recorded_as_the_command(tmp_path, monkeypatc
     _, _, record = _zarr_restore(tmp_path, "cmd")
     assert record["command"] == ["xrfgpu", "restore", "in.h5", "-o", "out.tif"]
     assert record["call"] == "xrfgpu.dask.restore_zarr"
+
+
+# 5. a tiled Wiener / Tikhonov / FISTA run records the map's gain, as the untiled run does
+
+HXN = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf"
+HXN_S = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf_s" / "SUM_maps_XRF_S_K.tiff"
+
+
+def _tiff_record(path):
+    """The provenance as users read it: JSON in the TIFF's ImageJ ``Info`` entry (tifffile)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return json.loads(tif.imagej_metadata["Info"])["xrfgpu"]["provenance"]
+
+
+@pytest.mark.parametrize("method, extra", [("wiener", []), ("tikhonov", ["--background", "0"]),
+                                           ("fista", ["--iterations", "3", "--gain", "6e-5"])])
+def test_tiled_direct_methods_record_the_gain_of_the_untiled_run(tmp_path, method, extra):
+    pytest.importorskip("dask.array")
+    src = HXN / "SUM_maps_XRF_Fe_K.tiff"
+    records = []
+    for name, tile in (("whole.tif", []), ("tiled.tif", ["--tile", "64"])):
+        out = tmp_path / name
+        assert main(["restore", str(src), "-o", str(out), "--method", method, "--psf-sigma", "0.5px", "-q",
+                     *tile, *extra]) == 0
+        records.append(_tiff_record(out)["parameters"]["per_element"]["Fe_K"])
+    whole, tiled = records
+    assert "tiling" in tiled and "tiling" not in whole
+    assert whole["gain"] > 0 and tiled.get("gain") == whole["gain"]  # tiled runs recorded no gain
+    for key in ("map_kind", "gain_spread", "gain_note"):
+        assert tiled.get(key) == whole.get(key), key

@@ -811,12 +811,25 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]
             details.update({key: v for key, v in {"gain": gain, **notes}.items() if key in _GAIN_KEYS})
         else:
+            import array_api_compat.numpy as xnp
+
+            from ._validate import as_image
             from .dask import restore as dask_restore
+            from .front_door import GainNotMeasurableError, effective_counts
 
             if gain is not None:
                 fitted = gain != 1.0
             else:
-                fitted = not _map_kind_once(image, gain, map_kind).is_counts
+                map_kind = _map_kind_once(image, gain, map_kind)  # classified once, passed on below
+                fitted = not map_kind.is_counts
+            try:  # the map's gain and kind, recorded as the whole map's run (and tiled RL) records them
+                _, record_gain, gain_notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain,
+                                                              map_kind=map_kind)
+            except GainNotMeasurableError:  # a flat fitted map: no gain to record, as before
+                record_gain, gain_notes = None, {}
+            if record_gain is not None:
+                details.update({key: v for key, v in {"gain": record_gain, **gain_notes}.items()
+                                if key in _GAIN_KEYS})
             negative = float(np.mean(image < 0)) if fitted else 0.0
             if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
                 image = np.clip(image, 0.0, None)
@@ -833,8 +846,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             # term scales with the data term, so its λ carries over unchanged)
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
-                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None
-                                                        else _measured_gain(image, map_kind=map_kind))
+                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else record_gain if record_gain
+                                                        is not None else _measured_gain(image, map_kind=map_kind))
             lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
