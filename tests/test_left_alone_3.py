@@ -172,3 +172,32 @@ def test_tiled_direct_methods_record_the_gain_of_the_untiled_run(tmp_path, metho
     assert whole["gain"] > 0 and tiled.get("gain") == whole["gain"]  # tiled runs recorded no gain
     for key in ("map_kind", "gain_spread", "gain_note"):
         assert tiled.get(key) == whole.get(key), key
+
+
+# 6. the convolution operator's separable reach is a public read-only property (joint read op._separable.reach)
+
+
+def test_separable_reach_is_public_read_only_and_widens_a_part_of_a_batch(xp):
+    from xrfgpu.fft import Convolution
+
+    h = gaussian(None, 1.0)  # 9 x 9: reaches 4 pixels each way
+    big = gaussian(None, 2.0)  # 17 x 17: 8
+    op = Convolution(xp.asarray(h), (30, 26), iterative=True)
+    if op.engine != "separable":  # array_api_strict (and NumPy without ducc0): no separable engine, no reach
+        assert op.separable_reach is None
+        return
+    assert op.separable_reach == ((4, 4), (4, 4))  # the Gaussian's support about its centre, analytic
+    with pytest.raises(AttributeError):
+        op.separable_reach = ((1, 1), (1, 1))
+    wide = Convolution(xp.asarray(big), (30, 26), iterative=True).separable_reach
+    part = Convolution(xp.asarray(h), (30, 26), iterative=True, separable_reach=wide)
+    assert part.separable_reach == ((8, 8), (8, 8))  # blurs on the lines of the batch that holds `big`
+    assert Convolution(xp.asarray(h), (30, 26), iterative=True, engine="extended").separable_reach is None
+
+
+def test_joint_reads_no_private_attribute_of_the_operator():
+    import inspect
+
+    from xrfgpu import joint
+
+    assert "._separable" not in inspect.getsource(joint)

@@ -1367,7 +1367,7 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
 
 def _batch_layout(pb):
     """``(PSF shape, engine, separable reach or None)`` of a batched problem, for :func:`_stack_problem`'s ``keep``."""
-    return (tuple(pb.psf.shape[-2:]), pb.op.engine, pb.op._separable.reach if pb.op.engine == "separable" else None)
+    return (tuple(pb.psf.shape[-2:]), pb.op.engine, pb.op.separable_reach)
 
 
 def _start(pb):
