@@ -110,7 +110,7 @@ def test_a_line_beyond_the_psf_table_names_the_command_line_option(tmp_path, cap
     """
     out = tmp_path / "o.h5"
     assert main(["restore", str(AXO), "-o", str(out), "--psf-file", str(_psf_table(tmp_path)),
-                 "--elements", "Pt_L,Fe"]) == 1
+                 "--elements", "Pt_L,Fe"]) == 2
     err = capsys.readouterr().err
     assert "--psf-extrapolate" in err and "extrapolate=True" not in err
     assert "Pt-La" in err and len(err.strip().splitlines()) == 1
@@ -155,12 +155,12 @@ def test_a_sigma_um_table_is_not_told_to_add_a_default_line(tmp_path, capsys):
     table = tmp_path / "psf.toml"
     table.write_text('[sigma_um]\n"Fe-Ka" = 12.0\n')  # one line: nothing to interpolate from
     assert main(["restore", str(AXO), "-o", str(tmp_path / "o.h5"), "--psf-file", str(table),
-                 "--elements", "Ca"]) == 1
+                 "--elements", "Ca"]) == 2
     err = capsys.readouterr().err
     assert "[sigma_um]" in err and "'default'" not in err
     table.write_text('[sigma_um]\n"Fe-Ka" = 12.0\ndefault = 13.0\n')
     assert main(["restore", str(AXO), "-o", str(tmp_path / "o.h5"), "--psf-file", str(table),
-                 "--elements", "Ca"]) == 1
+                 "--elements", "Ca"]) == 2
     err = capsys.readouterr().err
     assert str(table) in err and "'default'" in err and len(err.strip().splitlines()) == 1
 

@@ -201,3 +201,49 @@ def test_joint_reads_no_private_attribute_of_the_operator():
     from xrfgpu import joint
 
     assert "._separable" not in inspect.getsource(joint)
+
+
+# 7. every refusal of bad input exits 2 with one line and no traceback; internal errors keep 1
+
+AXO = Path(__file__).parent / "data" / "aps_2ide_maps_axo_std" / "axo_std.h5"
+
+
+def _count_map(shape, seed=0):
+    return np.random.default_rng(seed).poisson(50.0, shape).astype(np.float64)
+
+
+@pytest.mark.parametrize("case", ["4x4 map", "1-pixel map", "--elements Zn", "--guide Zn", "--kernel-size 4",
+                                  "--psf-auto on 11x11"])
+def test_refused_input_exits_2_with_one_line(tmp_path, capsys, case):
+    out = str(tmp_path / "o.npz")
+    small = tmp_path / "small_Fe.npy"
+    np.save(small, _count_map((4, 4) if case == "4x4 map" else (1, 1)))
+    np.save(tmp_path / "scan_Fe.npy", _count_map((40, 40)))
+    argv, expected = {
+        "4x4 map": (["restore", str(small), "-o", out, "--psf-sigma", "1px"], "(4, 4)"),
+        "1-pixel map": (["restore", str(small), "-o", out, "--psf-sigma", "1px"], "at least 2 pixels"),
+        "--elements Zn": (["restore", str(HXN), "-o", out, "--psf-sigma", "1px", "--elements", "Zn"], "'Zn' not found"),
+        "--guide Zn": (["restore", str(HXN), "-o", out, "--psf-sigma", "1px", "--joint", "--guide", "Zn"],
+                       "'Zn' not found"),
+        "--kernel-size 4": (["restore", str(tmp_path / "scan_Fe.npy"), "-o", out, "--method", "blind",
+                             "--kernel-size", "4"], "kernel_size must be an odd"),
+        "--psf-auto on 11x11": (["restore", str(AXO), "-o", out, "--psf-auto"], "32×32"),
+    }[case]
+    assert main([*argv, "-q"]) == 2  # was 1, the status of failures
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: ") and expected in err[0], err
+    assert "Traceback" not in err[0]
+    assert not Path(out).exists()
+
+
+def test_an_error_raised_inside_another_library_is_an_internal_error_with_status_1(tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "scan_Fe.npy", _count_map((40, 40)))
+
+    def singular(*args, **kwargs):  # a ValueError from NumPy's own code, not one of xrfgpu's checks
+        np.linalg.inv(np.zeros((2, 2)))
+
+    monkeypatch.setattr("xrfgpu.front_door.restore", singular)
+    assert main(["restore", str(tmp_path / "scan_Fe.npy"), "-o", str(tmp_path / "o.npz"), "--psf-sigma", "1px",
+                 "--method", "wiener", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error in numpy" in err[0] and "LinAlgError" in err[0]

@@ -62,6 +62,14 @@ class FileRefusedError(CommandError):
     exit_code = 2
 
 
+class InputRefusedError(CommandError):
+    """Input the library refuses (a map too small, an element the file lacks, an even kernel size, a length
+    without unit ...): a ValueError/TypeError raised by xrfgpu's own checks, or a name not found. Exit status 2,
+    as usage errors; failures (a full disk, a missing package) and internal errors keep status 1."""
+
+    exit_code = 2
+
+
 def _refused_types():
     from .io import MapFileError
     from .output_safety import OutputExistsError, UnsafeOutputError
@@ -86,8 +94,24 @@ def _naming_the_map(message):
     return f"input {str(where[0])!r}: map {where[1]!r}: {message}"
 
 
+def _raised_in(exc):
+    """The module whose code raised ``exc`` (the innermost frame of its traceback), or ""."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last.tb_frame.f_globals.get("__name__", "") if last is not None else ""
+
+
 def _friendly(func):
-    """Turn library errors (bad file, unit, element, device) into a one-line CLI error."""
+    """Turn library errors (bad file, unit, element, device) into a one-line CLI error.
+
+    Exit status 2 for refused input: files (:func:`_refused_types`), names the input lacks
+    (:class:`xrfgpu.io.NameNotFoundError`) and every ValueError/TypeError that xrfgpu's own checks raise
+    (their messages name the problem; the map's name is added). Status 1 for failures (OSError such as a full
+    disk, a missing package, RuntimeError) and for a ValueError/TypeError raised inside another library
+    (NumPy, SciPy: an internal error, said so in its line, not a refusal of the input).
+    """
+    from .io import NameNotFoundError
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -97,8 +121,14 @@ def _friendly(func):
             raise
         except _refused_types() as exc:
             raise FileRefusedError(" ".join(_message(exc).split())) from exc
+        except NameNotFoundError as exc:
+            raise InputRefusedError(_message(exc)) from exc
         except (ValueError, TypeError) as exc:  # what a map's values can cause: the message names the map
-            raise CommandError(_naming_the_map(_message(exc))) from exc
+            where = _raised_in(exc)
+            if where == "xrfgpu" or where.startswith("xrfgpu."):
+                raise InputRefusedError(_naming_the_map(_message(exc))) from exc
+            raise CommandError(_naming_the_map(f"internal error in {where or 'Python'} "
+                                               f"({type(exc).__name__}): {_message(exc)}")) from exc
         except (OSError, KeyError, ImportError, RuntimeError) as exc:
             raise CommandError(_message(exc)) from exc
 
@@ -449,7 +479,9 @@ def psf_for_element(element, lines, *, source, model=None, extrapolate=False):
         return "default", lines["default"]
     # a [sigma_um] table (a PSF model) names X-ray lines only: it cannot hold a 'default' line
     remedy = "add its line to the [sigma_um] table" if model is not None else "add it or a 'default' line"
-    raise KeyError(
+    from .io import NameNotFoundError
+
+    raise NameNotFoundError(
         f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); {remedy} ({reason})"
     )
 
@@ -928,7 +960,8 @@ def cli():
 
 
 def main(argv=None) -> int:
-    """Run the ``xrfgpu`` command line; returns the exit status (0 success, 1 error, 2 usage)."""
+    """Run the ``xrfgpu`` command line; returns the exit status (0 success, 1 failure or internal error,
+    2 usage or refused input: see :func:`_friendly`)."""
     from .output_safety import overwrite_named
 
     args = sys.argv[1:] if argv is None else list(argv)
