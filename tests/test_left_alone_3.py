@@ -247,3 +247,40 @@ def test_an_error_raised_inside_another_library_is_an_internal_error_with_status
                  "--method", "wiener", "-q"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "internal error in numpy" in err[0] and "LinAlgError" in err[0]
+
+
+# 8. `psf dot` warns when the dot's σ lies far above the σ the map itself gives (a grain, not the spot)
+
+
+def test_psf_dot_on_a_rounded_grain_of_the_hxn_s_map_warns(tmp_path, capsys):
+    import tifffile
+
+    # a 32² window on the S map's rounded grain at (84, 122): one Gaussian fits it (σ 4.8 px) and the disk
+    # check does not fire (F ≈ 5, below its 30), where the map's edges give σ 0.42-0.90 px
+    tifffile.imwrite(tmp_path / "S_K.tif", tifffile.imread(HXN_S)[68:100, 106:138])
+    assert main(["psf", "dot", str(tmp_path / "S_K.tif"), "--pixel-size", "0.15um", "--line", "S-Ka", "--json",
+                 "-o", str(tmp_path / "s.toml"), "--figure", str(tmp_path / "s.png")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    lo, hi = result["map_sigma_interval_um"]
+    assert result["sigma_um"] > 2 * hi  # the case the warning is for (was: no word)
+    assert "grain larger than the spot" in captured.err and "--dot-diameter" in captured.err
+    assert "grain larger than the spot" in result["warning"]
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("sigma_px", [1.0, 3.0])
+def test_psf_dot_on_a_dot_smaller_than_the_spot_does_not_warn(tmp_path, capsys, sigma_px):
+    import tifffile
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:41, :45]
+    dot = 4000.0 * np.exp(-((xx - 22.3) ** 2 + (yy - 19.6) ** 2) / (2 * sigma_px**2)) / (2 * np.pi * sigma_px**2)
+    tifffile.imwrite(tmp_path / "dot.tif", rng.poisson(dot + 20.0).astype(np.float32))
+    assert main(["psf", "dot", str(tmp_path / "dot.tif"), "--pixel-size", "1um", "--line", "Cr-Ka", "--json",
+                 "-o", str(tmp_path / "d.toml"), "--figure", str(tmp_path / "d.png")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["sigma_um"] == pytest.approx(sigma_px, rel=0.05)  # the true spot
+    lo, hi = result["map_sigma_interval_um"]
+    assert lo <= result["sigma_um"] <= hi and "warning" not in result and captured.err == ""

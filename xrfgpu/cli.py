@@ -1458,6 +1458,48 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     return name, image, pixel_um
 
 
+# `psf dot` warns when the dot's σ exceeds this multiple of the upper end of estimate_sigma's interval for
+# the same map: a proper dot scan's σ lies inside that interval (σ 1–4 px on 41 × 45 Poisson scans), rounded
+# grains of the HXN maps 4–30× above it (docs/qa_real_maps.md, third pass)
+DOT_SIGMA_OVER_MAP_FACTOR = 2.0
+
+
+def _check_dot_against_map_sigma(image, sigma_px, name, pixel_um, extra, quiet):
+    """Warn (and record in ``extra``) when the dot's fitted σ lies far above the σ the map's edges give.
+
+    :func:`xrfgpu.front_door.sigma_from_map` (:func:`xrfgpu.psf.estimate_sigma` on the map in effective
+    counts) gives an interval of σ; a fitted σ above :data:`DOT_SIGMA_OVER_MAP_FACTOR` × its upper end means
+    the "dot" is wider than the spot: a grain, whose Gaussian σ measures the grain. Not made on maps too small
+    for the estimator (under ``MIN_SIDE_PX`` a side) or where it fails; ``extra`` then says why.
+    """
+    from .front_door import sigma_from_map
+    from .psf.blind_sigma import MIN_SIDE_PX, SigmaUncertainWarning
+
+    if min(np.shape(image)) < MIN_SIDE_PX:
+        extra["map_sigma_check"] = f"not made: the map is under {MIN_SIDE_PX} px a side (estimate_sigma's minimum)"
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SigmaUncertainWarning)  # the interval is what is compared
+            estimate = sigma_from_map(np.asarray(image, dtype=np.float64))
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        extra["map_sigma_check"] = f"not made: {exc}"
+        return
+    if estimate.interval is None:
+        extra["map_sigma_check"] = "not made: estimate_sigma gave no interval"
+        return
+    lo, hi = (float(v) for v in estimate.interval)
+    extra.update({"map_sigma_um": float(estimate.sigma) * pixel_um,
+                  "map_sigma_interval_um": [lo * pixel_um, hi * pixel_um]})
+    if sigma_px > DOT_SIGMA_OVER_MAP_FACTOR * hi:
+        extra["warning"] = (f"map {name!r}: the dot's σ {sigma_px * pixel_um:.3g} µm ({sigma_px:.3g} px) is "
+                            f"{sigma_px / hi:.1f}× the upper end of the σ the map's own edges give "
+                            f"({lo:.3g}–{hi:.3g} px, xrfgpu.psf.estimate_sigma): the dot may be a grain larger "
+                            "than the spot, and σ then measures the grain. Scan a dot smaller than the spot, or "
+                            "give its size with --dot-diameter")
+        _warn(quiet, extra["warning"])
+
+
 @psf.command("dot", context_settings=CONTEXT)
 @_psf_common
 @click.option("--dot-diameter", help="Diameter of the dot with unit (corrects σ for the dot size).")
@@ -1501,6 +1543,8 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
                                 "measures the dot, not the spot. Scan one dot smaller than the spot, or give its size "
                                 "with --dot-diameter")
             _warn(quiet, extra["warning"])
+        else:  # a rounded grain fits one Gaussian about as well as a spot: compare with the map's own σ
+            _check_dot_against_map_sigma(image, fit.sigma, name, p, extra, quiet)
     fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p, "rho": fit.rho}
     return _report_psf("dot", name, line, fit.sigma, s_err, pixel_um, extra, output, figure, fig,
