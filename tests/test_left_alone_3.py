@@ -284,3 +284,42 @@ def test_psf_dot_on_a_dot_smaller_than_the_spot_does_not_warn(tmp_path, capsys, 
     assert result["sigma_um"] == pytest.approx(sigma_px, rel=0.05)  # the true spot
     lo, hi = result["map_sigma_interval_um"]
     assert lo <= result["sigma_um"] <= hi and "warning" not in result and captured.err == ""
+
+
+# 9. --method blind (L0) leaves pixels below 0: recorded, and warned about above 1 %
+
+FE = HXN / "SUM_maps_XRF_Fe_K.tiff"
+
+
+def test_blind_info_records_the_negative_share_of_its_restoration(xp):
+    import tifffile
+
+    crop = tifffile.imread(FE)[40:88, 40:88]
+    out, info = restore(xp.asarray(crop), method="blind", return_info=True)
+    restored = to_numpy(out).astype(np.float64)
+    assert info["negative_fraction_restored"] == pytest.approx(np.mean(restored < 0), abs=1e-12)
+    assert info["restored_min"] == pytest.approx(restored.min(), rel=1e-6)
+    assert info["negative_fraction_restored"] > 0.01  # the case the record is for (HXN Fe)
+
+
+@pytest.mark.parametrize("threshold, warned", [(None, True), (0.5, False)])
+def test_blind_on_the_command_line_warns_above_one_percent_negative(tmp_path, capsys, monkeypatch, threshold, warned):
+    import tifffile
+
+    if threshold is not None:
+        monkeypatch.setattr("xrfgpu.cli.BLIND_NEGATIVE_WARN_FRACTION", threshold)
+    src = tmp_path / "scan_Fe_K.tif"
+    crop = tifffile.imread(FE)[40:104, 40:104]
+    tifffile.imwrite(src, crop)
+    out = tmp_path / "blind.tif"
+    assert main(["restore", str(src), "-o", str(out), "--method", "blind"]) == 0
+    err = capsys.readouterr().err
+    restored = tifffile.imread(out).astype(np.float64)
+    record = _tiff_record(out)["parameters"]["per_element"]["Fe_K"]
+    share = float(np.mean(restored < 0))  # from the written map, read as users read it
+    assert record["negative_fraction_restored"] == pytest.approx(share, abs=1e-12) and share > 0.01
+    assert record["restored_min"] == pytest.approx(restored.min(), rel=1e-6)
+    line = f"Fe_K: {share:.1%} of the restored pixels are below 0"
+    assert (line in err) is warned
+    if warned:
+        assert f"{-restored.min() / crop.max():.0%} of the map's maximum" in err and "blind-rl" in err

@@ -708,7 +708,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale", "negative_fraction_clipped", *_GAIN_KEYS)
+                                          "iteration_scale", "negative_fraction_clipped",
+                                          "negative_fraction_restored", "restored_min", *_GAIN_KEYS)
                if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
@@ -946,6 +947,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
 # --------------------------------------------------------------------------- the command group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# `restore --method blind` warns when more than this share of the restored pixels is below 0
+BLIND_NEGATIVE_WARN_FRACTION = 0.01
 # `psf edge` warns when σ's standard error exceeds this fraction of σ
 EDGE_SIGMA_REL_STDERR = 0.25
 
@@ -1244,6 +1247,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                                            options=options, progress=progress, label=name, map_kind=kind)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
+            negative = details.get("negative_fraction_restored", 0.0)
+            if negative > BLIND_NEGATIVE_WARN_FRACTION:  # the blind L0 method has no positivity constraint
+                peak = float(np.nanmax(np.asarray(image, dtype=np.float64)))
+                share = f", {-details['restored_min'] / peak:.0%} of the map's maximum" if peak > 0 else ""
+                _warn(quiet, f"{name}: {negative:.1%} of the restored pixels are below 0 (down to "
+                             f"{details['restored_min']:.3g}{share}): the blind L0 method (Pan et al. 2014, as "
+                             "the authors' code) has no positivity constraint; use --method blind-rl for maps to "
+                             "measure on")
         from ._backend import to_numpy
 
         out = to_numpy(out)
