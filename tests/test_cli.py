@@ -215,7 +215,7 @@ def test_bad_files_exit_nonzero(tmp_path, tiff_stack, capsys):
     bad_psf = tmp_path / "bad.toml"
     bad_psf.write_text('[lines]\n"Fe-Ka" = 40.0\n')
     assert main(["restore", str(tiff_stack), "-o", str(tmp_path / "o.tif"), "--psf-file", str(bad_psf),
-                 "--pixel-size", "10um"]) == 1
+                 "--pixel-size", "10um"]) == 2  # refused input (left-alone-3: was 1)
     err = capsys.readouterr().err
     assert "no σ for element 'Ca_K'" in err and "bad.toml" in err
 
@@ -245,7 +245,7 @@ def test_psf_dot_and_edge_measure_the_true_sigma(tmp_path, capsys):
     np.save(tmp_path / "edge.npy", rng.poisson(edge).astype(np.float64))
     args = ["psf", "edge", str(tmp_path / "edge.npy"), "--pixel-size", "5um", "-o", str(tmp_path / "e.toml"),
             "--figure", str(tmp_path / "edge.png")]
-    assert main(args) == 1
+    assert main(args) == 2
     assert "--line" in capsys.readouterr().err  # 'edge' is not an X-ray line
     rc = main(args + ["--line", "Fe_K"])
     assert rc == 0
@@ -301,4 +301,4 @@ def test_console_script_in_subprocess(tmp_path, pyxrf_file, psf_toml, skarn):
     assert _digest(pyxrf_file) == before
     bad = subprocess.run([sys.executable, "-m", "xrfgpu", "restore", str(pyxrf_file), "-o", str(tmp_path / "x.h5"),
                           "--psf-sigma", "40", "--pixel-size", "10um"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "has no unit" in bad.stderr
+    assert bad.returncode == 2 and "has no unit" in bad.stderr

@@ -70,7 +70,7 @@ def test_psf_without_a_pixel_size_is_refused_before_the_work(tmp_path, capsys, m
         raise AssertionError("estimate_sigma ran although the table could not be written")
 
     monkeypatch.setattr(xrfgpu.psf, "estimate_sigma", fail)
-    assert main(["psf", "blind", str(FE), "--map-only", "-o", str(tmp_path / "fe.toml")]) == 1
+    assert main(["psf", "blind", str(FE), "--map-only", "-o", str(tmp_path / "fe.toml")]) == 2
     assert "--pixel-size" in capsys.readouterr().err
 
 
@@ -126,7 +126,7 @@ def test_a_map_the_library_refuses_is_named(tmp_path, capsys):
     # without naming the file or the map
     src = tmp_path / "small.npz"
     np.savez(src, Fe=_count_map((11, 11)), Ca=_count_map((11, 11), 1))
-    assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-auto"]) == 1
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-auto"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'Fe'" in err[0] and "32×32" in err[0] and "small.npz" in err[0]
 
@@ -349,7 +349,7 @@ def test_compare_a_single_map_with_a_restored_folder(tmp_path, capsys):
     captured = capsys.readouterr()
     assert list(json.loads(captured.out)["metrics"]) == ["Fe_K"]
     assert "Cr_K" in captured.err and "Si_K" in captured.err
-    assert main(["compare", str(HXN / "SUM_maps_XRF_Si_K.tiff"), str(out), "--no-figure", "--elements", "Fe"]) == 1
+    assert main(["compare", str(HXN / "SUM_maps_XRF_Si_K.tiff"), str(out), "--no-figure", "--elements", "Fe"]) == 2
 
 
 def test_a_psf_sigma_entry_no_map_uses_is_warned_about(tmp_path, capsys):

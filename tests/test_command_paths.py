@@ -130,7 +130,7 @@ def test_psf_refuses_a_map_not_named_after_a_line_before_the_fit(tmp_path, monke
 
     for name in ("fit_dot", "fit_knife_edge", "estimate_sigma"):
         monkeypatch.setattr(f"xrfgpu.psf.{name}", no_fit)
-    assert main(["psf", command, "particle_1.tif", "--pixel-size", "1um", "-q"]) == 1
+    assert main(["psf", command, "particle_1.tif", "--pixel-size", "1um", "-q"]) == 2
     assert "--line" in capsys.readouterr().err
     assert _files(tmp_path) == ["particle_1.tif"]
     monkeypatch.undo()

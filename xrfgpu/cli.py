@@ -62,6 +62,14 @@ class FileRefusedError(CommandError):
     exit_code = 2
 
 
+class InputRefusedError(CommandError):
+    """Input the library refuses (a map too small, an element the file lacks, an even kernel size, a length
+    without unit ...): a ValueError/TypeError raised by xrfgpu's own checks, or a name not found. Exit status 2,
+    as usage errors; failures (a full disk, a missing package) and internal errors keep status 1."""
+
+    exit_code = 2
+
+
 def _refused_types():
     from .io import MapFileError
     from .output_safety import OutputExistsError, UnsafeOutputError
@@ -86,8 +94,24 @@ def _naming_the_map(message):
     return f"input {str(where[0])!r}: map {where[1]!r}: {message}"
 
 
+def _raised_in(exc):
+    """The module whose code raised ``exc`` (the innermost frame of its traceback), or ""."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last.tb_frame.f_globals.get("__name__", "") if last is not None else ""
+
+
 def _friendly(func):
-    """Turn library errors (bad file, unit, element, device) into a one-line CLI error."""
+    """Turn library errors (bad file, unit, element, device) into a one-line CLI error.
+
+    Exit status 2 for refused input: files (:func:`_refused_types`), names the input lacks
+    (:class:`xrfgpu.io.NameNotFoundError`) and every ValueError/TypeError that xrfgpu's own checks raise
+    (their messages name the problem; the map's name is added). Status 1 for failures (OSError such as a full
+    disk, a missing package, RuntimeError) and for a ValueError/TypeError raised inside another library
+    (NumPy, SciPy: an internal error, said so in its line, not a refusal of the input).
+    """
+    from .io import NameNotFoundError
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -97,8 +121,14 @@ def _friendly(func):
             raise
         except _refused_types() as exc:
             raise FileRefusedError(" ".join(_message(exc).split())) from exc
+        except NameNotFoundError as exc:
+            raise InputRefusedError(_message(exc)) from exc
         except (ValueError, TypeError) as exc:  # what a map's values can cause: the message names the map
-            raise CommandError(_naming_the_map(_message(exc))) from exc
+            where = _raised_in(exc)
+            if where == "xrfgpu" or where.startswith("xrfgpu."):
+                raise InputRefusedError(_naming_the_map(_message(exc))) from exc
+            raise CommandError(_naming_the_map(f"internal error in {where or 'Python'} "
+                                               f"({type(exc).__name__}): {_message(exc)}")) from exc
         except (OSError, KeyError, ImportError, RuntimeError) as exc:
             raise CommandError(_message(exc)) from exc
 
@@ -449,7 +479,9 @@ def psf_for_element(element, lines, *, source, model=None, extrapolate=False):
         return "default", lines["default"]
     # a [sigma_um] table (a PSF model) names X-ray lines only: it cannot hold a 'default' line
     remedy = "add its line to the [sigma_um] table" if model is not None else "add it or a 'default' line"
-    raise KeyError(
+    from .io import NameNotFoundError
+
+    raise NameNotFoundError(
         f"PSF file {source!r} has no σ for element {element!r} (lines: {', '.join(lines)}); {remedy} ({reason})"
     )
 
@@ -676,7 +708,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale", "negative_fraction_clipped", *_GAIN_KEYS)
+                                          "iteration_scale", "negative_fraction_clipped",
+                                          "negative_fraction_restored", "restored_min", *_GAIN_KEYS)
                if info.get(key) is not None}
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
@@ -811,12 +844,25 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]
             details.update({key: v for key, v in {"gain": gain, **notes}.items() if key in _GAIN_KEYS})
         else:
+            import array_api_compat.numpy as xnp
+
+            from ._validate import as_image
             from .dask import restore as dask_restore
+            from .front_door import GainNotMeasurableError, effective_counts
 
             if gain is not None:
                 fitted = gain != 1.0
             else:
-                fitted = not _map_kind_once(image, gain, map_kind).is_counts
+                map_kind = _map_kind_once(image, gain, map_kind)  # classified once, passed on below
+                fitted = not map_kind.is_counts
+            try:  # the map's gain and kind, recorded as the whole map's run (and tiled RL) records them
+                _, record_gain, gain_notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain,
+                                                              map_kind=map_kind)
+            except GainNotMeasurableError:  # a flat fitted map: no gain to record, as before
+                record_gain, gain_notes = None, {}
+            if record_gain is not None:
+                details.update({key: v for key, v in {"gain": record_gain, **gain_notes}.items()
+                                if key in _GAIN_KEYS})
             negative = float(np.mean(image < 0)) if fitted else 0.0
             if negative > 0:  # a fitted map's negative values are set to 0, as the front door does for the whole map
                 image = np.clip(image, 0.0, None)
@@ -833,8 +879,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             # term scales with the data term, so its λ carries over unchanged)
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
-                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None
-                                                        else _measured_gain(image, map_kind=map_kind))
+                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else record_gain if record_gain
+                                                        is not None else _measured_gain(image, map_kind=map_kind))
             lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
@@ -901,6 +947,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
 # --------------------------------------------------------------------------- the command group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# `restore --method blind` warns when more than this share of the restored pixels is below 0
+BLIND_NEGATIVE_WARN_FRACTION = 0.01
 # `psf edge` warns when σ's standard error exceeds this fraction of σ
 EDGE_SIGMA_REL_STDERR = 0.25
 
@@ -915,7 +963,8 @@ def cli():
 
 
 def main(argv=None) -> int:
-    """Run the ``xrfgpu`` command line; returns the exit status (0 success, 1 error, 2 usage)."""
+    """Run the ``xrfgpu`` command line; returns the exit status (0 success, 1 failure or internal error,
+    2 usage or refused input: see :func:`_friendly`)."""
     from .output_safety import overwrite_named
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -1198,6 +1247,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                                            options=options, progress=progress, label=name, map_kind=kind)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
+            negative = details.get("negative_fraction_restored", 0.0)
+            if negative > BLIND_NEGATIVE_WARN_FRACTION:  # the blind L0 method has no positivity constraint
+                peak = float(np.nanmax(np.asarray(image, dtype=np.float64)))
+                share = f", {-details['restored_min'] / peak:.0%} of the map's maximum" if peak > 0 else ""
+                _warn(quiet, f"{name}: {negative:.1%} of the restored pixels are below 0 (down to "
+                             f"{details['restored_min']:.3g}{share}): the blind L0 method (Pan et al. 2014, as "
+                             "the authors' code) has no positivity constraint; use --method blind-rl for maps to "
+                             "measure on")
         from ._backend import to_numpy
 
         out = to_numpy(out)
@@ -1412,6 +1469,48 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     return name, image, pixel_um
 
 
+# `psf dot` warns when the dot's σ exceeds this multiple of the upper end of estimate_sigma's interval for
+# the same map: a proper dot scan's σ lies inside that interval (σ 1–4 px on 41 × 45 Poisson scans), rounded
+# grains of the HXN maps 4–30× above it (docs/qa_real_maps.md, third pass)
+DOT_SIGMA_OVER_MAP_FACTOR = 2.0
+
+
+def _check_dot_against_map_sigma(image, sigma_px, name, pixel_um, extra, quiet):
+    """Warn (and record in ``extra``) when the dot's fitted σ lies far above the σ the map's edges give.
+
+    :func:`xrfgpu.front_door.sigma_from_map` (:func:`xrfgpu.psf.estimate_sigma` on the map in effective
+    counts) gives an interval of σ; a fitted σ above :data:`DOT_SIGMA_OVER_MAP_FACTOR` × its upper end means
+    the "dot" is wider than the spot: a grain, whose Gaussian σ measures the grain. Not made on maps too small
+    for the estimator (under ``MIN_SIDE_PX`` a side) or where it fails; ``extra`` then says why.
+    """
+    from .front_door import sigma_from_map
+    from .psf.blind_sigma import MIN_SIDE_PX, SigmaUncertainWarning
+
+    if min(np.shape(image)) < MIN_SIDE_PX:
+        extra["map_sigma_check"] = f"not made: the map is under {MIN_SIDE_PX} px a side (estimate_sigma's minimum)"
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SigmaUncertainWarning)  # the interval is what is compared
+            estimate = sigma_from_map(np.asarray(image, dtype=np.float64))
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        extra["map_sigma_check"] = f"not made: {exc}"
+        return
+    if estimate.interval is None:
+        extra["map_sigma_check"] = "not made: estimate_sigma gave no interval"
+        return
+    lo, hi = (float(v) for v in estimate.interval)
+    extra.update({"map_sigma_um": float(estimate.sigma) * pixel_um,
+                  "map_sigma_interval_um": [lo * pixel_um, hi * pixel_um]})
+    if sigma_px > DOT_SIGMA_OVER_MAP_FACTOR * hi:
+        extra["warning"] = (f"map {name!r}: the dot's σ {sigma_px * pixel_um:.3g} µm ({sigma_px:.3g} px) is "
+                            f"{sigma_px / hi:.1f}× the upper end of the σ the map's own edges give "
+                            f"({lo:.3g}–{hi:.3g} px, xrfgpu.psf.estimate_sigma): the dot may be a grain larger "
+                            "than the spot, and σ then measures the grain. Scan a dot smaller than the spot, or "
+                            "give its size with --dot-diameter")
+        _warn(quiet, extra["warning"])
+
+
 @psf.command("dot", context_settings=CONTEXT)
 @_psf_common
 @click.option("--dot-diameter", help="Diameter of the dot with unit (corrects σ for the dot size).")
@@ -1455,6 +1554,8 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
                                 "measures the dot, not the spot. Scan one dot smaller than the spot, or give its size "
                                 "with --dot-diameter")
             _warn(quiet, extra["warning"])
+        else:  # a rounded grain fits one Gaussian about as well as a spot: compare with the map's own σ
+            _check_dot_against_map_sigma(image, fit.sigma, name, p, extra, quiet)
     fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p, "rho": fit.rho}
     return _report_psf("dot", name, line, fit.sigma, s_err, pixel_um, extra, output, figure, fig,

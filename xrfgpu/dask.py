@@ -71,6 +71,7 @@ from __future__ import annotations
 import inspect
 import math
 import threading
+import warnings
 
 import numpy as np
 
@@ -292,8 +293,9 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         input), chunks ``tile × tile`` (one element per chunk), same chunk
         type (NumPy or CuPy) as the input. Call ``.compute()`` or write it
         with :func:`dask.array.to_zarr`; whole-map statistics (RL's start
-        level, FISTA's default ``lam``) are computed eagerly here, which
-        reads the input once.
+        level, FISTA's default ``lam``, and for every method whether a map
+        is all zeros) are computed eagerly here, which reads the input once.
+        An all-zero map is returned as zeros (see Warns).
 
     Raises
     ------
@@ -306,6 +308,19 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         ``lam``: Wiener and Tikhonov tiles leave NaN pixels out as missing).
     TypeError
         Unknown options for the method; non-array input.
+
+    Warns
+    -----
+    UserWarning
+        A map (or map ``k`` of a stack) that is all zeros: an element absent
+        from the scan. It is returned as zeros, whatever the background, one
+        warning per map. This is the command line's behaviour (``xrfgpu
+        restore`` writes such a map as zeros with a warning and records it as
+        ``skipped``), chosen over the refusal of :func:`xrfgpu.restore` and
+        the solvers because this function and :func:`restore_zarr` stream
+        whole element stacks, in which one absent element must not stop the
+        others; a single map that must be refused is refused by
+        :func:`xrfgpu.restore`.
 
     Notes
     -----
@@ -372,9 +387,14 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         backgrounds = _stack_backgrounds(background, n, array.shape)
 
     # whole-map statistics, one read of the data for all elements
-    settings = _global_settings(method, maps, backgrounds, options)
+    settings, all_zero = _global_settings(method, maps, backgrounds, options)
     restored = []
-    for image, h, b, opts in zip(maps, psfs, backgrounds, settings):
+    for k, (image, h, b, opts) in enumerate(zip(maps, psfs, backgrounds, settings)):
+        if all_zero[k]:
+            # an element absent from the scan: zeros, as the command line writes it (every tile short-cuts to 0)
+            which = "the map" if array.ndim == 2 else f"map {k} of the stack"
+            warnings.warn(f"{which} is all zeros: nothing to restore; returned as zeros", UserWarning, stacklevel=2)
+            b = 0.0
         restored.append(_restore_map(image, h, b, method, opts, tile, halo, dtype))
     if array.ndim == 2:
         return restored[0]
@@ -469,10 +489,11 @@ def _stack_backgrounds(background, n, shape):
 
 
 def _global_settings(method, maps, backgrounds, options):
-    """Per-element options with the whole map's data-dependent numbers filled in."""
+    """Per-element options with the whole map's data-dependent numbers filled in, and whether each map is
+    all zeros (``(settings, all_zero)``; one read of the data for both)."""
     da = _dask_array()
     per_element = [dict(options) for _ in maps]
-    lazy = []
+    lazy = [da.any(image != 0) for image in maps]  # first: one flag per map, an absent element is all zeros
     if method == "rl":
         for image, b in zip(maps, backgrounds):
             lazy.append(da.mean(image.astype(np.float64)))
@@ -481,13 +502,15 @@ def _global_settings(method, maps, backgrounds, options):
         for image, b in zip(maps, backgrounds):
             bb = da.asarray(b) if hasattr(b, "shape") else float(b)
             lazy.append(da.max(da.abs(image.astype(np.float64) - bb)))
-    if not lazy:
-        return per_element
     import dask
 
     # CuPy chunks: reduce on one thread (concurrent run-time compilation of CuPy kernels hangs, see _gpu_lock)
     on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
     values = [float(v) for v in dask.compute(*lazy, **({"scheduler": "synchronous"} if on_gpu else {}))]
+    all_zero = [v == 0.0 for v in values[: len(maps)]]
+    values = values[len(maps):]
+    if not values:
+        return per_element, all_zero
     for k in range(len(maps)):
         # RL: the map's mean, then the background's; FISTA: max |map - background|
         which = "the array" if len(maps) == 1 else f"map {k} of the stack"
@@ -509,7 +532,7 @@ def _global_settings(method, maps, backgrounds, options):
             opts["level"] = level
         else:
             opts["lam"] = DEFAULT_LAM_FRACTION * values[k]
-    return per_element
+    return per_element, all_zero
 
 
 def _default_num_iter(method):
@@ -698,7 +721,11 @@ def restore_zarr(
     overwrite : bool
         Replace an existing output store.
     provenance : dict, optional
-        Extra entries for the record (e.g. the command line, PSF source).
+        Extra entries for the record (e.g. the PSF source). The record says what
+        was called (``"call": "xrfgpu.dask.restore_zarr"`` and its ``arguments``:
+        paths, method, dataset, tile, halo, scheduler, engine options, PSF
+        shapes); ``command`` is recorded only when this process is the
+        ``xrfgpu`` command line (:func:`xrfgpu.provenance.xrfgpu_command_line`).
         The record names the maps of a MAPS or PyXRF stack (``elements``,
         from ``channel_names`` / ``xrf_fit_name``) and a MAPS scan's step
         (``pixel_size_um``, from ``MAPS/x_axis``); None where the input does
@@ -768,6 +795,13 @@ def restore_zarr(
             elements=names,
             extra={"dataset": dataset, "output_shape": list(restored.shape), "output_dtype": str(restored.dtype),
                    "pixel_size_um": pixel_size_um},
+            # what was called, as given (sys.argv is recorded only when it is the xrfgpu command line)
+            call={"function": "xrfgpu.dask.restore_zarr", "arguments": {
+                "input": str(input), "output": str(output),
+                "psf": _jsonable(psf if hasattr(psf, "shape") else list(psf)), "method": method,
+                "dataset": dataset, "tile": _jsonable(tile), "halo": _jsonable(halo),
+                "scheduler": _scheduler_name(scheduler), "chunk_type": chunk_type, "overwrite": bool(overwrite),
+                **{k: _jsonable(v) for k, v in kwargs.items()}}},
         )
         if provenance:
             record.update({k: _jsonable(v) for k, v in dict(provenance).items()})

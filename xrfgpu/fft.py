@@ -377,6 +377,11 @@ class Convolution:
     lipschitz : float
         Upper bound of ‖A‖² (the step-size bound of gradient methods), see
         :meth:`norm_squared_bound`.
+    separable_reach : tuple of (int, int) or None
+        Read-only: the separable engine's reach (before, after) along (rows,
+        cols), pixels, as it blurs (the PSFs' support, widened to the
+        ``separable_reach`` given); None for the other engines. Passing it
+        to another operator makes that one blur on the same lines.
 
     Backends
     --------
@@ -538,6 +543,17 @@ class Convolution:
             raise ValueError("engine 'separable' needs NumPy with ducc0 and a PSF that is an outer product of two "
                              "profiles (e.g. a Gaussian with rho = 0)")
         return engine
+
+    @property
+    def separable_reach(self):
+        """The separable engine's reach ``((before, after), (before, after))`` in pixels, or None (other engines).
+
+        What :class:`xrfgpu._separable.SeparableReflectBlur` blurs with; given back as ``separable_reach=`` of a
+        new operator, it makes that one blur on lines of the same lengths (the same FFTs).
+        """
+        if self.engine != "separable":
+            return None
+        return tuple(tuple(int(v) for v in pair) for pair in self._separable.reach)
 
     @property
     def lipschitz(self) -> float:

@@ -554,7 +554,9 @@ def restore(
         / Σ (map − background), RL), ``seconds`` (time per stage: gain,
         background, sigma, stop, restore); ``missing_pixels`` (their count, when any are
         masked, NaN or weight 0) and ``negative_fraction_clipped`` (a fitted map's share of
-        values below 0, set to 0), when they occur.
+        values below 0, set to 0), when they occur. With ``method="blind"``, whose restoration
+        is not held non-negative: ``negative_fraction_restored`` (the share of restored
+        pixels below 0) and ``restored_min`` (the lowest restored value, map units).
 
     Raises
     ------
@@ -794,6 +796,9 @@ def restore(
 
     if gain != 1.0:
         out = out * gain
+    if method == "blind":  # no positivity constraint in the method (its ringing removal subtracts): say how much
+        info["negative_fraction_restored"] = float(xp.mean(xp.astype(out < 0, xp.float64)))
+        info["restored_min"] = float(xp.min(out))
     if method in ("rl", "blind-rl") and not hasattr(b, "shape"):
         # restored flux against the input's flux above background (both in the input's units)
         # (float64 sums: a float32 map near its largest value overflows a float32 sum)

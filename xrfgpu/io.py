@@ -111,6 +111,14 @@ def _line_key(name):
     return symbol, shell
 
 
+class NameNotFoundError(KeyError):
+    """A name (element, guide, scaler) that the maps at hand do not hold, or that matches several of them.
+
+    A :class:`KeyError`, as before, so existing ``except KeyError`` still catches it; its own type lets the
+    command line tell this refusal of the user's input from a ``KeyError`` of a bug.
+    """
+
+
 def match_name(query, names, *, what="element", where=None):
     """Find ``query`` among ``names``: exact, then case-insensitive, then by element line.
 
@@ -120,9 +128,9 @@ def match_name(query, names, *, what="element", where=None):
 
     Raises
     ------
-    KeyError
-        Subclass-free message: the query, where it was looked for and the names
-        available (or the ambiguous candidates).
+    NameNotFoundError
+        A :class:`KeyError` whose message gives the query, where it was looked for and
+        the names available (or the ambiguous candidates).
     """
     names = list(names)
     if isinstance(query, bytes):
@@ -148,8 +156,8 @@ def match_name(query, names, *, what="element", where=None):
     if len(candidates) == 1:
         return candidates[0]
     if len(candidates) > 1:
-        raise KeyError(f"{what} {query!r} is ambiguous{place}: it matches {', '.join(candidates)}")
-    raise KeyError(f"{what} {query!r} not found{place}; available: {', '.join(names) or '(none)'}")
+        raise NameNotFoundError(f"{what} {query!r} is ambiguous{place}: it matches {', '.join(candidates)}")
+    raise NameNotFoundError(f"{what} {query!r} not found{place}; available: {', '.join(names) or '(none)'}")
 
 
 # --------------------------------------------------------------------------- container

@@ -947,7 +947,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     Raises
     ------
     ValueError
-        Fewer than two maps, maps of different shapes, a bad guide index,
+        Fewer than two maps, maps of different shapes, maps narrower than
+        :data:`xrfgpu.stack.MIN_STACK_MAP_SIDE_PX` pixels on a side (a channels-last
+        stack: pass ``numpy.moveaxis(stack, -1, 0)``), a bad guide index,
         negative counts (an integer map with values < 0), an all-zero map,
         bad PSFs or options.
     TypeError
@@ -1070,9 +1072,10 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     and a fused dual projection.
     """
     from .front_door import _background_in_counts
-    from .stack import _stack_background, stack_psfs
+    from .stack import _stack_background, check_stack_map_sides, stack_psfs
 
     stack = _as_stack(stack)
+    check_stack_map_sides(stack.shape)
     xp = array_namespace(stack)
     y = as_image(stack, xp=xp, name="stack", allow_batch=True)
     if y.ndim != 3 or y.shape[0] < 2:
@@ -1364,7 +1367,7 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
 
 def _batch_layout(pb):
     """``(PSF shape, engine, separable reach or None)`` of a batched problem, for :func:`_stack_problem`'s ``keep``."""
-    return (tuple(pb.psf.shape[-2:]), pb.op.engine, pb.op._separable.reach if pb.op.engine == "separable" else None)
+    return (tuple(pb.psf.shape[-2:]), pb.op.engine, pb.op.separable_reach)
 
 
 def _start(pb):

@@ -15,7 +15,7 @@ import sys
 from importlib import metadata as _metadata
 from pathlib import Path
 
-__all__ = ["sha256_of", "software_versions", "make_record"]
+__all__ = ["sha256_of", "software_versions", "make_record", "xrfgpu_command_line"]
 
 _CHUNK = 1 << 20
 
@@ -61,8 +61,33 @@ def software_versions():
     return out
 
 
+def xrfgpu_command_line(argv=None):
+    """The xrfgpu command line this process runs, ``["xrfgpu", *arguments]``, or None when it is not one.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The process arguments (default ``sys.argv``).
+
+    Returns
+    -------
+    list of str or None
+        For the ``xrfgpu`` script (``argv[0]`` named ``xrfgpu``) or ``python -m xrfgpu`` (``argv[0]``
+        ``.../xrfgpu/__main__.py``): the command with its arguments. For anything else (a notebook
+        kernel, ``python -``, ``python -c``, a user's script, pytest): None, since ``sys.argv`` then
+        says nothing about what xrfgpu was asked to do.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return None
+    first = Path(str(argv[0]))
+    script = first.name.lower() in ("xrfgpu", "xrfgpu.exe", "xrfgpu-script.py")
+    module = first.name == "__main__.py" and first.parent.name == "xrfgpu"
+    return ["xrfgpu", *map(str, argv[1:])] if (script or module) else None
+
+
 def make_record(*, method, parameters, psf, backend, input_path=None, input_format=None, elements=None,
-                command=None, timings=None, extra=None):
+                command=None, call=None, timings=None, extra=None):
     """Assemble a provenance record (a JSON-serialisable dict).
 
     Parameters
@@ -84,7 +109,11 @@ def make_record(*, method, parameters, psf, backend, input_path=None, input_form
     elements : list of str, optional
         Elements restored, in output order.
     command : list of str, optional
-        The command line (default ``sys.argv``).
+        The command line. Default: :func:`xrfgpu_command_line` (``sys.argv`` only when this process is
+        the ``xrfgpu`` command); the record has no ``command`` when there is none.
+    call : dict, optional
+        For a record made by a library function: ``{"function": "xrfgpu.dask.restore_zarr",
+        "arguments": {...}}``, recorded as ``call`` (the function's dotted name) and ``arguments``.
     timings : dict, optional
         Seconds per element and total.
     extra : dict, optional
@@ -96,7 +125,7 @@ def make_record(*, method, parameters, psf, backend, input_path=None, input_form
         "software": "xrfgpu",
         "xrfgpu_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": list(sys.argv if command is None else command),
+        "command": list(command) if command is not None else xrfgpu_command_line(),
         "method": method,
         "parameters": parameters,
         "psf": psf,
@@ -105,6 +134,11 @@ def make_record(*, method, parameters, psf, backend, input_path=None, input_form
         "versions": software_versions(),
         "host": {"platform": platform.platform(), "machine": platform.machine()},
     }
+    if record["command"] is None:
+        del record["command"]  # not the xrfgpu command line: sys.argv would name the caller's program
+    if call is not None:
+        record["call"] = str(call["function"])
+        record["arguments"] = call.get("arguments", {})
     if input_path is not None:
         p = Path(input_path)
         record["input"] = {"path": str(p.resolve()), "format": input_format, "sha256": sha256_of(p)}

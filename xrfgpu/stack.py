@@ -38,7 +38,7 @@ from .fista import run_proximal_gradient
 from .richardson_lucy import run_richardson_lucy
 from .wiener import WIENER_REGULARIZERS, _check_weight, regularized_inverse
 
-__all__ = ["restore_stack", "METHODS", "stack_psfs"]
+__all__ = ["restore_stack", "METHODS", "MIN_STACK_MAP_SIDE_PX", "stack_psfs"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista")
 _PAD_FACTOR = {"rl": 2, "wiener": 3, "tikhonov": 3, "fista": 4}
@@ -46,6 +46,34 @@ _PAD_FACTOR = {"rl": 2, "wiener": 3, "tikhonov": 3, "fista": 4}
 # including the FFT library's workspace: what one map of a chunk costs
 _CANVASES = {"rl": 12, "wiener": 8, "tikhonov": 8, "fista": 10}
 _HEADROOM = 0.7  # use at most this fraction of the free memory
+# the narrowest map a stack may hold, in pixels per side: the smallest map xrfgpu.restore restores with its
+# defaults (background="auto" needs the 5 x 5 window of estimate_background's local means). A stack whose maps
+# are narrower is almost surely an (rows, cols, n) stack with its elements on the last axis (numpy.dstack).
+MIN_STACK_MAP_SIDE_PX = 5
+
+
+def check_stack_map_sides(shape):
+    """Refuse a stack ``(n, rows, cols)`` whose maps are narrower than :data:`MIN_STACK_MAP_SIDE_PX`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the stack; only a 3-D shape is checked (others are refused elsewhere with their own message).
+
+    Raises
+    ------
+    ValueError
+        ``rows`` or ``cols`` below :data:`MIN_STACK_MAP_SIDE_PX`, with the shape and the way round for a
+        channels-last stack (``numpy.moveaxis(stack, -1, 0)``).
+    """
+    shape = tuple(int(k) for k in shape)
+    if len(shape) != 3 or min(shape[1:]) >= MIN_STACK_MAP_SIDE_PX or 0 in shape:
+        return
+    raise ValueError(
+        f"stack of shape {shape} would be {shape[0]} maps of {shape[1]} x {shape[2]} pixels: maps narrower than "
+        f"{MIN_STACK_MAP_SIDE_PX} pixels on a side are not maps (a stack is (maps, rows, cols)); if the elements "
+        "are on the last axis (numpy.dstack, channels last), pass numpy.moveaxis(stack, -1, 0)"
+    )
 
 
 def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, boundary="reflect", pad=None,
@@ -125,7 +153,8 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     Raises
     ------
     ValueError
-        Not a 3-D stack, PSF count or shape mismatch, unknown method or
+        Not a 3-D stack, maps narrower than :data:`MIN_STACK_MAP_SIDE_PX` (5) pixels on a
+        side (a channels-last stack: pass ``numpy.moveaxis(stack, -1, 0)``), PSF count or shape mismatch, unknown method or
         option, an all-zero map, negative counts for RL, bad ``device``,
         NaN or infinite pixels (the single-map functions leave NaN pixels
         out as missing; a stack takes none), ``background="auto"`` without
@@ -167,6 +196,7 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     if isinstance(stack, (list, tuple)):
         raise TypeError(f"stack must be one (n, rows, cols) array, got a {type(stack).__name__} of "
                         f"{len(stack)}: pass numpy.stack(maps) (maps of one shape, on one pixel grid)")
+    check_stack_map_sides(getattr(stack, "shape", ()))
     if joint:
         return _joint(stack, psfs, method, device=device, background=background, boundary=boundary, pad=pad,
                       max_batch=max_batch, return_info=return_info, **kwargs)
