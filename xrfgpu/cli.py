@@ -1473,6 +1473,8 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
 # the same map: a proper dot scan's σ lies inside that interval (σ 1–4 px on 41 × 45 Poisson scans), rounded
 # grains of the HXN maps 4–30× above it (docs/qa_real_maps.md, third pass)
 DOT_SIGMA_OVER_MAP_FACTOR = 2.0
+# what both of `psf dot`'s warnings (a flat-topped dot, a rounded grain) advise
+DOT_REMEDY = "Scan one dot smaller than the spot, or give its size with --dot-diameter"
 
 
 def _check_dot_against_map_sigma(image, sigma_px, name, pixel_um, extra, quiet):
@@ -1506,8 +1508,7 @@ def _check_dot_against_map_sigma(image, sigma_px, name, pixel_um, extra, quiet):
         extra["warning"] = (f"map {name!r}: the dot's σ {sigma_px * pixel_um:.3g} µm ({sigma_px:.3g} px) is "
                             f"{sigma_px / hi:.1f}× the upper end of the σ the map's own edges give "
                             f"({lo:.3g}–{hi:.3g} px, xrfgpu.psf.estimate_sigma): the dot may be a grain larger "
-                            "than the spot, and σ then measures the grain. Scan a dot smaller than the spot, or "
-                            "give its size with --dot-diameter")
+                            f"than the spot, and σ then measures the grain. {DOT_REMEDY}")
         _warn(quiet, extra["warning"])
 
 
@@ -1551,8 +1552,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
             extra["warning"] = (f"map {name!r} shows a flat-topped dot (or several), not a point: a disk "
                                 f"{disk.diameter * p:.3g} µm across blurred by σ {disk.sigma * p:.3g} µm fits it far "
                                 f"better than one Gaussian (F = {disk.f_statistic:.0f}), so σ = {fit.sigma * p:.3g} µm "
-                                "measures the dot, not the spot. Scan one dot smaller than the spot, or give its size "
-                                "with --dot-diameter")
+                                f"measures the dot, not the spot. {DOT_REMEDY}")
             _warn(quiet, extra["warning"])
         else:  # a rounded grain fits one Gaussian about as well as a spot: compare with the map's own σ
             _check_dot_against_map_sigma(image, fit.sigma, name, p, extra, quiet)
