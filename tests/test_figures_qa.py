@@ -258,3 +258,37 @@ def test_demo_pngs_carry_xrfgpus_mark_and_open_everywhere():
 def test_compare_a_zero_background_leaves_the_input_title_alone():
     fig = compare_figure([np.ones((6, 6))], [np.ones((6, 6))], ["Fe"], background=[0.0])
     assert _maps(fig)[0].get_title() == "Fe: input"
+
+
+def test_compare_stretched_maps_get_no_false_scale_bar_and_readable_ticks():
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    fig = compare_figure([np.ones((1, 200))], [np.ones((1, 200))], ["Fe"], pixel_size_um=0.15)
+    for ax in _maps(fig):
+        assert not [a for a in ax.artists if isinstance(a, AnchoredSizeBar)]  # its bar would be a block
+        assert list(ax.get_yticks()) == [0.0]  # the one row, not -0.075 ... 0.075
+    column = compare_figure([np.ones((200, 1))], [np.ones((200, 1))], ["Fe"], pixel_size_um=0.15)
+    assert list(_maps(column)[0].get_xticks()) == [0.0]
+
+
+@pytest.mark.parametrize("shape", [(1, 200), (40, 40)])
+def test_compare_long_element_names_do_not_run_into_the_next_title(shape):
+    name = "Fe-Ka with a very long element name from a MAPS file"
+    fig = compare_figure([np.ones(shape)], [np.ones(shape)], [name], pixel_size_um=0.15,
+                         labels=["rl, σ = 0.18 µm (1.2 px), 186 iterations (cv)"], background=[0.000239])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    left, right = (ax.title.get_window_extent(renderer) for ax in _maps(fig))
+    assert left.x1 <= right.x0
+
+
+def test_compare_missing_pixels_have_their_own_colour_and_are_counted():
+    from matplotlib.colors import to_rgba
+
+    before = np.ones((20, 20))
+    before[3, 4] = before[10, 11] = np.nan
+    fig = compare_figure([before], [np.ones((20, 20))], ["Fe"], pixel_size_um=0.5)
+    shown = _maps(fig)[0]
+    bad = shown.images[0].cmap.get_bad()
+    assert bad[3] == 1.0 and tuple(bad) != to_rgba("white")  # not the blank page, not the white scale bar
+    assert "2 missing" in shown.get_title()

@@ -186,6 +186,38 @@ def unit_of_length(pixel_size_um):
     return "µm" if pixel_size_um else "px"
 
 
+#: colour of missing (NaN) pixels on the compare maps: apart from viridis, the white scale bar and the page
+MISSING_COLOUR = "red"
+
+
+def _map_colours():
+    """viridis with missing pixels in :data:`MISSING_COLOUR`."""
+    from matplotlib import colormaps
+
+    return colormaps["viridis"].with_extremes(bad=MISSING_COLOUR)
+
+
+#: characters per line of a map's title: two titles side by side in a 12-inch row at 9 pt must not meet
+TITLE_CHARACTERS = 44
+
+
+def _wrapped(title):
+    """``title`` with each line broken at spaces to :data:`TITLE_CHARACTERS` (long MAPS channel names)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, TITLE_CHARACTERS, break_long_words=True) or line
+                     for line in title.split("\n"))
+
+
+def _pixel_ticks(ax, shape, p, *, up_to=5):
+    """On a stretched map, ticks at the pixel centres of its short axis (one tick for a one-pixel side)."""
+    rows, cols = shape
+    if rows <= up_to:
+        ax.set_yticks([k * p for k in range(rows)])
+    if cols <= up_to:
+        ax.set_xticks([k * p for k in range(cols)])
+
+
 def _extent(shape, pixel_size_um):
     rows, cols = shape
     p = pixel_size_um or 1.0
@@ -433,11 +465,15 @@ def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=
         ext = _extent(b.shape, pixel_size_um)
         aspect, stretched = _aspect(b.shape)
         lo, hi = shared_limits(b, a)
-        axes[i, 0].imshow(b, extent=ext, cmap="viridis", vmin=lo, vmax=hi, aspect=aspect)
-        axes[i, 0].set_title(input_title + stretched, fontsize=9)
-        im = axes[i, 1].imshow(a, extent=ext, cmap="viridis", vmin=lo, vmax=hi, aspect=aspect)
+        missing = int(np.sum(~np.isfinite(b)))
+        if missing:
+            input_title += f"\n{missing} missing pixel{'s' if missing > 1 else ''} ({MISSING_COLOUR})"
+        cmap = _map_colours()
+        axes[i, 0].imshow(b, extent=ext, cmap=cmap, vmin=lo, vmax=hi, aspect=aspect)
+        axes[i, 0].set_title(_wrapped(input_title + stretched), fontsize=9)
+        im = axes[i, 1].imshow(a, extent=ext, cmap=cmap, vmin=lo, vmax=hi, aspect=aspect)
         label = f"\n{labels[i]}" if labels is not None and labels[i] else ""
-        axes[i, 1].set_title(f"{restored_title}{label}{stretched}", fontsize=9)
+        axes[i, 1].set_title(_wrapped(f"{restored_title}{label}{stretched}"), fontsize=9)
         fig.colorbar(im, ax=list(axes[i, :2]), shrink=0.85, label=units[i], extend=colorbar_extend(lo, hi, b, a))
         for ax in axes[i, :2]:
             if column_profile:
@@ -445,7 +481,10 @@ def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=
             else:
                 ax.axhline(r * p, color="w", lw=0.8, ls="--")
             ax.set_xlabel(axis_unit)
-            add_scale_bar(ax, pixel_size_um, b.shape[1], axes_in_um=True)
+            if stretched:  # the axes are in µm already; a bar's thickness would be a block on one axis
+                _pixel_ticks(ax, b.shape, p)
+            else:
+                add_scale_bar(ax, pixel_size_um, b.shape[1], axes_in_um=True)
         if column_profile:
             x, pb, pa = np.arange(b.shape[0]) * p, b[:, 0], a[:, 0]
             pt = None if truth is None else np.asarray(truth[i], dtype=np.float64)[:, 0]
