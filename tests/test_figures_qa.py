@@ -292,3 +292,13 @@ def test_compare_missing_pixels_have_their_own_colour_and_are_counted():
     bad = shown.images[0].cmap.get_bad()
     assert bad[3] == 1.0 and tuple(bad) != to_rgba("white")  # not the blank page, not the white scale bar
     assert "2 missing" in shown.get_title()
+
+
+def test_demo_scale_bar_sits_on_glass_not_on_the_charts_square():
+    # the chart's large chrome square fills the lower left of the full chart (G2-G7): the bar goes lower right
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    fig = demo.panels_figure(_demo_result())
+    for ax in _maps(fig):
+        bars = [a for a in ax.artists if isinstance(a, AnchoredSizeBar)]
+        assert len(bars) == 1 and bars[0].loc == 4  # matplotlib's code of "lower right"

@@ -242,7 +242,8 @@ def panels_figure(result):
     share one colour scale (counts per pixel, the lowest 0.5 and highest
     99.5 percentile over them) and one colour bar, pointed at an end it
     clips; the truth is drawn on its own fixed scale (chrome 1 white,
-    glass 0 black, said in its title). Each panel has a µm scale bar and
+    glass 0 black, said in its title). Each panel has a µm scale bar (lower
+    right, on glass: the chart's large square fills the lower left) and
     is labelled with method, σ, iterations, the smallest resolved element
     and the MSE to the truth (as the report's table). A spare cell of the
     grid holds a note on how to read the numbers.
@@ -280,7 +281,7 @@ def panels_figure(result):
             if name == "raw scan":
                 label = label.replace("raw scan", f"raw scan − background ({background:.0f} counts)", 1)
             ax.set_title(label, fontsize=7.5)
-        add_scale_bar(ax, pixel, img.shape[1], color="tab:orange")
+        add_scale_bar(ax, pixel, img.shape[1], color="tab:orange", loc="lower right")  # on glass, off the square
         ax.set_xticks([])
         ax.set_yticks([])
     spare = axes.ravel()[n:]

@@ -88,8 +88,8 @@ def nice_length(target):
     return 10.0 ** (k - 1) * 5.0  # pragma: no cover - unreachable
 
 
-def add_scale_bar(ax, pixel_size_um, width_px, *, axes_in_um=False, color="white"):
-    """A µm scale bar (about a fifth of the map's width) in the lower left of an image axes.
+def add_scale_bar(ax, pixel_size_um, width_px, *, axes_in_um=False, color="white", loc="lower left"):
+    """A µm scale bar (about a fifth of the map's width) in a corner (``loc``) of an image axes.
 
     ``axes_in_um`` says whether the image was drawn with an extent in µm
     (else in pixels). Nothing is drawn when the pixel size is unknown.
@@ -103,7 +103,7 @@ def add_scale_bar(ax, pixel_size_um, width_px, *, axes_in_um=False, color="white
     length_um = nice_length(0.2 * width_px * pixel_size_um)
     size = length_um if axes_in_um else length_um / pixel_size_um
     label = f"{length_um:g} µm" if length_um >= 1 else f"{length_um * 1e3:g} nm"
-    bar = AnchoredSizeBar(ax.transData, size, label, "lower left", pad=0.4, borderpad=0.4, sep=3, color=color,
+    bar = AnchoredSizeBar(ax.transData, size, label, loc, pad=0.4, borderpad=0.4, sep=3, color=color,
                           frameon=False, size_vertical=max(size / 40.0, 1e-12),
                           fontproperties=FontProperties(size=8))
     ax.add_artist(bar)
