@@ -88,8 +88,8 @@ def test_compare_with_truth_writes_the_error_to_the_truth_beside_each_map():
     after = truth + 0.1 * rng.standard_normal(truth.shape)
     fig = compare_figure([before], [after], ["Ca"], truth=[truth])
     titles = [ax.get_title() for ax in _maps(fig)]
-    assert f"NRMSE to truth {_affine_nrmse(before, truth):.3g}" in titles[0]
-    assert f"NRMSE to truth {_affine_nrmse(after, truth):.3g}" in titles[1]
+    assert f"NRMSE to truth {_affine_nrmse(before, truth):.4f}" in titles[0]  # as compare prints it
+    assert f"NRMSE to truth {_affine_nrmse(after, truth):.4f}" in titles[1]
 
 
 def test_compare_colour_bar_says_where_the_scale_clips():
@@ -302,3 +302,28 @@ def test_demo_scale_bar_sits_on_glass_not_on_the_charts_square():
     for ax in _maps(fig):
         bars = [a for a in ax.artists if isinstance(a, AnchoredSizeBar)]
         assert len(bars) == 1 and bars[0].loc == 4  # matplotlib's code of "lower right"
+
+
+def test_compare_reports_the_flux_above_the_background_the_restoration_removed(tmp_path):
+    # the plain flux ratio divides signal-above-background by input-with-background (0.15 on such a map)
+    import tifffile
+
+    from xrfgpu.cli import main
+    from xrfgpu.phantom import observe
+
+    counts, _, _ = observe((48, 56), 2.0, seed=6, signal_counts=120, background_counts=90)
+    tifffile.imwrite(tmp_path / "scan.tif", counts.astype(np.uint16))
+    assert main(["restore", str(tmp_path / "scan.tif"), "-o", str(tmp_path / "r.tif"), "--psf-sigma", "2px",
+                 "--iterations", "5", "-q"]) == 0
+    import contextlib
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["compare", str(tmp_path / "scan.tif"), str(tmp_path / "r.tif"), "--no-figure", "--json"]) == 0
+    metrics = json.loads(buf.getvalue())["metrics"]["scan"]
+    background = json.loads((tmp_path / "r.tif.json").read_text())["xrfgpu"]["provenance"]["parameters"][
+        "per_element"]["scan"]["background"]
+    restored = tifffile.imread(tmp_path / "r.tif").astype(np.float64)
+    expected = restored.sum() / (counts.astype(np.float64) - background).sum()
+    assert metrics["flux_ratio_above_background"] == pytest.approx(expected, rel=1e-6)
+    assert metrics["flux_ratio"] < 0.7 < metrics["flux_ratio_above_background"]  # what the fix is about

@@ -1786,6 +1786,11 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         flux_out = float(np.sum(np.asarray(a)[measured], dtype=np.float64))
         m = {"contrast_input": _contrast(b), "contrast_restored": _contrast(a),
              "flux_ratio": flux_out / flux_in if flux_in else float("nan")}
+        bg = _recorded_background(after, a_name)
+        if bg is not None:  # the restoration is signal above this background: its flux against the input's above it
+            flux_above = flux_in - bg * int(np.sum(measured))
+            m["background"] = bg
+            m["flux_ratio_above_background"] = flux_out / flux_above if flux_above > 0 else float("nan")
         if truth_maps is not None:
             t = truth_maps.maps[truth_maps.find(a_name)]
             for label, x in (("input", b), ("restored", a)):
@@ -1809,6 +1814,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         for name, m in rows.items():
             text = (f"{name}: contrast {m['contrast_input']:.3g} -> {m['contrast_restored']:.3g}, "
                     f"flux ratio {m['flux_ratio']:.3f}")
+            if "flux_ratio_above_background" in m:
+                text += f" ({m['flux_ratio_above_background']:.3f} above the background {m['background']:.3g})"
             if "pearson_r_input" in m:
                 text += (f"; vs truth r {m['pearson_r_input']:.3f} -> {m['pearson_r_restored']:.3f}, "
                          f"NRMSE {m['nrmse_input']:.4f} -> {m['nrmse_restored']:.4f}")

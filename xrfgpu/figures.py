@@ -458,8 +458,8 @@ def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=
             input_title = f"{name}: input − background ({float(backgrounds[i]):.3g})"
         restored_title = f"{name}: restored"
         if truth is not None:
-            input_title += f"\nNRMSE to truth {affine_nrmse(before[i], truth[i]):.3g}"
-            restored_title += f", NRMSE to truth {affine_nrmse(a, truth[i]):.3g}"
+            input_title += f"\nNRMSE to truth {affine_nrmse(before[i], truth[i]):.4f}"  # as compare prints it
+            restored_title += f", NRMSE to truth {affine_nrmse(a, truth[i]):.4f}"
         column_profile = b.shape[1] == 1 and b.shape[0] > 1
         r = b.shape[0] // 2 if row is None else int(row)
         ext = _extent(b.shape, pixel_size_um)
