@@ -42,7 +42,10 @@ def main(argv=None):
     def edge(a):
         return float(np.quantile(np.hypot(*np.gradient(np.asarray(a, dtype=np.float64))), 0.99))
 
-    fig, axes = plt.subplots(3, 3, figsize=(10.5, 10.2), dpi=72)
+    from xrfgpu.figures import add_scale_bar, colorbar_extend
+
+    pixel_um = 0.15  # not stored in the files: the companion XANES image's step, an assumption (data README)
+    fig, axes = plt.subplots(3, 3, figsize=(11.5, 10.4), dpi=72, layout="constrained")
     print("| map | goal | gain (units/count) | background | σ (px) [interval] | iterations | zero pixels "
           "(input) | flux ratio | edge growth |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -63,9 +66,11 @@ def main(argv=None):
         note = ", σ uncertain" if caught else ""
         vmax = float(np.quantile(out, 0.999))
         axes[row, 0].imshow(y - info["background"], cmap="magma", vmin=0, vmax=vmax)
-        axes[row, 0].set_title(f"{element} K, input (fitted units) − background", fontsize=9)
-        axes[row, 1].imshow(out, cmap="magma", vmin=0, vmax=vmax)
-        axes[row, 1].set_title(f"restore(map): σ {info['sigma']:.2f} px [{lo:.2f}, {hi:.2f}], "
+        axes[row, 0].set_title(f"{element} K, input − background\n(fitted units)", fontsize=9)
+        im = axes[row, 1].imshow(out, cmap="magma", vmin=0, vmax=vmax)
+        fig.colorbar(im, ax=list(axes[row, :2]), shrink=0.85, extend=colorbar_extend(0.0, vmax, y - info["background"], out),
+                     label="fitted units above background\n(one scale per row)")
+        axes[row, 1].set_title(f"restore(map): σ {info['sigma']:.2f} px [{lo:.2f}, {hi:.2f}]\n"
                                f"{info['iterations']} it.{note}", fontsize=9)
         r = int(np.argmax(out.max(axis=1)))
         axes[row, 2].plot(np.asarray(y)[r] - info["background"], label="input − b", lw=1)
@@ -73,13 +78,16 @@ def main(argv=None):
         axes[row, 2].set_title(f"row {r}; gain {info['gain']:.3g}/count, flux ratio {info['flux_ratio']:.3f}",
                                fontsize=9)
         axes[row, 2].legend(fontsize=8)
+        axes[row, 2].set_xlabel("column (px)")
+        axes[row, 2].set_ylabel("fitted units")
         for ax in axes[row, :2]:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.axhline(r, color="w", lw=0.5, alpha=0.5)
+            add_scale_bar(ax, pixel_um, y.shape[1])
     fig.suptitle("NSLS-II HXN nanoparticle maps (MIT; data courtesy A. Pattamattel, Y. Chu), restored "
-                 f"with xrfgpu.restore(map) alone (default goal \"{info['goal']}\")", fontsize=10)
-    fig.tight_layout()
+                 f"with xrfgpu.restore(map) alone (default goal \"{info['goal']}\");\nscale bars assume "
+                 f"{pixel_um * 1e3:g} nm pixels (not stored in the files)", fontsize=10)
     save_figure(fig, out_path, overwrite=True)
     print(f"wrote {out_path}")
     return 0

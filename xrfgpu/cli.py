@@ -1449,7 +1449,9 @@ def _table_line(line, name):
         raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
 
 
-def _load_for_psf(input_path, element, pixel_size, dataset):
+def _load_for_psf(input_path, element, pixel_size, dataset, *, with_unit=False):
+    """(name, image, pixel size in µm) of the map to fit; with ``with_unit`` also its intensity unit
+    (:func:`_intensity_unit`, for the fit figure)."""
     from .io import MapFileError, read_maps
     from .units import parse_length_um
 
@@ -1466,6 +1468,8 @@ def _load_for_psf(input_path, element, pixel_size, dataset):
     if pixel_um is None:  # checked before the fit, which can take seconds
         raise ValueError(f"input {str(input_path)!r}: the pixel size is unknown, so σ cannot be written in µm; "
                          "pass --pixel-size (e.g. 5um)")
+    if with_unit:
+        return name, image, pixel_um, _intensity_unit(maps, name, image)
     return name, image, pixel_um
 
 
@@ -1524,7 +1528,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
     from .psf import fit_dot
     from .units import parse_length_um
 
-    name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    name, image, pixel_um, unit = _load_for_psf(input_path, element, pixel_size, dataset, with_unit=True)
     line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("dot", input_path, output, figure, overwrite)
     dia = parse_length_um(dot_diameter, what="--dot-diameter") if dot_diameter else None
@@ -1556,7 +1560,7 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
             _warn(quiet, extra["warning"])
         else:  # a rounded grain fits one Gaussian about as well as a spot: compare with the map's own σ
             _check_dot_against_map_sigma(image, fit.sigma, name, p, extra, quiet)
-    fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name)
+    fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name, unit=unit, sigma_stderr=s_err)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p, "rho": fit.rho}
     return _report_psf("dot", name, line, fit.sigma, s_err, pixel_um, extra, output, figure, fig,
                        overwrite, quiet, as_json, table_extra, inputs=[input_path])
@@ -1571,11 +1575,11 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
     from .figures import edge_fit_figure
     from .psf import fit_knife_edge
 
-    name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    name, image, pixel_um, unit = _load_for_psf(input_path, element, pixel_size, dataset, with_unit=True)
     line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("edge", input_path, output, figure, overwrite)
     fit = fit_knife_edge(image, pixel_size_um=pixel_um, angle=angle)
-    fig = edge_fit_figure(fit, title=name)
+    fig = edge_fit_figure(fit, title=name, unit=unit)
     extra = {"angle_deg": fit.angle, "edge_px": fit.edge}
     # a knife-edge scan gives σ to a few per cent (the paper's: ±2 %); a map without one straight edge
     # (particles, grains) still gives an erf fit, but a loose one: the HXN Fe map 13.7 ± 3.5 px
@@ -1670,16 +1674,14 @@ def _contrast(a):
 def _against_truth(a, truth):
     """Pearson r with the truth and the RMS error after the best affine map a → truth (over the truth's range),
     on the pixels where both are measured (not NaN)."""
+    from .figures import affine_nrmse  # the one definition, also written on the compare figure
+
     a = np.asarray(a, dtype=np.float64).ravel()
     t = np.asarray(truth, dtype=np.float64).ravel()
     measured = np.isfinite(a) & np.isfinite(t)
     a, t = a[measured], t[measured]
     r = float(np.corrcoef(a, t)[0, 1])
-    design = np.stack([a, np.ones_like(a)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, t, rcond=None)
-    rmse = float(np.sqrt(np.mean((design @ coef - t) ** 2)))
-    span = float(t.max() - t.min()) or 1.0
-    return {"pearson_r": r, "nrmse": rmse / span}
+    return {"pearson_r": r, "nrmse": affine_nrmse(a, t)}
 
 
 def _intensity_unit(maps, name, image):
@@ -1698,6 +1700,14 @@ def _intensity_unit(maps, name, image):
     return "input units"
 
 
+def _recorded_background(maps, name):
+    """The background a restoration removed from map ``name`` (its record's ``per_element`` entry), or None."""
+    prov = maps.metadata.get("provenance") or {}
+    per = ((prov.get("parameters") or {}).get("per_element") or {}).get(name) or {}
+    value = per.get("background")
+    return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
+
+
 def _restoration_label(maps, name):
     """"rl, σ = 0.3 µm (2 px), 20 iterations" from the provenance of a restored file ("" without one)."""
     prov = maps.metadata.get("provenance") or {}
@@ -1711,7 +1721,8 @@ def _restoration_label(maps, name):
         parts.append(f"σ = {psf['sigma_px']:.3g} px")
     per = ((prov.get("parameters") or {}).get("per_element") or {}).get(name) or {}
     if per.get("iterations"):
-        parts.append(f"{per['iterations']} iterations" + (f" ({per['stop']})" if per.get("stop") else ""))
+        count = per["iterations"]
+        parts.append(f"{count} iteration{'' if count == 1 else 's'}" + (f" ({per['stop']})" if per.get("stop") else ""))
     if per.get("tile"):
         parts.append(f"tiles of {per['tile']}")
     return ", ".join(parts)
@@ -1775,6 +1786,11 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         flux_out = float(np.sum(np.asarray(a)[measured], dtype=np.float64))
         m = {"contrast_input": _contrast(b), "contrast_restored": _contrast(a),
              "flux_ratio": flux_out / flux_in if flux_in else float("nan")}
+        bg = _recorded_background(after, a_name)
+        if bg is not None:  # the restoration is signal above this background: its flux against the input's above it
+            flux_above = flux_in - bg * int(np.sum(measured))
+            m["background"] = bg
+            m["flux_ratio_above_background"] = flux_out / flux_above if flux_above > 0 else float("nan")
         if truth_maps is not None:
             t = truth_maps.maps[truth_maps.find(a_name)]
             for label, x in (("input", b), ("restored", a)):
@@ -1789,7 +1805,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
 
         fig = compare_figure(bs, as_, list(rows), row=row, pixel_size_um=after.pixel_size_um or before.pixel_size_um,
                              truth=ts or None, unit=[_intensity_unit(before, n, b) for n, b in zip(rows, bs)],
-                             labels=[_restoration_label(after, n) for n in rows])
+                             labels=[_restoration_label(after, n) for n in rows],
+                             background=[_recorded_background(after, n) for n in rows])
         save_figure(fig, fig_path, overwrite=overwrite, inputs=inputs)
     if as_json:
         click.echo(json.dumps({"metrics": rows, "figure": str(fig_path) if fig_path else None}, indent=2))
@@ -1797,6 +1814,8 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         for name, m in rows.items():
             text = (f"{name}: contrast {m['contrast_input']:.3g} -> {m['contrast_restored']:.3g}, "
                     f"flux ratio {m['flux_ratio']:.3f}")
+            if "flux_ratio_above_background" in m:
+                text += f" ({m['flux_ratio_above_background']:.3f} above the background {m['background']:.3g})"
             if "pearson_r_input" in m:
                 text += (f"; vs truth r {m['pearson_r_input']:.3f} -> {m['pearson_r_restored']:.3f}, "
                          f"NRMSE {m['nrmse_input']:.4f} -> {m['nrmse_restored']:.4f}")

@@ -201,13 +201,17 @@ def sweep_csv(sweep):
 
 
 def _png(fig):
+    """``fig`` as PNG bytes, naming xrfgpu as its software (as :func:`xrfgpu.figures.save_figure` does)."""
+    from . import __version__
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": f"xrfgpu {__version__}"})
     return buf.getvalue()
 
 
 def _panel_label(name, row, pixel_size_um):
-    """Panel title: the method, then σ (µm and px), iterations and the smallest resolved element."""
+    """Panel title: the method, then σ (µm and px) and iterations, then the smallest resolved element with
+    the error to the truth beside it (a sharper-looking map can be noise)."""
     if row is None:
         return name
     facts = []
@@ -215,52 +219,61 @@ def _panel_label(name, row, pixel_size_um):
         facts.append(f"σ = {row['sigma_um']:.1f} µm ({row['sigma_um'] / pixel_size_um:.2f} px)")
     if row.get("iterations") not in (None, "default"):
         facts.append(f"{row['iterations']} it.")
-    facts.append(f"resolves {row['element']}")
-    return f"{name}\n{', '.join(facts)}"
+    score = f"resolves {row['element']}"
+    if row.get("mse") is not None:
+        score += f", MSE {row['mse']:.4f}"
+    return f"{name}\n{', '.join(facts)}\n{score}" if facts else f"{name}\n{score}"
 
 
-def figure_panels(result):
-    """Raw / restored panels like the paper's Fig. 5 (PNG bytes).
+#: what the panels' numbers mean, in the grid's spare cell
+_PANELS_NOTE = ("How to read these panels\n\n"
+                "One grey scale (the colour bar) for the raw scan\nand every restoration: counts per pixel above\n"
+                "the background restore() estimates.\n\n"
+                "resolves: the smallest USAF element whose\nbars the objective test separates.\n"
+                "MSE: error to the truth after the paper's 0–1\nnormalisation (lower is better), as in the\n"
+                "report's table. Judge a finer element\ntogether with its MSE: sharper can be noise.")
+
+
+def panels_figure(result):
+    """Raw / restored panels like the paper's Fig. 5, as a Matplotlib figure (object API, no pyplot).
 
     The raw scan (minus the background :func:`xrfgpu.background.estimate_background`
     finds, as the restorations are counts above it) and every restoration
     share one colour scale (counts per pixel, the lowest 0.5 and highest
-    99.5 percentile over them) and one colour bar; the truth has its own
-    (chrome = 1). Each panel has a µm
-    scale bar and is labelled with method, σ, iterations and the smallest
-    resolved element.
+    99.5 percentile over them) and one colour bar, pointed at an end it
+    clips; the truth is drawn on its own fixed scale (chrome 1 white,
+    glass 0 black, said in its title). Each panel has a µm scale bar (lower
+    right, on glass: the chart's large square fills the lower left) and
+    is labelled with method, σ, iterations, the smallest resolved element
+    and the MSE to the truth (as the report's table). A spare cell of the
+    grid holds a note on how to read the numbers.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .figures import add_scale_bar, shared_limits
+    from .background import estimate_background
+    from .figures import _figure, add_scale_bar, colorbar_extend, shared_limits
 
     pixel = result.get("pixel_size_um", PIXEL_SIZE_UM)
     names = list(result["images"])
     n = len(names)
     ncol = min(4, n)
     nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 1.2, 3.9 * nrow), squeeze=False,
-                             layout="constrained")
+    fig = _figure(3.4 * ncol + 1.2, 4.1 * nrow)
+    axes = np.atleast_2d(fig.subplots(nrow, ncol, squeeze=False))
     rows = {r["method"]: r for r in result["rows"]}
     # the restorations are counts above the background (the model y = h ⊛ x + b); the raw scan is shown
     # on the same footing, minus the background that restore() estimates from it
-    from .background import estimate_background
-
     images = {k: np.asarray(v, dtype=np.float64) for k, v in result["images"].items()}
     background = float(estimate_background(images["raw scan"])) if "raw scan" in images else 0.0
     if "raw scan" in images:
         images["raw scan"] = images["raw scan"] - background
-    lo, hi = shared_limits(*[images[k] for k in names if k != "truth"])
+    counted = [images[k] for k in names if k != "truth"]
+    lo, hi = shared_limits(*counted)
     shown_counts = []
+    im = None
     for ax, name in zip(axes.ravel(), names):
         img = images[name]
         if name == "truth":
-            truth = ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0)
-            fig.colorbar(truth, ax=ax, shrink=0.6, label="chrome fraction")
-            ax.set_title("truth (chart)", fontsize=8)
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_title("truth (chart)\nwhite: chrome (1), black: glass (0)", fontsize=7.5)
         else:
             im = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
             shown_counts.append(ax)
@@ -268,28 +281,40 @@ def figure_panels(result):
             if name == "raw scan":
                 label = label.replace("raw scan", f"raw scan − background ({background:.0f} counts)", 1)
             ax.set_title(label, fontsize=7.5)
-        add_scale_bar(ax, pixel, img.shape[1], color="tab:orange")
+        add_scale_bar(ax, pixel, img.shape[1], color="tab:orange", loc="lower right")  # on glass, off the square
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in axes.ravel()[n:]:
+    spare = axes.ravel()[n:]
+    for ax in spare:
         ax.axis("off")
+    if len(spare):
+        spare[0].text(0.0, 0.5, _PANELS_NOTE, fontsize=7.5, va="center", ha="left", transform=spare[0].transAxes,
+                      wrap=True)
     if shown_counts:
-        fig.colorbar(im, ax=shown_counts, shrink=0.6, label="counts per pixel above background (one scale)")
-    data = _png(fig)
-    plt.close(fig)
-    return data
+        fig.colorbar(im, ax=shown_counts, shrink=0.6, label="counts per pixel above background (one scale)",
+                     extend=colorbar_extend(lo, hi, *counted))
+    return fig
 
 
-def figure_sweep(sweep, *, true_sigma_um=TRUE_SIGMA_UM, knife_sigma_um=None):
-    """MSE, SSIM and resolution versus σ like the paper's Fig. 8 (PNG bytes)."""
-    import matplotlib
+def figure_panels(result):
+    """:func:`panels_figure` as PNG bytes (xrfgpu named as the software)."""
+    return _png(panels_figure(result))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def sweep_figure(sweep, *, true_sigma_um=TRUE_SIGMA_UM, knife_sigma_um=None):
+    """MSE, SSIM and resolution versus σ like the paper's Fig. 8, as a Matplotlib figure (object API).
+
+    The points are the sweep's rows (the report's σ-sweep table); a σ whose
+    map resolves no element is a gap. The title gives the RL iterations,
+    the same at every σ.
+    """
+    from .figures import _figure
 
     s = [r["sigma_um"] for r in sweep]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for ax, key, label in zip(axes, ["mse", "ssim", "lp_per_mm"], ["MSE", "SSIM", "resolution (lp/mm)"]):
+    fig = _figure(11, 3.4)
+    axes = fig.subplots(1, 3)
+    for ax, key, label in zip(axes, ["mse", "ssim", "lp_per_mm"],
+                              ["MSE to truth (0–1 normalised)", "SSIM to truth", "resolution (lp/mm)"]):
         ax.plot(s, [np.nan if r[key] is None else r[key] for r in sweep], "o-")
         ax.axvline(true_sigma_um, color="k", ls=":", label="true σ")
         if knife_sigma_um is not None:
@@ -297,10 +322,16 @@ def figure_sweep(sweep, *, true_sigma_um=TRUE_SIGMA_UM, knife_sigma_um=None):
         ax.set_xlabel("σ of the RL PSF (µm)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    counts = sorted({r.get("iterations") for r in sweep if r.get("iterations") is not None})
+    runs = f"RL, {counts[0]} iterations at every σ" if len(counts) == 1 else "RL"
+    fig.suptitle(f"σ sweep (the paper's Fig. 8): {runs}; error to the truth (MSE, SSIM) beside resolution",
+                 fontsize=10)
+    return fig
+
+
+def figure_sweep(sweep, *, true_sigma_um=TRUE_SIGMA_UM, knife_sigma_um=None):
+    """:func:`sweep_figure` as PNG bytes (xrfgpu named as the software)."""
+    return _png(sweep_figure(sweep, true_sigma_um=true_sigma_um, knife_sigma_um=knife_sigma_um))
 
 
 def findings(result, sweep):
