@@ -332,6 +332,11 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     NumPy or CuPy chunks (CuPy on ``dask-cuda`` workers for several GPUs);
     any Dask scheduler.
     """
+    return _restore(array, psf, method, tile=tile, halo=halo, names=None, **kwargs)
+
+
+def _restore(array, psf, method, *, tile, halo, names, **kwargs):
+    """:func:`restore`, with the stack's element ``names`` (or None) named in its errors."""
     da = _dask_array()
     method = _canonical(method)
     if not isinstance(array, da.Array):
@@ -370,9 +375,18 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         psfs = _stack_psfs(psf, n)
         maps = [array[i] for i in range(n)]
         backgrounds = _stack_backgrounds(background, n, array.shape)
+    for k, h in enumerate(psfs):
+        if h.shape[0] > rows or h.shape[1] > cols:
+            # checked in the caller's shape: the engine would name a tile's shape, halo included
+            which = (f"the map ({rows}, {cols})" if array.ndim == 2
+                     else f"{_map_label(k, names)}, shape ({rows}, {cols})")
+            raise ValueError(
+                f"{'psf' if array.ndim == 2 else f'psf[{k}]'} of shape {tuple(h.shape)} is larger than {which}; "
+                "crop the PSF (a Gaussian needs about 8 sigma) or restore a larger map"
+            )
 
     # whole-map statistics, one read of the data for all elements
-    settings = _global_settings(method, maps, backgrounds, options)
+    settings = _global_settings(method, maps, backgrounds, options, names=names)
     restored = []
     for image, h, b, opts in zip(maps, psfs, backgrounds, settings):
         restored.append(_restore_map(image, h, b, method, opts, tile, halo, dtype))
@@ -468,7 +482,12 @@ def _stack_backgrounds(background, n, shape):
     return [background] * n
 
 
-def _global_settings(method, maps, backgrounds, options):
+def _map_label(k, names):
+    """``map 3 of the stack`` or, where the file names its maps, ``map 3 of the stack ('Fe')``."""
+    return f"map {k} of the stack" + (f" ({str(names[k])!r})" if names and k < len(names) else "")
+
+
+def _global_settings(method, maps, backgrounds, options, *, names=None):
     """Per-element options with the whole map's data-dependent numbers filled in."""
     da = _dask_array()
     per_element = [dict(options) for _ in maps]
@@ -490,7 +509,7 @@ def _global_settings(method, maps, backgrounds, options):
     values = [float(v) for v in dask.compute(*lazy, **({"scheduler": "synchronous"} if on_gpu else {}))]
     for k in range(len(maps)):
         # RL: the map's mean, then the background's; FISTA: max |map - background|
-        which = "the array" if len(maps) == 1 else f"map {k} of the stack"
+        which = "the array" if len(maps) == 1 else _map_label(k, names)
         if method == "rl" and not math.isfinite(values[2 * k + 1]):
             raise ValueError(f"the background of {which} contains NaN or infinite values")
         if not math.isfinite(values[2 * k] if method == "rl" else values[k]):
@@ -720,13 +739,14 @@ def restore_zarr(
     import time
     from pathlib import Path
 
-    from .chunked_io import open_chunked, write_zarr
+    from .chunked_io import check_zarr_name, open_chunked, write_zarr
     from .provenance import make_record
 
     if chunk_type not in ("numpy", "cupy"):
         raise ValueError(f"chunk_type must be 'numpy' or 'cupy', got {chunk_type!r}")
     from .output_safety import check_outputs
 
+    check_zarr_name(output)  # before any work: "out.h5" would be a Zarr folder taken for an HDF5 file
     check_outputs([output], [input], overwrite=overwrite)  # never on, in or around the input
     method = _canonical(method)
     context = _scheduler(scheduler)  # validates the name before any work
@@ -736,8 +756,9 @@ def restore_zarr(
         import cupy
 
         array = array.map_blocks(cupy.asarray, dtype=array.dtype, meta=cupy.empty((0,) * array.ndim, array.dtype))
+    names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
     with context:
-        restored = restore(array, psf, method, tile=tile, halo=halo, **kwargs)
+        restored = _restore(array, psf, method, tile=tile, halo=halo, names=names, **kwargs)
         if chunk_type == "cupy":
             import cupy
 
@@ -750,7 +771,6 @@ def restore_zarr(
             else fast_halo(tile, default_halo(h.shape, method, num_iter=kwargs.get("num_iter")))
             for h in host_psfs
         ]
-        names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
         parameters = {k: _jsonable(v) for k, v in kwargs.items()}
         # what ran when not given: the engine's iteration count and no background
         if _default_num_iter(method) is not None:
