@@ -249,3 +249,30 @@ def test_a_process_cluster_gives_the_local_numbers_and_survives_a_worker_death()
         again = long.result(timeout=240)
     ref = xdask.restore(fe, h, "rl", tile=64, num_iter=300, background=0.003).compute(scheduler="threads")
     assert np.max(np.abs(again - ref)) <= 1e-5 * np.max(ref)
+
+
+class _StoredMap:
+    """A map on disk as zarr and h5py present one: shape, dtype, chunks, and reads by slices (recorded)."""
+
+    def __init__(self, data, chunks):
+        self.data, self.chunks = data, chunks
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+        self.largest_read = 0
+
+    def __getitem__(self, key):
+        out = self.data[key]
+        self.largest_read = max(self.largest_read, out.size)
+        return out
+
+
+@pytest.mark.parametrize("chunks", [(40, 50), None])
+def test_a_zarr_or_h5py_array_is_read_in_pieces_not_whole(chunks):
+    # xrfgpu.dask.restore(zarr.open_array(...)) wrapped the array with from_array(chunks=-1): the first task read
+    # the whole map (an 8192² float32 Zarr map: 905 MiB peak RSS against 289 MiB through da.from_zarr)
+    fe = _mirrored((130, 170))
+    stored = _StoredMap(fe, chunks)
+    h = gaussian(None, 1.0)
+    tiled = xdask.restore(stored, h, "wiener", tile=64, background=0.003).compute(scheduler="threads")
+    assert stored.largest_read <= (40 * 50 if chunks else 64 * 64)
+    ref = xrfgpu.wiener(fe, h, background=0.003)
+    assert np.max(np.abs(tiled - ref)) <= 1e-4 * np.max(np.abs(ref))

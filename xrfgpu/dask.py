@@ -263,7 +263,9 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     ----------
     array : dask.array.Array or array, shape (rows, cols) or (elements, rows, cols)
         Observed count map(s). NumPy- or CuPy-backed Dask chunks; a plain
-        array is wrapped with :func:`dask.array.from_array`. The result is
+        array is wrapped with :func:`dask.array.from_array`: a Zarr array or
+        an h5py dataset is read in its stored chunks (contiguous HDF5 in
+        tiles), never whole, so it may be larger than memory. The result is
         computed in tiles of ``tile × tile`` pixels (the array is rechunked
         to that, one element per chunk for stacks).
     psf : array, shape (kr, kc) or (elements, kr, kc), or sequence of 2-D arrays
@@ -342,7 +344,7 @@ def _restore(array, psf, method, *, tile, halo, names, **kwargs):
     if not isinstance(array, da.Array):
         if not (hasattr(array, "shape") and hasattr(array, "dtype")):
             raise TypeError(f"array must be a Dask array or an array, got {type(array).__name__}")
-        array = da.from_array(array, chunks=-1)
+        array = da.from_array(array, chunks=_source_chunks(array, tile))
     if array.ndim not in (2, 3):
         raise ValueError(f"array must be 2-D (rows, cols) or 3-D (elements, rows, cols), got shape {array.shape}")
     rows, cols = array.shape[-2:]
@@ -393,6 +395,24 @@ def _restore(array, psf, method, *, tile, halo, names, **kwargs):
     if array.ndim == 2:
         return restored[0]
     return da.stack(restored, axis=0)
+
+
+def _source_chunks(array, tile):
+    """Dask chunks in which to read a plain array: a stored one (Zarr, h5py) piece by piece, never whole.
+
+    A Zarr array or chunked HDF5 dataset is read in its storage's chunks; one
+    without chunks (contiguous HDF5) in tiles, one map at a time; an array
+    already in memory (NumPy, CuPy) as one chunk, cut into tiles after.
+    """
+    if isinstance(array, np.ndarray) or not hasattr(array, "chunks"):
+        return -1
+    ndim = len(array.shape)
+    stored = array.chunks
+    if isinstance(stored, tuple) and len(stored) == ndim and all(isinstance(c, (int, np.integer)) and c > 0
+                                                                  for c in stored):
+        return tuple(int(c) for c in stored)
+    side = check_positive_int(tile, "tile")
+    return (1,) * max(ndim - 2, 0) + (side,) * min(ndim, 2)
 
 
 def _check_options(method, options):
