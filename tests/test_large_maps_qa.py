@@ -276,3 +276,16 @@ def test_a_zarr_or_h5py_array_is_read_in_pieces_not_whole(chunks):
     assert stored.largest_read <= (40 * 50 if chunks else 64 * 64)
     ref = xrfgpu.wiener(fe, h, background=0.003)
     assert np.max(np.abs(tiled - ref)) <= 1e-4 * np.max(np.abs(ref))
+
+
+def test_restore_zarr_records_the_zarr_version_that_wrote_it(tmp_path):
+    # the record listed numpy, scipy, dask, h5py, tifffile but not zarr, whose version decides the store's format
+    src = tmp_path / "fe.zarr"
+    zarr.create_array(store=str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
+    out = xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "wiener", tile=32, background=0.003)
+    z = zarr.open_array(store=str(out), mode="r")
+    assert z.attrs["xrfgpu"]["versions"]["zarr"] == zarr.__version__
+    assert z.metadata.zarr_format == 3 and z.chunks == (32, 32) and z.dtype == np.float32
+    assert "xrfgpu_incomplete" not in z.attrs
+    ref = xrfgpu.wiener(_mirrored((64, 64)), gaussian(None, 1.0), background=0.003)
+    assert np.max(np.abs(z[...] - ref)) <= 1e-4 * np.max(np.abs(ref))

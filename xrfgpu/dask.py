@@ -809,6 +809,15 @@ def restore_zarr(
             extra={"dataset": dataset, "output_shape": list(restored.shape), "output_dtype": str(restored.dtype),
                    "pixel_size_um": pixel_size_um},
         )
+        import zarr
+
+        # the writer of the store (its format, v3, depends on it), and the cluster's library where one ran
+        versions = record.setdefault("versions", {})
+        versions["zarr"] = zarr.__version__
+        if not (scheduler is None or isinstance(scheduler, str) and scheduler.strip() in _scheduler._NAMES):
+            import distributed
+
+            versions["distributed"] = distributed.__version__
         if provenance:
             record.update({k: _jsonable(v) for k, v in dict(provenance).items()})
 
