@@ -289,3 +289,19 @@ def test_restore_zarr_records_the_zarr_version_that_wrote_it(tmp_path):
     assert "xrfgpu_incomplete" not in z.attrs
     ref = xrfgpu.wiener(_mirrored((64, 64)), gaussian(None, 1.0), background=0.003)
     assert np.max(np.abs(z[...] - ref)) <= 1e-4 * np.max(np.abs(ref))
+
+
+def test_a_joint_run_says_it_is_running(tmp_path, monkeypatch):
+    # --joint on 18 maps of 256² ran for more than 15 minutes after the per-map lines with nothing on the
+    # terminal (8 maps of 128²: 215 s); the other long steps show a stage with its elapsed seconds
+    import io
+
+    import xrfgpu.cli as cli
+
+    stream = io.StringIO()
+    monkeypatch.setattr(cli._Progress, "for_options", classmethod(lambda cls, quiet, as_json: cls(True, stream)))
+    fe = _mirrored((40, 40)).astype(np.float64)
+    src = _maps_stack(tmp_path / "scan.h5", [fe, fe[::-1] * 2], ["Fe", "Ca"])
+    assert main(["restore", str(src), "--dataset", "XRF_roi", "-o", str(tmp_path / "o.h5"), "--psf-sigma", "1px",
+                 "--joint", "--iterations", "3"]) == 0
+    assert "joint restoration of 2 maps" in stream.getvalue()

@@ -1221,8 +1221,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         per_element[name] = {"background": bg, "background_how": bg_how, **details}
         timings[name] = round(time.perf_counter() - t0, 4)
 
-    if joint:
-        restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute, quiet)
+    if joint:  # minutes on many maps (a weight per map by cross-validation): say so while it runs
+        with progress.stage(f"joint restoration of {len(joint_inputs)} maps (each map's weight by cross-validation)"):
+            restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute,
+                                                             quiet)
     click.get_current_context().meta["xrfgpu.current_map"] = None
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:
