@@ -305,3 +305,14 @@ def test_a_joint_run_says_it_is_running(tmp_path, monkeypatch):
     assert main(["restore", str(src), "--dataset", "XRF_roi", "-o", str(tmp_path / "o.h5"), "--psf-sigma", "1px",
                  "--joint", "--iterations", "3"]) == 0
     assert "joint restoration of 2 maps" in stream.getvalue()
+
+
+def test_chunk_type_cupy_without_cupy_says_what_to_install(tmp_path, monkeypatch):
+    # restore_zarr(..., chunk_type="cupy") without CuPy: a bare "No module named 'cupy'" after opening the input
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError, as where it is not installed
+    src = tmp_path / "fe.zarr"
+    zarr.create_array(store=str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
+    with pytest.raises(ImportError, match=r"chunk_type='cupy' needs CuPy.*pip install"):
+        xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", tile=32, num_iter=2,
+                           chunk_type="cupy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fe.zarr"]
