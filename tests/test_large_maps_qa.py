@@ -316,3 +316,14 @@ def test_chunk_type_cupy_without_cupy_says_what_to_install(tmp_path, monkeypatch
         xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", tile=32, num_iter=2,
                            chunk_type="cupy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fe.zarr"]
+
+
+def test_a_temporary_hdf5_file_is_not_read_as_input(tmp_path):
+    # a .h5 output's temporary left by SIGKILL (.o.h5.xrfgpu-tmp-…) has the HDF5 signature: open_chunked read it
+    from xrfgpu.output_safety import temp_name
+
+    left = tmp_path / temp_name("o.h5")
+    with h5py.File(left, "w") as f:
+        f["maps"] = np.ones((8, 8))
+    with pytest.raises(ValueError, match="not finished"):
+        open_chunked(left, "maps")

@@ -122,6 +122,9 @@ def open_chunked(path, dataset=None, *, chunks=None):
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file or Zarr store: {path}")
+    if is_temp_name(p.name):  # an HDF5 file or Zarr store xrfgpu was still writing (or was killed writing)
+        raise ValueError(f"{path} is an xrfgpu output that is not finished (a temporary of a run still going, or "
+                         "stopped or killed while writing): not read as input")
     if is_zarr(p):
         import zarr
 
@@ -131,7 +134,7 @@ def open_chunked(path, dataset=None, *, chunks=None):
             if len(arrays) != 1:
                 raise ValueError(f"{path} is a Zarr group with arrays {arrays}; name one with dataset=")
             node = node[arrays[0]]
-        if INCOMPLETE_KEY in node.attrs or is_temp_name(p.name):
+        if INCOMPLETE_KEY in node.attrs:
             raise ValueError(f"{path} is an xrfgpu output that is not finished (written by a run still going, or "
                              "stopped or killed while writing; its unwritten chunks read as NaN): not read as input")
         return da.from_zarr(node, chunks=chunks if chunks is not None else node.chunks)
