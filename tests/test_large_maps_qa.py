@@ -327,3 +327,45 @@ def test_a_temporary_hdf5_file_is_not_read_as_input(tmp_path):
         f["maps"] = np.ones((8, 8))
     with pytest.raises(ValueError, match="not finished"):
         open_chunked(left, "maps")
+
+
+def _axo(dataset="MAPS/XRF_roi"):
+    with h5py.File(DATA / "aps_2ide_maps_axo_std" / "axo_std.h5", "r") as f:
+        return f[dataset][()], [n.decode() for n in f["MAPS/channel_names"][()]]
+
+
+@pytest.mark.parametrize("method", ["rl", "wiener"])
+def test_tiles_smaller_than_the_halo_on_a_map_smaller_than_the_halo(method):
+    # dask.restore of the real 11 x 11 MAPS maps in tiles of 8: "The overlapping depth 20 is larger than your
+    # array 11" (Dask's words, naming no xrfgpu argument); the whole-map engine restores them
+    roi, _ = _axo()
+    fe = roi[11]
+    h = gaussian(None, 0.8)
+    kwargs = {"num_iter": 5} if method == "rl" else {}
+    engine = xrfgpu.richardson_lucy if method == "rl" else xrfgpu.wiener
+    tiled = xdask.restore(fe, h, method, tile=8, background=200.0, **kwargs).compute()
+    ref = engine(fe, h, background=200.0, **kwargs)
+    assert tiled.dtype == np.float64 and np.max(np.abs(tiled - ref)) <= 1e-9 * np.max(np.abs(ref))
+    stack = xdask.restore(roi[[11, 14]], h, method, tile=8, background=[200.0, 180.0], **kwargs).compute()
+    assert np.max(np.abs(stack[0] - ref)) <= 1e-9 * np.max(np.abs(ref))
+
+
+def test_tiled_rl_iteration_by_iteration_on_a_map_smaller_than_the_halo():
+    from xrfgpu.dask_rl import richardson_lucy as tiled_rl
+
+    roi, _ = _axo()
+    fe = roi[11]
+    h = gaussian(None, 1.25)  # 11 x 11: exact halo 10, more than a tile of 8
+    ref = xrfgpu.richardson_lucy(fe, h, num_iter=5, background=200.0, accelerate=True)
+    out = tiled_rl(fe, h, tile=8, num_iter=5, background=200.0)
+    assert np.max(np.abs(out - ref)) <= 1e-9 * np.max(np.abs(ref))
+
+
+def test_restore_zarr_of_the_real_maps_file_in_tiles_smaller_than_its_maps(tmp_path):
+    out = xdask.restore_zarr(DATA / "aps_2ide_maps_axo_std" / "axo_std.h5", tmp_path / "roi.zarr", gaussian(None, 0.8),
+                             "wiener", dataset="MAPS/XRF_roi", tile=8, background=0.0)
+    z = zarr.open_array(store=str(out), mode="r")
+    roi, names = _axo()
+    assert z.shape == roi.shape and z.dtype == np.float64 and z.attrs["xrfgpu"]["elements"] == names
+    ref = xrfgpu.restore_stack(roi, gaussian(None, 0.8), "wiener", background=0.0)
+    assert np.max(np.abs(z[...] - ref)) <= 1e-9 * np.max(np.abs(ref))

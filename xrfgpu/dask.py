@@ -587,7 +587,10 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
         halo = int(halo)
         if halo < max(psf.shape) // 2:
             raise ValueError(f"halo={halo} is smaller than the PSF half-width {max(psf.shape) // 2}")
-    image = image.rechunk((tile, tile))
+    # an axis no longer than the halo is not cut (a tile with its halo would hold all of it, and Dask refuses a
+    # halo deeper than the array: an 11-px MAPS map in tiles of 8 failed with "overlapping depth 20 ...")
+    chunks = _tile_chunks(image.shape, tile, halo)
+    image = image.rechunk(chunks)
     # an axis held by a single tile needs no halo: the engine's mirror is the whole-map rule there
     depth = {axis: (halo if len(image.chunks[axis]) > 1 else 0) for axis in (0, 1)}
     arrays = [image]
@@ -596,7 +599,7 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
             raise ValueError(f"background of shape {background.shape} does not match the map {image.shape}")
         if not isinstance(background, da.Array):
             background = da.from_array(background, chunks=(tile, tile))
-        arrays.append(background.rechunk((tile, tile)))
+        arrays.append(background.rechunk(chunks))
         background = None
     else:
         background = float(background)
@@ -611,6 +614,11 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
         meta=meta,
     )
     return result.rechunk((tile, tile))
+
+
+def _tile_chunks(shape, tile, halo):
+    """Chunks ``(tile, tile)``, but the whole axis where the axis is no longer than ``halo``."""
+    return tuple(int(n) if n <= halo else int(tile) for n in shape)
 
 
 class _tile_function:
