@@ -369,3 +369,19 @@ def test_restore_zarr_of_the_real_maps_file_in_tiles_smaller_than_its_maps(tmp_p
     assert z.shape == roi.shape and z.dtype == np.float64 and z.attrs["xrfgpu"]["elements"] == names
     ref = xrfgpu.restore_stack(roi, gaussian(None, 0.8), "wiener", background=0.0)
     assert np.max(np.abs(z[...] - ref)) <= 1e-9 * np.max(np.abs(ref))
+
+
+def test_tiled_rl_names_a_map_with_negative_values_before_any_tile_runs(tmp_path, monkeypatch):
+    # restore_zarr(axo_std.h5, dataset="MAPS/XRF_roi_plus") with RL: the real Co map has 10 negative pixels
+    # (down to -2.65); the engine refused them only inside the tile that held them ("image has negative
+    # values"), after the tiles before it, naming no map
+    calls = []
+    monkeypatch.setattr(xdask, "_call_engine", lambda *a, **k: calls.append(a) or pytest.fail("a tile ran"))
+    with pytest.raises(ValueError, match=r"map 12 of the stack \('Co'\): minimum -2\.64736"):
+        xdask.restore_zarr(DATA / "aps_2ide_maps_axo_std" / "axo_std.h5", tmp_path / "o.zarr", gaussian(None, 0.8),
+                           "rl", dataset="MAPS/XRF_roi_plus", tile=8, num_iter=3)
+    with pytest.raises(ValueError, match=r"negative values \(the map: minimum -1\)"):
+        fe = _mirrored((40, 40))
+        fe[5, 5] = -1
+        xdask.restore(fe, gaussian(None, 1.0), "rl", tile=16, num_iter=2)
+    assert calls == [] and list(tmp_path.iterdir()) == []

@@ -295,7 +295,7 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         type (NumPy or CuPy) as the input. Call ``.compute()`` or write it
         with :func:`dask.array.to_zarr`; whole-map statistics (RL's start
         level, FISTA's default ``lam``) are computed eagerly here, which
-        reads the input once.
+        reads the input once (RL twice: its minimum is checked first).
 
     Raises
     ------
@@ -304,7 +304,8 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         options that cannot be tiled (``tol``, ``discrepancy``,
         ``accelerate=True``, ``callback``, ``boundary="periodic"``,
         ``background="auto"``), PSF count not matching the stack, maps under
-        2 × 2 pixels, NaN or infinite pixels for RL (and for FISTA without
+        2 × 2 pixels, a PSF larger than the map, negative pixels for RL
+        (naming the map), NaN or infinite pixels for RL (and for FISTA without
         ``lam``: Wiener and Tikhonov tiles leave NaN pixels out as missing).
     TypeError
         Unknown options for the method; non-array input.
@@ -386,6 +387,8 @@ def _restore(array, psf, method, *, tile, halo, names, **kwargs):
                 f"{'psf' if array.ndim == 2 else f'psf[{k}]'} of shape {tuple(h.shape)} is larger than {which}; "
                 "crop the PSF (a Gaussian needs about 8 sigma) or restore a larger map"
             )
+    if method == "rl":  # refused before any tile runs, naming the map (a tile found it only when it ran)
+        _require_nonnegative(maps, names)
 
     # whole-map statistics, one read of the data for all elements
     settings = _global_settings(method, maps, backgrounds, options, names=names)
@@ -500,6 +503,24 @@ def _stack_backgrounds(background, n, shape):
             raise ValueError(f"got {len(background)} backgrounds for a stack of {n} elements")
         return list(background)
     return [background] * n
+
+
+def _require_nonnegative(maps, names):
+    """Refuse RL on maps with negative pixels, naming each (one reduction per map, computed together)."""
+    import dask
+
+    on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
+    da = _dask_array()
+    lows = dask.compute(*[da.min(m) for m in maps], **({"scheduler": "synchronous"} if on_gpu else {}))
+    bad = [(k, float(low)) for k, low in enumerate(lows) if float(low) < 0]
+    if bad:
+        which = "; ".join(("the map" if len(maps) == 1 else _map_label(k, names)) + f": minimum {low:g}"
+                          for k, low in bad)
+        raise ValueError(
+            f"negative values ({which}), which tiled Richardson-Lucy does not take (it models Poisson counts >= 0): "
+            "give an offset as background=, clip the map at 0, or restore a fitted map with xrfgpu.restore or "
+            "the command line (with --tile too), which set a fitted map's negative values to 0 and record the fraction"
+        )
 
 
 def _map_label(k, names):
