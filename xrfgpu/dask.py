@@ -295,7 +295,7 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         type (NumPy or CuPy) as the input. Call ``.compute()`` or write it
         with :func:`dask.array.to_zarr`; whole-map statistics (RL's start
         level, FISTA's default ``lam``) are computed eagerly here, which
-        reads the input once (RL twice: its minimum is checked first).
+        reads the input once.
 
     Raises
     ------
@@ -305,7 +305,8 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         ``accelerate=True``, ``callback``, ``boundary="periodic"``,
         ``background="auto"``), PSF count not matching the stack, maps under
         2 × 2 pixels, a PSF larger than the map, negative pixels for RL
-        (naming the map), NaN or infinite pixels for RL (and for FISTA without
+        (naming the map; checked in a read of its own before the
+        statistics, so RL reads the input twice), NaN or infinite pixels for RL (and for FISTA without
         ``lam``: Wiener and Tikhonov tiles leave NaN pixels out as missing).
     TypeError
         Unknown options for the method; non-array input.
