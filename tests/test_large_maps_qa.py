@@ -385,3 +385,15 @@ def test_tiled_rl_names_a_map_with_negative_values_before_any_tile_runs(tmp_path
         fe[5, 5] = -1
         xdask.restore(fe, gaussian(None, 1.0), "rl", tile=16, num_iter=2)
     assert calls == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_zarr_group_lists_its_nested_arrays(tmp_path):
+    # a group holding maps/fe and maps/ca: "is a Zarr group with arrays []; name one with dataset="
+    g = zarr.open_group(str(tmp_path / "scan.zarr"), mode="w")
+    g.create_array("maps/fe", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = _mirrored((40, 40))
+    g.create_array("maps/ca", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = 1.0
+    with pytest.raises(ValueError, match=r"arrays \['maps/ca', 'maps/fe'\]; name one with dataset="):
+        open_chunked(tmp_path / "scan.zarr")
+    one = zarr.open_group(str(tmp_path / "one.zarr"), mode="w")
+    one.create_array("maps/fe", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = _mirrored((40, 40))
+    assert np.array_equal(open_chunked(tmp_path / "one.zarr").compute(), _mirrored((40, 40)))

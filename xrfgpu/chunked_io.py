@@ -130,7 +130,8 @@ def open_chunked(path, dataset=None, *, chunks=None):
 
         node = zarr.open(store=str(p), mode="r") if dataset is None else zarr.open(store=str(p), mode="r", path=dataset)
         if isinstance(node, zarr.Group):
-            arrays = [name for name, _ in node.arrays()]
+            # every array of the group, nested ones too (as for HDF5): "arrays []" hid 'maps/fe', 'maps/ca'
+            arrays = sorted(name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array))
             if len(arrays) != 1:
                 raise ValueError(f"{path} is a Zarr group with arrays {arrays}; name one with dataset=")
             node = node[arrays[0]]
