@@ -337,8 +337,12 @@ def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
     dtype = working_dtype(xp, image.dtype)
     out = xp.astype(image, dtype, copy=False)
     if not bool(xp.all(xp.isfinite(out))):
+        where = ""
+        if out.ndim == 3:  # a stack: say which maps, as the other stack errors do
+            bad = [str(k) for k in range(out.shape[0]) if not bool(xp.all(xp.isfinite(out[k, ...])))]
+            where = f" (map{'s' if len(bad) > 1 else ''} {', '.join(bad)})"
         raise ValueError(
-            f"{name} contains NaN or infinite values, which this function does not take: fill them first; "
+            f"{name}{where} contains NaN or infinite values, which this function does not take: fill them first; "
             "xrfgpu.restore, richardson_lucy, fista, wiener and tikhonov take one map with NaN pixels and leave "
             "them out as missing"
         )

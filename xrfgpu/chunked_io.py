@@ -13,9 +13,32 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["HDF5_SUFFIXES", "is_hdf5", "is_zarr", "open_chunked", "write_zarr"]
+__all__ = ["HDF5_SUFFIXES", "INCOMPLETE_KEY", "check_zarr_name", "is_hdf5", "is_zarr", "open_chunked", "write_zarr"]
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".he5")
+#: suffixes of the other map formats: a Zarr store (a folder) named with one would be taken for such a file
+OTHER_FORMAT_SUFFIXES = HDF5_SUFFIXES + (".h50", ".tif", ".tiff", ".npy", ".npz", ".csv", ".txt", ".dat", ".asc",
+                                         ".tsv", ".json", ".toml", ".png")
+#: attribute of a store being written; the finished store has the record (``"xrfgpu"``) instead
+INCOMPLETE_KEY = "xrfgpu_incomplete"
+_INCOMPLETE_TEXT = ("not finished: an xrfgpu run is writing this store (or was stopped while writing it); "
+                    "unwritten chunks read as NaN. A finished store has its 'xrfgpu' record instead")
+
+
+def check_zarr_name(path):
+    """Refuse a Zarr output named as a file of another format (``out.h5``, ``out.tif``, ...).
+
+    Raises
+    ------
+    ValueError
+        The name ends in a suffix of another map format: the store (a
+        folder) would be taken for that file by users and by xrfgpu's readers.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in OTHER_FORMAT_SUFFIXES:
+        raise ValueError(f"output {str(path)!r} is written as a Zarr store (a folder), but its name ends in {suffix!r}, "
+                         "a file format h5py/tifffile/numpy users and xrfgpu's readers would try to open it as; "
+                         "name it e.g. 'restored.zarr'")
 
 
 def is_hdf5(path) -> bool:
@@ -94,18 +117,27 @@ def open_chunked(path, dataset=None, *, chunks=None):
     """
     import dask.array as da
 
+    from .output_safety import is_temp_name
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file or Zarr store: {path}")
+    if is_temp_name(p.name):  # an HDF5 file or Zarr store xrfgpu was still writing (or was killed writing)
+        raise ValueError(f"{path} is an xrfgpu output that is not finished (a temporary of a run still going, or "
+                         "stopped or killed while writing): not read as input")
     if is_zarr(p):
         import zarr
 
         node = zarr.open(store=str(p), mode="r") if dataset is None else zarr.open(store=str(p), mode="r", path=dataset)
         if isinstance(node, zarr.Group):
-            arrays = [name for name, _ in node.arrays()]
+            # every array of the group, nested ones too (as for HDF5): "arrays []" hid 'maps/fe', 'maps/ca'
+            arrays = sorted(name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array))
             if len(arrays) != 1:
                 raise ValueError(f"{path} is a Zarr group with arrays {arrays}; name one with dataset=")
             node = node[arrays[0]]
+        if INCOMPLETE_KEY in node.attrs:
+            raise ValueError(f"{path} is an xrfgpu output that is not finished (written by a run still going, or "
+                             "stopped or killed while writing; its unwritten chunks read as NaN): not read as input")
         return da.from_zarr(node, chunks=chunks if chunks is not None else node.chunks)
     if is_hdf5(p):
         import h5py
@@ -155,7 +187,12 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs
 
     The array is written chunk by chunk under a temporary name in the same
     folder and renamed to ``path`` when complete, so a crash never leaves a
-    half-written store under the final name.
+    half-written store under the final name. The temporary store itself
+    does not look finished either: a float array's fill value is NaN, so
+    unwritten chunks read as NaN (never as plausible zeros), and its
+    attributes hold ``"xrfgpu_incomplete"`` (:data:`INCOMPLETE_KEY`) until
+    the data are written, when ``attrs`` replace it. :func:`open_chunked`
+    refuses such a store.
 
     Parameters
     ----------
@@ -200,19 +237,25 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs
     from .output_safety import Output, check_outputs, write_outputs
 
     target = Path(path)
+    check_zarr_name(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     check_outputs([target], inputs, overwrite=overwrite)
+    # unwritten chunks of a store left by a killed run read NaN, not the default fill 0
+    fill = {"fill_value": float("nan")} if np.issubdtype(array.dtype, np.floating) else {}
 
     def write_store(tmp):
         nonlocal attrs
-        stored = da.to_zarr(array, str(tmp), compute=False, overwrite=False)
+        stored = da.to_zarr(array, str(tmp), compute=False, overwrite=False,
+                            attributes={INCOMPLETE_KEY: _INCOMPLETE_TEXT}, **fill)
         if compute:
             _compute_to_the_last_task(stored)
         if callable(attrs):
             attrs = attrs()
-        if attrs:
-            z = zarr.open_array(store=str(tmp), mode="r+")
-            z.attrs.update(attrs)
+        final = dict(attrs or {})
+        if not compute:  # the data are still to be written by the caller
+            final[INCOMPLETE_KEY] = _INCOMPLETE_TEXT
+        z = zarr.open_array(store=str(tmp), mode="r+")
+        z.attrs.put(final)  # the record replaces the incomplete mark, in one metadata write
 
     write_outputs([Output(target, write_store, folder=True)], inputs=inputs, overwrite=overwrite)
     return target

@@ -1137,6 +1137,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                            f"({', '.join(zero_maps)}): there is nothing to restore")
     for name in zero_maps:
         _warn(quiet, f"{name}: all zeros, nothing to restore; written as zeros")
+    if tile is not None or joint:  # refused before any map is restored, not after the maps before it
+        for name, image in selected.maps.items():
+            what = f"input {str(input_path)!r}: map {name!r}"
+            if joint and (mask_path is not None or np.isnan(np.asarray(image)).any()):
+                raise click.UsageError(f"{what}: --joint does not yet take missing pixels (NaN, --mask, or a "
+                                       "--normalize scaler ≤ 0); restore such maps without --joint")
+            if name not in zero_maps:
+                _missing_pixels(np.asarray(image), mask_path, what, method=method, tile=tile)
     first = next(image for name, image in selected.maps.items() if name not in zero_maps)
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
@@ -1270,8 +1278,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         per_element[name] = {"background": bg, "background_how": bg_how, **details}
         timings[name] = round(time.perf_counter() - t0, 4)
 
-    if joint:
-        restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute, quiet)
+    if joint:  # minutes on many maps (a weight per map by cross-validation): say so while it runs
+        with progress.stage(f"joint restoration of {len(joint_inputs)} maps (each map's weight by cross-validation)"):
+            restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute,
+                                                             quiet)
     click.get_current_context().meta["xrfgpu.current_map"] = None
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:

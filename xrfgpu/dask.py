@@ -264,7 +264,9 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     ----------
     array : dask.array.Array or array, shape (rows, cols) or (elements, rows, cols)
         Observed count map(s). NumPy- or CuPy-backed Dask chunks; a plain
-        array is wrapped with :func:`dask.array.from_array`. The result is
+        array is wrapped with :func:`dask.array.from_array`: a Zarr array or
+        an h5py dataset is read in its stored chunks (contiguous HDF5 in
+        tiles), never whole, so it may be larger than memory. The result is
         computed in tiles of ``tile × tile`` pixels (the array is rechunked
         to that, one element per chunk for stacks).
     psf : array, shape (kr, kc) or (elements, kr, kc), or sequence of 2-D arrays
@@ -304,7 +306,9 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         options that cannot be tiled (``tol``, ``discrepancy``,
         ``accelerate=True``, ``callback``, ``boundary="periodic"``,
         ``background="auto"``), PSF count not matching the stack, maps under
-        2 × 2 pixels, NaN or infinite pixels for RL (and for FISTA without
+        2 × 2 pixels, a PSF larger than the map, negative pixels for RL
+        (naming the map; checked in a read of its own before the
+        statistics, so RL reads the input twice), NaN or infinite pixels for RL (and for FISTA without
         ``lam``: Wiener and Tikhonov tiles leave NaN pixels out as missing).
     TypeError
         Unknown options for the method; non-array input.
@@ -347,12 +351,17 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     NumPy or CuPy chunks (CuPy on ``dask-cuda`` workers for several GPUs);
     any Dask scheduler.
     """
+    return _restore(array, psf, method, tile=tile, halo=halo, names=None, **kwargs)
+
+
+def _restore(array, psf, method, *, tile, halo, names, **kwargs):
+    """:func:`restore`, with the stack's element ``names`` (or None) named in its errors."""
     da = _dask_array()
     method = _canonical(method)
     if not isinstance(array, da.Array):
         if not (hasattr(array, "shape") and hasattr(array, "dtype")):
             raise TypeError(f"array must be a Dask array or an array, got {type(array).__name__}")
-        array = da.from_array(array, chunks=-1)
+        array = da.from_array(array, chunks=_source_chunks(array, tile))
     if array.ndim not in (2, 3):
         raise ValueError(f"array must be 2-D (rows, cols) or 3-D (elements, rows, cols), got shape {array.shape}")
     rows, cols = array.shape[-2:]
@@ -385,20 +394,49 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         psfs = _stack_psfs(psf, n)
         maps = [array[i] for i in range(n)]
         backgrounds = _stack_backgrounds(background, n, array.shape)
+    for k, h in enumerate(psfs):
+        if h.shape[0] > rows or h.shape[1] > cols:
+            # checked in the caller's shape: the engine would name a tile's shape, halo included
+            which = (f"the map ({rows}, {cols})" if array.ndim == 2
+                     else f"{_map_label(k, names)}, shape ({rows}, {cols})")
+            raise ValueError(
+                f"{'psf' if array.ndim == 2 else f'psf[{k}]'} of shape {tuple(h.shape)} is larger than {which}; "
+                "crop the PSF (a Gaussian needs about 8 sigma) or restore a larger map"
+            )
+    if method == "rl":  # refused before any tile runs, naming the map (a tile found it only when it ran)
+        _require_nonnegative(maps, names)
 
     # whole-map statistics, one read of the data for all elements
-    settings, all_zero = _global_settings(method, maps, backgrounds, options)
+    settings, all_zero = _global_settings(method, maps, backgrounds, options, names=names)
     restored = []
     for k, (image, h, b, opts) in enumerate(zip(maps, psfs, backgrounds, settings)):
         if all_zero[k]:
             # an element absent from the scan: zeros, as the command line writes it (every tile short-cuts to 0)
-            which = "the map" if array.ndim == 2 else f"map {k} of the stack"
+            which = "the map" if array.ndim == 2 else _map_label(k, names)
             warnings.warn(f"{which} is all zeros: nothing to restore; returned as zeros", UserWarning, stacklevel=2)
             b = 0.0
         restored.append(_restore_map(image, h, b, method, opts, tile, halo, dtype))
     if array.ndim == 2:
         return restored[0]
     return da.stack(restored, axis=0)
+
+
+def _source_chunks(array, tile):
+    """Dask chunks in which to read a plain array: a stored one (Zarr, h5py) piece by piece, never whole.
+
+    A Zarr array or chunked HDF5 dataset is read in its storage's chunks; one
+    without chunks (contiguous HDF5) in tiles, one map at a time; an array
+    already in memory (NumPy, CuPy) as one chunk, cut into tiles after.
+    """
+    if isinstance(array, np.ndarray) or not hasattr(array, "chunks"):
+        return -1
+    ndim = len(array.shape)
+    stored = array.chunks
+    if isinstance(stored, tuple) and len(stored) == ndim and all(isinstance(c, (int, np.integer)) and c > 0
+                                                                  for c in stored):
+        return tuple(int(c) for c in stored)
+    side = check_positive_int(tile, "tile")
+    return (1,) * max(ndim - 2, 0) + (side,) * min(ndim, 2)
 
 
 def _check_options(method, options):
@@ -488,7 +526,30 @@ def _stack_backgrounds(background, n, shape):
     return [background] * n
 
 
-def _global_settings(method, maps, backgrounds, options):
+def _require_nonnegative(maps, names):
+    """Refuse RL on maps with negative pixels, naming each (one reduction per map, computed together)."""
+    import dask
+
+    on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
+    da = _dask_array()
+    lows = dask.compute(*[da.min(m) for m in maps], **({"scheduler": "synchronous"} if on_gpu else {}))
+    bad = [(k, float(low)) for k, low in enumerate(lows) if float(low) < 0]
+    if bad:
+        which = "; ".join(("the map" if len(maps) == 1 else _map_label(k, names)) + f": minimum {low:g}"
+                          for k, low in bad)
+        raise ValueError(
+            f"negative values ({which}), which tiled Richardson-Lucy does not take (it models Poisson counts >= 0): "
+            "give an offset as background=, clip the map at 0, or restore a fitted map with xrfgpu.restore or "
+            "the command line (with --tile too), which set a fitted map's negative values to 0 and record the fraction"
+        )
+
+
+def _map_label(k, names):
+    """``map 3 of the stack`` or, where the file names its maps, ``map 3 of the stack ('Fe')``."""
+    return f"map {k} of the stack" + (f" ({str(names[k])!r})" if names and k < len(names) else "")
+
+
+def _global_settings(method, maps, backgrounds, options, *, names=None):
     """Per-element options with the whole map's data-dependent numbers filled in, and whether each map is
     all zeros (``(settings, all_zero)``; one read of the data for both)."""
     da = _dask_array()
@@ -513,7 +574,7 @@ def _global_settings(method, maps, backgrounds, options):
         return per_element, all_zero
     for k in range(len(maps)):
         # RL: the map's mean, then the background's; FISTA: max |map - background|
-        which = "the array" if len(maps) == 1 else f"map {k} of the stack"
+        which = "the array" if len(maps) == 1 else _map_label(k, names)
         if method == "rl" and not math.isfinite(values[2 * k + 1]):
             raise ValueError(f"the background of {which} contains NaN or infinite values")
         if not math.isfinite(values[2 * k] if method == "rl" else values[k]):
@@ -571,7 +632,10 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
         halo = int(halo)
         if halo < max(psf.shape) // 2:
             raise ValueError(f"halo={halo} is smaller than the PSF half-width {max(psf.shape) // 2}")
-    image = image.rechunk((tile, tile))
+    # an axis no longer than the halo is not cut (a tile with its halo would hold all of it, and Dask refuses a
+    # halo deeper than the array: an 11-px MAPS map in tiles of 8 failed with "overlapping depth 20 ...")
+    chunks = _tile_chunks(image.shape, tile, halo)
+    image = image.rechunk(chunks)
     # an axis held by a single tile needs no halo: the engine's mirror is the whole-map rule there
     depth = {axis: (halo if len(image.chunks[axis]) > 1 else 0) for axis in (0, 1)}
     arrays = [image]
@@ -580,7 +644,7 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
             raise ValueError(f"background of shape {background.shape} does not match the map {image.shape}")
         if not isinstance(background, da.Array):
             background = da.from_array(background, chunks=(tile, tile))
-        arrays.append(background.rechunk((tile, tile)))
+        arrays.append(background.rechunk(chunks))
         background = None
     else:
         background = float(background)
@@ -595,6 +659,11 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
         meta=meta,
     )
     return result.rechunk((tile, tile))
+
+
+def _tile_chunks(shape, tile, halo):
+    """Chunks ``(tile, tile)``, but the whole axis where the axis is no longer than ``halo``."""
+    return tuple(int(n) if n <= halo else int(tile) for n in shape)
 
 
 class _tile_function:
@@ -747,13 +816,20 @@ def restore_zarr(
     import time
     from pathlib import Path
 
-    from .chunked_io import open_chunked, write_zarr
+    from .chunked_io import check_zarr_name, open_chunked, write_zarr
     from .provenance import make_record
 
     if chunk_type not in ("numpy", "cupy"):
         raise ValueError(f"chunk_type must be 'numpy' or 'cupy', got {chunk_type!r}")
+    if chunk_type == "cupy":  # before any work; the GPUs themselves may be on the workers only
+        try:
+            import cupy as _cupy_present  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(f"chunk_type='cupy' needs CuPy where restore_zarr is called and on every worker "
+                              f"({exc}); install it with `pip install xrfgpu[cuda12]` (or cuda13)") from exc
     from .output_safety import check_outputs
 
+    check_zarr_name(output)  # before any work: "out.h5" would be a Zarr folder taken for an HDF5 file
     check_outputs([output], [input], overwrite=overwrite)  # never on, in or around the input
     method = _canonical(method)
     context = _scheduler(scheduler)  # validates the name before any work
@@ -763,8 +839,9 @@ def restore_zarr(
         import cupy
 
         array = array.map_blocks(cupy.asarray, dtype=array.dtype, meta=cupy.empty((0,) * array.ndim, array.dtype))
+    names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
     with context:
-        restored = restore(array, psf, method, tile=tile, halo=halo, **kwargs)
+        restored = _restore(array, psf, method, tile=tile, halo=halo, names=names, **kwargs)
         if chunk_type == "cupy":
             import cupy
 
@@ -777,7 +854,6 @@ def restore_zarr(
             else fast_halo(tile, default_halo(h.shape, method, num_iter=kwargs.get("num_iter")))
             for h in host_psfs
         ]
-        names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
         parameters = {k: _jsonable(v) for k, v in kwargs.items()}
         # what ran when not given: the engine's iteration count and no background
         if _default_num_iter(method) is not None:
@@ -803,6 +879,15 @@ def restore_zarr(
                 "scheduler": _scheduler_name(scheduler), "chunk_type": chunk_type, "overwrite": bool(overwrite),
                 **{k: _jsonable(v) for k, v in kwargs.items()}}},
         )
+        import zarr
+
+        # the writer of the store (its format, v3, depends on it), and the cluster's library where one ran
+        versions = record.setdefault("versions", {})
+        versions["zarr"] = zarr.__version__
+        if not (scheduler is None or isinstance(scheduler, str) and scheduler.strip() in _scheduler._NAMES):
+            import distributed
+
+            versions["distributed"] = distributed.__version__
         if provenance:
             record.update({k: _jsonable(v) for k, v in dict(provenance).items()})
 
