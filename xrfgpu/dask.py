@@ -822,11 +822,11 @@ def restore_zarr(
     if chunk_type not in ("numpy", "cupy"):
         raise ValueError(f"chunk_type must be 'numpy' or 'cupy', got {chunk_type!r}")
     if chunk_type == "cupy":  # before any work; the GPUs themselves may be on the workers only
-        try:
-            import cupy as _cupy_present  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(f"chunk_type='cupy' needs CuPy where restore_zarr is called and on every worker "
-                              f"({exc}); install it with `pip install xrfgpu[cuda12]` (or cuda13)") from exc
+        import importlib.util
+
+        if importlib.util.find_spec("cupy") is None:
+            raise ImportError("chunk_type='cupy' needs CuPy where restore_zarr is called and on every worker "
+                              "(No module named 'cupy'); install it with `pip install xrfgpu[cuda12]` (or cuda13)")
     from .output_safety import check_outputs
 
     check_zarr_name(output)  # before any work: "out.h5" would be a Zarr folder taken for an HDF5 file
