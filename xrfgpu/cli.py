@@ -94,6 +94,17 @@ def _naming_the_map(message):
     return f"input {str(where[0])!r}: map {where[1]!r}: {message}"
 
 
+# the library's keywords that its messages advise, as this command line spells them
+_OPTION_SPELLING = {"pass background=": "pass --background"}
+
+
+def _command_line_spelling(message):
+    """``message`` with the library's advice (``pass background=``) in the command line's words (``--background``)."""
+    for library, option in _OPTION_SPELLING.items():
+        message = message.replace(library, option)
+    return message
+
+
 def _raised_in(exc):
     """The module whose code raised ``exc`` (the innermost frame of its traceback), or ""."""
     tb, last = exc.__traceback__, None
@@ -126,7 +137,7 @@ def _friendly(func):
         except (ValueError, TypeError) as exc:  # what a map's values can cause: the message names the map
             where = _raised_in(exc)
             if where == "xrfgpu" or where.startswith("xrfgpu."):
-                raise InputRefusedError(_naming_the_map(_message(exc))) from exc
+                raise InputRefusedError(_naming_the_map(_command_line_spelling(_message(exc)))) from exc
             raise CommandError(_naming_the_map(f"internal error in {where or 'Python'} "
                                                f"({type(exc).__name__}): {_message(exc)}")) from exc
         except (OSError, KeyError, ImportError, RuntimeError) as exc:
