@@ -325,3 +325,14 @@ def test_blind_on_the_command_line_warns_above_one_percent_negative(tmp_path, ca
     assert (line in err) is warned
     if warned:
         assert f"{-restored.min() / crop.max():.0%} of the map's maximum" in err and "blind-rl" in err
+
+
+def test_a_foreign_folder_is_refused_naming_both_records_xrfgpu_would_have(tmp_path):
+    # an xrfgpu Zarr store carries its record in its attributes, not in an xrfgpu.json (fifth QA pass)
+    from xrfgpu.output_safety import is_xrfgpu_output
+
+    foreign = tmp_path / "store.zarr"
+    foreign.mkdir()
+    (foreign / "zarr.json").write_text('{"zarr_format": 3, "node_type": "array", "attributes": {}}')
+    ok, why = is_xrfgpu_output(foreign)
+    assert not ok and "xrfgpu.json" in why and "Zarr store" in why, why

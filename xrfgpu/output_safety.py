@@ -504,7 +504,8 @@ def is_xrfgpu_output(path):
             return True, ""
         record = _json_record(path / "xrfgpu.json")
         if record is None:
-            return False, f"folder {str(path)!r} has no xrfgpu.json record, so xrfgpu did not write it"
+            return False, (f"folder {str(path)!r} has no xrfgpu.json record and is no Zarr store with an xrfgpu "
+                           "record in its attributes, so xrfgpu did not write it")
         listed = record["xrfgpu"].get("files") or {}
         allowed = {"xrfgpu.json", *(str(v) for v in (listed.values() if isinstance(listed, dict) else listed))}
         foreign = sorted(p.name for p in path.iterdir() if p.name not in allowed and not is_temp_name(p.name))
