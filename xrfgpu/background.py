@@ -26,7 +26,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, to_numpy
+from ._backend import array_device, array_namespace, is_numpy_namespace, to_numpy
 from ._validate import as_image
 
 __all__ = ["GainEstimate", "element_free_depth", "estimate_background", "estimate_gain", "is_count_map"]
@@ -57,8 +57,22 @@ def is_count_map(image) -> bool:
 
 
 def _box_mean_valid(x, k, *, xp):
-    """Mean of every ``k × k`` window inside ``x`` (valid mode), by a summed-area table."""
+    """Mean of every ``k × k`` window inside ``x`` (valid mode), by a summed-area table.
+
+    On NumPy the table is summed into one zero-bordered buffer and the four corners are combined in
+    one output array: the same operations in the same order as the array-API path (the same numbers),
+    without its two concatenated copies of the table and two full-size temporaries.
+    """
     rows, cols = x.shape
+    if is_numpy_namespace(xp):
+        c = np.zeros((rows + 1, cols + 1), dtype=x.dtype)
+        np.cumsum(x, axis=0, out=c[1:, 1:])
+        np.cumsum(c[1:, 1:], axis=1, out=c[1:, 1:])
+        out = np.subtract(c[k:, k:], c[:-k, k:])
+        out -= c[k:, :-k]
+        out += c[:-k, :-k]
+        out /= float(k * k)
+        return out
     dev = array_device(x)
     c = xp.cumulative_sum(xp.cumulative_sum(x, axis=0), axis=1)
     c = xp.concat([xp.zeros((1, cols), dtype=x.dtype, device=dev), c], axis=0)
@@ -69,6 +83,13 @@ def _box_mean_valid(x, k, *, xp):
 def _smoothed_quantiles(y, k, qs, *, xp):
     """The quantiles ``qs`` (ranks ``int(q (n − 1))``) of the ``k × k`` box means of ``y``, one sort for all."""
     dtype = xp.float64 if hasattr(xp, "float64") else y.dtype
+    if is_numpy_namespace(xp):
+        # a float64 map is summed as it is (no copy); only the ranks asked for are put in place (a
+        # partition gives the values a full sort puts at those ranks, exactly, in linear time)
+        smooth = _box_mean_valid(np.asarray(y, dtype=dtype), k, xp=xp).reshape(-1)
+        ranks = [int(q * (smooth.shape[0] - 1)) for q in qs]
+        smooth.partition(sorted(set(ranks)))
+        return [float(smooth[r]) for r in ranks]
     smooth = xp.reshape(_box_mean_valid(xp.astype(y, dtype), k, xp=xp), (-1,))
     ranked = xp.sort(smooth)
     return [float(ranked[int(q * (ranked.shape[0] - 1))]) for q in qs]
@@ -341,12 +362,23 @@ def estimate_gain(image, *, block=8):
     if rows < 2 * k + 2 or cols < 2 * k + 2:
         raise ValueError(f"map {y.shape} is too small to measure its noise in {k}x{k} blocks")
     core = y[1:-1, 1:-1]
-    lap = (4.0 * core - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]) / math.sqrt(20.0)
+    # d² = ((4 y − Σ 4 neighbours) / √20)², built in one buffer (the operations and their order of the
+    # one-line expression, without its six full-size temporaries)
+    lap_sq = np.multiply(core, 4.0)
+    for neighbour in (y[:-2, 1:-1], y[2:, 1:-1], y[1:-1, :-2], y[1:-1, 2:]):
+        lap_sq -= neighbour
+    lap_sq /= math.sqrt(20.0)
+    lap_sq *= lap_sq
     # structure, nearly free of the tile's own noise: gradient energy of the map smoothed over 2 px
     from scipy import ndimage
 
     smooth = ndimage.gaussian_filter(y, 2.0, mode="nearest")
-    grad = ((smooth[2:, 1:-1] - smooth[:-2, 1:-1]) ** 2 + (smooth[1:-1, 2:] - smooth[1:-1, :-2]) ** 2)
+    grad = np.subtract(smooth[2:, 1:-1], smooth[:-2, 1:-1])
+    grad *= grad
+    across = np.subtract(smooth[1:-1, 2:], smooth[1:-1, :-2])
+    across *= across
+    grad += across
+    del smooth, across
     nr, nc = core.shape[0] // k, core.shape[1] // k
     # the grids flush with each corner (one grid where the tiles fill the map): the same tiles, mirrored,
     # whichever way up the map is read
@@ -363,7 +395,7 @@ def estimate_gain(image, *, block=8):
     ok = (mean > 0) & (per_tile(core, np.min) > 0)
     if not np.any(ok):
         raise ValueError("no block with a positive mean and no zero: the map's noise cannot be measured")
-    var = per_tile(lap * lap, np.mean)[ok]
+    var = per_tile(lap_sq, np.mean)[ok]
     ratio = var / mean[ok]
     energy = per_tile(grad, np.mean)[ok] / np.maximum(mean[ok], 1e-300)
     flat = energy <= np.median(energy)
