@@ -12,7 +12,8 @@ Each run is a fresh subprocess (``PYTHONPATH`` = the checkout under test), so
 imports, FFT plans and the allocator start from nothing and the resident-set
 peak (``resource.getrusage``, ``ru_maxrss``) belongs to that one call. A run
 first restores the map once untimed and untraced (imports, FFT plans), then
-once timed: the total and ``info["seconds"]`` (gain, background, σ, CV stop,
+once timed: the total, the process CPU time of that call (all threads: steadier than the wall
+clock on a loaded machine) and ``info["seconds"]`` (gain, background, σ, CV stop,
 restoration). A second subprocess repeats it under :mod:`tracemalloc`, which
 traces NumPy's array memory (not the scratch of ducc0 or SciPy's C code): the
 peak above the memory held when each stage starts, per stage, and the whole
@@ -80,7 +81,7 @@ if mode == "profile":
     import cProfile, pstats
     profiler = cProfile.Profile()
     profiler.enable()
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 restored, info = xrfgpu.restore(image, return_info=True)
 total = time.perf_counter() - t0
 if mode == "profile":
@@ -88,7 +89,8 @@ if mode == "profile":
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
 record = {"total": total, "seconds": info["seconds"], "sigma": info["sigma"], "iterations": info["iterations"],
           "cv_iterations": info.get("cv_iterations"), "background": info["background"], "gain": info["gain"],
-          "sigma_interval": info.get("sigma_interval"), "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+          "sigma_interval": info.get("sigma_interval"), "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "cpu": time.process_time() - c0}
 if mode == "memory":
     record["peak_mb"] = (max(highest[0], tracemalloc.get_traced_memory()[1]) - start) / 2**20
     record["stage_peak_mb"] = stages
@@ -111,7 +113,8 @@ def _load():
 def _row(size, label, timed, memory):
     s = timed["seconds"]
     parts = [f"{k} {s[k]:.2f}" for k in ("gain", "background", "sigma", "stop", "restore") if k in s]
-    line = f"{size}² {label}: {timed['total']:.2f} s ({', '.join(parts)}); RSS peak {timed['maxrss_mb']:.0f} MB"
+    line = (f"{size}² {label}: {timed['total']:.2f} s ({', '.join(parts)}), CPU {timed['cpu']:.2f} s; "
+            f"RSS peak {timed['maxrss_mb']:.0f} MB")
     if memory is not None:
         m = memory["stage_peak_mb"]
         line += (f"; traced peak {memory['peak_mb']:.0f} MB ("
