@@ -53,11 +53,17 @@ def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, scr
         # the same operations on the interior only, in one float64 buffer and one more for the log
         # (the array-API lines below add the background to the whole map, copy the interior, and make
         # three more full-size temporaries: the same numbers, summed over an array of the same shape)
-        mu = np.add(blurred[inner], background)
-        if mu.dtype != np.float64:
-            mu = mu.astype(np.float64)
+        part = blurred[inner]
+        if part.dtype == np.float64 and scratch is not None:  # the interior's two buffers kept between calls
+            if scratch.get("mu") is None or scratch["mu"].shape != part.shape:
+                scratch["mu"], scratch["terms"] = np.empty(part.shape), np.empty(part.shape)
+            mu, terms = np.add(part, background, out=scratch["mu"]), scratch["terms"]
+        else:  # float32: added in float32, then widened, as below
+            mu, terms = np.add(part, background), None
+            if mu.dtype != np.float64:
+                mu = mu.astype(np.float64)
         np.clip(mu, 1e-12, None, out=mu)
-        terms = np.log(mu)
+        terms = np.log(mu, out=terms)
         terms *= held_counts
         np.subtract(mu, terms, out=terms)
         return float(np.sum(terms))
@@ -182,7 +188,8 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     rows, cols = y.shape
     mr, mc = min(kr // 2, rows // 4), min(kc // 2, cols // 4)
     inner = (..., slice(mr, rows - mr), slice(mc, cols - mc))
-    held = xp.astype(pb.image[inner], xp.float64)
+    # a view of a float64 map's interior (no copy: the problem holds the held-out counts anyway)
+    held = xp.astype(pb.image[inner], xp.float64, copy=False)
     tolerance = float(drop_tolerance)
     if not (math.isfinite(tolerance) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"drop_tolerance must lie in [0, 1), got {drop_tolerance!r}")
