@@ -87,7 +87,7 @@ total = time.perf_counter() - t0
 if mode == "profile":
     profiler.disable()
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-record = {"total": total, "seconds": info["seconds"], "sigma": info["sigma"], "iterations": info["iterations"],
+record = {"xrfgpu": xrfgpu.__file__, "total": total, "seconds": info["seconds"], "sigma": info["sigma"], "iterations": info["iterations"],
           "cv_iterations": info.get("cv_iterations"), "background": info["background"], "gain": info["gain"],
           "sigma_interval": info.get("sigma_interval"), "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
           "cpu": time.process_time() - c0}
@@ -101,8 +101,10 @@ print(json.dumps(record))
 
 def _run(root, path, mode, out_path):
     env = dict(os.environ, PYTHONPATH=str(root))
+    # run from the map's folder: ``python -c`` puts the working directory first on sys.path, and a run
+    # started in a checkout would import that checkout's xrfgpu whatever PYTHONPATH says
     done = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode, str(out_path)], env=env, check=True,
-                          stdout=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, text=True, cwd=Path(path).parent)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -159,6 +161,9 @@ def main(argv=None):
                         continue
                     timed = _run(root, path, "time", out_path)
                     memory = None if args.no_memory else _run(root, path, "memory", Path(tmp) / "mem.npy")
+                    imported = Path(timed["xrfgpu"]).resolve().parent.parent
+                    if imported != Path(root).resolve():
+                        raise RuntimeError(f"the run for {root} imported xrfgpu from {imported}")
                     outputs[label] = (timed, np.load(out_path))
                     print(_row(size, label, timed, memory) + f"  [{_load()}]", flush=True)
                 if len(outputs) == 2:
