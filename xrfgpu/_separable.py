@@ -215,15 +215,9 @@ class SeparableReflectBlur:
             a[n0 - a0 : n0, :n1] += a[n0 : n0 + a0, :n1][::-1]
         return a
 
-    def _output(self, x, out):
-        """``out`` when it can hold the result of ``x`` (same shape, this blur's dtype, not ``x``), else a new array."""
-        if out is not None and out.shape == x.shape and out.dtype == self.dtype and out is not x:
-            return out
-        return np.empty(x.shape, dtype=self.dtype)
-
     def forward(self, x, out=None):
         """``C H E x`` for a map (rows, cols) or a batch (..., rows, cols); a new array unless ``out``."""
-        out = self._output(x, out)
+        out = np.empty(x.shape, dtype=self.dtype) if out is None else out
         n0, n1 = self.shape
         for kernels, xi, oi in self._maps(x, out):
             oi[...] = self._blur_into_canvas(kernels, xi)[:n0, :n1]
@@ -231,7 +225,7 @@ class SeparableReflectBlur:
 
     def adjoint(self, r, out=None):
         """``Eᵀ Hᵀ Cᵀ r``: correlate the zero-extended map, fold the reflected strips back."""
-        out = self._output(r, out)
+        out = np.empty(r.shape, dtype=self.dtype) if out is None else out
         n0, n1 = self.shape
         for kernels, ri, oi in self._maps(r, out):
             oi[...] = self._correlate_into_canvas(kernels, ri)[:n0, :n1]

@@ -626,28 +626,22 @@ class Convolution:
         return irfft2(spectrum, self.canvas_shape, xp=self.xp)
 
     # -- operators ----------------------------------------------------------
-    def forward(self, x, out=None):
-        """``h ⊛ x`` on the canvas.
-
-        ``out``: a spent canvas array (NumPy, the result's shape and dtype, not ``x``) that the
-        separable engine writes the result into instead of a new array (a new map-sized array is a
-        fresh memory mapping whose pages fault in on first write: 20–50 ms a call at 2048²–4096²).
-        The other engines return a new array. Use the array returned.
-        """
+    def forward(self, x):
+        """``h ⊛ x`` on the canvas."""
         if self.engine == "extended":
             return self._extended_forward(x)
         if self.engine == "separable":
-            return self._separable.forward(x, out=out)
+            return self._separable.forward(x)
         if self.engine == "dctfft":
             return self._dctfft_apply(x)
         return self.apply_transfer(x, self.otf)
 
-    def adjoint(self, x, out=None):
-        """``ĥ ⊛ x``: correlation with the PSF, the adjoint of :meth:`forward` (``out`` as there)."""
+    def adjoint(self, x):
+        """``ĥ ⊛ x``: correlation with the PSF, the adjoint of :meth:`forward`."""
         if self.engine == "extended":
             return self._extended_adjoint(x)
         if self.engine == "separable":
-            return self._separable.adjoint(x, out=out)
+            return self._separable.adjoint(x)
         if self.engine == "dctfft":
             return self._dctfft_apply(x)  # the blur of a symmetric PSF is symmetric: Aᵀ = A
         return self.apply_transfer(x, self.otf_conj)

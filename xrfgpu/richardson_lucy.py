@@ -306,24 +306,17 @@ def _iterate(pb, x, *, num_iter, eps, tv, level, accelerate, callback, tol, disc
     previous_div = None
     x_prev = None
     g1 = g2 = None
-    # the canvases each iteration is done with (the ratio; the extrapolated point once the next estimate
-    # exists), handed to the next blurs to write into (NumPy's separable engine; see Convolution.forward):
-    # the same numbers without two fresh map-sized arrays per iteration. Only arrays the iterations
-    # overwrite anyway are reused, never an estimate given to the callback that no step overwrites.
-    spare = []
     for it in range(1, num_iter + 1):
         point = _extrapolation_point(pb, x, x_prev, g1, g2, accelerate)  # x_prev is free from here on
-        extrapolated = point is not x
-        blurred = op.forward(point, out=spare.pop() if spare else None)
+        blurred = op.forward(point)
         divergence = None
         if track:
             divergence = s * poisson_divergence(pb.image, op.crop(blurred) + pb.background, xp=xp, weights=w_map)
         ratio = rl_ratio(y, blurred, b, eps, xp=xp)
         if w_map is None:
-            correction = op.adjoint(ratio, out=spare.pop() if spare else None)
+            correction = op.adjoint(ratio)
         else:
             correction = xp.where(seen, op.adjoint(ratio * w) / normaliser, xp.ones_like(normaliser))
-        spare.append(ratio)
         if tv > 0:
             # TV is a prior on the map: computed there and extended by the boundary rule, so the
             # mirror canvas gives the numbers of the DCT engine
@@ -333,9 +326,6 @@ def _iterate(pb, x, *, num_iter, eps, tv, level, accelerate, callback, tol, disc
             g2, g1 = g1, difference(new, point, xp=xp, out=g2)  # the oldest change's memory is reused
             x_prev = x
         x = new
-        if extrapolated:  # the point lives in the memory of an estimate two steps old, overwritten already
-            spare.append(point)
-        del point, blurred, ratio, correction, new
         if callback is not None:
             estimate = op.crop(x) if s == 1.0 else pb.to_user_units(op.crop(x))
             callback(it, estimate, divergence)

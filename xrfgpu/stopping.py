@@ -32,38 +32,27 @@ __all__ = ["CV_DROP_TOLERANCE", "cv_iterations", "discrepancy_iterations", "frc_
 CV_DROP_TOLERANCE = 1e-4
 
 
-def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, scratch=None):
+def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner):
     """Poisson deviance of held-out counts under ``h ⊛ x + b`` (up to a constant), over the ``inner`` slice.
 
     ``held_counts`` are the held-out counts already cut to ``inner`` and in float64.
 
-    ``scratch`` (a dict kept between the calls of one run) holds the blur's canvas for the next call.
     The terms ``μ − y log μ`` are summed in float64 whatever the map's dtype:
     the sum is ~10⁷ on a 256² map, where float32 resolves about 1 unit, more
     than the curve changes over the ten iterations around its minimum, so a
     float32 sum put the minimum wherever rounding did (see
     ``tests/test_stopping_precision.py``).
     """
-    if scratch is None:
-        blurred = op.crop(op.forward(op.embed(estimate)))
-    else:  # the previous call's blur is spent: the next one is written into it (see Convolution.forward)
-        scratch["blur"] = op.forward(op.embed(estimate), out=scratch.get("blur"))
-        blurred = op.crop(scratch["blur"])
+    blurred = op.crop(op.forward(op.embed(estimate)))
     if is_numpy_namespace(xp) and not hasattr(background, "shape"):
         # the same operations on the interior only, in one float64 buffer and one more for the log
         # (the array-API lines below add the background to the whole map, copy the interior, and make
         # three more full-size temporaries: the same numbers, summed over an array of the same shape)
-        part = blurred[inner]
-        if part.dtype == np.float64 and scratch is not None:  # the interior's two buffers kept between calls
-            if scratch.get("mu") is None or scratch["mu"].shape != part.shape:
-                scratch["mu"], scratch["terms"] = np.empty(part.shape), np.empty(part.shape)
-            mu, terms = np.add(part, background, out=scratch["mu"]), scratch["terms"]
-        else:  # float32: added in float32, then widened, as below
-            mu, terms = np.add(part, background), None
-            if mu.dtype != np.float64:
-                mu = mu.astype(np.float64)
+        mu = np.add(blurred[inner], background)
+        if mu.dtype != np.float64:  # float32: added in float32, then widened, as below
+            mu = mu.astype(np.float64)
         np.clip(mu, 1e-12, None, out=mu)
-        terms = np.log(mu, out=terms)
+        terms = np.log(mu)
         terms *= held_counts
         np.subtract(mu, terms, out=terms)
         return float(np.sum(terms))
@@ -194,7 +183,6 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     if not (math.isfinite(tolerance) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"drop_tolerance must lie in [0, 1), got {drop_tolerance!r}")
     state = {"best": math.inf, "k": 0}
-    scratch = {}
     curve = []
 
     class _Done(Exception):
@@ -203,7 +191,7 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     def watch(iteration, estimate, divergence):
         # (× 1 leaves every value as it is: the even split, the default, skips the map-sized product)
         d = _heldout_divergence(pb.op, estimate * scale if scale != 1.0 else estimate, held, pb.background, xp=xp,
-                                inner=inner, scratch=scratch)
+                                inner=inner)
         curve.append((iteration, d))
         if d < state["best"]:
             state["best"], state["k"] = d, iteration
