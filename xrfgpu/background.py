@@ -362,23 +362,12 @@ def estimate_gain(image, *, block=8):
     if rows < 2 * k + 2 or cols < 2 * k + 2:
         raise ValueError(f"map {y.shape} is too small to measure its noise in {k}x{k} blocks")
     core = y[1:-1, 1:-1]
-    # d² = ((4 y − Σ 4 neighbours) / √20)², built in one buffer (the operations and their order of the
-    # one-line expression, without its six full-size temporaries)
-    lap_sq = np.multiply(core, 4.0)
-    for neighbour in (y[:-2, 1:-1], y[2:, 1:-1], y[1:-1, :-2], y[1:-1, 2:]):
-        lap_sq -= neighbour
-    lap_sq /= math.sqrt(20.0)
-    lap_sq *= lap_sq
+    lap = (4.0 * core - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]) / math.sqrt(20.0)
     # structure, nearly free of the tile's own noise: gradient energy of the map smoothed over 2 px
     from scipy import ndimage
 
     smooth = ndimage.gaussian_filter(y, 2.0, mode="nearest")
-    grad = np.subtract(smooth[2:, 1:-1], smooth[:-2, 1:-1])
-    grad *= grad
-    across = np.subtract(smooth[1:-1, 2:], smooth[1:-1, :-2])
-    across *= across
-    grad += across
-    del smooth, across
+    grad = ((smooth[2:, 1:-1] - smooth[:-2, 1:-1]) ** 2 + (smooth[1:-1, 2:] - smooth[1:-1, :-2]) ** 2)
     nr, nc = core.shape[0] // k, core.shape[1] // k
     # the grids flush with each corner (one grid where the tiles fill the map): the same tiles, mirrored,
     # whichever way up the map is read
@@ -395,7 +384,7 @@ def estimate_gain(image, *, block=8):
     ok = (mean > 0) & (per_tile(core, np.min) > 0)
     if not np.any(ok):
         raise ValueError("no block with a positive mean and no zero: the map's noise cannot be measured")
-    var = per_tile(lap_sq, np.mean)[ok]
+    var = per_tile(lap * lap, np.mean)[ok]
     ratio = var / mean[ok]
     energy = per_tile(grad, np.mean)[ok] / np.maximum(mean[ok], 1e-300)
     flat = energy <= np.median(energy)
