@@ -802,8 +802,10 @@ def restore(
     if method in ("rl", "blind-rl") and not hasattr(b, "shape"):
         # restored flux against the input's flux above background (both in the input's units)
         # (float64 sums: a float32 map near its largest value overflows a float32 sum)
-        above = float(xp.sum(xp.astype(y, xp.float64) - b)) * gain
-        info["flux_ratio"] = float(xp.sum(xp.astype(out, xp.float64))) / above if above > 0 else float("nan")
+        # (copy=False: a float64 map is summed as it is, not copied first; the same sums)
+        above = float(xp.sum(xp.astype(y, xp.float64, copy=False) - b)) * gain
+        info["flux_ratio"] = (float(xp.sum(xp.astype(out, xp.float64, copy=False))) / above if above > 0
+                              else float("nan"))
     info["sigma"] = s
     info["sigma_px"] = s  # the command line's record says sigma_px; the same number
     info["sigma_um"] = None if (s is None or pixel_size_um is None) else s * pixel_size_um

@@ -197,23 +197,15 @@ def _whittle_fit(data, *, elliptical):
             "corner_frequency": math.exp(log_k0), "scene_power": math.exp(best.x[0]), "nll": best.fun}
 
 
-def _ring_spectrum(data):
-    """Hann-windowed periodogram averaged over rings 1/n wide: (mean k², mean power, weight).
-
-    The window (Hann along each axis, the mean removed with the window's weights, power
-    normalised by Σw² so that white noise of variance N has power N) stops the strong
-    low-frequency power of the scene from leaking to the high frequencies where the blur is
-    read: Moisan's periodic component alone left leakage falling only as |k|^-4, slower than the
-    blurred spectrum, and σ came out 15–55 % low on the tuning scenes. Rings 0–2, inside the
-    window's main lobe around zero frequency, are left out.
-    """
+def _ring_geometry(shape):
+    """What :func:`_ring_spectrum` needs of a map's shape alone: the Hann taper with its sum and its
+    sum of squares, the half plane's weights, each bin's ring, and per kept ring its weight and mean
+    k². The four corner sub-maps share one shape, so :func:`_submap_sigmas` builds it once for them."""
     from scipy import fft as sfft
     from scipy.signal import windows
 
-    rows, cols = data.shape
+    rows, cols = shape
     taper = np.outer(windows.hann(rows, sym=False), windows.hann(cols, sym=False))
-    centred = (data - float((data * taper).sum() / taper.sum())) * taper
-    power = np.abs(sfft.rfft2(centred)) ** 2 / float((taper * taper).sum())
     ky = sfft.fftfreq(rows)[:, None]
     kx = sfft.rfftfreq(cols)[None, :]
     k2 = kx * kx + ky * ky
@@ -221,11 +213,35 @@ def _ring_spectrum(data):
     n = min(rows, cols)
     ring = np.floor(np.sqrt(k2) * n).astype(np.int64).ravel()
     m = np.bincount(ring, w.ravel())
-    total = np.bincount(ring, (w * power).ravel())
     mean_k2 = np.bincount(ring, (w * k2).ravel())
     idx = np.arange(m.size)
     keep = (idx >= 3) & (m > 0)
-    return mean_k2[keep] / m[keep], total[keep] / m[keep], m[keep]
+    return {"shape": (rows, cols), "taper": taper, "taper_sum": taper.sum(),
+            "taper_power": float((taper * taper).sum()), "weights": w.ravel(), "ring": ring, "keep": keep,
+            "m": m[keep], "mean_k2": mean_k2[keep] / m[keep]}
+
+
+def _ring_spectrum(data, geometry=None):
+    """Hann-windowed periodogram averaged over rings 1/n wide: (mean k², mean power, weight).
+
+    The window (Hann along each axis, the mean removed with the window's weights, power
+    normalised by Σw² so that white noise of variance N has power N) stops the strong
+    low-frequency power of the scene from leaking to the high frequencies where the blur is
+    read: Moisan's periodic component alone left leakage falling only as |k|^-4, slower than the
+    blurred spectrum, and σ came out 15–55 % low on the tuning scenes. Rings 0–2, inside the
+    window's main lobe around zero frequency, are left out. ``geometry``: :func:`_ring_geometry`
+    of ``data.shape``, when the caller has it.
+    """
+    from scipy import fft as sfft
+
+    if geometry is None or geometry["shape"] != data.shape:
+        geometry = _ring_geometry(data.shape)
+    taper = geometry["taper"]
+    centred = (data - float((data * taper).sum() / geometry["taper_sum"])) * taper
+    power = np.abs(sfft.rfft2(centred)) ** 2 / geometry["taper_power"]
+    keep, m = geometry["keep"], geometry["m"]
+    total = np.bincount(geometry["ring"], (geometry["weights"] * power.ravel()))
+    return geometry["mean_k2"].copy(), total[keep] / m, m.copy()
 
 
 _LOG_K0_RANGE = (math.log(1e-4), math.log(0.3))
@@ -330,10 +346,11 @@ def _sigma_grid(shape):
     return np.geomspace(0.4, largest, _PROFILE_POINTS)
 
 
-def _profile_of_map(data):
+def _profile_of_map(data, spectrum=None, geometry=None):
     """Ring spectrum of ``data`` and its σ profile with the scene exponent under ``_BETA_PRIOR``;
-    returns (k2, power, weight, grid, σ, profile, nuisance)."""
-    k2, power, weight = _ring_spectrum(data)
+    returns (k2, power, weight, grid, σ, profile, nuisance). ``spectrum``: ``_ring_spectrum(data)``
+    when the caller has it already (it is not changed); ``geometry``: :func:`_ring_geometry` of its shape."""
+    k2, power, weight = _ring_spectrum(data, geometry) if spectrum is None else spectrum
     # unit median power: the likelihood's parameters are then O(1) whatever the map's units
     power = power / max(float(np.median(power)), 1e-300)
     grid = _sigma_grid(data.shape)
@@ -351,18 +368,20 @@ def _submap_sigmas(data):
     if min(r, c) < MIN_SIDE_PX:
         return []
     out = []
+    geometry = _ring_geometry((r, c))  # one shape for the four
     for r0 in (0, rows - r):
         for c0 in (0, cols - c):
             sub = data[r0 : r0 + r, c0 : c0 + c]
             if float(sub.max() - sub.min()) > 0:
-                out.append(_profile_of_map(sub)[4])
+                out.append(_profile_of_map(sub, geometry=geometry)[4])
     return out
 
 
-def _spectral_interval(data):
+def _spectral_interval(data, spectrum=None):
     """σ profile with the scene exponent fitted under its prior ``_BETA_PRIOR`` and fits under the
-    fixed laws β = 2.5, 3, 3.5; returns (σ of the profile, lo, hi, flat_to_grid_end, details)."""
-    k2, power, weight, grid, sigma, profile, nuisance = _profile_of_map(data)
+    fixed laws β = 2.5, 3, 3.5; returns (σ of the profile, lo, hi, flat_to_grid_end, details).
+    ``spectrum``: ``_ring_spectrum(data)`` when the caller has it already."""
+    k2, power, weight, grid, sigma, profile, nuisance = _profile_of_map(data, spectrum)
     inside = grid[profile <= profile.min() + 1.92]  # 95 % profile-likelihood interval
     flat = bool(inside.min() <= grid[0] or inside.max() >= grid[-1])
     beta_fit = float(nuisance[3])
@@ -395,7 +414,10 @@ def _edge_profile_stage(data, sigma0, noise, spectral_interval):
 
 
 def _hough_lines(data, sigma0, max_candidates):
-    """Long straight edges: gradient-weighted Hough votes (θ from the gradient direction)."""
+    """Long straight edges: gradient-weighted Hough votes (θ from the gradient direction).
+
+    Returns (lines, gx, gy, |∇|, noise): the candidate lines (θ, ρ), the gradient the votes were read
+    from and its magnitude, and the noise of one gradient component."""
     from scipy import ndimage
 
     rows, cols = data.shape
@@ -417,7 +439,7 @@ def _hough_lines(data, sigma0, max_candidates):
     idx = np.argwhere((acc == peak) & (acc > 0))
     order = np.argsort(acc[idx[:, 0], idx[:, 1]])[::-1][:max_candidates]
     lines = [(idx[i, 0] * np.pi / n_theta, float(idx[i, 1] - diag)) for i in order]
-    return lines, gx, gy, noise
+    return lines, gx, gy, mag, noise
 
 
 def _longest_run(values, gap):
@@ -502,8 +524,8 @@ def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
 def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
     """σ from each long straight edge of the map (see :func:`estimate_sigma`, Notes)."""
     rows, cols = data.shape
-    lines, gx, gy, noise = _hough_lines(data, sigma0, max_candidates)
-    edge_r, edge_c = np.nonzero(np.hypot(gx, gy) > 4.0 * noise)
+    lines, gx, gy, mag, noise = _hough_lines(data, sigma0, max_candidates)
+    edge_r, edge_c = np.nonzero(mag > 4.0 * noise)
     ex, ey = edge_c.astype(np.float64), edge_r.astype(np.float64)
     egx, egy = gx[edge_r, edge_c], gy[edge_r, edge_c]
     half_width = 3.0 * sigma0 + 3.0
@@ -865,13 +887,15 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                          f"{data.shape}")
     if not float(data.max() - data.min()) > 0:
         raise ValueError("image is flat: there is no structure from which to estimate the blur")
-    spectral_sigma, lo, hi, flat, fit = _spectral_interval(data)
+    # the whole map's ring spectrum, once: the spectral stage fits it, the noise level is read from it
+    spectrum = _ring_spectrum(data)
+    spectral_sigma, lo, hi, flat, fit = _spectral_interval(data, spectrum)
     # the spectral answer's interval also holds the σ of the four corner sub-maps (see the Notes); the
     # checks of the other stages against the spectrum use the whole map's interval (lo, hi)
     submaps = _submap_sigmas(data)
     fit["submap_sigmas"] = submaps
     wide = (min(lo, *submaps), max(hi, *submaps)) if submaps else (lo, hi)
-    k2, power, _ = _ring_spectrum(data)
+    k2, power, _ = spectrum
     fit["noise"] = float(np.mean(power[k2 > 0.16])) if np.any(k2 > 0.16) else float(power[-1])
     fit["whittle_sigma"] = spectral_sigma
     fit["spectral_interval"] = (lo, hi)

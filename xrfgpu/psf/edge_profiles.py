@@ -85,15 +85,17 @@ def _edge_pixels(data, sigma0, noise_sd, *, threshold):
     """Gradient (gx, gy), its magnitude and the mask of non-maximum-suppressed edge pixels above threshold."""
     gx, gy, mag, gain = smoothed_gradient(data, sigma0)
     strong = mag > threshold * noise_sd * gain
-    # non-maximum suppression along the gradient direction, rounded to the nearest of 8 neighbours
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dy = np.rint(np.where(mag > 0, gy / mag, 0.0)).astype(np.int64)
-        dx = np.rint(np.where(mag > 0, gx / mag, 0.0)).astype(np.int64)
+    # non-maximum suppression along the gradient direction, rounded to the nearest of 8 neighbours; the
+    # direction is needed at the strong pixels only (whose magnitude is above a threshold ≥ 0, so > 0)
     rows, cols = data.shape
     rr, cc = np.nonzero(strong)
-    fwd = mag[np.clip(rr + dy[rr, cc], 0, rows - 1), np.clip(cc + dx[rr, cc], 0, cols - 1)]
-    bwd = mag[np.clip(rr - dy[rr, cc], 0, rows - 1), np.clip(cc - dx[rr, cc], 0, cols - 1)]
-    keep = (mag[rr, cc] >= fwd) & (mag[rr, cc] >= bwd)
+    m = mag[rr, cc]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dy = np.rint(np.where(m > 0, gy[rr, cc] / m, 0.0)).astype(np.int64)
+        dx = np.rint(np.where(m > 0, gx[rr, cc] / m, 0.0)).astype(np.int64)
+    fwd = mag[np.clip(rr + dy, 0, rows - 1), np.clip(cc + dx, 0, cols - 1)]
+    bwd = mag[np.clip(rr - dy, 0, rows - 1), np.clip(cc - dx, 0, cols - 1)]
+    keep = (m >= fwd) & (m >= bwd)
     return gx, gy, mag, rr[keep], cc[keep]
 
 
