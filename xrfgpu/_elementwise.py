@@ -27,6 +27,7 @@ __all__ = [
     "l0_intensity_threshold",
     "l0_gradient_term",
     "dtv_dual_step",
+    "dtv_denoise_numpy",
     "set_engine",
     "get_engine",
 ]
@@ -265,3 +266,118 @@ def l0_gradient_term(image, threshold, *, xp):
     h = xp.where(keep, h, zero)
     v = xp.where(keep, v, zero)
     return (xp.roll(h, 1, axis=-1) - h) + (xp.roll(v, 1, axis=-2) - v)
+
+
+def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None, huber=None):
+    """NumPy engine of the dual iterations of :func:`xrfgpu.joint._weighted_dtv_denoise`, in place.
+
+    The same operations in the same order as the array-API loop there (so the
+    same float numbers, bit for bit), written with ``out=`` into buffers
+    allocated once per call: each of the ``n_inner`` dual steps of Chambolle
+    (2004) on the directional TV is
+
+    ``q = r P p``, ``x = z + λw div q``, ``g = r P ∇x − δ p``,
+    ``p ← (p + s g) / max(1, |p + s g|)``,
+
+    with ``P v = v − γ ξ (ξ · v)``, forward differences with a zero last
+    difference (Neumann) and ``div`` their negative adjoint. The array-API
+    loop allocates ~30 temporaries of the whole batch per step; here none.
+
+    Parameters
+    ----------
+    z, lam_w : numpy.ndarray, shape (m, rows, cols)
+        The EM image and ``λ × w`` (map units; ``λw`` in map units too).
+    xix, xiy : numpy.ndarray, shape (rows, cols) or (m, rows, cols)
+        The direction field ``ξ``.
+    gamma : float
+        Coupling γ.
+    px, py : numpy.ndarray, shape (m, rows, cols)
+        Warm start of the dual variable (not modified).
+    step : float or numpy.ndarray, shape (m, 1, 1)
+        Dual step ``s``.
+    n_inner : int
+        Dual steps.
+    rw : numpy.ndarray, shape (m, rows, cols), optional
+        Reweighting factors ``r`` (None: 1).
+    huber : numpy.ndarray, shape (m, 1, 1), optional
+        Huber δ per map (None: 0).
+
+    Returns
+    -------
+    x : numpy.ndarray
+        ``z + λw div(r P p)`` at the final ``p`` (not yet clipped at 0).
+    (px, py) : tuple of numpy.ndarray
+        The dual variable after the steps (new arrays).
+
+    References
+    ----------
+    A. Chambolle, J. Math. Imaging Vis. 20, 89 (2004), doi:10.1023/B:JMIV.0000011325.36760.1e.
+
+    Backends
+    --------
+    NumPy only (the caller's other namespaces run the array-API loop).
+    """
+    import numpy as np
+
+    px, py = np.array(px, copy=True), np.array(py, copy=True)
+    shape = np.broadcast_shapes(z.shape, px.shape)
+    dtype = np.result_type(z, px)
+    s, qx, qy, t, x, div = (np.empty(shape, dtype=dtype) for _ in range(6))
+
+    def project(vx, vy, ox, oy):
+        # P v = v − γ ξ (ξ · v): s = γ (ξx vx + ξy vy); o = v − s ξ (the order of joint._project)
+        np.multiply(xix, vx, out=s)
+        np.multiply(xiy, vy, out=t)
+        np.add(s, t, out=s)
+        np.multiply(s, gamma, out=s)
+        np.multiply(s, xix, out=t)
+        np.subtract(vx, t, out=ox)
+        np.multiply(s, xiy, out=t)
+        np.subtract(vy, t, out=oy)
+
+    def primal():
+        # x = z + λw div(r P p); div as joint._divergence: (q[j] − q[j−1]) with q[−1] = q[last] = 0
+        project(px, py, qx, qy)
+        if rw is not None:
+            np.multiply(rw, qx, out=qx)
+            np.multiply(rw, qy, out=qy)
+        np.subtract(qx[..., :, 1:-1], qx[..., :, :-2], out=div[..., :, 1:-1])
+        div[..., :, 0] = qx[..., :, 0]
+        np.subtract(0.0, qx[..., :, -2], out=div[..., :, -1])
+        np.subtract(qy[..., 1:-1, :], qy[..., :-2, :], out=t[..., 1:-1, :])
+        t[..., 0, :] = qy[..., 0, :]
+        np.subtract(0.0, qy[..., -2, :], out=t[..., -1, :])
+        np.add(div, t, out=div)
+        np.multiply(lam_w, div, out=div)
+        np.add(z, div, out=x)
+
+    for _ in range(n_inner):
+        primal()
+        # g = r P ∇x (− δ p): forward differences, zero last difference (joint._gradient)
+        np.subtract(x[..., :, 1:], x[..., :, :-1], out=qx[..., :, :-1])
+        qx[..., :, -1] = 0.0
+        np.subtract(x[..., 1:, :], x[..., :-1, :], out=qy[..., :-1, :])
+        qy[..., -1, :] = 0.0
+        project(qx, qy, qx, qy)
+        if rw is not None:
+            np.multiply(rw, qx, out=qx)
+            np.multiply(rw, qy, out=qy)
+        if huber is not None:
+            np.multiply(huber, px, out=t)
+            np.subtract(qx, t, out=qx)
+            np.multiply(huber, py, out=t)
+            np.subtract(qy, t, out=qy)
+        # p ← u / max(1, |u|), u = p + s g (dtv_dual_step)
+        np.multiply(step, qx, out=qx)
+        np.add(px, qx, out=qx)
+        np.multiply(step, qy, out=qy)
+        np.add(py, qy, out=qy)
+        np.multiply(qx, qx, out=s)
+        np.multiply(qy, qy, out=t)
+        np.add(s, t, out=s)
+        np.sqrt(s, out=s)
+        np.clip(s, 1.0, None, out=s)
+        np.divide(qx, s, out=px)
+        np.divide(qy, s, out=py)
+    primal()
+    return x, (px, py)

@@ -138,8 +138,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, to_numpy
-from ._elementwise import dtv_dual_step, rl_ratio, rl_update
+from ._backend import array_device, array_namespace, is_numpy_namespace, to_numpy
+from ._elementwise import dtv_denoise_numpy, dtv_dual_step, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
 from ._validate import as_image, is_count_map, require_nonnegative
 from .stopping import split_counts
@@ -540,6 +540,10 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
     else:
         step = xp.where(lw > 0, 1.0 / (8.0 * xp.clip(lw, min=1e-30) + huber), 1.0)
     px, py = p
+    if is_numpy_namespace(xp) and _same_dtype(z, lam_w, xix, xiy, px, py, step, rw, huber):
+        # the same operations in place, bit for bit (one set of buffers per call instead of ~30 per step)
+        x, p = dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=rw, huber=huber)
+        return xp.clip(x, min=0.0), p
     for _ in range(n_inner):
         qx, qy = _project(px, py, xix, xiy, gamma)
         if rw is not None:
@@ -558,6 +562,11 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
         qx, qy = rw * qx, rw * qy
     x = z + lam_w * _divergence(qx, qy, xp=xp)
     return xp.clip(x, min=0.0), (px, py)
+
+
+def _same_dtype(first, *others):
+    """Whether every array among ``others`` (None and Python floats skipped) has ``first``'s dtype."""
+    return all(not hasattr(a, "dtype") or a.dtype == first.dtype for a in others if a is not None)
 
 
 def reweighting_factors(image, field, eps, *, gamma=0.9, smoothing_px=0.0):
