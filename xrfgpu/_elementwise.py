@@ -268,13 +268,22 @@ def l0_gradient_term(image, threshold, *, xp):
     return (xp.roll(h, 1, axis=-1) - h) + (xp.roll(v, 1, axis=-2) - v)
 
 
+#: Pixels (maps × rows × cols) of the block of maps that :func:`dtv_denoise_numpy` iterates at a time:
+#: its ~16 arrays of a block of two 128² float32 maps (2 MB) stay in a core's L2 cache.
+DTV_BLOCK_PIXELS = 2 * 128 * 128
+
+
 def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None, huber=None):
     """NumPy engine of the dual iterations of :func:`xrfgpu.joint._weighted_dtv_denoise`, in place.
 
     The same operations in the same order as the array-API loop there (so the
     same float numbers, bit for bit), written with ``out=`` into buffers
-    allocated once per call: each of the ``n_inner`` dual steps of Chambolle
-    (2004) on the directional TV is
+    allocated once per call, and run on blocks of a few maps at a time
+    (:data:`DTV_BLOCK_PIXELS`): every map's iterations only read that map,
+    so a block's ``n_inner`` steps run in cache, where the whole batch's
+    arrays (a 128² map × 6 weights × 7 weak maps: 2.7 MB each) would not.
+    Each of the ``n_inner`` dual steps of Chambolle (2004) on the
+    directional TV is
 
     ``q = r P p``, ``x = z + λw div q``, ``g = r P ∇x − δ p``,
     ``p ← (p + s g) / max(1, |p + s g|)``,
@@ -304,7 +313,7 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
 
     Returns
     -------
-    x : numpy.ndarray
+    x : numpy.ndarray, shape (m, rows, cols)
         ``z + λw div(r P p)`` at the final ``p`` (not yet clipped at 0).
     (px, py) : tuple of numpy.ndarray
         The dual variable after the steps (new arrays).
@@ -319,10 +328,31 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
     """
     import numpy as np
 
-    px, py = np.array(px, copy=True), np.array(py, copy=True)
-    shape = np.broadcast_shapes(z.shape, px.shape)
+    m, rows, cols = np.broadcast_shapes(z.shape, px.shape)
     dtype = np.result_type(z, px)
-    s, qx, qy, t, x, div = (np.empty(shape, dtype=dtype) for _ in range(6))
+    x_out, px_out, py_out = (np.empty((m, rows, cols), dtype=dtype) for _ in range(3))
+    block = max(1, min(m, DTV_BLOCK_PIXELS // (rows * cols)))
+    scratch = [np.empty((block, rows, cols), dtype=dtype) for _ in range(5)]
+
+    def part(a, sel):
+        # a per-map array's rows of the block; a shared one (2-D field, scalar step) as it is
+        return a[sel] if getattr(a, "ndim", 0) == 3 and a.shape[0] == m and m > 1 else a
+
+    for start in range(0, m, block):
+        sel = slice(start, min(m, start + block))
+        k = sel.stop - sel.start
+        px_out[sel], py_out[sel] = px[sel], py[sel]
+        _dtv_denoise_block(part(z, sel), part(lam_w, sel), part(xix, sel), part(xiy, sel), gamma,
+                           px_out[sel], py_out[sel], part(step, sel), n_inner, part(rw, sel), part(huber, sel),
+                           x_out[sel], [b[:k] for b in scratch])
+    return x_out, (px_out, py_out)
+
+
+def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, x, scratch):
+    """:func:`dtv_denoise_numpy` on one block of maps: ``px, py`` updated and ``x`` written in place."""
+    import numpy as np
+
+    s, qx, qy, t, div = scratch
 
     def project(vx, vy, ox, oy):
         # P v = v − γ ξ (ξ · v): s = γ (ξx vx + ξy vy); o = v − s ξ (the order of joint._project)
@@ -380,4 +410,3 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
         np.divide(qx, s, out=px)
         np.divide(qy, s, out=py)
     primal()
-    return x, (px, py)
