@@ -273,7 +273,7 @@ def l0_gradient_term(image, threshold, *, xp):
 DTV_BLOCK_PIXELS = 2 * 128 * 128
 
 
-def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None, huber=None):
+def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None, huber=None, active=None):
     """NumPy engine of the dual iterations of :func:`xrfgpu.joint._weighted_dtv_denoise`, in place.
 
     The same operations in the same order as the array-API loop there (so the
@@ -310,6 +310,12 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
         Reweighting factors ``r`` (None: 1).
     huber : numpy.ndarray, shape (m, 1, 1), optional
         Huber δ per map (None: 0).
+    active : sequence of int, optional
+        The maps to iterate (default all). The caller leaves out maps whose
+        ``λw`` is 0: their ``x = z + 0 · div(…)`` is ``z`` whatever ``p`` is
+        (``p`` stays bounded, ``|p| ≤ 1``), so they get ``x = z`` and their
+        ``p`` back unchanged (the array-API loop would move that ``p``,
+        which nothing reads).
 
     Returns
     -------
@@ -333,80 +339,105 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
     x_out, px_out, py_out = (np.empty((m, rows, cols), dtype=dtype) for _ in range(3))
     block = max(1, min(m, DTV_BLOCK_PIXELS // (rows * cols)))
     scratch = [np.empty((block, rows, cols), dtype=dtype) for _ in range(5)]
+    scratch_x = np.empty((block, rows, cols), dtype=dtype) if active is not None else None
 
     def part(a, sel):
         # a per-map array's rows of the block; a shared one (2-D field, scalar step) as it is
         return a[sel] if getattr(a, "ndim", 0) == 3 and a.shape[0] == m and m > 1 else a
 
-    for start in range(0, m, block):
-        sel = slice(start, min(m, start + block))
-        k = sel.stop - sel.start
-        px_out[sel], py_out[sel] = px[sel], py[sel]
+    px_out[...], py_out[...] = px, py
+    if active is None:
+        blocks = [slice(start, min(m, start + block)) for start in range(0, m, block)]
+    else:  # maps left out: x = z, p as it was
+        x_out[...] = z
+        which = np.asarray(sorted(int(i) for i in active), dtype=np.intp)
+        blocks = [which[start:start + block] for start in range(0, which.size, block)]
+    for sel in blocks:
+        if isinstance(sel, slice):  # views: updated in place
+            k = sel.stop - sel.start
+            pxb, pyb, xb = px_out[sel], py_out[sel], x_out[sel]
+        else:  # copies of the rows, written back
+            k = sel.size
+            pxb, pyb, xb = px_out[sel], py_out[sel], scratch_x[:k]
         _dtv_denoise_block(part(z, sel), part(lam_w, sel), part(xix, sel), part(xiy, sel), gamma,
-                           px_out[sel], py_out[sel], part(step, sel), n_inner, part(rw, sel), part(huber, sel),
-                           x_out[sel], [b[:k] for b in scratch])
+                           pxb, pyb, part(step, sel), n_inner, part(rw, sel), part(huber, sel),
+                           xb, [b[:k] for b in scratch])
+        if not isinstance(sel, slice):
+            px_out[sel], py_out[sel], x_out[sel] = pxb, pyb, xb
     return x_out, (px_out, py_out)
 
 
 def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, x, scratch):
-    """:func:`dtv_denoise_numpy` on one block of maps: ``px, py`` updated and ``x`` written in place."""
+    """:func:`dtv_denoise_numpy` on one block of maps: ``px, py`` updated and ``x`` written in place.
+
+    Every slice is taken once before the loop (a step is ~50 ufunc calls on small blocks, where
+    Python's overhead counts); ``np.maximum(s, 1)`` is what ``clip(s, min=1)`` computes.
+    """
     import numpy as np
 
-    s, qx, qy, t, div = scratch
+    mul, add, sub, div_, maximum, sqrt = np.multiply, np.add, np.subtract, np.divide, np.maximum, np.sqrt
+    s, qx, qy, t, dv = scratch
+    # views of the differences: interior, first and last columns / rows
+    qx_in, qx_lo, qx_first, qx_prev_last, qx_last = qx[:, :, 1:-1], qx[:, :, :-2], qx[:, :, 0], qx[:, :, -2], qx[:, :, -1]
+    qy_in, qy_lo, qy_first, qy_prev_last, qy_last = qy[:, 1:-1, :], qy[:, :-2, :], qy[:, 0, :], qy[:, -2, :], qy[:, -1, :]
+    dv_in, dv_first, dv_last = dv[:, :, 1:-1], dv[:, :, 0], dv[:, :, -1]
+    t_in, t_first, t_last = t[:, 1:-1, :], t[:, 0, :], t[:, -1, :]
+    x_right, x_left, x_down, x_up = x[:, :, 1:], x[:, :, :-1], x[:, 1:, :], x[:, :-1, :]
+    qx_head, qy_head = qx[:, :, :-1], qy[:, :-1, :]
 
     def project(vx, vy, ox, oy):
         # P v = v − γ ξ (ξ · v): s = γ (ξx vx + ξy vy); o = v − s ξ (the order of joint._project)
-        np.multiply(xix, vx, out=s)
-        np.multiply(xiy, vy, out=t)
-        np.add(s, t, out=s)
-        np.multiply(s, gamma, out=s)
-        np.multiply(s, xix, out=t)
-        np.subtract(vx, t, out=ox)
-        np.multiply(s, xiy, out=t)
-        np.subtract(vy, t, out=oy)
+        mul(xix, vx, out=s)
+        mul(xiy, vy, out=t)
+        add(s, t, out=s)
+        mul(s, gamma, out=s)
+        mul(s, xix, out=t)
+        sub(vx, t, out=ox)
+        mul(s, xiy, out=t)
+        sub(vy, t, out=oy)
 
     def primal():
         # x = z + λw div(r P p); div as joint._divergence: (q[j] − q[j−1]) with q[−1] = q[last] = 0
         project(px, py, qx, qy)
         if rw is not None:
-            np.multiply(rw, qx, out=qx)
-            np.multiply(rw, qy, out=qy)
-        np.subtract(qx[..., :, 1:-1], qx[..., :, :-2], out=div[..., :, 1:-1])
-        div[..., :, 0] = qx[..., :, 0]
-        np.subtract(0.0, qx[..., :, -2], out=div[..., :, -1])
-        np.subtract(qy[..., 1:-1, :], qy[..., :-2, :], out=t[..., 1:-1, :])
-        t[..., 0, :] = qy[..., 0, :]
-        np.subtract(0.0, qy[..., -2, :], out=t[..., -1, :])
-        np.add(div, t, out=div)
-        np.multiply(lam_w, div, out=div)
-        np.add(z, div, out=x)
+            mul(rw, qx, out=qx)
+            mul(rw, qy, out=qy)
+        sub(qx_in, qx_lo, out=dv_in)
+        dv_first[...] = qx_first
+        sub(0.0, qx_prev_last, out=dv_last)
+        sub(qy_in, qy_lo, out=t_in)
+        t_first[...] = qy_first
+        sub(0.0, qy_prev_last, out=t_last)
+        add(dv, t, out=dv)
+        mul(lam_w, dv, out=dv)
+        add(z, dv, out=x)
 
     for _ in range(n_inner):
         primal()
         # g = r P ∇x (− δ p): forward differences, zero last difference (joint._gradient)
-        np.subtract(x[..., :, 1:], x[..., :, :-1], out=qx[..., :, :-1])
-        qx[..., :, -1] = 0.0
-        np.subtract(x[..., 1:, :], x[..., :-1, :], out=qy[..., :-1, :])
-        qy[..., -1, :] = 0.0
+        sub(x_right, x_left, out=qx_head)
+        qx_last[...] = 0.0
+        sub(x_down, x_up, out=qy_head)
+        qy_last[...] = 0.0
         project(qx, qy, qx, qy)
         if rw is not None:
-            np.multiply(rw, qx, out=qx)
-            np.multiply(rw, qy, out=qy)
+            mul(rw, qx, out=qx)
+            mul(rw, qy, out=qy)
         if huber is not None:
-            np.multiply(huber, px, out=t)
-            np.subtract(qx, t, out=qx)
-            np.multiply(huber, py, out=t)
-            np.subtract(qy, t, out=qy)
+            mul(huber, px, out=t)
+            sub(qx, t, out=qx)
+            mul(huber, py, out=t)
+            sub(qy, t, out=qy)
         # p ← u / max(1, |u|), u = p + s g (dtv_dual_step)
-        np.multiply(step, qx, out=qx)
-        np.add(px, qx, out=qx)
-        np.multiply(step, qy, out=qy)
-        np.add(py, qy, out=qy)
-        np.multiply(qx, qx, out=s)
-        np.multiply(qy, qy, out=t)
-        np.add(s, t, out=s)
-        np.sqrt(s, out=s)
-        np.clip(s, 1.0, None, out=s)
-        np.divide(qx, s, out=px)
-        np.divide(qy, s, out=py)
+        mul(step, qx, out=qx)
+        add(px, qx, out=qx)
+        mul(step, qy, out=qy)
+        add(py, qy, out=qy)
+        mul(qx, qx, out=s)
+        mul(qy, qy, out=t)
+        add(s, t, out=s)
+        sqrt(s, out=s)
+        maximum(s, 1.0, out=s)
+        div_(qx, s, out=px)
+        div_(qy, s, out=py)
     primal()

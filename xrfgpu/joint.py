@@ -541,8 +541,14 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
         step = xp.where(lw > 0, 1.0 / (8.0 * xp.clip(lw, min=1e-30) + huber), 1.0)
     px, py = p
     if is_numpy_namespace(xp) and _same_dtype(z, lam_w, xix, xiy, px, py, step, rw, huber):
-        # the same operations in place, bit for bit (one set of buffers per call instead of ~30 per step)
-        x, p = dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=rw, huber=huber)
+        # the same operations in place, bit for bit (one set of buffers per call instead of ~30 per step),
+        # on the maps with λ > 0 only: at λ = 0, x = z + 0 · div(…) = z whatever p is
+        lam_host = np.asarray(to_numpy(lam) if hasattr(lam, "shape") else lam, dtype=np.float64).reshape(-1)
+        active = None
+        if lam_host.size in (1, z.shape[0]) and np.any(lam_host == 0):
+            active = np.flatnonzero(np.broadcast_to(lam_host, (z.shape[0],)) != 0)
+        x, p = dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=rw, huber=huber,
+                                 active=active)
         return xp.clip(x, min=0.0), p
     for _ in range(n_inner):
         qx, qy = _project(px, py, xix, xiy, gamma)
