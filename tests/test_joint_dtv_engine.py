@@ -6,7 +6,8 @@ reference here is that loop run on ``array_api_strict``, an independent
 namespace that the engine never serves. Cases: a shared and a per-map field,
 a map with λ = 0 in the batch (its x is z; the engine does not iterate
 its dual variable, which nothing reads), the Huber form, reweighting factors, float64,
-and blocks smaller than the batch (a partial last block).
+blocks smaller than the batch (a partial last block) and γ = 0 (the plain TV of the guide's
+restoration, where the engine skips the projection).
 """
 
 import numpy as np
@@ -32,12 +33,12 @@ def _inputs(m, rows, cols, dtype, *, per_map_field, seed=0):
     return z, w, lam, field, p, rw, huber
 
 
-def _denoise(xp, z, w, lam, field, p, rw, huber, *, n_inner=7):
+def _denoise(xp, z, w, lam, field, p, rw, huber, *, n_inner=7, gamma=0.9):
     def a(v):
         return None if v is None else xp.asarray(v)
 
     wa = a(w)
-    x, (px, py) = J._weighted_dtv_denoise(a(z), wa, a(lam), a(field[0]), a(field[1]), 0.9, (a(p[0]), a(p[1])),
+    x, (px, py) = J._weighted_dtv_denoise(a(z), wa, a(lam), a(field[0]), a(field[1]), gamma, (a(p[0]), a(p[1])),
                                           xp=xp, n_inner=n_inner, wmax=xp.max(wa, axis=(-2, -1), keepdims=True),
                                           rw=a(rw), huber=a(huber))
     return to_numpy(x), to_numpy(px), to_numpy(py)
@@ -47,7 +48,8 @@ def _denoise(xp, z, w, lam, field, p, rw, huber, *, n_inner=7):
 @pytest.mark.parametrize("per_map_field", [False, True], ids=["shared-field", "per-map-field"])
 @pytest.mark.parametrize("extras", ["dtv", "huber", "reweighted-huber"])
 @pytest.mark.parametrize("block_maps", [1, 2, 8], ids=lambda b: f"block={b}")
-def test_engine_equals_array_api_loop(xp, monkeypatch, dtype, per_map_field, extras, block_maps):
+@pytest.mark.parametrize("gamma", [0.9, 0.0], ids=["dtv", "plain-tv"])
+def test_engine_equals_array_api_loop(xp, monkeypatch, dtype, per_map_field, extras, block_maps, gamma):
     import array_api_strict
 
     m, rows, cols = 5, 17, 23
@@ -55,8 +57,8 @@ def test_engine_equals_array_api_loop(xp, monkeypatch, dtype, per_map_field, ext
     rw = rw if extras == "reweighted-huber" else None
     huber = huber if extras != "dtv" else None
     monkeypatch.setattr(_elementwise, "DTV_BLOCK_PIXELS", block_maps * rows * cols)
-    expected = _denoise(array_api_strict, z, w, lam, field, p, rw, huber)
-    got = _denoise(xp, z, w, lam, field, p, rw, huber)
+    expected = _denoise(array_api_strict, z, w, lam, field, p, rw, huber, gamma=gamma)
+    got = _denoise(xp, z, w, lam, field, p, rw, huber, gamma=gamma)
     # x of every map; p of the maps with λ > 0 (at λ = 0 the engine leaves p alone: x = z whatever p is)
     moving = lam.reshape(-1) > 0
     for name, g, e in zip(("x", "px", "py"), got, expected):

@@ -371,7 +371,9 @@ def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, hub
     """:func:`dtv_denoise_numpy` on one block of maps: ``px, py`` updated and ``x`` written in place.
 
     Every slice is taken once before the loop (a step is ~50 ufunc calls on small blocks, where
-    Python's overhead counts); ``np.maximum(s, 1)`` is what ``clip(s, min=1)`` computes.
+    Python's overhead counts); ``np.maximum(s, 1)`` is what ``clip(s, min=1)`` computes. With
+    γ = 0 (plain TV) the projection is the identity: ``v − 0 · ξ`` has ``v``'s value (a zero's sign
+    aside), so it is skipped.
     """
     import numpy as np
 
@@ -387,6 +389,11 @@ def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, hub
 
     def project(vx, vy, ox, oy):
         # P v = v − γ ξ (ξ · v): s = γ (ξx vx + ξy vy); o = v − s ξ (the order of joint._project)
+        if gamma == 0.0:  # plain TV (the guide's EM-TV): v − 0 · ξ = v (|ξ| ≤ 1)
+            if ox is not vx:
+                np.copyto(ox, vx)
+                np.copyto(oy, vy)
+            return
         mul(xix, vx, out=s)
         mul(xiy, vy, out=t)
         add(s, t, out=s)

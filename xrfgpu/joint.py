@@ -529,7 +529,10 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
     field per map (m, rows, cols). ``rw`` (m, rows, cols), values in (0, 1], are the
     reweighting factors ``r`` of the penalty per pixel (:func:`reweighting_factors`;
     None: 1 everywhere, the plain dTV). ``huber``: None (δ = 0) or δ per map (m, 1, 1).
-    Returns ``(max(x, 0), p)``.
+    Returns ``(max(x, 0), p)``. On NumPy the loop runs in
+    :func:`xrfgpu._elementwise.dtv_denoise_numpy`: the same operations in place, a few maps at a
+    time, bit-identical; a map with λ = 0 is not iterated there (its ``x = z + 0 · div(…)`` is ``z``;
+    its ``p``, which nothing reads, stays as it was).
     """
     lam_w = lam * w
     lw = lam * wmax
@@ -1051,7 +1054,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     ``max_iter`` iterations at most, ``cv_folds`` more of (maps whose best
     dTV weight beat plain RL × Huber weights), then one of the weak maps. Each iteration is one
     forward and one adjoint blur plus ten dual steps of ~20 elementwise
-    passes each (the projection is one fused kernel pair on CuPy), and the
+    passes each (the projection is one fused kernel pair on CuPy; on NumPy they run in place on a
+    few maps at a time, and not at all on a λ = 0 candidate), and the
     cross-validation adds one forward blur per check (every iteration up to
     20, then every 5th).
 
