@@ -6,7 +6,8 @@ reference here is that loop run on ``array_api_strict``, an independent
 namespace that the engine never serves. Cases: a shared and a per-map field,
 a map with λ = 0 in the batch (its x is z; the engine does not iterate
 its dual variable, which nothing reads), the Huber form, reweighting factors, float64,
-blocks smaller than the batch (a partial last block) and γ = 0 (the plain TV of the guide's
+blocks smaller than the batch (a partial last block), one thread or
+several over the blocks, and γ = 0 (the plain TV of the guide's
 restoration, where the engine skips the projection).
 """
 
@@ -49,7 +50,8 @@ def _denoise(xp, z, w, lam, field, p, rw, huber, *, n_inner=7, gamma=0.9):
 @pytest.mark.parametrize("extras", ["dtv", "huber", "reweighted-huber"])
 @pytest.mark.parametrize("block_maps", [1, 2, 8], ids=lambda b: f"block={b}")
 @pytest.mark.parametrize("gamma", [0.9, 0.0], ids=["dtv", "plain-tv"])
-def test_engine_equals_array_api_loop(xp, monkeypatch, dtype, per_map_field, extras, block_maps, gamma):
+@pytest.mark.parametrize("workers", [1, 3], ids=lambda w: f"threads={w}")
+def test_engine_equals_array_api_loop(xp, monkeypatch, dtype, per_map_field, extras, block_maps, gamma, workers):
     import array_api_strict
 
     m, rows, cols = 5, 17, 23
@@ -57,6 +59,7 @@ def test_engine_equals_array_api_loop(xp, monkeypatch, dtype, per_map_field, ext
     rw = rw if extras == "reweighted-huber" else None
     huber = huber if extras != "dtv" else None
     monkeypatch.setattr(_elementwise, "DTV_BLOCK_PIXELS", block_maps * rows * cols)
+    monkeypatch.setattr(_elementwise, "_dtv_workers", lambda: workers)
     expected = _denoise(array_api_strict, z, w, lam, field, p, rw, huber, gamma=gamma)
     got = _denoise(xp, z, w, lam, field, p, rw, huber, gamma=gamma)
     # x of every map; p of the maps with λ > 0 (at λ = 0 the engine leaves p alone: x = z whatever p is)

@@ -338,8 +338,6 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
     dtype = np.result_type(z, px)
     x_out, px_out, py_out = (np.empty((m, rows, cols), dtype=dtype) for _ in range(3))
     block = max(1, min(m, DTV_BLOCK_PIXELS // (rows * cols)))
-    scratch = [np.empty((block, rows, cols), dtype=dtype) for _ in range(5)]
-    scratch_x = np.empty((block, rows, cols), dtype=dtype) if active is not None else None
 
     def part(a, sel):
         # a per-map array's rows of the block; a shared one (2-D field, scalar step) as it is
@@ -352,19 +350,55 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
         x_out[...] = z
         which = np.asarray(sorted(int(i) for i in active), dtype=np.intp)
         blocks = [which[start:start + block] for start in range(0, which.size, block)]
-    for sel in blocks:
-        if isinstance(sel, slice):  # views: updated in place
-            k = sel.stop - sel.start
-            pxb, pyb, xb = px_out[sel], py_out[sel], x_out[sel]
-        else:  # copies of the rows, written back
-            k = sel.size
-            pxb, pyb, xb = px_out[sel], py_out[sel], scratch_x[:k]
-        _dtv_denoise_block(part(z, sel), part(lam_w, sel), part(xix, sel), part(xiy, sel), gamma,
-                           pxb, pyb, part(step, sel), n_inner, part(rw, sel), part(huber, sel),
-                           xb, [b[:k] for b in scratch])
-        if not isinstance(sel, slice):
-            px_out[sel], py_out[sel], x_out[sel] = pxb, pyb, xb
+
+    def run_blocks(mine):
+        # one worker's blocks, in order, with its own scratch buffers
+        scratch = [np.empty((block, rows, cols), dtype=dtype) for _ in range(5)]
+        scratch_x = np.empty((block, rows, cols), dtype=dtype) if active is not None else None
+        for sel in mine:
+            if isinstance(sel, slice):  # views: updated in place
+                k = sel.stop - sel.start
+                pxb, pyb, xb = px_out[sel], py_out[sel], x_out[sel]
+            else:  # copies of the rows, written back
+                k = sel.size
+                pxb, pyb, xb = px_out[sel], py_out[sel], scratch_x[:k]
+            _dtv_denoise_block(part(z, sel), part(lam_w, sel), part(xix, sel), part(xiy, sel), gamma,
+                               pxb, pyb, part(step, sel), n_inner, part(rw, sel), part(huber, sel),
+                               xb, [b[:k] for b in scratch])
+            if not isinstance(sel, slice):
+                px_out[sel], py_out[sel], x_out[sel] = pxb, pyb, xb
+
+    # the blocks are independent (each reads and writes only its own maps' rows), so threads give
+    # the same numbers; NumPy's ufuncs release the GIL
+    workers = min(_dtv_workers(), len(blocks))
+    if workers <= 1:
+        run_blocks(blocks)
+    else:
+        pool = _dtv_pool(workers)
+        for done in [pool.submit(run_blocks, blocks[w::workers]) for w in range(workers)]:
+            done.result()
     return x_out, (px_out, py_out)
+
+
+def _dtv_workers():
+    """Threads of :func:`dtv_denoise_numpy`: :func:`xrfgpu._backend.fft_workers` (``XRFGPU_FFT_WORKERS``,
+    default the usable cores), the project's one setting for CPU threads."""
+    from ._backend import _threads
+
+    return _threads()
+
+
+_DTV_POOLS = {}
+
+
+def _dtv_pool(workers):
+    """A thread pool of ``workers`` threads, made once per count (never in the loop)."""
+    pool = _DTV_POOLS.get(workers)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _DTV_POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrfgpu-dtv")
+    return pool
 
 
 def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, x, scratch):
