@@ -414,8 +414,10 @@ def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, hub
     mul, add, sub, div_, maximum, sqrt = np.multiply, np.add, np.subtract, np.divide, np.maximum, np.sqrt
     s, qx, qy, t, dv = scratch
     # views of the differences: interior, first and last columns / rows
-    qx_in, qx_lo, qx_first, qx_prev_last, qx_last = qx[:, :, 1:-1], qx[:, :, :-2], qx[:, :, 0], qx[:, :, -2], qx[:, :, -1]
-    qy_in, qy_lo, qy_first, qy_prev_last, qy_last = qy[:, 1:-1, :], qy[:, :-2, :], qy[:, 0, :], qy[:, -2, :], qy[:, -1, :]
+    qx_in, qx_lo, qx_first = qx[:, :, 1:-1], qx[:, :, :-2], qx[:, :, 0]
+    qx_prev_last, qx_last = qx[:, :, -2], qx[:, :, -1]
+    qy_in, qy_lo, qy_first = qy[:, 1:-1, :], qy[:, :-2, :], qy[:, 0, :]
+    qy_prev_last, qy_last = qy[:, -2, :], qy[:, -1, :]
     dv_in, dv_first, dv_last = dv[:, :, 1:-1], dv[:, :, 0], dv[:, :, -1]
     t_in, t_first, t_last = t[:, 1:-1, :], t[:, 0, :], t[:, -1, :]
     x_right, x_left, x_down, x_up = x[:, :, 1:], x[:, :, :-1], x[:, 1:, :], x[:, :-1, :]
