@@ -392,12 +392,16 @@ _DTV_POOLS = {}
 
 
 def _dtv_pool(workers):
-    """A thread pool of ``workers`` threads, made once per count (never in the loop)."""
-    pool = _DTV_POOLS.get(workers)
+    """A thread pool of ``workers`` threads, made once per count and process (never in the loop: a
+    forked child, e.g. a process-based Dask worker, has none of its parent's threads, so it makes its own)."""
+    import os
+
+    key = (workers, os.getpid())
+    pool = _DTV_POOLS.get(key)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = _DTV_POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrfgpu-dtv")
+        pool = _DTV_POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrfgpu-dtv")
     return pool
 
 
