@@ -102,3 +102,36 @@ def test_joint_restoration_equals_the_array_api_loop(monkeypatch):
     ref, ref_info = run()
     np.testing.assert_array_equal(out, ref)
     assert info["per_map"] == ref_info["per_map"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_threads_after_a_fork(monkeypatch):
+    """A forked child (a process-based Dask worker) has none of its parent's pool threads: it makes its own
+    pool and gets the parent's numbers instead of waiting on threads that do not exist."""
+    import os
+
+    monkeypatch.setattr(_elementwise, "_dtv_workers", lambda: 2)
+    monkeypatch.setattr(_elementwise, "DTV_BLOCK_PIXELS", 8 * 8)
+    z, w, lam, field, p, rw, huber = _inputs(4, 8, 8, np.float32, per_map_field=False)
+    parent = _denoise(np, z, w, lam, field, p, None, None)[0]
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 when its numbers equal the parent's
+        try:
+            child = _denoise(np, z, w, lam, field, p, None, None)[0]
+            os._exit(0 if np.array_equal(child, parent) else 1)
+        finally:
+            os._exit(2)
+    import signal
+    import time
+
+    deadline = time.monotonic() + 20.0
+    while True:  # a child waiting on its parent's threads would never finish: give up after 20 s
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's dTV iterations did not finish in 20 s")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
