@@ -105,6 +105,8 @@ def test_joint_restoration_equals_the_array_api_loop(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+# Python ≥ 3.12 warns at a fork in a process with threads (this test makes one on purpose)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_threads_after_a_fork(monkeypatch):
     """A forked child (a process-based Dask worker) has none of its parent's pool threads: it makes its own
     pool and gets the parent's numbers instead of waiting on threads that do not exist."""
