@@ -42,23 +42,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-#: the five real HXN maps (../shared/data/README.md: licence and attribution), as benchmarks/hxn_joint.py reads them
-REAL = Path("../shared/data/hxn_nanoparticles_xrf")
-ELEMENTS = ("Fe", "Cr", "S", "P", "Si")
+import joint_cases  # noqa: E402
 
 
 def _inputs(case):
     """(stack, psfs, keyword arguments of joint_richardson_lucy) of a case."""
     kind, *rest = case.split(":")
     if kind == "skarn":
-        import skarn
-
-        counts, _, psfs, bgs, _ = skarn.observe(int(rest[0]))
-        if len(rest) > 1:
-            n = int(rest[1])
-            r0 = (counts.shape[-1] - n) // 2
-            counts = counts[:, r0:r0 + n, r0:r0 + n]
-        return counts, psfs, {"background": list(bgs)}
+        return joint_cases.skarn_crop(int(rest[0]), int(rest[1]) if len(rest) > 1 else None)
     if kind in ("hxn", "grf"):
         import joint_reweight_smooth as pairs
 
@@ -69,13 +60,7 @@ def _inputs(case):
         yw, hw = pairs._scan(weak_t, sw, bw, rng)
         return np.stack([yg, yw]), [hg, hw], {"guide": 0, "background": [bg, bw]}
     if kind == "real":
-        import tifffile
-
-        from xrfgpu.psf import estimate_sigma, gaussian
-
-        maps = np.stack([tifffile.imread(REAL / f"SUM_maps_XRF_{e}_K.tiff").astype(np.float32) for e in ELEMENTS])
-        h = gaussian(None, float(estimate_sigma(maps[0]).sigma))
-        return maps, [h] * len(ELEMENTS), {"guide": 0, "background": "auto"}
+        return joint_cases.real_hxn()
     raise SystemExit(f"unknown case {case!r}")
 
 

@@ -47,8 +47,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-REAL = Path("../shared/data/hxn_nanoparticles_xrf")
-REAL_ELEMENTS = ("Fe", "Cr", "S", "P", "Si")
+import joint_cases  # noqa: E402
+
 SIDE = 128
 STAGES = ("_restore_alone", "_guide_direction_field", "_member_fields", "_cross_validate", "_batch_run")
 
@@ -81,26 +81,9 @@ def _inputs(case):
             bgs.append(skarn.DWELL_S * b)
         return np.stack(counts), psfs, {"background": bgs}
     if kind == "skarn":
-        import skarn
-
-        counts, _, psfs, bgs, _ = skarn.observe(int(rest[0]))
-        c = int(rest[1])
-        r0 = (counts.shape[-1] - c) // 2
-        if c <= max(h.shape[0] for h in psfs):  # kernels larger than the crop: their central (c − 1)², unit sum
-            cut = [(h.shape[0] - (c - 1)) // 2 for h in psfs]
-            psfs = [h[k:-k, k:-k] / h[k:-k, k:-k].sum() if k > 0 else h for h, k in zip(psfs, cut)]
-        return counts[:, r0:r0 + c, r0:r0 + c], psfs, {"background": list(bgs)}
+        return joint_cases.skarn_crop(int(rest[0]), int(rest[1]))
     if kind == "fitted":
-        import tifffile
-
-        from xrfgpu.psf import estimate_sigma, gaussian
-
-        maps = np.stack([tifffile.imread(REAL / f"SUM_maps_XRF_{e}_K.tiff").astype(np.float32)
-                         for e in REAL_ELEMENTS[: int(rest[0])]])
-        r0 = (maps.shape[-1] - SIDE) // 2
-        maps = maps[:, r0:r0 + SIDE, r0:r0 + SIDE]
-        h = gaussian(None, float(estimate_sigma(maps[0]).sigma))
-        return maps, [h] * maps.shape[0], {"guide": 0, "background": "auto"}
+        return joint_cases.real_hxn(int(rest[0]), side=SIDE)
     raise SystemExit(f"unknown case {case!r}")
 
 
