@@ -20,6 +20,19 @@ from xrfgpu import demo  # noqa: E402
 from xrfgpu.figures import compare_figure, dot_fit_figure, edge_fit_figure  # noqa: E402
 
 
+def _keywords_passed_to(monkeypatch, module, name):
+    """A dict that receives the keyword arguments of every call of ``module.name`` (still called) in the test."""
+    seen = {}
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
 def _maps(fig):
     return [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
 
@@ -59,14 +72,7 @@ def test_compare_command_passes_the_recorded_background(tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "scan.tif", counts.astype(np.uint16))
     assert main(["restore", str(tmp_path / "scan.tif"), "-o", str(tmp_path / "r.tif"), "--psf-sigma", "2px",
                  "--iterations", "5", "-q"]) == 0
-    seen = {}
-    original = figures.compare_figure
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(figures, "compare_figure", spy)
+    seen = _keywords_passed_to(monkeypatch, figures, "compare_figure")
     assert main(["compare", str(tmp_path / "scan.tif"), str(tmp_path / "r.tif"), "-o", str(tmp_path / "c.png"),
                  "-q"]) == 0
     record = json.loads((tmp_path / "r.tif.json").read_text())["xrfgpu"]["provenance"]
@@ -157,14 +163,7 @@ def test_psf_dot_command_labels_a_fitted_map_in_input_units(tmp_path, monkeypatc
     from xrfgpu.cli import main
 
     tifffile.imwrite(tmp_path / "dot.tif", _dot().astype(np.float32))
-    seen = {}
-    original = figures.dot_fit_figure
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(figures, "dot_fit_figure", spy)
+    seen = _keywords_passed_to(monkeypatch, figures, "dot_fit_figure")
     assert main(["psf", "dot", str(tmp_path / "dot.tif"), "--line", "Cr-Ka", "--pixel-size", "0.5um",
                  "-o", str(tmp_path / "p.toml"), "--figure", str(tmp_path / "p.png"), "-q"]) == 0
     assert seen["unit"] == "input units"
