@@ -1695,7 +1695,7 @@ def _contrast(a):
 def _against_truth(a, truth):
     """Pearson r with the truth and the RMS error after the best affine map a → truth (over the truth's range),
     on the pixels where both are measured (not NaN)."""
-    from .figures import affine_nrmse  # the one definition, also written on the compare figure
+    from .metrics import affine_nrmse  # the one definition, also written on the compare figure
 
     a = np.asarray(a, dtype=np.float64).ravel()
     t = np.asarray(truth, dtype=np.float64).ravel()

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import affine_nrmse
+
 __all__ = ["save_figure", "figure_format", "FIGURE_SUFFIXES", "dot_fit_figure", "edge_fit_figure", "kernel_figure", "compare_figure",
-           "add_scale_bar", "shared_limits", "nice_length", "colorbar_extend", "affine_nrmse"]
+           "add_scale_bar", "shared_limits", "nice_length", "colorbar_extend"]
 
 
 def _figure(width, height):
@@ -145,26 +147,6 @@ def colorbar_extend(vmin, vmax, *images):
             below = below or bool(np.min(measured) < vmin)
             above = above or bool(np.max(measured) > vmax)
     return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(below, above)]
-
-
-def affine_nrmse(image, truth):
-    """RMS error to ``truth`` after the best affine map ``a·image + c`` (least squares), over the truth's range.
-
-    The error ``xrfgpu compare --truth`` prints (NRMSE): scale- and offset-free, so a restoration in
-    other units than the truth (counts against concentrations) is judged on its shape. Pixels missing
-    (NaN) in either map are left out. NumPy (host) arrays; a number, or NaN with fewer than 2 pixels.
-    """
-    a = np.asarray(image, dtype=np.float64).ravel()
-    t = np.asarray(truth, dtype=np.float64).ravel()
-    measured = np.isfinite(a) & np.isfinite(t)
-    a, t = a[measured], t[measured]
-    if a.size < 2:
-        return float("nan")
-    design = np.stack([a, np.ones_like(a)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, t, rcond=None)
-    rmse = float(np.sqrt(np.mean((design @ coef - t) ** 2)))
-    span = float(t.max() - t.min()) or 1.0
-    return rmse / span
 
 
 #: a map whose sides differ by more than this factor is drawn with a stretched aspect: at equal aspect a
@@ -402,7 +384,7 @@ def compare_figure(before, after, names, *, row=None, pixel_size_um=None, truth=
         Axis units and scale bar.
     truth : sequence of 2-D arrays, optional
         Drawn in the profile when given, and each map's error to it
-        (:func:`affine_nrmse`, as ``xrfgpu compare`` prints it) is written
+        (:func:`xrfgpu.metrics.affine_nrmse`, as ``xrfgpu compare`` prints it) is written
         over the map: a sharper map can be noise.
     unit : str or sequence of str
         Intensity unit of the maps (one for all, or one per element).

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._backend import array_namespace
 
-__all__ = ["mse", "normalize", "normalize_to_reference", "ssim"]
+__all__ = ["affine_nrmse", "mse", "normalize", "normalize_to_reference", "ssim"]
 
 
 def _pair(a, b, name="images"):
@@ -215,3 +217,23 @@ def ssim(image, reference, *, win_size=7, k1=0.01, k2=0.03, data_range=1.0):
     c1, c2 = (float(k1) * d) ** 2, (float(k2) * d) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return float(xp.mean(s))
+
+
+def affine_nrmse(image, truth):
+    """RMS error to ``truth`` after the best affine map ``a·image + c`` (least squares), over the truth's range.
+
+    The error ``xrfgpu compare --truth`` prints (NRMSE): scale- and offset-free, so a restoration in
+    other units than the truth (counts against concentrations) is judged on its shape. Pixels missing
+    (NaN) in either map are left out. NumPy (host) arrays; a number, or NaN with fewer than 2 pixels.
+    """
+    a = np.asarray(image, dtype=np.float64).ravel()
+    t = np.asarray(truth, dtype=np.float64).ravel()
+    measured = np.isfinite(a) & np.isfinite(t)
+    a, t = a[measured], t[measured]
+    if a.size < 2:
+        return float("nan")
+    design = np.stack([a, np.ones_like(a)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, t, rcond=None)
+    rmse = float(np.sqrt(np.mean((design @ coef - t) ** 2)))
+    span = float(t.max() - t.min()) or 1.0
+    return rmse / span
