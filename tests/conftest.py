@@ -90,3 +90,24 @@ def file_names(folder):
     from pathlib import Path
 
     return sorted(p.name for p in Path(folder).iterdir())
+
+
+_REPOSITORY_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _visible_entries(folder):
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_written_into_the_repository():
+    """Fail the run when a test leaves a new file in the repository's root folder.
+
+    Commands that write "in the current folder" by default (``psf edge`` writes ``INPUT_psf_edge.png``)
+    wrote two figures there from a test that gave no ``--figure``; they were committed by accident.
+    Tests write under ``tmp_path``.
+    """
+    before = _visible_entries(_REPOSITORY_ROOT)
+    yield
+    new = sorted(_visible_entries(_REPOSITORY_ROOT) - before)
+    assert not new, f"tests left {new} in {_REPOSITORY_ROOT}: write under tmp_path (give -o/--figure)"

@@ -73,7 +73,7 @@ def test_cli_warns_on_structure_and_records_z(tmp_path, capsys):
     fe = tifffile.imread(FE).astype(np.float64)
     np.save(tmp_path / "fe_window.npy", fe[20:80, 0:60])
     assert main(["psf", "edge", str(tmp_path / "fe_window.npy"), "--pixel-size", "0.15um", "--line", "Fe-Ka",
-                 "-o", str(tmp_path / "fe.toml"), "--json"]) == 0
+                 "-o", str(tmp_path / "fe.toml"), "--figure", str(tmp_path / "fe.png"), "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert result["residual_correlation_z"] > RESIDUAL_STRUCTURE_Z
@@ -83,7 +83,7 @@ def test_cli_warns_on_structure_and_records_z(tmp_path, capsys):
     edge = _slanted_edge(64, 64, 2.5, 300.0, 12.0, np.random.default_rng(1), background=20.0)
     np.save(tmp_path / "edge.npy", edge)
     assert main(["psf", "edge", str(tmp_path / "edge.npy"), "--pixel-size", "5um", "--line", "Fe-Ka",
-                 "-o", str(tmp_path / "e.toml"), "--json"]) == 0
+                 "-o", str(tmp_path / "e.toml"), "--figure", str(tmp_path / "e.png"), "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert "warning" not in result and "Warning" not in captured.err
