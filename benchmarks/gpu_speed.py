@@ -340,7 +340,7 @@ def measure_joint(fixed_iter=100, fixed_weight=0.05):
     At a fixed weight and iteration count (no cross-validation) both paths run, and the largest
     difference of their results is reported; the fully automatic call (two-fold cross-validation of
     the 6 plain candidates × 2 weak maps up to 400 iterations, then the 3 Huber-dTV candidates for the
-    maps a dTV weight won, the guide's CV stop and EM-TV field) is timed on the GPU only (it takes minutes on 2 CPU cores: README, "Joint restoration").
+    maps a dTV weight won, the guide's CV stop and EM-TV field) is timed on the GPU only (it takes minutes on 2 CPU cores: docs/joint.md, "Cost").
     """
     import skarn
 

@@ -278,7 +278,7 @@ def test_a_tiff_hyperstack_of_two_stack_axes_is_refused(tmp_path, capsys):
 
 
 def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
-    # README: "Files in a folder that are not maps ... are skipped with one line each on stderr"; a
+    # docs/command_line.md: "Files in a folder that are not maps ... are skipped with one line each on stderr"; a
     # README.md, an overview .png and an instrument .json beside the maps were skipped in silence
     folder = tmp_path / "scan"
     folder.mkdir()
@@ -298,7 +298,7 @@ def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method, expected", [
-    ("wiener", {"balance": 0.01, "regularizer": "laplacian"}),   # README and --help: balance default 0.01
+    ("wiener", {"balance": 0.01, "regularizer": "laplacian"}),   # docs/command_line.md and --help: balance default 0.01
     ("tikhonov", {"lam": 0.01, "order": 0}),
     ("fista", {"nonneg": True, "iterations": 100}),              # --help: FISTA 100 iterations
 ])

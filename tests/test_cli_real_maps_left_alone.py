@@ -219,7 +219,7 @@ def test_tiff_labels_are_one_per_map_as_imagej_reads_them(tmp_path, elements):
         labels = tif.imagej_metadata["Labels"]
         header = json.loads(tif.imagej_metadata["Info"])["xrfgpu"]
         shape = tif.asarray().shape
-    assert labels == (elements[0] if len(elements) == 1 else elements)  # tifffile's reading, as README says
+    assert labels == (elements[0] if len(elements) == 1 else elements)  # tifffile's reading, as docs/command_line.md says
     assert header["elements"] == elements
     assert shape == ((160, 160) if len(elements) == 1 else (len(elements), 160, 160))
 
@@ -508,7 +508,7 @@ def test_tiles_clip_a_fitted_maps_negative_values_as_the_whole_map_does_and_reco
 
     The whole map (the front door) sets the negative values to 0 and records the fraction. Before, the tiled
     record left the fraction out (rl), and Wiener and Tikhonov tiles restored the negative values as
-    they were: a flux 5 % off the whole map's, where README promises tiles equal to 1e-4.
+    they were: a flux 5 % off the whole map's, where docs/command_line.md promises tiles equal to 1e-4.
     """
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:64, :64]

@@ -210,7 +210,7 @@ def test_an_earlier_output_in_an_input_folder_is_named(tmp_path, monkeypatch, ca
 
 def test_a_full_disk_is_said_in_words(tmp_path, monkeypatch, capsys):
     # a full disk (a 64 KiB tmpfs) printed "Error: [Errno 28] cannot write output 'x.tif': No space left on
-    # device"; README shows the line without the errno, as here
+    # device"; docs/command_line.md ("Your files are safe") shows the line without the errno, as here
     monkeypatch.chdir(tmp_path)
     tifffile.imwrite("scan_Fe_K.tif", _spot())
 

@@ -54,7 +54,7 @@ def test_gaussian_spots_are_not_called_resolved(xp, sv, rho, peak, background):
     """The spot alone (circular and elliptical), at the paper's counts (peak 150 over 140) and high ones.
 
     (A sweep of 96 such maps, σ 1.5–10 px, three count levels, circular and elliptical, gave F ≤ 11.6
-    against the threshold 30: see the README's "Is the dot smaller than the spot?".)"""
+    against the threshold 30: see docs/psf_measurement.md, "Is the dot smaller than the spot?".)"""
     spot = psf.gaussian((27, 27), 3.0, sv, rho=rho)
     fit = fit_disk_spot(xp.asarray(_scan(spot, peak, background, 1)))
     assert not dot_is_resolved(fit), (sv, rho, fit.f_statistic, fit.diameter)

@@ -82,7 +82,7 @@ def test_background_of_real_fitted_maps_is_below_a_low_quantile(element):
 
 
 # the 99th percentile of |∇| must grow by more than this: the fidelity goal by 7-9 % on Fe and Cr, the default
-# resolution goal (0.9 σ of a σ of about 0.45 px deconvolves less) by 4-5 % (README, "Goals")
+# resolution goal (0.9 σ of a σ of about 0.45 px deconvolves less) by 4-5 % (docs/front_door.md, "Goals")
 _SHARPER = {"fidelity": 1.05, "resolution": 1.02}
 
 

@@ -37,7 +37,7 @@ def _errors_and_coverage(cases, with_flags=False):
 @pytest.mark.slow
 def test_fast_path_on_the_extended_tuning_scenes():
     # 192 maps, about 90 s: measured 5.5 % / 26.4 % / 87.7 % and 96 % coverage with the edge-profile stage
-    # (README, fourth round; 6.0 % / 26.4 % / 87.7 % without it); with the scene law fixed at k^-3 (before
+    # (docs/psf_measurement.md, fourth round; 6.0 % / 26.4 % / 87.7 % without it); with the scene law fixed at k^-3 (before
     # issue 14's σ work) 9.4 % / 30.5 % / 86.9 % and 89 %
     import sigma_scenes
 
@@ -53,7 +53,7 @@ def test_fast_path_on_the_tuning_scenes():
 
     errors, covered = _errors_and_coverage(sigma_scenes.TUNING)
     # measured 4.9 % / 13.4 % / 20.4 % and 100 % coverage with the edge-profile stage, 5.1 % / 13.4 % / 20.4 %
-    # without it (README; 7.3 % / 19.6 % / 22.3 % with the scene law
+    # without it (docs/psf_measurement.md; 7.3 % / 19.6 % / 22.3 % with the scene law
     # fixed at k^-3); a margin for BLAS/FFT differences
     assert np.median(errors) < 0.07
     assert np.quantile(errors, 0.9) < 0.17

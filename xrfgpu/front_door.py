@@ -73,7 +73,7 @@ def goal_factors(goal, *, sigma_estimated, method="rl"):
         estimated), else 1; a fixed count or the discrepancy stop is not scaled.
         The two come as a pair: twice the CV count at an unscaled σ reads
         one element less on the USAF chart and raises the MSE of the frozen
-        scenes (README, "Goals").
+        scenes (docs/front_door.md, "Goals").
 
     Raises
     ------

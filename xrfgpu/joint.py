@@ -868,7 +868,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         8 px) the gate kept the Fe-only inclusion out of Si on every seed
         (within −0.06…+0.01 counts; without it +0.11 to +1.21 on three
         seeds) at a cost of 0.01–0.08 in Si's MSE ratio to independent RL
-        (README, joint section).
+        (docs/joint.md, "Evidence gate").
     guide_evidence_factor : float
         Gradient, in noise deviations, at which that weight is ½.
     guide_tv : float or None
@@ -879,9 +879,10 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         on a narrower band at the true edges: on the benchmark skarn
         (tuning scenes, fixed λ 0.1 on the weak maps) Si's MSE ratio to
         independent RL went from 0.83 / 0.92 / 0.75 to 0.68 / 0.84 / 0.57
-        and Ca's from 0.39 / 0.38 / 0.39 to 0.30 / 0.23 / 0.25 (README, joint
-        section). The restored guide in the output stays plain RL. 0 or None:
-        the field of the guide's plain RL (the previous behaviour).
+        and Ca's from 0.39 / 0.38 / 0.39 to 0.30 / 0.23 / 0.25 (docs/joint.md,
+        "What the previous default showed"). The restored guide in the output
+        stays plain RL. 0 or None: the field of the guide's plain RL (the
+        previous behaviour).
     reweight_every : int, optional
         Iteratively reweighted dTV (Candès, Wakin & Boyd 2008): every this
         many iterations each weak map's dTV terms are weighted by
@@ -892,7 +893,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         (the default): plain dTV. Off by default because it did not help on
         the benchmark skarn: at cross-validated weights (ε 4 × noise, smoothed
         2 px, every 10) Si's MSE ratio to independent RL rose on the tuning
-        scenes (seed 1 0.84 → 0.86, seed 20 0.89 → 0.94; README, joint section).
+        scenes (seed 1 0.84 → 0.86, seed 20 0.89 → 0.94; docs/joint.md,
+        "Reweighted directional TV").
     reweight_eps_factor : float
         The reweighting's ε as a multiple of the gradient noise of each weak
         map's own plain RL (smoothed 2 px; the noise whose multiple is the own
@@ -1020,7 +1022,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     preferred λ = 0.1, whose restoration had 1.07–1.21 × the MSE of
     independent RL. On two of three seeds its error is lower than RL's
     wherever the PSF passes more than 1 % and the excess lies beyond, where
-    held-out counts can hardly see it (README, joint section). The
+    held-out counts can hardly see it (docs/joint.md, "Smooth weak maps"). The
     Huber-dTV candidates (``huber_weights``, δ = ``huber_factor`` × the map's
     own RL gradient noise) are quadratic below δ, so gradations stay smooth
     and jumps keep the TV's linear cost; there the held-out counts prefer
@@ -1542,7 +1544,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     would give in one batch of all candidates (``skip_huber=False``, the previous single batch),
     exactly except on the separable engine, whose blur rounds with what its scratch canvas held from
     the map before (relative differences ~10⁻⁶; the choices and restored maps were identical on the
-    benchmark cases, README "joint cost").
+    benchmark cases, docs/joint.md, "Two-phase cross-validation").
 
     The record also gives, per candidate, the standard error of its summed
     deviance difference to the best candidate that ran, ``sqrt(Σ_folds Σ μ_best log²(μ_c/μ_best))``

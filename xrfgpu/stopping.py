@@ -28,7 +28,7 @@ __all__ = ["CV_DROP_TOLERANCE", "cv_iterations", "discrepancy_iterations", "frc_
 #: Share of the held-out deviance's whole fall (from the first iteration to its lowest) that
 #: :func:`cv_iterations` leaves unclaimed: it stops at the first iteration within this share of
 #: the lowest deviance. Chosen on the σ scenes' tuning maps at three count levels
-#: (``benchmarks/cv_stop_rules.py``); README "How the cross-validated stop was fixed".
+#: (``benchmarks/cv_stop_rules.py``); docs/front_door.md, "How the cross-validated stop was fixed".
 CV_DROP_TOLERANCE = 1e-4
 
 
