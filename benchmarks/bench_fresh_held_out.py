@@ -30,6 +30,8 @@ command at the top; both atomically. ``--mosaic`` only draws the set's scenes
 from __future__ import annotations
 
 import argparse
+import platform
+import subprocess
 import sys
 import time
 import warnings
@@ -43,21 +45,57 @@ import bench_sigma_generalisation  # noqa: E402
 import sigma_scenes_fresh  # noqa: E402
 
 
-def run_front_door(cases, *, max_size=None, verbose=True):
-    """One row per case: the default-goal restoration's MSE to the scene against the raw map's."""
+def _crash_row(case, label, stage, exc):
+    family, seed, size, sigma, signal, background = case
+    return dict(family=family, label=label, seed=seed, size=size, counts=f"{signal:g}/{background:g}",
+                true_sigma=float(sigma), stage=stage, raised=f"{type(exc).__name__}: {exc}")
+
+
+def run_sigma(cases):
+    """:func:`bench_sigma_generalisation.run` map by map: (rows, crashes), a map whose ``estimate_sigma`` raises
+    being recorded as a crash (a failure, reported apart) instead of ending the run."""
+    rows, crashes = [], []
+    for case in cases:
+        try:
+            rows += bench_sigma_generalisation.run([case], scenes=sigma_scenes_fresh)
+        except Exception as exc:
+            label = sigma_scenes_fresh.scene_canvas(case)[2]
+            crashes.append(_crash_row(case, label, "estimate_sigma", exc))
+            print(f"{label:18s} {case[2]:4d}² σ={case[3]:5.2f} estimate_sigma RAISED {crashes[-1]['raised']}",
+                  flush=True)
+    return rows, crashes
+
+
+def crash_table(crashes, n_maps):
+    """Markdown: the maps on which a stage raised instead of answering (a failure, counted apart)."""
+    if not crashes:
+        return f"No map of the {n_maps} raised."
+    out = [f"{len(crashes)} of {n_maps} maps raised instead of answering (failures; the tables above leave them out):",
+           "", "| map | size | true σ | counts | stage | raised |", "|---|---|---|---|---|---|"]
+    out += [f"| {c['label']} seed {c['seed']} | {c['size']}² | {c['true_sigma']:g} | {c['counts']} | {c['stage']} | "
+            f"{c['raised']} |" for c in crashes]
+    return "\n".join(out)
+
+
+def run_front_door(cases, *, verbose=True):
+    """(rows, crashes): one row per case, the default-goal restoration's MSE to the scene against the raw map's;
+    a map on which ``restore`` raises is a crash (a failure, reported apart)."""
     import xrfgpu
 
-    rows = []
+    rows, crashes = [], []
     for case in cases:
         family, seed, size, sigma, signal, background = case
-        if max_size is not None and size > max_size:
-            continue
         counts, truth_sigma, label, scene = sigma_scenes_fresh.make_case(case, return_scene=True)
         raw_mse = float(np.mean((counts - background - scene) ** 2))
         t0, c0 = time.perf_counter(), time.process_time()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            restored, info = xrfgpu.restore(counts, return_info=True)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                restored, info = xrfgpu.restore(counts, return_info=True)
+        except Exception as exc:  # a failure of the front door on this map: recorded, the others still run
+            crashes.append(_crash_row(case, label, "restore", exc))
+            print(f"{label:22s} {size:4d}² σ={truth_sigma:5.2f} restore RAISED {crashes[-1]['raised']}", flush=True)
+            continue
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         restored = np.asarray(restored, dtype=np.float64)
         mse = float(np.mean((restored + info["background"] - background - scene) ** 2))
@@ -72,7 +110,7 @@ def run_front_door(cases, *, max_size=None, verbose=True):
             print(f"{label:22s} {size:4d}² σ={truth_sigma:5.2f} {signal:g}/{background:g} restore σ={info['sigma']:.2f} "
                   f"k={info['iterations']} MSE {mse:10.1f} raw {raw_mse:10.1f} ratio {mse / raw_mse:.3f} "
                   f"{seconds:.2f} s (CPU {cpu:.2f} s)", flush=True)
-    return rows
+    return rows, crashes
 
 
 def front_door_summary(rows):
@@ -153,29 +191,35 @@ def main(argv=None):
     command = "python benchmarks/bench_fresh_held_out.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     t0 = time.perf_counter()
-    sigma_rows = bench_sigma_generalisation.run(cases, scenes=sigma_scenes_fresh)
-    sigma_table = bench_sigma_generalisation.summary(sigma_rows, scenes=sigma_scenes_fresh)
+    sigma_rows, sigma_crashes = run_sigma(cases)
+    sigma_table = (bench_sigma_generalisation.summary(sigma_rows, scenes=sigma_scenes_fresh) + "\n\n"
+                   + crash_table(sigma_crashes, len(cases)))
     print(sigma_table, flush=True)
-    door_rows = run_front_door(cases, max_size=args.front_door_max_size)
-    door_table = front_door_summary(door_rows)
+    door_cases = [c for c in cases if args.front_door_max_size is None or c[2] <= args.front_door_max_size]
+    door_rows, door_crashes = run_front_door(door_cases)
+    door_table = front_door_summary(door_rows) + "\n\n" + crash_table(door_crashes, len(door_cases))
     print(door_table, flush=True)
     total = time.perf_counter() - t0
 
     if args.csv:
-        by_case = {(r["family"], r["seed"]): r for r in door_rows}
-        merged = []
-        for r in sigma_rows:
-            door = by_case.get((r["family"], r["seed"]), {})
-            merged.append({**r, **{k: door.get(k, "") for k in door_rows[0] if k not in r}})
-        bench_sigma_generalisation.write_rows_csv(args.csv, merged)
+        # one row per map: its σ row (or crash), its front-door row (or crash); absent fields left empty
+        merged = {}
+        for stage, rows in (("sigma", sigma_rows + sigma_crashes), ("restore", door_rows + door_crashes)):
+            for r in rows:
+                row = merged.setdefault((r["family"], r["seed"]), {})
+                r = dict(r)
+                if "raised" in r:
+                    r[f"{stage}_raised"] = r.pop("raised")
+                    r.pop("stage")
+                row.update({k: v for k, v in r.items() if k not in row})
+        fields = []
+        for row in merged.values():
+            fields += [k for k in row if k not in fields]
+        ordered = [merged[(c[0], c[1])] for c in cases if (c[0], c[1]) in merged]
+        bench_sigma_generalisation.write_rows_csv(args.csv, [{k: row.get(k, "") for k in fields} for row in ordered])
     if args.summary:
-        from xrfgpu._atomic import atomic_write_text
-
-        import platform
-
         import xrfgpu
-
-        import subprocess
+        from xrfgpu._atomic import atomic_write_text
 
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
