@@ -31,13 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sigma_scenes  # noqa: E402
 
 
-def run(cases, *, thorough=False, verbose=True):
+def run(cases, *, thorough=False, verbose=True, scenes=sigma_scenes):
+    """One row per case of ``cases``, built by ``scenes.make_case`` (a scene module: this set's, or another
+    with the same interface, e.g. ``sigma_scenes_fresh``)."""
     from xrfgpu.psf import estimate_sigma
     from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
 
     rows = []
     for case in cases:
-        counts, truth, label = sigma_scenes.make_case(case)
+        counts, truth, label = scenes.make_case(case)
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SigmaUncertainWarning)
@@ -56,7 +58,7 @@ def run(cases, *, thorough=False, verbose=True):
     return rows
 
 
-def summary(rows):
+def summary(rows, *, scenes=sigma_scenes):
     def line(name, subset):
         if not subset:
             return f"| {name} | 0 maps | | | | | | | |"
@@ -75,11 +77,11 @@ def summary(rows):
            line("all", rows),
            line("not flagged", [r for r in rows if not r["flagged"]]),
            line("flagged uncertain", [r for r in rows if r["flagged"]])]
-    for fam in sigma_scenes.FAMILIES + sigma_scenes.TUNING_FAMILIES:
+    for fam in scenes.FAMILIES + scenes.TUNING_FAMILIES:
         if not any(r["family"] == fam for r in rows):
             continue
         out.append(line(f"family {fam}", [r for r in rows if r["family"] == fam]))
-    for size in sigma_scenes.SIZES:
+    for size in scenes.SIZES:
         out.append(line(f"{size}² maps", [r for r in rows if r["size"] == size]))
     for method in ("straight-edges", "edge-profiles", "whittle", "mosaic-scene"):
         if any(r["method"] == method for r in rows):
