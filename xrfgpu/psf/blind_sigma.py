@@ -389,7 +389,10 @@ def _spectral_interval(data, spectrum=None):
     for beta in _BETAS:
         start = [nuisance[0] + 0.5 * (beta - beta_fit) * math.log(float(k2[0])), nuisance[1], nuisance[2],
                  math.log(sigma)]
-        sigmas[beta] = _spectral_point(k2, power, weight, beta, start)
+        fixed_law_sigma = _spectral_point(k2, power, weight, beta, start)
+        # a law far steeper than the map's (a dendrite map fits k^-1.6) can run ln σ to -inf, where σ
+        # underflows to 0 and the interval's ratio divided by it: the grid's smallest σ stands in
+        sigmas[beta] = fixed_law_sigma if fixed_law_sigma > 0 and math.isfinite(fixed_law_sigma) else float(grid[0])
     lo = min(float(inside.min()), sigma, *sigmas.values()) * _SPECTRAL_ALLOWANCE[0]
     hi = max(float(inside.max()), sigma, *sigmas.values()) * _SPECTRAL_ALLOWANCE[1]
     return sigma, lo, hi, flat, {"spectral_sigmas": sigmas, "spectral_grid": (float(grid[0]), float(grid[-1])),
