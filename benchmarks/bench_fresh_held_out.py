@@ -176,7 +176,8 @@ def save_mosaic(cases, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("fresh-held-out", "fresh-tuning"), default="fresh-held-out")
+    parser.add_argument("--set", choices=("fresh-held-out", "fresh-tuning", "fresh-tuning-more"),
+                        default="fresh-held-out")
     parser.add_argument("--csv", type=Path, help="per-map rows (σ and front door)")
     parser.add_argument("--summary", type=Path, help="the summary tables, Markdown")
     parser.add_argument("--front-door-max-size", type=int, default=None,
@@ -184,7 +185,8 @@ def main(argv=None):
     parser.add_argument("--mosaic", type=Path, help="draw the set's scenes and maps into this PNG and stop")
     args = parser.parse_args(argv)
     cases = {"fresh-held-out": sigma_scenes_fresh.FRESH_HELD_OUT,
-             "fresh-tuning": sigma_scenes_fresh.FRESH_TUNING}[args.set]
+             "fresh-tuning": sigma_scenes_fresh.FRESH_TUNING,
+             "fresh-tuning-more": sigma_scenes_fresh.FRESH_TUNING_MORE}[args.set]
     if args.mosaic:
         save_mosaic(cases, args.mosaic)
         return 0
