@@ -40,8 +40,9 @@ def oracle_sigma(counts, scene, *, points=121):
 
     from xrfgpu.psf.blind_sigma import _ring_spectrum
 
-    k2, power, weight = _ring_spectrum(counts)
-    _, shape0, _ = _ring_spectrum(scene)
+    # the same rings for both: the noise-free scene's sharp axis-aligned bars would read as scan stripes
+    k2, power, weight = _ring_spectrum(counts, leave_out_stripes=False)
+    _, shape0, _ = _ring_spectrum(scene, leave_out_stripes=False)
     power = power / float(np.median(power))
     shape0 = shape0 / shape0[0]
     largest = max(2.0, min(40.0, min(counts.shape) / 4.0))

@@ -252,7 +252,7 @@ def _stripe_ratios(power, geometry):
     return rows_ratio, cols_ratio
 
 
-def _ring_spectrum(data, geometry=None, *, report=None):
+def _ring_spectrum(data, geometry=None, *, report=None, leave_out_stripes=True):
     """Hann-windowed periodogram averaged over rings 1/n wide: (mean k², mean power, weight).
 
     The window (Hann along each axis, the mean removed with the window's weights, power
@@ -261,7 +261,9 @@ def _ring_spectrum(data, geometry=None, *, report=None):
     read: Moisan's periodic component alone left leakage falling only as |k|^-4, slower than the
     blurred spectrum, and σ came out 15–55 % low on the tuning scenes. Rings 0–2, inside the
     window's main lobe around zero frequency, are left out. ``geometry``: :func:`_ring_geometry`
-    of ``data.shape``, when the caller has it.
+    of ``data.shape``, when the caller has it. With ``leave_out_stripes`` a frequency axis whose
+    high-frequency power marks scan stripes (:func:`_stripe_ratios`) is left out of every ring;
+    ``report`` (a dict) receives both ratios and which axes were left out.
     """
     from scipy import fft as sfft
 
@@ -272,7 +274,8 @@ def _ring_spectrum(data, geometry=None, *, report=None):
     power = np.abs(sfft.rfft2(centred)) ** 2 / geometry["taper_power"]
     keep, m = geometry["keep"], geometry["m"]
     rows_ratio, cols_ratio = _stripe_ratios(power, geometry)
-    striped = [name for name, ratio in (("rows", rows_ratio), ("columns", cols_ratio)) if ratio > _STRIPE_RATIO]
+    striped = [name for name, ratio in (("rows", rows_ratio), ("columns", cols_ratio))
+               if leave_out_stripes and ratio > _STRIPE_RATIO]
     if report is not None:
         report.update(stripe_ratio_rows=rows_ratio, stripe_ratio_columns=cols_ratio, stripes=striped)
     if not striped:
