@@ -788,7 +788,10 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     map's interval (``details["spectral_interval"]``; the widened one is
     ``details["spectral_interval_with_submaps"]``). The estimate is
     *reliable* when hi/lo ≤ 2.3; it carries *no σ information* when the
-    profile is within Δ of its minimum at an end of the σ range or hi/lo > 4.6.
+    profile is within Δ of its minimum at an end of the σ range, hi/lo > 4.6,
+    or the fitted scene exponent is below 0 (a scene spectrum that rises
+    with frequency: no power law describes the map, e.g. a periodic
+    checkerboard; the interval is then the whole σ range of the profile).
     With ``elliptical=True`` (or ``thorough=True``) the full 2-D Whittle fit
     of the unwindowed periodic component also runs (Nelder–Mead, four
     starting σ) and gives σu, σv, ρ.
@@ -813,9 +816,13 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     accepted edges' total inverse-variance weight (a minority of short
     edges agreeing among themselves is no consensus), σ is the weighted
     median of those that agree (``method="straight-edges"``; interval: the
-    agreeing edges' range and ±10 %; reliable). Whether the independent
-    spectral interval contains it is recorded (``details["stages_agree"]``,
-    and in ``evidence``). Otherwise, with ``thorough=True``, the map goes to
+    agreeing edges' range and σ × exp(±h), h the larger of 0.1 and twice the
+    median relative standard error of one edge's σ; reliable). Whether the
+    independent spectral interval contains it is recorded
+    (``details["stages_agree"]``, and in ``evidence``); where it does not,
+    the two stages disagree: the interval is widened to hold the spectral
+    interval too and the estimate is not reliable (a warning). Otherwise,
+    with ``thorough=True``, the map goes to
     stage 3. ``details`` holds every edge fit (``edges``, ``edges_used``),
     the spectral σ (``whittle_sigma``) and the fitted scene exponent
     (``scene_exponent``).
@@ -834,8 +841,12 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     stage decides (``method="edge-profiles"``) when at least 8 profiles have
     a reduced χ² ≤ 1.2, their σ's agree (robust spread of ln σ ≤ 0.1) and
     their median lies in the whole map's spectral interval; its interval is
-    the median × exp(±2 standard errors of ln σ), widened by 1.1 each way;
-    it is reliable (two independent stages agree). On the 192 extended
+    the median × exp(±2 standard errors of ln σ), widened by 1.1 each way,
+    and widened further to hold the spectral σ (× 1.1 each way) where that
+    lies outside; it is reliable (two independent stages agree). Where the
+    profiles agree among themselves but their median lies outside the
+    spectral interval, the spectral σ is returned, not reliable, with an
+    interval that holds the profiles' interval too. On the 192 extended
     tuning maps it decided 21 maps at 0.6 % / 1.6 % / 2.5 % median / 90th /
     worst |error| (28 of 192 further tuning maps at 1.1 % / 6.5 % / 14.7 %),
     nearly all at 2000/100 counts and on sharp shapes; on maps whose
