@@ -667,9 +667,10 @@ def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=
 
 # half-width (in ln σ) of the straight-edge interval: this many times the median relative standard error
 # of the agreeing edges' σ, and at least _EDGE_HALF_WIDTH_MIN (the ±10 % of before). With ±10 % alone the
-# interval missed the truth on 5 of the 63 maps that straight edges decided on three tuning sets (strata,
-# zoned grains, an HXN map, filaments: 11–23 % off with single-edge standard errors of 5–8 %); |ln error|
-# over that standard error was at most 2.5 on 90 % of those maps (fifth round, docs/psf_measurement.md)
+# interval missed the truth on 9 of the 54 maps that straight edges decided on the three tuning sets
+# (fresh-tuning-more, tuning-extended, tuning-more: strata, zoned grains, a text page, bar charts, an HXN map,
+# filaments; 10–32 % off with single-edge standard errors of 5–17 %); |ln error| over that median standard
+# error was at most 1.9 on 90 % of those 54 maps (fifth round, docs/psf_measurement.md)
 _EDGE_HALF_WIDTH_SE = 2.0
 _EDGE_HALF_WIDTH_MIN = 0.1
 
