@@ -652,7 +652,7 @@ def restore(
     one-standard-error rule of Breiman et al. 1984 turned toward sharpness).
     On the fresh held-out set it took the maps worse than raw from 10 to 6
     of 95 and the median MSE ratio from 0.554 to 0.432; on the chart it
-    stops 1–4 iterations past the CV count, which reads G3E4 (docs/front_door.md,
+    stops 1–2 iterations past the CV count, which reads G3E4 (docs/front_door.md,
     "The goal's guard"). ``info`` records it (:data:`GOAL_GUARD_KEYS`).
 
     References
