@@ -44,7 +44,7 @@ import numpy as np
 from . import __version__
 from ._backend import is_float64
 from ._validate import MAX_NUM_ITER
-from .front_door import DEFAULT_GOAL, GOALS, filled_for_estimators
+from .front_door import DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators, goal_factors
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -722,6 +722,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
                                           "iteration_scale", "negative_fraction_clipped",
                                           "negative_fraction_restored", "restored_min", *_GAIN_KEYS)
                if info.get(key) is not None}
+    details.update({key: info[key] for key in GOAL_GUARD_KEYS if key in info})  # the goal's guard, None kept
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
@@ -810,8 +811,9 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     y, gain, notes = effective_counts(as_image(np.asarray(image), xp=xnp), xp=xnp, gain=gain, map_kind=map_kind)
     b = background / gain
     stop = "fixed" if iterations else "cv"
+    # notes also receive the goal's guard record (GOAL_GUARD_KEYS), as restore's info does
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
-                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True)
+                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True, record=notes)
     return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 
@@ -848,7 +850,10 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             if gain != 1.0:
                 out = out * gain  # back from effective counts, as the front door does
             if cv_count is not None:
-                details.update(cv_iterations=cv_count, iteration_scale=n / cv_count)
+                # the goal's factor, as the whole-map record says (the guard may run fewer: its own keys)
+                details.update(cv_iterations=cv_count, iteration_scale=goal_factors(
+                    options.get("goal", DEFAULT_GOAL), sigma_estimated=bool(options.get("sigma_estimated")))[1])
+                details.update({key: notes[key] for key in GOAL_GUARD_KEYS if key in notes})
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
             if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it

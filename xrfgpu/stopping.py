@@ -16,6 +16,7 @@ M. Bertero et al., Inverse Problems 26, 105004 (2010), doi:10.1088/0266-5611/26/
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from ._backend import array_device, array_namespace, is_numpy_namespace, to_nump
 from ._validate import as_image
 from .background import is_count_map
 
-__all__ = ["CV_DROP_TOLERANCE", "cv_iterations", "discrepancy_iterations", "frc_iteration_curve", "split_counts"]
+__all__ = ["CVStop", "CV_DROP_TOLERANCE", "cv_iterations", "cv_stop", "discrepancy_iterations", "frc_iteration_curve",
+           "split_counts"]
 
 #: Share of the held-out deviance's whole fall (from the first iteration to its lowest) that
 #: :func:`cv_iterations` leaves unclaimed: it stops at the first iteration within this share of
@@ -32,10 +34,12 @@ __all__ = ["CV_DROP_TOLERANCE", "cv_iterations", "discrepancy_iterations", "frc_
 CV_DROP_TOLERANCE = 1e-4
 
 
-def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner):
+def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, return_terms=False):
     """Poisson deviance of held-out counts under ``h ⊛ x + b`` (up to a constant), over the ``inner`` slice.
 
-    ``held_counts`` are the held-out counts already cut to ``inner`` and in float64.
+    ``held_counts`` are the held-out counts already cut to ``inner`` and in float64. With
+    ``return_terms`` also the per-pixel terms ``μ − y log μ`` (float64, shape of ``held_counts``),
+    whose paired differences give the standard error of a difference of two deviances.
 
     The terms ``μ − y log μ`` are summed in float64 whatever the map's dtype:
     the sum is ~10⁷ on a 256² map, where float32 resolves about 1 unit, more
@@ -55,10 +59,11 @@ def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner):
         terms = np.log(mu)
         terms *= held_counts
         np.subtract(mu, terms, out=terms)
-        return float(np.sum(terms))
+        return (float(np.sum(terms)), terms) if return_terms else float(np.sum(terms))
     mu = blurred + background
     mu = xp.clip(xp.astype(mu[inner], xp.float64), min=1e-12)
-    return float(xp.sum(mu - held_counts * xp.log(mu)))
+    terms = mu - held_counts * xp.log(mu)
+    return (float(xp.sum(terms)), terms) if return_terms else float(xp.sum(terms))
 
 
 def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True, holdout=0.5,
@@ -158,6 +163,108 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     --------
     Any array-API namespace; the binomial split is drawn with NumPy on the host.
     """
+    return cv_stop(image, psf, background=background, max_iter=max_iter, seed=seed, accelerate=accelerate,
+                   holdout=holdout, drop_tolerance=drop_tolerance, **rl_options).iterations
+
+
+@dataclass(frozen=True)
+class CVStop:
+    """What :func:`cv_stop` found on the held-out counts.
+
+    Attributes
+    ----------
+    iterations : int
+        The cross-validated count (:func:`cv_iterations`'s answer).
+    lowest : int
+        The iteration of the lowest held-out deviance seen (≥ ``iterations``).
+    sharp_iterations : int
+        The largest count in ``[iterations, round(extend · iterations)]`` whose held-out deviance,
+        and that of every count before it past the lowest, stays within ``standard_errors`` paired
+        standard errors of the lowest deviance: the sharpest restoration the held-out counts
+        cannot tell from the best. ``iterations`` when ``extend`` is 1.
+    extend_target : int
+        ``round(extend · iterations)``, the count asked for.
+    limited_by : str or None
+        Why ``sharp_iterations`` is below ``extend_target``: ``"held-out deviance"`` (it rose
+        more than ``standard_errors`` paired standard errors above its lowest at iteration
+        ``sharp_iterations + 1``), ``"max_iter"``, or None (not limited).
+    rise_standard_errors : float or None
+        At the iteration that limited it (``"held-out deviance"``), the rise of the held-out
+        deviance above its lowest in paired standard errors; None otherwise.
+    """
+
+    iterations: int
+    lowest: int
+    sharp_iterations: int
+    extend_target: int
+    limited_by: str | None
+    rise_standard_errors: float | None
+
+
+def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True, holdout=0.5,
+            drop_tolerance=CV_DROP_TOLERANCE, extend=1.0, standard_errors=1.0, **rl_options):
+    """Poisson-thinning cross-validation of Richardson–Lucy, with a one-standard-error limit past its stop.
+
+    The cross-validated count is :func:`cv_iterations`'s, from the same run (the same split,
+    the same curve, the same early end of the curve). With ``extend > 1`` the run on the
+    training half goes on towards ``round(extend · iterations)`` and reports, in
+    :attr:`CVStop.sharp_iterations`, how far the held-out counts let it go: the largest count
+    whose held-out deviance stays within ``standard_errors`` *paired* standard errors of the
+    lowest deviance.
+
+    Parameters
+    ----------
+    image, psf, background, max_iter, seed, accelerate, holdout, drop_tolerance, **rl_options
+        As for :func:`cv_iterations`.
+    extend : float
+        The count wanted, as a multiple of the cross-validated count (≥ 1; the front door's
+        ``goal="resolution"`` asks for 2).
+    standard_errors : float
+        How many paired standard errors above its lowest the held-out deviance may rise
+        (> 0; 1 is the one-standard-error rule).
+
+    Returns
+    -------
+    CVStop
+
+    Raises
+    ------
+    ValueError
+        As :func:`cv_iterations`; ``extend`` below 1 or ``standard_errors`` not > 0.
+
+    Notes
+    -----
+    The held-out deviance ``D(k) = Σᵢ tᵢ(k)``, ``tᵢ = μᵢ − yᵢ log μᵢ`` over the interior pixels
+    ``i`` (``μ = h ⊛ x_k + b`` from the training half, ``y`` the held-out half), has, given the
+    training half, independent Poisson terms from pixel to pixel. The difference of two
+    iterations' deviances ``Δ = D(k) − D(m)`` is a sum of ``n`` paired per-pixel differences
+    ``dᵢ = tᵢ(k) − tᵢ(m)``; its standard error is ``√n · sd(dᵢ)``. The rule used: after the
+    lowest deviance (iteration ``m``), the count may grow as long as ``Δ ≤ standard_errors ·
+    SE(Δ)``; the first iteration past that limit ends it. This is the one-standard-error rule
+    of Breiman et al. (1984) and Hastie et al. (2009, §7.10) turned toward the less regular
+    model: among the counts the held-out data cannot tell from the best, the largest, but no
+    more than asked for. The running lowest deviance is the reference; a new lowest resets
+    it.
+
+    Where the doubled count of the resolution goal over-fits the noise (low counts, small σ:
+    the held-out deviance rises by many standard errors past its lowest), the limit stops
+    it close to the CV count; where the held-out deviance is flat or still falling, the
+    doubled count stays. At high counts the held-out deviance can keep falling while the
+    error to the scene grows (:func:`cv_iterations`, Notes), and the limit cannot see that.
+
+    References
+    ----------
+    L. Breiman, J. Friedman, R. Olshen, C. Stone, *Classification and Regression Trees*
+    (Wadsworth, 1984), §3.4.3.
+    T. Hastie, R. Tibshirani, J. Friedman, *The Elements of Statistical Learning*, 2nd ed.
+    (Springer, 2009), §7.10, doi:10.1007/978-0-387-84858-7.
+    J. Leiner, B. Duan, L. Wasserman, A. Ramdas, J. Am. Stat. Assoc. (2023),
+    doi:10.1080/01621459.2023.2270748.
+
+    Backends
+    --------
+    Any array-API namespace; the binomial split is drawn with NumPy on the host.
+    """
     from ._problem import prepare
     from .richardson_lucy import richardson_lucy
 
@@ -168,6 +275,12 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     p = float(holdout)
     if not 0.0 < p < 1.0:
         raise ValueError(f"holdout must lie in (0, 1), got {holdout!r}")
+    extend = float(extend)
+    if not (math.isfinite(extend) and extend >= 1.0):
+        raise ValueError(f"extend must be a number ≥ 1 (a multiple of the CV count), got {extend!r}")
+    n_se = float(standard_errors)
+    if not (math.isfinite(n_se) and n_se > 0.0):
+        raise ValueError(f"standard_errors must be a positive number, got {standard_errors!r}")
     y1, y2 = split_counts(y, fraction=1.0 - p, seed=seed)
     train_b = background * (1.0 - p)
     pb = prepare(y2, psf, background=background * p, iterative=True)
@@ -179,24 +292,46 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     inner = (..., slice(mr, rows - mr), slice(mc, cols - mc))
     # a view of a float64 map's interior (no copy: the problem holds the held-out counts anyway)
     held = xp.astype(pb.image[inner], xp.float64, copy=False)
+    n_pixels = math.prod(int(n) for n in held.shape)
     tolerance = float(drop_tolerance)
     if not (math.isfinite(tolerance) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"drop_tolerance must lie in [0, 1), got {drop_tolerance!r}")
-    state = {"best": math.inf, "k": 0}
+    guarded = extend > 1.0
+    # best/k: the lowest deviance and its iteration; window: where cv_iterations's curve ends (its count
+    # is read from that curve alone); rise: the first iteration past the lowest above the limit
+    state = {"best": math.inf, "k": 0, "terms": None, "window": None, "count": None, "rise": None}
     curve = []
 
     class _Done(Exception):
         pass
 
+    def count_from(points):
+        lowest = min(d for _, d in points)
+        allowed = lowest + tolerance * (points[0][1] - lowest)
+        return max(next(k for k, d in points if d <= allowed), 1)
+
     def watch(iteration, estimate, divergence):
         # (× 1 leaves every value as it is: the even split, the default, skips the map-sized product)
-        d = _heldout_divergence(pb.op, estimate * scale if scale != 1.0 else estimate, held, pb.background, xp=xp,
-                                inner=inner)
+        d, terms = _heldout_divergence(pb.op, estimate * scale if scale != 1.0 else estimate, held, pb.background,
+                                       xp=xp, inner=inner, return_terms=True)
         curve.append((iteration, d))
-        if d < state["best"]:
-            state["best"], state["k"] = d, iteration
-        elif iteration - state["k"] >= max(10, state["k"] // 2):
-            raise _Done
+        lower = d < state["best"]
+        if lower:
+            state["best"], state["k"], state["rise"] = d, iteration, None
+            if guarded:
+                state["terms"] = terms
+        elif guarded and state["rise"] is None:
+            se = math.sqrt(n_pixels * float(xp.var(terms - state["terms"])))
+            excess = d - state["best"]
+            if excess > n_se * se:
+                state["rise"] = (iteration, excess / se if se > 0 else math.inf)
+        if state["window"] is None and not lower and iteration - state["k"] >= max(10, state["k"] // 2):
+            # where cv_iterations's curve ends: its count comes from the curve up to here only
+            state["window"] = iteration
+            state["count"] = count_from(curve)
+        if state["window"] is not None:
+            if not guarded or state["rise"] is not None or iteration >= round(extend * state["count"]):
+                raise _Done
 
     try:
         richardson_lucy(y1, psf, num_iter=int(max_iter), background=train_b, accelerate=accelerate,
@@ -204,10 +339,19 @@ def cv_iterations(image, psf, *, background=0.0, max_iter=500, seed=0, accelerat
     except _Done:
         pass
     if not curve:
-        return 1
-    lowest = state["best"]
-    allowed = lowest + tolerance * (curve[0][1] - lowest)
-    return max(next(k for k, d in curve if d <= allowed), 1)
+        return CVStop(1, 1, 1, 1, None, None)
+    count = state["count"] if state["count"] is not None else count_from(curve)
+    target = max(int(round(extend * count)), count)
+    lowest = state["k"]
+    if not guarded:
+        return CVStop(count, lowest, count, target, None, None)
+    if state["rise"] is not None and state["rise"][0] - 1 < target:
+        sharp = max(state["rise"][0] - 1, count)
+        return CVStop(count, lowest, sharp, target, "held-out deviance", float(state["rise"][1]))
+    last = curve[-1][0]
+    if last < target:  # the run reached max_iter first
+        return CVStop(count, lowest, max(last, count), target, "max_iter", None)
+    return CVStop(count, lowest, target, target, None, None)
 
 
 def discrepancy_iterations(image, psf, *, background=0.0, max_iter=500, target=1.0, accelerate=True,
