@@ -816,17 +816,22 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
 
 
 def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label,
-               map_kind=None):
+               map_kind=None, elliptical=None):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
     step lengths and iteration count: the whole-map iteration to rounding);
     Wiener, Tikhonov and FISTA run :func:`xrfgpu.dask.restore` (halo tiles,
-    whole-map ``lam``), equal to the whole map within 1e-4 of its maximum.
+    whole-map ``lam``), equal to the whole map within 1e-4 of its maximum. ``elliptical``: (σu, σv, ρ) of an
+    elongated spot found by ``--psf-auto`` (px, after the goal's scale), restored with that ellipse.
     """
     from .psf import gaussian_for_map
 
     h = np.asarray(gaussian_for_map(float(sigma_px), image.shape))  # the front door's PSF for σ
+    if elliptical is not None:  # (σu, σv, ρ) of an elongated spot (--psf-auto): the front door's ellipse
+        from .front_door import elliptical_psf_for_map
+
+        h = np.asarray(elliptical_psf_for_map(*elliptical, image.shape))
     client = None
     if scheduler != "local":
         from distributed import Client
@@ -1194,6 +1199,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
                          "nothing is left to restore; give the background in the map's units")
         # PSF for this element
+        elliptical = None  # (σu, σv, ρ) px when --psf-auto finds the spot elongated
         if sigma_given is not None:
             if "*" in sigma_given:
                 (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
@@ -1235,6 +1241,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                       "reliable": est.reliable, "goal": None if joint else goal, "sigma_scale": scale}
             if sigma_warnings:
                 source["warnings"] = sigma_warnings
+            if est.sigma_u != est.sigma_v or est.rho != 0.0:  # an elongated spot: the ellipse is restored with
+                elliptical = (float(est.sigma_u) * scale, float(est.sigma_v) * scale, float(est.rho))
+                source.update(sigma_u_px=elliptical[0], sigma_v_px=elliptical[1], rho=elliptical[2],
+                              sigma_u_estimated_px=float(est.sigma_u), sigma_v_estimated_px=float(est.sigma_v),
+                              evidence=est.evidence)
         else:
             sigma_px = sigma_um = None
             source = {"how": f"blind ({method})"}
@@ -1254,7 +1265,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             continue
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
-                                      scheduler=scheduler, progress=progress, label=name, map_kind=kind)
+                                      scheduler=scheduler, progress=progress, label=name, map_kind=kind,
+                                      elliptical=elliptical)
         else:
             work = to_compute(image, where)
             has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")

@@ -95,6 +95,45 @@ def _psf_for(sigma, image, *, xp):
                             dtype=image.dtype)
 
 
+def elliptical_psf_for_map(sigma_u, sigma_v, rho, image_shape, *, xp=None, device=None, dtype=None):
+    """The elliptical Gaussian PSF for a map of ``image_shape``, as the front door builds it for an elongated spot.
+
+    ±4 σ along each axis (the shape :func:`xrfgpu.psf.gaussian` picks with ``shape=None``), each side cut to
+    the largest odd number ≤ the map's side before the array is built.
+
+    Parameters
+    ----------
+    sigma_u, sigma_v : float
+        σ along the columns (u) and the rows (v), pixels.
+    rho : float
+        Correlation coefficient of u and v, in (−1, 1).
+    image_shape : tuple of int
+        (rows, cols) of the map, pixels.
+    xp, device, dtype
+        As in :func:`xrfgpu.psf.gaussian`.
+
+    Raises
+    ------
+    ValueError
+        An axis σ that is not a positive finite number of pixels or is wider than the map; |ρ| ≥ 1.
+    """
+    from .psf import gaussian, gaussian_shape
+
+    rows, cols = (int(n) for n in image_shape[-2:])
+    for name, value in (("sigma_u", sigma_u), ("sigma_v", sigma_v)):
+        if not (value > 0 and math.isfinite(value)) or value > max(rows, cols):
+            raise ValueError(f"{name}={value!r} px of the elliptical spot is not a positive number of pixels "
+                             f"within the {rows} x {cols} map")
+    side_rows, side_cols = gaussian_shape(sigma_u, sigma_v)
+    shape = (min(side_rows, rows - 1 + rows % 2), min(side_cols, cols - 1 + cols % 2))
+    return gaussian(shape, sigma_u, sigma_v, rho, xp=xp, device=device, dtype=dtype)
+
+
+def _is_elongated(est):
+    """Whether a :class:`xrfgpu.psf.SigmaEstimate` describes an elliptical spot (σu ≠ σv or ρ ≠ 0)."""
+    return est is not None and (float(est.sigma_u) != float(est.sigma_v) or float(est.rho) != 0.0)
+
+
 class GainNotMeasurableError(ValueError):
     """A fitted map's effective Poisson gain could not be measured (a flat map: no noise to read).
 
@@ -544,7 +583,9 @@ def restore(
         (map units per effective count; 1 for counts; ``gain_spread`` when
         measured over flat blocks, ``gain_note`` when it
         came from the whole map's variance / mean, or was given), ``sigma`` and
-        ``sigma_px`` (px, the σ used; None with a given ``psf``), ``sigma_um``
+        ``sigma_px`` (px, the σ used; None with a given ``psf``; √(σu σv) for an elongated spot), with
+        ``sigma_u``, ``sigma_v`` (px, after the goal's scale) and ``rho`` when the estimator found the spot
+        elongated (and ``sigma_u_estimated``, ``sigma_v_estimated``, before the scale), ``sigma_um``
         (None without ``pixel_size_um``), ``sigma_source`` (how σ was obtained), and when
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``,
         ``sigma_estimated`` (px, before the goal's scale); ``background`` (map
@@ -715,6 +756,9 @@ def restore(
         info["sigma_reliable"] = est.reliable
         info["sigma_evidence"] = est.evidence
         info["sigma_estimated"] = s
+        if _is_elongated(est):  # the estimator found an elongated spot: restore with the ellipse
+            info["sigma_u_estimated"] = float(est.sigma_u)
+            info["sigma_v_estimated"] = float(est.sigma_v)
     # the goal's factors apply to an estimated σ only (a given σ or PSF is used as given)
     sigma_scale, iteration_scale = goal_factors(goal, sigma_estimated=est is not None, method=method)
     info["sigma_scale"] = sigma_scale
@@ -722,7 +766,14 @@ def restore(
         if not (s > 0 and math.isfinite(s)):
             raise ValueError(f"sigma must be a positive number of pixels, got {s!r}")
         s *= sigma_scale
-        h = _psf_for(s, y, xp=xp)
+        if _is_elongated(est):
+            # the goal's scale applies to both axes (the ellipse's shape and orientation are kept)
+            su, sv, rho = float(est.sigma_u) * sigma_scale, float(est.sigma_v) * sigma_scale, float(est.rho)
+            h = elliptical_psf_for_map(su, sv, rho, tuple(y.shape[-2:]), xp=xp, device=array_device(y),
+                                       dtype=y.dtype)
+            info.update(sigma_u=su, sigma_v=sv, rho=rho)
+        else:
+            h = _psf_for(s, y, xp=xp)
     seconds["sigma"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
