@@ -14,6 +14,7 @@ from ._gaussian import _check_pixel_size
 from ._results import PixelLengths
 from ._spectra import half_plane_weights, periodic_component
 from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves, smoothed_gradient
+from .elongation import covariance_to_axes, directional_edge_fit, spectral_ellipse
 from .mosaic_scene_fit import fit_mosaic_scene
 
 __all__ = ["SigmaEstimate", "SigmaUncertainWarning", "estimate_sigma"]
@@ -76,6 +77,19 @@ _PROFILE_CHI2_MAX = 1.2
 _PROFILE_SPREAD_MAX = 0.1
 # the edge-profile interval: median × exp(±2 standard errors of ln σ), widened by this factor each way
 _PROFILE_ALLOWANCE = 1.1
+# elongated spots (xrfgpu.psf.elongation; see estimate_sigma, Notes, "Elongated spots"). Chosen on the tuning
+# maps of benchmarks/sigma_elongated.py (TUNING, TUNING_MORE) and the round maps of sigma_scenes.TUNING_EXTENDED:
+# the spot is called elongated when the edge profiles' σ(θ) fit is clean and the 5th percentile of its axis
+# ratio (bootstrap) is at least _ELONGATION_RATIO, or, without clean edges, when the directional spectrum of the
+# whole map and of each corner sub-map all show an axis ratio of at least _ELONGATION_SPECTRAL_LOW along the
+# whole map's long axis; "may be elongated" (a warning, σ unchanged) when their median does
+# _ELONGATION_SPECTRAL_MAYBE, or the clean edges' lower ratio exceeds _ELONGATION_ROUND_VETO
+_ELONGATION_MIN_PROFILES = 12
+_ELONGATION_NORMAL_SPREAD = 0.05
+_ELONGATION_RATIO = 1.1
+_ELONGATION_ROUND_VETO = 1.05
+_ELONGATION_SPECTRAL_LOW = 1.2
+_ELONGATION_SPECTRAL_MAYBE = 1.2
 # the estimate is called reliable when hi/lo of its interval is at most this
 _RELIABLE_RATIO = 2.3
 # and it carries no σ information when hi/lo exceeds this or the profile is flat to a grid end
@@ -397,9 +411,13 @@ def _spectral_interval(data, spectrum=None):
                                  "scene_exponent": beta_fit}
 
 
-def _edge_profile_stage(data, sigma0, noise, spectral_interval):
-    """The local edge-profile stage (see :func:`estimate_sigma`, Notes): its σ, interval and whether it decides."""
-    fits = profiles_on_thinned_halves(data, sigma0, noise)
+def _edge_profile_stage(data, sigma0, noise, spectral_interval, fits=None):
+    """The local edge-profile stage (see :func:`estimate_sigma`, Notes): its σ, interval and whether it decides.
+
+    ``fits``: the profiles (:func:`profiles_on_thinned_halves` of ``data`` at ``sigma0``) when the caller has
+    them already."""
+    if fits is None:
+        fits = profiles_on_thinned_halves(data, sigma0, noise)
     combined = combine_profile_sigmas(fits, chi2_max=_PROFILE_CHI2_MAX, min_profiles=_PROFILE_MIN)
     out = {"decides": False, "n_fitted": len(fits)}
     if combined is None:
@@ -411,6 +429,47 @@ def _edge_profile_stage(data, sigma0, noise, spectral_interval):
                        sigma * math.exp(2.0 * se) * _PROFILE_ALLOWANCE)
     out["decides"] = bool(combined["log_spread"] <= _PROFILE_SPREAD_MAX and lo <= sigma <= hi)
     return out
+
+
+def _elongation_stage(data, spectral_sigma, profile_fits):
+    """Is the spot elongated? (see :func:`estimate_sigma`, Notes, "Elongated spots"): a dict with ``verdict``
+    ("edges", "spectrum": elongated, measured by that reading; "maybe": not decided, warned; "round"),
+    ``sigma_u``, ``sigma_v``, ``rho`` (px) of the reading that decided or suggested it, and both readings."""
+    edge = directional_edge_fit(profile_fits, chi2_max=_PROFILE_CHI2_MAX, min_profiles=_ELONGATION_MIN_PROFILES)
+    spectral = spectral_ellipse(data, spectral_sigma, submap_fraction=_SUBMAP_FRACTION, min_side=MIN_SIDE_PX)
+    vectors = np.array(spectral["log_ratio_vectors"])
+    length = float(np.hypot(*vectors[0]))
+    along = vectors @ (vectors[0] / length) if length > 0 else np.zeros(len(vectors))
+    out = {"spectral": {k: spectral[k] for k in ("sigma_u", "sigma_v", "rho", "sigma", "ratio", "angle")},
+           "spectral_ratio_low": math.exp(float(along.min())), "spectral_ratio_median": math.exp(float(np.median(along))),
+           "spectral_submaps": len(spectral["submaps"]), "verdict": "round"}
+    # the edge reading is clean when the profiles agree with one σ(θ) (log spread as the round stage asks of
+    # them) and their normals are spread over directions (all three terms of the form identified)
+    clean = (edge is not None and edge["log_spread"] <= _PROFILE_SPREAD_MAX
+             and edge["normal_spread"] >= _ELONGATION_NORMAL_SPREAD)
+    if edge is not None:
+        out["edges"] = {k: edge[k] for k in ("sigma_u", "sigma_v", "rho", "sigma", "ratio", "angle", "ratio_interval",
+                                             "log_spread", "round_log_spread", "n", "normal_spread")}
+        out["edges"]["clean"] = bool(clean)
+    if clean and edge["ratio_interval"][0] >= _ELONGATION_RATIO:
+        out.update(verdict="edges", sigma_u=edge["sigma_u"], sigma_v=edge["sigma_v"], rho=edge["rho"])
+    elif clean and edge["ratio_interval"][0] < _ELONGATION_ROUND_VETO:
+        pass  # clean edges at many angles that include a round spot outweigh the spectrum
+    elif len(vectors) == 5 and out["spectral_ratio_low"] >= _ELONGATION_SPECTRAL_LOW:
+        out.update(verdict="spectrum", sigma_u=spectral["sigma_u"], sigma_v=spectral["sigma_v"], rho=spectral["rho"])
+    elif out["spectral_ratio_median"] >= _ELONGATION_SPECTRAL_MAYBE or (
+            clean and edge["ratio_interval"][0] >= _ELONGATION_ROUND_VETO):
+        source = edge if clean and edge["ratio_interval"][0] >= _ELONGATION_ROUND_VETO else spectral
+        out.update(verdict="maybe", sigma_u=source["sigma_u"], sigma_v=source["sigma_v"], rho=source["rho"],
+                   maybe_from="edge profiles" if source is edge else "directional spectrum")
+    return out
+
+
+def _ellipse_words(sigma_u, sigma_v, rho):
+    """"σu … px (columns), σv … px (rows), ρ …; long axis … px at …° from the columns, short axis … px"."""
+    (_, _, _), (major, minor, angle) = covariance_to_axes(sigma_u**2, sigma_v**2, rho * sigma_u * sigma_v)
+    return (f"σu {sigma_u:.3g} px (along the columns), σv {sigma_v:.3g} px (along the rows), ρ {rho:+.2f}; long "
+            f"axis {major:.3g} px at {angle:.0f}° from the columns towards the rows, short axis {minor:.3g} px")
 
 
 def _hough_lines(data, sigma0, max_candidates):
@@ -903,6 +962,7 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     sigma = su = sv = spectral_sigma
     rho = 0.0
     method = "whittle"
+    profile_fits = None
     interval = wide
     sub_words = (f", sub-maps {min(submaps):.3g}–{max(submaps):.3g} px" if submaps else "")
     evidence = (f"spectrum (profile Whittle likelihood, scene law k^-{fit['scene_exponent']:.2g} fitted, "
@@ -931,7 +991,8 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                         + ("contains it" if agree else "does not contain it"))
             fit["stages_agree"] = agree
         else:
-            profiles = _edge_profile_stage(data, spectral_sigma, fit["noise"], (lo, hi))
+            profile_fits = profiles_on_thinned_halves(data, spectral_sigma, fit["noise"])
+            profiles = _edge_profile_stage(data, spectral_sigma, fit["noise"], (lo, hi), fits=profile_fits)
             fit["edge_profiles"] = profiles
             if profiles["decides"]:
                 sigma = su = sv = profiles["sigma"]
@@ -963,8 +1024,42 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
                 # the whole map's spectral interval, as before the sub-maps (the mosaic fit models the
                 # whole map)
                 interval = (lo, hi) if agree else (min(lo, sigma), max(hi, sigma))
+    maybe_elongated = None
+    if not elliptical:
+        if profile_fits is None:  # straight edges decided: the profiles are read for the elongation check only
+            profile_fits = profiles_on_thinned_halves(data, spectral_sigma, fit["noise"])
+        shape = _elongation_stage(data, spectral_sigma, profile_fits)
+        fit["elongation"] = shape
+        if shape["verdict"] in ("edges", "spectrum"):
+            round_sigma, round_method = sigma, method
+            su, sv, rho = shape["sigma_u"], shape["sigma_v"], shape["rho"]
+            sigma = math.sqrt(su * sv)  # as the 2-D Whittle fit reports it (SigmaEstimate.sigma)
+            fit["round_sigma"], fit["round_method"] = round_sigma, round_method
+            if shape["verdict"] == "edges":
+                method = "elliptical-edge-profiles"
+                e = shape["edges"]
+                interval = (sigma / 1.1, sigma * 1.1)
+                evidence = (f"elongated spot: {e['n']} local edge profiles at many angles fit one elliptical "
+                            f"Gaussian σ(θ) (spread {100 * e['log_spread']:.0f} % in ln σ, against "
+                            f"{100 * e['round_log_spread']:.0f} % about one round σ), axis ratio {e['ratio']:.2f} "
+                            f"(90 % bootstrap interval {e['ratio_interval'][0]:.2f}–{e['ratio_interval'][1]:.2f}): "
+                            f"{_ellipse_words(su, sv, rho)}; √(σu σv) {sigma:.3g} px")
+            else:
+                method = "elliptical-spectrum"
+                interval = (min(lo, sigma), max(hi, sigma))
+                evidence = (f"elongated spot: the directional power spectrum of the whole map and of its four corner "
+                            f"sub-maps all show an axis ratio of at least {shape['spectral_ratio_low']:.2f} along one "
+                            f"axis (whole map {shape['spectral']['ratio']:.2f}): {_ellipse_words(su, sv, rho)}; "
+                            f"√(σu σv) {sigma:.3g} px (round σ {round_sigma:.3g} px, {round_method})")
+        elif shape["verdict"] == "maybe":
+            maybe_elongated = (f"estimate_sigma: the spot may be elongated ({shape['maybe_from']}: "
+                               f"{_ellipse_words(shape['sigma_u'], shape['sigma_v'], shape['rho'])}), but the "
+                               f"evidence is not strong enough to restore with that ellipse; the round σ "
+                               f"{sigma:.3g} px ({method}) is a compromise between the axes. Measure the spot on a "
+                               "dot (xrfgpu.psf.fit_dot) or edges at two angles, or pass psf= "
+                               "(xrfgpu.psf.gaussian(None, sigma_u, sigma_v, rho))")
     no_information = method == "whittle" and (flat or wide[1] / wide[0] > _NO_INFORMATION_RATIO)
-    reliable = method in ("straight-edges", "edge-profiles") or (
+    reliable = method in ("straight-edges", "edge-profiles", "elliptical-edge-profiles") or (
         not no_information and interval[1] / interval[0] <= _RELIABLE_RATIO)
     if no_information:
         evidence = "the map carries no σ information: " + evidence + (
@@ -975,6 +1070,8 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
         if strict:
             raise ValueError(message)
         warnings.warn(message, SigmaUncertainWarning, stacklevel=2)
+    if maybe_elongated is not None:
+        warnings.warn(maybe_elongated, SigmaUncertainWarning, stacklevel=2)
     return SigmaEstimate(
         sigma=sigma,
         sigma_u=su,

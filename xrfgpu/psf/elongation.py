@@ -266,7 +266,7 @@ def _anisotropy_vector(fit):
     return (lr * math.cos(phi), lr * math.sin(phi))
 
 
-def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12):
+def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12, resamples=100, seed=0):
     """Σ of the blur from edge profiles at known normals: σ(θ)² = Σuu cos²θ + Σvv sin²θ + 2 Σuv sinθ cosθ.
 
     Parameters
@@ -278,11 +278,18 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12):
         Profiles whose reduced χ² exceeds this are left out.
     min_profiles : int
         Fewer accepted profiles give ``None``.
+    resamples : int
+        Bootstrap resamples of the profiles for the interval of the axis ratio (0: none).
+    seed : int
+        Seed of the bootstrap.
 
     Returns
     -------
     dict or None
         ``sigma_u``, ``sigma_v`` (px), ``rho``, ``ratio``, ``angle`` (as :func:`spectral_ellipse`),
+        ``ratio_interval`` (5th and 95th percentiles of the ratio over the bootstrap resamples),
+        ``log_spread`` (1.4826 MAD of ln σ about the fitted σ(θ)) and ``round_log_spread`` (the same about
+        the profiles' median σ, as the round model sees them),
         ``covariance`` (Σuu, Σvv, Σuv, px²) with its standard errors ``covariance_se``, ``n`` (profiles
         used), ``normal_spread`` (the smallest eigenvalue of the normals' second-moment matrix of
         (cos²θ, sin²θ, 2 sinθ cosθ): near 0 when all edges share one or two directions, so that Σuv,
@@ -292,7 +299,9 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12):
     -----
     Weighted least squares in σ² (weights 1/(2σ s)², s the profile's standard error), then
     profiles whose normalised residual exceeds 3 (1.4826 MAD scale) are dropped and the fit repeated
-    once. Standard errors are the fit's, scaled by √(χ²/dof) when that exceeds 1.
+    once. Standard errors are the fit's, scaled by √(χ²/dof) when that exceeds 1. The ratio's interval
+    resamples the kept profiles with replacement (a resample whose form is not positive definite counts
+    as an infinite ratio).
     """
     ok = [f for f in fits if f["reduced_chi2"] <= chi2_max and math.isfinite(f["stderr"]) and f["stderr"] > 0
           and "normal" in f]
@@ -323,8 +332,30 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12):
     if suu <= 0 or svv <= 0 or suu * svv - suv * suv <= 0:
         return None
     (su, sv, rho), (major, minor, angle) = covariance_to_axes(suu, svv, suv)
+    used = keep
+    log_s = np.log(s[used])
+    log_fit = 0.5 * np.log(design[used] @ coef)
+    ratios = []
+    if resamples:
+        rng = np.random.default_rng(seed)
+        pool = np.flatnonzero(used)  # the profiles the fit kept
+        for _ in range(int(resamples)):
+            pick = pool[rng.integers(0, pool.size, pool.size)]
+            c, *_ = np.linalg.lstsq(design[pick] * w[pick, None], y[pick] * w[pick], rcond=None)
+            if c[0] > 0 and c[1] > 0 and c[0] * c[1] - c[2] * c[2] > 0:
+                ratios.append(covariance_to_axes(*c)[1])
+        ratios = [a / b for a, b, _ in ratios] + [math.inf] * (int(resamples) - len(ratios))
     return {"sigma_u": su, "sigma_v": sv, "rho": rho, "ratio": major / minor, "angle": angle,
+            "ratio_interval": ((float(np.quantile(ratios, 0.05)), float(np.quantile(ratios, 0.95))) if ratios
+                               else (math.nan, math.nan)),
+            "log_spread": _mad(log_s - log_fit), "round_log_spread": _mad(log_s),
             "sigma": math.sqrt(major * minor), "covariance": (suu, svv, suv),
             "covariance_se": tuple(float(v) for v in np.sqrt(np.abs(np.diag(cov)))), "n": int(keep.sum()),
             "normal_spread": float(np.linalg.eigvalsh(moments)[0]),
             "round_sigma": float(np.sqrt(np.average(y[keep], weights=w[keep] ** 2)))}
+
+
+def _mad(values):
+    """1.4826 × the median absolute deviation from the median (a robust standard deviation)."""
+    values = np.asarray(values, dtype=np.float64)
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
