@@ -122,7 +122,7 @@ def _covariance(log_s, e1, e2):
     else:
         ch, shc = math.cosh(eps), math.sinh(eps) / eps
         dshc = (math.cosh(eps) - shc) / (eps * eps)
-    s2 = math.exp(2.0 * log_s)
+    s2 = math.exp(2.0 * max(min(log_s, 10.0), -10.0))  # σ kept in e^±10 px while the optimiser explores
     suu, svv, suv = s2 * (ch + e1 * shc), s2 * (ch - e1 * shc), s2 * e2 * shc
     # d cosh ε / d e_i = shc · e_i ; d shc / d e_i = dshc · e_i
     d_e1 = (s2 * (shc * e1 + shc + e1 * dshc * e1), s2 * (shc * e1 - shc - e1 * dshc * e1), s2 * e2 * dshc * e1)
