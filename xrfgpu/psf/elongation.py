@@ -13,7 +13,10 @@ of Σ, both from the blind σ stages' own data:
   amplitude A_w per wedge (a scene with more edges along one direction than
   another, such as a bar chart, has more power there: that is the scene, not
   the blur), one scene law (k0, β under the prior of the ring stage), one
-  white-noise level N and one Σ. Σ is written s² expm(E), E symmetric and
+  white-noise level N and one Σ. (One exponent β per wedge, each with a
+  Gaussian prior of sd 0.2 about the shared one, was tried on the tuning
+  maps: it changed the maps called elongated by one or two of 228 round and
+  108 elongated ones, so one β is kept.) Σ is written s² expm(E), E symmetric and
   traceless, so that s = (det Σ)^(1/4) = √(σ_major σ_minor) is the σ of the
   equal-area round spot and the axis ratio is exp(|E|). The same fit runs on
   the four corner sub-maps of the ring stage: a blur is the same everywhere,
@@ -48,8 +51,6 @@ _LOG_K0_RANGE = (math.log(1e-4), math.log(0.3))
 # a weak Gaussian prior (sd) on the anisotropy e = (e1, e2) of Σ = s² expm(E), |e| = ln(σ_major²/σ_minor²):
 # it keeps sub-maps without information from running off to axis ratios of 10⁵ (sd 1: ratio e^0.5 = 1.65 at 1 sd)
 _E_PRIOR_SD = 1.0
-# per-wedge offsets of the scene exponent, each with a Gaussian prior of this sd about the shared β (0: one β)
-_WEDGE_BETA_SD = 0.0
 
 
 def covariance_to_axes(suu, svv, suv):
@@ -140,9 +141,7 @@ def _nll(theta, g, power, elliptical):
     a = theta[:wedges]
     t_k0, log_n, beta, log_s = theta[wedges : wedges + 4]
     e1, e2 = (theta[wedges + 4], theta[wedges + 5]) if elliptical else (0.0, 0.0)
-    first_delta = wedges + (6 if elliptical else 4)
-    delta = theta[first_delta:]  # per-wedge offsets of the scene exponent (none when _WEDGE_BETA_SD is 0)
-    beta_bins = beta + (delta[g["wedge"]] if delta.size else 0.0)
+
     lo, hi = _LOG_K0_RANGE
     squash = 1.0 / (1.0 + math.exp(-max(min(t_k0, 50.0), -50.0)))
     k0sq = math.exp(2.0 * (lo + (hi - lo) * squash))
@@ -151,7 +150,7 @@ def _nll(theta, g, power, elliptical):
     log_k2 = np.log(g["k2"] + k0sq)
     quad = suu * g["kxx"] + svv * g["kyy"] + 2.0 * suv * g["kxy"]
     with np.errstate(under="ignore", over="ignore"):
-        scene = np.exp(np.minimum(a[g["wedge"]] - 0.5 * beta_bins * log_k2 - four_pi2 * quad, 600.0))
+        scene = np.exp(np.minimum(a[g["wedge"]] - 0.5 * beta * log_k2 - four_pi2 * quad, 600.0))
     noise = math.exp(max(min(log_n, 60.0), -60.0))
     p = scene + noise
     ratio = power / p
@@ -159,13 +158,11 @@ def _nll(theta, g, power, elliptical):
     mean, sd = _BETA_PRIOR
     value = float(np.sum(m * (np.log(p) + ratio))) + 0.5 * ((beta - mean) / sd) ** 2
     value += 0.5 * (e1 * e1 + e2 * e2) / _E_PRIOR_SD**2
-    if delta.size:
-        value += 0.5 * float(np.sum(delta * delta)) / _WEDGE_BETA_SD**2
     dp = m * (1.0 - ratio) / p
     ds = dp * scene
     grad = np.empty(theta.size)
     grad[:wedges] = np.bincount(g["wedge"], ds, minlength=wedges)
-    grad[wedges] = float(np.sum(ds * (-beta_bins * k0sq / (g["k2"] + k0sq)))) * (hi - lo) * squash * (1.0 - squash)
+    grad[wedges] = float(np.sum(ds * (-beta * k0sq / (g["k2"] + k0sq)))) * (hi - lo) * squash * (1.0 - squash)
     grad[wedges + 1] = float(np.sum(dp)) * noise
     grad[wedges + 2] = float(np.sum(ds * (-0.5 * log_k2))) + (beta - mean) / sd**2
     dq = [-four_pi2 * float(np.sum(ds * g[k])) for k in ("kxx", "kyy", "kxy")]
@@ -175,8 +172,6 @@ def _nll(theta, g, power, elliptical):
     if elliptical:
         grad[wedges + 4] += e1 / _E_PRIOR_SD**2
         grad[wedges + 5] += e2 / _E_PRIOR_SD**2
-    if delta.size:
-        grad[first_delta:] = np.bincount(g["wedge"], ds * (-0.5 * log_k2), minlength=wedges) + delta / _WEDGE_BETA_SD**2
     return value, grad
 
 
@@ -197,15 +192,14 @@ def _fit(data, geometry, sigma0):
     t0 = math.log((math.log(0.005) - lo) / (hi - math.log(0.005)))
     best_round = None
     for s0 in {max(float(sigma0), 0.5), 0.7 * max(float(sigma0), 0.5), 1.4 * max(float(sigma0), 0.5)}:
-        start = np.array(a0 + [t0, math.log(noise0), _BETA_PRIOR[0], math.log(s0)]
-                         + ([0.0] * wedges if _WEDGE_BETA_SD > 0 else []))
+        start = np.array(a0 + [t0, math.log(noise0), _BETA_PRIOR[0], math.log(s0)])
         r = optimize.minimize(_nll, start, args=(geometry, power, False), jac=True, method="BFGS",
                               options={"gtol": 1e-5, "maxiter": 400})
         if best_round is None or r.fun < best_round.fun:
             best_round = r
     best = None
     for e1, e2 in ((0.0, 0.0), (0.3, 0.0), (-0.3, 0.0), (0.0, 0.3), (0.0, -0.3)):
-        start = np.concatenate([best_round.x[: wedges + 4], [e1, e2], best_round.x[wedges + 4 :]])
+        start = np.concatenate([best_round.x, [e1, e2]])
         r = optimize.minimize(_nll, start, args=(geometry, power, True), jac=True, method="BFGS",
                               options={"gtol": 1e-5, "maxiter": 400})
         if best is None or r.fun < best.fun:
