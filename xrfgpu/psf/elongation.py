@@ -339,8 +339,8 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12, resamples=100, 
     used = keep
     log_s = np.log(s[used])
     log_fit = 0.5 * np.log(design[used] @ coef)
-    ratios = []
     if resamples:
+        ratios = []
         rng = np.random.default_rng(seed)
         pool = np.flatnonzero(used)  # the profiles the fit kept
         for _ in range(int(resamples)):
@@ -348,10 +348,13 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12, resamples=100, 
             c, *_ = np.linalg.lstsq(design[pick] * w[pick, None], y[pick] * w[pick], rcond=None)
             if c[0] > 0 and c[1] > 0 and c[0] * c[1] - c[2] * c[2] > 0:
                 ratios.append(covariance_to_axes(*c)[1])
-        ratios = [a / b for a, b, _ in ratios] + [math.inf] * (int(resamples) - len(ratios))
+        # order statistics (no interpolation, which would subtract the infinite ratios)
+        ratios = np.sort([a / b for a, b, _ in ratios] + [math.inf] * (int(resamples) - len(ratios)))
+        interval = (float(ratios[int(0.05 * (ratios.size - 1))]), float(ratios[math.ceil(0.95 * (ratios.size - 1))]))
+    else:
+        interval = (math.nan, math.nan)
     return {"sigma_u": su, "sigma_v": sv, "rho": rho, "ratio": major / minor, "angle": angle,
-            "ratio_interval": ((float(np.quantile(ratios, 0.05)), float(np.quantile(ratios, 0.95))) if ratios
-                               else (math.nan, math.nan)),
+            "ratio_interval": interval,
             "log_spread": _mad(log_s - log_fit), "round_log_spread": _mad(log_s),
             "sigma": math.sqrt(major * minor), "covariance": (suu, svv, suv),
             "covariance_se": tuple(float(v) for v in np.sqrt(np.abs(np.diag(cov)))), "n": int(keep.sum()),
