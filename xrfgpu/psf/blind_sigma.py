@@ -1107,10 +1107,12 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     if not reliable:
         message = (f"estimate_sigma: σ is uncertain ({evidence}). Measure the PSF on a dot or an edge "
                    "(xrfgpu.psf.fit_dot, fit_knife_edge) or pass sigma= yourself")
+        if maybe_elongated is not None:  # one warning that says both
+            message += "; also, " + maybe_elongated.removeprefix("estimate_sigma: ")
         if strict:
             raise ValueError(message)
         warnings.warn(message, SigmaUncertainWarning, stacklevel=2)
-    if maybe_elongated is not None:
+    elif maybe_elongated is not None:
         warnings.warn(maybe_elongated, SigmaUncertainWarning, stacklevel=2)
     return SigmaEstimate(
         sigma=sigma,
