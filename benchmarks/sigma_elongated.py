@@ -1,6 +1,7 @@
 """Elongated spots through the automatic front door: σ along rows ≠ σ along columns.
 
-    python benchmarks/sigma_elongated.py [--set tuning|held-out] [--no-restore] [--csv FILE]
+    python benchmarks/sigma_elongated.py [--set tuning|tuning-more|held-out|round-tuning|round-held-out]
+        [--no-restore] [--csv FILE] [--from-csv FILE]
 
 The scenes are those of :mod:`sigma_scenes` (its generators through
 :func:`sigma_scenes.scene_canvas`, same families, sizes 160²–512², same
@@ -104,7 +105,10 @@ TUNING_MORE = _draw_cases((202, 203, 204, 205))
 
 def make_case(case):
     """Counts map, the truth (unblurred scene in counts above background), (σu, σv, ρ) of the whole blur and a
-    label for ``case``."""
+    label for ``case``; a round case of :mod:`sigma_scenes` (six fields) is made by its own ``make_case``."""
+    if len(case) == 6:
+        counts, truth_sigma, label, truth = sigma_scenes.make_case(case, return_scene=True)
+        return counts, truth, (truth_sigma, truth_sigma, 0.0), label
     family, seed, size, sigma, ratio, angle, signal, background = case
     su, sv, rho = blur_covariance(sigma, ratio, angle)
     # the scene generators' canvas: a margin of 5 × the longer axis + 8 px
@@ -126,7 +130,11 @@ def run(cases, *, restore=True, verbose=True):
 
     rows = []
     for case in cases:
-        family, seed, size, sigma, ratio, angle, signal, background = case
+        if len(case) == 6:  # a round case of sigma_scenes
+            family, seed, size, _, signal, background = case
+            ratio, angle = 1.0, 0.0
+        else:
+            family, seed, size, _, ratio, angle, signal, background = case
         counts, truth, (su, sv, rho), label = make_case(case)
         gm = math.sqrt(su * sv)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -223,7 +231,8 @@ def read_rows_csv(path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("tuning", "tuning-more", "held-out"), default="tuning")
+    parser.add_argument("--set", choices=("tuning", "tuning-more", "held-out", "round-tuning", "round-held-out"),
+                        default="tuning", help="round-tuning / round-held-out: sigma_scenes.TUNING_EXTENDED / HELD_OUT")
     parser.add_argument("--no-restore", action="store_true", help="σ only, no restorations")
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--from-csv", type=Path, help="print the summary of rows written before with --csv")
@@ -231,7 +240,8 @@ def main(argv=None):
     if args.from_csv:
         print(summary(read_rows_csv(args.from_csv)))
         return 0
-    cases = {"tuning": TUNING, "tuning-more": TUNING_MORE, "held-out": HELD_OUT}[args.set]
+    cases = {"tuning": TUNING, "tuning-more": TUNING_MORE, "held-out": HELD_OUT,
+             "round-tuning": sigma_scenes.TUNING_EXTENDED, "round-held-out": sigma_scenes.HELD_OUT}[args.set]
     rows = run(cases, restore=not args.no_restore)
     print(summary(rows))
     if args.csv:
