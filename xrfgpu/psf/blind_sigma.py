@@ -900,7 +900,15 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     ``sigma_scenes.TUNING_EXTENDED``: 4 of 228 round maps called elongated
     (a page of text, a bar chart, two photographs of a clock), elongated
     spots called so on 27 of 36 maps at axis ratio 2, 17 of 36 at 1.5 and
-    4 of 36 at 1.2 (median σu, σv error of the detected maps 3–9 %). The
+    4 of 36 at 1.2 (median σu, σv error of the detected maps 2–9 %). Held
+    out (measured once): 1 of the 72 round maps of ``sigma_scenes.HELD_OUT``
+    called elongated (a page of text: σ 4.02 → 4.62 px for 4), the σ of the
+    other 71 unchanged; of the 36 elongated maps of
+    ``sigma_elongated.HELD_OUT``, 1, 5 and 7 of 12 called so at axis ratios
+    1.2, 1.5 and 2 (larger axis error median 10 %, worst 31 %), one of them
+    badly: a real HXN Cr map at ratio 1.42 read by its edges at 3.3, whose
+    restoration had 8.7 × the raw map's MSE
+    (``benchmarks/sigma_elongated_summary.md``). The
     result's ``sigma`` is then √(σu σv), and ``details["elongation"]`` holds
     both readings (``verdict``, ``edges``, ``spectral``,
     ``spectral_ratio_low``), ``details["round_sigma"]`` the round answer.
