@@ -191,7 +191,8 @@ def summary(rows):
     """Markdown table per axis ratio: detection, σ errors, MSE ratios (and the CPU time of estimate_sigma)."""
     out = ["| ratio | maps | detected elongated | warned elongated "
            "| \\|σ/√(σuσv) − 1\\| median | 90th | worst | \\|σu error\\| median | 90th | worst "
-           "| \\|σv error\\| median | 90th | worst | front MSE / raw (median, max) | front MSE / true-PSF RL (median, max) |",
+           "| \\|σv error\\| median | 90th | worst | front MSE / raw (median, max) "
+           "| front MSE / true-PSF RL (median, max) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for ratio in RATIOS:
         sub = [r for r in rows if r["ratio"] == ratio]

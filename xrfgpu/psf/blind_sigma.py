@@ -469,7 +469,8 @@ def _elongation_stage(data, spectral_sigma, profile_fits):
 
 
 def _ellipse_words(sigma_u, sigma_v, rho):
-    """"σu … px (columns), σv … px (rows), ρ …; long axis … px at …° from the columns, short axis … px"."""
+    """The ellipse in words: σu and σv (px, along the columns and the rows), ρ, and the long and short axes
+    with the long one's angle from the columns."""
     (_, _, _), (major, minor, angle) = covariance_to_axes(sigma_u**2, sigma_v**2, rho * sigma_u * sigma_v)
     return (f"σu {sigma_u:.3g} px (along the columns), σv {sigma_v:.3g} px (along the rows), ρ {rho:+.2f}; long "
             f"axis {major:.3g} px at {angle:.0f}° from the columns towards the rows, short axis {minor:.3g} px")
