@@ -818,17 +818,22 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
 
 
 def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label,
-               map_kind=None):
+               map_kind=None, elliptical=None):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
     step lengths and iteration count: the whole-map iteration to rounding);
     Wiener, Tikhonov and FISTA run :func:`xrfgpu.dask.restore` (halo tiles,
-    whole-map ``lam``), equal to the whole map within 1e-4 of its maximum.
+    whole-map ``lam``), equal to the whole map within 1e-4 of its maximum. ``elliptical``: (σu, σv, ρ) of an
+    elongated spot found by ``--psf-auto`` (px, after the goal's scale), restored with that ellipse.
     """
     from .psf import gaussian_for_map
 
     h = np.asarray(gaussian_for_map(float(sigma_px), image.shape))  # the front door's PSF for σ
+    if elliptical is not None:  # (σu, σv, ρ) of an elongated spot (--psf-auto): the front door's ellipse
+        from .front_door import elliptical_psf_for_map
+
+        h = np.asarray(elliptical_psf_for_map(*elliptical, image.shape))
     client = None
     if scheduler != "local":
         from distributed import Client
@@ -1014,13 +1019,17 @@ def main(argv=None) -> int:
               "in pixels (2px, Fe=4px) it needs no pixel size.")
 @click.option("--psf-file", type=click.Path(path_type=Path), help="TOML/JSON table of σ per element line.")
 @click.option("--psf-auto", is_flag=True, help="Estimate σ from each map (xrfgpu.psf.estimate_sigma).")
+@click.option("--elongated-spot", "elongated_spot", is_flag=True,
+              help="With --psf-auto: also check for an elongated spot and restore with the measured ellipse "
+                   "(xrfgpu.restore(elongation=True); off by default: the check can misread a map).")
 @click.option("--psf-extrapolate", is_flag=True,
               help="With --psf-file: give lines outside the energies of the table's measured lines the σ of the "
                    "nearest segment extended in emission energy (else refused); recorded per element.")
 @click.option("--goal", type=click.Choice(GOALS), default=DEFAULT_GOAL, show_default=True,
-              help="With --psf-auto and rl: resolution = 0.9 × the estimated σ and twice the cross-validated "
-                   "count (the paper's best resolution); fidelity = the estimated σ and the cross-validated count "
-                   "(the held-out-likelihood stop). A given σ is used as given; --joint uses the estimate unscaled.")
+              help="With --psf-auto and rl: resolution = 0.9 × the estimated σ and up to twice the cross-validated "
+                   "count, as far as the held-out counts allow (one standard error); fidelity = the estimated σ "
+                   "and the cross-validated count (the held-out-likelihood stop). A given σ is used as given; "
+                   "--joint uses the estimate unscaled.")
 @click.option("--pixel-size", help="Scan step with unit, e.g. 10um (default: from the file).")
 @click.option("--elements", help="Comma-separated element lines to restore (default all), e.g. Fe-Ka,Ca-Ka.")
 @click.option("--background", default="auto", show_default=True, help="Background counts: auto or a number.")
@@ -1055,7 +1064,7 @@ def main(argv=None) -> int:
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,
             quiet, as_json, mask_path=None, joint=False, guide=None, goal=DEFAULT_GOAL, psf_extrapolate=False,
-            gain_option=None):
+            gain_option=None, elongated_spot=False):
     """Restore the element maps of INPUT and write them, with provenance, to OUTPUT.
 
     \b
@@ -1199,6 +1208,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             _warn(quiet, f"{name}: --background {bg:g} is at or above every pixel (largest {np.nanmax(image):.4g}): "
                          "nothing is left to restore; give the background in the map's units")
         # PSF for this element
+        elliptical = None  # (σu, σv, ρ) px when --psf-auto finds the spot elongated
         if sigma_given is not None:
             if "*" in sigma_given:
                 (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
@@ -1228,7 +1238,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:
-                est = sigma_from_map(image, background=bg, gain=gain, map_kind=kind)
+                est = sigma_from_map(image, background=bg, gain=gain, map_kind=kind, elongation=elongated_spot)
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
@@ -1240,6 +1250,16 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                       "reliable": est.reliable, "goal": None if joint else goal, "sigma_scale": scale}
             if sigma_warnings:
                 source["warnings"] = sigma_warnings
+            if (est.sigma_u != est.sigma_v or est.rho != 0.0) and joint:  # --joint takes one round σ per map
+                source["elongated_not_used"] = est.evidence
+                _warn(quiet, f"{name}: the spot is elongated (σu {est.sigma_u:.3g} px, σv {est.sigma_v:.3g} px, "
+                             f"ρ {est.rho:+.2f}), but --joint restores with the round σ √(σu σv) "
+                             f"{est.sigma:.3g} px; restore without --joint to use the ellipse")
+            elif est.sigma_u != est.sigma_v or est.rho != 0.0:  # an elongated spot: restored with the ellipse
+                elliptical = (float(est.sigma_u) * scale, float(est.sigma_v) * scale, float(est.rho))
+                source.update(sigma_u_px=elliptical[0], sigma_v_px=elliptical[1], rho=elliptical[2],
+                              sigma_u_estimated_px=float(est.sigma_u), sigma_v_estimated_px=float(est.sigma_v),
+                              evidence=est.evidence)
         else:
             sigma_px = sigma_um = None
             source = {"how": f"blind ({method})"}
@@ -1259,7 +1279,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             continue
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
-                                      scheduler=scheduler, progress=progress, label=name, map_kind=kind)
+                                      scheduler=scheduler, progress=progress, label=name, map_kind=kind,
+                                      elliptical=elliptical)
         else:
             work = to_compute(image, where)
             has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")

@@ -146,7 +146,8 @@ def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=80, threshold
     -------
     list of dict
         One per fitted profile: ``sigma`` and ``stderr`` (px), ``reduced_chi2`` (on the strip's
-        pixels), ``steps``, ``row``, ``col``, ``gradient`` (in noise standard deviations).
+        pixels), ``steps``, ``row``, ``col``, ``gradient`` (in noise standard deviations), ``normal``
+        (the unit normal of the edge, (n_u, n_v): along the columns and the rows).
 
     Notes
     -----
@@ -207,7 +208,7 @@ def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=80, threshold
         reduced_chi2 = float(np.mean((vs - pred) ** 2 / np.maximum(pred, 1.0)))
         sigma = _effective_width(fit[1], fit[4], fit[3])
         fits.append({"sigma": sigma, "stderr": float(fit[2]), "reduced_chi2": reduced_chi2,
-                     "steps": int(fit[3]), "row": r, "col": c, "gradient": m / noise_sd})
+                     "steps": int(fit[3]), "row": r, "col": c, "gradient": m / noise_sd, "normal": (nx, ny)})
     return fits
 
 
