@@ -229,30 +229,49 @@ def scene_canvas(case):
     return scene, margin, label, truth_sigma
 
 
+def observed_map(scene, margin, case, noise_key, *, return_scene=False):
+    """The Poisson map of ``case = (family, seed, size, sigma, signal, background)`` seen through its blur:
+    ``scene`` (in [0, 1], on a canvas ``margin`` px wider than the map on each side) blurred exactly,
+    cropped, scaled to ``background + signal × blurred`` and Poisson-noised by a generator seeded with
+    ``noise_key`` (a list of ints); with ``return_scene`` also the unblurred scene under the map, in
+    counts above background. Shared by this module's and :mod:`sigma_scenes_fresh`'s ``make_case``."""
+    _, _, size, sigma, signal, background = case
+    blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
+    mean = background + signal * np.clip(blurred, 0.0, None)
+    counts = np.random.default_rng(noise_key).poisson(mean).astype(np.float64)
+    if return_scene:
+        return counts, signal * scene[margin : margin + size, margin : margin + size]
+    return counts
+
+
 def make_case(case, *, return_scene=False):
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
     with ``return_scene`` also the unblurred scene under the map, in counts above background."""
-    family, seed, size, sigma, signal, background = case
+    family, seed = case[0], case[1]
     scene, margin, label, truth_sigma = scene_canvas(case)
-    blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
-    mean = background + signal * np.clip(blurred, 0.0, None)
-    counts = np.random.default_rng([99, _ALL_FAMILIES.index(family), seed]).poisson(mean).astype(np.float64)
+    observed = observed_map(scene, margin, case, [99, _ALL_FAMILIES.index(family), seed], return_scene=return_scene)
     if return_scene:
-        return counts, truth_sigma, label, signal * scene[margin : margin + size, margin : margin + size]
-    return counts, truth_sigma, label
+        return observed[0], truth_sigma, label, observed[1]
+    return observed, truth_sigma, label
 
 
-def _draw_cases(seeds, families=FAMILIES):
-    """One case per (family, seed): size, σ and counts drawn from the seed (frozen by the seed list)."""
+def draw_cases(seeds, families, key, all_families):
+    """One case per (family, seed): size, σ and counts drawn from a generator seeded with
+    ``[key, family's index in all_families, seed]`` (frozen by the seed list)."""
     cases = []
     for family in families:
         for seed in seeds:
-            r = np.random.default_rng([12345, _ALL_FAMILIES.index(family), seed])
+            r = np.random.default_rng([key, all_families.index(family), seed])
             size = SIZES[int(r.integers(len(SIZES)))]
             sigma = SIGMAS[int(r.integers(len(SIGMAS)))]
             signal, background = COUNTS[int(r.integers(len(COUNTS)))]
             cases.append((family, int(seed), size, sigma, signal, background))
     return cases
+
+
+def _draw_cases(seeds, families=FAMILIES):
+    """:func:`draw_cases` of this module (key 12345, the families' index among all eight)."""
+    return draw_cases(seeds, families, 12345, _ALL_FAMILIES)
 
 
 # frozen: 4 tuning cases and 12 held-out cases per family (different seeds)

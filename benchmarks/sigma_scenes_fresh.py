@@ -51,7 +51,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sigma_scenes import COUNTS, SIGMAS, SIZES, _blur  # noqa: E402  (the same protocol, not a copy)
+import sigma_scenes  # noqa: E402  (the same protocol, not a copy)
+from sigma_scenes import draw_cases, observed_map  # noqa: E402
+
+SIZES = sigma_scenes.SIZES  # the sizes the fresh cases are drawn from (the same as the first set)
 
 FAMILIES = ("particles", "strata", "zoned_grains", "fibres", "porous", "dendrites", "cells", "skimage_unused")
 # no tuning-only families here; the name keeps bench_sigma_generalisation.summary's interface
@@ -349,28 +352,20 @@ def scene_canvas(case):
 
 def make_case(case, *, return_scene=False):
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
-    with ``return_scene`` also the unblurred scene under the map, in counts above background."""
-    family, seed, size, sigma, signal, background = case
+    with ``return_scene`` also the unblurred scene under the map, in counts above background
+    (:func:`sigma_scenes.observed_map`, the same protocol)."""
+    family, seed = case[0], case[1]
     scene, margin, label, truth_sigma = scene_canvas(case)
-    blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
-    mean = background + signal * np.clip(blurred, 0.0, None)
-    counts = np.random.default_rng([_NOISE_KEY, FAMILIES.index(family), seed]).poisson(mean).astype(np.float64)
+    observed = observed_map(scene, margin, case, [_NOISE_KEY, FAMILIES.index(family), seed],
+                            return_scene=return_scene)
     if return_scene:
-        return counts, truth_sigma, label, signal * scene[margin : margin + size, margin : margin + size]
-    return counts, truth_sigma, label
+        return observed[0], truth_sigma, label, observed[1]
+    return observed, truth_sigma, label
 
 
 def _draw_cases(seeds, families=FAMILIES):
-    """One case per (family, seed): size, σ and counts drawn from the seed (frozen by the seed list)."""
-    cases = []
-    for family in families:
-        for seed in seeds:
-            r = np.random.default_rng([_DRAW_KEY, FAMILIES.index(family), seed])
-            size = SIZES[int(r.integers(len(SIZES)))]
-            sigma = SIGMAS[int(r.integers(len(SIGMAS)))]
-            signal, background = COUNTS[int(r.integers(len(COUNTS)))]
-            cases.append((family, int(seed), size, sigma, signal, background))
-    return cases
+    """One case per (family, seed): :func:`sigma_scenes.draw_cases` with this module's key."""
+    return draw_cases(seeds, families, _DRAW_KEY, FAMILIES)
 
 
 # frozen: 2 tuning cases (looked at while writing the generators) and 12 held-out cases per family

@@ -44,7 +44,7 @@ def test_blur_of_a_single_bright_pixel_is_the_analytic_gaussian(sigma):
     n = 96
     delta = np.zeros((n, n))
     delta[n // 2, n // 2] = 1.0
-    blurred = fresh._blur(delta, sigma)
+    blurred = sigma_scenes._blur(delta, sigma)
     yy, xx = np.mgrid[0:n, 0:n] - n // 2
     gaussian = np.exp(-(yy**2 + xx**2) / (2 * sigma**2)) / (2 * math.pi * sigma**2)
     np.testing.assert_allclose(blurred, gaussian, rtol=0, atol=1e-6)
