@@ -262,3 +262,14 @@ def _estimate_default(counts):
         warnings.simplefilter("always", SigmaUncertainWarning)
         est = estimate_sigma(counts)
     return est, [str(w.message) for w in caught if issubclass(w.category, SigmaUncertainWarning)]
+
+
+def test_the_elliptical_psf_is_cut_to_the_map_per_axis():
+    # ±4 σ per axis: σv 5 px needs 41 rows, cut to the 30-row map's largest odd side 29; σu 2 px keeps 17 columns
+    from xrfgpu.psf import gaussian_for_map
+
+    h = np.asarray(gaussian_for_map(2.0, (30, 200), sigma_v=5.0, rho=0.2))
+    assert h.shape == (29, 17)
+    np.testing.assert_allclose(h, np.asarray(gaussian((29, 17), 2.0, 5.0, 0.2)), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="sigma_v=300 px is wider than the whole 30 x 200 map"):
+        gaussian_for_map(2.0, (30, 200), sigma_v=300.0)

@@ -829,11 +829,11 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
     """
     from .psf import gaussian_for_map
 
-    h = np.asarray(gaussian_for_map(float(sigma_px), image.shape))  # the front door's PSF for σ
-    if elliptical is not None:  # (σu, σv, ρ) of an elongated spot (--psf-auto): the front door's ellipse
-        from .front_door import elliptical_psf_for_map
-
-        h = np.asarray(elliptical_psf_for_map(*elliptical, image.shape))
+    if elliptical is None:
+        h = np.asarray(gaussian_for_map(float(sigma_px), image.shape))  # the front door's PSF for σ
+    else:  # (σu, σv, ρ) of an elongated spot (--psf-auto): the front door's ellipse
+        sigma_u, sigma_v, rho = elliptical
+        h = np.asarray(gaussian_for_map(sigma_u, image.shape, sigma_v=sigma_v, rho=rho))
     client = None
     if scheduler != "local":
         from distributed import Client

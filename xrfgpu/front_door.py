@@ -37,8 +37,8 @@ from .background import element_free_depth, estimate_background, estimate_gain, 
 from .map_kind import classify_map
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "elliptical_psf_for_map",
-           "filled_for_estimators", "goal_factors", "restore", "sigma_from_map"]
+__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "filled_for_estimators", "goal_factors",
+           "restore", "sigma_from_map"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -92,61 +92,13 @@ def goal_factors(goal, *, sigma_estimated, method="rl"):
     return 1.0, 1.0
 
 
-def _psf_for(sigma, image, *, xp):
-    """The Gaussian PSF of σ pixels for ``image``: ±4 σ cut to the map, σ wider than the map refused."""
+def _psf_for(sigma, image, *, xp, sigma_v=None, rho=0.0):
+    """The Gaussian PSF of σ pixels for ``image`` (σu, ``sigma_v``, ``rho`` for an elongated spot): ±4 σ cut to
+    the map, σ wider than the map refused (:func:`xrfgpu.psf.gaussian_for_map`)."""
     from .psf import gaussian_for_map
 
-    return gaussian_for_map(float(sigma), tuple(image.shape[-2:]), xp=xp, device=array_device(image),
-                            dtype=image.dtype)
-
-
-def elliptical_psf_for_map(sigma_u, sigma_v, rho, image_shape, *, xp=None, device=None, dtype=None):
-    """The elliptical Gaussian PSF for a map of ``image_shape``, as the front door builds it for an elongated spot.
-
-    ±4 σ along each axis (the shape :func:`xrfgpu.psf.gaussian` picks with ``shape=None``), each side cut to
-    the largest odd number ≤ the map's side before the array is built.
-
-    Parameters
-    ----------
-    sigma_u, sigma_v : float
-        σ along the columns (u) and the rows (v), pixels.
-    rho : float
-        Correlation coefficient of u and v, in (−1, 1).
-    image_shape : tuple of int
-        (rows, cols) of the map, pixels.
-    xp, device, dtype
-        As in :func:`xrfgpu.psf.gaussian`.
-
-    Raises
-    ------
-    ValueError
-        An axis σ that is not a positive finite number of pixels or is wider than the map; |ρ| ≥ 1.
-
-    References
-    ----------
-    J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37, 750 (2022), doi:10.1039/d1ja00425e
-    (the elliptical Gaussian h(u, v)).
-
-    Examples
-    --------
-    >>> from xrfgpu.front_door import elliptical_psf_for_map
-    >>> elliptical_psf_for_map(2.0, 5.0, 0.0, (30, 200)).shape  # ±4 σ: 41 rows cut to the map's 29
-    (29, 17)
-
-    Backends
-    --------
-    The namespace and device given (NumPy by default), as :func:`xrfgpu.psf.gaussian`.
-    """
-    from .psf import gaussian, gaussian_shape
-
-    rows, cols = (int(n) for n in image_shape[-2:])
-    for name, value in (("sigma_u", sigma_u), ("sigma_v", sigma_v)):
-        if not (value > 0 and math.isfinite(value)) or value > max(rows, cols):
-            raise ValueError(f"{name}={value!r} px of the elliptical spot is not a positive number of pixels "
-                             f"within the {rows} x {cols} map")
-    side_rows, side_cols = gaussian_shape(sigma_u, sigma_v)
-    shape = (min(side_rows, rows - 1 + rows % 2), min(side_cols, cols - 1 + cols % 2))
-    return gaussian(shape, sigma_u, sigma_v, rho, xp=xp, device=device, dtype=dtype)
+    return gaussian_for_map(float(sigma), tuple(image.shape[-2:]), sigma_v=sigma_v, rho=rho, xp=xp,
+                            device=array_device(image), dtype=image.dtype)
 
 
 def _is_elongated(est):
@@ -687,7 +639,7 @@ def restore(
     With ``elongation=True``, when the estimator finds the spot elongated (``method`` "elliptical-…",
     σu ≠ σv or ρ ≠ 0; :func:`xrfgpu.psf.estimate_sigma`, Notes, "Elongated
     spots") the map is restored with that elliptical Gaussian
-    (:func:`elliptical_psf_for_map`; the goal's σ scale on both axes) and
+    (:func:`xrfgpu.psf.gaussian_for_map`; the goal's σ scale on both axes) and
     ``info`` records σu, σv, ρ; when it only may be elongated, the round σ
     is used and the warning names both axes. On the elongated held-out maps
     of ``benchmarks/sigma_elongated.py`` this lowered the median MSE from
@@ -837,8 +789,7 @@ def restore(
         if _is_elongated(est):
             # the goal's scale applies to both axes (the ellipse's shape and orientation are kept)
             su, sv, rho = float(est.sigma_u) * sigma_scale, float(est.sigma_v) * sigma_scale, float(est.rho)
-            h = elliptical_psf_for_map(su, sv, rho, tuple(y.shape[-2:]), xp=xp, device=array_device(y),
-                                       dtype=y.dtype)
+            h = _psf_for(su, y, xp=xp, sigma_v=sv, rho=rho)
             info.update(sigma_u=su, sigma_v=sv, rho=rho)
         else:
             h = _psf_for(s, y, xp=xp)

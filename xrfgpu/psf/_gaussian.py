@@ -170,42 +170,56 @@ def gaussian(shape, sigma, sigma_y=None, rho=0.0, *, xp=None, device=None, dtype
     return xp.asarray(h, dtype=dtype, device=device)
 
 
-def gaussian_for_map(sigma, image_shape, *, xp=None, device=None, dtype=None):
-    """Isotropic Gaussian PSF of σ ``sigma`` pixels for a map of ``image_shape``.
+def gaussian_for_map(sigma, image_shape, *, sigma_v=None, rho=0.0, xp=None, device=None, dtype=None):
+    """Gaussian PSF of σ ``sigma`` pixels (or an elliptical one) for a map of ``image_shape``.
 
     Holds ±4 σ, but no more than the map: the side is cut to the largest odd
     number ≤ the map's shorter side *before* the array is built, so a wide
-    σ never allocates more than a map.
+    σ never allocates more than a map. With ``sigma_v`` the spot is the
+    elliptical Gaussian of σu = ``sigma`` along the columns, σv along the
+    rows and correlation ``rho`` (the front door's elongated spot), and each
+    axis is cut to the largest odd number ≤ the map's side along it.
 
     Parameters
     ----------
     sigma : float
-        σ in pixels, > 0 and no larger than the map's longer side.
+        σ (σu for an elliptical spot) in pixels, > 0 and no larger than the map's longer side.
     image_shape : tuple of int
         (rows, cols) of the map, pixels.
+    sigma_v : float, optional
+        σ along the rows, pixels, with the same bounds; None for an isotropic spot.
+    rho : float
+        Correlation coefficient of u and v, in (−1, 1); only with ``sigma_v``.
     xp, device, dtype
         As in :func:`gaussian`.
 
     Returns
     -------
-    psf : array, odd square shape
+    psf : array, odd shape (square when isotropic)
 
     Raises
     ------
     ValueError
         σ not a positive finite number, or wider than the whole map (its
         1 σ core alone covers the map: nothing is left to restore; often a
-        σ given in µm where pixels were meant).
+        σ given in µm where pixels were meant); |ρ| ≥ 1.
     """
-    s = float(sigma)
-    if not (s > 0 and math.isfinite(s)):
-        raise ValueError(f"sigma must be a positive number of pixels, got {sigma!r}")
     rows, cols = (int(n) for n in image_shape[-2:])
-    if s > max(rows, cols):
-        raise ValueError(
-            f"sigma={s:g} px is wider than the whole {rows} x {cols} map: nothing is left to restore; "
-            "check the units (sigma is in pixels, sigma_um in µm with pixel_size_um)"
-        )
+    given = [sigma] + ([] if sigma_v is None else [sigma_v])
+    values = [float(v) for v in given]
+    for name, s, g in zip(("sigma", "sigma_v"), values, given):
+        if not (s > 0 and math.isfinite(s)):
+            raise ValueError(f"{name} must be a positive number of pixels, got {g!r}")
+        if s > max(rows, cols):
+            raise ValueError(
+                f"{name}={s:g} px is wider than the whole {rows} x {cols} map: nothing is left to restore; "
+                "check the units (sigma is in pixels, sigma_um in µm with pixel_size_um)"
+            )
+    if sigma_v is not None:
+        side_rows, side_cols = gaussian_shape(values[0], values[1])
+        shape = (min(side_rows, rows - 1 + rows % 2), min(side_cols, cols - 1 + cols % 2))
+        return gaussian(shape, values[0], values[1], rho, xp=xp, device=device, dtype=dtype)
+    s = values[0]
     side = gaussian_shape(s)[0]
     largest = min(rows, cols)
     if side > largest:
