@@ -1250,12 +1250,12 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                       "reliable": est.reliable, "goal": None if joint else goal, "sigma_scale": scale}
             if sigma_warnings:
                 source["warnings"] = sigma_warnings
-            if (est.sigma_u != est.sigma_v or est.rho != 0.0) and joint:  # --joint takes one round σ per map
+            if est.elongated and joint:  # --joint takes one round σ per map
                 source["elongated_not_used"] = est.evidence
                 _warn(quiet, f"{name}: the spot is elongated (σu {est.sigma_u:.3g} px, σv {est.sigma_v:.3g} px, "
                              f"ρ {est.rho:+.2f}), but --joint restores with the round σ √(σu σv) "
                              f"{est.sigma:.3g} px; restore without --joint to use the ellipse")
-            elif est.sigma_u != est.sigma_v or est.rho != 0.0:  # an elongated spot: restored with the ellipse
+            elif est.elongated:  # an elongated spot: restored with the ellipse
                 elliptical = (float(est.sigma_u) * scale, float(est.sigma_v) * scale, float(est.rho))
                 source.update(sigma_u_px=elliptical[0], sigma_v_px=elliptical[1], rho=elliptical[2],
                               sigma_u_estimated_px=float(est.sigma_u), sigma_v_estimated_px=float(est.sigma_v),

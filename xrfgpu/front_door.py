@@ -101,11 +101,6 @@ def _psf_for(sigma, image, *, xp, sigma_v=None, rho=0.0):
                             device=array_device(image), dtype=image.dtype)
 
 
-def _is_elongated(est):
-    """Whether a :class:`xrfgpu.psf.SigmaEstimate` describes an elliptical spot (σu ≠ σv or ρ ≠ 0)."""
-    return est is not None and (float(est.sigma_u) != float(est.sigma_v) or float(est.rho) != 0.0)
-
-
 class GainNotMeasurableError(ValueError):
     """A fitted map's effective Poisson gain could not be measured (a flat map: no noise to read).
 
@@ -776,7 +771,7 @@ def restore(
         info["sigma_reliable"] = est.reliable
         info["sigma_evidence"] = est.evidence
         info["sigma_estimated"] = s
-        if _is_elongated(est):  # the estimator found an elongated spot: restore with the ellipse
+        if est.elongated:  # the estimator found an elongated spot: restore with the ellipse
             info["sigma_u_estimated"] = float(est.sigma_u)
             info["sigma_v_estimated"] = float(est.sigma_v)
     # the goal's factors apply to an estimated σ only (a given σ or PSF is used as given)
@@ -786,7 +781,7 @@ def restore(
         if not (s > 0 and math.isfinite(s)):
             raise ValueError(f"sigma must be a positive number of pixels, got {s!r}")
         s *= sigma_scale
-        if _is_elongated(est):
+        if est is not None and est.elongated:
             # the goal's scale applies to both axes (the ellipse's shape and orientation are kept)
             su, sv, rho = float(est.sigma_u) * sigma_scale, float(est.sigma_v) * sigma_scale, float(est.rho)
             h = _psf_for(su, y, xp=xp, sigma_v=sv, rho=rho)

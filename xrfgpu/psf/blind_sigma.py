@@ -153,6 +153,11 @@ class SigmaEstimate(PixelLengths):
     sigma_u_um = property(lambda self: self._um(self.sigma_u), doc="σu in µm.")
     sigma_v_um = property(lambda self: self._um(self.sigma_v), doc="σv in µm.")
 
+    @property
+    def elongated(self) -> bool:
+        """Whether the estimate is an elliptical spot (σu ≠ σv or ρ ≠ 0), as ``elongation=True`` can find."""
+        return float(self.sigma_u) != float(self.sigma_v) or float(self.rho) != 0.0
+
     def psf(self, shape=None, *, xp=None, device=None, dtype=None):
         """The estimated Gaussian PSF (see :func:`xrfgpu.psf.gaussian`)."""
         from ._gaussian import gaussian
