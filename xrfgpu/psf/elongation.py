@@ -332,7 +332,7 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12, resamples=100, 
     for _ in range(2):
         coef, *_ = np.linalg.lstsq(design[keep] * w[keep, None], y[keep] * w[keep], rcond=None)
         resid = (y - design @ coef) * w
-        scale = 1.4826 * float(np.median(np.abs(resid[keep] - np.median(resid[keep])))) or 1.0
+        scale = _mad(resid[keep]) or 1.0
         keep = np.abs(resid) <= 3.0 * max(scale, 1.0)
         if keep.sum() < min_profiles:
             return None
@@ -346,13 +346,12 @@ def directional_edge_fit(fits, *, chi2_max=1.2, min_profiles=12, resamples=100, 
     if suu <= 0 or svv <= 0 or suu * svv - suv * suv <= 0:
         return None
     (su, sv, rho), (major, minor, angle) = covariance_to_axes(suu, svv, suv)
-    used = keep
-    log_s = np.log(s[used])
-    log_fit = 0.5 * np.log(design[used] @ coef)
+    log_s = np.log(s[keep])
+    log_fit = 0.5 * np.log(design[keep] @ coef)
     if resamples:
         ratios = []
         rng = np.random.default_rng(seed)
-        pool = np.flatnonzero(used)  # the profiles the fit kept
+        pool = np.flatnonzero(keep)  # the profiles the fit kept
         for _ in range(int(resamples)):
             pick = pool[rng.integers(0, pool.size, pool.size)]
             c, *_ = np.linalg.lstsq(design[pick] * w[pick, None], y[pick] * w[pick], rcond=None)
