@@ -7,7 +7,8 @@
 # On the lent device machine (no network), the wheels it lacks travel in .whl/ (see README, GPU):
 # array-api-compat, array-api-strict, ducc0, dask, partd, locket, cucim-cu13.
 # Budgets (seconds) can be set: TEST_BUDGET (whole gpu test run), TEST_TIMEOUT (one test),
-# BENCH_BUDGET, BENCH_SIZES, BENCH_PARTS, PROFILE_BUDGET (NO_PROFILE=1 skips the profile).
+# BENCH_BUDGET, BENCH_SIZES, BENCH_PARTS, PROFILE_BUDGET (NO_PROFILE=1 skips the profile, NO_PROBE=1
+# the probe, NO_ITERATION_PARTS=1 the per-launch timings; a short rerun sets all three).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
@@ -25,8 +26,10 @@ t0=$(date +%s)
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv; "$PY" -c "import cupy, numpy, scipy; print('cupy', cupy.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"; } > "$OUT/environment.txt" 2>&1
 cat "$OUT/environment.txt"
 
-echo "== probe"
-timeout 60 "$PY" benchmarks/gpu_probe.py "$OUT/gpu_probe.json" > "$OUT/gpu-probe.log" 2>&1; echo "probe rc=$?"; cat "$OUT/gpu-probe.log" | cut -c1-400
+if [ -z "${NO_PROBE:-}" ]; then
+  echo "== probe"
+  timeout 60 "$PY" benchmarks/gpu_probe.py "$OUT/gpu_probe.json" > "$OUT/gpu-probe.log" 2>&1; echo "probe rc=$?"; cat "$OUT/gpu-probe.log" | cut -c1-400
+fi
 
 echo "== gpu tests"
 timeout "${TEST_BUDGET:-200}" "$PY" -m pytest -m gpu -v -p no:cacheprovider -p no:benchmark -rfE -n "${TEST_WORKERS:-8}" --dist load \
@@ -61,12 +64,14 @@ timeout "${BENCH_BUDGET:-200}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_spe
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -24 "$OUT/gpu-speed.log"
 
-echo "== iteration parts (each launch of one RL iteration against the copy bandwidth)"
-timeout 120 "$PY" benchmarks/gpu_iteration_parts.py "$OUT/gpu_iteration_parts.json" --sizes 2048,4096,8192 \
-  > "$OUT/gpu-iteration-parts.log" 2>&1
-echo "iteration parts rc=$? after $(( $(date +%s) - t0 )) s"
-grep -v "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-600 | tail -3
-grep "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-400
+if [ -z "${NO_ITERATION_PARTS:-}" ]; then
+  echo "== iteration parts (each launch of one RL iteration against the copy bandwidth)"
+  timeout 120 "$PY" benchmarks/gpu_iteration_parts.py "$OUT/gpu_iteration_parts.json" --sizes 2048,4096,8192 \
+    > "$OUT/gpu-iteration-parts.log" 2>&1
+  echo "iteration parts rc=$? after $(( $(date +%s) - t0 )) s"
+  grep -v "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-600 | tail -3
+  grep "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-400
+fi
 
 if [ -z "${NO_PROFILE:-}" ]; then
   echo "== profile (blind_l0 512², restore() 1024²: cProfile and the front door's stage times)"

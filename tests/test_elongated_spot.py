@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import to_numpy
 from xrfgpu.psf import estimate_sigma, gaussian
 from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
 from xrfgpu.psf.elongation import covariance_to_axes, directional_edge_fit, spectral_ellipse
@@ -130,7 +131,7 @@ def test_the_front_door_restores_with_the_ellipse_it_records(xp):
     assert info["psf_shape"] == tuple(h.shape)
     expected = richardson_lucy(xp.asarray(counts), h, num_iter=info["iterations"], background=info["background"],
                                accelerate=True)
-    np.testing.assert_allclose(np.asarray(restored), np.asarray(expected), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(to_numpy(restored), to_numpy(expected), rtol=1e-6, atol=1e-9)
 
 
 def test_the_command_line_records_the_same_ellipse(tmp_path):

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import to_numpy
+from xrfgpu._backend import array_device
 from xrfgpu.frc import (
     FourierRings,
+    fft_frequencies,
     fourier_ring_correlation,
     frc_resolution,
     half_bit_threshold,
@@ -138,3 +140,11 @@ def test_split_counts_is_binomial_thinning(xp):
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 64, 75])
+def test_fft_frequencies_are_numpys_on_any_device(xp, n):
+    # built from arange because array-api-compat's CuPy fftfreq refuses a CUDA device (H200 run, 2026-11-27)
+    device = array_device(xp.zeros(1))
+    np.testing.assert_array_equal(to_numpy(fft_frequencies(n, xp=xp, device=device)), np.fft.fftfreq(n))
+    np.testing.assert_array_equal(to_numpy(fft_frequencies(n, xp=xp, device=device, half=True)), np.fft.rfftfreq(n))

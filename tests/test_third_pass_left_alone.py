@@ -223,7 +223,12 @@ def test_a_weak_map_at_weight_zero_is_recorded_with_no_prior_and_restored_as_pla
     assert weak["prior"] == "none" and weak["huber_delta"] is None
     plain = richardson_lucy(xp.asarray(counts[1]), xp.asarray(psfs[1]), num_iter=weak["iterations"],
                             background=backgrounds[1], accelerate=how == "cross-validation")
-    assert np.array_equal(to_numpy(out)[1], to_numpy(plain))
+    if "cupy" in xp.__name__:
+        # the H200 run (2026-11-27): the fused CUDA RL kernels round differently from the joint path's
+        # array-API steps, 4e-7 of the value after 20 iterations; on the CPU the two are the same bits
+        np.testing.assert_allclose(to_numpy(out)[1], to_numpy(plain), rtol=1e-5, atol=1e-6)
+    else:
+        assert np.array_equal(to_numpy(out)[1], to_numpy(plain))
     # a weight above 0 keeps its prior's name
     _, info = joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide=0,
                                     background=backgrounds, weight=0.05, num_iter=3, return_info=True)

@@ -165,6 +165,34 @@ def _hann(n, *, xp, device, dtype):
     return xp.sin(math.pi * (i + 0.5) / n) ** 2
 
 
+def fft_frequencies(n, *, xp, device=None, half=False):
+    """The frequencies of an FFT of length ``n``, in cycles per pixel, on ``device``.
+
+    The order of ``numpy.fft.fftfreq(n)`` (``half=False``) or ``numpy.fft.rfftfreq(n)`` (``half=True``),
+    built from ``arange``: array-api-compat's CuPy ``fftfreq`` refuses a CUDA device argument (1.16).
+
+    Parameters
+    ----------
+    n : int
+        Transform length (pixels).
+    xp : namespace
+        Array namespace.
+    device : optional
+        Device of the result.
+    half : bool
+        The non-negative half of a real transform.
+
+    Returns
+    -------
+    array
+        float64 frequencies, cycles per pixel.
+    """
+    k = xp.arange(n // 2 + 1 if half else n, dtype=xp.float64, device=device)
+    if not half:
+        k = xp.where(k < (n + 1) // 2, k, k - n)
+    return k * (1.0 / n)  # numpy multiplies by 1/(n d): the same roundings
+
+
 class FourierRings:
     """The ring geometry of one map shape, reusable for many FRCs (for example one per RL iteration).
 
@@ -209,8 +237,8 @@ class FourierRings:
         f64 = xp.float64
         step = bin_width / min(rows, cols)
         n_rings = int(math.floor(0.5 / step + 0.5)) + 1  # rings centred at 0, step, ..., ≤ Nyquist
-        fy = xp.fft.fftfreq(rows, device=device)
-        fx = xp.fft.rfftfreq(cols, device=device)
+        fy = fft_frequencies(rows, xp=xp, device=device)
+        fx = fft_frequencies(cols, xp=xp, device=device, half=True)
         radius = xp.sqrt(xp.astype(fy[:, None] ** 2 + fx[None, :] ** 2, f64))
         ring = xp.astype(xp.floor(radius / step + 0.5), xp.int64)
         ring = xp.where(ring < n_rings, ring, xp.full_like(ring, n_rings))  # corners: one discarded ring
