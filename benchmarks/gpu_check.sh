@@ -62,7 +62,7 @@ PYEOF
 
 echo "== gpu speed"
 timeout "${BENCH_BUDGET:-240}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_speed.json" \
-  --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,numpy,beyond,joint}" > "$OUT/gpu-speed.log" 2>&1
+  --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,numpy,blind,restore,joint}" > "$OUT/gpu-speed.log" 2>&1
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -24 "$OUT/gpu-speed.log"
 

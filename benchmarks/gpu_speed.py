@@ -309,9 +309,8 @@ def measure_numpy_vs_cupy(size=2048, iters=20):
             "speedup": t_cpu / t_gpu, "max_rel_diff": float(np.abs(gpu - cpu).max() / np.abs(cpu).max())}
 
 
-def measure_beyond_rl():
-    """blind_l0 at 512² and the automatic restore() at 1024²: CPU against GPU, same map."""
-    import xrfgpu
+def measure_blind():
+    """blind_l0 at 512² (kernel 37): CPU against GPU, same map."""
     from xrfgpu.blind import blind_l0
     from xrfgpu.phantom import observe
 
@@ -324,12 +323,25 @@ def measure_beyond_rl():
     g = cp.asarray(counts)
     out["blind_l0_512_gpu_s"] = timed(lambda: blind_l0(g, 37), reps=1)
     out["blind_l0_speedup"] = out["blind_l0_512_cpu_s"] / out["blind_l0_512_gpu_s"]
+    return out
+
+
+def measure_restore():
+    """The automatic restore() at 1024²: CPU against GPU, same map, with each path's stage times."""
+    import xrfgpu
+    from xrfgpu.phantom import observe
+
+    cp = _cupy()
+    out = {}
     counts, _, _ = observe((1024, 1024), 6.5, seed=6, background_counts=140.0)
     t0 = time.perf_counter()
-    xrfgpu.restore(counts)
+    _, info = xrfgpu.restore(counts, return_info=True)
     out["restore_auto_1024_cpu_s"] = time.perf_counter() - t0
+    out["restore_auto_1024_cpu_stages_s"] = {k: round(v, 4) for k, v in info["seconds"].items()}
     g = cp.asarray(counts)
     out["restore_auto_1024_gpu_s"] = timed(lambda: xrfgpu.restore(g), reps=1)
+    _, info = xrfgpu.restore(g, return_info=True)
+    out["restore_auto_1024_gpu_stages_s"] = {k: round(v, 4) for k, v in info["seconds"].items()}
     out["restore_auto_speedup"] = out["restore_auto_1024_cpu_s"] / out["restore_auto_1024_gpu_s"]
     return out
 
@@ -419,7 +431,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", default="512,1024,2048,4096,8192")
-    parser.add_argument("--parts", default="rl,stack,numpy,beyond,joint,fft")
+    parser.add_argument("--parts", default="rl,stack,numpy,blind,restore,joint,fft")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     result = {"environment": environment(), "command": " ".join(sys.argv)}
@@ -446,7 +458,10 @@ def main(argv=None):
             result["stack"] = {"error": f"{type(exc).__name__}: {exc}"}
         save()
         print(json.dumps(result["stack"]), flush=True)
-    for name, fn in (("numpy", measure_numpy_vs_cupy), ("beyond", measure_beyond_rl), ("joint", measure_joint)):
+    if "beyond" in parts:  # the name of both parts in earlier runs
+        parts |= {"blind", "restore"}
+    for name, fn in (("numpy", measure_numpy_vs_cupy), ("blind", measure_blind), ("restore", measure_restore),
+                     ("joint", measure_joint)):
         if name in parts:
             try:
                 result[name] = fn()
@@ -495,7 +510,7 @@ def print_table(result):
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "
               f"{s['throughput_ratio']:.2f}")
-    for name in ("numpy", "beyond", "joint"):
+    for name in ("numpy", "blind", "restore", "joint"):
         if name in result:
             print(name, json.dumps(result[name]))
 
