@@ -63,6 +63,8 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_reflect_fold": [P, P, LL, LL, LL, LL, LL, LL, LL, LL, LL, "T"],
     "xrfgpu_rl_update_accel": [P, P, P, P, P, LL, LL, LL, LL],
     "xrfgpu_dtv_dual": [P, P, P, P, LL, P, LL, LL],
+    "xrfgpu_dtv_primal": [P, P, P, P, P, P, LL, P, I, "T", P, LL, LL, LL],
+    "xrfgpu_dtv_dual_ascent": [P, P, P, P, P, LL, P, I, P, LL, I, P, LL, "T", LL, LL, LL],
     "xrfgpu_rl_ratio_makhoul": [P, P, LL, LL, LL, LL, P, LL, LL, P, LL, LL],
     "xrfgpu_makhoul_unorder": [P, P, LL, LL, LL, LL],
     "xrfgpu_blur_rows": [P, P, P, LL, LL, LL],

@@ -27,6 +27,7 @@ __all__ = [
     "l0_intensity_threshold",
     "l0_gradient_term",
     "dtv_dual_step",
+    "dtv_denoise_cuda",
     "dtv_denoise_numpy",
     "set_engine",
     "get_engine",
@@ -168,6 +169,29 @@ def dtv_dual_step(px, py, gx, gy, step, *, xp):
     ux, uy = px + step * gx, py + step * gy
     norm = xp.clip(xp.sqrt(ux * ux + uy * uy), min=1.0)
     return ux / norm, uy / norm
+
+
+def dtv_denoise_cuda(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp, rw=None, huber=None):
+    """The dual iterations of :func:`xrfgpu.joint._weighted_dtv_denoise` as two fused CUDA kernels per step.
+
+    ``kernels/dtv.cu``: ``xrfgpu_dtv_primal`` computes ``x = z + λw div(r P p)`` and
+    ``xrfgpu_dtv_dual_ascent`` ``g = r P ∇x − δ p`` and ``p ← (p + s g) / max(1, |p + s g|)``
+    (Chambolle 2004), the same operations in the same order as the array-API loop, so the same
+    numbers (``tests/test_dtv_fused_kernels.py`` proves it on the host build).
+
+    Parameters are those of :func:`dtv_denoise_numpy` (CuPy arrays; ``huber`` may also be a
+    float). Returns ``(x, (px, py))`` (new arrays, ``x`` not clipped at 0; ``px, py`` are left
+    alone), or None when the namespace is not CuPy, the engine is ``"xp"``, or the arguments are
+    not what the kernels take (mixed dtypes, other layouts): the caller then runs the array-API loop.
+
+    Backends
+    --------
+    CuPy (CUDA kernels); None everywhere else.
+    """
+    k = _cuda_kernels(xp)
+    if k is None:
+        return None
+    return k.dtv_denoise(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=rw, huber=huber)
 
 
 def difference(a, b, *, xp, out=None):

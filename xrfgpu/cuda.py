@@ -61,7 +61,7 @@ KERNEL_FILES = {
     "dct_spectrum.cu": ("xrfgpu_reflect_dct_filter", "xrfgpu_rl_ratio_makhoul", "xrfgpu_makhoul_unorder"),
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
     "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
-    "dtv.cu": ("xrfgpu_dtv_dual",),
+    "dtv.cu": ("xrfgpu_dtv_dual", "xrfgpu_dtv_primal", "xrfgpu_dtv_dual_ascent"),
     "separable_blur.cu": ("xrfgpu_blur_rows", "xrfgpu_blur_rows_warp", "xrfgpu_blur_cols"),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
@@ -78,28 +78,40 @@ _ROW_STRIP = 17
 _ROW_MAX_HALF = 64
 
 
+def _checkout_kernels():
+    """The repository's ``kernels/`` next to the imported ``xrfgpu`` package, or None (an installed wheel)."""
+    here = Path(__file__).resolve().parent.parent / "kernels"
+    return here if (here / HEADER).is_file() else None
+
+
 def kernel_dir() -> Path:
     """Directory holding the kernel sources.
 
-    The installed package ``xrfgpu._kernels`` when it has them, else the
-    repository's ``kernels/`` next to the ``xrfgpu`` package (a source
-    checkout run without installing).
+    The repository's ``kernels/`` next to the imported ``xrfgpu`` package when
+    it is there (a source checkout: its kernels are the ones this code was
+    written with, even where the environment has another checkout installed
+    in editable mode, whose ``xrfgpu._kernels`` maps to that checkout's
+    files), else the installed package ``xrfgpu._kernels``.
     """
+    here = _checkout_kernels()
+    if here is not None:
+        return here
     try:
         root = importlib.resources.files("xrfgpu._kernels")
         if root.joinpath(HEADER).is_file():
             return Path(str(root))
     except ModuleNotFoundError:  # pragma: no cover - only in a broken install
         pass
-    here = Path(__file__).resolve().parent.parent / "kernels"
-    if (here / HEADER).is_file():
-        return here
     raise FileNotFoundError(  # pragma: no cover - only in a broken install
-        f"CUDA kernel sources ({HEADER}) not found in xrfgpu._kernels nor in {here}; reinstall xrfgpu"
+        f"CUDA kernel sources ({HEADER}) not found next to the xrfgpu package nor in xrfgpu._kernels; "
+        "reinstall xrfgpu"
     )
 
 
 def _read(name: str) -> str:
+    here = _checkout_kernels()
+    if here is not None:
+        return (here / name).read_text(encoding="utf-8")
     try:
         text = importlib.resources.files("xrfgpu._kernels").joinpath(name).read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
@@ -419,6 +431,93 @@ class CudaKernels:
         fn = self.function("xrfgpu_dtv_dual", px.dtype)
         self._launch(fn, px.size, (out_x, out_y, gx, gy, px.size, *s_op))
         return out_x, out_y
+
+    def _map_values(self, value, like, planes):
+        """``(array, stride)`` of a per-map parameter (a scalar, or one value per map of shape
+        ``(planes, 1, 1)``) for ``kernels/dtv.cu``, or None for anything else (or another dtype)."""
+        cp = self._cp
+        if not hasattr(value, "shape"):
+            return cp.full((1,), float(value), dtype=like.dtype), 0
+        if not isinstance(value, cp.ndarray) or value.dtype != like.dtype:
+            return None
+        if value.size == 1:
+            return cp.ascontiguousarray(value.reshape(1)), 0
+        if value.size == planes and all(s == 1 for s in value.shape[-2:]):
+            return cp.ascontiguousarray(value.reshape(planes)), 1
+        return None
+
+    def dtv_denoise(self, z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None, huber=None):
+        """The dual iterations of :func:`xrfgpu.joint._weighted_dtv_denoise`, two kernels per step.
+
+        Each of the ``n_inner`` steps launches ``xrfgpu_dtv_primal`` (``x = z + λw div(r P p)``)
+        and ``xrfgpu_dtv_dual_ascent`` (``g = r P ∇x − δ p``, ``p ← (p + s g) / max(1, |p + s g|)``,
+        ``p`` in place) of ``kernels/dtv.cu``; a last primal launch gives ``x`` at the final ``p``.
+
+        Parameters
+        ----------
+        z, lam_w : cupy.ndarray, shape (m, rows, cols) or (rows, cols)
+            The EM image and ``λ × w`` (map units).
+        xix, xiy : cupy.ndarray, shape (rows, cols) or z's shape
+            The direction field ξ (dimensionless, ``|ξ| ≤ 1``).
+        gamma : float
+            Coupling γ (rounded to the arrays' dtype, as NumPy does with a Python float).
+        px, py : cupy.ndarray, z's shape
+            Warm start of the dual variable (left alone).
+        step : float or cupy.ndarray, shape (m, 1, 1)
+            Dual step ``s``.
+        n_inner : int
+            Dual steps.
+        rw : cupy.ndarray, z's shape, optional
+            Reweighting factors ``r`` (None: 1).
+        huber : float or cupy.ndarray, shape (m, 1, 1), optional
+            Huber δ (None: no δ term).
+
+        Returns
+        -------
+        tuple or None
+            ``(x, (px, py))``, new arrays, ``x`` not clipped; None when the arguments are not
+            what the kernels take (other dtypes, layouts or a non-contiguous array): the caller
+            then runs the array-API loop.
+        """
+        cp = self._cp
+        if getattr(z, "ndim", 0) < 2 or z.size == 0:
+            return None
+        shape = tuple(z.shape)
+        rows, cols = shape[-2:]
+        planes = z.size // (rows * cols)
+        per_pixel = [z, lam_w, px, py] + ([rw] if rw is not None else [])
+        if not (self._real(*per_pixel, xix, xiy) and all(tuple(a.shape) == shape for a in per_pixel)):
+            return None
+        if tuple(xix.shape) != tuple(xiy.shape):
+            return None
+        if tuple(xix.shape) == (rows, cols):
+            field_plane = 0
+        elif tuple(xix.shape) == shape:
+            field_plane = rows * cols
+        else:
+            return None
+        step_op = self._map_values(step, z, planes)
+        huber_op = self._map_values(huber, z, planes) if huber is not None else (z, 0)
+        if step_op is None or huber_op is None:
+            return None
+        dtype = z.dtype
+        g = dtype.type(gamma)
+        x = cp.empty_like(z)
+        out_x, out_y = px.copy(), py.copy()
+        lines = planes * rows
+        rw_arg = rw if rw is not None else z  # not read when has_rw is 0
+        primal = self.function("xrfgpu_dtv_primal", dtype)
+        ascent = self.function("xrfgpu_dtv_dual_ascent", dtype)
+        grid, block = self.grid_rows(cols, lines), (_BLOCK,)
+        primal_args = (z, lam_w, out_x, out_y, xix, xiy, field_plane, rw_arg, int(rw is not None), g, x, lines,
+                       rows, cols)
+        ascent_args = (x, out_x, out_y, xix, xiy, field_plane, rw_arg, int(rw is not None), *huber_op,
+                       int(huber is not None), *step_op, g, lines, rows, cols)
+        for _ in range(int(n_inner)):
+            primal(grid, block, primal_args)
+            ascent(grid, block, ascent_args)
+        primal(grid, block, primal_args)
+        return x, (out_x, out_y)
 
 
 _FFT_PLANS: dict = {}

@@ -139,7 +139,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._backend import array_device, array_namespace, is_numpy_namespace, to_numpy
-from ._elementwise import dtv_denoise_numpy, dtv_dual_step, rl_ratio, rl_update
+from ._elementwise import dtv_denoise_cuda, dtv_denoise_numpy, dtv_dual_step, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
 from ._validate import as_image, is_count_map, require_nonnegative
 from .stopping import split_counts
@@ -532,7 +532,9 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
     Returns ``(max(x, 0), p)``. On NumPy the loop runs in
     :func:`xrfgpu._elementwise.dtv_denoise_numpy`: the same operations in place, a few maps at a
     time, bit-identical; a map with λ = 0 is not iterated there (its ``x = z + 0 · div(…)`` is ``z``;
-    its ``p``, which nothing reads, stays as it was).
+    its ``p``, which nothing reads, stays as it was). On CuPy each dual step is two fused kernels
+    (:func:`xrfgpu._elementwise.dtv_denoise_cuda`, ``kernels/dtv.cu``), the loop's operations in its
+    order; the loop below is their fallback (and the engine ``"xp"``).
     """
     lam_w = lam * w
     lw = lam * wmax
@@ -543,6 +545,11 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
     else:
         step = xp.where(lw > 0, 1.0 / (8.0 * xp.clip(lw, min=1e-30) + huber), 1.0)
     px, py = p
+    # on CuPy: two fused kernels per dual step (kernels/dtv.cu), the same numbers as the loop below
+    fused = dtv_denoise_cuda(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, xp=xp, rw=rw, huber=huber)
+    if fused is not None:
+        x, p = fused
+        return xp.clip(x, min=0.0), p
     if is_numpy_namespace(xp) and _same_dtype(z, lam_w, xix, xiy, px, py, step, rw, huber):
         # the same operations in place, bit for bit (one set of buffers per call instead of ~30 per step),
         # on the maps with λ > 0 only: at λ = 0, x = z + 0 · div(…) = z whatever p is
