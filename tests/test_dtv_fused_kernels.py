@@ -264,6 +264,35 @@ def test_kernel_differences_are_neumann_gradient_and_its_negative_adjoint(lib, s
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-9)
 
 
+# -- nvcc: the new kernels for both architectures, without spills ----------------------------------
+
+
+@pytest.mark.nvcc
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found on PATH")
+def test_fused_kernels_compile_for_sm80_and_sm90_without_spills(tmp_path):
+    """``dtv.cu`` with the run-time options (no FMA, no flush-to-zero), warnings as errors, for sm_80 and sm_90:
+    ptxas reports every kernel of the file for both, each with 0 bytes of spill stores and loads."""
+    import re
+
+    from xrfgpu.cuda import KERNEL_FILES
+
+    cmd = [shutil.which("nvcc"), "-std=c++17", "--fmad=false", "--ftz=false", "--prec-div=true", "-Werror",
+           "all-warnings", "-Xptxas", "-v", "-I", str(kernel_dir()), "--fatbin", "-o", str(tmp_path / "dtv.fatbin"),
+           "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
+           str(kernel_dir() / "dtv.cu")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    entry = (r"Compiling entry function '(\w+)' for '(sm_\d+)'(?:(?!Compiling entry).)*?"
+             r"(\d+) bytes spill stores, (\d+) bytes spill loads")
+    report = re.findall(entry, proc.stdout + proc.stderr, flags=re.S)
+    found = {(name, arch): (int(st), int(ld)) for name, arch, st, ld in report}
+    for kernel in KERNEL_FILES["dtv.cu"]:
+        assert kernel in ("xrfgpu_dtv_dual", "xrfgpu_dtv_primal", "xrfgpu_dtv_dual_ascent")
+        for suffix in ("f32", "f64"):
+            for arch in ("sm_80", "sm_90"):
+                assert found.get((f"{kernel}_{suffix}", arch)) == (0, 0), (kernel, suffix, arch, found)
+
+
 # -- the launcher and the switch, through a stand-in for CuPy ------------------------------------
 
 
