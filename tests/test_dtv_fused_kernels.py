@@ -362,9 +362,59 @@ def test_weighted_dtv_denoise_runs_the_fused_kernels_and_equals_the_array_api_lo
     np.testing.assert_array_equal(got[0][1], np.clip(a["z"][1], 0, None))  # λ = 0: x = z
 
 
+def _two_maps(n=40, seed=5):
+    from xrfgpu import psf as psf_mod
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n]
+    truth = 0.2 + 0.8 * (np.hypot(yy - 18, xx - 22) <= 8)
+    truth[25:29, 5:30] += 0.6  # a bar in the weak map only
+    weak = truth.copy()
+    truth[25:29, 5:30] -= 0.6
+    stack = np.stack([rng.poisson(300.0 * truth + 5.0), rng.poisson(30.0 * weak + 5.0)]).astype(np.float32)
+    return stack, [psf_mod.gaussian(None, 1.2), psf_mod.gaussian(None, 2.0)]
+
+
+@host_build
+@pytest.mark.parametrize("run", ["joint-reweighted", "huber-batch"])
+def test_joint_restoration_through_the_fused_launcher_equals_numpy(lib, monkeypatch, run):
+    """Whole EM-dTV runs (RL steps on NumPy, every dTV denoising through ``CudaKernels.dtv_denoise`` on the
+    host build, the EM image a crop of the canvas) against the same runs on NumPy's engine: equal
+    (``assert_array_equal``; the engine skips the projection at γ = 0, which can only flip a zero's sign)."""
+    stack, psfs = _two_maps()
+    if run == "joint-reweighted":  # the guide's EM-TV (γ = 0), then the weak map with reweighting factors r
+        def restore():
+            return J.joint_richardson_lucy(stack, psfs, guide=0, background=5.0, weight=0.05, num_iter=12,
+                                           reweight_every=4)
+    else:  # two weights, the Huber δ on one of them, a field per map
+        rng = np.random.default_rng(1)
+        xi = rng.normal(size=(2, 2) + stack.shape[1:])
+        field = (xi / (1.0 + np.sqrt((xi ** 2).sum(axis=0)))).astype(np.float32)
+
+        def restore():
+            return J._batch_run(stack[[1, 1]], [psfs[1]] * 2, [5.0, 5.0], [0, 1], [0.05, 0.2], field, 10, 0.9,
+                                "reflect", xp=np, huber=[0.0, 0.5])
+
+    expected = np.asarray(restore())
+    fake = _host_cupy(lib)
+    k = CudaKernels(fake, 0)
+    calls = []
+
+    def through_the_launcher(*args, xp, **kwargs):
+        out = k.dtv_denoise(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(J, "dtv_denoise_cuda", through_the_launcher)
+    got = np.asarray(restore())
+    assert calls and all(calls), calls
+    np.testing.assert_array_equal(got, expected)
+
+
 @host_build
 def test_launcher_declines_what_the_kernels_do_not_take(lib):
-    """Mixed dtypes, a field of another shape or a non-contiguous map: None (the caller runs the loop)."""
+    """Mixed dtypes, a field of another shape, a step per pixel: None (the caller runs the loop); strided
+    arrays are taken (copied)."""
     fake = _host_cupy(lib)
     k = CudaKernels(fake, 0)
     a = _inputs((2, 6, 5), np.float32, field="shared", params="per-map", rw=True, huber=True)
@@ -377,9 +427,17 @@ def test_launcher_declines_what_the_kernels_do_not_take(lib):
     odd_field = list(args)
     odd_field[2] = odd_field[3] = np.zeros((6, 1), np.float32)
     assert k.dtv_denoise(*odd_field) is None
+    # a strided EM image (a crop of the canvas) and field: copied once, the same numbers
+    canvas = np.zeros((2, 10, 9), np.float32)
+    canvas[:, 2:8, 1:6] = a["z"]
     strided = list(args)
-    strided[0] = np.asarray(np.swapaxes(np.swapaxes(a["z"], 1, 2).copy(), 1, 2))  # not C-contiguous
-    assert k.dtv_denoise(*strided) is None
+    strided[0] = canvas[:, 2:8, 1:6]
+    strided[2] = np.asarray(np.swapaxes(np.swapaxes(a["xix"], 0, 1).copy(), 0, 1))
+    assert not (strided[0].flags.c_contiguous or strided[2].flags.c_contiguous)
+    contiguous = k.dtv_denoise(*args, rw=a["rw"], huber=a["huber"])
+    from_views = k.dtv_denoise(*strided, rw=a["rw"], huber=a["huber"])
+    for g, e in zip((from_views[0], *from_views[1]), (contiguous[0], *contiguous[1])):
+        np.testing.assert_array_equal(g, e)
     assert k.dtv_denoise(*args[:7], np.ones((2, 6, 5), np.float32), 3) is None  # a step per pixel
     assert ew.dtv_denoise_cuda(*args, xp=np) is None  # not CuPy: no kernels
 

@@ -476,8 +476,9 @@ class CudaKernels:
         -------
         tuple or None
             ``(x, (px, py))``, new arrays, ``x`` not clipped; None when the arguments are not
-            what the kernels take (other dtypes, layouts or a non-contiguous array): the caller
-            then runs the array-API loop.
+            what the kernels take (mixed or other dtypes, other layouts): the caller then runs
+            the array-API loop. Strided arrays (the EM image, a crop of the canvas) are copied
+            once per call.
         """
         cp = self._cp
         if getattr(z, "ndim", 0) < 2 or z.size == 0:
@@ -486,9 +487,9 @@ class CudaKernels:
         rows, cols = shape[-2:]
         planes = z.size // (rows * cols)
         per_pixel = [z, lam_w, px, py] + ([rw] if rw is not None else [])
-        if not (self._real(*per_pixel, xix, xiy) and all(tuple(a.shape) == shape for a in per_pixel)):
-            return None
-        if tuple(xix.shape) != tuple(xiy.shape):
+        arrays = per_pixel + [xix, xiy]
+        if not (all(isinstance(a, cp.ndarray) and a.dtype == z.dtype for a in arrays) and str(z.dtype) in _SUFFIX
+                and all(tuple(a.shape) == shape for a in per_pixel) and tuple(xix.shape) == tuple(xiy.shape)):
             return None
         if tuple(xix.shape) == (rows, cols):
             field_plane = 0
@@ -500,10 +501,13 @@ class CudaKernels:
         huber_op = self._map_values(huber, z, planes) if huber is not None else (z, 0)
         if step_op is None or huber_op is None:
             return None
+        # the EM image is a crop of the canvas (a strided view on most engines): one copy per call, not per step
+        z, lam_w, xix, xiy = (cp.ascontiguousarray(a) for a in (z, lam_w, xix, xiy))
+        rw = None if rw is None else cp.ascontiguousarray(rw)
         dtype = z.dtype
         g = dtype.type(gamma)
         x = cp.empty_like(z)
-        out_x, out_y = px.copy(), py.copy()
+        out_x, out_y = cp.ascontiguousarray(px).copy(), cp.ascontiguousarray(py).copy()
         lines = planes * rows
         rw_arg = rw if rw is not None else z  # not read when has_rw is 0
         primal = self.function("xrfgpu_dtv_primal", dtype)
