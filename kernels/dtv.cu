@@ -150,7 +150,8 @@ XRFGPU_KERNEL xrfgpu_dtv_dual_f64(double* px, double* py, const double* gx, cons
 
 XRFGPU_KERNEL xrfgpu_dtv_primal_f32(const float* z, const float* lam_w, const float* px, const float* py,
                                     const float* xix, const float* xiy, long long field_plane, const float* rw,
-                                    int has_rw, float gamma, float* x, long long lines, long long rows, long long cols) {
+                                    int has_rw, float gamma, float* x, long long lines, long long rows,
+                                    long long cols) {
     xrfgpu::dtv_primal_loop<float>(z, lam_w, px, py, xix, xiy, field_plane, rw, has_rw, gamma, x, lines, rows, cols);
 }
 XRFGPU_KERNEL xrfgpu_dtv_primal_f64(const double* z, const double* lam_w, const double* px, const double* py,
