@@ -54,6 +54,21 @@ def lib(tmp_path_factory):
     return ctypes.CDLL(str(out))
 
 
+def test_kernel_sources_are_the_imported_checkouts():
+    """The kernels loaded (and built by these tests) are those next to the imported ``xrfgpu`` package, not
+    another checkout's that an editable install maps ``xrfgpu._kernels`` to."""
+    from pathlib import Path
+
+    import xrfgpu
+    from xrfgpu.cuda import kernel_source
+
+    beside = Path(xrfgpu.__file__).resolve().parent.parent / "kernels"
+    if not (beside / HEADER).is_file():
+        pytest.skip("an installed xrfgpu: its kernels are the package's")
+    assert kernel_dir() == beside
+    assert (beside / "dtv.cu").read_text(encoding="utf-8") in kernel_source("dtv.cu")
+
+
 def _namespaces():
     import array_api_compat.numpy as xnp
     import array_api_strict
