@@ -454,6 +454,7 @@ def test_launcher_declines_what_the_kernels_do_not_take(lib):
     for g, e in zip((from_views[0], *from_views[1]), (contiguous[0], *contiguous[1])):
         np.testing.assert_array_equal(g, e)
     assert k.dtv_denoise(*args[:7], np.ones((2, 6, 5), np.float32), 3) is None  # a step per pixel
+    assert k.dtv_denoise(*args[:7], np.ones((1, 2, 1), np.float32), 3) is None  # per row, not per map
     assert ew.dtv_denoise_cuda(*args, xp=np) is None  # not CuPy: no kernels
 
 

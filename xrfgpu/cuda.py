@@ -442,7 +442,7 @@ class CudaKernels:
             return None
         if value.size == 1:
             return cp.ascontiguousarray(value.reshape(1)), 0
-        if value.size == planes and all(s == 1 for s in value.shape[-2:]):
+        if like.ndim == 3 and tuple(value.shape) == (planes, 1, 1):
             return cp.ascontiguousarray(value.reshape(planes)), 1
         return None
 
