@@ -10,7 +10,7 @@
 # Budgets (seconds) can be set: TEST_BUDGET (whole gpu test run), TEST_TIMEOUT (one test),
 # BENCH_BUDGET, BENCH_SIZES, BENCH_PARTS, PROFILE_BUDGET. PROFILE=1 adds the cProfile of blind_l0 and
 # restore() (about 35 s more); NO_PROBE=1 skips the probe, NO_ITERATION_PARTS=1 the per-launch timings
-# (a short rerun sets both).
+# (a short rerun sets both), NO_DTV_FUSED=1 the fused-dTV timing (benchmarks/dtv_fused_speed.py, at most 120 s).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
@@ -65,6 +65,13 @@ timeout "${BENCH_BUDGET:-240}" "$PY" benchmarks/gpu_speed.py --out "$OUT/gpu_spe
   --sizes "${BENCH_SIZES:-512,1024,2048,4096,8192}" --parts "${BENCH_PARTS:-rl,stack,numpy,blind,restore,joint}" > "$OUT/gpu-speed.log" 2>&1
 echo "gpu speed rc=$? after $(( $(date +%s) - t0 )) s"
 tail -24 "$OUT/gpu-speed.log"
+
+if [ -z "${NO_DTV_FUSED:-}" ]; then
+  echo "== dTV fused kernels (one outer dTV call of 3 x 288^2 and the fixed joint call, fused against the loop)"
+  timeout 120 "$PY" benchmarks/dtv_fused_speed.py --json "$OUT/dtv_fused_speed.json" > "$OUT/dtv-fused-speed.log" 2>&1
+  echo "dtv fused rc=$? after $(( $(date +%s) - t0 )) s"
+  tail -1 "$OUT/dtv-fused-speed.log" | cut -c1-1200
+fi
 
 if [ -z "${NO_ITERATION_PARTS:-}" ]; then
   echo "== iteration parts (each launch of one RL iteration against the copy bandwidth)"
