@@ -546,8 +546,9 @@ def _ellipse_words(sigma_u, sigma_v, rho):
 def _hough_lines(data, sigma0, max_candidates):
     """Long straight edges: gradient-weighted Hough votes (θ from the gradient direction).
 
-    Returns (lines, gx, gy, |∇|, noise): the candidate lines (θ, ρ), the gradient the votes were read
-    from and its magnitude, and the noise of one gradient component."""
+    Returns (lines, gx, gy, |∇|, noise, strong): the candidate lines (θ, ρ), the gradient the votes were
+    read from and its magnitude, the noise of one gradient component, and the mask of the voting pixels
+    (|∇| > 4 noise)."""
     from scipy import ndimage
 
     rows, cols = data.shape
@@ -555,33 +556,83 @@ def _hough_lines(data, sigma0, max_candidates):
     # Poisson counts: the pixel variance is the mean count
     noise = math.sqrt(max(float(np.median(data)), 1e-12)) * gain
     strong = mag > 4.0 * noise
-    yy, xx = np.nonzero(strong)
+    flat = np.flatnonzero(strong)
+    yy, xx = np.divmod(flat, cols)
+    votes = mag.ravel()[flat]
     n_theta = 180
-    theta_bin = np.round(np.mod(np.arctan2(gy[strong], gx[strong]), np.pi) / np.pi * n_theta).astype(int) % n_theta
+    theta_bin = (np.round(np.mod(np.arctan2(gy.ravel()[flat], gx.ravel()[flat]), np.pi) / np.pi * n_theta).astype(int)
+                 % n_theta)
     diag = math.ceil(math.hypot(rows, cols))
-    acc = np.zeros((n_theta, 2 * diag + 1))
+    width = 2 * diag + 1
+    # cos and sin of each bin's angle b π/180, looked up per pixel (the same numbers as computed per pixel)
+    angles = np.arange(n_theta) * (np.pi / n_theta)
+    cos_bin, sin_bin = np.cos(angles), np.sin(angles)
+    # the three passes' votes (the bin either side at half weight) summed by one bincount, in the order in
+    # which one np.add.at per pass added them: each accumulator cell receives the same sums in the same order
+    cells, weights = [], []
     for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
         b = (theta_bin + shift) % n_theta
-        ang = b * (np.pi / n_theta)
-        rho = np.round(xx * np.cos(ang) + yy * np.sin(ang)).astype(int) + diag
-        np.add.at(acc, (b, rho), w * mag[strong])
+        rho = np.round(xx * cos_bin[b] + yy * sin_bin[b]).astype(int) + diag
+        cells.append(b * width + rho)
+        weights.append(w * votes)
+    acc = np.bincount(np.concatenate(cells), np.concatenate(weights), minlength=n_theta * width)
+    acc = acc.reshape(n_theta, width)
     peak = ndimage.maximum_filter(acc, size=(5, max(3, int(2 * sigma0) | 1)), mode=("wrap", "constant"))
     idx = np.argwhere((acc == peak) & (acc > 0))
     order = np.argsort(acc[idx[:, 0], idx[:, 1]])[::-1][:max_candidates]
     lines = [(idx[i, 0] * np.pi / n_theta, float(idx[i, 1] - diag)) for i in order]
-    return lines, gx, gy, mag, noise
+    return lines, gx, gy, mag, noise, strong
 
 
 def _longest_run(values, gap):
+    """The longest run (first, last) of the rounded ``values`` whose consecutive distinct values are at most
+    ``gap`` apart (the first of the longest where several tie); None for no values."""
     s = np.unique(np.round(values).astype(int))
     if s.size == 0:
         return None
-    best = cur = (s[0], s[0])
-    for v in s[1:]:
-        cur = (cur[0], v) if v - cur[1] <= gap else (v, v)
-        if cur[1] - cur[0] > best[1] - best[0]:
-            best = cur
-    return best
+    breaks = np.flatnonzero(np.diff(s) > gap)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [s.size - 1]))
+    best = int(np.argmax(s[ends] - s[starts]))
+    return s[starts[best]], s[ends[best]]
+
+
+def _rectangle_pixels(c, s, rho, half_width, along, box, *, margin=1.5):
+    """Candidate pixels of the rotated rectangle |x c + y s − ρ| ≤ ``half_width``, ``along[0]`` ≤ y c − x s ≤
+    ``along[1]`` (x = column, y = row; (c, s) the unit normal of the line x c + y s = ρ) inside
+    ``box`` = (r0, r1, c0, c1) (rows r0 ≤ y < r1, columns c0 ≤ x < c1).
+
+    Returns (rows, cols), int arrays in row-major order: every pixel of ``box`` inside the rectangle, and
+    others up to ``margin`` px beside it along the rows (the caller applies the exact test). ``along`` None
+    sets no limit along the line. Per row the rectangle is an interval of columns, so this costs the
+    rectangle's area, not the box's.
+    """
+    r0, r1, c0, c1 = box
+    y = np.arange(r0, r1, dtype=np.float64)
+    lo = np.full(y.shape, float(c0))
+    hi = np.full(y.shape, float(c1 - 1))
+    tiny = 1e-9
+    # |x c + y s − ρ| ≤ h: x c between ρ − y s − h and ρ − y s + h
+    if abs(c) > tiny:
+        e1, e2 = (rho - y * s - half_width) / c, (rho - y * s + half_width) / c
+        lo = np.maximum(lo, np.minimum(e1, e2) - margin)
+        hi = np.minimum(hi, np.maximum(e1, e2) + margin)
+    else:  # the line runs along the rows: rows near it hold the whole box's columns
+        hi[np.abs(y * s - rho) > half_width + margin] = -np.inf
+    if along is not None:
+        # along[0] ≤ y c − x s ≤ along[1]: x s between y c − along[1] and y c − along[0]
+        if abs(s) > tiny:
+            e1, e2 = (y * c - along[1]) / s, (y * c - along[0]) / s
+            lo = np.maximum(lo, np.minimum(e1, e2) - margin)
+            hi = np.minimum(hi, np.maximum(e1, e2) + margin)
+        else:
+            hi[(y * c < along[0] - margin) | (y * c > along[1] + margin)] = -np.inf
+    first = np.ceil(np.clip(lo, c0, c1))
+    count = np.maximum(np.floor(np.clip(hi, c0 - 1, c1 - 1)) - first + 1.0, 0.0).astype(np.int64)
+    first = first.astype(np.int64)
+    rows_out = np.repeat(np.arange(r0, r1), count)
+    cols_out = np.arange(int(count.sum())) + np.repeat(first - (np.cumsum(count) - count), count)
+    return rows_out, cols_out
 
 
 def _steps_model(t, p, n_steps):
@@ -750,10 +801,7 @@ def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
 def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
     """σ from each long straight edge of the map (see :func:`estimate_sigma`, Notes)."""
     rows, cols = data.shape
-    lines, gx, gy, mag, noise = _hough_lines(data, sigma0, max_candidates)
-    edge_r, edge_c = np.nonzero(mag > 4.0 * noise)
-    ex, ey = edge_c.astype(np.float64), edge_r.astype(np.float64)
-    egx, egy = gx[edge_r, edge_c], gy[edge_r, edge_c]
+    lines, gx, gy, mag, noise, strong = _hough_lines(data, sigma0, max_candidates)
     half_width = 3.0 * sigma0 + 3.0
     fits, used = [], []
     for theta, rho in lines:
@@ -764,9 +812,15 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
             continue
         used.append((theta, rho))
         c, s = math.cos(theta), math.sin(theta)
-        normal_grad = egx * c + egy * s
+        # the strong pixels within 1 px of the line (|x c + y s − ρ| ≤ 1), read from a band around it
+        band_r, band_c = _rectangle_pixels(c, s, rho, 1.0, None, (0, rows, 0, cols))
+        keep = strong[band_r, band_c]
+        edge_r, edge_c = band_r[keep], band_c[keep]
+        ex, ey = edge_c.astype(np.float64), edge_r.astype(np.float64)
         on = np.abs(ex * c + ey * s - rho) <= 1.0
-        on &= np.abs(normal_grad) > 4.0 * noise
+        ex, ey, edge_r, edge_c = ex[on], ey[on], edge_r[on], edge_c[on]
+        normal_grad = gx[edge_r, edge_c] * c + gy[edge_r, edge_c] * s
+        on = np.abs(normal_grad) > 4.0 * noise
         if on.sum() < 10:
             continue
         on &= np.sign(normal_grad) == np.sign(np.median(normal_grad[on]))
@@ -785,12 +839,13 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
         c0, c1 = max(int(min(corners_x)) - 1, 0), min(int(max(corners_x)) + 2, cols)
         if r1 <= r0 or c1 <= c0:
             continue
-        yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float64)
+        # the box's pixels near the strip, in the box's row-major order (that of the bins' sums below)
+        pix_r, pix_c = _rectangle_pixels(c, s, rho, half_width, (s0, s1), (r0, r1, c0, c1))
+        yy, xx = pix_r.astype(np.float64), pix_c.astype(np.float64)
         t = xx * c + yy * s - rho
         along = yy * c - xx * s
-        window = data[r0:r1, c0:c1]
         strip = (np.abs(t) <= half_width) & (along >= s0) & (along <= s1)
-        ts, vs = t[strip], window[strip]
+        ts, vs = t[strip], data[pix_r[strip], pix_c[strip]]
         step = 0.5
         bins = np.round(ts / step).astype(int)
         bins -= bins.min()
