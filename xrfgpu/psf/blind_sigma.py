@@ -366,6 +366,74 @@ def _spectral_nll(theta, k2, power, weight, beta, beta_prior=None):
     return value, np.array(grad)
 
 
+class _ProfileLikelihood:
+    """:func:`_spectral_nll` at one fixed σ, as a function of the other parameters: (value, gradient without
+    its σ entry), what the σ profile minimises at each grid point.
+
+    The same floating-point operations as :func:`_spectral_nll` (so the same numbers, bit for bit), with
+    what depends on σ alone (4π²σ²k² and its derivative in log σ) computed once per σ, the terms shared
+    by the value and the gradient computed once, and the σ entry of the gradient, which the profile
+    drops, not computed. The value and the gradient at one point are kept for BFGS's second request.
+    """
+
+    def __init__(self, k2, power, weight, beta, beta_prior):
+        self.k2, self.power, self.weight = k2, power, weight
+        self.beta, self.beta_prior = beta, beta_prior
+        self._at = None
+        self._value = self._grad = None
+
+    def at_sigma(self, log_s):
+        """Fix σ = exp(``log_s``) px (as :func:`_spectral_nll` reads log σ, clipped to ±10)."""
+        s = math.exp(max(min(log_s, 10.0), -10.0))
+        four_pi2 = 4.0 * math.pi**2
+        self._blur = four_pi2 * s * s * self.k2
+        self._at = None
+        return self
+
+    def _evaluate(self, theta):
+        if self.beta_prior is not None:
+            log_a, t_k0, log_n, beta = theta.tolist()
+        else:
+            (log_a, t_k0, log_n), beta = theta.tolist(), self.beta
+        k2, power, weight = self.k2, self.power, self.weight
+        lo, hi = _LOG_K0_RANGE
+        squash = 1.0 / (1.0 + math.exp(-max(min(t_k0, 50.0), -50.0)))
+        log_k0 = lo + (hi - lo) * squash
+        k0sq = math.exp(2.0 * log_k0)
+        shifted = k2 + k0sq
+        log_k2 = np.log(shifted)
+        with np.errstate(under="ignore"):
+            scene = np.exp(np.minimum(log_a - 0.5 * beta * log_k2 - self._blur, 600.0))
+        noise = math.exp(max(min(log_n, 60.0), -60.0))
+        p = scene + noise
+        ratio = power / p
+        value = float(np.add.reduce(weight * (np.log(p) + ratio)))
+        dp = weight * (1.0 - ratio) / p
+        dp_scene = dp * scene
+        grad = [
+            float(np.add.reduce(dp_scene)),
+            float(np.add.reduce(dp_scene * (-beta * k0sq / shifted))) * (hi - lo) * squash * (1.0 - squash),
+            float(np.add.reduce(dp)) * noise,
+        ]
+        if self.beta_prior is not None:
+            mean, sd = self.beta_prior
+            value += 0.5 * ((beta - mean) / sd) ** 2
+            grad.append(float(np.add.reduce(dp_scene * (-0.5 * log_k2))) + (beta - mean) / sd**2)
+        self._at, self._value, self._grad = theta.tobytes(), value, np.array(grad)
+
+    def value(self, theta):
+        """The negative log-likelihood at ``theta`` = (log A, t, log N[, β])."""
+        if self._at != theta.tobytes():
+            self._evaluate(theta)
+        return self._value
+
+    def gradient(self, theta):
+        """Its gradient in ``theta``."""
+        if self._at != theta.tobytes():
+            self._evaluate(theta)
+        return self._grad
+
+
 def _spectral_profile(k2, power, weight, beta, grid, beta_prior=None):
     """Profile Whittle likelihood of σ over ``grid`` for the scene law A (k² + k0²)^(−β/2) plus white noise.
 
@@ -387,12 +455,11 @@ def _spectral_profile(k2, power, weight, beta, grid, beta_prior=None):
     theta = np.array(theta)
     profile = np.empty(grid.size)
     best = (math.inf, theta)
+    likelihood = _ProfileLikelihood(k2, power, weight, beta, beta_prior)
     for i, s in enumerate(grid):
-        def fun(t, log_s=math.log(float(s))):
-            value, grad = _spectral_nll((*t[:3], log_s, *t[3:]), k2, power, weight, beta, beta_prior)
-            return value, np.delete(grad, 3)
-
-        res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-4})
+        likelihood.at_sigma(math.log(float(s)))
+        res = optimize.minimize(likelihood.value, theta, jac=likelihood.gradient, method="BFGS",
+                                options={"gtol": 1e-4})
         if np.isfinite(res.fun):
             theta = res.x
         profile[i] = res.fun if np.isfinite(res.fun) else math.inf
