@@ -73,8 +73,16 @@ def smoothed_gradient(data, sigma0):
     from scipy import ndimage
 
     smooth = max(1.0, 0.5 * sigma0)
-    gy = ndimage.gaussian_filter(data, smooth, order=(1, 0), mode="nearest")
-    gx = ndimage.gaussian_filter(data, smooth, order=(0, 1), mode="nearest")
+    # gy = ∂/∂rows then smoothing along the columns, gx = smoothing along the rows then ∂/∂columns, as
+    # ndimage.gaussian_filter(data, smooth, order=(1, 0) / (0, 1), mode="nearest") computes them, axis 0
+    # first; the passes along axis 0 run on the transposed map, whose columns are then contiguous rows
+    # (each line is filtered by the same arithmetic, so the numbers are the same, in less time)
+    def along_rows(image, order):
+        return ndimage.gaussian_filter1d(image, smooth, axis=1, order=order, mode="nearest")
+
+    transposed = np.ascontiguousarray(data.T)
+    gy = along_rows(np.ascontiguousarray(along_rows(transposed, 1).T), 0)
+    gx = along_rows(np.ascontiguousarray(along_rows(transposed, 0).T), 1)
     delta = np.zeros((2 * int(4 * smooth) + 3,) * 2)
     delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
     gain = math.sqrt(float((ndimage.gaussian_filter(delta, smooth, order=(0, 1)) ** 2).sum()))
@@ -88,13 +96,15 @@ def _edge_pixels(data, sigma0, noise_sd, *, threshold):
     # non-maximum suppression along the gradient direction, rounded to the nearest of 8 neighbours; the
     # direction is needed at the strong pixels only (whose magnitude is above a threshold ≥ 0, so > 0)
     rows, cols = data.shape
-    rr, cc = np.nonzero(strong)
-    m = mag[rr, cc]
+    flat = np.flatnonzero(strong)  # row-major, as np.nonzero; read through flat indices (faster than pairs)
+    rr, cc = np.divmod(flat, cols)
+    mag_flat = mag.ravel()
+    m = mag_flat[flat]
     with np.errstate(invalid="ignore", divide="ignore"):
-        dy = np.rint(np.where(m > 0, gy[rr, cc] / m, 0.0)).astype(np.int64)
-        dx = np.rint(np.where(m > 0, gx[rr, cc] / m, 0.0)).astype(np.int64)
-    fwd = mag[np.clip(rr + dy, 0, rows - 1), np.clip(cc + dx, 0, cols - 1)]
-    bwd = mag[np.clip(rr - dy, 0, rows - 1), np.clip(cc - dx, 0, cols - 1)]
+        dy = np.rint(np.where(m > 0, gy.ravel()[flat] / m, 0.0)).astype(np.int64)
+        dx = np.rint(np.where(m > 0, gx.ravel()[flat] / m, 0.0)).astype(np.int64)
+    fwd = mag_flat[np.clip(rr + dy, 0, rows - 1) * cols + np.clip(cc + dx, 0, cols - 1)]
+    bwd = mag_flat[np.clip(rr - dy, 0, rows - 1) * cols + np.clip(cc - dx, 0, cols - 1)]
     keep = (m >= fwd) & (m >= bwd)
     return gx, gy, mag, rr[keep], cc[keep]
 
