@@ -766,10 +766,12 @@ class _StepsResiduals:
         """(model(p) − y)·w, shape (t.size,)."""
         _, phi = self._standardised(p)
         terms = p[2::2] * phi
-        out = np.full_like(self.t, p[0])
-        for j in range(self.n_steps):
+        out = terms[:, 0] + p[0]  # β + a_1 Φ_1, then the other steps in order
+        for j in range(1, self.n_steps):
             out += terms[:, j]
-        return (out - self.y) * self.w
+        out -= self.y
+        out *= self.w
+        return out
 
     def jacobian(self, p):
         """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps) (see :func:`_steps_jacobian`)."""
@@ -777,15 +779,22 @@ class _StepsResiduals:
         jac = np.empty((self.t.size, 2 + 2 * self.n_steps))
         jac[:, 0] = 1.0
         sig = abs(p[1])
-        a = p[2::2]
-        density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        density = -0.5 * z
+        density *= z
+        np.exp(density, out=density)
+        density /= math.sqrt(2.0 * math.pi)
+        scaled = p[2::2] * density  # a_j φ(z_j)
         jac[:, 2::2] = phi
-        jac[:, 3::2] = -a * density / sig
-        shifts = a * density * z / sig
-        dsig = np.zeros_like(self.t)
-        for j in range(self.n_steps):
-            dsig -= shifts[:, j]
-        jac[:, 1] = dsig * (1.0 if p[1] >= 0 else -1.0)
+        np.negative(scaled / sig, out=jac[:, 3::2])  # −a_j φ/|σ| (negation is exact: (−a)φ/|σ| bit for bit)
+        scaled *= z
+        scaled /= sig  # a_j φ(z_j) z_j/|σ|, subtracted from 0 step by step
+        dsig = 0.0 - scaled[:, 0]
+        for j in range(1, self.n_steps):
+            dsig -= scaled[:, j]
+        if p[1] >= 0:
+            jac[:, 1] = dsig
+        else:
+            np.negative(dsig, out=jac[:, 1])
         jac *= self.w_column
         return jac
 
