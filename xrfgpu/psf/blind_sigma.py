@@ -400,25 +400,39 @@ class _ProfileLikelihood:
         squash = 1.0 / (1.0 + math.exp(-max(min(t_k0, 50.0), -50.0)))
         log_k0 = lo + (hi - lo) * squash
         k0sq = math.exp(2.0 * log_k0)
+        # in place where a temporary is not needed again; each product and sum is the one of _spectral_nll
         shifted = k2 + k0sq
         log_k2 = np.log(shifted)
+        scene = log_k2 * (0.5 * beta)
+        np.subtract(log_a, scene, out=scene)
+        scene -= self._blur
+        np.minimum(scene, 600.0, out=scene)
         with np.errstate(under="ignore"):
-            scene = np.exp(np.minimum(log_a - 0.5 * beta * log_k2 - self._blur, 600.0))
+            np.exp(scene, out=scene)
         noise = math.exp(max(min(log_n, 60.0), -60.0))
         p = scene + noise
         ratio = power / p
-        value = float(np.add.reduce(weight * (np.log(p) + ratio)))
-        dp = weight * (1.0 - ratio) / p
+        terms = np.log(p)
+        terms += ratio
+        terms *= weight
+        value = float(np.add.reduce(terms))
+        dp = np.subtract(1.0, ratio, out=ratio)
+        dp *= weight
+        dp /= p
         dp_scene = dp * scene
+        dk0 = np.divide(-beta * k0sq, shifted, out=shifted)
+        dk0 *= dp_scene
         grad = [
             float(np.add.reduce(dp_scene)),
-            float(np.add.reduce(dp_scene * (-beta * k0sq / shifted))) * (hi - lo) * squash * (1.0 - squash),
+            float(np.add.reduce(dk0)) * (hi - lo) * squash * (1.0 - squash),
             float(np.add.reduce(dp)) * noise,
         ]
         if self.beta_prior is not None:
             mean, sd = self.beta_prior
             value += 0.5 * ((beta - mean) / sd) ** 2
-            grad.append(float(np.add.reduce(dp_scene * (-0.5 * log_k2))) + (beta - mean) / sd**2)
+            log_k2 *= -0.5
+            log_k2 *= dp_scene
+            grad.append(float(np.add.reduce(log_k2)) + (beta - mean) / sd**2)
         self._at, self._value, self._grad = theta.tobytes(), value, np.array(grad)
 
     def value(self, theta):
