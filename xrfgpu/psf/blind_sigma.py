@@ -648,15 +648,15 @@ def _hough_lines(data, sigma0, max_candidates):
     # cos and sin of each bin's angle b π/180, looked up per pixel (the same numbers as computed per pixel)
     angles = np.arange(n_theta) * (np.pi / n_theta)
     cos_bin, sin_bin = np.cos(angles), np.sin(angles)
-    # the three passes' votes (the bin either side at half weight) summed by one bincount, in the order in
-    # which one np.add.at per pass added them: each accumulator cell receives the same sums in the same order
-    cells, weights = [], []
+    # the three passes' votes (the bin either side at half weight) added into the flat accumulator pass by
+    # pass, as np.add.at of (θ bin, ρ) pairs into the 2-D one did (the same sums in the same order; the 1-D
+    # form takes NumPy's fast path)
+    xf, yf = xx.astype(np.float64), yy.astype(np.float64)
+    acc = np.zeros(n_theta * width)
     for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
         b = (theta_bin + shift) % n_theta
-        rho = np.round(xx * cos_bin[b] + yy * sin_bin[b]).astype(int) + diag
-        cells.append(b * width + rho)
-        weights.append(w * votes)
-    acc = np.bincount(np.concatenate(cells), np.concatenate(weights), minlength=n_theta * width)
+        rho = np.round(xf * cos_bin[b] + yf * sin_bin[b]).astype(int) + diag
+        np.add.at(acc, b * width + rho, w * votes)
     acc = acc.reshape(n_theta, width)
     peak = ndimage.maximum_filter(acc, size=(5, max(3, int(2 * sigma0) | 1)), mode=("wrap", "constant"))
     idx = np.argwhere((acc == peak) & (acc > 0))
