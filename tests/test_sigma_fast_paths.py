@@ -107,3 +107,20 @@ def test_smoothed_gradient_is_gaussian_filter_bit_for_bit():
         assert gy.tobytes() == ndimage.gaussian_filter(data, smooth, order=(1, 0), mode="nearest").tobytes()
         assert gx.tobytes() == ndimage.gaussian_filter(data, smooth, order=(0, 1), mode="nearest").tobytes()
         assert mag.tobytes() == np.hypot(gx, gy).tobytes()
+
+
+def test_direct_minpack_route_matches_least_squares(monkeypatch):
+    """The direct ``lmder`` call (where SciPy allows it) and ``least_squares(method="lm")`` fit alike."""
+    rng = np.random.default_rng(11)
+    t = np.arange(-12.0, 12.5, 0.5)
+    for k in (1, 2):
+        p_true = np.array([120.0, 2.5, 80.0, -1.0, -40.0, 3.0][: 2 + 2 * k])
+        y = rng.poisson(bs._steps_model(t, p_true, k)).astype(np.float64)
+        w = 1.0 / np.sqrt(np.maximum(y, 1.0))
+        p0 = p_true * 1.1
+        direct = bs._least_squares_lm(bs._StepsResiduals(t, y, w, k), p0, max_nfev=400, tol=1e-8)
+        with monkeypatch.context() as patch:
+            patch.setattr(bs, "_minpack_lmder", lambda: None)  # the public route
+            public = bs._least_squares_lm(bs._StepsResiduals(t, y, w, k), p0, max_nfev=400, tol=1e-8)
+        for a, b in zip(direct, public):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
