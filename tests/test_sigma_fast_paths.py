@@ -124,3 +124,11 @@ def test_direct_minpack_route_matches_least_squares(monkeypatch):
             public = bs._least_squares_lm(bs._StepsResiduals(t, y, w, k), p0, max_nfev=400, tol=1e-8)
         for a, b in zip(direct, public):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 200), (130, 7), (64, 64), (129, 65)])
+def test_transposed_is_the_transpose(shape):
+    image = np.random.default_rng(13).random(shape)
+    out = ep._transposed(image)
+    assert out.flags.c_contiguous and out.shape == shape[::-1]
+    assert np.array_equal(out, image.T)

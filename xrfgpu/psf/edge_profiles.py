@@ -53,6 +53,16 @@ import numpy as np
 __all__ = ["local_edge_profiles", "combine_profile_sigmas"]
 
 
+def _transposed(image):
+    """C-contiguous copy of ``image.T`` (2-D), copied 64 rows at a time (about twice as fast as one
+    strided copy of a 1024² float64 map: each block's reads and writes stay in cache)."""
+    rows, cols = image.shape
+    out = np.empty((cols, rows), dtype=image.dtype)
+    for r0 in range(0, rows, 64):
+        out[:, r0 : r0 + 64] = image[r0 : r0 + 64].T
+    return out
+
+
 def smoothed_gradient(data, sigma0):
     """Gaussian-derivative gradient of a map at half the blur σ₀ (at least 1 px), and its noise gain.
 
@@ -80,9 +90,9 @@ def smoothed_gradient(data, sigma0):
     def along_rows(image, order):
         return ndimage.gaussian_filter1d(image, smooth, axis=1, order=order, mode="nearest")
 
-    transposed = np.ascontiguousarray(data.T)
-    gy = along_rows(np.ascontiguousarray(along_rows(transposed, 1).T), 0)
-    gx = along_rows(np.ascontiguousarray(along_rows(transposed, 0).T), 1)
+    transposed = _transposed(data)
+    gy = along_rows(_transposed(along_rows(transposed, 1)), 0)
+    gx = along_rows(_transposed(along_rows(transposed, 0)), 1)
     delta = np.zeros((2 * int(4 * smooth) + 3,) * 2)
     delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
     gain = math.sqrt(float((ndimage.gaussian_filter(delta, smooth, order=(0, 1)) ** 2).sum()))
