@@ -12,7 +12,7 @@ Two modes, both comparing this checkout's ``xrfgpu`` with the code of a base com
   reliability flag, the evidence text and the warnings are identical; the largest relative difference
   is printed. Where a map differs, the base code is run on it a second time: SciPy's MINPACK (``lmder``,
   under ``least_squares(method="lm")`` and the direct call alike) can return results that differ in the
-  last digits, or by up to 1e-4 on ill-conditioned fits, between two calls with the same input, so a
+  last digits, or by up to 2e-4 on ill-conditioned fits, between two calls with the same input, so a
   difference that the base code also shows against itself is reported as such.
 
 Usage::
