@@ -754,37 +754,36 @@ class _StepsResiduals:
     """Weighted residuals (model − y)·w of :func:`_steps_model` and their Jacobian, for MINPACK's ``lmder``.
 
     Element for element the same floating-point operations as ``(_steps_model(t, p, k) - y) * w``
-    and ``_steps_jacobian(t, p, k) * w[:, None]`` (the terms of all steps as one (k, t.size) array,
+    and ``_steps_jacobian(t, p, k) * w[:, None]`` (the terms of all steps as one (t.size, k) array,
     their sum and σ's derivative still accumulated step by step, in order), so the numbers are
     bit for bit theirs, with a few NumPy calls per evaluation instead of a few per step. The
-    Jacobian is built as its transpose, one contiguous row per parameter, and returned as a
-    (t.size, 2 + 2k) view of it; it reuses the standardised distances z_j and Φ(z_j) of the last
-    residual evaluation when it is asked at the same point (``lmder`` asks for the Jacobian where
-    it has just evaluated the residuals).
+    Jacobian reuses the standardised distances z_j and Φ(z_j) of the last residual evaluation when
+    it is asked at the same point (``lmder`` asks for the Jacobian where it has just evaluated the
+    residuals).
     """
 
     def __init__(self, t, y, w, n_steps):
         from scipy import special
 
         self.t, self.y, self.w, self.n_steps = t, y, w, n_steps
-        self.t_row = t[None, :]
-        self.w_row = w[None, :]
+        self.t_column = t[:, None]
+        self.w_column = w[:, None]
         self._ndtr = special.ndtr
         self._at = None  # bytes of the point whose z_j, Φ(z_j) are kept
         self._z = self._phi = None
 
     def _standardised(self, p):
-        z = (self.t_row - p[3::2, None]) / abs(p[1])  # (k, t.size): row j is (t − t_j)/|σ|
+        z = (self.t_column - p[3::2]) / abs(p[1])  # (t.size, k): column j is (t − t_j)/|σ|
         self._at, self._z, self._phi = p.tobytes(), z, self._ndtr(z)
         return z, self._phi
 
     def residuals(self, p):
         """(model(p) − y)·w, shape (t.size,)."""
         _, phi = self._standardised(p)
-        terms = p[2::2, None] * phi
-        out = terms[0] + p[0]  # β + a_1 Φ_1, then the other steps in order
+        terms = p[2::2] * phi
+        out = terms[:, 0] + p[0]  # β + a_1 Φ_1, then the other steps in order
         for j in range(1, self.n_steps):
-            out += terms[j]
+            out += terms[:, j]
         out -= self.y
         out *= self.w
         return out
@@ -792,26 +791,27 @@ class _StepsResiduals:
     def jacobian(self, p):
         """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps) (see :func:`_steps_jacobian`)."""
         z, phi = (self._z, self._phi) if self._at == p.tobytes() else self._standardised(p)
-        k = self.n_steps
-        rows = np.empty((2 + 2 * k, self.t.size))
-        rows[0] = 1.0
+        jac = np.empty((self.t.size, 2 + 2 * self.n_steps))
+        jac[:, 0] = 1.0
         sig = abs(p[1])
         density = -0.5 * z
         density *= z
         np.exp(density, out=density)
         density /= math.sqrt(2.0 * math.pi)
-        scaled = p[2::2, None] * density  # a_j φ(z_j)
-        rows[2::2] = phi
-        np.negative(scaled / sig, out=rows[3::2])  # −a_j φ/|σ| (negation is exact: (−a)φ/|σ| bit for bit)
+        scaled = p[2::2] * density  # a_j φ(z_j)
+        jac[:, 2::2] = phi
+        np.negative(scaled / sig, out=jac[:, 3::2])  # −a_j φ/|σ| (negation is exact: (−a)φ/|σ| bit for bit)
         scaled *= z
         scaled /= sig  # a_j φ(z_j) z_j/|σ|, subtracted from 0 step by step
-        dsig = np.subtract(0.0, scaled[0], out=rows[1])
-        for j in range(1, k):
-            dsig -= scaled[j]
-        if p[1] < 0:
-            np.negative(dsig, out=dsig)
-        rows *= self.w_row
-        return rows.T
+        dsig = 0.0 - scaled[:, 0]
+        for j in range(1, self.n_steps):
+            dsig -= scaled[:, j]
+        if p[1] >= 0:
+            jac[:, 1] = dsig
+        else:
+            np.negative(dsig, out=jac[:, 1])
+        jac *= self.w_column
+        return jac
 
 
 @functools.cache
@@ -867,7 +867,7 @@ def _least_squares_lm(residuals, p0, *, max_nfev, tol):
     if lmder is None:
         r = optimize.least_squares(residuals.residuals, x0, method="lm", jac=residuals.jacobian,
                                    max_nfev=max_nfev, xtol=tol, ftol=tol)
-        return r.x, r.fun, np.ascontiguousarray(r.jac)
+        return r.x, r.fun, r.jac
     f0 = residuals.residuals(x0)
     if not np.all(np.isfinite(f0)):  # as least_squares raises
         raise ValueError("Residuals are not finite in the initial point.")
@@ -876,9 +876,7 @@ def _least_squares_lm(residuals, p0, *, max_nfev, tol):
                          "variables.")
     x, info, _status = lmder(residuals.residuals, residuals.jacobian, x0.copy(), (), True, False, tol, tol, 1e-8,
                              max_nfev, 100.0, None)
-    # the Jacobian at the answer in row-major layout, as least_squares returns it (its products below then
-    # run as before)
-    return x, info["fvec"], np.ascontiguousarray(residuals.jacobian(x))
+    return x, info["fvec"], residuals.jacobian(x)
 
 
 def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
