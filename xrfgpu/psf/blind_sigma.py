@@ -372,7 +372,7 @@ class _ProfileLikelihood:
     its σ entry), what the σ profile minimises at each grid point.
 
     The same floating-point operations as :func:`_spectral_nll` (so the same numbers, bit for bit), with
-    what depends on σ alone (4π²σ²k² and its derivative in log σ) computed once per σ, the terms shared
+    what depends on σ alone (4π²σ²k²) computed once per σ, the terms shared
     by the value and the gradient computed once, and the σ entry of the gradient, which the profile
     drops, not computed. The value and the gradient at one point are kept for BFGS's second request.
     """
