@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -366,6 +367,88 @@ def _spectral_nll(theta, k2, power, weight, beta, beta_prior=None):
     return value, np.array(grad)
 
 
+class _ProfileLikelihood:
+    """:func:`_spectral_nll` at one fixed σ, as a function of the other parameters: (value, gradient without
+    its σ entry), what the σ profile minimises at each grid point.
+
+    The same floating-point operations as :func:`_spectral_nll` (so the same numbers, bit for bit), with
+    what depends on σ alone (4π²σ²k²) computed once per σ, the terms shared
+    by the value and the gradient computed once, and the σ entry of the gradient, which the profile
+    drops, not computed. The value and the gradient at one point are kept for BFGS's second request.
+    """
+
+    def __init__(self, k2, power, weight, beta, beta_prior):
+        self.k2, self.power, self.weight = k2, power, weight
+        self.beta, self.beta_prior = beta, beta_prior
+        self._at = None
+        self._value = self._grad = None
+
+    def at_sigma(self, log_s):
+        """Fix σ = exp(``log_s``) px (as :func:`_spectral_nll` reads log σ, clipped to ±10)."""
+        s = math.exp(max(min(log_s, 10.0), -10.0))
+        four_pi2 = 4.0 * math.pi**2
+        self._blur = four_pi2 * s * s * self.k2
+        self._at = None
+        return self
+
+    def _evaluate(self, theta):
+        if self.beta_prior is not None:
+            log_a, t_k0, log_n, beta = theta.tolist()
+        else:
+            (log_a, t_k0, log_n), beta = theta.tolist(), self.beta
+        k2, power, weight = self.k2, self.power, self.weight
+        lo, hi = _LOG_K0_RANGE
+        squash = 1.0 / (1.0 + math.exp(-max(min(t_k0, 50.0), -50.0)))
+        log_k0 = lo + (hi - lo) * squash
+        k0sq = math.exp(2.0 * log_k0)
+        # in place where a temporary is not needed again; each product and sum is the one of _spectral_nll
+        shifted = k2 + k0sq
+        log_k2 = np.log(shifted)
+        scene = log_k2 * (0.5 * beta)
+        np.subtract(log_a, scene, out=scene)
+        scene -= self._blur
+        np.minimum(scene, 600.0, out=scene)
+        with np.errstate(under="ignore"):
+            np.exp(scene, out=scene)
+        noise = math.exp(max(min(log_n, 60.0), -60.0))
+        p = scene + noise
+        ratio = power / p
+        terms = np.log(p)
+        terms += ratio
+        terms *= weight
+        value = float(np.add.reduce(terms))
+        dp = np.subtract(1.0, ratio, out=ratio)
+        dp *= weight
+        dp /= p
+        dp_scene = dp * scene
+        dk0 = np.divide(-beta * k0sq, shifted, out=shifted)
+        dk0 *= dp_scene
+        grad = [
+            float(np.add.reduce(dp_scene)),
+            float(np.add.reduce(dk0)) * (hi - lo) * squash * (1.0 - squash),
+            float(np.add.reduce(dp)) * noise,
+        ]
+        if self.beta_prior is not None:
+            mean, sd = self.beta_prior
+            value += 0.5 * ((beta - mean) / sd) ** 2
+            log_k2 *= -0.5
+            log_k2 *= dp_scene
+            grad.append(float(np.add.reduce(log_k2)) + (beta - mean) / sd**2)
+        self._at, self._value, self._grad = theta.tobytes(), value, np.array(grad)
+
+    def value(self, theta):
+        """The negative log-likelihood at ``theta`` = (log A, t, log N[, β])."""
+        if self._at != theta.tobytes():
+            self._evaluate(theta)
+        return self._value
+
+    def gradient(self, theta):
+        """Its gradient in ``theta``."""
+        if self._at != theta.tobytes():
+            self._evaluate(theta)
+        return self._grad
+
+
 def _spectral_profile(k2, power, weight, beta, grid, beta_prior=None):
     """Profile Whittle likelihood of σ over ``grid`` for the scene law A (k² + k0²)^(−β/2) plus white noise.
 
@@ -387,12 +470,11 @@ def _spectral_profile(k2, power, weight, beta, grid, beta_prior=None):
     theta = np.array(theta)
     profile = np.empty(grid.size)
     best = (math.inf, theta)
+    likelihood = _ProfileLikelihood(k2, power, weight, beta, beta_prior)
     for i, s in enumerate(grid):
-        def fun(t, log_s=math.log(float(s))):
-            value, grad = _spectral_nll((*t[:3], log_s, *t[3:]), k2, power, weight, beta, beta_prior)
-            return value, np.delete(grad, 3)
-
-        res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-4})
+        likelihood.at_sigma(math.log(float(s)))
+        res = optimize.minimize(likelihood.value, theta, jac=likelihood.gradient, method="BFGS",
+                                options={"gtol": 1e-4})
         if np.isfinite(res.fun):
             theta = res.x
         profile[i] = res.fun if np.isfinite(res.fun) else math.inf
@@ -546,8 +628,9 @@ def _ellipse_words(sigma_u, sigma_v, rho):
 def _hough_lines(data, sigma0, max_candidates):
     """Long straight edges: gradient-weighted Hough votes (θ from the gradient direction).
 
-    Returns (lines, gx, gy, |∇|, noise): the candidate lines (θ, ρ), the gradient the votes were read
-    from and its magnitude, and the noise of one gradient component."""
+    Returns (lines, gx, gy, |∇|, noise, strong): the candidate lines (θ, ρ), the gradient the votes were
+    read from and its magnitude, the noise of one gradient component, and the mask of the voting pixels
+    (|∇| > 4 noise)."""
     from scipy import ndimage
 
     rows, cols = data.shape
@@ -555,33 +638,83 @@ def _hough_lines(data, sigma0, max_candidates):
     # Poisson counts: the pixel variance is the mean count
     noise = math.sqrt(max(float(np.median(data)), 1e-12)) * gain
     strong = mag > 4.0 * noise
-    yy, xx = np.nonzero(strong)
+    flat = np.flatnonzero(strong)
+    yy, xx = np.divmod(flat, cols)
+    votes = mag.ravel()[flat]
     n_theta = 180
-    theta_bin = np.round(np.mod(np.arctan2(gy[strong], gx[strong]), np.pi) / np.pi * n_theta).astype(int) % n_theta
+    theta_bin = (np.round(np.mod(np.arctan2(gy.ravel()[flat], gx.ravel()[flat]), np.pi) / np.pi * n_theta).astype(int)
+                 % n_theta)
     diag = math.ceil(math.hypot(rows, cols))
-    acc = np.zeros((n_theta, 2 * diag + 1))
+    width = 2 * diag + 1
+    # cos and sin of each bin's angle b π/180, looked up per pixel (the same numbers as computed per pixel)
+    angles = np.arange(n_theta) * (np.pi / n_theta)
+    cos_bin, sin_bin = np.cos(angles), np.sin(angles)
+    # the three passes' votes (the bin either side at half weight) added into the flat accumulator pass by
+    # pass, as np.add.at of (θ bin, ρ) pairs into the 2-D one did (the same sums in the same order; the 1-D
+    # form takes NumPy's fast path)
+    xf, yf = xx.astype(np.float64), yy.astype(np.float64)
+    acc = np.zeros(n_theta * width)
     for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
         b = (theta_bin + shift) % n_theta
-        ang = b * (np.pi / n_theta)
-        rho = np.round(xx * np.cos(ang) + yy * np.sin(ang)).astype(int) + diag
-        np.add.at(acc, (b, rho), w * mag[strong])
+        rho = np.round(xf * cos_bin[b] + yf * sin_bin[b]).astype(int) + diag
+        np.add.at(acc, b * width + rho, w * votes)
+    acc = acc.reshape(n_theta, width)
     peak = ndimage.maximum_filter(acc, size=(5, max(3, int(2 * sigma0) | 1)), mode=("wrap", "constant"))
     idx = np.argwhere((acc == peak) & (acc > 0))
     order = np.argsort(acc[idx[:, 0], idx[:, 1]])[::-1][:max_candidates]
     lines = [(idx[i, 0] * np.pi / n_theta, float(idx[i, 1] - diag)) for i in order]
-    return lines, gx, gy, mag, noise
+    return lines, gx, gy, mag, noise, strong
 
 
 def _longest_run(values, gap):
+    """The longest run (first, last) of the rounded ``values`` whose consecutive distinct values are at most
+    ``gap`` apart (the first of the longest where several tie); None for no values."""
     s = np.unique(np.round(values).astype(int))
     if s.size == 0:
         return None
-    best = cur = (s[0], s[0])
-    for v in s[1:]:
-        cur = (cur[0], v) if v - cur[1] <= gap else (v, v)
-        if cur[1] - cur[0] > best[1] - best[0]:
-            best = cur
-    return best
+    breaks = np.flatnonzero(np.diff(s) > gap)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [s.size - 1]))
+    best = int(np.argmax(s[ends] - s[starts]))
+    return s[starts[best]], s[ends[best]]
+
+
+def _rectangle_pixels(c, s, rho, half_width, along, box, *, margin=1.5):
+    """Candidate pixels of the rotated rectangle |x c + y s − ρ| ≤ ``half_width``, ``along[0]`` ≤ y c − x s ≤
+    ``along[1]`` (x = column, y = row; (c, s) the unit normal of the line x c + y s = ρ) inside
+    ``box`` = (r0, r1, c0, c1) (rows r0 ≤ y < r1, columns c0 ≤ x < c1).
+
+    Returns (rows, cols), int arrays in row-major order: every pixel of ``box`` inside the rectangle, and
+    others up to ``margin`` px beside it along the rows (the caller applies the exact test). ``along`` None
+    sets no limit along the line. Per row the rectangle is an interval of columns, so this costs the
+    rectangle's area, not the box's.
+    """
+    r0, r1, c0, c1 = box
+    y = np.arange(r0, r1, dtype=np.float64)
+    lo = np.full(y.shape, float(c0))
+    hi = np.full(y.shape, float(c1 - 1))
+    tiny = 1e-9
+    # |x c + y s − ρ| ≤ h: x c between ρ − y s − h and ρ − y s + h
+    if abs(c) > tiny:
+        e1, e2 = (rho - y * s - half_width) / c, (rho - y * s + half_width) / c
+        lo = np.maximum(lo, np.minimum(e1, e2) - margin)
+        hi = np.minimum(hi, np.maximum(e1, e2) + margin)
+    else:  # the line runs along the rows: rows near it hold the whole box's columns
+        hi[np.abs(y * s - rho) > half_width + margin] = -np.inf
+    if along is not None:
+        # along[0] ≤ y c − x s ≤ along[1]: x s between y c − along[1] and y c − along[0]
+        if abs(s) > tiny:
+            e1, e2 = (y * c - along[1]) / s, (y * c - along[0]) / s
+            lo = np.maximum(lo, np.minimum(e1, e2) - margin)
+            hi = np.minimum(hi, np.maximum(e1, e2) + margin)
+        else:
+            hi[(y * c < along[0] - margin) | (y * c > along[1] + margin)] = -np.inf
+    first = np.ceil(np.clip(lo, c0, c1))
+    count = np.maximum(np.floor(np.clip(hi, c0 - 1, c1 - 1)) - first + 1.0, 0.0).astype(np.int64)
+    first = first.astype(np.int64)
+    rows_out = np.repeat(np.arange(r0, r1), count)
+    cols_out = np.arange(int(count.sum())) + np.repeat(first - (np.cumsum(count) - count), count)
+    return rows_out, cols_out
 
 
 def _steps_model(t, p, n_steps):
@@ -617,9 +750,138 @@ def _steps_jacobian(t, p, n_steps):
     return jac
 
 
+class _StepsResiduals:
+    """Weighted residuals (model − y)·w of :func:`_steps_model` and their Jacobian, for MINPACK's ``lmder``.
+
+    Element for element the same floating-point operations as ``(_steps_model(t, p, k) - y) * w``
+    and ``_steps_jacobian(t, p, k) * w[:, None]`` (the terms of all steps as one (t.size, k) array,
+    their sum and σ's derivative still accumulated step by step, in order), so the numbers are
+    bit for bit theirs, with a few NumPy calls per evaluation instead of a few per step. The
+    Jacobian reuses the standardised distances z_j and Φ(z_j) of the last residual evaluation when
+    it is asked at the same point (``lmder`` asks for the Jacobian where it has just evaluated the
+    residuals).
+    """
+
+    def __init__(self, t, y, w, n_steps):
+        from scipy import special
+
+        self.t, self.y, self.w, self.n_steps = t, y, w, n_steps
+        self.t_column = t[:, None]
+        self.w_column = w[:, None]
+        self._ndtr = special.ndtr
+        self._at = None  # bytes of the point whose z_j, Φ(z_j) are kept
+        self._z = self._phi = None
+
+    def _standardised(self, p):
+        z = (self.t_column - p[3::2]) / abs(p[1])  # (t.size, k): column j is (t − t_j)/|σ|
+        self._at, self._z, self._phi = p.tobytes(), z, self._ndtr(z)
+        return z, self._phi
+
+    def residuals(self, p):
+        """(model(p) − y)·w, shape (t.size,)."""
+        _, phi = self._standardised(p)
+        terms = p[2::2] * phi
+        out = terms[:, 0] + p[0]  # β + a_1 Φ_1, then the other steps in order
+        for j in range(1, self.n_steps):
+            out += terms[:, j]
+        out -= self.y
+        out *= self.w
+        return out
+
+    def jacobian(self, p):
+        """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps) (see :func:`_steps_jacobian`)."""
+        z, phi = (self._z, self._phi) if self._at == p.tobytes() else self._standardised(p)
+        jac = np.empty((self.t.size, 2 + 2 * self.n_steps))
+        jac[:, 0] = 1.0
+        sig = abs(p[1])
+        density = -0.5 * z
+        density *= z
+        np.exp(density, out=density)
+        density /= math.sqrt(2.0 * math.pi)
+        scaled = p[2::2] * density  # a_j φ(z_j)
+        jac[:, 2::2] = phi
+        np.negative(scaled / sig, out=jac[:, 3::2])  # −a_j φ/|σ| (negation is exact: (−a)φ/|σ| bit for bit)
+        scaled *= z
+        scaled /= sig  # a_j φ(z_j) z_j/|σ|, subtracted from 0 step by step
+        dsig = 0.0 - scaled[:, 0]
+        for j in range(1, self.n_steps):
+            dsig -= scaled[:, j]
+        if p[1] >= 0:
+            jac[:, 1] = dsig
+        else:
+            np.negative(dsig, out=jac[:, 1])
+        jac *= self.w_column
+        return jac
+
+
+@functools.cache
+def _minpack_lmder():
+    """SciPy's MINPACK ``lmder`` driver where it can be called as ``least_squares(method="lm")`` calls it, else
+    ``None``.
+
+    Needs SciPy ≥ 1.16 (``least_squares`` passes no ``diag`` scaling since then) and the private
+    ``scipy.optimize._minpack._lmder`` with its present signature, and is checked once: a small blurred-step
+    fit by both routes must give the same parameters (relative 1e-12). Decided at the first fit, so that
+    ``import xrfgpu`` does not import SciPy.
+    """
+    import scipy
+    from scipy import optimize
+
+    try:
+        major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+        from scipy.optimize._minpack import _lmder
+    except (ImportError, ValueError):
+        return None
+    if (major, minor) < (1, 16):
+        return None
+    t = np.arange(-10.0, 10.5, 0.5)
+    p_true = np.array([100.0, 2.0, 60.0, 0.7])
+    y = _steps_model(t, p_true, 1) + 3.0 * np.cos(7.0 * t)  # a fixed, noise-like misfit
+    residuals = _StepsResiduals(t, y, np.full(t.size, 0.3), 1)
+    p0 = np.array([90.0, 3.0, 50.0, 0.0])
+    try:
+        direct = _lmder(residuals.residuals, residuals.jacobian, p0.copy(), (), True, False, 1e-8, 1e-8, 1e-8, 800,
+                        100.0, None)[0]
+    except Exception:  # noqa: BLE001  (any failure of the private call: use the public route)
+        return None
+    reference = optimize.least_squares(residuals.residuals, p0, method="lm", jac=residuals.jacobian, max_nfev=800,
+                                       xtol=1e-8, ftol=1e-8).x
+    return _lmder if np.allclose(direct, reference, rtol=1e-12, atol=0.0) else None
+
+
+def _least_squares_lm(residuals, p0, *, max_nfev, tol):
+    """Levenberg–Marquardt fit of ``residuals`` (a :class:`_StepsResiduals`) from ``p0``: (x, fun, jac).
+
+    The same MINPACK call (``lmder``: ftol = xtol = ``tol``, gtol 1e-8, factor 100, no ``diag``)
+    that ``scipy.optimize.least_squares(method="lm", jac=...)`` makes, with the same checks of the
+    starting point, so the same iterates and the same answer, without ``least_squares``'s per-call
+    and per-evaluation wrappers (the 334 fits of the 1024² and 512² phantom maps of
+    ``benchmarks/sigma_speed.py``: 0.36 s instead of 0.55 s through ``least_squares``, same residual
+    functions). Where that driver is not available (see :func:`_minpack_lmder`), ``least_squares``
+    itself runs.
+    """
+    from scipy import optimize
+
+    x0 = np.asarray(p0, dtype=np.float64)
+    lmder = _minpack_lmder()
+    if lmder is None:
+        r = optimize.least_squares(residuals.residuals, x0, method="lm", jac=residuals.jacobian,
+                                   max_nfev=max_nfev, xtol=tol, ftol=tol)
+        return r.x, r.fun, r.jac
+    f0 = residuals.residuals(x0)
+    if not np.all(np.isfinite(f0)):  # as least_squares raises
+        raise ValueError("Residuals are not finite in the initial point.")
+    if f0.size < x0.size:
+        raise ValueError("Method 'lm' doesn't work when the number of residuals is less than the number of "
+                         "variables.")
+    x, info, _status = lmder(residuals.residuals, residuals.jacobian, x0.copy(), (), True, False, tol, tol, 1e-8,
+                             max_nfev, 100.0, None)
+    return x, info["fvec"], residuals.jacobian(x)
+
+
 def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
     """Profile = β + Σ_j a_j Φ((t − t_j)/σ): a blurred piecewise-constant 1-D scene; K by BIC."""
-    from scipy import ndimage, optimize
+    from scipy import ndimage
 
     w = 1.0 / np.sqrt(var)
     dt = float(t[1] - t[0])
@@ -632,32 +894,27 @@ def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
         for c in sorted(cand[:k]):
             p0 += [float(dy[c]) * sigma0 * math.sqrt(2.0 * math.pi) / dt, float(t[c])]
         # analytic Jacobian: with finite differences these fits took 2.5 s of a 512² map's 2.7 s
-        r = optimize.least_squares(lambda p, k=k: (_steps_model(t, p, k) - y) * w, p0, method="lm",
-                                   jac=lambda p, k=k: _steps_jacobian(t, p, k) * w[:, None],
-                                   max_nfev=200 * len(p0), xtol=tol, ftol=tol)
-        chi2 = float(np.sum(r.fun**2))
+        x, fun, jac = _least_squares_lm(_StepsResiduals(t, y, w, k), p0, max_nfev=200 * len(p0), tol=tol)
+        chi2 = float(np.sum(fun**2))
         bic = chi2 + len(p0) * math.log(t.size)
-        sig = abs(float(r.x[1]))
+        sig = abs(float(x[1]))
         if not (0.3 < sig < 4.0 * sigma0 + 10.0):
             continue
         if best is None or bic < best[0]:
-            jtj = r.jac.T @ r.jac
+            jtj = jac.T @ jac
             try:
                 cov = np.linalg.pinv(jtj) * max(chi2 / max(t.size - len(p0), 1), 1.0)
                 se = math.sqrt(abs(float(cov[1, 1])))
             except np.linalg.LinAlgError:
                 se = float("inf")
-            best = (bic, sig, se, k, r.x)
+            best = (bic, sig, se, k, x)
     return best
 
 
 def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
     """σ from each long straight edge of the map (see :func:`estimate_sigma`, Notes)."""
     rows, cols = data.shape
-    lines, gx, gy, mag, noise = _hough_lines(data, sigma0, max_candidates)
-    edge_r, edge_c = np.nonzero(mag > 4.0 * noise)
-    ex, ey = edge_c.astype(np.float64), edge_r.astype(np.float64)
-    egx, egy = gx[edge_r, edge_c], gy[edge_r, edge_c]
+    lines, gx, gy, mag, noise, strong = _hough_lines(data, sigma0, max_candidates)
     half_width = 3.0 * sigma0 + 3.0
     fits, used = [], []
     for theta, rho in lines:
@@ -668,9 +925,15 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
             continue
         used.append((theta, rho))
         c, s = math.cos(theta), math.sin(theta)
-        normal_grad = egx * c + egy * s
+        # the strong pixels within 1 px of the line (|x c + y s − ρ| ≤ 1), read from a band around it
+        band_r, band_c = _rectangle_pixels(c, s, rho, 1.0, None, (0, rows, 0, cols))
+        keep = strong[band_r, band_c]
+        edge_r, edge_c = band_r[keep], band_c[keep]
+        ex, ey = edge_c.astype(np.float64), edge_r.astype(np.float64)
         on = np.abs(ex * c + ey * s - rho) <= 1.0
-        on &= np.abs(normal_grad) > 4.0 * noise
+        ex, ey, edge_r, edge_c = ex[on], ey[on], edge_r[on], edge_c[on]
+        normal_grad = gx[edge_r, edge_c] * c + gy[edge_r, edge_c] * s
+        on = np.abs(normal_grad) > 4.0 * noise
         if on.sum() < 10:
             continue
         on &= np.sign(normal_grad) == np.sign(np.median(normal_grad[on]))
@@ -689,12 +952,13 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
         c0, c1 = max(int(min(corners_x)) - 1, 0), min(int(max(corners_x)) + 2, cols)
         if r1 <= r0 or c1 <= c0:
             continue
-        yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float64)
+        # the box's pixels near the strip, in the box's row-major order (that of the bins' sums below)
+        pix_r, pix_c = _rectangle_pixels(c, s, rho, half_width, (s0, s1), (r0, r1, c0, c1))
+        yy, xx = pix_r.astype(np.float64), pix_c.astype(np.float64)
         t = xx * c + yy * s - rho
         along = yy * c - xx * s
-        window = data[r0:r1, c0:c1]
         strip = (np.abs(t) <= half_width) & (along >= s0) & (along <= s1)
-        ts, vs = t[strip], window[strip]
+        ts, vs = t[strip], data[pix_r[strip], pix_c[strip]]
         step = 0.5
         bins = np.round(ts / step).astype(int)
         bins -= bins.min()

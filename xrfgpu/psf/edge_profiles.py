@@ -53,6 +53,16 @@ import numpy as np
 __all__ = ["local_edge_profiles", "combine_profile_sigmas"]
 
 
+def _transposed(image):
+    """C-contiguous copy of ``image.T`` (2-D), copied 64 rows at a time (about twice as fast as one
+    strided copy of a 1024² float64 map: each block's reads and writes stay in cache)."""
+    rows, cols = image.shape
+    out = np.empty((cols, rows), dtype=image.dtype)
+    for r0 in range(0, rows, 64):
+        out[:, r0 : r0 + 64] = image[r0 : r0 + 64].T
+    return out
+
+
 def smoothed_gradient(data, sigma0):
     """Gaussian-derivative gradient of a map at half the blur σ₀ (at least 1 px), and its noise gain.
 
@@ -73,8 +83,16 @@ def smoothed_gradient(data, sigma0):
     from scipy import ndimage
 
     smooth = max(1.0, 0.5 * sigma0)
-    gy = ndimage.gaussian_filter(data, smooth, order=(1, 0), mode="nearest")
-    gx = ndimage.gaussian_filter(data, smooth, order=(0, 1), mode="nearest")
+    # gy = ∂/∂rows then smoothing along the columns, gx = smoothing along the rows then ∂/∂columns, as
+    # ndimage.gaussian_filter(data, smooth, order=(1, 0) / (0, 1), mode="nearest") computes them, axis 0
+    # first; the passes along axis 0 run on the transposed map, whose columns are then contiguous rows
+    # (each line is filtered by the same arithmetic, so the numbers are the same, in less time)
+    def along_rows(image, order):
+        return ndimage.gaussian_filter1d(image, smooth, axis=1, order=order, mode="nearest")
+
+    transposed = _transposed(data)
+    gy = along_rows(_transposed(along_rows(transposed, 1)), 0)
+    gx = along_rows(_transposed(along_rows(transposed, 0)), 1)
     delta = np.zeros((2 * int(4 * smooth) + 3,) * 2)
     delta[delta.shape[0] // 2, delta.shape[1] // 2] = 1.0
     gain = math.sqrt(float((ndimage.gaussian_filter(delta, smooth, order=(0, 1)) ** 2).sum()))
@@ -88,13 +106,15 @@ def _edge_pixels(data, sigma0, noise_sd, *, threshold):
     # non-maximum suppression along the gradient direction, rounded to the nearest of 8 neighbours; the
     # direction is needed at the strong pixels only (whose magnitude is above a threshold ≥ 0, so > 0)
     rows, cols = data.shape
-    rr, cc = np.nonzero(strong)
-    m = mag[rr, cc]
+    flat = np.flatnonzero(strong)  # row-major, as np.nonzero; read through flat indices (faster than pairs)
+    rr, cc = np.divmod(flat, cols)
+    mag_flat = mag.ravel()
+    m = mag_flat[flat]
     with np.errstate(invalid="ignore", divide="ignore"):
-        dy = np.rint(np.where(m > 0, gy[rr, cc] / m, 0.0)).astype(np.int64)
-        dx = np.rint(np.where(m > 0, gx[rr, cc] / m, 0.0)).astype(np.int64)
-    fwd = mag[np.clip(rr + dy, 0, rows - 1), np.clip(cc + dx, 0, cols - 1)]
-    bwd = mag[np.clip(rr - dy, 0, rows - 1), np.clip(cc - dx, 0, cols - 1)]
+        dy = np.rint(np.where(m > 0, gy.ravel()[flat] / m, 0.0)).astype(np.int64)
+        dx = np.rint(np.where(m > 0, gx.ravel()[flat] / m, 0.0)).astype(np.int64)
+    fwd = mag_flat[np.clip(rr + dy, 0, rows - 1) * cols + np.clip(cc + dx, 0, cols - 1)]
+    bwd = mag_flat[np.clip(rr - dy, 0, rows - 1) * cols + np.clip(cc - dx, 0, cols - 1)]
     keep = (m >= fwd) & (m >= bwd)
     return gx, gy, mag, rr[keep], cc[keep]
 

@@ -1,0 +1,173 @@
+"""Speed of the blind σ estimate (``xrfgpu.psf.estimate_sigma``) against an earlier commit, and proof of equal answers.
+
+Two modes, both comparing this checkout's ``xrfgpu`` with the code of a base commit (exported with
+``git archive <base> | tar -x -C <folder>`` and imported in the same process under another name):
+
+* timing (default): the median of 3 calls on each map (a 1024² and a 512² phantom count map,
+  ``xrfgpu.phantom.observe(..., 6.5, seed=6, background_counts=140.0)``, and the real HXN Fe map, 160²),
+  old and new alternating after one untimed warm-up call each, and their ratio;
+* ``--equal``: old and new on tuning maps (``sigma_scenes_fresh.FRESH_TUNING_MORE``, the first set's
+  ``sigma_scenes.TUNING`` and the five HXN maps of ``/work/shared/data``; never the held-out sets), checking
+  that σ, σu, σv, ρ, the interval and the noise level agree to ``--rtol`` (1e-9) and that the method, the
+  reliability flag, the evidence text and the warnings are identical; the largest relative difference
+  is printed. Where a map differs, the base code is run on it a second time: SciPy's MINPACK (``lmder``,
+  under ``least_squares(method="lm")`` and the direct call alike) can return results that differ in the
+  last digits, or by up to 2e-4 on ill-conditioned fits, between two calls with the same input, so a
+  difference that the base code also shows against itself is reported as such.
+
+Usage::
+
+    python benchmarks/sigma_speed.py --base c3f393a
+    python benchmarks/sigma_speed.py --base c3f393a --equal [--limit N]
+
+Run from the repository root with the checkout's ``xrfgpu`` importable (``PYTHONPATH=$PWD``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+HXN = Path("/work/shared/data/hxn_nanoparticles_xrf")
+HXN_ELEMENTS = ("Fe", "Cr", "S", "P", "Si")
+BASE_NAME = "xrfgpu_base"
+
+
+def load_base(base):
+    """The ``xrfgpu`` package of commit ``base``, exported once to a temporary folder, imported as ``xrfgpu_base``."""
+    commit = subprocess.run(["git", "rev-parse", "--short", base], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    folder = Path(tempfile.gettempdir()) / f"xrfgpu_sigma_base_{commit}"
+    if not (folder / "xrfgpu" / "__init__.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "xrfgpu"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    spec = importlib.util.spec_from_file_location(BASE_NAME, folder / "xrfgpu" / "__init__.py",
+                                                  submodule_search_locations=[str(folder / "xrfgpu")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[BASE_NAME] = module
+    spec.loader.exec_module(module)
+    return module, commit
+
+
+def hxn_map(element):
+    """The real HXN map of ``element`` (160², fitted, float)."""
+    import tifffile
+
+    return tifffile.imread(HXN / f"SUM_maps_XRF_{element}_K.tiff").astype(np.float64)
+
+
+def run(estimate, image):
+    """(result, warnings as (category name, message) pairs) of ``estimate(image)``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = estimate(image)
+    return result, [(w.category.__name__, str(w.message)) for w in caught]
+
+
+def timing(old, new):
+    from xrfgpu import phantom
+
+    maps = []
+    for n in (1024, 512):
+        counts, _, _ = phantom.observe((n, n), 6.5, seed=6, background_counts=140.0)
+        maps.append((f"phantom {n}² (σ 6.5, seed 6, background 140)", counts))
+    maps.append(("HXN Fe 160² (real)", hxn_map("Fe")))
+    print(f"{'map':48s} {'base s':>8s} {'new s':>8s} {'ratio':>6s}  same answer")
+    for label, image in maps:
+        run(old.psf.estimate_sigma, image)  # warm-up: imports, caches
+        run(new.psf.estimate_sigma, image)
+        t_old, t_new = [], []
+        for _ in range(3):
+            start = time.perf_counter()
+            a, _ = run(old.psf.estimate_sigma, image)
+            t_old.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            b, _ = run(new.psf.estimate_sigma, image)
+            t_new.append(time.perf_counter() - start)
+        m_old, m_new = statistics.median(t_old), statistics.median(t_new)
+        same = a.sigma == b.sigma and a.interval == b.interval and a.evidence == b.evidence
+        print(f"{label:48s} {m_old:8.3f} {m_new:8.3f} {m_old / m_new:6.2f}  {same}")
+
+
+def differences(a, b, wa, wb):
+    """Largest relative difference of the continuous answers, and the names of the discrete ones that differ."""
+    pairs = [(a.sigma, b.sigma), (a.sigma_u, b.sigma_u), (a.sigma_v, b.sigma_v), (a.rho, b.rho),
+             (a.interval[0], b.interval[0]), (a.interval[1], b.interval[1]), (a.noise_level, b.noise_level)]
+    worst = 0.0
+    for x, y in pairs:
+        x, y = float(x), float(y)
+        if x != y:
+            worst = max(worst, abs(x - y) / max(abs(x), abs(y), 1e-300))
+    discrete = [name for name, x, y in (("method", a.method, b.method), ("reliable", a.reliable, b.reliable),
+                                        ("evidence", a.evidence, b.evidence), ("warnings", wa, wb),
+                                        ("elongated", a.elongated, b.elongated)) if x != y]
+    return worst, discrete
+
+
+def equality(old, new, *, limit, rtol):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import sigma_scenes
+    import sigma_scenes_fresh
+
+    cases = ([("fresh-tuning-more", case, sigma_scenes_fresh.make_case) for case in sigma_scenes_fresh.FRESH_TUNING_MORE]
+             + [("tuning", case, sigma_scenes.make_case) for case in sigma_scenes.TUNING])
+    cases = cases[:limit] if limit else cases
+    maps = [(f"{name} {case[:4]}", lambda case=case, make=make: make(case)[0]) for name, case, make in cases]
+    maps += [(f"HXN {element}", lambda element=element: hxn_map(element)) for element in HXN_ELEMENTS]
+    worst, worst_label, failures, base_noise = 0.0, "", [], []
+    start = time.perf_counter()
+    for label, build in maps:
+        image = build()
+        a, wa = run(old.psf.estimate_sigma, image)
+        b, wb = run(new.psf.estimate_sigma, image)
+        rel, discrete = differences(a, b, wa, wb)
+        if rel > worst:
+            worst, worst_label = rel, label
+        if rel > rtol or discrete:
+            again, wagain = run(old.psf.estimate_sigma, image)
+            rel_base, discrete_base = differences(a, again, wa, wagain)
+            base_noise.append((label, rel, discrete, rel_base, discrete_base))
+            if not (rel_base > rtol or discrete_base):
+                failures.append((label, rel, discrete))
+    print(f"{len(maps)} maps in {time.perf_counter() - start:.0f} s; largest relative difference of σ, σu, σv, ρ, "
+          f"interval, noise level: {worst:.3g} ({worst_label or 'none'})")
+    for label, rel, discrete, rel_base, discrete_base in base_noise:
+        print(f"  {label}: new vs base {rel:.3g} {discrete or ''}; base vs base (second run) {rel_base:.3g} "
+              f"{discrete_base or ''}")
+    print(f"maps whose answers differ beyond rtol {rtol:g} or in method/flag/evidence/warnings, where the base "
+          f"code agrees with itself: {len(failures)}")
+    return 1 if failures else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", default="main", help="commit whose code is the reference (default: main)")
+    parser.add_argument("--equal", action="store_true", help="check equal answers on the tuning maps")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many scene maps (0: all)")
+    parser.add_argument("--rtol", type=float, default=1e-9)
+    args = parser.parse_args(argv)
+    import xrfgpu
+
+    old, commit = load_base(args.base)
+    print(f"base {commit} ({old.__file__}) vs new ({xrfgpu.__file__}); numpy {np.__version__}, "
+          f"{'equality' if args.equal else 'timing'}")
+    if args.equal:
+        return equality(old, xrfgpu, limit=args.limit, rtol=args.rtol)
+    timing(old, xrfgpu)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

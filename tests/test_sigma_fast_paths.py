@@ -1,0 +1,134 @@
+"""The faster host paths of the blind σ estimate give the numbers of the plain forms they replace.
+
+``_rectangle_pixels`` against a brute-force mask of the whole box, ``_longest_run`` against a scan of
+every run, ``_StepsResiduals`` and ``_ProfileLikelihood`` bit for bit against ``_steps_model`` /
+``_steps_jacobian`` and ``_spectral_nll``, ``smoothed_gradient`` against ``ndimage.gaussian_filter``.
+These are host-only (NumPy) helpers of :func:`xrfgpu.psf.estimate_sigma`, which copies any array-API
+input to the host before them, so they have no array-API variant to test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xrfgpu.psf import blind_sigma as bs
+from xrfgpu.psf import edge_profiles as ep
+
+
+@pytest.mark.parametrize("theta_deg", [0.0, 1.0, 30.0, 45.0, 89.0, 90.0, 91.0, 135.0, 179.0])
+def test_rectangle_pixels_hold_every_pixel_of_the_rectangle_in_row_major_order(theta_deg):
+    rng = np.random.default_rng(int(theta_deg * 10))
+    theta = math.radians(theta_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    box = (3, 57, 5, 71)
+    for _ in range(20):
+        rho = rng.uniform(-20, 90)
+        half = rng.uniform(0.5, 12.0)
+        along = None if rng.random() < 0.3 else tuple(sorted(rng.uniform(-80, 80, 2)))
+        rows, cols = bs._rectangle_pixels(c, s, rho, half, along, box)
+        # reference: every pixel of the box, tested exactly
+        yy, xx = np.mgrid[box[0]:box[1], box[2]:box[3]].astype(np.float64)
+        inside = np.abs(xx * c + yy * s - rho) <= half
+        if along is not None:
+            a = yy * c - xx * s
+            inside &= (a >= along[0]) & (a <= along[1])
+        want = set(zip(*(v.astype(int).ravel() for v in (yy[inside], xx[inside]))))
+        got = list(zip(rows.tolist(), cols.tolist()))
+        assert want <= set(got)  # a superset: the caller applies the exact test
+        assert all(box[0] <= r < box[1] and box[2] <= q < box[3] for r, q in got)
+        assert got == sorted(got) and len(set(got)) == len(got)  # row-major, each pixel once
+        # candidates lie within the margin (1.5 px) of the band (not the whole box)
+        if got:
+            r, q = np.array(got, dtype=np.float64).T
+            assert np.all(np.abs(q * c + r * s - rho) <= half + 1.5 + 1e-9)
+
+
+def test_longest_run_is_the_first_longest_of_all_runs():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        values = rng.choice(rng.uniform(-50, 50, 40), size=int(rng.integers(1, 60)))
+        gap = int(rng.integers(1, 4))
+        s = sorted(set(np.round(values).astype(int).tolist()))
+        runs, start = [], s[0]
+        for prev, cur in zip(s, s[1:]):
+            if cur - prev > gap:
+                runs.append((start, prev))
+                start = cur
+        runs.append((start, s[-1]))
+        want = max(runs, key=lambda run: (run[1] - run[0], -runs.index(run)))
+        assert tuple(int(v) for v in bs._longest_run(values, gap)) == want
+    assert bs._longest_run(np.array([]), 2) is None
+
+
+def test_steps_residuals_are_bit_for_bit_the_model_and_its_jacobian():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        k = int(rng.integers(1, 5))
+        t = np.arange(int(rng.integers(20, 70))) * 0.5 - rng.uniform(5.0, 20.0)
+        y = rng.uniform(20.0, 600.0, t.size)
+        w = 1.0 / np.sqrt(rng.uniform(1.0, 90.0, t.size))
+        p = rng.normal(0.0, 20.0, 2 + 2 * k)
+        p[1] = rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 12.0)
+        fast = bs._StepsResiduals(t, y, w, k)
+        assert fast.residuals(p).tobytes() == ((bs._steps_model(t, p, k) - y) * w).tobytes()
+        want = (bs._steps_jacobian(t, p, k) * w[:, None]).tobytes()
+        assert fast.jacobian(p).tobytes() == want  # from the kept terms
+        assert bs._StepsResiduals(t, y, w, k).jacobian(p).tobytes() == want  # computed afresh
+
+
+@pytest.mark.parametrize("prior", [None, (3.0, 0.2)])
+def test_profile_likelihood_is_bit_for_bit_the_ring_likelihood_without_its_sigma_entry(prior):
+    rng = np.random.default_rng(7)
+    k2 = np.sort(rng.uniform(1e-4, 0.5, 300))
+    power = rng.gamma(2.0, 1.0, k2.size) * (1e3 * (k2 + 1e-3) ** -1.5 * np.exp(-40.0 * k2) + 1.0)
+    weight = rng.integers(1, 30, k2.size).astype(np.float64)
+    likelihood = bs._ProfileLikelihood(k2, power, weight, 3.0, prior)
+    for _ in range(100):
+        log_s = rng.uniform(-1.0, 3.0)
+        theta = np.array([rng.uniform(-5, 10), rng.uniform(-4, 4), rng.uniform(-2, 2)]
+                         + ([rng.uniform(1.5, 4.5)] if prior else []))
+        full = (*theta[:3], log_s, *theta[3:])
+        value, grad = bs._spectral_nll(full, k2, power, weight, 3.0, prior)
+        likelihood.at_sigma(log_s)
+        assert likelihood.value(theta) == value
+        assert likelihood.gradient(theta).tobytes() == np.delete(grad, 3).tobytes()
+
+
+def test_smoothed_gradient_is_gaussian_filter_bit_for_bit():
+    from scipy import ndimage
+
+    data = np.random.default_rng(9).poisson(100.0, (45, 61)).astype(np.float64)
+    for sigma0 in (1.0, 3.0, 7.4):
+        gx, gy, mag, _ = ep.smoothed_gradient(data, sigma0)
+        smooth = max(1.0, 0.5 * sigma0)
+        assert gy.tobytes() == ndimage.gaussian_filter(data, smooth, order=(1, 0), mode="nearest").tobytes()
+        assert gx.tobytes() == ndimage.gaussian_filter(data, smooth, order=(0, 1), mode="nearest").tobytes()
+        assert mag.tobytes() == np.hypot(gx, gy).tobytes()
+
+
+def test_direct_minpack_route_matches_least_squares(monkeypatch):
+    """The direct ``lmder`` call (where SciPy allows it) and ``least_squares(method="lm")`` fit alike."""
+    rng = np.random.default_rng(11)
+    t = np.arange(-12.0, 12.5, 0.5)
+    for k in (1, 2):
+        p_true = np.array([120.0, 2.5, 80.0, -1.0, -40.0, 3.0][: 2 + 2 * k])
+        y = rng.poisson(bs._steps_model(t, p_true, k)).astype(np.float64)
+        w = 1.0 / np.sqrt(np.maximum(y, 1.0))
+        p0 = p_true * 1.1
+        direct = bs._least_squares_lm(bs._StepsResiduals(t, y, w, k), p0, max_nfev=400, tol=1e-8)
+        with monkeypatch.context() as patch:
+            patch.setattr(bs, "_minpack_lmder", lambda: None)  # the public route
+            public = bs._least_squares_lm(bs._StepsResiduals(t, y, w, k), p0, max_nfev=400, tol=1e-8)
+        for a, b in zip(direct, public):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 200), (130, 7), (64, 64), (129, 65)])
+def test_transposed_is_the_transpose(shape):
+    image = np.random.default_rng(13).random(shape)
+    out = ep._transposed(image)
+    assert out.flags.c_contiguous and out.shape == shape[::-1]
+    assert np.array_equal(out, image.T)
