@@ -1,4 +1,4 @@
-"""The front door's caution: a cross-validated count of 50 or more at an estimated σ distrusts that σ.
+"""The front door's caution: a cross-validated count of 60 or more at an estimated σ distrusts that σ.
 
 Richardson–Lucy at a σ larger than the true one amplifies the map's high
 frequencies without bound and the held-out half keeps rewarding it, so the CV
@@ -111,7 +111,7 @@ def test_a_given_sigma_gets_no_caution(scene):
 
 @pytest.mark.parametrize("extra", [(), ("--tile", "48")], ids=["whole-map", "tiled"])
 def test_cli_records_the_caution_as_the_library(tmp_path, scene, extra, monkeypatch):
-    # the map's own σ estimate does not fire at 50; a threshold of 1 makes the command line's run fire
+    # the map's own σ estimate does not fire at 60; a threshold of 1 makes the command line's run fire
     counts, _ = scene
     monkeypatch.setattr(xrfgpu.front_door, "CAUTION_CV_ITERATIONS", 1)
     src, out = tmp_path / "map.npy", tmp_path / "out.h5"

@@ -54,7 +54,7 @@ GOAL_GUARD_STANDARD_ERRORS = 1.0
 GOAL_GUARD_KEYS = ("goal_iterations_wanted", "goal_iterations_capped_by", "goal_heldout_rise_se")
 # the front door's caution (docs/front_door.md, "The caution"): when the cross-validated count at an estimated σ
 # reaches this many iterations, the map is restored at the lower end of σ's interval for that σ's own CV count
-CAUTION_CV_ITERATIONS = 50
+CAUTION_CV_ITERATIONS = 60
 # what the caution records (restore's info, the command line's record)
 CAUTION_KEYS = ("caution_applied", "caution_reason", "caution_sigma_before", "caution_iterations_before",
                 "caution_cv_iterations_before")
