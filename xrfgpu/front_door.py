@@ -126,14 +126,17 @@ def caution_sigma(cv_count, sigma, interval):
     frequencies by ``exp(2π² f² (σ² − σ_true²))`` without bound, and the
     held-out half keeps rewarding it: its deviance keeps falling while the
     error to the scene grows, so the CV count runs to hundreds of iterations
-    (the checkerboards of the fresh tuning set at σ_est 1.9 × the truth: 459
-    to 475, at 230–1000 × the raw map's MSE). A well-measured σ reached its
-    CV count within 54 iterations on every map of that set whose default
-    restoration was below raw and 0.9 × raw; at 60 or more (12 of the 192
-    tuning maps, every one of them helped) the lower end of the interval,
-    which the evidence still supports, is the safer σ. Measured in
-    docs/front_door.md, "The caution".
-    """
+    (the fresh tuning set's checkerboards, σ read 1.4–1.9 × the truth: 453–475
+    at 0.9 σ_est, restored at 4–1000 × the raw map's MSE). Large σ at low
+    counts and high counts over-fit the same way at the right σ (porous and
+    strata maps at σ 12, 77/137.5: CV counts 77–260). On the 192 maps of
+    ``FRESH_TUNING_MORE`` the threshold of 60 fired on 12 (CV counts 74–475),
+    each of which came out closer to the truth; the next count below was 54.
+    It is not 50: at 50 it also fired on a frozen goal scene (scikit-image
+    grass, σ 12 read as 9.9, count 58) and raised its MSE. The interval's
+    lower end is the smallest σ the evidence supports, and at it RL stops
+    early (12–44 iterations there). Measured in docs/front_door.md, "The
+    caution".
     if cv_count is None or interval is None or cv_count < CAUTION_CV_ITERATIONS:
         return None
     return min(float(interval[0]), float(sigma))
@@ -620,7 +623,8 @@ def restore(
         JSON-serialisable as returned. ``method``, ``goal``, ``sigma_scale`` and ``iteration_scale`` (the
         goal's factors this run applied, :func:`goal_factors`; with the resolution goal's CV stop also
         ``goal_iterations_wanted``, ``goal_iterations_capped_by`` and ``goal_heldout_rise_se``, what
-        the goal's guard did, see Notes), ``map_kind``
+        the goal's guard did, see Notes; with an estimated σ and the CV stop the caution's
+        :data:`CAUTION_KEYS`, see Notes), ``map_kind``
         ("counts" or fitted), ``gain``
         (map units per effective count; 1 for counts; ``gain_spread`` when
         measured over flat blocks, ``gain_note`` when it
@@ -722,6 +726,19 @@ def restore(
     of 95 and the median MSE ratio from 0.554 to 0.432; on the chart it
     stops 1–2 iterations past the CV count, which reads G3E4 (docs/front_door.md,
     "The goal's guard"). ``info`` records it (:data:`GOAL_GUARD_KEYS`).
+
+    The caution. Where σ was estimated and the CV count at the goal's σ is
+    :data:`CAUTION_CV_ITERATIONS` (60) or more, the held-out deviance kept
+    falling, as it does at a σ larger than the true one: the map is restored
+    at the lower end of σ's interval (or the goal's σ, if lower) for that σ's
+    own CV count, not doubled (:func:`caution_sigma`; both goals; a given σ
+    is used as given). ``info`` records it (:data:`CAUTION_KEYS`):
+    ``caution_applied``, ``caution_reason`` (in words), and what the goal
+    alone would have run (``caution_sigma_before``,
+    ``caution_iterations_before``, ``caution_cv_iterations_before``); when it
+    fires, ``sigma`` is the lower σ, ``iteration_scale`` 1 and the guard's
+    keys are dropped. On the fresh tuning set it took the maps worse than
+    raw from 12 to 5 of 192 (docs/front_door.md, "The caution").
 
     References
     ----------
