@@ -137,6 +137,7 @@ def caution_sigma(cv_count, sigma, interval):
     lower end is the smallest σ the evidence supports, and at it RL stops
     early (12–44 iterations there). Measured in docs/front_door.md, "The
     caution".
+    """
     if cv_count is None or interval is None or cv_count < CAUTION_CV_ITERATIONS:
         return None
     return min(float(interval[0]), float(sigma))
