@@ -126,10 +126,11 @@ def caution_sigma(cv_count, sigma, interval):
     frequencies by ``exp(2π² f² (σ² − σ_true²))`` without bound, and the
     held-out half keeps rewarding it: its deviance keeps falling while the
     error to the scene grows, so the CV count runs to hundreds of iterations
-    (the fresh tuning set's checkerboards, σ read 1.4–1.9 × the truth: 453–475
-    at 0.9 σ_est, restored at 4–1000 × the raw map's MSE). Large σ at low
-    counts and high counts over-fit the same way at the right σ (porous and
-    strata maps at σ 12, 77/137.5: CV counts 77–260). On the 192 maps of
+    (the fresh tuning set's 512² checkerboards, σ read 1.4–1.9 × the truth:
+    459–475 at 0.9 σ_est, restored at 232–1021 × the raw map's MSE). Large σ
+    at low counts, and high counts, over-fit the same way at about the right
+    σ (porous and strata maps at σ 12, 77/137.5 and 150/140: CV counts
+    77–260). On the 192 maps of
     ``FRESH_TUNING_MORE`` the threshold of 60 fired on 12 (CV counts 74–475),
     each of which came out closer to the truth; the next count below was 54.
     It is not 50: at 50 it also fired on a frozen goal scene (scikit-image
@@ -739,7 +740,7 @@ def restore(
     ``caution_iterations_before``, ``caution_cv_iterations_before``); when it
     fires, ``sigma`` is the lower σ, ``iteration_scale`` 1 and the guard's
     keys are dropped. On the fresh tuning set it took the maps worse than
-    raw from 12 to 5 of 192 (docs/front_door.md, "The caution").
+    raw from 12 to 4 of 192 (docs/front_door.md, "The caution").
 
     References
     ----------
