@@ -44,7 +44,7 @@ import numpy as np
 from . import __version__
 from ._backend import is_float64
 from ._validate import MAX_NUM_ITER
-from .front_door import DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators, goal_factors
+from .front_door import CAUTION_KEYS, DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators, goal_factors
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -723,6 +723,11 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
                                           "negative_fraction_restored", "restored_min", *_GAIN_KEYS)
                if info.get(key) is not None}
     details.update({key: info[key] for key in GOAL_GUARD_KEYS if key in info})  # the goal's guard, None kept
+    details.update({key: info[key] for key in CAUTION_KEYS if key in info})  # the front door's caution
+    if info.get("caution_applied"):  # the σ it restored with (the record's PSF says it)
+        details["sigma_px"] = float(info["sigma"])
+        if "sigma_u" in info:
+            details.update(sigma_u_px=float(info["sigma_u"]), sigma_v_px=float(info["sigma_v"]))
     if method in ("blind", "blind-rl") and info.get("sigma") is not None:
         details["sigma_px"] = float(info["sigma"])
     for key in ("balance", "lam"):
@@ -818,7 +823,7 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
 
 
 def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, scheduler, progress, label,
-               map_kind=None, elliptical=None):
+               map_kind=None, elliptical=None, sigma_interval=None):
     """``--tile``: the algorithm of the whole-map run, computed in Dask tiles; returns (array, details).
 
     RL runs :func:`xrfgpu.dask_rl.richardson_lucy` (accelerated, whole-map
@@ -826,6 +831,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
     Wiener, Tikhonov and FISTA run :func:`xrfgpu.dask.restore` (halo tiles,
     whole-map ``lam``), equal to the whole map within 1e-4 of its maximum. ``elliptical``: (σu, σv, ρ) of an
     elongated spot found by ``--psf-auto`` (px, after the goal's scale), restored with that ellipse.
+    ``sigma_interval``: the estimate's σ interval (px), for the front door's caution
+    (:func:`xrfgpu.front_door.caution_sigma`), applied as the whole map applies it.
     """
     from .psf import gaussian_for_map
 
@@ -849,6 +856,34 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 counts, b, gain, n, stop, cv_count, notes = _rl_iterations(
                     image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
                     sigma_estimated=bool(options.get("sigma_estimated")), map_kind=map_kind)
+                if options.get("sigma_estimated") and stop == "cv":  # the front door's caution, as restore applies it
+                    from .front_door import CAUTION_CV_ITERATIONS, caution_sigma
+
+                    careful = caution_sigma(cv_count, float(sigma_px), sigma_interval)
+                    details.update(caution_applied=careful is not None, caution_sigma_before=float(sigma_px),
+                                   caution_iterations_before=n, caution_cv_iterations_before=cv_count)
+                    if careful is None:
+                        details["caution_reason"] = (f"cross-validated count {cv_count} at σ {float(sigma_px):.3g} px "
+                                                     f"is below {CAUTION_CV_ITERATIONS}: σ and count kept")
+                    else:
+                        details["caution_reason"] = (
+                            f"cross-validated count {cv_count} at σ {float(sigma_px):.3g} px reached "
+                            f"{CAUTION_CV_ITERATIONS} (the held-out deviance kept falling, as at a σ larger than the "
+                            f"true one): restored at the lower end of the σ interval, {careful:.3g} px, for its own "
+                            "cross-validated count")
+                        shrink = careful / float(sigma_px)
+                        if elliptical is None:
+                            h = np.asarray(gaussian_for_map(careful, image.shape))
+                        else:
+                            h = np.asarray(gaussian_for_map(elliptical[0] * shrink, image.shape,
+                                                            sigma_v=elliptical[1] * shrink, rho=elliptical[2]))
+                            details.update(sigma_u_px=elliptical[0] * shrink, sigma_v_px=elliptical[1] * shrink)
+                        details["sigma_px"] = careful
+                        notes = {key: v for key, v in notes.items() if key not in GOAL_GUARD_KEYS}
+                        counts, b, gain, n, stop, cv_count, more = _rl_iterations(
+                            image, h, background, None, gain=gain, goal=options.get("goal", DEFAULT_GOAL),
+                            sigma_estimated=False, map_kind=map_kind)
+                        notes.update(more)
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
                                   scheduler="threads" if client is None else None, callback=callback)
@@ -856,8 +891,9 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 out = out * gain  # back from effective counts, as the front door does
             if cv_count is not None:
                 # the goal's factor, as the whole-map record says (the guard may run fewer: its own keys)
-                details.update(cv_iterations=cv_count, iteration_scale=goal_factors(
-                    options.get("goal", DEFAULT_GOAL), sigma_estimated=bool(options.get("sigma_estimated")))[1])
+                details.update(cv_iterations=cv_count, iteration_scale=1.0 if details.get("caution_applied") else
+                               goal_factors(options.get("goal", DEFAULT_GOAL),
+                                            sigma_estimated=bool(options.get("sigma_estimated")))[1])
                 details.update({key: notes[key] for key in GOAL_GUARD_KEYS if key in notes})
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
@@ -1280,7 +1316,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
                                       scheduler=scheduler, progress=progress, label=name, map_kind=kind,
-                                      elliptical=elliptical)
+                                      elliptical=elliptical, sigma_interval=est.interval if psf_auto else None)
         else:
             work = to_compute(image, where)
             has_bar = method in ("rl", "fista") and bool(iterations or method == "fista")
@@ -1304,9 +1340,12 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         from ._backend import to_numpy
 
         out = to_numpy(out)
-        if "sigma_px" in details and sigma_px is None:
-            sigma_px = details["sigma_px"]
+        if "sigma_px" in details and (sigma_px is None or details.get("caution_applied")):
+            sigma_px = details["sigma_px"]  # a blind method's σ, or the front door's caution's (--psf-auto)
             sigma_um = sigma_px * pixel_um if pixel_um else None
+            if details.get("caution_applied"):
+                source.update(caution="restored at the lower end of the σ interval (per_element: caution_reason)",
+                              **{k: details[k] for k in ("sigma_u_px", "sigma_v_px") if k in details})
         restored[name] = out
         psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                             "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}

@@ -37,8 +37,8 @@ from .background import element_free_depth, estimate_background, estimate_gain, 
 from .map_kind import classify_map
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "filled_for_estimators", "goal_factors",
-           "restore", "sigma_from_map"]
+__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_sigma", "filled_for_estimators",
+           "goal_factors", "restore", "sigma_from_map"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -52,6 +52,12 @@ RESOLUTION_ITERATION_SCALE = 2.0
 GOAL_GUARD_STANDARD_ERRORS = 1.0
 # what rl_iteration_count records of the guard (restore's info, the command line's record)
 GOAL_GUARD_KEYS = ("goal_iterations_wanted", "goal_iterations_capped_by", "goal_heldout_rise_se")
+# the front door's caution (docs/front_door.md, "The caution"): when the cross-validated count at an estimated σ
+# reaches this many iterations, the map is restored at the lower end of σ's interval for that σ's own CV count
+CAUTION_CV_ITERATIONS = 60
+# what the caution records (restore's info, the command line's record)
+CAUTION_KEYS = ("caution_applied", "caution_reason", "caution_sigma_before", "caution_iterations_before",
+                "caution_cv_iterations_before")
 
 
 def goal_factors(goal, *, sigma_estimated, method="rl"):
@@ -90,6 +96,52 @@ def goal_factors(goal, *, sigma_estimated, method="rl"):
     if goal == "resolution" and sigma_estimated and method == "rl":
         return RESOLUTION_SIGMA_SCALE, RESOLUTION_ITERATION_SCALE
     return 1.0, 1.0
+
+
+def caution_sigma(cv_count, sigma, interval):
+    """The front door's caution: the σ (px) to restore with instead of ``sigma``, or None to keep it.
+
+    Parameters
+    ----------
+    cv_count : int or None
+        The cross-validated Richardson–Lucy count at ``sigma``
+        (:func:`xrfgpu.stopping.cv_iterations`; None when no CV ran).
+    sigma : float
+        The σ (px) the goal would restore with (the estimate times the goal's
+        σ scale, :func:`goal_factors`).
+    interval : (float, float) or None
+        The σ interval (px) of the estimate (:class:`xrfgpu.psf.SigmaEstimate`).
+
+    Returns
+    -------
+    float or None
+        ``min(interval[0], sigma)`` when ``cv_count`` is at least
+        :data:`CAUTION_CV_ITERATIONS`, else None (also without an interval or
+        a CV count). The caller then runs that σ for its own CV count, not
+        scaled by the goal.
+
+    Notes
+    -----
+    Richardson–Lucy at a σ larger than the true one amplifies the map's
+    frequencies by ``exp(2π² f² (σ² − σ_true²))`` without bound, and the
+    held-out half keeps rewarding it: its deviance keeps falling while the
+    error to the scene grows, so the CV count runs to hundreds of iterations
+    (the fresh tuning set's 512² checkerboards, σ read 1.4–1.9 × the truth:
+    459–475 at 0.9 σ_est, restored at 232–1021 × the raw map's MSE). Large σ
+    at low counts, and high counts, over-fit the same way at about the right
+    σ (porous and strata maps at σ 12, 77/137.5 and 150/140: CV counts
+    77–260). On the 192 maps of
+    ``FRESH_TUNING_MORE`` the threshold of 60 fired on 12 (CV counts 74–475),
+    each of which came out closer to the truth; the next count below was 54.
+    It is not 50: at 50 it also fired on a frozen goal scene (scikit-image
+    grass, σ 12 read as 9.9, count 58) and raised its MSE. The interval's
+    lower end is the smallest σ the evidence supports, and at it RL stops
+    early (12–44 iterations there). Measured in docs/front_door.md, "The
+    caution".
+    """
+    if cv_count is None or interval is None or cv_count < CAUTION_CV_ITERATIONS:
+        return None
+    return min(float(interval[0]), float(sigma))
 
 
 def _psf_for(sigma, image, *, xp, sigma_v=None, rho=0.0):
@@ -573,7 +625,8 @@ def restore(
         JSON-serialisable as returned. ``method``, ``goal``, ``sigma_scale`` and ``iteration_scale`` (the
         goal's factors this run applied, :func:`goal_factors`; with the resolution goal's CV stop also
         ``goal_iterations_wanted``, ``goal_iterations_capped_by`` and ``goal_heldout_rise_se``, what
-        the goal's guard did, see Notes), ``map_kind``
+        the goal's guard did, see Notes; with an estimated σ and the CV stop the caution's
+        :data:`CAUTION_KEYS`, see Notes), ``map_kind``
         ("counts" or fitted), ``gain``
         (map units per effective count; 1 for counts; ``gain_spread`` when
         measured over flat blocks, ``gain_note`` when it
@@ -675,6 +728,19 @@ def restore(
     of 95 and the median MSE ratio from 0.554 to 0.432; on the chart it
     stops 1–2 iterations past the CV count, which reads G3E4 (docs/front_door.md,
     "The goal's guard"). ``info`` records it (:data:`GOAL_GUARD_KEYS`).
+
+    The caution. Where σ was estimated and the CV count at the goal's σ is
+    :data:`CAUTION_CV_ITERATIONS` (60) or more, the held-out deviance kept
+    falling, as it does at a σ larger than the true one: the map is restored
+    at the lower end of σ's interval (or the goal's σ, if lower) for that σ's
+    own CV count, not doubled (:func:`caution_sigma`; both goals; a given σ
+    is used as given). ``info`` records it (:data:`CAUTION_KEYS`):
+    ``caution_applied``, ``caution_reason`` (in words), and what the goal
+    alone would have run (``caution_sigma_before``,
+    ``caution_iterations_before``, ``caution_cv_iterations_before``); when it
+    fires, ``sigma`` is the lower σ, ``iteration_scale`` 1 and the guard's
+    keys are dropped. On the fresh tuning set it took the maps worse than
+    raw from 12 to 4 of 192 (docs/front_door.md, "The caution").
 
     References
     ----------
@@ -803,6 +869,30 @@ def restore(
             iterations, cv_count = rl_iteration_count(y, h, background=b, gain=gain, num_iter=num_iter, rule=rule,
                                                       goal=goal, sigma_estimated=est is not None,
                                                       accelerate=accelerate, record=info, **kwargs)
+            if est is not None and rule == "cv":  # the caution: a CV count that long distrusts the estimated σ
+                careful = caution_sigma(cv_count, s, est.interval)
+                info.update(caution_applied=careful is not None, caution_sigma_before=s,
+                            caution_iterations_before=iterations, caution_cv_iterations_before=cv_count)
+                if careful is None:
+                    info["caution_reason"] = (f"cross-validated count {cv_count} at σ {s:.3g} px is below "
+                                              f"{CAUTION_CV_ITERATIONS}: σ and count kept")
+                else:
+                    info["caution_reason"] = (
+                        f"cross-validated count {cv_count} at σ {s:.3g} px reached {CAUTION_CV_ITERATIONS} (the "
+                        f"held-out deviance kept falling, as at a σ larger than the true one): restored at the "
+                        f"lower end of the σ interval, {careful:.3g} px, for its own cross-validated count")
+                    for key in GOAL_GUARD_KEYS:  # they described the run replaced
+                        info.pop(key, None)
+                    if est.elongated:  # both axes shrink by the same factor: the ellipse's shape is kept
+                        su, sv = info["sigma_u"] * careful / s, info["sigma_v"] * careful / s
+                        h = _psf_for(su, y, xp=xp, sigma_v=sv, rho=info["rho"])
+                        info.update(sigma_u=su, sigma_v=sv)
+                    else:
+                        h = _psf_for(careful, y, xp=xp)
+                    s, iteration_scale = careful, 1.0
+                    iterations, cv_count = rl_iteration_count(y, h, background=b, gain=gain, num_iter=num_iter,
+                                                              rule=rule, goal=goal, sigma_estimated=False,
+                                                              accelerate=accelerate, **kwargs)
             if cv_count is not None:
                 info["cv_iterations"] = cv_count
                 seconds["stop"] = time.perf_counter() - clock
