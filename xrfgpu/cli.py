@@ -857,20 +857,11 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                     image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
                     sigma_estimated=bool(options.get("sigma_estimated")), map_kind=map_kind)
                 if options.get("sigma_estimated") and stop == "cv":  # the front door's caution, as restore applies it
-                    from .front_door import CAUTION_CV_ITERATIONS, caution_sigma
+                    from .front_door import caution_record, caution_sigma
 
                     careful = caution_sigma(cv_count, float(sigma_px), sigma_interval)
-                    details.update(caution_applied=careful is not None, caution_sigma_before=float(sigma_px),
-                                   caution_iterations_before=n, caution_cv_iterations_before=cv_count)
-                    if careful is None:
-                        details["caution_reason"] = (f"cross-validated count {cv_count} at σ {float(sigma_px):.3g} px "
-                                                     f"is below {CAUTION_CV_ITERATIONS}: σ and count kept")
-                    else:
-                        details["caution_reason"] = (
-                            f"cross-validated count {cv_count} at σ {float(sigma_px):.3g} px reached "
-                            f"{CAUTION_CV_ITERATIONS} (the held-out deviance kept falling, as at a σ larger than the "
-                            f"true one): restored at the lower end of the σ interval, {careful:.3g} px, for its own "
-                            "cross-validated count")
+                    details.update(caution_record(cv_count, sigma_px, careful, n))
+                    if careful is not None:
                         shrink = careful / float(sigma_px)
                         if elliptical is None:
                             h = np.asarray(gaussian_for_map(careful, image.shape))

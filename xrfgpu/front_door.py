@@ -37,8 +37,8 @@ from .background import element_free_depth, estimate_background, estimate_gain, 
 from .map_kind import classify_map
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_sigma", "filled_for_estimators",
-           "goal_factors", "restore", "sigma_from_map"]
+__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record", "caution_sigma",
+           "filled_for_estimators", "goal_factors", "restore", "sigma_from_map"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -142,6 +142,38 @@ def caution_sigma(cv_count, sigma, interval):
     if cv_count is None or interval is None or cv_count < CAUTION_CV_ITERATIONS:
         return None
     return min(float(interval[0]), float(sigma))
+
+
+def caution_record(cv_count, sigma, careful, iterations):
+    """What the caution records (:data:`CAUTION_KEYS`), for ``restore``'s info and the command line's record.
+
+    Parameters
+    ----------
+    cv_count : int
+        The cross-validated count at ``sigma``.
+    sigma : float
+        The σ (px) the goal would restore with.
+    careful : float or None
+        :func:`caution_sigma`'s answer (None: σ and count kept).
+    iterations : int
+        The count the goal alone would run.
+
+    Returns
+    -------
+    dict
+        ``caution_applied``, ``caution_reason`` (in words), ``caution_sigma_before``,
+        ``caution_iterations_before``, ``caution_cv_iterations_before``.
+    """
+    sigma = float(sigma)
+    if careful is None:
+        reason = (f"cross-validated count {cv_count} at σ {sigma:.3g} px is below {CAUTION_CV_ITERATIONS}: "
+                  "σ and count kept")
+    else:
+        reason = (f"cross-validated count {cv_count} at σ {sigma:.3g} px reached {CAUTION_CV_ITERATIONS} (the held-out "
+                  "deviance kept falling, as at a σ larger than the true one): restored at the lower end of the σ "
+                  f"interval, {careful:.3g} px, for its own cross-validated count")
+    return {"caution_applied": careful is not None, "caution_reason": reason, "caution_sigma_before": sigma,
+            "caution_iterations_before": iterations, "caution_cv_iterations_before": cv_count}
 
 
 def _psf_for(sigma, image, *, xp, sigma_v=None, rho=0.0):
@@ -871,16 +903,8 @@ def restore(
                                                       accelerate=accelerate, record=info, **kwargs)
             if est is not None and rule == "cv":  # the caution: a CV count that long distrusts the estimated σ
                 careful = caution_sigma(cv_count, s, est.interval)
-                info.update(caution_applied=careful is not None, caution_sigma_before=s,
-                            caution_iterations_before=iterations, caution_cv_iterations_before=cv_count)
-                if careful is None:
-                    info["caution_reason"] = (f"cross-validated count {cv_count} at σ {s:.3g} px is below "
-                                              f"{CAUTION_CV_ITERATIONS}: σ and count kept")
-                else:
-                    info["caution_reason"] = (
-                        f"cross-validated count {cv_count} at σ {s:.3g} px reached {CAUTION_CV_ITERATIONS} (the "
-                        f"held-out deviance kept falling, as at a σ larger than the true one): restored at the "
-                        f"lower end of the σ interval, {careful:.3g} px, for its own cross-validated count")
+                info.update(caution_record(cv_count, s, careful, iterations))
+                if careful is not None:
                     for key in GOAL_GUARD_KEYS:  # they described the run replaced
                         info.pop(key, None)
                     if est.elongated:  # both axes shrink by the same factor: the ellipse's shape is kept
