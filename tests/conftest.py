@@ -29,6 +29,14 @@ def _namespaces():
     return params
 
 
+def require_cupy():
+    """The ``cupy`` module, or a skip: CuPy not installed, or installed with no usable CUDA device."""
+    cupy = pytest.importorskip("cupy")
+    if not cupy.is_available():
+        pytest.skip("CuPy is installed but no CUDA device is usable")
+    return cupy
+
+
 @pytest.fixture(params=_namespaces())
 def xp(request):
     """The array namespace under test."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import require_cupy
+
 da = pytest.importorskip("dask.array")
 
 import xrfgpu
@@ -163,9 +165,7 @@ def test_default_halo_rule():
 
 @pytest.mark.gpu
 def test_cupy_chunks(scene):
-    cupy = pytest.importorskip("cupy")
-    if not cupy.is_available():
-        pytest.skip("no usable CUDA device")
+    cupy = require_cupy()
     counts, psf = scene
     whole = xrfgpu.richardson_lucy(counts, psf, num_iter=10, background=BACKGROUND)
     lazy = da.from_array(counts, chunks=50).map_blocks(cupy.asarray)

@@ -29,6 +29,8 @@ import subprocess
 
 import numpy as np
 import pytest
+
+from conftest import require_cupy
 from test_kernels_host import _host_cupy, call
 
 from xrfgpu import _elementwise as ew
@@ -462,10 +464,7 @@ def test_launcher_declines_what_the_kernels_do_not_take(lib):
 
 
 def _cupy():
-    cupy = pytest.importorskip("cupy")
-    if not cupy.is_available():
-        pytest.skip("CuPy is installed but no CUDA device is usable")
-    return cupy
+    return require_cupy()
 
 
 @pytest.mark.gpu

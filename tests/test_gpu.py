@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import require_cupy
+
 from xrfgpu import cuda
 from xrfgpu.device import GPUUnavailableError, gpu_available, resolve_device
 
@@ -55,10 +57,7 @@ def test_no_gpu_errors_are_clear():
 
 # ---------------------------------------------------------------- real GPU only
 def _cupy():
-    cp = pytest.importorskip("cupy")
-    if not cp.is_available():
-        pytest.skip("CuPy is installed but no CUDA device is usable")
-    return cp
+    return require_cupy()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_array, to_numpy
+from conftest import assert_array, require_cupy, to_numpy
 from scipy import ndimage, signal
 
 from xrfgpu import psf as psf_mod
@@ -754,10 +754,7 @@ def test_a_negative_fitted_value_is_clipped_and_recorded(xp, shared_scene):
 
 
 def _cupy():
-    cupy = pytest.importorskip("cupy")
-    if not cupy.is_available():
-        pytest.skip("CuPy is installed but no CUDA device is usable")
-    return cupy
+    return require_cupy()
 
 
 @pytest.mark.gpu
