@@ -725,7 +725,8 @@ TILE_CASES = [((1, 300, 70), 61), ((2, 37, 33), 75), ((1, 1, 5), 3), ((3, 16, 32
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("shape, k", TILE_CASES, ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else str(v))
+@pytest.mark.parametrize("shape, k", TILE_CASES,
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else str(v))
 def test_tiled_column_pass_equals_scipy_and_the_strip_pass_bit_for_bit(lib, dtype, shape, k):
     """xrfgpu_blur_cols_tile (a tile of 32 columns × a row band with its halo, reflected at load, a ring of
     registers per lane) is scipy.ndimage.correlate1d(mode='reflect') along the columns up to rounding, and

@@ -74,3 +74,26 @@ def test_runtime_source_compiles_without_include_path(tmp_path):
     for names in KERNEL_FILES.values():
         for kernel in names:
             assert f".entry {kernel}_f32" in ptx and f".entry {kernel}_f64" in ptx
+
+
+def test_separable_blur_kernels_fit_their_occupancy_without_spilling(tmp_path):
+    """ptxas -v on kernels/separable_blur.cu (sm_80 and sm_90): no blur kernel spills, and the tiled column
+    pass stays within the registers of XRFGPU_COL_MIN_BLOCKS resident blocks of 32 · XRFGPU_COL_WARPS threads
+    (its launch bounds), so that many blocks fit an SM alongside the tile's shared memory."""
+    source = (kernel_dir() / "separable_blur.cu").read_text()
+    (warps,) = (int(v) for v in re.findall(r"#define XRFGPU_COL_WARPS (\d+)", source))
+    (min_blocks,) = (int(v) for v in re.findall(r"#define XRFGPU_COL_MIN_BLOCKS (\d+)", source))
+    cmd = _nvcc_command("separable_blur.cu", tmp_path / "blur.fatbin") + ["-Xptxas", "-v"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = re.findall(r"Compiling entry function '(\w+)' for 'sm_(\d+)'\n.*?Function properties for \w+\n"
+                        r"\s*(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads\n"
+                        r".*?Used (\d+) registers", proc.stderr, flags=re.S)
+    seen = {(name, arch) for name, arch, *_ in report}
+    expected = {(f"{kernel}_{suffix}", arch) for kernel in KERNEL_FILES["separable_blur.cu"]
+                for suffix in ("f32", "f64") for arch in ARCHS}
+    assert seen == expected, proc.stderr
+    for name, arch, _stack, spill_stores, spill_loads, registers in report:
+        assert (int(spill_stores), int(spill_loads)) == (0, 0), f"{name} spills on sm_{arch}"
+        if name.startswith("xrfgpu_blur_cols_tile"):
+            assert int(registers) * 32 * warps * min_blocks <= 65536, f"{name}: {registers} registers on sm_{arch}"
