@@ -1086,3 +1086,37 @@ def test_gpu_fft_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(lib, 
         expected = richardson_lucy(y[m], psf, num_iter=num_iter, background=b, filter_epsilon=eps,
                                    accelerate=accelerate)
         np.testing.assert_allclose(got[m], expected, rtol=0, atol=1e-8 * float(expected.max()))
+
+
+def test_gpu_direct_iteration_falls_back_to_the_strip_pass_for_a_psf_wider_than_the_tile(lib, monkeypatch):
+    """A float64 PSF of 127 rows (the tile takes 125 at most) runs _run_direct with the strip column pass,
+    and still equals NumPy's richardson_lucy."""
+    from xrfgpu import _gpu_rl, richardson_lucy
+    from xrfgpu._problem import Problem
+    from xrfgpu.cuda import CudaKernels
+    from xrfgpu.psf import gaussian
+
+    rng = np.random.default_rng(22)
+    shape = (1, 130, 30)
+    psf = gaussian((127, 5), 0.9, sigma_y=14.0)  # a tall spot: 127 column taps, 5 row taps
+    psf = psf / psf.sum()
+    truth = np.zeros(shape)
+    truth[:, 40:90, 8:20] = 80.0
+    from scipy import ndimage
+
+    y = rng.poisson(ndimage.convolve(truth[0], psf, mode="reflect") + 2.0)[None].astype(np.float64)
+    fake = _host_cupy(lib)
+    k = CudaKernels(fake, 0)
+    pb = Problem.from_validated(y, psf[None], 2.0, iterative=True)
+    pb.op = type(pb.op)(psf[None], shape[-2:], iterative=True, engine="dctfft")
+    taps = _gpu_rl.direct_taps(pb.op)
+    assert taps is not None and taps[0].size == 127
+    assert not _gpu_rl.tiled_column_pass_fits(k, 127, np.float64)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_gpu_rl, "COL_PASS", "tile")
+    level = y.mean()
+    got = _gpu_rl._run_direct(pb, k, taps, num_iter=4, eps=1e-9, init=level - 2.0, accelerate=False)
+    monkeypatch.delitem(sys.modules, "cupy")
+    assert {name for name, *_ in fake.launches if name.startswith("xrfgpu_blur_cols")} == {"xrfgpu_blur_cols"}
+    expected = richardson_lucy(y[0], psf, num_iter=4, background=2.0, filter_epsilon=1e-9)
+    np.testing.assert_allclose(np.asarray(got[0]), expected, rtol=0, atol=1e-8 * float(expected.max()))
