@@ -269,7 +269,8 @@ def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
     """:func:`run` with the real-space separable blur (kernels/separable_blur.cu) on the map's own grid.
 
     Buffers: the map, the estimate and two work maps (with acceleration also the previous point and the
-    last change); no FFT plan, no spectrum. The result is in the map's own order.
+    last change); no FFT plan, no spectrum. The result is in the map's own order. The row pass is chosen by
+    ``ROW_PASS``, the column pass by ``COL_PASS`` (the tiled one where :func:`tiled_column_pass_fits`).
     """
     import cupy as cp
 
