@@ -316,10 +316,10 @@ struct ColumnTile {
 // tap t0 + r reads slot (q + r) mod S for output q (fixed at compile time once the loops over q and r are
 // unrolled: no register moves), and after it the slot of row t0 + r, which no output needs any more,
 // loads row t0 + r + S: per tap one shared load, one tap load (a broadcast) and S fused multiply-adds.
-// Each output adds its k products in the order t = 0 … k − 1 with one
-// fused multiply-add each, starting from 0, on the same input values: the sums of xrfgpu_blur_cols, bit
-// for bit; the epilogue is the same function. Conditions (the caller checks): blocks of
-// 32 · XRFGPU_COL_WARPS threads, dynamic shared memory of (R + k − 1) · 32 + k values, c ≤ n.
+// Each output adds its k products in the order t = 0 … k − 1 with one fused multiply-add each, starting
+// from 0, on the same input values: the sums of xrfgpu_blur_cols, bit for bit; the epilogue is the same
+// function. Conditions (the caller checks): blocks of 32 · XRFGPU_COL_WARPS threads, dynamic shared memory
+// of (R + k − 1) · 32 + k values (CudaKernels.col_tile_bytes), c ≤ n; src and dst do not overlap.
 template <typename T>
 XRFGPU_LOOP void blur_cols_tile_loop(const T* __restrict__ src, T* __restrict__ dst, const T* __restrict__ w,
                                      long long k, long long planes, long long rows, long long cols, int mode,
