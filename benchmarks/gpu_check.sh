@@ -79,7 +79,7 @@ if [ -z "${NO_ITERATION_PARTS:-}" ]; then
     > "$OUT/gpu-iteration-parts.log" 2>&1
   echo "iteration parts rc=$? after $(( $(date +%s) - t0 )) s"
   grep -v "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-600 | tail -3
-  grep "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-400
+  grep "^direct" "$OUT/gpu-iteration-parts.log" | cut -c1-1600
 fi
 
 if [ -n "${PROFILE:-}" ]; then

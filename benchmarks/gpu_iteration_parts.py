@@ -224,7 +224,10 @@ def direct_parts(size, taps=61):
     timed: the thread-per-column-group one and the warp one through shared memory, with a check that
     they agree bit for bit), a column pass with the ratio and one with the update (:func:`xrfgpu._gpu_rl.direct_plain_iteration`); ``taps`` is the
     benchmark PSF's width (61 for σ = 7.5 px). The column pass is also timed when built with other strips
-    (``XRFGPU_STRIP``: output rows per thread), to choose that constant by measurement.
+    (``XRFGPU_STRIP``: output rows per thread), to choose that constant by measurement. Both column passes
+    are timed, the strip pass (``xrfgpu_blur_cols``) and the tiled one (``xrfgpu_blur_cols_tile``, the
+    default ``_gpu_rl.COL_PASS``), checked bit for bit equal with each epilogue (``cols_tile_equal_*``), and
+    the tiled one also built with other rows per warp, occupancy floors and loads in flight (``tile_*``).
     """
     import cupy as cp
 
@@ -267,6 +270,41 @@ def direct_parts(size, taps=61):
     fastest_rows = min(result["direct_rows_ms"], result["direct_rows_warp_ms"])
     result["direct_iteration_sum_ms"] = (2 * fastest_rows + result["direct_cols_ratio_ms"]
                                          + result["direct_cols_update_ms"])
+    # the tiled column pass: the same sums from a shared-memory tile of 32 columns × a band of rows
+    tile_fn = k.function("xrfgpu_blur_cols_tile", cp.float32)
+
+    def tile_call(fn, band_rows, mode, dst):
+        grid = (-(-cols // k.COL_WIDTH), min(-(-rows // band_rows), 65535))
+        shared = ((band_rows + w.size - 1) * k.COL_WIDTH + w.size) * 4
+        return lambda: fn(grid, (32 * k.COL_WARPS,), (tmp, dst, w, w.size, 1, rows, cols, mode, y, *b, *e),
+                          shared_mem=shared)
+
+    band = k.col_tile_rows(cp.float32)
+    result["direct_cols_tile_ratio_ms"] = per_launch_ms(cp, tile_call(tile_fn, band, 1, work))
+    result["direct_cols_tile_update_ms"] = per_launch_ms(cp, tile_call(tile_fn, band, 2, x))
+    result["direct_tile_iteration_sum_ms"] = (2 * fastest_rows + result["direct_cols_tile_ratio_ms"]
+                                              + result["direct_cols_tile_update_ms"])
+    # bit for bit: the blur, the ratio and the update (over the same estimate) of both column passes, on
+    # fresh inputs (the timed updates have grown x)
+    tmp[...] = rng.random((rows, cols), dtype=cp.float32) * 10
+    x0 = rng.random((rows, cols), dtype=cp.float32) + 0.5
+    for mode, name in ((0, "blur"), (1, "ratio"), (2, "update")):
+        by_strip, by_tile = x0.copy(), x0.copy()
+        cols_call(cols_fn, k.STRIP, mode, by_strip)()
+        tile_call(tile_fn, band, mode, by_tile)()
+        result[f"cols_tile_equal_{name}"] = bool(cp.array_equal(by_strip, by_tile))
+    del by_strip, by_tile, x0
+    tile_variants = (("tile_s8_", "#define XRFGPU_COL_STRIP_F32 8\n#define XRFGPU_COL_MIN_BLOCKS 4\n", 8),
+                     ("tile_s16_b2_", "#define XRFGPU_COL_MIN_BLOCKS 2\n", 16),
+                     ("tile_s16_loads4_", "#define XRFGPU_COL_LOADS 4\n", 16),
+                     ("tile_s32_b2_", "#define XRFGPU_COL_STRIP_F32 32\n#define XRFGPU_COL_MIN_BLOCKS 2\n", 32))
+    for prefix, defines, strip in tile_variants:
+        try:
+            module = cp.RawModule(code=defines + cuda.kernel_source("separable_blur.cu"), options=cuda.COMPILE_OPTIONS)
+            fn = module.get_function("xrfgpu_blur_cols_tile_f32")
+            result[f"{prefix}cols_ratio_ms"] = per_launch_ms(cp, tile_call(fn, k.COL_WARPS * strip, 1, work))
+        except Exception as exc:  # noqa: BLE001 - a variant that fails is reported, not fatal
+            result[f"{prefix}error"] = f"{type(exc).__name__}: {exc}"
     for strip in (8, 32):
         try:
             module = cp.RawModule(code=f"#define XRFGPU_STRIP {strip}\n" + cuda.kernel_source("separable_blur.cu"),

@@ -226,6 +226,45 @@ def test_direct_blur_gpu_rl_equals_numpy(monkeypatch, accelerate, background):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tiled_column_pass_equals_the_strip_pass_on_the_device(dtype):
+    """xrfgpu_blur_cols_tile against xrfgpu_blur_cols on the device, bit for bit, with each epilogue (the
+    blur, the ratio, the update), launched as _gpu_rl._run_direct launches them; and the blur against
+    scipy.ndimage.correlate1d(mode='reflect') on the host (several bands and tiles, ragged ends, a stack,
+    taps up to the map's side)."""
+    cp = _cupy()
+    from scipy import ndimage
+
+    from xrfgpu import _gpu_rl
+
+    k = cuda.kernels()
+    rng = np.random.default_rng(12)
+    for (planes, rows, cols), taps in (((2, 300, 70), 61), ((1, 37, 45), 75), ((3, 64, 129), 9)):
+        half = rng.random(taps // 2 + 1) + 0.05
+        u = cp.asarray(np.concatenate([half[:0:-1], half]), dtype=dtype)
+        src = cp.asarray(rng.random((planes, rows, cols)) * 100, dtype=dtype)
+        y = cp.asarray(rng.poisson(30.0, (planes, rows, cols)), dtype=dtype)
+        b, e = k.operand(2.5, y), k.operand(1e-6, y)
+        start = cp.asarray(rng.random((planes, rows, cols)) + 0.5, dtype=dtype)
+        strip_grid = k.grid_rows(cols, planes * -(-rows // k.STRIP))
+        tile_grid = k.col_tile_grid(planes, rows, cols, dtype)
+        assert _gpu_rl.tiled_column_pass_fits(k, taps, dtype)
+        for mode in (_gpu_rl.BLUR, _gpu_rl.RATIO, _gpu_rl.UPDATE):
+            by_strip, by_tile = start.copy(), start.copy()
+            args = (src, by_strip, u, u.size, planes, rows, cols, mode, y, *b, *e)
+            k.function("xrfgpu_blur_cols", dtype)(strip_grid, (k.BLOCK,), args)
+            args = (src, by_tile, u, u.size, planes, rows, cols, mode, y, *b, *e)
+            k.function("xrfgpu_blur_cols_tile", dtype)(tile_grid, (32 * k.COL_WARPS,), args,
+                                                        shared_mem=k.col_tile_bytes(taps, dtype))
+            assert bool(cp.array_equal(by_strip, by_tile)), f"mode {mode}, {(planes, rows, cols)}, {taps} taps"
+            if mode == _gpu_rl.BLUR:
+                expected = ndimage.correlate1d(cp.asnumpy(src).astype(np.float64), cp.asnumpy(u).astype(np.float64),
+                                               axis=-2, mode="reflect")
+                rtol = 2e-6 if dtype == "float32" else 1e-12
+                np.testing.assert_allclose(cp.asnumpy(by_tile), expected, rtol=rtol, atol=0)
+
+
+@pytest.mark.gpu
 def test_fixed_buffer_gpu_rl_on_a_stack_equals_single_maps():
     cp = _cupy()
     import xrfgpu

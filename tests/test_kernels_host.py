@@ -70,6 +70,7 @@ SIGNATURES = {  # T marks a scalar of the array dtype
     "xrfgpu_blur_rows": [P, P, P, LL, LL, LL],
     "xrfgpu_blur_rows_warp": [P, P, P, LL, LL, LL],
     "xrfgpu_blur_cols": [P, P, P, LL, LL, LL, LL, I, P, P, LL, LL, P, LL, LL],
+    "xrfgpu_blur_cols_tile": [P, P, P, LL, LL, LL, LL, I, P, P, LL, LL, P, LL, LL],
 }
 
 
@@ -620,8 +621,10 @@ def symmetric_taps(rng, k):
     return np.concatenate([half[:0:-1], half])
 
 
-def blur_passes(lib, dtype, background=0.0, eps=1e-9):
-    """Host launchers of the two passes, bound like xrfgpu._gpu_rl._run_direct binds the device ones."""
+def blur_passes(lib, dtype, background=0.0, eps=1e-9, col_pass="strip"):
+    """Host launchers of the two passes, bound like xrfgpu._gpu_rl._run_direct binds the device ones
+    (``col_pass``: "strip" runs xrfgpu_blur_cols, "tile" xrfgpu_blur_cols_tile)."""
+    cols_kernel = {"strip": "xrfgpu_blur_cols", "tile": "xrfgpu_blur_cols_tile"}[col_pass]
 
     def bind(u, v, y):
         planes = y.size // (y.shape[-2] * y.shape[-1])
@@ -636,8 +639,8 @@ def blur_passes(lib, dtype, background=0.0, eps=1e-9):
             call(lib, "xrfgpu_blur_rows", dtype, src, dst, v, v.size, planes * rows, cols)
 
         def cols_pass(src, dst, mode):
-            call(lib, "xrfgpu_blur_cols", dtype, src, dst, u, u.size, planes, rows, cols, mode, y, b, b.size,
-                 b_plane, e, 1, 1)
+            call(lib, cols_kernel, dtype, src, dst, u, u.size, planes, rows, cols, mode, y, b, b.size, b_plane, e,
+                 1, 1)
 
         return rows_pass, cols_pass
 
@@ -695,6 +698,101 @@ def test_blur_column_epilogues_are_the_rl_ratio_and_update(lib, dtype, per_map):
     expected = ew.rl_update(x, blurred.copy(), xp=np)
     cols_pass(src, x, _gpu_rl.UPDATE)
     assert_same(x, expected, dtype)
+
+
+def _column_tile_constants():
+    """The tiled column pass's constants as kernels/separable_blur.cu defines them (warps, width, strips)."""
+    import re
+
+    from xrfgpu import cuda
+
+    source = (cuda.kernel_dir() / "separable_blur.cu").read_text()
+
+    def define(name):
+        (value,) = re.findall(rf"#define {name} (\d+)", source)
+        return int(value)
+
+    return (define("XRFGPU_COL_WARPS"), define("XRFGPU_COL_WIDTH"),
+            {np.float32: define("XRFGPU_COL_STRIP_F32"), np.float64: define("XRFGPU_COL_STRIP_F64")})
+
+
+# shapes (maps, rows, cols) and taps k for the tiled column pass: several row bands and column tiles with
+# ragged ends, taps up to the map's side (k // 2 == rows), rows fewer than a warp's strip, a single row,
+# a single column, a single tap, even and odd sides, stacks, and the widest PSF the tile takes (float32:
+# 249 taps, float64: 125; "widest")
+TILE_CASES = [((1, 300, 70), 61), ((2, 37, 33), 75), ((1, 1, 5), 3), ((3, 16, 32), 33), ((1, 129, 1), 1),
+              ((1, 7, 40), 15), ((2, 64, 48), 61), ((1, 130, 9), "widest"), ((2, 45, 97), 9)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape, k", TILE_CASES,
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else str(v))
+def test_tiled_column_pass_equals_scipy_and_the_strip_pass_bit_for_bit(lib, dtype, shape, k):
+    """xrfgpu_blur_cols_tile (a tile of 32 columns × a row band with its halo, reflected at load, a ring of
+    registers per lane) is scipy.ndimage.correlate1d(mode='reflect') along the columns up to rounding, and
+    the strip pass (xrfgpu_blur_cols) bit for bit, with each epilogue: the blur, the ratio, the update."""
+    from scipy import ndimage
+
+    from xrfgpu import _gpu_rl
+
+    if k == "widest":
+        warps, width, strips = _column_tile_constants()
+        k = 249 if dtype == np.float32 else 125
+        itemsize = np.dtype(dtype).itemsize
+        # the widest PSF whose tile fits 48 KiB, stated from the kernel's constants
+        assert ((warps * strips[dtype] + k - 1) * width + k) * itemsize <= 48 * 1024
+        assert ((warps * strips[dtype] + k) * width + k + 1) * itemsize > 48 * 1024
+        assert k // 2 <= shape[-2]
+    rng = np.random.default_rng(int(np.prod(shape)) + k)
+    x = rng.random(shape) * 100
+    x[..., : shape[-2] // 3, :] *= 1e-3  # a dim band: the sums are not all of one size
+    u = symmetric_taps(rng, k)
+    y = rng.poisson(30.0, shape).astype(dtype)
+    background = (np.arange(1, shape[0] + 1, dtype=dtype).reshape(-1, 1, 1) * dtype(0.75) if shape[0] > 1
+                  else 2.0)
+    v = np.ones(1)  # the row pass is not under test
+    _, strip_pass = blur_passes(lib, dtype, background, 1e-6, col_pass="strip")(u, v, y)
+    _, tile_pass = blur_passes(lib, dtype, background, 1e-6, col_pass="tile")(u, v, y)
+    src = x.astype(dtype)
+    by_tile, by_strip = np.full_like(src, np.nan), np.full_like(src, np.nan)
+    tile_pass(src, by_tile, _gpu_rl.BLUR)
+    strip_pass(src, by_strip, _gpu_rl.BLUR)
+    assert_same(by_tile, by_strip, dtype)
+    tol = dict(rtol=1e-12, atol=0) if dtype == np.float64 else dict(rtol=2e-6, atol=0)
+    np.testing.assert_allclose(by_tile, ndimage.correlate1d(x, u, axis=-2, mode="reflect"), **tol)
+    for mode in (_gpu_rl.RATIO, _gpu_rl.UPDATE):
+        start = (rng.random(shape) + 0.5).astype(dtype)  # the estimate the update multiplies
+        by_tile, by_strip = start.copy(), start.copy()
+        tile_pass(src, by_tile, mode)
+        strip_pass(src, by_strip, mode)
+        assert_same(by_tile, by_strip, dtype)
+    # and the ratio is the NumPy engine's (so the tiled pass's epilogue is checked independently too)
+    ratio = np.empty_like(src)
+    tile_pass(src, ratio, _gpu_rl.RATIO)
+    blurred = np.empty_like(src)
+    tile_pass(src, blurred, _gpu_rl.BLUR)
+    assert_same(ratio, ew.rl_ratio(y, blurred, background, 1e-6, xp=np), dtype)
+
+
+def test_tiled_column_pass_takes_psfs_whose_tile_fits():
+    """CudaKernels' launch sizes state the kernel's tile (its constants read from the .cu file), and
+    _gpu_rl.tiled_column_pass_fits draws the line at 48 KiB of shared memory per block."""
+    from xrfgpu import _gpu_rl, cuda
+    from xrfgpu.cuda import CudaKernels
+
+    warps, width, strips = _column_tile_constants()
+    k = CudaKernels(np, 0)
+    assert k.COL_WARPS == warps and k.COL_WIDTH == width and warps * 32 == k.BLOCK
+    for dtype, widest in ((np.float32, 249), (np.float64, 125)):
+        itemsize = np.dtype(dtype).itemsize
+        assert k.col_tile_rows(dtype) == warps * strips[dtype]
+        assert k.col_tile_bytes(61, dtype) == ((warps * strips[dtype] + 60) * width + 61) * itemsize
+        assert _gpu_rl.tiled_column_pass_fits(k, widest, dtype)
+        assert not _gpu_rl.tiled_column_pass_fits(k, widest + 2, dtype)
+        # a block per 32-column tile along x, every map's row bands along y (at most 65535)
+        assert k.col_tile_grid(3, 2 * k.col_tile_rows(dtype) + 1, 65, dtype) == (3, 9)
+        assert k.col_tile_grid(1000, 10_000, 10_000, dtype)[1] == 65535
+    assert cuda.CudaKernels.COL_TILE_MAX_BYTES == 48 * 1024
 
 
 @pytest.mark.parametrize("batch", [False, True])
@@ -788,11 +886,14 @@ def _host_cupy(lib):
     """A stand-in for the parts of CuPy that xrfgpu._gpu_rl._run_direct and CudaKernels use.
 
     Arrays are NumPy arrays; ``RawModule`` hands back the host build of the same kernel file, so a
-    launch ``fn(grid, block, args)`` runs the kernel's loop over every element with ``args`` passed
-    exactly as the GPU iteration passes them. Graph capture is refused (the launches then run eagerly,
-    as they do on a device that refuses it).
+    launch ``fn(grid, block, args, shared_mem=0)`` runs the kernel's loop over every element with ``args``
+    passed exactly as the GPU iteration passes them; each launch is listed in ``launches`` as
+    ``(name, grid, block, shared_mem)``. Graph capture is refused (the launches then run eagerly, as they
+    do on a device that refuses it).
     """
     import types
+
+    launches = []
 
     def wrap(a):
         return np.asarray(a).view(_HostArray)
@@ -804,7 +905,12 @@ def _host_cupy(lib):
         def get_function(self, full_name):
             name, suffix = full_name.rsplit("_", 1)
             dtype = np.float32 if suffix == "f32" else np.float64
-            return lambda grid, block, args: call(lib, name, dtype, *args)
+
+            def launch(grid, block, args, shared_mem=0):
+                launches.append((name, tuple(grid), tuple(block), int(shared_mem)))
+                call(lib, name, dtype, *args)
+
+            return launch
 
     class Stream:
         ptr = 0
@@ -837,7 +943,7 @@ def _host_cupy(lib):
     cuda = types.SimpleNamespace(Stream=Stream, get_current_stream=Stream, runtime=runtime, cufft=cufft)
     return types.SimpleNamespace(
         ndarray=np.ndarray, dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
-        complex128=np.complex128, RawModule=Module, cuda=cuda,
+        complex128=np.complex128, RawModule=Module, cuda=cuda, launches=launches,
         empty=lambda shape, dtype=float: wrap(np.empty(shape, dtype)),
         ascontiguousarray=lambda a: wrap(np.ascontiguousarray(a)),
         asarray=lambda a, dtype=None: wrap(np.asarray(a, dtype=dtype)),
@@ -846,12 +952,15 @@ def _host_cupy(lib):
         full=lambda shape, value, dtype=float: wrap(np.full(shape, value, dtype)))
 
 
-@pytest.mark.parametrize("accelerate, background, row_pass", [(False, "scalar", "warp"), (True, "map", "warp"),
-                                                               (False, "map", "group"), (True, "scalar", "group")])
+@pytest.mark.parametrize("accelerate, background, row_pass, col_pass", [
+    (False, "scalar", "warp", "tile"), (True, "map", "warp", "tile"), (False, "map", "group", "tile"),
+    (True, "scalar", "group", "strip"), (False, "scalar", "warp", "strip")])
 def test_gpu_direct_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(lib, monkeypatch, accelerate,
-                                                                              background, row_pass):
-    """xrfgpu._gpu_rl._run_direct itself (buffers, launch arguments, epilogue modes, accelerated update),
-    with every launch run by the host build of the kernels, equals NumPy's richardson_lucy (float64)."""
+                                                                              background, row_pass, col_pass):
+    """xrfgpu._gpu_rl._run_direct itself (buffers, launch arguments and shapes, epilogue modes, accelerated
+    update), with every launch run by the host build of the kernels, equals NumPy's richardson_lucy
+    (float64), with either column pass (the tiled one launched as its kernel needs: blocks of 32 ·
+    XRFGPU_COL_WARPS threads, the tile's shared memory)."""
     from xrfgpu import _gpu_rl, richardson_lucy
     from xrfgpu._problem import Problem
     from xrfgpu.cuda import CudaKernels
@@ -876,11 +985,21 @@ def test_gpu_direct_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(li
     assert taps is not None
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(_gpu_rl, "ROW_PASS", row_pass)
+    monkeypatch.setattr(_gpu_rl, "COL_PASS", col_pass)
     eps, num_iter = 1e-9, 20
     level = y.mean(axis=(-2, -1), keepdims=True)
     init = np.maximum(level - np.mean(b), 1e-3 * level)
     got = _gpu_rl._run_direct(pb, k, taps, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate)
     monkeypatch.delitem(sys.modules, "cupy")
+    column_launches = {launch for launch in fake.launches if launch[0].startswith("xrfgpu_blur_cols")}
+    if col_pass == "tile":
+        warps, width, strips = _column_tile_constants()
+        taps_u = taps[0].size
+        band = warps * strips[np.float64]
+        assert column_launches == {("xrfgpu_blur_cols_tile", (-(-shape[2] // width), shape[0] * -(-shape[1] // band)),
+                                    (32 * warps,), ((band + taps_u - 1) * width + taps_u) * 8)}
+    else:
+        assert {launch[0] for launch in column_launches} == {"xrfgpu_blur_cols"}
     for m in range(shape[0]):
         expected = richardson_lucy(y[m], psf, num_iter=num_iter, background=b, filter_epsilon=eps,
                                    accelerate=accelerate)
@@ -967,3 +1086,37 @@ def test_gpu_fft_iteration_wiring_runs_richardson_lucy_on_the_host_kernels(lib, 
         expected = richardson_lucy(y[m], psf, num_iter=num_iter, background=b, filter_epsilon=eps,
                                    accelerate=accelerate)
         np.testing.assert_allclose(got[m], expected, rtol=0, atol=1e-8 * float(expected.max()))
+
+
+def test_gpu_direct_iteration_falls_back_to_the_strip_pass_for_a_psf_wider_than_the_tile(lib, monkeypatch):
+    """A float64 PSF of 127 rows (the tile takes 125 at most) runs _run_direct with the strip column pass,
+    and still equals NumPy's richardson_lucy."""
+    from xrfgpu import _gpu_rl, richardson_lucy
+    from xrfgpu._problem import Problem
+    from xrfgpu.cuda import CudaKernels
+    from xrfgpu.psf import gaussian
+
+    rng = np.random.default_rng(22)
+    shape = (1, 130, 30)
+    psf = gaussian((127, 5), 0.9, sigma_y=14.0)  # a tall spot: 127 column taps, 5 row taps
+    psf = psf / psf.sum()
+    truth = np.zeros(shape)
+    truth[:, 40:90, 8:20] = 80.0
+    from scipy import ndimage
+
+    y = rng.poisson(ndimage.convolve(truth[0], psf, mode="reflect") + 2.0)[None].astype(np.float64)
+    fake = _host_cupy(lib)
+    k = CudaKernels(fake, 0)
+    pb = Problem.from_validated(y, psf[None], 2.0, iterative=True)
+    pb.op = type(pb.op)(psf[None], shape[-2:], iterative=True, engine="dctfft")
+    taps = _gpu_rl.direct_taps(pb.op)
+    assert taps is not None and taps[0].size == 127
+    assert not _gpu_rl.tiled_column_pass_fits(k, 127, np.float64)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_gpu_rl, "COL_PASS", "tile")
+    level = y.mean()
+    got = _gpu_rl._run_direct(pb, k, taps, num_iter=4, eps=1e-9, init=level - 2.0, accelerate=False)
+    monkeypatch.delitem(sys.modules, "cupy")
+    assert {name for name, *_ in fake.launches if name.startswith("xrfgpu_blur_cols")} == {"xrfgpu_blur_cols"}
+    expected = richardson_lucy(y[0], psf, num_iter=4, background=2.0, filter_epsilon=1e-9)
+    np.testing.assert_allclose(np.asarray(got[0]), expected, rtol=0, atol=1e-8 * float(expected.max()))

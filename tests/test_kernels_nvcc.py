@@ -42,7 +42,7 @@ def compilations(tmp_path_factory):
     runs = {}
     for name in sorted(KERNEL_FILES):
         out = folder / f"{name}.fatbin"
-        cmd = _nvcc_command(name, out)
+        cmd = _nvcc_command(name, out) + (["-Xptxas", "-v"] if name in PTXAS_REPORTS else [])
         runs[name] = (cmd, out, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     yield runs
     for _, _, proc in runs.values():
@@ -51,11 +51,25 @@ def compilations(tmp_path_factory):
         proc.communicate()
 
 
+# files whose compilation also reports each kernel's registers and spills (ptxas -v, on stderr)
+PTXAS_REPORTS = ("separable_blur.cu",)
+_FINISHED = {}
+
+
+def _finished(compilations, name):
+    """``(cmd, out, returncode, stdout, stderr)`` of the fixture's nvcc run of ``name`` (waited for once)."""
+    key = (id(compilations), name)
+    if key not in _FINISHED:
+        cmd, out, proc = compilations[name]
+        stdout, stderr = proc.communicate(timeout=300)
+        _FINISHED[key] = (cmd, out, proc.returncode, stdout, stderr)
+    return _FINISHED[key]
+
+
 @pytest.mark.parametrize("name", sorted(KERNEL_FILES))
 def test_kernel_file_compiles_for_sm80_and_sm90(name, compilations):
-    cmd, out, proc = compilations[name]
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, f"nvcc failed:\n{' '.join(cmd)}\n{stdout}\n{stderr}"
+    cmd, out, returncode, stdout, stderr = _finished(compilations, name)
+    assert returncode == 0, f"nvcc failed:\n{' '.join(cmd)}\n{stdout}\n{stderr}"
     binary = out.read_bytes()
     assert set(re.findall(rb"sm_(\d\d)", binary)) >= {a.encode() for a in ARCHS}
     for kernel in KERNEL_FILES[name]:
@@ -74,3 +88,25 @@ def test_runtime_source_compiles_without_include_path(tmp_path):
     for names in KERNEL_FILES.values():
         for kernel in names:
             assert f".entry {kernel}_f32" in ptx and f".entry {kernel}_f64" in ptx
+
+
+def test_separable_blur_kernels_fit_their_occupancy_without_spilling(compilations):
+    """ptxas -v on kernels/separable_blur.cu (sm_80 and sm_90): no blur kernel spills, and the tiled column
+    pass stays within the registers of XRFGPU_COL_MIN_BLOCKS resident blocks of 32 · XRFGPU_COL_WARPS threads
+    (its launch bounds), so that many blocks fit an SM alongside the tile's shared memory."""
+    source = (kernel_dir() / "separable_blur.cu").read_text()
+    (warps,) = (int(v) for v in re.findall(r"#define XRFGPU_COL_WARPS (\d+)", source))
+    (min_blocks,) = (int(v) for v in re.findall(r"#define XRFGPU_COL_MIN_BLOCKS (\d+)", source))
+    _, _, returncode, _, stderr = _finished(compilations, "separable_blur.cu")
+    assert returncode == 0, stderr
+    report = re.findall(r"Compiling entry function '(\w+)' for 'sm_(\d+)'\n.*?Function properties for \w+\n"
+                        r"\s*(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads\n"
+                        r".*?Used (\d+) registers", stderr, flags=re.S)
+    seen = {(name, arch) for name, arch, *_ in report}
+    expected = {(f"{kernel}_{suffix}", arch) for kernel in KERNEL_FILES["separable_blur.cu"]
+                for suffix in ("f32", "f64") for arch in ARCHS}
+    assert seen == expected, stderr
+    for name, arch, _stack, spill_stores, spill_loads, registers in report:
+        assert (int(spill_stores), int(spill_loads)) == (0, 0), f"{name} spills on sm_{arch}"
+        if name.startswith("xrfgpu_blur_cols_tile"):
+            assert int(registers) * 32 * warps * min_blocks <= 65536, f"{name}: {registers} registers on sm_{arch}"

@@ -56,6 +56,12 @@ DIRECT_BLUR = False
 # memory, any width); both give the same sums bit for bit
 ROW_PASS = "warp"
 
+# the column pass of the direct blur: "tile" (a block per tile of 32 columns × a band of rows, staged once
+# in shared memory with its halo, for PSFs whose tile fits CudaKernels.COL_TILE_MAX_BYTES: see
+# tiled_column_pass_fits) or "strip" (a thread per column and strip of 16 rows, straight from global
+# memory, any width); both give the same sums and epilogues bit for bit
+COL_PASS = "tile"
+
 # epilogues of the column pass (kernels/separable_blur.cu): store the blur, the RL ratio, or the update x · blur
 BLUR, RATIO, UPDATE = 0, 1, 2
 
@@ -95,6 +101,13 @@ def direct_taps(op):
     if u.size // 2 > rows or v.size // 2 > cols:
         return None
     return u, v
+
+
+def tiled_column_pass_fits(k, taps, dtype) -> bool:
+    """Whether the tiled column pass takes a ``taps``-tap PSF in ``dtype``: its tile (the band's rows plus
+    ``taps − 1`` halo rows of ``k.COL_WIDTH`` values, then the taps) fits the shared memory a launch may
+    ask for (``k.COL_TILE_MAX_BYTES``: float32 up to 249 taps, float64 up to 125)."""
+    return k.col_tile_bytes(taps, dtype) <= k.COL_TILE_MAX_BYTES
 
 
 def direct_plain_iteration(rows_pass, cols_pass, x, tmp, work):
@@ -256,7 +269,8 @@ def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
     """:func:`run` with the real-space separable blur (kernels/separable_blur.cu) on the map's own grid.
 
     Buffers: the map, the estimate and two work maps (with acceleration also the previous point and the
-    last change); no FFT plan, no spectrum. The result is in the map's own order.
+    last change); no FFT plan, no spectrum. The result is in the map's own order. The row pass is chosen by
+    ``ROW_PASS``, the column pass by ``COL_PASS`` (the tiled one where :func:`tiled_column_pass_fits`).
     """
     import cupy as cp
 
@@ -274,7 +288,6 @@ def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
     x[...] = init
     tmp = cp.empty_like(y)
     work = cp.empty_like(y)
-    cols_fn = k.function("xrfgpu_blur_cols", dtype)
     if ROW_PASS == "warp" and v.size // 2 <= k.ROW_MAX_HALF:
         rows_fn = k.function("xrfgpu_blur_rows_warp", dtype)
         segments = planes * rows * (-(-cols // (32 * k.ROW_STRIP)))  # a warp per segment of a row
@@ -282,13 +295,23 @@ def _run_direct(pb, k, taps, *, num_iter, eps, init, accelerate):
     else:
         rows_fn = k.function("xrfgpu_blur_rows", dtype)
         rows_grid = k.grid_rows(cols, planes * rows, group=k.GROUP)
-    cols_grid = k.grid_rows(cols, planes * (-(-rows // k.STRIP)))  # a thread per column and strip of rows
+    if COL_PASS == "tile" and tiled_column_pass_fits(k, u.size, dtype):
+        cols_fn = k.function("xrfgpu_blur_cols_tile", dtype)
+        cols_grid = k.col_tile_grid(planes, rows, cols, dtype)  # a block per tile of 32 columns × a row band
+        cols_shared = k.col_tile_bytes(u.size, dtype)
+        block_cols = (32 * k.COL_WARPS,)
+    else:
+        cols_fn = k.function("xrfgpu_blur_cols", dtype)
+        cols_grid = k.grid_rows(cols, planes * (-(-rows // k.STRIP)))  # a thread per column and strip of rows
+        cols_shared = 0
+        block_cols = block
 
     def rows_pass(src, dst):
         rows_fn(rows_grid, block, (src, dst, v, v.size, planes * rows, cols))
 
     def cols_pass(src, dst, mode):
-        cols_fn(cols_grid, block, (src, dst, u, u.size, planes, rows, cols, mode, y, *b_arg, *e_arg))
+        cols_fn(cols_grid, block_cols, (src, dst, u, u.size, planes, rows, cols, mode, y, *b_arg, *e_arg),
+                shared_mem=cols_shared)
 
     if accelerate:
         iteration = _accelerated_iteration(

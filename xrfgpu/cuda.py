@@ -62,7 +62,7 @@ KERNEL_FILES = {
     "rl_accel.cu": ("xrfgpu_rl_extrapolate_dev", "xrfgpu_rl_update_accel"),
     "reflect_canvas.cu": ("xrfgpu_reflect_embed", "xrfgpu_crop_ratio", "xrfgpu_reflect_fold"),
     "dtv.cu": ("xrfgpu_dtv_dual", "xrfgpu_dtv_primal", "xrfgpu_dtv_dual_ascent"),
-    "separable_blur.cu": ("xrfgpu_blur_rows", "xrfgpu_blur_rows_warp", "xrfgpu_blur_cols"),
+    "separable_blur.cu": ("xrfgpu_blur_rows", "xrfgpu_blur_rows_warp", "xrfgpu_blur_cols", "xrfgpu_blur_cols_tile"),
 }
 # NVRTC options: IEEE division and square root, denormals kept, no FMA contraction
 # (the header's intrinsics already forbid it; --fmad=false makes it hold for any
@@ -76,6 +76,13 @@ _STRIP = 16
 # the warp row pass of kernels/separable_blur.cu: outputs per lane and the widest PSF half-width it takes
 _ROW_STRIP = 17
 _ROW_MAX_HALF = 64
+# the tiled column pass of kernels/separable_blur.cu: warps per block (XRFGPU_COL_WARPS), columns per tile
+# (XRFGPU_COL_WIDTH), output rows per warp by dtype (XRFGPU_COL_STRIP_F32/_F64), and the dynamic shared
+# memory a launch may ask for without an opt-in attribute
+_COL_WARPS = 8
+_COL_WIDTH = 32
+_COL_STRIP = {"float32": 16, "float64": 8}
+_COL_TILE_MAX_BYTES = 48 * 1024
 
 
 def _checkout_kernels():
@@ -227,6 +234,26 @@ class CudaKernels:
         every row at once (up to CUDA's 65535), which measured faster than fewer rows at a time."""
         across = self.grid(-(-int(row_items) // max(int(group), 1)))
         return across, max(1, min(int(rows), 65535))
+
+    COL_WARPS = _COL_WARPS
+    COL_WIDTH = _COL_WIDTH
+    COL_TILE_MAX_BYTES = _COL_TILE_MAX_BYTES
+
+    def col_tile_rows(self, dtype) -> int:
+        """Output rows per tile of the tiled column pass (``xrfgpu_blur_cols_tile``) for ``dtype``."""
+        return _COL_WARPS * _COL_STRIP[str(self._cp.dtype(dtype))]
+
+    def col_tile_bytes(self, taps: int, dtype) -> int:
+        """Dynamic shared memory of one block of the tiled column pass for a ``taps``-tap PSF, in bytes:
+        the tile's (rows + taps − 1) input rows of COL_WIDTH values, then the taps."""
+        itemsize = self._cp.dtype(dtype).itemsize
+        return ((self.col_tile_rows(dtype) + int(taps) - 1) * _COL_WIDTH + int(taps)) * itemsize
+
+    def col_tile_grid(self, planes: int, rows: int, cols: int, dtype) -> tuple[int, int]:
+        """Blocks (x, y) of the tiled column pass: a block per tile of COL_WIDTH columns along x, the row
+        bands of every map along y (up to CUDA's 65535; the kernel's loops take the rest)."""
+        bands = int(planes) * -(-int(rows) // self.col_tile_rows(dtype))
+        return max(1, min(-(-int(cols) // _COL_WIDTH), 2**31 - 1)), max(1, min(bands, 65535))
 
     def _launch(self, fn, n: int, args):
         fn((self.grid(n),), (_BLOCK,), args)
