@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import statistics
 import subprocess
 import sys
