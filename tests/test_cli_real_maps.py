@@ -129,6 +129,8 @@ def test_a_map_the_library_refuses_is_named(tmp_path, capsys):
     assert main(["restore", str(src), "-o", str(tmp_path / "o.npz"), "--psf-auto"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'Fe'" in err[0] and "32×32" in err[0] and "small.npz" in err[0]
+    # and it says the way round on the command line (the library's message named restore()'s arguments)
+    assert "--psf-sigma" in err[0] and "--psf-file" in err[0]
 
 
 def test_a_complex_map_is_refused(tmp_path, capsys):
