@@ -122,6 +122,78 @@ def score_rules(rows):
     return "\n".join(out)
 
 
+def score_rules_after_caution(rows):
+    """Markdown: rules tried on top of the caution at 60 (issue 14, the maps still worse than raw).
+
+    The baseline is the caution on the CV count alone (:data:`CAUTION_CV_ITERATIONS` 60, else the
+    goal alone); each rule replaces the goal's result on the maps it selects with: no doubling (0.9 σ_est at
+    the CV count), or the interval's lower end at its own CV count. The signals are ones the front door has
+    (or could have: ``cv_est``, the CV count at σ_est itself, costs one more cross-validation run): the count
+    level (the scene's signal, which the front door would read as the mean counts above the background), σ's
+    interval width (hi / lo) and flag, the guard's record. Columns as :func:`score_rules`, plus how many of
+    the changed maps the rule makes worse, the median per count level, and every changed map with its
+    before → after (so a rule fitted to one map shows as such).
+    """
+    from xrfgpu.front_door import CAUTION_CV_ITERATIONS
+
+    def goal(x):
+        return _at(x["curve_goal"], x["goal_iterations"]) / x["raw"]
+
+    def lower(x):
+        return _at(x["curve_lower"], x["cv_lower"]) / x["raw"]
+
+    def no_doubling(x):
+        return _at(x["curve_goal"], x["cv"]) / x["raw"]
+
+    def width(x):
+        return x["interval"][1] / x["interval"][0] if x["interval"] else 1.0
+
+    def base(x):
+        return lower(x) if x["cv"] >= CAUTION_CV_ITERATIONS else goal(x)
+
+    def on_top(select, instead):
+        return lambda x: instead(x) if x["cv"] < CAUTION_CV_ITERATIONS and select(x) else base(x)
+
+    rules = {"the caution at 60 on the CV count alone (main before issue 14's second rule)": base,
+             "no doubling on every map": on_top(lambda x: True, no_doubling),
+             "no doubling at 2000/100": on_top(lambda x: x["signal"] >= 2000, no_doubling),
+             "no doubling at 77/137.5 (the lowest counts)": on_top(lambda x: x["signal"] < 100, no_doubling),
+             "no doubling where σ is flagged uncertain": on_top(lambda x: not x["reliable"], no_doubling),
+             "no doubling where the deviance never rose (no guard stop)": on_top(lambda x: x["rise"] is None,
+                                                                                 no_doubling)}
+    for w in (2.0, 2.5, 3.0):
+        rules[f"interval hi/lo > {w} → no doubling"] = (lambda w: on_top(lambda x: width(x) > w, no_doubling))(w)
+        rules[f"interval hi/lo > {w} → lower end"] = (lambda w: on_top(lambda x: width(x) > w, lower))(w)
+    for t in (50, 60):
+        rules[f"CV count at σ_est ≥ {t} → lower end"] = (lambda t: on_top(lambda x: x["cv_est"] >= t, lower))(t)
+        rules[f"CV count at σ_est ≥ {t} → no doubling"] = (lambda t: on_top(lambda x: x["cv_est"] >= t,
+                                                                               no_doubling))(t)
+        rules[f"CV count at σ_est ≥ {t} and hi/lo > 2 → lower end"] = (
+            lambda t: on_top(lambda x: x["cv_est"] >= t and width(x) > 2.0, lower))(t)
+    for t in (80, 90, 100):  # the count the goal would run (guarded, doubled): tried at 100 on branch lowcount, not merged
+        rules[f"the goal's count ≥ {t} → lower end"] = (lambda t: on_top(lambda x: x["goal_iterations"] >= t,
+                                                                          lower))(t)
+    levels = sorted({x["signal"] for x in rows})
+    out = ["| rule | median | 90th pct | worst | worse than raw | maps changed (helped, hurt) | median per level "
+           + " / ".join(f"{v:g}" for v in levels) + " |", "|---|---|---|---|---|---|---|"]
+    base_r = np.array([base(x) for x in rows])
+    signal = np.array([x["signal"] for x in rows])
+    changes = {}
+    for name, rule in rules.items():
+        r = np.array([rule(x) for x in rows])
+        changed = r != base_r
+        per_level = " / ".join(f"{np.median(r[signal == v]):.3f}" for v in levels)
+        out.append(f"| {name} | {np.median(r):.4f} | {np.quantile(r, 0.9):.3f} | {r.max():.3g} | {int(np.sum(r >= 1))} "
+                   f"| {int(changed.sum())} ({int(np.sum(r < base_r))}, {int(np.sum(r > base_r))}) | {per_level} |")
+        if 0 < changed.sum() <= 12:
+            changes[name] = [f"{x['label']} {x['seed']} {x['size']}² {x['signal']:g}/{x['bg']:g} (σ {x['true_sigma']:g} "
+                             f"read {x['sigma_est']:.2f}, hi/lo {width(x):.2f}, CV {x['cv']}, at σ_est {x['cv_est']}): "
+                             f"{a:.3f} → {b:.3f}" for x, a, b, c in zip(rows, base_r, r, changed) if c]
+    for name, lines in changes.items():
+        out.append(f"\n{name}, the maps changed:\n" + "\n".join(f"* {line}" for line in lines))
+    return "\n".join(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=tuple(SETS))
@@ -131,7 +203,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.rules:
         rows = [json.loads(line) for path in args.rules for line in path.read_text().splitlines() if line.strip()]
-        print(f"{len(rows)} maps\n\n{score_rules(rows)}")
+        print(f"{len(rows)} maps\n\n{score_rules(rows)}\n\nOn top of the caution:\n\n{score_rules_after_caution(rows)}")
         return 0
     if not (args.set and args.jsonl):
         parser.error("give --set and --jsonl, or --rules")
@@ -151,7 +223,7 @@ def main(argv=None):
     from xrfgpu._atomic import atomic_write_text
 
     atomic_write_text(args.jsonl, "\n".join(lines) + "\n")
-    print(f"\n{score_rules(rows)}")
+    print(f"\n{score_rules(rows)}\n\nOn top of the caution:\n\n{score_rules_after_caution(rows)}")
     return 0
 
 
