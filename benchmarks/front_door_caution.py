@@ -170,7 +170,7 @@ def score_rules_after_caution(rows):
                                                                                no_doubling))(t)
         rules[f"CV count at σ_est ≥ {t} and hi/lo > 2 → lower end"] = (
             lambda t: on_top(lambda x: x["cv_est"] >= t and width(x) > 2.0, lower))(t)
-    for t in (80, 90, 100):  # the count the goal would run (guarded, doubled): tried at 100 on branch lowcount, not merged
+    for t in (80, 90, 100):  # the goal's (guarded, doubled) count; 100 tried on branch lowcount, not merged
         rules[f"the goal's count ≥ {t} → lower end"] = (lambda t: on_top(lambda x: x["goal_iterations"] >= t,
                                                                           lower))(t)
     levels = sorted({x["signal"] for x in rows})
