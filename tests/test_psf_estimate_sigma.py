@@ -303,7 +303,11 @@ def test_spectral_profile_finds_sigma_on_its_expected_spectrum(sigma):
 
 
 def test_edge_profile_jacobian_matches_finite_differences():
-    from xrfgpu.psf.blind_sigma import _steps_jacobian, _steps_model
+    # the Jacobian the step fits hand MINPACK (unit weights, no data: the model's own derivatives)
+    from xrfgpu.psf.blind_sigma import _steps_model, _StepsResiduals
+
+    def _steps_jacobian(t, p, k):
+        return _StepsResiduals(t, np.zeros_like(t), np.ones_like(t), k).jacobian(p)
 
     t = np.linspace(-15.0, 15.0, 61)
     for p in ([10.0, 2.5, 30.0, -1.0], [140.0, -3.0, 50.0, -4.0, -20.0, 5.5]):

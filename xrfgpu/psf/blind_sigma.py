@@ -727,36 +727,14 @@ def _steps_model(t, p, n_steps):
     return out
 
 
-def _steps_jacobian(t, p, n_steps):
-    """∂ model / ∂ p of :func:`_steps_model`, shape (t.size, 2 + 2 n_steps).
-
-    With ``z_j = (t − t_j)/|σ|``: ∂/∂β = 1, ∂/∂a_j = Φ(z_j),
-    ∂/∂t_j = −a_j φ(z_j)/|σ|, ∂/∂σ = −sign(σ) Σ_j a_j φ(z_j) z_j/|σ|.
-    """
-    from scipy import special
-
-    jac = np.empty((t.size, 2 + 2 * n_steps))
-    jac[:, 0] = 1.0
-    sig = abs(p[1])
-    dsig = np.zeros_like(t)
-    for j in range(n_steps):
-        a = p[2 + 2 * j]
-        z = (t - p[3 + 2 * j]) / sig
-        density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-        jac[:, 2 + 2 * j] = special.ndtr(z)
-        jac[:, 3 + 2 * j] = -a * density / sig
-        dsig -= a * density * z / sig
-    jac[:, 1] = dsig * (1.0 if p[1] >= 0 else -1.0)
-    return jac
-
-
 class _StepsResiduals:
     """Weighted residuals (model − y)·w of :func:`_steps_model` and their Jacobian, for MINPACK's ``lmder``.
 
     Element for element the same floating-point operations as ``(_steps_model(t, p, k) - y) * w``
-    and ``_steps_jacobian(t, p, k) * w[:, None]`` (the terms of all steps as one (t.size, k) array,
-    their sum and σ's derivative still accumulated step by step, in order), so the numbers are
-    bit for bit theirs, with a few NumPy calls per evaluation instead of a few per step. The
+    and the per-step Jacobian it replaced, times ``w[:, None]`` (the terms of all steps as one
+    (t.size, k) array, their sum and σ's derivative still accumulated step by step, in order), so
+    the numbers are bit for bit theirs (``tests/test_sigma_fast_paths.py`` keeps that per-step
+    Jacobian as its reference), with a few NumPy calls per evaluation instead of a few per step. The
     Jacobian reuses the standardised distances z_j and Φ(z_j) of the last residual evaluation when
     it is asked at the same point (``lmder`` asks for the Jacobian where it has just evaluated the
     residuals).
@@ -789,7 +767,11 @@ class _StepsResiduals:
         return out
 
     def jacobian(self, p):
-        """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps) (see :func:`_steps_jacobian`)."""
+        """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps).
+
+        With ``z_j = (t − t_j)/|σ|``: ∂/∂β = 1, ∂/∂a_j = Φ(z_j), ∂/∂t_j = −a_j φ(z_j)/|σ|,
+        ∂/∂σ = −sign(σ) Σ_j a_j φ(z_j) z_j/|σ|, each times ``w``.
+        """
         z, phi = (self._z, self._phi) if self._at == p.tobytes() else self._standardised(p)
         jac = np.empty((self.t.size, 2 + 2 * self.n_steps))
         jac[:, 0] = 1.0
