@@ -476,22 +476,12 @@ def test_fused_kernels_on_the_gpu_equal_the_array_api_loop_and_numpy(monkeypatch
     cupy = _cupy()
     import array_api_compat.cupy as xcp
 
-    from xrfgpu import cuda
-
     shape = (3, 33, 40)
     a = _inputs(shape, dtype, field="per-map", params="per-map", rw=rw, huber=huber, seed=11)
     lam = np.array([0.05, 0.0, 0.2], dtype).reshape(3, 1, 1)
     w = np.random.default_rng(12).gamma(3.0, 10.0, shape).astype(dtype)
     p0 = (np.zeros(shape, dtype), np.zeros(shape, dtype))
-    calls = []
-    launcher = cuda.CudaKernels.dtv_denoise
-
-    def counted(self, *args, **kwargs):
-        out = launcher(self, *args, **kwargs)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(cuda.CudaKernels, "dtv_denoise", counted)
+    calls = _record_fused_calls(monkeypatch)
     fused = _cupy_denoise(cupy, xcp, a, lam, w, p0)
     assert calls == [True]
     ew.set_engine("xp")
@@ -512,6 +502,23 @@ def test_fused_kernels_on_the_gpu_equal_the_array_api_loop_and_numpy(monkeypatch
                                    err_msg=name)
 
 
+def _record_fused_calls(monkeypatch):
+    """A list that gets, per call of ``CudaKernels.dtv_denoise``, whether the fused kernels ran (True) or
+    declined the arguments (False, the caller then runs the array-API loop)."""
+    from xrfgpu import cuda
+
+    calls = []
+    launcher = cuda.CudaKernels.dtv_denoise
+
+    def counted(self, *args, **kwargs):
+        out = launcher(self, *args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(cuda.CudaKernels, "dtv_denoise", counted)
+    return calls
+
+
 def _cupy_denoise(cupy, xcp, a, lam, w, p):
     def arr(v):
         return None if v is None else cupy.asarray(v)
@@ -529,7 +536,6 @@ def test_joint_restoration_on_the_gpu_runs_the_fused_kernels_and_equals_numpy(mo
     """``joint_richardson_lucy`` on CuPy with reweighting (the ``rw`` term), every dTV call through the fused
     kernels, against NumPy."""
     cupy = _cupy()
-    from xrfgpu import cuda
     from xrfgpu import psf as psf_mod
 
     rng = np.random.default_rng(5)
@@ -539,15 +545,7 @@ def test_joint_restoration_on_the_gpu_runs_the_fused_kernels_and_equals_numpy(mo
     psfs = [psf_mod.gaussian(None, 1.2), psf_mod.gaussian(None, 2.0)]
     stack = np.stack([rng.poisson(300.0 * truth + 5.0), rng.poisson(30.0 * truth + 5.0)]).astype(np.float32)
     kwargs = dict(guide=0, background=5.0, weight=0.05, num_iter=30, reweight_every=10)
-    calls = []
-    launcher = cuda.CudaKernels.dtv_denoise
-
-    def counted(self, *args, **kw):
-        out = launcher(self, *args, **kw)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(cuda.CudaKernels, "dtv_denoise", counted)
+    calls = _record_fused_calls(monkeypatch)
     gpu = cupy.asnumpy(J.joint_richardson_lucy(cupy.asarray(stack), [cupy.asarray(h) for h in psfs], **kwargs))
     assert calls and all(calls)
     cpu = np.asarray(J.joint_richardson_lucy(stack, psfs, **kwargs))
