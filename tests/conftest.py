@@ -7,6 +7,8 @@ the standard) and on CuPy when a CUDA device is usable.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,25 @@ def _namespaces():
     except Exception:
         pass
     return params
+
+
+def random_ellipses(side, count, semi_axes_px, rng, *, levels=(0.2, 1.0)):
+    """A side × side scene of ``count`` uniform ellipses painted over 0 in turn (a later one covers an earlier).
+
+    Each ellipse draws, in this order, its centre (uniform over the scene), its two semi-axes (uniform in
+    ``semi_axes_px``, px), its angle (uniform in [0, π)) and its level (uniform in ``levels``): the scenes of the
+    σ tests with sharp curved edges at every angle.
+    """
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
+    scene = np.zeros((side, side))
+    for _ in range(count):
+        cy, cx = rng.uniform(0, side, 2)
+        a, b = rng.uniform(*semi_axes_px, 2)
+        t = rng.uniform(0, np.pi)
+        u = (xx - cx) * math.cos(t) + (yy - cy) * math.sin(t)
+        v = -(xx - cx) * math.sin(t) + (yy - cy) * math.cos(t)
+        scene[(u / a) ** 2 + (v / b) ** 2 <= 1] = rng.uniform(*levels)
+    return scene
 
 
 def require_cupy():

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import to_numpy
+from conftest import random_ellipses, to_numpy
 from xrfgpu.psf import estimate_sigma, gaussian
 from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
 from xrfgpu.psf.elongation import covariance_to_axes, directional_edge_fit, spectral_ellipse
@@ -25,17 +25,7 @@ from xrfgpu.psf.elongation import covariance_to_axes, directional_edge_fit, spec
 
 def _ellipses_scene(n, seed):
     """Random uniform ellipses (semi-axes 5–25 px, any angle, levels 0.2–1) on 0, n × n."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
-    scene = np.zeros((n, n))
-    for _ in range(int(40 * (n / 256) ** 2) + 10):
-        cy, cx = rng.uniform(0, n, 2)
-        a, b = rng.uniform(5, 25, 2)
-        t = rng.uniform(0, np.pi)
-        u = (xx - cx) * math.cos(t) + (yy - cy) * math.sin(t)
-        v = -(xx - cx) * math.sin(t) + (yy - cy) * math.cos(t)
-        scene[(u / a) ** 2 + (v / b) ** 2 <= 1] = rng.uniform(0.2, 1.0)
-    return scene
+    return random_ellipses(n, int(40 * (n / 256) ** 2) + 10, (5, 25), np.random.default_rng(seed))
 
 
 def elongated_counts(n, sigma_u, sigma_v, rho, seed, *, signal=2000.0, background=100.0):

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import random_ellipses
 
 from xrfgpu.psf import estimate_sigma
 from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
@@ -28,15 +29,7 @@ def _ellipse_scene(n, sigma, seed, signal=2000.0, background=100.0):
     rng = np.random.default_rng(seed)
     pad = int(5 * sigma) + 8
     m = n + 2 * pad
-    yy, xx = np.mgrid[0:m, 0:m].astype(np.float64)
-    scene = np.zeros((m, m))
-    for _ in range(int(30 * (m / 200) ** 2)):
-        cy, cx = rng.uniform(0, m, 2)
-        a, b = rng.uniform(8, 30, 2)
-        t = rng.uniform(0, np.pi)
-        u = (xx - cx) * math.cos(t) + (yy - cy) * math.sin(t)
-        v = -(xx - cx) * math.sin(t) + (yy - cy) * math.cos(t)
-        scene[(u / a) ** 2 + (v / b) ** 2 <= 1] = rng.uniform(0.2, 1.0)
+    scene = random_ellipses(m, int(30 * (m / 200) ** 2), (8, 30), rng)
     return rng.poisson(background + signal * _blurred(scene, sigma, pad)).astype(np.float64)
 
 
