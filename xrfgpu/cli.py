@@ -1260,14 +1260,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             source = {"how": f"PSF file {str(psf_file)}", "line": line,
                       **{k2: v for k2, v in entry.items() if k2 != "sigma_um"}}
         elif psf_auto:
-            from .front_door import goal_factors, sigma_from_map
-            from .psf.blind_sigma import MIN_SIDE_PX
+            from .front_door import goal_factors, require_side_for_sigma, sigma_from_map
 
-            if min(np.shape(image)[-2:]) < MIN_SIDE_PX:  # too small for the estimator: say the way round
-                raise ValueError(f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels to estimate σ, got "
-                                 f"shape {tuple(int(v) for v in np.shape(image))}; give the PSF instead: --psf-sigma "
-                                 "(40um with the pixel size, or 2px) or --psf-file (measured with `xrfgpu psf` on a "
-                                 "larger scan)")
+            require_side_for_sigma(np.shape(image), "--psf-sigma (40um with the pixel size, or 2px) or --psf-file "
+                                                    "(measured with `xrfgpu psf` on a larger scan)")
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:

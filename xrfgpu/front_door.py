@@ -404,6 +404,30 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     return found.sharp_iterations, found.iterations
 
 
+def require_side_for_sigma(shape, remedy):
+    """Refuse a map too small for :func:`xrfgpu.psf.estimate_sigma` (under ``MIN_SIDE_PX`` a side), saying the
+    way round.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The map's shape (the last two axes are its rows and columns, pixels).
+    remedy : str
+        How to give the PSF instead, in the caller's words (the library's arguments, the command line's
+        options).
+
+    Raises
+    ------
+    ValueError
+        Naming the shape, the minimum and ``remedy``.
+    """
+    from .psf.blind_sigma import MIN_SIDE_PX
+
+    if min(shape[-2:]) < MIN_SIDE_PX:
+        raise ValueError(f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels to estimate σ, got shape "
+                         f"{tuple(int(n) for n in shape)}; give the PSF instead: {remedy}")
+
+
 def sigma_from_map(image, *, background="auto", strict=False, gain=None, map_kind=None, elongation=False):
     """σ of the map's Gaussian PSF as :func:`restore` estimates it, before the goal's scale.
 
@@ -854,13 +878,8 @@ def restore(
         s = _one_number(sigma_um, "sigma_um", "µm") / pixel_size_um
         info["sigma_source"] = "given sigma (µm)"
     elif method not in ("blind", "blind-rl"):
-        from .psf.blind_sigma import MIN_SIDE_PX
-
-        if min(y.shape[-2:]) < MIN_SIDE_PX:  # too small for the estimator: say the way round
-            raise ValueError(f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels to estimate σ, got shape "
-                             f"{tuple(int(n) for n in y.shape)}; give the PSF instead: sigma= (pixels), sigma_um= "
-                             "with pixel_size_um, or psf= (measured with xrfgpu.psf.fit_dot or fit_knife_edge on a "
-                             "larger scan)")
+        require_side_for_sigma(y.shape, "sigma= (pixels), sigma_um= with pixel_size_um, or psf= (measured with "
+                               "xrfgpu.psf.fit_dot or fit_knife_edge on a larger scan)")
         est = _estimate_sigma(y, b, strict=strict, elongation=elongation)
     if est is not None:
         s = float(est.sigma)
