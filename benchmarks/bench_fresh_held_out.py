@@ -1,8 +1,9 @@
-"""σ from the map and the front door on the fresh held-out set of :mod:`sigma_scenes_fresh` (issue 14), scored once.
+"""σ from the map and the front door on the fresh held-out set of :mod:`sigma_scenes_fresh` (issue 14), scored once,
+and on the third held-out set of :mod:`sigma_scenes_third`.
 
-    python benchmarks/bench_fresh_held_out.py [--set fresh-held-out|fresh-tuning] [--csv FILE] [--summary FILE]
-        [--front-door-max-size N]
-    python benchmarks/bench_fresh_held_out.py --set fresh-tuning --mosaic FILE.png
+    python benchmarks/bench_fresh_held_out.py [--set fresh-held-out|fresh-tuning|fresh-tuning-more|third-held-out|
+        third-tuning] [--csv FILE] [--summary FILE] [--front-door-max-size N]
+    python benchmarks/bench_fresh_held_out.py --set fresh-tuning|third-tuning --mosaic FILE.png
 
 Two measurements on every map of the set:
 
@@ -21,7 +22,10 @@ Two measurements on every map of the set:
 
 ``--set fresh-held-out`` is the measurement (96 maps; frozen in the commit
 "freeze: ..." before it was ever scored); ``fresh-tuning`` (16 maps) is the
-only set looked at while writing the generators. ``--csv`` writes one row
+only set looked at while writing the generators. ``third-held-out`` and
+``third-tuning`` are the same for :mod:`sigma_scenes_third` (96 and 16 maps;
+the held-out maps frozen before any was scored, for measuring old and new
+code once each). ``--csv`` writes one row
 per map (both measurements), ``--summary`` the tables as Markdown with the
 command at the top; both atomically. ``--mosaic`` only draws the set's scenes
 (unblurred, above) and maps (below) into a PNG, and scores nothing.
@@ -43,6 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_sigma_generalisation  # noqa: E402
 import sigma_scenes_fresh  # noqa: E402
+import sigma_scenes_third  # noqa: E402
+
+# each set: its scene module and the name of its case list there
+SETS = {"fresh-held-out": (sigma_scenes_fresh, "FRESH_HELD_OUT"), "fresh-tuning": (sigma_scenes_fresh, "FRESH_TUNING"),
+        "fresh-tuning-more": (sigma_scenes_fresh, "FRESH_TUNING_MORE"),
+        "third-held-out": (sigma_scenes_third, "THIRD_HELD_OUT"), "third-tuning": (sigma_scenes_third, "THIRD_TUNING")}
+TITLES = {"fresh-held-out": "Fresh held-out set (issue 14), scored once", "fresh-tuning": "Fresh tuning set (issue 14)",
+          "fresh-tuning-more": "Fresh tuning set (issue 14)", "third-held-out": "Third held-out set (issue 14)",
+          "third-tuning": "Third tuning set (issue 14)"}
 
 
 def _crash_row(case, label, stage, exc):
@@ -51,15 +64,16 @@ def _crash_row(case, label, stage, exc):
                 true_sigma=float(sigma), stage=stage, raised=f"{type(exc).__name__}: {exc}")
 
 
-def run_sigma(cases):
+def run_sigma(cases, *, scenes=sigma_scenes_fresh):
     """:func:`bench_sigma_generalisation.run` map by map: (rows, crashes), a map whose ``estimate_sigma`` raises
-    being recorded as a crash (a failure, reported apart) instead of ending the run."""
+    being recorded as a crash (a failure, reported apart) instead of ending the run; ``scenes`` is the scene
+    module that builds the cases."""
     rows, crashes = [], []
     for case in cases:
         try:
-            rows += bench_sigma_generalisation.run([case], scenes=sigma_scenes_fresh)
+            rows += bench_sigma_generalisation.run([case], scenes=scenes)
         except Exception as exc:
-            label = sigma_scenes_fresh.scene_canvas(case)[2]
+            label = scenes.scene_canvas(case)[2]
             crashes.append(_crash_row(case, label, "estimate_sigma", exc))
             print(f"{label:18s} {case[2]:4d}² σ={case[3]:5.2f} estimate_sigma RAISED {crashes[-1]['raised']}",
                   flush=True)
@@ -77,15 +91,16 @@ def crash_table(crashes, n_maps):
     return "\n".join(out)
 
 
-def run_front_door(cases, *, verbose=True):
-    """(rows, crashes): one row per case, the default-goal restoration's MSE to the scene against the raw map's;
-    a map on which ``restore`` raises is a crash (a failure, reported apart)."""
+def run_front_door(cases, *, verbose=True, scenes=sigma_scenes_fresh):
+    """(rows, crashes): one row per case (built by the scene module ``scenes``), the default-goal restoration's
+    MSE to the scene against the raw map's; a map on which ``restore`` raises is a crash (a failure, reported
+    apart)."""
     import xrfgpu
 
     rows, crashes = [], []
     for case in cases:
         family, seed, size, sigma, signal, background = case
-        counts, truth_sigma, label, scene = sigma_scenes_fresh.make_case(case, return_scene=True)
+        counts, truth_sigma, label, scene = scenes.make_case(case, return_scene=True)
         raw_mse = float(np.mean((counts - background - scene) ** 2))
         t0, c0 = time.perf_counter(), time.process_time()
         try:
@@ -113,8 +128,9 @@ def run_front_door(cases, *, verbose=True):
     return rows, crashes
 
 
-def front_door_summary(rows):
-    """Markdown tables: MSE ratio restored / raw and time per map, over all maps, per size and per family."""
+def front_door_summary(rows, *, scenes=sigma_scenes_fresh):
+    """Markdown tables: MSE ratio restored / raw and time per map, over all maps, per size and per family of the
+    scene module ``scenes``."""
     def line(name, subset):
         if not subset:
             return f"| {name} | 0 | | | | | | |"
@@ -131,9 +147,9 @@ def front_door_summary(rows):
            line("all", rows),
            line("σ reliable", [r for r in rows if r["restore_sigma_reliable"]]),
            line("σ flagged uncertain", [r for r in rows if not r["restore_sigma_reliable"]])]
-    for size in sigma_scenes_fresh.SIZES:
+    for size in scenes.SIZES:
         out.append(line(f"{size}² maps", [r for r in rows if r["size"] == size]))
-    for family in sigma_scenes_fresh.FAMILIES:
+    for family in scenes.FAMILIES:
         out.append(line(f"family {family}", [r for r in rows if r["family"] == family]))
     worse = [r for r in rows if r["mse_ratio"] >= 1.0]
     if worse:
@@ -144,8 +160,9 @@ def front_door_summary(rows):
     return "\n".join(out)
 
 
-def save_mosaic(cases, path):
-    """A PNG of each case's unblurred scene (upper row) and its counts map (lower row), 8 cases a row pair."""
+def save_mosaic(cases, path, *, scenes=sigma_scenes_fresh):
+    """A PNG of each case's unblurred scene (upper row) and its counts map (lower row), 8 cases a row pair, built
+    by the scene module ``scenes``."""
     import io
 
     import matplotlib
@@ -161,7 +178,7 @@ def save_mosaic(cases, path):
     for ax in axes.ravel():
         ax.axis("off")
     for i, case in enumerate(cases):
-        counts, truth_sigma, label, scene = sigma_scenes_fresh.make_case(case, return_scene=True)
+        counts, truth_sigma, label, scene = scenes.make_case(case, return_scene=True)
         top, bottom = axes[2 * (i // per_row), i % per_row], axes[2 * (i // per_row) + 1, i % per_row]
         top.imshow(scene, cmap="gray")
         top.set_title(f"{label} seed {case[1]}, {case[2]}², scene", fontsize=11)
@@ -176,30 +193,28 @@ def save_mosaic(cases, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("fresh-held-out", "fresh-tuning", "fresh-tuning-more"),
-                        default="fresh-held-out")
+    parser.add_argument("--set", choices=tuple(SETS), default="fresh-held-out")
     parser.add_argument("--csv", type=Path, help="per-map rows (σ and front door)")
     parser.add_argument("--summary", type=Path, help="the summary tables, Markdown")
     parser.add_argument("--front-door-max-size", type=int, default=None,
                         help="restore only maps up to this side (px); default all")
     parser.add_argument("--mosaic", type=Path, help="draw the set's scenes and maps into this PNG and stop")
     args = parser.parse_args(argv)
-    cases = {"fresh-held-out": sigma_scenes_fresh.FRESH_HELD_OUT,
-             "fresh-tuning": sigma_scenes_fresh.FRESH_TUNING,
-             "fresh-tuning-more": sigma_scenes_fresh.FRESH_TUNING_MORE}[args.set]
+    scenes, name = SETS[args.set]
+    cases = getattr(scenes, name)
     if args.mosaic:
-        save_mosaic(cases, args.mosaic)
+        save_mosaic(cases, args.mosaic, scenes=scenes)
         return 0
     command = "python benchmarks/bench_fresh_held_out.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     t0 = time.perf_counter()
-    sigma_rows, sigma_crashes = run_sigma(cases)
-    sigma_table = (bench_sigma_generalisation.summary(sigma_rows, scenes=sigma_scenes_fresh) + "\n\n"
+    sigma_rows, sigma_crashes = run_sigma(cases, scenes=scenes)
+    sigma_table = (bench_sigma_generalisation.summary(sigma_rows, scenes=scenes) + "\n\n"
                    + crash_table(sigma_crashes, len(cases)))
     print(sigma_table, flush=True)
     door_cases = [c for c in cases if args.front_door_max_size is None or c[2] <= args.front_door_max_size]
-    door_rows, door_crashes = run_front_door(door_cases)
-    door_table = front_door_summary(door_rows) + "\n\n" + crash_table(door_crashes, len(door_cases))
+    door_rows, door_crashes = run_front_door(door_cases, scenes=scenes)
+    door_table = front_door_summary(door_rows, scenes=scenes) + "\n\n" + crash_table(door_crashes, len(door_cases))
     print(door_table, flush=True)
     total = time.perf_counter() - t0
 
@@ -225,9 +240,7 @@ def main(argv=None):
 
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
-        title = ("Fresh held-out set (issue 14), scored once" if args.set == "fresh-held-out"
-                 else "Fresh tuning set (issue 14)")
-        text = [f"# {title}: {len(cases)} maps", "", "```", command, "```", "",
+        text = [f"# {TITLES[args.set]}: {len(cases)} maps", "", "```", command, "```", "",
                 f"Code at commit {commit}; xrfgpu {xrfgpu.__version__}, NumPy {np.__version__}, Python {platform.python_version()}; "
                 f"whole run {total / 60:.1f} min on a machine shared with other jobs (wall times are noisy; the "
                 "CPU times of this process are the fairer figure).", "",
