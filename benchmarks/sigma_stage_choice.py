@@ -8,12 +8,14 @@
 edges, local edge profiles and the windowed power spectrum. Only one decides; this script
 reads, for every map of a tuning set, what the other two would have said:
 
-* the straight-edge consensus (σ, or why there is none: too few clean edges, or no consensus);
+* the straight-edge consensus (σ, or – where at least three clean edges do not agree);
 * the local edge profiles (``result.details["edge_profiles"]``; on maps decided by straight edges
   the stage did not run, so it is run here with the same σ₀ and noise): the combined σ, the
   number of profiles that pass the χ² test, their spread in ln σ, and the gate that kept them
-  from deciding: ``too few`` (under 8 pass), ``spread`` (spread of ln σ above 0.1), ``outside``
-  (the median outside the whole map's spectral interval);
+  from deciding alone: ``too few`` (under 8 pass), ``spread`` (spread of ln σ above 0.1),
+  ``outside`` (the median outside the whole map's spectral interval); ``shares`` where they
+  spread by 0.1–0.3 inside the spectral interval and share the answer with the spectrum
+  (``method == "whittle+edge-profiles"``, docs/psf_measurement.md, sixth round);
 * the spectral σ and its interval.
 
 It prints one line per map, then median / 90th percentile / worst |error| of each stage on the
@@ -47,10 +49,12 @@ SETS = {"tuning": (sigma_scenes, "TUNING"), "tuning-extended": (sigma_scenes, "T
 
 
 def _profile_gate(stage):
-    """Why the edge profiles did or did not decide: 'decides', 'too few', 'spread', 'outside' (spectral
-    interval), or 'spread+outside'."""
+    """Why the edge profiles did or did not decide: 'decides', 'shares' (with the spectrum), 'too few', 'spread',
+    'outside' (spectral interval), or 'spread+outside'."""
     if stage.get("decides"):
         return "decides"
+    if stage.get("blends"):
+        return "shares"
     if "sigma" not in stage:
         return "too few"
     reasons = [name for name, bad in (("spread", not stage["consistent"]), ("outside", not stage["inside_spectral"]))
@@ -104,9 +108,9 @@ def _error(value, truth):
 def tables(records):
     """The summary tables (Markdown) of a list of :func:`record` dicts."""
     out = ["Median / 90th pct / worst |error| of each stage's reading, on the maps where it gives one "
-           "(n: maps; the decided column is the returned σ)", "",
-           "| maps | n | returned σ | straight edges (n) | edge profiles, ≥ 8 pass (n) | spectrum |",
-           "|---|---|---|---|---|---|"]
+           "(n: maps; 'returned σ' is estimate_sigma's answer, 'covered' how often its interval holds the truth)", "",
+           "| maps | n | returned σ | covered | straight edges (n) | edge profiles, ≥ 8 pass (n) | spectrum |",
+           "|---|---|---|---|---|---|---|"]
 
     def line(name, subset):
         if not subset:
@@ -114,22 +118,26 @@ def tables(records):
         edge = [_error(r["edge_consensus"], r["true_sigma"]) for r in subset if r["edge_consensus"] is not None]
         prof = [_error(r["profiles"]["sigma"], r["true_sigma"]) for r in subset if "sigma" in r["profiles"]]
         spec = [_error(r["spectral"]["whittle_sigma"], r["true_sigma"]) for r in subset]
+        covered = np.mean([r["interval"][0] <= r["true_sigma"] <= r["interval"][1] for r in subset])
         out.append(f"| {name} | {len(subset)} | {_stats([r['sigma'] / r['true_sigma'] - 1 for r in subset])} | "
-                   f"{_stats(edge)} ({len(edge)}) | {_stats(prof)} ({len(prof)}) | {_stats(spec)} |")
+                   f"{100 * covered:.0f} % | {_stats(edge)} ({len(edge)}) | {_stats(prof)} ({len(prof)}) | "
+                   f"{_stats(spec)} |")
 
     line("all", records)
+    line("not flagged", [r for r in records if not r["flagged"]])
+    line("flagged uncertain", [r for r in records if r["flagged"]])
     for method in ("straight-edges", "edge-profiles", "whittle+edge-profiles", "whittle"):
         line(f"decided by {method}", [r for r in records if r["method"] == method])
-    for gate in ("decides", "too few", "spread", "outside", "spread+outside"):
-        line(f"profiles' gate: {gate}", [r for r in records if r["profile_gate"] == gate])
+    for gate in ("decides", "shares", "too few", "spread", "outside", "spread+outside"):
+        line(f"profiles' gate: {gate}", [r for r in records if _profile_gate(r["profiles"]) == gate])
     families = sorted({r["family"] for r in records})
     for fam in families:
         line(f"family {fam}", [r for r in records if r["family"] == fam])
-    out += ["", "Why the edge profiles did not decide, among the maps the spectrum decided (count):", "",
-            "| gate | maps | of which at 2000/100 counts |", "|---|---|---|"]
-    spectral = [r for r in records if r["method"] == "whittle"]
-    for gate in ("too few", "spread", "outside", "spread+outside"):
-        sub = [r for r in spectral if r["profile_gate"] == gate]
+    out += ["", "Why the edge profiles did not decide alone, among the maps the spectrum decided or shared (count):",
+            "", "| gate | maps | of which at 2000/100 counts |", "|---|---|---|"]
+    spectral = [r for r in records if r["method"] in ("whittle", "whittle+edge-profiles")]
+    for gate in ("shares", "too few", "spread", "outside", "spread+outside"):
+        sub = [r for r in spectral if _profile_gate(r["profiles"]) == gate]
         out.append(f"| {gate} | {len(sub)} | {sum(r['counts'] == '2000/100' for r in sub)} |")
     cpu = np.array([r["cpu_seconds"] for r in records])
     big = np.array([r["cpu_seconds"] for r in records if r["size"] == 512] or [float("nan")])
@@ -148,7 +156,7 @@ def map_line(r):
     spec = r["spectral"]["whittle_sigma"]
     return (f"{r['label'][:24]:24s} {r['size']:4d}² σ={r['true_sigma']:5.2f} {r['counts']:>8s} "
             f"-> {r['sigma']:6.2f} ({r['sigma'] / r['true_sigma'] - 1:+.3f}) {r['method'][:6]:6s}"
-            f"{' FLAG' if r['flagged'] else '     '} | {edge} | {prof} [{r['profile_gate']}] | "
+            f"{' FLAG' if r['flagged'] else '     '} | {edge} | {prof} [{_profile_gate(p)}] | "
             f"spec {spec:6.2f} ({_error(spec, r['true_sigma']):+.3f}) [{lo:.2f}, {hi:.2f}]")
 
 
