@@ -82,10 +82,12 @@ _PROFILE_ALLOWANCE = 1.1
 # _PROFILE_BLEND_SPREAD_MAX in ln σ, with their median inside the whole map's spectral interval, do not decide
 # alone but share the answer with the spectrum: σ is the weighted geometric mean of the two readings, the
 # profiles' median with weight _PROFILE_BLEND_WEIGHT (method "whittle+edge-profiles"; the interval and the
-# reliability stay the spectrum's). Where the profiles spread by 0.1-0.3 their median and the spectral σ
-# are both 7-12 % off the truth (median |error|) with weakly correlated errors (r -0.2 to +0.5) on the three
-# tuning sets; the weight was chosen on benchmarks/sigma_scenes_fresh.FRESH_TUNING_MORE (1/4, 1/3 and 1/2
-# gave the maps not flagged a 90th percentile of 17.8 / 16.9 / 16.9 %, against 20.1 % before) and confirmed
+# reliability stay the spectrum's). On the maps of the three tuning sets that the spectrum decided where the
+# profiles spread by 0.1-0.3 inside its interval (36 / 31 / 35), the profiles' median and the spectral σ were
+# about equally good (median |error| 8.8 / 9.2 / 5.2 % and 8.4 / 6.7 / 5.8 %) with weakly correlated errors
+# (of ln σ: +0.07, +0.40, -0.07; benchmarks/sigma_stage_choice.py). The weight was chosen on
+# benchmarks/sigma_scenes_fresh.FRESH_TUNING_MORE (1/4, 1/3 and 1/2 gave the maps not flagged a 90th
+# percentile of 17.8 / 16.9 / 16.9 %, against 20.1 % before) and confirmed
 # on sigma_scenes.TUNING_EXTENDED and TUNING_MORE, where 1/2 let the worst unflagged map go from 27 to 30 %
 # and 1/3 improved every figure or left it (docs/psf_measurement.md, sixth round). The spread limits 0.2,
 # 0.25, 0.3 and 0.35 gave the same figures on the fresh maps
@@ -1191,14 +1193,23 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     lies outside; it is reliable (two independent stages agree). Where the
     profiles agree among themselves but their median lies outside the
     spectral interval, the spectral σ is returned, not reliable, with an
-    interval that holds the profiles' interval too. On the 192 extended
+    interval that holds the profiles' interval too. Where at least 8 pass
+    but spread by more than 0.1 and at most 0.3 in ln σ, with their median
+    inside the spectral interval, neither reading decides alone: σ is the
+    geometric mean of the spectral σ and the profiles' median with weights
+    2/3 and 1/3 (``method="whittle+edge-profiles"``; the interval, and
+    whether the estimate is reliable, stay the spectrum's; not where the
+    fitted scene spectrum rises with frequency). On the three tuning sets
+    of docs/psf_measurement.md (sixth round) that moved the 90th percentile
+    of the maps not flagged from 20.1 / 18.5 / 15.5 % to 16.9 / 17.8 /
+    15.5 % and changed σ on 102 of 576 maps, no interval or flag. On the 192 extended
     tuning maps it decided 21 maps at 0.6 % / 1.6 % / 2.5 % median / 90th /
     worst |error| (28 of 192 further tuning maps at 1.1 % / 6.5 % / 14.7 %),
     nearly all at 2000/100 counts and on sharp shapes; on maps whose
     profiles disagree (smooth fields, photographs, thin filaments at large
     σ, low counts) the spectrum still decides. ``details["edge_profiles"]``
     holds the combined profiles (``n``, ``sigma``, ``log_spread``,
-    ``decides``).
+    ``decides``, ``blends``) and every profile fit (``fits``).
 
     Stage 3, blurred mosaic (``thorough=True`` only; isotropic model, maps
     without straight-edge consensus; :mod:`xrfgpu.psf.mosaic_scene_fit`). The scene is modelled as
