@@ -133,8 +133,10 @@ class SigmaEstimate(PixelLengths):
         isotropic model). u = columns, v = rows.
     method : str
         Which estimator produced the number ("straight-edges",
-        "edge-profiles", "whittle", "mosaic-scene"; "elliptical-edge-profiles"
-        or "elliptical-spectrum" when the spot was found elongated).
+        "edge-profiles", "whittle", "whittle+edge-profiles" (the spectrum
+        and edge profiles that spread too much to decide alone, together),
+        "mosaic-scene"; "elliptical-edge-profiles" or "elliptical-spectrum"
+        when the spot was found elongated).
     noise_level : float
         Fitted white-noise power per pixel (counts² for a count map).
     details : dict
