@@ -1204,8 +1204,9 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     fitted scene spectrum rises with frequency). On the three tuning sets
     of docs/psf_measurement.md (sixth round) that moved the 90th percentile
     of the maps not flagged from 20.1 / 18.5 / 15.5 % to 16.9 / 17.8 /
-    15.5 % and changed σ on 102 of 576 maps, no interval or flag. On the 192 extended
-    tuning maps it decided 21 maps at 0.6 % / 1.6 % / 2.5 % median / 90th /
+    15.5 % and changed σ on 102 of 576 maps, no interval or flag. Deciding
+    alone, on the 192 extended
+    tuning maps the profiles decided 21 maps at 0.6 % / 1.6 % / 2.5 % median / 90th /
     worst |error| (28 of 192 further tuning maps at 1.1 % / 6.5 % / 14.7 %),
     nearly all at 2000/100 counts and on sharp shapes; on maps whose
     profiles disagree (smooth fields, photographs, thin filaments at large
