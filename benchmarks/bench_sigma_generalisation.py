@@ -83,8 +83,8 @@ def summary(rows, *, scenes=sigma_scenes):
         out.append(line(f"family {fam}", [r for r in rows if r["family"] == fam]))
     for size in scenes.SIZES:
         out.append(line(f"{size}² maps", [r for r in rows if r["size"] == size]))
-    for method in ("straight-edges", "edge-profiles", "whittle", "mosaic-scene", "elliptical-edge-profiles",
-                   "elliptical-spectrum"):
+    for method in ("straight-edges", "edge-profiles", "whittle+edge-profiles", "whittle", "mosaic-scene",
+                   "elliptical-edge-profiles", "elliptical-spectrum"):
         if any(r["method"] == method for r in rows):
             out.append(line(f"decided by {method}", [r for r in rows if r["method"] == method]))
     return "\n".join(out)

@@ -109,3 +109,6 @@ def test_smooth_fields_are_not_decided_by_edge_profiles():
         warnings.simplefilter("ignore", SigmaUncertainWarning)
         est = estimate_sigma(counts)
     assert est.method != "edge-profiles"
+    # nor share the answer with the spectrum (sixth round): they spread by more than 0.3 in ln σ
+    assert est.details["edge_profiles"].get("log_spread", math.inf) > 0.3
+    assert est.method == "whittle" and est.sigma == est.details["whittle_sigma"]
