@@ -433,6 +433,7 @@ class _ProfileLikelihood:
     def __init__(self, k2, power, weight, beta, beta_prior):
         self.k2, self.power, self.weight = k2, power, weight
         self.beta, self.beta_prior = beta, beta_prior
+        self._work = np.empty((5, k2.size))
         self._at = None
         self._value = self._grad = None
 
@@ -450,13 +451,16 @@ class _ProfileLikelihood:
         else:
             (log_a, t_k0, log_n), beta = theta.tolist(), self.beta
         k2, power, weight = self.k2, self.power, self.weight
+        # rows: the value's terms, dp·scene, the k0 term, dp, the β term; summed row by row in one reduction
+        # (each row's sum is the one np.add.reduce gives the row alone: the same pairwise summation)
+        work = self._work
         lo, hi = _LOG_K0_RANGE
         squash = 1.0 / (1.0 + math.exp(-max(min(t_k0, 50.0), -50.0)))
         log_k0 = lo + (hi - lo) * squash
         k0sq = math.exp(2.0 * log_k0)
         # in place where a temporary is not needed again; each product and sum is the one of _spectral_nll
         shifted = k2 + k0sq
-        log_k2 = np.log(shifted)
+        log_k2 = np.log(shifted, out=work[4])
         scene = log_k2 * (0.5 * beta)
         np.subtract(log_a, scene, out=scene)
         scene -= self._blur
@@ -466,27 +470,27 @@ class _ProfileLikelihood:
         noise = math.exp(max(min(log_n, 60.0), -60.0))
         p = scene + noise
         ratio = power / p
-        terms = np.log(p)
+        terms = np.log(p, out=work[0])
         terms += ratio
         terms *= weight
-        value = float(np.add.reduce(terms))
-        dp = np.subtract(1.0, ratio, out=ratio)
+        dp = np.subtract(1.0, ratio, out=work[3])
         dp *= weight
         dp /= p
-        dp_scene = dp * scene
-        dk0 = np.divide(-beta * k0sq, shifted, out=shifted)
+        dp_scene = np.multiply(dp, scene, out=work[1])
+        dk0 = np.divide(-beta * k0sq, shifted, out=work[2])
         dk0 *= dp_scene
-        grad = [
-            float(np.add.reduce(dp_scene)),
-            float(np.add.reduce(dk0)) * (hi - lo) * squash * (1.0 - squash),
-            float(np.add.reduce(dp)) * noise,
-        ]
+        if self.beta_prior is not None:
+            log_k2 *= -0.5
+            log_k2 *= dp_scene
+            sums = np.add.reduce(work, axis=1).tolist()
+        else:
+            sums = np.add.reduce(work[:4], axis=1).tolist()
+        value = sums[0]
+        grad = [sums[1], sums[2] * (hi - lo) * squash * (1.0 - squash), sums[3] * noise]
         if self.beta_prior is not None:
             mean, sd = self.beta_prior
             value += 0.5 * ((beta - mean) / sd) ** 2
-            log_k2 *= -0.5
-            log_k2 *= dp_scene
-            grad.append(float(np.add.reduce(log_k2)) + (beta - mean) / sd**2)
+            grad.append(sums[4] + (beta - mean) / sd**2)
         self._at, self._value, self._grad = theta.tobytes(), value, np.array(grad)
 
     def value(self, theta):
