@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -82,7 +83,7 @@ def _bfgs_iterations(value, gradient, x0, gtol, searches):
     identity = np.eye(n, dtype=int)
     h = identity
     f_before = f + np.linalg.norm(g) / 2
-    gnorm = np.amax(np.abs(g))
+    gnorm = np.maximum.reduce(np.abs(g))  # np.amax's reduction, without its wrapper
     k = 0
     while gnorm > gtol and k < 200 * n:
         direction = -np.dot(h, g)
@@ -97,12 +98,12 @@ def _bfgs_iterations(value, gradient, x0, gtol, searches):
         y = g_new - g
         g = g_new
         k += 1
-        gnorm = np.amax(np.abs(g))
+        gnorm = np.maximum.reduce(np.abs(g))
         if gnorm <= gtol:
             break
-        if step * np.sum(np.abs(direction) ** 2, axis=0) ** 0.5 <= 0.0:  # no relative step left (xrtol 0)
+        if step * np.add.reduce(np.abs(direction) ** 2) ** 0.5 <= 0.0:  # no relative step left (xrtol 0)
             break
-        if not np.isfinite(f):
+        if not math.isfinite(f):
             break
         curvature = np.dot(y, s)
         rho = 1000.0 if curvature == 0.0 else 1.0 / curvature

@@ -711,25 +711,36 @@ def _hough_lines(data, sigma0, max_candidates):
     theta_bin = (np.round(np.mod(np.arctan2(gy.ravel()[flat], gx.ravel()[flat]), np.pi) / np.pi * n_theta).astype(int)
                  % n_theta)
     diag = math.ceil(math.hypot(rows, cols))
-    width = 2 * diag + 1
-    # cos and sin of each bin's angle b π/180, looked up per pixel (the same numbers as computed per pixel)
-    angles = np.arange(n_theta) * (np.pi / n_theta)
-    cos_bin, sin_bin = np.cos(angles), np.sin(angles)
-    # the three passes' votes (the bin either side at half weight) added into the flat accumulator pass by
-    # pass, as np.add.at of (θ bin, ρ) pairs into the 2-D one did (the same sums in the same order; the 1-D
-    # form takes NumPy's fast path)
-    xf, yf = xx.astype(np.float64), yy.astype(np.float64)
-    acc = np.zeros(n_theta * width)
-    for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
-        b = (theta_bin + shift) % n_theta
-        rho = np.round(xf * cos_bin[b] + yf * sin_bin[b]).astype(int) + diag
-        np.add.at(acc, b * width + rho, w * votes)
-    acc = acc.reshape(n_theta, width)
+    acc = _hough_votes(xx, yy, theta_bin, votes, n_theta, diag)
     peak = ndimage.maximum_filter(acc, size=(5, max(3, int(2 * sigma0) | 1)), mode=("wrap", "constant"))
     idx = np.argwhere((acc == peak) & (acc > 0))
     order = np.argsort(acc[idx[:, 0], idx[:, 1]])[::-1][:max_candidates]
     lines = [(idx[i, 0] * np.pi / n_theta, float(idx[i, 1] - diag)) for i in order]
     return lines, gx, gy, mag, noise, strong
+
+
+def _hough_votes(xx, yy, theta_bin, votes, n_theta, diag):
+    """Hough accumulator, shape (n_theta, 2 diag + 1): each pixel (column ``xx``, row ``yy``) adds ``votes`` to
+    the cell (b, ρ + diag), ρ = round(x cos(b π/n) + y sin(b π/n)), of its gradient's angle bin b = ``theta_bin``,
+    and half of it to the bins either side.
+
+    The three passes (bin − 1, bin, bin + 1) are summed by one bincount of the passes one after the other:
+    per cell it adds, from 0, the first pass's votes in pixel order, then the second's, then the third's,
+    the sums that ``np.add.at`` of each pass in turn made (``tests/test_sigma_fast_paths.py``).
+    """
+    width = 2 * diag + 1
+    # cos and sin of each bin's angle b π/n, looked up per pixel (the same numbers as computed per pixel)
+    angles = np.arange(n_theta) * (np.pi / n_theta)
+    cos_bin, sin_bin = np.cos(angles), np.sin(angles)
+    xf, yf = xx.astype(np.float64), yy.astype(np.float64)
+    cells, weights = [], []
+    for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
+        b = (theta_bin + shift) % n_theta
+        rho = np.round(xf * cos_bin[b] + yf * sin_bin[b]).astype(int) + diag
+        cells.append(b * width + rho)
+        weights.append(w * votes)
+    acc = np.bincount(np.concatenate(cells), np.concatenate(weights), minlength=n_theta * width)
+    return acc.reshape(n_theta, width)
 
 
 def _longest_run(values, gap):
