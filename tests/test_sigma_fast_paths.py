@@ -325,21 +325,3 @@ def test_submap_sigmas_read_in_the_maps_namespace_agree_with_the_host():
     assert len(host) == len(other) == 4
     np.testing.assert_allclose(other, host, rtol=1e-6)
 
-
-def test_hough_votes_are_the_pass_by_pass_sums_bit_for_bit():
-    rng = np.random.default_rng(25)
-    rows, cols, n_theta = 50, 70, 180
-    diag = math.ceil(math.hypot(rows, cols))
-    for n in (0, 1, 3000):
-        flat = rng.integers(0, rows * cols, n)  # repeated pixels too: several votes into one cell
-        yy, xx = np.divmod(flat, cols)
-        theta_bin = rng.integers(0, n_theta, n)
-        votes = rng.gamma(2.0, 50.0, n)
-        # reference: np.add.at of (θ bin, ρ) pairs into the 2-D accumulator, pass by pass, ρ from each pixel's angle
-        want = np.zeros((n_theta, 2 * diag + 1))
-        for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
-            b = (theta_bin + shift) % n_theta
-            angle = b * (np.pi / n_theta)
-            rho = np.round(xx * np.cos(angle) + yy * np.sin(angle)).astype(int) + diag
-            np.add.at(want, (b, rho), w * votes)
-        assert bs._hough_votes(xx, yy, theta_bin, votes, n_theta, diag).tobytes() == want.tobytes()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._backend import array_device, array_namespace, fft_workers, is_numpy_namespace, to_numpy
+from .._backend import array_device, array_namespace, is_numpy_namespace, to_numpy
 from .._validate import as_background, as_image
 from ._gaussian import _check_pixel_size
 from ._bfgs import minimize_bfgs
@@ -306,9 +306,7 @@ def _ring_spectrum(data, geometry=None, *, report=None, leave_out_stripes=True, 
 
         taper = geometry["taper"]
         centred = (data - float((data * taper).sum() / geometry["taper_sum"])) * taper
-        # threads only split the FFT's independent lines, so the numbers do not depend on them
-        workers = fft_workers() if data.size >= _FFT_THREADS_FROM else 1
-        power = np.abs(sfft.rfft2(centred, workers=workers)) ** 2 / geometry["taper_power"]
+        power = np.abs(sfft.rfft2(centred)) ** 2 / geometry["taper_power"]
         rows_ratio, cols_ratio = _stripe_ratios(power, geometry)
         flat_power = power.ravel()
 
@@ -342,10 +340,6 @@ def _ring_spectrum(data, geometry=None, *, report=None, leave_out_stripes=True, 
     total = ring_total(w)[keep]
     ok = m_all > 0
     return k2_all[ok] / m_all[ok], total[ok] / m_all[ok], m_all[ok]
-
-
-# maps of at least this many pixels have their host periodogram's FFT threaded (XRFGPU_FFT_WORKERS)
-_FFT_THREADS_FROM = 256 * 256
 
 
 def _device_geometry(geometry, xp, device):
@@ -711,36 +705,25 @@ def _hough_lines(data, sigma0, max_candidates):
     theta_bin = (np.round(np.mod(np.arctan2(gy.ravel()[flat], gx.ravel()[flat]), np.pi) / np.pi * n_theta).astype(int)
                  % n_theta)
     diag = math.ceil(math.hypot(rows, cols))
-    acc = _hough_votes(xx, yy, theta_bin, votes, n_theta, diag)
+    width = 2 * diag + 1
+    # cos and sin of each bin's angle b π/180, looked up per pixel (the same numbers as computed per pixel)
+    angles = np.arange(n_theta) * (np.pi / n_theta)
+    cos_bin, sin_bin = np.cos(angles), np.sin(angles)
+    # the three passes' votes (the bin either side at half weight) added into the flat accumulator pass by
+    # pass, as np.add.at of (θ bin, ρ) pairs into the 2-D one did (the same sums in the same order; the 1-D
+    # form takes NumPy's fast path)
+    xf, yf = xx.astype(np.float64), yy.astype(np.float64)
+    acc = np.zeros(n_theta * width)
+    for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
+        b = (theta_bin + shift) % n_theta
+        rho = np.round(xf * cos_bin[b] + yf * sin_bin[b]).astype(int) + diag
+        np.add.at(acc, b * width + rho, w * votes)
+    acc = acc.reshape(n_theta, width)
     peak = ndimage.maximum_filter(acc, size=(5, max(3, int(2 * sigma0) | 1)), mode=("wrap", "constant"))
     idx = np.argwhere((acc == peak) & (acc > 0))
     order = np.argsort(acc[idx[:, 0], idx[:, 1]])[::-1][:max_candidates]
     lines = [(idx[i, 0] * np.pi / n_theta, float(idx[i, 1] - diag)) for i in order]
     return lines, gx, gy, mag, noise, strong
-
-
-def _hough_votes(xx, yy, theta_bin, votes, n_theta, diag):
-    """Hough accumulator, shape (n_theta, 2 diag + 1): each pixel (column ``xx``, row ``yy``) adds ``votes`` to
-    the cell (b, ρ + diag), ρ = round(x cos(b π/n) + y sin(b π/n)), of its gradient's angle bin b = ``theta_bin``,
-    and half of it to the bins either side.
-
-    The three passes (bin − 1, bin, bin + 1) are summed by one bincount of the passes one after the other:
-    per cell it adds, from 0, the first pass's votes in pixel order, then the second's, then the third's,
-    the sums that ``np.add.at`` of each pass in turn made (``tests/test_sigma_fast_paths.py``).
-    """
-    width = 2 * diag + 1
-    # cos and sin of each bin's angle b π/n, looked up per pixel (the same numbers as computed per pixel)
-    angles = np.arange(n_theta) * (np.pi / n_theta)
-    cos_bin, sin_bin = np.cos(angles), np.sin(angles)
-    xf, yf = xx.astype(np.float64), yy.astype(np.float64)
-    cells, weights = [], []
-    for shift, w in ((-1, 0.5), (0, 1.0), (1, 0.5)):
-        b = (theta_bin + shift) % n_theta
-        rho = np.round(xf * cos_bin[b] + yf * sin_bin[b]).astype(int) + diag
-        cells.append(b * width + rho)
-        weights.append(w * votes)
-    acc = np.bincount(np.concatenate(cells), np.concatenate(weights), minlength=n_theta * width)
-    return acc.reshape(n_theta, width)
 
 
 def _longest_run(values, gap):
