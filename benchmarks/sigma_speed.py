@@ -18,10 +18,11 @@ Three modes, all comparing this checkout's ``xrfgpu`` with the code of a base co
   and the five HXN maps of ``/work/shared/data``; never the held-out sets), checking
   that σ, σu, σv, ρ, the interval and the noise level agree to ``--rtol`` (1e-9) and that the method, the
   reliability flag, the evidence text and the warnings are identical; the largest relative difference
-  is printed. Where a map differs at all, the base code is run on it a second time: SciPy's MINPACK (``lmder``,
-  under ``least_squares(method="lm")`` and the direct call alike) can return results that differ in the
-  last digits, or by up to 2e-4 on ill-conditioned fits, between two calls with the same input, so a
-  difference that the base code also shows against itself is reported as such.
+  is printed. Where a map differs at all, the base code is run on it up to five more times: SciPy's MINPACK
+  (``lmder``, under ``least_squares(method="lm")`` and the direct call alike) can return results that differ
+  in the last digits, or by up to 2e-4 on ill-conditioned fits, between two calls with the same input, so a
+  map counts as failed only where the base code agrees with itself on every rerun and never gives the new
+  code's answer.
 
 Usage::
 
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HXN = Path("/work/shared/data/hxn_nanoparticles_xrf")
 HXN_ELEMENTS = ("Fe", "Cr", "S", "P", "Si")
 BASE_NAME = "xrfgpu_base"
+RERUNS = 5  # base runs more on a map whose answers differ (--equal)
 
 
 def load_base(base):
@@ -190,7 +192,8 @@ def equality(old, new, *, limit, rtol):
     import sigma_scenes
     import sigma_scenes_fresh
 
-    cases = ([("fresh-tuning-more", case, sigma_scenes_fresh.make_case) for case in sigma_scenes_fresh.FRESH_TUNING_MORE]
+    fresh = sigma_scenes_fresh.FRESH_TUNING_MORE
+    cases = ([("fresh-tuning-more", case, sigma_scenes_fresh.make_case) for case in fresh]
              + [("tuning-extended", case, sigma_scenes.make_case) for case in sigma_scenes.TUNING_EXTENDED])
     cases = cases[:limit] if limit else cases
     maps = [(f"{name} {case[:4]}", lambda case=case, make=make: make(case)[0]) for name, case, make in cases]
@@ -205,18 +208,27 @@ def equality(old, new, *, limit, rtol):
         if rel > worst:
             worst, worst_label = rel, label
         if rel > 0 or discrete:  # any difference: is it one the base code shows against itself?
-            again, wagain = run(old.psf.estimate_sigma, image)
-            rel_base, discrete_base = differences(a, again, wa, wagain)
-            base_noise.append((label, rel, discrete, rel_base, discrete_base))
-            if not (rel_base > rtol or discrete_base):
+            # up to RERUNS more base runs: the new answer may be one of the base code's own answers, or the base
+            # code may give another answer than its first
+            rel_base, discrete_base, matched = 0.0, [], False
+            for _ in range(RERUNS):
+                again, wagain = run(old.psf.estimate_sigma, image)
+                r, d = differences(a, again, wa, wagain)
+                rel_base, discrete_base = max(rel_base, r), discrete_base + [x for x in d if x not in discrete_base]
+                matched = matched or differences(again, b, wagain, wb) == (0.0, [])
+                if matched:
+                    break
+            base_noise.append((label, rel, discrete, rel_base, discrete_base, matched))
+            if not (matched or rel_base > rtol or discrete_base):
                 failures.append((label, rel, discrete))
     print(f"{len(maps)} maps in {time.perf_counter() - start:.0f} s; largest relative difference of σ, σu, σv, ρ, "
           f"interval, noise level: {worst:.3g} ({worst_label or 'none'})")
-    for label, rel, discrete, rel_base, discrete_base in base_noise:
-        print(f"  {label}: new vs base {rel:.3g} {discrete or ''}; base vs base (second run) {rel_base:.3g} "
-              f"{discrete_base or ''}")
+    for label, rel, discrete, rel_base, discrete_base, matched in base_noise:
+        print(f"  {label}: new vs base {rel:.3g} {discrete or ''}; base vs its first run (up to {RERUNS} more runs) "
+              f"{rel_base:.3g} {discrete_base or ''}; "
+              + ("a base rerun gave the new answer exactly" if matched else "no base rerun gave the new answer"))
     print(f"maps whose answers differ beyond rtol {rtol:g} or in method/flag/evidence/warnings, where the base "
-          f"code agrees with itself: {len(failures)}")
+          f"code agrees with itself and never gives the new answer: {len(failures)}")
     return 1 if failures else 0
 
 

@@ -39,7 +39,8 @@ _C1, _C2 = 1e-4, 0.9  # Wolfe constants of SciPy's BFGS (sufficient decrease, cu
 
 
 _LineSearches = collections.namedtuple("_LineSearches", "wolfe1 wolfe2 warning")
-_LineSearches.__doc__ = """SciPy's ``scalar_search_wolfe1`` (DCSRCH), ``line_search_wolfe2`` and the warning class the latter gives."""
+_LineSearches.__doc__ = """SciPy's ``scalar_search_wolfe1`` (DCSRCH), ``line_search_wolfe2`` and the warning
+class the latter gives."""
 
 
 class _LineSearchFailed(RuntimeError):
@@ -61,14 +62,14 @@ def _wolfe_step(searches, value, gradient, x, direction, g, f, f_before):
         last_gradient[0] = gradient(x + step * direction)
         return np.dot(last_gradient[0], direction)
 
-    step, f_new, f_old = searches.wolfe1(phi, dphi, f, f_before, np.dot(g, direction), c1=_C1, c2=_C2, amax=1e100,
-                                 amin=1e-100, xtol=1e-14)
+    step, f_new, f_old = searches.wolfe1(phi, dphi, f, f_before, np.dot(g, direction), c1=_C1, c2=_C2,
+                                         amax=1e100, amin=1e-100, xtol=1e-14)
     if step is not None:
         return step, f_new, f_old, last_gradient[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", searches.warning)
-        step, _, _, f_new, f_old, g_new = searches.wolfe2(value, gradient, x, direction, g, f, f_before, c1=_C1, c2=_C2,
-                                                  amax=1e100)
+        step, _, _, f_new, f_old, g_new = searches.wolfe2(value, gradient, x, direction, g, f, f_before, c1=_C1,
+                                                          c2=_C2, amax=1e100)
     if step is None:
         raise _LineSearchFailed
     return step, f_new, f_old, g_new
@@ -147,14 +148,14 @@ def _lean_line_search():
     value, gradient, x0 = _check_problem()
     for gtol in (1e-4, 1e-9):
         try:
-            x, f = _bfgs_iterations(value, gradient, x0, gtol, _LineSearches(scalar_search_wolfe1, line_search_wolfe2,
-                                                                              LineSearchWarning))
+            searches = _LineSearches(scalar_search_wolfe1, line_search_wolfe2, LineSearchWarning)
+            x, f = _bfgs_iterations(value, gradient, x0, gtol, searches)
         except Exception:  # noqa: BLE001  (any failure of the private functions: use the public route)
             return None
         reference = optimize.minimize(value, x0, jac=gradient, method="BFGS", options={"gtol": gtol})
         if not (np.array_equal(x, reference.x) and f == reference.fun):
             return None
-    return _LineSearches(scalar_search_wolfe1, line_search_wolfe2, LineSearchWarning)
+    return searches
 
 
 def minimize_bfgs(value, gradient, x0, *, gtol):

@@ -314,7 +314,8 @@ def _ring_spectrum(data, geometry=None, *, report=None, leave_out_stripes=True, 
             return np.bincount(geometry["ring"], weights * flat_power, minlength=keep.size)
     else:
         device = _device_geometry(geometry, xp, array_device(data))
-        power = windowed_periodogram(data, device["taper"], float(geometry["taper_sum"]), geometry["taper_power"], xp=xp)
+        power = windowed_periodogram(data, device["taper"], float(geometry["taper_sum"]), geometry["taper_power"],
+                                     xp=xp)
         rows_ratio, cols_ratio = _stripe_ratios_xp(power, device, xp)
 
         def ring_total(weights):
@@ -845,7 +846,8 @@ class _StepsResiduals:
         density /= math.sqrt(2.0 * math.pi)
         scaled = p[2::2, None] * density  # a_j φ(z_j)
         rows[2::2] = phi
-        # −a_j φ/|σ|: a quotient by −|σ| is the negated quotient by |σ|, bit for bit (IEEE rounding is symmetric)
+        # −a_j φ/|σ|: a quotient by −|σ| is the negated quotient by |σ|, bit for bit (IEEE rounding is
+        # symmetric)
         np.divide(scaled, -sig, rows[3::2])
         scaled *= z
         scaled /= sig  # a_j φ(z_j) z_j/|σ|, subtracted from 0 step by step
@@ -858,7 +860,7 @@ class _StepsResiduals:
         return rows
 
     def jacobian(self, p):
-        """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps), C-contiguous (the transpose of :meth:`jacobian_rows`)."""
+        """∂ residuals / ∂ p, shape (t.size, 2 + 2 n_steps), C-contiguous (:meth:`jacobian_rows` transposed)."""
         return np.ascontiguousarray(self.jacobian_rows(p).T)
 
 
