@@ -2,18 +2,25 @@
 
 ``_rectangle_pixels`` against a brute-force mask of the whole box, ``_longest_run`` against a scan of
 every run, ``_StepsResiduals`` and ``_ProfileLikelihood`` bit for bit against ``_steps_model`` /
-``_steps_jacobian`` and ``_spectral_nll``, ``smoothed_gradient`` against ``ndimage.gaussian_filter``.
-These are host-only (NumPy) helpers of :func:`xrfgpu.psf.estimate_sigma`, which copies any array-API
-input to the host before them, so they have no array-API variant to test.
+``_steps_jacobian`` and ``_spectral_nll``, ``smoothed_gradient`` against ``ndimage.gaussian_filter``,
+``minimize_bfgs`` and the σ profile bit for bit against ``scipy.optimize.minimize``. These are host-only
+(NumPy) helpers of :func:`xrfgpu.psf.estimate_sigma`, which copies any array-API input to the host
+before them, so they have no array-API variant to test; the exception is the ring spectrum, whose
+periodogram and ring sums a non-NumPy map gets in its own namespace (compared with the NumPy path
+and with ``numpy.bincount`` on ``array_api_strict``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
 
+from conftest import to_numpy
+from xrfgpu.psf import _bfgs, _spectra
 from xrfgpu.psf import blind_sigma as bs
 from xrfgpu.psf import edge_profiles as ep
 
@@ -157,3 +164,164 @@ def test_transposed_is_the_transpose(shape):
     out = ep._transposed(image)
     assert out.flags.c_contiguous and out.shape == shape[::-1]
     assert np.array_equal(out, image.T)
+
+
+def _ring_problem(seed, n=300):
+    """A ring spectrum (k², power, weight) drawn from the blurred power law plus noise."""
+    rng = np.random.default_rng(seed)
+    k2 = np.sort(rng.uniform(1e-4, 0.5, n))
+    power = rng.gamma(2.0, 1.0, n) * (1e3 * (k2 + 1e-3) ** -1.5 * np.exp(-40.0 * k2) + 1.0)
+    power /= np.median(power)
+    return k2, power, rng.integers(1, 30, n).astype(np.float64)
+
+
+def _curved_valley():
+    """Rosenbrock's function in 4 dimensions (its gradient by hand): BFGS's line searches take short steps."""
+    def value(x):
+        return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+
+    def gradient(x):
+        g = np.zeros_like(x)
+        g[:-1] = -400.0 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2.0 * (1.0 - x[:-1])
+        g[1:] += 200.0 * (x[1:] - x[:-1] ** 2)
+        return g
+
+    return value, gradient
+
+
+def test_minimize_bfgs_is_scipy_bfgs_bit_for_bit(monkeypatch):
+    from scipy import optimize
+
+    searches = _bfgs._lean_line_search()
+    assert searches is not None  # this environment's SciPy: the lean route is the one measured
+    second = []  # whether each call of the fallback line search found a step
+
+    def counted_wolfe2(*args, **kwargs):
+        out = searches.wolfe2(*args, **kwargs)
+        second.append(out[0] is not None)
+        return out
+
+    monkeypatch.setattr(_bfgs, "_lean_line_search", lambda: searches._replace(wolfe2=counted_wolfe2))
+    value, gradient = _curved_valley()
+    k2, power, weight = _ring_problem(3)
+    likelihood = bs._ProfileLikelihood(k2, power, weight, 3.0, (3.0, 0.2)).at_sigma(math.log(2.5))
+    problems = [(value, gradient, np.array([-1.2, 1.0, 0.5, 2.0])), (value, gradient, np.array([3.0, -2.0, 0.0, 1.0])),
+                (likelihood.value, likelihood.gradient, np.array([2.0, 0.0, 0.0, 3.0])),
+                (likelihood.value, likelihood.gradient, np.array([8.0, -3.0, -2.0, 2.0])),
+                (lambda x: float(x[0] ** 2), lambda x: np.array([2.0 * x[0], 0.0]), np.array([1.0, 5.0]))]
+    for (fun, grad, x0), gtol in itertools.product(problems, (1e-4, 1e-10)):
+        x, f = _bfgs.minimize_bfgs(fun, grad, x0, gtol=gtol)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SciPy's precision-loss and line-search warnings
+            reference = optimize.minimize(fun, x0, jac=grad, method="BFGS", options={"gtol": gtol})
+        assert x.tobytes() == reference.x.tobytes()
+        assert f == reference.fun
+    # both ends of SciPy's line search were reached: DCSRCH failing with the fallback finding a step, and
+    # both failing (BFGS then stops, "precision loss")
+    assert any(second) and not all(second)
+
+
+def test_minimize_bfgs_without_the_private_line_searches_calls_minimize(monkeypatch):
+    value, gradient = _curved_valley()
+    x0 = np.array([-1.2, 1.0, 0.5, 2.0])
+    lean = _bfgs.minimize_bfgs(value, gradient, x0, gtol=1e-6)
+    monkeypatch.setattr(_bfgs, "_lean_line_search", lambda: None)
+    public = _bfgs.minimize_bfgs(value, gradient, x0, gtol=1e-6)
+    assert lean[0].tobytes() == public[0].tobytes() and lean[1] == public[1]
+
+
+def test_sigma_profile_is_a_loop_of_scipy_bfgs_over_sigma():
+    """The profile (warm-started BFGS at each σ, without SciPy's wrappers) equals, bit for bit, a plain loop of
+    ``scipy.optimize.minimize`` over σ of the full ring likelihood ``_spectral_nll`` with σ held fixed."""
+    from scipy import optimize
+
+    k2, power, weight = _ring_problem(4)
+    grid = np.geomspace(0.4, 12.0, 9)
+    prior = bs._BETA_PRIOR
+    sigma, profile, nuisance = bs._spectral_profile(k2, power, weight, prior[0], grid, prior)
+    # the reference: the start of _spectral_profile, then minimize at each σ from the previous σ's answer
+    lo, hi = bs._LOG_K0_RANGE
+    tail = power[-max(5, power.size // 5):]
+    theta = np.array([math.log(float(power[:3].mean())) + 0.5 * prior[0] * math.log(float(k2[0])),
+                      math.log((math.log(0.005) - lo) / (hi - math.log(0.005))), math.log(float(np.median(tail))),
+                      prior[0]])
+    want = []
+    for s in grid:
+        def fun(th, log_s=math.log(float(s))):
+            value, grad = bs._spectral_nll((*th[:3], log_s, th[3]), k2, power, weight, prior[0], prior)
+            return value, np.delete(grad, 3)
+
+        res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-4})
+        theta = res.x
+        want.append(res.fun)
+    assert profile.tobytes() == np.array(want).tobytes()
+
+
+def test_step_fit_jacobian_rows_are_the_transposed_jacobian():
+    rng = np.random.default_rng(15)
+    for k in (1, 2, 4):
+        t = np.arange(41) * 0.5 - 10.0
+        w = 1.0 / np.sqrt(rng.uniform(1.0, 90.0, t.size))
+        p = rng.normal(0.0, 20.0, 2 + 2 * k)
+        p[1] = -2.5 if k == 2 else 2.5
+        rows = bs._StepsResiduals(t, rng.uniform(20.0, 600.0, t.size), w, k).jacobian_rows(p)
+        assert rows.flags.c_contiguous and rows.shape == (2 + 2 * k, t.size)
+        assert rows.tobytes() == np.ascontiguousarray((_steps_jacobian(t, p, k) * w[:, None]).T).tobytes()
+
+
+def test_ring_table_holds_every_bin_of_each_ring_once():
+    ring = np.random.default_rng(17).integers(0, 9, 200)
+    table = _spectra.ring_table(ring)
+    for r in range(9):
+        row = table[r]
+        assert row[row < ring.size].tolist() == np.flatnonzero(ring == r).tolist()
+        assert np.all(row[np.count_nonzero(ring == r):] == ring.size)
+
+
+def test_ring_sums_are_bincount(xp):
+    rng = np.random.default_rng(19)
+    power = rng.gamma(2.0, 1.0, (12, 7))
+    weights = rng.uniform(0.0, 2.0, power.size)
+    ring = rng.integers(0, 15, power.size)
+    got = _spectra.ring_sums(xp.asarray(power), xp.asarray(weights), xp.asarray(_spectra.ring_table(ring)), xp=xp)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, np.bincount(ring, weights * power.ravel()), rtol=1e-14, atol=0.0)
+
+
+@pytest.mark.parametrize("stripes", [False, True])
+def test_ring_spectrum_in_the_maps_namespace_equals_the_host_path(xp, stripes):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(21)
+    scene = 150.0 + 2000.0 * ndimage.gaussian_filter(rng.normal(size=(72, 90)), 3.0)  # isotropic: no stripes
+    data = rng.poisson(np.clip(scene, 1.0, None)).astype(np.float64)
+    if stripes:  # a gain that changes from one scan line to the next: the kx = 0 column is left out
+        data *= 1.0 + 0.05 * rng.normal(size=(data.shape[0], 1))
+    report_host, report_xp = {}, {}
+    host = bs._ring_spectrum(data, report=report_host)
+    other = bs._ring_spectrum(xp.asarray(data), report=report_xp, xp=xp)
+    assert report_host["stripes"] == report_xp["stripes"] == (["rows"] if stripes else [])
+    for key in ("stripe_ratio_rows", "stripe_ratio_columns"):
+        assert report_xp[key] == pytest.approx(report_host[key], rel=1e-12)
+    for a, b in zip(host, other):
+        assert isinstance(b, np.ndarray) and a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=0.0)
+    # the periodogram itself against NumPy's FFT of the windowed map
+    geometry = bs._ring_geometry(data.shape)
+    taper = geometry["taper"]
+    want = np.abs(np.fft.rfft2((data - (data * taper).sum() / taper.sum()) * taper)) ** 2 / (taper**2).sum()
+    got = _spectra.windowed_periodogram(xp.asarray(data), xp.asarray(taper), float(taper.sum()),
+                                        float((taper**2).sum()), xp=xp)
+    np.testing.assert_allclose(to_numpy(got), want, rtol=1e-10, atol=1e-12 * want.max())
+
+
+def test_submap_sigmas_read_in_the_maps_namespace_agree_with_the_host():
+    import array_api_strict as xs
+
+    rng = np.random.default_rng(23)
+    data = rng.poisson(np.kron(rng.uniform(50.0, 300.0, (10, 10)), np.ones((7, 7)))).astype(np.float64)  # 70²
+    host = bs._submap_sigmas(data)
+    other = bs._submap_sigmas(data, xs.asarray(data), xs)
+    assert len(host) == len(other) == 4
+    np.testing.assert_allclose(other, host, rtol=1e-6)
+
