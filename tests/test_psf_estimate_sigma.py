@@ -122,8 +122,9 @@ def test_ordering_follows_the_blur():
 
 
 def test_background_invariance_and_argument():
-    counts = grains_scan(SHAPE, 6.5, seed=0)
-    a = _estimate("grains", 6.5, 0)  # cached by test_grains_within_ten_percent[0-6.5]
+    # σ 4: the map and its estimate that test_grains_within_ten_percent[0-4.0] (default run) caches
+    counts = grains_scan(SHAPE, 4.0, seed=0)
+    a = _estimate("grains", 4.0, 0)
     b = estimate_sigma(counts + 500.0, background=BACKGROUND + 500.0, thorough=True)
     assert b.sigma == pytest.approx(a.sigma, rel=1e-3)
     with pytest.raises(ValueError, match="background"):
