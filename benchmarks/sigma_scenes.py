@@ -234,7 +234,7 @@ def observed_map(scene, margin, case, noise_key, *, return_scene=False):
     ``scene`` (in [0, 1], on a canvas ``margin`` px wider than the map on each side) blurred exactly,
     cropped, scaled to ``background + signal × blurred`` and Poisson-noised by a generator seeded with
     ``noise_key`` (a list of ints); with ``return_scene`` also the unblurred scene under the map, in
-    counts above background. Shared by this module's and :mod:`sigma_scenes_fresh`'s ``make_case``."""
+    counts above background. Used by :func:`case_from_canvas`."""
     _, _, size, sigma, signal, background = case
     blurred = _blur(scene, sigma)[margin : margin + size, margin : margin + size]
     mean = background + signal * np.clip(blurred, 0.0, None)
@@ -244,15 +244,24 @@ def observed_map(scene, margin, case, noise_key, *, return_scene=False):
     return counts
 
 
-def make_case(case, *, return_scene=False):
-    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
-    with ``return_scene`` also the unblurred scene under the map, in counts above background."""
+def case_from_canvas(scene_canvas, case, noise_key, all_families, *, return_scene=False):
+    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``, from
+    a module's ``scene_canvas(case)`` and its noise key (the generator is seeded with ``[noise_key, family's
+    index in all_families, seed]``); with ``return_scene`` also the unblurred scene under the map, in counts
+    above background. The ``make_case`` of this module, :mod:`sigma_scenes_fresh` and :mod:`sigma_scenes_third`."""
     family, seed = case[0], case[1]
     scene, margin, label, truth_sigma = scene_canvas(case)
-    observed = observed_map(scene, margin, case, [99, _ALL_FAMILIES.index(family), seed], return_scene=return_scene)
+    observed = observed_map(scene, margin, case, [noise_key, all_families.index(family), seed],
+                            return_scene=return_scene)
     if return_scene:
         return observed[0], truth_sigma, label, observed[1]
     return observed, truth_sigma, label
+
+
+def make_case(case, *, return_scene=False):
+    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
+    with ``return_scene`` also the unblurred scene under the map, in counts above background."""
+    return case_from_canvas(scene_canvas, case, 99, _ALL_FAMILIES, return_scene=return_scene)
 
 
 def draw_cases(seeds, families, key, all_families):

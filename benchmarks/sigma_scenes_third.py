@@ -68,7 +68,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigma_scenes  # noqa: E402  (the same protocol, not a copy)
-from sigma_scenes import draw_cases, observed_map  # noqa: E402
+from sigma_scenes import draw_cases  # noqa: E402
 from sigma_scenes_fresh import _box, _segment_distance  # noqa: E402  (pixel boxes and segment distances)
 
 SIZES = sigma_scenes.SIZES  # the sizes the cases are drawn from (the same as the two earlier sets)
@@ -484,13 +484,7 @@ def make_case(case, *, return_scene=False):
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
     with ``return_scene`` also the unblurred scene under the map, in counts above background
     (:func:`sigma_scenes.observed_map`, the same protocol)."""
-    family, seed = case[0], case[1]
-    scene, margin, label, truth_sigma = scene_canvas(case)
-    observed = observed_map(scene, margin, case, [_NOISE_KEY, FAMILIES.index(family), seed],
-                            return_scene=return_scene)
-    if return_scene:
-        return observed[0], truth_sigma, label, observed[1]
-    return observed, truth_sigma, label
+    return sigma_scenes.case_from_canvas(scene_canvas, case, _NOISE_KEY, FAMILIES, return_scene=return_scene)
 
 
 def _draw_cases(seeds, families=FAMILIES):
