@@ -244,6 +244,20 @@ def observed_map(scene, margin, case, noise_key, *, return_scene=False):
     return counts
 
 
+def canvas_start(case, families, scene_key, set_words):
+    """The scene generator, margin (px) and canvas side (px) of ``case = (family, seed, size, sigma, …)`` in a
+    scene set whose families are ``families`` and whose scene key is ``scene_key``: the generator seeded with
+    ``[scene_key, family's index in families, seed]``, a margin of 5σ + 8 px. ``set_words`` names the set in
+    the error for a family it does not have. The start of :mod:`sigma_scenes_fresh`'s and
+    :mod:`sigma_scenes_third`'s ``scene_canvas``."""
+    family, seed, size, sigma = case[:4]
+    if family not in families:
+        raise ValueError(f"unknown family {family!r}; {set_words} are {', '.join(families)}")
+    rng = np.random.default_rng([scene_key, families.index(family), seed])
+    margin = int(5 * sigma) + 8
+    return rng, margin, size + 2 * margin
+
+
 def case_from_canvas(scene_canvas, case, noise_key, all_families, *, return_scene=False):
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``, from
     a module's ``scene_canvas(case)`` and its noise key (the generator is seeded with ``[noise_key, family's

@@ -335,12 +335,8 @@ def scene_canvas(case):
 
     The map of :func:`make_case` is ``background + signal × (scene blurred by σ)[margin:-margin, margin:-margin]``.
     """
-    family, seed, size, sigma, signal, background = case
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; the fresh families are {', '.join(FAMILIES)}")
-    rng = np.random.default_rng([_SCENE_KEY, FAMILIES.index(family), seed])
-    margin = int(5 * sigma) + 8
-    n = size + 2 * margin
+    family, sigma = case[0], case[3]
+    rng, margin, n = sigma_scenes.canvas_start(case, FAMILIES, _SCENE_KEY, "the fresh families")
     if family == "skimage_unused":
         scene, name = _skimage_unused(n, rng)
         label = f"skimage-{name}"
