@@ -294,10 +294,12 @@ def direct_parts(size, taps=61):
         tile_call(tile_fn, band, mode, by_tile)()
         result[f"cols_tile_equal_{name}"] = bool(cp.array_equal(by_strip, by_tile))
     del by_strip, by_tile, x0
-    tile_variants = (("tile_s8_", "#define XRFGPU_COL_STRIP_F32 8\n#define XRFGPU_COL_MIN_BLOCKS 4\n", 8),
-                     ("tile_s16_b2_", "#define XRFGPU_COL_MIN_BLOCKS 2\n", 16),
-                     ("tile_s16_loads4_", "#define XRFGPU_COL_LOADS 4\n", 16),
-                     ("tile_s32_b2_", "#define XRFGPU_COL_STRIP_F32 32\n#define XRFGPU_COL_MIN_BLOCKS 2\n", 32))
+    # the default is 8 rows per warp at 4 blocks per SM (float32); the variants around it, and the earlier
+    # default (16 rows at 3 blocks)
+    tile_variants = (("tile_s16_b3_", "#define XRFGPU_COL_STRIP_F32 16\n#define XRFGPU_COL_MIN_BLOCKS_F32 3\n", 16),
+                     ("tile_s8_b3_", "#define XRFGPU_COL_MIN_BLOCKS_F32 3\n", 8),
+                     ("tile_s8_loads4_", "#define XRFGPU_COL_LOADS 4\n", 8),
+                     ("tile_s4_b4_", "#define XRFGPU_COL_STRIP_F32 4\n", 4))
     for prefix, defines, strip in tile_variants:
         try:
             module = cp.RawModule(code=defines + cuda.kernel_source("separable_blur.cu"), options=cuda.COMPILE_OPTIONS)

@@ -11,8 +11,10 @@ after an untimed warm-up that compiles kernels and builds cuFFT plans):
     Per map size (512² … 8192², float32, σ = 7.5 px, 61 × 61 Gaussian PSF,
     background 140 counts, 50 iterations): the time of one iteration of
 
-    * ``xrfgpu`` — :func:`xrfgpu.richardson_lucy` on CuPy (exact reflect
-      borders; the engine it picks is recorded),
+    * ``xrfgpu`` — :func:`xrfgpu.richardson_lucy` on CuPy by its transforms
+      (exact reflect borders; ``xrfgpu._gpu_rl.DIRECT_BLUR`` off; the engine
+      it picks is recorded, and ``default_blur`` says which blur the default
+      call uses),
     * ``xrfgpu_accelerated`` — the same with ``accelerate=True``,
     * ``naive`` — a 10-line periodic CuPy RL (``irfft2(rfft2(x)·H)``, ratio,
       ``irfft2(rfft2(r)·H*)``, multiply), wrong at the borders,
@@ -21,16 +23,21 @@ after an untimed warm-up that compiles kernels and builds cuFFT plans):
     * ``cucim`` — ``cucim.skimage.restoration.richardson_lucy`` (when
       installed) at equal iterations;
     * ``xrfgpu_direct`` (and ``_accelerated``) — the same call with the
-      real-space separable blur (``xrfgpu._gpu_rl.DIRECT_BLUR``, off by
-      default until measured), with its largest difference from the default
-      engine's result (``direct_max_rel_diff``, relative to the map's maximum)
-      and its memory (``peak_live_x_map_direct*``);
+      real-space separable blur (``xrfgpu._gpu_rl.DIRECT_BLUR``, the default
+      for PSFs of at most ``DIRECT_MAX_TAPS`` taps), with its largest
+      difference from the transforms' result (``direct_max_rel_diff``,
+      relative to the map's maximum) and its memory
+      (``peak_live_x_map_direct*``);
 
     and memory as a multiple of the map's bytes: the peak bytes the call's own
     arrays hold at once, plus the input map (``peak_live_x_map_*``, a memory
     hook), and the CuPy memory pool's bytes after the run (pool and cuFFT plan
     cache emptied first; ``memory_x_map_*``, which also counts pool blocks
     pinned by earlier small allocations).
+``taps``
+    One plain iteration by the transforms and by the real-space blur at 2048²
+    and 4096² for σ = 2 … 30 px (17 … 241 taps): where the real-space blur
+    stops paying (``xrfgpu._gpu_rl.DIRECT_MAX_TAPS``).
 ``stack``
     64 maps of 512² through :func:`xrfgpu.restore_stack` against one 4096²
     map (the same number of pixels): per-pixel throughput ratio.
@@ -214,19 +221,22 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
     hd = cp.asarray(h)
     row = {"size": size, "iterations": iters}
 
-    def run(accelerate=False):
-        return xrfgpu.richardson_lucy(y, hd, num_iter=iters, background=BACKGROUND, accelerate=accelerate)
+    from xrfgpu import _gpu_rl
+
+    def run(accelerate=False, direct=False):
+        """The transforms' iteration (``direct=False``) or the real-space blur's, whatever the default is."""
+        before = _gpu_rl.DIRECT_BLUR
+        _gpu_rl.DIRECT_BLUR = direct
+        try:
+            return xrfgpu.richardson_lucy(y, hd, num_iter=iters, background=BACKGROUND, accelerate=accelerate)
+        finally:
+            _gpu_rl.DIRECT_BLUR = before
 
     row["xrfgpu_s"] = timed(run, reps) / iters
     row["xrfgpu_accelerated_s"] = timed(lambda: run(True), reps) / iters
-    from xrfgpu import _gpu_rl
 
     def run_direct(accelerate=False):
-        _gpu_rl.DIRECT_BLUR = True
-        try:
-            return run(accelerate)
-        finally:
-            _gpu_rl.DIRECT_BLUR = False
+        return run(accelerate, direct=True)
 
     try:
         row["xrfgpu_direct_s"] = timed(run_direct, reps) / iters
@@ -241,6 +251,7 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
         row["direct_error"] = f"{type(exc).__name__}: {exc}"
     op = Convolution(hd, y.shape, iterative=True)
     row["engine"] = op.engine
+    row["default_blur"] = "direct" if _gpu_rl.direct_blur_taps(op) is not None else "transforms"
     row["canvas"] = list(op.transform_shape)
     otf = periodic_otf(h, y.shape)
     row["naive_s"] = timed(lambda: naive_rl(y, otf, BACKGROUND, iters), reps) / iters
@@ -275,6 +286,38 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
     if "xrfgpu_direct_s" in row:
         row["direct_vs_default"] = row["xrfgpu_direct_s"] / row["xrfgpu_s"]
     return row
+
+
+def measure_taps(sizes=(2048, 4096), sigmas=(2.0, 4.0, 7.5, 12.0, 20.0, 30.0), reps=3, iters=20):
+    """One plain RL iteration by the transforms and by the real-space blur, per map size and PSF width.
+
+    The real-space blur's cost grows with the taps (2·⌈4σ⌉ + 1 per axis) and the transforms' does not:
+    where the two cross is ``xrfgpu._gpu_rl.DIRECT_MAX_TAPS``.
+    """
+    import xrfgpu
+    from xrfgpu import _gpu_rl
+    from xrfgpu.psf import gaussian
+
+    cp = _cupy()
+    before = _gpu_rl.DIRECT_BLUR
+    rows = []
+    try:
+        for size in sizes:
+            y = count_map(size, seed=4)
+            for sigma in sigmas:
+                h = gaussian(None, sigma)
+                hd = cp.asarray((h / h.sum()).astype(np.float32))
+                row = {"size": size, "sigma": sigma, "taps": int(h.shape[0])}
+                for key, direct in (("transforms_s", False), ("direct_s", True)):
+                    _gpu_rl.DIRECT_BLUR = direct
+                    row[key] = timed(lambda y=y, hd=hd: xrfgpu.richardson_lucy(y, hd, num_iter=iters,
+                                                                                 background=BACKGROUND), reps) / iters
+                row["direct_vs_transforms"] = row["direct_s"] / row["transforms_s"]
+                rows.append(row)
+                print("taps (progress)", json.dumps(row), flush=True)
+    finally:
+        _gpu_rl.DIRECT_BLUR = before
+    return rows
 
 
 def measure_stack(reps=3, iters=20):
@@ -431,7 +474,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", default="512,1024,2048,4096,8192")
-    parser.add_argument("--parts", default="rl,stack,numpy,blind,restore,joint,fft")
+    parser.add_argument("--parts", default="rl,taps,stack,numpy,blind,restore,joint,fft")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     result = {"environment": environment(), "command": " ".join(sys.argv)}
@@ -451,6 +494,12 @@ def main(argv=None):
                 result["rl"].append({"size": size, "error": f"{type(exc).__name__}: {exc}"})
             save()
             print(json.dumps(result["rl"][-1]), flush=True)
+    if "taps" in parts:
+        try:
+            result["taps"] = measure_taps()
+        except Exception as exc:  # noqa: BLE001
+            result["taps"] = {"error": f"{type(exc).__name__}: {exc}"}
+        save()
     if "stack" in parts:
         try:
             result["stack"] = measure_stack()
@@ -506,6 +555,12 @@ def print_table(result):
               f"{r['direct_vs_default']:>9.2f} {r.get('cucim_vs_direct') or nan:>12.2f} "
               f"{r['direct_max_rel_diff']:>12.2e} {r.get('peak_live_x_map_direct') or nan:>6.2f} "
               f"{r.get('peak_live_x_map_direct_accelerated') or nan:>8.2f}")
+    taps = result.get("taps")
+    if isinstance(taps, list):
+        print(f"{'map':>6} {'sigma':>6} {'taps':>5} {'transforms ms':>13} {'direct ms':>10} {'direct/transforms':>17}")
+        for r in taps:
+            print(f"{r['size']:>6} {r['sigma']:>6} {r['taps']:>5} {1e3 * r['transforms_s']:>13.3f} "
+                  f"{1e3 * r['direct_s']:>10.3f} {r['direct_vs_transforms']:>17.2f}")
     s = result.get("stack")
     if s and "error" not in s:
         print(f"stack 64x512^2 {s['stack_s']:.3f} s vs 4096^2 {s['big_s']:.3f} s: throughput ratio "

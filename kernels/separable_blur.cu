@@ -59,7 +59,7 @@
 #endif
 #define XRFGPU_COL_WIDTH 32
 #ifndef XRFGPU_COL_STRIP_F32
-#define XRFGPU_COL_STRIP_F32 16
+#define XRFGPU_COL_STRIP_F32 8
 #endif
 #ifndef XRFGPU_COL_STRIP_F64
 #define XRFGPU_COL_STRIP_F64 8
@@ -69,10 +69,15 @@
 #define XRFGPU_COL_LOADS 8
 #endif
 // resident blocks of 256 threads per SM that the tiled column pass's registers must allow (≤ 65536 / (256 ·
-// this) each): 3 (80 registers; 24 warps per SM) holds float's window and sums and double's without
-// spilling on sm_80 and sm_90 (nvcc 13); at 4 (64 registers) ptxas spills float on both and double on sm_80
-#ifndef XRFGPU_COL_MIN_BLOCKS
-#define XRFGPU_COL_MIN_BLOCKS 3
+// this) each), by dtype. float: 4 (64 registers; 32 warps per SM) with a window of 8 rows, which ran the
+// ratio pass 1.18–1.22× faster than 16 rows at 3 blocks on an H200 (2048²–8192², 61 taps, 2026-11-27,
+// benchmarks/gpu_iteration_parts.py) and does not spill on sm_80 or sm_90 (nvcc 13). double: 3 (80
+// registers); at 4 ptxas spills double's window of 8 rows on sm_80
+#ifndef XRFGPU_COL_MIN_BLOCKS_F32
+#define XRFGPU_COL_MIN_BLOCKS_F32 4
+#endif
+#ifndef XRFGPU_COL_MIN_BLOCKS_F64
+#define XRFGPU_COL_MIN_BLOCKS_F64 3
 #endif
 #if defined(XRFGPU_CUDA)
 #define XRFGPU_UNROLL _Pragma("unroll")
@@ -100,7 +105,8 @@
 #define XRFGPU_TILE_BUFFER(T, name, count)                      \
     extern __shared__ __align__(16) unsigned char name##_bytes[]; \
     T* name = reinterpret_cast<T*>(name##_bytes)
-#define XRFGPU_COL_BOUNDS __launch_bounds__(32 * XRFGPU_COL_WARPS, XRFGPU_COL_MIN_BLOCKS)
+#define XRFGPU_COL_BOUNDS_F32 __launch_bounds__(32 * XRFGPU_COL_WARPS, XRFGPU_COL_MIN_BLOCKS_F32)
+#define XRFGPU_COL_BOUNDS_F64 __launch_bounds__(32 * XRFGPU_COL_WARPS, XRFGPU_COL_MIN_BLOCKS_F64)
 #else
 #define XRFGPU_UNROLL
 // the host build: one "warp" walks every item, its 32 lanes one after the other
@@ -120,7 +126,8 @@
 #define XRFGPU_TILE_BUFFER(T, name, count) \
     std::vector<T> name##_host((size_t)(count)); \
     T* name = name##_host.data()
-#define XRFGPU_COL_BOUNDS
+#define XRFGPU_COL_BOUNDS_F32
+#define XRFGPU_COL_BOUNDS_F64
 #endif
 #if !defined(XRFGPU_CUDA)
 #include <vector>
@@ -446,7 +453,7 @@ XRFGPU_KERNEL xrfgpu_blur_cols_f64(const double* src, double* dst, const double*
                                    e_size, e_plane);
 }
 
-XRFGPU_KERNEL XRFGPU_COL_BOUNDS xrfgpu_blur_cols_tile_f32(const float* src, float* dst, const float* w, long long k,
+XRFGPU_KERNEL XRFGPU_COL_BOUNDS_F32 xrfgpu_blur_cols_tile_f32(const float* src, float* dst, const float* w, long long k,
                                                         long long planes, long long rows, long long cols, int mode,
                                                         const float* data, const float* background,
                                                         long long b_size, long long b_plane, const float* eps,
@@ -454,7 +461,7 @@ XRFGPU_KERNEL XRFGPU_COL_BOUNDS xrfgpu_blur_cols_tile_f32(const float* src, floa
     xrfgpu::blur_cols_tile_loop<float>(src, dst, w, k, planes, rows, cols, mode, data, background, b_size, b_plane,
                                        eps, e_size, e_plane);
 }
-XRFGPU_KERNEL XRFGPU_COL_BOUNDS xrfgpu_blur_cols_tile_f64(const double* src, double* dst, const double* w,
+XRFGPU_KERNEL XRFGPU_COL_BOUNDS_F64 xrfgpu_blur_cols_tile_f64(const double* src, double* dst, const double* w,
                                                         long long k, long long planes, long long rows,
                                                         long long cols, int mode, const double* data,
                                                         const double* background, long long b_size,

@@ -21,6 +21,17 @@ def test_rl_extrapolate(xp, alpha):
         assert np.any(x + (x - prev) < 0)  # the clip at zero is exercised
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_clip_below_is_the_elementwise_maximum_in_the_dtype_of_x(xp, dtype):
+    """_backend.clip_below against numpy.maximum (NaN kept, values at and below the bound, the dtype kept)."""
+    from xrfgpu._backend import clip_below
+
+    x = np.array([-3.0, -1e-13, 0.0, 1e-12, 2e-12, 5.0, np.nan, -np.inf, np.inf], dtype=dtype)
+    got = clip_below(xp.asarray(x), 1e-12, xp=xp)
+    assert str(got.dtype).endswith(dtype)
+    assert_array(got, np.maximum(x, np.asarray(1e-12, dtype=dtype)), xp, rtol=0, atol=0)
+
+
 def test_difference_writes_into_out_on_numpy():
     a, b = np.arange(6.0), np.ones(6)
     out = np.empty(6)

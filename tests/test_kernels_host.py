@@ -719,9 +719,9 @@ def _column_tile_constants():
 # shapes (maps, rows, cols) and taps k for the tiled column pass: several row bands and column tiles with
 # ragged ends, taps up to the map's side (k // 2 == rows), rows fewer than a warp's strip, a single row,
 # a single column, a single tap, even and odd sides, stacks, and the widest PSF the tile takes (float32:
-# 249 taps, float64: 125; "widest")
+# 311 taps, float64: 125; "widest")
 TILE_CASES = [((1, 300, 70), 61), ((2, 37, 33), 75), ((1, 1, 5), 3), ((3, 16, 32), 33), ((1, 129, 1), 1),
-              ((1, 7, 40), 15), ((2, 64, 48), 61), ((1, 130, 9), "widest"), ((2, 45, 97), 9)]
+              ((1, 7, 40), 15), ((2, 64, 48), 61), ((1, 160, 9), "widest"), ((2, 45, 97), 9)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -737,7 +737,7 @@ def test_tiled_column_pass_equals_scipy_and_the_strip_pass_bit_for_bit(lib, dtyp
 
     if k == "widest":
         warps, width, strips = _column_tile_constants()
-        k = 249 if dtype == np.float32 else 125
+        k = 311 if dtype == np.float32 else 125
         itemsize = np.dtype(dtype).itemsize
         # the widest PSF whose tile fits 48 KiB, stated from the kernel's constants
         assert ((warps * strips[dtype] + k - 1) * width + k) * itemsize <= 48 * 1024
@@ -783,7 +783,7 @@ def test_tiled_column_pass_takes_psfs_whose_tile_fits():
     warps, width, strips = _column_tile_constants()
     k = CudaKernels(np, 0)
     assert k.COL_WARPS == warps and k.COL_WIDTH == width and warps * 32 == k.BLOCK
-    for dtype, widest in ((np.float32, 249), (np.float64, 125)):
+    for dtype, widest in ((np.float32, 311), (np.float64, 125)):
         itemsize = np.dtype(dtype).itemsize
         assert k.col_tile_rows(dtype) == warps * strips[dtype]
         assert k.col_tile_bytes(61, dtype) == ((warps * strips[dtype] + 60) * width + 61) * itemsize
@@ -858,6 +858,29 @@ def test_direct_taps_only_for_separable_symmetric_psfs_within_one_reflection():
     assert _gpu_rl.direct_taps(Convolution(different, (30, 30), iterative=True, engine="dctfft")) is None
     # other engines never take it
     assert _gpu_rl.direct_taps(Convolution(round_psf, (30, 30), iterative=True, engine="extended")) is None
+
+
+def test_run_blurs_in_real_space_only_for_psfs_up_to_the_measured_width(monkeypatch):
+    """_gpu_rl.direct_blur_taps: the real-space blur for separable PSFs of at most DIRECT_MAX_TAPS taps per
+    axis (61, the width measured faster than the transforms), the transforms for a wider one, for PSFs it
+    does not take, and everywhere when DIRECT_BLUR is off."""
+    from xrfgpu import _gpu_rl
+    from xrfgpu.fft import Convolution
+    from xrfgpu.psf import gaussian
+
+    assert _gpu_rl.DIRECT_BLUR and _gpu_rl.DIRECT_MAX_TAPS == 61
+    at_limit = gaussian(None, 7.5)  # 2·⌈4σ⌉ + 1 = 61 taps
+    wider = gaussian(None, 7.6)  # 63 taps
+    assert at_limit.shape == (61, 61) and wider.shape == (63, 63)
+    shape = (200, 180)
+    taps = _gpu_rl.direct_blur_taps(Convolution(at_limit, shape, iterative=True, engine="dctfft"))
+    assert taps is not None and [t.size for t in taps] == [61, 61]
+    assert _gpu_rl.direct_blur_taps(Convolution(wider, shape, iterative=True, engine="dctfft")) is None
+    elongated = gaussian(None, 7.5, sigma_y=3.0)  # 61 × 25: the wider axis decides
+    assert _gpu_rl.direct_blur_taps(Convolution(elongated, shape, iterative=True, engine="dctfft")) is not None
+    assert _gpu_rl.direct_blur_taps(Convolution(at_limit, shape, iterative=True, engine="extended")) is None
+    monkeypatch.setattr(_gpu_rl, "DIRECT_BLUR", False)
+    assert _gpu_rl.direct_blur_taps(Convolution(at_limit, shape, iterative=True, engine="dctfft")) is None
 
 
 def test_column_strip_matches_the_kernel_header():

@@ -92,11 +92,12 @@ def test_runtime_source_compiles_without_include_path(tmp_path):
 
 def test_separable_blur_kernels_fit_their_occupancy_without_spilling(compilations):
     """ptxas -v on kernels/separable_blur.cu (sm_80 and sm_90): no blur kernel spills, and the tiled column
-    pass stays within the registers of XRFGPU_COL_MIN_BLOCKS resident blocks of 32 · XRFGPU_COL_WARPS threads
+    pass stays within the registers of XRFGPU_COL_MIN_BLOCKS_F32/_F64 resident blocks of 32 · XRFGPU_COL_WARPS threads
     (its launch bounds), so that many blocks fit an SM alongside the tile's shared memory."""
     source = (kernel_dir() / "separable_blur.cu").read_text()
     (warps,) = (int(v) for v in re.findall(r"#define XRFGPU_COL_WARPS (\d+)", source))
-    (min_blocks,) = (int(v) for v in re.findall(r"#define XRFGPU_COL_MIN_BLOCKS (\d+)", source))
+    min_blocks = {suffix: int(v) for suffix, v in re.findall(r"#define XRFGPU_COL_MIN_BLOCKS_(F32|F64) (\d+)", source)}
+    assert set(min_blocks) == {"F32", "F64"}
     _, _, returncode, _, stderr = _finished(compilations, "separable_blur.cu")
     assert returncode == 0, stderr
     report = re.findall(r"Compiling entry function '(\w+)' for 'sm_(\d+)'\n.*?Function properties for \w+\n"
@@ -109,4 +110,5 @@ def test_separable_blur_kernels_fit_their_occupancy_without_spilling(compilation
     for name, arch, _stack, spill_stores, spill_loads, registers in report:
         assert (int(spill_stores), int(spill_loads)) == (0, 0), f"{name} spills on sm_{arch}"
         if name.startswith("xrfgpu_blur_cols_tile"):
-            assert int(registers) * 32 * warps * min_blocks <= 65536, f"{name}: {registers} registers on sm_{arch}"
+            blocks = min_blocks[name[-3:].upper()]
+            assert int(registers) * 32 * warps * blocks <= 65536, f"{name}: {registers} registers on sm_{arch}"

@@ -39,6 +39,7 @@ __all__ = [
     "is_numpy_namespace",
     "is_cupy_namespace",
     "working_dtype",
+    "clip_below",
     "rfft2",
     "irfft2",
     "fft_workers",
@@ -152,6 +153,27 @@ def is_float64(dtype) -> bool:
     a TIFF written big-endian, read by h5py or tifffile) was restored in float32.
     """
     return getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", None) == 8
+
+
+def clip_below(x, low, *, xp):
+    """``max(x, low)`` elementwise, in ``x``'s dtype: ``xp.clip(x, min=low)``.
+
+    On CuPy by CuPy's own ``maximum`` (the same values, NaN included): array-api-compat's ``clip``
+    checks shapes and dtypes and copies on every call, about 0.4 ms at 1024² on an H200 (cProfile of
+    ``xrfgpu.restore`` on CuPy, 2026-11-27: 230 calls, 88 ms, in the cross-validated stop's iterations).
+
+    Parameters
+    ----------
+    x : array
+        Real floating-point array.
+    low : float
+        Lower bound, in ``x``'s units.
+    xp : namespace
+        The array namespace of ``x``.
+    """
+    if is_cupy_namespace(xp):
+        return xp.maximum(x, low)
+    return xp.clip(x, min=low)
 
 
 def working_dtype(xp, dtype):

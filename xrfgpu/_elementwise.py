@@ -14,7 +14,7 @@ engines; callers pass temporaries there and never reuse them.
 
 from __future__ import annotations
 
-from ._backend import is_cupy_namespace, is_numpy_namespace
+from ._backend import clip_below, is_cupy_namespace, is_numpy_namespace
 
 __all__ = [
     "multiply_spectrum",
@@ -121,7 +121,7 @@ def rl_ratio(data, blurred, background, eps, *, xp):
         np.maximum(blurred, eps, out=blurred)
         np.divide(data, blurred, out=blurred)
         return blurred
-    return data / xp.clip(blurred + background, min=eps)
+    return data / clip_below(blurred + background, eps, xp=xp)
 
 
 def rl_update(estimate, correction, *, xp):
@@ -151,7 +151,7 @@ def rl_extrapolate(estimate, previous, alpha, *, xp):
         np.add(out, estimate, out=out)
         np.maximum(out, 0, out=out)
         return out
-    return xp.clip(estimate + alpha * (estimate - previous), min=0.0)
+    return clip_below(estimate + alpha * (estimate - previous), 0.0, xp=xp)
 
 
 def dtv_dual_step(px, py, gx, gy, step, *, xp):

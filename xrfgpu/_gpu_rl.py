@@ -46,10 +46,14 @@ __all__ = ["applies", "run"]
 
 # set to False to run the same launches without graph capture (tests, benchmarks)
 USE_GRAPHS = True
-# set to True to blur a separable, axis-symmetric PSF in real space (kernels/separable_blur.cu) instead of by
-# the reordered-DCT transforms: the same operator, no FFT. Off until its speed is measured on a GPU
-# (benchmarks/gpu_iteration_parts.py times both); the host build of the kernels is tested on every run.
-DIRECT_BLUR = False
+# blur a separable, axis-symmetric PSF of at most DIRECT_MAX_TAPS taps per axis in real space
+# (kernels/separable_blur.cu) instead of by the reordered-DCT transforms: the same operator (results equal
+# to about 1e-5 of the maximum in float32), no FFT. On an H200 (2026-11-27, 61 taps, the tiled column pass
+# with 16 rows per warp) a direct iteration took 0.89–0.96× the transforms' at 512²–8192²
+# (benchmarks/gpu_speed.py); its cost grows with the taps and the transforms' does not, so wider PSFs keep
+# the transforms. Set DIRECT_BLUR to False to always use the transforms.
+DIRECT_BLUR = True
+DIRECT_MAX_TAPS = 61
 
 # the row pass of the direct blur: "warp" (a warp per row segment, through shared memory, for PSFs up to
 # 2 · CudaKernels.ROW_MAX_HALF + 1 taps wide) or "group" (a thread per column group, straight from global
@@ -103,10 +107,23 @@ def direct_taps(op):
     return u, v
 
 
+def direct_blur_taps(op):
+    """The tap vectors ``(u, v)`` where :func:`run` blurs in real space, else None (the transforms).
+
+    Real space where ``DIRECT_BLUR`` is set, :func:`direct_taps` applies and neither vector has more than
+    ``DIRECT_MAX_TAPS`` taps (beyond that the transforms' cost, which does not grow with the PSF, is the
+    lower one).
+    """
+    taps = direct_taps(op) if DIRECT_BLUR else None
+    if taps is None or max(int(t.size) for t in taps) > DIRECT_MAX_TAPS:
+        return None
+    return taps
+
+
 def tiled_column_pass_fits(k, taps, dtype) -> bool:
     """Whether the tiled column pass takes a ``taps``-tap PSF in ``dtype``: its tile (the band's rows plus
     ``taps − 1`` halo rows of ``k.COL_WIDTH`` values, then the taps) fits the shared memory a launch may
-    ask for (``k.COL_TILE_MAX_BYTES``: float32 up to 249 taps, float64 up to 125)."""
+    ask for (``k.COL_TILE_MAX_BYTES``: float32 up to 311 taps, float64 up to 125)."""
     return k.col_tile_bytes(taps, dtype) <= k.COL_TILE_MAX_BYTES
 
 
@@ -141,7 +158,7 @@ def run(pb, *, num_iter, eps, init, accelerate):
 
     k = kernels()
     op = pb.op
-    taps = direct_taps(op) if DIRECT_BLUR else None
+    taps = direct_blur_taps(op)
     if taps is not None:
         return _run_direct(pb, k, taps, num_iter=num_iter, eps=eps, init=init, accelerate=accelerate)
     # dctfft: the map itself, read in Makhoul order by the ratio kernel (no reordered copy is made);

@@ -81,7 +81,7 @@ _ROW_MAX_HALF = 64
 # memory a launch may ask for without an opt-in attribute
 _COL_WARPS = 8
 _COL_WIDTH = 32
-_COL_STRIP = {"float32": 16, "float64": 8}
+_COL_STRIP = {"float32": 8, "float64": 8}
 _COL_TILE_MAX_BYTES = 48 * 1024
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, is_numpy_namespace, to_numpy
+from ._backend import array_device, array_namespace, clip_below, is_numpy_namespace, to_numpy
 from ._validate import as_image
 from .background import is_count_map
 
@@ -61,7 +61,7 @@ def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, ret
         np.subtract(mu, terms, out=terms)
         return (float(np.sum(terms)), terms) if return_terms else float(np.sum(terms))
     mu = blurred + background
-    mu = xp.clip(xp.astype(mu[inner], xp.float64), min=1e-12)
+    mu = clip_below(xp.astype(mu[inner], xp.float64), 1e-12, xp=xp)
     terms = mu - held_counts * xp.log(mu)
     return (float(xp.sum(terms)), terms) if return_terms else float(xp.sum(terms))
 
