@@ -2,8 +2,9 @@
 
     python benchmarks/gpu_profile.py OUTDIR
 
-Writes ``OUTDIR/profile_blind_l0.txt`` and ``OUTDIR/profile_restore.txt`` (cumulative and
-internal time, 30 lines each) after an untimed warm-up call of each.
+Writes ``OUTDIR/profile_blind_l0.txt``, ``OUTDIR/profile_restore.txt`` and ``OUTDIR/profile_rl_setup.txt``
+(cumulative and internal time, 30 lines each) after an untimed warm-up call of each; the last also holds the
+time per RL call and per iteration at 512² and 2048² (:func:`rl_setup`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,51 @@ def profile(fn, path):
     print(path, f"wall {wall:.3f} s", flush=True)
 
 
+def rl_setup(outdir, sizes=(512, 2048), counts_of_iterations=(1, 2, 10, 50)):
+    """The set-up of one RL call on the GPU against its iterations: a line through the call's time at 1 … 50
+    iterations (CUDA events, median of 5 after a warm-up) gives the time per call (intercept) and per
+    iteration (slope); the 7th session's H200 calls implied about 5 ms per call at 2048² (0.1 ms of each of 50
+    iterations), which the per-launch sums do not hold. Writes ``OUTDIR/profile_rl_setup.txt``: the fit, and a
+    cProfile of a 1-iteration call (where the host time goes)."""
+    import cupy as cp
+    import numpy as np
+
+    import xrfgpu
+    from xrfgpu.psf import gaussian
+
+    h = gaussian(None, 7.5)
+    hd = cp.asarray((h / h.sum()).astype(np.float32))
+    lines = []
+    for size in sizes:
+        rng = np.random.default_rng(size)
+        y = cp.asarray(rng.poisson(200.0, (size, size)).astype(np.float32))
+
+        def call(n, y=y):
+            return xrfgpu.richardson_lucy(y, hd, num_iter=n, background=140.0)
+
+        times = []
+        for n in counts_of_iterations:
+            call(n)
+            cp.cuda.Device().synchronize()
+            runs = []
+            for _ in range(5):
+                start, end = cp.cuda.Event(), cp.cuda.Event()
+                start.record()
+                call(n)
+                end.record()
+                end.synchronize()
+                runs.append(cp.cuda.get_elapsed_time(start, end))
+            times.append(float(np.median(runs)))
+        slope, intercept = np.polyfit(np.asarray(counts_of_iterations, float), np.asarray(times), 1)
+        line = (f"rl {size}^2: call ms at {list(counts_of_iterations)} iterations {[round(t, 3) for t in times]}; "
+                f"per call {intercept:.3f} ms, per iteration {slope:.4f} ms")
+        print(line, flush=True)
+        lines.append(line)
+    profile(lambda: call(1), f"{outdir}/profile_rl_setup.txt")
+    with open(f"{outdir}/profile_rl_setup.txt", "a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main(outdir):
     import cupy as cp
 
@@ -50,6 +96,7 @@ def main(outdir):
     counts, _, _ = observe((1024, 1024), 6.5, seed=6, background_counts=140.0)
     g = cp.asarray(counts)
     profile(lambda: xrfgpu.restore(g), f"{outdir}/profile_restore.txt")
+    rl_setup(outdir)
     # the front door's own stage times (info["seconds"]), on the GPU and on this machine's CPU
     for name, image in (("gpu", g), ("cpu", counts)):
         t0 = time.perf_counter()
