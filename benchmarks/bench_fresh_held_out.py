@@ -1,9 +1,9 @@
 """σ from the map and the front door on the fresh held-out set of :mod:`sigma_scenes_fresh` (issue 14), scored once,
-and on the third held-out set of :mod:`sigma_scenes_third`.
+and on the third and fourth held-out sets of :mod:`sigma_scenes_third` and :mod:`sigma_scenes_fourth`.
 
     python benchmarks/bench_fresh_held_out.py [--set fresh-held-out|fresh-tuning|fresh-tuning-more|third-held-out|
-        third-tuning] [--csv FILE] [--summary FILE] [--front-door-max-size N]
-    python benchmarks/bench_fresh_held_out.py --set fresh-tuning|third-tuning --mosaic FILE.png
+        third-tuning|fourth-held-out|fourth-tuning] [--csv FILE] [--summary FILE] [--front-door-max-size N]
+    python benchmarks/bench_fresh_held_out.py --set fresh-tuning|third-tuning|fourth-tuning --mosaic FILE.png
 
 Two measurements on every map of the set:
 
@@ -25,7 +25,8 @@ Two measurements on every map of the set:
 only set looked at while writing the generators. ``third-held-out`` and
 ``third-tuning`` are the same for :mod:`sigma_scenes_third` (96 and 16 maps;
 the held-out maps frozen before any was scored, for measuring old and new
-code once each). ``--csv`` writes one row
+code once each), and ``fourth-held-out`` and ``fourth-tuning`` for
+:mod:`sigma_scenes_fourth` (96 and 16 maps, frozen the same way). ``--csv`` writes one row
 per map (both measurements), ``--summary`` the tables as Markdown with the
 command at the top; both atomically. ``--mosaic`` only draws the set's scenes
 (unblurred, above) and maps (below) into a PNG, and scores nothing.
@@ -47,15 +48,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_sigma_generalisation  # noqa: E402
 import sigma_scenes_fresh  # noqa: E402
+import sigma_scenes_fourth  # noqa: E402
 import sigma_scenes_third  # noqa: E402
 
 # each set: its scene module and the name of its case list there
 SETS = {"fresh-held-out": (sigma_scenes_fresh, "FRESH_HELD_OUT"), "fresh-tuning": (sigma_scenes_fresh, "FRESH_TUNING"),
         "fresh-tuning-more": (sigma_scenes_fresh, "FRESH_TUNING_MORE"),
-        "third-held-out": (sigma_scenes_third, "THIRD_HELD_OUT"), "third-tuning": (sigma_scenes_third, "THIRD_TUNING")}
+        "third-held-out": (sigma_scenes_third, "THIRD_HELD_OUT"), "third-tuning": (sigma_scenes_third, "THIRD_TUNING"),
+        "fourth-held-out": (sigma_scenes_fourth, "FOURTH_HELD_OUT"),
+        "fourth-tuning": (sigma_scenes_fourth, "FOURTH_TUNING")}
 TITLES = {"fresh-held-out": "Fresh held-out set (issue 14), scored once", "fresh-tuning": "Fresh tuning set (issue 14)",
           "fresh-tuning-more": "Fresh tuning set (issue 14)", "third-held-out": "Third held-out set (issue 14)",
-          "third-tuning": "Third tuning set (issue 14)"}
+          "third-tuning": "Third tuning set (issue 14)", "fourth-held-out": "Fourth held-out set (issue 14)",
+          "fourth-tuning": "Fourth tuning set (issue 14)"}
 
 
 def _crash_row(case, label, stage, exc):
