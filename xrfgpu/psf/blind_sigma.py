@@ -16,6 +16,7 @@ from ._bfgs import minimize_bfgs
 from ._results import PixelLengths
 from ._spectra import half_plane_weights, periodic_component, ring_sums, ring_table, windowed_periodogram
 from .edge_profiles import combine_profile_sigmas, profiles_on_thinned_halves, smoothed_gradient
+from .edge_straightness import edge_position_drift
 from .elongation import covariance_to_axes, directional_edge_fit, spectral_ellipse
 from .mosaic_scene_fit import fit_mosaic_scene
 
@@ -983,7 +984,18 @@ def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
     return best
 
 
-def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
+def _bin_profile(t, values, step):
+    """Bins of ``t`` ``step`` wide with at least 3 pixels: (centres, mean values, pixel counts)."""
+    bins = np.round(t / step).astype(int)
+    first = bins.min()
+    bins -= first
+    count = np.bincount(bins)
+    total = np.bincount(bins, values)
+    good = count >= 3
+    return (np.flatnonzero(good) + first) * step, total[good] / count[good], count[good]
+
+
+def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40, straightness=True):
     """σ from each long straight edge of the map (see :func:`estimate_sigma`, Notes)."""
     rows, cols = data.shape
     lines, gx, gy, mag, noise, strong = _hough_lines(data, sigma0, max_candidates)
@@ -1014,6 +1026,9 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
             continue
         # leave out the ends of the edge, where the corners' blur reaches in
         s0, s1 = run[0] + 2.0 * sigma0, run[1] - 2.0 * sigma0
+        run_along = (ey * c - ex * s)[on]
+        inside_run = (run_along >= s0) & (run_along <= s1)
+        edge_pixels = np.sort(edge_r[on][inside_run] * cols + edge_c[on][inside_run])
         length = s1 - s0
         if length < 8.0 * sigma0 or length < 10.0:
             continue
@@ -1046,8 +1061,28 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
             continue
         pred = _steps_model(ts, fit[4], fit[3])
         reduced_chi2 = float(np.mean((vs - pred) ** 2 / np.maximum(pred, 1.0)))
-        fits.append({"sigma": fit[1], "stderr": fit[2], "length": length, "angle": math.degrees(theta),
-                     "rho": rho, "steps": fit[3], "reduced_chi2": reduced_chi2})
+        entry = {"sigma": fit[1], "stderr": fit[2], "length": length, "angle": math.degrees(theta),
+                 "rho": rho, "steps": fit[3], "reduced_chi2": reduced_chi2, "edge_pixels": edge_pixels}
+        if straightness:
+            us = along[strip]
+
+            def refit(tb_, yb_, var_):
+                found = _fit_steps(tb_, yb_, var_, sigma0)
+                return None if found is None else float(found[1])
+
+            params, k = fit[4], fit[3]
+            drift = edge_position_drift(ts, vs, us, lambda q: _steps_model(q.ravel(), params, k).reshape(q.shape),
+                                        refit, segment_px=max(4.0 * sigma0, 12.0), step=step,
+                                        max_shift_px=1.5 * sigma0 + 3.0)
+            middle = 0.5 * (s0 + s1)
+            halves = []
+            for part in (us < middle, us >= middle):
+                tb_h, yb_h, n_h = _bin_profile(ts[part], vs[part], step)
+                halves.append(refit(tb_h, yb_h, np.maximum(yb_h, 1.0) / n_h) if tb_h.size >= 16 else None)
+            entry.update(drift_rms_px=drift["drift_rms_px"], drift_chi2=drift["drift_chi2"],
+                         drift_segments=drift["segments"], sigma_straight=drift["sigma_straight"],
+                         sigma_halves=tuple(halves))
+        fits.append(entry)
     return fits
 
 
