@@ -14,6 +14,8 @@ These are tuning maps: constants may be set on them. Each case is ``(family, see
 background)``; :func:`make_case` builds it.
 
     python benchmarks/sigma_tuning_arcs.py      # build only: shapes and min / max counts
+    python benchmarks/sigma_stage_choice.py --set arc-tuning       # what each σ stage says on every map
+    python benchmarks/bench_fresh_held_out.py --set arc-tuning     # σ and the front door
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigma_scenes_third  # noqa: E402
-from sigma_scenes_third import make_case  # noqa: E402,F401  (the third set's protocol, re-exported)
 
+# the third set's protocol, re-exported (the frozen module's functions, not copies)
+make_case = sigma_scenes_third.make_case
+scene_canvas = sigma_scenes_third.scene_canvas
+SIZES = sigma_scenes_third.SIZES
 FAMILIES = sigma_scenes_third.FAMILIES
 TUNING_FAMILIES = sigma_scenes_third.TUNING_FAMILIES
 #: the families where the straight-edge stage failed on the third held-out set (arcs, soft edges)
