@@ -2,7 +2,7 @@
 and on the third and fourth held-out sets of :mod:`sigma_scenes_third` and :mod:`sigma_scenes_fourth`.
 
     python benchmarks/bench_fresh_held_out.py [--set fresh-held-out|fresh-tuning|fresh-tuning-more|third-held-out|
-        third-tuning|fourth-held-out|fourth-tuning] [--csv FILE] [--summary FILE] [--front-door-max-size N]
+        third-tuning|fourth-held-out|fourth-tuning|arc-tuning] [--csv FILE] [--summary FILE] [--front-door-max-size N]
     python benchmarks/bench_fresh_held_out.py --set fresh-tuning|third-tuning|fourth-tuning --mosaic FILE.png
 
 Two measurements on every map of the set:
@@ -50,17 +50,20 @@ import bench_sigma_generalisation  # noqa: E402
 import sigma_scenes_fresh  # noqa: E402
 import sigma_scenes_fourth  # noqa: E402
 import sigma_scenes_third  # noqa: E402
+import sigma_tuning_arcs  # noqa: E402
 
 # each set: its scene module and the name of its case list there
 SETS = {"fresh-held-out": (sigma_scenes_fresh, "FRESH_HELD_OUT"), "fresh-tuning": (sigma_scenes_fresh, "FRESH_TUNING"),
         "fresh-tuning-more": (sigma_scenes_fresh, "FRESH_TUNING_MORE"),
         "third-held-out": (sigma_scenes_third, "THIRD_HELD_OUT"), "third-tuning": (sigma_scenes_third, "THIRD_TUNING"),
         "fourth-held-out": (sigma_scenes_fourth, "FOURTH_HELD_OUT"),
-        "fourth-tuning": (sigma_scenes_fourth, "FOURTH_TUNING")}
+        "fourth-tuning": (sigma_scenes_fourth, "FOURTH_TUNING"),
+        "arc-tuning": (sigma_tuning_arcs, "ARC_TUNING")}
 TITLES = {"fresh-held-out": "Fresh held-out set (issue 14), scored once", "fresh-tuning": "Fresh tuning set (issue 14)",
           "fresh-tuning-more": "Fresh tuning set (issue 14)", "third-held-out": "Third held-out set (issue 14)",
           "third-tuning": "Third tuning set (issue 14)", "fourth-held-out": "Fourth held-out set (issue 14)",
-          "fourth-tuning": "Fourth tuning set (issue 14)"}
+          "fourth-tuning": "Fourth tuning set (issue 14)",
+          "arc-tuning": "Tuning maps of the third set's families, seeds 510-529 (issue 14, seventh round)"}
 
 
 def _crash_row(case, label, stage, exc):

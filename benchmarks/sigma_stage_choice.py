@@ -1,6 +1,6 @@
 """What each stage of ``estimate_sigma`` would have said on every tuning map, and why the edge profiles did not decide.
 
-    python benchmarks/sigma_stage_choice.py --set fresh-tuning-more|tuning-extended|tuning-more|tuning|fresh-tuning
+    python benchmarks/sigma_stage_choice.py --set fresh-tuning-more|tuning-extended|tuning-more|tuning|fresh-tuning|third-tuning|arc-tuning
         [--records FILE.pkl] [--shard I/N]
     python benchmarks/sigma_stage_choice.py --from-records FILE.pkl [FILE.pkl ...]
 
@@ -42,10 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigma_scenes  # noqa: E402
 import sigma_scenes_fresh  # noqa: E402
+import sigma_scenes_third  # noqa: E402
+import sigma_tuning_arcs  # noqa: E402
 
 SETS = {"tuning": (sigma_scenes, "TUNING"), "tuning-extended": (sigma_scenes, "TUNING_EXTENDED"),
         "tuning-more": (sigma_scenes, "TUNING_MORE"), "fresh-tuning": (sigma_scenes_fresh, "FRESH_TUNING"),
-        "fresh-tuning-more": (sigma_scenes_fresh, "FRESH_TUNING_MORE")}
+        "fresh-tuning-more": (sigma_scenes_fresh, "FRESH_TUNING_MORE"),
+        "third-tuning": (sigma_scenes_third, "THIRD_TUNING"), "arc-tuning": (sigma_tuning_arcs, "ARC_TUNING")}
 
 
 def _profile_gate(stage):

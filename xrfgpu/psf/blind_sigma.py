@@ -988,7 +988,7 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
     rows, cols = data.shape
     lines, gx, gy, mag, noise, strong = _hough_lines(data, sigma0, max_candidates)
     half_width = 3.0 * sigma0 + 3.0
-    fits, used = [], []
+    fits, used, pixel_sets = [], [], []
     for theta, rho in lines:
         if len(fits) >= max_lines:
             break
@@ -1014,6 +1014,10 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
             continue
         # leave out the ends of the edge, where the corners' blur reaches in
         s0, s1 = run[0] + 2.0 * sigma0, run[1] - 2.0 * sigma0
+        # the edge pixels of that run (flat indices): two lines that share many of them read one scene edge
+        run_along = (ey * c - ex * s)[on]
+        inside = (run_along >= s0) & (run_along <= s1)
+        edge_pixels = np.sort(edge_r[on][inside] * cols + edge_c[on][inside])
         length = s1 - s0
         if length < 8.0 * sigma0 or length < 10.0:
             continue
@@ -1048,7 +1052,57 @@ def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
         reduced_chi2 = float(np.mean((vs - pred) ** 2 / np.maximum(pred, 1.0)))
         fits.append({"sigma": fit[1], "stderr": fit[2], "length": length, "angle": math.degrees(theta),
                      "rho": rho, "steps": fit[3], "reduced_chi2": reduced_chi2})
+        pixel_sets.append(edge_pixels)
+    _mark_shared_edges(fits, pixel_sets)
     return fits
+
+
+def _mark_shared_edges(fits, pixel_sets):
+    """Sets ``fits[i]["index"]`` = i and ``fits[i]["same_edge_as"]``: the indices of the other fits whose
+    edge pixels overlap this one's by at least _SAME_EDGE_OVERLAP of the smaller set (the same scene
+    edge, read along two Hough lines)."""
+    for i, f in enumerate(fits):
+        f["index"] = i
+        f["same_edge_as"] = []
+    for i in range(len(fits)):
+        for j in range(i + 1, len(fits)):
+            smaller = min(pixel_sets[i].size, pixel_sets[j].size)
+            if smaller and (np.intersect1d(pixel_sets[i], pixel_sets[j], assume_unique=True).size
+                            >= _SAME_EDGE_OVERLAP * smaller):
+                fits[i]["same_edge_as"].append(j)
+                fits[j]["same_edge_as"].append(i)
+
+
+def _distinct_edges(fits):
+    """How many different scene edges ``fits`` read: groups of fits linked by ``same_edge_as`` (transitively,
+    within ``fits``); fits without that key count one each."""
+    ids = {f.get("index", -1 - k): k for k, f in enumerate(fits)}
+    parent = list(range(len(fits)))
+
+    def root(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for k, f in enumerate(fits):
+        for j in f.get("same_edge_as", ()):
+            if j in ids:
+                parent[root(ids[j])] = root(k)
+    return len({root(k) for k in range(len(fits))})
+
+
+# two straight-edge fits read the same scene edge when at least this share of the smaller one's edge pixels
+# (those of its run within 1 px of its line) are also the other's, and the edges that agree on σ must read at
+# least _EDGE_MIN_DISTINCT different scene edges. A curved or soft edge of the scene is crossed by several Hough
+# lines a few degrees apart, and their fits agree with each other because they read the same pixels: on the
+# ARC_TUNING maps (benchmarks/sigma_tuning_arcs.py) a solder dome's rim read by three lines at 137-147° decided
+# σ 69.5 % high and a soft grain edge read by four lines at 144-147° 18.8 % high (their pixels overlapped by
+# 0.24-0.69). Chosen there (overlap 0.2; at 0.3 the dome's three lines are two edges) and confirmed on
+# FRESH_TUNING_MORE and TUNING_EXTENDED, where no σ moves (at least three distinct edges moved 5 and 1 maps
+# there, 1 and 0 of them closer: docs/psf_measurement.md, seventh round)
+_SAME_EDGE_OVERLAP = 0.2
+_EDGE_MIN_DISTINCT = 2
 
 
 def _weighted_median(values, weights):
@@ -1057,9 +1111,10 @@ def _weighted_median(values, weights):
     return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
-def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=0.5):
-    """Weighted median σ of the clean edges, if at least ``min_lines`` agree within ``agree`` and
-    those hold at least ``min_weight`` of the clean edges' total inverse-variance weight."""
+def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=0.5, min_distinct=None):
+    """Weighted median σ of the clean edges, if at least ``min_lines`` agree within ``agree``, those hold at
+    least ``min_weight`` of the clean edges' total inverse-variance weight, and they read at least
+    ``min_distinct`` (default _EDGE_MIN_DISTINCT) different scene edges (:func:`_distinct_edges`)."""
     ok = [f for f in fits if f["reduced_chi2"] <= chi2_max and math.isfinite(f["stderr"])]
     if len(ok) < min_lines:
         return None, ok
@@ -1069,7 +1124,10 @@ def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=
     near = np.abs(sig / med - 1.0) <= agree
     if near.sum() < min_lines or w[near].sum() < min_weight * w.sum():
         return None, ok
-    return _weighted_median(sig[near], w[near]), [f for f, n in zip(ok, near) if n]
+    agreeing = [f for f, n in zip(ok, near) if n]
+    if _distinct_edges(agreeing) < (_EDGE_MIN_DISTINCT if min_distinct is None else min_distinct):
+        return None, ok
+    return _weighted_median(sig[near], w[near]), agreeing
 
 
 # half-width (in ln σ) of the straight-edge interval: this many times the median relative standard error
@@ -1230,9 +1288,13 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     strip whose 2-D residual (data minus the 1-D model) has a reduced χ²
     above 1.15 is rejected, as the scene is then not constant along the
     line. If at least three accepted edges agree within 10 % of their
-    inverse-variance-weighted median, and those hold at least half of the
+    inverse-variance-weighted median, those hold at least half of the
     accepted edges' total inverse-variance weight (a minority of short
-    edges agreeing among themselves is no consensus), σ is the weighted
+    edges agreeing among themselves is no consensus), and they are at least
+    two different scene edges (two fits whose runs share a fifth of the
+    smaller run's edge pixels read one edge: a curved or soft edge of the
+    scene is crossed by several Hough lines a few degrees apart, whose
+    fits agree because they read the same pixels), σ is the weighted
     median of those that agree (``method="straight-edges"``; interval: the
     agreeing edges' range and σ × exp(±h), h the larger of 0.1 and twice the
     median relative standard error of one edge's σ; reliable). Whether the
@@ -1241,8 +1303,9 @@ def estimate_sigma(image, background=None, *, elliptical=False, pixel_size_um=No
     the two stages disagree: the interval is widened to hold the spectral
     interval too and the estimate is not reliable (a warning). Otherwise,
     with ``thorough=True``, the map goes to
-    stage 3. ``details`` holds every edge fit (``edges``, ``edges_used``),
-    the spectral σ (``whittle_sigma``) and the fitted scene exponent
+    stage 3. ``details`` holds every edge fit (``edges``, ``edges_used``;
+    each fit's ``same_edge_as`` lists the fits that read the same scene
+    edge), the spectral σ (``whittle_sigma``) and the fitted scene exponent
     (``scene_exponent``).
 
     Stage 2b, local edge profiles (maps without straight-edge consensus;
