@@ -997,15 +997,20 @@ def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
         if not (0.3 < sig < 4.0 * sigma0 + 10.0):
             continue
         if best is None or bic < best[0]:
-            jac = residuals.jacobian(x) if jac is None else jac  # only for the fits that may be kept
-            jtj = jac.T @ jac
-            try:
-                cov = np.linalg.pinv(jtj) * max(chi2 / max(t.size - len(p0), 1), 1.0)
-                se = math.sqrt(abs(float(cov[1, 1])))
-            except np.linalg.LinAlgError:
-                se = float("inf")
-            best = (bic, sig, se, k, x)
-    return best
+            best = (bic, sig, k, x, residuals, jac, chi2, len(p0))
+    if best is None:
+        return None
+    # the standard error of σ of the chosen fit only: the Jacobian and its pseudo-inverse of a fit that BIC
+    # passes over are not needed
+    bic, sig, k, x, residuals, jac, chi2, n_params = best
+    jac = residuals.jacobian(x) if jac is None else jac
+    jtj = jac.T @ jac
+    try:
+        cov = np.linalg.pinv(jtj) * max(chi2 / max(t.size - n_params, 1), 1.0)
+        se = math.sqrt(abs(float(cov[1, 1])))
+    except np.linalg.LinAlgError:
+        se = float("inf")
+    return bic, sig, se, k, x
 
 
 def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
