@@ -1,6 +1,6 @@
 """Speed of the blind σ estimate (``xrfgpu.psf.estimate_sigma``) against an earlier commit, and proof of equal answers.
 
-Three modes, all comparing this checkout's ``xrfgpu`` with the code of a base commit (exported with
+Four modes, all comparing this checkout's ``xrfgpu`` with the code of a base commit (exported with
 ``git archive <base> | tar -x -C <folder>`` and imported in the same process under another name):
 
 * timing (default): the median of 3 calls on each map (a 1024² and a 512² phantom count map,
@@ -13,7 +13,14 @@ Three modes, all comparing this checkout's ``xrfgpu`` with the code of a base co
   timing map (``benchmarks/front_door_timing.py``: Voronoi seed 7, σ 4, 77/137.5 counts) first. Each map is
   estimated once by each code after one untimed warm-up call of each on the first map of the size, in
   alternating order (old first on even maps, new first on odd ones); median and largest time per size,
-  and whether the answers were equal;
+  and whether the answers were equal. In both timing modes the memo of the last binomial split
+  (``xrfgpu.stopping._LastSplit``) is cleared before each timed call, so each call draws its split;
+* ``--front-door``: CPU time (``time.process_time``, all threads) and wall time of the automatic
+  ``restore(counts)`` (the front door: σ, background, the cross-validated stop, Richardson–Lucy) on the 1024²
+  phantom of the timing mode, ``--repeats`` calls of each code after one untimed warm-up call of each,
+  alternating (old first on even calls, new first on odd ones); the restored maps must be equal bit for bit.
+  The memo of the last binomial split (``xrfgpu.stopping._LastSplit``) is cleared before each call of either
+  code, so that each call draws the split once, as on a map not seen before;
 * ``--equal``: old and new on tuning maps (``sigma_scenes_fresh.FRESH_TUNING_MORE``, ``sigma_scenes.TUNING_EXTENDED``
   and the five HXN maps of ``/work/shared/data``; never the held-out sets), checking
   that σ, σu, σv, ρ, the interval and the noise level agree to ``--rtol`` (1e-9) and that the method, the
@@ -29,6 +36,7 @@ Usage::
     python benchmarks/sigma_speed.py --base c3f393a
     python benchmarks/sigma_speed.py --base main --sizes [--per-size 8]
     python benchmarks/sigma_speed.py --base c3f393a --equal [--limit N]
+    python benchmarks/sigma_speed.py --base 8f16747 --front-door [--repeats 5]
 
 Run from the repository root with the checkout's ``xrfgpu`` importable (``PYTHONPATH=$PWD``).
 """
@@ -100,9 +108,11 @@ def timing(old, new):
         run(new.psf.estimate_sigma, image)
         t_old, t_new = [], []
         for _ in range(3):
+            clear_split_memo(old)
             start = time.perf_counter()
             a, _ = run(old.psf.estimate_sigma, image)
             t_old.append(time.perf_counter() - start)
+            clear_split_memo(new)  # the split drawn on each call, as on a map not seen before
             start = time.perf_counter()
             b, _ = run(new.psf.estimate_sigma, image)
             t_new.append(time.perf_counter() - start)
@@ -158,7 +168,10 @@ def timing_by_size(old, new, per_size):
                 timed(old.psf.estimate_sigma, image)
                 timed(new.psf.estimate_sigma, image)
             order = (("old", old), ("new", new)) if i % 2 == 0 else (("new", new), ("old", old))
-            got = {name: timed(module.psf.estimate_sigma, image) for name, module in order}
+            got = {}
+            for name, module in order:
+                clear_split_memo(module)  # each map's split drawn, as on a map not seen before (the warm-up saw it)
+                got[name] = timed(module.psf.estimate_sigma, image)
             a, b = got["old"][0], got["new"][0]
             same = (a.sigma == b.sigma and a.interval == b.interval and a.method == b.method
                     and a.reliable == b.reliable and a.evidence == b.evidence)
@@ -170,6 +183,39 @@ def timing_by_size(old, new, per_size):
         print(f"{size:5d} {len(rows):4d}  {m_old:21.3f} / {max(cpu_old):.3f}  {m_new:11.3f} / {max(cpu_new):.3f}  "
               f"{m_old / m_new:17.2f}×  {statistics.median(wall_old):20.3f} / {statistics.median(wall_new):.3f}  "
               f"{sum(same)}/{len(same)}", flush=True)
+
+
+def clear_split_memo(module):
+    """Forget the last binomial split of ``module`` (an ``xrfgpu`` package), where it keeps one."""
+    memo = getattr(importlib.import_module(module.__name__ + ".stopping"), "_LAST_SPLIT", None)
+    if memo is not None:
+        memo.clear()
+
+
+def front_door_timing(old, new, repeats):
+    from xrfgpu import phantom
+
+    counts, _, _ = phantom.observe((1024, 1024), 6.5, seed=6, background_counts=140.0)
+    codes = (("old", old), ("new", new))
+    for _, module in codes:  # untimed warm-up (imports, FFT plans, first-call checks)
+        clear_split_memo(module)
+        timed(module.restore, counts)
+    rows = {"old": [], "new": []}
+    for i in range(repeats):
+        outputs = {}
+        for name, module in (codes if i % 2 == 0 else codes[::-1]):
+            clear_split_memo(module)
+            outputs[name], cpu, wall = timed(module.restore, counts)
+            rows[name].append((cpu, wall))
+        same = np.asarray(outputs["old"]).tobytes() == np.asarray(outputs["new"]).tobytes()
+        print(f"  call {i + 1}: CPU {rows['old'][-1][0]:.3f} -> {rows['new'][-1][0]:.3f} s, wall "
+              f"{rows['old'][-1][1]:.3f} -> {rows['new'][-1][1]:.3f} s, restored maps equal {same}", flush=True)
+    for name in ("old", "new"):
+        cpu, wall = zip(*rows[name])
+        print(f"{name}: CPU s median {statistics.median(cpu):.3f} (min {min(cpu):.3f}, max {max(cpu):.3f}); wall s "
+              f"median {statistics.median(wall):.3f} (min {min(wall):.3f}, max {max(wall):.3f})")
+    ratio = statistics.median(c for c, _ in rows["old"]) / statistics.median(c for c, _ in rows["new"])
+    print(f"speed-up of the medians, CPU: {ratio:.3f}×")
 
 
 def differences(a, b, wa, wb):
@@ -238,6 +284,8 @@ def main(argv=None):
     parser.add_argument("--equal", action="store_true", help="check equal answers on the tuning maps")
     parser.add_argument("--sizes", action="store_true", help="CPU time per map at 256², 512², 1024² (tuning maps)")
     parser.add_argument("--per-size", type=int, default=8, help="maps per size with --sizes (default 8)")
+    parser.add_argument("--front-door", action="store_true", help="CPU time of restore() on the 1024² phantom")
+    parser.add_argument("--repeats", type=int, default=5, help="calls of each code with --front-door (default 5)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many scene maps (0: all)")
     parser.add_argument("--rtol", type=float, default=1e-9)
     args = parser.parse_args(argv)
@@ -250,6 +298,9 @@ def main(argv=None):
         return equality(old, xrfgpu, limit=args.limit, rtol=args.rtol)
     if args.sizes:
         timing_by_size(old, xrfgpu, args.per_size)
+        return 0
+    if args.front_door:
+        front_door_timing(old, xrfgpu, args.repeats)
         return 0
     timing(old, xrfgpu)
     return 0

@@ -535,6 +535,72 @@ def frc_iteration_curve(image, psf, *, background=0.0, max_iter=200, seed=0, thr
     return (results, curves) if return_curves else results
 
 
+class _LastSplit:
+    """The last binomial draw of :func:`split_counts` for an integer seed, kept to answer the same request again.
+
+    The front door (:func:`xrfgpu.restore`) splits one count map twice with the same seed and fraction: the
+    blind σ's edge profiles (:func:`xrfgpu.psf.edge_profiles.profiles_on_thinned_halves`) and the
+    cross-validated stop (:func:`cv_stop`); at 1024² the draw took 0.08 s of CPU time each. The memo holds
+    one draw: read-only copies of the counts (float64) and of the first half, keyed by the fraction and the
+    seed, for maps of at most :attr:`MAX_PIXELS` pixels (at most 64 MiB held). A request is answered from it
+    only where its counts equal the kept ones value for value (the draw reads the counts only as
+    ``int64``, so equal values give the same draw), and then with a fresh copy, so no caller can change
+    what the next caller gets. Seeds that are generators (successive draws of one stream, as the joint
+    cross-validation's folds) or anything but an integer are always drawn afresh. The answer is
+    ``numpy.random.default_rng(seed).binomial(counts.astype(int64), fraction)`` bit for bit either way.
+    """
+
+    MAX_PIXELS = 2048 * 2048
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self._kept = None  # (fraction, seed, counts, first half), the arrays read-only
+
+    def first_half(self, host, fraction, seed):
+        """Binomial(``host``, ``fraction``) as float64, drawn with ``default_rng(seed)`` or copied from the memo.
+
+        Parameters
+        ----------
+        host : numpy.ndarray of float64
+            Non-negative integer counts (checked by the caller).
+        fraction : float
+            Success probability, in (0, 1).
+        seed : int or numpy.random.Generator
+            As :func:`split_counts` takes it.
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape of ``host``
+            A new, writable array.
+        """
+        keyed = (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                 and host.size <= self.MAX_PIXELS)
+        if keyed:
+            with self._lock:
+                kept = self._kept
+            if (kept is not None and kept[0] == fraction and kept[1] == int(seed) and kept[2].shape == host.shape
+                    and np.array_equal(kept[2], host)):
+                return kept[3].copy()
+        first = np.random.default_rng(seed).binomial(host.astype(np.int64), fraction).astype(np.float64)
+        if keyed:
+            counts, half = host.copy(), first.copy()
+            counts.flags.writeable = False
+            half.flags.writeable = False
+            with self._lock:
+                self._kept = (fraction, int(seed), counts, half)
+        return first
+
+    def clear(self):
+        """Forget the kept draw."""
+        with self._lock:
+            self._kept = None
+
+
+_LAST_SPLIT = _LastSplit()
+
+
 def split_counts(counts, *, fraction=0.5, seed=0):
     """Binomial thinning of a count map into two independent Poisson maps.
 
@@ -562,6 +628,12 @@ def split_counts(counts, *, fraction=0.5, seed=0):
     ValueError
         Counts that are not non-negative integers, or a fraction outside (0, 1).
 
+    Notes
+    -----
+    The last draw for an integer seed on a map of at most 2048² pixels is kept (:class:`_LastSplit`): the
+    same counts, fraction and seed again (the front door's σ stage and cross-validated stop) get a copy of
+    it, the same numbers without drawing them again.
+
     References
     ----------
     J. Leiner, B. Duan, L. Wasserman, A. Ramdas, J. Am. Stat. Assoc. (2023),
@@ -574,7 +646,7 @@ def split_counts(counts, *, fraction=0.5, seed=0):
     if not is_count_map(counts):
         raise ValueError("splitting needs a map of non-negative integer counts")
     host = np.asarray(to_numpy(counts), dtype=np.float64)
-    first = np.random.default_rng(seed).binomial(host.astype(np.int64), fraction).astype(np.float64)
+    first = _LAST_SPLIT.first_half(host, fraction, seed)
     dev = array_device(counts)
     return (xp.asarray(first, dtype=counts.dtype, device=dev),
             xp.asarray(host - first, dtype=counts.dtype, device=dev))

@@ -821,6 +821,11 @@ class _StepsResiduals:
     it is asked at the same point (``lmder`` asks for the Jacobian where it has just evaluated the
     residuals). :meth:`jacobian_rows` gives it parameter by parameter (the transpose, C-contiguous),
     the layout ``lmder`` copies without transposing when called with ``col_deriv``.
+
+    The parameters are read as Python floats (one ``tolist``) and a single step (k = 1, most fits) works
+    on 1-D rows: each array operation is then the one of the general form on fewer, cheaper NumPy calls
+    (a float64 scalar and a Python float are the same IEEE number, and a·Φ = Φ·a), about half the time
+    per evaluation on the 40–80 bins of an edge profile.
     """
 
     def __init__(self, t, y, w, n_steps):
@@ -833,18 +838,26 @@ class _StepsResiduals:
         self._z = self._phi = None
 
     def _standardised(self, p):
-        z = self._t_row - p[3::2, None]  # (k, t.size): row j is (t − t_j)/|σ|
-        z /= abs(p[1])
+        """z_j = (t − t_j)/|σ| and Φ(z_j): shape (t.size,) for one step, (k, t.size) for more."""
+        if self.n_steps == 1:
+            z = self.t - float(p[3])
+        else:
+            z = self._t_row - p[3::2, None]
+        z /= abs(float(p[1]))
         self._at, self._z, self._phi = p.tobytes(), z, self._ndtr(z)
         return z, self._phi
 
     def residuals(self, p):
         """(model(p) − y)·w, shape (t.size,)."""
         _, phi = self._standardised(p)
-        terms = p[2::2, None] * phi
-        out = terms[0] + p[0]  # β + a_1 Φ_1, then the other steps in order
-        for j in range(1, self.n_steps):
-            out += terms[j]
+        if self.n_steps == 1:
+            out = phi * float(p[2])  # β + a_1 Φ_1
+            out += float(p[0])
+        else:
+            terms = p[2::2, None] * phi
+            out = terms[0] + p[0]  # β + a_1 Φ_1, then the other steps in order
+            for j in range(1, self.n_steps):
+                out += terms[j]
         out -= self.y
         out *= self.w
         return out
@@ -860,21 +873,30 @@ class _StepsResiduals:
         # entry x, the product the per-entry form makes)
         rows = np.empty((2 + 2 * self.n_steps, self.t.size))
         rows[0] = 1.0
-        sig = abs(p[1])
+        sig = abs(float(p[1]))
         density = -0.5 * z
         density *= z
         np.exp(density, density)
         density /= math.sqrt(2.0 * math.pi)
-        scaled = p[2::2, None] * density  # a_j φ(z_j)
-        rows[2::2] = phi
-        # −a_j φ/|σ|: a quotient by −|σ| is the negated quotient by |σ|, bit for bit (IEEE rounding is
-        # symmetric)
-        np.divide(scaled, -sig, rows[3::2])
-        scaled *= z
-        scaled /= sig  # a_j φ(z_j) z_j/|σ|, subtracted from 0 step by step
-        dsig = np.subtract(0.0, scaled[0], rows[1])
-        for j in range(1, self.n_steps):
-            dsig -= scaled[j]
+        if self.n_steps == 1:
+            scaled = density
+            scaled *= float(p[2])  # a_1 φ(z_1)
+            rows[2] = phi
+            np.divide(scaled, -sig, rows[3])
+            scaled *= z
+            scaled /= sig
+            dsig = np.subtract(0.0, scaled, rows[1])
+        else:
+            scaled = p[2::2, None] * density  # a_j φ(z_j)
+            rows[2::2] = phi
+            # −a_j φ/|σ|: a quotient by −|σ| is the negated quotient by |σ|, bit for bit (IEEE rounding is
+            # symmetric)
+            np.divide(scaled, -sig, rows[3::2])
+            scaled *= z
+            scaled /= sig  # a_j φ(z_j) z_j/|σ|, subtracted from 0 step by step
+            dsig = np.subtract(0.0, scaled[0], rows[1])
+            for j in range(1, self.n_steps):
+                dsig -= scaled[j]
         if not p[1] >= 0:
             np.negative(dsig, dsig)
         rows *= self.w
@@ -920,7 +942,7 @@ def _minpack_lmder():
     return _lmder if np.allclose(direct, reference, rtol=1e-12, atol=0.0) else None
 
 
-def _least_squares_lm(residuals, p0, *, max_nfev, tol):
+def _least_squares_lm(residuals, p0, *, max_nfev, tol, with_jacobian=True):
     """Levenberg–Marquardt fit of ``residuals`` (a :class:`_StepsResiduals`) from ``p0``: (x, fun, jac).
 
     The same MINPACK call (``lmder``: ftol = xtol = ``tol``, gtol 1e-8, factor 100, no ``diag``)
@@ -929,7 +951,8 @@ def _least_squares_lm(residuals, p0, *, max_nfev, tol):
     and per-evaluation wrappers (the 334 fits of the 1024² and 512² phantom maps of
     ``benchmarks/sigma_speed.py``: 0.36 s instead of 0.55 s through ``least_squares``, same residual
     functions). Where that driver is not available (see :func:`_minpack_lmder`), ``least_squares``
-    itself runs.
+    itself runs. With ``with_jacobian=False`` the direct route returns ``None`` for ``jac`` (the caller that
+    needs it for some fits only computes ``residuals.jacobian(x)``, what ``least_squares`` returns, itself).
     """
     from scipy import optimize
 
@@ -948,7 +971,7 @@ def _least_squares_lm(residuals, p0, *, max_nfev, tol):
     # col_deriv: the Jacobian parameter by parameter, which lmder copies as it is instead of transposing
     x, info, _status = lmder(residuals.residuals, residuals.jacobian_rows, x0.copy(), (), True, True, tol, tol, 1e-8,
                              max_nfev, 100.0, None)
-    return x, info["fvec"], residuals.jacobian(x)
+    return x, info["fvec"], residuals.jacobian(x) if with_jacobian else None
 
 
 def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
@@ -966,21 +989,28 @@ def _fit_steps(t, y, var, sigma0, max_steps=4, tol=1e-8):
         for c in sorted(cand[:k]):
             p0 += [float(dy[c]) * sigma0 * math.sqrt(2.0 * math.pi) / dt, float(t[c])]
         # analytic Jacobian: with finite differences these fits took 2.5 s of a 512² map's 2.7 s
-        x, fun, jac = _least_squares_lm(_StepsResiduals(t, y, w, k), p0, max_nfev=200 * len(p0), tol=tol)
+        residuals = _StepsResiduals(t, y, w, k)
+        x, fun, jac = _least_squares_lm(residuals, p0, max_nfev=200 * len(p0), tol=tol, with_jacobian=False)
         chi2 = float(np.sum(fun**2))
         bic = chi2 + len(p0) * math.log(t.size)
         sig = abs(float(x[1]))
         if not (0.3 < sig < 4.0 * sigma0 + 10.0):
             continue
         if best is None or bic < best[0]:
-            jtj = jac.T @ jac
-            try:
-                cov = np.linalg.pinv(jtj) * max(chi2 / max(t.size - len(p0), 1), 1.0)
-                se = math.sqrt(abs(float(cov[1, 1])))
-            except np.linalg.LinAlgError:
-                se = float("inf")
-            best = (bic, sig, se, k, x)
-    return best
+            best = (bic, sig, k, x, residuals, jac, chi2, len(p0))
+    if best is None:
+        return None
+    # the standard error of σ of the chosen fit only: the Jacobian and its pseudo-inverse of a fit that BIC
+    # passes over are not needed
+    bic, sig, k, x, residuals, jac, chi2, n_params = best
+    jac = residuals.jacobian(x) if jac is None else jac
+    jtj = jac.T @ jac
+    try:
+        cov = np.linalg.pinv(jtj) * max(chi2 / max(t.size - n_params, 1), 1.0)
+        se = math.sqrt(abs(float(cov[1, 1])))
+    except np.linalg.LinAlgError:
+        se = float("inf")
+    return bic, sig, se, k, x
 
 
 def _edge_fits(data, sigma0, *, max_lines=10, max_candidates=40):
