@@ -27,10 +27,12 @@ def main(argv=None):
     parser.add_argument("--goal", choices=("resolution", "fidelity"), default=None)
     args = parser.parse_args(argv)
     import xrfgpu
+    from xrfgpu.stopping import _LAST_SPLIT
 
     for size in (512, 1024):
         counts, sigma, label = sigma_scenes.make_case(("voronoi", 7, size, 4.0, 77.0, 137.5))
         for r in range(args.repeats):
+            _LAST_SPLIT.clear()  # a repeat must draw its own binomial split (xrfgpu.stopping's memo)
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
