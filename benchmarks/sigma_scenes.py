@@ -292,6 +292,24 @@ def draw_cases(seeds, families, key, all_families):
     return cases
 
 
+def print_built(cases, make_case):
+    """Build every map of ``cases`` with ``make_case`` and print its shape and smallest / largest count: a check
+    that a set builds, which scores nothing (no σ is estimated, nothing restored). The last line gives the time
+    and a SHA-256 of all the counts maps in order (as float64 bytes), to check later that the same maps are
+    built (it depends on the NumPy and FFT build). Returns that digest (hex)."""
+    import hashlib
+    import time
+
+    t0, digest = time.perf_counter(), hashlib.sha256()
+    for case in cases:
+        counts, truth_sigma, label = make_case(case)
+        digest.update(np.ascontiguousarray(counts, dtype=np.float64).tobytes())
+        print(f"{label:16s} seed {case[1]} {counts.shape[0]}×{counts.shape[1]} σ={truth_sigma:g} "
+              f"counts {case[4]:g}/{case[5]:g}: min {counts.min():g}, max {counts.max():g}", flush=True)
+    print(f"{len(cases)} maps built in {time.perf_counter() - t0:.1f} s; SHA-256 of the counts {digest.hexdigest()}")
+    return digest.hexdigest()
+
+
 def _draw_cases(seeds, families=FAMILIES):
     """:func:`draw_cases` of this module (key 12345, the families' index among all eight)."""
     return draw_cases(seeds, families, 12345, _ALL_FAMILIES)

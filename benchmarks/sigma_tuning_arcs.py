@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import sigma_scenes  # noqa: E402
 import sigma_scenes_third  # noqa: E402
 
 # the third set's protocol, re-exported (the frozen module's functions, not copies)
@@ -40,15 +41,9 @@ ARC_TUNING = sigma_scenes_third._draw_cases(ARC_SEEDS)
 
 
 def main(argv=None):
-    """Build every map of :data:`ARC_TUNING` and print its shape and smallest / largest count."""
-    import time
-
-    t0 = time.perf_counter()
-    for case in ARC_TUNING:
-        counts, truth_sigma, label = make_case(case)
-        print(f"{label:16s} seed {case[1]} {counts.shape[0]}×{counts.shape[1]} σ={truth_sigma:g} "
-              f"counts {case[4]:g}/{case[5]:g}: min {counts.min():g}, max {counts.max():g}", flush=True)
-    print(f"{len(ARC_TUNING)} maps built in {time.perf_counter() - t0:.1f} s")
+    """Build every map of :data:`ARC_TUNING` and print its shape and smallest / largest count
+    (:func:`sigma_scenes.print_built`)."""
+    sigma_scenes.print_built(ARC_TUNING, make_case)
     return 0
 
 
