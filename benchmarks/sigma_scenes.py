@@ -248,8 +248,7 @@ def canvas_start(case, families, scene_key, set_words):
     """The scene generator, margin (px) and canvas side (px) of ``case = (family, seed, size, sigma, …)`` in a
     scene set whose families are ``families`` and whose scene key is ``scene_key``: the generator seeded with
     ``[scene_key, family's index in families, seed]``, a margin of 5σ + 8 px. ``set_words`` names the set in
-    the error for a family it does not have. The start of :mod:`sigma_scenes_fresh`'s and
-    :mod:`sigma_scenes_third`'s ``scene_canvas``."""
+    the error for a family it does not have. The start of :meth:`SceneSet.scene_canvas`."""
     family, seed, size, sigma = case[:4]
     if family not in families:
         raise ValueError(f"unknown family {family!r}; {set_words} are {', '.join(families)}")
@@ -262,7 +261,7 @@ def case_from_canvas(scene_canvas, case, noise_key, all_families, *, return_scen
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``, from
     a module's ``scene_canvas(case)`` and its noise key (the generator is seeded with ``[noise_key, family's
     index in all_families, seed]``); with ``return_scene`` also the unblurred scene under the map, in counts
-    above background. The ``make_case`` of this module, :mod:`sigma_scenes_fresh` and :mod:`sigma_scenes_third`."""
+    above background. The ``make_case`` of this module and of :class:`SceneSet`."""
     family, seed = case[0], case[1]
     scene, margin, label, truth_sigma = scene_canvas(case)
     observed = observed_map(scene, margin, case, [noise_key, all_families.index(family), seed],
@@ -276,6 +275,61 @@ def make_case(case, *, return_scene=False):
     """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
     with ``return_scene`` also the unblurred scene under the map, in counts above background."""
     return case_from_canvas(scene_canvas, case, 99, _ALL_FAMILIES, return_scene=return_scene)
+
+
+class SceneSet:
+    """A set of scene families on this module's protocol, with its own random keys: the ``scene_canvas``,
+    ``make_case``, case drawing and build-only check of :mod:`sigma_scenes_fresh`, :mod:`sigma_scenes_third`
+    and :mod:`sigma_scenes_fourth`, written once.
+
+    Parameters
+    ----------
+    families : tuple of str
+        The set's families, in the order whose indices seed the random streams (frozen with the set).
+    generators : dict
+        ``family → generator(n, rng)``, giving the scene on an n × n canvas in [0, 1], or ``(scene, label)``
+        where the label is not the family's name.
+    scene_key, noise_key, draw_key : int
+        Random keys of the scenes, the Poisson noise and the case draws.
+    set_words : str
+        The set's families in words, for the error naming an unknown family.
+    """
+
+    def __init__(self, families, generators, scene_key, noise_key, draw_key, set_words):
+        self.families, self.generators = tuple(families), generators
+        self.scene_key, self.noise_key, self.draw_key, self.set_words = scene_key, noise_key, draw_key, set_words
+
+    def scene_canvas(self, case):
+        """The unblurred scene of ``case`` on its whole canvas (in [0, 1]), the map's margin on each side, a
+        label and the true σ (px). The map of :meth:`make_case` is ``background + signal × (scene blurred by
+        σ)[margin:-margin, margin:-margin]``."""
+        family, sigma = case[0], case[3]
+        rng, margin, n = canvas_start(case, self.families, self.scene_key, self.set_words)
+        scene = self.generators[family](n, rng)
+        scene, label = scene if isinstance(scene, tuple) else (scene, family)
+        return scene, margin, label, float(sigma)
+
+    def make_case(self, case, *, return_scene=False):
+        """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
+        with ``return_scene`` also the unblurred scene under the map, in counts above background
+        (:func:`observed_map`, the same protocol)."""
+        return case_from_canvas(self.scene_canvas, case, self.noise_key, self.families, return_scene=return_scene)
+
+    def draw(self, seeds, families=None):
+        """One case per (family, seed) of ``families`` (default all): :func:`draw_cases` with the set's key."""
+        return draw_cases(seeds, self.families if families is None else families, self.draw_key, self.families)
+
+    def main(self, sets, argv=None):
+        """Command line: build every map of ``sets[--set]`` (a name → case list) and print it
+        (:func:`print_built`: scores nothing)."""
+        import argparse
+
+        parser = argparse.ArgumentParser(description="Build every map of a set and print its shape and smallest "
+                                                     "/ largest count (no σ estimated, nothing restored)")
+        parser.add_argument("--set", choices=tuple(sets), default=next(iter(sets)))
+        args = parser.parse_args(argv)
+        print_built(sets[args.set], self.make_case)
+        return 0
 
 
 def draw_cases(seeds, families, key, all_families):

@@ -61,7 +61,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigma_scenes  # noqa: E402  (the same protocol, not a copy)
-from sigma_scenes import draw_cases  # noqa: E402
 from sigma_scenes_fresh import _box, _segment_distance  # noqa: E402  (pixel boxes and segment distances)
 from sigma_scenes_third import _cover, _grid, _local, _over, _smooth  # noqa: E402  (coverage, frames, fields)
 
@@ -425,28 +424,10 @@ _GENERATORS = {"thin_section": _thin_section, "tissue": _tissue, "fracture_fill"
                "inclusions": _inclusions, "weathering": _weathering}
 
 
-def scene_canvas(case):
-    """The unblurred scene of ``case`` on its whole canvas (in [0, 1]), the map's margin on each side, a label
-    and the true σ (px).
-
-    The map of :func:`make_case` is ``background + signal × (scene blurred by σ)[margin:-margin, margin:-margin]``.
-    """
-    family, sigma = case[0], case[3]
-    rng, margin, n = sigma_scenes.canvas_start(case, FAMILIES, _SCENE_KEY, "the fourth set's families")
-    scene = _GENERATORS[family](n, rng)
-    return scene, margin, family, float(sigma)
-
-
-def make_case(case, *, return_scene=False):
-    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
-    with ``return_scene`` also the unblurred scene under the map, in counts above background
-    (:func:`sigma_scenes.observed_map`, the same protocol)."""
-    return sigma_scenes.case_from_canvas(scene_canvas, case, _NOISE_KEY, FAMILIES, return_scene=return_scene)
-
-
-def _draw_cases(seeds, families=FAMILIES):
-    """One case per (family, seed): :func:`sigma_scenes.draw_cases` with this module's key."""
-    return draw_cases(seeds, families, _DRAW_KEY, FAMILIES)
+_SET = sigma_scenes.SceneSet(FAMILIES, _GENERATORS, _SCENE_KEY, _NOISE_KEY, _DRAW_KEY, "the fourth set's families")
+scene_canvas = _SET.scene_canvas  # (scene on its canvas, margin, label, true σ) of a case
+make_case = _SET.make_case  # (counts, true σ, label[, scene]) of a case
+_draw_cases = _SET.draw  # one case per (family, seed), with this module's draw key
 
 
 # frozen: 2 tuning cases per family (the only maps looked at while writing the generators) and 12 held-out
@@ -456,15 +437,8 @@ FOURTH_HELD_OUT = _draw_cases(range(600, 612))
 
 
 def main(argv=None):
-    """Build every map of a set and print its shape and smallest / largest count (:func:`sigma_scenes.print_built`:
-    scores nothing; the last line also gives a SHA-256 of all the counts)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__.split(" (")[0])
-    parser.add_argument("--set", choices=("held-out", "tuning"), default="held-out")
-    args = parser.parse_args(argv)
-    sigma_scenes.print_built(FOURTH_HELD_OUT if args.set == "held-out" else FOURTH_TUNING, make_case)
-    return 0
+    """Build every map of a set and print its shape and smallest / largest count (scores nothing)."""
+    return _SET.main({"held-out": FOURTH_HELD_OUT, "tuning": FOURTH_TUNING}, argv)
 
 
 if __name__ == "__main__":

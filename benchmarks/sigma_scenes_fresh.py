@@ -52,7 +52,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sigma_scenes  # noqa: E402  (the same protocol, not a copy)
-from sigma_scenes import draw_cases  # noqa: E402
 
 SIZES = sigma_scenes.SIZES  # the sizes the fresh cases are drawn from (the same as the first set)
 
@@ -325,37 +324,19 @@ def _skimage_unused(n, rng):
     return (img - img.min()) / max(img.max() - img.min(), 1e-12), name
 
 
+def _skimage_unused_labelled(n, rng):
+    """:func:`_skimage_unused` with its label, ``skimage-<name>``."""
+    scene, name = _skimage_unused(n, rng)
+    return scene, f"skimage-{name}"
+
+
 _GENERATORS = {"particles": _particles, "strata": _strata, "zoned_grains": _zoned_grains, "fibres": _fibres,
-               "porous": _porous, "dendrites": _dendrites, "cells": _cells}
+               "porous": _porous, "dendrites": _dendrites, "cells": _cells, "skimage_unused": _skimage_unused_labelled}
 
-
-def scene_canvas(case):
-    """The unblurred scene of ``case`` on its whole canvas (in [0, 1]), the map's margin on each side, a label
-    and the true σ (px).
-
-    The map of :func:`make_case` is ``background + signal × (scene blurred by σ)[margin:-margin, margin:-margin]``.
-    """
-    family, sigma = case[0], case[3]
-    rng, margin, n = sigma_scenes.canvas_start(case, FAMILIES, _SCENE_KEY, "the fresh families")
-    if family == "skimage_unused":
-        scene, name = _skimage_unused(n, rng)
-        label = f"skimage-{name}"
-    else:
-        scene = _GENERATORS[family](n, rng)
-        label = family
-    return scene, margin, label, float(sigma)
-
-
-def make_case(case, *, return_scene=False):
-    """Counts map, true σ (px) and a label for ``case = (family, seed, size, sigma, signal, background)``;
-    with ``return_scene`` also the unblurred scene under the map, in counts above background
-    (:func:`sigma_scenes.observed_map`, the same protocol)."""
-    return sigma_scenes.case_from_canvas(scene_canvas, case, _NOISE_KEY, FAMILIES, return_scene=return_scene)
-
-
-def _draw_cases(seeds, families=FAMILIES):
-    """One case per (family, seed): :func:`sigma_scenes.draw_cases` with this module's key."""
-    return draw_cases(seeds, families, _DRAW_KEY, FAMILIES)
+_SET = sigma_scenes.SceneSet(FAMILIES, _GENERATORS, _SCENE_KEY, _NOISE_KEY, _DRAW_KEY, "the fresh families")
+scene_canvas = _SET.scene_canvas  # (scene on its canvas, margin, label, true σ) of a case
+make_case = _SET.make_case  # (counts, true σ, label[, scene]) of a case
+_draw_cases = _SET.draw  # one case per (family, seed), with this module's draw key
 
 
 # frozen: 2 tuning cases (looked at while writing the generators) and 12 held-out cases per family
