@@ -1141,10 +1141,10 @@ def _weighted_median(values, weights):
     return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
-def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=0.5, min_distinct=None):
+def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=0.5, min_distinct=_EDGE_MIN_DISTINCT):
     """Weighted median σ of the clean edges, if at least ``min_lines`` agree within ``agree``, those hold at
     least ``min_weight`` of the clean edges' total inverse-variance weight, and they read at least
-    ``min_distinct`` (default _EDGE_MIN_DISTINCT) different scene edges (:func:`_distinct_edges`)."""
+    ``min_distinct`` different scene edges (:func:`_distinct_edges`)."""
     ok = [f for f in fits if f["reduced_chi2"] <= chi2_max and math.isfinite(f["stderr"])]
     if len(ok) < min_lines:
         return None, ok
@@ -1155,7 +1155,7 @@ def _edge_consensus(fits, *, chi2_max=1.15, agree=0.10, min_lines=3, min_weight=
     if near.sum() < min_lines or w[near].sum() < min_weight * w.sum():
         return None, ok
     agreeing = [f for f, n in zip(ok, near) if n]
-    if _distinct_edges(agreeing) < (_EDGE_MIN_DISTINCT if min_distinct is None else min_distinct):
+    if _distinct_edges(agreeing) < min_distinct:
         return None, ok
     return _weighted_median(sig[near], w[near]), agreeing
 

@@ -180,11 +180,10 @@ def _effective_width(sigma, p, n_steps, *, close=2.0):
 
 
 _THRESHOLD = 6.0  # local_edge_profiles' default edge threshold (noise standard deviations of the gradient)
-_MAX_PROFILES = 80  # and its default number of profiles
 
 
-def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=_MAX_PROFILES, threshold=_THRESHOLD, spacing=None,
-                        max_steps=2, detect=None, detect_noise_power=None, tol=1e-5):
+def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=80, threshold=_THRESHOLD, spacing=None,
+                        max_steps=2, detect=None, detect_noise_power=None, tol=1e-5, edges=None):
     """σ (px) from blurred-step fits of short profiles across the strongest edges of ``data``.
 
     Parameters
@@ -204,6 +203,11 @@ def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=_MAX_PROFILES
         Least distance (px, Chebyshev) between the centres of two profiles; default max(2σ₀, 5).
     max_steps : int
         Most steps of the 1-D scene model (BIC chooses 1 … ``max_steps``).
+    detect, detect_noise_power : numpy.ndarray and float, optional
+        A map of the same shape on which the edges are found instead (and its noise power).
+    edges : tuple, optional
+        The edges already found (``_edge_points`` of ``data`` or ``detect``, with the same
+        ``threshold``); then nothing is detected here.
 
     Returns
     -------
@@ -219,9 +223,9 @@ def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=_MAX_PROFILES
 
     Backends: NumPy input (called by :func:`xrfgpu.psf.estimate_sigma` on the host copy).
     """
-    if detect is None:
+    if edges is None and detect is None:
         edges = _edge_points(data, sigma0, noise_power, threshold=threshold)
-    else:
+    elif edges is None:
         edges = _edge_points(detect, sigma0, detect_noise_power, threshold=threshold)
     return _profiles_at_edges(data, sigma0, edges, max_profiles=max_profiles, spacing=spacing, max_steps=max_steps,
                               tol=tol)
@@ -340,12 +344,6 @@ def profiles_on_thinned_halves(data, sigma0, noise_power, *, seed=0, **options):
                 + local_edge_profiles(first, sigma0, half, detect=second, detect_noise_power=half, **options))
     # the same two calls, with the edges of the second half found in another thread while this one finds those
     # of the first and fits their profiles (the gradients and the selection release the GIL, the fits do not)
-    threshold = options.pop("threshold", _THRESHOLD)
-    fitting = {k: options.pop(k, default) for k, default in (("max_profiles", _MAX_PROFILES), ("spacing", None),
-                                                             ("max_steps", 2), ("tol", 1e-5))}
-    if options:
-        raise TypeError(f"unexpected keyword arguments {sorted(options)}")
-    edges_of_second = _in_thread(_edge_points, second, sigma0, half, threshold=threshold)
-    on_second = _profiles_at_edges(second, sigma0, _edge_points(first, sigma0, half, threshold=threshold),
-                                   **fitting)
-    return on_second + _profiles_at_edges(first, sigma0, edges_of_second(), **fitting)
+    edges_of_second = _in_thread(_edge_points, second, sigma0, half, threshold=options.get("threshold", _THRESHOLD))
+    on_second = local_edge_profiles(second, sigma0, half, detect=first, detect_noise_power=half, **options)
+    return on_second + local_edge_profiles(first, sigma0, half, edges=edges_of_second(), **options)
