@@ -59,6 +59,7 @@ device name, driver and library versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -211,6 +212,23 @@ def peak_live_bytes(fn):
     return int(hook.peak)
 
 
+@contextlib.contextmanager
+def blur_path(direct):
+    """``xrfgpu._gpu_rl`` set to blur by the transforms (``direct=False``) or in real space at any PSF width
+    (``direct=True``: ``DIRECT_MAX_TAPS`` lifted, so a wide PSF is not silently given the transforms), and
+    put back as it was after the block."""
+    from xrfgpu import _gpu_rl
+
+    before = _gpu_rl.DIRECT_BLUR, _gpu_rl.DIRECT_MAX_TAPS
+    _gpu_rl.DIRECT_BLUR = direct
+    if direct:
+        _gpu_rl.DIRECT_MAX_TAPS = 10**9
+    try:
+        yield
+    finally:
+        _gpu_rl.DIRECT_BLUR, _gpu_rl.DIRECT_MAX_TAPS = before
+
+
 def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
     import xrfgpu
     from xrfgpu.fft import Convolution
@@ -225,12 +243,8 @@ def measure_rl(size, *, reps=3, iters=ITERS, with_cucim=True):
 
     def run(accelerate=False, direct=False):
         """The transforms' iteration (``direct=False``) or the real-space blur's, whatever the default is."""
-        before = _gpu_rl.DIRECT_BLUR
-        _gpu_rl.DIRECT_BLUR = direct
-        try:
+        with blur_path(direct):
             return xrfgpu.richardson_lucy(y, hd, num_iter=iters, background=BACKGROUND, accelerate=accelerate)
-        finally:
-            _gpu_rl.DIRECT_BLUR = before
 
     row["xrfgpu_s"] = timed(run, reps) / iters
     row["xrfgpu_accelerated_s"] = timed(lambda: run(True), reps) / iters
@@ -296,27 +310,27 @@ def measure_taps(sizes=(2048, 4096), sigmas=(2.0, 4.0, 7.5, 12.0, 20.0, 30.0), r
     """
     import xrfgpu
     from xrfgpu import _gpu_rl
+    from xrfgpu.fft import Convolution
     from xrfgpu.psf import gaussian
 
     cp = _cupy()
-    before = _gpu_rl.DIRECT_BLUR
     rows = []
-    try:
-        for size in sizes:
-            y = count_map(size, seed=4)
-            for sigma in sigmas:
-                h = gaussian(None, sigma)
-                hd = cp.asarray((h / h.sum()).astype(np.float32))
-                row = {"size": size, "sigma": sigma, "taps": int(h.shape[0])}
-                for key, direct in (("transforms_s", False), ("direct_s", True)):
-                    _gpu_rl.DIRECT_BLUR = direct
+    for size in sizes:
+        y = count_map(size, seed=4)
+        for sigma in sigmas:
+            h = gaussian(None, sigma)
+            hd = cp.asarray((h / h.sum()).astype(np.float32))
+            row = {"size": size, "sigma": sigma, "taps": int(h.shape[0])}
+            for key, direct in (("transforms_s", False), ("direct_s", True)):
+                with blur_path(direct):
+                    # which blur the call takes (a PSF the real-space blur cannot take keeps the transforms)
+                    row[key.replace("_s", "_runs_direct")] = _gpu_rl.direct_blur_taps(
+                        Convolution(hd, y.shape, iterative=True)) is not None
                     row[key] = timed(lambda y=y, hd=hd: xrfgpu.richardson_lucy(y, hd, num_iter=iters,
                                                                                  background=BACKGROUND), reps) / iters
-                row["direct_vs_transforms"] = row["direct_s"] / row["transforms_s"]
-                rows.append(row)
-                print("taps (progress)", json.dumps(row), flush=True)
-    finally:
-        _gpu_rl.DIRECT_BLUR = before
+            row["direct_vs_transforms"] = row["direct_s"] / row["transforms_s"]
+            rows.append(row)
+            print("taps (progress)", json.dumps(row), flush=True)
     return rows
 
 
