@@ -50,8 +50,9 @@ USE_GRAPHS = True
 # (kernels/separable_blur.cu) instead of by the reordered-DCT transforms: the same operator (results equal
 # to about 1e-5 of the maximum in float32), no FFT. On an H200 (2026-11-27, seventh session, 61 taps) a
 # direct iteration took 0.82–0.96× the transforms' at 512²–8192² over three calls, and 0.69–0.97× at 17–61
-# taps, about the same at 97–161 and 1.28× at 241 (benchmarks/gpu_speed.py --parts rl,taps): its cost grows
-# with the taps and the transforms' does not, so wider PSFs keep the transforms. Set DIRECT_BLUR to False to always use the transforms.
+# taps (benchmarks/gpu_speed.py --parts rl,taps); wider PSFs are unmeasured (that sweep's rows above 61 taps
+# ran the transforms twice) and keep the transforms, whose cost does not grow with the PSF while the direct
+# blur's does. Set DIRECT_BLUR to False to always use the transforms.
 DIRECT_BLUR = True
 DIRECT_MAX_TAPS = 61
 
