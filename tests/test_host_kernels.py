@@ -1,7 +1,8 @@
 """The host build of the kernel sources as the NumPy engine of the dTV dual iterations (:mod:`xrfgpu._host_kernels`).
 
 :func:`xrfgpu._elementwise.dtv_denoise_numpy` runs ``kernels/dtv.cu`` built by the host C++ compiler
-when the library is available (``XRFGPU_HOST_KERNELS=1``). The references, independent of that build:
+when the library is available and the engine on (``XRFGPU_HOST_KERNELS=1``; off by default, see
+:data:`xrfgpu._host_kernels.DEFAULT_ON`). The references, independent of that build:
 
 * the array-API loop of the dual iterations (``joint._project``, ``joint._divergence``,
   ``joint._gradient``, ``_elementwise.dtv_dual_step``) run on ``array_api_strict``: equal bit for
@@ -228,6 +229,10 @@ def test_joint_restoration_identical_with_and_without_the_host_engine(host, monk
 
 def test_engine_off_and_missing_compilers(monkeypatch, tmp_path):
     monkeypatch.setenv("XRFGPU_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("XRFGPU_HOST_KERNELS", raising=False)
+    assert (hk.library() is not None) == hk.DEFAULT_ON
+    if not hk.DEFAULT_ON:
+        assert hk.status()["state"] == "off" and "XRFGPU_HOST_KERNELS=1" in hk.status()["reason"]
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "0")
     assert hk.library() is None
     assert hk.status()["state"] == "off"
@@ -239,7 +244,8 @@ def test_engine_off_and_missing_compilers(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert hk.library() is None
     assert hk.status()["state"] == "unavailable" and "no host C++ compiler" in hk.status()["reason"]
-    assert not any(tmp_path.iterdir())  # nothing was written
+    if not hk.DEFAULT_ON:
+        assert not any(tmp_path.iterdir())  # nothing was written
     a = _inputs((2, 5, 6), np.float64, field="shared", params="per-map", rw=False, huber=False)
     x, _ = _engine(a, 2, GAMMA)  # the NumPy code ran
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "0")

@@ -352,6 +352,10 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
     ----------
     A. Chambolle, J. Math. Imaging Vis. 20, 89 (2004), doi:10.1023/B:JMIV.0000011325.36760.1e.
 
+    With the host engine on (``XRFGPU_HOST_KERNELS=1``, :mod:`xrfgpu._host_kernels`; off by
+    default, measured slower here), each block runs ``kernels/dtv.cu`` built by the host C++
+    compiler instead, the same numbers bit for bit (:func:`_dtv_denoise_host`).
+
     Backends
     --------
     NumPy only (the caller's other namespaces run the array-API loop).
