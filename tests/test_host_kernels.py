@@ -1,19 +1,23 @@
-"""The host build of the kernel sources as the NumPy engine of the dTV dual iterations (:mod:`xrfgpu._host_kernels`).
+"""The host dTV engine (``kernels/host_dtv.cpp`` built by the host C++ compiler, :mod:`xrfgpu._host_kernels`).
 
-:func:`xrfgpu._elementwise.dtv_denoise_numpy` runs ``kernels/dtv.cu`` built by the host C++ compiler
-when the library is available and the engine on (``XRFGPU_HOST_KERNELS=1``; off by default, see
-:data:`xrfgpu._host_kernels.DEFAULT_ON`). The references, independent of that build:
+:func:`xrfgpu._elementwise.dtv_denoise_numpy` runs the engine when the library is available and the
+engine on (``XRFGPU_HOST_KERNELS``; :data:`xrfgpu._host_kernels.DEFAULT_ON` when unset). The references,
+independent of that build:
 
 * the array-API loop of the dual iterations (``joint._project``, ``joint._divergence``,
   ``joint._gradient``, ``_elementwise.dtv_dual_step``) run on ``array_api_strict``: equal bit for
-  bit, a zero's sign included, at γ ≠ 0;
-* the NumPy code of the engine (the same call with the host engine off): equal bit for bit, a
-  zero's sign included, at every γ (at γ = 0 that code skips the projection; see
-  ``_elementwise._dtv_denoise_host`` for why the kernels give its numbers there);
-* the fallbacks: the engine off, no compiler, a compiler that fails, a corrupt cache file.
+  bit, a zero's sign included, at γ ≠ 0 (at γ = 0 equal in value: that loop projects with γ = 0,
+  which may turn a −0 into +0);
+* the NumPy code of the engine (the same call with the engine off): equal bit for bit, a zero's
+  sign included, at every γ, with NaN, ∞ and −0 in the inputs;
+* the fallbacks: the engine off, no compiler, a compiler that fails, a corrupt cache file;
+* the build: no FMA instruction in the library (``-ffp-contract=off`` in every clone), and (slow) the
+  baseline x86-64 code, which CPUs without AVX2 run, equal to the NumPy code too.
 
-Every test builds into (or loads from) a folder under ``tmp_path`` named by ``XRFGPU_CACHE_DIR``;
-the build itself is done once per module.
+The library is built once (about 12 s) into the cache folder the engine uses (``XRFGPU_CACHE_DIR``,
+else the user cache folder, never the repository), so later runs load it; the tests of the cache
+logic build with a stand-in compiler (a script that copies that library) into folders under
+``tmp_path``.
 """
 
 from __future__ import annotations
@@ -37,24 +41,54 @@ DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture(scope="module")
-def built_cache(tmp_path_factory):
-    """A cache folder holding the host library, built once for the module."""
-    root = tmp_path_factory.mktemp("xrfgpu_cache")
+def built_cache():
+    """The cache folder holding the host library (built there if it is not yet)."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("XRFGPU_CACHE_DIR", str(root))
     mp.setenv("XRFGPU_HOST_KERNELS", "1")
     mp.delenv("XRFGPU_HOST_CXX", raising=False)
     try:
         assert hk.library() is not None, hk.status()["reason"]
+        return hk.cache_dir().parent
     finally:
         mp.undo()
-    return root
+
+
+@pytest.fixture(scope="module")
+def built_library(built_cache):
+    """The path of the host library in :func:`built_cache`."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XRFGPU_CACHE_DIR", str(built_cache))
+    mp.setenv("XRFGPU_HOST_KERNELS", "1")
+    mp.delenv("XRFGPU_HOST_CXX", raising=False)
+    try:
+        hk.library()
+        return Path(hk.status()["path"])
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def copying_compiler(built_library, tmp_path):
+    """A stand-in compiler: a script that answers ``--version`` and "builds" by copying the host library to
+    its ``-o`` argument after ``XRFGPU_TEST_CXX_DELAY`` seconds, logging each build to ``calls``."""
+    calls = tmp_path / "calls"
+    script = tmp_path / "copying-cxx"
+    script.write_text(f'''#!/bin/sh
+if [ "$1" = "--version" ]; then echo "copying-cxx 1.0"; exit 0; fi
+echo build >> "{calls}"
+out=""
+while [ $# -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done
+sleep "${{XRFGPU_TEST_CXX_DELAY:-0}}"
+cp "{built_library}" "$out"
+''')
+    script.chmod(0o755)
+    return script, calls
 
 
 @pytest.fixture
 def host(built_cache, monkeypatch):
     """The host engine on (the module's cache); returns a list that gets, per call of the dTV engine with the
-    host engine on, whether the host kernels ran."""
+    host engine on, whether the host engine ran."""
     monkeypatch.setenv("XRFGPU_CACHE_DIR", str(built_cache))
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "1")
     monkeypatch.delenv("XRFGPU_HOST_CXX", raising=False)
@@ -122,6 +156,20 @@ def test_host_engine_equals_the_array_api_loop_and_the_numpy_code(host, monkeypa
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", [(2, 2, 2), (1, 2, 5), (2, 5, 2), (1, 3, 3), (2, 13, 37)], ids=str)
+@pytest.mark.parametrize("gamma", [GAMMA, 0.0])
+def test_small_and_odd_shapes(host, monkeypatch, dtype, shape, gamma):
+    """Maps of two rows or columns (no inner row or column: only the peeled boundaries), and widths that are
+    no multiple of a vector (the loops' scalar tails): equal to the NumPy code bit for bit."""
+    a = _inputs(shape, dtype, field="per-map", params="per-map", rw=True, huber=True, seed=4)
+    got = _flat(*_engine(a, 3, gamma))
+    expected = _flat(*_numpy_code(monkeypatch, a, 3, gamma))
+    assert host == [True]
+    for name, g, e in zip(("x", "px", "py"), got, expected):
+        assert_bits(g, e, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("block_maps, workers", [(1, 1), (2, 3), (8, 2)])
 def test_blocks_threads_and_active_maps(host, monkeypatch, dtype, block_maps, workers):
     """Maps in blocks over threads, a subset of the maps iterated (two runs of consecutive maps and a negative
@@ -184,8 +232,8 @@ def test_what_the_kernels_do_not_take_runs_the_numpy_code(host, monkeypatch):
 @pytest.mark.parametrize("case", ["nan-in-z", "inf-in-z", "negative-zero-dual", "nan-field"])
 @pytest.mark.parametrize("gamma", [GAMMA, 0.0])
 def test_edge_values_equal_the_numpy_code(host, monkeypatch, case, gamma):
-    """NaN and ∞ in the EM image, −0 in the warm start, NaN in the field: the result equals the NumPy code's
-    (at γ = 0 the engine falls back to it where the kernels' ``v − 0 · ξ (ξ · v)`` could differ)."""
+    """NaN and ∞ in the EM image, −0 in the warm start, NaN in the field: the engine runs and its result equals
+    the NumPy code's, signs of zeros included (at γ = 0 both skip the projection)."""
     a = _inputs((2, 7, 8), np.float32, field="shared", params="per-map", rw=True, huber=True, seed=8)
     if case == "nan-in-z":
         a["z"][0, 3, 4] = np.nan
@@ -201,8 +249,7 @@ def test_edge_values_equal_the_numpy_code(host, monkeypatch, case, gamma):
         expected = _flat(*_numpy_code(monkeypatch, a, 4, gamma))
     for name, g, e in zip(("x", "px", "py"), got, expected):
         assert_bits(g, e, name)
-    # the kernels ran, except at γ = 0, where a non-finite value or a −0 sends the call to the NumPy code
-    assert host == [gamma != 0], host
+    assert host == [True], host
 
 
 def test_joint_restoration_identical_with_and_without_the_host_engine(host, monkeypatch):
@@ -227,12 +274,14 @@ def test_joint_restoration_identical_with_and_without_the_host_engine(host, monk
 # -- the build, the cache and the fallbacks ------------------------------------------------------------------
 
 
-def test_engine_off_and_missing_compilers(monkeypatch, tmp_path):
-    monkeypatch.setenv("XRFGPU_CACHE_DIR", str(tmp_path))
+def test_engine_off_and_missing_compilers(monkeypatch, tmp_path, built_cache):
+    monkeypatch.setenv("XRFGPU_CACHE_DIR", str(built_cache))
     monkeypatch.delenv("XRFGPU_HOST_KERNELS", raising=False)
+    monkeypatch.delenv("XRFGPU_HOST_CXX", raising=False)
     assert (hk.library() is not None) == hk.DEFAULT_ON
     if not hk.DEFAULT_ON:
         assert hk.status()["state"] == "off" and "XRFGPU_HOST_KERNELS=1" in hk.status()["reason"]
+    monkeypatch.setenv("XRFGPU_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "0")
     assert hk.library() is None
     assert hk.status()["state"] == "off"
@@ -244,8 +293,7 @@ def test_engine_off_and_missing_compilers(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert hk.library() is None
     assert hk.status()["state"] == "unavailable" and "no host C++ compiler" in hk.status()["reason"]
-    if not hk.DEFAULT_ON:
-        assert not any(tmp_path.iterdir())  # nothing was written
+    assert not any(tmp_path.iterdir())  # nothing was written
     a = _inputs((2, 5, 6), np.float64, field="shared", params="per-map", rw=False, huber=False)
     x, _ = _engine(a, 2, GAMMA)  # the NumPy code ran
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "0")
@@ -272,10 +320,12 @@ def test_a_failing_compiler_is_tried_once_and_reported(monkeypatch, tmp_path):
     assert not [p for p in (tmp_path / "cache" / "host_kernels").iterdir()]  # no temporary left behind
 
 
-def test_cache_loads_without_compiling_and_rebuilds_a_corrupt_file(monkeypatch, tmp_path):
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script as the compiler")
+def test_cache_loads_without_compiling_and_rebuilds_a_corrupt_file(monkeypatch, tmp_path, copying_compiler):
+    cxx, calls = copying_compiler
     monkeypatch.setenv("XRFGPU_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "1")
-    monkeypatch.delenv("XRFGPU_HOST_CXX", raising=False)
+    monkeypatch.setenv("XRFGPU_HOST_CXX", str(cxx))
     assert hk.library() is not None
     assert hk.status()["reason"].startswith("built with")
     (built,) = (tmp_path / "host_kernels").glob("xrfgpu_host_*")
@@ -296,7 +346,8 @@ def test_cache_loads_without_compiling_and_rebuilds_a_corrupt_file(monkeypatch, 
     assert hk.library() is not None
     assert hk.status()["reason"].startswith("built with")
     (rebuilt,) = (tmp_path / "host_kernels").glob("xrfgpu_host_*")
-    assert rebuilt.read_bytes() != data[: len(data) // 2]
+    assert rebuilt.read_bytes() == data
+    assert calls.read_text().split() == ["build", "build"]
     hk._forget()
 
 
@@ -313,18 +364,22 @@ def test_default_cache_folder_is_outside_the_repository_and_the_package(monkeypa
         assert hk.cache_dir() == Path("/some/cache/xrfgpu/host_kernels")
 
 
-def test_two_processes_building_at_once_both_load(tmp_path):
-    """Two processes start on an empty cache together: each compiles into its own temporary file and renames it
-    into place; both end with a library that loads."""
-    env = dict(os.environ, XRFGPU_CACHE_DIR=str(tmp_path), XRFGPU_HOST_KERNELS="1")
-    env.pop("XRFGPU_HOST_CXX", None)
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script as the compiler")
+def test_two_processes_building_at_once_both_load(tmp_path, copying_compiler):
+    """Two processes start on an empty cache together: each compiles (a build of 1 s, so they overlap) into its
+    own temporary file and renames it into place; both end with a library that loads."""
+    cxx, calls = copying_compiler
+    cache = tmp_path / "cache"
+    env = dict(os.environ, XRFGPU_CACHE_DIR=str(cache), XRFGPU_HOST_KERNELS="1", XRFGPU_HOST_CXX=str(cxx),
+               XRFGPU_TEST_CXX_DELAY="1")
     code = ("from xrfgpu import _host_kernels as h; lib = h.library(); "
             "assert lib is not None, h.status(); print(h.status()['reason'])")
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    names = [p.name for p in (tmp_path / "host_kernels").iterdir()]
+    assert calls.read_text().split() == ["build", "build"]
+    names = [p.name for p in (cache / "host_kernels").iterdir()]
     assert names and all(n.startswith("xrfgpu_host_") and not n.endswith(".tmp") for n in names), names
 
 
@@ -343,9 +398,60 @@ def test_info_reports_the_host_kernels(monkeypatch, tmp_path, capsys):
 
 
 def test_the_flags_are_the_tested_ones():
-    """The flags proved bit-identical by tests/test_kernels_host.py and tests/test_dtv_fused_kernels.py (which
-    import this constant): no FMA contraction, no fast-math."""
-    flags = hk.HOST_CXX_FLAGS
+    """The engine's flags: those proved bit-identical by tests/test_kernels_host.py and
+    tests/test_dtv_fused_kernels.py (which import :data:`HOST_CXX_FLAGS`: no FMA contraction, no fast-math),
+    then only the flags that change no IEEE result, after ``-fno-fast-math``; no ``-march``."""
+    flags = hk.HOST_ENGINE_CXX_FLAGS
+    assert flags[: len(hk.HOST_CXX_FLAGS)] == hk.HOST_CXX_FLAGS
     assert "-ffp-contract=off" in flags and "-fno-fast-math" in flags
+    assert set(flags[len(hk.HOST_CXX_FLAGS):]) == {"-O3", "-fno-math-errno", "-fno-trapping-math"}
     assert not any(f in flags for f in ("-ffast-math", "-Ofast", "-funsafe-math-optimizations"))
+    assert not any(f.startswith(("-march", "-mtune", "-mfma", "-mavx")) for f in flags)
     assert shutil.which(hk.compiler())
+
+
+FMA = ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub", "fmadd", "fmsub")
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="no objdump")
+def test_the_library_has_no_fma_instruction_and_its_clones(built_library):
+    """No fused multiply-add in any clone (each ``a * b + c`` of the engine is rounded twice, as NumPy's ufuncs
+    do); with GCC on x86-64 Linux, the AVX2 clone, the baseline one and the resolver that picks one at load."""
+    text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(built_library)], capture_output=True,
+                          text=True, check=True).stdout
+    mnemonics = {line.split("\t")[1].split()[0] for line in text.splitlines() if line.count("\t") >= 1
+                 and line.split("\t")[1].strip()}
+    assert not [m for m in mnemonics if m.startswith(FMA)]
+    version = subprocess.run([hk.compiler(), "--version"], capture_output=True, text=True).stdout.lower()
+    if sys.platform.startswith("linux") and os.uname().machine == "x86_64" and "clang" not in version:
+        for clone in ("run_f32", "run_f64"):
+            for suffix in ("avx2", "default", "resolver"):
+                assert f"{clone}" in text and any(f"{clone}" in line and f".{suffix}>:" in line
+                                                  for line in text.splitlines()), (clone, suffix)
+        assert any(m.startswith("vsqrtp") for m in mnemonics)  # the AVX2 clone is vectorised
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"),
+                    reason="the clones are built on x86-64 Linux")
+def test_the_baseline_code_equals_the_numpy_code(monkeypatch, tmp_path):
+    """The engine built without clones (the baseline x86-64 code that CPUs without AVX2 run): equal to the
+    NumPy code bit for bit, as the AVX2 clone this machine runs (the tests above)."""
+    out = tmp_path / "baseline.so"
+    from xrfgpu.cuda import kernel_dir
+
+    source = kernel_dir() / "host_dtv.cpp"
+    subprocess.run([hk.compiler(), *hk.HOST_ENGINE_CXX_FLAGS, "-DXRFGPU_HOST_NO_CLONES", "-o", str(out),
+                    str(source)], check=True, capture_output=True, timeout=300)
+    lib = hk._load(out)
+    monkeypatch.setattr(hk, "library", lambda: lib if hk._enabled() else None)
+    monkeypatch.setenv("XRFGPU_HOST_KERNELS", "1")
+    for dtype in DTYPES:
+        for gamma in (GAMMA, 0.0):
+            a = _inputs((3, 9, 12), dtype, field="per-map", params="per-map", rw=True, huber=True, seed=9)
+            assert ew._dtv_denoise_host(a["z"], a["lam_w"], a["xix"], a["xiy"], gamma, a["px"], a["py"], a["step"],
+                                        4, a["rw"], a["huber"], None) is not None
+            got = _flat(*_engine(a, 4, gamma))
+            expected = _flat(*_numpy_code(monkeypatch, a, 4, gamma))
+            for name, g, e in zip(("x", "px", "py"), got, expected):
+                assert_bits(g, e, f"{np.dtype(dtype).name} γ={gamma}: {name}")

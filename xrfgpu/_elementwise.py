@@ -352,9 +352,9 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
     ----------
     A. Chambolle, J. Math. Imaging Vis. 20, 89 (2004), doi:10.1023/B:JMIV.0000011325.36760.1e.
 
-    With the host engine on (``XRFGPU_HOST_KERNELS=1``, :mod:`xrfgpu._host_kernels`; off by
-    default, measured slower here), each block runs ``kernels/dtv.cu`` built by the host C++
-    compiler instead, the same numbers bit for bit (:func:`_dtv_denoise_host`).
+    With the host engine on (:mod:`xrfgpu._host_kernels`, ``XRFGPU_HOST_KERNELS``), each block
+    runs ``kernels/host_dtv.cpp`` built by the host C++ compiler instead, the same numbers bit for
+    bit (:func:`_dtv_denoise_host`).
 
     Backends
     --------
@@ -486,31 +486,18 @@ def _host_per_map(value, m, dtype):
     return np.ascontiguousarray(np.broadcast_to(value, (m, 1, 1)).reshape(m), dtype=dtype), 1
 
 
-def _has_negative_zero(a):
-    import numpy as np
-
-    return bool(np.any(np.signbit(a) & (a == 0)))
-
-
 def _dtv_denoise_host(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, active):
-    """:func:`dtv_denoise_numpy` on the host build of ``kernels/dtv.cu`` (:mod:`xrfgpu._host_kernels`), or None.
+    """:func:`dtv_denoise_numpy` on the host engine (``kernels/host_dtv.cpp``, :mod:`xrfgpu._host_kernels`), or None.
 
-    Per block of maps (the blocks and threads of the NumPy code), ``n_inner`` × (``xrfgpu_dtv_primal``,
-    ``xrfgpu_dtv_dual_ascent``), then ``xrfgpu_dtv_primal``, on C-contiguous buffers of the working dtype
-    (``np.result_type(z, px)``). The kernels do the NumPy code's operations in its order, each rounded
-    once in that dtype, so the numbers are the same bit for bit. None, and the NumPy code runs, when the
-    library is unavailable or the arguments are not what the kernels compute identically: a dtype other
-    than float32/float64, an operand the ufuncs would compute in a wider type (a float64 array or NumPy
-    scalar with float32 maps), a step or δ per pixel, shapes that do not broadcast, maps of one row or
-    one column (the NumPy code's views need two of each).
-
-    At γ = 0 the NumPy code skips the projection ``P``; the kernels compute ``v − 0 · ξ (ξ · v)``, which
-    equals ``v`` except for a ``v`` of −0 (it may come out +0) or a non-finite ``v`` or ``ξ`` (NaN). A dual
-    variable that starts without −0 never gets one (``p + s g`` is −0 only for a ``p`` of −0), and ∇x
-    only gets −0 next to an ``x`` of −0, which changes ``p + s g`` only where ``p`` is −0; so the kernels
-    run at γ = 0 when ξ and the starting ``p`` are finite and ``p`` holds no −0, and their result is
-    kept only when ``x`` and ``p`` came out finite (a non-finite intermediate leaves a NaN in the final
-    ``p``); otherwise the NumPy code runs.
+    Per block of maps (the blocks and threads of the NumPy code), one call of ``xrfgpu_host_dtv_<dtype>``
+    runs the ``n_inner`` dual steps and the last primal step on C-contiguous buffers of the working dtype
+    (``np.result_type(z, px)``). The engine does the NumPy code's operations in its order, each rounded
+    once in that dtype, and skips the projection at γ = 0 as that code does, so the numbers are the same
+    bit for bit. None, and the NumPy code runs, when the library is unavailable or the arguments are not
+    what the engine computes identically: a dtype other than float32/float64, an operand the ufuncs would
+    compute in a wider type (a float64 array or NumPy scalar with float32 maps), a step or δ per pixel,
+    shapes that do not broadcast, maps of one row or one column (the NumPy code's views need two of each),
+    an ``active`` list with an index out of range or listed twice.
     """
     import numpy as np
 
@@ -549,11 +536,7 @@ def _dtv_denoise_host(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, hube
         px_out[...], py_out[...] = px, py
     except (ValueError, TypeError):
         return None
-    plain = g == 0  # the NumPy code skips the projection (see above)
-    if plain and not (np.isfinite(fx).all() and np.isfinite(fy).all() and np.isfinite(px_out).all()
-                      and np.isfinite(py_out).all() and not _has_negative_zero(px_out)
-                      and not _has_negative_zero(py_out)):
-        return None
+    project = int(not gamma == 0.0)  # the NumPy code's test: at γ = 0 it skips the projection
     x_out = np.empty(shape, dtype=dtype)
     block = max(1, min(m, DTV_BLOCK_PIXELS // (rows * cols)))
     if active is None:
@@ -573,38 +556,35 @@ def _dtv_denoise_host(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, hube
             else:
                 runs.append((i, i + 1))
     blocks = [(start, min(stop, start + block)) for first, stop in runs for start in range(first, stop, block)]
-    suffix = "f32" if dtype == np.float32 else "f64"
-    primal_fn, ascent_fn = getattr(lib, f"xrfgpu_dtv_primal_{suffix}"), getattr(lib, f"xrfgpu_dtv_dual_ascent_{suffix}")
+    engine = getattr(lib, "xrfgpu_host_dtv_f32" if dtype == np.float32 else "xrfgpu_host_dtv_f64")
     has_rw, has_huber = int(rwc is not None), int(huber is not None)
     (sw, s_stride), (dw, d_stride) = steps, deltas
+    n_inner = int(n_inner)
 
     def run_blocks(mine):
         for a, b in mine:
-            zb, lwb, pxb, pyb, xb = zc[a:b], lwc[a:b], px_out[a:b], py_out[a:b], x_out[a:b]
-            rwb = rwc[a:b] if has_rw else zb
+            zb, rwb = zc[a:b], (rwc[a:b] if has_rw else zc[a:b])
             fxb, fyb = (fx[a:b], fy[a:b]) if field_plane else (fx, fy)
-            sb = sw[a:b] if s_stride else sw
-            db = dw[a:b] if d_stride else dw
-            lines = (b - a) * rows
-            primal = (zb.ctypes.data, lwb.ctypes.data, pxb.ctypes.data, pyb.ctypes.data, fxb.ctypes.data,
-                      fyb.ctypes.data, field_plane, rwb.ctypes.data, has_rw, g, xb.ctypes.data, lines, rows, cols)
-            ascent = (xb.ctypes.data, pxb.ctypes.data, pyb.ctypes.data, fxb.ctypes.data, fyb.ctypes.data,
-                      field_plane, rwb.ctypes.data, has_rw, db.ctypes.data, d_stride, has_huber, sb.ctypes.data,
-                      s_stride, g, lines, rows, cols)
-            for _ in range(n_inner):
-                primal_fn(*primal)
-                ascent_fn(*ascent)
-            primal_fn(*primal)
+            sb, db = (sw[a:b] if s_stride else sw), (dw[a:b] if d_stride else dw)
+            code = engine(zb.ctypes.data, lwc[a:b].ctypes.data, px_out[a:b].ctypes.data, py_out[a:b].ctypes.data,
+                          fxb.ctypes.data, fyb.ctypes.data, field_plane, rwb.ctypes.data, has_rw, db.ctypes.data,
+                          d_stride, has_huber, sb.ctypes.data, s_stride, g, project, x_out[a:b].ctypes.data, b - a,
+                          rows, cols, n_inner)
+            if code != 0:
+                raise MemoryError(f"xrfgpu host dTV engine: error {code}")
 
     # the blocks are independent; ctypes releases the GIL during each call
     workers = min(_dtv_workers(), len(blocks))
-    if workers <= 1:
-        run_blocks(blocks)
-    else:
-        pool = _dtv_pool(workers)
-        for done in [pool.submit(run_blocks, blocks[w::workers]) for w in range(workers)]:
-            done.result()
-    if plain and not (np.isfinite(x_out).all() and np.isfinite(px_out).all() and np.isfinite(py_out).all()):
+    try:
+        if workers <= 1:
+            run_blocks(blocks)
+        else:
+            pool = _dtv_pool(workers)
+            futures = [pool.submit(run_blocks, blocks[w::workers]) for w in range(workers)]
+            for failed in [f.exception() for f in futures]:  # every thread done before anything is raised
+                if failed is not None:
+                    raise failed
+    except MemoryError:  # the engine could not allocate its row scratch: the NumPy code, from the start
         return None
     return x_out, (px_out, py_out)
 

@@ -1,26 +1,35 @@
-"""The CUDA kernel sources built by the host C++ compiler, on demand, for the NumPy engine.
+"""The host dTV engine: ``kernels/host_dtv.cpp`` built by the host C++ compiler, on demand, for the NumPy engine.
 
-``kernels/*.cu`` are written with the macros of ``kernels/xrfgpu_ops.cuh``: under a host C++
-compiler each kernel is an ``extern "C"`` loop over the same elements with the same arithmetic,
-each operation rounded once (no FMA contraction, no fast-math), so its numbers are the NumPy
-engine's bit for bit (``tests/test_kernels_host.py``, ``tests/test_dtv_fused_kernels.py`` and
-``tests/test_host_kernels.py`` prove it with these flags, :data:`HOST_CXX_FLAGS`). This module
-builds the files that the NumPy engine calls (:data:`HOST_SOURCES`) into one shared library the
-first time it is asked for, loads it with :mod:`ctypes` (which releases the GIL during each call,
-so the blocks of maps of :func:`xrfgpu._elementwise.dtv_denoise_numpy` run in parallel threads),
-and caches it on disk.
+:func:`xrfgpu._elementwise.dtv_denoise_numpy` (the dual iterations of the dTV denoiser on NumPy arrays)
+runs each block of maps through ``xrfgpu_host_dtv_f32`` / ``_f64`` of ``kernels/host_dtv.cpp`` when
+this library is available: the NumPy code's operations in its order, each rounded once, so its numbers
+are that code's bit for bit, signs of zeros included (``tests/test_host_kernels.py``), with loops shaped
+for the CPU (the projected dual computed once per pixel into a row buffer, boundaries peeled, one map's
+iterations in cache) that the compiler vectorises. This module builds the file into a shared library
+the first time it is asked for, loads it with :mod:`ctypes` (which releases the GIL during each call,
+so the blocks run in parallel threads) and caches it on disk.
+
+The flags (:data:`HOST_ENGINE_CXX_FLAGS`) are :data:`HOST_CXX_FLAGS`, with which the CUDA kernels'
+host builds are proved bit-identical to the NumPy code (``tests/test_kernels_host.py``,
+``tests/test_dtv_fused_kernels.py``): C++17, no FMA contraction (``-ffp-contract=off``), no
+fast-math; then, after ``-fno-fast-math``, ``-O3 -fno-math-errno -fno-trapping-math``. These two
+change no IEEE result of +, −, ×, ÷ or the square root: ``-fno-math-errno`` lets ``std::sqrt`` of a
+negative number skip setting ``errno`` (it still returns NaN, so the compiler may use the vector square
+root instruction, correctly rounded as the scalar one), and ``-fno-trapping-math`` lets the compiler
+assume no floating-point exception traps (none is enabled in Python), so it may compute both sides of
+``max(1, |u|)``'s select and vectorise it; neither reassociates, contracts or flushes denormals, which
+``-ffast-math`` would. With GCC on x86-64 Linux the source asks for two clones of its driver
+(``target_clones("avx2", "default")``): the loader's ifunc resolver picks the AVX2 one on CPUs that
+have AVX2 and the baseline x86-64 one elsewhere, so the default build has no ``-march`` and one library
+serves every x86-64 CPU; ``-ffp-contract=off`` holds in both (the test suite checks the disassembly for
+FMA instructions) and both give the same bits.
 
 Settings (environment variables, read when the library is first asked for):
 
 ``XRFGPU_HOST_KERNELS``
-    ``1`` (or ``on``, ``true``, ``yes``) turns the host engine on, ``0`` (or ``off``, ``false``, ``no``)
-    off; unset: :data:`DEFAULT_ON`, which is False. Measured on 27 November 2026 (2-core AMD EPYC,
-    g++ 12, these flags), the kernels of ``dtv.cu``, written for the GPU (each thread recomputes its
-    neighbours' projections, boundary branches in the loop), run as scalar code that GCC does not
-    vectorise, about 10 ns per pixel and dual step against 6.7 ns for the NumPy code's cache-blocked
-    SIMD passes: the joint restoration took 1.2–1.3 times as long with them
-    (``benchmarks/joint_speed.py``; ``docs/performance.md``, "Host kernels"). The engine stays
-    available, bit for bit, for a host build that is faster.
+    ``0`` (or ``off``, ``false``, ``no``) turns the host engine off, ``1`` (or ``on``, ``true``, ``yes``)
+    on; unset: :data:`DEFAULT_ON`. Measured on 27 November 2026 (2-core AMD EPYC, g++ 12): see
+    ``docs/performance.md``, "Host kernels" (``benchmarks/joint_speed.py``).
 ``XRFGPU_HOST_CXX``
     The compiler (a name on ``PATH`` or a path); default ``g++``, else ``c++``.
 ``XRFGPU_CACHE_DIR``
@@ -28,17 +37,17 @@ Settings (environment variables, read when the library is first asked for):
     ``~/.cache/xrfgpu``; ``~/Library/Caches/xrfgpu`` on macOS, ``%LOCALAPPDATA%\\xrfgpu`` on
     Windows); the libraries go to its ``host_kernels`` folder, never into the package or a checkout.
 
-Cache: one library per key, the SHA-256 of the sources (header included), the flags and the
-compiler's path and ``--version`` text, named ``xrfgpu_host_<key>-<digest>.so`` where ``<digest>``
-is the start of the SHA-256 of the library file itself. A build writes a temporary file in the same
-folder and :func:`os.replace` s it into place, so a reader never sees a partial file and two
-processes building at once both end with a whole library (the same name if the compiler is
-deterministic, two names otherwise, each loadable). A file whose content does not match its name
-(a truncated or corrupt copy) is never loaded: it is removed and the library rebuilt.
+Cache: one library per key, the SHA-256 of the source, the flags and the compiler's path and
+``--version`` text, named ``xrfgpu_host_<key>-<digest>.so`` where ``<digest>`` is the start of the
+SHA-256 of the library file itself. A build (about 12 s with g++ 12 on one core) writes a temporary
+file in the same folder and :func:`os.replace` s it into place, so a reader never sees a partial file
+and two processes building at once both end with a whole library (the same name if the compiler is
+deterministic, two names otherwise, each loadable). A file whose content does not match its name (a
+truncated or corrupt copy) is never loaded: it is removed and the library rebuilt.
 
 A failed build (no compiler, a compiler error, a library that does not load) is remembered for the
 process with its reason (:func:`status`, shown by ``xrfgpu info``) and :func:`library` returns
-None: the NumPy engine runs, with the same numbers. No warning is raised: the results do not
+None: the NumPy code runs, with the same numbers. No warning is raised: the results do not
 change, only the time, and a warning would turn into an error in test suites run with warnings as
 errors (this project's included); the reason is logged once (``logging``, level INFO) and
 ``xrfgpu info`` prints it.
@@ -61,19 +70,24 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["HOST_CXX_FLAGS", "HOST_SOURCES", "DEFAULT_ON", "library", "status", "cache_dir", "compiler"]
+__all__ = ["HOST_CXX_FLAGS", "HOST_ENGINE_CXX_FLAGS", "HOST_SOURCES", "DEFAULT_ON", "library", "status", "cache_dir",
+           "compiler"]
 
 #: The host compiler's flags, those the bit-identity tests build with: C++17, optimised, no FMA
 #: contraction (``-ffp-contract=off``: GCC contracts ``a * b + c`` by default), no fast-math (IEEE
 #: division, square root, NaN and denormals), position independent, a shared library.
 HOST_CXX_FLAGS = ("-x", "c++", "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared")
 
-#: Whether the host engine runs when ``XRFGPU_HOST_KERNELS`` is unset: off, since it was measured slower
-#: than the NumPy code (see the module notes).
+#: The host engine's flags: :data:`HOST_CXX_FLAGS`, then (after ``-fno-fast-math``) optimisation and the
+#: two flags that let GCC vectorise the square root and the max select without changing an IEEE result
+#: (see the module notes).
+HOST_ENGINE_CXX_FLAGS = HOST_CXX_FLAGS + ("-O3", "-fno-math-errno", "-fno-trapping-math")
+
+#: Whether the host engine runs when ``XRFGPU_HOST_KERNELS`` is unset (see the module notes).
 DEFAULT_ON = False
 
-#: The kernel files the NumPy engine calls on the host (``kernels/``).
-HOST_SOURCES = ("dtv.cu",)
+#: The source file of the host engine (``kernels/``).
+HOST_SOURCES = ("host_dtv.cpp",)
 
 #: Seconds a build may take before it counts as failed.
 BUILD_TIMEOUT_S = 180
@@ -83,10 +97,9 @@ _LOCK = threading.Lock()
 _STATE: dict = {}  # settings key -> (library or None, reason)
 
 _P, _LL, _I = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int
-# kernel name -> argument types; "T" is a scalar of the array dtype (float or double)
+# function name -> argument types; "T" is a scalar of the array dtype (float or double)
 _SIGNATURES = {
-    "xrfgpu_dtv_primal": [_P, _P, _P, _P, _P, _P, _LL, _P, _I, "T", _P, _LL, _LL, _LL],
-    "xrfgpu_dtv_dual_ascent": [_P, _P, _P, _P, _P, _LL, _P, _I, _P, _LL, _I, _P, _LL, "T", _LL, _LL, _LL],
+    "xrfgpu_host_dtv": [_P, _P, _P, _P, _P, _P, _LL, _P, _I, _P, _LL, _I, _P, _LL, "T", _I, _P, _LL, _LL, _LL, _I],
 }
 
 
@@ -102,7 +115,7 @@ def _enabled() -> bool:
 def _off_reason() -> str:
     if os.environ.get("XRFGPU_HOST_KERNELS", "").strip():
         return f"off (XRFGPU_HOST_KERNELS={os.environ['XRFGPU_HOST_KERNELS'].strip()})"
-    return "off by default (slower than the NumPy code where measured); XRFGPU_HOST_KERNELS=1 turns it on"
+    return "off by default; XRFGPU_HOST_KERNELS=1 turns it on"
 
 
 def compiler() -> str | None:
@@ -128,11 +141,11 @@ def cache_dir() -> Path:
 
 
 def _sources():
-    """``(kernel folder, [(name, bytes)])`` of the header and :data:`HOST_SOURCES`."""
-    from .cuda import HEADER, kernel_dir
+    """``(kernel folder, [(name, bytes)])`` of :data:`HOST_SOURCES`."""
+    from .cuda import kernel_dir
 
     folder = kernel_dir()
-    return folder, [(name, (folder / name).read_bytes()) for name in (HEADER,) + HOST_SOURCES]
+    return folder, [(name, (folder / name).read_bytes()) for name in HOST_SOURCES]
 
 
 def _compiler_version(cxx: str) -> str:
@@ -146,7 +159,7 @@ def _build_key(cxx: str, sources) -> str:
     h = hashlib.sha256()
     for name, text in sources:
         h.update(name.encode() + b"\0" + hashlib.sha256(text).digest())
-    h.update("\0".join(HOST_CXX_FLAGS).encode() + b"\0" + cxx.encode() + b"\0")
+    h.update("\0".join(HOST_ENGINE_CXX_FLAGS).encode() + b"\0" + cxx.encode() + b"\0")
     h.update(_compiler_version(cxx).encode())
     return h.hexdigest()[:24]
 
@@ -181,7 +194,7 @@ def _compile(cxx: str, kdir: Path, folder: Path, key: str) -> Path:
     os.close(fd)
     tmp = Path(tmp)
     try:
-        cmd = [cxx, *HOST_CXX_FLAGS, "-I", str(kdir), "-o", str(tmp)] + [str(kdir / name) for name in HOST_SOURCES]
+        cmd = [cxx, *HOST_ENGINE_CXX_FLAGS, "-I", str(kdir), "-o", str(tmp)] + [str(kdir / name) for name in HOST_SOURCES]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}")
@@ -202,7 +215,7 @@ def _load(path: Path):
         for suffix, scalar in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
             fn = getattr(lib, f"{name}_{suffix}")
             fn.argtypes = [scalar if s == "T" else s for s in sig]
-            fn.restype = None
+            fn.restype = ctypes.c_int
     return lib
 
 
@@ -270,7 +283,7 @@ def status(build: bool = False) -> dict:
     """
     if build:
         library()
-    out = {"cache_dir": str(cache_dir()), "compiler": compiler(), "flags": list(HOST_CXX_FLAGS), "path": None}
+    out = {"cache_dir": str(cache_dir()), "compiler": compiler(), "flags": list(HOST_ENGINE_CXX_FLAGS), "path": None}
     entry = _STATE.get(_settings())
     if entry is not None:
         state = "loaded" if entry["library"] is not None else "off" if not _enabled() else "unavailable"
