@@ -13,7 +13,7 @@ guide restorations are also in ``_restore_alone``). ``--profile N`` also
 prints cProfile's top N functions by internal time. ``compare OLD NEW`` reads
 two such folders and says, per case, whether the restored stacks are equal
 (``np.array_equal``) and the records identical, with the wall times. ``dtv MAPS SIDE`` times one
-call of the dTV engine with the host kernels off and on (``XRFGPU_HOST_KERNELS``; docs/performance.md,
+call of the dTV engine with the host engine off and on (``XRFGPU_HOST_KERNELS``; docs/performance.md,
 "Host kernels").
 
 Cases: ``maps:N`` (N maps of 128² cut from the middle of :mod:`skarn` seed 0's
@@ -158,10 +158,10 @@ def compare(old_dir, new_dir):
 
 
 def dtv(maps, side, *, field="per-map", gamma=0.9, huber=False, repeats=10):
-    """One call of the dTV engine (10 dual steps, float32) timed with the host kernels off and on.
+    """One call of the dTV engine (10 dual steps, float32) timed with the host engine off and on.
 
-    The NumPy code (``XRFGPU_HOST_KERNELS=0``) and the host build of ``kernels/dtv.cu``
-    (``XRFGPU_HOST_KERNELS=1``) alternate twice; each time is the best of ``repeats`` calls. Random
+    The NumPy code (``XRFGPU_HOST_KERNELS=0``) and the host engine, ``kernels/host_dtv.cpp``
+    (``XRFGPU_HOST_KERNELS=1``), alternate twice; each time is the best of ``repeats`` calls. Random
     inputs of the joint run's shapes: ``maps`` maps of ``side``², a guide field per map or shared,
     a step (and Huber δ) per map, warm start 0. Prints both times, their ratio and whether the
     results are equal bit for bit.
@@ -197,7 +197,7 @@ def dtv(maps, side, *, field="per-map", gamma=0.9, huber=False, repeats=10):
     from xrfgpu import _host_kernels
 
     print(f"dtv {maps} x {side}² ({field} field, γ {gamma}{', Huber' if huber else ''}), threads "
-          f"{ew._dtv_workers()}: NumPy code {1e3 * best['0']:.1f} ms, host kernels {1e3 * best['1']:.1f} ms "
+          f"{ew._dtv_workers()}: NumPy code {1e3 * best['0']:.1f} ms, host engine {1e3 * best['1']:.1f} ms "
           f"(× {best['0'] / best['1']:.2f}); equal bit for bit: {same}; {_host_kernels.status()['reason']}")
 
 
@@ -211,7 +211,7 @@ def main(argv=None):
     p = sub.add_parser("compare")
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)
-    p = sub.add_parser("dtv", help="time one dTV engine call with the host kernels off and on")
+    p = sub.add_parser("dtv", help="time one dTV engine call with the host engine off and on")
     p.add_argument("maps", type=int)
     p.add_argument("side", type=int)
     p.add_argument("--field", choices=("per-map", "shared"), default="per-map")

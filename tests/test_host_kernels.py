@@ -1,7 +1,7 @@
 """The host dTV engine (``kernels/host_dtv.cpp`` built by the host C++ compiler, :mod:`xrfgpu._host_kernels`).
 
 :func:`xrfgpu._elementwise.dtv_denoise_numpy` runs the engine when the library is available and the
-engine on (``XRFGPU_HOST_KERNELS``; :data:`xrfgpu._host_kernels.DEFAULT_ON` when unset). The references,
+engine on (the default; ``XRFGPU_HOST_KERNELS=0`` turns it off). The references,
 independent of that build:
 
 * the array-API loop of the dual iterations (``joint._project``, ``joint._divergence``,
@@ -278,9 +278,8 @@ def test_engine_off_and_missing_compilers(monkeypatch, tmp_path, built_cache):
     monkeypatch.setenv("XRFGPU_CACHE_DIR", str(built_cache))
     monkeypatch.delenv("XRFGPU_HOST_KERNELS", raising=False)
     monkeypatch.delenv("XRFGPU_HOST_CXX", raising=False)
-    assert (hk.library() is not None) == hk.DEFAULT_ON
-    if not hk.DEFAULT_ON:
-        assert hk.status()["state"] == "off" and "XRFGPU_HOST_KERNELS=1" in hk.status()["reason"]
+    assert hk.DEFAULT_ON  # on by default (measured faster: docs/performance.md, "Host kernels")
+    assert hk.library() is not None and hk.status()["state"] == "loaded"
     monkeypatch.setenv("XRFGPU_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("XRFGPU_HOST_KERNELS", "0")
     assert hk.library() is None
