@@ -508,6 +508,8 @@ def _dtv_denoise_host(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, hube
         return None
     if dtype not in (np.float32, np.float64) or rows < 2 or cols < 2 or not isinstance(py, np.ndarray):
         return None
+    if not isinstance(n_inner, (int, np.integer)) or n_inner >= 2 ** 31:  # the engine's count is a C int
+        return None
     from . import _host_kernels
 
     lib = _host_kernels.library()
