@@ -12,7 +12,9 @@ the final runs ``_batch_run``; stages nest, e.g. the cross-validation's own
 guide restorations are also in ``_restore_alone``). ``--profile N`` also
 prints cProfile's top N functions by internal time. ``compare OLD NEW`` reads
 two such folders and says, per case, whether the restored stacks are equal
-(``np.array_equal``) and the records identical, with the wall times.
+(``np.array_equal``) and the records identical, with the wall times. ``dtv MAPS SIDE`` times one
+call of the dTV engine with the host engine off and on (``XRFGPU_HOST_KERNELS``; docs/performance.md,
+"Host kernels").
 
 Cases: ``maps:N`` (N maps of 128² cut from the middle of :mod:`skarn` seed 0's
 scene: map k shows element k mod 3 (Si, Ca, Fe) at its rates and PSF σ
@@ -155,6 +157,50 @@ def compare(old_dir, new_dir):
               + f"; records identical: {old['record'] == new['record']}")
 
 
+def dtv(maps, side, *, field="per-map", gamma=0.9, huber=False, repeats=10):
+    """One call of the dTV engine (10 dual steps, float32) timed with the host engine off and on.
+
+    The NumPy code (``XRFGPU_HOST_KERNELS=0``) and the host engine, ``kernels/host_dtv.cpp``
+    (``XRFGPU_HOST_KERNELS=1``), alternate twice; each time is the best of ``repeats`` calls. Random
+    inputs of the joint run's shapes: ``maps`` maps of ``side``², a guide field per map or shared,
+    a step (and Huber δ) per map, warm start 0. Prints both times, their ratio and whether the
+    results are equal bit for bit.
+    """
+    from xrfgpu import _elementwise as ew
+
+    rng = np.random.default_rng(0)
+    shape = (maps, side, side)
+    z = rng.gamma(2.0, 20.0, shape).astype(np.float32)
+    lam_w = (rng.gamma(2.0, 1.0, shape) * 0.05).astype(np.float32)
+    xi = rng.normal(size=(2,) + (shape if field == "per-map" else shape[1:]))
+    xi = (xi / (1.0 + np.sqrt((xi ** 2).sum(axis=0)))).astype(np.float32)
+    p0 = np.zeros(shape, np.float32)
+    step = np.full((maps, 1, 1), 0.1, np.float32)
+    delta = np.full((maps, 1, 1), 0.5, np.float32) if huber else None
+
+    def call():
+        return ew.dtv_denoise_numpy(z, lam_w, xi[0], xi[1], gamma, p0, p0, step, 10, huber=delta)
+
+    best, results = {}, {}
+    for mode in ("0", "1", "0", "1"):
+        os.environ["XRFGPU_HOST_KERNELS"] = mode
+        results[mode] = call()  # the untimed first call builds or loads the library
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        best[mode] = min(best.get(mode, np.inf), min(times))
+    (xa, (pxa, pya)), (xb, (pxb, pyb)) = results["0"], results["1"]
+    same = all(np.array_equal(a, b) and np.array_equal(np.signbit(a), np.signbit(b))
+               for a, b in ((xa, xb), (pxa, pxb), (pya, pyb)))
+    from xrfgpu import _host_kernels
+
+    print(f"dtv {maps} x {side}² ({field} field, γ {gamma}{', Huber' if huber else ''}), threads "
+          f"{ew._dtv_workers()}: NumPy code {1e3 * best['0']:.1f} ms, host engine {1e3 * best['1']:.1f} ms "
+          f"(× {best['0'] / best['1']:.2f}); equal bit for bit: {same}; {_host_kernels.status()['reason']}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,9 +211,17 @@ def main(argv=None):
     p = sub.add_parser("compare")
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)
+    p = sub.add_parser("dtv", help="time one dTV engine call with the host engine off and on")
+    p.add_argument("maps", type=int)
+    p.add_argument("side", type=int)
+    p.add_argument("--field", choices=("per-map", "shared"), default="per-map")
+    p.add_argument("--gamma", type=float, default=0.9)
+    p.add_argument("--huber", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.case, args.out, profile=args.profile)
+    elif args.command == "dtv":
+        dtv(args.maps, args.side, field=args.field, gamma=args.gamma, huber=args.huber)
     else:
         compare(args.old, args.new)
 

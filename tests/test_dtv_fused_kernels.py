@@ -35,6 +35,7 @@ from test_kernels_host import _host_cupy, call
 
 from xrfgpu import _elementwise as ew
 from xrfgpu import joint as J
+from xrfgpu._host_kernels import HOST_CXX_FLAGS
 from xrfgpu.cuda import HEADER, CudaKernels, kernel_dir
 
 CXX = shutil.which("g++") or shutil.which("c++")
@@ -45,12 +46,12 @@ host_build = pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++) 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    """``kernels/dtv.cu`` built by the host compiler (the flags of tests/test_kernels_host.py)."""
+    """``kernels/dtv.cu`` built by the host compiler (:data:`xrfgpu._host_kernels.HOST_CXX_FLAGS`)."""
     out = tmp_path_factory.mktemp("dtv_host") / "libxrfgpu_dtv_host.so"
     src = kernel_dir()
     assert (src / HEADER).is_file()
-    cmd = [CXX, "-x", "c++", "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
-           "-Wall", "-Wextra", "-Werror", "-I", str(src), "-o", str(out), str(src / "dtv.cu")]
+    cmd = [CXX, *HOST_CXX_FLAGS, "-Wall", "-Wextra", "-Werror", "-I", str(src), "-o", str(out),
+           str(src / "dtv.cu")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"host build failed:\n{' '.join(cmd)}\n{proc.stderr}"
     return ctypes.CDLL(str(out))

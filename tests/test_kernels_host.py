@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from xrfgpu import _elementwise as ew
+from xrfgpu._host_kernels import HOST_CXX_FLAGS
 from xrfgpu.cuda import HEADER, KERNEL_FILES, kernel_dir
 
 CXX = shutil.which("g++") or shutil.which("c++")
@@ -35,8 +36,7 @@ def lib(tmp_path_factory):
     """All kernel files built by the host compiler into one shared library."""
     out = tmp_path_factory.mktemp("kernels_host") / "libxrfgpu_kernels_host.so"
     src = kernel_dir()
-    cmd = [CXX, "-x", "c++", "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
-           "-Wall", "-Wextra", "-Werror", "-I", str(src), "-o", str(out)]
+    cmd = [CXX, *HOST_CXX_FLAGS, "-Wall", "-Wextra", "-Werror", "-I", str(src), "-o", str(out)]
     cmd += [str(src / name) for name in KERNEL_FILES]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"host build failed:\n{' '.join(cmd)}\n{proc.stderr}"

@@ -28,9 +28,12 @@ def test_every_subpackage_is_listed(project):
 
 def test_kernel_sources_are_package_data(project):
     patterns = project["tool"]["setuptools"]["package-data"]["xrfgpu._kernels"]
-    sources = [p for p in (ROOT / "kernels").iterdir() if p.suffix in (".cu", ".cuh", ".h")]
+    sources = [p for p in (ROOT / "kernels").iterdir() if p.suffix in (".cu", ".cuh", ".h", ".cpp")]
     assert sources
     assert all(any(p.match(pat) for pat in patterns) for p in sources)
+    from xrfgpu._host_kernels import HOST_SOURCES  # the host engine's source ships too
+
+    assert {ROOT / "kernels" / name for name in HOST_SOURCES} <= set(sources)
 
 
 def test_core_dependencies_pull_no_gpu_stack(project):

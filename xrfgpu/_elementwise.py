@@ -352,12 +352,19 @@ def dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=None,
     ----------
     A. Chambolle, J. Math. Imaging Vis. 20, 89 (2004), doi:10.1023/B:JMIV.0000011325.36760.1e.
 
+    With the host engine on (:mod:`xrfgpu._host_kernels`, ``XRFGPU_HOST_KERNELS``), each block
+    runs ``kernels/host_dtv.cpp`` built by the host C++ compiler instead, the same numbers bit for
+    bit (:func:`_dtv_denoise_host`).
+
     Backends
     --------
     NumPy only (the caller's other namespaces run the array-API loop).
     """
     import numpy as np
 
+    host = _dtv_denoise_host(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, active)
+    if host is not None:
+        return host
     m, rows, cols = np.broadcast_shapes(z.shape, px.shape)
     dtype = np.result_type(z, px)
     x_out, px_out, py_out = (np.empty((m, rows, cols), dtype=dtype) for _ in range(3))
@@ -427,6 +434,161 @@ def _dtv_pool(workers):
 
         pool = _DTV_POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrfgpu-dtv")
     return pool
+
+
+def _host_scalar(value, dtype):
+    """A scalar operand as the NumPy engine's ufuncs use it, rounded to ``dtype``, or None when they would not
+    compute in ``dtype`` (a NumPy scalar of a wider type is "strong" under NEP 50: the ufunc would compute in
+    that type and round the result once more, which the kernels do not)."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        a = np.asarray(value)
+        if a.ndim != 0 or a.dtype.kind not in "fiu" or not np.can_cast(a.dtype, dtype, "safe"):
+            return None
+        return dtype.type(a)
+    if isinstance(value, (int, float)):  # a Python number: "weak", cast to the arrays' dtype first
+        return dtype.type(value)
+    return None
+
+
+def _host_array(a, shape, dtype):
+    """``a`` broadcast to ``shape`` as a C-contiguous array of ``dtype`` (no copy when it is one), or None
+    when the NumPy engine's ufuncs would not compute with it in ``dtype`` (another kind, a wider type)."""
+    import numpy as np
+
+    if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or not np.can_cast(a.dtype, dtype, "safe"):
+        return None
+    try:
+        b = np.broadcast_to(a, shape)
+    except ValueError:
+        return None
+    return np.ascontiguousarray(b, dtype=dtype)
+
+
+def _host_per_map(value, m, dtype):
+    """A step or Huber δ (scalar, or one per map broadcasting to (m, 1, 1)) as ``(array, stride)`` for the
+    kernels (stride 0: one value for every map), or None (a value per pixel or row: the NumPy code)."""
+    import numpy as np
+
+    if not isinstance(value, np.ndarray) or value.ndim == 0:
+        v = _host_scalar(value, dtype)
+        return None if v is None else (np.full(1, v, dtype=dtype), 0)
+    if value.ndim > 3 or value.dtype.kind != "f" or not np.can_cast(value.dtype, dtype, "safe"):
+        return None
+    try:
+        if np.broadcast_shapes(value.shape, (m, 1, 1)) != (m, 1, 1):
+            return None
+    except ValueError:
+        return None
+    return np.ascontiguousarray(np.broadcast_to(value, (m, 1, 1)).reshape(m), dtype=dtype), 1
+
+
+def _dtv_denoise_host(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, active):
+    """:func:`dtv_denoise_numpy` on the host engine (``kernels/host_dtv.cpp``, :mod:`xrfgpu._host_kernels`), or None.
+
+    Per block of maps (the blocks and threads of the NumPy code), one call of ``xrfgpu_host_dtv_<dtype>``
+    runs the ``n_inner`` dual steps and the last primal step on C-contiguous buffers of the working dtype
+    (``np.result_type(z, px)``). The engine does the NumPy code's operations in its order, each rounded
+    once in that dtype, and skips the projection at γ = 0 as that code does, so the numbers are the same
+    bit for bit. None, and the NumPy code runs, when the library is unavailable or the arguments are not
+    what the engine computes identically: a dtype other than float32/float64, an operand the ufuncs would
+    compute in a wider type (a float64 array or NumPy scalar with float32 maps), a step or δ per pixel,
+    shapes that do not broadcast, maps of one row or one column (the NumPy code's views need two of each),
+    an ``active`` list with an index out of range or listed twice.
+    """
+    import numpy as np
+
+    try:
+        m, rows, cols = np.broadcast_shapes(z.shape, px.shape)
+        dtype = np.result_type(z, px)
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if dtype not in (np.float32, np.float64) or rows < 2 or cols < 2 or not isinstance(py, np.ndarray):
+        return None
+    if not isinstance(n_inner, (int, np.integer)) or n_inner >= 2 ** 31:  # the engine's count is a C int
+        return None
+    from . import _host_kernels
+
+    lib = _host_kernels.library()
+    if lib is None:
+        return None
+    shape = (m, rows, cols)
+    g = _host_scalar(gamma, dtype)
+    zc, lwc = _host_array(z, shape, dtype), _host_array(lam_w, shape, dtype)
+    rwc = None if rw is None else _host_array(rw, shape, dtype)
+    steps = _host_per_map(step, m, dtype)
+    deltas = (np.zeros(1, dtype), 0) if huber is None else _host_per_map(huber, m, dtype)
+    if any(v is None for v in (g, zc, lwc, steps, deltas)) or (rw is not None and rwc is None):
+        return None
+    if getattr(xix, "shape", None) != getattr(xiy, "shape", None):
+        return None
+    if xix.shape in ((rows, cols), (1, rows, cols)):  # one field for every map
+        fx, fy = (_host_array(a.reshape(rows, cols), (rows, cols), dtype) for a in (xix, xiy))
+        field_plane = 0
+    else:
+        fx, fy = (_host_array(a, shape, dtype) for a in (xix, xiy))
+        field_plane = rows * cols
+    if fx is None or fy is None:
+        return None
+    px_out, py_out = np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
+    try:
+        px_out[...], py_out[...] = px, py
+    except (ValueError, TypeError):
+        return None
+    project = int(not gamma == 0.0)  # the NumPy code's test: at γ = 0 it skips the projection
+    x_out = np.empty(shape, dtype=dtype)
+    block = max(1, min(m, DTV_BLOCK_PIXELS // (rows * cols)))
+    if active is None:
+        runs = [(0, m)]
+    else:  # the maps left out get x = z and p as it was; the others run in slices of consecutive maps
+        ids = [int(i) for i in active]
+        if any(not -m <= i < m for i in ids):
+            return None  # the NumPy code raises IndexError
+        which = sorted(i % m for i in ids)
+        if len(set(which)) != len(which):
+            return None  # a map listed twice: the NumPy code iterates it twice
+        x_out[...] = z
+        runs = []
+        for i in which:
+            if runs and runs[-1][1] == i:
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+    blocks = [(start, min(stop, start + block)) for first, stop in runs for start in range(first, stop, block)]
+    engine = getattr(lib, "xrfgpu_host_dtv_f32" if dtype == np.float32 else "xrfgpu_host_dtv_f64")
+    has_rw, has_huber = int(rwc is not None), int(huber is not None)
+    (sw, s_stride), (dw, d_stride) = steps, deltas
+    n_inner = int(n_inner)
+
+    def run_blocks(mine):
+        for a, b in mine:
+            zb, rwb = zc[a:b], (rwc[a:b] if has_rw else zc[a:b])
+            fxb, fyb = (fx[a:b], fy[a:b]) if field_plane else (fx, fy)
+            sb, db = (sw[a:b] if s_stride else sw), (dw[a:b] if d_stride else dw)
+            code = engine(zb.ctypes.data, lwc[a:b].ctypes.data, px_out[a:b].ctypes.data, py_out[a:b].ctypes.data,
+                          fxb.ctypes.data, fyb.ctypes.data, field_plane, rwb.ctypes.data, has_rw, db.ctypes.data,
+                          d_stride, has_huber, sb.ctypes.data, s_stride, g, project, x_out[a:b].ctypes.data, b - a,
+                          rows, cols, n_inner)
+            if code != 0:
+                raise MemoryError(f"xrfgpu host dTV engine: error {code}")
+
+    # the blocks are independent; ctypes releases the GIL during each call
+    workers = min(_dtv_workers(), len(blocks))
+    try:
+        if workers <= 1:
+            run_blocks(blocks)
+        else:
+            pool = _dtv_pool(workers)
+            futures = [pool.submit(run_blocks, blocks[w::workers]) for w in range(workers)]
+            for failed in [f.exception() for f in futures]:  # every thread done before anything is raised
+                if failed is not None:
+                    raise failed
+    except MemoryError:  # the engine could not allocate its row scratch: the NumPy code, from the start
+        return None
+    return x_out, (px_out, py_out)
 
 
 def _dtv_denoise_block(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw, huber, x, scratch):

@@ -1951,7 +1951,8 @@ def _versions():
 @cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True)
 def info(as_json):
-    """Versions, array backends (NumPy, CuPy and its GPU, Dask) and the CUDA kernel cache location."""
+    """Versions, array backends (NumPy, CuPy and its GPU, Dask), the CUDA kernel cache location and the host
+    build of the kernels (built, where, or why not)."""
     data = {"versions": _versions(), "backends": {"numpy": np.__version__}}
     try:
         from .cuda import info as cuda_info
@@ -1965,6 +1966,12 @@ def info(as_json):
         data["backends"]["cupy"] = gpu_status() if gpu_available() else f"not usable: {gpu_status()}"
     except Exception as exc:  # pragma: no cover
         data["backends"]["cupy"] = f"not usable: {exc}"
+    try:
+        from ._host_kernels import status as host_status
+
+        data["host_kernels"] = host_status()
+    except Exception as exc:  # pragma: no cover - the report must not fail
+        data["host_kernels"] = {"state": "unavailable", "reason": f"{type(exc).__name__}: {exc}"}
     try:
         import dask
 
@@ -1985,7 +1992,18 @@ def info(as_json):
         click.echo(f"kernel dir: {cuda.get('kernel_dir')}")
         click.echo(f"kernel cache: {cuda.get('kernel_cache_dir')}")
         click.echo(f"nvcc: {cuda.get('nvcc') or 'not found'}")
+    click.echo(_host_kernels_line(data["host_kernels"]))
     return 0
+
+
+def _host_kernels_line(host):
+    """``xrfgpu info``'s line on the host build of the kernels (:func:`xrfgpu._host_kernels.status`)."""
+    state, reason = host.get("state"), host.get("reason")
+    if state in ("loaded", "cached"):
+        return f"host kernels: {state}, {host.get('path')} ({reason})"
+    if state == "not built":
+        return f"host kernels: not built ({reason}; cache {host.get('cache_dir')})"
+    return f"host kernels: {state} ({reason})" if state == "unavailable" else f"host kernels: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover
