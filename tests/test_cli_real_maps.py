@@ -458,3 +458,24 @@ def test_psf_edge_warns_when_the_map_holds_no_straight_edge(tmp_path, capsys):
                  str(tmp_path / "e.toml"), "--figure", str(tmp_path / "e.png"), "--json"]) == 0
     captured = capsys.readouterr()
     assert "warning" not in json.loads(captured.out) and "Warning" not in captured.err
+
+
+@pytest.mark.parametrize(("state", "quiet", "said"), [("not built", False, True), ("not built", True, False),
+                                                      ("loaded", False, False)])
+def test_joint_says_when_it_builds_the_cpu_engine(tmp_path, capsys, monkeypatch, state, quiet, said):
+    # the first joint run on a machine compiles kernels/host_dtv.cpp (about 10 s) before restoring: the
+    # command line says why it pauses, once, and not with -q; the build itself is stood in for (None: the
+    # NumPy code runs, the same numbers)
+    from xrfgpu import _host_kernels
+
+    monkeypatch.setattr(_host_kernels, "status", lambda build=False: {"state": state, "cache_dir": "CACHE-DIR"})
+    monkeypatch.setattr(_host_kernels, "library", lambda: None)
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    for name, path in (("Fe_K", FE), ("Cr_K", HXN / "SUM_maps_XRF_Cr_K.tiff")):
+        tifffile.imwrite(folder / f"{name}.tif", tifffile.imread(path).astype(np.float32)[40:88, 40:88])
+    capsys.readouterr()
+    assert main(["restore", str(folder), "-o", str(tmp_path / "joint.npz"), "--psf-sigma", "1px", "--joint",
+                 "--iterations", "3"] + (["-q"] if quiet else [])) == 0
+    err = capsys.readouterr().err
+    assert ("building the CPU engine of the joint prior" in err and "CACHE-DIR" in err) == said

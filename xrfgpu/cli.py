@@ -966,6 +966,13 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         stack = np.clip(stack, 0.0, None)
     work = to_compute(stack, where)
     psfs = [_psf_for(item[2], stack[0], xp=np) for item in inputs]
+    if not quiet and isinstance(work, np.ndarray):
+        from . import _host_kernels
+
+        engine = _host_kernels.status()
+        if engine["state"] == "not built":  # the first joint run on this machine: say why it pauses
+            click.echo(f"building the CPU engine of the joint prior (once per machine, about 10 s; cached in "
+                       f"{engine['cache_dir']})", err=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", JointFallbackWarning)
         out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
