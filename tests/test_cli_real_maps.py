@@ -479,3 +479,38 @@ def test_joint_says_when_it_builds_the_cpu_engine(tmp_path, capsys, monkeypatch,
                  "--iterations", "3"] + (["-q"] if quiet else [])) == 0
     err = capsys.readouterr().err
     assert ("building the CPU engine of the joint prior" in err and "CACHE-DIR" in err) == said
+
+
+def test_joint_chooses_its_guide_among_the_element_maps(tmp_path):
+    # a file with other channels beside the elements (MAPS: scatter s_e, total fluorescence TFY): with equal
+    # PSFs the automatic guide (narrowest PSF, then the larger mean count) was the channel of most counts;
+    # now it is chosen among the element maps, every map is still restored, and the record says so
+    from xrfgpu.front_door import effective_counts
+    from xrfgpu.joint import joint_richardson_lucy
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    maps = {"Fe_K": tifffile.imread(FE), "Cr_K": tifffile.imread(HXN / "SUM_maps_XRF_Cr_K.tiff")}
+    maps = {k: v.astype(np.float32)[40:88, 40:88] for k, v in maps.items()}
+    # the total fluorescence: both elements' counts together, in the Fe map's units (more counts than either)
+    gains = {k: effective_counts(v, xp=np)[1] for k, v in maps.items()}
+    maps["TFY"] = maps["Fe_K"] + maps["Cr_K"] * np.float32(gains["Fe_K"] / gains["Cr_K"])
+    for name, image in maps.items():
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    out = tmp_path / "joint.npz"
+    assert main(["restore", str(folder), "-o", str(out), "--psf-sigma", "1px", "--joint", "--iterations", "3",
+                 "-q"]) == 0
+    record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]["parameters"]
+    joint = record.get("joint") or record
+    assert sorted(joint["guide_chosen_among"]) == ["Cr_K", "Fe_K"] and joint["guide"] in ("Cr_K", "Fe_K")
+    with np.load(out) as f:
+        assert {"Fe_K", "Cr_K", "TFY"} <= set(f.files)
+    # the library alone, with every map eligible, takes the channel of most effective counts
+    order = sorted(maps)
+    stack = np.stack([maps[k] for k in order])
+    from xrfgpu.psf import gaussian
+
+    _, info = joint_richardson_lucy(stack, [gaussian(None, 1.0)] * 3, background=[0.0] * 3, weight=0.05,
+                                    num_iter=3, guide_iter=3, return_info=True)
+    levels = [float(np.mean(m)) / effective_counts(m, xp=np)[1] for m in stack]
+    assert order[info["guide"]] == "TFY" == order[int(np.argmax(levels))]

@@ -444,6 +444,27 @@ def test_shared_edges_come_out_sharper_and_closer_to_the_truth(xp, shared_scene)
     assert info["mode"] == "joint" and info["guide"] == 0 and info["per_map"][1]["weight"] == 0.1
 
 
+def test_the_automatic_guide_is_chosen_among_the_maps_named(xp, shared_scene):
+    # guide_among limits the automatic choice (narrowest PSF, then the larger mean count) to the maps
+    # named, as the command line does with a file's element maps; every map is still restored
+    counts, psfs, *_ = shared_scene
+    more = counts[0] + np.random.default_rng(5).poisson(counts[0]).astype(np.float32)  # twice the mean count
+    stack = np.concatenate([counts, more[None]])  # a third map: the guide's scene, with the guide's PSF
+    hs = [xp.asarray(h) for h in psfs + [psfs[0]]]
+    opts = dict(background=list(BG) + [2 * BG[0]], weight=0.05, num_iter=3, guide_iter=3, return_info=True)
+    _, info = joint_richardson_lucy(xp.asarray(stack), hs, **opts)
+    assert info["guide"] == 2  # the PSFs of maps 0 and 2 tie; map 2 has the larger mean count
+    out, info = joint_richardson_lucy(xp.asarray(stack), hs, guide_among=[0, 1], **opts)
+    assert info["guide"] == 0 and tuple(out.shape) == stack.shape
+    _, info = joint_richardson_lucy(xp.asarray(stack), hs, guide_among=[1], **opts)
+    assert info["guide"] == 1  # the only one allowed, though its PSF is the widest
+    for bad, match in (([], "at least one"), ([3], "map indices"), ([True], "map indices")):
+        with pytest.raises(ValueError, match=match):
+            joint_richardson_lucy(xp.asarray(stack), hs, guide_among=bad, **opts)
+    with pytest.raises(ValueError, match="guide='auto'"):
+        joint_richardson_lucy(xp.asarray(stack), hs, guide=1, guide_among=[0, 1], **opts)
+
+
 def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     counts, psfs, *_ = shared_scene
     out, info = restore_stack(counts, psfs, "rl", joint=True, background=list(BG), return_info=True,

@@ -958,6 +958,10 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     names = [item[0] for item in inputs]
     index = "auto" if guide is None else names.index(match_name(guide, names, what="--guide element",
                                                                   where="the selected maps"))
+    # the automatic guide is chosen among the element maps when the file also holds other channels
+    # (MAPS: scatter s_i/s_e/s_a, total fluorescence TFY, the fitted background Bkgnd)
+    elements = [i for i, name in enumerate(names) if _is_element_map(name)]
+    among = elements if guide is None and 0 < len(elements) < len(names) else None
     stack = np.stack([item[1] for item in inputs])
     # fitted maps may hold small negative values (fit noise); RL models counts, so they are clipped at 0
     # as the front door clips them for a single map, and the clipped fraction is recorded
@@ -978,7 +982,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
                                           num_iter=iterations, guide_iter=iterations, return_info=True,
                                           gain=[item[5] for item in inputs],  # measured once per map, or None
-                                          map_kind=[item[6] for item in inputs])  # classified once, or None
+                                          map_kind=[item[6] for item in inputs],  # classified once, or None
+                                          guide_among=among)
     for w in caught:
         text = str(w.message)
         if info.get("guide") is not None:  # the library counts maps; the command line names them
@@ -996,7 +1001,22 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
             per_element[name]["negative_fraction_clipped"] = clipped[i]
     record = {k: v for k, v in info.items() if k != "per_map"}
     record["guide"] = names[info["guide"]]
+    if among is not None:
+        record["guide_chosen_among"] = [names[i] for i in among]
     return restored, per_element, record
+
+
+def _is_element_map(name):
+    """Whether a map's name reads as an element or an element's line ("Fe", "Fe_K", "Pt_L", "Ca-Ka"), not
+    another channel of a fitted file ("TFY", "Bkgnd", "s_e", "ROI3", "i0")."""
+    from .psf.model import normalise_line
+
+    text = str(name).strip()
+    try:
+        normalise_line(text)
+        return True
+    except ValueError:
+        return 1 <= len(text) <= 2 and text.isalpha() and text[0].isupper() and (len(text) == 1 or text[1].islower())
 
 
 # --------------------------------------------------------------------------- the command group
@@ -1093,7 +1113,8 @@ def main(argv=None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--joint", is_flag=True,
               help="rl: restore the maps together; the sharpest map guides the edges of the others (xrfgpu.joint).")
-@click.option("--guide", help="With --joint: the guide element (default: the one with the smallest PSF σ).")
+@click.option("--guide", help="With --joint: the guide element (default: among the element maps, the one with the "
+                                "smallest PSF σ, then the most counts).")
 @_friendly
 def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_size, elements, background,
             iterations, balance, lam, kernel_size, normalize, dataset, device, tile, scheduler, overwrite,

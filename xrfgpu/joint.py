@@ -794,7 +794,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
                           own_edges=True, own_eta_factor=2.0, guide_evidence_px="auto", guide_evidence_factor=2.0,
                           guide_tv=GUIDE_TV_WEIGHT, reweight_every=None, reweight_eps_factor=1.0,
                           reweight_smoothing_px=0.0, boundary="reflect", seed=0, cv_folds=2, gain=None,
-                          huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False, map_kind=None):
+                          huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False, map_kind=None,
+                          guide_among=None):
     """Restore an element stack jointly: RL with a directional-TV prior set by a guide map.
 
     The guide map is restored alone (Richardson–Lucy, as :func:`xrfgpu.restore`);
@@ -818,6 +819,11 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     guide : "auto" or int
         Index of the guide map. ``"auto"``: the map with the narrowest PSF
         (RMS radius), ties broken by the larger mean count.
+    guide_among : sequence of int, optional
+        With ``guide="auto"``, the maps it may choose from (default: all). The command line passes
+        the element maps of a file that also holds other channels (scatter, total fluorescence, a
+        fitted background: MAPS's ``s_e``, ``TFY``, ``Bkgnd``), so that a channel of high counts and
+        no element's edges does not guide by its mean count alone; every map is still restored.
     background : "auto", float, sequence or array
         Background in each map's own units, as in :func:`xrfgpu.restore_stack`
         (a fitted map's is divided by its gain). ``"auto"``: per map, the
@@ -1194,10 +1200,21 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     if not (huber_factor > 0 and math.isfinite(huber_factor)):
         raise ValueError(f"huber_factor must be finite and > 0, got {huber_factor!r}")
 
+    if guide_among is not None:
+        pool = []
+        for i in guide_among:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= int(i) < n:
+                raise ValueError(f"guide_among must hold map indices of a stack of {n}, got {list(guide_among)!r}")
+            pool.append(int(i))
+        if not pool:
+            raise ValueError("guide_among must name at least one map")
+        if guide != "auto":
+            raise ValueError("guide_among chooses among maps for guide='auto'; with a guide given, leave it out")
     if guide == "auto":
-        widths = [_psf_width(hi) for hi in hs]
-        levels = [float(xp.mean(y[i, ...])) - float(xp.mean(xp.asarray(bs[i]))) for i in range(n)]
-        g = min(range(n), key=lambda i: (round(widths[i], 6), -levels[i]))
+        pool = range(n) if guide_among is None else sorted(set(pool))
+        widths = {i: _psf_width(hs[i]) for i in pool}
+        levels = {i: float(xp.mean(y[i, ...])) - float(xp.mean(xp.asarray(bs[i]))) for i in pool}
+        g = min(pool, key=lambda i: (round(widths[i], 6), -levels[i]))
     else:
         try:
             g = int(guide)
