@@ -444,6 +444,17 @@ def save_psf_table(path, lines, *, pixel_size_um=None, comment=None, overwrite=F
     return path
 
 
+def _line_of_map(name):
+    """The X-ray line a map's name reads as (``"Fe_K"`` → ``"Fe-Ka"``; MAPS names K-line maps by the element
+    alone, ``"Ti"`` → ``"Ti-Ka"``); ValueError when it reads as none (``"TFY"``, ``"s_e"``, ``"ROI3"``)."""
+    from .psf.model import normalise_line
+
+    line = name.replace("_", "-")
+    if re.fullmatch(r"[A-Z][a-z]?", line):
+        line += "-Ka"
+    return normalise_line(line)
+
+
 def psf_for_element(element, lines, *, source, model=None, extrapolate=False):
     """(line, entry) for ``element``: the table's line (exact, or same element and shell),
     else the PSF model's energy interpolation, else a ``default`` line.
@@ -461,14 +472,11 @@ def psf_for_element(element, lines, *, source, model=None, extrapolate=False):
     except KeyError as exc:
         reason = _message(exc)
     if model is not None:
-        from .psf.model import line_energy_kev, normalise_line
+        from .psf.model import line_energy_kev
 
         interpolated = "linear in emission energy (xraylib)"
         try:
-            line = element.replace("_", "-")
-            if re.fullmatch(r"[A-Z][a-z]?", line):  # MAPS names K-line maps by the element alone (Ti, Cu)
-                line += "-Ka"
-            line = normalise_line(line)
+            line = _line_of_map(element)
             try:
                 return line, {"sigma_um": float(model.sigma_um(line)), "interpolated": interpolated}
             except ValueError as exc:
@@ -1009,14 +1017,11 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
 def _is_element_map(name):
     """Whether a map's name reads as an element or an element's line ("Fe", "Fe_K", "Pt_L", "Ca-Ka"), not
     another channel of a fitted file ("TFY", "Bkgnd", "s_e", "ROI3", "i0")."""
-    from .psf.model import normalise_line
-
-    text = str(name).strip()
     try:
-        normalise_line(text)
+        _line_of_map(str(name).strip())
         return True
     except ValueError:
-        return 1 <= len(text) <= 2 and text.isalpha() and text[0].isupper() and (len(text) == 1 or text[1].islower())
+        return False
 
 
 # --------------------------------------------------------------------------- the command group
