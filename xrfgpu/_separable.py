@@ -164,6 +164,10 @@ class SeparableReflectBlur:
             buf = self._scratch.canvas = np.zeros(self.line_shape, dtype=self.dtype)
         return buf
 
+    def forget_scratch(self):
+        """Drop the calling thread's canvas (the next blur in this thread starts on a zeroed one)."""
+        self._scratch.__dict__.pop("canvas", None)
+
     def _maps(self, x, out):
         """(kernel pair, input map, output map) for each map of a single map or a batch."""
         lead = x.shape[:-2]

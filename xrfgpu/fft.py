@@ -636,6 +636,21 @@ class Convolution:
             return self._dctfft_apply(x)
         return self.apply_transfer(x, self.otf)
 
+    def forget_scratch(self):
+        """Drop the calling thread's scratch canvases: its next blur starts on zeroed ones, as a new operator's does.
+
+        The extended and separable engines keep a canvas per thread and write
+        only the part a blur reads exactly; the rest holds the last call's
+        values, which the FFT mixes in at the rounding level. An operator kept
+        for many calls in whichever thread runs them (:mod:`xrfgpu.dask_rl`'s
+        tiles) calls this first, so its numbers do not depend on what that
+        thread ran before. Other threads' canvases are untouched.
+        """
+        if self.engine == "extended":
+            self._scratch.__dict__.clear()
+        elif self.engine == "separable":
+            self._separable.forget_scratch()
+
     def adjoint(self, x):
         """``ĥ ⊛ x``: correlation with the PSF, the adjoint of :meth:`forward`."""
         if self.engine == "extended":
