@@ -1,6 +1,7 @@
 """σ from the map on scenes nobody tuned it for: ``estimate_sigma`` on the frozen sets of :mod:`sigma_scenes`.
 
-    python benchmarks/bench_sigma_generalisation.py [--set tuning|tuning-extended|tuning-more|held-out|held-out-second]
+    python benchmarks/bench_sigma_generalisation.py [--set tuning|tuning-extended|tuning-more|held-out|held-out-second
+        |held-out-third]
         [--csv FILE]
         [--thorough]
 
@@ -13,7 +14,8 @@ flagged as uncertain. ``--set held-out`` is the measurement; ``tuning`` is
 what the estimator's constants were chosen on; ``tuning-extended`` adds 168 more tuning maps (other
 seeds, and two tuning-only families: more photographs, thin filaments); ``tuning-more`` 192 further tuning
 maps (seeds 24–47 of all eight families); ``held-out-second`` a second held-out draw of the six families
-(seeds 600–623, 144 maps), frozen before it was scored.
+(seeds 600–623, 144 maps), frozen before it was scored; ``held-out-third`` a third (seeds 700–723), frozen
+before the ninth session's round.
 """
 
 from __future__ import annotations
@@ -94,14 +96,16 @@ def summary(rows, *, scenes=sigma_scenes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("tuning", "tuning-extended", "tuning-more", "held-out", "held-out-second"),
+    parser.add_argument("--set", choices=("tuning", "tuning-extended", "tuning-more", "held-out", "held-out-second",
+                                          "held-out-third"),
                         default="held-out")
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--thorough", action="store_true", help="estimate_sigma(thorough=True): the mosaic fits")
     args = parser.parse_args(argv)
     cases = {"tuning": sigma_scenes.TUNING, "tuning-extended": sigma_scenes.TUNING_EXTENDED,
              "tuning-more": sigma_scenes.TUNING_MORE,
-             "held-out": sigma_scenes.HELD_OUT, "held-out-second": sigma_scenes.HELD_OUT_SECOND}[args.set]
+             "held-out": sigma_scenes.HELD_OUT, "held-out-second": sigma_scenes.HELD_OUT_SECOND,
+             "held-out-third": sigma_scenes.HELD_OUT_THIRD}[args.set]
     rows = run(cases, thorough=args.thorough)
     print(summary(rows))
     if args.csv:

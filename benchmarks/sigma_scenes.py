@@ -383,3 +383,6 @@ TUNING_MORE = _draw_cases(range(24, 48)) + _draw_cases(range(24, 48), TUNING_FAM
 # code as it stood (no constant chosen since): does the first held-out set's reading generalise within the
 # families it was drawn from? seeds 600-623 of the six families (144 maps), none used by this module's other sets
 HELD_OUT_SECOND = _draw_cases(range(600, 624))
+# a third draw (seeds 700-723, 144 maps), frozen on 27 November (ninth session) before any analysis of the
+# tuning maps for a new round; it measures whatever that round adopts, once
+HELD_OUT_THIRD = _draw_cases(range(700, 724))
