@@ -27,16 +27,17 @@ The graph is written as raw task layers: per iteration one task a tile (its
 window's iterate in, its new iterate, step and sums out), one task a tile for
 its two sums and one for α. Each tile's window of the map and its blur
 operator are prepared once and kept for every iteration; the blur forgets
-its thread's scratch canvas first (:meth:`xrfgpu.fft.Convolution.forget_scratch`),
+its thread's scratch canvas before each use (:meth:`xrfgpu.fft.Convolution.forget_scratch`),
 so a tile's numbers do not depend on which thread ran what before, and the
-threads, a single thread and a cluster give the same bits. Every
+threads, a single thread and a cluster give the same bits; and after it, so no
+canvas is kept per tile and thread between iterations. Every
 :data:`ITERATIONS_PER_ROUND` iterations are persisted (``dask.persist``), so
 the graph stays a few iterations deep and a map held as chunks on a cluster
 stays there. Before (``dask.array.map_overlap``, a persist and a compute per
-iteration, a new operator per tile and iteration; the same bits), a 160² map
-in 9 tiles took 18.9 s for 404 iterations against 0.5 s whole, and a 1024² map
-in 16 tiles 3.0 s for 30 iterations against 0.2 s (docs/dask.md has the
-figures now).
+iteration, a new operator per tile and iteration; the same bits), the HXN Fe
+map (160²) in 9 tiles took 17.4 s for 400 iterations, now 2.5 s (0.09 s whole),
+and a 1024² map in 16 tiles 2.6 s for 30 iterations, now 0.75 s (0.2 s whole;
+docs/dask.md).
 
 References
 ----------
@@ -59,9 +60,11 @@ __all__ = ["richardson_lucy", "exact_halo"]
 
 #: Iterations computed between two ``dask.persist`` calls (the progress callback
 #: reports them together). On 2 cores, the HXN Fe map (160²) in 9 tiles, 400
-#: iterations: 1 a round took 2.66 s, 8 a round 2.17 s (16 and 32 no faster;
-#: the whole-map run 0.09 s).
-ITERATIONS_PER_ROUND = 8
+#: iterations: 1 a round 2.66 s, 2 2.21 s, 4 1.93 s, 8 2.11 s (the whole-map run
+#: 0.09 s); peak memory of the process for a 2048² float32 map (16 MB) in 16 tiles of
+#: 512, 20 iterations: 273, 285, 305 and 310 MB (277 MB for the map_overlap version
+#: before; 125 MB with nothing run).
+ITERATIONS_PER_ROUND = 4
 
 
 def exact_halo(psf_shape):
@@ -91,7 +94,9 @@ def _correction(point, problem, *, eps):
     op.forget_scratch()  # the blur of a fresh operator, whatever this thread ran before
     blurred = op.forward(op.embed(problem.xp.astype(point, problem.data.dtype)))
     ratio = rl_ratio(problem.data, blurred, problem.canvas_background, eps, xp=problem.xp)
-    return op.crop(op.adjoint(ratio))
+    correction = op.crop(op.adjoint(ratio))
+    op.forget_scratch()  # and no canvas kept per tile and thread between iterations (memory)
+    return correction
 
 
 def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=True, filter_epsilon=None,
@@ -193,6 +198,7 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
     states = _layer(name, {(name, i, j): (functools.partial(_start, grid.tile_shape(i, j), start, dtype), y_keys[i][j])
                            for i, j in tiles}, [y], {(i, j): (name, i, j) for i, j in tiles})
     problems, states = dask.persist(problems, states, scheduler=scheduler)
+    del y, y_keys  # the windows hold what the iterations read of the map
     step = {(i, j): functools.partial(_tile_step, window=grid.window_in_blocks(i, j), core=grid.core_in_window(i, j),
                                       eps=eps, accelerate=accelerate) for i, j in tiles}
     done = 0
