@@ -639,12 +639,15 @@ class Convolution:
     def forget_scratch(self):
         """Drop the calling thread's scratch canvases: its next blur starts on zeroed ones, as a new operator's does.
 
-        The extended and separable engines keep a canvas per thread and write
-        only the part a blur reads exactly; the rest holds the last call's
-        values, which the FFT mixes in at the rounding level. An operator kept
-        for many calls in whichever thread runs them (:mod:`xrfgpu.dask_rl`'s
-        tiles) calls this first, so its numbers do not depend on what that
-        thread ran before. Other threads' canvases are untouched.
+        The extended and separable engines keep scratch canvases per thread
+        (NumPy). The separable engine writes only the part of each line that a
+        blur reads exactly; between the line's two reflections its canvas
+        holds the last call's values, which its FFTs mix in at the rounding
+        level. An operator kept for many calls in whichever thread runs them
+        (:mod:`xrfgpu.dask_rl`'s tiles) calls this first, so its numbers do
+        not depend on what that thread ran before, and after, so no canvas
+        outlives the call. Other threads' canvases are untouched; the other
+        engines keep none.
         """
         if self.engine == "extended":
             self._scratch.__dict__.clear()
