@@ -330,13 +330,21 @@ def test_cli_restores_blank_cells_as_missing_pixels_and_says_so(tmp_path, capsys
 
 
 def test_cli_refuses_blank_cells_where_missing_pixels_cannot_be_restored(tmp_path, capsys):
-    """With ``--tile`` a map with missing pixels is refused in one line naming the reason, as for NaN."""
+    """With ``--tile`` and Wiener a map with missing pixels is refused in one line naming the reason, as for NaN;
+    RL restores it in tiles as the whole map does (the whole-map run is the reference)."""
     m = _csv_map()
     _write_csv(tmp_path / "Fe.csv", m, {(3, 3)})
     assert main(["restore", str(tmp_path / "Fe.csv"), "-o", str(tmp_path / "o.npz"), "--psf-sigma", "1.5px",
-                 "--tile", "32"]) == 2
+                 "--tile", "32", "--method", "wiener"]) == 2
     err = capsys.readouterr().err
-    assert "missing pixels" in err and "--tile" in err
+    assert "missing pixels" in err and "--tile" in err and "rl only" in err
+    for name, tile in (("tiled.npz", ["--tile", "16"]), ("whole.npz", [])):
+        assert main(["restore", str(tmp_path / "Fe.csv"), "-o", str(tmp_path / name), "--psf-sigma", "1.5px",
+                     "-q", *tile]) == 0
+    from xrfgpu.io import read_maps
+
+    tiled, whole = (np.asarray(read_maps(tmp_path / n).maps["Fe"]) for n in ("tiled.npz", "whole.npz"))
+    assert np.all(np.isfinite(tiled)) and np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
 
 
 def test_compare_measures_a_map_with_missing_pixels_on_its_measured_pixels(tmp_path, capsys):

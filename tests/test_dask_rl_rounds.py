@@ -107,3 +107,55 @@ def test_a_local_cluster_gives_the_threads_numbers():
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
         on_cluster = dask_rl.richardson_lucy(y, h, tile=16, num_iter=12, background=25.0, scheduler=None)
     assert np.array_equal(on_cluster, threads)
+
+
+@pytest.mark.parametrize("exponent", [-50, 50])
+def test_a_map_far_from_unit_magnitude_restores_as_the_whole_map(exponent):
+    # a fitted map in g/cm² (1e-15) or a huge scaled count: the whole map's engine brings it into range by one
+    # power of two; the tiles used to rescale each window on its own, against an iterate in the map's units
+    # (7e12 times the whole map's result at 2**-50, all zeros at 2**50)
+    y, h = _scan()
+    scale = 2.0**exponent
+    whole = richardson_lucy(y * np.float32(scale), h, num_iter=15, background=25.0 * scale, accelerate=True)
+    tiled = dask_rl.richardson_lucy(y * np.float32(scale), h, tile=16, num_iter=15, background=25.0 * scale)
+    assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
+    # and a dark corner in a bright map is not put in other units: its first tile's whole window (the tile and
+    # its 12-px halo) is 2**-60 of the map there, below SAFE_PEAK, while the map's largest value is inside it
+    # (the previous code: 0.06 of the maximum away from the whole map)
+    dark = y.astype(np.float64).copy()
+    dark[:30, :30] *= 2.0**-60
+    whole = richardson_lucy(dark, h, num_iter=8, background=0.0, accelerate=True)
+    tiled = dask_rl.richardson_lucy(dark, h, tile=16, num_iter=8, background=0.0)
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+
+
+@pytest.mark.parametrize("accelerate", [True, False])
+def test_missing_pixels_restore_as_the_whole_map(accelerate):
+    y, h = _scan(seed=6)
+    y[10:13, 20:24] = np.nan  # a drop-out inside a tile and across a tile edge
+    y[30, 5] = np.nan
+    weights = np.ones_like(y)
+    weights[40:44, 50:] = 0  # a dead strip at the map's corner, by mask
+    weights[5, 30] = 0.5  # a partial weight
+    for mask in (None, weights):
+        whole = richardson_lucy(y, h, num_iter=12, background=25.0, accelerate=accelerate, mask=mask)
+        tiled = dask_rl.richardson_lucy(y, h, tile=16, num_iter=12, background=25.0, accelerate=accelerate, mask=mask)
+        assert np.isfinite(tiled).all()
+        assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
+    # the weights change the result, so the comparison can fail
+    plain = dask_rl.richardson_lucy(np.nan_to_num(y), h, tile=16, num_iter=12, background=25.0, accelerate=accelerate)
+    assert np.abs(plain - tiled).max() > 1e-2 * np.abs(tiled).max()
+
+
+def test_bad_weights_and_missing_everything_are_refused():
+    y, h = _scan()
+    with pytest.raises(ValueError, match="mask has shape"):
+        dask_rl.richardson_lucy(y, h, tile=16, num_iter=2, mask=np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"weights in \[0, 1\]"):
+        dask_rl.richardson_lucy(y, h, tile=16, num_iter=2, mask=np.full(y.shape, 2.0))
+    with pytest.raises(ValueError, match="mask contains NaN"):
+        dask_rl.richardson_lucy(y, h, tile=16, num_iter=2, mask=np.full(y.shape, np.nan))
+    with pytest.raises(ValueError, match="every pixel of image is missing"):
+        dask_rl.richardson_lucy(y, h, tile=16, num_iter=2, mask=np.zeros(y.shape))
+    with pytest.raises(ValueError, match="every pixel of image is missing"):
+        dask_rl.richardson_lucy(np.full(y.shape, np.nan), h, tile=16, num_iter=2)

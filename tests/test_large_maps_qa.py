@@ -183,7 +183,8 @@ def test_a_nan_map_in_a_tiled_stack_is_refused_before_any_map_is_restored(tmp_pa
     src = _maps_stack(tmp_path / "scan.h5", [fe, fe * 2, nan], ["Fe", "Ca", "Zn"])
     calls = []
     monkeypatch.setattr(cli, "_run_tiled", lambda *a, **k: calls.append(a) or pytest.fail("restored a map"))
-    for extra in (["--tile", "32"], ["--joint", "--psf-auto"]):
+    # (RL restores missing pixels in tiles since the ninth session; Wiener in tiles still cannot)
+    for extra in (["--tile", "32", "--method", "wiener"], ["--joint", "--psf-auto"]):
         out = tmp_path / "o.h5"
         code = main(["restore", str(src), "--dataset", "XRF_roi", "-o", str(out), "--psf-sigma", "1px",
                      "--iterations", "3", *extra] if "--psf-auto" not in extra else

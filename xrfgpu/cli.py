@@ -791,9 +791,9 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
             raise MapFileError(f"mask {str(mask_path)!r} must hold weights in [0, 1] (1 = measured, 0 = missing)")
     if weights is None and not missing.any():
         return image, None
-    if method not in ("rl", "fista", "wiener", "tikhonov") or tile is not None:
+    if method not in ("rl", "fista", "wiener", "tikhonov") or (tile is not None and method != "rl"):
         raise MapFileError(f"{what} has missing pixels (NaN, --mask, or a --normalize scaler ≤ 0): rl, fista, "
-                           "wiener and tikhonov restore them, without --tile")
+                           "wiener and tikhonov restore them; with --tile, rl only")
     weights = (np.ones(image.shape) if weights is None else weights) * ~missing
     if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
@@ -803,7 +803,7 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
 
 
 def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False,
-                   map_kind=None):
+                   map_kind=None, mask=None):
     """The whole-map RL question for a tiled run, asked of the front door itself.
 
     Returns ``(map, background, gain, iterations, stop, cross-validated count or
@@ -814,7 +814,8 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     was clipped) and the count :func:`xrfgpu.restore` would use
     (:func:`xrfgpu.front_door.rl_iteration_count`: ``--iterations``, else
     cross-validation times the goal's factor when σ was estimated), so the
-    tiles iterate as the whole map does.
+    tiles iterate as the whole map does. ``mask``: the map's weights where it has missing pixels
+    (:func:`_missing_pixels`; ``image`` then has them filled for the estimators, as the front door fills them).
     """
     import array_api_compat.numpy as xnp
 
@@ -825,8 +826,9 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     b = background / gain
     stop = "fixed" if iterations else "cv"
     # notes also receive the goal's guard record (GOAL_GUARD_KEYS), as restore's info does
+    extra = {} if mask is None else {"mask": mask}
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
-                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True, record=notes)
+                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True, record=notes, **extra)
     return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 
@@ -863,7 +865,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                   else progress.stage(f"{label}: iteration count by cross-validation (whole map)")):
                 counts, b, gain, n, stop, cv_count, notes = _rl_iterations(
                     image, h, background, options.get("iterations"), gain=gain, goal=options.get("goal", DEFAULT_GOAL),
-                    sigma_estimated=bool(options.get("sigma_estimated")), map_kind=map_kind)
+                    sigma_estimated=bool(options.get("sigma_estimated")), map_kind=map_kind, mask=options.get("mask"))
                 if options.get("sigma_estimated") and stop == "cv":  # the front door's caution, as restore applies it
                     from .front_door import caution_record, caution_sigma
 
@@ -881,11 +883,12 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                         notes = {key: v for key, v in notes.items() if key not in GOAL_GUARD_KEYS}
                         counts, b, gain, n, stop, cv_count, more = _rl_iterations(
                             image, h, background, None, gain=gain, goal=options.get("goal", DEFAULT_GOAL),
-                            sigma_estimated=False, map_kind=map_kind)
+                            sigma_estimated=False, map_kind=map_kind, mask=options.get("mask"))
                         notes.update(more)
             callback = (lambda it: progress.iteration(label, it, n)) if progress.enabled else None
             out = richardson_lucy(counts, h, tile=tile, num_iter=n, background=b, accelerate=True,
-                                  scheduler="threads" if client is None else None, callback=callback)
+                                  scheduler="threads" if client is None else None, callback=callback,
+                                  mask=options.get("mask"))
             if gain != 1.0:
                 out = out * gain  # back from effective counts, as the front door does
             if cv_count is not None:
