@@ -91,7 +91,7 @@ class _TileProblem:
 def _tile_problem(blocks, weight_blocks, *, window, psf, background):
     """:class:`_TileProblem` of one tile from the blocks of the (scaled, zero-filled) map and of the weights."""
     from ._backend import array_device, array_namespace
-    from ._problem import Problem
+    from ._problem import Problem, as_namespace
     from ._validate import as_background, as_image, as_psf
 
     data = _window(blocks, window)
@@ -100,7 +100,7 @@ def _tile_problem(blocks, weight_blocks, *, window, psf, background):
     if weights is None and not bool(xp.any(data != 0)):
         return _TileProblem(None)  # y = 0: the ratio, and so the correction, is 0
     y = as_image(data, xp=xp)
-    h = as_psf(psf, y.shape, xp=xp, dtype=y.dtype, device=array_device(y))
+    h = as_psf(as_namespace(psf, xp, array_device(y)), y.shape, xp=xp, dtype=y.dtype, device=array_device(y))
     pb = Problem.from_validated(y, h, as_background(background, y, xp=xp), boundary="reflect", iterative=True,
                                 weights=weights, rescale=False)
     if weights is None:
