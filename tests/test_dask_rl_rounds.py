@@ -159,3 +159,17 @@ def test_bad_weights_and_missing_everything_are_refused():
         dask_rl.richardson_lucy(y, h, tile=16, num_iter=2, mask=np.zeros(y.shape))
     with pytest.raises(ValueError, match="every pixel of image is missing"):
         dask_rl.richardson_lucy(np.full(y.shape, np.nan), h, tile=16, num_iter=2)
+
+
+@pytest.mark.gpu
+def test_cupy_chunks_with_a_numpy_mask():
+    import dask.array as da
+
+    cupy = require_cupy()
+    y, h = _scan(seed=6)
+    weights = np.ones_like(y)
+    weights[10:13, 20:24] = 0
+    whole = richardson_lucy(y, h, num_iter=10, background=25.0, accelerate=True, mask=weights)
+    lazy = da.from_array(y, chunks=16).map_blocks(cupy.asarray)
+    tiled = dask_rl.richardson_lucy(lazy, h, tile=16, num_iter=10, background=25.0, mask=weights)
+    assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()

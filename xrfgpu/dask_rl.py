@@ -233,6 +233,8 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
             raise ValueError(f"mask has shape {tuple(np.shape(mask))} but the image has shape {tuple(y.shape)}")
         w = (mask if isinstance(mask, da.Array) else da.from_array(np.asarray(mask), chunks=(tile, tile)))
         w = w.astype(dtype).rechunk(y.chunks)
+        if not isinstance(getattr(y, "_meta", None), np.ndarray):  # CuPy chunks: the weights on the device too
+            w = w.map_blocks(functools.partial(_in_namespace_of, like=y._meta), meta=y._meta)
     checks = [da.isinf(y).any(), da.isnan(y).any()]
     if w is not None:
         checks += [da.isfinite(w).all(), da.min(w), da.max(w)]
@@ -325,6 +327,14 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
 
     restored = to_numpy(out.compute(scheduler=scheduler))
     return times_power_of_two(restored, -exponent) if exponent else restored
+
+
+def _in_namespace_of(block, *, like):
+    """``block`` as an array of ``like``'s namespace and device (a NumPy mask for CuPy chunks)."""
+    from ._backend import array_device, array_namespace
+    from ._problem import as_namespace
+
+    return as_namespace(block, array_namespace(like), array_device(like))
 
 
 def _scale_exponent(peak):
