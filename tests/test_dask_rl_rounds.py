@@ -173,3 +173,12 @@ def test_cupy_chunks_with_a_numpy_mask():
     lazy = da.from_array(y, chunks=16).map_blocks(cupy.asarray)
     tiled = dask_rl.richardson_lucy(lazy, h, tile=16, num_iter=10, background=25.0, mask=weights)
     assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
+
+
+def test_a_map_too_small_for_its_psf_is_refused_with_its_own_shape():
+    # the tiles used to raise from inside a task, naming a window's shape: (1, 22) and (3, 22) for these maps
+    h = gaussian(None, 1.5)  # 13 × 13
+    with pytest.raises(ValueError, match=r"at least 2 pixels along each axis, got shape \(1, 58\)"):
+        dask_rl.richardson_lucy(np.ones((1, 58), np.float32), h, tile=16, num_iter=2)
+    with pytest.raises(ValueError, match=r"larger than the map \(3, 58\)"):
+        dask_rl.richardson_lucy(np.ones((3, 58), np.float32), h, tile=16, num_iter=2)

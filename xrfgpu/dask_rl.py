@@ -223,6 +223,13 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
         raise ValueError(f"image must be a 2-D map (rows, cols), got shape {np.shape(image)}")
     if not isinstance(image, da.Array):
         image = da.from_array(np.asarray(image), chunks=(tile, tile))
+    import array_api_compat.numpy as xnp
+
+    from ._validate import _check_shape, as_psf
+
+    # the whole map's shape and PSF checks, before any tile runs (a tile would name its window's shape)
+    _check_shape(image, name="image")
+    as_psf(np.asarray(psf), image.shape, xp=xnp, dtype=np.float64)
     dtype = np.float64 if is_float64(image.dtype) else np.float32
     y = image.astype(dtype).rechunk((tile, tile))
     h = np.asarray(psf, dtype=np.float64)
