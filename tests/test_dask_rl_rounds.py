@@ -182,3 +182,16 @@ def test_a_map_too_small_for_its_psf_is_refused_with_its_own_shape():
         dask_rl.richardson_lucy(np.ones((1, 58), np.float32), h, tile=16, num_iter=2)
     with pytest.raises(ValueError, match=r"larger than the map \(3, 58\)"):
         dask_rl.richardson_lucy(np.ones((3, 58), np.float32), h, tile=16, num_iter=2)
+
+
+def test_deep_inside_a_hole_the_tiles_give_the_whole_map_numbers():
+    # a 6-row hole at σ 0.6 px across three tiles: its middle rows see 4e-6 of their PSF weight on measured
+    # pixels; with float32 sums there, tiles and the whole map differed by several per cent of the maximum
+    # (2.9 % on the HXN Fe map with a hole); the weighted sums are float64 in both
+    counts, _, _ = phantom.observe((48, 40), 0.6, seed=11, signal_counts=150, background_counts=140.0)
+    y = counts.astype(np.float32)
+    y[20:26, 5:35] = np.nan
+    h = gaussian(None, 0.6)
+    whole = richardson_lucy(y, h, num_iter=10, background=140.0, accelerate=True)
+    tiled = dask_rl.richardson_lucy(y, h, tile=16, num_iter=10, background=140.0)
+    assert np.abs(tiled - whole).max() <= 1e-5 * np.abs(whole).max()

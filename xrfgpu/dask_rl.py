@@ -75,17 +75,17 @@ def exact_halo(psf_shape):
 
 
 class _TileProblem:
-    """A tile's window of the map prepared once for every iteration, with its weights' normaliser.
+    """A tile's window of the map prepared once for every iteration, with its weighted correction.
 
     ``problem``: the window's :class:`xrfgpu._problem.Problem` (the map already in the whole map's
     power-of-two scale, so not rescaled again: a dark tile's own rescaling would put it in other units
     than the iterate's), or None where the window holds no counts and no weights (its correction is 0).
-    With missing pixels: ``weights`` on the window's canvas, ``seen`` (``ĥ ⊛ w > 10⁻⁶``) and
-    ``normaliser`` (``ĥ ⊛ w`` there, 1 elsewhere), as the whole-map weighted update computes them.
+    ``weighted``: with missing pixels, the window's :class:`xrfgpu.richardson_lucy.WeightedCorrection`
+    (its normaliser ``ĥ ⊛ w``, in float64 for float32 maps, as the whole map's update computes it).
     """
 
-    def __init__(self, problem, weights=None, seen=None, normaliser=None):
-        self.problem, self.weights, self.seen, self.normaliser = problem, weights, seen, normaliser
+    def __init__(self, problem, weighted=None):
+        self.problem, self.weighted = problem, weighted
 
 
 def _tile_problem(blocks, weight_blocks, *, window, psf, background):
@@ -93,6 +93,7 @@ def _tile_problem(blocks, weight_blocks, *, window, psf, background):
     from ._backend import array_device, array_namespace
     from ._problem import Problem, as_namespace
     from ._validate import as_background, as_image, as_psf
+    from .richardson_lucy import WeightedCorrection
 
     data = _window(blocks, window)
     xp = array_namespace(data)
@@ -105,23 +106,18 @@ def _tile_problem(blocks, weight_blocks, *, window, psf, background):
                                 weights=weights, rescale=False)
     if weights is None:
         return _TileProblem(pb)
-    op = pb.op
-    w = pb.canvas_weights
-    op.forget_scratch()
-    normaliser = op.adjoint(w)
-    op.forget_scratch()
-    seen = normaliser > 1e-6  # the whole map's rule (xrfgpu.richardson_lucy._iterate)
-    return _TileProblem(pb, w, seen, xp.where(seen, normaliser, xp.ones_like(normaliser)))
+    pb.op.forget_scratch()
+    weighted = WeightedCorrection(pb)
+    pb.op.forget_scratch()
+    return _TileProblem(pb, weighted)
 
 
 def _correction(point, tile_problem, *, eps):
     """One tile window's RL correction (``tile_problem``: :func:`_tile_problem`).
 
     ``ĥ ⊛ [ y / max(h ⊛ x + b, ε) ]``, or with missing pixels ``ĥ ⊛ [w y / max(h ⊛ x + b, ε)] / (ĥ ⊛ w)``
-    where ``ĥ ⊛ w`` > 10⁻⁶ and 1 elsewhere (the pixel keeps its value), as the whole map's update. Deep inside a
-    hole (``ĥ ⊛ w`` of 10⁻⁵–10⁻³ in float32) the correction is the ratio of two sums that the blur's rounding
-    (about 5e-7) dominates, in the whole map as here: there tiles and the whole map differ as float32 and float64
-    restorations of the whole map differ (2.6 % of the maximum on the HXN Fe map with a 4-row hole at σ 0.45 px).
+    where ``ĥ ⊛ w`` > 10⁻⁶ and 1 elsewhere (the pixel keeps its value), as the whole map's update
+    (:class:`xrfgpu.richardson_lucy.WeightedCorrection`).
     """
     from ._backend import array_namespace
     from ._elementwise import rl_ratio
@@ -133,11 +129,10 @@ def _correction(point, tile_problem, *, eps):
     op.forget_scratch()  # the blur of a fresh operator, whatever this thread ran before
     blurred = op.forward(op.embed(xp.astype(point, problem.data.dtype)))
     ratio = rl_ratio(problem.data, blurred, problem.canvas_background, eps, xp=xp)
-    if tile_problem.weights is None:
+    if tile_problem.weighted is None:
         correction = op.adjoint(ratio)
     else:
-        correction = xp.where(tile_problem.seen, op.adjoint(ratio * tile_problem.weights) / tile_problem.normaliser,
-                              xp.ones_like(tile_problem.normaliser))
+        correction = tile_problem.weighted(ratio * problem.canvas_weights)
     op.forget_scratch()  # and no canvas kept per tile and thread between iterations (memory)
     return op.crop(correction)
 
