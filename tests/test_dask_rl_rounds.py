@@ -195,3 +195,17 @@ def test_deep_inside_a_hole_the_tiles_give_the_whole_map_numbers():
     whole = richardson_lucy(y, h, num_iter=10, background=140.0, accelerate=True)
     tiled = dask_rl.richardson_lucy(y, h, tile=16, num_iter=10, background=140.0)
     assert np.abs(tiled - whole).max() <= 1e-5 * np.abs(whole).max()
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_threads_numbers():
+    # the tiles' prepared problems and states travel between worker processes (pickled: the operator drops its
+    # scratch canvases, the namespace goes by reference), with missing pixels too
+    distributed = pytest.importorskip("distributed")
+    y, h = _scan(seed=4)
+    y[10:13, 20:24] = np.nan
+    threads = dask_rl.richardson_lucy(y, h, tile=16, num_iter=9, background=25.0)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        on_cluster = dask_rl.richardson_lucy(y, h, tile=16, num_iter=9, background=25.0, scheduler=None)
+    assert np.array_equal(on_cluster, threads)
