@@ -205,6 +205,15 @@ class Problem:
                    scale=scale, weights=weights)
 
 
+def rescale_exponent(peak: float) -> int:
+    """The power of two ``k`` that brings a map of largest magnitude ``peak`` into :data:`SAFE_PEAK`
+    (``peak · 2**k`` in [0.5, 1)); 0 where it is inside already, or 0."""
+    low, high = SAFE_PEAK
+    if peak == 0 or low <= peak <= high:
+        return 0
+    return -math.frexp(peak)[1]
+
+
 def _rescaled(image, background, *, xp):
     """``(image, background, scale)`` with the magnitude brought into :data:`SAFE_PEAK` by a power of two.
 
@@ -222,10 +231,9 @@ def _rescaled(image, background, *, xp):
         peak = max(peak, largest_magnitude(background))
     else:
         peak = max(peak, abs(float(background)))
-    low, high = SAFE_PEAK
-    if peak == 0 or low <= peak <= high:
+    k = rescale_exponent(peak)
+    if not k:
         return image, background, 1.0
-    k = -math.frexp(peak)[1]
     image = times_power_of_two(image, k)
     background = times_power_of_two(background, k) if hasattr(background, "shape") else background * 2.0**k
     return image, background, 2.0 ** (-k)

@@ -826,9 +826,9 @@ def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOA
     b = background / gain
     stop = "fixed" if iterations else "cv"
     # notes also receive the goal's guard record (GOAL_GUARD_KEYS), as restore's info does
-    extra = {} if mask is None else {"mask": mask}
     n, cv_count = rl_iteration_count(y, psf, background=b, gain=gain, num_iter=iterations or None, rule=stop,
-                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True, record=notes, **extra)
+                                     goal=goal, sigma_estimated=sigma_estimated, accelerate=True, record=notes,
+                                     mask=mask)
     return np.asarray(y), b, gain, n, stop, cv_count, notes
 
 

@@ -462,7 +462,7 @@ def _check_options(method, options):
                 "accelerate=True cannot be used with tiled restoration here: each tile iterates on its own, "
                 "and the Biggs-Andrews step length is an inner product over the whole map; "
                 "xrfgpu.dask_rl.richardson_lucy runs the accelerated whole-map iteration over tiles "
-                "(one round of tasks per iteration), as `xrfgpu restore --tile` does"
+                "(every iteration's step length from the whole map), as `xrfgpu restore --tile` does"
             )
         unknown = set(options) - _RL_OPTIONS
         if unknown:

@@ -49,13 +49,12 @@ D. S. C. Biggs, M. Andrews, Appl. Opt. 36, 1766 (1997), doi:10.1364/AO.36.001766
 from __future__ import annotations
 
 import functools
-import math
 import uuid
 
 import numpy as np
 
 from ._backend import is_float64
-from ._problem import check_positive_int
+from ._problem import check_positive_int, rescale_exponent
 from ._validate import times_power_of_two
 
 __all__ = ["richardson_lucy", "exact_halo"]
@@ -266,7 +265,7 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
         raise ValueError(f"Richardson-Lucy needs non-negative data; the map's minimum is {float(low):g}")
     # one power of two for the whole map where its magnitude is outside SAFE_PEAK (exact), as the whole map's
     # engine rescales; the tiles then take it as it is
-    exponent = _scale_exponent(max(abs(float(low)), abs(float(high)), abs(b)))
+    exponent = rescale_exponent(max(abs(float(low)), abs(float(high)), abs(b)))
     if exponent:
         y = times_power_of_two(y, exponent)
         b = b * 2.0**exponent
@@ -337,17 +336,6 @@ def _in_namespace_of(block, *, like):
     from ._problem import as_namespace
 
     return as_namespace(block, array_namespace(like), array_device(like))
-
-
-def _scale_exponent(peak):
-    """k with ``peak · 2**k`` inside :data:`xrfgpu._problem.SAFE_PEAK`, 0 where it is inside already (or 0):
-    the power of two :func:`xrfgpu._problem._rescaled` divides a whole map by."""
-    from ._problem import SAFE_PEAK
-
-    low, high = SAFE_PEAK
-    if peak == 0 or low <= peak <= high:
-        return 0
-    return -math.frexp(peak)[1]
 
 
 def _layer(name, tasks, dependencies, outputs):
