@@ -186,22 +186,22 @@ class JointFallbackWarning(UserWarning):
 # -- finite differences on the map (Neumann boundary) ------------------------------------
 
 
-def _edge_zeros(x, *, xp):
-    """Zeros of one column and of one row of ``x`` (its dtype and device), made without slicing ``x``.
+def _edge_zeros(x, axis, *, xp):
+    """Zeros of one column (``axis=-1``) or one row (``axis=-2``) of ``x``, its dtype and device, made without
+    slicing ``x``.
 
     The array-API loops call :func:`_gradient` and :func:`_divergence` thousands of times; on
     ``array_api_strict`` each slice costs about 70 µs (its index validation), so the slices are kept to
     those the differences need.
     """
-    lead, (rows, cols) = tuple(x.shape[:-2]), tuple(x.shape[-2:])
-    device = array_device(x)
-    return (xp.zeros(lead + (rows, 1), dtype=x.dtype, device=device),
-            xp.zeros(lead + (1, cols), dtype=x.dtype, device=device))
+    shape = list(x.shape)
+    shape[axis] = 1
+    return xp.zeros(tuple(shape), dtype=x.dtype, device=array_device(x))
 
 
 def _gradient(x, *, xp):
     """Forward differences with a zero last difference (Neumann), as in RL-TV."""
-    zc, zr = _edge_zeros(x, xp=xp)
+    zc, zr = _edge_zeros(x, -1, xp=xp), _edge_zeros(x, -2, xp=xp)
     gx = xp.concat([x[..., :, 1:] - x[..., :, :-1], zc], axis=-1)
     gy = xp.concat([x[..., 1:, :] - x[..., :-1, :], zr], axis=-2)
     return gx, gy
@@ -209,8 +209,7 @@ def _gradient(x, *, xp):
 
 def _divergence(px, py, *, xp):
     """Backward differences: the negative adjoint of :func:`_gradient`."""
-    zc, _ = _edge_zeros(px, xp=xp)
-    _, zr = _edge_zeros(py, xp=xp)
+    zc, zr = _edge_zeros(px, -1, xp=xp), _edge_zeros(py, -2, xp=xp)
     head_x, head_y = px[..., :, :-1], py[..., :-1, :]
     dx = xp.concat([head_x, zc], axis=-1) - xp.concat([zc, head_x], axis=-1)
     dy = xp.concat([head_y, zr], axis=-2) - xp.concat([zr, head_y], axis=-2)
