@@ -1,6 +1,6 @@
 """Tiled restoration with Dask: a map larger than comfortable, peak memory, throughput.
 
-Not part of the default test run. Three modes::
+Not part of the default test run. Four modes::
 
     # 1. stream a 16384² float32 map (1 GiB) Zarr → Zarr, peak RSS of the worker process
     python benchmarks/bench_dask.py big --size 16384 --tile 2048 --num-iter 10 --sigma 3 --workdir /tmp/xrfgpu-bench
@@ -10,6 +10,9 @@ Not part of the default test run. Three modes::
 
     # 3. the halo scan behind xrfgpu.dask.default_halo
     python benchmarks/bench_dask.py halo-scan
+
+    # 4. RL iteration by iteration in tiles (xrfgpu.dask_rl) against the whole map, and RL with missing pixels
+    python benchmarks/bench_dask.py rl-tiles --size 1024 --tile 256 --num-iter 30
 
 Also collected by pytest-benchmark (``pytest benchmarks/bench_dask.py``):
 a 2048² map, whole-map RL vs tiled RL, one group.
@@ -145,6 +148,60 @@ def compare(args):
     return result
 
 
+def rl_tiles(args):
+    """``xrfgpu.dask_rl.richardson_lucy`` (iteration by iteration in tiles) against the whole-map RL, same run.
+
+    Three cases, each the minimum of ``--repeats`` calls, whole map and tiles alternating: a Poisson map of
+    ``--size``² (mean 100, σ 5 px, 31² PSF) in tiles of ``--tile`` for ``--num-iter`` accelerated iterations;
+    the real HXN Fe map (160², ``tests/data``, scaled to 1000 counts at its maximum) in tiles of 64 for 400
+    iterations; and the whole-map RL of the Poisson map with 1 % of its pixels NaN (missing: the weighted
+    update) against the same map complete. Run it with another checkout's ``xrfgpu`` first on ``PYTHONPATH``
+    (``git archive REV | tar -x -C DIR``) for a before/after pair.
+    """
+    import tifffile
+
+    import xrfgpu
+    from xrfgpu import dask_rl
+    from xrfgpu.psf import gaussian
+
+    def best(call):
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            out = call()
+            times.append(time.perf_counter() - t)
+        return min(times), out
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(100.0, (args.size, args.size)).astype(np.float32)
+    h = gaussian((31, 31), 5.0).astype(np.float32)
+    data = Path(__file__).resolve().parent.parent / "tests" / "data" / "hxn_nanoparticles_xrf"
+    fe = np.asarray(tifffile.imread(data / "SUM_maps_XRF_Fe_K.tiff"), np.float32)
+    fe = fe / fe.max() * 1000.0
+    h_fe = gaussian(None, 1.5)
+    dask_rl.richardson_lucy(counts[:300, :300], h, tile=128, num_iter=3)  # imports and first calls
+    result = {"xrfgpu": str(Path(xrfgpu.__file__).parent), "size": args.size, "tile": args.tile,
+              "num_iter": args.num_iter}
+    whole_s, whole = best(lambda: xrfgpu.richardson_lucy(counts, h, num_iter=args.num_iter, background=0.0,
+                                                         accelerate=True))
+    tiled_s, tiled = best(lambda: dask_rl.richardson_lucy(counts, h, tile=args.tile, num_iter=args.num_iter))
+    result.update(whole_s=round(whole_s, 3), tiled_s=round(tiled_s, 3),
+                  tiled_over_whole=round(tiled_s / whole_s, 2),
+                  max_rel_difference=float(np.abs(tiled - whole).max() / np.abs(whole).max()))
+    fe_whole_s, _ = best(lambda: xrfgpu.richardson_lucy(fe, h_fe, num_iter=400, accelerate=True))
+    fe_tiled_s, _ = best(lambda: dask_rl.richardson_lucy(fe, h_fe, tile=64, num_iter=400))
+    result.update(hxn_fe_400_whole_s=round(fe_whole_s, 3), hxn_fe_400_tiled_s=round(fe_tiled_s, 3))
+    holes = counts.copy()
+    holes[rng.random(holes.shape) < 0.01] = np.nan
+    h3 = gaussian(None, 3.0).astype(np.float32)
+    masked_s, _ = best(lambda: xrfgpu.richardson_lucy(holes, h3, num_iter=30, background=50.0, accelerate=True))
+    complete_s, _ = best(lambda: xrfgpu.richardson_lucy(np.nan_to_num(holes), h3, num_iter=30, background=50.0,
+                                                        accelerate=True))
+    result.update(missing_1pct_whole_s=round(masked_s, 3), complete_whole_s=round(complete_s, 3))
+    print(json.dumps(result))
+    return result
+
+
 def halo_scan(args):
     """Tiled vs whole-map error as a function of the halo (in PSF extents)."""
     import dask
@@ -208,7 +265,8 @@ def test_whole_vs_tiled(benchmark, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["big", "compare", "halo-scan", "_child"])
+    parser.add_argument("mode", choices=["big", "compare", "halo-scan", "rl-tiles", "_child"])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=16384)
     parser.add_argument("--tile", type=int, default=2048)
     parser.add_argument("--num-iter", type=int, default=10)
@@ -218,7 +276,8 @@ def main(argv=None):
     parser.add_argument("--input")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
-    {"big": big, "compare": compare, "halo-scan": halo_scan, "_child": _child_restore}[args.mode](args)
+    {"big": big, "compare": compare, "halo-scan": halo_scan, "rl-tiles": rl_tiles,
+     "_child": _child_restore}[args.mode](args)
     return 0
 
 

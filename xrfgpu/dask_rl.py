@@ -35,8 +35,9 @@ canvas is kept per tile and thread between iterations. Every
 the graph stays a few iterations deep and a map held as chunks on a cluster
 stays there. Before (``dask.array.map_overlap``, a persist and a compute per
 iteration, a new operator per tile and iteration; the same bits), the HXN Fe
-map (160²) in 9 tiles took 17.4 s for 400 iterations, now 2.5 s (0.09 s whole),
-and a 1024² map in 16 tiles 2.6 s for 30 iterations, now 0.75 s (0.2 s whole;
+map (160²) in 9 tiles took 18–21 s for 400 iterations, now 2.3–2.6 s (0.09 s
+whole), and a 1024² map in 16 tiles 11.7–11.9× the whole map's time for 30
+iterations, now 3.25× (``python benchmarks/bench_dask.py rl-tiles``;
 docs/dask.md).
 
 References
