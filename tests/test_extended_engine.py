@@ -19,14 +19,11 @@ from xrfgpu.fft import Convolution
 
 
 def dense_reflect_matrix(shape, psf):
-    """Matrix of the reflect-boundary blur, column k = blur of the k-th unit impulse (explicit sums)."""
+    """Matrix of the reflect-boundary blur, column k = blur of the k-th unit impulse (explicit sums, all the
+    impulses in one stack)."""
     rows, cols = shape
-    columns = []
-    for k in range(rows * cols):
-        e = np.zeros(rows * cols)
-        e[k] = 1.0
-        columns.append(direct_convolution(e.reshape(shape), psf, "reflect").ravel())
-    return np.stack(columns, axis=1)
+    impulses = np.eye(rows * cols).reshape(rows * cols, rows, cols)
+    return direct_convolution(impulses, psf, "reflect").reshape(rows * cols, rows * cols).T
 
 
 def random_psf(shape, seed):

@@ -10,8 +10,9 @@ from xrfgpu.fft import Convolution, reflect_indices
 
 
 def direct_convolution(image, psf, mode):
-    """Σ h[a, b] y[i − (a − a0), j − (b − b0)], centre (a0, b0) = (kr//2, kc//2), by explicit loops."""
-    rows, cols = image.shape
+    """Σ h[a, b] y[i − (a − a0), j − (b − b0)], centre (a0, b0) = (kr//2, kc//2), by explicit loops over the
+    PSF's taps; ``image`` (rows, cols) or a stack (..., rows, cols), each map on its own."""
+    rows, cols = image.shape[-2:]
     kr, kc = psf.shape
     a0, b0 = kr // 2, kc // 2
     out = np.zeros_like(image, dtype=np.float64)
@@ -24,7 +25,7 @@ def direct_convolution(image, psf, mode):
             else:  # half-sample symmetric
                 ri = np.where(ri < 0, -ri - 1, np.where(ri >= rows, 2 * rows - ri - 1, ri))
                 ci = np.where(ci < 0, -ci - 1, np.where(ci >= cols, 2 * cols - ci - 1, ci))
-            out += psf[a, b] * image[np.ix_(ri, ci)]
+            out += psf[a, b] * image[..., ri[:, None], ci[None, :]]
     return out
 
 
