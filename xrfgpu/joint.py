@@ -546,7 +546,7 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
     time, bit-identical; a map with λ = 0 is not iterated there (its ``x = z + 0 · div(…)`` is ``z``;
     its ``p``, which nothing reads, stays as it was). On CuPy each dual step is two fused kernels
     (:func:`xrfgpu._elementwise.dtv_denoise_cuda`, ``kernels/dtv.cu``), the loop's operations in its
-    order; the loop below is their fallback (and the engine ``"xp"``).
+    order; :func:`_dtv_dual_iterations` is their fallback (and the engine ``"xp"``).
     """
     lam_w = lam * w
     lw = lam * wmax
@@ -572,24 +572,69 @@ def _weighted_dtv_denoise(z, w, lam, xix, xiy, gamma, p, *, xp, n_inner, wmax, r
         x, p = dtv_denoise_numpy(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, rw=rw, huber=huber,
                                  active=active)
         return xp.clip(x, min=0.0), p
+    return _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, xp=xp, rw=rw, huber=huber)
+
+
+def _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp, rw=None, huber=None):
+    """The array-API loop of :func:`_weighted_dtv_denoise`: ``(max(x, 0), (px, py))``.
+
+    The dual ``p`` and the field ``ξ`` are held stacked, (2, …), so that each elementwise step
+    acts on both components in one operation, and the differences are taken with ``xp.diff``:
+    35 array operations per dual step instead of 50. On ``array_api_strict`` every operation
+    costs tens of µs whatever the array's size, and one joint restoration in the tests ran
+    about 2,000 dual steps here (27 % less time per step at 96² × 2 maps). The values are those of :func:`_project`, :func:`_divergence`,
+    :func:`_gradient` and :func:`xrfgpu._elementwise.dtv_dual_step` applied to each component,
+    bit for bit: ``ξ · g`` is the sum over the stacked axis of two terms (``ξ_x g_x + ξ_y g_y``),
+    ``|u|²`` likewise, and every other operation is the same elementwise one
+    (``tests/test_joint_dtv_engine.py`` compares the NumPy engine with this loop on
+    ``array_api_strict``; ``tests/test_dtv_fused_kernels.py`` the kernels with the per-component
+    expressions).
+    """
+    xi = xp.stack([xix, xiy])
+    if xix.ndim < px.ndim:  # a field shared by the maps: (2, 1, …, rows, cols) against p's (2, m, rows, cols)
+        xi = xp.reshape(xi, (2,) + (1,) * (px.ndim - xix.ndim) + tuple(xix.shape))
+    p = xp.stack([px, py])
+    edges = {}
+
+    def zeros(a, axis):
+        # the zero column (axis −1) or row (−2) of a's shape and dtype, made once per call
+        key = (axis, a.dtype, tuple(a.shape))
+        if key not in edges:
+            edges[key] = _edge_zeros(a, axis, xp=xp)
+        return edges[key]
+
+    def project(g):
+        # P g = g − γ ξ (ξ · g), both components at once (_project)
+        s = gamma * xp.sum(xi * g, axis=0)
+        return g - s * xi
+
+    def primal(p):
+        # x = z + λw div(r P p) (_divergence: backward differences, zero outside)
+        q = project(p)
+        if rw is not None:
+            q = rw * q
+        qx, qy = q[0, ...], q[1, ...]
+        zc, zr = zeros(qx, -1), zeros(qy, -2)
+        div = (xp.diff(qx[..., :, :-1], axis=-1, prepend=zc, append=zc)
+               + xp.diff(qy[..., :-1, :], axis=-2, prepend=zr, append=zr))
+        return z + lam_w * div
+
     for _ in range(n_inner):
-        qx, qy = _project(px, py, xix, xiy, gamma)
+        x = primal(p)
+        # ∇x: forward differences, zero last difference (_gradient)
+        g = xp.stack([xp.concat([xp.diff(x, axis=-1), zeros(x, -1)], axis=-1),
+                      xp.concat([xp.diff(x, axis=-2), zeros(x, -2)], axis=-2)])
+        g = project(g)
         if rw is not None:
-            qx, qy = rw * qx, rw * qy
-        x = z + lam_w * _divergence(qx, qy, xp=xp)
-        gx, gy = _gradient(x, xp=xp)
-        gx, gy = _project(gx, gy, xix, xiy, gamma)
-        if rw is not None:
-            gx, gy = rw * gx, rw * gy
+            g = rw * g
         if huber is not None:
             # the Huber term's dual gradient −δ p, around the unchanged projected step (kernels/dtv.cu)
-            gx, gy = gx - huber * px, gy - huber * py
-        px, py = dtv_dual_step(px, py, gx, gy, step, xp=xp)
-    qx, qy = _project(px, py, xix, xiy, gamma)
-    if rw is not None:
-        qx, qy = rw * qx, rw * qy
-    x = z + lam_w * _divergence(qx, qy, xp=xp)
-    return xp.clip(x, min=0.0), (px, py)
+            g = g - huber * p
+        # p ← u / max(1, |u|), u = p + s g (dtv_dual_step)
+        u = p + step * g
+        p = u / xp.maximum(xp.sqrt(xp.sum(u * u, axis=0)), 1.0)
+    x = primal(p)
+    return xp.clip(x, min=0.0), (p[0, ...], p[1, ...])
 
 
 def _same_dtype(first, *others):
