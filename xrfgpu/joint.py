@@ -139,7 +139,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._backend import array_device, array_namespace, is_numpy_namespace, to_numpy
-from ._elementwise import dtv_denoise_cuda, dtv_denoise_numpy, dtv_dual_step, rl_ratio, rl_update
+from ._elementwise import dtv_denoise_cuda, dtv_denoise_numpy, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
 from ._validate import as_image, is_count_map, require_nonnegative
 from .stopping import split_counts
