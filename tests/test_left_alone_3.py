@@ -2,6 +2,7 @@
 ``left-alone-3``: each test failed before its fix."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,21 @@ def test_channels_last_stack_is_refused_by_joint_richardson_lucy(xp):
     dstack = np.dstack(list(_maps(2)))
     with pytest.raises(ValueError, match=r"20 x 2 pixels.*numpy\.moveaxis\(stack, -1, 0\)"):
         joint_richardson_lucy(xp.asarray(dstack), xp.asarray(gaussian(None, 1.0)), weight=0.05, num_iter=2)
+
+
+def test_a_channels_last_stack_of_many_elements_warns_with_the_way_round(xp):
+    # (60, 50, 6): six element maps on the last axis pass the 5-pixel minimum (60 strips of 50 x 6); restored as
+    # given, with a warning naming the way round. The same maps the right way round, (6, 60, 50), do not warn.
+    from xrfgpu.stack import ChannelsLastWarning
+
+    dstack = np.dstack(list(_maps(6, shape=(60, 50))))
+    h = xp.asarray(gaussian((5, 5), 0.8))
+    with pytest.warns(ChannelsLastWarning, match=r"\(60, 50, 6\).*6 element maps of 60 x 50.*numpy\.moveaxis"):
+        restore_stack(xp.asarray(dstack), h, num_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChannelsLastWarning)
+        got = restore_stack(xp.asarray(np.moveaxis(dstack, -1, 0)), h, num_iter=2)
+    assert tuple(got.shape) == (6, 60, 50)
 
 
 def test_the_way_round_and_small_maps_restore_as_single_maps(xp):

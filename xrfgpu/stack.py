@@ -19,6 +19,7 @@ the single-map call with the same PSF and ``pad`` to float rounding
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace, to_numpy
@@ -38,7 +39,7 @@ from .fista import run_proximal_gradient
 from .richardson_lucy import run_richardson_lucy
 from .wiener import WIENER_REGULARIZERS, _check_weight, regularized_inverse
 
-__all__ = ["restore_stack", "METHODS", "MIN_STACK_MAP_SIDE_PX", "stack_psfs"]
+__all__ = ["restore_stack", "METHODS", "MIN_STACK_MAP_SIDE_PX", "ChannelsLastWarning", "stack_psfs"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista")
 _PAD_FACTOR = {"rl": 2, "wiener": 3, "tikhonov": 3, "fista": 4}
@@ -50,6 +51,15 @@ _HEADROOM = 0.7  # use at most this fraction of the free memory
 # defaults (background="auto" needs the 5 x 5 window of estimate_background's local means). A stack whose maps
 # are narrower is almost surely an (rows, cols, n) stack with its elements on the last axis (numpy.dstack).
 MIN_STACK_MAP_SIDE_PX = 5
+# a stack (a, b, c) with c at most this and a, b both at least CHANNELS_LAST_SIDE_RATIO × c is more likely c
+# element maps on the last axis than a maps of b × c pixels: it is restored as given, with ChannelsLastWarning
+# (a (200, 200, 6) dstack passed the 5-pixel minimum and was restored as 200 strips of 200 x 6)
+CHANNELS_LAST_MAX_ELEMENTS = 32
+CHANNELS_LAST_SIDE_RATIO = 4
+
+
+class ChannelsLastWarning(UserWarning):
+    """A stack whose shape suggests its element maps lie on the last axis; it is restored as given."""
 
 
 def check_stack_map_sides(shape):
@@ -65,9 +75,25 @@ def check_stack_map_sides(shape):
     ValueError
         ``rows`` or ``cols`` below :data:`MIN_STACK_MAP_SIDE_PX`, with the shape and the way round for a
         channels-last stack (``numpy.moveaxis(stack, -1, 0)``).
+
+    Warns
+    -----
+    ChannelsLastWarning
+        A stack ``(a, b, c)`` with ``c`` ≤ :data:`CHANNELS_LAST_MAX_ELEMENTS` and ``a, b`` ≥
+        :data:`CHANNELS_LAST_SIDE_RATIO` × ``c``: more likely ``c`` element maps on the last axis than ``a``
+        strips of ``b × c`` pixels. It is restored as given.
     """
     shape = tuple(int(k) for k in shape)
-    if len(shape) != 3 or min(shape[1:]) >= MIN_STACK_MAP_SIDE_PX or 0 in shape:
+    if len(shape) != 3 or 0 in shape:
+        return
+    if min(shape[1:]) >= MIN_STACK_MAP_SIDE_PX:
+        n_last = shape[2]
+        if n_last <= CHANNELS_LAST_MAX_ELEMENTS and min(shape[:2]) >= CHANNELS_LAST_SIDE_RATIO * n_last:
+            warnings.warn(
+                f"stack of shape {shape} is read as {shape[0]} maps of {shape[1]} x {shape[2]} pixels, each "
+                f"{shape[1] // shape[2]} times longer than wide: if these are {shape[2]} element maps of "
+                f"{shape[0]} x {shape[1]} on the last axis (numpy.dstack, channels last), pass "
+                "numpy.moveaxis(stack, -1, 0)", ChannelsLastWarning, stacklevel=3)
         return
     raise ValueError(
         f"stack of shape {shape} would be {shape[0]} maps of {shape[1]} x {shape[2]} pixels: maps narrower than "
