@@ -57,6 +57,11 @@ class Problem:
     weights : array or None
         Weights of the map's pixels (rows, cols): 0 at missing pixels, 1 at
         measured ones; None when every pixel was measured.
+    fill_level : float or None
+        The value :meth:`filled_data` gives a missing pixel that the PSF does
+        not reach from any measured one, in this problem's units (divided by
+        ``scale``); None: the mean of this map's measured pixels. A tile of a
+        larger map (:mod:`xrfgpu.dask`) passes the whole map's.
     """
 
     xp: Any
@@ -68,6 +73,7 @@ class Problem:
     canvas_background: Any
     scale: float = 1.0
     weights: Any = None
+    fill_level: Any = None
 
     @property
     def data(self):
@@ -105,7 +111,7 @@ class Problem:
         Normalised convolution (Knutsson & Westin 1993):
         ``(h ⊛ (w y)) / (h ⊛ w)`` where the PSF reaches measured pixels,
         the mean of the measured pixels elsewhere. Returns ``data`` itself
-        when no pixel is missing.
+        when no pixel is missing. The mean is :attr:`fill_level` when set.
         """
         if self.weights is None:
             return self.data
@@ -114,7 +120,10 @@ class Problem:
         num = op.forward(w * self.data)
         den = op.forward(w)
         seen = den > 1e-3
-        mean = self.xp.sum(self.weights * self.image) / self.xp.sum(self.weights)
+        if self.fill_level is not None:
+            mean = self.fill_level
+        else:
+            mean = self.xp.sum(self.weights * self.image) / self.xp.sum(self.weights)
         fill = xp.where(seen, num / xp.where(seen, den, xp.ones_like(den)), xp.zeros_like(den) + mean)
         return xp.where(w > 0, self.data, fill)
 
@@ -240,7 +249,7 @@ def _rescaled(image, background, *, xp):
 
 
 def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_factor=2, iterative=False,
-            missing=False, mask=None) -> Problem:
+            missing=False, mask=None, fill_level=None) -> Problem:
     """Validate a single map's restoration inputs and set up the blur operator.
 
     Stacks are validated by :mod:`xrfgpu.stack` and built with
@@ -254,6 +263,9 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
         and record them in :attr:`Problem.weights`; otherwise they are refused.
     mask : array, optional
         Weights (1 = measured, 0 = missing), with ``missing=True`` only.
+    fill_level : float, optional
+        :attr:`Problem.fill_level` in the caller's units (a tile's whole-map
+        mean of the measured pixels).
 
     Raises
     ------
@@ -276,8 +288,11 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
         raise ValueError("image is all zeros: there is nothing to restore")
     h = as_psf(psf, y.shape, xp=xp, dtype=y.dtype, device=array_device(y))
     b = as_background(background, y, xp=xp)
-    return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative,
-                                  weights=weights, rescale=True)
+    pb = Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative,
+                                weights=weights, rescale=True)
+    if fill_level is not None:
+        pb.fill_level = float(fill_level) / pb.scale
+    return pb
 
 
 def as_namespace(array, xp, device):

@@ -762,7 +762,7 @@ def _method_defaults(method):
     return defaults
 
 
-def _missing_pixels(image, mask_path, what, *, method, tile):
+def _missing_pixels(image, mask_path, what, *, method):
     """``(image, weights or None)``: NaN pixels and the ``--mask`` file's zeros are missing data.
 
     Missing pixels get their nearest measured pixel
@@ -791,9 +791,9 @@ def _missing_pixels(image, mask_path, what, *, method, tile):
             raise MapFileError(f"mask {str(mask_path)!r} must hold weights in [0, 1] (1 = measured, 0 = missing)")
     if weights is None and not missing.any():
         return image, None
-    if method not in ("rl", "fista", "wiener", "tikhonov") or (tile is not None and method != "rl"):
+    if method not in ("rl", "fista", "wiener", "tikhonov"):
         raise MapFileError(f"{what} has missing pixels (NaN, --mask, or a --normalize scaler ≤ 0): rl, fista, "
-                           "wiener and tikhonov restore them; with --tile, rl only")
+                           "wiener and tikhonov restore them, with --tile too")
     weights = (np.ones(image.shape) if weights is None else weights) * ~missing
     if not np.any(weights > 0):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
@@ -940,7 +940,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             if method == "fista" and "lam" in kwargs and fitted:
                 solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else record_gain if record_gain
                                                         is not None else _measured_gain(image, map_kind=map_kind))
-            lazy = dask_restore(image, h, method, tile=tile, **solver_kwargs)
+            # missing pixels: the weights of _missing_pixels (the image has them filled for the estimators only)
+            lazy = dask_restore(image, h, method, tile=tile, mask=options.get("mask"), **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
                 out = lazy.compute(scheduler="threads") if client is None else client.compute(lazy).result()
             details.update({k: v for k, v in kwargs.items() if k != "background"})
@@ -1233,7 +1234,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                 raise click.UsageError(f"{what}: --joint does not yet take missing pixels (NaN, --mask, or a "
                                        "--normalize scaler ≤ 0); restore such maps without --joint")
             if name not in zero_maps:
-                _missing_pixels(np.asarray(image), mask_path, what, method=method, tile=tile)
+                _missing_pixels(np.asarray(image), mask_path, what, method=method)
     first = next(image for name, image in selected.maps.items() if name not in zero_maps)
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
@@ -1253,7 +1254,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         t0 = time.perf_counter()
         image = np.asarray(image)
         image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
-                                                 method=method, tile=tile)
+                                                 method=method)
         image = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=False)
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the

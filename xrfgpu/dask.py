@@ -182,30 +182,62 @@ def _canonical(method):
 # ---------------------------------------------------------------------------
 # per-tile engine
 # ---------------------------------------------------------------------------
-def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad):
+def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad, mask=None, fill_level=None):
     """Richardson–Lucy on one tile with whole-map settings.
 
     The core iteration (:func:`xrfgpu.richardson_lucy.run_richardson_lucy`)
     started from the whole map's level ``start``, with the whole map's
     division guard ``eps`` and TV scale ``level``, which the front door
-    derives from the data it is given.
+    derives from the data it is given. ``mask``: the tile's weights (the
+    weighted EM update; ``level`` is then the whole map's mean over its
+    measured pixels). ``fill_level`` is not used by RL (its start is ``start``).
     """
     from ._problem import prepare
     from ._validate import require_nonnegative
     from .richardson_lucy import run_richardson_lucy
 
-    pb = prepare(image, psf, background=background, boundary="reflect", pad=pad, iterative=True)
+    pb = prepare(image, psf, background=background, boundary="reflect", pad=pad, iterative=True,
+                 missing=mask is not None, mask=mask)
     require_nonnegative(pb.image, xp=pb.xp, what="Richardson-Lucy")
     return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=eps, tv=tv, init=start, level=level)
 
 
-def _call_engine(method, image, psf, background, options):
+def _call_engine(method, image, psf, background, options, weights=None):
     from . import fista, ista, tikhonov, wiener
 
+    options = dict(options)
+    fill_level = options.pop("fill_level", None)
     if method == "rl":
-        return _rl_tile(image, psf, background=background, **options)
+        return _rl_tile(image, psf, background=background, mask=weights, **options)
     engine = {"wiener": wiener, "tikhonov": tikhonov, "fista": fista, "ista": ista}[method]
-    return engine(image, psf, background=background, boundary="reflect", **options)
+    if weights is None:
+        return engine(image, psf, background=background, boundary="reflect", **options)
+    return _missing_pixels_engine(method, engine, image, psf, background, options, weights, fill_level)
+
+
+def _missing_pixels_engine(method, engine, image, psf, background, options, weights, fill_level):
+    """Wiener, Tikhonov, FISTA or ISTA on a tile with missing pixels: the engine's own problem and solver,
+    with the whole map's mean of the measured pixels as the fill of pixels the PSF does not reach from any
+    measured one (:attr:`xrfgpu._problem.Problem.fill_level`; the engine alone would take the tile's)."""
+    from ._problem import prepare
+    from .fista import PAD_FACTOR as PROXIMAL_PAD_FACTOR
+    from .fista import run_proximal_gradient
+    from .wiener import PAD_FACTOR as FILTER_PAD_FACTOR
+    from .wiener import regularized_inverse, tikhonov_settings, wiener_settings
+
+    given = {name: p.default for name, p in inspect.signature(engine).parameters.items()
+             if p.default is not inspect.Parameter.empty}
+    given.update(options)
+    if method in ("wiener", "tikhonov"):
+        weight, order = (wiener_settings(given["balance"], given["regularizer"]) if method == "wiener"
+                         else tikhonov_settings(given["lam"], given["order"]))
+        pb = prepare(image, psf, background=background, boundary="reflect", pad=given["pad"],
+                     pad_factor=FILTER_PAD_FACTOR, missing=True, mask=weights, fill_level=fill_level)
+        return regularized_inverse(pb, weight, order)
+    pb = prepare(image, psf, background=background, boundary="reflect", pad=given["pad"],
+                 pad_factor=PROXIMAL_PAD_FACTOR, iterative=True, missing=True, mask=weights, fill_level=fill_level)
+    return run_proximal_gradient(pb, lam=given["lam"], num_iter=given["num_iter"], nonneg=given["nonneg"],
+                                 momentum=method == "fista")
 
 
 _GPU_LOCKS: dict = {}
@@ -228,25 +260,34 @@ def _gpu_lock(block):
         return _GPU_LOCKS.setdefault(device, threading.Lock())
 
 
-def _restore_tile(block, *background_block, method, psf, background, options, dtype):
-    """Restore one tile (with its halo); the halo is trimmed by Dask. CuPy tiles run one at a time per GPU."""
+def _restore_tile(block, *more_blocks, method, psf, background, options, dtype, weighted=False):
+    """Restore one tile (with its halo); the halo is trimmed by Dask. CuPy tiles run one at a time per GPU.
+
+    ``more_blocks``: the background map's tile where the background is a map, then the weights' tile
+    where the map has missing pixels (``weighted``)."""
     from ._backend import array_namespace, is_cupy_namespace
 
     xp = array_namespace(block)
+    weights = None
+    if weighted:
+        *more_blocks, weights = more_blocks
     if is_cupy_namespace(xp):
         with _gpu_lock(block):
-            return _restore_tile_body(block, *background_block, xp=xp, method=method, psf=psf,
-                                      background=background, options=options, dtype=dtype)
-    return _restore_tile_body(block, *background_block, xp=xp, method=method, psf=psf, background=background,
-                              options=options, dtype=dtype)
+            return _restore_tile_body(block, *more_blocks, xp=xp, method=method, psf=psf,
+                                      background=background, options=options, dtype=dtype, weights=weights)
+    return _restore_tile_body(block, *more_blocks, xp=xp, method=method, psf=psf, background=background,
+                              options=options, dtype=dtype, weights=weights)
 
 
-def _restore_tile_body(block, *background_block, xp, method, psf, background, options, dtype):
+def _restore_tile_body(block, *background_block, xp, method, psf, background, options, dtype, weights=None):
     dtype = getattr(xp, np.dtype(dtype).name)
     if background_block:
         background = background_block[0]
     if block.size == 0:
         return xp.astype(block, dtype)
+    if weights is not None:
+        return _restore_tile_with_missing_pixels(block, weights, xp=xp, method=method, psf=psf,
+                                                 background=background, options=options, dtype=dtype)
     if not bool(xp.any(block != 0)):
         # the engines refuse an all-zero map; the answer is known
         if method in ("wiener", "tikhonov") or (method in ("fista", "ista") and not options.get("nonneg", True)):
@@ -260,10 +301,38 @@ def _restore_tile_body(block, *background_block, xp, method, psf, background, op
     return xp.astype(_call_engine(method, block, psf, background, options), dtype)
 
 
+def _restore_tile_with_missing_pixels(block, weights, *, xp, method, psf, background, options, dtype):
+    """A tile of a map with missing pixels (``weights`` 0 there, NaN in ``block`` or not).
+
+    The engines' weighted problems with the whole map's settings. A tile whose window (core and halo)
+    holds no measured pixel gets what the whole map gives it: Richardson–Lucy keeps its start there
+    (``ĥ ⊛ w`` vanishes: the correction is 1), Wiener and Tikhonov filter the whole map's fill level; FISTA
+    and ISTA, whose answer there depends on iterations the tile cannot see, are refused with the way out.
+    A tile whose measured pixels are all zero is given the all-zero answer below (the whole map differs
+    only at pixels deeper inside a hole than the PSF reaches, which keep the start or the fill).
+    """
+    measured = weights > 0
+    if not bool(xp.any(measured)):
+        if method == "rl":
+            return xp.full(block.shape, float(options["start"]), dtype=dtype)
+        if method in ("wiener", "tikhonov"):
+            level = xp.full(block.shape, float(options["fill_level"]), dtype=dtype)
+            return xp.astype(_call_engine(method, level, psf, background, options), dtype)
+        raise ValueError(
+            f"a tile of {tuple(block.shape)} px (halo included) holds no measured pixel: {method} cannot restore "
+            "the inside of a hole tile by tile; use a larger tile than the hole, or restore the map whole"
+        )
+    data = xp.where(measured, block, xp.zeros_like(block))
+    if not bool(xp.any(data != 0)):
+        return _restore_tile_body(data, *([background] if hasattr(background, "shape") else []), xp=xp,
+                                  method=method, psf=psf, background=background, options=options, dtype=dtype)
+    return xp.astype(_call_engine(method, data, psf, background, options, weights=weights), dtype)
+
+
 # ---------------------------------------------------------------------------
 # front door
 # ---------------------------------------------------------------------------
-def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
+def restore(array, psf, method="rl", *, tile=1024, halo=None, mask=None, **kwargs):
     """Restore a large map or an element stack tile by tile with Dask.
 
     Parameters
@@ -287,6 +356,18 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     halo : int, optional
         Overlap per side in pixels; default :func:`default_halo` for the
         method, its iteration count and the PSF (per element).
+    mask : array or dask.array.Array, shape (rows, cols) or the stack's, optional
+        Weights of the pixels: 1 (True) measured, 0 (False) missing, as
+        ``mask=`` of :func:`xrfgpu.richardson_lucy`, :func:`xrfgpu.fista`,
+        :func:`xrfgpu.wiener` and :func:`xrfgpu.tikhonov`; one mask for every
+        map of a stack or one per map. NaN pixels of the map are missing
+        too, with or without a mask. Every method then solves the whole-map
+        problem with weights, tile by tile: Richardson–Lucy and FISTA leave
+        the missing pixels out of the fit, Wiener and Tikhonov fill them
+        from their measured neighbours (normalised convolution), and the
+        whole map's settings are taken over its measured pixels (RL's start
+        level, FISTA's default ``lam``, the fill level of pixels the PSF
+        does not reach from any measured one).
     **kwargs
         Options of the engine, e.g. ``num_iter``, ``background`` (scalar,
         a sequence of one scalar per element, or an array/Dask array of the
@@ -314,8 +395,10 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
         ``background="auto"``), PSF count not matching the stack, maps under
         2 × 2 pixels, a PSF larger than the map, negative pixels for RL
         (naming the map; checked in a read of its own before the
-        statistics, so RL reads the input twice), NaN or infinite pixels for RL (and for FISTA without
-        ``lam``: Wiener and Tikhonov tiles leave NaN pixels out as missing).
+        statistics, so RL reads the input twice), infinite pixels, a mask
+        of another shape or outside [0, 1], every pixel of a map missing;
+        at compute time, FISTA or ISTA on a tile whose window (halo
+        included) holds no measured pixel (a hole larger than the tile).
     TypeError
         Unknown options for the method; non-array input.
 
@@ -357,10 +440,10 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, **kwargs):
     NumPy or CuPy chunks (CuPy on ``dask-cuda`` workers for several GPUs);
     any Dask scheduler.
     """
-    return _restore(array, psf, method, tile=tile, halo=halo, names=None, **kwargs)
+    return _restore(array, psf, method, tile=tile, halo=halo, names=None, mask=mask, **kwargs)
 
 
-def _restore(array, psf, method, *, tile, halo, names, **kwargs):
+def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
     """:func:`restore`, with the stack's element ``names`` (or None) named in its errors."""
     da = _dask_array()
     method = _canonical(method)
@@ -409,19 +492,22 @@ def _restore(array, psf, method, *, tile, halo, names, **kwargs):
                 f"{'psf' if array.ndim == 2 else f'psf[{k}]'} of shape {tuple(h.shape)} is larger than {which}; "
                 "crop the PSF (a Gaussian needs about 8 sigma) or restore a larger map"
             )
+    lazy_mask = None if mask is None else _as_lazy_mask(mask, array.shape, array.chunks)
+    weights = _lazy_weights(maps, lazy_mask)
     if method == "rl":  # refused before any tile runs, naming the map (a tile found it only when it ran)
-        _require_nonnegative(maps, names)
+        _require_nonnegative(maps, names, weights)
 
     # whole-map statistics, one read of the data for all elements
-    settings, all_zero = _global_settings(method, maps, backgrounds, options, names=names)
+    settings, all_zero, weights = _global_settings(method, maps, backgrounds, options, names=names, weights=weights,
+                                                   masked=mask is not None)
     restored = []
-    for k, (image, h, b, opts) in enumerate(zip(maps, psfs, backgrounds, settings)):
+    for k, (image, h, b, opts, w) in enumerate(zip(maps, psfs, backgrounds, settings, weights)):
         if all_zero[k]:
             # an element absent from the scan: zeros, as the command line writes it (every tile short-cuts to 0)
             which = "the map" if array.ndim == 2 else _map_label(k, names)
             warnings.warn(f"{which} is all zeros: nothing to restore; returned as zeros", UserWarning, stacklevel=2)
             b = 0.0
-        restored.append(_restore_map(image, h, b, method, opts, tile, halo, dtype))
+        restored.append(_restore_map(image, h, b, method, opts, tile, halo, dtype, weights=w))
     if array.ndim == 2:
         return restored[0]
     return da.stack(restored, axis=0)
@@ -534,13 +620,16 @@ def _stack_backgrounds(background, n, shape):
     return [background] * n
 
 
-def _require_nonnegative(maps, names):
-    """Refuse RL on maps with negative pixels, naming each (one reduction per map, computed together)."""
+def _require_nonnegative(maps, names, weights):
+    """Refuse RL on maps with negative measured pixels, naming each (one reduction per map, computed together).
+
+    ``weights``: each map's lazy weights (:func:`_lazy_weights`); a missing pixel's value is not looked at."""
     import dask
 
     on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
     da = _dask_array()
-    lows = dask.compute(*[da.min(m) for m in maps], **({"scheduler": "synchronous"} if on_gpu else {}))
+    lows = dask.compute(*[da.min(da.where(w > 0, m, 0)) for m, w in zip(maps, weights)],
+                        **({"scheduler": "synchronous"} if on_gpu else {}))
     bad = [(k, float(low)) for k, low in enumerate(lows) if float(low) < 0]
     if bad:
         which = "; ".join(("the map" if len(maps) == 1 else _map_label(k, names)) + f": minimum {low:g}"
@@ -552,56 +641,117 @@ def _require_nonnegative(maps, names):
         )
 
 
+def _lazy_weights(maps, mask):
+    """Each map's lazy weights, float64: the mask's (one map for all, or one per map; 1 where None) times 0 at
+    NaN pixels. Used only where the map turns out to have missing pixels (:func:`_global_settings`)."""
+    da = _dask_array()
+    out = []
+    for k, image in enumerate(maps):
+        keep = ~da.isnan(image)
+        if mask is None:
+            out.append(keep.astype(np.float64))
+            continue
+        m = mask if mask.ndim == 2 else mask[k]
+        out.append(da.where(keep, m.astype(np.float64), 0.0))
+    return out
+
+
+def _as_lazy_mask(mask, shape, chunks):
+    """``mask=`` of :func:`restore` as a Dask array: (rows, cols) for every map, or the stack's shape."""
+    da = _dask_array()
+    if not (hasattr(mask, "shape") and hasattr(mask, "dtype")):
+        raise TypeError(f"mask must be an array of weights (1 = measured, 0 = missing), got {type(mask).__name__}")
+    if tuple(mask.shape) not in (tuple(shape[-2:]), tuple(shape)):
+        which = "(rows, cols)" if len(shape) == 2 else "(rows, cols) for every map, or the stack's shape"
+        raise ValueError(f"mask has shape {tuple(mask.shape)}; the maps have shape {tuple(shape)}: give {which}")
+    kind = np.dtype(mask.dtype).kind
+    if kind == "c":
+        raise TypeError(f"mask must be real weights, got dtype {mask.dtype}")
+    if kind not in "biuf":
+        raise TypeError(f"mask must hold numbers or booleans, got dtype {mask.dtype}")
+    if not isinstance(mask, da.Array):
+        mask = da.from_array(mask, chunks=chunks[-mask.ndim:])
+    return mask
+
+
 def _map_label(k, names):
     """``map 3 of the stack`` or, where the file names its maps, ``map 3 of the stack ('Fe')``."""
     return f"map {k} of the stack" + (f" ({str(names[k])!r})" if names and k < len(names) else "")
 
 
-def _global_settings(method, maps, backgrounds, options, *, names=None):
-    """Per-element options with the whole map's data-dependent numbers filled in, and whether each map is
-    all zeros (``(settings, all_zero)``; one read of the data for both)."""
+def _global_settings(method, maps, backgrounds, options, *, names=None, weights, masked=False):
+    """Per-element options with the whole map's data-dependent numbers filled in, whether each map is all
+    zeros (over its measured pixels), and each map's weights where it has missing pixels (else None):
+    ``(settings, all_zero, weights)``, from one read of the data.
+
+    A map has missing pixels where ``masked`` (``mask=`` given) or where it holds NaN; its settings are then
+    those of the whole-map call with weights: Richardson–Lucy's level is the mean of the measured pixels, FISTA's
+    default ``lam`` the largest weighted deviation, and every method gets the measured mean as ``fill_level``
+    (:attr:`xrfgpu._problem.Problem.fill_level`). The weights ``w`` (:func:`_lazy_weights`) are those of
+    :func:`xrfgpu._validate.as_image_with_weights`: the mask's, 0 at NaN.
+    """
     da = _dask_array()
     per_element = [dict(options) for _ in maps]
-    lazy = [da.any(image != 0) for image in maps]  # first: one flag per map, an absent element is all zeros
-    if method == "rl":
-        for image, b in zip(maps, backgrounds):
-            lazy.append(da.mean(image.astype(np.float64)))
-            lazy.append(da.mean(da.asarray(b).astype(np.float64)) if hasattr(b, "shape") else float(b))
-    elif method in ("fista", "ista") and options.get("lam") is None:
-        for image, b in zip(maps, backgrounds):
-            bb = da.asarray(b) if hasattr(b, "shape") else float(b)
-            lazy.append(da.max(da.abs(image.astype(np.float64) - bb)))
+    lazy = []
+    for image, b, w in zip(maps, backgrounds, weights):
+        y = image.astype(np.float64)
+        measured = w > 0
+        y0 = da.where(measured, y, 0.0)
+        bb = da.asarray(b).astype(np.float64) if hasattr(b, "shape") else float(b)
+        row = {
+            "nonzero": da.any(measured & (image != 0)),  # an absent element is all zeros
+            "nan": da.any(da.isnan(image)),
+            "inf": da.any(da.isinf(image)),
+            "sw": da.sum(w),
+            "swy": da.sum(w * y0),
+            "w_low": da.min(w),
+            "w_high": da.max(w),
+        }
+        if method == "rl":
+            row["mean"] = da.mean(y)
+            row["mean_b"] = da.mean(bb) if hasattr(b, "shape") else float(b)
+        elif method in ("fista", "ista") and options.get("lam") is None:
+            row["deviation"] = da.max(da.abs(y - bb))
+            row["weighted_deviation"] = da.max(w * da.abs(y0 - bb))
+        lazy.append(row)
     import dask
 
     # CuPy chunks: reduce on one thread (concurrent run-time compilation of CuPy kernels hangs, see _gpu_lock)
     on_gpu = any(type(m._meta).__module__.startswith("cupy") for m in maps)
-    values = [float(v) for v in dask.compute(*lazy, **({"scheduler": "synchronous"} if on_gpu else {}))]
-    all_zero = [v == 0.0 for v in values[: len(maps)]]
-    values = values[len(maps):]
-    if not values:
-        return per_element, all_zero
-    for k in range(len(maps)):
-        # RL: the map's mean, then the background's; FISTA: max |map - background|
+    (values,) = dask.compute(lazy, **({"scheduler": "synchronous"} if on_gpu else {}))
+    values = [{key: float(v) for key, v in row.items()} for row in values]
+    all_zero, used_weights = [], []
+    for k, (row, opts) in enumerate(zip(values, per_element)):
         which = "the array" if len(maps) == 1 else _map_label(k, names)
-        if method == "rl" and not math.isfinite(values[2 * k + 1]):
-            raise ValueError(f"the background of {which} contains NaN or infinite values")
-        if not math.isfinite(values[2 * k] if method == "rl" else values[k]):
-            engine = "Richardson-Lucy" if method == "rl" else f"{method} with its default lam (a whole-map maximum)"
-            raise ValueError(
-                f"{which} contains NaN or infinite values, which tiled {engine} does not take: fill them, or "
-                "restore the map whole with xrfgpu.restore (or richardson_lucy, fista, wiener, tikhonov), "
-                "which leaves NaN pixels out as missing"
-            )
-    for k, opts in enumerate(per_element):
+        if row["inf"]:
+            raise ValueError(f"{which} contains infinite values; mark missing pixels as NaN or with mask= (weight 0)")
+        if masked and not (math.isfinite(row["w_low"]) and math.isfinite(row["w_high"])):
+            raise ValueError(f"the mask of {which} contains NaN or infinite values; it holds weights in [0, 1]")
+        if masked and (row["w_low"] < 0 or row["w_high"] > 1):
+            raise ValueError(f"mask must hold weights in [0, 1] (1 = measured pixel, 0 = missing), got values in "
+                             f"[{row['w_low']:g}, {row['w_high']:g}]")
+        missing = masked or bool(row["nan"])
+        if missing and not row["sw"] > 0:
+            raise ValueError(f"every pixel of {which} is missing (NaN or mask weight 0): there is nothing to restore")
+        all_zero.append(not row["nonzero"])
+        used_weights.append(weights[k] if missing else None)
+        measured_mean = row["swy"] / row["sw"] if missing else None
         if method == "rl":
-            level, mean_b = values[2 * k], values[2 * k + 1]
+            if not math.isfinite(row["mean_b"]):
+                raise ValueError(f"the background of {which} contains NaN or infinite values")
+            level = measured_mean if missing else row["mean"]
             eps = opts.pop("filter_epsilon", None)
             opts["eps"] = float(eps) if eps is not None else 1e-6 * max(level, 1e-30)
-            opts["start"] = max(level - mean_b, 1e-3 * level, 1e-30)
+            opts["start"] = max(level - row["mean_b"], 1e-3 * level, 1e-30)
             opts["level"] = level
-        else:
-            opts["lam"] = DEFAULT_LAM_FRACTION * values[k]
-    return per_element, all_zero
+        elif "deviation" in row:
+            deviation = row["weighted_deviation"] if missing else row["deviation"]
+            if not math.isfinite(deviation):
+                raise ValueError(f"the background of {which} contains NaN or infinite values")
+            opts["lam"] = DEFAULT_LAM_FRACTION * deviation
+        if missing:
+            opts["fill_level"] = measured_mean
+    return per_element, all_zero, used_weights
 
 
 def _default_num_iter(method):
@@ -631,7 +781,7 @@ def fast_halo(tile, halo):
     return (fft_size(int(tile) + 2 * halo) - int(tile) + 1) // 2
 
 
-def _restore_map(image, psf, background, method, options, tile, halo, dtype):
+def _restore_map(image, psf, background, method, options, tile, halo, dtype, weights=None):
     da = _dask_array()
     if halo is None:
         num_iter = options.get("num_iter", _default_num_iter(method))
@@ -656,9 +806,11 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype):
         background = None
     else:
         background = float(background)
+    if weights is not None:  # missing pixels: each tile gets its weights (mirrored at the border as the map is)
+        arrays.append(weights.rechunk(chunks))
     meta = image._meta.astype(dtype) if hasattr(image._meta, "astype") else np.empty((0, 0), dtype)
     result = da.map_overlap(
-        _tile_function(method, psf, background, options, dtype),
+        _tile_function(method, psf, background, options, dtype, weighted=weights is not None),
         *arrays,
         depth=depth,
         boundary=_outer_boundary(psf),
@@ -695,22 +847,24 @@ def _tile_chunks(shape, tile, halo):
 class _tile_function:
     """Picklable per-tile callable (for distributed workers)."""
 
-    def __init__(self, method, psf, background, options, dtype):
+    def __init__(self, method, psf, background, options, dtype, weighted=False):
         self.method = method
         self.psf = psf
         self.background = background
         self.options = options
         self.dtype = dtype
+        self.weighted = weighted
 
-    def __call__(self, block, *background_block):
+    def __call__(self, block, *more_blocks):
         return _restore_tile(
             block,
-            *background_block,
+            *more_blocks,
             method=self.method,
             psf=self.psf,
             background=self.background,
             options=self.options,
             dtype=self.dtype,
+            weighted=self.weighted,
         )
 
     def __repr__(self):  # readable task names in the dashboard

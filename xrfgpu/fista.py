@@ -12,6 +12,8 @@ __all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION"]
 
 #: Default λ of :func:`fista`/:func:`ista` as a fraction of the largest background-subtracted count.
 DEFAULT_LAM_FRACTION = 0.03
+#: reflect padding of the proximal-gradient problems, in PSF extents (``pad=None``)
+PAD_FACTOR = 4
 
 
 def l1_objective(pb, x):
@@ -23,8 +25,8 @@ def l1_objective(pb, x):
 
 def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum, mask):
     num_iter = check_num_iter(num_iter)
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=4, iterative=True,
-                 missing=True, mask=mask)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR,
+                 iterative=True, missing=True, mask=mask)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback)
 
 

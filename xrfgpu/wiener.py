@@ -38,6 +38,8 @@ def regularized_inverse(pb, lam, order):
 
 #: Regularizer names of :func:`wiener` and their derivative orders.
 WIENER_REGULARIZERS = {"laplacian": 2, "identity": 0}
+#: reflect padding of the closed-form filters (Wiener, Tikhonov), in PSF extents (``pad=None``)
+PAD_FACTOR = 3
 
 
 def _filter(pb, lam, reg_power):
@@ -123,11 +125,26 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     --------
     Any array-API namespace.
     """
+    balance, order = wiener_settings(balance, regularizer)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR, missing=True,
+                 mask=mask)
+    return regularized_inverse(pb, balance, order)
+
+
+def wiener_settings(balance, regularizer):
+    """``(balance, order)`` of :func:`wiener`'s filter, checked: the weight and the penalty's derivative order."""
     balance = _check_weight(balance, "balance")
     if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3, missing=True, mask=mask)
-    return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer])
+    return balance, WIENER_REGULARIZERS[regularizer]
+
+
+def tikhonov_settings(lam, order):
+    """``(lam, order)`` of :func:`tikhonov`, checked."""
+    lam = _check_weight(lam, "lam")
+    if order not in (0, 1, 2):
+        raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
+    return lam, order
 
 
 def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect", pad=None, mask=None):
@@ -169,8 +186,7 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
     --------
     Any array-API namespace.
     """
-    lam = _check_weight(lam, "lam")
-    if order not in (0, 1, 2):
-        raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=3, missing=True, mask=mask)
+    lam, order = tikhonov_settings(lam, order)
+    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR, missing=True,
+                 mask=mask)
     return regularized_inverse(pb, lam, order)
