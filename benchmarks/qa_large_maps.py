@@ -127,7 +127,7 @@ def run_cluster(args):
     fe = fe_map(args.size)
     h = psf.gaussian(None, SIGMA_PX)
     result = {"size": args.size, "tile": args.tile}
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
         for method, options in (("rl", {"num_iter": 30}), ("wiener", {}), ("fista", {})):
             lazy = xd.restore(fe, h, method, tile=args.tile, background=BACKGROUND, **options)
             local = lazy.compute(scheduler="threads")

@@ -49,7 +49,7 @@ def test_local_cluster_zarr_stack(tmp_path, stack):
     before = sorted(p.name for p in source.rglob("*"))
 
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster) as client:
         out = xdask.restore_zarr(
             source, tmp_path / "restored.zarr", psfs, "rl", tile=48, scheduler=client,

@@ -104,7 +104,7 @@ def test_a_local_cluster_gives_the_threads_numbers():
     y, h = _scan(seed=4)
     threads = dask_rl.richardson_lucy(y, h, tile=16, num_iter=12, background=25.0)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster):
         on_cluster = dask_rl.richardson_lucy(y, h, tile=16, num_iter=12, background=25.0, scheduler=None)
     assert np.array_equal(on_cluster, threads)
 
@@ -206,6 +206,6 @@ def test_worker_processes_give_the_threads_numbers():
     y[10:13, 20:24] = np.nan
     threads = dask_rl.richardson_lucy(y, h, tile=16, num_iter=9, background=25.0)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster):
         on_cluster = dask_rl.richardson_lucy(y, h, tile=16, num_iter=9, background=25.0, scheduler=None)
     assert np.array_equal(on_cluster, threads)

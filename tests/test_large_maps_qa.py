@@ -239,7 +239,7 @@ def test_a_process_cluster_gives_the_local_numbers_and_survives_a_worker_death()
     lazy = xdask.restore(fe, h, "rl", tile=100, num_iter=20, background=0.003)
     local = lazy.compute(scheduler="threads")
     whole = xrfgpu.richardson_lucy(fe, h, num_iter=20, background=0.003)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         remote = client.compute(lazy).result(timeout=120)
         assert np.max(np.abs(remote - whole)) <= 1e-4 * np.max(whole)
