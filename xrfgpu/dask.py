@@ -980,7 +980,9 @@ def restore_zarr(
         (``pixel_size_um``, from ``MAPS/x_axis``); None where the input does
         not say them.
     **kwargs
-        Engine options (``num_iter``, ``background``, ``balance``, ...).
+        Engine options (``num_iter``, ``background``, ``balance``, ...) and
+        ``mask=`` (missing pixels, as in :func:`restore`; the record names
+        its shape, not its values).
 
     Returns
     -------
