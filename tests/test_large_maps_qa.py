@@ -183,8 +183,9 @@ def test_a_nan_map_in_a_tiled_stack_is_refused_before_any_map_is_restored(tmp_pa
     src = _maps_stack(tmp_path / "scan.h5", [fe, fe * 2, nan], ["Fe", "Ca", "Zn"])
     calls = []
     monkeypatch.setattr(cli, "_run_tiled", lambda *a, **k: calls.append(a) or pytest.fail("restored a map"))
-    # (RL restores missing pixels in tiles since the ninth session; Wiener in tiles still cannot)
-    for extra in (["--tile", "32", "--method", "wiener"], ["--joint", "--psf-auto"]):
+    # (RL restores missing pixels in tiles since the ninth session, Wiener, Tikhonov and FISTA since the tenth;
+    # --joint still cannot)
+    for extra in (["--joint", "--psf-auto"],):
         out = tmp_path / "o.h5"
         code = main(["restore", str(src), "--dataset", "XRF_roi", "-o", str(out), "--psf-sigma", "1px",
                      "--iterations", "3", *extra] if "--psf-auto" not in extra else
@@ -204,16 +205,33 @@ def test_restore_stack_names_the_maps_with_nan(xp):
         xrfgpu.restore_stack(xp.asarray(stack), xp.asarray(gaussian(None, 1.0)), "rl", num_iter=2)
 
 
-def test_restore_zarr_names_the_element_of_a_nan_map(tmp_path):
-    # restore_zarr of a MAPS stack said "map 2 of the stack contains NaN", though the file names it
+def test_restore_zarr_names_the_element_of_a_bad_map(tmp_path):
+    # restore_zarr of a MAPS stack said "map 2 of the stack contains NaN", though the file names it. Since the
+    # tenth session NaN pixels are missing pixels (restored as each map's whole-map run restores them); an
+    # infinite value, or a map whose every pixel is missing, is refused naming the element
     fe = _mirrored((48, 48)).astype(np.float64)
+    for value, name, match in ((np.inf, "Infmap", r"map 2 of the stack \('Infmap'\) contains infinite values"),
+                               (np.nan, "Blank", r"every pixel of map 2 of the stack \('Blank'\) is missing")):
+        bad = fe.copy()
+        if name == "Blank":
+            bad[...] = value
+        else:
+            bad[3, 3] = value
+        src = _maps_stack(tmp_path / f"{name}.h5", [fe, fe, bad], ["Fe", "Ca", name])
+        with pytest.raises(ValueError, match=match):
+            xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", dataset="MAPS/XRF_roi",
+                               tile=32, num_iter=2)
+        assert not (tmp_path / "o.zarr").exists()
     nan = fe.copy()
     nan[3, 3] = np.nan
     src = _maps_stack(tmp_path / "scan.h5", [fe, fe, nan], ["Fe", "Ca", "NaNmap"])
-    with pytest.raises(ValueError, match=r"map 2 of the stack \('NaNmap'\) contains NaN"):
-        xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", dataset="MAPS/XRF_roi", tile=32,
-                           num_iter=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.h5"]
+    xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", dataset="MAPS/XRF_roi", tile=32,
+                       num_iter=2)
+    import zarr
+
+    out = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")[...]
+    whole = xrfgpu.richardson_lucy(nan, gaussian(None, 1.0), num_iter=2)
+    assert np.all(np.isfinite(out)) and np.abs(out[2] - whole).max() <= 1e-4 * np.abs(whole).max()
 
 
 def test_restore_stack_of_a_mirrored_maps_stack_equals_map_by_map(xp):
