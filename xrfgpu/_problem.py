@@ -55,8 +55,9 @@ class Problem:
         every restoration here is equivariant under this scaling, and
         :meth:`finish` multiplies it back.
     weights : array or None
-        Weights of the map's pixels (rows, cols): 0 at missing pixels, 1 at
-        measured ones; None when every pixel was measured.
+        Weights of the map's pixels (rows, cols), or of a stack's
+        (n, rows, cols): 0 at missing pixels, 1 at measured ones; None when
+        every pixel was measured.
     fill_level : float or None
         The value :meth:`filled_data` gives a missing pixel that the PSF does
         not reach from any measured one, in this problem's units (divided by
@@ -122,6 +123,9 @@ class Problem:
         seen = den > 1e-3
         if self.fill_level is not None:
             mean = self.fill_level
+        elif self.batch:  # each map's own measured mean, (n, 1, 1)
+            mean = (self.xp.sum(self.weights * self.image, axis=(-2, -1), keepdims=True)
+                    / self.xp.sum(self.weights, axis=(-2, -1), keepdims=True))
         else:
             mean = self.xp.sum(self.weights * self.image) / self.xp.sum(self.weights)
         fill = xp.where(seen, num / xp.where(seen, den, xp.ones_like(den)), xp.zeros_like(den) + mean)

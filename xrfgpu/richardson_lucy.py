@@ -279,10 +279,8 @@ class WeightedCorrection:
 
             psf = xp.astype(pb.psf, xp.float64)
             if op.engine == "separable":  # the float32 PSF's own factors (float64), an outer product to 1e-16
-                import numpy as np
-
-                u, v = op._factors
-                psf = xp.asarray(np.outer(u, v))
+                u, v = op._factors  # (kr,), (kc,), or one row per map of a stack
+                psf = xp.asarray(u[..., :, None] * v[..., None, :])
             self.op = Convolution(psf, op.shape, boundary=op.boundary, pad=op.pad if op.engine == "padded" else None,
                                   iterative=True, engine=op.engine, separable_reach=op.separable_reach)
         normaliser = self._adjoint(xp.astype(pb.canvas_weights, self.work))
@@ -312,24 +310,35 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     ``w_i = 1``: Shepp & Vardi's EM (IEEE Trans. Med. Imaging 1, 113 (1982))
     with the rows of the missing pixels taken out of the blur matrix. Pixels whose
     normaliser ``ĥ ⊛ w`` vanishes (a hole wider than the PSF) see no data
-    and keep their value. A single map only.
+    and keep their value. A stack (:func:`xrfgpu.restore_stack`) runs every map with
+    its own weights and its own level (an (n, 1, 1) array), each map's numbers those of
+    its single-map call.
     """
-    if pb.batch:
-        raise ValueError("missing pixels (mask=, NaN, masked arrays) need a single map: restore the maps one at a time")
     xp, op = pb.xp, pb.op
     w_map = pb.weights
     s = pb.scale
-    measured = float(xp.sum(w_map))
-    if level is None:
-        level = float(xp.sum(w_map * pb.image)) / measured
+    if pb.batch:
+        if level is None:
+            level = (xp.sum(w_map * pb.image, axis=(-2, -1), keepdims=True)
+                     / xp.sum(w_map, axis=(-2, -1), keepdims=True))
+        else:
+            level = level / s
+        init = None if init is None else init / s
+        eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)
+        if init is None:
+            init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
     else:
-        level = level / s
-    if init is not None:
-        init = init / s
-    eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
-    if init is None:
-        init = max(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
-    x = xp.ones(op.canvas_shape, dtype=pb.image.dtype, device=_device(pb.image)) * init
+        measured = float(xp.sum(w_map))
+        if level is None:
+            level = float(xp.sum(w_map * pb.image)) / measured
+        else:
+            level = level / s
+        if init is not None:
+            init = init / s
+        eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
+        if init is None:
+            init = max(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
+    x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=pb.image.dtype, device=_device(pb.image)) * init
     return _iterate(pb, x, num_iter=num_iter, eps=eps, tv=tv, level=level, accelerate=accelerate,
                     callback=callback, tol=tol, discrepancy=discrepancy)
 

@@ -22,9 +22,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
+
 from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace, to_numpy
 from ._problem import Problem, as_namespace
 from ._validate import (
+    _host_masked,
     as_background,
     as_image,
     as_psf,
@@ -103,7 +106,7 @@ def check_stack_map_sides(shape):
 
 
 def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, boundary="reflect", pad=None,
-                  max_batch=None, joint=False, return_info=False, **kwargs):
+                  max_batch=None, joint=False, return_info=False, mask=None, **kwargs):
     """Restore every map of an element stack with its own PSF.
 
     Parameters
@@ -160,6 +163,15 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         integer counts) are restored in effective counts, as
         :func:`xrfgpu.restore` restores one, and ``background="auto"`` is
         the front door's background per map.
+    mask : array, shape (rows, cols) or (n, rows, cols), optional
+        Weights of the pixels, 1 (True) measured and 0 (False) missing, one
+        mask for every map or one per map (not with ``joint=True``). NaN
+        pixels are missing too, with or without a mask. Each map is then
+        restored as its single-map call with ``mask=`` restores it
+        (:func:`xrfgpu.richardson_lucy` and :func:`xrfgpu.fista` leave the
+        missing pixels out of the fit, :func:`xrfgpu.wiener` and
+        :func:`xrfgpu.tikhonov` fill them from their measured neighbours),
+        in the same batches.
     return_info : bool
         Also return a dict record: for ``joint=True`` the record of
         :func:`xrfgpu.joint.joint_richardson_lucy` (guide, weights chosen,
@@ -182,9 +194,9 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         Not a 3-D stack, maps narrower than :data:`MIN_STACK_MAP_SIDE_PX` (5) pixels on a
         side (a channels-last stack: pass ``numpy.moveaxis(stack, -1, 0)``), PSF count or shape mismatch, unknown method or
         option, an all-zero map, negative counts for RL, bad ``device``,
-        NaN or infinite pixels (the single-map functions leave NaN pixels
-        out as missing; a stack takes none), ``background="auto"`` without
-        ``joint=True``.
+        infinite pixels, a bad ``mask`` or a map whose every pixel is
+        missing, NaN pixels or ``mask`` with ``joint=True``,
+        ``background="auto"`` without ``joint=True``.
     TypeError
         Non-array input (a list of maps included: stack them first) or complex maps.
     xrfgpu.device.GPUUnavailableError
@@ -223,7 +235,17 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         raise TypeError(f"stack must be one (n, rows, cols) array, got a {type(stack).__name__} of "
                         f"{len(stack)}: pass numpy.stack(maps) (maps of one shape, on one pixel grid)")
     check_stack_map_sides(getattr(stack, "shape", ()))
+    masked = _host_masked(stack)
+    if masked is not None:  # a NumPy masked array: its masked pixels are missing, as in the single-map functions
+        data, hidden = masked
+        if bool(np.any(hidden)):
+            keep = (~hidden).astype(np.float64)
+            mask = keep if mask is None else keep * _host_weights(mask, data.shape)
+        stack = data
     if joint:
+        if mask is not None:
+            raise ValueError("joint restoration does not yet take missing pixels (mask=): restore the maps "
+                             "independently (joint=False), which leaves them out")
         return _joint(stack, psfs, method, device=device, background=background, boundary=boundary, pad=pad,
                       max_batch=max_batch, return_info=return_info, **kwargs)
     if isinstance(background, str):
@@ -235,7 +257,10 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     where = resolve_device(device, stack)
     work = to_compute(stack, where)
     xp = array_namespace(work)
+    work, weights = _missing_pixels(work, mask, xp=xp)
     y = as_image(work, xp=xp, name="stack", allow_batch=True)
+    if weights is not None:
+        weights = xp.astype(weights, y.dtype)
     if y.ndim != 3:
         raise ValueError(
             f"stack must be 3-D (maps, rows, cols), got shape {tuple(y.shape)}; "
@@ -264,7 +289,9 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         hk = h[sl, ...] if h.ndim == 3 else h
         bk = _slice_background(b, sl)
         opts = {k: (v[sl] if isinstance(v, list) else v) for k, v in options.items()}
-        pieces.append(run(y[sl, ...], hk, bk, boundary=boundary, pad=pad, pad_factor=pad_factor, **opts))
+        wk = None if weights is None else weights[sl, ...]
+        pieces.append(run(y[sl, ...], hk, bk, boundary=boundary, pad=pad, pad_factor=pad_factor, weights=wk,
+                          **opts))
     out = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
     out = to_caller(out, stack)
     if not return_info:
@@ -449,13 +476,75 @@ def _free_memory(xp) -> int:
 # -- batched algorithms: the single-map engines on a stack problem ---------------------------
 
 
-def _problem(y, h, b, *, boundary, pad, pad_factor, iterative=False):
+def _host_weights(mask, shape):
+    """A mask (any namespace) as host float64 weights broadcast to the stack's ``shape`` (checked later)."""
+    m = np.asarray(to_numpy(mask) if hasattr(mask, "shape") else mask, dtype=np.float64)
+    if m.shape not in (tuple(shape[-2:]), tuple(shape)):
+        raise ValueError(f"mask has shape {m.shape}; the stack has shape {tuple(shape)}: give (rows, cols) for every "
+                         "map or one mask per map")
+    return np.broadcast_to(m, shape)
+
+
+def _missing_pixels(stack, mask, *, xp):
+    """``(stack, weights or None)``: a stack's missing pixels (NaN, ``mask`` 0), as
+    :func:`xrfgpu._validate.as_image_with_weights` finds them in one map.
+
+    ``weights`` (n, rows, cols): the mask's (one for every map, or one per map; 1 where None) times 0 at NaN;
+    the stack comes back with its missing pixels set to 0. None, and the stack as it is, when no pixel is
+    missing. Infinite values are left for :func:`xrfgpu._validate.as_image` to refuse.
+    """
+    from ._validate import _as_weights
+
+    if not (hasattr(stack, "shape") and hasattr(stack, "dtype")) or getattr(stack, "ndim", 0) != 3:
+        return stack, None  # as_image refuses it, in its words
+    if not xp.isdtype(stack.dtype, "real floating"):
+        nan = None  # integers hold no NaN
+    else:
+        bad = [str(k) for k in range(stack.shape[0]) if bool(xp.any(xp.isinf(stack[k, ...])))]
+        if bad:
+            raise ValueError(f"stack (map{'s' if len(bad) > 1 else ''} {', '.join(bad)}) contains infinite values; "
+                             "mark missing pixels as NaN or with mask= (weight 0)")
+        nan = xp.isnan(stack)
+        if not bool(xp.any(nan)):
+            nan = None
+    if mask is None and nan is None:
+        return stack, None
+    n = stack.shape[0]
+    if mask is None:
+        weights = xp.ones(stack.shape, dtype=xp.float64, device=array_device(stack))
+    else:
+        shape = getattr(mask, "shape", None)
+        if shape is not None and tuple(shape) == tuple(stack.shape[-2:]):
+            one = _as_weights(mask, stack[0, ...], xp=xp)
+            weights = xp.stack([one] * n, axis=0)
+        else:
+            weights = _as_weights(mask, stack, xp=xp)
+        weights = xp.astype(weights, xp.float64)
+    if nan is not None:
+        weights = xp.where(nan, xp.zeros_like(weights), weights)
+        stack = xp.where(nan, xp.zeros_like(stack), stack)
+    for k in range(n):
+        if not bool(xp.any(weights[k, ...] > 0)):
+            raise ValueError(f"every pixel of map {k} of the stack is missing (NaN or mask weight 0): there is "
+                             "nothing to restore")
+    stack = xp.where(weights > 0, stack, xp.zeros_like(stack))
+    return stack, weights
+
+
+def _own_weights(weights, i, *, xp):
+    """Map ``i``'s weights, or None where it misses no pixel (its own call is then the plain one, bit for bit)."""
+    if weights is None or bool(xp.all(weights[i, ...] == 1)):
+        return None
+    return weights[i, ...]
+
+
+def _problem(y, h, b, *, boundary, pad, pad_factor, iterative=False, weights=None):
     return Problem.from_validated(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=iterative,
-                                  rescale=True)
+                                  rescale=True, weights=weights)
 
 
 def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, accelerate, tv, tol, discrepancy,
-        callback):
+        callback, weights=None):
     xp = array_namespace(y)
     if tol is not None or discrepancy is not None or callback is not None:
         # per-map stopping rules: run the maps one by one
@@ -469,28 +558,29 @@ def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, acceler
                 bi = float(bi[0, 0])
             maps.append(richardson_lucy(y[i, ...], hi, num_iter=num_iter, background=bi, tol=tol,
                                         discrepancy=discrepancy, tv=tv, accelerate=accelerate, boundary=boundary,
-                                        pad=pad, filter_epsilon=filter_epsilon, callback=callback))
+                                        pad=pad, filter_epsilon=filter_epsilon, callback=callback,
+                                        mask=_own_weights(weights, i, xp=xp)))
         return xp.stack(maps, axis=0)
-    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True, weights=weights)
     return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=filter_epsilon, accelerate=accelerate, tv=tv)
 
 
-def _wiener(y, h, b, *, boundary, pad, pad_factor, balance, regularizer):
+def _wiener(y, h, b, *, boundary, pad, pad_factor, balance, regularizer, weights=None):
     if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
-    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, weights=weights)
     return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer])
 
 
-def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order):
+def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order, weights=None):
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
-    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor)
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, weights=weights)
     return regularized_inverse(pb, lam, order)
 
 
-def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg):
-    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True)
+def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg, weights=None):
+    pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, iterative=True, weights=weights)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg)
 
 
