@@ -74,6 +74,7 @@ https://dask.org. J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37,
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import threading
@@ -651,8 +652,14 @@ def _lazy_weights(maps, mask):
         if mask is None:
             out.append(keep.astype(np.float64))
             continue
-        m = mask if mask.ndim == 2 else mask[k]
-        out.append(da.where(keep, m.astype(np.float64), 0.0))
+        m = (mask if mask.ndim == 2 else mask[k]).astype(np.float64)
+        meta = getattr(image, "_meta", None)
+        if not isinstance(meta, np.ndarray) and isinstance(getattr(m, "_meta", None), np.ndarray):
+            # CuPy chunks and a NumPy mask: the weights go to the chunks' device
+            from .dask_rl import _in_namespace_of
+
+            m = m.map_blocks(functools.partial(_in_namespace_of, like=meta), meta=meta.astype(np.float64))
+        out.append(da.where(keep, m, 0.0))
     return out
 
 
