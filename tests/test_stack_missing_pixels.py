@@ -143,3 +143,17 @@ def test_cupy_stack_with_missing_pixels_equals_numpy():
                                    **OPTIONS[method])
         assert isinstance(gpu, cupy.ndarray)
         np.testing.assert_allclose(cupy.asnumpy(gpu), host, rtol=0, atol=1e-4 * np.abs(host).max())
+
+
+def test_an_integer_stack_takes_fractional_weights():
+    # the weights are read in the working dtype (float32 for integer counts), as in the single-map call
+    stack = np.nan_to_num(_stack()).astype(np.int32)
+    mask = np.ones(SHAPE)
+    mask[10:20, 10:20] = 0.5
+    h = psf_mod.gaussian(None, 1.5)
+    got = xrfgpu.restore_stack(stack, h, "rl", background=BACKGROUND, num_iter=8, mask=mask)
+    for k in range(3):
+        ref = xrfgpu.richardson_lucy(stack[k], h, background=BACKGROUND, num_iter=8, mask=mask)
+        np.testing.assert_allclose(got[k], ref, rtol=0, atol=1e-4 * np.abs(ref).max())
+    plain = xrfgpu.restore_stack(stack, h, "rl", background=BACKGROUND, num_iter=8)
+    assert np.abs(plain - got).max() > 1e-3 * np.abs(got).max()

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace, to_numpy
+from ._backend import array_device, array_namespace, fft_size, is_cupy_namespace, to_numpy, working_dtype
 from ._problem import Problem, as_namespace
 from ._validate import (
     _host_masked,
@@ -497,6 +497,10 @@ def _missing_pixels(stack, mask, *, xp):
 
     if not (hasattr(stack, "shape") and hasattr(stack, "dtype")) or getattr(stack, "ndim", 0) != 3:
         return stack, None  # as_image refuses it, in its words
+    if mask is not None and xp.isdtype(stack.dtype, ("integral", "real floating")):
+        # the working dtype first, as the single-map path takes it: the weights are read in it (an integer
+        # stack would truncate a weight of 0.5 to 0)
+        stack = xp.astype(stack, working_dtype(xp, stack.dtype), copy=False)
     if not xp.isdtype(stack.dtype, "real floating"):
         nan = None  # integers hold no NaN
     else:
