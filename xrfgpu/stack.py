@@ -490,8 +490,8 @@ def _missing_pixels(stack, mask, *, xp):
     :func:`xrfgpu._validate.as_image_with_weights` finds them in one map.
 
     ``weights`` (n, rows, cols): the mask's (one for every map, or one per map; 1 where None) times 0 at NaN;
-    the stack comes back with its missing pixels set to 0. None, and the stack as it is, when no pixel is
-    missing. Infinite values are left for :func:`xrfgpu._validate.as_image` to refuse.
+    the stack comes back with its missing pixels set to 0 (in its working dtype where a mask is given). None,
+    and the stack as it is, when no pixel is missing. Infinite values are refused here, naming the maps.
     """
     from ._validate import _as_weights
 
