@@ -132,7 +132,26 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
 
 
 def wiener_settings(balance, regularizer):
-    """``(balance, order)`` of :func:`wiener`'s filter, checked: the weight and the penalty's derivative order."""
+    """The checked settings of :func:`wiener`'s filter, for callers that build the problem themselves.
+
+    Parameters
+    ----------
+    balance : float
+        Weight of the penalty (dimensionless), ≥ 0 and finite.
+    regularizer : {"laplacian", "identity"}
+        The penalty ``Q``.
+
+    Returns
+    -------
+    (float, int)
+        The weight and the penalty's derivative order (2 for the Laplacian, 0 for the identity), as
+        :func:`regularized_inverse` takes them.
+
+    Raises
+    ------
+    ValueError
+        A weight that is not a finite number ≥ 0, an unknown regularizer.
+    """
     balance = _check_weight(balance, "balance")
     if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
@@ -140,7 +159,25 @@ def wiener_settings(balance, regularizer):
 
 
 def tikhonov_settings(lam, order):
-    """``(lam, order)`` of :func:`tikhonov`, checked."""
+    """The checked settings of :func:`tikhonov`, for callers that build the problem themselves.
+
+    Parameters
+    ----------
+    lam : float
+        Regularisation weight λ (dimensionless), ≥ 0 and finite.
+    order : {0, 1, 2}
+        Derivative order of ``L``.
+
+    Returns
+    -------
+    (float, int)
+        ``(lam, order)``, as :func:`regularized_inverse` takes them.
+
+    Raises
+    ------
+    ValueError
+        A weight that is not a finite number ≥ 0, an order other than 0, 1 or 2.
+    """
     lam = _check_weight(lam, "lam")
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
