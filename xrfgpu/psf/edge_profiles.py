@@ -50,6 +50,8 @@ import math
 
 import numpy as np
 
+from .._backend import _usable_cores
+
 __all__ = ["local_edge_profiles", "combine_profile_sigmas"]
 
 
@@ -93,7 +95,7 @@ def _in_thread(function, *args, **kwargs):
     return result
 
 
-def smoothed_gradient(data, sigma0):
+def smoothed_gradient(data, sigma0, *, threads=True):
     """Gaussian-derivative gradient of a map at half the blur σ₀ (at least 1 px), and its noise gain.
 
     Parameters
@@ -102,6 +104,9 @@ def smoothed_gradient(data, sigma0):
         2-D map (NumPy).
     sigma0 : float
         A first guess of the blur σ (px); the derivative filter's σ is max(1, σ₀/2).
+    threads : bool
+        Filter the two components in two threads on maps of at least :data:`_THREADED_PIXELS` pixels
+        (the same numbers either way; False where the caller already runs another gradient beside this one).
 
     Returns
     -------
@@ -124,7 +129,7 @@ def smoothed_gradient(data, sigma0):
         return along_rows(_transposed(along_rows(transposed, along_axis0)), along_axis1)
 
     transposed = _transposed(data)
-    if data.size >= _THREADED_PIXELS:
+    if threads and data.size >= _THREADED_PIXELS:
         # gy in a second thread while this one makes gx: SciPy's filters and the copies release the GIL
         gy = _in_thread(derivative, transposed, 1, 0)
         gx = derivative(transposed, 0, 1)
@@ -138,9 +143,10 @@ def smoothed_gradient(data, sigma0):
     return gx, gy, np.hypot(gx, gy), gain
 
 
-def _edge_pixels(data, sigma0, noise_sd, *, threshold):
-    """Gradient (gx, gy), its magnitude and the mask of non-maximum-suppressed edge pixels above threshold."""
-    gx, gy, mag, gain = smoothed_gradient(data, sigma0)
+def _edge_pixels(data, sigma0, noise_sd, *, threshold, threads=True):
+    """Gradient (gx, gy), its magnitude and the mask of non-maximum-suppressed edge pixels above threshold
+    (``threads``: as :func:`smoothed_gradient`)."""
+    gx, gy, mag, gain = smoothed_gradient(data, sigma0, threads=threads)
     strong = mag > threshold * noise_sd * gain
     # non-maximum suppression along the gradient direction, rounded to the nearest of 8 neighbours; the
     # direction is needed at the strong pixels only (whose magnitude is above a threshold ≥ 0, so > 0)
@@ -231,11 +237,11 @@ def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=80, threshold
                               tol=tol)
 
 
-def _edge_points(detect, sigma0, noise_power, *, threshold):
+def _edge_points(detect, sigma0, noise_power, *, threshold, threads=True):
     """The edge pixels of ``detect`` (:func:`_edge_pixels`) and what :func:`_profiles_at_edges` reads of its
     gradient there: (rows, cols, |∇|, ∂/∂cols, ∂/∂rows at those pixels, the noise standard deviation)."""
     noise_sd = math.sqrt(max(float(noise_power), 1e-300))
-    gx, gy, mag, rr, cc = _edge_pixels(detect, sigma0, noise_sd, threshold=threshold)
+    gx, gy, mag, rr, cc = _edge_pixels(detect, sigma0, noise_sd, threshold=threshold, threads=threads)
     return rr, cc, mag[rr, cc], gx[rr, cc], gy[rr, cc], noise_sd
 
 
@@ -343,7 +349,13 @@ def profiles_on_thinned_halves(data, sigma0, noise_power, *, seed=0, **options):
         return (local_edge_profiles(second, sigma0, half, detect=first, detect_noise_power=half, **options)
                 + local_edge_profiles(first, sigma0, half, detect=second, detect_noise_power=half, **options))
     # the same two calls, with the edges of the second half found in another thread while this one finds those
-    # of the first and fits their profiles (the gradients and the selection release the GIL, the fits do not)
-    edges_of_second = _in_thread(_edge_points, second, sigma0, half, threshold=options.get("threshold", _THRESHOLD))
-    on_second = local_edge_profiles(second, sigma0, half, detect=first, detect_noise_power=half, **options)
+    # of the first and fits their profiles (the gradients and the selection release the GIL, the fits do not).
+    # Each gradient splits its two components over two more threads only where four cores can take them: on
+    # two cores the four passes at once gained nothing and held two more sets of map-sized arrays (the σ
+    # stage's traced peak 416 -> 352 MB on a 2048² map, the same time and numbers)
+    threshold = options.get("threshold", _THRESHOLD)
+    inner = _usable_cores() >= 4
+    edges_of_second = _in_thread(_edge_points, second, sigma0, half, threshold=threshold, threads=inner)
+    edges_of_first = _edge_points(first, sigma0, half, threshold=threshold, threads=inner)
+    on_second = local_edge_profiles(second, sigma0, half, edges=edges_of_first, **options)
     return on_second + local_edge_profiles(first, sigma0, half, edges=edges_of_second(), **options)
