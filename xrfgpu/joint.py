@@ -191,8 +191,9 @@ def _edge_zeros(x, axis, *, xp):
     slicing ``x``.
 
     The array-API loops call :func:`_gradient` and :func:`_divergence` thousands of times; on
-    ``array_api_strict`` each slice costs about 70 µs (its index validation), so the slices are kept to
-    those the differences need.
+    ``array_api_strict`` each operation costs tens of µs whatever the array's size (a slice about 50 µs, its
+    index validation), so the differences are taken with ``xp.diff`` (one operation for two slices and a
+    subtraction) and the edges made without slicing.
     """
     shape = list(x.shape)
     shape[axis] = 1
@@ -201,18 +202,20 @@ def _edge_zeros(x, axis, *, xp):
 
 def _gradient(x, *, xp):
     """Forward differences with a zero last difference (Neumann), as in RL-TV."""
-    zc, zr = _edge_zeros(x, -1, xp=xp), _edge_zeros(x, -2, xp=xp)
-    gx = xp.concat([x[..., :, 1:] - x[..., :, :-1], zc], axis=-1)
-    gy = xp.concat([x[..., 1:, :] - x[..., :-1, :], zr], axis=-2)
+    gx = xp.concat([xp.diff(x, axis=-1), _edge_zeros(x, -1, xp=xp)], axis=-1)
+    gy = xp.concat([xp.diff(x, axis=-2), _edge_zeros(x, -2, xp=xp)], axis=-2)
     return gx, gy
 
 
 def _divergence(px, py, *, xp):
-    """Backward differences: the negative adjoint of :func:`_gradient`."""
+    """Backward differences: the negative adjoint of :func:`_gradient`.
+
+    ``div_x[j] = px[j] − px[j−1]`` with ``px[−1] = px[last] = 0``: the differences of ``px`` without its last
+    column, a zero column before and after (``px[0] − 0`` and ``0 − px[last−1]`` are exact).
+    """
     zc, zr = _edge_zeros(px, -1, xp=xp), _edge_zeros(py, -2, xp=xp)
-    head_x, head_y = px[..., :, :-1], py[..., :-1, :]
-    dx = xp.concat([head_x, zc], axis=-1) - xp.concat([zc, head_x], axis=-1)
-    dy = xp.concat([head_y, zr], axis=-2) - xp.concat([zr, head_y], axis=-2)
+    dx = xp.diff(px[..., :, :-1], axis=-1, prepend=zc, append=zc)
+    dy = xp.diff(py[..., :-1, :], axis=-2, prepend=zr, append=zr)
     return dx + dy
 
 
@@ -579,29 +582,20 @@ def _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp
     """The array-API loop of :func:`_weighted_dtv_denoise`: ``(max(x, 0), (px, py))``.
 
     The dual ``p`` and the field ``ξ`` are held stacked, (2, …), so that each elementwise step
-    acts on both components in one operation, and the differences are taken with ``xp.diff``:
-    35 array operations per dual step instead of 50. On ``array_api_strict`` every operation
-    costs tens of µs whatever the array's size, and one joint restoration in the tests ran
-    about 2,000 dual steps here (27 % less time per step at 96² × 2 maps). The values are those of :func:`_project`, :func:`_divergence`,
-    :func:`_gradient` and :func:`xrfgpu._elementwise.dtv_dual_step` applied to each component,
-    bit for bit: ``ξ · g`` is the sum over the stacked axis of two terms (``ξ_x g_x + ξ_y g_y``),
-    ``|u|²`` likewise, and every other operation is the same elementwise one
-    (``tests/test_joint_dtv_engine.py`` compares the NumPy engine with this loop on
-    ``array_api_strict``; ``tests/test_dtv_fused_kernels.py`` the kernels with the per-component
-    expressions).
+    acts on both components in one operation: 35 array operations per dual step instead of 50. On
+    ``array_api_strict`` every operation costs tens of µs whatever the array's size, and one joint
+    restoration in the tests ran about 2,000 dual steps here (27 % less time per step at 96² × 2 maps).
+    The values are those of :func:`_project`, :func:`_divergence`, :func:`_gradient` and
+    :func:`xrfgpu._elementwise.dtv_dual_step` applied to each component, bit for bit: ``ξ · g`` is the
+    sum over the stacked axis of two terms (``ξ_x g_x + ξ_y g_y``), ``|u|²`` likewise, and every other
+    operation is the same elementwise one (``tests/test_joint_dtv_engine.py`` compares the NumPy engine
+    with this loop on ``array_api_strict``; ``tests/test_dtv_fused_kernels.py`` the kernels with the
+    per-component expressions).
     """
     xi = xp.stack([xix, xiy])
     if xix.ndim < px.ndim:  # a field shared by the maps: (2, 1, …, rows, cols) against p's (2, m, rows, cols)
         xi = xp.reshape(xi, (2,) + (1,) * (px.ndim - xix.ndim) + tuple(xix.shape))
     p = xp.stack([px, py])
-    edges = {}
-
-    def zeros(a, axis):
-        # the zero column (axis −1) or row (−2) of a's shape and dtype, made once per call
-        key = (axis, a.dtype, tuple(a.shape))
-        if key not in edges:
-            edges[key] = _edge_zeros(a, axis, xp=xp)
-        return edges[key]
 
     def project(g):
         # P g = g − γ ξ (ξ · g), both components at once (_project)
@@ -609,22 +603,15 @@ def _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp
         return g - s * xi
 
     def primal(p):
-        # x = z + λw div(r P p) (_divergence: backward differences, zero outside)
+        # x = z + λw div(r P p)
         q = project(p)
         if rw is not None:
             q = rw * q
-        qx, qy = q[0, ...], q[1, ...]
-        zc, zr = zeros(qx, -1), zeros(qy, -2)
-        div = (xp.diff(qx[..., :, :-1], axis=-1, prepend=zc, append=zc)
-               + xp.diff(qy[..., :-1, :], axis=-2, prepend=zr, append=zr))
-        return z + lam_w * div
+        return z + lam_w * _divergence(q[0, ...], q[1, ...], xp=xp)
 
     for _ in range(n_inner):
         x = primal(p)
-        # ∇x: forward differences, zero last difference (_gradient)
-        g = xp.stack([xp.concat([xp.diff(x, axis=-1), zeros(x, -1)], axis=-1),
-                      xp.concat([xp.diff(x, axis=-2), zeros(x, -2)], axis=-2)])
-        g = project(g)
+        g = project(xp.stack(_gradient(x, xp=xp)))
         if rw is not None:
             g = rw * g
         if huber is not None:
