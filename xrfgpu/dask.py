@@ -183,7 +183,7 @@ def _canonical(method):
 # ---------------------------------------------------------------------------
 # per-tile engine
 # ---------------------------------------------------------------------------
-def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad, mask=None, fill_level=None):
+def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad, mask=None):
     """Richardson–Lucy on one tile with whole-map settings.
 
     The core iteration (:func:`xrfgpu.richardson_lucy.run_richardson_lucy`)
@@ -191,7 +191,7 @@ def _rl_tile(image, psf, *, background, num_iter, start, eps, level, tv, pad, ma
     division guard ``eps`` and TV scale ``level``, which the front door
     derives from the data it is given. ``mask``: the tile's weights (the
     weighted EM update; ``level`` is then the whole map's mean over its
-    measured pixels). ``fill_level`` is not used by RL (its start is ``start``).
+    measured pixels).
     """
     from ._problem import prepare
     from ._validate import require_nonnegative
@@ -220,25 +220,19 @@ def _missing_pixels_engine(method, engine, image, psf, background, options, weig
     """Wiener, Tikhonov, FISTA or ISTA on a tile with missing pixels: the engine's own problem and solver,
     with the whole map's mean of the measured pixels as the fill of pixels the PSF does not reach from any
     measured one (:attr:`xrfgpu._problem.Problem.fill_level`; the engine alone would take the tile's)."""
-    from ._problem import prepare
-    from .fista import PAD_FACTOR as PROXIMAL_PAD_FACTOR
-    from .fista import run_proximal_gradient
-    from .wiener import PAD_FACTOR as FILTER_PAD_FACTOR
-    from .wiener import regularized_inverse, tikhonov_settings, wiener_settings
+    from .fista import proximal_problem, run_proximal_gradient
+    from .wiener import filter_problem, regularized_inverse, tikhonov_settings, wiener_settings
 
     given = {name: p.default for name, p in inspect.signature(engine).parameters.items()
              if p.default is not inspect.Parameter.empty}
     given.update(options)
+    problem = dict(background=background, boundary="reflect", pad=given["pad"], mask=weights, fill_level=fill_level)
     if method in ("wiener", "tikhonov"):
         weight, order = (wiener_settings(given["balance"], given["regularizer"]) if method == "wiener"
                          else tikhonov_settings(given["lam"], given["order"]))
-        pb = prepare(image, psf, background=background, boundary="reflect", pad=given["pad"],
-                     pad_factor=FILTER_PAD_FACTOR, missing=True, mask=weights, fill_level=fill_level)
-        return regularized_inverse(pb, weight, order)
-    pb = prepare(image, psf, background=background, boundary="reflect", pad=given["pad"],
-                 pad_factor=PROXIMAL_PAD_FACTOR, iterative=True, missing=True, mask=weights, fill_level=fill_level)
-    return run_proximal_gradient(pb, lam=given["lam"], num_iter=given["num_iter"], nonneg=given["nonneg"],
-                                 momentum=method == "fista")
+        return regularized_inverse(filter_problem(image, psf, **problem), weight, order)
+    return run_proximal_gradient(proximal_problem(image, psf, **problem), lam=given["lam"],
+                                 num_iter=given["num_iter"], nonneg=given["nonneg"], momentum=method == "fista")
 
 
 _GPU_LOCKS: dict = {}

@@ -25,9 +25,16 @@ def l1_objective(pb, x):
 
 def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum, mask):
     num_iter = check_num_iter(num_iter)
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR,
-                 iterative=True, missing=True, mask=mask)
+    pb = proximal_problem(image, psf, background=background, boundary=boundary, pad=pad, mask=mask)
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback)
+
+
+def proximal_problem(image, psf, *, background, boundary, pad, mask, fill_level=None):
+    """The prepared problem of :func:`fista` and :func:`ista`: iterative, missing pixels accepted, the reflect
+    pad :data:`PAD_FACTOR` PSF extents by default. ``fill_level``: :func:`xrfgpu._problem.prepare`'s (a tile of
+    a larger map passes the whole map's, :mod:`xrfgpu.dask`)."""
+    return prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR,
+                   iterative=True, missing=True, mask=mask, fill_level=fill_level)
 
 
 def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=True, callback=None):

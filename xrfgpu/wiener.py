@@ -126,9 +126,16 @@ def wiener(image, psf, *, balance=0.01, regularizer="laplacian", background=0.0,
     Any array-API namespace.
     """
     balance, order = wiener_settings(balance, regularizer)
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR, missing=True,
-                 mask=mask)
-    return regularized_inverse(pb, balance, order)
+    return regularized_inverse(filter_problem(image, psf, background=background, boundary=boundary, pad=pad, mask=mask),
+                               balance, order)
+
+
+def filter_problem(image, psf, *, background, boundary, pad, mask, fill_level=None):
+    """The prepared problem of :func:`wiener` and :func:`tikhonov`: missing pixels accepted, the reflect pad
+    :data:`PAD_FACTOR` PSF extents by default. ``fill_level``: :func:`xrfgpu._problem.prepare`'s (a tile of a
+    larger map passes the whole map's, :mod:`xrfgpu.dask`)."""
+    return prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR, missing=True,
+                   mask=mask, fill_level=fill_level)
 
 
 def wiener_settings(balance, regularizer):
@@ -224,6 +231,5 @@ def tikhonov(image, psf, *, lam=0.01, order=0, background=0.0, boundary="reflect
     Any array-API namespace.
     """
     lam, order = tikhonov_settings(lam, order)
-    pb = prepare(image, psf, background=background, boundary=boundary, pad=pad, pad_factor=PAD_FACTOR, missing=True,
-                 mask=mask)
-    return regularized_inverse(pb, lam, order)
+    return regularized_inverse(filter_problem(image, psf, background=background, boundary=boundary, pad=pad, mask=mask),
+                               lam, order)
