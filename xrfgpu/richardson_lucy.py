@@ -317,27 +317,18 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     xp, op = pb.xp, pb.op
     w_map = pb.weights
     s = pb.scale
-    if pb.batch:
-        if level is None:
-            level = (xp.sum(w_map * pb.image, axis=(-2, -1), keepdims=True)
-                     / xp.sum(w_map, axis=(-2, -1), keepdims=True))
-        else:
-            level = level / s
-        init = None if init is None else init / s
-        eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)
-        if init is None:
-            init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
+    if level is not None:
+        level = level / s
+    elif pb.batch:  # each map's mean over its measured pixels, (n, 1, 1)
+        level = (xp.sum(w_map * pb.image, axis=(-2, -1), keepdims=True)
+                 / xp.sum(w_map, axis=(-2, -1), keepdims=True))
     else:
-        measured = float(xp.sum(w_map))
-        if level is None:
-            level = float(xp.sum(w_map * pb.image)) / measured
-        else:
-            level = level / s
-        if init is not None:
-            init = init / s
-        eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
-        if init is None:
-            init = max(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
+        level = float(xp.sum(w_map * pb.image)) / float(xp.sum(w_map))
+    init = None if init is None else init / s
+    # (pb.largest: max of floats for one map, elementwise per map for a stack)
+    eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)
+    if init is None:
+        init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=pb.image.dtype, device=_device(pb.image)) * init
     return _iterate(pb, x, num_iter=num_iter, eps=eps, tv=tv, level=level, accelerate=accelerate,
                     callback=callback, tol=tol, discrepancy=discrepancy)
