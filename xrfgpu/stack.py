@@ -38,14 +38,17 @@ from ._validate import (
 )
 from .device import resolve_device, to_caller, to_compute
 from .fft import default_pad
+from .fista import PAD_FACTOR as PROXIMAL_PAD_FACTOR
 from .fista import run_proximal_gradient
 from .richardson_lucy import run_richardson_lucy
+from .wiener import PAD_FACTOR as FILTER_PAD_FACTOR
 from .wiener import WIENER_REGULARIZERS, _check_weight, regularized_inverse
 
 __all__ = ["restore_stack", "METHODS", "MIN_STACK_MAP_SIDE_PX", "ChannelsLastWarning", "stack_psfs"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista")
-_PAD_FACTOR = {"rl": 2, "wiener": 3, "tikhonov": 3, "fista": 4}
+# the single-map engines' reflect pads, in PSF extents (RL: prepare's default)
+_PAD_FACTOR = {"rl": 2, "wiener": FILTER_PAD_FACTOR, "tikhonov": FILTER_PAD_FACTOR, "fista": PROXIMAL_PAD_FACTOR}
 # working arrays per map, in canvas-sized real arrays (complex half spectra count ~1),
 # including the FFT library's workspace: what one map of a chunk costs
 _CANVASES = {"rl": 12, "wiener": 8, "tikhonov": 8, "fista": 10}
