@@ -110,7 +110,6 @@ def test_per_map_stopping_rules_take_the_masks_too():
     ("all-missing", "every pixel of map 2 of the stack is missing"),
     ("mask-shape", "mask has shape"),
     ("mask-range", r"weights in \[0, 1\]"),
-    ("joint", "joint restoration does not yet take missing pixels"),
 ])
 def test_bad_missing_pixels_are_refused_naming_the_map(change, match):
     stack = np.nan_to_num(_stack())
@@ -122,10 +121,8 @@ def test_bad_missing_pixels_are_refused_naming_the_map(change, match):
         stack[2] = np.nan
     elif change == "mask-shape":
         kwargs["mask"] = np.ones((3, 3))
-    elif change == "mask-range":
-        kwargs["mask"] = np.full(SHAPE, 2.0)
     else:
-        kwargs.update(mask=np.ones(SHAPE), joint=True, weight=0.05)
+        kwargs["mask"] = np.full(SHAPE, 2.0)
     with pytest.raises(ValueError, match=match):
         xrfgpu.restore_stack(stack, h, "rl", **kwargs)
 

@@ -343,8 +343,8 @@ def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
             where = f" (map{'s' if len(bad) > 1 else ''} {', '.join(bad)})"
         raise ValueError(
             f"{name}{where} contains NaN or infinite values, which this function does not take: fill them first; "
-            "xrfgpu.restore, richardson_lucy, fista, wiener and tikhonov (one map), restore_stack without "
-            "joint=True and xrfgpu.dask.restore take NaN pixels and leave them out as missing"
+            "xrfgpu.restore, richardson_lucy, fista, wiener and tikhonov (one map), restore_stack (joint=True "
+            "too) and xrfgpu.dask.restore take NaN pixels and leave them out as missing"
         )
     return out
 

@@ -975,6 +975,11 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     elements = [i for i, name in enumerate(names) if _is_element_map(name)]
     among = elements if guide is None and 0 < len(elements) < len(names) else None
     stack = np.stack([item[1] for item in inputs])
+    # missing pixels (NaN, --mask, a --normalize scaler ≤ 0): each map's weights (1 for a complete map); the
+    # maps hold them filled for the estimators, and the joint likelihoods leave them out
+    mask = None
+    if any(item[7] is not None for item in inputs):
+        mask = np.stack([item[7] if item[7] is not None else np.ones(stack.shape[1:]) for item in inputs])
     # fitted maps may hold small negative values (fit noise); RL models counts, so they are clipped at 0
     # as the front door clips them for a single map, and the clipped fraction is recorded
     clipped = [float(np.mean(m < 0)) for m in stack]
@@ -995,7 +1000,7 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
                                           num_iter=iterations, guide_iter=iterations, return_info=True,
                                           gain=[item[5] for item in inputs],  # measured once per map, or None
                                           map_kind=[item[6] for item in inputs],  # classified once, or None
-                                          guide_among=among)
+                                          guide_among=among, mask=mask)
     for w in caught:
         text = str(w.message)
         if info.get("guide") is not None:  # the library counts maps; the command line names them
@@ -1230,9 +1235,6 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if tile is not None or joint:  # refused before any map is restored, not after the maps before it
         for name, image in selected.maps.items():
             what = f"input {str(input_path)!r}: map {name!r}"
-            if joint and (mask_path is not None or np.isnan(np.asarray(image)).any()):
-                raise click.UsageError(f"{what}: --joint does not yet take missing pixels (NaN, --mask, or a "
-                                       "--normalize scaler ≤ 0); restore such maps without --joint")
             if name not in zero_maps:
                 _missing_pixels(np.asarray(image), mask_path, what, method=method)
     first = next(image for name, image in selected.maps.items() if name not in zero_maps)
@@ -1335,10 +1337,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             f"σ={sigma_px:.3g} px" if sigma_px else "blind PSF")
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
         if joint:  # restored together after the loop
-            if options.get("mask") is not None:
-                raise click.UsageError("--joint does not yet take missing pixels (NaN, --mask, or a --normalize "
-                                       "scaler ≤ 0); restore such maps without --joint")
-            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind))
+            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind, options.get("mask")))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
             timings[name] = round(time.perf_counter() - t0, 4)

@@ -177,6 +177,11 @@ GATE_MIN_PX = 0.5
 #: Weight λ of the plain TV in the EM-TV restoration of the guide that the direction field is built
 #: from (``guide_tv``); the output's guide map stays plain RL.
 GUIDE_TV_WEIGHT = 0.1
+#: With missing pixels, the least share ``hᵀw`` of a pixel's PSF weight on measured pixels that the EM-TV
+#: weight ``x / hᵀw`` divides by (:func:`_run_guided_rl`): a pixel that the data see less than this is
+#: weighted as if they saw this much, at most 4 × a fully measured pixel's weight, so that the dual step
+#: ``1 / (8 λ max w)`` of the denoising, set by the largest weight of the map, stays within 4 × its usual size.
+MISSING_SHARE_FLOOR = 0.25
 
 
 class JointFallbackWarning(UserWarning):
@@ -694,11 +699,30 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
     of the current estimate with ``eps`` (float or (m, 1, 1)); None: plain
     dTV. ``huber``: None, or δ per map (m, 1, 1), 0 for a map with the plain dTV
     (:func:`_weighted_dtv_denoise`). Returns the estimate on the map.
+
+    With missing pixels (``pb.weights``) the EM step is the weighted one of
+    :func:`xrfgpu.richardson_lucy` (``x · hᵀ(w r) / hᵀw``, :class:`~xrfgpu.richardson_lucy.WeightedCorrection`;
+    a pixel that no measured pixel sees keeps its value) and the denoising
+    weight is ``x / hᵀw`` (Sawatzky et al. 2013 with the missing rows taken out
+    of the blur matrix), ``hᵀw`` floored at :data:`MISSING_SHARE_FLOOR`: where
+    the data say little the prior says more, so inside a hole the dTV fills in
+    along the guide's edges.
     """
     xp, op = pb.xp, pb.op
     y, b = pb.data, pb.canvas_background
     xix, xiy = field[0, ...], field[1, ...]
     eps = 1e-6 * pb.largest(level, 1e-30)
+    weighted = share = None
+    if pb.weights is not None:
+        from .richardson_lucy import WeightedCorrection
+
+        w_canvas = pb.canvas_weights
+        weighted = WeightedCorrection(pb)
+        # each pixel's share hᵀw of its PSF's weight that fell on measured pixels: the EM-TV weight is x / hᵀw
+        # (x / hᵀ1 = x without missing pixels), floored so that a pixel deep in a hole (share → 0), which only
+        # the prior decides, does not shrink every pixel's dual step
+        share = op.crop(xp.where(weighted.seen, weighted.normaliser, xp.zeros_like(weighted.normaliser)))
+        share = xp.clip(xp.astype(share, y.dtype), min=MISSING_SHARE_FLOOR)
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=array_device(y)) * init
     current = op.crop(x)
     zeros = xp.zeros_like(current)
@@ -707,13 +731,14 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
     for it in range(1, num_iter + 1):
         blurred = op.forward(x)
         ratio = rl_ratio(y, blurred, b, eps, xp=xp)
-        correction = op.adjoint(ratio)
+        correction = op.adjoint(ratio) if weighted is None else weighted(ratio * w_canvas)
         em = op.crop(rl_update(x, correction, xp=xp))
         if reweight is not None and it > 1 and (it - 1) % reweight[0] == 0:
             rw = reweighting_factors(current, field, reweight[1], gamma=gamma,
                                      smoothing_px=reweight[2] if len(reweight) > 2 else 0.0)
-        current, p = _weighted_dtv_denoise(em, current, weights, xix, xiy, gamma, p, xp=xp, n_inner=n_inner,
-                                           wmax=pb.amax(current), rw=rw, huber=huber)
+        tv_weight = current if share is None else current / share
+        current, p = _weighted_dtv_denoise(em, tv_weight, weights, xix, xiy, gamma, p, xp=xp, n_inner=n_inner,
+                                           wmax=pb.amax(tv_weight), rw=rw, huber=huber)
         x = op.embed(current)
         if watch is not None:
             watch(it, current)
@@ -732,12 +757,13 @@ def _map_background(b, i):
     return float(b)
 
 
-def _restore_alone(y, h, b, *, num_iter, seed, split=None):
+def _restore_alone(y, h, b, *, num_iter, seed, split=None, weights=None):
     """Independent RL of one map: the front door's rule (CV stop + acceleration on counts).
 
     ``split`` is the map the CV stop thins: the rounded effective counts of a fitted map
     (:func:`xrfgpu.front_door.rl_iteration_count` rounds them the same way); default ``y`` itself
-    when it is integer counts, else no CV (the fixed count).
+    when it is integer counts, else no CV (the fixed count). ``weights`` (rows, cols): 0 at missing
+    pixels, which the RL and the CV stop leave out (as :func:`xrfgpu.restore` does); None: none missing.
     """
     from .stopping import cv_iterations
     from .richardson_lucy import richardson_lucy
@@ -746,10 +772,12 @@ def _restore_alone(y, h, b, *, num_iter, seed, split=None):
     if split is None and is_count_map(y, xp=xp):
         split = y
     if num_iter is None and split is not None:
-        k = cv_iterations(split, h, background=b, seed=seed)
-        return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "cv"}
+        k = cv_iterations(split, h, background=b, seed=seed, mask=weights)
+        return (richardson_lucy(y, h, num_iter=k, background=b, accelerate=True, mask=weights),
+                {"iterations": k, "stop": "cv"})
     k = int(num_iter) if num_iter is not None else NONCOUNT_ITER
-    return richardson_lucy(y, h, num_iter=k, background=b, accelerate=True), {"iterations": k, "stop": "fixed"}
+    return (richardson_lucy(y, h, num_iter=k, background=b, accelerate=True, mask=weights),
+            {"iterations": k, "stop": "fixed"})
 
 
 def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
@@ -839,7 +867,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
                           guide_tv=GUIDE_TV_WEIGHT, reweight_every=None, reweight_eps_factor=1.0,
                           reweight_smoothing_px=0.0, boundary="reflect", seed=0, cv_folds=2, gain=None,
                           huber_weights="auto", huber_factor=HUBER_NOISE_FACTOR, return_info=False, map_kind=None,
-                          guide_among=None):
+                          guide_among=None, mask=None):
     """Restore an element stack jointly: RL with a directional-TV prior set by a guide map.
 
     The guide map is restored alone (Richardson–Lucy, as :func:`xrfgpu.restore`);
@@ -993,6 +1021,16 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         smoothed quadratically instead of cut into TV terraces.
     return_info : bool
         Also return the record (dict) of what was done.
+    mask : array, shape (rows, cols) or (n, rows, cols), optional
+        Weights of the pixels, 1 (True) measured and 0 (False) missing, one mask for every
+        map or one per map; NaN pixels and the masked entries of a NumPy masked array are
+        missing too. Every likelihood leaves them out (the weighted EM step of
+        :func:`xrfgpu.richardson_lucy`, whose weight in the EM-TV step becomes ``x / hᵀw``,
+        :data:`MISSING_SHARE_FLOOR`), the cross-validation scores measured pixels only, and
+        the estimators (gain, background, the guide's check, the evidence gate) see each
+        missing pixel filled with its nearest measured one
+        (:func:`xrfgpu.front_door.filled_for_estimators`), as :func:`xrfgpu.restore` does.
+        Inside a hole the prior decides: the dTV fills it along the guide's edges.
 
     Returns
     -------
@@ -1008,6 +1046,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         or fitted with no measurable gain; the key :func:`xrfgpu.restore` and the
         command line's records use), ``kind`` (the same value, the key records
         written before ``map_kind`` was added hold, kept for readers of them),
+        ``missing_pixels`` (how many of the map's pixels were missing: NaN, masked, mask 0),
         ``gain`` (map units per effective count: 1 for counts, None where it
         could not be measured) with the front door's ``gain_spread`` or
         ``gain_note`` (or ``gain_error``), ``negative_fraction_clipped``,
@@ -1024,7 +1063,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     Raises
     ------
     ValueError
-        Fewer than two maps, maps of different shapes, maps narrower than
+        Fewer than two maps, maps of different shapes, a bad ``mask``, infinite values, a map
+        whose every pixel is missing, maps narrower than
         :data:`xrfgpu.stack.MIN_STACK_MAP_SIDE_PX` pixels on a side (a channels-last
         stack: pass ``numpy.moveaxis(stack, -1, 0)``), a bad guide index,
         negative counts (an integer map with values < 0), an all-zero map,
@@ -1149,18 +1189,31 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     Any array-API namespace; CuPy runs the batched FFTs, the fused RL kernels
     and a fused dual projection.
     """
-    from .front_door import _background_in_counts
-    from .stack import _stack_background, check_stack_map_sides, stack_psfs
+    from .front_door import _background_in_counts, filled_for_estimators
+    from .stack import (_missing_pixels, _own_weights, _stack_background, check_stack_map_sides,
+                        masked_entries_as_mask, stack_psfs)
 
-    stack = _as_stack(stack)
+    stack, mask = masked_entries_as_mask(_as_stack(stack), mask)
     check_stack_map_sides(stack.shape)
     xp = array_namespace(stack)
+    stack, pixel_weights = _missing_pixels(stack, mask, xp=xp)
     y = as_image(stack, xp=xp, name="stack", allow_batch=True)
     if y.ndim != 3 or y.shape[0] < 2:
         raise ValueError(f"joint restoration needs a stack of at least two maps (n, rows, cols), "
                          f"got shape {tuple(y.shape)}")
     n = y.shape[0]
     dev = array_device(y)
+    missing = [0] * n
+    if pixel_weights is not None:
+        # the solvers leave missing pixels out through their weights (every batch of this call is weighted,
+        # a complete map with weights 1, so that a map's numbers do not depend on its batch); the estimators
+        # see each filled with its nearest measured pixel, as the front door fills a single map
+        pixel_weights = xp.astype(pixel_weights, y.dtype)
+        missing = [int(xp.sum(xp.astype(pixel_weights[i, ...] == 0, xp.int32))) for i in range(n)]
+        y = xp.stack([filled_for_estimators(y[i, ...], pixel_weights[i, ...], xp=xp) for i in range(n)], axis=0)
+
+    def weights_of(i):  # map i's weights for a single-map call, None where it misses no pixel (the plain call)
+        return _own_weights(pixel_weights, i, xp=xp)
     for i in range(n):
         if not bool(xp.any(y[i, ...] != 0)):
             raise ValueError(f"map {i} of the stack is all zeros: there is nothing to restore")
@@ -1288,7 +1341,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         for i in range(n):
             if gains[i] not in (None, 1.0):
                 out_maps[i] = out_maps[i] * gains[i]
-            info["per_map"][i] = {**kinds[i], **info["per_map"][i]}
+            info["per_map"][i] = {**kinds[i], "missing_pixels": missing[i], **info["per_map"][i]}
         out = xp.stack(out_maps, axis=0)
         return (out, info) if return_info else out
 
@@ -1297,7 +1350,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     ok, stats = guide_structure(y[g, ...])
     info["guide_check"] = stats
     restored = [None] * n
-    guide_map, guide_info = _restore_alone(y[g, ...], hs[g], bs[g], num_iter=guide_iter, seed=seed, split=split_of(g))
+    guide_map, guide_info = _restore_alone(y[g, ...], hs[g], bs[g], num_iter=guide_iter, seed=seed, split=split_of(g),
+                                           weights=weights_of(g))
     restored[g] = guide_map
     info["per_map"][g] = {"role": "guide", "weight": None, "weight_how": None, **guide_info}
     if not ok:
@@ -1306,7 +1360,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         info["mode"], info["fallback"] = "independent", stats["reason"]
         for i in weak:
             restored[i], ri = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed,
-                                             split=split_of(i))
+                                             split=split_of(i), weights=weights_of(i))
             info["per_map"][i] = {"role": "independent", "weight": 0.0, "weight_how": "fallback", **ri}
         return finish(restored)
 
@@ -1315,7 +1369,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     cv_maps = [i for i in weak if splittable[i]] if splittable[g] else []
     # the guide's TV restoration runs as many iterations as the weak maps may (num_iter given, else max_iter)
     field, eta_used = _guide_direction_field(y[g, ...], hs[g], bs[g], guide_map, guide_tv, num_iter or max_iter,
-                                             smoothing_px, eta, boundary, xp=xp)
+                                             smoothing_px, eta, boundary, xp=xp, weights=weights_of(g))
     info["eta"] = eta_used
     info["guide_tv"] = guide_tv
     info["reweight"] = None if reweight is None else {
@@ -1339,7 +1393,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         sel = _cross_validate(y_split, hs, bs, g, cv_maps, given, num_iter, guide_iter, candidates, max_iter, gamma,
                               smoothing_px, eta, boundary, seed, own_eta, xp=xp, folds=cv_folds, gate=gate,
                               guide_tv=guide_tv, reweight=reweight, huber_candidates=huber_candidates,
-                              huber_factor=huber_factor)
+                              huber_factor=huber_factor, weights=pixel_weights)
         for i in cv_maps:
             (w, hb), k, table, huber_note[i] = sel[i]
             if given is None:
@@ -1361,14 +1415,14 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     for i in weak:
         if chosen_w[i] == 0.0 and how[i] == "cross-validation":
             restored[i], ri = _restore_alone(y[i, ...], hs[i], bs[i], num_iter=guide_iter, seed=seed,
-                                             split=split_of(i))
+                                             split=split_of(i), weights=weights_of(i))
             chosen_k[i], stops[i] = ri["iterations"], ri["stop"]
             continue
         by_k.setdefault(chosen_k[i], []).append(i)
     for k, members in by_k.items():
         noise = [] if reweight is not None or any(chosen_h[i] for i in members) else None
         fields = _member_fields(y, hs, bs, members, field, own_eta, max(k, max_iter), xp=xp, evidence=gate,
-                                noise_out=noise)
+                                noise_out=noise, weights=pixel_weights)
         huber = None
         if any(chosen_h[i] for i in members):
             huber = [huber_factor * noise[j] if chosen_h[i] else 0.0 for j, i in enumerate(members)]
@@ -1381,7 +1435,7 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             for j, i in enumerate(members):
                 info["reweight"]["eps"][i] = rw_eps[j]
         out = _batch_run(y, hs, bs, members, [chosen_w[i] for i in members], fields, k, gamma, boundary, xp=xp,
-                         reweight=rw, huber=huber)
+                         reweight=rw, huber=huber, weights=pixel_weights)
         for j, i in enumerate(members):
             restored[i] = out[j, ...]
     for i in weak:
@@ -1417,8 +1471,10 @@ def _each_psf(psfs, y, *, xp):
     return [as_psf(p, y.shape, xp=xp, dtype=y.dtype, device=dev, name=f"psfs[{i}]") for i, p in enumerate(items)]
 
 
-def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
+def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None, weights=None):
     """A batched :class:`Problem` of maps ``members`` (each repeated ``repeat`` times; a map may recur).
+
+    ``weights`` (n, rows, cols) of the whole stack, or None: the members' weights (0 at missing pixels).
 
     ``keep``: the :func:`_batch_layout` of a batch that held every map. The PSFs are zero-padded
     to its PSF shape, the operator uses its engine (and the separable engine its reach), so that a
@@ -1439,8 +1495,9 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
                       axis=0)
     else:
         bb = xp.reshape(xp.asarray([float(bs[i]) for i in idx], dtype=y.dtype, device=dev), (-1, 1, 1))
+    ww = None if weights is None else xp.stack([weights[i, ...] for i in idx], axis=0)
     if keep is None:
-        return Problem.from_validated(yy, hh, bb, boundary=boundary, pad_factor=2, iterative=True)
+        return Problem.from_validated(yy, hh, bb, boundary=boundary, pad_factor=2, iterative=True, weights=ww)
     (kr, kc), engine, reach = keep
     r, c = hh.shape[-2:]
     if (r, c) != (kr, kc):  # centred as stack_psfs centres each PSF: (r // 2, c // 2) on (kr // 2, kc // 2)
@@ -1451,7 +1508,8 @@ def _stack_problem(y, hs, bs, members, *, boundary, repeat=1, keep=None):
     op = Convolution(hh, yy.shape, boundary=boundary, pad_factor=2, iterative=True, engine=engine,
                      separable_reach=reach)
     canvas_b = op.embed(bb) if bb.shape[-2:] != (1, 1) else bb
-    return Problem(xp=xp, image=yy, psf=hh, background=bb, op=op, _data=None, canvas_background=canvas_b)
+    return Problem(xp=xp, image=yy, psf=hh, background=bb, op=op, _data=None, canvas_background=canvas_b,
+                   weights=ww)
 
 
 def _batch_layout(pb):
@@ -1460,13 +1518,20 @@ def _batch_layout(pb):
 
 
 def _start(pb):
-    """Per-map RL start level and mean count (as :func:`xrfgpu.richardson_lucy`)."""
-    level = pb.mean(pb.image)
+    """Per-map RL start level and mean count (as :func:`xrfgpu.richardson_lucy`; with missing pixels the
+    mean over the measured ones)."""
+    if pb.weights is None:
+        level = pb.mean(pb.image)
+    else:
+        xp = pb.xp
+        level = (xp.sum(pb.weights * pb.image, axis=(-2, -1), keepdims=True)
+                 / xp.sum(pb.weights, axis=(-2, -1), keepdims=True))
     init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
     return level, init
 
 
-def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1, evidence=None, noise_out=None):
+def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1, evidence=None, noise_out=None,
+                   weights=None):
     """Direction fields (2, m·repeat, rows, cols) of the maps ``members`` (:func:`combined_field`).
 
     Each map's own edges come from its plain (unaccelerated) RL at ``own_iter`` iterations, the
@@ -1475,8 +1540,10 @@ def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1
     the square root of :func:`weak_evidence` of that map's counts. A list given as ``noise_out``
     receives the gradient noise of each map's own plain RL (:func:`_own_gradient_noise`, map units
     per pixel) once per member (repeated): the scale of the reweighting's ε and the Huber δ.
+    ``weights``: the stack's pixel weights (0 at missing pixels; the own RL leaves them out), or None.
     """
     from .richardson_lucy import richardson_lucy
+    from .stack import _own_weights
 
     if own_eta is None and evidence is None and noise_out is None:
         return field
@@ -1487,7 +1554,8 @@ def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1
             f = field * xp.sqrt(weak_evidence(y[i, ...], smoothing_px=evidence[0][i], factor=evidence[1]))
         own = None
         if own_eta is not None or noise_out is not None:
-            own = richardson_lucy(y[i, ...], hs[i], num_iter=own_iter, background=bs[i])
+            own = richardson_lucy(y[i, ...], hs[i], num_iter=own_iter, background=bs[i],
+                                  mask=_own_weights(weights, i, xp=xp))
         if noise_out is not None:
             noise_out.extend([_own_gradient_noise(own, xp=xp)] * repeat)
         if own_eta is not None:
@@ -1506,7 +1574,8 @@ def _own_gradient_noise(own, *, smoothing_px=2.0, xp):
     return max(spread, 1e-6 * abs(float(xp.mean(own))), 1e-30)
 
 
-def _guide_direction_field(y, h, b, guide_rl, tv_weight, num_iter, smoothing_px, eta, boundary, *, xp):
+def _guide_direction_field(y, h, b, guide_rl, tv_weight, num_iter, smoothing_px, eta, boundary, *, xp,
+                           weights=None):
     """The guide's direction field ``(field, η)``: from its EM-TV restoration when ``tv_weight > 0``.
 
     η is always set from the guide's plain RL (``guide_rl``: :func:`guide_field`'s default, 3 ×
@@ -1515,21 +1584,23 @@ def _guide_direction_field(y, h, b, guide_rl, tv_weight, num_iter, smoothing_px,
     directions and lengths then come from the EM-TV restoration (plain isotropic TV, weight
     ``tv_weight``, ``num_iter`` iterations) of the same counts, whose edges are sharper and whose
     flat ground is cleaner than RL's. ``tv_weight`` 0 or None: the field of ``guide_rl`` itself.
+    ``weights``: the guide's pixel weights (rows, cols), or None.
     """
     field, eta_used = guide_field(guide_rl, smoothing_px=smoothing_px, eta=eta)
     if not tv_weight:
         return field, eta_used
     flat = xp.zeros((2,) + tuple(y.shape), dtype=y.dtype, device=array_device(y))
-    tv = _batch_run(y[None, ...], [h], [b], [0], [float(tv_weight)], flat, num_iter, 0.0, boundary, xp=xp)
+    tv = _batch_run(y[None, ...], [h], [b], [0], [float(tv_weight)], flat, num_iter, 0.0, boundary, xp=xp,
+                    weights=None if weights is None else weights[None, ...])
     field, _ = guide_field(tv[0, ...], smoothing_px=smoothing_px, eta=eta_used)
     return field, eta_used
 
 
 def _batch_run(y, hs, bs, members, member_weights, field, num_iter, gamma, boundary, *, xp, reweight=None,
-               huber=None):
+               huber=None, weights=None):
     """EM-dTV of the maps ``members`` at their weights; ``reweight = (every, eps per member)`` or None;
-    ``huber``: None or the Huber δ per member (0: plain dTV)."""
-    pb = _stack_problem(y, hs, bs, members, boundary=boundary)
+    ``huber``: None or the Huber δ per member (0: plain dTV); ``weights``: the stack's pixel weights or None."""
+    pb = _stack_problem(y, hs, bs, members, boundary=boundary, weights=weights)
     level, init = _start(pb)
     w = pb.per_map(member_weights)
     if reweight is not None:
@@ -1578,7 +1649,7 @@ def _best_plain(per_cand, cands):
 
 def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates, max_iter, gamma, smoothing_px, eta,
                     boundary, seed, own_eta, *, xp, folds=2, gate=None, guide_tv=None, reweight=None,
-                    huber_candidates=(), huber_factor=1.0, skip_huber=True):
+                    huber_candidates=(), huber_factor=1.0, skip_huber=True, weights=None):
     """((weight, huber), iterations, record, note) per weak map: the lowest held-out deviance, summed over folds.
 
     The candidates are the dTV weights ``candidates`` and the Huber-dTV weights
@@ -1623,7 +1694,12 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     deviance at the last checkpoint scored (``late_iterations``) with its
     standard error (``late_deviance``, ``late_se``: ``sqrt(Σ_folds Σ μ_b
     log²(μ_k/μ_b))``, ``μ_b`` the fold's best iterate up to checkpoint ``k``).
+
+    ``weights`` (n, rows, cols), 0 at missing pixels, or None: the training runs leave missing
+    pixels out and the held-out deviance and its standard errors are sums over measured pixels only.
     """
+    from .stack import _own_weights
+
     dev = array_device(y)
     rng = np.random.default_rng(seed)
     half_b = [bi * 0.5 for bi in bs]
@@ -1649,6 +1725,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
     ran = np.zeros((nw, m), dtype=bool)
     setups = [None] * nf  # per fold: [train, test, member fields, noise, batch layout], built once
     runs = [0]
+    inner_of = [None]  # the scored interior of one map, (rows, cols) slices
     # each weight is judged where it is used (a weight > 0 at max_iter), so every fold runs that far
     horizon = num_iter or max_iter
 
@@ -1657,13 +1734,14 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
             return setups[f]
         train, test = pairs[f]
         # the guide restored from the training half, so that the held-out half stays unseen
-        g1, _ = _restore_alone(train[g, ...], hs[g], half_b[g], num_iter=guide_iter, seed=seed + 1 + f)
+        wg = _own_weights(weights, g, xp=xp)
+        g1, _ = _restore_alone(train[g, ...], hs[g], half_b[g], num_iter=guide_iter, seed=seed + 1 + f, weights=wg)
         field, _ = _guide_direction_field(train[g, ...], hs[g], half_b[g], g1, guide_tv, num_iter or max_iter,
-                                          smoothing_px, eta, boundary, xp=xp)
+                                          smoothing_px, eta, boundary, xp=xp, weights=wg)
         # each weak map's own edges from the training half too: one field per map (or the shared one)
         noise = [] if any_huber or reweight is not None else None
         field = _member_fields(train, hs, half_b, weak, field, own_eta, max_iter, xp=xp, evidence=gate,
-                               noise_out=noise)
+                               noise_out=noise, weights=weights)
         setups[f] = [train, test, field, noise, None]
         return setups[f]
 
@@ -1671,7 +1749,7 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         """One batched run of fold ``f`` over ``cells`` [(map j, candidate c2)], scoring the held-out half."""
         train, test, field, noise, keep = setup(f)
         members = [weak[j] for j, _ in cells]
-        pb = _stack_problem(train, hs, half_b, members, boundary=boundary, keep=keep)
+        pb = _stack_problem(train, hs, half_b, members, boundary=boundary, keep=keep, weights=weights)
         if keep is None:  # the first batch holds every weak map: later ones keep its PSF extent and engine
             setups[f][4] = keep = _batch_layout(pb)
         if field.ndim == 4:
@@ -1682,13 +1760,16 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
         rw = None
         if reweight is not None:
             rw = (reweight[0], pb.per_map([reweight[1] * noise[j] for j, _ in cells]), reweight[2])
-        held = _stack_problem(test, hs, half_b, members, boundary=boundary, keep=keep)
+        held = _stack_problem(test, hs, half_b, members, boundary=boundary, keep=keep, weights=weights)
         level, init = _start(pb)
         w = pb.per_map([cands[c2][0] for _, c2 in cells])
         kr, kc = pb.psf.shape[-2:]
         mr, mc = (min(kr // 2, rows // 4), min(kc // 2, cols // 4))
         inner = (slice(None), slice(mr, rows - mr), slice(mc, cols - mc))
+        inner_of[0] = inner[1:]  # one map's interior (every run keeps the first batch's PSF extent)
         counts2 = xp.astype(held.image[inner], xp.float64)
+        # missing pixels hold no held-out count: 0 leaves them out of every sum below
+        w2 = None if held.weights is None else xp.astype(held.weights[inner], xp.float64)
         at = (np.asarray([j for j, _ in cells]), np.asarray([c2 for _, c2 in cells]))
         best = np.full(len(cells), np.inf)
         best_mu = [None]  # (cells, rows, cols) float64: each cell's held-out mean at its best so far
@@ -1710,7 +1791,8 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
             # round away the differences between candidates)
             mu64 = xp.astype(mu, xp.float64)
             last_mu[0] = mu64
-            d = to_numpy(xp.sum(mu64 - counts2 * xp.log(mu64), axis=(-2, -1))).reshape(-1)
+            terms = mu64 - counts2 * xp.log(mu64)
+            d = to_numpy(xp.sum(terms if w2 is None else w2 * terms, axis=(-2, -1))).reshape(-1)
             curves.setdefault(it, np.zeros((nw, m)))[at] += d
             seen[it] = seen.get(it, 0) + 1
             improved = d < best
@@ -1722,7 +1804,8 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
                 best_mu[0] = xp.where(now, mu64, best_mu[0])
             # Var Σ y log(μ_it/μ_best) ≈ Σ μ_best log²(μ_it/μ_best): the noise of this checkpoint's
             # deviance excess over the fold's best iterate so far (0 where this one is the best)
-            v = to_numpy(xp.sum(best_mu[0] * xp.log(mu64 / best_mu[0]) ** 2, axis=(-2, -1))).reshape(-1)
+            v = best_mu[0] * xp.log(mu64 / best_mu[0]) ** 2
+            v = to_numpy(xp.sum(v if w2 is None else w2 * v, axis=(-2, -1))).reshape(-1)
             late_var.setdefault(it, np.zeros((nw, m)))[at] += v
 
         _run_guided_rl(pb, field, w, num_iter=horizon, gamma=gamma, level=level, init=init, watch=watch,
@@ -1763,8 +1846,10 @@ def _cross_validate(y, hs, bs, g, weak, given, num_iter, guide_iter, candidates,
                 best_mu, last_mu, r = mus[(f, j, c2)]
                 return (last_mu[0] if cands[c2][0] > 0 else best_mu[0])[r, ...]
             mu_t = mean_of(top)
+            w_j = None if weights is None else xp.astype(weights[weak[j], ...][inner_of[0]], xp.float64)
             for c2 in done:
-                var[c2] += float(xp.sum(mu_t * xp.log(mean_of(c2) / mu_t) ** 2))
+                v = mu_t * xp.log(mean_of(c2) / mu_t) ** 2
+                var[c2] += float(xp.sum(v if w_j is None else w_j * v))
         # the lowest deviance wins. (The one-standard-error rule, kept before, took the largest weight
         # within one standard error of it as the simpler model; but λ = 0 is RL stopped early, the
         # most regularised candidate, and on a smooth weak map λ 0.05 at 400 iterations passed that

@@ -168,13 +168,15 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         the front door's background per map.
     mask : array, shape (rows, cols) or (n, rows, cols), optional
         Weights of the pixels, 1 (True) measured and 0 (False) missing, one
-        mask for every map or one per map (not with ``joint=True``). NaN
+        mask for every map or one per map. NaN
         pixels are missing too, with or without a mask. Each map is then
         restored as its single-map call with ``mask=`` restores it
         (:func:`xrfgpu.richardson_lucy` and :func:`xrfgpu.fista` leave the
         missing pixels out of the fit, :func:`xrfgpu.wiener` and
         :func:`xrfgpu.tikhonov` fill them from their measured neighbours),
-        in the same batches.
+        in the same batches. With ``joint=True`` the likelihoods and the
+        cross-validation leave them out
+        (:func:`xrfgpu.joint.joint_richardson_lucy`, ``mask``).
     return_info : bool
         Also return a dict record: for ``joint=True`` the record of
         :func:`xrfgpu.joint.joint_richardson_lucy` (guide, weights chosen,
@@ -198,8 +200,7 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         side (a channels-last stack: pass ``numpy.moveaxis(stack, -1, 0)``), PSF count or shape mismatch, unknown method or
         option, an all-zero map, negative counts for RL, bad ``device``,
         infinite pixels, a bad ``mask`` or a map whose every pixel is
-        missing, NaN pixels or ``mask`` with ``joint=True``,
-        ``background="auto"`` without ``joint=True``.
+        missing, ``background="auto"`` without ``joint=True``.
     TypeError
         Non-array input (a list of maps included: stack them first) or complex maps.
     xrfgpu.device.GPUUnavailableError
@@ -238,19 +239,10 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         raise TypeError(f"stack must be one (n, rows, cols) array, got a {type(stack).__name__} of "
                         f"{len(stack)}: pass numpy.stack(maps) (maps of one shape, on one pixel grid)")
     check_stack_map_sides(getattr(stack, "shape", ()))
-    masked = _host_masked(stack)
-    if masked is not None:  # a NumPy masked array: its masked pixels are missing, as in the single-map functions
-        data, hidden = masked
-        if bool(np.any(hidden)):
-            keep = (~hidden).astype(np.float64)
-            mask = keep if mask is None else keep * _host_weights(mask, data.shape)
-        stack = data
+    stack, mask = masked_entries_as_mask(stack, mask)
     if joint:
-        if mask is not None:
-            raise ValueError("joint restoration does not yet take missing pixels (mask=): restore the maps "
-                             "independently (joint=False), which leaves them out")
         return _joint(stack, psfs, method, device=device, background=background, boundary=boundary, pad=pad,
-                      max_batch=max_batch, return_info=return_info, **kwargs)
+                      max_batch=max_batch, return_info=return_info, mask=mask, **kwargs)
     if isinstance(background, str):
         raise ValueError(
             f"background={background!r} is the front door's estimate per map, which restore_stack makes only with "
@@ -479,6 +471,22 @@ def _free_memory(xp) -> int:
 # -- batched algorithms: the single-map engines on a stack problem ---------------------------
 
 
+def masked_entries_as_mask(stack, mask):
+    """``(stack, mask)``: a NumPy masked array's data, its masked entries turned into weights 0 of ``mask``.
+
+    The masked pixels are missing, as in the single-map functions; a ``mask`` given as well multiplies
+    (a pixel is used only where both keep it). Any other array comes back unchanged with ``mask``.
+    """
+    masked = _host_masked(stack)
+    if masked is None:
+        return stack, mask
+    data, hidden = masked
+    if bool(np.any(hidden)):
+        keep = (~hidden).astype(np.float64)
+        mask = keep if mask is None else keep * _host_weights(mask, data.shape)
+    return data, mask
+
+
 def _host_weights(mask, shape):
     """A mask (any namespace) as host float64 weights broadcast to the stack's ``shape`` (checked later)."""
     m = np.asarray(to_numpy(mask) if hasattr(mask, "shape") else mask, dtype=np.float64)
@@ -591,7 +599,7 @@ def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg, weights
     return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg)
 
 
-def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch, return_info, **kwargs):
+def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch, return_info, mask=None, **kwargs):
     """``restore_stack(..., joint=True)``: :func:`xrfgpu.joint.joint_richardson_lucy` on the chosen device."""
     from .joint import joint_richardson_lucy
 
@@ -604,7 +612,7 @@ def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch,
     where = resolve_device(device, stack)
     work = to_compute(stack, where)
     out, info = joint_richardson_lucy(work, psfs, background=background, boundary=boundary, return_info=True,
-                                      **kwargs)
+                                      mask=mask, **kwargs)
     info = {"method": "rl", **info}  # the key restore's info and the independent record have
     out = to_caller(out, stack)
     return (out, info) if return_info else out

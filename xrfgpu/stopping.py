@@ -34,12 +34,14 @@ __all__ = ["CVStop", "CV_DROP_TOLERANCE", "cv_iterations", "cv_stop", "discrepan
 CV_DROP_TOLERANCE = 1e-4
 
 
-def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, return_terms=False):
+def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, return_terms=False, weights=None):
     """Poisson deviance of held-out counts under ``h ⊛ x + b`` (up to a constant), over the ``inner`` slice.
 
     ``held_counts`` are the held-out counts already cut to ``inner`` and in float64. With
     ``return_terms`` also the per-pixel terms ``μ − y log μ`` (float64, shape of ``held_counts``),
     whose paired differences give the standard error of a difference of two deviances.
+    ``weights`` (float64, cut to ``inner``; None: every pixel counts) multiply the terms: 0 leaves
+    a missing pixel's held-out count, which is no measurement, out of the deviance.
 
     The terms ``μ − y log μ`` are summed in float64 whatever the map's dtype:
     the sum is ~10⁷ on a 256² map, where float32 resolves about 1 unit, more
@@ -59,10 +61,14 @@ def _heldout_divergence(op, estimate, held_counts, background, *, xp, inner, ret
         terms = np.log(mu)
         terms *= held_counts
         np.subtract(mu, terms, out=terms)
+        if weights is not None:
+            terms *= weights
         return (float(np.sum(terms)), terms) if return_terms else float(np.sum(terms))
     mu = blurred + background
     mu = clip_below(xp.astype(mu[inner], xp.float64), 1e-12, xp=xp)
     terms = mu - held_counts * xp.log(mu)
+    if weights is not None:
+        terms = terms * weights
     return (float(xp.sum(terms)), terms) if return_terms else float(xp.sum(terms))
 
 
@@ -281,6 +287,18 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     n_se = float(standard_errors)
     if not (math.isfinite(n_se) and n_se > 0.0):
         raise ValueError(f"standard_errors must be a positive number, got {standard_errors!r}")
+    # missing pixels (the mask the training run leaves out) are left out of the held-out deviance too, and
+    # set to 0 before the split: their values (the caller's fill, or anything) are no measurement, and the
+    # draws of the measured pixels' split do not depend on them
+    weights = None
+    if rl_options.get("mask") is not None:
+        from ._validate import _as_weights
+
+        weights = _as_weights(rl_options["mask"], y, xp=xp)
+        if bool(xp.all(weights == 1.0)):
+            weights = None
+        else:
+            y = xp.where(weights > 0, y, xp.zeros_like(y))
     y1, y2 = split_counts(y, fraction=1.0 - p, seed=seed)
     train_b = background * (1.0 - p)
     pb = prepare(y2, psf, background=background * p, iterative=True)
@@ -293,6 +311,7 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     # a view of a float64 map's interior (no copy: the problem holds the held-out counts anyway)
     held = xp.astype(pb.image[inner], xp.float64, copy=False)
     n_pixels = math.prod(int(n) for n in held.shape)
+    held_w = None if weights is None else xp.astype(weights[inner], xp.float64)
     tolerance = float(drop_tolerance)
     if not (math.isfinite(tolerance) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"drop_tolerance must lie in [0, 1), got {drop_tolerance!r}")
@@ -313,7 +332,7 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     def watch(iteration, estimate, divergence):
         # (× 1 leaves every value as it is: the even split, the default, skips the map-sized product)
         d, terms = _heldout_divergence(pb.op, estimate * scale if scale != 1.0 else estimate, held, pb.background,
-                                       xp=xp, inner=inner, return_terms=True)
+                                       xp=xp, inner=inner, return_terms=True, weights=held_w)
         curve.append((iteration, d))
         lower = d < state["best"]
         if lower:
@@ -321,7 +340,13 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
             if guarded:
                 state["terms"] = terms
         elif guarded and state["rise"] is None:
-            se = math.sqrt(n_pixels * float(xp.var(terms - state["terms"])))
+            paired = terms - state["terms"]
+            if held_w is None:
+                se = math.sqrt(n_pixels * float(xp.var(paired)))
+            else:  # Σ over the measured pixels of (d − their mean)²: n · var(d) of those pixels
+                measured = float(xp.sum(held_w))
+                centred = paired - float(xp.sum(held_w * paired)) / measured
+                se = math.sqrt(float(xp.sum(held_w * centred * centred)))
             excess = d - state["best"]
             if excess > n_se * se:
                 state["rise"] = (iteration, excess / se if se > 0 else math.inf)
