@@ -87,6 +87,16 @@ gradations smooth and jumps linear. It may only replace a dTV weight that
 has already beaten plain RL, so a smoother never switches the coupling on;
 so the Huber candidates run only for those maps, after the plain ones.
 
+Missing pixels (NaN, ``mask=``, masked arrays) are left out of every
+likelihood: the EM step is the weighted one of :func:`xrfgpu.richardson_lucy`
+(``z = x_k · Hᵀ[w y / (H x_k + b)] / Hᵀw``, Shepp & Vardi 1982) and the
+denoising weight ``x_k / Hᵀw`` (``Hᵀw`` floored at :data:`MISSING_SHARE_FLOOR`),
+so where the data see a pixel less the prior decides more, and inside a hole
+the dTV fills it along the guide's edges. The cross-validation scores
+measured pixels only; the estimators (gain, background, the guide's check,
+the evidence gate) see each missing pixel as its nearest measured one, as the
+front door's do.
+
 An opt-in iteratively reweighted dTV (``reweight_every``,
 :func:`reweighting_factors`; Candès, Wakin & Boyd 2008) approximates a
 non-convex log penalty on ``|P∇x|``. Plain TV charges a thin bar of fixed
@@ -128,6 +138,9 @@ J. Yang, Z. Zhang, Q. Cheng, J. Anal. At. Spectrom. 37, 750 (2022),
 doi:10.1039/d1ja00425e (the skarn: σ 40, 50, 80 µm for Fe, Ca, Si).
 P. J. Huber, "Robust estimation of a location parameter", Ann. Math. Stat.
 35, 73 (1964), doi:10.1214/aoms/1177703732 (the Huber function).
+L. A. Shepp, Y. Vardi, "Maximum likelihood reconstruction for emission
+tomography", IEEE Trans. Med. Imaging 1, 113 (1982), doi:10.1109/TMI.1982.4307558
+(the EM step; with missing pixels, their rows left out of the blur matrix).
 """
 
 from __future__ import annotations
