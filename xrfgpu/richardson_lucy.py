@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ._backend import is_numpy_namespace
 from ._elementwise import difference, rl_extrapolate, rl_ratio, rl_update
 from ._problem import prepare
 from ._validate import check_filter_epsilon, check_num_iter, require_nonnegative
@@ -285,7 +288,12 @@ class WeightedCorrection:
                                   iterative=True, engine=op.engine, separable_reach=op.separable_reach)
         normaliser = self._adjoint(xp.astype(pb.canvas_weights, self.work))
         self.seen = normaliser > 1e-6
-        self.normaliser = xp.where(self.seen, normaliser, xp.ones_like(normaliser))
+        self._ones = xp.ones_like(normaliser)  # made once, not per iteration
+        self.normaliser = xp.where(self.seen, normaliser, self._ones)
+        # NumPy: the unseen pixels of the quotient are set in place (the same values as the lines below,
+        # without the where's third map-sized array)
+        self._numpy = is_numpy_namespace(xp)
+        self._unseen = ~self.seen if self._numpy else None
 
     def _adjoint(self, a):
         if not self.own:
@@ -300,7 +308,11 @@ class WeightedCorrection:
         """The correction on the canvas, in the map's dtype, from ``w · ratio`` on the canvas."""
         xp = self.xp
         total = self._adjoint(xp.astype(weighted_ratio, self.work))
-        return xp.astype(xp.where(self.seen, total / self.normaliser, xp.ones_like(self.normaliser)), self.dtype)
+        if self._numpy:
+            quotient = np.divide(total, self.normaliser)
+            np.copyto(quotient, 1.0, where=self._unseen)
+            return quotient.astype(self.dtype, copy=False)
+        return xp.astype(xp.where(self.seen, total / self.normaliser, self._ones), self.dtype)
 
 
 def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsilon, callback, init, level):
