@@ -112,15 +112,17 @@ def test_restore_stack_joint_takes_the_mask():
     assert info["per_map"][1]["missing_pixels"] == 5 * N
 
 
-@pytest.mark.parametrize(("seed", "width"), [(4, 12), pytest.param(3, 5, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(("seed", "width"), [(1, 12), pytest.param(4, 12, marks=pytest.mark.slow)])
 def test_the_guide_fills_a_hole_in_the_weak_map_closer_to_the_truth(seed, width):
     """A band of lost columns across a shared edge: the dTV fills it along the guide's edges.
 
     Independent restoration of the weak map (the front door's RL with the same mask and the true σ) has
     nothing inside the hole but the blur's reach. On this scene (seeds 0–5, holes 5 and 12 columns wide,
     weight chosen by cross-validation) the joint restoration's RMS error to the truth inside the hole was
-    0.36–0.89 × independent RL's (median 0.56) and over the whole map 0.48–0.81 ×; here two of those
-    cases must stay below 0.9 × (the second under ``-m slow``).
+    0.32–0.66 × independent RL's (median 0.53), and 0.36–0.89 × (median 0.57) while the weak map's own
+    edges joined its field inside the hole too (the flat patch its own RL leaves there has borders that are
+    no edges; ``OWN_EDGE_MIN_SHARE``): seed 1 at 12 columns 0.87 then, 0.32 now; seed 4 0.78, 0.63. Here
+    those two cases must stay below 0.75 × (the second under ``-m slow``).
     """
     stack, psfs, truth = _scene(seed)
     mask = _hole_mask(width)
@@ -130,7 +132,7 @@ def test_the_guide_fills_a_hole_in_the_weak_map_closer_to_the_truth(seed, width)
                            goal="fidelity")
     rmse_joint = float(np.sqrt(np.mean((joint[1][hole] - truth[hole]) ** 2)))
     rmse_alone = float(np.sqrt(np.mean((alone[hole] - truth[hole]) ** 2)))
-    assert rmse_joint <= 0.9 * rmse_alone, (rmse_joint, rmse_alone)
+    assert rmse_joint <= 0.75 * rmse_alone, (rmse_joint, rmse_alone)
 
 
 def test_the_heldout_deviance_sums_measured_pixels_only():

@@ -195,6 +195,13 @@ GUIDE_TV_WEIGHT = 0.1
 #: weighted as if they saw this much, at most 4 × a fully measured pixel's weight, so that the dual step
 #: ``1 / (8 λ max w)`` of the denoising, set by the largest weight of the map, stays within 4 × its usual size.
 MISSING_SHARE_FLOOR = 0.25
+#: With missing pixels, the least share ``hᵀw`` of a pixel's PSF weight on measured pixels at which a weak
+#: map's own edges join its direction field (:func:`_member_fields`): a hole wider than the PSF's reach
+#: stays flat in the map's own RL, and the borders of that flat patch are no edges of the map. On the
+#: test scene of ``tests/test_joint_missing_pixels.py`` (seeds 0–5, bands of 5 and 12 lost columns) the
+#: RMS error in the band, as a ratio to independent RL's, went from median 0.57 / worst 0.89 with own
+#: edges everywhere to 0.53 / 0.66 at 0.5 (0.25: 0.53 / 0.71; 0.75: 0.53 / 0.66).
+OWN_EDGE_MIN_SHARE = 0.5
 
 
 class JointFallbackWarning(UserWarning):
@@ -1553,7 +1560,9 @@ def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1
     the square root of :func:`weak_evidence` of that map's counts. A list given as ``noise_out``
     receives the gradient noise of each map's own plain RL (:func:`_own_gradient_noise`, map units
     per pixel) once per member (repeated): the scale of the reweighting's ε and the Huber δ.
-    ``weights``: the stack's pixel weights (0 at missing pixels; the own RL leaves them out), or None.
+    ``weights``: the stack's pixel weights (0 at missing pixels; the own RL leaves them out), or None;
+    a map's own edges then count only where at least :data:`OWN_EDGE_MIN_SHARE` of the PSF's weight
+    was measured.
     """
     from .richardson_lucy import richardson_lucy
     from .stack import _own_weights
@@ -1572,9 +1581,25 @@ def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1
         if noise_out is not None:
             noise_out.extend([_own_gradient_noise(own, xp=xp)] * repeat)
         if own_eta is not None:
-            f = combined_field(f, own, eta_factor=own_eta)
+            mixed = combined_field(f, own, eta_factor=own_eta)
+            wi = _own_weights(weights, i, xp=xp)
+            if wi is not None:
+                # a hole wider than the PSF's reach stays flat in the own RL (at its start value): its borders
+                # are no edges of the map. Own edges count only where most of the PSF's weight was measured
+                seen = _measured_share(wi, hs[i], xp=xp) >= OWN_EDGE_MIN_SHARE
+                mixed = xp.where(seen, mixed, f)
+            f = mixed
         out.extend([f] * repeat)
     return xp.stack(out, axis=1) if (own_eta is not None or evidence is not None) else field
+
+
+def _measured_share(weights, h, *, xp):
+    """``hᵀw`` on the map (rows, cols): each pixel's share of its PSF's weight that falls on measured pixels
+    (1 with none missing; reflect borders)."""
+    from .fft import Convolution
+
+    op = Convolution(h, tuple(weights.shape), boundary="reflect")
+    return op.crop(op.adjoint(op.embed(weights)))
 
 
 def _own_gradient_noise(own, *, smoothing_px=2.0, xp):
