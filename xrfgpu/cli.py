@@ -1306,7 +1306,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             # the front door's own estimate (effective counts, the background restore gets) and the goal's σ scale
             with progress.stage(f"σ fits {progress.render_bar(k - 1, n)} {name}: estimating σ from the map"), \
                     _sigma_warnings() as sigma_warnings:
-                est = sigma_from_map(image, background=bg, gain=gain, map_kind=kind, elongation=elongated_spot)
+                est = sigma_from_map(image, background=bg, gain=gain, map_kind=kind, elongation=elongated_spot,
+                                     mask=options.get("mask"))
             # an uncertain σ is said once, in a line of its own naming the map (not as a Python warning)
             for text in sigma_warnings:
                 _warn(quiet, f"{name}: {text} (on the command line: --psf-sigma or --psf-file)")
@@ -1318,6 +1319,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                       "reliable": est.reliable, "goal": None if joint else goal, "sigma_scale": scale}
             if sigma_warnings:
                 source["warnings"] = sigma_warnings
+            if est.details and est.details.get("region"):  # missing pixels: where σ was read
+                source["region"] = est.details["region"]
             if est.elongated and joint:  # --joint takes one round σ per map
                 source["elongated_not_used"] = est.evidence
                 _warn(quiet, f"{name}: the spot is elongated (σu {est.sigma_u:.3g} px, σv {est.sigma_v:.3g} px, "

@@ -38,7 +38,7 @@ from .map_kind import classify_map
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations
 
 __all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record", "caution_sigma",
-           "filled_for_estimators", "goal_factors", "restore", "sigma_from_map"]
+           "filled_for_estimators", "goal_factors", "restore", "sigma_from_map", "sigma_region"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -58,6 +58,11 @@ CAUTION_CV_ITERATIONS = 60
 # what the caution records (restore's info, the command line's record)
 CAUTION_KEYS = ("caution_applied", "caution_reason", "caution_sigma_before", "caution_iterations_before",
                 "caution_cv_iterations_before")
+#: A hole of missing pixels some of which lie farther than this (pixels) from every measured pixel (a band of
+#: three or more lost scan lines) is "wide": its nearest-measured fill has a seam, a step the length of the
+#: hole, that the spectrum reads as a sharp scene (σ came out 0.1× the truth on a 256² Voronoi map with six
+#: lost rows), so σ is read on the largest rectangle without wide holes (:func:`sigma_region`).
+WIDE_HOLE_PX = 1.0
 
 
 def goal_factors(goal, *, sigma_estimated, method="rl"):
@@ -246,6 +251,93 @@ def filled_for_estimators(y, weights, *, xp):
     return xp.asarray(host[rows, cols], dtype=y.dtype, device=array_device(y))
 
 
+def sigma_region(weights, *, min_side=None):
+    """Where σ is read on a map with missing pixels: ``(rows, cols, note)`` slices of the map, or None.
+
+    Isolated dead pixels and holes one or two pixels across (a lost scan line or two) are harmless filled
+    with their nearest measured pixel (:func:`filled_for_estimators`): the σ of 16 tuning maps moved by a few
+    per cent at most. A wider hole is not: the fill's seam, a step as long as the hole, reads as a sharp
+    scene, and a band of six lost rows across a 256² Voronoi map at σ 4 px gave σ 0.4 px; a smooth fill with
+    Poisson noise did little better (the band without the scene's texture steepens the spectrum, which σ
+    trades against). So σ is read on the largest axis-aligned rectangle that holds no pixel of a wide hole
+    (a connected hole with a pixel farther than :data:`WIDE_HOLE_PX` from every measured pixel), found on a
+    grid of at most 256 blocks a side.
+
+    Parameters
+    ----------
+    weights : array, shape (rows, cols)
+        0 at missing pixels, > 0 at measured ones (any namespace; read on the host).
+    min_side : int, optional
+        The least side (pixels) of a rectangle worth reading σ on (default
+        :data:`xrfgpu.psf.blind_sigma.MIN_SIDE_PX`).
+
+    Returns
+    -------
+    tuple or None
+        None where the map has no wide hole (σ is read on the whole filled map); else ``(row slice,
+        column slice, note)``, the slices None where no rectangle of ``min_side`` is left (σ is then read
+        on the whole filled map, and the note says it is unreliable).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrfgpu.front_door import sigma_region
+    >>> w = np.ones((100, 120)); w[60:66, :] = 0          # six lost scan lines
+    >>> rows, cols, note = sigma_region(w)
+    >>> (rows.start, rows.stop, cols.start, cols.stop)
+    (0, 60, 0, 120)
+    >>> w = np.ones((100, 120)); w[60, :] = 0; w[10, 7] = 0  # one lost line and a dead pixel: harmless
+    >>> sigma_region(w) is None
+    True
+    """
+    from scipy import ndimage
+
+    from .psf.blind_sigma import MIN_SIDE_PX
+
+    missing = np.asarray(to_numpy(weights)) <= 0
+    if not missing.any():
+        return None
+    distance = ndimage.distance_transform_edt(missing)
+    labels, _ = ndimage.label(missing)
+    wide_labels = np.unique(labels[distance > WIDE_HOLE_PX])
+    wide_labels = wide_labels[wide_labels > 0]
+    if wide_labels.size == 0:
+        return None
+    bad = np.isin(labels, wide_labels)
+    rows, cols = bad.shape
+    block = max(1, math.ceil(max(rows, cols) / 256))
+    br, bc = math.ceil(rows / block), math.ceil(cols / block)
+    padded = np.zeros((br * block, bc * block), dtype=bool)
+    padded[:rows, :cols] = bad
+    coarse = padded.reshape(br, block, bc, block).any(axis=(1, 3))
+    # the largest all-clear rectangle of the coarse grid: per row, the heights of the clear runs ending there,
+    # and the largest rectangle under that histogram (a stack of rising heights)
+    best, where = 0, None
+    heights = np.zeros(bc, dtype=np.int64)
+    for r in range(br):
+        heights = np.where(coarse[r], 0, heights + 1)
+        stack = []
+        for c in range(bc + 1):
+            h = int(heights[c]) if c < bc else 0
+            start = c
+            while stack and stack[-1][1] >= h:
+                start, top = stack.pop()
+                if top * (c - start) > best:
+                    best, where = top * (c - start), (r - top + 1, r + 1, start, c)
+            stack.append((start, h))
+    side = MIN_SIDE_PX if min_side is None else int(min_side)
+    lost = int(bad.sum())
+    if where is not None:
+        r0, r1 = min(where[0] * block, rows), min(where[1] * block, rows)
+        c0, c1 = min(where[2] * block, cols), min(where[3] * block, cols)
+        if r1 - r0 >= side and c1 - c0 >= side:
+            return (slice(r0, r1), slice(c0, c1),
+                    f"read on rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}: the largest rectangle without the "
+                    f"{lost} pixels of holes wider than {2 * WIDE_HOLE_PX:g} px")
+    return (None, None, f"read on the whole map with {lost} pixels of holes wider than {2 * WIDE_HOLE_PX:g} px "
+                        f"filled (no rectangle of {side} px a side without them): unreliable")
+
+
 def effective_counts(y, *, xp, gain=None, map_kind=None):
     """A map in (effective) counts: ``(map, gain, notes)``.
 
@@ -428,7 +520,8 @@ def require_side_for_sigma(shape, remedy):
                          f"{tuple(int(n) for n in shape)}; give the PSF instead: {remedy}")
 
 
-def sigma_from_map(image, *, background="auto", strict=False, gain=None, map_kind=None, elongation=False):
+def sigma_from_map(image, *, background="auto", strict=False, gain=None, map_kind=None, elongation=False,
+                   mask=None):
     """σ of the map's Gaussian PSF as :func:`restore` estimates it, before the goal's scale.
 
     The map goes through the same steps as in :func:`restore`: effective
@@ -455,6 +548,9 @@ def sigma_from_map(image, *, background="auto", strict=False, gain=None, map_kin
         The map's kind, if already classified (:func:`effective_counts`).
     elongation : bool
         Also check for an elongated spot (:func:`xrfgpu.psf.estimate_sigma`'s ``elongation``; off by default).
+    mask : array, shape (rows, cols), optional
+        Weights of the pixels (0 at the missing ones, which ``image`` holds filled): σ is then read where
+        :func:`sigma_region` says, as :func:`restore` reads it (``details["region"]``).
 
     Returns
     -------
@@ -470,7 +566,7 @@ def sigma_from_map(image, *, background="auto", strict=False, gain=None, map_kin
     xp = array_namespace(image)
     y, gain, notes = effective_counts(image, xp=xp, gain=gain, map_kind=map_kind)
     b, _ = _background_in_counts(background, y, gain, xp=xp, fitted=_is_fitted(notes))
-    return _estimate_sigma(y, b, strict=strict, elongation=elongation)
+    return _estimate_sigma(y, b, strict=strict, elongation=elongation, weights=mask)
 
 
 def background_from_map(image, *, return_source=False, gain=None, map_kind=None):
@@ -546,12 +642,29 @@ def _is_fitted(notes):
     return notes.get("map_kind", "counts").startswith("fitted")
 
 
-def _estimate_sigma(y, b, *, strict, elongation=False):
-    """:func:`xrfgpu.psf.estimate_sigma` of effective counts ``y`` over background ``b`` (a map is not passed)."""
-    from .psf import estimate_sigma
+def _estimate_sigma(y, b, *, strict, elongation=False, weights=None):
+    """:func:`xrfgpu.psf.estimate_sigma` of effective counts ``y`` over background ``b`` (a map is not passed).
 
-    return estimate_sigma(y, background=b if not hasattr(b, "shape") else None, strict=strict,
-                          elongation=elongation)
+    With ``weights`` (0 at missing pixels; ``y`` holds them filled) σ is read where
+    :func:`sigma_region` says, and ``details["region"]`` says where (absent: the whole map).
+    """
+    import warnings
+
+    from .psf import estimate_sigma
+    from .psf.blind_sigma import SigmaUncertainWarning
+
+    region = None if weights is None else sigma_region(weights)
+    y_read = y
+    if region is not None and region[0] is not None:
+        y_read = y[region[0], region[1]]
+    est = estimate_sigma(y_read, background=b if not hasattr(b, "shape") else None, strict=strict,
+                         elongation=elongation)
+    if region is not None:
+        if est.details is not None:
+            est.details["region"] = region[2]
+        if region[0] is None:
+            warnings.warn(f"σ is uncertain: {region[2]}", SigmaUncertainWarning, stacklevel=3)
+    return est
 
 
 def _one_number(value, name, unit):
@@ -880,13 +993,15 @@ def restore(
     elif method not in ("blind", "blind-rl"):
         require_side_for_sigma(y.shape, "sigma= (pixels), sigma_um= with pixel_size_um, or psf= (measured with "
                                "xrfgpu.psf.fit_dot or fit_knife_edge on a larger scan)")
-        est = _estimate_sigma(y, b, strict=strict, elongation=elongation)
+        est = _estimate_sigma(y, b, strict=strict, elongation=elongation, weights=weights)
     if est is not None:
         s = float(est.sigma)
         info["sigma_source"] = f"estimated from the map (xrfgpu.psf.estimate_sigma, {est.method})"
         info["sigma_interval"] = est.interval
         info["sigma_reliable"] = est.reliable
         info["sigma_evidence"] = est.evidence
+        if est.details and est.details.get("region"):
+            info["sigma_region"] = est.details["region"]
         info["sigma_estimated"] = s
         if est.elongated:  # the estimator found an elongated spot: restore with the ellipse
             info["sigma_u_estimated"] = float(est.sigma_u)
