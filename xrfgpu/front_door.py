@@ -59,10 +59,11 @@ CAUTION_CV_ITERATIONS = 60
 CAUTION_KEYS = ("caution_applied", "caution_reason", "caution_sigma_before", "caution_iterations_before",
                 "caution_cv_iterations_before")
 #: A hole of missing pixels some of which lie farther than this (pixels) from every measured pixel (a band of
-#: three or more lost scan lines) is "wide": its nearest-measured fill has a seam, a step the length of the
-#: hole, that the spectrum reads as a sharp scene (σ came out 0.1× the truth on a 256² Voronoi map with six
-#: lost rows), so σ is read on the largest rectangle without wide holes (:func:`sigma_region`).
-WIDE_HOLE_PX = 1.0
+#: three or more lost scan lines; not two lost lines with a dead pixel beside them, √2 px) is "wide": its
+#: nearest-measured fill has a seam, a step the length of the hole, that the spectrum reads as a sharp scene
+#: (σ came out 0.1× the truth on a 256² Voronoi map with six lost rows), so σ is read on the largest rectangle
+#: without wide holes (:func:`sigma_region`).
+WIDE_HOLE_PX = 1.5
 
 
 def goal_factors(goal, *, sigma_estimated, method="rl"):
@@ -254,7 +255,7 @@ def filled_for_estimators(y, weights, *, xp):
 def sigma_region(weights, *, min_side=None):
     """Where σ is read on a map with missing pixels: ``(rows, cols, note)`` slices of the map, or None.
 
-    Isolated dead pixels and holes one or two pixels across (a lost scan line or two) are harmless filled
+    Isolated dead pixels and holes one or two pixels across (one or two lost scan lines) are harmless filled
     with their nearest measured pixel (:func:`filled_for_estimators`): the σ of 16 tuning maps moved by a few
     per cent at most. A wider hole is not: the fill's seam, a step as long as the hole, reads as a sharp
     scene, and a band of six lost rows across a 256² Voronoi map at σ 4 px gave σ 0.4 px; a smooth fill with
@@ -333,9 +334,9 @@ def sigma_region(weights, *, min_side=None):
         if r1 - r0 >= side and c1 - c0 >= side:
             return (slice(r0, r1), slice(c0, c1),
                     f"read on rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}: the largest rectangle without the "
-                    f"{lost} pixels of holes wider than {2 * WIDE_HOLE_PX:g} px")
-    return (None, None, f"read on the whole map with {lost} pixels of holes wider than {2 * WIDE_HOLE_PX:g} px "
-                        f"filled (no rectangle of {side} px a side without them): unreliable")
+                    f"{lost} pixels of wide holes (3 or more lost lines)")
+    return (None, None, f"read on the whole map with {lost} pixels of wide holes (3 or more lost lines) filled (no "
+                        f"rectangle of {side} px a side without them): unreliable")
 
 
 def effective_counts(y, *, xp, gain=None, map_kind=None):
