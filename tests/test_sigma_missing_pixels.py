@@ -90,3 +90,29 @@ def test_restore_and_sigma_from_map_record_where_sigma_was_read():
     assert "rows 0-119" in info["sigma_region"]
     assert info["sigma_estimated"] == pytest.approx(est.sigma, rel=1e-12)
     assert info["sigma_estimated"] == pytest.approx(5.0, rel=0.15)
+
+
+def test_psf_blind_map_only_reads_sigma_beside_lost_lines(tmp_path, capsys):
+    """``xrfgpu psf blind --map-only`` on a map with eight lost rows: σ as the front door reads it (refused
+    before: "a PSF fit needs every pixel"); the blind kernel still refuses them, naming --map-only."""
+    import json
+
+    from xrfgpu.cli import main
+
+    counts, _, _ = phantom.observe((200, 200), 5.0, seed=0)
+    y = counts.astype(np.float64)
+    y[120:128, :] = np.nan
+    src = tmp_path / "scan_Fe_K.npz"
+    np.savez(src, Fe_K=y)
+    assert main(["psf", "blind", str(src), "--map-only", "--pixel-size", "1um", "-o", str(tmp_path / "psf.toml"),
+                 "--figure", str(tmp_path / "psf.png"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    w = np.where(np.isnan(y), 0.0, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = _estimate_sigma(filled_for_estimators(np.nan_to_num(y), w, xp=np), None, strict=False, weights=w)
+    assert result["sigma_px"] == pytest.approx(ref.sigma, rel=1e-9)
+    assert result["sigma_px"] == pytest.approx(5.0, rel=0.15)
+    assert result["missing_pixels"] == 8 * 200 and "rows 0-119" in result["region"]
+    assert main(["psf", "blind", str(src), "--pixel-size", "1um", "-o", str(tmp_path / "psf2.toml")]) == 2
+    assert "--map-only" in capsys.readouterr().err

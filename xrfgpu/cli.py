@@ -1568,9 +1568,10 @@ def _table_line(line, name):
         raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
 
 
-def _load_for_psf(input_path, element, pixel_size, dataset, *, with_unit=False):
+def _load_for_psf(input_path, element, pixel_size, dataset, *, with_unit=False, allow_missing=False):
     """(name, image, pixel size in µm) of the map to fit; with ``with_unit`` also its intensity unit
-    (:func:`_intensity_unit`, for the fit figure)."""
+    (:func:`_intensity_unit`, for the fit figure). ``allow_missing``: NaN pixels are passed on (the map-only
+    estimate reads σ beside them) instead of refused; infinite values are refused either way."""
     from .io import MapFileError, read_maps
     from .units import parse_length_um
 
@@ -1578,7 +1579,7 @@ def _load_for_psf(input_path, element, pixel_size, dataset, *, with_unit=False):
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
-    missing = int(np.sum(~np.isfinite(np.asarray(image))))
+    missing = int(np.sum(np.isinf(np.asarray(image)) if allow_missing else ~np.isfinite(np.asarray(image))))
     if missing:  # the fits model every pixel; said here, naming the file and the map, before any work
         raise MapFileError(f"input {str(input_path)!r}: map {name!r} has {missing} missing pixel"
                            f"{'s' if missing > 1 else ''} (NaN or infinite, e.g. blank CSV cells); a PSF fit needs "
@@ -1733,16 +1734,34 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     from .figures import kernel_figure
     from .psf import estimate_sigma, sigma_from_kernel
 
-    name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset)
+    name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset, allow_missing=True)
+    nan = np.isnan(np.asarray(image, dtype=np.float64))
+    if nan.any() and not spectral:
+        from .io import MapFileError
+
+        raise MapFileError(f"input {str(input_path)!r}: map {name!r} has {int(nan.sum())} missing pixel"
+                           f"{'s' if nan.sum() > 1 else ''} (NaN); the blind kernel needs every pixel: use "
+                           "--map-only (which reads σ beside them), or crop the scan to a region without them")
     line = _table_line(line or name, name)  # before the fit, which can take seconds
     output, figure = _psf_outputs("blind", input_path, output, figure, overwrite)
     progress = _Progress.for_options(quiet, as_json)
     with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
             _sigma_warnings() as sigma_messages:
-        est = estimate_sigma(image)
+        if nan.any():  # missing pixels: filled for the estimator, σ read beside wide holes (as restore reads it)
+            from .front_door import _estimate_sigma, filled_for_estimators
+
+            weights = (~nan).astype(np.float64)
+            est = _estimate_sigma(filled_for_estimators(np.where(nan, 0.0, np.asarray(image, dtype=np.float64)),
+                                                        weights, xp=np), None, strict=False, weights=weights)
+        else:
+            est = estimate_sigma(image)
     for text in sigma_messages:  # one line naming the map, not a raw Python warning
         _warn(quiet, f"{name}: {text}")
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}
+    if nan.any():
+        extra["missing_pixels"] = int(nan.sum())
+        if est.details and est.details.get("region"):
+            extra["region"] = est.details["region"]
     if spectral:
         sigma, stderr = float(est.sigma), None
         kernel = None  # no kernel was estimated: the figure shows the Gaussian only
