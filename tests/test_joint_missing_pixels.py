@@ -10,6 +10,7 @@ with the same map whose missing values are replaced by others. Before, ``joint=T
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +226,26 @@ def test_bad_missing_pixels_are_refused_naming_the_map(change, match):
         mask = np.full((N, N), 2.0)
     with pytest.raises(ValueError, match=match):
         joint_richardson_lucy(stack, psfs, background=list(BG), weight=0.05, num_iter=2, mask=mask)
+
+
+def test_cli_psf_auto_joint_does_not_choose_a_guide_by_an_uncertain_sigma(tmp_path, capsys):
+    """With --psf-auto the guide is the narrowest PSF; a flat map carries no σ information, reads σ at the
+    estimator's floor (flagged uncertain) and would have been the guide: the guide is chosen among the maps
+    whose σ was not flagged (the record names the others)."""
+    from xrfgpu import phantom
+    from xrfgpu.cli import main
+
+    import tifffile
+
+    sharp, _, _ = phantom.observe((160, 160), 2.0, seed=3)
+    # the real HXN Si map: a nearly uniform substrate, σ read at the 0.4 px floor and flagged
+    flat = tifffile.imread(Path(__file__).parent / "data" / "hxn_nanoparticles_xrf" / "SUM_maps_XRF_Si_K.tiff")
+    src = tmp_path / "maps.npz"
+    np.savez(src, Fe=sharp.astype(np.float64), Si=flat.astype(np.float64))
+    assert main(["restore", str(src), "-o", str(tmp_path / "out.npz"), "--joint", "--psf-auto",
+                 "--iterations", "5", "--json", "-q"]) == 0
+    joint = json.loads(capsys.readouterr().out)["joint"]
+    record = json.loads((tmp_path / "out.npz.json").read_text())["xrfgpu"]["provenance"]
+    assert record["psf"]["Si"]["sigma_px"] < record["psf"]["Fe"]["sigma_px"]  # the flat map's σ is the narrower
+    assert record["psf"]["Si"]["source"]["reliable"] is False and record["psf"]["Fe"]["source"]["reliable"]
+    assert joint["guide"] == "Fe" and joint["guide_not_among_uncertain_sigma"] == ["Si"]

@@ -974,6 +974,14 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     # (MAPS: scatter s_i/s_e/s_a, total fluorescence TFY, the fitted background Bkgnd)
     elements = [i for i, name in enumerate(names) if _is_element_map(name)]
     among = elements if guide is None and 0 < len(elements) < len(names) else None
+    # with --psf-auto the guide is the map of the narrowest PSF: a σ flagged uncertain (a map with no σ
+    # information reads σ at the estimator's floor) would make a noise-flat map the guide, so the automatic
+    # guide is chosen among the maps whose σ was not flagged, where there are any
+    pool = among if among is not None else list(range(len(names)))
+    trusted = [i for i in pool if inputs[i][8]]
+    uncertain = [names[i] for i in pool if not inputs[i][8]]
+    if guide is None and trusted and uncertain:
+        among = trusted
     stack = np.stack([item[1] for item in inputs])
     # missing pixels (NaN, --mask, a --normalize scaler ≤ 0): each map's weights (1 for a complete map); the
     # maps hold them filled for the estimators, and the joint likelihoods leave them out
@@ -1020,6 +1028,8 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     record["guide"] = names[info["guide"]]
     if among is not None:
         record["guide_chosen_among"] = [names[i] for i in among]
+    if guide is None and trusted and uncertain:
+        record["guide_not_among_uncertain_sigma"] = uncertain
     return restored, per_element, record
 
 
@@ -1340,7 +1350,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             f"σ={sigma_px:.3g} px" if sigma_px else "blind PSF")
         progress.line(f"[{k}/{n}] {name}: {method}, {sig_text}, background {bg:.4g}")
         if joint:  # restored together after the loop
-            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind, options.get("mask")))
+            # (the last: whether σ can be trusted to choose the guide by; an estimate flagged uncertain cannot)
+            joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind, options.get("mask"),
+                                 source.get("reliable", True) is not False))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
             timings[name] = round(time.perf_counter() - t0, 4)
