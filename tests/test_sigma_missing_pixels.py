@@ -61,7 +61,7 @@ def test_narrow_holes_leave_the_whole_map_and_a_tiny_clear_rectangle_is_said_unr
     assert rows is None and cols is None and "unreliable" in note
 
 
-@pytest.mark.parametrize(("seed", "sigma"), [(0, 5.0), (1, 3.0)])
+@pytest.mark.parametrize(("seed", "sigma"), [(0, 5.0), pytest.param(1, 3.0, marks=pytest.mark.slow)])
 def test_sigma_with_lost_scan_lines_is_read_beside_them(seed, sigma):
     counts, _, _ = phantom.observe((200, 200), sigma, seed=seed)
     counts = counts.astype(np.float64)
