@@ -148,6 +148,15 @@ class Problem:
             return self.xp.mean(a, axis=(-2, -1), keepdims=True)
         return float(self.xp.mean(a))
 
+    def measured_mean(self):
+        """Mean of ``image`` over its measured pixels (``weights`` > 0, weighted): a float, or per map for a
+        stack, (n, 1, 1). The RL start level of a problem with missing pixels."""
+        xp, w = self.xp, self.weights
+        if self.batch:
+            return (xp.sum(w * self.image, axis=(-2, -1), keepdims=True)
+                    / xp.sum(w, axis=(-2, -1), keepdims=True))
+        return float(xp.sum(w * self.image)) / float(xp.sum(w))
+
     def amax(self, a):
         """Maximum over the last two axes: a float, or per map for a stack."""
         if self.batch:

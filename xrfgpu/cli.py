@@ -1744,7 +1744,7 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
               kernel_size, spectral):
     """Estimate σ from an ordinary map: blind L0 kernel + Gaussian fit (or --map-only)."""
     from .figures import kernel_figure
-    from .psf import estimate_sigma, sigma_from_kernel
+    from .psf import sigma_from_kernel
 
     name, image, pixel_um = _load_for_psf(input_path, element, pixel_size, dataset, allow_missing=True)
     nan = np.isnan(np.asarray(image, dtype=np.float64))
@@ -1759,14 +1759,13 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     progress = _Progress.for_options(quiet, as_json)
     with progress.stage(f"{name}: estimating σ from the map (xrfgpu.psf.estimate_sigma)"), \
             _sigma_warnings() as sigma_messages:
-        if nan.any():  # missing pixels: filled for the estimator, σ read beside wide holes (as restore reads it)
-            from .front_door import _estimate_sigma, filled_for_estimators
+        from .front_door import _estimate_sigma, filled_for_estimators
 
+        weights, work = None, image
+        if nan.any():  # missing pixels: filled for the estimator, σ read beside wide holes (as restore reads it)
             weights = (~nan).astype(np.float64)
-            est = _estimate_sigma(filled_for_estimators(np.where(nan, 0.0, np.asarray(image, dtype=np.float64)),
-                                                        weights, xp=np), None, strict=False, weights=weights)
-        else:
-            est = estimate_sigma(image)
+            work = filled_for_estimators(np.where(nan, 0.0, np.asarray(image, dtype=np.float64)), weights, xp=np)
+        est = _estimate_sigma(work, None, strict=False, weights=weights)
     for text in sigma_messages:  # one line naming the map, not a raw Python warning
         _warn(quiet, f"{name}: {text}")
     extra = {"map_only_sigma_px": float(est.sigma), "map_only_method": getattr(est, "method", None)}

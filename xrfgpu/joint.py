@@ -1540,12 +1540,7 @@ def _batch_layout(pb):
 def _start(pb):
     """Per-map RL start level and mean count (as :func:`xrfgpu.richardson_lucy`; with missing pixels the
     mean over the measured ones)."""
-    if pb.weights is None:
-        level = pb.mean(pb.image)
-    else:
-        xp = pb.xp
-        level = (xp.sum(pb.weights * pb.image, axis=(-2, -1), keepdims=True)
-                 / xp.sum(pb.weights, axis=(-2, -1), keepdims=True))
+    level = pb.mean(pb.image) if pb.weights is None else pb.measured_mean()
     init = pb.largest(level - pb.mean(pb.background), 1e-3 * level, 1e-30)
     return level, init
 
@@ -1576,13 +1571,12 @@ def _member_fields(y, hs, bs, members, field, own_eta, own_iter, *, xp, repeat=1
             f = field * xp.sqrt(weak_evidence(y[i, ...], smoothing_px=evidence[0][i], factor=evidence[1]))
         own = None
         if own_eta is not None or noise_out is not None:
-            own = richardson_lucy(y[i, ...], hs[i], num_iter=own_iter, background=bs[i],
-                                  mask=_own_weights(weights, i, xp=xp))
+            wi = _own_weights(weights, i, xp=xp)
+            own = richardson_lucy(y[i, ...], hs[i], num_iter=own_iter, background=bs[i], mask=wi)
         if noise_out is not None:
             noise_out.extend([_own_gradient_noise(own, xp=xp)] * repeat)
         if own_eta is not None:
             mixed = combined_field(f, own, eta_factor=own_eta)
-            wi = _own_weights(weights, i, xp=xp)
             if wi is not None:
                 # a hole wider than the PSF's reach stays flat in the own RL (at its start value): its borders
                 # are no edges of the map. Own edges count only where most of the PSF's weight was measured

@@ -327,15 +327,9 @@ def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsi
     its single-map call.
     """
     xp, op = pb.xp, pb.op
-    w_map = pb.weights
     s = pb.scale
-    if level is not None:
-        level = level / s
-    elif pb.batch:  # each map's mean over its measured pixels, (n, 1, 1)
-        level = (xp.sum(w_map * pb.image, axis=(-2, -1), keepdims=True)
-                 / xp.sum(w_map, axis=(-2, -1), keepdims=True))
-    else:
-        level = float(xp.sum(w_map * pb.image)) / float(xp.sum(w_map))
+    # each map's mean over its measured pixels ((n, 1, 1) for a stack)
+    level = level / s if level is not None else pb.measured_mean()
     init = None if init is None else init / s
     # (pb.largest: max of floats for one map, elementwise per map for a stack)
     eps = filter_epsilon / s if filter_epsilon is not None else 1e-6 * pb.largest(level, 1e-30)

@@ -312,6 +312,7 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     held = xp.astype(pb.image[inner], xp.float64, copy=False)
     n_pixels = math.prod(int(n) for n in held.shape)
     held_w = None if weights is None else xp.astype(weights[inner], xp.float64)
+    measured = None if held_w is None else float(xp.sum(held_w))  # the measured pixels scored
     tolerance = float(drop_tolerance)
     if not (math.isfinite(tolerance) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"drop_tolerance must lie in [0, 1), got {drop_tolerance!r}")
@@ -344,7 +345,6 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
             if held_w is None:
                 se = math.sqrt(n_pixels * float(xp.var(paired)))
             else:  # Σ over the measured pixels of (d − their mean)²: n · var(d) of those pixels
-                measured = float(xp.sum(held_w))
                 centred = paired - float(xp.sum(held_w * paired)) / measured
                 se = math.sqrt(float(xp.sum(held_w * centred * centred)))
             excess = d - state["best"]
