@@ -767,6 +767,8 @@ class Convolution:
             canvas = xp.zeros(lead + self.transform_shape, dtype=r.dtype, device=array_device(r))
         canvas[..., b0 : b0 + rows, b1 : b1 + cols] = r
         full = self._inverse(multiply_spectrum(self._spectrum(canvas), self.otf_conj, xp=xp))
+        if not is_numpy_namespace(xp) and not is_cupy_namespace(xp) and rows >= b0 + a0 and cols >= b1 + a1:
+            return self._fold_by_concatenation(full)
         # Eᵀ: each reflected strip adds onto the map rows (then columns) it mirrors; the strips
         # themselves are never written, so the folds may overlap on maps narrower than two reaches
         width = b1 + cols + a1
@@ -783,6 +785,41 @@ class Convolution:
             full[..., b0 : b0 + rows, lo:hi] = (full[..., b0 : b0 + rows, lo:hi]
                                                 + xp.flip(full[..., b0 : b0 + rows, hi : hi + a1], axis=-1))
         return xp.asarray(full[..., b0 : b0 + rows, b1 : b1 + cols], copy=True)
+
+    def _fold_by_concatenation(self, full):
+        """The folds of :meth:`_extended_adjoint` (``Eᵀ`` on the correlated canvas ``full``) as two sums.
+
+        The reflected strips of rows, flipped, with zeros between them, are added to the map's rows in
+        one operation, then the same for the columns of that result: the values of the assignments
+        (``x + 0`` is ``x``), bit for bit, in 16 arrays made instead of 22 on array_api_strict, where
+        every index costs tens of µs. Only where the folds do not overlap (a map at least two reaches
+        wide); not on NumPy or CuPy, which keep the assignments.
+        """
+        xp = self.xp
+        (b0, a0), (b1, a1) = self._reach
+        rows, cols = self.shape
+        width = b1 + cols + a1
+        device = array_device(full)
+
+        def add_strips(target, before, after, between, axis):
+            parts = [xp.flip(before, axis=axis)] if before is not None else []
+            if between:
+                gap = list(target.shape)
+                gap[axis] = between
+                parts.append(xp.zeros(tuple(gap), dtype=full.dtype, device=device))
+            if after is not None:
+                parts.append(xp.flip(after, axis=axis))
+            return target + (xp.concat(parts, axis=axis) if len(parts) > 1 else parts[0])
+
+        band = full[..., b0 : b0 + rows, :width]
+        if b0 or a0:
+            band = add_strips(band, full[..., :b0, :width] if b0 else None,
+                              full[..., b0 + rows : b0 + rows + a0, :width] if a0 else None, rows - b0 - a0, -2)
+        out = band[..., :, b1 : b1 + cols]
+        if b1 or a1:
+            return add_strips(out, band[..., :, :b1] if b1 else None,
+                              band[..., :, b1 + cols : width] if a1 else None, cols - b1 - a1, -1)
+        return xp.asarray(out, copy=True)
 
     def _inverse(self, spectrum):
         """Inverse real FFT of a transform-canvas spectrum (scratch), into a per-thread buffer on NumPy."""

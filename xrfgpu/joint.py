@@ -237,14 +237,13 @@ def _gradient(x, *, xp, edges=None):
     return gx, gy
 
 
-def _divergence(px, py, *, xp, edges=None):
+def _divergence(px, py, *, xp):
     """Backward differences: the negative adjoint of :func:`_gradient`.
 
     ``div_x[j] = px[j] − px[j−1]`` with ``px[−1] = px[last] = 0``: the differences of ``px`` without its last
-    column, a zero column before and after (``px[0] − 0`` and ``0 − px[last−1]`` are exact). ``edges``: the
-    zero column of ``px`` and zero row of ``py`` (:func:`_edge_zeros`), made once by a caller in a loop.
+    column, a zero column before and after (``px[0] − 0`` and ``0 − px[last−1]`` are exact).
     """
-    zc, zr = edges if edges is not None else (_edge_zeros(px, -1, xp=xp), _edge_zeros(py, -2, xp=xp))
+    zc, zr = _edge_zeros(px, -1, xp=xp), _edge_zeros(py, -2, xp=xp)
     dx = xp.diff(px[..., :, :-1], axis=-1, prepend=zc, append=zc)
     dy = xp.diff(py[..., :-1, :], axis=-2, prepend=zr, append=zr)
     return dx + dy
@@ -614,8 +613,9 @@ def _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp
 
     The dual ``p`` and the field ``ξ`` are held stacked, (2, …), so that each elementwise step
     acts on both components in one operation: 35 array operations per dual step instead of 50. The
-    zero edges of the differences are made once per call, not per step: 40 arrays made per step on
-    ``array_api_strict`` instead of 43 (counted by ``Array._new``; the values are the same bits). On
+    zero edges of the differences are made once per call, not per step, and the divergence slices each
+    component of the stacked dual once: 37 arrays made per step on ``array_api_strict`` instead of 43
+    (counted by ``Array._new``; the values are the same bits). On
     ``array_api_strict`` every operation costs tens of µs whatever the array's size, and one joint
     restoration in the tests ran about 2,000 dual steps here (27 % less time per step at 96² × 2 maps).
     The values are those of :func:`_project`, :func:`_divergence`, :func:`_gradient` and
@@ -633,10 +633,12 @@ def _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp
     # zeros :func:`_gradient` and :func:`_divergence` would make at each step)
     made_edges = {}
 
-    def edges(a):
-        key = (str(a.dtype), tuple(a.shape))
+    def edges(shape, dtype):
+        key = (str(dtype), tuple(shape))
         if key not in made_edges:
-            made_edges[key] = (_edge_zeros(a, -1, xp=xp), _edge_zeros(a, -2, xp=xp))
+            device = array_device(z)
+            made_edges[key] = (xp.zeros(tuple(shape[:-1]) + (1,), dtype=dtype, device=device),
+                               xp.zeros(tuple(shape[:-2]) + (1, shape[-1]), dtype=dtype, device=device))
         return made_edges[key]
 
     def project(g):
@@ -649,11 +651,15 @@ def _dtv_dual_iterations(z, lam_w, xix, xiy, gamma, px, py, step, n_inner, *, xp
         q = project(p)
         if rw is not None:
             q = rw * q
-        return z + lam_w * _divergence(q[0, ...], q[1, ...], xp=xp, edges=edges(q[0, ...]))
+        # _divergence(q[0], q[1]) with one slice of q per component instead of two
+        zc, zr = edges(q.shape[1:], q.dtype)
+        div = (xp.diff(q[0, ..., :, :-1], axis=-1, prepend=zc, append=zc)
+               + xp.diff(q[1, ..., :-1, :], axis=-2, prepend=zr, append=zr))
+        return z + lam_w * div
 
     for _ in range(n_inner):
         x = primal(p)
-        g = project(xp.stack(_gradient(x, xp=xp, edges=edges(x))))
+        g = project(xp.stack(_gradient(x, xp=xp, edges=edges(x.shape, x.dtype))))
         if rw is not None:
             g = rw * g
         if huber is not None:
