@@ -515,11 +515,61 @@ def is_xrfgpu_output(path):
         return True, ""
     if not path.is_file():
         return False, f"{str(path)!r} is not a regular file"
-    if path.suffix.lower() != ".json" and _json_record(_sidecar_of(path)) is not None:
-        return True, ""
     if _file_record_says_xrfgpu(path):
         return True, ""
+    suffix = path.suffix.lower()
+    if suffix not in RECORD_INSIDE_SUFFIXES:
+        # a format that holds no record of its own (.npy, CSV/TXT): its sidecar speaks for it, if the file
+        # still has the shape that record says
+        sidecar = _json_record(_sidecar_of(path))
+        if sidecar is not None:
+            if _shape_agrees_with_record(path, sidecar["xrfgpu"]):
+                return True, ""
+            return False, (f"{str(path)!r} does not have the shape its xrfgpu sidecar "
+                           f"{str(_sidecar_of(path))!r} records, so it was replaced after xrfgpu wrote it")
+    elif _json_record(_sidecar_of(path)) is not None:
+        return False, (f"{str(path)!r} carries no xrfgpu provenance record inside it, though xrfgpu writes one "
+                       f"in every {suffix} file: it was replaced after xrfgpu wrote it (its sidecar "
+                       f"{str(_sidecar_of(path))!r} is left from the earlier run)")
     return False, f"{str(path)!r} carries no xrfgpu provenance record, so xrfgpu did not write it"
+
+
+#: suffixes of the files xrfgpu writes with its provenance record inside (TIFF description, HDF5 attribute,
+#: NPZ member, PNG text, PDF/SVG creator, TOML comment, JSON): such a file is recognised by that record
+#: alone. A sidecar beside one whose record is gone was left by an earlier run, and the file is the user's.
+RECORD_INSIDE_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".h50", ".nxs", ".he5", ".npz", ".png", ".pdf",
+                          ".svg", ".toml", ".json")
+
+
+def _shape_agrees_with_record(path, record):
+    """Whether a file without a record of its own (.npy, CSV/TXT) has the shape its sidecar ``record`` gives:
+    (rows, cols) for one map, (n, rows, cols) for a stack in one .npy. A file that cannot be read does not;
+    a record that gives no map shape (a table's sidecar) has nothing to compare, and the sidecar decides."""
+    shape = record.get("shape")
+    elements = record.get("elements") or []
+    if not (isinstance(shape, list) and len(shape) == 2):
+        return True
+    expected = tuple(int(n) for n in shape)
+    try:
+        if path.suffix.lower() == ".npy":
+            import numpy as np
+
+            found = tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
+            return found == expected or (len(elements) > 1 and found == (len(elements),) + expected)
+        rows, cols = 0, None
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                rows += 1
+                n = len([v for v in re.split(r"[,\s]+", line.strip()) if v != ""])
+                if cols is None:
+                    cols = n
+                elif n != cols:
+                    return False
+        return (rows, cols) == expected
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
 
 
 # --------------------------------------------------------------------------- the checks
