@@ -51,3 +51,110 @@ def test_a_stale_sidecar_does_not_let_overwrite_replace_the_users_file(tmp_path,
     with pytest.raises(UnsafeOutputError, match="replaced after xrfgpu wrote it"):
         write_maps(out, maps, overwrite=True)
     assert _digest(out) == before
+
+
+# -- missing pixels ------------------------------------------------------------------------------------------
+
+
+def _lost_lines_everywhere():
+    """The real HXN Fe map (fitted, 160²) with five bands of 4 lost lines (NaN): no rectangle of 32 px a side
+    is left, and σ read on the whole filled map comes out narrow and sure of itself."""
+    from pathlib import Path
+
+    y = tifffile.imread(Path(__file__).parent / "data" / "hxn_nanoparticles_xrf" / "SUM_maps_XRF_Fe_K.tiff")
+    y = y.astype(np.float64)
+    for row in (20, 50, 80, 110, 140):
+        y[row : row + 4] = np.nan
+    return y
+
+
+def test_a_sigma_read_on_the_whole_filled_map_is_recorded_unreliable_and_strict_raises():
+    """σ read where no clear rectangle of 32 px is left (``sigma_region``) is flagged uncertain: the warning,
+    ``info["sigma_reliable"]`` and ``strict=True`` agree (before, the record said reliable and strict ran)."""
+    import warnings
+
+    import xrfgpu
+    from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
+
+    y = _lost_lines_everywhere()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, info = xrfgpu.restore(y, num_iter=2, return_info=True)
+    assert "no rectangle" in info["sigma_region"]
+    assert any(issubclass(w.category, SigmaUncertainWarning) and "whole map" in str(w.message) for w in caught)
+    assert info["sigma_reliable"] is False
+    with pytest.raises(ValueError, match="σ is uncertain"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            xrfgpu.restore(y, num_iter=2, strict=True)
+
+
+def test_infinite_values_the_mask_marks_missing_are_missing_pixels(xp):
+    """``map / I0`` at ``I0 = 0`` gives inf; marked missing by ``mask=`` (or a masked array) they are missing
+    pixels like NaN, with the same result; an unmarked inf is still refused."""
+    import xrfgpu
+    from xrfgpu import psf as P
+
+    rng = np.random.default_rng(0)
+    y = rng.poisson(50.0, (40, 44)).astype(np.float64)
+    lost = np.zeros(y.shape, bool)
+    lost[10:12] = True
+    h = P.gaussian(None, 1.5)
+    with_inf, with_nan = np.where(lost, np.inf, y), np.where(lost, np.nan, y)
+    ref = xrfgpu.restore(xp.asarray(with_nan), xp.asarray(h), sigma=None, background=5.0, num_iter=5)
+    got = xrfgpu.restore(xp.asarray(with_inf), xp.asarray(h), background=5.0, num_iter=5,
+                         mask=xp.asarray((~lost).astype(np.float64)))
+    assert np.array_equal(np.asarray(got), np.asarray(ref))
+    stack_ref = xrfgpu.restore_stack(xp.asarray(np.stack([y, with_nan])), xp.asarray(h), "rl", background=5.0,
+                                     num_iter=5)
+    stack_got = xrfgpu.restore_stack(xp.asarray(np.stack([y, with_inf])), xp.asarray(h), "rl", background=5.0,
+                                     num_iter=5, mask=xp.asarray(np.stack([np.ones(y.shape), ~lost]).astype(float)))
+    assert np.array_equal(np.asarray(stack_got), np.asarray(stack_ref))
+    if xp.__name__.endswith("numpy"):  # masked arrays are NumPy's
+        masked = xrfgpu.restore(np.ma.masked_invalid(with_inf), h, background=5.0, num_iter=5)
+        assert np.array_equal(np.asarray(masked), np.asarray(ref))
+    with pytest.raises(ValueError, match="infinite values at pixels not marked missing"):
+        xrfgpu.restore(xp.asarray(with_inf), xp.asarray(h), background=5.0, num_iter=5)
+    partly = (~lost).astype(np.float64)
+    partly[10, :3] = 1.0  # three of the infinite pixels left measured
+    with pytest.raises(ValueError, match="infinite values at pixels not marked missing"):
+        xrfgpu.restore(xp.asarray(with_inf), xp.asarray(h), background=5.0, num_iter=5, mask=xp.asarray(partly))
+
+
+def test_cv_stop_does_not_read_what_a_missing_pixel_holds(xp):
+    """``cv_stop(..., mask=)``: a fill of −1, 0.5 or NaN at the missing pixels gives the count of a fill of 0
+    (before, they were refused as a map that is not counts); NaN alone marks them as well."""
+    from xrfgpu import phantom
+    from xrfgpu.stopping import cv_stop
+
+    counts, _, h = phantom.observe((64, 64), 2.0, seed=3)
+    y = counts.astype(np.float64)
+    m = np.ones(y.shape)
+    m[30:34] = 0
+    counts_of = {}
+    for fill in (0.0, -1.0, 0.5, np.nan):
+        image = xp.asarray(np.where(m > 0, y, fill))
+        counts_of[fill] = cv_stop(image, xp.asarray(h), background=140.0, max_iter=60, mask=xp.asarray(m)).iterations
+    assert len(set(counts_of.values())) == 1, counts_of
+    by_nan = cv_stop(xp.asarray(np.where(m > 0, y, np.nan)), xp.asarray(h), background=140.0, max_iter=60)
+    assert by_nan.iterations == counts_of[0.0]
+
+
+def test_cli_records_the_missing_pixels_of_every_map(tmp_path):
+    """The record of ``restore`` without ``--joint`` counts each map's missing pixels, whole map and tiled,
+    as ``--joint`` and the library's ``info["missing_pixels"]`` do."""
+    import json
+
+    from xrfgpu.cli import main
+
+    rng = np.random.default_rng(1)
+    a = rng.poisson(80.0, (64, 64)).astype(np.float32)
+    a[20:23] = np.nan
+    src = tmp_path / "Fe_K.tif"
+    tifffile.imwrite(src, a)
+    for extra, name in (([], "whole.tif"), (["--tile", "32"], "tiled.tif")):
+        out = tmp_path / name
+        assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1px", "--iterations", "3",
+                     "--background", "0", "-q", *extra]) == 0
+        record = json.loads((tmp_path / f"{name}.json").read_text())["xrfgpu"]["provenance"]["parameters"]
+        assert record["per_element"]["Fe_K"]["missing_pixels"] == 3 * 64

@@ -415,15 +415,23 @@ def as_image_with_weights(image, mask=None, *, xp, name: str = "image"):
     y = xp.astype(image, dtype, copy=False)
     # two reductions decide the common case (no NaN, no inf) without map-sized boolean temporaries
     low, high = (float(xp.min(y)), float(xp.max(y))) if y.size else (0.0, 0.0)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        if bool(xp.any(xp.isinf(y))):
-            raise ValueError(f"{name} contains infinite values; mark missing pixels as NaN or with mask= (weight 0)")
-        nan = xp.isnan(y)
-        if bool(xp.any(nan)):
-            missing = nan if missing is None else (missing | nan)
     weights = None
     if mask is not None:
         weights = _as_weights(mask, y, xp=xp)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        inf = xp.isinf(y)
+        # an infinite value is refused where it would be read, not at a pixel already marked missing (a masked
+        # entry, mask weight 0: map / I0 at I0 = 0, masked by the user)
+        if missing is not None:
+            inf = inf & ~missing
+        if weights is not None:
+            inf = inf & (weights > 0)
+        if bool(xp.any(inf)):
+            raise ValueError(f"{name} contains infinite values at pixels not marked missing; mark them as NaN or "
+                             "with mask= (weight 0)")
+        nan = xp.isnan(y)
+        if bool(xp.any(nan)):
+            missing = nan if missing is None else (missing | nan)
     if missing is not None:
         keep = xp.astype(~missing, dtype)
         weights = keep if weights is None else weights * keep

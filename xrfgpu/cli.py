@@ -776,8 +776,6 @@ def _missing_pixels(image, mask_path, what, *, method):
 
     if np.iscomplexobj(image):
         raise MapFileError(f"{what} is complex ({image.dtype}); element maps are real numbers")
-    if np.any(np.isinf(image)):
-        raise MapFileError(f"{what} contains infinite values")
     missing = np.isnan(image)
     weights = None
     if mask_path is not None:
@@ -789,6 +787,13 @@ def _missing_pixels(image, mask_path, what, *, method):
             raise MapFileError(f"mask {str(mask_path)!r} has shape {weights.shape}, {what} has {image.shape}")
         if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.max() > 1:
             raise MapFileError(f"mask {str(mask_path)!r} must hold weights in [0, 1] (1 = measured, 0 = missing)")
+    infinite = np.isinf(image)
+    if np.any(infinite):
+        # refused where it would be read; at a pixel the mask calls missing (map / I0 at I0 = 0) it is missing
+        if weights is None or np.any(infinite & (weights > 0)):
+            raise MapFileError(f"{what} contains infinite values at pixels not marked missing; mark them with "
+                               "--mask (weight 0) or as NaN")
+        missing = missing | infinite
     if weights is None and not missing.any():
         return image, None
     if method not in ("rl", "fista", "wiener", "tikhonov"):
@@ -1384,6 +1389,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         from ._backend import to_numpy
 
         out = to_numpy(out)
+        if options.get("mask") is not None:  # NaN pixels, --mask zeros, a scaler ≤ 0: restored from neighbours
+            details["missing_pixels"] = int(np.count_nonzero(np.asarray(options["mask"]) == 0))
         if "sigma_px" in details and (sigma_px is None or details.get("caution_applied")):
             sigma_px = details["sigma_px"]  # a blind method's σ, or the front door's caution's (--psf-auto)
             sigma_um = sigma_px * pixel_um if pixel_um else None

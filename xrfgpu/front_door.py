@@ -25,6 +25,8 @@ obtained.
 
 from __future__ import annotations
 
+import dataclasses
+
 import inspect
 import math
 import time
@@ -664,7 +666,14 @@ def _estimate_sigma(y, b, *, strict, elongation=False, weights=None):
         if est.details is not None:
             est.details["region"] = region[2]
         if region[0] is None:
-            warnings.warn(f"σ is uncertain: {region[2]}", SigmaUncertainWarning, stacklevel=3)
+            # read on the filled map, whose seams the spectrum takes for a sharp scene: not reliable, whatever
+            # the estimator said of the map it was given (an uncertain σ warns; strict=True raises)
+            message = f"σ is uncertain: {region[2]}"
+            if strict:
+                raise ValueError(f"{message}; measure the PSF on a dot or an edge or pass sigma= yourself")
+            est = dataclasses.replace(est, reliable=False,
+                                      evidence=f"{est.evidence}; {region[2]}" if est.evidence else region[2])
+            warnings.warn(message, SigmaUncertainWarning, stacklevel=3)
     return est
 
 

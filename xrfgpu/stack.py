@@ -512,22 +512,9 @@ def _missing_pixels(stack, mask, *, xp):
         # the working dtype first, as the single-map path takes it: the weights are read in it (an integer
         # stack would truncate a weight of 0.5 to 0)
         stack = xp.astype(stack, working_dtype(xp, stack.dtype), copy=False)
-    if not xp.isdtype(stack.dtype, "real floating"):
-        nan = None  # integers hold no NaN
-    else:
-        bad = [str(k) for k in range(stack.shape[0]) if bool(xp.any(xp.isinf(stack[k, ...])))]
-        if bad:
-            raise ValueError(f"stack (map{'s' if len(bad) > 1 else ''} {', '.join(bad)}) contains infinite values; "
-                             "mark missing pixels as NaN or with mask= (weight 0)")
-        nan = xp.isnan(stack)
-        if not bool(xp.any(nan)):
-            nan = None
-    if mask is None and nan is None:
-        return stack, None
     n = stack.shape[0]
-    if mask is None:
-        weights = xp.ones(stack.shape, dtype=xp.float64, device=array_device(stack))
-    else:
+    weights = None
+    if mask is not None:
         shape = getattr(mask, "shape", None)
         if shape is not None and tuple(shape) == tuple(stack.shape[-2:]):
             one = _as_weights(mask, stack[0, ...], xp=xp)
@@ -535,6 +522,25 @@ def _missing_pixels(stack, mask, *, xp):
         else:
             weights = _as_weights(mask, stack, xp=xp)
         weights = xp.astype(weights, xp.float64)
+    if not xp.isdtype(stack.dtype, "real floating"):
+        nan = None  # integers hold no NaN
+    else:
+        # an infinite value is refused where it would be read, not at a pixel the mask already calls missing
+        # (map / I0 at I0 = 0, masked by the user)
+        inf = xp.isinf(stack)
+        if weights is not None:
+            inf = inf & (weights > 0)
+        bad = [str(k) for k in range(n) if bool(xp.any(inf[k, ...]))]
+        if bad:
+            raise ValueError(f"stack (map{'s' if len(bad) > 1 else ''} {', '.join(bad)}) contains infinite values "
+                             "at pixels not marked missing; mark them as NaN or with mask= (weight 0)")
+        nan = xp.isnan(stack)
+        if not bool(xp.any(nan)):
+            nan = None
+    if weights is None and nan is None:
+        return stack, None
+    if weights is None:
+        weights = xp.ones(stack.shape, dtype=xp.float64, device=array_device(stack))
     if nan is not None:
         weights = xp.where(nan, xp.zeros_like(weights), weights)
         stack = xp.where(nan, xp.zeros_like(stack), stack)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import array_device, array_namespace, clip_below, is_numpy_namespace, to_numpy
-from ._validate import as_image
+from ._validate import _host_masked, as_image, as_image_with_weights
 from .background import is_count_map
 
 __all__ = ["CVStop", "CV_DROP_TOLERANCE", "cv_iterations", "cv_stop", "discrepancy_iterations", "frc_iteration_curve",
@@ -275,7 +275,18 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     from .richardson_lucy import richardson_lucy
 
     xp = array_namespace(image)
-    y = as_image(image, xp=xp)
+    given_mask = rl_options.get("mask")
+    # the map marks missing pixels itself: masked entries, or NaN
+    marked = hasattr(image, "dtype") and (_host_masked(image) is not None or (
+        xp.isdtype(image.dtype, "real floating") and bool(xp.any(xp.isnan(image)))))
+    if given_mask is None and not marked:
+        y, weights = as_image(image, xp=xp), None
+    else:
+        # missing pixels (NaN, masked entries, mask 0) are set to 0 before the count check and the split: their
+        # values (the caller's fill, a sentinel, NaN) are no measurement
+        y, weights = as_image_with_weights(image, given_mask, xp=xp)
+        if marked:  # the training run leaves out the NaN and masked pixels too
+            rl_options = {**rl_options, "mask": weights}
     if not is_count_map(y):
         raise ValueError("cross-validated stopping needs a map of non-negative integer counts")
     p = float(holdout)
@@ -290,15 +301,8 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     # missing pixels (the mask the training run leaves out) are left out of the held-out deviance too, and
     # set to 0 before the split: their values (the caller's fill, or anything) are no measurement, and the
     # draws of the measured pixels' split do not depend on them
-    weights = None
-    if rl_options.get("mask") is not None:
-        from ._validate import _as_weights
-
-        weights = _as_weights(rl_options["mask"], y, xp=xp)
-        if bool(xp.all(weights == 1.0)):
-            weights = None
-        else:
-            y = xp.where(weights > 0, y, xp.zeros_like(y))
+    if weights is not None and bool(xp.all(weights == 1.0)):
+        weights = None
     y1, y2 = split_counts(y, fraction=1.0 - p, seed=seed)
     train_b = background * (1.0 - p)
     pb = prepare(y2, psf, background=background * p, iterative=True)
