@@ -158,3 +158,26 @@ def test_cli_records_the_missing_pixels_of_every_map(tmp_path):
                      "--background", "0", "-q", *extra]) == 0
         record = json.loads((tmp_path / f"{name}.json").read_text())["xrfgpu"]["provenance"]["parameters"]
         assert record["per_element"]["Fe_K"]["missing_pixels"] == 3 * 64
+
+
+def test_a_map_only_sigma_flagged_uncertain_says_so_in_its_table_and_restore_warns(tmp_path, capsys, monkeypatch):
+    """``psf blind --map-only`` writes whether σ was reliable and its interval into the PSF table, and
+    ``restore --psf-file`` warns when it restores with a σ flagged there (before, the table carried σ alone)."""
+    import tomllib
+    from pathlib import Path
+
+    from xrfgpu.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the fit figure's default name is in the working folder
+    # the real HXN Si map: a nearly uniform substrate, its σ read at the estimator's floor and flagged
+    src = tmp_path / "Si_K.tif"
+    src.write_bytes((Path(__file__).parent / "data" / "hxn_nanoparticles_xrf" / "SUM_maps_XRF_Si_K.tiff").read_bytes())
+    table = tmp_path / "si.toml"
+    assert main(["psf", "blind", str(src), "--map-only", "--pixel-size", "0.15um", "-o", str(table), "-q"]) == 0
+    entry = tomllib.loads(table.read_text())["measurements"]["Si-Ka"]
+    assert entry["reliable"] is False
+    assert entry["interval_lo_um"] < tomllib.loads(table.read_text())["sigma_um"]["Si-Ka"] <= entry["interval_hi_um"]
+    capsys.readouterr()
+    assert main(["restore", str(src), "-o", str(tmp_path / "out.tif"), "--psf-file", str(table),
+                 "--iterations", "2"]) == 0
+    assert "flagged uncertain" in capsys.readouterr().err

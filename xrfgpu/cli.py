@@ -1313,6 +1313,10 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             sigma_px = sigma_um / pixel_um
             source = {"how": f"PSF file {str(psf_file)}", "line": line,
                       **{k2: v for k2, v in entry.items() if k2 != "sigma_um"}}
+            if entry.get("reliable") is False:  # `psf blind --map-only` flagged it when it measured it
+                _warn(quiet, f"{name}: the σ of {line} in {str(psf_file)!r} ({sigma_um:.3g} µm) was estimated from "
+                             "a map and flagged uncertain there; measure the PSF on a dot or an edge (xrfgpu psf "
+                             "dot|edge) for a σ to trust")
         elif psf_auto:
             from .front_door import goal_factors, require_side_for_sigma, sigma_from_map
 
@@ -1584,7 +1588,10 @@ def _table_line(line, name):
     try:
         return normalise_line(line.replace("_", "-"))
     except ValueError:
-        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line Cr-Ka)") from None
+        symbol = re.match(r"[A-Z][a-z]?", str(name))
+        example = f"{symbol.group(0)}-Ka" if symbol else "Cr-Ka"  # the map's own element where its name starts with one
+        raise ValueError(f"map {name!r} is not named after an X-ray line; say which with --line (e.g. --line "
+                         f"{example})") from None
 
 
 def _load_for_psf(input_path, element, pixel_size, dataset, *, with_unit=False, allow_missing=False):
@@ -1807,8 +1814,14 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
     label = f"blind L0 kernel ({kernel.shape[0]}×{kernel.shape[1]} px)" if kernel is not None else None
     fig = kernel_figure(kernel, sigma, pixel_size_um=pixel_um, kernel_label=label,
                         title=f"{name}: {'blind L0 kernel and its Gaussian fit' if kernel is not None else 'σ estimated from the map (no kernel)'}")
+    table_extra = {}
+    if spectral:  # the estimate's interval and whether it can be trusted travel with the table to --psf-file
+        table_extra["reliable"] = bool(est.reliable)
+        if est.interval is not None and pixel_um:
+            table_extra["interval_lo_um"] = float(est.interval[0]) * pixel_um
+            table_extra["interval_hi_um"] = float(est.interval[1]) * pixel_um
     return _report_psf(kind, name, line, sigma, stderr, pixel_um, extra, output, figure, fig, overwrite,
-                       quiet, as_json, {}, inputs=[input_path])
+                       quiet, as_json, table_extra, inputs=[input_path])
 
 
 # --------------------------------------------------------------------------- compare
