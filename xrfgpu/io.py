@@ -9,10 +9,13 @@ Maps keep the file's orientation: index ``[row, col]`` is the file's
 Formats
 -------
 =====================  =====================================================
-TIFF (``.tif``)        one page per element; names from ImageJ ``Labels``
-                       (what xrfgpu writes: an ImageJ hyperstack), the
-                       xrfgpu header or ``PageName`` tags; pixel size from
-                       the header or the resolution tags (+ ImageJ unit)
+TIFF (``.tif``)        one page per element, or one page of contiguous
+                       samples (axes ``YXS``, a map per sample); names from
+                       ImageJ ``Labels`` (what xrfgpu writes: an ImageJ
+                       hyperstack), the xrfgpu header, ``PageName`` tags or
+                       OME channel names; pixel size from the header, the
+                       resolution tags (+ ImageJ unit; 72 or 96 per inch is
+                       a screen default, not read) or OME ``PhysicalSizeX``
 NumPy (``.npy``)       one 2-D map, or a (elements, rows, cols) stack whose
                        names are in the sidecar ``<file>.json``
 NumPy (``.npz``)       one 2-D array per element (key = name), or ``maps`` +
@@ -21,7 +24,8 @@ CSV/TXT matrices       one file per element, or a folder of them (as
                        benchtop instruments such as the Bruker M4 export);
                        ``,`` ``;`` tab or blank separated, header lines skipped;
                        a blank cell (``1,,3``) is a missing pixel, NaN, counted
-                       in ``metadata["blank_cells"]``
+                       in ``metadata["blank_cells"]``; the header row and index
+                       column of pandas' ``to_csv`` are dropped
 PyXRF HDF5             ``xrfmap/<detsum|det1..>/xrf_fit`` (elements, rows,
                        cols) with ``xrf_fit_name``; scalers from
                        ``xrfmap/scalers/val`` (rows, cols, k) and ``name``
@@ -36,6 +40,13 @@ APS MAPS HDF5          ``MAPS/XRF_Analyzed/{Fitted,NNLS,ROI}/Counts_Per_Sec``
 xrfgpu HDF5            ``xrfgpu/maps`` + ``xrfgpu/names`` (what
                        :func:`write_maps` writes, with provenance attributes)
 =====================  =====================================================
+
+A name repeated within a file (ImageJ labels, PyXRF ``xrf_fit_name``, MAPS
+``channel_names``) keeps every map: the later ones are ``<name>_2``, ...
+(``metadata["renamed"]``); two files of a folder giving one name are refused.
+Rectangular pixels keep ``pixel_size_um`` the x step and add
+``metadata["pixel_size_y_um"]``. What a reader changed or dropped is also
+said in a :class:`MapReadWarning`.
 
 Inputs are only ever opened read-only; a corrupt, empty or truncated file
 raises :class:`MapFileError` with one line naming the file and the problem.
@@ -55,6 +66,7 @@ import json
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,6 +77,7 @@ from .output_safety import Output, write_outputs
 __all__ = [
     "ElementMaps",
     "MapFileError",
+    "MapReadWarning",
     "read_maps",
     "write_maps",
     "match_name",
@@ -83,6 +96,11 @@ NUMPY_SUFFIXES = (".npy", ".npz")
 
 class MapFileError(ValueError):
     """A map file that cannot be read or written; the message names the file and the problem."""
+
+
+class MapReadWarning(UserWarning):
+    """A map file read with a change the user should know of (a repeated map name renamed, a header
+    dropped, rectangular pixels, a screen resolution taken for no pixel size); the message names the file."""
 
 
 def _require(module, what):
@@ -322,7 +340,8 @@ def _jsonable(value):
 
 
 def _carry_units(info, names, meta):
-    """Copy the units of ``names`` (``{name: unit}``, e.g. MAPS's ug/cm^2) from an xrfgpu header into ``meta``.
+    """Copy the units of ``names`` (``{name: unit}``, e.g. MAPS's ug/cm^2) from an xrfgpu header into ``meta``,
+    and the y step of rectangular pixels (``pixel_size_y_um`` with its ``pixel_size_note``).
 
     ``write_maps`` stores the input's metadata in its header; without this, a MAPS map written to
     TIFF, NPZ, NPY or a folder and read back had its units only inside ``input_metadata``.
@@ -332,7 +351,67 @@ def _carry_units(info, names, meta):
         kept = {str(n): units[str(n)] for n in names if str(n) in units}
         if kept:
             meta["units"] = kept
+    for key in ("pixel_size_y_um", "pixel_size_note"):
+        if (info.get("metadata") or {}).get(key) is not None:
+            meta[key] = info["metadata"][key]
     return meta
+
+
+def _warn_later(meta, text):
+    """Record a :class:`MapReadWarning` for :func:`read_maps` to emit once the file is read.
+
+    Kept in ``meta["read_warnings"]`` (so an output's record says it too) and emitted outside the
+    readers' error handling: a warning turned into an error (``-W error``) is then that warning, not
+    a "corrupt file".
+    """
+    meta.setdefault("read_warnings", []).append(text)
+
+
+def _unique_names(names, path, meta):
+    """``names`` with repeats made distinct, so that no map is lost to a name another map also holds.
+
+    ``dict(zip(names, maps))`` kept one map per name: a file whose labels repeat (two detector channels
+    both labelled ``Fe_K``) lost a map, and the one left under the name could be another element's. The
+    second and later maps of a name are now ``<name>_2``, ``<name>_3``, ... (characters a folder output
+    keeps in its file names; a name the file already holds is skipped), each recorded in
+    ``meta["renamed"]`` as ``{"name", "position", "as"}`` (``position``: the map's index in the file's
+    stack, from 0) and named in a :class:`MapReadWarning`.
+    """
+    names = [str(n) for n in names]
+    if len(set(names)) == len(names):
+        return names
+    taken = set(names)
+    out, seen, renamed = [], {}, []
+    for i, name in enumerate(names):
+        seen.setdefault(name, []).append(i)
+        if len(seen[name]) == 1:
+            out.append(name)
+            continue
+        k = len(seen[name])
+        while f"{name}_{k}" in taken:
+            k += 1
+        taken.add(f"{name}_{k}")
+        out.append(f"{name}_{k}")
+        renamed.append({"name": name, "position": i, "as": f"{name}_{k}"})
+    meta.setdefault("renamed", []).extend(renamed)
+    for name, where in seen.items():
+        if len(where) > 1:
+            later = [r["as"] for r in renamed if r["name"] == name]
+            _warn_later(meta, f"input {str(path)!r}: the map name {name!r} is given to {len(where)} maps (positions "
+                              f"{', '.join(map(str, where))} in the file, counting from 0); all are kept, the first "
+                              f"as {name!r}, the others as {', '.join(map(repr, later))}")
+    return out
+
+
+def _note_rectangular(meta, x_um, y_um, path):
+    """Record (``pixel_size_y_um``, ``pixel_size_note``) and warn when the y step differs from the x step by
+    more than 1 %; ``pixel_size_um`` stays the x (fast axis) step."""
+    if not x_um or not y_um or abs(y_um - x_um) <= 0.01 * x_um:
+        return
+    meta["pixel_size_y_um"] = float(y_um)
+    meta["pixel_size_note"] = (f"x step {x_um:.6g} µm, y step {y_um:.6g} µm: pixels are not square; "
+                               "pixel_size_um is the x (fast axis) step")
+    _warn_later(meta, f"input {str(path)!r}: {meta['pixel_size_note']}")
 
 
 def sidecar_path(path):
@@ -391,6 +470,14 @@ def read_maps(path, *, dataset=None, normalize=None):
         message names the file.
     ImportError
         A TIFF or HDF5 file without tifffile/h5py installed (names the extra).
+
+    Warns
+    -----
+    MapReadWarning
+        The file was read with a change to say: a repeated map name given to a later map as
+        ``<name>_2`` (``metadata["renamed"]``), pandas' CSV header and index dropped
+        (``metadata["csv_layout"]``), pixels that are not square (``metadata["pixel_size_y_um"]``).
+        The messages are also in ``metadata["read_warnings"]``.
     """
     path = Path(path)
     if not path.exists():
@@ -408,11 +495,14 @@ def read_maps(path, *, dataset=None, normalize=None):
         elif suffix == ".npz":
             em = _read_npz(path)
         elif suffix in TEXT_SUFFIXES:
-            a, blank = _read_text_matrix(path)
+            a, blank, layout = _read_text_matrix(path)
             name = element_name_from_stem(path.stem)
             meta = {"format": "text"}
             if blank:
                 meta["blank_cells"] = [_blank_cell_note(path.name, name, blank)]
+            if layout:
+                meta["csv_layout"] = layout
+                _warn_later(meta, _csv_layout_warning(path, layout, a.shape))
             em = ElementMaps({name: a}, source=str(path), metadata=meta)
         elif suffix in HDF5_SUFFIXES or _looks_like_hdf5(path):
             em = _read_hdf5(path, dataset=dataset)
@@ -433,6 +523,8 @@ def read_maps(path, *, dataset=None, normalize=None):
             f"({type(exc).__name__}: {_one_line(exc)})"
         ) from exc
     em.source = str(path)
+    for text in em.metadata.get("read_warnings") or []:
+        warnings.warn(text, MapReadWarning, stacklevel=2)
     if normalize:
         if not em.scalers:
             raise MapFileError(f"input {str(path)!r} has no scalers to normalise by (asked for {normalize!r})")
@@ -562,9 +654,16 @@ def _read_tiff(path):
         arrays = []
         for page in pages:
             a = page.asarray()
-            if a.ndim == 3 and a.shape[-1] in (3, 4) and len(pages) == 1:
+            colour = int(getattr(page, "photometric", 1) or 1) in (2, 6, 8)  # RGB, YCbCr (JPEG), CIELab
+            if a.ndim == 3 and (colour or (a.shape[-1] in (3, 4) and len(pages) == 1
+                                           and int(getattr(page, "samplesperpixel", 1) or 1) == 1)):
                 raise MapFileError(f"input {str(path)!r} is an RGB image, not element maps")
-            if a.ndim == 3:  # one page holding a stack (planar samples)
+            if a.ndim == 3 and int(getattr(page, "samplesperpixel", 1) or 1) == a.shape[-1] > 1 \
+                    and int(getattr(page, "planarconfig", 1) or 1) == 1:
+                # contiguous samples (axes YXS): the maps are along the last axis; splitting the first
+                # made (rows) maps of (cols × samples) pixels
+                a = np.moveaxis(a, -1, 0)
+            if a.ndim == 3:  # one page holding a stack (planar samples, or contiguous ones moved first)
                 arrays.extend(list(a))
             elif a.ndim == 2:
                 arrays.append(a)
@@ -593,47 +692,108 @@ def _read_tiff(path):
             for page in pages:
                 tag = page.tags.get("PageName") if hasattr(page, "tags") else None
                 tagged.append(_decode(tag.value) if tag is not None else None)
-            if all(tagged) and len(set(tagged)) == len(tagged):
+            if all(tagged):  # repeats are kept under distinct names (_unique_names)
                 names = tagged
+        meta = {"format": "tiff", "pages": len(pages)}
         if pixel is None:
-            pixel = _tiff_pixel_size(first, ij)
+            pixel, pixel_y, note = _tiff_pixel_size(first, ij)
+            if note:
+                meta["pixel_size_note"] = note
+            _note_rectangular(meta, pixel, pixel_y, path)
+        if not names or pixel is None:
+            ome_names, ome_pixel, ome_pixel_y = _ome_names_and_pixel(tif)
+            names = names or (ome_names if len(ome_names) == len(arrays) else None)
+            if pixel is None and ome_pixel:
+                pixel = ome_pixel
+                meta.pop("pixel_size_note", None)
+                _note_rectangular(meta, ome_pixel, ome_pixel_y, path)
     if names is None or len(names) != len(arrays):
         names = [element_name_from_stem(path.stem)] if len(arrays) == 1 else [f"map{i}" for i in range(len(arrays))]
-    meta = {"format": "tiff", "pages": len(pages)}
     if info.get("provenance"):
         meta["provenance"] = info["provenance"]
     if info.get("metadata"):
         meta["input_metadata"] = info["metadata"]
+    names = _unique_names(names, path, meta)
     _carry_units(info, names, meta)
-    return ElementMaps(dict(zip([str(n) for n in names], arrays)), pixel_size_um=pixel, metadata=meta)
+    return ElementMaps(dict(zip(names, arrays)), pixel_size_um=pixel, metadata=meta)
+
+
+#: Lengths of the units a TIFF's ImageJ ``unit`` entry or ResolutionUnit tag may give, in µm.
+_LENGTH_UNITS_UM = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
+                    "mm": 1e3, "nm": 1e-3, "cm": 1e4, "inch": 25400.0, "in": 25400.0, "m": 1e6}
+
+#: Pixels per inch that are screen defaults, not scan steps: 72 (the TIFF and ImageJ default, what Fiji
+#: gives a PNG or JPEG) and 96 (Windows).
+_SCREEN_DPI = (72.0, 96.0)
 
 
 def _tiff_pixel_size(page, ij):
-    """Pixel size in µm from ImageJ 'unit' + XResolution, or the TIFF resolution unit (cm/inch)."""
-    tag = page.tags.get("XResolution")
-    if tag is None:
-        return None
-    num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
-    if not num or not den:
-        return None
-    per_unit = num / den  # pixels per unit
-    unit_um = None
-    unit = str(ij.get("unit", "")).lower().replace("\\u00b5", "µ")
-    if unit in ("um", "µm", "micron", "microns", "μm"):
-        unit_um = 1.0
-    elif unit == "mm":
-        unit_um = 1e3
-    elif unit == "nm":
-        unit_um = 1e-3
-    else:
+    """Pixel size in µm, x and y, from the resolution tags and ImageJ ``unit`` or the TIFF ResolutionUnit.
+
+    Returns
+    -------
+    x_um, y_um : float or None
+        The x (XResolution) and y (YResolution) steps in µm; None when the file gives no length (no tags,
+        ResolutionUnit NONE, an ImageJ unit such as ``pixel``).
+    note : str or None
+        Why a resolution that is there was not read as a pixel size: exactly 72 or 96 pixels per inch is
+        a screen default (the TIFF default; what ImageJ/Fiji gives an image opened from a PNG or JPEG),
+        not a scan step (before, 72 dpi with ImageJ unit ``inch`` read as a 352.8 µm step).
+    """
+    def per_unit(name):
+        tag = page.tags.get(name)
+        if tag is None:
+            return None
+        num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
+        return num / den if num and den and num / den > 0 else None
+
+    x, y = per_unit("XResolution"), per_unit("YResolution")
+    if x is None:
+        return None, None, None
+    unit = str(ij.get("unit", "")).strip().lower().replace("\\u00b5", "µ")
+    unit_um = _LENGTH_UNITS_UM.get(unit)
+    if unit_um is None:
         ru = page.tags.get("ResolutionUnit")
-        ru = int(ru.value) if ru is not None else 2
+        ru = int(ru.value) if ru is not None else 2  # the TIFF default unit is the inch
         unit_um = {3: 1e4, 2: 25400.0}.get(ru)
-        if ru == 2 and not ij:
-            return None  # the TIFF default of 72 dpi says nothing about a scan step
-    if unit_um is None or per_unit <= 0:
-        return None
-    return unit_um / per_unit
+    if unit_um is None:
+        return None, None, None
+    if unit_um == 25400.0 and any(abs(x - dpi) < 1e-6 for dpi in _SCREEN_DPI) and (y is None or y == x):
+        return None, None, (f"resolution {x:g} pixels per inch is a screen default (the TIFF default; what "
+                            "ImageJ gives a PNG or JPEG), not a scan step: no pixel size read")
+    return unit_um / x, (unit_um / y if y else None), None
+
+
+def _ome_names_and_pixel(tif):
+    """Channel names and PhysicalSizeX/Y (µm) of an OME-TIFF's first image: ``(names, x_um, y_um)``.
+
+    ``([], None, None)`` for other TIFFs or what cannot be read (the XML is read with
+    :mod:`xml.etree.ElementTree`; a unit other than a length leaves the pixel size unread).
+    """
+    text = getattr(tif, "ome_metadata", None) if getattr(tif, "is_ome", False) else None
+    if not text:
+        return [], None, None
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return [], None, None
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return [], None, None
+    names = [c.get("Name") for c in pixels if c.tag.rsplit("}", 1)[-1] == "Channel"]
+    names = names if all(names) else []
+
+    def size(axis):
+        try:
+            value = float(pixels.get(f"PhysicalSize{axis}"))
+        except (TypeError, ValueError):
+            return None
+        unit_um = _LENGTH_UNITS_UM.get(str(pixels.get(f"PhysicalSize{axis}Unit", "µm")).strip().lower())
+        return value * unit_um if unit_um and np.isfinite(value) and value > 0 else None
+
+    return names, size("X"), size("Y")
 
 
 @_file_errors("NumPy .npy")
@@ -651,8 +811,9 @@ def _read_npy(path):
         names = info.get("elements")
         if not names or len(names) != a.shape[0]:
             names = [f"map{i}" for i in range(a.shape[0])]
-        return ElementMaps(dict(zip(map(str, names), a)), pixel_size_um=pixel,
-                           metadata=_carry_units(info, names, {"format": "npy"}))
+        meta = {"format": "npy"}
+        names = _unique_names(names, path, meta)
+        return ElementMaps(dict(zip(names, a)), pixel_size_um=pixel, metadata=_carry_units(info, names, meta))
     raise MapFileError(f"input {str(path)!r}: array of shape {a.shape} is neither a map (2-D) nor a stack (3-D)")
 
 
@@ -674,7 +835,7 @@ def _read_npz(path):
             names = [_decode(n) for n in z[name_key]] if name_key else [f"map{i}" for i in range(len(stack))]
             if len(names) != len(stack):
                 raise MapFileError(f"input {str(path)!r}: {len(names)} names for {len(stack)} maps")
-            maps = dict(zip(names, stack))
+            maps = dict(zip(_unique_names(names, path, meta), stack))
         else:
             maps = {}
             for k in keys:
@@ -707,15 +868,57 @@ def _text_cell(cell, delimiter):
     return float(cell.replace(",", ".") if delimiter in (";", "\t") else cell)
 
 
+#: What :func:`_read_text_matrix` dropped of a CSV that pandas wrote (``metadata["csv_layout"]``).
+PANDAS_HEADER_AND_INDEX = "pandas header and index dropped"
+PANDAS_HEADER = "pandas header dropped"
+
+
+def _pandas_layout(data, delimiter):
+    """Which of pandas' ``DataFrame.to_csv`` layouts the rows ``data`` ([(line number, text)]) are in, or None.
+
+    ``to_csv(path)``: a first row of the column labels ``0 … n-1`` after an empty cell, and a first column of
+    the row labels ``0 … m-1`` (:data:`PANDAS_HEADER_AND_INDEX`); ``to_csv(path, index=False)``: the first row
+    ``0 … n-1`` alone (:data:`PANDAS_HEADER`). Exactly those: every row below the header as long as the others,
+    the labels whole numbers in order from 0. Any other numeric first row is data.
+    """
+    if len(data) < 2:
+        return None
+    split = (lambda line: line.rstrip(" ").split(delimiter)) if delimiter else str.split
+    head = [c.strip() for c in split(data[0][1])]
+    body = [split(line) for _, line in data[1:]]
+    if any(len(row) != len(body[0]) for row in body):
+        return None
+    labels = head[1:] if head and head[0] == "" else head
+    if not labels or labels != [str(k) for k in range(len(labels))]:
+        return None
+    if len(body[0]) == len(labels) + 1 and [row[0].strip() for row in body] == [str(k) for k in range(len(body))]:
+        return PANDAS_HEADER_AND_INDEX
+    if len(body[0]) == len(labels) and head[0] != "":
+        return PANDAS_HEADER
+    return None
+
+
+def _csv_layout_warning(path, layout, shape):
+    """The warning for a pandas CSV whose header (and index) were dropped; ``shape`` is the map's."""
+    what = ("first row (the column labels 0 … {c}) and first column (the row labels 0 … {r})" if
+            layout == PANDAS_HEADER_AND_INDEX else "first row (the column labels 0 … {c})")
+    return (f"input {str(path)!r}: the {what.format(r=shape[0] - 1, c=shape[1] - 1)} are what pandas' "
+            f"DataFrame.to_csv writes, not map values: dropped; the map is {shape[0]} × {shape[1]}")
+
+
 @_file_errors("text")
 def _read_text_matrix(path):
-    """One map from a CSV/TXT matrix: ``(map, blank cells)``; rows are scan rows, header lines skipped.
+    """One map from a CSV/TXT matrix: ``(map, blank cells, layout)``; rows are scan rows, header lines skipped.
 
     A blank cell between separators (``1,,3``, a pixel the instrument dropped or one deleted in a
     spreadsheet) is a missing pixel, NaN, as a written ``nan`` is; a row of blank cells between data
     rows is a lost scan line, and blank rows after the last data row (spreadsheet exports) are no rows.
     A separator ending every row (``1,2,3,``, as some exporters write) is not a blank cell. ``blank
     cells`` is ``(count, (line, column) of the first)``, 1-based as an editor shows them, or None.
+
+    A CSV as pandas writes a map (``DataFrame(a).to_csv(path)``: a first row ``,0,1,…,n-1`` and a first
+    column ``0 … m-1``; or ``index=False``: a first row ``0,1,…,n-1``) has that header and index dropped
+    (they were read as a row and a column of the map); ``layout`` says so (:func:`_pandas_layout`), else None.
     """
     text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     lines = [(number, ln) for number, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
@@ -741,6 +944,9 @@ def _read_text_matrix(path):
     # blank rows after the last row with a number are the end of a spreadsheet's range, not scan lines
     while data and all(c.strip() == "" for c in _split(data[-1][1], delimiter)):
         data.pop()
+    layout = _pandas_layout(data, delimiter)
+    if layout is not None:
+        data = data[1:]
     # a separator ending every row is the exporter's habit; ending some rows, it closes a blank last cell
     trailing = delimiter is not None and all(line.rstrip(" ").endswith(delimiter) for _, line in data)
     rows, blanks, first_blank = [], 0, None
@@ -748,6 +954,8 @@ def _read_text_matrix(path):
         cells = line.rstrip(" ").split(delimiter) if delimiter else line.split()
         if trailing:
             cells = cells[:-1]
+        if layout == PANDAS_HEADER_AND_INDEX:
+            cells = cells[1:]
         try:
             row = [_text_cell(c, delimiter) for c in cells]
         except ValueError:
@@ -761,7 +969,7 @@ def _read_text_matrix(path):
             raise MapFileError(
                 f"input {str(path)!r}: line {number} has {len(rows[-1])} values, the first row {len(rows[0])}"
             )
-    return np.asarray(rows, dtype=np.float64), ((blanks, first_blank) if blanks else None)
+    return np.asarray(rows, dtype=np.float64), ((blanks, first_blank) if blanks else None), layout
 
 
 def _blank_cell_note(file_name, map_name, blank):
@@ -831,7 +1039,7 @@ def _read_folder(path):
     )
     if not files:
         raise MapFileError(f"input folder {str(path)!r} holds no .csv/.txt/.tif/.npy maps")
-    arrays, skipped, pixel, blanks = {}, [], None, {}
+    arrays, skipped, pixel, blanks, layouts, carried = {}, [], None, {}, {}, {}
     for p in sorted(path.iterdir()):  # other files (notes, figures) are named too, not passed over in silence
         sidecar = p.name == "xrfgpu.json" or (p.suffix.lower() == ".json" and p.with_suffix("") in files)
         if p.is_file() and p not in files and not sidecar and not is_hidden_or_temp(p.name):
@@ -840,15 +1048,20 @@ def _read_folder(path):
     for p in files:
         try:
             if p.suffix.lower() in TEXT_SUFFIXES:
-                a, blank = _read_text_matrix(p)
+                a, blank, layout = _read_text_matrix(p)
                 if blank:
                     blanks[p] = blank
+                if layout:
+                    layouts[p] = layout
             else:
                 sub = _read_tiff(p) if p.suffix.lower() in TIFF_SUFFIXES else _read_npy(p)
                 if len(sub) != 1:
                     raise MapFileError(f"holds {len(sub)} maps, a folder of maps needs one map per file")
                 a = next(iter(sub.maps.values()))
-                pixel = pixel or sub.pixel_size_um
+                if pixel is None and sub.pixel_size_um:  # the pixel size (and its notes) of the first file that has one
+                    pixel = sub.pixel_size_um
+                    carried = {k: (list(v) if isinstance(v, list) else v) for k, v in sub.metadata.items()
+                               if k in ("pixel_size_y_um", "pixel_size_note", "read_warnings")}
         except (MapFileError, ValueError, OSError) as exc:
             if p.suffix.lower() not in TEXT_SUFFIXES:
                 # a TIFF or .npy that does not read is a damaged map, not a stray file: refuse the folder
@@ -874,20 +1087,35 @@ def _read_folder(path):
         why = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
         raise MapFileError(f"input folder {str(path)!r} holds no readable maps ({why})")
     names = _folder_names([p.stem for p in arrays])
-    maps = dict(zip(names, arrays.values()))
     side = _read_sidecar(path) or {}
     info = side.get("xrfgpu", side)
+    written = info.get("files")
+    written = written if isinstance(written, dict) and all((path / f).is_file() for f in written.values()) else None
+    if written is None:
+        # two files giving one map name (Fe_K.csv and Fe_K.tif: the same element exported twice, or two
+        # different maps): which one is the map is not known, and the second replaced the first in silence
+        by_name = {}
+        for name, p in zip(names, arrays):
+            by_name.setdefault(name, []).append(p.name)
+        clash = {name: files for name, files in by_name.items() if len(files) > 1}
+        if clash:
+            raise MapFileError(f"input folder {str(path)!r}: " + "; ".join(
+                f"{' and '.join(map(repr, files))} both give the map {name!r}" for name, files in clash.items())
+                + ": which one is the map is not known; move or rename all but one of them")
+    maps = dict(zip(names, arrays.values()))
     pixel = info.get("pixel_size_um", pixel)
     meta = {"format": "folder", "files": [p.name for p in arrays]}
+    if info.get("pixel_size_um") is None:
+        meta.update(carried)
     if skipped:
         meta["skipped"] = skipped
     notes = [_blank_cell_note(p.name, name, blanks[p]) for name, p in zip(names, arrays) if p in blanks]
-    written = info.get("files")
-    if isinstance(written, dict) and all((path / f).is_file() for f in written.values()):
+    csv_layouts = [{"file": p.name, "map": name, "layout": layouts[p]} for name, p in zip(names, arrays) if p in layouts]
+    if written is not None:
         # a folder xrfgpu wrote: names and order from its sidecar
-        maps, notes = {}, []
+        maps, notes, csv_layouts = {}, [], []
         for name, f in written.items():
-            maps[name], blank = _read_text_matrix(path / f)
+            maps[name], blank, _ = _read_text_matrix(path / f)
             if blank:
                 notes.append(_blank_cell_note(f, name, blank))
         if info.get("provenance"):
@@ -895,6 +1123,10 @@ def _read_folder(path):
         _carry_units(info, list(maps), meta)
     if notes:
         meta["blank_cells"] = notes
+    if csv_layouts:
+        meta["csv_layout"] = csv_layouts
+        for entry in csv_layouts:
+            _warn_later(meta, _csv_layout_warning(path / entry["file"], entry["layout"], maps[entry["map"]].shape))
     return ElementMaps(maps, pixel_size_um=pixel, metadata=meta)
 
 
@@ -946,6 +1178,10 @@ def _read_xrfgpu_h5(f, path):
     scalers = {}
     if "scalers" in g:
         scalers = {k: g["scalers"][k][()] for k in g["scalers"]}
+    for key in ("pixel_size_y_um", "pixel_size_note"):  # rectangular pixels, as the input said
+        if source_meta.get(key) is not None:
+            meta[key] = source_meta[key]
+    names = _unique_names(names, path, meta)
     return ElementMaps(dict(zip(names, stack)), pixel_size_um=info.get("pixel_size_um"), metadata=meta, scalers=scalers)
 
 
@@ -991,6 +1227,15 @@ def _read_pyxrf(f, path, dataset):
     pixel = None
     if "scan_metadata" in root:
         pixel = _jsonable(root["scan_metadata"].attrs.get("xrfgpu_pixel_size_um"))
+    step_x, step_y = (abs((meta.get("positions") or {}).get(k) or 0.0) for k in ("step_x", "step_y"))
+    if step_x and step_y and abs(step_y - step_x) > 0.01 * step_x:  # the positions' unit is not known: their ratio is
+        if pixel:
+            _note_rectangular(meta, float(pixel), float(pixel) * step_y / step_x, path)
+        else:
+            meta["pixel_size_note"] = (f"x step {step_x:.6g}, y step {step_y:.6g} (xrfmap/positions, in the file's "
+                                       "unit): pixels are not square")
+            _warn_later(meta, f"input {str(path)!r}: {meta['pixel_size_note']}")
+    names = _unique_names(names, path, meta)
     return ElementMaps(dict(zip(names, stack)), pixel_size_um=pixel, metadata=meta, scalers=scalers)
 
 
@@ -1073,9 +1318,10 @@ def _read_aps_maps(f, path, dataset):
     names = names[: stack.shape[0]]
     if stack.ndim != 3 or stack.shape[0] != len(names):
         raise MapFileError(f"input {str(path)!r}: {where} has shape {stack.shape} for {len(names)} channel names")
+    meta["channel_names"] = list(names)  # as the file gives them: MAPS output looks their units up in this order
+    names = _unique_names(names, path, meta)
     if units is not None and len(units) >= len(names):
         meta["units"] = dict(zip(names, units[: len(names)]))
-    meta["channel_names"] = list(names)
     scalers = {}
     if "Scalers" in root and "Values" in root["Scalers"] and "Names" in root["Scalers"]:
         val = root["Scalers"]["Values"][()]
@@ -1102,8 +1348,7 @@ def _read_aps_maps(f, path, dataset):
                 if steps[axis] is not None:
                     meta[f"{axis}_step_um"] = steps[axis]
         pixel = steps.get("x_axis") or steps.get("y_axis")
-        if steps.get("x_axis") and steps.get("y_axis") and abs(steps["x_axis"] - steps["y_axis"]) > 1e-3 * pixel:
-            meta["pixel_size_note"] = "x and y steps differ; pixel_size_um is the x (fast axis) step"
+        _note_rectangular(meta, steps.get("x_axis"), steps.get("y_axis"), path)
     return ElementMaps(dict(zip(names, stack)), pixel_size_um=pixel, metadata=meta, scalers=scalers)
 
 
@@ -1151,7 +1396,8 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
     in the sidecar), ``.npz``, ``.h5``/``.hdf5`` (``xrfgpu/maps`` and
     ``xrfgpu/names`` plus, for PyXRF or MAPS input, the same maps linked
     into that layout so those programs open the result; the input's scalers
-    and metadata are copied), ``.csv``/``.txt`` (one element only), or no
+    and metadata are copied), ``.csv``/``.txt`` (one element only; commas in
+    ``.csv``, tabs in ``.tsv``/``.txt``/``.dat``/``.asc``), or no
     suffix: a folder with one CSV per element. A JSON sidecar
     (:func:`sidecar_path`) with the same header is written beside it.
 
@@ -1244,7 +1490,9 @@ def write_maps(path, maps, *, provenance=None, overwrite=False, source=None, dty
             raise MapFileError(
                 f"output {str(path)!r}: a CSV/TXT file holds one map, not {len(maps)}; give a folder name (no suffix) instead"
             )
-        writer = _write_text
+        import functools
+
+        writer = functools.partial(_write_text, delimiter=TEXT_DELIMITERS.get(suffix, "\t"))
     else:
         raise MapFileError(f"output {str(path)!r}: unknown output format {suffix!r} (use .tif, .h5, .npz, .npy, .csv or a folder)")
     _check_target(path, overwrite, source, sidecar)
@@ -1291,7 +1539,9 @@ def _write_tiff(tmp, em, header, dtype):
 
     Element names are the ImageJ channel ``Labels``; the pixel size is the
     resolution in pixels per µm with ImageJ ``unit=um`` (ImageJ's own
-    convention; the TIFF ResolutionUnit is then NONE). The xrfgpu header
+    convention; the TIFF ResolutionUnit is then NONE): XResolution from
+    ``pixel_size_um``, YResolution from ``metadata["pixel_size_y_um"]`` where
+    the input's pixels were not square (else the same). The xrfgpu header
     (names, pixel size, input metadata, provenance) is JSON in ImageJ's
     ``Info`` entry, stored in the IJMetadata tag (50839), which ImageJ shows
     under *Image > Show Info* and which no reader takes for image layout; the
@@ -1306,7 +1556,8 @@ def _write_tiff(tmp, em, header, dtype):
                 "Info": json.dumps(header, ensure_ascii=False)}
     res = None
     if em.pixel_size_um:
-        res = (1.0 / em.pixel_size_um, 1.0 / em.pixel_size_um)  # pixels per µm
+        y_um = em.metadata.get("pixel_size_y_um") or em.pixel_size_um  # rectangular pixels keep their y step
+        res = (1.0 / em.pixel_size_um, 1.0 / float(y_um))  # pixels per µm
         metadata["unit"] = "um"
     tifffile.imwrite(tmp, stack if len(em) > 1 else stack[0], imagej=True, resolution=res, metadata=metadata,
                      software=f"xrfgpu {__version__}")
@@ -1326,8 +1577,14 @@ def _write_npz(tmp, em, header, dtype):
         np.savez_compressed(fh, **arrays)
 
 
-def _write_text(tmp, em, header, dtype):
-    np.savetxt(tmp, np.asarray(next(iter(em.maps.values())), dtype=np.float64), delimiter=",", fmt="%.7g")
+#: The separator of a one-map text output, by suffix: commas in ``.csv``, tabs in the others (``.tsv``,
+#: ``.txt``, ``.dat``, ``.asc``), which ``numpy.loadtxt(path)`` reads with or without ``delimiter="\t"``
+#: (and spreadsheets as tab-delimited text).
+TEXT_DELIMITERS = {".csv": ","}
+
+
+def _write_text(tmp, em, header, dtype, delimiter=","):
+    np.savetxt(tmp, np.asarray(next(iter(em.maps.values())), dtype=np.float64), delimiter=delimiter, fmt="%.7g")
 
 
 def _write_hdf5(tmp, em, header, dtype):
