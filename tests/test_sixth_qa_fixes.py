@@ -181,3 +181,60 @@ def test_a_map_only_sigma_flagged_uncertain_says_so_in_its_table_and_restore_war
     assert main(["restore", str(src), "-o", str(tmp_path / "out.tif"), "--psf-file", str(table),
                  "--iterations", "2"]) == 0
     assert "flagged uncertain" in capsys.readouterr().err
+
+
+# -- pixels that are not square -----------------------------------------------------------------------------
+
+
+def _rectangular_scan(path, rng_seed=2):
+    """A count map in an ImageJ TIFF whose pixels are 0.15 µm wide and 0.30 µm tall."""
+    rng = np.random.default_rng(rng_seed)
+    a = rng.poisson(60.0, (48, 40)).astype(np.float32)
+    a[20:28, 10:30] += 200.0
+    tifffile.imwrite(path, a, imagej=True, resolution=(1 / 0.15, 1 / 0.30), metadata={"unit": "um"})
+    return a
+
+
+def test_a_sigma_in_um_on_rectangular_pixels_is_an_ellipse_in_pixels(tmp_path, capsys):
+    """σ = 0.3 µm on 0.15 × 0.30 µm pixels is 2 px along x and 1 px along y: the command line restores with
+    that ellipse (the library's result with that PSF), whole map and tiled, says so once in a ``Warning:``
+    line, and writes both steps back (before, σ was 2 px along both axes and the output's pixels square)."""
+    import json
+
+    import xrfgpu
+    from xrfgpu.cli import main
+    from xrfgpu.psf import gaussian_for_map
+
+    src = tmp_path / "scan_Fe_K.tif"
+    a = _rectangular_scan(src)
+    ref = np.asarray(xrfgpu.restore(a.astype(np.float32), gaussian_for_map(2.0, a.shape, sigma_v=1.0),
+                                    background=0.0, num_iter=10))
+    for extra, name in (([], "whole.tif"), (["--tile", "24"], "tiled.tif")):
+        out = tmp_path / name
+        assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "0.3um", "--iterations", "10",
+                     "--background", "0", *extra]) == 0
+        err = capsys.readouterr().err
+        assert "Warning: input" in err and "pixels are not square" in err and "MapReadWarning" not in err
+        got = tifffile.imread(out)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * float(ref.max()))
+        with tifffile.TiffFile(out) as tif:
+            page = tif.pages[0]
+            x_step, y_step = (den / num for num, den in (page.tags["XResolution"].value, page.tags["YResolution"].value))
+        assert (x_step, y_step) == pytest.approx((0.15, 0.30))
+        source = json.loads((tmp_path / f"{name}.json").read_text())["xrfgpu"]["provenance"]["psf"]["Fe_K"]["source"]
+        assert (source["sigma_u_px"], source["sigma_v_px"]) == pytest.approx((2.0, 1.0))
+
+
+def test_pixel_size_given_on_rectangular_pixels_makes_them_square_and_says_so(tmp_path, capsys):
+    from xrfgpu.cli import main
+
+    src = tmp_path / "scan_Fe_K.tif"
+    _rectangular_scan(src)
+    out = tmp_path / "out.tif"
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "0.3um", "--iterations", "3",
+                 "--background", "0", "--pixel-size", "0.2um"]) == 0
+    assert "is taken for both axes" in capsys.readouterr().err
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        x_step, y_step = (den / num for num, den in (page.tags["XResolution"].value, page.tags["YResolution"].value))
+    assert (x_step, y_step) == pytest.approx((0.2, 0.2))

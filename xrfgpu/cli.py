@@ -257,6 +257,23 @@ def _warn(quiet, text):
         click.echo(f"Warning: {text}", err=True)
 
 
+def _read_maps(path, quiet=False, **options):
+    """:func:`xrfgpu.io.read_maps`, its :class:`xrfgpu.io.MapReadWarning` messages (a repeated map name
+    renamed, pandas' CSV header dropped, pixels that are not square) said in a ``Warning:`` line each, as the
+    command line says its other warnings, instead of Python's warning format with a source line."""
+    from .io import MapReadWarning, read_maps
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MapReadWarning)
+        maps = read_maps(path, **options)
+    for w in caught:
+        if issubclass(w.category, MapReadWarning):
+            _warn(quiet, str(w.message))
+        else:  # anything else goes on as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return maps
+
+
 @contextlib.contextmanager
 def _sigma_warnings():
     """Collect the messages of :class:`xrfgpu.psf.blind_sigma.SigmaUncertainWarning` raised in the block.
@@ -695,7 +712,7 @@ def _backend_info(where):
 _GAIN_KEYS = ("gain", "map_kind", "gain_spread", "gain_note")
 
 
-def _run_method(method, image, sigma_px, *, background, gain, options, progress, label, map_kind=None):
+def _run_method(method, image, sigma_px, *, background, gain, options, progress, label, map_kind=None, psf=None):
     """Restore one map through the front door :func:`xrfgpu.restore`; returns (array, details dict).
 
     Without ``--iterations`` RL stops by the front door's rule (cross-validation,
@@ -704,7 +721,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     :class:`xrfgpu.psf.SigmaEstimate` of :func:`xrfgpu.front_door.sigma_from_map`,
     which the front door scales by the goal as it scales its own estimate.
     ``gain`` is the map's effective gain (:func:`_measured_gain`), not measured again; None: the front door
-    measures it. ``map_kind``: the map's kind, not classified again (:func:`_map_kind_once`).
+    measures it. ``map_kind``: the map's kind, not classified again (:func:`_map_kind_once`). ``psf``: a PSF
+    array restored with instead of ``sigma_px`` (the ellipse of a given σ on pixels that are not square).
     """
     from .front_door import restore
 
@@ -722,7 +740,9 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
-    sigma = None if method in ("blind", "blind-rl") else sigma_px
+    sigma = None if method in ("blind", "blind-rl") or psf is not None else sigma_px
+    if psf is not None and method not in ("blind", "blind-rl"):
+        kwargs["psf"] = psf
     with _sigma_warnings() as sigma_messages:
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
@@ -772,14 +792,14 @@ def _missing_pixels(image, mask_path, what, *, method):
     """
     import array_api_compat.numpy as xnp  # its asarray takes device= on NumPy 1.x too
 
-    from .io import MapFileError, read_maps
+    from .io import MapFileError
 
     if np.iscomplexobj(image):
         raise MapFileError(f"{what} is complex ({image.dtype}); element maps are real numbers")
     missing = np.isnan(image)
     weights = None
     if mask_path is not None:
-        masks = read_maps(mask_path)
+        masks = _read_maps(mask_path)
         if len(masks) != 1:
             raise MapFileError(f"mask {str(mask_path)!r} holds {len(masks)} maps; give one map of weights")
         weights = np.asarray(next(iter(masks.maps.values())), dtype=np.float64)
@@ -1155,7 +1175,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     Example:
       xrfgpu restore scan.h5 -o scan_restored.h5 --psf-file psf.toml --pixel-size 10um
     """
-    from .io import MapFileError, _check_target, read_maps, write_maps
+    from .io import MapFileError, _check_target, write_maps
     from .provenance import make_record
     from .units import parse_length_um
 
@@ -1186,16 +1206,22 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     # fail early on the output before any work
     inputs = [input_path, psf_file, mask_path]
     _check_target(output, overwrite, inputs)
-    maps = read_maps(input_path, dataset=dataset, normalize=normalize)
+    maps = _read_maps(input_path, quiet, dataset=dataset, normalize=normalize)
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, quiet)
     _warn_earlier_outputs(input_path, maps, quiet)
+    pixel_y_um = None  # the y (row) step where the input's pixels are not square
     if pixel_size is not None:
         pixel_um = parse_length_um(pixel_size, what="--pixel-size")
         if maps.pixel_size_um and abs(maps.pixel_size_um - pixel_um) > 1e-3 * pixel_um:
             _warn(quiet, f"--pixel-size {pixel_um:g} µm overrides {maps.pixel_size_um:g} µm stored in {input_path}")
+        if maps.metadata.get("pixel_size_y_um"):  # one step given: square pixels, said and recorded
+            _warn(quiet, f"--pixel-size {pixel_um:g} µm is taken for both axes; the y step "
+                         f"{maps.metadata['pixel_size_y_um']:g} µm stored in {input_path} is not used")
+            maps.metadata = {k: v for k, v in maps.metadata.items() if k not in ("pixel_size_y_um", "pixel_size_note")}
     elif maps.pixel_size_um:
         pixel_um = maps.pixel_size_um
+        pixel_y_um = maps.metadata.get("pixel_size_y_um")
     else:
         pixel_um = None
     wanted = [e.strip() for e in elements.split(",") if e.strip()] if elements is not None else None
@@ -1353,6 +1379,24 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         else:
             sigma_px = sigma_um = None
             source = {"how": f"blind ({method})"}
+        if pixel_y_um and sigma_px is not None:  # pixels that are not square (the reader warned)
+            steps = f"x step {pixel_um:g} µm, y step {pixel_y_um:g} µm"
+            if psf_auto or source.get("unit") == "px":  # a σ in pixels is round in pixels, as estimated or given
+                source["pixels_not_square"] = f"{steps}: σ in pixels taken as the same along both axes"
+                if psf_auto and not elongated_spot:
+                    _warn(quiet, f"{name}: pixels are not square ({steps}); the σ estimated in pixels is round, a "
+                                 "compromise between the axes: --elongated-spot measures an ellipse, or give σ in µm")
+            elif joint:  # one round σ per map: the geometric mean of the two axes' σ in pixels
+                sigma_px = math.sqrt(sigma_px * sigma_um / pixel_y_um)
+                source["pixels_not_square"] = f"{steps}: --joint restores with the round σ √(σx σy) in pixels"
+                _warn(quiet, f"{name}: pixels are not square ({steps}); --joint restores with the round σ "
+                             f"{sigma_px:.3g} px, the geometric mean of the two axes")
+            elif method not in ("blind", "blind-rl"):
+                # σ in µm on a rectangular grid: an ellipse in pixels, σu along the columns (x), σv along the rows
+                elliptical = (sigma_px, sigma_um / pixel_y_um, 0.0)
+                source.update(sigma_u_px=elliptical[0], sigma_v_px=elliptical[1],
+                              pixels_not_square=f"{steps}: σ {sigma_um:g} µm is {elliptical[0]:.4g} px along x and "
+                                                f"{elliptical[1]:.4g} px along y")
         if sigma_px is not None and not (sigma_px > 0.05):
             raise ValueError(f"PSF σ for {name!r} is {sigma_px:.3g} px: too small to restore (check units)")
         sig_text = f"σ={sigma_um:.3g} µm ({sigma_px:.3g} px)" if sigma_um else (
@@ -1378,8 +1422,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             quick = has_bar or method in ("wiener", "tikhonov")  # direct filters take well under 2 s
             with (contextlib.nullcontext() if quick else progress.stage(f"{name}: {how.get(method, method)}")):
                 # with --psf-auto the estimate itself: the front door applies the goal's σ scale (= sigma_px)
+                given_ellipse = None
+                if elliptical is not None and not psf_auto:  # a given σ in µm on pixels that are not square
+                    from .psf import gaussian_for_map
+
+                    given_ellipse = gaussian_for_map(elliptical[0], np.shape(image), sigma_v=elliptical[1])
                 out, details = _run_method(method, work, est if psf_auto else sigma_px, background=bg, gain=gain,
-                                           options=options, progress=progress, label=name, map_kind=kind)
+                                           options=options, progress=progress, label=name, map_kind=kind,
+                                           psf=given_ellipse)
             for text in details.get("warnings", []):
                 _warn(quiet, f"{name}: {text} (on the command line: --method rl with --psf-sigma or --psf-file)")
             negative = details.get("negative_fraction_restored", 0.0)
@@ -1598,10 +1648,10 @@ def _load_for_psf(input_path, element, pixel_size, dataset, *, with_unit=False, 
     """(name, image, pixel size in µm) of the map to fit; with ``with_unit`` also its intensity unit
     (:func:`_intensity_unit`, for the fit figure). ``allow_missing``: NaN pixels are passed on (the map-only
     estimate reads σ beside them) instead of refused; infinite values are refused either way."""
-    from .io import MapFileError, read_maps
+    from .io import MapFileError
     from .units import parse_length_um
 
-    maps = read_maps(input_path, dataset=dataset)
+    maps = _read_maps(input_path, dataset=dataset)
     _check_dataset_option(maps, dataset, input_path)
     _report_skipped(maps, False)
     name, image = _pick_map(maps, element, input_path)
@@ -1924,7 +1974,6 @@ def _restoration_label(maps, name):
 @_friendly
 def compare(input_path, restored_path, elements, truth, figure, no_figure, row, overwrite, quiet, as_json):
     """Before/after figure with a line profile, and metrics (contrast, flux; with --truth, r and NRMSE)."""
-    from .io import read_maps
     from .output_safety import check_outputs
 
     inputs = [input_path, restored_path, truth]
@@ -1934,10 +1983,10 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
         fig_path = Path(figure) if figure else named.with_name(named.with_suffix("").name + "_compare.png")
         check_outputs([fig_path], inputs, overwrite=overwrite)  # before any work
         _check_figure_name(fig_path, "-o")
-    after = read_maps(restored_path)
+    after = _read_maps(restored_path, quiet or as_json)
     # the input as the restoration read it: the same MAPS/PyXRF dataset and scaler normalisation
     done = (after.metadata.get("provenance") or {}).get("parameters") or {}
-    before = read_maps(input_path, dataset=done.get("dataset"), normalize=done.get("normalize"))
+    before = _read_maps(input_path, quiet or as_json, dataset=done.get("dataset"), normalize=done.get("normalize"))
     _report_skipped(before, quiet or as_json)
     if elements:
         names = [e.strip() for e in elements.split(",")]
@@ -1949,7 +1998,7 @@ def compare(input_path, restored_path, elements, truth, figure, no_figure, row, 
                              f"({', '.join(before.names)} against {', '.join(after.names)})")
         if missing:
             _warn(quiet, f"{str(input_path)!r} does not hold {', '.join(missing)}; comparing {', '.join(names)}")
-    truth_maps = read_maps(truth) if truth else None
+    truth_maps = _read_maps(truth, quiet or as_json) if truth else None
     if before.shape != after.shape:
         raise ValueError(f"{str(restored_path)!r} has maps of shape {after.shape}, {str(input_path)!r} {before.shape}")
     if row is not None and row >= before.shape[0]:
