@@ -365,7 +365,11 @@ def test_compare_measures_a_map_with_missing_pixels_on_its_measured_pixels(tmp_p
     measured[4, 9] = False
     b, a = m[measured], restored[measured]
     lo, hi = np.percentile(b, [0.5, 99.5])
-    assert metrics["contrast_input"] == pytest.approx((hi - lo) / b.mean(), rel=1e-12)
+    assert metrics["contrast_input_with_background"] == pytest.approx((hi - lo) / b.mean(), rel=1e-12)
+    # like for like with the restoration: the input above the background the restoration recorded
+    above = b - metrics["background"]
+    lo, hi = np.percentile(above, [0.5, 99.5])
+    assert metrics["contrast_input"] == pytest.approx((hi - lo) / np.abs(above).mean(), rel=1e-12)
     assert metrics["flux_ratio"] == pytest.approx(a.sum() / b.sum(), rel=1e-12)
     with_nan = m.copy()
     with_nan[4, 9] = np.nan
