@@ -14,7 +14,9 @@ count map, 1 for a unit-sum kernel) and β the flat background per pixel.
 The fit runs on the host with :func:`scipy.optimize.least_squares`
 (trust-region reflective, analytic Jacobian); standard errors come from the
 Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` with ``s²`` the reduced χ² of the
-(weighted) residuals.
+(weighted) residuals, built from the singular values of J (NaN where the
+data do not determine a parameter). The fit runs on the map divided by its
+span, so it does not depend on the map's units.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class GaussianSpotFit(PixelLengths):
     beta : float
         Background per pixel.
     stderr : dict
-        One standard error per parameter name above.
+        One standard error per parameter name above; NaN for a parameter
+        the data do not determine (never 0, except for a held β).
     residual : ndarray
         data − model, same shape as the fitted map (NumPy, float64).
     model : ndarray
@@ -214,6 +217,53 @@ class GaussianSpotFit(PixelLengths):
         return gaussian(shape, self.sigma_u, self.sigma_v, self.rho, xp=xp, device=device, dtype=dtype)
 
 
+#: relative singular-value cut-off of the column-normalised weighted Jacobian below which a direction
+#: of the parameter space is taken as not determined by the data (its standard errors are NaN). The
+#: Jacobian's singular values are accurate to about 1e-16 of the largest, so 1e-7 leaves a wide margin
+#: for rounding while a determined but poorly constrained parameter (condition number below 1e7) keeps
+#: a finite, large standard error.
+_RCOND = 1e-7
+
+
+def _standard_errors(j, chi2):
+    """Standard errors √diag(s² (JᵀJ)⁻¹) from the weighted Jacobian ``j`` (n, k), NaN where undetermined.
+
+    ``JᵀJ`` is not inverted: its inverse is built from the singular value decomposition of ``j``
+    with its columns scaled to unit norm (a badly conditioned ``JᵀJ`` used to give a negative
+    diagonal, which a clip turned into a standard error of exactly 0). Directions whose singular
+    value is below ``_RCOND`` of the largest are not determined by the data; every parameter with a
+    component along one of them gets a NaN standard error, the others their pseudo-inverse value.
+
+    Returns
+    -------
+    se : ndarray, shape (k,)
+        Standard errors, NaN for parameters the data do not determine.
+    """
+    k = j.shape[1]
+    if not (np.all(np.isfinite(j)) and math.isfinite(chi2)):
+        return np.full(k, np.nan)
+    norms = np.sqrt(np.sum(j * j, axis=0))
+    se = np.full(k, np.nan)
+    live = norms > 0  # a parameter the model does not depend on at all is not determined
+    if not np.any(live):
+        return se
+    jn = j[:, live] / norms[live]
+    try:
+        _, s, vt = np.linalg.svd(jn, full_matrices=False)
+    except np.linalg.LinAlgError:
+        return se
+    keep = s > _RCOND * s[0]
+    var = np.sum((vt[keep] / s[keep, None]) ** 2, axis=0) / norms[live] ** 2 * chi2
+    undetermined = np.zeros(var.shape, dtype=bool)
+    if not np.all(keep):
+        # a parameter is determined only if it has no component along the null directions
+        undetermined = np.max(np.abs(vt[~keep]), axis=0) > math.sqrt(_RCOND)
+    se_live = np.sqrt(var)
+    se_live[undetermined] = np.nan
+    se[live] = se_live
+    return se
+
+
 def fit_gaussian_spot(data, *, background=None, weights=None, poisson=False, pixel_size_um=None, fix_beta=None):
     """Fit g = α·h + β to a 2-D NumPy map on the host; returns :class:`GaussianSpotFit`.
 
@@ -224,14 +274,33 @@ def fit_gaussian_spot(data, *, background=None, weights=None, poisson=False, pix
     background : float, optional
         Starting value for β (default: 10th percentile of the map).
     weights : ndarray, optional
-        Per-pixel weights 1/σ_i of the residuals.
+        Per-pixel weights 1/σ_i of the residuals, in 1/(map units).
     poisson : bool
-        Weight each residual by 1/√max(g, 1) with g the current model
-        (iteratively reweighted: one unweighted fit, then two reweighted fits).
+        Weight each residual by 1/√max(g, 1) with g the current model in the
+        map's own units (counts; iteratively reweighted: one unweighted fit,
+        then two reweighted fits).
     pixel_size_um : float, optional
         Scan step for the ``*_um`` attributes.
     fix_beta : float, optional
         Hold β at this value instead of fitting it.
+
+    Notes
+    -----
+    The fit is invariant to multiplying the map by a positive constant: it runs
+    on the map divided by its span (max − min), and α, β, their standard
+    errors and the reduced χ² are scaled back. :func:`scipy.optimize.least_squares`
+    stops on an absolute gradient tolerance (``gtol`` 1e-8), so fitting the map
+    in its own units stopped early on maps of small values: the same dot gave
+    σu 1.95 px at ×1 but 3.05 px at ×1e-7 and 2.73 px at ×1e-8 (truth 2.0).
+    The Poisson weights are computed from the model in the map's own units
+    (counts), so a count map's likelihood is unchanged.
+
+    Standard errors are √diag(s² (JᵀJ)⁻¹), computed from the singular values
+    of the column-normalised weighted Jacobian. A parameter along a direction
+    the data do not determine (singular value below 1e-7 of the largest, e.g.
+    a spot of σ ≈ 0.2 px that lights a single pixel, where μ, σ, ρ and α all
+    move that one pixel alike) gets a NaN standard error — never 0, which a
+    clip of the negative diagonal of an ill-conditioned inverse used to give.
     """
     from scipy import optimize
 
@@ -244,14 +313,18 @@ def fit_gaussian_spot(data, *, background=None, weights=None, poisson=False, pix
     span = float(data.max() - data.min())
     if not span > 0:
         raise ValueError("the map is flat: there is no spot to fit")
-    b0 = float(np.percentile(data, 10.0)) if background is None else float(background)
+    # Fit the map in units of its span, so the optimiser's absolute tolerances mean the same thing
+    # whatever the map's units (counts, µg/cm², g/cm², fractions); α, β are scaled back below.
+    scale = span
+    data_n = data / scale
+    b0 = float(np.percentile(data_n, 10.0)) if background is None else float(background) / scale
     if fix_beta is not None:
-        b0 = float(fix_beta)
-    mu_u, mu_v, s0, a0 = _moment_guess(data, b0)
+        b0 = float(fix_beta) / scale
+    mu_u, mu_v, s0, a0 = _moment_guess(data_n, b0)
     vv, uu = np.mgrid[:rows, :cols].astype(np.float64)
     uu = uu.ravel()
     vv = vv.ravel()
-    y = data.ravel()
+    y = data_n.ravel()
     smax = 2.0 * max(rows, cols)
     free = np.ones(7, dtype=bool)
     if fix_beta is not None:
@@ -279,27 +352,29 @@ def fit_gaussian_spot(data, *, background=None, weights=None, poisson=False, pix
             resid, p_start, jac=jac, bounds=(lo[free], hi[free]), method="trf", x_scale="jac", max_nfev=200
         )
 
-    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    # weights are 1/σ_i in 1/(map units); the residuals are in units of the span, hence × scale
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64).ravel() * scale
     sol = run(w, p_full[free])
     if poisson and weights is None:
         for _ in range(2):
             g, _ = _model_and_jacobian(full(sol.x), uu, vv)
-            w = 1.0 / np.sqrt(np.maximum(g, 1.0))
+            # the Poisson variance is the model in counts (the map's own units); × scale as above
+            w = scale / np.sqrt(np.maximum(g * scale, 1.0))
             sol = run(w, sol.x)
     p = full(sol.x)
     g, jfull = _model_and_jacobian(p, uu, vv)
     j = jfull[:, free] * w[:, None]
     dof = max(1, y.size - int(free.sum()))
     chi2 = float(np.sum(((g - y) * w) ** 2)) / dof
-    try:
-        cov = np.linalg.inv(j.T @ j) * chi2
-        se_free = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    except np.linalg.LinAlgError:
-        se_free = np.full(int(free.sum()), np.nan)
-    se = np.zeros(7)
-    se[free] = se_free
+    se = np.zeros(7)  # a held β has no error
+    se[free] = _standard_errors(j, chi2)
+    # back to the map's units: α and β (and their errors) scale with the map, the shape does not
+    p[5:] *= scale
+    se[5:] *= scale
+    if weights is None and not poisson:
+        chi2 *= scale * scale  # the residual variance per pixel, in map units²
     stderr = dict(zip(_PARAMS, (float(s) for s in se)))
-    model = g.reshape(rows, cols)
+    model = g.reshape(rows, cols) * scale
     return GaussianSpotFit(
         mu_u=float(p[0]),
         mu_v=float(p[1]),
