@@ -1766,7 +1766,11 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
     p_v = steps["y"] or p  # σv is along the rows: the y step where the pixels are not square
     extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p_v, "rho": fit.rho,
              "sigma_u_stderr_um": se.get("sigma_u", float("nan")) * p,
-             "sigma_v_stderr_um": se.get("sigma_v", float("nan")) * p_v, "reduced_chi2": fit.reduced_chi2}
+             "sigma_v_stderr_um": se.get("sigma_v", float("nan")) * p_v}
+    if poisson:  # the χ² per degree of freedom of Poisson-weighted residuals: about 1 for a good fit
+        extra["reduced_chi2"] = fit.reduced_chi2
+    else:  # unweighted least squares: the residuals' variance in the map's units², not a χ² near 1
+        extra["residual_variance"] = fit.reduced_chi2
     um_per_px = _measured_length_per_px(p, steps["y"])
     if um_per_px:
         extra["pixels_not_square"] = (f"x step {p:g} µm, y step {steps['y']:g} µm: σu in µm is σu·x, σv is σv·y, "
