@@ -9,7 +9,7 @@ import pytest
 from psf_scenes import BACKGROUND, SIGNAL, edge_scan
 from scipy.special import erf
 
-from xrfgpu.psf import fit_knife_edge
+from xrfgpu.psf import EdgeAngleWarning, fit_knife_edge
 
 
 @pytest.mark.parametrize("sigma", [4.0, 6.5, 10.0])
@@ -46,7 +46,8 @@ def test_given_angle_is_used():
     fit = fit_knife_edge(image, angle=30.0)
     assert fit.angle == 30.0
     assert fit.sigma == pytest.approx(6.0, rel=0.05)
-    wrong = fit_knife_edge(image, angle=0.0)  # projecting on the wrong normal widens the ESF
+    with pytest.warns(EdgeAngleWarning, match="30"):  # and the map's own angle says so
+        wrong = fit_knife_edge(image, angle=0.0)  # projecting on the wrong normal widens the ESF
     assert wrong.sigma > 1.3 * fit.sigma
 
 

@@ -294,3 +294,29 @@ def test_map_only_json_says_whether_sigma_is_reliable_and_its_interval(tmp_path,
     result = json.loads(capsys.readouterr().out)
     text = json.dumps(result)
     assert '"reliable": false' in text and "interval_px" in text
+
+
+def test_psf_edge_with_an_angle_the_map_disagrees_with_says_so_in_one_line(tmp_path, capsys):
+    """``psf edge --angle 80`` on a horizontal edge (normal at 90°) warns in a ``Warning:`` line naming the map's
+    own angle, and records it with the σ it gives; the right angle gives no such line."""
+    import json
+    import math
+
+    from scipy.special import erf
+
+    from xrfgpu.cli import main
+
+    rng = np.random.default_rng(3)
+    v = np.mgrid[:48, :56][0].astype(float)
+    edge = rng.poisson(140 + 150 * 0.5 * (1 + erf((v - 23.6) / (math.sqrt(2) * 2.0)))).astype(np.float32)
+    src = tmp_path / "edge_Fe_K.tif"
+    tifffile.imwrite(src, edge, imagej=True, resolution=(1.0, 1.0), metadata={"unit": "um"})
+    for given, warned in ((90, False), (80, True)):
+        assert main(["psf", "edge", str(src), "--angle", str(given), "-o", str(tmp_path / f"e{given}.toml"),
+                     "--figure", str(tmp_path / f"e{given}.png"), "--json"]) == 0
+        captured = capsys.readouterr()
+        result = json.loads(captured.out)
+        assert ("Warning: Fe_K: the given edge-normal angle" in captured.err) is warned
+        assert "EdgeAngleWarning" not in captured.err
+        assert result["angle_from_map_deg"] % 180 == pytest.approx(90.0, abs=1.0)
+        assert result["sigma_at_map_angle_px"] == pytest.approx(2.0, rel=0.1)

@@ -1817,9 +1817,22 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
     output, figure = _psf_outputs("edge", input_path, output, figure, overwrite)
     rectangular = _measured_length_per_px(pixel_um, steps["y"]) is not None
     # on pixels that are not square the fit's own µm would use the x step along every normal: it runs in pixels
-    fit = fit_knife_edge(image, pixel_size_um=None if rectangular else pixel_um, angle=angle)
+    from .psf import EdgeAngleWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EdgeAngleWarning)
+        fit = fit_knife_edge(image, pixel_size_um=None if rectangular else pixel_um, angle=angle)
+    for w in caught:
+        if issubclass(w.category, EdgeAngleWarning):  # --angle disagrees with the map's own edge: one line
+            _warn(quiet, f"{name}: {w.message} (on the command line: --angle)")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     fig = edge_fit_figure(fit, title=name, unit=unit)
     extra = {"angle_deg": fit.angle, "edge_px": fit.edge}
+    if angle is not None and math.isfinite(fit.angle_from_map):  # the map's own angle, beside the one given
+        extra.update(angle_from_map_deg=fit.angle_from_map, sigma_at_map_angle_px=fit.sigma_at_map_angle)
+    if fit.slope:  # a background sloped along the normal was fitted
+        extra["background_slope_per_px"] = fit.slope
     um_per_px = _measured_length_per_px(pixel_um, steps["y"], angle_deg=fit.angle) if rectangular else None
     if um_per_px:
         extra["pixels_not_square"] = (f"x step {pixel_um:g} µm, y step {steps['y']:g} µm: along the edge's normal "

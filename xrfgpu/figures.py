@@ -14,7 +14,7 @@ import numpy as np
 from .metrics import affine_nrmse
 
 __all__ = ["save_figure", "figure_format", "FIGURE_SUFFIXES", "dot_fit_figure", "edge_fit_figure", "kernel_figure", "compare_figure",
-           "add_scale_bar", "shared_limits", "nice_length", "colorbar_extend"]
+           "add_scale_bar", "shared_limits", "nice_length", "colorbar_extend", "residual_limit"]
 
 
 def _figure(width, height):
@@ -200,6 +200,22 @@ def _pixel_ticks(ax, shape, p, *, up_to=5):
         ax.set_xticks([k * p for k in range(cols)])
 
 
+#: the residual panel's colour scale holds this percentile of |residual| (symmetric about 0)
+RESIDUAL_PERCENTILE = 99.5
+
+
+def residual_limit(residual, percentile=RESIDUAL_PERCENTILE):
+    """Half-width of a colour scale centred on 0 for a residual map: the ``percentile`` of |residual|.
+
+    Of the finite pixels; 1.0 when there are none or all are 0 (a scale of zero width draws nothing).
+    Used as ``vmin=-limit, vmax=limit`` with a diverging colour map, white is then 0.
+    """
+    r = np.abs(np.asarray(residual, dtype=np.float64))
+    r = r[np.isfinite(r)]
+    limit = float(np.percentile(r, percentile)) if r.size else 0.0
+    return limit if limit > 0 else (float(r.max()) if r.size and r.max() > 0 else 1.0)
+
+
 def _extent(shape, pixel_size_um):
     rows, cols = shape
     p = pixel_size_um or 1.0
@@ -208,6 +224,8 @@ def _extent(shape, pixel_size_um):
 
 def dot_fit_figure(data, fit, *, pixel_size_um=None, title="Dot scan", unit="counts", sigma_stderr=None):
     """Map of the dot with the fitted 1σ/2σ/3σ ellipses, fit, residual and profiles through the centre.
+
+    The residual's colour scale is symmetric about 0 (white), ± :func:`residual_limit` of it.
 
     Parameters
     ----------
@@ -245,9 +263,12 @@ def dot_fit_figure(data, fit, *, pixel_size_um=None, title="Dot scan", unit="cou
     add_scale_bar(axes[0], pixel_size_um, data.shape[1], axes_in_um=True)
     axes[1].imshow(fit.model, extent=ext, cmap="viridis", vmin=im.get_clim()[0], vmax=im.get_clim()[1])
     axes[1].set_title("fit g = αh + β (same scale)")
-    r = axes[2].imshow(fit.residual, extent=ext, cmap="RdBu_r")
+    # white at 0: symmetric limits, so an unbiased residual looks unbiased (a hot pixel past them clips,
+    # and the colour bar's pointed end says so)
+    bound = residual_limit(fit.residual)
+    r = axes[2].imshow(fit.residual, extent=ext, cmap="RdBu_r", vmin=-bound, vmax=bound)
     axes[2].set_title("residual")
-    fig.colorbar(r, ax=axes[2], shrink=0.8, label=unit)
+    fig.colorbar(r, ax=axes[2], shrink=0.8, label=unit, extend=colorbar_extend(-bound, bound, fit.residual))
     row = int(round(fit.mu_v))
     col = int(round(fit.mu_u))
     row = min(max(row, 0), data.shape[0] - 1)
@@ -262,7 +283,8 @@ def dot_fit_figure(data, fit, *, pixel_size_um=None, title="Dot scan", unit="cou
     axes[3].set_ylabel(unit)
     axes[3].legend(fontsize=7)
     su, sv = fit.sigma_u * p, fit.sigma_v * p
-    axes[3].set_title(f"σu={su:.3g}, σv={sv:.3g} {length}, ρ={fit.rho:.2f}", fontsize=9)
+    # two lines: in one, long numbers (σ of 0.0242 µm, a negative ρ) ran past the figure's right edge
+    axes[3].set_title(f"σu={su:.3g}, σv={sv:.3g} {length}\nρ={fit.rho:.2f}", fontsize=9)
     for ax in axes[:3]:
         ax.set_xlabel(length)
     return fig
@@ -282,7 +304,9 @@ def edge_fit_figure(fit, *, title="Knife edge", unit="counts"):
     t = np.asarray(fit.positions, dtype=np.float64)
     esf = np.asarray(fit.esf, dtype=np.float64)
     tt = np.linspace(t.min(), t.max(), 400)
-    model = fit.beta + fit.alpha * 0.5 * (1.0 + special.erf((tt - fit.edge) / (np.sqrt(2.0) * fit.sigma)))
+    slope = getattr(fit, "slope", 0.0)  # the background's slope along the normal, when one was fitted
+    model = (fit.beta + slope * (tt - fit.edge)
+             + fit.alpha * 0.5 * (1.0 + special.erf((tt - fit.edge) / (np.sqrt(2.0) * fit.sigma))))
     ax.plot((t - fit.edge) * p, esf, ".", ms=3, label="binned ESF")
     ax.plot((tt - fit.edge) * p, model, "-", label="erf fit")
     ax.set_xlabel(f"distance from edge ({length})")

@@ -20,7 +20,7 @@ from .blind_sigma import SigmaEstimate, estimate_sigma
 from .dot import DotFit, fit_dot
 from .dot_size import DiskSpotFit, dot_is_resolved, fit_disk_spot
 from .kernel_fit import KernelFit, sigma_from_kernel
-from .knife_edge import KnifeEdgeFit, fit_knife_edge
+from .knife_edge import EdgeAngleWarning, KnifeEdgeFit, fit_knife_edge
 from .model import PSFModel, line_energy_kev, normalise_line
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "fit_disk_spot",
     "dot_is_resolved",
     "fit_knife_edge",
+    "EdgeAngleWarning",
     "KernelFit",
     "SigmaEstimate",
     "estimate_sigma",
