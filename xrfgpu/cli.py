@@ -1795,7 +1795,10 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
             _warn(quiet, extra["warning"])
         else:  # a rounded grain fits one Gaussian about as well as a spot: compare with the map's own σ
             _check_dot_against_map_sigma(image, fit.sigma, name, p, extra, quiet)
-    fig = dot_fit_figure(image, fit, pixel_size_um=pixel_um, title=name, unit=unit, sigma_stderr=s_err)
+    # on pixels that are not square the figure stays in pixels (one length per pixel would misdraw an axis);
+    # the table and the record give µm, each axis with its own step
+    fig = dot_fit_figure(image, fit, pixel_size_um=None if um_per_px else pixel_um, title=name, unit=unit,
+                         sigma_stderr=s_err)
     table_extra = {"sigma_u_um": fit.sigma_u * p, "sigma_v_um": fit.sigma_v * p_v, "rho": fit.rho}
     return _report_psf("dot", name, line, fit.sigma, s_err, pixel_um, extra, output, figure, fig,
                        overwrite, quiet, as_json, table_extra, inputs=[input_path], um_per_px=um_per_px)
@@ -1924,7 +1927,7 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
         extra["kernel_size"] = int(size)
         kind = "blind"
     label = f"blind L0 kernel ({kernel.shape[0]}×{kernel.shape[1]} px)" if kernel is not None else None
-    fig = kernel_figure(kernel, sigma, pixel_size_um=pixel_um, kernel_label=label,
+    fig = kernel_figure(kernel, sigma, pixel_size_um=None if um_per_px else pixel_um, kernel_label=label,
                         title=f"{name}: {'blind L0 kernel and its Gaussian fit' if kernel is not None else 'σ estimated from the map (no kernel)'}")
     table_extra = {}
     scale = um_per_px or pixel_um
