@@ -320,3 +320,13 @@ def test_psf_edge_with_an_angle_the_map_disagrees_with_says_so_in_one_line(tmp_p
         assert "EdgeAngleWarning" not in captured.err
         assert result["angle_from_map_deg"] % 180 == pytest.approx(90.0, abs=1.0)
         assert result["sigma_at_map_angle_px"] == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_map_with_one_measured_pixel_is_refused_naming_the_missing_ones(xp):
+    """Before, the filled map was refused as "constant (every pixel 4.6)", which hid that 99.99 % was missing."""
+    import xrfgpu
+
+    y = np.full((40, 40), np.nan)
+    y[7, 9] = 4.6
+    with pytest.raises(ValueError, match=r"every measured pixel of the image \(1 of 1600; the others are missing\)"):
+        xrfgpu.restore(xp.asarray(y), sigma=1.0, num_iter=2)

@@ -960,6 +960,13 @@ def restore(
         if method in ("blind", "blind-rl"):
             raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "
                              "use rl, wiener, tikhonov or fista")
+        measured = weights > 0
+        low = float(xp.min(xp.where(measured, y, xp.full_like(y, math.inf))))
+        high = float(xp.max(xp.where(measured, y, xp.full_like(y, -math.inf))))
+        if low == high:  # the filled map would be that one value: "constant" would hide why
+            n_measured, n = int(xp.sum(xp.astype(measured, xp.int64))), math.prod(y.shape)
+            raise ValueError(f"every measured pixel of the image ({n_measured} of {n}; the others are missing) is "
+                             f"{high:g}: there is nothing to restore")
         y = filled_for_estimators(y, weights, xp=xp)
         kwargs["mask"] = weights
         info["missing_pixels"] = int(np.sum(np.asarray(to_numpy(weights)) == 0))
