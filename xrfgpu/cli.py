@@ -1776,6 +1776,8 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
         extra["pixels_not_square"] = (f"x step {p:g} µm, y step {steps['y']:g} µm: σu in µm is σu·x, σv is σv·y, "
                                       "σ = √(σu σv) in µm")
     if dia is None:  # is the "dot" larger than the spot? Then the Gaussian's σ measures the dot
+        # (round lengths in px, on pixels that are not square at √(x y) µm per px, as σ itself)
+        q = um_per_px or p
         from .psf.dot_size import dot_is_resolved, fit_disk_spot
 
         try:
@@ -1784,17 +1786,17 @@ def psf_dot(input_path, pixel_size, element, line, output, figure, dataset, over
             disk = None
             extra["disk_check"] = f"not made: {exc}"
         if disk is not None:
-            extra.update({"disk_diameter_um": disk.diameter * p,
-                          "disk_diameter_stderr_um": disk.stderr["diameter"] * p,
-                          "disk_sigma_um": disk.sigma * p, "disk_f_statistic": disk.f_statistic})
+            extra.update({"disk_diameter_um": disk.diameter * q,
+                          "disk_diameter_stderr_um": disk.stderr["diameter"] * q,
+                          "disk_sigma_um": disk.sigma * q, "disk_f_statistic": disk.f_statistic})
         if disk is not None and dot_is_resolved(disk):
             extra["warning"] = (f"map {name!r} shows a flat-topped dot (or several), not a point: a disk "
-                                f"{disk.diameter * p:.3g} µm across blurred by σ {disk.sigma * p:.3g} µm fits it far "
-                                f"better than one Gaussian (F = {disk.f_statistic:.0f}), so σ = {fit.sigma * p:.3g} µm "
+                                f"{disk.diameter * q:.3g} µm across blurred by σ {disk.sigma * q:.3g} µm fits it far "
+                                f"better than one Gaussian (F = {disk.f_statistic:.0f}), so σ = {fit.sigma * q:.3g} µm "
                                 f"measures the dot, not the spot. {DOT_REMEDY}")
             _warn(quiet, extra["warning"])
         else:  # a rounded grain fits one Gaussian about as well as a spot: compare with the map's own σ
-            _check_dot_against_map_sigma(image, fit.sigma, name, p, extra, quiet)
+            _check_dot_against_map_sigma(image, fit.sigma, name, q, extra, quiet)
     # on pixels that are not square the figure stays in pixels (one length per pixel would misdraw an axis);
     # the table and the record give µm, each axis with its own step
     fig = dot_fit_figure(image, fit, pixel_size_um=None if um_per_px else pixel_um, title=name, unit=unit,
