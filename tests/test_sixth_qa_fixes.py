@@ -330,3 +330,56 @@ def test_a_map_with_one_measured_pixel_is_refused_naming_the_missing_ones(xp):
     y[7, 9] = 4.6
     with pytest.raises(ValueError, match=r"every measured pixel of the image \(1 of 1600; the others are missing\)"):
         xrfgpu.restore(xp.asarray(y), sigma=1.0, num_iter=2)
+
+
+# -- joint restoration from the command line and the library (QA, sixth pass) ------------------------------
+
+
+def test_joint_record_says_how_the_command_line_measured_each_gain(tmp_path, capsys):
+    """``restore --joint`` measures each fitted map's gain once and hands it to the library, which called it
+    "given (gain=)"; the record now says what the run without --joint says (gain_spread, no such note)."""
+    import json
+    from pathlib import Path
+
+    from xrfgpu.cli import main
+
+    data = Path(__file__).parent / "data" / "hxn_nanoparticles_xrf"
+    src = tmp_path / "maps.npz"
+    np.savez(src, Fe_K=tifffile.imread(data / "SUM_maps_XRF_Fe_K.tiff")[40:104, 40:104],
+             Cr_K=tifffile.imread(data / "SUM_maps_XRF_Cr_K.tiff")[40:104, 40:104])
+    records = {}
+    for extra, name in (([], "alone.npz"), (["--joint"], "joint.npz")):
+        assert main(["restore", str(src), "-o", str(tmp_path / name), "--psf-sigma", "0.5px", "--iterations", "3",
+                     "-q", *extra]) == 0
+        records[name] = json.loads((tmp_path / f"{name}.json").read_text())["xrfgpu"]["provenance"]["parameters"]
+    for element in ("Fe_K", "Cr_K"):
+        alone, joint = records["alone.npz"]["per_element"][element], records["joint.npz"]["per_element"][element]
+        assert "given" not in str(joint.get("gain_note", ""))
+        assert joint["gain"] == pytest.approx(alone["gain"], rel=1e-12)
+        assert joint["gain_spread"] == pytest.approx(alone["gain_spread"], rel=1e-12)
+
+
+def test_joint_takes_a_weight_array_and_refuses_unknown_options_by_name():
+    import xrfgpu
+    from xrfgpu import phantom
+    from xrfgpu.joint import joint_richardson_lucy
+
+    maps, psfs = [], []
+    for k, (sigma, level) in enumerate(((1.0, 400.0), (2.0, 100.0))):
+        counts, _, h = phantom.observe((40, 40), sigma, seed=k, signal_counts=level)
+        maps.append(counts)
+        psfs.append(h)
+    stack = np.stack(maps)
+    as_list = joint_richardson_lucy(stack, psfs, background=100.0, weight=[0.0, 0.05], num_iter=4, guide_iter=4)
+    as_array = joint_richardson_lucy(stack, psfs, background=100.0, weight=np.array([0.0, 0.05]), num_iter=4,
+                                     guide_iter=4)
+    assert np.array_equal(np.asarray(as_list), np.asarray(as_array))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['tol'\] for joint restoration"):
+        xrfgpu.restore_stack(stack, psfs, "rl", background=100.0, joint=True, num_iter=4, tol=1e-3)
+
+
+def test_an_element_typed_in_capitals_is_found():
+    from xrfgpu.io import match_name
+
+    names = ["Fe_K", "Cr_K", "S_K", "Si_K", "Co_K"]
+    assert [match_name(q, names) for q in ("FE", "SI", "CO", "S", "CR_K")] == ["Fe_K", "Si_K", "Co_K", "S_K", "Cr_K"]

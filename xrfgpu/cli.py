@@ -1047,6 +1047,12 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         # the weight λ and the stop with how each was chosen; the background stays the one given to it
         per_element[name] = {"background": bg, "background_how": bg_how,
                              **{k: v for k, v in info["per_map"][i].items() if v is not None and k != "background"}}
+        measured_here = inputs[i][9]  # how the command line measured this map's gain (or that --gain gave it)
+        if measured_here:  # the library was handed that gain and calls it "given (gain=)": say how it was had
+            if "gain_note" not in measured_here:
+                per_element[name].pop("gain_note", None)
+            # how it was measured (the gain itself and the map's kind are the library's record already)
+            per_element[name].update({k: v for k, v in measured_here.items() if k in ("gain_spread", "gain_note")})
         if clipped[i]:
             per_element[name]["negative_fraction_clipped"] = clipped[i]
     record = {k: v for k, v in info.items() if k != "per_map"}
@@ -1405,7 +1411,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         if joint:  # restored together after the loop
             # (the last: whether σ can be trusted to choose the guide by; an estimate flagged uncertain cannot)
             joint_inputs.append((name, image, sigma_px, bg, bg_how, gain, kind, options.get("mask"),
-                                 source.get("reliable", True) is not False))
+                                 source.get("reliable", True) is not False, gain_notes))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
             timings[name] = round(time.perf_counter() - t0, 4)

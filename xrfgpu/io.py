@@ -141,7 +141,8 @@ def match_name(query, names, *, what="element", where=None):
     """Find ``query`` among ``names``: exact, then case-insensitive, then by element line.
 
     ``"Fe-Ka"`` finds PyXRF's ``"Fe_K"`` and MAPS's ``"Fe"``; ``"Fe"`` finds
-    ``"Fe_K"`` when it is the only Fe line. A query given as bytes (a name from
+    ``"Fe_K"`` when it is the only Fe line; a query in capitals reads as its element
+    (``"FE"`` as Fe, ``"CO"`` as Co). A query given as bytes (a name from
     h5py, e.g. MAPS ``channel_names`` or ``scaler_names``) is decoded first.
 
     Raises
@@ -159,6 +160,8 @@ def match_name(query, names, *, what="element", where=None):
     if len(lowered) == 1:
         return lowered[0]
     key = _line_key(query)
+    if key is None and str(query).isupper():  # "FE", "SI_K": an element typed in capitals (not "S" + "I")
+        key = _line_key(str(query).capitalize())
     candidates = []
     if key is not None:
         for n in names:

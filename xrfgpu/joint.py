@@ -1365,10 +1365,12 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
     weak = [i for i in range(n) if i != g]
     if weight is None:
         given = None
-    elif isinstance(weight, Sequence) and not isinstance(weight, (str, bytes)):
+    elif (isinstance(weight, Sequence) and not isinstance(weight, (str, bytes))) or getattr(weight, "ndim", 0) == 1:
+        # a list, a tuple or a 1-D array (restore_stack takes arrays for per-map balance and lam too)
+        weight = [float(w) for w in (to_numpy(weight) if hasattr(weight, "ndim") else weight)]
         if len(weight) != n:
             raise ValueError(f"got {len(weight)} weights for a stack of {n} maps")
-        given = [float(w) for w in weight]
+        given = list(weight)
     else:
         given = [float(weight)] * n
     if given is not None and any(not (w >= 0 and math.isfinite(w)) for w in given):

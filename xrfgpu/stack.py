@@ -615,6 +615,13 @@ def _joint(stack, psfs, method, *, device, background, boundary, pad, max_batch,
         raise ValueError("joint restoration runs on the exact reflect operator: leave pad=None")
     if max_batch is not None:
         raise ValueError("joint restoration batches all guided maps at once: leave max_batch=None")
+    import inspect
+
+    taken = set(inspect.signature(joint_richardson_lucy).parameters) - {"stack", "psfs", "background", "boundary",
+                                                                         "return_info", "mask"}
+    unknown = sorted(set(kwargs) - taken)
+    if unknown:  # as the independent path refuses them, naming what is allowed
+        raise ValueError(f"unknown option(s) {unknown} for joint restoration (joint=True); allowed: {sorted(taken)}")
     where = resolve_device(device, stack)
     work = to_compute(stack, where)
     out, info = joint_richardson_lucy(work, psfs, background=background, boundary=boundary, return_info=True,
