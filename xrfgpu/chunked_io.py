@@ -128,7 +128,16 @@ def open_chunked(path, dataset=None, *, chunks=None):
     if is_zarr(p):
         import zarr
 
-        node = zarr.open(store=str(p), mode="r") if dataset is None else zarr.open(store=str(p), mode="r", path=dataset)
+        if dataset is None:
+            node = zarr.open(store=str(p), mode="r")
+        else:
+            try:
+                node = zarr.open(store=str(p), mode="r", path=dataset)
+            except (KeyError, FileNotFoundError, ValueError) as exc:  # zarr's GroupNotFoundError is a KeyError
+                root = zarr.open(store=str(p), mode="r")
+                arrays = (sorted(name for name, member in root.members(max_depth=None) if isinstance(member, zarr.Array))
+                          if isinstance(root, zarr.Group) else [])
+                raise ValueError(f"{path} has no dataset {dataset!r}; datasets: {arrays}") from exc
         if isinstance(node, zarr.Group):
             # every array of the group, nested ones too (as for HDF5): "arrays []" hid 'maps/fe', 'maps/ca'
             arrays = sorted(name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array))
