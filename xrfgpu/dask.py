@@ -1042,8 +1042,12 @@ def restore_zarr(
         if _default_num_iter(method) is not None:
             parameters.setdefault("num_iter", _default_num_iter(method))
         parameters.setdefault("background", 0.0)
+        # the map's border as the tiles met it: Dask's mirrored halo, or none where the engine extends a
+        # rotated PSF's border tiles itself (_outer_boundary); the restoration's boundary is reflect either way
+        outer = sorted({_outer_boundary(h) for h in host_psfs})
         parameters.update({"tile": int(tile), "halo": halos if array.ndim == 3 else halos[0],
-                           "boundary": "reflect", "tiling": "dask.array.map_overlap, boundary='reflect'"})
+                           "boundary": "reflect",
+                           "tiling": "dask.array.map_overlap, boundary=" + " or ".join(repr(b) for b in outer)})
         record = make_record(
             method=method,
             parameters=parameters,
