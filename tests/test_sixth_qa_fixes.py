@@ -395,3 +395,19 @@ def test_a_zarr_dataset_that_is_not_there_is_named_with_those_that_are(tmp_path)
         group.create_array(name, shape=(20, 24), chunks=(10, 12), dtype="float32")[:] = 1.0
     with pytest.raises(ValueError, match=r"has no dataset 'maps/zn'; datasets: \['maps/ca', 'maps/fe'\]"):
         open_chunked(tmp_path / "g.zarr", "maps/zn")
+
+
+def test_a_negative_integer_map_in_a_stack_is_named():
+    import xrfgpu
+    from xrfgpu import phantom
+
+    maps, psfs = [], []
+    for k in range(2):
+        counts, _, h = phantom.observe((32, 32), 1.5, seed=k)
+        maps.append(counts.astype(np.int64))
+        psfs.append(h)
+    maps[1][3, 4] = -2
+    stack = np.stack(maps)
+    for joint in (False, True):
+        with pytest.raises(ValueError, match=r"map 1 of the stack: image has negative values"):
+            xrfgpu.restore_stack(stack, psfs, "rl", background=140.0, joint=joint, num_iter=2)

@@ -1057,6 +1057,12 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
             per_element[name]["negative_fraction_clipped"] = clipped[i]
     record = {k: v for k, v in info.items() if k != "per_map"}
     record["guide"] = names[info["guide"]]
+    # the library keys its per-map entries by index; the command line names the maps
+    for key, inner in (("guide_evidence", "smoothing_px"), ("reweight", "eps")):
+        entry = record.get(key)
+        if isinstance(entry, dict) and isinstance(entry.get(inner), dict):
+            entry[inner] = {(names[k] if isinstance(k, int) and 0 <= k < len(names) else k): v
+                            for k, v in entry[inner].items()}
     if among is not None:
         record["guide_chosen_among"] = [names[i] for i in among]
     if guide is None and trusted and uncertain:

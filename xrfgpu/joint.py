@@ -857,7 +857,10 @@ def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
     for i in range(y.shape[0]):
         yi = y[i, ...]
         if bool(xp.all(xp.round(yi) == yi)):  # integer values: counts, which cannot be negative
-            require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
+            try:
+                require_nonnegative(yi, xp=xp, what="Richardson-Lucy")
+            except ValueError as exc:  # which map of the stack
+                raise ValueError(f"map {i} of the stack: {exc}") from None
         try:
             ei, gain, notes = effective_counts(yi, xp=xp, gain=gains_given[i], map_kind=map_kinds[i])
         except GainNotMeasurableError as exc:  # a flat fitted map stays in its own units

@@ -274,7 +274,11 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
     run = {"rl": _rl, "wiener": _wiener, "tikhonov": _tikhonov, "fista": _fista}[method]
     options = _check_options(method, kwargs, n)
     if method == "rl":
-        require_nonnegative(y, xp=xp, what="Richardson-Lucy")
+        for i in range(n):  # naming the map, as the all-zero check above does
+            try:
+                require_nonnegative(y[i, ...], xp=xp, what="Richardson-Lucy")
+            except ValueError as exc:
+                raise ValueError(f"map {i} of the stack: {exc}") from None
 
     chunk = _chunk_size(xp, y, h.shape[-2:], boundary, pad, pad_factor, method, max_batch)
     pieces = []
