@@ -263,35 +263,37 @@ def _read_maps(path, quiet=False, **options):
     command line says its other warnings, instead of Python's warning format with a source line."""
     from .io import MapReadWarning, read_maps
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MapReadWarning)
+    with _collected_warnings(MapReadWarning) as messages:
         maps = read_maps(path, **options)
-    for w in caught:
-        if issubclass(w.category, MapReadWarning):
-            _warn(quiet, str(w.message))
-        else:  # anything else goes on as it came
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for text in messages:
+        _warn(quiet, text)
     return maps
 
 
 @contextlib.contextmanager
-def _sigma_warnings():
-    """Collect the messages of :class:`xrfgpu.psf.blind_sigma.SigmaUncertainWarning` raised in the block.
+def _collected_warnings(category):
+    """Collect the messages of the warnings of ``category`` raised in the block.
 
-    Yields a list that holds them once the block has ended (the caller prints each in a line naming its
-    map, not as a Python warning with a source line); other warnings are passed on as they came.
+    Yields a list that holds them once the block has ended (the caller prints each in a line of its own,
+    not as a Python warning with a source line); other warnings are passed on as they came.
     """
-    from .psf.blind_sigma import SigmaUncertainWarning
-
     messages = []
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SigmaUncertainWarning)
+        warnings.simplefilter("always", category)
         yield messages
     for w in caught:
-        if issubclass(w.category, SigmaUncertainWarning):
+        if issubclass(w.category, category):
             messages.append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _sigma_warnings():
+    """:func:`_collected_warnings` of :class:`xrfgpu.psf.blind_sigma.SigmaUncertainWarning` (the caller prints
+    each in a line naming its map)."""
+    from .psf.blind_sigma import SigmaUncertainWarning
+
+    return _collected_warnings(SigmaUncertainWarning)
 
 
 def _check_dataset_option(maps, dataset, input_path):
@@ -1836,14 +1838,10 @@ def psf_edge(input_path, pixel_size, element, line, output, figure, dataset, ove
     # on pixels that are not square the fit's own µm would use the x step along every normal: it runs in pixels
     from .psf import EdgeAngleWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EdgeAngleWarning)
+    with _collected_warnings(EdgeAngleWarning) as angle_messages:
         fit = fit_knife_edge(image, pixel_size_um=None if rectangular else pixel_um, angle=angle)
-    for w in caught:
-        if issubclass(w.category, EdgeAngleWarning):  # --angle disagrees with the map's own edge: one line
-            _warn(quiet, f"{name}: {w.message} (on the command line: --angle)")
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for text in angle_messages:  # --angle disagrees with the map's own edge: one line
+        _warn(quiet, f"{name}: {text} (on the command line: --angle)")
     fig = edge_fit_figure(fit, title=name, unit=unit)
     extra = {"angle_deg": fit.angle, "edge_px": fit.edge}
     if angle is not None and math.isfinite(fit.angle_from_map):  # the map's own angle, beside the one given

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import array_device, array_namespace, clip_below, is_numpy_namespace, to_numpy
-from ._validate import _host_masked, as_image, as_image_with_weights
+from ._validate import as_image, as_image_with_weights
 from .background import is_count_map
 
 __all__ = ["CVStop", "CV_DROP_TOLERANCE", "cv_iterations", "cv_stop", "discrepancy_iterations", "frc_iteration_curve",
@@ -275,18 +275,11 @@ def cv_stop(image, psf, *, background=0.0, max_iter=500, seed=0, accelerate=True
     from .richardson_lucy import richardson_lucy
 
     xp = array_namespace(image)
-    given_mask = rl_options.get("mask")
-    # the map marks missing pixels itself: masked entries, or NaN
-    marked = hasattr(image, "dtype") and (_host_masked(image) is not None or (
-        xp.isdtype(image.dtype, "real floating") and bool(xp.any(xp.isnan(image)))))
-    if given_mask is None and not marked:
-        y, weights = as_image(image, xp=xp), None
-    else:
-        # missing pixels (NaN, masked entries, mask 0) are set to 0 before the count check and the split: their
-        # values (the caller's fill, a sentinel, NaN) are no measurement
-        y, weights = as_image_with_weights(image, given_mask, xp=xp)
-        if marked:  # the training run leaves out the NaN and masked pixels too
-            rl_options = {**rl_options, "mask": weights}
+    # missing pixels (NaN, masked entries, mask 0) are set to 0 before the count check and the split: their
+    # values (the caller's fill, a sentinel, NaN) are no measurement; the training run leaves them all out
+    y, weights = as_image_with_weights(image, rl_options.get("mask"), xp=xp)
+    if weights is not None:
+        rl_options = {**rl_options, "mask": weights}
     if not is_count_map(y):
         raise ValueError("cross-validated stopping needs a map of non-negative integer counts")
     p = float(holdout)
