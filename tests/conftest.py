@@ -58,6 +58,23 @@ def require_cupy():
     return cupy
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A test marked ``slow_on_strict`` runs on NumPy by default and on ``array_api_strict`` under ``-m slow``.
+
+    Set before ``-m`` deselects. It marks the joint restoration's heaviest accuracy tests (3–7 s each on
+    ``array_api_strict``, where every array operation costs tens of µs, against 0.1–0.9 s on NumPy): the
+    default run keeps every branch of that code on ``array_api_strict`` through
+    ``tests/test_joint_strict_equals_numpy.py`` (small maps, NumPy's numbers and choices).
+    """
+    for item in items:
+        if item.get_closest_marker("slow_on_strict") is None:
+            continue
+        namespace = getattr(item, "callspec", None) and item.callspec.params.get("xp")
+        if getattr(namespace, "__name__", "") == "array_api_strict":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(params=_namespaces())
 def xp(request):
     """The array namespace under test."""

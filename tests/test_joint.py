@@ -213,6 +213,7 @@ def test_weak_evidence_is_calibrated_on_noise_and_near_one_at_an_edge(xp):
     assert np.all((w >= 0.0) & (w < 1.0))
 
 
+@pytest.mark.slow_on_strict
 def test_the_guide_field_from_its_tv_restoration_is_long_only_at_the_true_edge(xp):
     """A guide disk (σ 3 px): the field of its plain RL is long over a wide band and ~1/3 on flat ground
     (noise at 3 noise deviations); that of its EM-TV restoration (the default, ``guide_tv``) is as long at
@@ -261,6 +262,7 @@ def test_must_not_invent_a_guide_only_feature(xp, shared_scene):
     assert abs(imprint) < max(3 * np.std(flat), 0.05 * LEVEL[1] * 0.3), (imprint, flat)
 
 
+@pytest.mark.slow_on_strict
 def test_the_evidence_gate_keeps_the_guarantees_and_is_recorded(xp, shared_scene):
     counts, psfs, guide_t, weak_t, square, bar = shared_scene
     truth = LEVEL[1] * weak_t
@@ -288,6 +290,7 @@ def test_the_evidence_gate_keeps_the_guarantees_and_is_recorded(xp, shared_scene
         joint_richardson_lucy(xp.asarray(counts), [xp.asarray(h) for h in psfs], guide_evidence_px="psf")
 
 
+@pytest.mark.slow_on_strict
 def test_the_gate_is_on_by_default_at_half_each_weak_psf_sigma(xp, shared_scene):
     """Default ``guide_evidence_px="auto"``: the weak map's gate smooths at ½ of its PSF's σ (3 px → 1.5 px),
     the same restoration as that σ given explicitly, and not the ungated one."""
@@ -312,6 +315,7 @@ def test_a_weak_only_feature_survives(xp, shared_scene):
     assert _imprint(joint, bar) >= 0.8 * _imprint(alone, bar) > 0
 
 
+@pytest.mark.slow_on_strict
 def test_a_weak_only_feature_survives_a_stronger_prior_through_its_own_edges(xp, shared_scene):
     # at λ = 0.05 the guide's field alone leaves plain TV on the bar, which flattens it; the map's own
     # edges (combined_field, η = 2 own noise deviations by default) let it keep ≥ 80 % of its RL
@@ -350,6 +354,7 @@ def test_reweighting_factors_match_their_definition(xp):
     assert np.all(r == 1.0)
 
 
+@pytest.mark.slow_on_strict
 def test_reweighted_tv_keeps_a_thin_bar_higher_and_narrower_than_plain_tv(xp):
     """The mechanism against the known truth: a 4 px bar (13 counts over a level of 7) under a σ 8 px blur.
     Plain TV (zero field) charges its contrast × its two sides, which falls as it widens, so it restores a
@@ -430,6 +435,7 @@ def test_combined_field_keeps_the_longer_of_guide_and_own_directions(xp):
     assert np.all(np.hypot(got[0], got[1]) < 1.0)
 
 
+@pytest.mark.slow_on_strict
 def test_shared_edges_come_out_sharper_and_closer_to_the_truth(xp, shared_scene):
     counts, psfs, _, weak_t, _, _ = shared_scene
     truth = LEVEL[1] * weak_t
@@ -444,6 +450,7 @@ def test_shared_edges_come_out_sharper_and_closer_to_the_truth(xp, shared_scene)
     assert info["mode"] == "joint" and info["guide"] == 0 and info["per_map"][1]["weight"] == 0.1
 
 
+@pytest.mark.slow_on_strict
 def test_the_automatic_guide_is_chosen_among_the_maps_named(xp, shared_scene):
     # guide_among limits the automatic choice (narrowest PSF, then the larger mean count) to the maps
     # named, as the command line does with a file's element maps; every map is still restored
@@ -495,6 +502,7 @@ def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     json.dumps(info)  # the record is plain data
 
 
+@pytest.mark.slow_on_strict
 def test_the_huber_dtv_competes_only_once_the_dtv_beats_plain_rl(xp, shared_scene, monkeypatch):
     """The Huber-dTV candidates never switch the coupling on: with λ = 0 the only dTV candidate it is chosen
     even where a Huber candidate predicts the held-out counts better (and by default that candidate is not
@@ -544,6 +552,7 @@ def cv_record(shared_scene):
     return info["per_map"][1]
 
 
+@pytest.mark.slow_on_strict
 def test_a_weight_runs_past_the_half_count_stop_and_comes_closer_to_the_truth(xp, shared_scene, cv_record):
     # a weight > 0 runs to max_iter: at the chosen weight the full counts restored to max_iter are closer
     # to the truth (and keep more of the weak-only bar) than stopped early (30 iterations, where the
@@ -663,6 +672,7 @@ def disks_scene():
     return guide_t, weak_t
 
 
+@pytest.mark.slow_on_strict
 def test_a_fitted_stack_is_restored_as_its_counts_times_the_scale(xp, disks_scene):
     # a fitted map is counts × a gain that is no integer: restored in effective counts, the stack × c
     # gives the count stack's restoration × c and the same λ, which the cross-validation chooses on
@@ -697,6 +707,7 @@ def test_a_fitted_stack_is_restored_as_its_counts_times_the_scale(xp, disks_scen
         joint_richardson_lucy(xp.asarray(counts * scale), hs, gain=[FIT_GAIN[0]], background=0.0, **options)
 
 
+@pytest.mark.slow_on_strict
 def test_a_fitted_simulation_restored_in_effective_counts_beats_the_fixed_weight(xp, disks_scene):
     # known truth: counts × gain plus a little Gaussian read noise (0.5 count). In effective counts the
     # cross-validation chooses λ and the stops; the former path for maps that are not counts used λ 0.03
@@ -721,6 +732,7 @@ def test_a_fitted_simulation_restored_in_effective_counts_beats_the_fixed_weight
     assert info["per_map"][0]["stop"] == "cv" and info["per_map"][1]["weight_how"] == "cross-validation"
 
 
+@pytest.mark.slow_on_strict
 def test_real_hxn_maps_are_restored_in_effective_counts(xp):
     # the real HXN fitted maps (Fe guides Cr and Si; σ 0.45 px, the Fe map's estimate): each restored in
     # effective counts with the front door's gain and background, λ and stops by cross-validation,

@@ -102,6 +102,7 @@ def _separable_rounding(xp, counts, psfs):
     return {"rel": 1e-5, "abs": 1e-3} if pb.op.engine == "separable" else {"rel": 0.0, "abs": 0.0}
 
 
+@pytest.mark.slow_on_strict
 def test_the_two_phases_skip_huber_where_plain_rl_wins_and_otherwise_match_the_single_batch(xp, three_maps,
                                                                                              monkeypatch):
     counts, psfs = three_maps
@@ -130,6 +131,7 @@ def test_the_two_phases_skip_huber_where_plain_rl_wins_and_otherwise_match_the_s
     assert set(info_single["per_map"][2]["cv_deviance"]) - set(info["per_map"][2]["cv_deviance"]) == set(HUBER)
 
 
+@pytest.mark.slow_on_strict
 def test_given_weights_and_no_huber_candidates_run_one_batch(xp, three_maps, monkeypatch):
     counts, psfs = three_maps
     _, info, runs = _joint(xp, counts, psfs, monkeypatch, weight=0.05, max_iter=10)
