@@ -209,3 +209,24 @@ def test_worker_processes_give_the_threads_numbers():
                                   dashboard_address=":0") as cluster, distributed.Client(cluster):
         on_cluster = dask_rl.richardson_lucy(y, h, tile=16, num_iter=9, background=25.0, scheduler=None)
     assert np.array_equal(on_cluster, threads)
+
+
+def test_a_hole_wider_than_the_psf_across_tile_edges_restores_as_the_whole_map(monkeypatch):
+    """A 12 × 12 hole across a tile corner: its barely seen pixels are filled from the well-seen pixels around
+    them after each update (``WeightedCorrection.fill``), which reads the updated iterate one PSF half-width
+    beyond the correction's reach; the tiles' halo of three half-widths gives the whole map's numbers (float64,
+    to 1e-9 of the maximum), and two half-widths, the halo without missing pixels, do not."""
+    from xrfgpu.richardson_lucy import BARELY_SEEN_SHARE
+
+    y, h = _scan(seed=4)
+    y = y.astype(np.float64)
+    y[10:22, 10:22] = np.nan  # tiles of 16: the hole spans four of them
+    share = Convolution(h, SHAPE, boundary="reflect").adjoint(np.isfinite(y).astype(np.float64))
+    assert np.any((share < BARELY_SEEN_SHARE) & np.isnan(y))  # pixels the fill sets
+    assert dask_rl.exact_halo(h.shape, missing_pixels=True) == 3 * (h.shape[0] // 2)
+    whole = richardson_lucy(y, h, num_iter=20, background=25.0, accelerate=True)
+    tiled = dask_rl.richardson_lucy(y, h, tile=16, num_iter=20, background=25.0)
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    monkeypatch.setattr(dask_rl, "exact_halo", lambda shape, missing_pixels=False: 2 * (max(shape) // 2))
+    short = dask_rl.richardson_lucy(y, h, tile=16, num_iter=20, background=25.0)
+    assert np.abs(short - whole).max() > 1e-6 * np.abs(whole).max()

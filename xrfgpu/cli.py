@@ -924,7 +924,8 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                                goal_factors(options.get("goal", DEFAULT_GOAL),
                                             sigma_estimated=bool(options.get("sigma_estimated")))[1])
                 details.update({key: notes[key] for key in GOAL_GUARD_KEYS if key in notes})
-            details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape),
+            missing = options.get("mask") is not None or bool(np.isnan(np.asarray(counts)).any())
+            details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape, missing_pixels=missing),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
             if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it
                 details["negative_fraction_clipped"] = notes["negative_fraction_clipped"]

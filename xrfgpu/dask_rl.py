@@ -69,9 +69,11 @@ __all__ = ["richardson_lucy", "exact_halo"]
 ITERATIONS_PER_ROUND = 4
 
 
-def exact_halo(psf_shape):
-    """Halo (pixels per side) that makes a tile's RL correction exact: twice the PSF half-width."""
-    return 2 * (max(int(n) for n in psf_shape) // 2)
+def exact_halo(psf_shape, *, missing_pixels=False):
+    """Halo (pixels per side) that makes a tile's RL iteration exact: twice the PSF half-width, three times
+    with missing pixels (the barely seen pixels' fill, :meth:`xrfgpu.richardson_lucy.WeightedCorrection.fill`,
+    reads the updated iterate one half-width further out)."""
+    return (3 if missing_pixels else 2) * (max(int(n) for n in psf_shape) // 2)
 
 
 class _TileProblem:
@@ -274,7 +276,7 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
     level = float(level) * 2.0**exponent
     eps = float(filter_epsilon) if filter_epsilon is not None else 1e-6 * max(level, 1e-30)
     start = max(level - b, 1e-3 * level, 1e-30)
-    halo = exact_halo(h.shape)
+    halo = exact_halo(h.shape, missing_pixels=w is not None)
     grid = _TileGrid(y.chunks, halo)
     token = uuid.uuid4().hex[:12]
     if w is None:
@@ -458,7 +460,15 @@ def _tile_step(blocks, own, problem, alpha, *, window, core, eps, accelerate):
         x_prev = _window([[s["x_prev"] for s in row] for row in blocks], window)
         x = xp.maximum(x + xp.asarray(alpha, dtype=x.dtype) * (x - x_prev), xp.asarray(0, dtype=x.dtype))
     point = x[core]
-    new = point * _correction(x, problem, eps=eps)[core]
+    weighted = None if problem.problem is None else problem.weighted
+    if weighted is None:
+        new = point * _correction(x, problem, eps=eps)[core]
+    else:  # the update on the window, its barely seen pixels filled as the whole map's (exact on the tile)
+        op = problem.problem.op
+        updated = op.embed(x * _correction(x, problem, eps=eps))
+        op.forget_scratch()
+        new = op.crop(weighted.fill(updated))[core]
+        op.forget_scratch()
     if not accelerate:
         return {"x": new, "x_prev": None, "g": None, "num": None, "den": None}
     g = new - point

@@ -755,7 +755,7 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
     y, b = pb.data, pb.canvas_background
     xix, xiy = field[0, ...], field[1, ...]
     eps = 1e-6 * pb.largest(level, 1e-30)
-    weighted = share = None
+    weighted = share = fill_plain = None
     if pb.weights is not None:
         from .richardson_lucy import WeightedCorrection
 
@@ -766,6 +766,15 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
         # the prior decides, does not shrink every pixel's dual step
         share = op.crop(xp.where(weighted.seen, weighted.normaliser, xp.zeros_like(weighted.normaliser)))
         share = xp.clip(xp.astype(share, y.dtype), min=MISSING_SHARE_FLOOR)
+        # a map at λ = 0 is plain RL: its barely seen pixels are filled from their well-seen neighbours after each
+        # EM step (WeightedCorrection.fill), as richardson_lucy fills them; a map with λ > 0 leaves them to its
+        # dTV, whose weight there (x / hᵀw, the share floored) lets the prior fill the hole along the guide's
+        # edges (filling them first gave a 12-column hole 2.3 × the RMS error, tests/test_joint_missing_pixels.py)
+        if hasattr(weights, "shape"):
+            fill_plain = weights == 0
+            fill_plain = fill_plain if bool(xp.any(fill_plain)) else None
+        else:
+            fill_plain = True if float(weights) == 0 else None
     x = xp.ones(tuple(pb.image.shape[:-2]) + op.canvas_shape, dtype=y.dtype, device=array_device(y)) * init
     current = op.crop(x)
     zeros = xp.zeros_like(current)
@@ -775,7 +784,10 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
         blurred = op.forward(x)
         ratio = rl_ratio(y, blurred, b, eps, xp=xp)
         correction = op.adjoint(ratio) if weighted is None else weighted(ratio * w_canvas)
-        em = op.crop(rl_update(x, correction, xp=xp))
+        em = rl_update(x, correction, xp=xp)
+        if fill_plain is not None:  # the maps at λ = 0 (plain RL): their barely seen pixels filled as RL's
+            em = xp.where(fill_plain, weighted.fill(em), em) if hasattr(fill_plain, "shape") else weighted.fill(em)
+        em = op.crop(em)
         if reweight is not None and it > 1 and (it - 1) % reweight[0] == 0:
             rw = reweighting_factors(current, field, reweight[1], gamma=gamma,
                                      smoothing_px=reweight[2] if len(reweight) > 2 else 0.0)
