@@ -15,6 +15,7 @@ derandomised so the suite is reproducible; the default run takes about 20 s.
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 import xrfgpu
 from xrfgpu import psf as psf_module
 from xrfgpu._validate import MAX_NUM_ITER
+from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
 from xrfgpu.phantom import observe
 
 @pytest.fixture(params=["numpy", "array_api_strict"])
@@ -384,4 +386,13 @@ def test_bad_rl_options_name_themselves(param, value):
 
 def test_functions_without_missing_data_refuse_masked_arrays_clearly():
     # (restore_stack takes masked arrays since the tenth session: tests/test_stack_missing_pixels.py)
-    refused(lambda: xrfgpu.psf.estimate_sigma(np.ma.masked_array(COUNTS, mask=False)), "masked")
+    one_masked = np.zeros(COUNTS.shape, bool)
+    one_masked[3, 4] = True
+    refused(lambda: xrfgpu.psf.estimate_sigma(np.ma.masked_array(COUNTS, mask=one_masked)), "1 masked pixels")
+    # a masked array that masks nothing is its data (seventh QA pass: it was refused as masked)
+    counts, _, _ = xrfgpu.phantom.observe((64, 64), 2.0, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SigmaUncertainWarning)  # a small map: σ is uncertain, the same for both
+        given = xrfgpu.psf.estimate_sigma(np.ma.masked_array(counts, mask=False)).sigma
+        plain = xrfgpu.psf.estimate_sigma(counts).sigma
+    assert given == pytest.approx(plain, rel=1e-12)

@@ -16,6 +16,7 @@ from ._validate import (
     as_psf,
     check_pad,
     check_positive_int,
+    psf_data,
     times_power_of_two,
 )
 from .fft import Convolution
@@ -294,7 +295,8 @@ def prepare(image, psf, *, background=0.0, boundary="reflect", pad=None, pad_fac
         y, weights = as_image_with_weights(image, mask, xp=xp)
     else:
         y = as_image(image, xp=xp)
-    psf = as_namespace(psf, xp, array_device(y))
+    # a NumPy masked PSF is refused (or taken as its data) before any namespace sees it (_validate.psf_data)
+    psf = as_namespace(psf_data(psf), xp, array_device(y))
     low, high = float(xp.min(y)), float(xp.max(y))
     all_zero = (low == 0 and high == 0) if low == low and high == high else not bool(xp.any(y != 0))  # NaN: look
     if all_zero:

@@ -39,6 +39,11 @@ __all__ = [
     "check_float_dtype",
     "is_count_map",
     "host_data_refusing_masks",
+    "fit_input",
+    "plain_array",
+    "psf_data",
+    "mask_data",
+    "background_data",
     "MAX_NUM_ITER",
     "MAX_PSF_SIDE",
     "MAX_PAD_EXTENTS",
@@ -265,6 +270,206 @@ def _host_masked(image):
     return None
 
 
+def plain_array(value):
+    """``value`` as a plain :class:`numpy.ndarray` if it is a NumPy ndarray subclass; anything else unchanged.
+
+    ``numpy.matrix`` reads ``*`` as a matrix product and keeps two axes through every reduction (a matrix
+    mask gave :func:`xrfgpu.wiener` a map 86 times too bright, and an IndexError in the separable engine),
+    ``numpy.memmap`` and record arrays carry behaviour the solvers do not expect either. The view shares
+    the data (no copy). A :class:`numpy.ma.MaskedArray` is left as it is: its mask means something, and
+    the callers decide what (:func:`host_data_refusing_masks`, :func:`psf_data`, :func:`_as_weights`).
+
+    Parameters
+    ----------
+    value : object
+        An array of any namespace, or anything else.
+
+    Returns
+    -------
+    object
+        ``numpy.asarray(value)`` for an ndarray subclass other than a masked array, else ``value``.
+    """
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        return value
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray and not isinstance(value, np.ma.MaskedArray):
+        return np.asarray(value)
+    return value
+
+
+def _masked_positions(missing, limit=4):
+    """``"(0, 0), (3, 4)"``: the first ``limit`` masked positions of a boolean mask, for a message."""
+    import numpy as np
+
+    where = np.argwhere(missing)
+    shown = ", ".join(str(tuple(int(i) for i in row)) for row in where[:limit])
+    return shown + (f" and {len(where) - limit} more" if len(where) > limit else "")
+
+
+def _data_refusing_masked_entries(value, *, name: str, why: str, fix: str):
+    """``value``'s plain data: a masked array masking nothing as its data; one with masked entries refused."""
+    masked = _host_masked(value)
+    if masked is None:
+        return plain_array(value)
+    data, missing = masked
+    count = int(missing.sum())
+    if count:
+        at = "" if missing.ndim == 0 else f" (at {_masked_positions(missing)})"
+        raise ValueError(f"{name} is a masked array with {count} masked entr{'ies' if count != 1 else 'y'}{at}; "
+                         f"{why}: {fix}")
+    return plain_array(data)
+
+
+def _dtype_kind(array) -> str:
+    """``"complex"``, ``"number"`` (bool, integer, real floating) or ``"other"`` (str, bytes, object, ...)."""
+    dtype = array.dtype
+    try:
+        import numpy as np
+
+        if isinstance(dtype, np.dtype):
+            return {"c": "complex", "b": "number", "i": "number", "u": "number", "f": "number"}.get(dtype.kind, "other")
+    except ImportError:  # pragma: no cover
+        pass
+    from ._backend import array_namespace
+
+    try:
+        xp = array_namespace(array)
+        if xp.isdtype(dtype, "complex floating"):
+            return "complex"
+        return "number" if xp.isdtype(dtype, ("bool", "integral", "real floating")) else "other"
+    except (TypeError, ValueError, AttributeError):
+        return "other"
+
+
+def _refuse_non_real(array, *, name: str, what: str):
+    """Refuse a complex or non-numeric (str, bytes, object) ``array``, naming ``name`` and ``what`` it holds."""
+    kind = _dtype_kind(array)
+    if kind == "complex":
+        raise TypeError(f"{name} must be real ({what}), got complex dtype {array.dtype}: pass the real values "
+                        f"({name}.real, or abs({name}) for magnitudes)")
+    if kind == "other":
+        raise TypeError(f"{name} must hold numbers ({what}), got dtype {array.dtype}: pass "
+                        f"{name}.astype(float) if it holds numbers as text or Python objects")
+
+
+def mask_data(mask):
+    """``mask=`` as plain weights: a masked array's masked entries 0 (missing), its other entries their values.
+
+    The one rule for a masked-array ``mask=`` (:func:`_as_weights`, :func:`xrfgpu.dask.restore`): a masked
+    entry is a pixel whose weight is unknown, so it is left out like a missing one. An ndarray subclass
+    (``numpy.matrix``) becomes a plain ndarray (:func:`plain_array`); anything else comes back unchanged.
+    The values are checked by the caller (shape, dtype, [0, 1]).
+    """
+    masked = _host_masked(mask)
+    if masked is None:
+        return plain_array(mask)
+    import numpy as np
+
+    data, hidden = masked
+    data = plain_array(data)
+    if _dtype_kind(data) != "number":
+        return data  # refused by the caller, in the same words as any other array of that dtype
+    return np.where(hidden, np.zeros((), dtype=data.dtype), data)
+
+
+def background_data(background, *, name: str = "background"):
+    """A background array's plain data, before any conversion: refuse what has no real value at every pixel.
+
+    A masked array with masked entries is refused, naming them (their values used to be subtracted as if
+    measured); one masking nothing is its data. A complex dtype is refused (its imaginary part used to be
+    dropped with only a ComplexWarning), and so is one that holds no numbers (str, object). An ndarray
+    subclass (``numpy.matrix``) becomes a plain ndarray. The values (finite, >= 0) are checked by
+    :func:`as_background`.
+
+    Parameters
+    ----------
+    background : array or numpy.ma.MaskedArray
+        A background map or a 0-d value, of any namespace (a Dask array's dtype is read, not its values).
+    name : str
+        Argument name for the message.
+
+    Returns
+    -------
+    array
+
+    Raises
+    ------
+    TypeError
+        A complex dtype, or one that is not a number.
+    ValueError
+        A masked array with masked entries.
+    """
+    data = _data_refusing_masked_entries(
+        background, name=name,
+        why="a background is subtracted at every pixel, and a masked pixel has no value",
+        fix=f"pass {name}.filled(value) with the background there (e.g. its neighbours' level), or a number")
+    _refuse_non_real(data, name=name, what="counts per pixel")
+    return data
+
+
+def psf_data(psf, *, name: str = "psf"):
+    """``psf``'s plain data, before any conversion: refuse one with masked entries.
+
+    A PSF is used at every entry (it is normalised over all of them and convolved whole); a masked entry
+    has no value to use. ``as_psf`` used to take the data under the mask (a masked hot entry blurred the
+    map as if it were there). A masked array masking nothing is its data; an ndarray subclass
+    (``numpy.matrix``) becomes a plain ndarray (:func:`plain_array`).
+
+    Parameters
+    ----------
+    psf : array or numpy.ma.MaskedArray
+    name : str
+        Argument name for the message.
+
+    Returns
+    -------
+    array
+        ``psf``, its plain ndarray view, or the data of a masked array with nothing masked.
+
+    Raises
+    ------
+    ValueError
+        A masked array with at least one masked entry, naming the first few.
+    """
+    return _data_refusing_masked_entries(
+        psf, name=name, why="a PSF is normalised and convolved over every entry, and a masked one has no value",
+        fix=f"pass {name}.filled(0) where no intensity reaches, or the complete kernel")
+
+
+def fit_input(image, *, name: str, what: str):
+    """``image`` as the PSF fits take it: no masked pixels, real numbers, a plain array.
+
+    :func:`xrfgpu.psf.fit_dot`, :func:`~xrfgpu.psf.fit_disk_spot`, :func:`~xrfgpu.psf.fit_knife_edge` and
+    :func:`~xrfgpu.psf.sigma_from_kernel` fit every pixel as a real intensity. Complex input used to be fitted
+    by its real part by two of them and refused by the other two; text (``a.astype(str)``) was parsed as
+    numbers by all four.
+
+    Parameters
+    ----------
+    image : array or numpy.ma.MaskedArray
+    name : str
+        Argument name for the message.
+    what : str
+        What refuses it (``"fit_dot"``), for the message.
+
+    Returns
+    -------
+    array
+        :func:`host_data_refusing_masks` of ``image``, as a plain ndarray if it was a NumPy subclass.
+
+    Raises
+    ------
+    ValueError
+        A masked array with masked entries.
+    TypeError
+        A complex dtype, or one that is not a number (str, bytes, object).
+    """
+    data = plain_array(host_data_refusing_masks(image, name=name, what=what))
+    _refuse_non_real(data, name=name, what=f"the intensities that {what} fits")
+    return data
+
+
 def host_data_refusing_masks(image, *, name: str, what: str):
     """``image`` without a NumPy mask that masks nothing; refuse one that masks pixels.
 
@@ -327,13 +532,19 @@ def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
     """
     if not _is_array(image):
         raise TypeError(f"{name} must be an array, got {type(image).__name__}")
-    if _host_masked(image) is not None:
-        raise TypeError(
-            f"{name} is a masked array, which this function does not take: fill the masked pixels first "
-            f"({name}.filled(value)); xrfgpu.restore, richardson_lucy, fista, wiener and tikhonov take one "
-            "map as a masked array and leave its masked pixels out"
-        )
+    masked = _host_masked(image)
+    if masked is not None:
+        data, hidden = masked
+        if bool(hidden.any()):
+            raise TypeError(
+                f"{name} is a masked array with {int(hidden.sum())} masked pixels, which this function does not "
+                f"take: fill the masked pixels first ({name}.filled(value)); xrfgpu.restore, richardson_lucy, "
+                "fista, wiener and tikhonov take one map as a masked array and leave its masked pixels out"
+            )
+        image = data  # a masked array that masks nothing is its data (it used to be refused all the same)
+    image = plain_array(image)  # numpy.matrix, memmap: a plain ndarray view
     _check_shape(image, name=name, allow_batch=allow_batch)
+    _refuse_non_real(image, name=name, what="counts or concentrations")
     dtype = working_dtype(xp, image.dtype)
     out = xp.astype(image, dtype, copy=False)
     if not bool(xp.all(xp.isfinite(out))):
@@ -350,15 +561,31 @@ def as_image(image, *, xp, name: str = "image", allow_batch: bool = False):
 
 
 def _check_shape(image, *, name, allow_batch=False):
+    """Refuse a shape that is no map (no stack of maps where ``allow_batch``), with what to pass instead.
+
+    ``allow_batch`` (a stack: :func:`xrfgpu.restore_stack`, the joint restoration) lets 2-D arrays through
+    to the caller, which refuses them in its own words (one map goes to the single-map functions); its
+    message asks for what it takes, a 3-D stack.
+    """
     ndims = (2, 3) if allow_batch else (2,)
     if image.ndim not in ndims:
-        want = "2-D (rows, columns) or 3-D (maps, rows, columns)" if allow_batch else "2-D (rows, columns)"
-        hint = "" if allow_batch else "; restore a stack of element maps with xrfgpu.restore_stack"
-        if image.ndim == 3 and not allow_batch and 1 in (image.shape[0], image.shape[-1]):
+        want = "3-D (maps, rows, columns)" if allow_batch else "2-D (rows, columns)"
+        shape = tuple(image.shape)
+        if image.ndim < 2:
+            hint = ("; a map has rows and columns: pass a 2-D array (a flattened map reshaped, "
+                    f"{name}.reshape(rows, columns))" if image.ndim == 1 else "; a single number is no map")
+        elif allow_batch:
+            hint = ("; it has length-1 axes: pass numpy.squeeze of it, or reshape it to (maps, rows, columns)"
+                    if 1 in shape[:-2] else "")
+        elif image.ndim == 3 and 1 in (shape[0], shape[-1]):
             # one map as a reader may hand it over: a one-page stack (1, rows, cols) or one channel (rows, cols, 1)
-            index = f"{name}[0]" if image.shape[0] == 1 else f"{name}[..., 0]"
+            index = f"{name}[0]" if shape[0] == 1 else f"{name}[..., 0]"
             hint = f"; it holds one map: pass {index}"
-        raise ValueError(f"{name} must be {want}, got shape {tuple(image.shape)}{hint}")
+        elif image.ndim == 3:
+            hint = "; restore a stack of element maps with xrfgpu.restore_stack"
+        else:
+            hint = ""
+        raise ValueError(f"{name} must be {want}, got shape {shape}{hint}")
     if any(n == 0 for n in image.shape):
         raise ValueError(f"{name} is empty (shape {tuple(image.shape)})")
     if image.shape[-1] < 2 or image.shape[-2] < 2:
@@ -381,7 +608,9 @@ def as_image_with_weights(image, mask=None, *, xp, name: str = "image"):
         Weights in [0, 1]: 1 (True) where the pixel was measured and is to be
         used, 0 (False) where it is missing (a dead pixel, a detector
         drop-out, a beam dump). Note the sense: a *weight*, the opposite of
-        ``numpy.ma``'s mask, where True marks the missing pixels.
+        ``numpy.ma``'s mask, where True marks the missing pixels. A masked
+        array as ``mask`` is read by :func:`mask_data`: its masked entries are
+        weight 0, its other entries their values.
     xp : namespace
     name : str
 
@@ -406,11 +635,13 @@ def as_image_with_weights(image, mask=None, *, xp, name: str = "image"):
     masked = _host_masked(image)
     if masked is not None:
         data, missing = masked
-        image = xp.asarray(data)
+        image = xp.asarray(plain_array(data))
         missing = xp.asarray(missing)
         if not bool(xp.any(missing)):
             missing = None
+    image = plain_array(image)  # numpy.matrix, memmap: a plain ndarray view
     _check_shape(image, name=name)
+    _refuse_non_real(image, name=name, what="counts or concentrations")
     dtype = working_dtype(xp, image.dtype)
     y = xp.astype(image, dtype, copy=False)
     # two reductions decide the common case (no NaN, no inf) without map-sized boolean temporaries
@@ -444,11 +675,26 @@ def as_image_with_weights(image, mask=None, *, xp, name: str = "image"):
 
 
 def _as_weights(mask, image, *, xp, name="mask"):
+    """``mask=`` as plain weights in ``image``'s namespace, dtype and device, checked to lie in [0, 1].
+
+    One rule for every solver: a NumPy ndarray subclass (``numpy.matrix``, whose ``*`` is a matrix
+    product) is read as a plain ndarray, and a masked array's masked entries are weight 0 (missing), its
+    other entries their values. Before, both were kept as they were, and each solver read them its own way
+    (a matrix mask made :func:`xrfgpu.wiener` 86 times too bright; a masked-array mask restored FISTA's
+    missing pixels from the values under the mask).
+
+    Raises
+    ------
+    TypeError
+        Not an array, complex or non-numeric weights.
+    ValueError
+        Another shape than the image's, NaN or inf, weights outside [0, 1].
+    """
     if not _is_array(mask):
         raise TypeError(f"{name} must be an array of weights (1 = measured, 0 = missing), got {type(mask).__name__}")
     from ._problem import as_namespace
 
-    m = as_namespace(mask, xp, array_device(image))
+    m = as_namespace(mask_data(mask), xp, array_device(image))
     if tuple(m.shape) != tuple(image.shape):
         raise ValueError(f"{name} has shape {tuple(m.shape)} but the image has shape {tuple(image.shape)}")
     if xp.isdtype(m.dtype, "complex floating"):
@@ -467,14 +713,20 @@ def _as_weights(mask, image, *, xp, name="mask"):
 def as_psf(psf, image_shape, *, xp, dtype, device=None, name: str = "psf"):
     """Return the PSF normalised to unit sum, in ``dtype``.
 
+    A NumPy masked array masking nothing is taken as its data, and an ndarray subclass
+    (``numpy.matrix``) as a plain ndarray (:func:`psf_data`).
+
     Raises
     ------
+    TypeError
+        Not an array; a complex dtype, or one that holds no numbers (str, object).
     ValueError
         If the PSF is not 2-D, is larger than the map, has negative or
-        non-finite entries, or sums to zero.
+        non-finite entries, sums to zero, or is a masked array with masked entries.
     """
     if not _is_array(psf):
         raise TypeError(f"{name} must be an array, got {type(psf).__name__}")
+    psf = psf_data(psf, name=name)  # masked entries refused; numpy.matrix as a plain ndarray
     if psf.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {tuple(psf.shape)}")
     if any(n == 0 for n in psf.shape):
@@ -485,8 +737,9 @@ def as_psf(psf, image_shape, *, xp, dtype, device=None, name: str = "psf"):
             f"{name} of shape {tuple(psf.shape)} is larger than the map ({rows}, {cols}); "
             "crop the PSF (a Gaussian needs about 8 sigma) or restore a larger map"
         )
-    if xp.isdtype(psf.dtype, "complex floating"):
+    if _dtype_kind(psf) == "complex":
         raise TypeError(f"{name} must be real, got dtype {psf.dtype}")
+    _refuse_non_real(psf, name=name, what="the blur spot's intensities")
     h = xp.astype(psf, dtype, copy=True)
     if device is not None:
         h = xp.asarray(h, device=device)
@@ -508,12 +761,23 @@ def as_psf(psf, image_shape, *, xp, dtype, device=None, name: str = "psf"):
 def as_background(background, image, *, xp, name: str = "background"):
     """Return the background as a Python float or a map like ``image``.
 
+    A NumPy masked array masking nothing is taken as its data, and an ndarray subclass
+    (``numpy.matrix``) as a plain ndarray.
+
     Raises
     ------
+    TypeError
+        Not a number or an array; a complex value or dtype (its imaginary part used to be dropped with
+        only a ComplexWarning), or an array that holds no numbers (str, object).
     ValueError
-        Non-finite or negative background, or a map of another shape.
+        Non-finite or negative background, a map of another shape, or a masked array with masked
+        entries (their values used to be subtracted as if measured).
     """
+    if isinstance(background, complex) and not isinstance(background, numbers.Real):
+        raise TypeError(f"{name} must be a real number of counts, got {background!r}: pass its real part "
+                        f"({background.real!r}) if the imaginary part is a by-product")
     if _is_array(background):
+        background = background_data(background, name=name)
         b = xp.astype(background, image.dtype, copy=False)
         if tuple(b.shape) != tuple(image.shape):
             if b.ndim == 0:

@@ -84,7 +84,17 @@ import numpy as np
 
 from ._backend import is_float64, to_numpy
 from ._problem import check_positive_int
-from ._validate import check_num_iter
+from ._validate import (
+    _host_masked,
+    _refuse_non_real,
+    as_background,
+    as_psf,
+    background_data,
+    check_num_iter,
+    mask_data,
+    plain_array,
+    psf_data,
+)
 from .fista import DEFAULT_LAM_FRACTION
 
 __all__ = ["METHODS", "default_halo", "fast_halo", "restore", "restore_zarr"]
@@ -338,7 +348,10 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, mask=None, **kwarg
         an h5py dataset is read in its stored chunks (contiguous HDF5 in
         tiles), never whole, so it may be larger than memory. The result is
         computed in tiles of ``tile × tile`` pixels (the array is rechunked
-        to that, one element per chunk for stacks).
+        to that, one element per chunk for stacks). A NumPy masked array
+        (or a Dask array of masked chunks) has missing pixels where it is
+        masked, as in :func:`xrfgpu.richardson_lucy`; with ``mask=`` the two
+        combine (a pixel is used only where both keep it).
     psf : array, shape (kr, kc) or (elements, kr, kc), or sequence of 2-D arrays
         PSF in pixels of the map (normalised to unit sum by the engine). A
         stack takes one PSF for all elements or one per element (a sequence
@@ -355,8 +368,9 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, mask=None, **kwarg
         Weights of the pixels: 1 (True) measured, 0 (False) missing, as
         ``mask=`` of :func:`xrfgpu.richardson_lucy`, :func:`xrfgpu.fista`,
         :func:`xrfgpu.wiener` and :func:`xrfgpu.tikhonov`; one mask for every
-        map of a stack or one per map. NaN pixels of the map are missing
-        too, with or without a mask. Every method then solves the whole-map
+        map of a stack or one per map. A masked array as ``mask`` is weight 0
+        at its masked entries (:func:`xrfgpu._validate.mask_data`). NaN
+        pixels of the map are missing too, with or without a mask. Every method then solves the whole-map
         problem with weights, tile by tile: Richardson–Lucy and FISTA leave
         the missing pixels out of the fit, Wiener and Tikhonov fill them
         from their measured neighbours (normalised convolution), and the
@@ -390,12 +404,18 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, mask=None, **kwarg
         ``background="auto"``), PSF count not matching the stack, maps under
         2 × 2 pixels, a PSF larger than the map, negative pixels for RL
         (naming the map; checked in a read of its own before the
-        statistics, so RL reads the input twice), infinite pixels, a mask
-        of another shape or outside [0, 1], every pixel of a map missing;
+        statistics, so RL reads the input twice), infinite pixels not marked
+        missing, a mask of another shape or outside [0, 1], every pixel of a
+        map missing; a PSF with negative, NaN or infinite entries, all zero or
+        with masked entries, a background with NaN, infinite or negative
+        values (an in-memory one; a Dask array's at the statistics) or with
+        masked entries (all checked before the graph is built, in the words
+        of the whole-map functions);
         at compute time, FISTA or ISTA on a tile whose window (halo
         included) holds no measured pixel (a hole larger than the tile).
     TypeError
-        Unknown options for the method; non-array input.
+        Unknown options for the method; non-array input; a map, PSF or
+        background that is complex or holds no numbers (str, object).
 
     Warns
     -----
@@ -442,9 +462,11 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
     """:func:`restore`, with the stack's element ``names`` (or None) named in its errors."""
     da = _dask_array()
     method = _canonical(method)
+    if not isinstance(array, da.Array) and not (hasattr(array, "shape") and hasattr(array, "dtype")):
+        raise TypeError(f"array must be a Dask array or an array, got {type(array).__name__}")
+    array, hidden = _data_and_masked_entries(array)
+    _refuse_non_real(array, name="array", what="counts or concentrations")
     if not isinstance(array, da.Array):
-        if not (hasattr(array, "shape") and hasattr(array, "dtype")):
-            raise TypeError(f"array must be a Dask array or an array, got {type(array).__name__}")
         array = da.from_array(array, chunks=_source_chunks(array, tile))
     if array.ndim not in (2, 3):
         raise ValueError(f"array must be 2-D (rows, cols) or 3-D (elements, rows, cols), got shape {array.shape}")
@@ -456,8 +478,6 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
         raise ValueError(f"array of shape {tuple(array.shape)} is {what}: a map needs at least 2 pixels along each axis")
     tile = check_positive_int(tile, "tile")
     dtype = np.float64 if is_float64(array.dtype) else np.float32
-    if np.issubdtype(array.dtype, np.complexfloating):
-        raise TypeError(f"complex arrays are not count maps (got dtype {array.dtype})")
 
     options = dict(kwargs)
     background = options.pop("background", 0.0)
@@ -467,6 +487,7 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
             "number (or a map), e.g. the one xrfgpu.restore(map, return_info=True) records as info['background'], "
             "or xrfgpu.background.estimate_background(map)"
         )
+    background = _checked_background(background, stack=array.ndim == 3)
     _check_options(method, options)
 
     if array.ndim == 2:
@@ -488,13 +509,16 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
                 "crop the PSF (a Gaussian needs about 8 sigma) or restore a larger map"
             )
     lazy_mask = None if mask is None else _as_lazy_mask(mask, array.shape, array.chunks)
+    if hidden is not None:  # a masked array's masked entries are missing pixels, as in the whole-map functions
+        keep = ~(hidden if isinstance(hidden, da.Array) else da.from_array(hidden, chunks=array.chunks))
+        lazy_mask = keep if lazy_mask is None else lazy_mask * keep
     weights = _lazy_weights(maps, lazy_mask)
     if method == "rl":  # refused before any tile runs, naming the map (a tile found it only when it ran)
         _require_nonnegative(maps, names, weights)
 
     # whole-map statistics, one read of the data for all elements
     settings, all_zero, weights = _global_settings(method, maps, backgrounds, options, names=names, weights=weights,
-                                                   masked=mask is not None)
+                                                   masked=lazy_mask is not None)
     restored = []
     for k, (image, h, b, opts, w) in enumerate(zip(maps, psfs, backgrounds, settings, weights)):
         if all_zero[k]:
@@ -506,6 +530,63 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
     if array.ndim == 2:
         return restored[0]
     return da.stack(restored, axis=0)
+
+
+def _data_and_masked_entries(array):
+    """``(data, hidden)``: the map(s) as plain data, and a masked array's masked entries (None if it masks none).
+
+    A NumPy masked array (or a Dask array of masked chunks) holds missing pixels where it is masked, as
+    :func:`xrfgpu.richardson_lucy` and the other whole-map functions read it; :func:`restore` combines them
+    with ``mask=``. Before, its tiles refused it without ``mask=`` and dropped its mask with it (the values
+    under the mask were restored as measured). A NumPy ndarray subclass (``numpy.matrix``) becomes a plain
+    ndarray (:func:`xrfgpu._validate.plain_array`). A Dask array of masked chunks is read once here to see
+    whether anything is masked.
+    """
+    da = _dask_array()
+    if isinstance(array, da.Array):
+        if not isinstance(getattr(array, "_meta", None), np.ma.MaskedArray):
+            return array, None
+        hidden = da.ma.getmaskarray(array)
+        data = da.ma.getdata(array)
+        return data, (hidden if bool(hidden.any().compute()) else None)
+    masked = _host_masked(array)
+    if masked is None:
+        return plain_array(array), None
+    data, hidden = masked
+    return plain_array(data), (hidden if bool(hidden.any()) else None)
+
+
+def _checked_background(background, *, stack, name="background"):
+    """``background=`` checked as the whole-map functions check it, before anything is read or tiled.
+
+    A number must be real, finite and >= 0; an array must hold real numbers (not complex, text or
+    Python objects) with no masked entry, and one in memory is checked for NaN, inf and negative values
+    here (a Dask array's values are read with the map's statistics). Before, a ``numpy.matrix`` failed
+    with an IndexError, an object array in Dask's rechunking, and a complex one lost its imaginary part.
+
+    Returns
+    -------
+    float, array or list
+        A number as a float; an array as given, with a NumPy ndarray subclass (``numpy.matrix``) as a
+        plain ndarray and a masked array masking nothing as its data; a stack's sequence (one value per
+        map) element by element.
+    """
+    from ._backend import array_namespace
+
+    da = _dask_array()
+    if stack and isinstance(background, (list, tuple)):
+        return [_checked_background(b, stack=False, name=f"background[{i}]") for i, b in enumerate(background)]
+    xnp = array_namespace(np.zeros(0))
+    if not (hasattr(background, "shape") and hasattr(background, "dtype")):
+        return as_background(background, None, xp=xnp, name=name)
+    b = background_data(background, name=name)
+    if not isinstance(b, da.Array):
+        try:
+            host = np.asarray(to_numpy(b))
+        except TypeError:
+            host = np.asarray(b)
+        as_background(host, np.broadcast_to(np.zeros((), np.float64), host.shape), xp=xnp, name=name)
+    return b
 
 
 def _source_chunks(array, tile):
@@ -569,16 +650,21 @@ def _check_options(method, options):
 
 
 def _host_psf(psf, name):
-    from ._backend import to_numpy
+    """``psf`` on the host, checked as the whole-map functions check it (real, finite, >= 0, not all zero, no
+    masked entry), here rather than in the first tile that runs; returned as given (not normalised)."""
+    from ._backend import array_namespace
 
     if not (hasattr(psf, "shape") and hasattr(psf, "dtype")):
         raise TypeError(f"{name} must be an array, got {type(psf).__name__}")
+    psf = psf_data(psf, name=name)
     try:
         h = to_numpy(psf)
     except TypeError:
         h = np.asarray(psf)
+    h = plain_array(h)
     if h.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {h.shape}")
+    as_psf(h, h.shape, xp=array_namespace(np.zeros(0)), dtype=np.float64, name=name)  # size: checked by the caller
     return h
 
 
@@ -662,6 +748,7 @@ def _as_lazy_mask(mask, shape, chunks):
     da = _dask_array()
     if not (hasattr(mask, "shape") and hasattr(mask, "dtype")):
         raise TypeError(f"mask must be an array of weights (1 = measured, 0 = missing), got {type(mask).__name__}")
+    mask = mask_data(mask)  # numpy.matrix as a plain ndarray; a masked array's masked entries weight 0
     if tuple(mask.shape) not in (tuple(shape[-2:]), tuple(shape)):
         which = "(rows, cols)" if len(shape) == 2 else "(rows, cols) for every map, or the stack's shape"
         raise ValueError(f"mask has shape {tuple(mask.shape)}; the maps have shape {tuple(shape)}: give {which}")
@@ -702,7 +789,8 @@ def _global_settings(method, maps, backgrounds, options, *, names=None, weights,
         row = {
             "nonzero": da.any(measured & (image != 0)),  # an absent element is all zeros
             "nan": da.any(da.isnan(image)),
-            "inf": da.any(da.isinf(image)),
+            # refused where it would be read, not at a pixel already marked missing (as the whole-map functions)
+            "inf": da.any(da.isinf(image) & measured),
             "sw": da.sum(w),
             "swy": da.sum(w * y0),
             "w_low": da.min(w),
@@ -814,7 +902,7 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype, wei
         _tile_function(method, psf, background, options, dtype, weighted=weights is not None),
         *arrays,
         depth=depth,
-        boundary=_outer_boundary(psf),
+        boundary=_outer_boundary(psf, tv=options.get("tv", 0.0) if method == "rl" else 0.0),
         trim=True,
         dtype=dtype,
         meta=meta,
@@ -822,8 +910,8 @@ def _restore_map(image, psf, background, method, options, tile, halo, dtype, wei
     return result.rechunk((tile, tile))
 
 
-def _outer_boundary(psf):
-    """Dask's halo rule at the map's outer border for ``psf``: ``"reflect"`` or ``"none"``.
+def _outer_boundary(psf, *, tv=0.0):
+    """Dask's halo rule at the map's outer border for ``psf`` (and RL's ``tv``): ``"reflect"`` or ``"none"``.
 
     Dask's ``"reflect"`` halo mirrors the blurred *data*; the whole-map model mirrors the *scene*
     and then blurs it. The two agree when the PSF is mirror-symmetric along both axes (a round or
@@ -832,12 +920,18 @@ def _outer_boundary(psf):
     tiles of FISTA differed from the whole map by 31 % of its maximum (ρ = 0.3, σ 1.8 × 2.9 px,
     128² map, tiles of 64). With ``"none"`` the border tiles get no halo beyond the map and the
     engine extends them by its own rule, the whole map's.
+
+    RL with TV (``tv`` > 0) gets ``"none"`` too, whatever the PSF: its TV term takes forward differences
+    (:func:`xrfgpu.richardson_lucy._tv_factor`), which a mirror does not map onto themselves, so a border
+    tile's mirrored halo drifted from the mirror of the map it is meant to be, and the map's first pixels with
+    it (seventh QA pass: 2.5e-2 of the maximum at ``tv=0.01``, 30 iterations, tiles 32–100, for any halo; now
+    as the whole map, ``tests/test_seventh_qa_arrays.py``).
     """
     h = np.asarray(to_numpy(psf), dtype=np.float64)
     scale = float(np.max(np.abs(h))) or 1.0
     symmetric = (np.allclose(h, h[::-1, :], rtol=0.0, atol=1e-9 * scale)
                  and np.allclose(h, h[:, ::-1], rtol=0.0, atol=1e-9 * scale))
-    return "reflect" if symmetric else "none"
+    return "reflect" if symmetric and not float(tv) > 0 else "none"
 
 
 def _tile_chunks(shape, tile, halo):
@@ -1044,7 +1138,8 @@ def restore_zarr(
         parameters.setdefault("background", 0.0)
         # the map's border as the tiles met it: Dask's mirrored halo, or none where the engine extends a
         # rotated PSF's border tiles itself (_outer_boundary); the restoration's boundary is reflect either way
-        outer = sorted({_outer_boundary(h) for h in host_psfs})
+        tv = float(kwargs.get("tv", 0.0)) if _canonical(method) == "rl" else 0.0
+        outer = sorted({_outer_boundary(h, tv=tv) for h in host_psfs})
         parameters.update({"tile": int(tile), "halo": halos if array.ndim == 3 else halos[0],
                            "boundary": "reflect",
                            "tiling": "dask.array.map_overlap, boundary=" + " or ".join(repr(b) for b in outer)})

@@ -222,11 +222,15 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
         image = da.from_array(np.asarray(image), chunks=(tile, tile))
     import array_api_compat.numpy as xnp
 
-    from ._validate import _check_shape, as_psf
+    from ._backend import to_numpy
+    from ._validate import _check_shape, as_psf, psf_data
 
-    # the whole map's shape and PSF checks, before any tile runs (a tile would name its window's shape)
+    # the whole map's shape and PSF checks, before any tile runs (a tile would name its window's shape); a masked
+    # PSF is refused naming its masked entries (np.asarray took the values under the mask)
     _check_shape(image, name="image")
-    as_psf(np.asarray(psf), image.shape, xp=xnp, dtype=np.float64)
+    psf = psf_data(psf)
+    psf = np.asarray(to_numpy(psf) if hasattr(psf, "shape") and not isinstance(psf, np.ndarray) else psf)
+    as_psf(psf, image.shape, xp=xnp, dtype=np.float64)
     dtype = np.float64 if is_float64(image.dtype) else np.float32
     y = image.astype(dtype).rechunk((tile, tile))
     h = np.asarray(psf, dtype=np.float64)

@@ -31,9 +31,12 @@ from ._validate import (
     as_background,
     as_image,
     as_psf,
+    background_data,
     check_filter_epsilon,
     check_num_iter,
     check_pad,
+    mask_data,
+    psf_data,
     require_nonnegative,
 )
 from .device import resolve_device, to_caller, to_compute
@@ -340,7 +343,7 @@ def stack_psfs(psfs, image_shape, *, xp, dtype, device=None):
     """
     n = image_shape[0]
     if hasattr(psfs, "shape") and hasattr(psfs, "dtype"):
-        psfs = as_namespace(psfs, xp, device)
+        psfs = as_namespace(psf_data(psfs, name="psfs"), xp, device)
         if psfs.ndim == 2:
             return as_psf(psfs, image_shape, xp=xp, dtype=dtype, device=device, name="psfs")
         if psfs.ndim != 3:
@@ -351,7 +354,7 @@ def stack_psfs(psfs, image_shape, *, xp, dtype, device=None):
             # a PSF as nested lists was taken for one PSF per row ("got 5 PSFs for a stack of 2 maps")
             raise TypeError(f"psfs must be an array or a sequence of 2-D arrays, got a {type(psfs).__name__} "
                             "holding other things: pass numpy.asarray(psf) for one shared PSF")
-        items = [as_namespace(p, xp, device) for p in psfs]
+        items = [as_namespace(psf_data(p, name=f"psfs[{i}]"), xp, device) for i, p in enumerate(psfs)]
     else:
         raise TypeError(f"psfs must be an array or a sequence of arrays, got {type(psfs).__name__}")
     if len(items) != n:
@@ -378,7 +381,8 @@ def _stack_background(background, y, *, xp):
     n = y.shape[0]
     dev = array_device(y)
     if hasattr(background, "shape") and hasattr(background, "dtype"):
-        background = as_namespace(background, xp, dev)
+        # masked entries, complex or text refused before float() could drop what they mean (_validate.background_data)
+        background = as_namespace(background_data(background), xp, dev)
         if background.ndim == 0:
             return as_background(float(background), y, xp=xp)
         if background.ndim == 1:
@@ -493,6 +497,7 @@ def masked_entries_as_mask(stack, mask):
 
 def _host_weights(mask, shape):
     """A mask (any namespace) as host float64 weights broadcast to the stack's ``shape`` (checked later)."""
+    mask = mask_data(mask)  # a masked-array mask: its masked entries are missing (weight 0), as for one map
     m = np.asarray(to_numpy(mask) if hasattr(mask, "shape") else mask, dtype=np.float64)
     if m.shape not in (tuple(shape[-2:]), tuple(shape)):
         raise ValueError(f"mask has shape {m.shape}; the stack has shape {tuple(shape)}: give (rows, cols) for every "

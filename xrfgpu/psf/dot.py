@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
-from .._validate import host_data_refusing_masks
+from .._validate import fit_input
 from ._gauss2d import GaussianSpotFit, fit_gaussian_spot
 from ._gaussian import _check_pixel_size
 
@@ -127,7 +127,8 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
     Raises
     ------
     TypeError
-        If ``image`` is not an array, or ``background`` not a number.
+        If ``image`` is not an array, is complex or holds no numbers (str,
+        object), or ``background`` is not a number.
     ValueError
         Not 2-D, smaller than 5×5, NaN/inf, flat, a ``background`` that is
         not finite, no spot above the
@@ -184,13 +185,11 @@ def fit_dot(image, pixel_size_um=None, *, poisson=False, background=None, dot_di
     """
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
         raise TypeError(f"image must be an array, got {type(image).__name__}")
-    image = host_data_refusing_masks(image, name="image", what="fit_dot")
+    image = fit_input(image, name="image", what="fit_dot")
     array_namespace(image)
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D (rows, cols), got shape {tuple(image.shape)}")
     data = to_numpy(image)
-    if data.dtype.kind == "c":
-        raise TypeError("complex input is not a count map")
     data = data.astype(np.float64)
     if data.shape[0] < 5 or data.shape[1] < 5:
         raise ValueError(f"image must be at least 5×5 pixels to fit a spot, got shape {data.shape}")

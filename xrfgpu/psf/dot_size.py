@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
-from .._validate import host_data_refusing_masks
+from .._validate import fit_input
 from ._gauss2d import GaussianSpotFit
 
 __all__ = ["DiskSpotFit", "fit_disk_spot", "dot_is_resolved", "RESOLVED_F_STATISTIC", "RESOLVED_SIGMA_BIAS"]
@@ -161,6 +161,8 @@ def fit_disk_spot(image, pixel_size_um=None, *, gaussian_fit=None):
 
     Raises
     ------
+    TypeError
+        As :func:`xrfgpu.psf.fit_dot`: not an array, complex, or no numbers (str, object).
     ValueError
         As :func:`xrfgpu.psf.fit_dot` (not 2-D, too small, NaN/inf, flat, no spot, a masked
         array with masked pixels).
@@ -195,7 +197,7 @@ def fit_disk_spot(image, pixel_size_um=None, *, gaussian_fit=None):
 
     from .dot import fit_dot
 
-    image = host_data_refusing_masks(image, name="image", what="fit_disk_spot")
+    image = fit_input(image, name="image", what="fit_disk_spot")
     array_namespace(image)
     data = np.asarray(to_numpy(image), dtype=np.float64)
     if gaussian_fit is None:

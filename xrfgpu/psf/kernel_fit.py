@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._backend import array_namespace, to_numpy
-from .._validate import host_data_refusing_masks
+from .._validate import fit_input
 from ._gauss2d import GaussianSpotFit, fit_gaussian_spot
 from ._gaussian import _check_pixel_size
 
@@ -46,7 +46,7 @@ def sigma_from_kernel(kernel, *, pixel_size_um=None, poisson=False):
     Raises
     ------
     TypeError
-        If ``kernel`` is not an array.
+        If ``kernel`` is not an array, is complex, or holds no numbers (str, object).
     ValueError
         If it is not 2-D, smaller than 3×3, contains NaN/inf, or is flat;
         ``pixel_size_um`` not a positive number; a
@@ -76,7 +76,7 @@ def sigma_from_kernel(kernel, *, pixel_size_um=None, poisson=False):
     """
     if not (hasattr(kernel, "shape") and hasattr(kernel, "dtype")):
         raise TypeError(f"kernel must be an array, got {type(kernel).__name__}")
-    kernel = host_data_refusing_masks(kernel, name="kernel", what="sigma_from_kernel")
+    kernel = fit_input(kernel, name="kernel", what="sigma_from_kernel")
     array_namespace(kernel)
     if kernel.ndim != 2:
         raise ValueError(f"kernel must be 2-D (rows, cols), got shape {tuple(kernel.shape)}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._backend import array_namespace, to_numpy
-from .._validate import check_positive_int, host_data_refusing_masks
+from .._validate import check_positive_int, fit_input
 from ._gaussian import FWHM_PER_SIGMA, _check_pixel_size
 from ._results import PixelLengths
 
@@ -378,7 +378,7 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
     Raises
     ------
     TypeError
-        If the input is not an array.
+        If the input is not an array, is complex, or holds no numbers (str, object).
     ValueError
         NaN/inf, flat input, fewer than 8 samples across, or no significant
         edge (edge height below 5 standard errors, or an edge that is not
@@ -422,7 +422,7 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
         image_or_profile = np.asarray(image_or_profile) if isinstance(image_or_profile, (list, tuple)) else image_or_profile
         if not (hasattr(image_or_profile, "shape") and hasattr(image_or_profile, "dtype")):
             raise TypeError(f"image_or_profile must be an array, got {type(image_or_profile).__name__}")
-    image_or_profile = host_data_refusing_masks(image_or_profile, name="image_or_profile", what="fit_knife_edge")
+    image_or_profile = fit_input(image_or_profile, name="image_or_profile", what="fit_knife_edge")
     array_namespace(image_or_profile)
     if model not in ("erf", "lsf"):
         raise ValueError(f"model must be 'erf' or 'lsf', got {model!r}")
@@ -432,8 +432,6 @@ def fit_knife_edge(image_or_profile, pixel_size_um=None, angle=None, *, model="e
         _check_pixel_size(pixel_size_um)
     oversample = check_positive_int(oversample, "oversample")
     data = to_numpy(image_or_profile)
-    if data.dtype.kind == "c":
-        raise TypeError("complex input is not a count map")
     data = data.astype(np.float64)
     if data.ndim not in (1, 2):
         raise ValueError(f"expected a 1-D profile or a 2-D map, got shape {data.shape}")
