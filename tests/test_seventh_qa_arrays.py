@@ -383,3 +383,16 @@ def test_masked_psfs_backgrounds_and_masks_reach_every_path_as_for_one_numpy_map
     as_weights = xrfgpu.restore_stack(stack, h, "rl", num_iter=5, background=20.0,
                                       mask=(~missing).astype(np.float64))
     np.testing.assert_array_equal(as_masked, as_weights)
+
+
+@pytest.mark.parametrize("exponent", [-1065, 600])
+def test_a_float64_map_far_beyond_float32_range_restores_as_the_scaled_map(exponent):
+    """A float64 map × 2**k with a background: restored as the map's restoration × 2**k (the rescaling took the
+    float background to ``background * 2.0**k``, an OverflowError for k > 1023, a subnormal map's case)."""
+    counts, _, _ = observe((64, 64), 1.5, seed=1, signal_counts=50, background_counts=20)
+    counts = counts.astype(np.float64)
+    h = P.gaussian(None, 1.5)
+    reference = xrfgpu.richardson_lucy(counts, h, num_iter=5, background=20.0)
+    scaled = xrfgpu.richardson_lucy(counts * 2.0**exponent, h, num_iter=5, background=20.0 * 2.0**exponent)
+    # a subnormal result keeps 16 bits or so (its spacing is 2**-1074): 1e-4 of the maximum
+    np.testing.assert_allclose(scaled / 2.0**exponent, reference, rtol=0, atol=1e-4 * reference.max())

@@ -258,7 +258,8 @@ def _rescaled(image, background, *, xp):
     if not k:
         return image, background, 1.0
     image = times_power_of_two(image, k)
-    background = times_power_of_two(background, k) if hasattr(background, "shape") else background * 2.0**k
+    # a float too in steps (2.0**k overflows a Python float beyond k = 1023: a subnormal float64 map)
+    background = times_power_of_two(background if hasattr(background, "shape") else float(background), k)
     return image, background, 2.0 ** (-k)
 
 

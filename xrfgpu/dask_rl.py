@@ -471,7 +471,7 @@ def _tile_step(blocks, own, problem, alpha, *, window, core, eps, accelerate):
         op = problem.problem.op
         updated = op.embed(x * _correction(x, problem, eps=eps))
         op.forget_scratch()
-        new = op.crop(weighted.fill(updated))[core]
+        new = op.crop(weighted.fill(updated, op.embed(x)))[core]
         op.forget_scratch()
     if not accelerate:
         return {"x": new, "x_prev": None, "g": None, "num": None, "den": None}

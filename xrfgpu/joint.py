@@ -766,10 +766,11 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
         # the prior decides, does not shrink every pixel's dual step
         share = op.crop(xp.where(weighted.seen, weighted.normaliser, xp.zeros_like(weighted.normaliser)))
         share = xp.clip(xp.astype(share, y.dtype), min=MISSING_SHARE_FLOOR)
-        # a map at λ = 0 is plain RL: its barely seen pixels are filled from their well-seen neighbours after each
+        # a map at λ = 0 is plain RL: its barely seen pixels lean on their neighbours after each
         # EM step (WeightedCorrection.fill), as richardson_lucy fills them; a map with λ > 0 leaves them to its
         # dTV, whose weight there (x / hᵀw, the share floored) lets the prior fill the hole along the guide's
-        # edges (filling them first gave a 12-column hole 2.3 × the RMS error, tests/test_joint_missing_pixels.py)
+        # edges (the thirteenth session's first fill, applied there too, gave a 12-column hole 2.3 × the RMS
+        # error, tests/test_joint_missing_pixels.py)
         if hasattr(weights, "shape"):
             fill_plain = weights == 0
             fill_plain = fill_plain if bool(xp.any(fill_plain)) else None
@@ -786,7 +787,8 @@ def _run_guided_rl(pb, field, weights, *, num_iter, gamma, level, init, watch=No
         correction = op.adjoint(ratio) if weighted is None else weighted(ratio * w_canvas)
         em = rl_update(x, correction, xp=xp)
         if fill_plain is not None:  # the maps at λ = 0 (plain RL): their barely seen pixels filled as RL's
-            em = xp.where(fill_plain, weighted.fill(em), em) if hasattr(fill_plain, "shape") else weighted.fill(em)
+            filled = weighted.fill(em, x)
+            em = xp.where(fill_plain, filled, em) if hasattr(fill_plain, "shape") else filled
         em = op.crop(em)
         if reweight is not None and it > 1 and (it - 1) % reweight[0] == 0:
             rw = reweighting_factors(current, field, reweight[1], gamma=gamma,

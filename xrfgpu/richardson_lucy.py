@@ -254,28 +254,30 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
                     callback=callback, tol=tol, discrepancy=discrepancy)
 
 
-#: A pixel whose share ``hᵀw`` of its PSF's weight on measured pixels is below this is *barely seen*: after each
-#: update its value is the PSF-weighted mean of the well-seen pixels around it (:meth:`WeightedCorrection.fill`).
-BARELY_SEEN_SHARE = 0.25
+#: A missing pixel whose share ``hᵀw`` of its PSF's weight on measured pixels is below this is *barely seen*: after
+#: each update it is pulled toward the PSF-weighted mean of the well-seen pixels around it, the more the less it
+#: is seen (:meth:`WeightedCorrection.fill`).
+BARELY_SEEN_SHARE = 0.1
 
 
 class WeightedCorrection:
     """The weighted EM correction ``hᵀ(w r) / hᵀ w`` of a problem with missing pixels; 1 where ``hᵀ w`` ≤ 10⁻⁶.
 
-    **Barely seen pixels** (share ``s = hᵀw`` below :data:`BARELY_SEEN_SHARE`, in a hole wider than the PSF or
-    between lost lines). Their EM correction is the average ratio of the few measured pixels their PSF's tail
-    reaches, at which they weigh almost nothing: the data do not identify them (the likelihood rises as such a
-    pixel grows until its tail explains those pixels' noise), and the iteration grew them without bound — on
-    the HXN Fe map with a 20 × 20 hole at σ 1.5 px and the 413 cross-validated accelerated iterations a hole
-    pixel reached 10995 where the map's largest value is 19. :meth:`fill` sets each of them, after every
-    update, to the PSF-weighted mean of the well-seen pixels' (``s ≥`` :data:`BARELY_SEEN_SHARE`) new values
-    around it, ``hᵀ(g x) / hᵀg`` with ``g`` the well-seen indicator (normalised convolution, Knutsson &
-    Westin 1993, of the estimate instead of the data): a value between those of its neighbours, which the
-    iteration cannot grow. A pixel no well-seen pixel reaches keeps its value. Measured against damping the
-    step by the share (``max(s, floor)``, which slowed lost lines under sub-pixel PSFs): two and three lost
-    rows of the HXN Fe map at σ 0.5 px are restored nearly as before (RMS from the complete map's restoration
-    0.75 and 0.76, against 0.68 and 0.73; the floor 0.25 gave 2.92), and the 20 × 20 hole's largest value is 67
-    (docs/algorithms.md, "Missing pixels").
+    **Barely seen pixels.** A missing pixel (weight 0) whose share ``s = hᵀw`` is below
+    ``τ`` = :data:`BARELY_SEEN_SHARE` sits deep in a hole or between lost lines. Its EM correction is the average
+    ratio of the few measured pixels its PSF's tail reaches, at which it weighs almost nothing: the data hardly
+    identify it (the likelihood rises as such a pixel grows until its tail explains those pixels' noise), and
+    the iteration grew it without bound — on the HXN Fe map with a 20 × 20 hole at σ 1.5 px and the 413
+    cross-validated accelerated iterations a hole pixel reached 10995 where the map's largest value is 19.
+    :meth:`fill` blends, after every update, such a pixel's new value ``x'`` with ``F``, the PSF-weighted mean
+    ``hᵀ(g x') / hᵀg`` of the new values of the pixels that are measured or well seen (``g`` = 1 there;
+    normalised convolution of the estimate, Knutsson & Westin 1993): ``κ x' + (1 − κ) F`` with ``κ = s / τ``.
+    Where no such pixel reaches it, ``F`` is its previous value, so the step is the EM step damped by ``κ``
+    (the EM step of the complete data with the missing counts imputed, scaled). Deep in a hole (κ → 0) the
+    pixel follows its neighbours and cannot grow; at ``s`` near ``τ`` it follows its data; the rule is
+    continuous in the weights. A measured pixel, whatever its weight or share, keeps its EM step (an isolated
+    measured pixel explains its own count). Measured (docs/algorithms.md, "Missing pixels"): the HXN hole's
+    largest value 10995 → 91 (the restored measured pixels' 120).
 
     Deep inside a hole the measured pixels hold a small share ``hᵀ w`` of a pixel's PSF weight, and the
     correction is the ratio of two small sums. A float32 blur computes each with an absolute error of about
@@ -314,16 +316,17 @@ class WeightedCorrection:
         # without the where's third map-sized array)
         self._numpy = is_numpy_namespace(xp)
         self._unseen = ~self.seen if self._numpy else None
-        # the barely seen pixels that a well-seen pixel reaches: filled from those after each update
-        well_seen = normaliser >= BARELY_SEEN_SHARE
-        self._filled = None
-        if not bool(xp.all(well_seen)):
-            self._well_seen = xp.astype(well_seen, self.work)
-            reach = self._adjoint(self._well_seen)
-            filled = (~well_seen) & (reach > 1e-6)
-            if bool(xp.any(filled)):
-                self._filled = filled
-                self._reach = xp.where(filled, reach, xp.ones_like(reach))
+        # the barely seen missing pixels: κ = s / τ < 1, blended with their measured or well-seen neighbours' mean
+        self._kappa = None
+        weights = xp.astype(pb.canvas_weights, self.work)
+        barely = (weights == 0) & (normaliser < BARELY_SEEN_SHARE)
+        if bool(xp.any(barely)):
+            self._barely = barely
+            self._kappa = xp.where(barely, xp.clip(normaliser, min=0.0) / BARELY_SEEN_SHARE, xp.ones_like(normaliser))
+            self._source = xp.astype(~barely, self.work)
+            reach = self._adjoint(self._source)
+            self._reached = reach > 1e-6
+            self._reach = xp.where(self._reached, reach, xp.ones_like(reach))
 
     def _adjoint(self, a):
         if not self.own:
@@ -344,18 +347,32 @@ class WeightedCorrection:
             return quotient.astype(self.dtype, copy=False)
         return xp.astype(xp.where(self.seen, total / self.normaliser, self._ones), self.dtype)
 
-    def fill(self, x):
-        """``x`` (the canvas iterate after an update) with each barely seen pixel set to ``hᵀ(g x) / hᵀg``.
+    def fill(self, x, previous):
+        """``x`` (the canvas iterate after an update) with each barely seen pixel set to ``κ x + (1 − κ) F``.
 
-        ``g`` is 1 at the well-seen pixels (share ≥ :data:`BARELY_SEEN_SHARE`), 0 elsewhere; the sums are
-        taken in the correction's working dtype (float64 for float32 maps). ``x`` itself when every pixel is
-        well seen or no barely seen pixel is reached by a well-seen one.
+        ``F = hᵀ(g x) / hᵀg``, ``g`` = 1 at the measured and well-seen pixels, where such a pixel reaches;
+        ``previous`` (the iterate the update started from) elsewhere. ``κ = s / τ`` (:data:`BARELY_SEEN_SHARE`).
+        The sums and the blend are taken in the correction's working dtype (float64 for float32 maps). ``x``
+        itself, bit for bit, at every other pixel, and when there is no barely seen pixel.
+
+        Parameters
+        ----------
+        x, previous : array, the canvas's shape
+            The updated iterate and the one before the update (map units divided by the problem's scale).
+
+        Returns
+        -------
+        array
+            ``x``'s dtype.
         """
-        if self._filled is None:
+        if self._kappa is None:
             return x
         xp = self.xp
-        mean = self._adjoint(xp.astype(x, self.work) * self._well_seen) / self._reach
-        return xp.where(self._filled, xp.astype(mean, x.dtype), x)
+        new = xp.astype(x, self.work)
+        mean = self._adjoint(new * self._source) / self._reach
+        anchor = xp.where(self._reached, mean, xp.astype(previous, self.work))
+        blend = self._kappa * new + (1.0 - self._kappa) * anchor
+        return xp.where(self._barely, xp.astype(blend, x.dtype), x)
 
 
 def _run_weighted(pb, *, num_iter, tol, discrepancy, tv, accelerate, filter_epsilon, callback, init, level):
@@ -424,7 +441,7 @@ def _iterate(pb, x, *, num_iter, eps, tv, level, accelerate, callback, tol, disc
             correction = correction / op.embed(_tv_factor(op.crop(point), tv, level, xp=xp))
         new = rl_update(point, correction, xp=xp)
         if w_map is not None:
-            new = weighted.fill(new)
+            new = weighted.fill(new, point)
         if accelerate:
             g2, g1 = g1, difference(new, point, xp=xp, out=g2)  # the oldest change's memory is reused
             x_prev = x
