@@ -104,7 +104,8 @@ def test_an_all_zero_map_keeps_its_place_in_every_mode(tmp_path, capsys, extra):
     src = tmp_path / "scan.npz"
     np.savez(src, Fe=_count_map((40, 40)), Zn=np.zeros((40, 40), np.float32), Ca=_count_map((40, 40), 1))
     out = tmp_path / "o.tif"
-    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", "--iterations", "5", *extra]) == 0
+    iterations = [] if "wiener" in extra else ["--iterations", "5"]  # a filter does not iterate (refused)
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", *iterations, *extra]) == 0
     with tifffile.TiffFile(out) as tif:
         assert tif.imagej_metadata["Labels"] == ["Fe", "Zn", "Ca"]
         stack = tif.asarray()

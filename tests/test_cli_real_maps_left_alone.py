@@ -530,7 +530,8 @@ def test_tiles_clip_a_fitted_maps_negative_values_as_the_whole_map_does_and_reco
     results = {}
     for label, tile in (("whole", []), ("tiled", ["--tile", "32"])):
         out = tmp_path / f"{label}.npz"
-        assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", "--iterations", "4",
+        iterations = ["--iterations", "4"] if method in ("rl", "fista") else []  # a filter refuses it
+        assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "1.5px", *iterations,
                      "--method", method, "--background", "0.05", "-q", *tile]) == 0
         record = json.loads(Path(f"{out}.json").read_text())["xrfgpu"]["provenance"]
         results[label] = (np.load(out)["Fe"], record["parameters"]["per_element"]["Fe"])
@@ -574,7 +575,8 @@ def test_no_run_measures_a_maps_gain_more_than_once(tmp_path, monkeypatch, optio
     for name in ("Fe_K", "Cr_K"):
         (folder / f"SUM_maps_XRF_{name}.tiff").write_bytes((FE.parent / f"SUM_maps_XRF_{name}.tiff").read_bytes())
     calls = _count_gain_estimates(monkeypatch)
-    assert main(["restore", str(folder), "-o", str(tmp_path / "o.npz"), "--iterations", "3", "-q", *options]) == 0
+    iterations = [] if "wiener" in options else ["--iterations", "3"]  # a filter refuses it
+    assert main(["restore", str(folder), "-o", str(tmp_path / "o.npz"), *iterations, "-q", *options]) == 0
     assert len(calls) == 2 * expected
 
 

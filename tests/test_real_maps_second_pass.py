@@ -291,8 +291,9 @@ def test_a_joint_run_names_the_scaler_as_a_source_of_missing_pixels(tmp_path, ca
     # RL and Wiener restore the scaler's missing pixel in tiles as the whole map does
     for method in ("rl", "wiener"):
         for name, tile in (("tiled.npz", ["--tile", "64"]), ("whole.npz", [])):
+            iterations = ["--iterations", "8"] if method == "rl" else []  # a filter refuses it
             assert main(["restore", str(source), "-o", str(tmp_path / name), "--psf-sigma", "1px", "--normalize",
-                         "i0", "--elements", "Fe_K", "--iterations", "8", "--method", method, "-q", "--overwrite",
+                         "i0", "--elements", "Fe_K", *iterations, "--method", method, "-q", "--overwrite",
                          *tile]) == 0
         tiled, whole = (np.load(tmp_path / n)["Fe_K"] for n in ("tiled.npz", "whole.npz"))
         assert np.all(np.isfinite(tiled)) and np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max(), method

@@ -321,7 +321,9 @@ def test_each_integer_map_is_classified_once_and_restored_as_the_library_restore
     monkeypatch.chdir(tmp_path)
     tifffile.imwrite("scan_Fe_K.tif", image)
     calls = _count_classifications(monkeypatch)
-    assert main(["restore", "scan_Fe_K.tif", "-o", "out.npz", "--iterations", "3", "-q", *options]) == 0
+    # --iterations for the methods that iterate (a filter refuses it since the seventh QA pass)
+    iterations = [] if "wiener" in options or "tikhonov" in options else ["--iterations", "3"]
+    assert main(["restore", "scan_Fe_K.tif", "-o", "out.npz", *iterations, "-q", *options]) == 0
     # gain 1 given for a count map: no step classifies it; otherwise one classification, passed on
     assert len(calls) == (0 if case == "entry" and kind == "counts" else 1), calls
     monkeypatch.undo()

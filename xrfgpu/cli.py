@@ -44,7 +44,8 @@ import numpy as np
 from . import __version__
 from ._backend import is_float64
 from ._validate import MAX_NUM_ITER
-from .front_door import CAUTION_KEYS, DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators, goal_factors
+from .front_door import (CAUTION_KEYS, CV_SPLIT_KEYS, DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators,
+                         goal_factors)
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -95,7 +96,8 @@ def _naming_the_map(message):
 
 
 # the library's keywords that its messages advise, as this command line spells them
-_OPTION_SPELLING = {"pass background=": "pass --background"}
+_OPTION_SPELLING = {"pass background=": "pass --background", "weight 0 in mask=": "weight 0 in a --mask file",
+                    "a fixed count (num_iter=)": "a fixed count (--iterations N)"}
 
 
 def _command_line_spelling(message):
@@ -749,8 +751,9 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
-                                          "iteration_scale", "negative_fraction_clipped",
-                                          "negative_fraction_restored", "restored_min", *_GAIN_KEYS)
+                                          *CV_SPLIT_KEYS, "accelerate", "iteration_scale", "negative_fraction_clipped",
+                                          "negative_fraction_restored", "restored_min", "restoration_dtype",
+                                          *_GAIN_KEYS)
                if info.get(key) is not None}
     details.update({key: info[key] for key in GOAL_GUARD_KEYS if key in info})  # the goal's guard, None kept
     details.update({key: info[key] for key in CAUTION_KEYS if key in info})  # the front door's caution
@@ -924,7 +927,9 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                                goal_factors(options.get("goal", DEFAULT_GOAL),
                                             sigma_estimated=bool(options.get("sigma_estimated")))[1])
                 details.update({key: notes[key] for key in GOAL_GUARD_KEYS if key in notes})
+            details.update({key: notes[key] for key in CV_SPLIT_KEYS if key in notes})  # the split, if CV ran
             missing = options.get("mask") is not None or bool(np.isnan(np.asarray(counts)).any())
+            details["restoration_dtype"] = _restoration_dtype(np.asarray(counts).dtype)
             details.update(iterations=n, stop=stop, accelerate=True, halo=exact_halo(h.shape, missing_pixels=missing),
                            tiling="xrfgpu.dask_rl: every iteration in tiles, whole-map Biggs-Andrews step")
             if notes.get("negative_fraction_clipped"):  # recorded as the whole-map run records it
@@ -976,6 +981,7 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             if "num_iter" in details:
                 details["iterations"] = details.pop("num_iter")
             details["tiling"] = "xrfgpu.dask.restore: halo tiles (dask.array.map_overlap, reflect)"
+            details["restoration_dtype"] = _restoration_dtype(np.asarray(image).dtype)
             details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
     finally:
         if client is not None:
@@ -988,10 +994,13 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
 
     Returns (restored maps by name, per-element details, the joint record).
     """
+    import inspect
+
     from ._backend import to_numpy
+    from .front_door import _psf_for
     from .io import match_name
     from .joint import JointFallbackWarning, joint_richardson_lucy
-    from .front_door import _psf_for
+    from .stopping import cv_iterations
 
     if len(inputs) < 2:
         raise click.UsageError("--joint needs at least two element maps")
@@ -1058,8 +1067,18 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
             per_element[name].update({k: v for k, v in measured_here.items() if k in ("gain_spread", "gain_note")})
         if clipped[i]:
             per_element[name]["negative_fraction_clipped"] = clipped[i]
+        # the guide and a map restored alone (fallback, or weight 0 chosen) run the front door's accelerated RL;
+        # a guided map runs the joint prior's plain EM (xrfgpu.joint: "the guide accelerated, the weak map plain")
+        per_element[name]["accelerate"] = per_element[name].get("role") != "guided"
     record = {k: v for k, v in info.items() if k != "per_map"}
     record["guide"] = names[info["guide"]]
+    # the cross-validation's splits (each map's weight λ, and its count without --iterations): the library's own
+    # defaults, which this command does not change: folds of binomial halves drawn from default_rng(seed), and the
+    # guide's (and each map restored alone's) stop by xrfgpu.stopping.cv_iterations with that seed and holdout
+    joint_defaults = inspect.signature(joint_richardson_lucy).parameters
+    record.update(cv_split_seed=joint_defaults["seed"].default, cv_folds=joint_defaults["cv_folds"].default,
+                  cv_holdout_fraction=inspect.signature(cv_iterations).parameters["holdout"].default,
+                  restoration_dtype=_restoration_dtype(stack.dtype))
     # the library keys its per-map entries by index; the command line names the maps
     for key, inner in (("guide_evidence", "smoothing_px"), ("reweight", "eps")):
         entry = record.get(key)
@@ -1157,7 +1176,8 @@ def main(argv=None) -> int:
                    "for a crop, where no area may show the noise alone. 1 takes an integer map for counts even "
                    "where it reads as scaled integers (xrfgpu.map_kind).")
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
-              help="Iterations (default: RL by cross-validation on count maps, else 30; FISTA 100; at most 10000).")
+              help="Iterations of rl, fista and blind-rl (default: RL by cross-validation on count maps, else 30; "
+                   "FISTA 100; at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
@@ -1217,6 +1237,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if psf_extrapolate and psf_file is None:
         raise click.UsageError("--psf-extrapolate extends the σ table of --psf-file to lines beyond its "
                                "energies; give --psf-file, or drop --psf-extrapolate")
+    if elongated_spot and not psf_auto:  # it was ignored without a word, and the run looked checked for it
+        raise click.UsageError("--elongated-spot checks the σ that --psf-auto estimates for an elongated spot; "
+                               "give --psf-auto, or drop --elongated-spot")
+    _refuse_options_not_used(method, {"--iterations": iterations, "--balance": balance, "--lam": lam,
+                                      "--kernel-size": kernel_size})
 
     # fail early on the output before any work
     inputs = [input_path, psf_file, mask_path]
@@ -1423,7 +1448,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                                  source.get("reliable", True) is not False, gain_notes))
             psf_record[name] = {"sigma_um": sigma_um, "sigma_px": sigma_px,
                                 "fwhm_um": sigma_um * 2.3548200450309493 if sigma_um else None, "source": source}
-            timings[name] = round(time.perf_counter() - t0, 4)
+            # this map's preparation only (gain, background, σ): the maps are restored together below
+            timings.setdefault("preparation", {})[name] = round(time.perf_counter() - t0, 4)
             continue
         if tile is not None:
             out, details = _run_tiled(method, image, sigma_px, background=bg, gain=gain, options=options, tile=tile,
@@ -1476,9 +1502,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         timings[name] = round(time.perf_counter() - t0, 4)
 
     if joint:  # minutes on many maps (a weight per map by cross-validation): say so while it runs
+        t0 = time.perf_counter()
         with progress.stage(f"joint restoration of {len(joint_inputs)} maps (each map's weight by cross-validation)"):
             restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute,
                                                              quiet)
+        timings["joint_restoration"] = round(time.perf_counter() - t0, 4)  # all maps together, once
     click.get_current_context().meta["xrfgpu.current_map"] = None
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:
@@ -1497,8 +1525,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
-                  "mask": None if mask_path is None else str(mask_path), "goal": goal,
-                  "psf_extrapolate": psf_extrapolate}
+                  "mask": None if mask_path is None else str(mask_path), "mask_file": _mask_file_record(mask_path),
+                  "goal": goal, "psf_extrapolate": psf_extrapolate}
     if joint:
         parameters["joint"] = joint_record
     timings["total"] = round(time.perf_counter() - t_start, 4)
@@ -1530,6 +1558,65 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
              f"({result.shape[0]}×{result.shape[1]} px) with {method} on {where} in {timings['total']:.2f} s")
         _say(quiet, False, f"wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+# the methods that use each of restore's method options (an option given to another method is refused: it
+# was recorded as if it had run, with the output identical to a run without it)
+_OPTION_METHODS = {
+    "--iterations": (("rl", "fista", "blind-rl"), "the iteration count"),
+    "--balance": (("wiener",), "the regularisation weight"),
+    "--lam": (("tikhonov", "fista"), "the regularisation weight"),
+    "--kernel-size": (("blind", "blind-rl"), "the blind kernel's size"),
+}
+
+
+def _refuse_options_not_used(method, given):
+    """Refuse, in one line naming it and the method, a method option that ``--method`` would not use.
+
+    Parameters
+    ----------
+    method : str
+        The ``--method`` chosen (:data:`METHODS`).
+    given : dict
+        Option name (``"--lam"``) to its value, None where not given.
+
+    Raises
+    ------
+    click.UsageError
+        The first option given that ``method`` does not use (exit status 2), naming the methods that
+        use it, as ``--guide`` without ``--joint`` is refused.
+    """
+    for option, value in given.items():
+        users, what = _OPTION_METHODS[option]
+        if value is not None and method not in users:
+            named = users[0] if len(users) == 1 else f"{', '.join(users[:-1])} and {users[-1]}"
+            choose = users[0] if len(users) == 1 else f"one of {', '.join(users[:-1])} or {users[-1]}"
+            raise click.UsageError(f"--method {method} does not use {option} ({what} of {named}); drop {option}, "
+                                   f"or choose {choose}")
+
+
+def _mask_file_record(mask_path):
+    """The record's entry of a ``--mask`` file, as the input's: ``{"path": absolute, "sha256": of its bytes}``.
+
+    Parameters
+    ----------
+    mask_path : Path or None
+
+    Returns
+    -------
+    dict or None
+        None without ``--mask``.
+    """
+    if mask_path is None:
+        return None
+    from .provenance import sha256_of
+
+    return {"path": str(Path(mask_path).resolve()), "sha256": sha256_of(mask_path)}
+
+
+def _restoration_dtype(dtype):
+    """``"float64"`` or ``"float32"``: the precision a map of ``dtype`` is restored in (float64 stays float64)."""
+    return "float64" if is_float64(dtype) else "float32"
 
 
 def _argv():

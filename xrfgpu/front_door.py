@@ -39,8 +39,8 @@ from .background import element_free_depth, estimate_background, estimate_gain, 
 from .map_kind import classify_map
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations
 
-__all__ = ["DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record", "caution_sigma",
-           "filled_for_estimators", "goal_factors", "restore", "sigma_from_map", "sigma_region"]
+__all__ = ["CV_SPLIT_KEYS", "DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record",
+           "caution_sigma", "filled_for_estimators", "goal_factors", "restore", "sigma_from_map", "sigma_region"]
 
 METHODS = ("rl", "wiener", "tikhonov", "fista", "blind", "blind-rl")
 GOALS = ("resolution", "fidelity")
@@ -54,6 +54,10 @@ RESOLUTION_ITERATION_SCALE = 2.0
 GOAL_GUARD_STANDARD_ERRORS = 1.0
 # what rl_iteration_count records of the guard (restore's info, the command line's record)
 GOAL_GUARD_KEYS = ("goal_iterations_wanted", "goal_iterations_capped_by", "goal_heldout_rise_se")
+# what rl_iteration_count records of the cross-validated stop's split (restore's info, the command line's record):
+# the seed and held-out fraction of the one binomial split of the counts, and the count it may reach, which with
+# the recorded accelerate repeat the count with xrfgpu.stopping.cv_iterations (the count depends on the split)
+CV_SPLIT_KEYS = ("cv_split_seed", "cv_holdout_fraction", "cv_max_iterations")
 # the front door's caution (docs/front_door.md, "The caution"): when the cross-validated count at an estimated σ
 # reaches this many iterations, the map is restored at the lower end of σ's interval for that σ's own CV count
 CAUTION_CV_ITERATIONS = 60
@@ -474,10 +478,18 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     ``"max_iter"``) and ``goal_heldout_rise_se`` (the rise, in paired standard
     errors, that stopped it; None when not stopped by it).
 
+    With ``rule="cv"``, ``record`` also receives the split the cross-validation drew
+    (:data:`CV_SPLIT_KEYS`): ``cv_split_seed`` and ``cv_holdout_fraction`` (the ``seed`` and
+    ``holdout`` of :func:`xrfgpu.stopping.cv_iterations`) and ``cv_max_iterations`` (its
+    ``max_iter``), so that ``cv_iterations(round(map / gain), h, background=background / gain,
+    seed=..., holdout=..., max_iter=..., accelerate=...)`` repeats the cross-validated count.
+
     Raises
     ------
     ValueError
-        Unknown ``rule`` or ``goal``.
+        Unknown ``rule`` or ``goal``; with ``rule="cv"``, a map whose largest effective count is
+        above :data:`xrfgpu._validate.MAX_COUNT` (a hot pixel far above the rest of a fitted map),
+        which no Poisson split can take: the message names the pixel and what to do.
     """
     _, iteration_scale = goal_factors(goal, sigma_estimated=sigma_estimated)
     if rule == "fixed":
@@ -487,6 +499,11 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     xp = array_namespace(y)
     # the split needs integer counts: effective counts of a fitted map are rounded for it
     split_map = y if gain == 1.0 else xp.round(y)
+    _refuse_counts_beyond_split(split_map, gain, rl_options.get("mask"), xp=xp)
+    if record is not None:  # the split drawn, for the record (the functions' own defaults: none is passed)
+        drawn = inspect.signature(cv_iterations if iteration_scale == 1.0 else cv_stop).parameters
+        record.update(cv_split_seed=drawn["seed"].default, cv_holdout_fraction=drawn["holdout"].default,
+                      cv_max_iterations=int(num_iter or 500))
     if iteration_scale == 1.0:
         count = cv_iterations(split_map, h, background=background, max_iter=num_iter or 500, accelerate=accelerate,
                               **rl_options)
@@ -497,6 +514,58 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
         record.update(goal_iterations_wanted=found.extend_target, goal_iterations_capped_by=found.limited_by,
                       goal_heldout_rise_se=found.rise_standard_errors)
     return found.sharp_iterations, found.iterations
+
+
+def _refuse_counts_beyond_split(split_map, gain, weights, *, xp):
+    """Refuse, saying why and what to do, a map of effective counts beyond what the CV split takes.
+
+    :func:`xrfgpu.stopping.cv_stop` splits non-negative integer counts of at most
+    :data:`xrfgpu._validate.MAX_COUNT` (2⁴⁰ ≈ 1.1·10¹²); a fitted map's effective counts (map / gain)
+    pass that only where a few pixels lie far above the rest (one pixel of 10⁸ in the HXN Fe map, whose
+    largest value is 19, at its gain 6.0·10⁻⁵), and the split answered "needs a map of non-negative
+    integer counts", which names neither the pixel nor a way on. Missing pixels (``weights`` 0) are not
+    split and not checked. An ordinary map costs one maximum; nothing it computes changes.
+
+    Parameters
+    ----------
+    split_map : array, shape (rows, cols)
+        The effective counts the split would take (rounded for a fitted map).
+    gain : float
+        Map units per effective count (1 for a count map).
+    weights : array or None
+        The map's pixel weights (0 at missing pixels), or None.
+    xp : namespace
+        The array namespace of ``split_map``.
+
+    Raises
+    ------
+    ValueError
+        Naming the largest pixel, its value in the map's units and in effective counts, how many pixels
+        are beyond the limit and the map's median, and the ways on: mark the pixels missing, or give a
+        fixed count (the discrepancy stop is not offered: on the HXN Fe map with one pixel of 10⁸ it ran
+        to its cap of 500 iterations).
+    """
+    from ._validate import MAX_COUNT
+
+    measured = split_map if weights is None else xp.where(weights > 0, split_map, xp.zeros_like(split_map))
+    if not float(xp.max(measured)) > MAX_COUNT:
+        return
+    host = np.asarray(to_numpy(measured), dtype=np.float64)
+    peak = float(np.max(host))
+    row, col = (int(i) for i in np.unravel_index(int(np.argmax(host)), host.shape))
+    beyond = int(np.count_nonzero(host > MAX_COUNT))
+    where = (f"pixel (row {row}, column {col})" if beyond == 1 else
+             f"{beyond} pixels, the largest at (row {row}, column {col}),")
+    if gain == 1.0:
+        value = f"{peak:.3g} counts (the map's median is {np.median(host):.3g})"
+    else:
+        value = (f"{peak * gain:.4g} in the map's units, {peak:.3g} effective counts at the map's gain {gain:.3g} "
+                 f"(the map's median is {np.median(host) * gain:.3g})")
+    raise ValueError(
+        f"cross-validated stopping cannot split this map: {where} holds {value}, beyond the {MAX_COUNT:.3g} "
+        "(2^40) counts any Poisson count map holds: a few pixels far above the rest (a hot pixel, a spike, a "
+        "detector fault). Mark them missing (NaN, or weight 0 in mask=), to be restored from their neighbours; or "
+        "stop without cross-validation, at a fixed count (num_iter=)")
 
 
 def require_side_for_sigma(shape, remedy):
@@ -817,7 +886,12 @@ def restore(
         estimated ``sigma_interval``, ``sigma_reliable``, ``sigma_evidence``,
         ``sigma_estimated`` (px, before the goal's scale); ``background`` (map
         units, or "map" for a given map), ``background_source``, ``iterations`` (the count run: RL, FISTA,
-        blind-rl; None for Wiener, Tikhonov and blind), ``cv_iterations``, ``stop`` (RL), ``psf_shape``,
+        blind-rl; None for Wiener, Tikhonov and blind), ``cv_iterations``, ``stop`` (RL), with the CV stop
+        the split it drew (:data:`CV_SPLIT_KEYS`: ``cv_split_seed``, ``cv_holdout_fraction``,
+        ``cv_max_iterations``, the ``seed``, ``holdout`` and ``max_iter`` of
+        :func:`xrfgpu.stopping.cv_iterations`), ``accelerate`` (RL and blind-rl: whether the
+        Biggs–Andrews steps ran), ``restoration_dtype`` (``"float32"`` or ``"float64"``, the precision
+        the restoration ran in), ``psf_shape``,
         ``flux_ratio`` (Σ restored
         / Σ (map − background), RL), ``seconds`` (time per stage: gain,
         background, sigma, stop, restore); ``missing_pixels`` (their count, when any are
@@ -977,6 +1051,8 @@ def restore(
     y, gain, notes = effective_counts(y, xp=xp, gain=gain, map_kind=map_kind)
     info.update(notes)
     info["gain"] = gain
+    # the precision every stage below runs in (as_image's working dtype: float64 maps stay float64)
+    info["restoration_dtype"] = "float64" if y.dtype == xp.float64 else "float32"
     seconds["gain"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -1048,6 +1124,7 @@ def restore(
         if rule is None:
             rule = "fixed" if num_iter is not None else "cv"
         accelerate = kwargs.pop("accelerate", True)
+        info["accelerate"] = bool(accelerate)  # Biggs-Andrews steps (the stop's runs and the restoration alike)
         if rule in ("cv", "fixed"):
             iterations, cv_count = rl_iteration_count(y, h, background=b, gain=gain, num_iter=num_iter, rule=rule,
                                                       goal=goal, sigma_estimated=est is not None,
@@ -1113,8 +1190,12 @@ def restore(
         info["kernel_size"] = kernel_size
     else:  # blind-rl
         from .blind import blind_rl
+        from .richardson_lucy import richardson_lucy
 
         iterations = int(num_iter) if num_iter is not None else 30
+        # its RL runs richardson_lucy's own default (unaccelerated) unless accelerate= is passed on
+        rl_default = inspect.signature(richardson_lucy).parameters["accelerate"].default
+        info["accelerate"] = bool(kwargs.get("accelerate", rl_default))
         result = blind_rl(y, background=b, num_iter=iterations, pixel_size_um=pixel_size_um, **kwargs)
         out = result.image
         s = float(result.sigma)
