@@ -254,9 +254,9 @@ def run_richardson_lucy(pb, *, num_iter, tol=None, discrepancy=None, tv=0.0, acc
                     callback=callback, tol=tol, discrepancy=discrepancy)
 
 
-#: A missing pixel whose share ``hᵀw`` of its PSF's weight on measured pixels is below this is *barely seen*: after
-#: each update it is pulled toward the PSF-weighted mean of the well-seen pixels around it, the more the less it
-#: is seen (:meth:`WeightedCorrection.fill`).
+#: A missing pixel (or one of weight below this) whose share ``hᵀw`` of its PSF's weight on measured pixels is
+#: below this is *barely seen*: after each update it is pulled toward the PSF-weighted mean of the other pixels
+#: around it, the more the less it is seen (:meth:`WeightedCorrection.fill`).
 BARELY_SEEN_SHARE = 0.1
 
 
@@ -271,12 +271,13 @@ class WeightedCorrection:
     cross-validated accelerated iterations a hole pixel reached 10995 where the map's largest value is 19.
     :meth:`fill` blends, after every update, such a pixel's new value ``x'`` with ``F``, the PSF-weighted mean
     ``hᵀ(g x') / hᵀg`` of the new values of the pixels that are measured or well seen (``g`` = 1 there;
-    normalised convolution of the estimate, Knutsson & Westin 1993): ``κ x' + (1 − κ) F`` with ``κ = s / τ``.
+    normalised convolution of the estimate, Knutsson & Westin 1993): ``κ x' + (1 − κ) F`` with
+    ``κ = min(1, max(w, s / τ))`` (``w`` the pixel's own weight: a pixel of weight 10⁻⁹ is as barely seen as a
+    missing one, so the rule is continuous in the weights).
     Where no such pixel reaches it, ``F`` is its previous value, so the step is the EM step damped by ``κ``
     (the EM step of the complete data with the missing counts imputed, scaled). Deep in a hole (κ → 0) the
-    pixel follows its neighbours and cannot grow; at ``s`` near ``τ`` it follows its data; the rule is
-    continuous in the weights. A measured pixel, whatever its weight or share, keeps its EM step (an isolated
-    measured pixel explains its own count). Measured (docs/algorithms.md, "Missing pixels"): the HXN hole's
+    pixel follows its neighbours and cannot grow; at ``s`` near ``τ`` it follows its data. A measured pixel of
+    weight 1 (or of share ≥ τ), however isolated, keeps its EM step and explains its own count. Measured (docs/algorithms.md, "Missing pixels"): the HXN hole's
     largest value 10995 → 91 (the restored measured pixels' 120).
 
     Deep inside a hole the measured pixels hold a small share ``hᵀ w`` of a pixel's PSF weight, and the
@@ -316,13 +317,14 @@ class WeightedCorrection:
         # without the where's third map-sized array)
         self._numpy = is_numpy_namespace(xp)
         self._unseen = ~self.seen if self._numpy else None
-        # the barely seen missing pixels: κ = s / τ < 1, blended with their measured or well-seen neighbours' mean
+        # the barely seen pixels: κ = min(1, max(w, s / τ)) < 1, blended with their other neighbours' mean
         self._kappa = None
         weights = xp.astype(pb.canvas_weights, self.work)
-        barely = (weights == 0) & (normaliser < BARELY_SEEN_SHARE)
+        kappa = xp.clip(xp.maximum(xp.clip(normaliser, min=0.0) / BARELY_SEEN_SHARE, weights), max=1.0)
+        barely = kappa < 1.0
         if bool(xp.any(barely)):
             self._barely = barely
-            self._kappa = xp.where(barely, xp.clip(normaliser, min=0.0) / BARELY_SEEN_SHARE, xp.ones_like(normaliser))
+            self._kappa = kappa
             self._source = xp.astype(~barely, self.work)
             reach = self._adjoint(self._source)
             self._reached = reach > 1e-6
@@ -351,7 +353,8 @@ class WeightedCorrection:
         """``x`` (the canvas iterate after an update) with each barely seen pixel set to ``κ x + (1 − κ) F``.
 
         ``F = hᵀ(g x) / hᵀg``, ``g`` = 1 at the measured and well-seen pixels, where such a pixel reaches;
-        ``previous`` (the iterate the update started from) elsewhere. ``κ = s / τ`` (:data:`BARELY_SEEN_SHARE`).
+        ``previous`` (the iterate the update started from) elsewhere. ``κ = min(1, max(w, s / τ))``
+        (:data:`BARELY_SEEN_SHARE`).
         The sums and the blend are taken in the correction's working dtype (float64 for float32 maps). ``x``
         itself, bit for bit, at every other pixel, and when there is no barely seen pixel.
 
