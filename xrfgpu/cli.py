@@ -1234,6 +1234,9 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if scheduler != "local" and ":" not in scheduler:  # else dask.distributed failed inside the first map's run
         raise click.UsageError(f"--scheduler {scheduler!r} is neither 'local' nor a Dask scheduler address "
                                "such as tcp://host:8786")
+    if scheduler != "local" and tile is None:  # it was accepted and the whole map ran here, on this machine
+        raise click.UsageError("--scheduler runs the tiles of --tile on a Dask cluster; give --tile N, or drop "
+                               "--scheduler to restore the whole map here")
     if psf_extrapolate and psf_file is None:
         raise click.UsageError("--psf-extrapolate extends the σ table of --psf-file to lines beyond its "
                                "energies; give --psf-file, or drop --psf-extrapolate")
@@ -1525,7 +1528,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,
                   "device": device, "tile": tile, "scheduler": scheduler if tile else None,
                   "pixel_size_um": pixel_um, "boundary": "reflect", "per_element": per_element,
-                  "mask": None if mask_path is None else str(mask_path), "mask_file": _mask_file_record(mask_path),
+                  "mask": None if mask_path is None else str(mask_path), "mask_file": _file_record(mask_path),
+                  "psf_file": _file_record(psf_file),
                   "goal": goal, "psf_extrapolate": psf_extrapolate}
     if joint:
         parameters["joint"] = joint_record
@@ -1595,23 +1599,24 @@ def _refuse_options_not_used(method, given):
                                    f"or choose {choose}")
 
 
-def _mask_file_record(mask_path):
-    """The record's entry of a ``--mask`` file, as the input's: ``{"path": absolute, "sha256": of its bytes}``.
+def _file_record(path):
+    """The record's entry of a ``--mask`` or ``--psf-file`` file, as the input's: ``{"path": absolute, "sha256":
+    of its bytes}``, so that a file changed under the same name is seen.
 
     Parameters
     ----------
-    mask_path : Path or None
+    path : Path or None
 
     Returns
     -------
     dict or None
-        None without ``--mask``.
+        None where the option was not given.
     """
-    if mask_path is None:
+    if path is None:
         return None
     from .provenance import sha256_of
 
-    return {"path": str(Path(mask_path).resolve()), "sha256": sha256_of(mask_path)}
+    return {"path": str(Path(path).resolve()), "sha256": sha256_of(path)}
 
 
 def _restoration_dtype(dtype):
