@@ -47,6 +47,7 @@ def _estimate(counts, xp):
     return est, [str(w.message) for w in caught if issubclass(w.category, SigmaUncertainWarning)]
 
 
+@pytest.mark.slow_on_strict
 def test_an_elongated_spot_is_measured_within_ten_percent(xp):
     _check_elongated(xp, 2.0, 3.2, 0.0)
 

@@ -28,6 +28,7 @@ def objective(x, y, psf, lam):
     return float(np.sum(r * r) + lam * np.abs(x).sum())
 
 
+@pytest.mark.slow_on_strict
 def test_fista_converges_to_l1_minimiser(xp):
     counts, _, psf = observe((20, 20), 1.0, seed=5)
     y = counts.astype(np.float64) - 100.0

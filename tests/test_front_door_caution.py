@@ -55,6 +55,7 @@ def test_caution_sigma_threshold_and_interval():
     assert caution_sigma(500, 3.0, None) is None and caution_sigma(None, 3.0, (2.0, 5.0)) is None
 
 
+@pytest.mark.slow_on_strict
 def test_caution_fires_on_an_overestimated_sigma_and_beats_raw(xp, scene):
     counts, truth = scene
     est = _overestimate()

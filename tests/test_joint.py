@@ -391,6 +391,7 @@ def test_reweighted_tv_keeps_a_thin_bar_higher_and_narrower_than_plain_tv(xp):
     assert rw_mse < tv_mse, (rw_mse, tv_mse)
 
 
+@pytest.mark.slow_on_strict
 def test_reweighting_keeps_the_guarantees_and_is_recorded(xp, shared_scene):
     """Reweighted dTV (``reweight_every``) still invents no guide-only square and keeps the weak-only bar at
     least as well as the plain dTV; ε is recorded per weak map; bad options are refused."""

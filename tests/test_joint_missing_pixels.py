@@ -76,6 +76,7 @@ def test_at_weight_zero_each_map_is_its_weighted_rl(xp):
     assert [m["missing_pixels"] for m in info["per_map"]] == [1, 5 * N]
 
 
+@pytest.mark.slow_on_strict
 def test_a_mask_of_ones_gives_the_unmasked_restoration(xp):
     stack, psfs, _ = _scene()
     kwargs = dict(guide=0, background=list(BG), weight=0.05, num_iter=25, guide_iter=10)

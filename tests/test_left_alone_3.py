@@ -309,6 +309,7 @@ def test_psf_dot_on_a_dot_smaller_than_the_spot_does_not_warn(tmp_path, capsys, 
 FE = HXN / "SUM_maps_XRF_Fe_K.tiff"
 
 
+@pytest.mark.slow_on_strict
 def test_blind_info_records_the_negative_share_of_its_restoration(xp):
     import tifffile
 

@@ -43,6 +43,7 @@ def test_stop_does_not_depend_on_the_maps_dtype(xp):
     assert abs(k32 - k64) <= max(2, 0.03 * k64), (k32, k64)
 
 
+@pytest.mark.slow_on_strict
 @pytest.mark.parametrize("seed", [5])
 def test_stop_is_near_the_best_count_by_the_truth_at_high_counts(xp, seed):
     """At 2·10⁴ counts per pixel the stop's error to the true scene is within 5 % of the best count's.

@@ -206,6 +206,7 @@ def _two_maps(seed=3, n=32):
     return np.stack(maps), psfs, [20.0, 5.0]
 
 
+@pytest.mark.slow_on_strict
 @pytest.mark.parametrize("how", ["cross-validation", "given"])
 def test_a_weak_map_at_weight_zero_is_recorded_with_no_prior_and_restored_as_plain_rl(xp, how):
     # λ = 0 is plain RL with no prior; the record said prior "dtv" there. Only the record changes: the map is
