@@ -62,10 +62,11 @@ def require_cupy():
 def pytest_collection_modifyitems(config, items):
     """A test marked ``slow_on_strict`` runs on NumPy by default and on ``array_api_strict`` under ``-m slow``.
 
-    Set before ``-m`` deselects. It marks the joint restoration's heaviest accuracy tests (3–7 s each on
-    ``array_api_strict``, where every array operation costs tens of µs, against 0.1–0.9 s on NumPy): the
-    default run keeps every branch of that code on ``array_api_strict`` through
-    ``tests/test_joint_strict_equals_numpy.py`` (small maps, NumPy's numbers and choices).
+    Set before ``-m`` deselects. It marks the heaviest accuracy tests (1–7 s each on ``array_api_strict``, where
+    every array operation costs tens of µs, against 0.1–0.9 s on NumPy), kept within the 3-minute default run:
+    the default run keeps every branch of the joint code on ``array_api_strict`` through
+    ``tests/test_joint_strict_equals_numpy.py`` (small maps, NumPy's numbers and choices), and each file
+    marked keeps strict tests of its own.
     """
     for item in items:
         if item.get_closest_marker("slow_on_strict") is None:
