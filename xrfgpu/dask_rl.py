@@ -464,7 +464,7 @@ def _tile_step(blocks, own, problem, alpha, *, window, core, eps, accelerate):
         x_prev = _window([[s["x_prev"] for s in row] for row in blocks], window)
         x = xp.maximum(x + xp.asarray(alpha, dtype=x.dtype) * (x - x_prev), xp.asarray(0, dtype=x.dtype))
     point = x[core]
-    weighted = None if problem.problem is None else problem.weighted
+    weighted = problem.weighted  # None without missing pixels (and for a window with no counts and no weights)
     if weighted is None:
         new = point * _correction(x, problem, eps=eps)[core]
     else:  # the update on the window, its barely seen pixels filled as the whole map's (exact on the tile)

@@ -309,7 +309,8 @@ class WeightedCorrection:
                 psf = xp.asarray(u[..., :, None] * v[..., None, :])
             self.op = Convolution(psf, op.shape, boundary=op.boundary, pad=op.pad if op.engine == "padded" else None,
                                   iterative=True, engine=op.engine, separable_reach=op.separable_reach)
-        normaliser = self._adjoint(xp.astype(pb.canvas_weights, self.work))
+        weights = xp.astype(pb.canvas_weights, self.work)  # embedded once: the normaliser and κ read it
+        normaliser = self._adjoint(weights)
         self.seen = normaliser > 1e-6
         self._ones = xp.ones_like(normaliser)  # made once, not per iteration
         self.normaliser = xp.where(self.seen, normaliser, self._ones)
@@ -319,7 +320,6 @@ class WeightedCorrection:
         self._unseen = ~self.seen if self._numpy else None
         # the barely seen pixels: κ = min(1, max(w, s / τ)) < 1, blended with their other neighbours' mean
         self._kappa = None
-        weights = xp.astype(pb.canvas_weights, self.work)
         kappa = xp.clip(xp.maximum(xp.clip(normaliser, min=0.0) / BARELY_SEEN_SHARE, weights), max=1.0)
         barely = kappa < 1.0
         if bool(xp.any(barely)):
@@ -371,9 +371,9 @@ class WeightedCorrection:
         if self._kappa is None:
             return x
         xp = self.xp
-        new = xp.astype(x, self.work)
+        new = xp.astype(x, self.work, copy=False)  # no copy per iteration where x is already in the work dtype
         mean = self._adjoint(new * self._source) / self._reach
-        anchor = xp.where(self._reached, mean, xp.astype(previous, self.work))
+        anchor = xp.where(self._reached, mean, xp.astype(previous, self.work, copy=False))
         blend = self._kappa * new + (1.0 - self._kappa) * anchor
         return xp.where(self._barely, xp.astype(blend, x.dtype), x)
 
