@@ -301,6 +301,55 @@ def test_the_cli_names_the_hot_pixel_and_its_own_options(tmp_path, hot_fe, capsy
     assert "mask=" not in error and "num_iter=" not in error
 
 
+def test_cv_iterations_itself_names_a_count_beyond_the_split():
+    # called directly (and by the joint restoration) it answered "needs a map of non-negative integer counts"
+    counts = np.random.default_rng(0).poisson(50.0, (32, 32)).astype(np.float64)
+    counts[3, 4] = 2.0**41
+    with pytest.raises(ValueError, match=r"cannot split this map: pixel \(row 3, column 4\) holds 2\.2e\+12 counts"):
+        stopping.cv_iterations(counts, gaussian_for_map(1.0, counts.shape))
+    counts[3, 4] = 2.0**40  # the largest count a split takes: no refusal from this check
+    stopping.refuse_counts_beyond_split(counts)
+
+
+@pytest.fixture(scope="module")
+def hot_fe_and_cr():
+    """The HXN Cr and Fe maps' 64² crops, Fe with one pixel of 10⁸ at (40, 40)."""
+    cr = tifffile.imread(HXN_FE.with_name("SUM_maps_XRF_Cr_K.tiff"))[40:104, 40:104]
+    fe = tifffile.imread(HXN_FE)[40:104, 40:104].copy()
+    fe[40, 40] = 1e8
+    return np.stack([cr, fe])
+
+
+def test_the_joint_restoration_names_the_hot_pixel_and_its_map(hot_fe_and_cr):
+    psf = gaussian_for_map(1.0, (9, 9))
+    with pytest.raises(ValueError) as caught:
+        xrfgpu.restore_stack(hot_fe_and_cr, [psf, psf], "rl", joint=True)
+    message = str(caught.value)
+    assert "map 1 of the stack: pixel (row 40, column 40) holds 1e+08 in the map's units" in message
+    assert "mask=" in message and "weight=" in message
+    # the way on it names works: the pixel marked missing, the joint restoration runs and fills it from its
+    # neighbours, below the largest restored value elsewhere
+    mask = np.ones(hot_fe_and_cr.shape, dtype=np.float32)
+    mask[1, 40, 40] = 0.0
+    restored = np.asarray(xrfgpu.restore_stack(hot_fe_and_cr, [psf, psf], "rl", joint=True, mask=mask))
+    assert np.all(np.isfinite(restored))
+    others = np.delete(restored[1].ravel(), 40 * 64 + 40)
+    assert 0.0 <= restored[1, 40, 40] <= others.max()
+
+
+def test_the_cli_joint_names_the_hot_map_by_its_element(tmp_path, hot_fe_and_cr, capsys):
+    np.savez(tmp_path / "scan.npz", Cr=hot_fe_and_cr[0], Fe=hot_fe_and_cr[1])
+    status = main(["restore", str(tmp_path / "scan.npz"), "--joint", "-o", str(tmp_path / "out.npz"), "-q",
+                   "--psf-sigma", "1px"])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and len(error.splitlines()) == 1
+    # the map named by its element (not the last map read, Cr, nor the library's index); the one way on the
+    # command line has (--joint cross-validates every weight, whatever --iterations says)
+    assert "cannot split map 'Fe': pixel (row 40, column 40)" in error and "map 'Cr'" not in error
+    assert "--mask" in error and "num_iter=" not in error and "weight=" not in error
+    assert not (tmp_path / "out.npz").exists()
+
+
 def test_psf_file_is_recorded_with_its_absolute_path_and_sha256(tmp_path, counts, monkeypatch):
     # left alone by the pass's fixes, done after: --psf-file was recorded by the path typed only
     (tmp_path / "psf.toml").write_text('[lines]\n"Fe-Ka" = 20.0\n')

@@ -97,7 +97,10 @@ def _naming_the_map(message):
 
 # the library's keywords that its messages advise, as this command line spells them
 _OPTION_SPELLING = {"pass background=": "pass --background", "weight 0 in mask=": "weight 0 in a --mask file",
-                    "a fixed count (num_iter=)": "a fixed count (--iterations N)"}
+                    "a fixed count (num_iter=)": "a fixed count (--iterations N)",
+                    # --joint always cross-validates each map's weight, so only --mask is a way on
+                    "; or stop without cross-validation, at fixed counts and weights (num_iter=, guide_iter=, "
+                    "weight=)": ""}
 
 
 def _command_line_spelling(message):
@@ -1041,11 +1044,17 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
                        f"{engine['cache_dir']})", err=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", JointFallbackWarning)
-        out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
-                                          num_iter=iterations, guide_iter=iterations, return_info=True,
-                                          gain=[item[5] for item in inputs],  # measured once per map, or None
-                                          map_kind=[item[6] for item in inputs],  # classified once, or None
-                                          guide_among=among, mask=mask)
+        try:
+            out, info = joint_richardson_lucy(work, psfs, guide=index, background=[item[3] for item in inputs],
+                                              num_iter=iterations, guide_iter=iterations, return_info=True,
+                                              gain=[item[5] for item in inputs],  # measured once per map, or None
+                                              map_kind=[item[6] for item in inputs],  # classified once, or None
+                                              guide_among=among, mask=mask)
+        except ValueError as exc:  # the library counts maps; the command line names them
+            message = str(exc)
+            for i, name in enumerate(names):
+                message = message.replace(f"map {i} of the stack", f"map {name!r}")
+            raise ValueError(message) from None
     for w in caught:
         text = str(w.message)
         if info.get("guide") is not None:  # the library counts maps; the command line names them
@@ -1504,13 +1513,13 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         per_element[name] = {"background": bg, "background_how": bg_how, **details}
         timings[name] = round(time.perf_counter() - t0, 4)
 
+    click.get_current_context().meta["xrfgpu.current_map"] = None  # the joint's errors name their own maps
     if joint:  # minutes on many maps (a weight per map by cross-validation): say so while it runs
         t0 = time.perf_counter()
         with progress.stage(f"joint restoration of {len(joint_inputs)} maps (each map's weight by cross-validation)"):
             restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute,
                                                              quiet)
         timings["joint_restoration"] = round(time.perf_counter() - t0, 4)  # all maps together, once
-    click.get_current_context().meta["xrfgpu.current_map"] = None
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:
             _warn(quiet, f"--psf-sigma entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")

@@ -37,7 +37,7 @@ from ._backend import _how_to_make_an_array, array_device, array_namespace, to_n
 from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
 from .map_kind import classify_map
-from .stopping import cv_iterations, cv_stop, discrepancy_iterations
+from .stopping import cv_iterations, cv_stop, discrepancy_iterations, refuse_counts_beyond_split
 
 __all__ = ["CV_SPLIT_KEYS", "DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record",
            "caution_sigma", "filled_for_estimators", "goal_factors", "restore", "sigma_from_map", "sigma_region"]
@@ -499,7 +499,7 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     xp = array_namespace(y)
     # the split needs integer counts: effective counts of a fitted map are rounded for it
     split_map = y if gain == 1.0 else xp.round(y)
-    _refuse_counts_beyond_split(split_map, gain, rl_options.get("mask"), xp=xp)
+    refuse_counts_beyond_split(split_map, weights=rl_options.get("mask"), gain=gain)
     if record is not None:  # the split drawn, for the record (the functions' own defaults: none is passed)
         drawn = inspect.signature(cv_iterations if iteration_scale == 1.0 else cv_stop).parameters
         record.update(cv_split_seed=drawn["seed"].default, cv_holdout_fraction=drawn["holdout"].default,
@@ -514,58 +514,6 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
         record.update(goal_iterations_wanted=found.extend_target, goal_iterations_capped_by=found.limited_by,
                       goal_heldout_rise_se=found.rise_standard_errors)
     return found.sharp_iterations, found.iterations
-
-
-def _refuse_counts_beyond_split(split_map, gain, weights, *, xp):
-    """Refuse, saying why and what to do, a map of effective counts beyond what the CV split takes.
-
-    :func:`xrfgpu.stopping.cv_stop` splits non-negative integer counts of at most
-    :data:`xrfgpu._validate.MAX_COUNT` (2⁴⁰ ≈ 1.1·10¹²); a fitted map's effective counts (map / gain)
-    pass that only where a few pixels lie far above the rest (one pixel of 10⁸ in the HXN Fe map, whose
-    largest value is 19, at its gain 6.0·10⁻⁵), and the split answered "needs a map of non-negative
-    integer counts", which names neither the pixel nor a way on. Missing pixels (``weights`` 0) are not
-    split and not checked. An ordinary map costs one maximum; nothing it computes changes.
-
-    Parameters
-    ----------
-    split_map : array, shape (rows, cols)
-        The effective counts the split would take (rounded for a fitted map).
-    gain : float
-        Map units per effective count (1 for a count map).
-    weights : array or None
-        The map's pixel weights (0 at missing pixels), or None.
-    xp : namespace
-        The array namespace of ``split_map``.
-
-    Raises
-    ------
-    ValueError
-        Naming the largest pixel, its value in the map's units and in effective counts, how many pixels
-        are beyond the limit and the map's median, and the ways on: mark the pixels missing, or give a
-        fixed count (the discrepancy stop is not offered: on the HXN Fe map with one pixel of 10⁸ it ran
-        to its cap of 500 iterations).
-    """
-    from ._validate import MAX_COUNT
-
-    measured = split_map if weights is None else xp.where(weights > 0, split_map, xp.zeros_like(split_map))
-    if not float(xp.max(measured)) > MAX_COUNT:
-        return
-    host = np.asarray(to_numpy(measured), dtype=np.float64)
-    peak = float(np.max(host))
-    row, col = (int(i) for i in np.unravel_index(int(np.argmax(host)), host.shape))
-    beyond = int(np.count_nonzero(host > MAX_COUNT))
-    where = (f"pixel (row {row}, column {col})" if beyond == 1 else
-             f"{beyond} pixels, the largest at (row {row}, column {col}),")
-    if gain == 1.0:
-        value = f"{peak:.3g} counts (the map's median is {np.median(host):.3g})"
-    else:
-        value = (f"{peak * gain:.4g} in the map's units, {peak:.3g} effective counts at the map's gain {gain:.3g} "
-                 f"(the map's median is {np.median(host) * gain:.3g})")
-    raise ValueError(
-        f"cross-validated stopping cannot split this map: {where} holds {value}, beyond the {MAX_COUNT:.3g} "
-        "(2^40) counts any Poisson count map holds: a few pixels far above the rest (a hot pixel, a spike, a "
-        "detector fault). Mark them missing (NaN, or weight 0 in mask=), to be restored from their neighbours; or "
-        "stop without cross-validation, at a fixed count (num_iter=)")
 
 
 def require_side_for_sigma(shape, remedy):

@@ -155,7 +155,7 @@ from ._backend import array_device, array_namespace, is_numpy_namespace, to_nump
 from ._elementwise import dtv_denoise_cuda, dtv_denoise_numpy, rl_ratio, rl_update
 from ._problem import Problem, as_namespace, check_positive_int
 from ._validate import as_image, is_count_map, require_nonnegative
-from .stopping import split_counts
+from .stopping import refuse_counts_beyond_split, split_counts
 
 __all__ = [
     "joint_richardson_lucy",
@@ -1394,6 +1394,12 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         raise ValueError(f"weight must be finite and >= 0, got {weight!r}")
     if eta is not None and gains[g] not in (None, 1.0):
         eta = float(eta) / gains[g]  # given in the guide's units per pixel; the field works in its counts
+    if guide_iter is None or num_iter is None or given is None:  # a Poisson split will run: name a hot pixel
+        for i in range(n):
+            if splittable[i]:
+                refuse_counts_beyond_split(y_split[i, ...], weights=weights_of(i), gain=gains[i],
+                                           name=f"map {i} of the stack",
+                                           fixed_count="fixed counts and weights (num_iter=, guide_iter=, weight=)")
 
     def split_of(i):
         return y_split[i, ...] if splittable[i] else None
