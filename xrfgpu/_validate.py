@@ -38,7 +38,6 @@ __all__ = [
     "check_allocation",
     "check_float_dtype",
     "is_count_map",
-    "host_data_refusing_masks",
     "fit_input",
     "plain_array",
     "psf_data",
@@ -277,7 +276,7 @@ def plain_array(value):
     mask gave :func:`xrfgpu.wiener` a map 86 times too bright, and an IndexError in the separable engine),
     ``numpy.memmap`` and record arrays carry behaviour the solvers do not expect either. The view shares
     the data (no copy). A :class:`numpy.ma.MaskedArray` is left as it is: its mask means something, and
-    the callers decide what (:func:`host_data_refusing_masks`, :func:`psf_data`, :func:`_as_weights`).
+    the callers decide what (:func:`fit_input`, :func:`psf_data`, :func:`_as_weights`).
 
     Parameters
     ----------
@@ -307,8 +306,10 @@ def _masked_positions(missing, limit=4):
     return shown + (f" and {len(where) - limit} more" if len(where) > limit else "")
 
 
-def _data_refusing_masked_entries(value, *, name: str, why: str, fix: str):
-    """``value``'s plain data: a masked array masking nothing as its data; one with masked entries refused."""
+def _data_refusing_masked_entries(value, *, name: str, why: str, fix: str, noun: str = "entry"):
+    """``value``'s plain data: a masked array masking nothing as its data; one with masked entries refused.
+
+    The message: "``name`` is a masked array with 2 masked entries (at (0, 0), (3, 4)); ``why``: ``fix``"."""
     masked = _host_masked(value)
     if masked is None:
         return plain_array(value)
@@ -316,8 +317,8 @@ def _data_refusing_masked_entries(value, *, name: str, why: str, fix: str):
     count = int(missing.sum())
     if count:
         at = "" if missing.ndim == 0 else f" (at {_masked_positions(missing)})"
-        raise ValueError(f"{name} is a masked array with {count} masked entr{'ies' if count != 1 else 'y'}{at}; "
-                         f"{why}: {fix}")
+        nouns = noun if count == 1 else (noun[:-1] + "ies" if noun.endswith("y") else noun + "s")
+        raise ValueError(f"{name} is a masked array with {count} masked {nouns}{at}; {why}: {fix}")
     return plain_array(data)
 
 
@@ -456,7 +457,8 @@ def fit_input(image, *, name: str, what: str):
     Returns
     -------
     array
-        :func:`host_data_refusing_masks` of ``image``, as a plain ndarray if it was a NumPy subclass.
+        ``image``, or the data of a masked array that masks nothing, as a plain ndarray if it was a NumPy
+        subclass.
 
     Raises
     ------
@@ -465,47 +467,12 @@ def fit_input(image, *, name: str, what: str):
     TypeError
         A complex dtype, or one that is not a number (str, bytes, object).
     """
-    data = plain_array(host_data_refusing_masks(image, name=name, what=what))
+    # the fits used to take numpy.asarray of a masked array, which drops the mask: the masked pixels were fitted
+    # as data (four masked hot pixels in a real Cr particle's window moved fit_dot's σ from 4.3 to 1.4 px)
+    data = _data_refusing_masked_entries(
+        image, name=name, noun="pixel", why=f"{what} fits every pixel it is given and cannot leave masked ones out",
+        fix=f"crop the map away from them, or pass {name}.filled(value) with a value that belongs there")
     _refuse_non_real(data, name=name, what=f"the intensities that {what} fits")
-    return data
-
-
-def host_data_refusing_masks(image, *, name: str, what: str):
-    """``image`` without a NumPy mask that masks nothing; refuse one that masks pixels.
-
-    The PSF fits (:func:`xrfgpu.psf.fit_dot`, ...) fit every pixel they are given. They used to take
-    ``numpy.asarray`` of a masked array, which drops the mask: the masked pixels were fitted as data
-    (four masked hot pixels in a real Cr particle's window moved σ from 4.3 to 1.4 px).
-
-    Parameters
-    ----------
-    image : array or numpy.ma.MaskedArray
-    name : str
-        Argument name for the message.
-    what : str
-        What refuses it (``"fit_dot"``), for the message.
-
-    Returns
-    -------
-    array
-        ``image`` itself, or the data of a masked array with no masked entry.
-
-    Raises
-    ------
-    ValueError
-        A masked array with at least one masked entry.
-    """
-    masked = _host_masked(image)
-    if masked is None:
-        return image
-    data, missing = masked
-    count = int(missing.sum())
-    if count:
-        raise ValueError(
-            f"{name} is a masked array with {count} masked pixel{'s' if count != 1 else ''}; {what} fits every "
-            f"pixel it is given and cannot leave masked ones out: crop the map away from them, or pass "
-            f"{name}.filled(value) with a value that belongs there"
-        )
     return data
 
 
