@@ -514,6 +514,7 @@ def read_maps(path, *, dataset=None, normalize=None):
                 f"input {str(path)!r}: unknown map format {suffix or '(no suffix)'!r}; "
                 "use .tif, .npy, .npz, .csv/.txt, an HDF5 file (.h5) or a folder of maps"
             )
+        _check_map_sides(em, path)
     except (MapFileError, ImportError):
         raise
     except OSError as exc:
@@ -536,6 +537,37 @@ def read_maps(path, *, dataset=None, normalize=None):
         except KeyError as exc:
             raise MapFileError(exc.args[0]) from None
     return em
+
+
+def _check_map_sides(em, path):
+    """Refuse, or warn of, a file whose maps look like element maps stored on the last axis (channels last).
+
+    ``tifffile.imwrite(path, numpy.dstack(maps))`` (and ``numpy.save`` of a dstack) store a ``(rows, cols, n)``
+    array that reads as ``rows`` maps of ``cols × n`` pixels: the file says pages, not which axis holds the
+    elements. The rule is :func:`xrfgpu.stack.check_stack_map_sides`'s for arrays: maps narrower than
+    :data:`xrfgpu.stack.MIN_STACK_MAP_SIDE_PX` are refused (``ValueError``, which :func:`read_maps` names the
+    file in); a shape that is more likely ``n`` maps on the last axis is read as stored, with a
+    :class:`MapReadWarning` (``metadata["read_warnings"]``).
+    """
+    from .stack import ChannelsLastWarning, check_stack_map_sides
+
+    if len(em) < 2:
+        return
+    shape = (len(em), *em.shape)
+
+    def for_a_file(text):  # the arrays' advice, as a file's
+        return "the file's " + str(text).replace(
+            "pass numpy.moveaxis(stack, -1, 0)", "save the stack as (maps, rows, cols): numpy.moveaxis(stack, -1, 0)")
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ChannelsLastWarning)
+            check_stack_map_sides(shape)
+    except ValueError as exc:
+        raise ValueError(for_a_file(exc)) from None
+    for w in caught:
+        if issubclass(w.category, ChannelsLastWarning):
+            _warn_later(em.metadata, f"input {str(path)!r}: {for_a_file(w.message)}")
 
 
 def _one_line(exc):
