@@ -65,15 +65,30 @@ def test_at_weight_zero_each_map_is_its_weighted_rl(xp):
                                       background=list(BG), weight=0.0, num_iter=15, guide_iter=10,
                                       mask=xp.asarray(mask), return_info=True)
     out = to_numpy(out)
-    # the guide: the front door's accelerated RL with its mask; the weak map: the guided EM at λ = 0, which is
-    # the unaccelerated weighted EM of richardson_lucy
+    # a weight 0 has no coupling: the guide and the weak map are each the front door's accelerated RL with its
+    # mask, the weak map at num_iter (a given weight 0 used to run the guided EM, unaccelerated, as "guided")
     guide = to_numpy(xrfgpu.richardson_lucy(xp.asarray(stack[0]), xp.asarray(psfs[0]), num_iter=10, background=BG[0],
                                             accelerate=True, mask=xp.asarray(mask[0])))
     weak = to_numpy(xrfgpu.richardson_lucy(xp.asarray(stack[1]), xp.asarray(psfs[1]), num_iter=15, background=BG[1],
-                                           accelerate=False, mask=xp.asarray(mask[1])))
+                                           accelerate=True, mask=xp.asarray(mask[1])))
     np.testing.assert_allclose(out[0], guide, rtol=0, atol=1e-9 * guide.max())
     np.testing.assert_allclose(out[1], weak, rtol=0, atol=1e-9 * weak.max())
     assert [m["missing_pixels"] for m in info["per_map"]] == [1, 5 * N]
+    assert info["per_map"][1]["role"] == "independent (weight 0 given)" and info["per_map"][1]["iterations"] == 15
+
+
+def test_the_guided_em_at_weight_zero_is_the_plain_weighted_em(xp):
+    # the engine the cross-validation runs its λ = 0 candidate with: unaccelerated weighted EM
+    from xrfgpu.joint import _batch_run
+
+    stack, psfs, _ = _scene()
+    mask = _hole_mask()
+    no_field = xp.zeros((2, 1, N, N), dtype=xp.float64)  # λ = 0: the prior's direction field takes no part
+    out = to_numpy(_batch_run(xp.asarray(stack), [xp.asarray(h) for h in psfs], list(BG), [1], [0.0], no_field, 15,
+                              0.0, "reflect", xp=xp, weights=xp.asarray(mask)))
+    weak = to_numpy(xrfgpu.richardson_lucy(xp.asarray(stack[1]), xp.asarray(psfs[1]), num_iter=15, background=BG[1],
+                                           accelerate=False, mask=xp.asarray(mask[1])))
+    np.testing.assert_allclose(out[0], weak, rtol=0, atol=1e-9 * weak.max())
 
 
 @pytest.mark.slow_on_strict

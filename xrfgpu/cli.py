@@ -1034,7 +1034,12 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     if any(clipped):
         stack = np.clip(stack, 0.0, None)
     work = to_compute(stack, where)
-    psfs = [_psf_for(item[2], stack[0], xp=np) for item in inputs]
+    psfs = []
+    for name, item in zip(names, inputs):
+        try:
+            psfs.append(_psf_for(item[2], stack[0], xp=np))
+        except ValueError as exc:  # a σ the map cannot hold: which map's (the loop above is done with them)
+            raise ValueError(f"map {name!r}: {exc}") from None
     if not quiet and isinstance(work, np.ndarray):
         from . import _host_kernels
 
@@ -1081,6 +1086,7 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         per_element[name]["accelerate"] = per_element[name].get("role") != "guided"
     record = {k: v for k, v in info.items() if k != "per_map"}
     record["guide"] = names[info["guide"]]
+    record["guide_passed_over"] = {names[i]: why for i, why in info["guide_passed_over"].items()}
     # the cross-validation's splits (each map's weight λ, and its count without --iterations): the library's own
     # defaults, which this command does not change: folds of binomial halves drawn from default_rng(seed), and the
     # guide's (and each map restored alone's) stop by xrfgpu.stopping.cv_iterations with that seed and holdout
@@ -1099,6 +1105,27 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
     if guide is None and trusted and uncertain:
         record["guide_not_among_uncertain_sigma"] = uncertain
     return restored, per_element, record
+
+
+def _constant_maps(maps):
+    """``{name: value}`` of the maps whose every pixel holds one finite value (a NaN pixel is missing, not constant)."""
+    out = {}
+    for name, image in maps.items():
+        image = np.asarray(image)
+        first = image.flat[0] if image.size else 0
+        if np.isfinite(first) and np.all(image == first):
+            out[name] = float(first)
+    return out
+
+
+def _constant_words(value):
+    """"all zeros" or "constant (every pixel 0.5)", for messages and the record."""
+    return "all zeros" if value == 0 else f"constant (every pixel {value:g})"
+
+
+def _written_as(value):
+    """How a constant map is written: "zeros", or "it is"."""
+    return "zeros" if value == 0 else "it is"
 
 
 def _is_element_map(name):
@@ -1318,26 +1345,45 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     progress = _Progress.for_options(quiet, as_json)
     restored, psf_record, per_element, timings = {}, {}, {}, {}
     # an all-zero map (an element absent from the scan, e.g. MAPS XRF_roi_plus Pt_L) restores to zeros by
-    # every method: it is written as zeros, not restored; only a selection of nothing else is refused
-    zero_maps = [name for name, image in selected.maps.items() if np.all(np.asarray(image) == 0)]  # NaN: missing
-    if len(zero_maps) == len(selected):
-        raise MapFileError(f"input {str(input_path)!r}: every selected map is all zeros "
-                           f"({', '.join(zero_maps)}): there is nothing to restore")
-    for name in zero_maps:
-        _warn(quiet, f"{name}: all zeros, nothing to restore; written as zeros")
+    # every method, and a constant one (a fit's floor, a channel filled with one value) to itself: it is
+    # written as it is, not restored (a constant map used to stop the whole run, which the library refuses);
+    # only a selection of nothing else is refused
+    constant_maps = _constant_maps(selected.maps)
+    zero_maps = [name for name, value in constant_maps.items() if value == 0]
+    if len(constant_maps) == len(selected):
+        what = "all zeros" if len(zero_maps) == len(selected) else "all zeros or constant"
+        raise MapFileError(f"input {str(input_path)!r}: every selected map is {what} "
+                           f"({', '.join(constant_maps)}): there is nothing to restore")
+    for name, value in constant_maps.items():
+        _warn(quiet, f"{name}: {_constant_words(value)}, nothing to restore; written as {_written_as(value)}")
+    if joint and guide is not None:  # the guide named may be one of them: say so, not "not found"
+        from .io import match_name
+
+        try:
+            key = match_name(guide, list(constant_maps), what="--guide element", where="the selected maps")
+        except KeyError:
+            key = None
+        if key is not None:
+            raise click.UsageError(f"--guide {guide!r}: map {key!r} is {_constant_words(constant_maps[key])}, with "
+                                   "no edges to guide by; choose another map, or leave --guide out")
+    if joint and constant_maps and len(selected) - len(constant_maps) < 2:
+        raise click.UsageError(
+            f"--joint needs at least two element maps to restore, and {len(constant_maps)} of the {len(selected)} "
+            f"selected {'is' if len(constant_maps) == 1 else 'are'} all zeros or constant "
+            f"({', '.join(constant_maps)}), written as {'it is' if len(constant_maps) == 1 else 'they are'}")
     if tile is not None or joint:  # refused before any map is restored, not after the maps before it
         for name, image in selected.maps.items():
             what = f"input {str(input_path)!r}: map {name!r}"
-            if name not in zero_maps:
+            if name not in constant_maps:
                 _missing_pixels(np.asarray(image), mask_path, what, method=method)
-    first = next(image for name, image in selected.maps.items() if name not in zero_maps)
+    first = next(image for name, image in selected.maps.items() if name not in constant_maps)
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
     sigma_keys_used = set()
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
-        if name in zero_maps:
-            if sigma_given and "*" not in sigma_given:  # its --psf-sigma entry is not a stray one
+        if name in constant_maps:
+            if sigma_given:  # its --psf-sigma entry is not a stray one
                 try:
                     key = _entry_key(name, sigma_given, "--psf-sigma")
                 except KeyError:
@@ -1369,16 +1415,16 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         # PSF for this element
         elliptical = None  # (σu, σv, ρ) px when --psf-auto finds the spot elongated
         if sigma_given is not None:
-            if "*" in sigma_given:
-                (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
-            else:
-                key = _entry_key(name, sigma_given, "--psf-sigma")
-                if key is None:
-                    raise click.UsageError(
-                        f"--psf-sigma has no σ for map {name!r} (entries: {', '.join(sigma_given)}); give one "
-                        "for every restored map, one value for all, or choose the maps with --elements")
+            key = _entry_key(name, sigma_given, "--psf-sigma")  # a map's own entry wins over "*=" (as --gain's)
+            if key is not None:
                 (unit, value), source = sigma_given[key], {"how": f"given with --psf-sigma {key}="}
                 sigma_keys_used.add(key)
+            elif "*" in sigma_given:
+                (unit, value), source = sigma_given["*"], {"how": "given with --psf-sigma"}
+            else:
+                raise click.UsageError(
+                    f"--psf-sigma has no σ for map {name!r} (entries: {', '.join(sigma_given)}); give one "
+                    "for every restored map, one value for all, or choose the maps with --elements")
             if unit == "px":
                 sigma_px, sigma_um = value, (value * pixel_um if pixel_um else None)
                 source["unit"] = "px"
@@ -1526,12 +1572,14 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     for key in (gains_given or {}):
         if key != "*" and key not in gain_keys_used:
             _warn(quiet, f"--gain entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")
-    if zero_maps:  # back in the input's order, as zeros of the restored maps' dtype
+    if constant_maps:  # back in the input's order, as they are, in the restored maps' dtype
         dtype = next(iter(restored.values())).dtype
-        restored = {name: restored[name] if name in restored else np.zeros(selected.shape, dtype)
+        restored = {name: restored[name] if name in restored else np.full(selected.shape, constant_maps[name], dtype)
                     for name in selected.maps}
         per_element = {name: per_element[name] if name in per_element else
-                       {"skipped": "all zeros: nothing to restore, written as zeros"} for name in selected.maps}
+                       {"skipped": f"{_constant_words(constant_maps[name])}: nothing to restore, written as "
+                                   f"{_written_as(constant_maps[name])}"}
+                       for name in selected.maps}
     parameters = {"method": method, "background": background, "gain": gain_option, "iterations": iterations,
                   "balance": balance,
                   "lam": lam, "kernel_size": kernel_size, "normalize": normalize, "dataset": dataset,

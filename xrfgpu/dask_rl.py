@@ -215,7 +215,7 @@ def richardson_lucy(image, psf, *, tile, num_iter, background=0.0, accelerate=Tr
     import dask.array as da
 
     tile = check_positive_int(tile, "tile")
-    num_iter = check_positive_int(num_iter)
+    num_iter = check_positive_int(num_iter, "num_iter")
     if getattr(image, "ndim", np.ndim(image)) != 2:
         raise ValueError(f"image must be a 2-D map (rows, cols), got shape {np.shape(image)}")
     if not isinstance(image, da.Array):
