@@ -1108,11 +1108,16 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
 
 
 def _constant_maps(maps):
-    """``{name: value}`` of the maps whose every pixel holds one finite value (a NaN pixel is missing, not constant)."""
+    """``{name: value}`` of the maps whose every pixel holds one finite value (a NaN pixel is missing, not constant).
+
+    A map with fewer than 2 pixels along a side is not a map, constant or not: it is left to the restoration's
+    own refusal, which says so."""
     out = {}
     for name, image in maps.items():
         image = np.asarray(image)
-        first = image.flat[0] if image.size else 0
+        if image.ndim != 2 or min(image.shape) < 2:
+            continue
+        first = image.flat[0]
         if np.isfinite(first) and np.all(image == first):
             out[name] = float(first)
     return out
