@@ -136,3 +136,14 @@ def test_the_joint_record_says_how_the_guide_was_chosen(tmp_path, scan):
     assert main(["restore", str(scan), "--elements", "Fe,Cr", "--joint", "--guide", "Cr", "-o", str(out), "-q",
                  "--overwrite", "--psf-sigma", "1px", "--iterations", "3"]) == 0
     assert _record(out)["parameters"]["joint"]["guide_how"] == "given"
+
+
+def test_a_guided_map_records_that_it_ran_to_max_iter():
+    # its count is max_iter (a weight > 0 runs to the penalised likelihood's minimiser), recorded as "cv"
+    fe, si = _hxn("Fe"), _hxn("Si")
+    psf = gaussian_for_map(1.0, (9, 9))
+    _, info = joint_richardson_lucy(np.stack([fe, si]), [psf, psf], guide=0, weights=(0.1,), max_iter=12,
+                                    return_info=True)
+    weak = info["per_map"][1]
+    assert weak["weight"] == 0.1 and weak["weight_how"] == "cross-validation"
+    assert weak["iterations"] == 12 and weak["stop"] == "max_iter"

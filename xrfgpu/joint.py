@@ -1118,7 +1118,9 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
         ``background_source``, ``role``, ``weight``, ``weight_how``,
         ``prior`` (``"dtv"`` or ``"huber-dtv"``; ``"none"`` for a weak map restored
         at weight 0, plain RL; earlier records said ``"dtv"`` there), ``huber_delta`` (δ in map
-        units per pixel, or None), ``iterations``, ``stop``, ``cv_deviance``
+        units per pixel, or None), ``iterations``, ``stop`` (``"cv"``: the cross-validated
+        count; ``"max_iter"``: a weight > 0 without ``num_iter``, run to ``max_iter``;
+        ``"fixed"``: given), ``cv_deviance``
         per candidate that ran: ``"0.1"`` a dTV weight, ``"0.1 huber"`` a Huber one;
         ``huber_candidates``: None without Huber candidates, else whether they
         ran, or :data:`HUBER_SKIPPED` on a map where plain RL beat every dTV
@@ -1492,8 +1494,8 @@ def joint_richardson_lucy(stack, psfs, *, guide="auto", background=0.0, num_iter
             if given is None:
                 chosen_w[i], how[i] = w, "cross-validation"
                 chosen_h[i] = hb
-            if num_iter is None:
-                chosen_k[i], stops[i] = k, "cv"
+            if num_iter is None:  # λ = 0: the CV's lowest; a weight > 0 runs max_iter (see _judge)
+                chosen_k[i], stops[i] = k, ("cv" if chosen_w[i] == 0.0 else "max_iter")
             cv_dev[i] = table
     for i in weak:
         if chosen_w[i] is None:
