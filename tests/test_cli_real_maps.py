@@ -303,7 +303,7 @@ def test_every_file_of_a_folder_that_is_not_read_is_named(tmp_path, capsys):
 @pytest.mark.parametrize("method, expected", [
     ("wiener", {"balance": 0.01, "regularizer": "laplacian"}),   # docs/command_line.md and --help: balance default 0.01
     ("tikhonov", {"lam": 0.01, "order": 0}),
-    ("fista", {"nonneg": True, "iterations": 100}),              # --help: FISTA 100 iterations
+    ("fista", {"nonneg": True, "iterations": 25}),               # --help: FISTA 25 iterations (fista()'s)
 ])
 @pytest.mark.parametrize("tiles", [[], ["--tile", "32"]])
 def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected, tiles):

@@ -44,13 +44,14 @@ import numpy as np
 from . import __version__
 from ._backend import is_float64
 from ._validate import MAX_NUM_ITER
+from .fista import DEFAULT_NUM_ITER as _FISTA_NUM_ITER
 from .front_door import (CAUTION_KEYS, CV_SPLIT_KEYS, DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators,
                          goal_factors)
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
 METHODS = ("rl", "wiener", "fista", "tikhonov", "blind", "blind-rl")
-_DEFAULT_ITER = {"rl": 30, "fista": 100, "blind-rl": 30}
+_DEFAULT_ITER = {"rl": 30, "fista": _FISTA_NUM_ITER, "blind-rl": 30}
 
 
 class CommandError(click.ClickException):
@@ -744,7 +745,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         kwargs["mask"] = options["mask"]
     n = options.get("iterations")
     if method == "fista" and not n:
-        n = _DEFAULT_ITER["fista"]  # the CLI's documented default (the library's fista() has 25)
+        n = _DEFAULT_ITER["fista"]  # fista()'s own default (the command line ran 100, past the error's minimum)
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") or psf is not None else sigma_px
@@ -1217,8 +1218,9 @@ def main(argv=None) -> int:
                    "for a crop, where no area may show the noise alone. 1 takes an integer map for counts even "
                    "where it reads as scaled integers (xrfgpu.map_kind).")
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
-              help="Iterations of rl, fista and blind-rl (default: RL by cross-validation on count maps, else 30; "
-                   "FISTA 100; at most 10000).")
+              help="Iterations of rl, fista and blind-rl (default: RL by cross-validation, a fitted map's on its "
+                   f"effective counts, 30 where its gain cannot be measured; FISTA {_FISTA_NUM_ITER}; blind-rl 30; "
+                   "at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
 @click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
@@ -1275,7 +1277,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     if scheduler != "local" and ":" not in scheduler:  # else dask.distributed failed inside the first map's run
         raise click.UsageError(f"--scheduler {scheduler!r} is neither 'local' nor a Dask scheduler address "
                                "such as tcp://host:8786")
-    if scheduler != "local" and tile is None:  # it was accepted and the whole map ran here, on this machine
+    typed = click.get_current_context().get_parameter_source("scheduler") == click.core.ParameterSource.COMMANDLINE
+    if (scheduler != "local" or typed) and tile is None:  # it was accepted and the whole map ran here, on this machine
         raise click.UsageError("--scheduler runs the tiles of --tile on a Dask cluster; give --tile N, or drop "
                                "--scheduler to restore the whole map here")
     if psf_extrapolate and psf_file is None:

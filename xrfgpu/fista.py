@@ -8,10 +8,13 @@ from ._elementwise import difference, fista_step
 from ._problem import prepare
 from ._validate import check_num_iter
 
-__all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION"]
+__all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION", "DEFAULT_NUM_ITER"]
 
 #: Default λ of :func:`fista`/:func:`ista` as a fraction of the largest background-subtracted count.
 DEFAULT_LAM_FRACTION = 0.03
+#: iterations of fista/ista, restore_stack's "fista" and the command line's --method fista when none are given
+#: (the error to the truth grows after a few tens: semi-convergence, see ``num_iter`` below)
+DEFAULT_NUM_ITER = 25
 #: reflect padding of the proximal-gradient problems, in PSF extents (``pad=None``)
 PAD_FACTOR = 4
 
@@ -37,7 +40,7 @@ def proximal_problem(image, psf, *, background, boundary, pad, mask, fill_level=
                    iterative=True, missing=True, mask=mask, fill_level=fill_level)
 
 
-def run_proximal_gradient(pb, *, lam=None, num_iter=25, nonneg=True, momentum=True, callback=None):
+def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, momentum=True, callback=None):
     """ISTA/FISTA iterations on a prepared :class:`~xrfgpu._problem.Problem`.
 
     ``lam`` is a float, or for a stack one value per map; the step ``1/L`` and
@@ -147,13 +150,13 @@ _DOC_PARAMS = """
 """
 
 
-def fista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None,
+def fista(image, psf, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, background=0.0, boundary="reflect", pad=None,
           callback=None, mask=None):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
                   boundary=boundary, pad=pad, callback=callback, momentum=True, mask=mask)
 
 
-def ista(image, psf, *, lam=None, num_iter=25, nonneg=True, background=0.0, boundary="reflect", pad=None,
+def ista(image, psf, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, background=0.0, boundary="reflect", pad=None,
           callback=None, mask=None):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
                   boundary=boundary, pad=pad, callback=callback, momentum=False, mask=mask)

@@ -854,8 +854,8 @@ def restore(
         Unknown method, goal or stop rule, ``sigma_um`` without
         ``pixel_size_um``, ``num_iter`` not a positive integer, an uncertain σ
         with ``strict=True``, a map that is all zeros, constant, or under
-        5 px along a side with ``background="auto"``, and the checks of each
-        algorithm.
+        5 px along a side with ``background="auto"``, a PSF the method would ignore (``psf`` with the
+        blind methods, ``sigma`` or ``sigma_um`` with blind-rl), and the checks of each algorithm.
     TypeError
         ``image`` not an array (an h5py dataset, a list: the message says
         what to pass), ``num_iter`` not a number, ``sigma``/``sigma_um`` not
@@ -1013,6 +1013,14 @@ def restore(
         if not (pixel_size_um > 0 and math.isfinite(pixel_size_um)):
             raise ValueError(f"pixel_size_um must be > 0, got {pixel_size_um!r}")
 
+    # the blind methods measure the PSF themselves: a PSF (or, for blind-rl, a σ) given was ignored without a word
+    # (the command line refuses --psf-sigma with them); blind's kernel is sized by sigma= or kernel_size=
+    given = [name for name, value in (("psf", psf), ("sigma", sigma), ("sigma_um", sigma_um)) if value is not None]
+    ignored = [name for name in given if method == "blind-rl" or (method == "blind" and name == "psf")]
+    if ignored:
+        raise ValueError(f"method={method!r} measures the PSF of the map itself and would ignore {ignored[0]}=; drop "
+                         "it, or restore with that PSF by method='rl'"
+                         + ("" if method == "blind-rl" else " (sigma= or kernel_size= size blind's kernel)"))
     clock = time.perf_counter()
     h = None
     s = None
@@ -1131,7 +1139,9 @@ def restore(
             largest = min(y.shape) // 2
             largest -= 1 - largest % 2
             kernel_size = int(min(max(kernel_size, 7), largest))
-        result = blind_l0(y, kernel_size, **kwargs)
+        # the map above its background, as every other method restores it (blind_l0 has no background term: the
+        # map itself was passed, and the background came back in the result, about twice the input's flux above it)
+        result = blind_l0(y - b, kernel_size, **kwargs)
         out = result.image
         s = float(psf_module.sigma_from_kernel(result.kernel).sigma)
         info["sigma_source"] = "blind L0 kernel (Pan et al. 2014), Gaussian fit"

@@ -65,8 +65,8 @@ def line_energy_kev(line: str) -> float:
     """
     try:
         import xraylib
-    except ImportError as exc:  # pragma: no cover - xraylib is a dependency of the tests
-        raise ImportError("line energies need xraylib (pip install xraylib)") from exc
+    except ImportError as exc:  # pragma: no cover - xraylib comes with the io extra (and the tests)
+        raise ImportError("line energies need xraylib (pip install xraylib, or xrfgpu[io])") from exc
     name = normalise_line(line)
     symbol, rest = name.split("-")
     try:
