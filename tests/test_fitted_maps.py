@@ -185,9 +185,12 @@ AXO = Path(__file__).parent / "data" / "aps_2ide_maps_axo_std" / "axo_std.h5"
 
 
 def _flat_film(seed, gain, shape=(64, 64), level=400.0):
-    """A uniform film as a fitted map: gain × Poisson counts of one level (no element-free area)."""
+    """A uniform film as a fitted map: gain × (Poisson counts of one level + the fit's own continuous noise, 0.5
+    counts rms), no element-free area. A spectrum fit's output is continuous (the continuum it subtracts is an
+    estimate); gain × counts alone sits on the photons' lattice, which is a count map divided by one number
+    (:func:`xrfgpu.map_kind.count_lattice_step`), whose background no fit removed."""
     rng = np.random.default_rng(seed)
-    return gain * rng.poisson(level, shape).astype(np.float64)
+    return gain * (rng.poisson(level, shape) + rng.normal(0.0, 0.5, shape))
 
 
 def test_element_free_depth_tells_a_flat_map_from_one_with_a_free_area():
@@ -279,3 +282,35 @@ def test_a_given_gain_is_checked(gain, error, words):
     assert words in str(info.value)
     with pytest.raises(ValueError, match="count map"):
         effective_counts(np.ones((16, 16)), xp=np, gain=2.0)
+
+
+def test_counts_divided_by_one_number_keep_the_count_background_rule():
+    """Counts per I0 read once (counts / 1.3) of a sparse scene: the fitted maps' rule read its ground, the
+    median, as "no element-free area" and gave background 0, which the restoration then kept (1.4-2.0x the
+    raw map's error to the truth, its flux twice). The photons' lattice says no fit removed the background."""
+    from scipy import signal
+
+    from xrfgpu.map_kind import classify_map, count_lattice_step
+    from xrfgpu.psf import gaussian
+
+    yy, xx = np.mgrid[:96, :96]
+    truth = np.zeros((96, 96))
+    for cy, cx, r in ((20, 24, 5), (60, 30, 7), (40, 70, 4), (75, 75, 6)):
+        truth[np.hypot(yy - cy, xx - cx) <= r] = 100.0
+    blurred = np.clip(signal.fftconvolve(np.pad(truth, 12), gaussian(None, 2.0), mode="same")[12:-12, 12:-12], 0, None)
+    counts = np.random.default_rng(4).poisson(blurred + 10.0)
+    per_i0 = (counts / 1.3).astype(np.float32)
+    assert classify_map(per_i0).kind == "fitted"  # real-valued: measured as a fitted map's
+    assert count_lattice_step(per_i0, 1 / 1.3) == pytest.approx(1 / 1.3, rel=1e-6)
+    out, info = xrfgpu.restore(per_i0, sigma=2.0, return_info=True)
+    assert info["background"] * 1.3 == pytest.approx(10.0, rel=0.15)
+    assert "counts divided by one number" in info["background_source"]
+    raw_error = np.sqrt(np.mean((counts - 10.0 - blurred) ** 2))
+    assert np.sqrt(np.mean((np.asarray(out) * 1.3 - truth) ** 2)) < raw_error * 3  # bounded, flux kept
+    assert np.sum(out) * 1.3 == pytest.approx(truth.sum(), rel=0.1)
+    # a fitted map's continuous values sit on no lattice, and a rounded one's steps are a fraction of a photon
+    assert count_lattice_step(per_i0 + np.float32(1e-3) * np.random.default_rng(5).random(per_i0.shape,
+                                                                                        dtype=np.float32), 1 / 1.3) is None
+    fitted = counts + np.random.default_rng(6).normal(0.0, 0.5, counts.shape)  # a fit's continuous output
+    stored = np.round(fitted * 4) / 4  # stored rounded to a quarter count: a lattice of 0.25, 4 steps a photon
+    assert count_lattice_step(stored, 1.0) is None

@@ -36,7 +36,7 @@ import numpy as np
 from ._backend import _how_to_make_an_array, array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
-from .map_kind import classify_map
+from .map_kind import classify_map, count_lattice_step
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations, refuse_counts_beyond_split
 
 __all__ = ["CV_SPLIT_KEYS", "DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record",
@@ -639,12 +639,19 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
     if isinstance(background, str):
         if background != "auto":
             raise ValueError(f'background must be "auto", a number or a map, got {background!r}')
+        note = ""
         if fitted and min(y.shape[-2:]) >= 5:
             depth, allowance = element_free_depth(y)
-            if depth <= allowance:
+            # counts divided by one number (the photons' lattice, in effective counts of step about 1) kept
+            # their background: a sparse one, whose median is its ground, read as "no element-free area" and
+            # got 0 (1.4-2.0x the raw map's error, its flux twice)
+            if depth <= allowance and count_lattice_step(y, 1.0) is None:
                 return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
                              f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
                              "alone), whose continuum the spectrum fit has already removed")
+            if depth <= allowance:
+                note = ("; the map is counts divided by one number (its values on the photons' lattice), whose "
+                        "background no spectrum fit removed, so it is estimated as a count map's")
         window = 5  # estimate_background's default window
         if min(y.shape[-2:]) < window:
             raise ValueError(
@@ -652,7 +659,8 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
                 "window of local means): pass background= (a number in the map's units, 0 for a fitted map "
                 "whose spectrum fit removed the continuum)"
             )
-        return estimate_background(y, window=window), "estimated from the map (xrfgpu.background.estimate_background)"
+        return (estimate_background(y, window=window),
+                "estimated from the map (xrfgpu.background.estimate_background)" + note)
     b = as_background(background, y, xp=xp)
     return (b / gain if gain != 1.0 else b), "given"
 

@@ -43,7 +43,7 @@ from ._backend import array_namespace, to_numpy
 from ._validate import as_image
 from ._validate import is_count_map as _is_integer_map
 
-__all__ = ["MapKind", "classify_map"]
+__all__ = ["MapKind", "classify_map", "count_lattice_step"]
 
 #: a measured photon-transfer gain below this is not counts: on count maps the estimator never read
 #: below 0.745 with 4 or more blocks (6912 tuning maps, benchmarks/gain_scenes.py --kind counts); structure
@@ -141,6 +141,93 @@ def _lattice_step(values):
     return float(slope)
 
 
+#: the most photons per pixel a real-valued map's lattice may hold: beyond, float32's own spacing (2⁻²³ of a
+#: value) is within the test's tolerance of a lattice step, and values scattered over one binade look like one
+SCALED_COUNT_MAX = 2.0**20
+#: how far from an integer (in lattice steps) a value may lie, beyond the rounding of its float format
+SCALED_COUNT_TOLERANCE = 1e-3
+#: a real-valued lattice is taken for counts × its step (count_lattice_step) only where the photon-transfer gain agrees with the
+#: step: from SCALED_COUNT_LOW × step (count maps never read below 0.745, see LOW_GAIN; below: a fitted map
+#: stored rounded, each step a fraction of a photon: the HXN maps rounded to 2-4 decimals that sit on a lattice
+#: read 0.00-0.49 × its step) up to SCALED_COUNT_HIGH × step (above: a map noisier than photons, or quantised
+#: non-Poisson data: uniform noise rounded to 1/50 reads 8 × its step). Count maps' texture can read up to 15
+#: (LOW_GAIN's notes): such a map keeps the fitted maps' rules
+SCALED_COUNT_LOW = 0.7
+SCALED_COUNT_HIGH = 3.0
+
+
+def _scaled_count_step(y):
+    """The step ``c`` of a real-valued map whose values are ``c × integers``, or None.
+
+    A count map divided by one number (counts per second at a fixed dwell, counts per I0 read once, a
+    count map stored in other units) is real-valued but keeps its photons' lattice: every value is
+    ``c n`` with ``n`` a count. The step is the smallest gap between the occupied values (a Poisson map
+    holds neighbouring counts wherever it has many pixels at one level), refined by least squares over
+    all of them; every value must lie within :data:`SCALED_COUNT_TOLERANCE` of the lattice, with at least
+    :data:`LATTICE_MIN_VALUES` distinct values and at most :data:`SCALED_COUNT_MAX` steps. Values scattered
+    at random pass with a chance of about ``(2 × 10⁻³)^(values − 2)``. Negative values (a fit's) give None.
+    """
+    host = np.asarray(to_numpy(y))
+    eps = float(np.finfo(host.dtype).eps) if host.dtype.kind == "f" else 0.0
+    values = host.astype(np.float64).ravel()
+    if not np.all(values >= 0):
+        return None
+    # a fitted map fails on a sample of its pixels already (a millisecond at 1024², not a sort of them all)
+    sample = values[:: max(1, values.size // 4096)]
+    if values.size > 2 * sample.size and _lattice_through(sample, eps) is None:
+        return None
+    return _lattice_through(values, eps)
+
+
+def _lattice_through(values, eps):
+    """The step of the lattice ``c n`` (n ≥ 1) through the positive ``values``, or None (see :func:`_scaled_count_step`)."""
+    occupied = np.unique(values[values > 0])
+    if occupied.size < LATTICE_MIN_VALUES:
+        return None
+    step = float(np.min(np.diff(occupied)))
+    if not (step > 0 and occupied[-1] / step <= SCALED_COUNT_MAX):
+        return None
+    # the smallest gap is off by the rounding of its two values (2⁻²³ of each, not of the gap): it only numbers
+    # the values (each within a quarter step of its count); the step is then the least-squares one through
+    # them all, and every value must lie on that lattice within the tolerance
+    for tolerance in (0.25, None, SCALED_COUNT_TOLERANCE):
+        index = np.round(occupied / step)
+        if np.any(index < 1):
+            return None
+        if tolerance is not None and np.any(np.abs(occupied / step - index) > tolerance + 8 * eps * index):
+            return None
+        step = float(np.sum(occupied * index) / np.sum(index * index))
+    return step
+
+
+def count_lattice_step(image, gain):
+    """The step ``c`` when ``image`` is counts divided by one number, with the photon noise to say so; else None.
+
+    Counts divided by one number (counts per second at a fixed dwell, per I0 read once, a count map stored
+    in other units) are real-valued, and :func:`classify_map` calls them fitted, but no spectrum fit removed
+    their background. Their values keep the photons' lattice ``c n`` (``n`` a count), which a fit's output
+    never holds. The lattice counts only where the map's photon-transfer gain ``gain`` (map units per count,
+    :func:`xrfgpu.background.estimate_gain`) agrees with its step: :data:`SCALED_COUNT_LOW` × ``c`` to
+    :data:`SCALED_COUNT_HIGH` × ``c``.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        The map, any array-API namespace (its values are read on the host).
+    gain : float
+        Its measured gain, in the same units (1 for a map already in effective counts).
+
+    Returns
+    -------
+    float or None
+        The lattice step, map units per count.
+    """
+    step = _scaled_count_step(image)
+    if step is None or not SCALED_COUNT_LOW * step <= float(gain) <= SCALED_COUNT_HIGH * step:
+        return None
+    return step
+
+
 def _lattice_chance(n, span, spacing, off):
     """Chance that ``n`` values scattered at random over ``span`` integers look like this lattice.
 
@@ -174,7 +261,8 @@ def classify_map(image):
 
     Notes
     -----
-    A map that is not non-negative integers is ``"fitted"``. An integer map is
+    A map that is not non-negative integers is ``"fitted"`` (see :func:`count_lattice_step` for one
+    that is counts divided by one number). An integer map is
     ``"scaled integers"`` when either
 
     * its values sit on a lattice of spacing ≥ 2 (no two occupied values one
