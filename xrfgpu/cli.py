@@ -1134,6 +1134,27 @@ def _written_as(value):
     return "zeros" if value == 0 else "it is"
 
 
+def _refuse_joint_without_maps_to_restore(constant_maps, selected, guide):
+    """``--joint`` leaves the maps that are all zeros or constant out: refuse, saying so, a ``--guide`` that names
+    one of them (it read "not found") and a selection of ``selected`` maps that leaves fewer than two."""
+    from .io import match_name
+
+    if guide is not None:
+        try:
+            key = match_name(guide, list(constant_maps), what="--guide element", where="the selected maps")
+        except KeyError:
+            key = None
+        if key is not None:
+            raise click.UsageError(f"--guide {guide!r}: map {key!r} is {_constant_words(constant_maps[key])}, with "
+                                   "no edges to guide by; choose another map, or leave --guide out")
+    if constant_maps and selected - len(constant_maps) < 2:
+        one = len(constant_maps) == 1
+        raise click.UsageError(
+            f"--joint needs at least two element maps to restore, and {len(constant_maps)} of the {selected} "
+            f"selected {'is' if one else 'are'} all zeros or constant ({', '.join(constant_maps)}), written as "
+            f"{'it is' if one else 'they are'}")
+
+
 def _is_element_map(name):
     """Whether a map's name reads as an element or an element's line ("Fe", "Fe_K", "Pt_L", "Ca-Ka"), not
     another channel of a fitted file ("TFY", "Bkgnd", "s_e", "ROI3", "i0")."""
@@ -1364,21 +1385,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
                            f"({', '.join(constant_maps)}): there is nothing to restore")
     for name, value in constant_maps.items():
         _warn(quiet, f"{name}: {_constant_words(value)}, nothing to restore; written as {_written_as(value)}")
-    if joint and guide is not None:  # the guide named may be one of them: say so, not "not found"
-        from .io import match_name
-
-        try:
-            key = match_name(guide, list(constant_maps), what="--guide element", where="the selected maps")
-        except KeyError:
-            key = None
-        if key is not None:
-            raise click.UsageError(f"--guide {guide!r}: map {key!r} is {_constant_words(constant_maps[key])}, with "
-                                   "no edges to guide by; choose another map, or leave --guide out")
-    if joint and constant_maps and len(selected) - len(constant_maps) < 2:
-        raise click.UsageError(
-            f"--joint needs at least two element maps to restore, and {len(constant_maps)} of the {len(selected)} "
-            f"selected {'is' if len(constant_maps) == 1 else 'are'} all zeros or constant "
-            f"({', '.join(constant_maps)}), written as {'it is' if len(constant_maps) == 1 else 'they are'}")
+    if joint:
+        _refuse_joint_without_maps_to_restore(constant_maps, len(selected), guide)
     if tile is not None or joint:  # refused before any map is restored, not after the maps before it
         for name, image in selected.maps.items():
             what = f"input {str(input_path)!r}: map {name!r}"
