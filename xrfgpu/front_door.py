@@ -642,14 +642,14 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
         note = ""
         if fitted and min(y.shape[-2:]) >= 5:
             depth, allowance = element_free_depth(y)
-            # counts divided by one number (the photons' lattice, in effective counts of step about 1) kept
-            # their background: a sparse one, whose median is its ground, read as "no element-free area" and
-            # got 0 (1.4-2.0x the raw map's error, its flux twice)
-            if depth <= allowance and count_lattice_step(y, 1.0) is None:
-                return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
-                             f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
-                             "alone), whose continuum the spectrum fit has already removed")
             if depth <= allowance:
+                # counts divided by one number (the photons' lattice, of step about 1 in effective counts) kept
+                # their background: a sparse one, whose median is its ground, read as "no element-free area"
+                # and got 0 (1.4-2.0x the raw map's error, its flux twice)
+                if count_lattice_step(y, 1.0) is None:
+                    return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
+                                 f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
+                                 "alone), whose continuum the spectrum fit has already removed")
                 note = ("; the map is counts divided by one number (its values on the photons' lattice), whose "
                         "background no spectrum fit removed, so it is estimated as a count map's")
         window = 5  # estimate_background's default window
