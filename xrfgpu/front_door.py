@@ -634,7 +634,9 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
 
     A fitted map (``fitted``) that shows no element-free area gets 0: the spectrum fit that made it has
     already taken the continuum out, and the map's low level is then the element itself (a uniform film
-    read as background was restored to a thousandth of itself).
+    read as background was restored to a thousandth of itself). Not so a map of counts divided by one
+    number (:func:`xrfgpu.map_kind.count_lattice_step`): no fit removed its background, which is estimated
+    as a count map's.
     """
     if isinstance(background, str):
         if background != "auto":
