@@ -77,3 +77,30 @@ def test_scheduler_local_typed_without_tiles_is_refused(tmp_path, sparse_scene, 
     assert main(["restore", str(tmp_path / "scan_Fe.npy"), "-o", str(tmp_path / "o.npz"), "--psf-sigma", "2px",
                  "--scheduler", "local"]) == 2
     assert "--scheduler runs the tiles of --tile" in capsys.readouterr().err
+
+
+def test_psf_blind_says_when_its_kernel_leaves_the_maps_own_interval(tmp_path, capsys):
+    # an edge scan at σ 6.5 px: the L0 kernel read 3.97 px, the map-only reading 6.62 px (interval 5.1-7.5), both
+    # printed and no word between them
+    import math
+
+    import tifffile
+
+    from xrfgpu import phantom
+    from xrfgpu import psf as psf_mod
+
+    v, u = np.mgrid[:157, :157]
+    step = (u - 78.5) * math.cos(math.pi / 6) + (v - 78.5) * math.sin(math.pi / 6) > 0
+    blurred = phantom.blurred_window(step * 1.0, psf_mod.gaussian(None, 6.5), (96, 96))[0]
+    tifffile.imwrite(tmp_path / "edge.tif", np.random.default_rng(1).poisson(150 * blurred + 140).astype(np.float32))
+    args = ["psf", "blind", str(tmp_path / "edge.tif"), "--pixel-size", "5um", "--line", "Cr-Ka", "--json"]
+    assert main([*args, "-o", str(tmp_path / "k.toml"), "--figure", str(tmp_path / "k.png")]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    kernel_px = report["sigma_um"] / 5.0
+    lo, hi = 5.0, 8.0  # the truth, 6.5 px, with the map-only reading's interval about it
+    assert not lo <= kernel_px <= hi
+    assert "lies outside the interval" in captured.err and "--map-only" in captured.err
+    assert main([*args, "--map-only", "-o", str(tmp_path / "m.toml"), "--figure", str(tmp_path / "m.png")]) == 0
+    captured = capsys.readouterr()
+    assert lo <= json.loads(captured.out)["sigma_um"] / 5.0 <= hi and "lies outside" not in captured.err
