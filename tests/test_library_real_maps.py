@@ -213,10 +213,13 @@ def test_restore_stacks_record_says_what_each_map_ran_with(xp, fe, method, optio
     assert info["mode"] == "independent" and info["method"] == method and info["maps"] == 2
     assert info["background"] == pytest.approx(background)
     assert info["psf_shape"] == [5, 5]
-    expected = {"rl": {"num_iter": 3, "tv": 0.0}, "wiener": {"balance": 0.01, "regularizer": "laplacian"},
+    expected = {"rl": {"num_iter": 3, "tv": 0.0}, "wiener": {"regularizer": "laplacian"},
                 "tikhonov": {"lam": [0.01, 0.02], "order": 0}, "fista": {"num_iter": 4, "lam": None}}[method]
     for key, value in expected.items():
         assert info["options"][key] == value
+    if method == "wiener":  # "auto": each map's own weight, recorded as numbers with the rule
+        assert len(info["options"]["balance"]) == 2 and all(v > 0 for v in info["options"]["balance"])
+        assert "discrepancy" in info["options"]["balance_rule"] and len(info["options"]["noise_variance"]) == 2
 
 
 def test_restore_zarr_of_a_maps_stack_records_its_element_names_and_pixel_size(tmp_path):

@@ -770,6 +770,9 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     for key in ("balance", "lam"):
         if key in kwargs:
             details[key] = kwargs[key]
+    # the weight "auto" chose for Wiener or Tikhonov, its rule and the noise it read
+    details.update({key: info[key] for key in ("balance", "lam", "balance_rule", "lam_rule", "noise_variance",
+                                               "noise_band") if key in info and key not in details})
     details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
     if sigma_messages:  # the caller prints them in one line each, naming the map
         details["warnings"] = sigma_messages
@@ -973,6 +976,17 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
             # the whole map (front door) applies λ to the effective counts map / gain; here the map is in its
             # own units, where FISTA's L1 term needs λ × gain for the same solution (Tikhonov's quadratic
             # term scales with the data term, so its λ carries over unchanged)
+            weight_key = {"wiener": "balance", "tikhonov": "lam"}.get(method)
+            if weight_key is not None and weight_key not in kwargs:
+                # "auto": the whole map's weight, given to every tile and recorded (xrfgpu.dask would find the
+                # same number, unrecorded)
+                from .wiener import auto_weight
+
+                chosen = auto_weight(method, image, h, background=background, mask=options.get("mask"))
+                kwargs[weight_key] = chosen.weight
+                details[f"{weight_key}_rule"] = "auto: discrepancy principle (xrfgpu.filter_weight)"
+                details["noise_variance"] = chosen.noise_variance
+                details["noise_band"] = chosen.noise_band
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
                 solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else record_gain if record_gain
@@ -1242,8 +1256,10 @@ def main(argv=None) -> int:
               help="Iterations of rl, fista and blind-rl (default: RL by cross-validation, a fitted map's on its "
                    f"effective counts, 30 where its gain cannot be measured; FISTA {_FISTA_NUM_ITER}; blind-rl 30; "
                    "at most 10000).")
-@click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default 0.01).")
-@click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight.")
+@click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default: chosen from each map's own noise by the discrepancy principle; "
+              "the record gives the number).")
+@click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight (Tikhonov's default: chosen from each map's own noise, as "
+              "--balance's).")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
 @click.option("--normalize", "normalize", metavar="SCALER", help="Divide maps by this scaler (e.g. i0) first.")
 @click.option("--dataset", help="HDF5: PyXRF detector group (detsum, det1) or MAPS dataset (Fitted, NNLS, ROI; "

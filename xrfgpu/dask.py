@@ -95,6 +95,7 @@ from ._validate import (
     plain_array,
     psf_data,
 )
+from .filter_weight import AUTO
 from .fista import DEFAULT_LAM_FRACTION
 
 __all__ = ["METHODS", "default_halo", "fast_halo", "restore", "restore_zarr"]
@@ -519,6 +520,11 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
     # whole-map statistics, one read of the data for all elements
     settings, all_zero, weights = _global_settings(method, maps, backgrounds, options, names=names, weights=weights,
                                                    masked=lazy_mask is not None)
+    if method in ("wiener", "tikhonov"):
+        key = "balance" if method == "wiener" else "lam"
+        for k, (image, h, b, opts, w) in enumerate(zip(maps, psfs, backgrounds, settings, weights)):
+            if not all_zero[k] and isinstance(opts.get(key, AUTO), str):
+                opts[key] = _whole_map_filter_weight(method, image, h, b, opts, w)
     restored = []
     for k, (image, h, b, opts, w) in enumerate(zip(maps, psfs, backgrounds, settings, weights)):
         if all_zero[k]:
@@ -530,6 +536,26 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
     if array.ndim == 2:
         return restored[0]
     return da.stack(restored, axis=0)
+
+
+def _whole_map_filter_weight(method, image, psf, background, options, weights):
+    """The whole map's own filter weight (``balance``/``lam="auto"``) for Wiener or Tikhonov on tiles.
+
+    :func:`xrfgpu.filter_weight.discrepancy_weight` reads the whole map's power spectrum, which no sum over
+    tiles gives: the map (and a background map, and the weights of missing pixels) is read into host memory
+    once, and the weight found there is the number every tile then uses, as the whole-map call would. Each
+    tile choosing its own weight had given a tiled Wiener map 2.8 % of its maximum away from the whole map's.
+    """
+    from .wiener import auto_weight
+
+    def host(x):
+        if x is None or not hasattr(x, "shape"):
+            return x
+        return np.asarray(to_numpy(x.compute() if hasattr(x, "compute") else x))
+
+    return auto_weight(method, host(image), psf, background=host(background), pad=options.get("pad"),
+                       mask=host(weights), fill_level=options.get("fill_level"),
+                       regularizer=options.get("regularizer", "laplacian"), order=options.get("order", 0)).weight
 
 
 def _data_and_masked_entries(array):

@@ -1123,14 +1123,20 @@ def restore(
         else:
             raise ValueError(f"stop must be 'cv', 'discrepancy' or 'fixed', got {stop!r}")
         info["stop"] = rule
-    elif method == "wiener":
-        from .wiener import wiener
+    elif method in ("wiener", "tikhonov"):
+        from .wiener import restore_recording_weight
 
-        out = wiener(y, h, background=b, **kwargs)
-    elif method == "tikhonov":
-        from .wiener import tikhonov
-
-        out = tikhonov(y, h, background=b, **kwargs)
+        chosen = []
+        out = restore_recording_weight(method, y, h, background=b, record=chosen, **kwargs)
+        key = "balance" if method == "wiener" else "lam"
+        if chosen:  # "auto" (the default): the weight the map's own noise chose, and that noise
+            info[key] = chosen[0].weight
+            info[f"{key}_rule"] = "auto: discrepancy principle (xrfgpu.filter_weight)"
+            # in the input's units squared (the filter ran in effective counts)
+            info["noise_variance"] = chosen[0].noise_variance * gain * gain
+            info["noise_band"] = chosen[0].noise_band
+        else:
+            info[key] = float(kwargs[key])
     elif method == "fista":
         from .fista import fista
 

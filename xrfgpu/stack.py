@@ -46,6 +46,7 @@ from .fista import PAD_FACTOR as PROXIMAL_PAD_FACTOR
 from .fista import run_proximal_gradient
 from .richardson_lucy import run_richardson_lucy
 from .wiener import PAD_FACTOR as FILTER_PAD_FACTOR
+from .filter_weight import AUTO
 from .wiener import WIENER_REGULARIZERS, _check_weight, regularized_inverse
 
 __all__ = ["restore_stack", "METHODS", "MIN_STACK_MAP_SIDE_PX", "ChannelsLastWarning", "stack_psfs"]
@@ -151,8 +152,9 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         ``discrepancy`` and ``callback`` (per-map stopping) run the maps one
         at a time.
         ``"wiener"``: ``balance`` (scalar or one per map, a list or a 1-D
-        array, default 0.01), ``regularizer``.
-        ``"tikhonov"``: ``lam`` (scalar or per map, default 0.01), ``order``.
+        array, default ``"auto"``: each map's own weight, as :func:`xrfgpu.wiener`),
+        ``regularizer``.
+        ``"tikhonov"``: ``lam`` (scalar or per map, default ``"auto"``), ``order``.
         ``"fista"``: ``lam`` (None, scalar or per map), ``num_iter`` (default
         25, as :func:`xrfgpu.fista`; it was 100, past the error's minimum), ``nonneg``.
         With ``joint=True``: the options of :func:`xrfgpu.joint.joint_richardson_lucy`
@@ -285,6 +287,8 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
                 raise ValueError(f"map {i} of the stack: {exc}") from None
 
     chunk = _chunk_size(xp, y, h.shape[-2:], boundary, pad, pad_factor, method, max_batch)
+    chosen = []  # the weights "auto" chose, one per map (Wiener, Tikhonov)
+    extra = {"chosen": chosen} if method in ("wiener", "tikhonov") else {}
     pieces = []
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -294,11 +298,16 @@ def restore_stack(stack, psfs, method="rl", *, device="auto", background=0.0, bo
         opts = {k: (v[sl] if isinstance(v, list) else v) for k, v in options.items()}
         wk = None if weights is None else weights[sl, ...]
         pieces.append(run(y[sl, ...], hk, bk, boundary=boundary, pad=pad, pad_factor=pad_factor, weights=wk,
-                          **opts))
+                          **opts, **extra))
     out = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
     out = to_caller(out, stack)
     if not return_info:
         return out
+    if chosen:  # the record holds the numbers each map ran with, and the rule that chose them
+        key = "balance" if method == "wiener" else "lam"
+        options[key] = [c.weight for c in chosen]
+        options[f"{key}_rule"] = "auto: discrepancy principle (xrfgpu.filter_weight)"
+        options["noise_variance"] = [c.noise_variance for c in chosen]
     return out, _independent_record(method, options, b, h, n=n, boundary=boundary, chunk=chunk)
 
 
@@ -410,8 +419,8 @@ def _slice_background(b, sl):
 _OPTIONS = {
     "rl": {"num_iter": 30, "filter_epsilon": None, "accelerate": False, "tv": 0.0, "tol": None,
            "discrepancy": None, "callback": None},
-    "wiener": {"balance": 0.01, "regularizer": "laplacian"},
-    "tikhonov": {"lam": 0.01, "order": 0},
+    "wiener": {"balance": AUTO, "regularizer": "laplacian"},
+    "tikhonov": {"lam": AUTO, "order": 0},
     "fista": {"lam": None, "num_iter": FISTA_NUM_ITER, "nonneg": True},
 }
 
@@ -432,7 +441,7 @@ def _check_options(method, kwargs, n):
                 raise ValueError(f"got {len(value)} values of {key} for a stack of {n} maps")
             opts[key] = [_check_weight(v, key) for v in value]
         elif value is not None:
-            opts[key] = _check_weight(value, key)
+            opts[key] = _check_weight(value, key, auto=method in ("wiener", "tikhonov"))
     if "num_iter" in opts:
         opts["num_iter"] = check_num_iter(opts["num_iter"])
     if "filter_epsilon" in opts:
@@ -596,18 +605,18 @@ def _rl(y, h, b, *, boundary, pad, pad_factor, num_iter, filter_epsilon, acceler
     return run_richardson_lucy(pb, num_iter=num_iter, filter_epsilon=filter_epsilon, accelerate=accelerate, tv=tv)
 
 
-def _wiener(y, h, b, *, boundary, pad, pad_factor, balance, regularizer, weights=None):
+def _wiener(y, h, b, *, boundary, pad, pad_factor, balance, regularizer, weights=None, chosen=None):
     if regularizer not in WIENER_REGULARIZERS:
         raise ValueError(f"regularizer must be 'laplacian' or 'identity', got {regularizer!r}")
     pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, weights=weights)
-    return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer])
+    return regularized_inverse(pb, balance, WIENER_REGULARIZERS[regularizer], record=chosen)
 
 
-def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order, weights=None):
+def _tikhonov(y, h, b, *, boundary, pad, pad_factor, lam, order, weights=None, chosen=None):
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
     pb = _problem(y, h, b, boundary=boundary, pad=pad, pad_factor=pad_factor, weights=weights)
-    return regularized_inverse(pb, lam, order)
+    return regularized_inverse(pb, lam, order, record=chosen)
 
 
 def _fista(y, h, b, *, boundary, pad, pad_factor, lam, num_iter, nonneg, weights=None):

@@ -1,0 +1,182 @@
+"""The weight of the closed-form filters (Wiener, Tikhonov) chosen from the map itself.
+
+A fixed weight cannot suit every map: the noise of a map of 20 counts per pixel and of one of 2000 differ a
+hundredfold against its signal. Wiener's former default (0.01, Laplacian) gave a median 2.6× the raw map's error
+on the 24 tuning maps at 20/2 counts (signal/background), and 0.95× at the paper's counts and above (12 of 24
+maps worse than the raw map).
+
+:func:`discrepancy_weight` chooses the weight λ of ``X = H* Y / (|H|² + λ |L|²)`` by the discrepancy principle
+(Morozov 1966): the residual ``‖y − h ⊛ x_λ‖²`` equals what the noise alone would leave. Two readings of the
+map's power spectrum make it need no count scale (fitted maps, µg/cm², any unit):
+
+* the **noise variance** per pixel is the map's mean power where the blur transmits nothing
+  (``|H|² <` :data:`NOISE_BAND_TRANSFER`): Poisson and fit noise are independent from pixel to pixel and so
+  white, while a scene seen through the blur has no power left there;
+* the residual is matched in the **band the blur transmits** (``|H|² ≥`` :data:`FIT_BAND_TRANSFER`) only. Beyond
+  it the map holds, besides noise, the power of the boundary (the mirrored canvas bends the scene at the map's
+  edge, which no blurred scene explains); matched over every frequency, that power pushes λ down until the
+  boundary is deconvolved too, 2.3× the raw map's error on one tuning map (ellipses, σ 12 px, 2000 counts).
+
+Chosen on :mod:`benchmarks.filter_weight` 's tuning maps only (the band's edge among 0, 1e-4, 1e-3 and 1e-2);
+its held-out figures are in ``docs/algorithms.md``.
+
+References
+----------
+V. A. Morozov, "On the solution of functional equations by the method of regularization", Soviet Math. Dokl.
+7, 414 (1966). P. C. Hansen, Discrete Inverse Problems: Insight and Algorithms (SIAM, 2010), ch. 5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import to_numpy
+
+__all__ = ["FilterWeight", "discrepancy_weight", "NOISE_BAND_TRANSFER", "FIT_BAND_TRANSFER", "WEIGHT_RANGE",
+           "AUTO"]
+
+#: the value of ``balance`` / ``lam`` that asks for :func:`discrepancy_weight`
+AUTO = "auto"
+#: |H|² below which the map's power is read as noise
+NOISE_BAND_TRANSFER = 1e-4
+#: |H|² at or above which the residual is matched to the noise
+FIT_BAND_TRANSFER = 1e-2
+#: the weights searched (dimensionless: the PSF has unit sum)
+WEIGHT_RANGE = (1e-8, 1e4)
+#: when fewer coefficients than this lie below NOISE_BAND_TRANSFER (a PSF under about 1 px), the noise is read
+#: from this many coefficients of least transfer instead (an overestimate where the scene still shows: a larger λ)
+NOISE_BAND_LEAST = 256
+
+
+@dataclass(frozen=True)
+class FilterWeight:
+    """The weight a closed-form filter chose for one map, and what it read.
+
+    Attributes
+    ----------
+    weight : float
+        λ of ``X = H* Y / (|H|² + λ |L|²)`` (dimensionless).
+    noise_variance : float
+        Noise variance per pixel read from the blocked band, in the map's units squared (counts² for counts).
+    noise_band : str
+        ``"blocked"`` (|H|² below :data:`NOISE_BAND_TRANSFER`) or ``"least transfer"`` (too few such
+        coefficients: the :data:`NOISE_BAND_LEAST` of least transfer, which may hold signal too).
+    bound : str or None
+        ``"low"`` / ``"high"`` when λ is an end of :data:`WEIGHT_RANGE` (the residual stays above / below the
+        noise over the whole range), else None.
+    """
+
+    weight: float
+    noise_variance: float
+    noise_band: str
+    bound: str | None = None
+
+
+def _zero_weight(engine):
+    """Per-axis factor of the zero-frequency coefficient that makes every coefficient's white-noise power equal:
+    the DCT-II and the mirrored FFT canvas count it twice."""
+    return 0.5 if engine in ("dct", "mirror") else 1.0
+
+
+def _one_map_weight(power, transfer, penalty, multiplicity, scale):
+    """Discrepancy weight of one map from host float64 arrays of equal shape: ``power`` the data's power per
+    coefficient (white noise of variance v gives v on average), ``transfer`` |H|², ``penalty`` |L|²,
+    ``multiplicity`` each coefficient's count in the full spectrum. ``scale``: the problem's scaling (the
+    variance is reported in the caller's units)."""
+    blocked = transfer < NOISE_BAND_TRANSFER
+    band = "blocked"
+    if float(np.sum(multiplicity[blocked])) < NOISE_BAND_LEAST:
+        order = np.argsort(transfer, axis=None)[:NOISE_BAND_LEAST]
+        blocked = np.zeros(transfer.size, dtype=bool)
+        blocked[order] = True
+        blocked = blocked.reshape(transfer.shape)
+        band = "least transfer"
+    variance = float(np.sum(multiplicity[blocked] * power[blocked]) / np.sum(multiplicity[blocked]))
+    fit = transfer >= FIT_BAND_TRANSFER
+    p, t, r, m = power[fit], transfer[fit], penalty[fit], multiplicity[fit]
+    target = variance * float(np.sum(m))
+
+    def residual(lam):
+        shrink = lam * r / (t + lam * r)
+        return float(np.sum(m * p * shrink * shrink))
+
+    low, high = math.log(WEIGHT_RANGE[0]), math.log(WEIGHT_RANGE[1])
+    bound = None
+    if residual(math.exp(high)) <= target:
+        lam, bound = WEIGHT_RANGE[1], "high"
+    elif residual(math.exp(low)) >= target:
+        lam, bound = WEIGHT_RANGE[0], "low"
+    else:
+        for _ in range(60):  # the residual grows with λ: bisect in log λ (60 halvings: far below a percent)
+            mid = 0.5 * (low + high)
+            if residual(math.exp(mid)) < target:
+                low = mid
+            else:
+                high = mid
+        lam = math.exp(0.5 * (low + high))
+    return FilterWeight(weight=float(lam), noise_variance=variance * scale * scale, noise_band=band, bound=bound)
+
+
+def discrepancy_weight(pb, order):
+    """The filter weight λ of each map of a prepared problem by the discrepancy principle.
+
+    Parameters
+    ----------
+    pb : xrfgpu._problem.Problem
+        A closed-form filter's problem (:func:`xrfgpu.wiener.filter_problem`), one map or a stack.
+    order : {0, 1, 2}
+        Derivative order of the penalty ``L`` (0 identity, 1 gradient, 2 Laplacian).
+
+    Returns
+    -------
+    list of FilterWeight
+        One per map (one entry for a single map).
+
+    Notes
+    -----
+    With ``Y`` the transform of the background-subtracted canvas, the power of each coefficient ``p = |Y|²``
+    is normalised so that white noise of variance ``v`` per pixel gives ``v`` on average. The noise variance is
+    the mean ``p`` where ``|H|² <`` :data:`NOISE_BAND_TRANSFER`; λ solves
+    ``Σ_B p (λ|L|² / (|H|² + λ|L|²))² = v · |B|`` over ``B = {|H|² ≥`` :data:`FIT_BAND_TRANSFER` ``}``
+    (the residual of the filtered map, ``‖(I − H G_λ) y‖²``, restricted to ``B``), by bisection in log λ.
+    The left side grows with λ, so the root is unique.
+    """
+    from .wiener import regularizer_power
+
+    xp, op = pb.xp, pb.op
+    data = pb.filled_data() - pb.canvas_background
+    spectrum = op.transform(data)
+    rows, cols = op.canvas_shape
+    power = np.asarray(to_numpy(xp.real(spectrum * xp.conj(spectrum))), dtype=np.float64)
+    transfer = np.asarray(to_numpy(xp.real(op.otf * op.otf_conj)), dtype=np.float64)
+    penalty = np.asarray(to_numpy(regularizer_power(op, order, xp=xp)), dtype=np.float64)
+    zero = _zero_weight(op.engine)
+    n_rows, n_cols = power.shape[-2:]
+    row_factor = np.ones(n_rows)
+    row_factor[0] = zero
+    col_factor = np.ones(n_cols)
+    col_factor[0] = zero
+    if op.engine == "dct":
+        norm = 4.0 * rows * cols  # the unnormalised DCT-II: 2N per axis
+        multiplicity = np.ones((n_rows, n_cols))
+    else:
+        norm = float(rows * cols)
+        # the real FFT keeps half the columns: the others are the conjugates of columns 1 … (cols − 1) // 2
+        col_count = np.full(n_cols, 2.0)
+        col_count[0] = 1.0
+        if cols % 2 == 0:
+            col_count[-1] = 1.0
+        multiplicity = np.ones((n_rows, 1)) * col_count[None, :]
+    power = power * (row_factor[:, None] * col_factor[None, :]) / norm
+    shape = power.shape[-2:]
+    penalty = np.broadcast_to(penalty, shape)
+    if power.ndim == 2:
+        return [_one_map_weight(power, np.broadcast_to(transfer, shape), penalty, multiplicity, pb.scale)]
+    weights = []
+    for i in range(power.shape[0]):
+        t = transfer[i] if transfer.ndim == 3 else transfer
+        weights.append(_one_map_weight(power[i], np.broadcast_to(t, shape), penalty, multiplicity, pb.scale))
+    return weights
