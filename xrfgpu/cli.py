@@ -743,9 +743,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         kwargs["kernel_size"] = int(options["kernel_size"])
     if options.get("mask") is not None:
         kwargs["mask"] = options["mask"]
-    n = options.get("iterations")
-    if method == "fista" and not n:
-        n = _DEFAULT_ITER["fista"]  # fista()'s own default (the command line ran 100, past the error's minimum)
+    n = options.get("iterations")  # FISTA without it: the front door's cross-validated count
     if method in ("rl", "fista") and n and progress.enabled:
         kwargs["callback"] = lambda it, *_: progress.iteration(label, it, n)
     sigma = None if method in ("blind", "blind-rl") or psf is not None else sigma_px
@@ -777,6 +775,23 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     if sigma_messages:  # the caller prints them in one line each, naming the map
         details["warnings"] = sigma_messages
     return out, details
+
+
+def _tiled_fista_count(image, psf, background, gain, *, lam, mask, details):
+    """FISTA's count for ``--tile`` without ``--iterations``: the whole map's cross-validated count, as the front
+    door finds it (:func:`xrfgpu.stopping.fista_cv_iterations` on the effective counts rounded), recorded in
+    ``details``; fista()'s own default where a fitted map's gain is unknown."""
+    from .stopping import fista_cv_iterations, refuse_counts_beyond_split
+
+    if gain is None:  # a flat fitted map: no effective counts to split
+        return _DEFAULT_ITER["fista"]
+    counts = np.asarray(image, dtype=np.float64) / gain
+    split_map = counts if gain == 1.0 else np.round(counts)
+    refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
+    b = background / gain if not hasattr(background, "shape") else np.asarray(background, np.float64) / gain
+    count, _ = fista_cv_iterations(split_map, psf, background=b, lam=lam, mask=mask)
+    details.update(stop="cv", cv_iterations=count)
+    return count
 
 
 def _method_defaults(method):
@@ -968,7 +983,11 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 details["negative_fraction_clipped"] = negative
             kwargs = {"background": background}
             if method == "fista":
-                kwargs["num_iter"] = options.get("iterations") or _DEFAULT_ITER["fista"]
+                if options.get("iterations"):
+                    details["stop"] = "fixed"  # as the whole map's run records it
+                kwargs["num_iter"] = options.get("iterations") or _tiled_fista_count(
+                    image, h, background, gain if gain is not None else record_gain if fitted else 1.0,
+                    lam=options.get("lam"), mask=options.get("mask"), details=details)
             if method == "wiener" and options.get("balance") is not None:
                 kwargs["balance"] = options["balance"]
             if method in ("tikhonov", "fista") and options.get("lam") is not None:
@@ -1254,7 +1273,8 @@ def main(argv=None) -> int:
                    "where it reads as scaled integers (xrfgpu.map_kind).")
 @click.option("--iterations", type=click.IntRange(min=1, max=MAX_NUM_ITER),
               help="Iterations of rl, fista and blind-rl (default: RL by cross-validation, a fitted map's on its "
-                   f"effective counts, 30 where its gain cannot be measured; FISTA {_FISTA_NUM_ITER}; blind-rl 30; "
+                   f"effective counts, 30 where its gain cannot be measured; FISTA by cross-validation too "
+                   f"({_FISTA_NUM_ITER} where a fitted map's gain cannot be measured); blind-rl 30; "
                    "at most 10000).")
 @click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default: chosen from each map's own noise by the discrepancy principle; "
               "the record gives the number).")

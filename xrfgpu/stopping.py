@@ -24,8 +24,8 @@ from ._backend import array_device, array_namespace, clip_below, is_numpy_namesp
 from ._validate import as_image, as_image_with_weights
 from .background import is_count_map
 
-__all__ = ["CVStop", "CV_DROP_TOLERANCE", "cv_iterations", "cv_stop", "discrepancy_iterations", "frc_iteration_curve",
-           "refuse_counts_beyond_split", "split_counts"]
+__all__ = ["CVStop", "CV_DROP_TOLERANCE", "FISTA_CV_MAX_ITER", "cv_iterations", "cv_stop", "discrepancy_iterations",
+           "fista_cv_iterations", "frc_iteration_curve", "refuse_counts_beyond_split", "split_counts"]
 
 #: Share of the held-out deviance's whole fall (from the first iteration to its lowest) that
 #: :func:`cv_iterations` leaves unclaimed: it stops at the first iteration within this share of
@@ -622,6 +622,86 @@ class _LastSplit:
 
 
 _LAST_SPLIT = _LastSplit()
+
+
+#: the largest FISTA count :func:`fista_cv_iterations` tries
+FISTA_CV_MAX_ITER = 100
+
+
+def fista_cv_iterations(image, psf, *, background=0.0, lam=None, max_iter=FISTA_CV_MAX_ITER, seed=0, holdout=0.5,
+                        nonneg=True, mask=None):
+    """FISTA iteration count chosen by Poisson-thinning cross-validation.
+
+    FISTA's l1 penalty on intensities regularises weakly: its error to the truth falls for a few to a few
+    tens of iterations and then grows (semi-convergence), and where it turns depends on the counts and the
+    scene far more than on λ. The counts are split in two independent Poisson maps
+    (:func:`split_counts`); FISTA runs on the kept share scaled to the whole map's level, and the count
+    returned is the one whose blurred estimate predicts the held-out share (scaled likewise) with the least
+    squared error, over the measured pixels.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Count map (integer counts; a fitted map's effective counts rounded, as :func:`xrfgpu.restore`
+        passes them).
+    psf : array
+        PSF in pixels of the map.
+    background : float or array
+        Background counts of ``image``.
+    lam : float, optional
+        λ of :func:`xrfgpu.fista` (None: its default rule, on the kept share).
+    max_iter : int
+        Largest count tried (default :data:`FISTA_CV_MAX_ITER`).
+    seed : int
+        Seed of the split (drawn on the host).
+    holdout : float
+        Share of the counts held out, in (0, 1).
+    nonneg : bool
+        As :func:`xrfgpu.fista`.
+    mask : array, optional
+        Weights of the pixels (1 measured, 0 missing): missing pixels are left out of the fit and of the
+        held-out error.
+
+    Returns
+    -------
+    (int, list of float)
+        The count, and the held-out squared error after each iteration (counts²).
+
+    Notes
+    -----
+    Measured on the 24 tuning maps of ``benchmarks/sigma_scenes.py`` (true σ and background, MSE to the
+    truth over the raw map's): the cross-validated count gave a median 0.72 (90th percentile 0.99, worst
+    1.17) at the sets' counts, where 25 iterations gave 0.78 / 1.26 / 1.51 and the best count of each map
+    0.72 / 0.98 / 1.01; at 20/2 counts 0.91 / 1.02 / 1.02, against 1.36 / 1.80 / 2.66 and the best
+    0.89 / 1.02 / 1.02. λ moved none of them by more than 2 % over four decades.
+
+    References
+    ----------
+    J. Leiner, B. Duan, L. Wasserman, A. Ramdas, J. Am. Stat. Assoc. (2023),
+    doi:10.1080/01621459.2023.2270748 (data fission by thinning).
+    """
+    from ._validate import check_num_iter
+    from .fista import proximal_problem, run_proximal_gradient
+
+    max_iter = check_num_iter(max_iter)
+    keep = 1.0 - float(holdout)
+    first, second = split_counts(image, fraction=keep, seed=seed)
+    xp = array_namespace(image)
+    pb = proximal_problem(first / keep, psf, background=background, boundary="reflect", pad=None, mask=mask)
+    held = second / (1.0 - keep)
+    weights = None if mask is None else xp.asarray(mask, dtype=held.dtype, device=array_device(held))
+    op = pb.op
+    errors = []
+
+    def watch(iteration, estimate):
+        predicted = op.crop(op.forward(op.embed(estimate))) + pb.background * pb.scale
+        r = predicted - held
+        if weights is not None:
+            r = r * weights
+        errors.append(float(xp.sum(r * r)))
+
+    run_proximal_gradient(pb, lam=lam, num_iter=max_iter, nonneg=nonneg, momentum=True, callback=watch)
+    return int(np.argmin(errors)) + 1, errors
 
 
 def refuse_counts_beyond_split(counts, *, weights=None, gain=1.0, name="this map",
