@@ -14,7 +14,7 @@ import pytest
 
 import xrfgpu
 from xrfgpu import phantom, psf
-from xrfgpu.filter_weight import FIT_BAND_TRANSFER, NOISE_BAND_TRANSFER, discrepancy_weight
+from xrfgpu.filter_weight import FIT_BAND_TRANSFER, NOISE_BAND_TRANSFER, NoiseNotReadableError, discrepancy_weight
 from xrfgpu.wiener import auto_weight, filter_problem, regularized_inverse
 
 GRID = np.logspace(-5, 3, 25)
@@ -99,15 +99,48 @@ def _laplacian_power(op):
     return (4.0 - 2.0 * np.cos(wr) - 2.0 * np.cos(wc)) ** 2
 
 
-def test_a_spot_under_a_pixel_reads_the_noise_from_the_least_transfer():
-    # σ 0.5 px: |H|² never falls below the noise band's 1e-4 on the map's grid
-    counts, truth, _ = phantom.observe((128, 128), 0.5, seed=5, signal_counts=200.0, background_counts=50.0)
+def test_a_spot_under_a_pixel_takes_a_count_maps_noise_from_its_mean_count():
+    # σ 0.5 px: |H|² never falls below the noise band's 1e-4 on the map's grid; the 256 coefficients of least
+    # transfer, read instead, held the scene too (19-29x the raw map's error at σ 0.3 px, 2000 counts)
+    counts, truth, _ = phantom.observe((128, 128), 0.5, seed=5, signal_counts=2000.0, background_counts=100.0)
+    counts = np.asarray(counts, np.float64)
     h = psf.gaussian(5, 0.5)
     assert float(np.min(np.abs(np.fft.rfft2(h, (128, 128))) ** 2)) > NOISE_BAND_TRANSFER
-    chosen = auto_weight("wiener", np.asarray(counts, np.float64), h, background=50.0)
-    assert chosen.noise_band == "least transfer"
-    assert chosen.noise_variance >= 0.9 * float(np.mean(counts))  # an overestimate where scene power remains
-    assert np.isfinite(chosen.weight) and chosen.weight > 0
+    chosen = auto_weight("wiener", counts, h, background=100.0)
+    assert chosen.noise_band == "poisson" and chosen.noise_variance == pytest.approx(counts.mean(), rel=1e-9)
+    assert _mse_ratio(xrfgpu.wiener(counts, h, background=100.0), counts, truth, 100.0) < 1.0
+    # a fitted map (not counts) has no such fallback: refused by name, and restore() reads its effective counts
+    with pytest.raises(NoiseNotReadableError, match="cannot be read.*pass the weight as a number"):
+        xrfgpu.wiener(counts * 1.3e-3, h, background=0.13)
+    _, info = xrfgpu.restore(counts * 1.3e-3, h, method="wiener", background=0.13, gain=1.3e-3, return_info=True)
+    assert info["noise_band"] == "poisson" and info["balance"] == pytest.approx(chosen.weight, rel=1e-6)
+
+
+@pytest.mark.parametrize("side, sigma", [(11, 1.0), (16, 1.0)])
+def test_a_small_map_reads_its_noise_where_the_spot_blocks_it(side, sigma):
+    # 11 x 11 and 16 x 16 maps have 19 and 49 blocked coefficients: enough; the 256 of least transfer had been
+    # the whole spectrum, the map's mean included (218x the mean count read as noise, 2-5x the raw map's error)
+    counts, truth, h = phantom.observe((side, side), sigma, seed=0, signal_counts=1000.0, background_counts=100.0)
+    counts = np.asarray(counts, np.float64)
+    chosen = auto_weight("wiener", counts, h, background=100.0)
+    assert chosen.noise_band == "blocked" and chosen.noise_variance < 3.0 * counts.mean()
+
+
+def test_tikhonovs_identity_penalty_wants_the_background_subtracted():
+    # order 0 pulls the map toward 0: with background=0 (the library default) the discrepancy keeps the
+    # mean's shrinkage at the noise's level (1.4x the raw map's error here, the fixed 0.01 gave 1.8x); given the
+    # background, or with a derivative penalty, the map is restored (docs/algorithms.md)
+    counts, truth, h = phantom.observe((160, 160), 2.0, seed=0, signal_counts=100.0, background_counts=500.0)
+    counts = np.asarray(counts, np.float64)
+
+    raw = np.mean((counts - 500.0 - truth) ** 2)
+
+    def ratio(out, b):  # the map restored above b, against the truth above b
+        return float(np.mean((np.asarray(out) - (truth + 500.0 - b)) ** 2) / raw)
+
+    assert ratio(xrfgpu.tikhonov(counts, h), 0.0) < ratio(xrfgpu.tikhonov(counts, h, lam=0.01), 0.0)
+    assert ratio(xrfgpu.tikhonov(counts, h, background=500.0), 500.0) < 0.5
+    assert ratio(xrfgpu.tikhonov(counts, h, order=1), 0.0) < 0.5
 
 
 def test_a_map_without_noise_gets_a_small_weight_and_a_finite_map():
@@ -176,3 +209,37 @@ def test_regularized_inverse_takes_auto_per_map_of_a_stack(low_counts, high_coun
     assert len(record) == 1 and record[0].weight > 0
     out = restore_stack(np.stack([a, c]), h, "tikhonov", background=[2.0, 100.0], lam="auto")
     assert out.shape == (2, 160, 160)
+
+
+def test_restore_zarr_records_the_weight_each_map_ran_with(tmp_path, low_counts, high_counts):
+    h5py = pytest.importorskip("h5py")
+    zarr = pytest.importorskip("zarr")
+    from xrfgpu import dask as xd
+
+    a, _, h, _ = low_counts
+    c, _, _, _ = high_counts
+    src = tmp_path / "scan.h5"
+    with h5py.File(src, "w") as f:
+        f["maps"] = np.stack([a, c])
+    out = xd.restore_zarr(src, tmp_path / "out.zarr", h, "wiener", dataset="maps", tile=64, background=[2.0, 100.0])
+    parameters = zarr.open_array(store=str(out), mode="r").attrs["xrfgpu"]["parameters"]
+    singles = [auto_weight("wiener", m, h, background=b).weight for m, b in ((a, 2.0), (c, 100.0))]
+    assert parameters["balance"] == pytest.approx(singles, rel=1e-6) and "discrepancy" in parameters["balance_rule"]
+
+
+@pytest.mark.parametrize("value", ["Auto", "0.1", ""])
+def test_tiles_refuse_a_weight_that_is_neither_a_number_nor_auto(value, high_counts):
+    # "0.1" from a file had run "auto" without a word
+    from xrfgpu import dask as xd
+
+    counts, _, h, b = high_counts
+    with pytest.raises(TypeError, match="number >= 0 or 'auto'"):
+        xd.restore(counts, h, "wiener", tile=64, background=b, balance=value)
+
+
+def test_messages_name_auto_where_it_does_not_apply(low_counts):
+    counts, _, h, b = low_counts
+    with pytest.raises(TypeError, match="or None for FISTA's own rule.*'auto' is Wiener's and Tikhonov's"):
+        xrfgpu.fista(counts, h, background=b, lam="auto")
+    with pytest.raises(TypeError, match="pass balance='auto' for the whole stack"):
+        xrfgpu.restore_stack(np.stack([counts, counts]), h, "wiener", background=b, balance=[0.1, "auto"])

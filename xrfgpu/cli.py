@@ -770,7 +770,8 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
             details[key] = kwargs[key]
     # the weight "auto" chose for Wiener or Tikhonov, its rule and the noise it read
     details.update({key: info[key] for key in ("balance", "lam", "balance_rule", "lam_rule", "noise_variance",
-                                               "noise_band") if key in info and key not in details})
+                                               "noise_band", "balance_bound", "lam_bound")
+                    if key in info and key not in details})
     details.update({k: v for k, v in _method_defaults(method).items() if k not in details})
     if sigma_messages:  # the caller prints them in one line each, naming the map
         details["warnings"] = sigma_messages
@@ -1001,11 +1002,18 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 # same number, unrecorded)
                 from .wiener import auto_weight
 
-                chosen = auto_weight(method, image, h, background=background, mask=options.get("mask"))
+                # on the effective counts, as the whole map's run finds it (their mean count is their noise where
+                # the spectrum cannot give it)
+                unit = gain if gain is not None else record_gain if record_gain is not None else 1.0
+                chosen = auto_weight(method, np.asarray(image, np.float64) / unit, h,
+                                     background=(background / unit if not hasattr(background, "shape")
+                                                 else np.asarray(background, np.float64) / unit),
+                                     mask=options.get("mask"), counts=True)
                 kwargs[weight_key] = chosen.weight
                 details[f"{weight_key}_rule"] = "auto: discrepancy principle (xrfgpu.filter_weight)"
-                details["noise_variance"] = chosen.noise_variance
+                details["noise_variance"] = chosen.noise_variance * unit * unit
                 details["noise_band"] = chosen.noise_band
+                details[f"{weight_key}_bound"] = chosen.bound
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
                 solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else record_gain if record_gain

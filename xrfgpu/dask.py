@@ -459,8 +459,10 @@ def restore(array, psf, method="rl", *, tile=1024, halo=None, mask=None, **kwarg
     return _restore(array, psf, method, tile=tile, halo=halo, names=None, mask=mask, **kwargs)
 
 
-def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
-    """:func:`restore`, with the stack's element ``names`` (or None) named in its errors."""
+def _restore(array, psf, method, *, tile, halo, names, mask=None, chosen=None, **kwargs):
+    """:func:`restore`, with the stack's element ``names`` (or None) named in its errors. ``chosen``: a dict that
+    receives the whole map's weight per element where Wiener's or Tikhonov's was ``"auto"`` (the record of
+    :func:`restore_zarr`)."""
     da = _dask_array()
     method = _canonical(method)
     if not isinstance(array, da.Array) and not (hasattr(array, "shape") and hasattr(array, "dtype")):
@@ -521,10 +523,18 @@ def _restore(array, psf, method, *, tile, halo, names, mask=None, **kwargs):
     settings, all_zero, weights = _global_settings(method, maps, backgrounds, options, names=names, weights=weights,
                                                    masked=lazy_mask is not None)
     if method in ("wiener", "tikhonov"):
+        from .wiener import _check_weight
+
         key = "balance" if method == "wiener" else "lam"
         for k, (image, h, b, opts, w) in enumerate(zip(maps, psfs, backgrounds, settings, weights)):
-            if not all_zero[k] and isinstance(opts.get(key, AUTO), str):
-                opts[key] = _whole_map_filter_weight(method, image, h, b, opts, w)
+            # checked as the whole-map functions check it: a string other than "auto" ("0.1" from a file, "Auto")
+            # had run "auto" without a word
+            opts[key] = _check_weight(opts.get(key, AUTO), key, auto=True)
+            if opts[key] == AUTO:
+                if not all_zero[k]:  # an all-zero map's tiles short-cut to zeros: no weight (None in the record)
+                    opts[key] = _whole_map_filter_weight(method, image, h, b, opts, w)
+                if chosen is not None:
+                    chosen.setdefault(key, []).append(None if all_zero[k] else opts[key])
     restored = []
     for k, (image, h, b, opts, w) in enumerate(zip(maps, psfs, backgrounds, settings, weights)):
         if all_zero[k]:
@@ -1144,7 +1154,8 @@ def restore_zarr(
         array = array.map_blocks(cupy.asarray, dtype=array.dtype, meta=cupy.empty((0,) * array.ndim, array.dtype))
     names, pixel_size_um = _hdf5_stack_labels(input, dataset, tuple(array.shape))
     with context:
-        restored = _restore(array, psf, method, tile=tile, halo=halo, names=names, **kwargs)
+        chosen = {}  # Wiener's or Tikhonov's weight, where "auto" chose it (one per element)
+        restored = _restore(array, psf, method, tile=tile, halo=halo, names=names, chosen=chosen, **kwargs)
         if chunk_type == "cupy":
             import cupy
 
@@ -1162,6 +1173,9 @@ def restore_zarr(
         if _default_num_iter(method) is not None:
             parameters.setdefault("num_iter", _default_num_iter(method))
         parameters.setdefault("background", 0.0)
+        for key, values in chosen.items():  # the numbers "auto" chose, and the rule
+            parameters[key] = values if array.ndim == 3 else values[0]
+            parameters[f"{key}_rule"] = "auto: the whole map's, by the discrepancy principle (xrfgpu.filter_weight)"
         # the map's border as the tiles met it: Dask's mirrored halo, or none where the engine extends a
         # rotated PSF's border tiles itself (_outer_boundary); the restoration's boundary is reflect either way
         tv = float(kwargs.get("tv", 0.0)) if _canonical(method) == "rl" else 0.0

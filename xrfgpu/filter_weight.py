@@ -10,8 +10,10 @@ maps worse than the raw map).
 map's power spectrum make it need no count scale (fitted maps, µg/cm², any unit):
 
 * the **noise variance** per pixel is the map's mean power where the blur transmits nothing
-  (``|H|² <` :data:`NOISE_BAND_TRANSFER`): Poisson and fit noise are independent from pixel to pixel and so
-  white, while a scene seen through the blur has no power left there;
+  (``|H|² <`` :data:`NOISE_BAND_TRANSFER`): Poisson and fit noise are independent from pixel to pixel and so
+  white, while a scene seen through the blur has no power left there. Where fewer than
+  :data:`NOISE_BAND_MIN` coefficients are blocked (a spot under about 0.8 px, a map under about 12 px), a
+  count map's noise is its mean count and another map's is refused (:class:`NoiseNotReadableError`);
 * the residual is matched in the **band the blur transmits** (``|H|² ≥`` :data:`FIT_BAND_TRANSFER`) only. Beyond
   it the map holds, besides noise, the power of the boundary (the mirrored canvas bends the scene at the map's
   edge, which no blurred scene explains); matched over every frequency, that power pushes λ down until the
@@ -35,8 +37,8 @@ import numpy as np
 
 from ._backend import to_numpy
 
-__all__ = ["FilterWeight", "discrepancy_weight", "NOISE_BAND_TRANSFER", "FIT_BAND_TRANSFER", "WEIGHT_RANGE",
-           "AUTO"]
+__all__ = ["FilterWeight", "NoiseNotReadableError", "discrepancy_weight", "NOISE_BAND_TRANSFER", "FIT_BAND_TRANSFER",
+           "NOISE_BAND_MIN", "WEIGHT_RANGE", "AUTO"]
 
 #: the value of ``balance`` / ``lam`` that asks for :func:`discrepancy_weight`
 AUTO = "auto"
@@ -46,9 +48,15 @@ NOISE_BAND_TRANSFER = 1e-4
 FIT_BAND_TRANSFER = 1e-2
 #: the weights searched (dimensionless: the PSF has unit sum)
 WEIGHT_RANGE = (1e-8, 1e4)
-#: when fewer coefficients than this lie below NOISE_BAND_TRANSFER (a PSF under about 1 px), the noise is read
-#: from this many coefficients of least transfer instead (an overestimate where the scene still shows: a larger λ)
-NOISE_BAND_LEAST = 256
+#: the fewest coefficients below NOISE_BAND_TRANSFER the noise is read from (a map under about 12 px, or a spot
+#: under about 0.8 px, has fewer: a count map's noise is then its mean count, the Poisson variance, and another
+#: map's cannot be read: :class:`NoiseNotReadableError`)
+NOISE_BAND_MIN = 16
+
+
+class NoiseNotReadableError(ValueError):
+    """The map's noise cannot be read from its spectrum (too few frequencies that the spot blocks) and the map is
+    not counts: a weight must be given."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,8 @@ class FilterWeight:
     noise_variance : float
         Noise variance per pixel read from the blocked band, in the map's units squared (counts² for counts).
     noise_band : str
-        ``"blocked"`` (|H|² below :data:`NOISE_BAND_TRANSFER`) or ``"least transfer"`` (too few such
-        coefficients: the :data:`NOISE_BAND_LEAST` of least transfer, which may hold signal too).
+        ``"blocked"`` (read where |H|² is below :data:`NOISE_BAND_TRANSFER`) or ``"poisson"`` (fewer than
+        :data:`NOISE_BAND_MIN` such coefficients: a count map's mean count).
     bound : str or None
         ``"low"`` / ``"high"`` when λ is an end of :data:`WEIGHT_RANGE` (the residual stays above / below the
         noise over the whole range), else None.
@@ -81,20 +89,24 @@ def _zero_weight(engine):
     return 0.5 if engine in ("dct", "mirror") else 1.0
 
 
-def _one_map_weight(power, transfer, penalty, multiplicity, scale):
+def _one_map_weight(power, transfer, penalty, multiplicity, scale, poisson_variance):
     """Discrepancy weight of one map from host float64 arrays of equal shape: ``power`` the data's power per
     coefficient (white noise of variance v gives v on average), ``transfer`` |H|², ``penalty`` |L|²,
     ``multiplicity`` each coefficient's count in the full spectrum. ``scale``: the problem's scaling (the
-    variance is reported in the caller's units)."""
+    variance is reported in the caller's units). ``poisson_variance``: the map's mean count where it is counts
+    (the noise where the spectrum cannot give it), else None."""
     blocked = transfer < NOISE_BAND_TRANSFER
-    band = "blocked"
-    if float(np.sum(multiplicity[blocked])) < NOISE_BAND_LEAST:
-        order = np.argsort(transfer, axis=None)[:NOISE_BAND_LEAST]
-        blocked = np.zeros(transfer.size, dtype=bool)
-        blocked[order] = True
-        blocked = blocked.reshape(transfer.shape)
-        band = "least transfer"
-    variance = float(np.sum(multiplicity[blocked] * power[blocked]) / np.sum(multiplicity[blocked]))
+    if float(np.sum(multiplicity[blocked])) >= NOISE_BAND_MIN:
+        band = "blocked"
+        variance = float(np.sum(multiplicity[blocked] * power[blocked]) / np.sum(multiplicity[blocked]))
+    elif poisson_variance is not None:
+        band, variance = "poisson", float(poisson_variance)
+    else:
+        raise NoiseNotReadableError(
+            f"the noise of this map cannot be read from it: the spot blocks {int(np.sum(blocked))} of its "
+            f"frequencies, fewer than {NOISE_BAND_MIN} (a spot under about 0.8 px, or a map under about 12 px), "
+            "and the map is not counts; pass the weight as a number (balance= or lam=), or restore it with "
+            "xrfgpu.restore, which reads a fitted map's effective counts")
     fit = transfer >= FIT_BAND_TRANSFER
     p, t, r, m = power[fit], transfer[fit], penalty[fit], multiplicity[fit]
     target = variance * float(np.sum(m))
@@ -120,7 +132,7 @@ def _one_map_weight(power, transfer, penalty, multiplicity, scale):
     return FilterWeight(weight=float(lam), noise_variance=variance * scale * scale, noise_band=band, bound=bound)
 
 
-def discrepancy_weight(pb, order):
+def discrepancy_weight(pb, order, *, counts=None, spectrum=None):
     """The filter weight λ of each map of a prepared problem by the discrepancy principle.
 
     Parameters
@@ -129,11 +141,21 @@ def discrepancy_weight(pb, order):
         A closed-form filter's problem (:func:`xrfgpu.wiener.filter_problem`), one map or a stack.
     order : {0, 1, 2}
         Derivative order of the penalty ``L`` (0 identity, 1 gradient, 2 Laplacian).
+    counts : bool, optional
+        Whether the maps are (effective) Poisson counts, whose mean count is their noise variance where the
+        spectrum cannot give it; None: whether they hold non-negative integers (:func:`xrfgpu.background.is_count_map`).
+    spectrum : array, optional
+        ``op.transform`` of the background-subtracted canvas, when the caller has it (not transformed again).
 
     Returns
     -------
     list of FilterWeight
         One per map (one entry for a single map).
+
+    Raises
+    ------
+    NoiseNotReadableError
+        Fewer than :data:`NOISE_BAND_MIN` blocked coefficients in a map that is not counts.
 
     Notes
     -----
@@ -146,10 +168,20 @@ def discrepancy_weight(pb, order):
     """
     from .wiener import regularizer_power
 
+    from .background import is_count_map
+
     xp, op = pb.xp, pb.op
-    data = pb.filled_data() - pb.canvas_background
-    spectrum = op.transform(data)
+    if spectrum is None:
+        spectrum = op.transform(pb.filled_data() - pb.canvas_background)
     rows, cols = op.canvas_shape
+    # each map's mean count (over its measured pixels), the Poisson variance, where the map is counts
+    host = np.asarray(to_numpy(pb.image), dtype=np.float64) * pb.scale
+    host = host.reshape((-1,) + host.shape[-2:])
+    measured = (np.ones(host.shape, dtype=bool) if pb.weights is None
+                else np.asarray(to_numpy(pb.weights)).reshape(host.shape) > 0)
+    if counts is None:
+        counts = bool(is_count_map(host[measured]))
+    poisson = [float(np.mean(m[w])) if counts else None for m, w in zip(host, measured)]
     power = np.asarray(to_numpy(xp.real(spectrum * xp.conj(spectrum))), dtype=np.float64)
     transfer = np.asarray(to_numpy(xp.real(op.otf * op.otf_conj)), dtype=np.float64)
     penalty = np.asarray(to_numpy(regularizer_power(op, order, xp=xp)), dtype=np.float64)
@@ -183,9 +215,11 @@ def discrepancy_weight(pb, order):
     shape = power.shape[-2:]
     penalty = np.broadcast_to(penalty, shape)
     if power.ndim == 2:
-        return [_one_map_weight(power, np.broadcast_to(transfer, shape), penalty, multiplicity, pb.scale)]
+        return [_one_map_weight(power, np.broadcast_to(transfer, shape), penalty, multiplicity, pb.scale,
+                                poisson[0] / pb.scale**2 if counts else None)]
     weights = []
     for i in range(power.shape[0]):
         t = transfer[i] if transfer.ndim == 3 else transfer
-        weights.append(_one_map_weight(power[i], np.broadcast_to(t, shape), penalty, multiplicity, pb.scale))
+        weights.append(_one_map_weight(power[i], np.broadcast_to(t, shape), penalty, multiplicity, pb.scale,
+                                       poisson[i] / pb.scale**2 if counts else None))
     return weights

@@ -63,6 +63,10 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=Tru
         else:
             lam = DEFAULT_LAM_FRACTION * pb.amax(pb.weights * xp.abs(pb.image - pb.background))
     else:
+        if isinstance(lam, (str, bytes)):  # list("auto") had been checked letter by letter ("got 'a'")
+            raise TypeError(f"lam must be a number >= 0, or None for FISTA's own rule ({DEFAULT_LAM_FRACTION:g} × "
+                            f"max|map − background|), got {lam!r}" + ("; 'auto' is Wiener's and Tikhonov's"
+                                                                     if lam == "auto" else ""))
         values = [lam] if isinstance(lam, (int, float)) else list(lam)
         for v in values:
             try:

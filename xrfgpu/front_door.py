@@ -1130,7 +1130,8 @@ def restore(
         from .wiener import restore_recording_weight
 
         chosen = []
-        out = restore_recording_weight(method, y, h, background=b, record=chosen, **kwargs)
+        # y is in (effective) counts: its mean count is its noise where the spectrum cannot give it
+        out = restore_recording_weight(method, y, h, background=b, record=chosen, counts=True, **kwargs)
         key = "balance" if method == "wiener" else "lam"
         if chosen:  # "auto" (the default): the weight the map's own noise chose, and that noise
             info[key] = chosen[0].weight
@@ -1138,6 +1139,7 @@ def restore(
             # in the input's units squared (the filter ran in effective counts)
             info["noise_variance"] = chosen[0].noise_variance * gain * gain
             info["noise_band"] = chosen[0].noise_band
+            info[f"{key}_bound"] = chosen[0].bound  # "high" / "low": the weight is an end of the searched range
         else:
             info[key] = float(kwargs[key])
     elif method == "fista":

@@ -435,10 +435,13 @@ def _check_options(method, kwargs, n):
     for key in ("balance", "lam"):
         value = opts.get(key)
         if getattr(value, "ndim", None) == 1:  # one per map as a 1-D NumPy/CuPy array, as in a list
-            value = [float(v) for v in to_numpy(value)]
+            value = list(to_numpy(value).tolist())
         if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             if len(value) != n:
                 raise ValueError(f"got {len(value)} values of {key} for a stack of {n} maps")
+            if method in ("wiener", "tikhonov") and any(isinstance(v, str) and v == AUTO for v in value):
+                raise TypeError(f"{key}='auto' chooses each map's own weight: pass {key}='auto' for the whole stack, "
+                                f"or one number per map, got {value!r}")
             opts[key] = [_check_weight(v, key) for v in value]
         elif value is not None:
             opts[key] = _check_weight(value, key, auto=method in ("wiener", "tikhonov"))

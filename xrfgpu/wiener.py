@@ -28,15 +28,18 @@ def regularizer_power(op, order, *, xp):
     raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
 
 
-def regularized_inverse(pb, lam, order, *, record=None):
+def regularized_inverse(pb, lam, order, *, record=None, counts=None):
     """``X = H* Y / (|H|² + λ |L|²)`` on a prepared problem.
 
     ``lam``: a float, one per map of a stack, or ``"auto"`` (each map's own weight by
     :func:`xrfgpu.filter_weight.discrepancy_weight`). ``record``: a list that receives the
-    :class:`~xrfgpu.filter_weight.FilterWeight` of each map when ``lam`` is ``"auto"``.
+    :class:`~xrfgpu.filter_weight.FilterWeight` of each map when ``lam`` is ``"auto"``. ``counts``: as
+    :func:`~xrfgpu.filter_weight.discrepancy_weight`'s.
     """
+    spectrum = None
     if isinstance(lam, str) and lam == AUTO:
-        chosen = discrepancy_weight(pb, order)
+        spectrum = pb.op.transform(pb.filled_data() - pb.canvas_background)  # transformed once, for both
+        chosen = discrepancy_weight(pb, order, counts=counts, spectrum=spectrum)
         if record is not None:
             record.extend(chosen)
         lam = chosen[0].weight if len(chosen) == 1 and not pb.batch else pb.per_map([c.weight for c in chosen])
@@ -44,7 +47,7 @@ def regularized_inverse(pb, lam, order, *, record=None):
         lam = _check_weight(lam, "lam")
     else:
         lam = pb.per_map([_check_weight(v, "lam") for v in lam])
-    return _filter(pb, lam, regularizer_power(pb.op, order, xp=pb.xp))
+    return _filter(pb, lam, regularizer_power(pb.op, order, xp=pb.xp), spectrum=spectrum)
 
 
 #: Regularizer names of :func:`wiener` and their derivative orders.
@@ -53,10 +56,10 @@ WIENER_REGULARIZERS = {"laplacian": 2, "identity": 0}
 PAD_FACTOR = 3
 
 
-def _filter(pb, lam, reg_power):
+def _filter(pb, lam, reg_power, *, spectrum=None):
     xp, op = pb.xp, pb.op
-    data = pb.filled_data() - pb.canvas_background
-    spectrum = op.transform(data)
+    if spectrum is None:
+        spectrum = op.transform(pb.filled_data() - pb.canvas_background)
     power = xp.real(op.otf * op.otf_conj)
     spectrum = spectrum * op.otf_conj / (power + lam * reg_power)
     return pb.finish(op.inverse_transform(spectrum))
@@ -148,7 +151,7 @@ def wiener(image, psf, *, balance=AUTO, regularizer="laplacian", background=0.0,
 
 
 def restore_recording_weight(method, image, psf, *, record, background=0.0, boundary="reflect", pad=None, mask=None,
-                             **options):
+                             counts=None, **options):
     """:func:`wiener` (``method="wiener"``) or :func:`tikhonov` with their options, appending the
     :class:`~xrfgpu.filter_weight.FilterWeight` that ``"auto"`` chose to the list ``record`` (nothing for a
     number given): the front door's record of the weight a map ran with."""
@@ -159,19 +162,20 @@ def restore_recording_weight(method, image, psf, *, record, background=0.0, boun
     if options:
         raise TypeError(f"{method}() got an unexpected keyword argument {next(iter(options))!r}")
     return regularized_inverse(filter_problem(image, psf, background=background, boundary=boundary, pad=pad, mask=mask),
-                               weight, order, record=record)
+                               weight, order, record=record, counts=counts)
 
 
 def auto_weight(method, image, psf, *, background=0.0, pad=None, mask=None, fill_level=None, regularizer="laplacian",
-                order=0):
+                order=0, counts=None):
     """The :class:`~xrfgpu.filter_weight.FilterWeight` that ``balance="auto"`` (``method="wiener"``, with
     ``regularizer``) or ``lam="auto"`` (``method="tikhonov"``, with ``order``) chooses for this map, reflect
     boundary: for callers that restore the map in pieces (:mod:`xrfgpu.dask`, the command line's ``--tile``)
-    and must give every piece the whole map's number. ``fill_level``: as :func:`filter_problem`'s."""
+    and must give every piece the whole map's number. ``fill_level``: as :func:`filter_problem`'s; ``counts``:
+    as :func:`~xrfgpu.filter_weight.discrepancy_weight`'s."""
     order = wiener_settings(AUTO, regularizer)[1] if method == "wiener" else tikhonov_settings(AUTO, order)[1]
     pb = filter_problem(image, psf, background=background, boundary="reflect", pad=pad, mask=mask,
                         fill_level=fill_level)
-    return discrepancy_weight(pb, order)[0]
+    return discrepancy_weight(pb, order, counts=counts)[0]
 
 
 def filter_problem(image, psf, *, background, boundary, pad, mask, fill_level=None):
@@ -252,7 +256,8 @@ def tikhonov(image, psf, *, lam=AUTO, order=0, background=0.0, boundary="reflect
     lam : float or "auto", default "auto"
         Regularisation weight λ ≥ 0 (dimensionless); ``"auto"`` chooses it
         from the map as :func:`wiener` does (the former fixed 0.01 gave up to
-        1.6× the raw map's error at 20 counts).
+        1.8× the raw map's error at 20 counts on held-out maps). The identity
+        penalty pulls the map toward 0: give the ``background``.
     order : {0, 1, 2}
         Derivative order of ``L``.
     background, boundary, pad, mask
