@@ -49,6 +49,8 @@ def cases_of(name, counts):
     """The frozen case list ``name`` and its ``make_case``, the counts replaced by 20/2 when ``counts == "low"``."""
     if name == "tuning":
         cases, make = sigma_scenes.TUNING, sigma_scenes.make_case
+    elif name == "held-out-first":  # the first σ set's held-out maps (six families; never used for a filter)
+        cases, make = sigma_scenes.HELD_OUT, sigma_scenes.make_case
     else:
         cases, make = sigma_scenes_fresh.FRESH_HELD_OUT, sigma_scenes_fresh.make_case
     if counts == "low":
@@ -89,7 +91,7 @@ def summary(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("tuning", "held-out"), default="tuning")
+    parser.add_argument("--set", choices=("tuning", "held-out", "held-out-first"), default="tuning")
     parser.add_argument("--counts", choices=("sets", "low"), default="sets")
     parser.add_argument("--method", choices=("wiener", "tikhonov"), default="wiener")
     parser.add_argument("--json", help="write the rows and the summary here")

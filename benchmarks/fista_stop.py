@@ -2,7 +2,9 @@
 
     python benchmarks/fista_stop.py --set tuning|held-out [--counts low] [--json F]
 
-Each map (the frozen sets of :mod:`filter_weight`: ``tuning`` 24 maps, ``held-out`` 96) is restored by
+Each map (the frozen sets of :mod:`filter_weight`: ``tuning`` 24 maps, ``held-out`` 96 fresh maps,
+``held-out-first`` the first σ set's 96 held-out maps; ``tuning-more`` the 24 tuning maps and every other one of
+:data:`sigma_scenes.TUNING_MORE`, 120 maps, on which :data:`xrfgpu.stopping.FISTA_CV_DROP_TOLERANCE` was chosen) is restored by
 :func:`xrfgpu.fista` with the true σ (a Gaussian PSF of ±3σ), the true background and its default λ, for 1 to
 100 iterations. The score is the MSE to the unblurred scene over the raw map's, at 25 iterations (the
 library's fixed default), at the count :func:`xrfgpu.stopping.fista_cv_iterations` chooses (the count
@@ -23,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from filter_weight import cases_of  # noqa: E402  (the same frozen sets)
+import sigma_scenes  # noqa: E402
+from filter_weight import LOW_COUNTS, cases_of  # noqa: E402  (the same frozen sets)
 
 import xrfgpu  # noqa: E402
 from xrfgpu.psf import gaussian  # noqa: E402
@@ -49,11 +52,16 @@ def score_case(case, make):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("tuning", "held-out"), default="tuning")
+    parser.add_argument("--set", choices=("tuning", "tuning-more", "held-out", "held-out-first"), default="tuning")
     parser.add_argument("--counts", choices=("sets", "low"), default="sets")
     parser.add_argument("--json", help="write the rows and the summary here")
     args = parser.parse_args(argv)
-    cases, make = cases_of(args.set, args.counts)
+    if args.set == "tuning-more":  # the 120 maps the stop's tolerance was chosen on
+        cases, make = cases_of("tuning", args.counts)
+        more = sigma_scenes.TUNING_MORE[::2]
+        cases = cases + ([tuple(c[:4]) + LOW_COUNTS for c in more] if args.counts == "low" else more)
+    else:
+        cases, make = cases_of(args.set, args.counts)
     rows = []
     for case in cases:
         row = score_case(case, make)

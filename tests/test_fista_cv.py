@@ -44,9 +44,12 @@ def test_the_cross_validated_count_nears_the_best_count(request, which):
     counts, truth, h, b = request.getfixturevalue(which)
     errors = _error_per_count(counts, truth, h, b)
     count, held_out = fista_cv_iterations(counts, h, background=b)
-    assert len(held_out) == 100 and count == int(np.argmin(held_out)) + 1
+    held_out = np.asarray(held_out)
+    lowest = held_out.min()  # the first count within 3 % of the held-out error's fall of its lowest
+    assert len(held_out) == 100 and count == 1 + next(k for k, e in enumerate(held_out)
+                                                      if e <= lowest + 0.03 * (held_out[0] - lowest))
     assert errors[count - 1] < 1.0  # better than the raw map
-    assert errors[count - 1] <= 1.1 * errors.min(), (count, errors[count - 1], errors.min())
+    assert errors[count - 1] <= 1.15 * errors.min(), (count, errors[count - 1], errors.min())
 
 
 def test_restore_stops_fista_before_it_is_worse_than_the_raw_map(low_counts):
