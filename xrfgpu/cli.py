@@ -1005,10 +1005,11 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 # on the effective counts, as the whole map's run finds it (their mean count is their noise where
                 # the spectrum cannot give it)
                 unit = gain if gain is not None else record_gain if record_gain is not None else 1.0
+                known = gain is not None or record_gain is not None or not fitted  # effective counts known
                 chosen = auto_weight(method, np.asarray(image, np.float64) / unit, h,
                                      background=(background / unit if not hasattr(background, "shape")
                                                  else np.asarray(background, np.float64) / unit),
-                                     mask=options.get("mask"), counts=True)
+                                     mask=options.get("mask"), counts=True if known else None)
                 kwargs[weight_key] = chosen.weight
                 details[f"{weight_key}_rule"] = "auto: discrepancy principle (xrfgpu.filter_weight)"
                 details["noise_variance"] = chosen.noise_variance * unit * unit
@@ -1284,10 +1285,12 @@ def main(argv=None) -> int:
                    f"effective counts, 30 where its gain cannot be measured; FISTA by cross-validation too "
                    f"({_FISTA_NUM_ITER} where a fitted map's gain cannot be measured); blind-rl 30; "
                    "at most 10000).")
-@click.option("--balance", type=click.FloatRange(min=0.0), help="Wiener regularisation weight (default: chosen from each map's own noise by the discrepancy principle; "
-              "the record gives the number).")
-@click.option("--lam", type=click.FloatRange(min=0.0), help="Tikhonov/FISTA regularisation weight (Tikhonov's default: chosen from each map's own noise, as "
-              "--balance's).")
+@click.option("--balance", type=click.FloatRange(min=0.0),
+              help="Wiener regularisation weight (default: chosen from each map's own noise by the discrepancy "
+                   "principle; the record gives the number).")
+@click.option("--lam", type=click.FloatRange(min=0.0),
+              help="Tikhonov/FISTA regularisation weight (Tikhonov's default: chosen from each map's own noise, "
+                   "as --balance's).")
 @click.option("--kernel-size", type=click.IntRange(min=3), help="Blind kernel size in pixels (odd).")
 @click.option("--normalize", "normalize", metavar="SCALER", help="Divide maps by this scaler (e.g. i0) first.")
 @click.option("--dataset", help="HDF5: PyXRF detector group (detsum, det1) or MAPS dataset (Fitted, NNLS, ROI; "

@@ -24,8 +24,9 @@ from ._backend import array_device, array_namespace, clip_below, is_numpy_namesp
 from ._validate import as_image, as_image_with_weights
 from .background import is_count_map
 
-__all__ = ["CVStop", "CV_DROP_TOLERANCE", "FISTA_CV_DROP_TOLERANCE", "FISTA_CV_MAX_ITER", "cv_iterations", "cv_stop", "discrepancy_iterations",
-           "fista_cv_iterations", "frc_iteration_curve", "refuse_counts_beyond_split", "split_counts"]
+__all__ = ["CVStop", "CV_DROP_TOLERANCE", "FISTA_CV_DROP_TOLERANCE", "FISTA_CV_MAX_ITER", "cv_iterations", "cv_stop",
+           "discrepancy_iterations", "fista_cv_iterations", "frc_iteration_curve", "refuse_counts_beyond_split",
+           "split_counts"]
 
 #: Share of the held-out deviance's whole fall (from the first iteration to its lowest) that
 #: :func:`cv_iterations` leaves unclaimed: it stops at the first iteration within this share of
