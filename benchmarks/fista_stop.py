@@ -1,9 +1,9 @@
 """FISTA's iteration count against the truth: the fixed 25, the cross-validated count and the best count.
 
-    python benchmarks/fista_stop.py --set tuning|held-out [--counts low] [--json F]
+    python benchmarks/fista_stop.py --set tuning|tuning-more|held-out|held-out-first [--counts low] [--json F]
 
 Each map (the frozen sets of :mod:`filter_weight`: ``tuning`` 24 maps, ``held-out`` 96 fresh maps,
-``held-out-first`` the first σ set's 96 held-out maps; ``tuning-more`` the 24 tuning maps and every other one of
+``held-out-first`` the first σ set's 72 held-out maps; ``tuning-more`` the 24 tuning maps and every other one of
 :data:`sigma_scenes.TUNING_MORE`, 120 maps, on which :data:`xrfgpu.stopping.FISTA_CV_DROP_TOLERANCE` was chosen) is restored by
 :func:`xrfgpu.fista` with the true σ (a Gaussian PSF of ±3σ), the true background and its default λ, for 1 to
 100 iterations. The score is the MSE to the unblurred scene over the raw map's, at 25 iterations (the

@@ -323,8 +323,9 @@ def test_the_record_holds_the_defaults_a_method_used(tmp_path, method, expected,
             assert per[key] == value
     if method in ("wiener", "tikhonov"):
         assert per["noise_variance"] > 0 and per["noise_band"] == "blocked"
-    if method == "fista":
-        assert "0.03" in per["lam"] and "max" in per["lam"]  # lam from the map: λ = 0.03 max|y − b|
+    if method == "fista":  # the number where the whole map ran (in its effective counts), and the rule
+        assert "0.03" in (per["lam"] if tiles else per["lam_rule"])
+        assert tiles or (isinstance(per["lam"], float) and per["lam"] > 0)  # λ = 0.03 max|y − b| from the map
 
 
 @pytest.mark.parametrize("separator", [";", "\t"])

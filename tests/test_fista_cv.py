@@ -103,3 +103,44 @@ def test_the_command_line_tiles_and_the_whole_map_run_the_same_count(tmp_path, h
     (whole, pw), (tiled, pt) = records
     assert pw["stop"] == pt["stop"] == "cv" and pw["iterations"] == pt["iterations"] == pw["cv_iterations"]
     assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
+
+
+def test_stop_is_read_with_fista(low_counts):
+    counts, _, h, b = low_counts
+    _, info = xrfgpu.restore(counts, h, method="fista", background=b, stop="fixed", return_info=True)
+    assert info["stop"] == "fixed" and info["iterations"] == 25  # fista()'s own count; "fixed" had run the CV
+    _, info = xrfgpu.restore(counts, h, method="fista", background=b, stop="cv", num_iter=3, return_info=True)
+    assert info["stop"] == "cv" and info["cv_max_iterations"] == 3 and info["iterations"] <= 3
+    for rule in ("discrepancy", "bogus"):
+        with pytest.raises(ValueError, match="stop must be 'cv' or 'fixed' with method='fista'"):
+            xrfgpu.restore(counts, h, method="fista", background=b, stop=rule)
+
+
+def test_the_record_says_the_split_the_rule_and_lambda(low_counts):
+    counts, _, h, b = low_counts
+    _, info = xrfgpu.restore(counts, h, method="fista", background=b, return_info=True)
+    assert (info["cv_split_seed"], info["cv_holdout_fraction"], info["cv_max_iterations"],
+            info["cv_drop_tolerance"]) == (0, 0.5, 100, 0.03)
+    assert info["lam"] == pytest.approx(0.03 * np.max(np.abs(counts - b)), rel=1e-6) and "0.03" in info["lam_rule"]
+    count, _ = fista_cv_iterations(counts, h, background=b)
+    assert info["iterations"] == count
+    json.dumps(info)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"holdout": 0.0}, "holdout must lie in"), ({"max_iter": 0}, "max_iter"),
+    ({"drop_tolerance": -1.0}, "drop_tolerance must be"),
+])
+def test_fista_cv_iterations_names_a_bad_setting(low_counts, kwargs, words):
+    counts, _, h, b = low_counts
+    with pytest.raises(ValueError, match=words):
+        fista_cv_iterations(counts, h, background=b, **kwargs)
+
+
+def test_fista_cv_iterations_says_what_to_do_with_a_map_that_is_not_counts(low_counts):
+    counts, _, h, b = low_counts
+    holed = counts.copy()
+    holed[3, 3] = np.nan
+    for image in (holed, counts * 1.3e-3):
+        with pytest.raises(ValueError, match="fill missing pixels.*divide a fitted map by its gain"):
+            fista_cv_iterations(image, h, background=b)

@@ -753,6 +753,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
+                                          "cv_drop_tolerance",
                                           *CV_SPLIT_KEYS, "accelerate", "iteration_scale", "negative_fraction_clipped",
                                           "negative_fraction_restored", "restored_min", "restoration_dtype",
                                           *_GAIN_KEYS)
@@ -782,7 +783,8 @@ def _tiled_fista_count(image, psf, background, gain, *, lam, mask, details):
     """FISTA's count for ``--tile`` without ``--iterations``: the whole map's cross-validated count, as the front
     door finds it (:func:`xrfgpu.stopping.fista_cv_iterations` on the effective counts rounded), recorded in
     ``details``; fista()'s own default where a fitted map's gain is unknown."""
-    from .stopping import fista_cv_iterations, refuse_counts_beyond_split
+    from .stopping import (FISTA_CV_DROP_TOLERANCE, FISTA_CV_MAX_ITER, fista_cv_iterations,
+                           refuse_counts_beyond_split)
 
     if gain is None:  # a flat fitted map: no effective counts to split
         return _DEFAULT_ITER["fista"]
@@ -791,7 +793,8 @@ def _tiled_fista_count(image, psf, background, gain, *, lam, mask, details):
     refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
     b = background / gain if not hasattr(background, "shape") else np.asarray(background, np.float64) / gain
     count, _ = fista_cv_iterations(split_map, psf, background=b, lam=lam, mask=mask)
-    details.update(stop="cv", cv_iterations=count)
+    details.update(stop="cv", cv_iterations=count, cv_split_seed=0, cv_holdout_fraction=0.5,
+                   cv_max_iterations=FISTA_CV_MAX_ITER, cv_drop_tolerance=FISTA_CV_DROP_TOLERANCE)
     return count
 
 

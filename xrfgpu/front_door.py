@@ -781,8 +781,8 @@ def restore(
     sigma_um : float, optional
         Gaussian PSF σ in µm (needs ``pixel_size_um``).
     num_iter : int, optional
-        Iterations (RL, FISTA, blind-rl). For RL a given count switches the
-        automatic stopping off unless ``stop`` says otherwise. Checked as
+        Iterations (RL, FISTA, blind-rl). For RL and FISTA a given count switches the
+        automatic stopping off unless ``stop`` says otherwise (RL). Checked as
         :func:`xrfgpu.richardson_lucy` checks it (a positive integer).
     stop : {"cv", "discrepancy", "fixed"}, optional
         RL stopping rule: Poisson-thinning cross-validation
@@ -790,6 +790,8 @@ def restore(
         None; on a fitted map the split uses its rounded effective counts), the Poisson
         discrepancy principle (``2 KL / n ≤ 1``, capped at ``num_iter`` or
         500), or exactly ``num_iter`` iterations (default when it is given).
+        FISTA: ``"cv"`` (:func:`xrfgpu.stopping.fista_cv_iterations`, the default without ``num_iter``) or
+        ``"fixed"`` (``num_iter``, or :func:`xrfgpu.fista`'s 25); ``"discrepancy"`` is RL's only.
     goal : {"resolution", "fidelity"}
         What the automatic RL aims for when σ is estimated from the map (see
         Notes, "Goals", and :func:`goal_factors`). "resolution" (default):
@@ -1145,22 +1147,41 @@ def restore(
     elif method == "fista":
         from .fista import fista
 
-        if num_iter is not None:
-            kwargs["num_iter"] = int(num_iter)
-            info["stop"] = "fixed"
-        elif "num_iter" not in kwargs:
+        rule = stop if stop is not None else ("fixed" if num_iter is not None else "cv")
+        if rule not in ("cv", "fixed"):
+            raise ValueError(f"stop must be 'cv' or 'fixed' with method='fista' ('discrepancy' is RL's), got {stop!r}")
+        if rule == "fixed":
+            if num_iter is not None:
+                kwargs["num_iter"] = int(num_iter)
+        else:
             # the count by Poisson-thinning cross-validation (a fixed 25 was worse than the raw map on 14 of 24
-            # tuning maps at 20 counts: semi-convergence), on the effective counts rounded, as RL's
-            from .stopping import fista_cv_iterations
+            # tuning maps at 20 counts: semi-convergence), on the effective counts rounded, as RL's; num_iter,
+            # given with stop="cv", caps it
+            from .stopping import FISTA_CV_DROP_TOLERANCE, FISTA_CV_MAX_ITER, fista_cv_iterations
 
             split_map = y if gain == 1.0 else xp.round(y)
             refuse_counts_beyond_split(split_map, weights=kwargs.get("mask"), gain=gain)
+            cap = int(num_iter) if num_iter is not None else FISTA_CV_MAX_ITER
             kwargs["num_iter"], _ = fista_cv_iterations(split_map, h, background=b, lam=kwargs.get("lam"),
-                                                        nonneg=kwargs.get("nonneg", True), mask=kwargs.get("mask"))
-            info["stop"] = "cv"
+                                                        nonneg=kwargs.get("nonneg", True), mask=kwargs.get("mask"),
+                                                        max_iter=cap)
             info["cv_iterations"] = kwargs["num_iter"]
+            # the split drawn and the rule, as RL's record says them
+            info.update(cv_split_seed=0, cv_holdout_fraction=0.5, cv_max_iterations=cap,
+                        cv_drop_tolerance=FISTA_CV_DROP_TOLERANCE)
             seconds["stop"] = time.perf_counter() - clock
             clock = time.perf_counter()
+        info["stop"] = rule
+        # the λ that ran, in the (effective) counts lam= is applied to: fista()'s rule where none is given (a hot
+        # pixel raises it, and with it the whole map's threshold)
+        if kwargs.get("lam") is None:
+            from .fista import DEFAULT_LAM_FRACTION
+
+            deviation = xp.abs(y - b) if kwargs.get("mask") is None else kwargs["mask"] * xp.abs(y - b)
+            info["lam"] = DEFAULT_LAM_FRACTION * float(xp.max(deviation))
+            info["lam_rule"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default)"
+        else:
+            info["lam"] = float(kwargs["lam"])
         # the count that runs (recorded as a number, not "default")
         iterations = kwargs.get("num_iter", inspect.signature(fista).parameters["num_iter"].default)
         out = fista(y, h, background=b, **kwargs)

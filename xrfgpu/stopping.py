@@ -693,8 +693,18 @@ def fista_cv_iterations(image, psf, *, background=0.0, lam=None, max_iter=FISTA_
     from ._validate import check_num_iter
     from .fista import proximal_problem, run_proximal_gradient
 
-    max_iter = check_num_iter(max_iter)
-    keep = 1.0 - float(holdout)
+    max_iter = check_num_iter(max_iter, "max_iter")
+    holdout = float(holdout)
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must lie in (0, 1), got {holdout!r}")
+    drop_tolerance = float(drop_tolerance)
+    if not (drop_tolerance >= 0.0 and math.isfinite(drop_tolerance)):
+        raise ValueError(f"drop_tolerance must be a finite number >= 0, got {drop_tolerance!r}")
+    if not is_count_map(image):
+        raise ValueError("fista_cv_iterations splits counts: the map must hold non-negative integers (fill missing "
+                         "pixels, NaN, from their neighbours and leave them out with mask=; divide a fitted map by "
+                         "its gain and round it, as xrfgpu.restore does)")
+    keep = 1.0 - holdout
     first, second = split_counts(image, fraction=keep, seed=seed)
     xp = array_namespace(image)
     pb = proximal_problem(first / keep, psf, background=background, boundary="reflect", pad=None, mask=mask)
