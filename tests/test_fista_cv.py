@@ -48,8 +48,9 @@ def test_the_cross_validated_count_nears_the_best_count(request, which):
     lowest = held_out.min()  # the first count within 3 % of the held-out error's fall of its lowest
     assert len(held_out) == 100 and count == 1 + next(k for k, e in enumerate(held_out)
                                                       if e <= lowest + 0.03 * (held_out[0] - lowest))
-    assert errors[count - 1] < 1.0  # better than the raw map
-    assert errors[count - 1] <= 1.15 * errors.min(), (count, errors[count - 1], errors.min())
+    assert errors[count - 1] < 0.8  # better than the raw map
+    # the 3 % tolerance gives up some of the best count's gain for safety (docs/algorithms.md)
+    assert errors[count - 1] <= 1.3 * errors.min(), (count, errors[count - 1], errors.min())
 
 
 def test_restore_stops_fista_before_it_is_worse_than_the_raw_map(low_counts):
@@ -57,7 +58,7 @@ def test_restore_stops_fista_before_it_is_worse_than_the_raw_map(low_counts):
     counts, truth, h, b = low_counts
     out, info = xrfgpu.restore(counts, h, method="fista", background=b, return_info=True)
     raw = np.mean((counts - b - truth) ** 2)
-    assert np.mean((np.asarray(out) - truth) ** 2) < 0.9 * raw
+    assert np.mean((np.asarray(out) - truth) ** 2) < 0.6 * raw  # 0.49 (from the map itself: 0.84)
     assert info["stop"] == "cv" and info["iterations"] == info["cv_iterations"] < 25
     _, fixed = xrfgpu.restore(counts, h, method="fista", background=b, num_iter=25, return_info=True)
     assert fixed["stop"] == "fixed" and fixed["iterations"] == 25
@@ -144,3 +145,23 @@ def test_fista_cv_iterations_says_what_to_do_with_a_map_that_is_not_counts(low_c
     for image in (holed, counts * 1.3e-3):
         with pytest.raises(ValueError, match="fill missing pixels.*divide a fitted map by its gain"):
             fista_cv_iterations(image, h, background=b)
+
+
+@pytest.mark.parametrize("which, factor", [("low_counts", 0.85), ("high_counts", 1.0)])
+def test_the_flat_start_beats_the_maps_own_at_the_fixed_count(request, which, factor):
+    # from the map itself the first steps sharpen its noise (fista() started there before the fifteenth session):
+    # at 20 counts 1.22 against 1.55 the raw map's error here; at 2000 counts the two come together (0.61)
+    counts, truth, h, b = request.getfixturevalue(which)
+    raw = np.mean((counts - b - truth) ** 2)
+    flat = np.mean((np.asarray(xrfgpu.fista(counts, h, background=b)) - truth) ** 2) / raw
+    data = np.mean((np.asarray(xrfgpu.fista(counts, h, background=b, start="data")) - truth) ** 2) / raw
+    assert flat < factor * data, (flat, data)
+
+
+def test_a_given_start_level_and_a_bad_one(low_counts):
+    counts, _, h, b = low_counts
+    level = float(np.mean(counts - b))
+    np.testing.assert_allclose(xrfgpu.fista(counts, h, background=b, start=level),
+                               xrfgpu.fista(counts, h, background=b), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="start must be 'flat', 'data' or a number"):
+        xrfgpu.fista(counts, h, background=b, start="mean")

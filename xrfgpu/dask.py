@@ -52,7 +52,7 @@ size is not a multiple of the tile.
 Data-dependent settings are computed once over the whole map (per element of
 a stack) before tiling, so that every tile uses the same numbers as the
 whole-map call: Richardson–Lucy's starting level ``mean(y) − mean(b)``, its
-division guard and TV scale, and FISTA's default ``lam`` (a fraction of ``max|y − b|``).
+division guard and TV scale, and FISTA's default ``lam`` (a fraction of ``max|y − b|``) and flat start (the mean above the background).
 Settings that need the whole map at every iteration cannot be tiled exactly
 and are refused: RL stopping rules (``tol``, ``discrepancy``), Biggs–Andrews
 acceleration (``accelerate=True``, whose step length is a global inner
@@ -243,7 +243,8 @@ def _missing_pixels_engine(method, engine, image, psf, background, options, weig
                          else tikhonov_settings(given["lam"], given["order"]))
         return regularized_inverse(filter_problem(image, psf, **problem), weight, order)
     return run_proximal_gradient(proximal_problem(image, psf, **problem), lam=given["lam"],
-                                 num_iter=given["num_iter"], nonneg=given["nonneg"], momentum=method == "fista")
+                                 num_iter=given["num_iter"], nonneg=given["nonneg"], momentum=method == "fista",
+                                 start=given["start"])
 
 
 _GPU_LOCKS: dict = {}
@@ -835,9 +836,13 @@ def _global_settings(method, maps, backgrounds, options, *, names=None, weights,
         if method == "rl":
             row["mean"] = da.mean(y)
             row["mean_b"] = da.mean(bb) if hasattr(b, "shape") else float(b)
-        elif method in ("fista", "ista") and options.get("lam") is None:
-            row["deviation"] = da.max(da.abs(y - bb))
-            row["weighted_deviation"] = da.max(w * da.abs(y0 - bb))
+        elif method in ("fista", "ista"):
+            if options.get("lam") is None:
+                row["deviation"] = da.max(da.abs(y - bb))
+                row["weighted_deviation"] = da.max(w * da.abs(y0 - bb))
+            # the flat start's level: the whole map's mean above its background (over its measured pixels)
+            row["swb"] = da.sum(w * (y0 - bb)) if hasattr(b, "shape") else da.sum(w * y0) - float(b) * da.sum(w)
+            row["mean_above"] = da.mean(y - bb)
         lazy.append(row)
     import dask
 
@@ -869,11 +874,14 @@ def _global_settings(method, maps, backgrounds, options, *, names=None, weights,
             opts["eps"] = float(eps) if eps is not None else 1e-6 * max(level, 1e-30)
             opts["start"] = max(level - row["mean_b"], 1e-3 * level, 1e-30)
             opts["level"] = level
-        elif "deviation" in row:
-            deviation = row["weighted_deviation"] if missing else row["deviation"]
-            if not math.isfinite(deviation):
-                raise ValueError(f"the background of {which} contains NaN or infinite values")
-            opts["lam"] = DEFAULT_LAM_FRACTION * deviation
+        elif method in ("fista", "ista"):
+            if "deviation" in row:
+                deviation = row["weighted_deviation"] if missing else row["deviation"]
+                if not math.isfinite(deviation):
+                    raise ValueError(f"the background of {which} contains NaN or infinite values")
+                opts["lam"] = DEFAULT_LAM_FRACTION * deviation
+            if isinstance(opts.get("start", "flat"), str) and opts.get("start", "flat") == "flat":
+                opts["start"] = row["swb"] / row["sw"] if missing else row["mean_above"]
         if missing:
             opts["fill_level"] = measured_mean
     return per_element, all_zero, used_weights

@@ -26,10 +26,33 @@ def l1_objective(pb, x):
     return float(xp.sum(r * r)), float(xp.sum(xp.abs(x)))
 
 
-def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum, mask):
+def _solve(image, psf, *, lam, num_iter, nonneg, background, boundary, pad, callback, momentum, mask, start):
     num_iter = check_num_iter(num_iter)
     pb = proximal_problem(image, psf, background=background, boundary=boundary, pad=pad, mask=mask)
-    return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback)
+    return run_proximal_gradient(pb, lam=lam, num_iter=num_iter, nonneg=nonneg, momentum=momentum, callback=callback,
+                                 start=start)
+
+
+def _start_level(pb, start):
+    """The flat start's level on the problem's scale: the map's mean above its background over its measured
+    pixels (per map of a stack, (n, 1, 1)), or the given number (counts above background, a larger map's own
+    when a tile of it is restored); raises on anything else."""
+    xp = pb.xp
+    if isinstance(start, str):
+        if start != "flat":
+            raise ValueError(f"start must be 'flat', 'data' or a number (counts above background), got {start!r}")
+        above = pb.image - pb.background
+        if pb.weights is None:
+            return xp.mean(above, axis=(-2, -1), keepdims=True)
+        return (xp.sum(pb.weights * above, axis=(-2, -1), keepdims=True)
+                / xp.sum(pb.weights, axis=(-2, -1), keepdims=True))
+    try:
+        level = float(start)
+    except (TypeError, ValueError):
+        raise TypeError(f"start must be 'flat', 'data' or a number (counts above background), got {start!r}") from None
+    if not math.isfinite(level):
+        raise ValueError(f"start must be a finite number, got {start!r}")
+    return level / pb.scale
 
 
 def proximal_problem(image, psf, *, background, boundary, pad, mask, fill_level=None):
@@ -40,8 +63,12 @@ def proximal_problem(image, psf, *, background, boundary, pad, mask, fill_level=
                    iterative=True, missing=True, mask=mask, fill_level=fill_level)
 
 
-def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, momentum=True, callback=None):
+def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, momentum=True, callback=None,
+                          start="flat"):
     """ISTA/FISTA iterations on a prepared :class:`~xrfgpu._problem.Problem`.
+
+    ``start``: ``"flat"`` (each map's mean above its background), ``"data"`` (the map itself) or a number
+    (counts above background: a tile's start is its whole map's level), see :func:`fista`.
 
     ``lam`` is a float, or for a stack one value per map; the step ``1/L`` and
     the threshold ``λ/L`` are per map, so every map of a stack gets the
@@ -82,10 +109,10 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=Tru
     lipschitz = 2.0 * op.norm_squared_bound(pb.amax)
     step = 1.0 / lipschitz
     threshold = lam / lipschitz
-    if weights is None:
-        x = xp.asarray(target, copy=True)
+    if isinstance(start, str) and start == "data":
+        x = xp.asarray(target, copy=True) if weights is None else pb.filled_data() - pb.canvas_background
     else:
-        x = pb.filled_data() - pb.canvas_background
+        x = xp.zeros_like(target) + _start_level(pb, start)
     if nonneg:
         x = xp.clip(x, min=0.0)
     z = x
@@ -147,6 +174,18 @@ _DOC_PARAMS = """
         measured pixels their PSF reaches. A weight: the opposite sense of
         ``numpy.ma``'s mask.
 
+    start : {"flat", "data"} or float, default "flat"
+        Where the iterations start: the map's mean above its background
+        everywhere (``"flat"``), the background-subtracted map itself
+        (``"data"``, the start before the fifteenth session), or a level
+        in counts above background. From the map itself the first steps
+        already sharpen its noise; from a flat map the early iterations are
+        smooth and the error falls further before it turns: at 25 iterations
+        on the 24 tuning maps of ``benchmarks/sigma_scenes.py`` (true σ,
+        error to the truth over the raw map's, median / worst) 0.61 / 1.00
+        against 0.78 / 1.51, and at 20 counts 0.51 / 1.93 against 1.36 /
+        2.66. The minimiser is the same (the problem is convex); the count
+        that is best is not.
     Returns
     -------
     restored : array, shape (rows, cols)
@@ -155,15 +194,15 @@ _DOC_PARAMS = """
 
 
 def fista(image, psf, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, background=0.0, boundary="reflect", pad=None,
-          callback=None, mask=None):
+          callback=None, mask=None, start="flat"):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
-                  boundary=boundary, pad=pad, callback=callback, momentum=True, mask=mask)
+                  boundary=boundary, pad=pad, callback=callback, momentum=True, mask=mask, start=start)
 
 
 def ista(image, psf, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, background=0.0, boundary="reflect", pad=None,
-          callback=None, mask=None):
+          callback=None, mask=None, start="flat"):
     return _solve(image, psf, lam=lam, num_iter=num_iter, nonneg=nonneg, background=background,
-                  boundary=boundary, pad=pad, callback=callback, momentum=False, mask=mask)
+                  boundary=boundary, pad=pad, callback=callback, momentum=False, mask=mask, start=start)
 
 
 fista.__doc__ = (
