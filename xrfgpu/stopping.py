@@ -679,11 +679,11 @@ def fista_cv_iterations(image, psf, *, background=0.0, lam=None, max_iter=FISTA_
     Notes
     -----
     Measured with ``benchmarks/fista_stop.py`` (true σ and background; MSE to the truth over the raw map's,
-    median / 90th percentile / worst), docs/algorithms.md has the tables. On the 120 tuning maps the rule was
-    chosen on: 0.73 / 1.01 / 1.39 at the sets' counts, where 25 iterations gave 0.76 / 1.67 / 3.68, the
-    lowest held-out error's count 0.75 / 1.01 / 3.99 and the best count of each map 0.70 / 1.00 / 1.16; at
-    20/2 counts 0.89 / 1.02 / 1.06 against 1.04 / 2.24 / 3.88 (best 0.87 / 1.02 / 1.06). λ moved none of
-    24 maps by more than 2 % over four decades.
+    median / 90th percentile / worst; docs/algorithms.md has the tables), FISTA from its flat start: on the
+    first σ set's 72 held-out maps 0.43 / 0.82 / 0.98 (none worse than raw) where 25 iterations gave
+    0.56 / 1.27 / 3.16 (8 worse), and at 20/2 counts 0.40 / 0.52 / 0.72 against 0.49 / 1.62 / 2.79. The
+    tolerance was chosen on 120 tuning maps. λ moved none of 24 tuning maps by more than 2 % over four decades
+    around its default rule.
 
     References
     ----------
