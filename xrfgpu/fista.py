@@ -154,7 +154,10 @@ _DOC_PARAMS = """
         few tens of iterations and grows after (semi-convergence): on a
         96² grains-and-veins phantom (σ = 4 px, 150 counts over 140
         background) the MSE was lowest near 20 iterations with λ ≈ 0.03 of
-        the peak, 0.73 of the raw map's, and above the raw map's after 100.
+        the peak, 0.73 of the raw map's, and above the raw map's after 100
+        (measured from the map itself, ``start="data"``). The best count
+        depends on the map: :func:`xrfgpu.restore` chooses it by
+        cross-validation (:func:`xrfgpu.stopping.fista_cv_iterations`).
     nonneg : bool
         Also constrain x ≥ 0 (the prox becomes a one-sided threshold).
     background : float or array
