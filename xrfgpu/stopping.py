@@ -700,12 +700,8 @@ def fista_cv_iterations(image, psf, *, background=0.0, lam=None, max_iter=FISTA_
     drop_tolerance = float(drop_tolerance)
     if not (drop_tolerance >= 0.0 and math.isfinite(drop_tolerance)):
         raise ValueError(f"drop_tolerance must be a finite number >= 0, got {drop_tolerance!r}")
-    if not is_count_map(image):
-        raise ValueError("fista_cv_iterations splits counts: the map must hold non-negative integers (fill missing "
-                         "pixels, NaN, from their neighbours and leave them out with mask=; divide a fitted map by "
-                         "its gain and round it, as xrfgpu.restore does)")
     keep = 1.0 - holdout
-    first, second = split_counts(image, fraction=keep, seed=seed)
+    first, second = split_counts(image, fraction=keep, seed=seed)  # refuses a map that is not counts, saying why
     xp = array_namespace(image)
     pb = proximal_problem(first / keep, psf, background=background, boundary="reflect", pad=None, mask=mask)
     held = second / (1.0 - keep)
@@ -723,7 +719,7 @@ def fista_cv_iterations(image, psf, *, background=0.0, lam=None, max_iter=FISTA_
     run_proximal_gradient(pb, lam=lam, num_iter=max_iter, nonneg=nonneg, momentum=True, callback=watch)
     held_out = np.asarray(errors)
     lowest = float(held_out.min())
-    within = held_out <= lowest + float(drop_tolerance) * (held_out[0] - lowest)
+    within = held_out <= lowest + drop_tolerance * (held_out[0] - lowest)
     return int(np.argmax(within)) + 1, errors
 
 
@@ -827,7 +823,9 @@ def split_counts(counts, *, fraction=0.5, seed=0):
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
     if not is_count_map(counts):
-        raise ValueError("splitting needs a map of non-negative integer counts")
+        raise ValueError("splitting needs a map of non-negative integer counts (fill missing pixels, NaN, from "
+                         "their neighbours and leave them out with mask=; divide a fitted map by its gain and round "
+                         "it, as xrfgpu.restore does)")
     host = np.asarray(to_numpy(counts), dtype=np.float64)
     first = _LAST_SPLIT.first_half(host, fraction, seed)
     dev = array_device(counts)
