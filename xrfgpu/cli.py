@@ -780,22 +780,17 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
 
 
 def _tiled_fista_count(image, psf, background, gain, *, lam, mask, details):
-    """FISTA's count for ``--tile`` without ``--iterations``: the whole map's cross-validated count, as the front
-    door finds it (:func:`xrfgpu.stopping.fista_cv_iterations` on the effective counts rounded), recorded in
-    ``details``; fista()'s own default where a fitted map's gain is unknown."""
-    from .stopping import (FISTA_CV_DROP_TOLERANCE, FISTA_CV_MAX_ITER, fista_cv_iterations,
-                           refuse_counts_beyond_split)
+    """FISTA's count for ``--tile`` without ``--iterations``: the whole map's count by the front door's own rule
+    (:func:`xrfgpu.front_door.fista_iteration_count` on its effective counts), recorded in ``details``;
+    fista()'s own default where a fitted map's gain is unknown."""
+    from .front_door import fista_iteration_count
 
     if gain is None:  # a flat fitted map: no effective counts to split
         return _DEFAULT_ITER["fista"]
-    counts = np.asarray(image, dtype=np.float64) / gain
-    split_map = counts if gain == 1.0 else np.round(counts)
-    refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
     b = background / gain if not hasattr(background, "shape") else np.asarray(background, np.float64) / gain
-    count, _ = fista_cv_iterations(split_map, psf, background=b, lam=lam, mask=mask)
-    details.update(stop="cv", cv_iterations=count, cv_split_seed=0, cv_holdout_fraction=0.5,
-                   cv_max_iterations=FISTA_CV_MAX_ITER, cv_drop_tolerance=FISTA_CV_DROP_TOLERANCE)
-    return count
+    details["stop"] = "cv"
+    return fista_iteration_count(np.asarray(image, dtype=np.float64) / gain, psf, background=b, gain=gain, lam=lam,
+                                 mask=mask, record=details)
 
 
 def _method_defaults(method):

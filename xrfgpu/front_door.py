@@ -516,6 +516,38 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     return found.sharp_iterations, found.iterations
 
 
+def fista_iteration_count(y, h, *, background, gain=1.0, lam=None, nonneg=True, mask=None, num_iter=None,
+                          record=None):
+    """The front door's FISTA iteration count by Poisson-thinning cross-validation
+    (:func:`xrfgpu.stopping.fista_cv_iterations`, at most ``num_iter`` or
+    :data:`xrfgpu.stopping.FISTA_CV_MAX_ITER`).
+
+    ``y`` and ``background`` are in effective counts, as for :func:`rl_iteration_count` (a fitted map's are
+    rounded for the split). The CLI's tiled run asks the same question, so tiles iterate as often as the whole
+    map. ``record``, a dict when given, receives ``cv_iterations``, the split drawn (:data:`CV_SPLIT_KEYS`, the
+    function's own defaults) and ``cv_drop_tolerance``.
+
+    Raises
+    ------
+    ValueError
+        A map whose largest effective count no Poisson split can take (:func:`refuse_counts_beyond_split`).
+    """
+    from .stopping import FISTA_CV_MAX_ITER, fista_cv_iterations
+
+    xp = array_namespace(y)
+    split_map = y if gain == 1.0 else xp.round(y)
+    refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
+    cap = int(num_iter) if num_iter is not None else FISTA_CV_MAX_ITER
+    count, _ = fista_cv_iterations(split_map, h, background=background, lam=lam, nonneg=nonneg, mask=mask,
+                                   max_iter=cap)
+    if record is not None:  # the split drawn and the rule (the function's own defaults: none is passed)
+        drawn = inspect.signature(fista_cv_iterations).parameters
+        record.update(cv_iterations=count, cv_split_seed=drawn["seed"].default,
+                      cv_holdout_fraction=drawn["holdout"].default, cv_max_iterations=cap,
+                      cv_drop_tolerance=drawn["drop_tolerance"].default)
+    return count
+
+
 def require_side_for_sigma(shape, remedy):
     """Refuse a map too small for :func:`xrfgpu.psf.estimate_sigma` (under ``MIN_SIDE_PX`` a side), saying the
     way round.
@@ -1157,18 +1189,9 @@ def restore(
             # the count by Poisson-thinning cross-validation (a fixed 25 was worse than the raw map on 14 of 24
             # tuning maps at 20 counts: semi-convergence), on the effective counts rounded, as RL's; num_iter,
             # given with stop="cv", caps it
-            from .stopping import FISTA_CV_DROP_TOLERANCE, FISTA_CV_MAX_ITER, fista_cv_iterations
-
-            split_map = y if gain == 1.0 else xp.round(y)
-            refuse_counts_beyond_split(split_map, weights=kwargs.get("mask"), gain=gain)
-            cap = int(num_iter) if num_iter is not None else FISTA_CV_MAX_ITER
-            kwargs["num_iter"], _ = fista_cv_iterations(split_map, h, background=b, lam=kwargs.get("lam"),
-                                                        nonneg=kwargs.get("nonneg", True), mask=kwargs.get("mask"),
-                                                        max_iter=cap)
-            info["cv_iterations"] = kwargs["num_iter"]
-            # the split drawn and the rule, as RL's record says them
-            info.update(cv_split_seed=0, cv_holdout_fraction=0.5, cv_max_iterations=cap,
-                        cv_drop_tolerance=FISTA_CV_DROP_TOLERANCE)
+            kwargs["num_iter"] = fista_iteration_count(y, h, background=b, gain=gain, lam=kwargs.get("lam"),
+                                                       nonneg=kwargs.get("nonneg", True), mask=kwargs.get("mask"),
+                                                       num_iter=num_iter, record=info)
             seconds["stop"] = time.perf_counter() - clock
             clock = time.perf_counter()
         info["stop"] = rule
