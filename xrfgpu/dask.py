@@ -840,9 +840,8 @@ def _global_settings(method, maps, backgrounds, options, *, names=None, weights,
             if options.get("lam") is None:
                 row["deviation"] = da.max(da.abs(y - bb))
                 row["weighted_deviation"] = da.max(w * da.abs(y0 - bb))
-            # the flat start's level: the whole map's mean above its background (over its measured pixels)
-            row["swb"] = da.sum(w * (y0 - bb)) if hasattr(b, "shape") else da.sum(w * y0) - float(b) * da.sum(w)
-            row["mean_above"] = da.mean(y - bb)
+            if hasattr(b, "shape"):  # the flat start's level needs Σ w (y − b); a number's is swy / sw − b
+                row["swb"] = da.sum(w * (y0 - bb))
         lazy.append(row)
     import dask
 
@@ -851,7 +850,7 @@ def _global_settings(method, maps, backgrounds, options, *, names=None, weights,
     (values,) = dask.compute(lazy, **({"scheduler": "synchronous"} if on_gpu else {}))
     values = [{key: float(v) for key, v in row.items()} for row in values]
     all_zero, used_weights = [], []
-    for k, (row, opts) in enumerate(zip(values, per_element)):
+    for k, (row, opts, b) in enumerate(zip(values, per_element, backgrounds)):
         which = "the array" if len(maps) == 1 else _map_label(k, names)
         if row["inf"]:
             raise ValueError(f"{which} contains infinite values; mark missing pixels as NaN or with mask= (weight 0)")
@@ -881,7 +880,10 @@ def _global_settings(method, maps, backgrounds, options, *, names=None, weights,
                     raise ValueError(f"the background of {which} contains NaN or infinite values")
                 opts["lam"] = DEFAULT_LAM_FRACTION * deviation
             if isinstance(opts.get("start", "flat"), str) and opts.get("start", "flat") == "flat":
-                opts["start"] = row["swb"] / row["sw"] if missing else row["mean_above"]
+                # the whole map's mean above its background over its measured pixels (w = 1 at every pixel of a
+                # map without missing ones)
+                above = row["swb"] if "swb" in row else row["swy"] - float(b) * row["sw"]
+                opts["start"] = above / row["sw"]
         if missing:
             opts["fill_level"] = measured_mean
     return per_element, all_zero, used_weights
