@@ -93,15 +93,16 @@ def _one_map_weight(power, transfer, penalty, multiplicity, scale, poisson_varia
     """Discrepancy weight of one map from host float64 arrays of equal shape: ``power`` the data's power per
     coefficient (white noise of variance v gives v on average), ``transfer`` |H|², ``penalty`` |L|²,
     ``multiplicity`` each coefficient's count in the full spectrum. ``scale``: the problem's scaling (the
-    variance is reported in the caller's units). ``poisson_variance``: the map's mean count where it is counts
-    (the noise where the spectrum cannot give it), else None."""
+    variance is reported in the caller's units). ``poisson_variance``: a callable giving the map's mean count
+    on the problem's scale where it is counts, else None; called only where the spectrum cannot give the
+    noise (it reads the map on the host)."""
     blocked = transfer < NOISE_BAND_TRANSFER
     if float(np.sum(multiplicity[blocked])) >= NOISE_BAND_MIN:
         band = "blocked"
         variance = float(np.sum(multiplicity[blocked] * power[blocked]) / np.sum(multiplicity[blocked]))
-    elif poisson_variance is not None:
-        band, variance = "poisson", float(poisson_variance)
     else:
+        band, variance = "poisson", poisson_variance()
+    if variance is None:
         raise NoiseNotReadableError(
             f"the noise of this map cannot be read from it: the spot blocks {int(np.sum(blocked))} of its "
             f"frequencies, fewer than {NOISE_BAND_MIN} (a spot under about 0.8 px, or a map under about 12 px), "
@@ -166,22 +167,13 @@ def discrepancy_weight(pb, order, *, counts=None, spectrum=None):
     (the residual of the filtered map, ``‖(I − H G_λ) y‖²``, restricted to ``B``), by bisection in log λ.
     The left side grows with λ, so the root is unique.
     """
-    from .wiener import regularizer_power
-
     from .background import is_count_map
+    from .wiener import regularizer_power
 
     xp, op = pb.xp, pb.op
     if spectrum is None:
         spectrum = op.transform(pb.filled_data() - pb.canvas_background)
     rows, cols = op.canvas_shape
-    # each map's mean count (over its measured pixels), the Poisson variance, where the map is counts
-    host = np.asarray(to_numpy(pb.image), dtype=np.float64) * pb.scale
-    host = host.reshape((-1,) + host.shape[-2:])
-    measured = (np.ones(host.shape, dtype=bool) if pb.weights is None
-                else np.asarray(to_numpy(pb.weights)).reshape(host.shape) > 0)
-    if counts is None:
-        counts = bool(is_count_map(host[measured]))
-    poisson = [float(np.mean(m[w])) if counts else None for m, w in zip(host, measured)]
     power = np.asarray(to_numpy(xp.real(spectrum * xp.conj(spectrum))), dtype=np.float64)
     transfer = np.asarray(to_numpy(xp.real(op.otf * op.otf_conj)), dtype=np.float64)
     penalty = np.asarray(to_numpy(regularizer_power(op, order, xp=xp)), dtype=np.float64)
@@ -211,15 +203,28 @@ def discrepancy_weight(pb, order, *, counts=None, spectrum=None):
             col_count[1:] = 1.0
             col_count[cols // 2] = 0.0
         multiplicity = row_count[:, None] * col_count[None, :]
-    power = power * (row_factor[:, None] * col_factor[None, :]) / norm
-    shape = power.shape[-2:]
+    shape = (n_rows, n_cols)
+    power = (power * (row_factor[:, None] * col_factor[None, :]) / norm).reshape((-1,) + shape)
+    transfer = transfer.reshape((-1,) + shape)
     penalty = np.broadcast_to(penalty, shape)
-    if power.ndim == 2:
-        return [_one_map_weight(power, np.broadcast_to(transfer, shape), penalty, multiplicity, pb.scale,
-                                poisson[0] / pb.scale**2 if counts else None)]
-    weights = []
-    for i in range(power.shape[0]):
-        t = transfer[i] if transfer.ndim == 3 else transfer
-        weights.append(_one_map_weight(power[i], np.broadcast_to(t, shape), penalty, multiplicity, pb.scale,
-                                       poisson[i] / pb.scale**2 if counts else None))
-    return weights
+    host = {}  # the maps on the host, read once and only where a map's noise must come from its mean count
+
+    def mean_count(i):
+        """Map ``i``'s mean over its measured pixels on the problem's scale (its Poisson variance there, the
+        problem's units squared), or None where the maps are not counts."""
+        if counts is False:
+            return None
+        if "maps" not in host:
+            maps = np.asarray(to_numpy(pb.image), dtype=np.float64).reshape((-1,) + pb.image.shape[-2:])
+            measured = (np.ones(maps.shape, dtype=bool) if pb.weights is None
+                        else np.asarray(to_numpy(pb.weights)).reshape(maps.shape) > 0)
+            host["maps"], host["measured"] = maps, measured
+            # the count check reads the caller's values (the problem's are divided by a power of two)
+            host["counts"] = bool(is_count_map(maps[measured] * pb.scale)) if counts is None else counts
+        if not host["counts"]:
+            return None
+        return float(np.mean(host["maps"][i][host["measured"][i]])) / pb.scale
+
+    return [_one_map_weight(power[i], transfer[i if transfer.shape[0] > 1 else 0], penalty, multiplicity, pb.scale,
+                            lambda i=i: mean_count(i))
+            for i in range(power.shape[0])]
