@@ -981,12 +981,14 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 image = np.clip(image, 0.0, None)
                 details["negative_fraction_clipped"] = negative
             kwargs = {"background": background}
+            # map units per effective count, as the whole map's run takes it; None for a fitted map whose gain
+            # cannot be measured
+            unit = gain if gain is not None else record_gain if fitted else 1.0
             if method == "fista":
                 if options.get("iterations"):
                     details["stop"] = "fixed"  # as the whole map's run records it
                 kwargs["num_iter"] = options.get("iterations") or _tiled_fista_count(
-                    image, h, background, gain if gain is not None else record_gain if fitted else 1.0,
-                    lam=options.get("lam"), mask=options.get("mask"), details=details)
+                    image, h, background, unit, lam=options.get("lam"), mask=options.get("mask"), details=details)
             if method == "wiener" and options.get("balance") is not None:
                 kwargs["balance"] = options["balance"]
             if method in ("tikhonov", "fista") and options.get("lam") is not None:
@@ -1001,22 +1003,21 @@ def _run_tiled(method, image, sigma_px, *, background, gain, options, tile, sche
                 from .wiener import auto_weight
 
                 # on the effective counts, as the whole map's run finds it (their mean count is their noise where
-                # the spectrum cannot give it)
-                unit = gain if gain is not None else record_gain if record_gain is not None else 1.0
-                known = gain is not None or record_gain is not None or not fitted  # effective counts known
-                chosen = auto_weight(method, np.asarray(image, np.float64) / unit, h,
-                                     background=(background / unit if not hasattr(background, "shape")
-                                                 else np.asarray(background, np.float64) / unit),
-                                     mask=options.get("mask"), counts=True if known else None)
+                # the spectrum cannot give it); in the map's own units where its gain is unknown
+                scale = unit if unit is not None else 1.0
+                chosen = auto_weight(method, np.asarray(image, np.float64) / scale, h,
+                                     background=(background / scale if not hasattr(background, "shape")
+                                                 else np.asarray(background, np.float64) / scale),
+                                     mask=options.get("mask"), counts=True if unit is not None else None)
                 kwargs[weight_key] = chosen.weight
                 details[f"{weight_key}_rule"] = "auto: discrepancy principle (xrfgpu.filter_weight)"
-                details["noise_variance"] = chosen.noise_variance * unit * unit
+                details["noise_variance"] = chosen.noise_variance * scale * scale
                 details["noise_band"] = chosen.noise_band
                 details[f"{weight_key}_bound"] = chosen.bound
             solver_kwargs = dict(kwargs)
             if method == "fista" and "lam" in kwargs and fitted:
-                solver_kwargs["lam"] = kwargs["lam"] * (gain if gain is not None else record_gain if record_gain
-                                                        is not None else _measured_gain(image, map_kind=map_kind))
+                solver_kwargs["lam"] = kwargs["lam"] * (unit if unit is not None
+                                                        else _measured_gain(image, map_kind=map_kind))
             # missing pixels: the weights of _missing_pixels (the image has them filled for the estimators only)
             lazy = dask_restore(image, h, method, tile=tile, mask=options.get("mask"), **solver_kwargs)
             with progress.stage(f"{label}: {method} in tiles of {tile}"):
