@@ -2,6 +2,7 @@
 
     python benchmarks/filter_weight.py --set tuning  [--counts low] [--method wiener|tikhonov] [--json F]
     python benchmarks/filter_weight.py --set held-out [--counts low] ...
+    python benchmarks/filter_weight.py --timing
 
 Each map is restored with the true σ (a Gaussian PSF of ±3σ), the true background and three weights:
 the former fixed default 0.01, ``"auto"`` (:func:`xrfgpu.filter_weight.discrepancy_weight`) and the
@@ -14,6 +15,9 @@ Sets (frozen, built by their modules; the weight rule's one setting, the band's 
 
 * ``tuning``: :data:`sigma_scenes.TUNING` (24 maps: Voronoi, scikit-image, ellipses, bars, random fields, HXN);
 * ``held-out``: :data:`sigma_scenes_fresh.FRESH_HELD_OUT` (96 maps, eight families nobody tuned a filter on).
+
+``--timing`` instead times, in one run, the weight's choice and a Wiener call with ``"auto"`` and with a weight
+given on grains-and-veins phantoms of 256², 512² and 1024² (σ 3 px, float32; best of 7 each).
 
 ``--counts low`` replaces each case's counts by 20/2 (signal/background), the low counts where the fixed
 weights had been measured worse than the raw map. Prints one line per map, then the median, 90th percentile
@@ -89,13 +93,43 @@ def summary(rows):
     return out
 
 
+def timing(sides=(256, 512, 1024), repeats=7):
+    """Seconds (best of ``repeats``) of the choice alone, of ``wiener(..., balance="auto")`` and of ``wiener`` with
+    a weight given, per map side; printed and returned as a dict."""
+    from xrfgpu import phantom, wiener
+
+    def best(call):
+        times = []
+        for _ in range(repeats):
+            clock = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - clock)
+        return min(times)
+
+    out = {}
+    for side in sides:
+        counts, _, psf = phantom.observe((side, side), 3.0, seed=0)
+        counts = np.asarray(counts, np.float32)
+        pb = filter_problem(counts, psf, background=100.0, boundary="reflect", pad=None, mask=None)
+        out[side] = {"choice": best(lambda: discrepancy_weight(pb, 2)),
+                     "wiener_auto": best(lambda: wiener(counts, psf, background=100.0)),
+                     "wiener_given": best(lambda: wiener(counts, psf, background=100.0, balance=0.01))}
+        print(f"{side}²: choice {out[side]['choice'] * 1e3:.1f} ms, Wiener with auto "
+              f"{out[side]['wiener_auto'] * 1e3:.1f} ms, with a weight given {out[side]['wiener_given'] * 1e3:.1f} ms")
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("tuning", "held-out", "held-out-first"), default="tuning")
     parser.add_argument("--counts", choices=("sets", "low"), default="sets")
     parser.add_argument("--method", choices=("wiener", "tikhonov"), default="wiener")
     parser.add_argument("--json", help="write the rows and the summary here")
+    parser.add_argument("--timing", action="store_true", help="time the choice at 256², 512², 1024² instead")
     args = parser.parse_args(argv)
+    if args.timing:
+        timing()
+        return 0
     order = 2 if args.method == "wiener" else 0  # Wiener's Laplacian penalty, Tikhonov's identity (the defaults)
     cases, make = cases_of(args.set, args.counts)
     rows = []
