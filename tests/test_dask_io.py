@@ -9,6 +9,7 @@ import pytest
 
 da = pytest.importorskip("dask.array")
 zarr = pytest.importorskip("zarr")
+from zarr_stores import new_array  # noqa: E402  (zarr 2 and 3)
 
 import xrfgpu
 from xrfgpu import dask as xdask
@@ -44,7 +45,7 @@ def test_local_cluster_zarr_stack(tmp_path, stack):
     distributed = pytest.importorskip("distributed")
     maps, psfs = stack
     source = tmp_path / "maps.zarr"
-    z = zarr.create_array(store=str(source), shape=maps.shape, chunks=(1, 64, 64), dtype="float32")
+    z = new_array(str(source), shape=maps.shape, chunks=(1, 64, 64), dtype="float32")
     z[...] = maps
     before = sorted(p.name for p in source.rglob("*"))
 

@@ -164,11 +164,12 @@ def test_cupy_chunks_with_missing_pixels(scene):
 def test_restore_zarr_streams_a_map_with_missing_pixels(tmp_path, scene):
     # Zarr in, Zarr out: the mask goes to the tiles as in restore(), and the record names it without its values
     zarr = pytest.importorskip("zarr")
+    from zarr_stores import new_array
     import json
 
     counts, nan_map, weights, psf = scene
     source = tmp_path / "map.zarr"
-    z = zarr.create_array(store=str(source), shape=SHAPE, chunks=(64, 64), dtype="float64")
+    z = new_array(str(source), shape=SHAPE, chunks=(64, 64), dtype="float64")
     z[...] = nan_map
     xdask.restore_zarr(source, tmp_path / "out.zarr", psf, "wiener", tile=TILE, background=BACKGROUND, mask=weights)
     out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")

@@ -20,6 +20,7 @@ import tifffile
 
 da = pytest.importorskip("dask.array")
 zarr = pytest.importorskip("zarr")
+from zarr_stores import ZARR_MAJOR, new_array, new_member  # noqa: E402  (zarr 2 and 3)
 h5py = pytest.importorskip("h5py")
 
 import xrfgpu
@@ -97,7 +98,7 @@ def test_restore_zarr_refuses_an_output_named_as_another_format(tmp_path, name):
     # restore_zarr(..., "out.h5") wrote a Zarr folder called out.h5: h5py cannot open it, and xrfgpu's own
     # readers take the .h5 suffix for an HDF5 file
     src = tmp_path / "fe.zarr"
-    zarr.create_array(store=str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
+    new_array(str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
     with pytest.raises(ValueError, match=r"Zarr store") as err:
         xdask.restore_zarr(src, tmp_path / name, gaussian(None, 1.0), "rl", tile=32, num_iter=2)
     assert name in str(err.value)
@@ -303,11 +304,13 @@ def test_a_zarr_or_h5py_array_is_read_in_pieces_not_whole(chunks):
 def test_restore_zarr_records_the_zarr_version_that_wrote_it(tmp_path):
     # the record listed numpy, scipy, dask, h5py, tifffile but not zarr, whose version decides the store's format
     src = tmp_path / "fe.zarr"
-    zarr.create_array(store=str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
+    new_array(str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
     out = xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "wiener", tile=32, background=0.003)
     z = zarr.open_array(store=str(out), mode="r")
     assert z.attrs["xrfgpu"]["versions"]["zarr"] == zarr.__version__
-    assert z.metadata.zarr_format == 3 and z.chunks == (32, 32) and z.dtype == np.float32
+    # the store's format is the installed zarr's own (v3 metadata under zarr 3, v2 under zarr 2)
+    assert (Path(out) / ("zarr.json" if ZARR_MAJOR >= 3 else ".zarray")).is_file()
+    assert z.chunks == (32, 32) and z.dtype == np.float32
     assert "xrfgpu_incomplete" not in z.attrs
     ref = xrfgpu.wiener(_mirrored((64, 64)), gaussian(None, 1.0), background=0.003)
     assert np.max(np.abs(z[...] - ref)) <= 1e-4 * np.max(np.abs(ref))
@@ -333,7 +336,7 @@ def test_chunk_type_cupy_without_cupy_says_what_to_install(tmp_path, monkeypatch
     # restore_zarr(..., chunk_type="cupy") without CuPy: a bare "No module named 'cupy'" after opening the input
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError, as where it is not installed
     src = tmp_path / "fe.zarr"
-    zarr.create_array(store=str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
+    new_array(str(src), shape=(64, 64), chunks=(32, 32), dtype="float32")[...] = _mirrored((64, 64))
     with pytest.raises(ImportError, match=r"chunk_type='cupy' needs CuPy.*pip install"):
         xdask.restore_zarr(src, tmp_path / "o.zarr", gaussian(None, 1.0), "rl", tile=32, num_iter=2,
                            chunk_type="cupy")
@@ -414,10 +417,10 @@ def test_tiled_rl_names_a_map_with_negative_values_before_any_tile_runs(tmp_path
 def test_a_zarr_group_lists_its_nested_arrays(tmp_path):
     # a group holding maps/fe and maps/ca: "is a Zarr group with arrays []; name one with dataset="
     g = zarr.open_group(str(tmp_path / "scan.zarr"), mode="w")
-    g.create_array("maps/fe", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = _mirrored((40, 40))
-    g.create_array("maps/ca", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = 1.0
+    new_member(g, "maps/fe", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = _mirrored((40, 40))
+    new_member(g, "maps/ca", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = 1.0
     with pytest.raises(ValueError, match=r"arrays \['maps/ca', 'maps/fe'\]; name one with dataset="):
         open_chunked(tmp_path / "scan.zarr")
     one = zarr.open_group(str(tmp_path / "one.zarr"), mode="w")
-    one.create_array("maps/fe", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = _mirrored((40, 40))
+    new_member(one, "maps/fe", shape=(40, 40), chunks=(20, 20), dtype="f4")[...] = _mirrored((40, 40))
     assert np.array_equal(open_chunked(tmp_path / "one.zarr").compute(), _mirrored((40, 40)))

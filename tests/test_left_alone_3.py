@@ -120,10 +120,11 @@ def test_dask_restore_of_an_all_zero_map_warns_and_returns_zeros(method):
 
 def _zarr_restore(tmp_path, name):
     zarr = pytest.importorskip("zarr")
+    from zarr_stores import new_array
     from xrfgpu import dask as xdask
 
     source = tmp_path / f"{name}-in.zarr"
-    z = zarr.create_array(store=str(source), shape=(30, 26), chunks=(16, 16), dtype="float32")
+    z = new_array(str(source), shape=(30, 26), chunks=(16, 16), dtype="float32")
     z[...] = _maps(1, shape=(30, 26))[0]
     out = xdask.restore_zarr(source, tmp_path / f"{name}.zarr", gaussian(None, 1.0), "wiener", tile=16, halo=6,
                              balance=0.02, scheduler="synchronous")

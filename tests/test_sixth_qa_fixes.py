@@ -388,11 +388,12 @@ def test_an_element_typed_in_capitals_is_found():
 def test_a_zarr_dataset_that_is_not_there_is_named_with_those_that_are(tmp_path):
     """As the HDF5 case says it; zarr's own GroupNotFoundError named neither."""
     zarr = pytest.importorskip("zarr")
+    from zarr_stores import new_member
     from xrfgpu.chunked_io import open_chunked
 
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     for name in ("maps/fe", "maps/ca"):
-        group.create_array(name, shape=(20, 24), chunks=(10, 12), dtype="float32")[:] = 1.0
+        new_member(group, name, shape=(20, 24), chunks=(10, 12), dtype="float32")[:] = 1.0
     with pytest.raises(ValueError, match=r"has no dataset 'maps/zn'; datasets: \['maps/ca', 'maps/fe'\]"):
         open_chunked(tmp_path / "g.zarr", "maps/zn")
 

@@ -52,6 +52,28 @@ def is_hdf5(path) -> bool:
     return False
 
 
+def _zarr_major():
+    """The major version of the installed zarr-python (2 or 3)."""
+    import zarr
+
+    return int(str(zarr.__version__).split(".")[0])
+
+
+def _nested_array_names(group):
+    """The paths of every array in a Zarr group, nested ones included, sorted.
+
+    zarr-python 3 lists them with ``Group.members(max_depth=None)``; zarr 2
+    has no ``members`` and walks its hierarchy with ``Group.visititems``.
+    """
+    import zarr
+
+    if hasattr(group, "members"):
+        return sorted(name for name, member in group.members(max_depth=None) if isinstance(member, zarr.Array))
+    names = []
+    group.visititems(lambda name, member: names.append(name) if isinstance(member, zarr.Array) else None)
+    return sorted(names)
+
+
 def is_zarr(path) -> bool:
     """True for a Zarr store (a folder with Zarr v2 or v3 metadata)."""
     p = Path(path)
@@ -135,12 +157,11 @@ def open_chunked(path, dataset=None, *, chunks=None):
                 node = zarr.open(store=str(p), mode="r", path=dataset)
             except (KeyError, FileNotFoundError, ValueError) as exc:  # zarr's GroupNotFoundError is a KeyError
                 root = zarr.open(store=str(p), mode="r")
-                arrays = (sorted(name for name, member in root.members(max_depth=None) if isinstance(member, zarr.Array))
-                          if isinstance(root, zarr.Group) else [])
+                arrays = _nested_array_names(root) if isinstance(root, zarr.Group) else []
                 raise ValueError(f"{path} has no dataset {dataset!r}; datasets: {arrays}") from exc
         if isinstance(node, zarr.Group):
             # every array of the group, nested ones too (as for HDF5): "arrays []" hid 'maps/fe', 'maps/ca'
-            arrays = sorted(name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array))
+            arrays = _nested_array_names(node)
             if len(arrays) != 1:
                 raise ValueError(f"{path} is a Zarr group with arrays {arrays}; name one with dataset=")
             node = node[arrays[0]]
@@ -218,6 +239,11 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs
         Replace an existing store at ``path``, if it is an earlier xrfgpu
         output (its attributes hold an ``"xrfgpu"`` record); otherwise an
         existing ``path`` is an error.
+    compute : bool
+        Compute ``array`` into the store (the default). False creates the
+        store (shape, chunks, dtype, fill value NaN) and publishes it with
+        ``attrs`` and the incomplete mark kept, for a caller that writes the
+        data itself and then replaces the attributes.
     inputs : sequence of str or Path
         Files or stores the array was read from; the output may not be,
         hold or lie inside one of them.
@@ -254,8 +280,12 @@ def write_zarr(array, path, *, attrs=None, overwrite=False, compute=True, inputs
 
     def write_store(tmp):
         nonlocal attrs
-        stored = da.to_zarr(array, str(tmp), compute=False, overwrite=False,
-                            attributes={INCOMPLETE_KEY: _INCOMPLETE_TEXT}, **fill)
+        mark = {INCOMPLETE_KEY: _INCOMPLETE_TEXT}
+        if _zarr_major() >= 3:  # the mark in the array's own metadata write
+            stored = da.to_zarr(array, str(tmp), compute=False, overwrite=False, attributes=mark, **fill)
+        else:  # zarr 2's create ignores attributes= (with a warning): the mark is put before any chunk is written
+            stored = da.to_zarr(array, str(tmp), compute=False, overwrite=False, **fill)
+            zarr.open_array(store=str(tmp), mode="r+").attrs.put(mark)
         if compute:
             _compute_to_the_last_task(stored)
         if callable(attrs):
