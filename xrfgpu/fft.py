@@ -304,6 +304,8 @@ def psf_to_otf(psf, canvas_shape, *, xp):
         Point spread function(s); a leading batch axis gives one OTF per map.
     canvas_shape : tuple of int
         (rows, columns) of the FFT canvas, each at least the PSF's size.
+    xp : namespace
+        Array-API namespace of ``psf`` (its ``fft`` extension is used).
 
     Returns
     -------

@@ -334,6 +334,11 @@ def kernel_figure(kernel, sigma_px, *, pixel_size_um=None, title="Blind kernel",
         Fitted σ, pixels.
     pixel_size_um : float, optional
         Axes and σ in µm when given.
+    title : str
+        The figure's title.
+    kernel_label : str
+        The kernel panel's title and its profile's legend entry (what
+        estimated the kernel).
     """
     from .psf import gaussian
 

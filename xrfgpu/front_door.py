@@ -222,6 +222,8 @@ def filled_for_estimators(y, weights, *, xp):
         The map; its values at missing pixels are ignored.
     weights : array, shape (rows, cols)
         1 (or any value > 0) where measured, 0 where missing.
+    xp : namespace
+        Array-API namespace of ``y`` and ``weights``.
 
     Returns
     -------

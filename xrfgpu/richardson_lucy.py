@@ -19,7 +19,28 @@ def poisson_divergence(data, model, *, xp, weights=None):
 
     It is minus the Poisson log-likelihood up to a constant, zero only when
     ``model == data``; Richardson–Lucy decreases it at every iteration.
-    ``weights`` (0 at missing pixels) default to 1.
+
+    Parameters
+    ----------
+    data : array
+        Measured counts ``y`` (≥ 0).
+    model : array, same shape
+        Predicted counts ``μ`` (> 0 where ``data`` > 0).
+    xp : namespace
+        Array-API namespace of ``data`` and ``model``.
+    weights : array, same shape, optional
+        Per-pixel weights ``w``, 0 at missing pixels; default 1 everywhere.
+
+    Returns
+    -------
+    float
+        The divergence, in counts (a Python float, copied to the host).
+
+    References
+    ----------
+    Csiszár, I. (1991). Why least squares and maximum entropy? An axiomatic
+    approach to inference for linear inverse problems. *Ann. Statist.* 19,
+    2032–2066 (the I-divergence).
     """
     mu = xp.clip(model, min=float(xp.finfo(model.dtype).smallest_normal))
     pos = data > 0

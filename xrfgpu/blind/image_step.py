@@ -176,6 +176,12 @@ def l0_gradient(padded, kernel, lambda_grad, *, xp, kappa=2.0, beta_max=1e5):
     kernel : array, shape (ks, ks)
     lambda_grad : float
         λ > 0.
+    xp : namespace
+        Array-API namespace of ``padded`` and ``kernel``.
+    kappa : float
+        Factor by which β rises each pass (the reference's 2).
+    beta_max : float
+        β at which the passes stop (the reference's 1e5).
 
     Returns
     -------

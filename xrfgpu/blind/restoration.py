@@ -93,6 +93,8 @@ def ringing_artifacts_removal(image, kernel, *, xp, lambda_tv=2e-3, lambda_l0=2e
         Blurred map in [0, 1] (no gamma correction).
     kernel : array, shape (ks, ks)
         Estimated kernel, odd size, unit sum, same namespace and dtype.
+    xp : namespace
+        Array-API namespace of ``image`` and ``kernel``.
     lambda_tv, lambda_l0 : float
         TV weight and L0-gradient weight (demo values 2e-3 and 2e-4).
     weight_ring : float

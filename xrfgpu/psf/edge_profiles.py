@@ -211,6 +211,8 @@ def local_edge_profiles(data, sigma0, noise_power, *, max_profiles=80, threshold
         Most steps of the 1-D scene model (BIC chooses 1 … ``max_steps``).
     detect, detect_noise_power : numpy.ndarray and float, optional
         A map of the same shape on which the edges are found instead (and its noise power).
+    tol : float
+        Relative tolerance of each profile's least-squares fit (MINPACK's ftol and xtol).
     edges : tuple, optional
         The edges already found (``_edge_points`` of ``data`` or ``detect``, with the same
         ``threshold``); then nothing is detected here.
