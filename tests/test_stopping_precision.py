@@ -48,9 +48,11 @@ def test_stop_does_not_depend_on_the_maps_dtype(xp):
 def test_stop_is_near_the_best_count_by_the_truth_at_high_counts(xp, seed):
     """At 2·10⁴ counts per pixel the stop's error to the true scene is within 5 % of the best count's.
 
-    The lowest held-out deviance (``drop_tolerance=0``) runs to 328 iterations
-    on this map, at 1.21 times the best error; the best count is 130 (seed 4:
-    314 iterations, 1.31 times, best 124).
+    The lowest held-out deviance (``drop_tolerance=0``) runs to 232 iterations
+    on this map, at 1.07 times the best error, where the stop (77) is at 1.03;
+    the best count is 130 (seed 4: 177 iterations, 1.04 times, best 124; with
+    the split drawn in the map's stored orientation, before the canonical
+    one, 328 at 1.21 and 314 at 1.31).
     """
     y, h, truth = _map(xp, shape=(96, 96), sigma=3.0, seed=seed, dtype=np.float32)
     errors = []
@@ -64,7 +66,8 @@ def test_stop_is_near_the_best_count_by_the_truth_at_high_counts(xp, seed):
     k = cv_iterations(y, h, background=100.0)
     assert errors[k - 1] <= 1.05 * errors.min(), (k, int(np.argmin(errors)) + 1, errors[k - 1] / errors.min())
     k0 = cv_iterations(y, h, background=100.0, drop_tolerance=0.0)
-    assert k0 > k and errors[min(k0, 400) - 1] > 1.15 * errors.min(), (k0, errors[min(k0, 400) - 1] / errors.min())
+    # without the tolerance the stop runs on, further from the best count
+    assert k0 > k and errors[min(k0, 400) - 1] > errors[k - 1], (k0, errors[min(k0, 400) - 1] / errors.min())
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan")])
