@@ -1077,9 +1077,11 @@ def _run_joint(inputs, guide, iterations, where, to_compute, quiet):
         stack = np.clip(stack, 0.0, None)
     work = to_compute(stack, where)
     psfs = []
+    import array_api_compat.numpy as xnp  # the array-API form of NumPy (plain numpy lacks isdtype before 2.0)
+
     for name, item in zip(names, inputs):
         try:
-            psfs.append(_psf_for(item[2], stack[0], xp=np))
+            psfs.append(_psf_for(item[2], stack[0], xp=xnp))
         except ValueError as exc:  # a σ the map cannot hold: which map's (the loop above is done with them)
             raise ValueError(f"map {name!r}: {exc}") from None
     if not quiet and isinstance(work, np.ndarray):
@@ -2117,7 +2119,9 @@ def psf_blind(input_path, pixel_size, element, line, output, figure, dataset, ov
         weights, work = None, image
         if nan.any():  # missing pixels: filled for the estimator, σ read beside wide holes (as restore reads it)
             weights = (~nan).astype(np.float64)
-            work = filled_for_estimators(np.where(nan, 0.0, np.asarray(image, dtype=np.float64)), weights, xp=np)
+            import array_api_compat.numpy as xnp  # asarray(device=) on every NumPy
+
+            work = filled_for_estimators(np.where(nan, 0.0, np.asarray(image, dtype=np.float64)), weights, xp=xnp)
         est = _estimate_sigma(work, None, strict=False, weights=weights)
     for text in sigma_messages:  # one line naming the map, not a raw Python warning
         _warn(quiet, f"{name}: {text}")

@@ -741,6 +741,8 @@ def _estimate_sigma(y, b, *, strict, elongation=False, weights=None):
 def _one_number(value, name, unit):
     """``value`` as a float, or a TypeError naming ``name`` (an array or a pair is not one σ)."""
     try:
+        if getattr(value, "ndim", 0) != 0:  # float() of a one-element array only warns before NumPy 2.4
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(

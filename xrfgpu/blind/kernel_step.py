@@ -147,7 +147,7 @@ def estimate_kernel(blurred_x, blurred_y, latent_x, latent_y, size, *, xp, gamma
         solution had no positive value).
     """
     k = to_numpy(kernel_cg(blurred_x, blurred_y, latent_x, latent_y, size, xp=xp, gamma=gamma))
-    k = np.asarray(k, dtype=np.float64)
+    k = np.array(k, dtype=np.float64, copy=True)  # to_numpy of a DLPack export can be read-only (NumPy 2.1)
     k[k < cut * k.max()] = 0.0
     return _normalise(k)
 
