@@ -587,14 +587,26 @@ def canonical_orientation(counts):
     """
     rows, cols = counts.shape[-2:]
     transposes = (False, True) if rows == cols else ((rows > cols),)
-    best, best_view = None, None
-    for transpose in transposes:
-        for flip_rows in (False, True):
-            for flip_cols in (False, True):
-                view = _oriented(counts, transpose, flip_rows, flip_cols)
-                if best is None or _lexicographically_greater(view, best_view):
-                    best, best_view = (transpose, flip_rows, flip_cols), view
+    candidates = [(t, fr, fc) for t in transposes for fr in (False, True) for fc in (False, True)]
+    # the leading values (the first rows of the first map) decide for any map with noise; only candidates
+    # whose leading values tie are compared whole (a strided view of a large map is copied to be compared)
+    heads = {c: _leading_values(_oriented(counts, *c)) for c in candidates}
+    best = None
+    for c in candidates:
+        if best is None or _lexicographically_greater(heads[c], heads[best]):
+            best = c
+    tied = [c for c in candidates if c != best and np.array_equal(heads[c], heads[best])]
+    for c in tied:
+        if _lexicographically_greater(_oriented(counts, *c), _oriented(counts, *best)):
+            best = c
     return best
+
+
+def _leading_values(view, n=4096):
+    """The first ``n`` or more values of ``view`` in row-major order: whole rows of its first map, contiguous."""
+    first_map = view[(0,) * (view.ndim - 2)]
+    rows = max(1, -(-n // first_map.shape[-1]))
+    return np.ascontiguousarray(first_map[:rows]).reshape(-1)
 
 
 def _oriented(a, transpose, flip_rows, flip_cols):
