@@ -36,7 +36,7 @@ import numpy as np
 from ._backend import _how_to_make_an_array, array_device, array_namespace, to_numpy
 from ._validate import as_background, as_image_with_weights, check_num_iter, check_positive_finite
 from .background import element_free_depth, estimate_background, estimate_gain, is_count_map
-from .map_kind import classify_map, count_lattice_step
+from .map_kind import classify_map, count_lattice_step, round_stray_values
 from .stopping import cv_iterations, cv_stop, discrepancy_iterations, refuse_counts_beyond_split
 
 __all__ = ["CV_SPLIT_KEYS", "DEFAULT_GOAL", "GOALS", "METHODS", "GainNotMeasurableError", "caution_record",
@@ -389,6 +389,11 @@ def effective_counts(y, *, xp, gain=None, map_kind=None):
     if gain is not None:
         gain = check_positive_finite(gain, "gain", "map units per count")
     integers = is_count_map(y)
+    if not integers:  # counts with a few stray values (filled dead pixels): those rounded, as classify_map reads them
+        rounded, stray = round_stray_values(y)
+        if rounded is not None and is_count_map(rounded):
+            y, integers = rounded, True
+            notes["stray_values_rounded"] = stray
     if map_kind is not None:
         _check_map_kind(map_kind, integers)
     if integers:  # integers: counts, or scaled integers (xrfgpu.map_kind.classify_map, the one rule)
@@ -499,8 +504,9 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
     if rule != "cv":
         raise ValueError(f"rule must be 'cv' or 'fixed', got {rule!r}")
     xp = array_namespace(y)
-    # the split needs integer counts: effective counts of a fitted map are rounded for it
-    split_map = y if gain == 1.0 else xp.round(y)
+    # the split needs integer counts: effective counts of a fitted map are rounded for it (a fitted map given
+    # gain=1 included: it is not integers either)
+    split_map = y if is_count_map(y) else xp.round(y)
     refuse_counts_beyond_split(split_map, weights=rl_options.get("mask"), gain=gain)
     if record is not None:  # the split drawn, for the record (the functions' own defaults: none is passed)
         drawn = inspect.signature(cv_iterations if iteration_scale == 1.0 else cv_stop).parameters
@@ -537,7 +543,7 @@ def fista_iteration_count(y, h, *, background, gain=1.0, lam=None, nonneg=True, 
     from .stopping import FISTA_CV_MAX_ITER, fista_cv_iterations
 
     xp = array_namespace(y)
-    split_map = y if gain == 1.0 else xp.round(y)
+    split_map = y if is_count_map(y) else xp.round(y)
     refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
     cap = int(num_iter) if num_iter is not None else FISTA_CV_MAX_ITER
     count, _ = fista_cv_iterations(split_map, h, background=background, lam=lam, nonneg=nonneg, mask=mask,

@@ -35,7 +35,7 @@ doi:10.1117/3.725073 (variance against mean of a linear photon detector).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from ._backend import array_namespace, to_numpy
 from ._validate import as_image
 from ._validate import is_count_map as _is_integer_map
 
-__all__ = ["MapKind", "classify_map", "count_lattice_step"]
+__all__ = ["MapKind", "classify_map", "count_lattice_step", "round_stray_values"]
 
 #: a measured photon-transfer gain below this is not counts: on count maps the estimator never read
 #: below 0.745 with 4 or more blocks (6912 tuning maps, benchmarks/gain_scenes.py --kind counts); structure
@@ -55,6 +55,53 @@ MIN_BLOCKS = 4
 GAIN_Z = 2.0
 #: fewest distinct values for the value lattice to count as evidence
 LATTICE_MIN_VALUES = 8
+
+#: a non-negative map whose non-integer values are at most this share of its nonzero pixels is counts with a few
+#: stray values (a dead pixel or column filled from its neighbours, a corrupted value): they are rounded
+#: (:func:`round_stray_values`). One filled pixel in a 160² count map had made it "fitted": no element-free area,
+#: background 0, 8 iterations, twice the error to the truth. A fitted map's nonzero values are all non-integers.
+STRAY_FRACTION_MAX = 0.01
+#: ... provided at least this many of its nonzero values are integers (a tiny or empty map decides nothing)
+STRAY_MIN_INTEGERS = 100
+
+
+def round_stray_values(image):
+    """A count map with a few non-integer values, those rounded: ``(map, how many)``; ``(None, 0)`` otherwise.
+
+    Parameters
+    ----------
+    image : array, shape (rows, cols)
+        Element map, any array-API namespace, finite.
+
+    Returns
+    -------
+    rounded : array or None
+        ``round(image)`` in its namespace and dtype where the map is non-negative, at most
+        :data:`STRAY_FRACTION_MAX` of its nonzero values are not integers (at least one is not) and at least
+        :data:`STRAY_MIN_INTEGERS` of them are; else None.
+    stray : int
+        How many values were not integers (0 with None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> counts = np.random.default_rng(0).poisson(50.0, (64, 64)).astype(np.float64)
+    >>> counts[5, 5] = 47.25  # a dead pixel filled by the mean of its neighbours
+    >>> rounded, stray = round_stray_values(counts)
+    >>> float(rounded[5, 5]), stray
+    (47.0, 1)
+    >>> round_stray_values(counts * 0.37)[0] is None
+    True
+    """
+    xp = array_namespace(image)
+    if not bool(xp.all(image >= 0)):
+        return None, 0
+    rounded = xp.round(image)
+    stray = int(xp.sum(xp.astype(rounded != image, xp.int64)))
+    nonzero = int(xp.sum(xp.astype(image != 0, xp.int64)))
+    if stray == 0 or stray > STRAY_FRACTION_MAX * nonzero or nonzero - stray < STRAY_MIN_INTEGERS:
+        return None, 0
+    return rounded, stray
 
 
 @dataclass(frozen=True)
@@ -262,7 +309,9 @@ def classify_map(image):
     Notes
     -----
     A map that is not non-negative integers is ``"fitted"`` (see :func:`count_lattice_step` for one
-    that is counts divided by one number). An integer map is
+    that is counts divided by one number), unless at most 1 % of its nonzero values are not integers
+    (:func:`round_stray_values`: filled dead pixels): it is then classified rounded, and the evidence says
+    how many values were rounded. An integer map is
     ``"scaled integers"`` when either
 
     * its values sit on a lattice of spacing ≥ 2 (no two occupied values one
@@ -321,7 +370,13 @@ def classify_map(image):
     xp = array_namespace(image)
     y = as_image(image, xp=xp)
     if not _is_integer_map(y, xp=xp):
-        return MapKind("fitted", None, "fitted (not integer counts): restored in effective counts = map / gain")
+        rounded, stray = round_stray_values(y)
+        if rounded is None or not _is_integer_map(rounded, xp=xp):
+            return MapKind("fitted", None, "fitted (not integer counts): restored in effective counts = map / gain")
+        kind = classify_map(rounded)
+        return replace(kind, evidence=f"{kind.evidence}; {stray} non-integer "
+                                      f"{'value' if stray == 1 else 'values'} (at most {STRAY_FRACTION_MAX:.0%} of "
+                                      "the nonzero ones: filled or corrupted pixels) rounded")
     values = np.asarray(to_numpy(y)).astype(np.int64)
     try:
         reading = estimate_gain(y)
