@@ -62,8 +62,17 @@ def test_grains_within_ten_percent_on_a_smaller_map():
 
 @pytest.mark.parametrize("seed", _slow(0, 1, 2, 3, 4))
 def test_grains_at_sigma_10(seed):
-    # seeds 0–4 gave 0.95–1.06 × truth (seeds 1 and 4, 0.83 and 0.86 before the dip split and BIC choice)
-    est = _estimate("grains", 10.0, seed)
+    # seeds 0–4 gave 0.95–1.06 × truth (seeds 1 and 4, 0.83 and 0.86 before the dip split and BIC choice). Seed 4
+    # is flagged uncertain since the sixteenth session (a warning): its edge profiles read 6.3 px with a spread of
+    # 0.28 in ln σ, outside the spectral interval, and the stages' disagreement is said even where the mosaic fit
+    # is right
+    import warnings
+
+    from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SigmaUncertainWarning)
+        est = _estimate("grains", 10.0, seed)
     assert est.method == "mosaic-scene"
     assert est.sigma == pytest.approx(10.0, rel=0.10)
 
