@@ -71,3 +71,17 @@ def test_gain_one_on_a_map_that_is_not_integers_is_restored(counts):
     scaled = counts * 1.0001  # counts in a unit a little off, its gain given as 1
     out, info = _restore(scaled, gain=1.0)
     assert info["gain"] == 1.0 and info["iterations"] >= 1 and np.all(np.isfinite(np.asarray(out)))
+
+
+def test_the_joint_restoration_rounds_a_maps_stray_values_and_says_so(counts):
+    # the joint path had handed the unrounded stack to its cross-validated split, which refused it
+    small = counts[:96, :96]
+    filled = small.copy()
+    filled[10, 10] += 0.3
+    psf = xrfgpu.psf.gaussian(None, 3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = xrfgpu.restore_stack(np.stack([small, filled]), [psf, psf], "rl", joint=True,
+                                       background=[50.0, 50.0], return_info=True)
+    assert info["mode"] == "joint"
+    assert info["per_map"][1]["stray_values_rounded"] == 1 and "stray_values_rounded" not in info["per_map"][0]

@@ -891,8 +891,8 @@ def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
         gains.append(gain)
         maps.append(ei)
         records.append({"kind": kind, "map_kind": kind, "gain": gain, **notes})
-    if all(r["kind"] == "counts" for r in records):
-        return y, gains, records
+    if all(r["kind"] == "counts" and "stray_values_rounded" not in r for r in records):  # (a count map with a few
+        return y, gains, records                                                           # stray values is rounded)
     return xp.stack(maps, axis=0), gains, records
 
 
