@@ -112,3 +112,16 @@ def test_the_front_door_gives_the_reoriented_result(name, stored_restoration):
     exact = name in ("transpose",)
     assert abs(info_r["sigma"] / info["sigma"] - 1.0) <= (1e-9 if exact else 5e-3)
     assert np.max(np.abs(back(np.asarray(out_r)) - out)) <= (1e-9 if exact else 1e-2) * np.max(out)
+
+
+@pytest.mark.parametrize("name", ["flip rows", "transpose"])
+def test_fistas_cross_validated_count_does_not_depend_on_the_orientation(name, stored_restoration):
+    forward, back = ORIENTATIONS[name]
+    y = stored_restoration[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out, info = xrfgpu.restore(y, method="fista", return_info=True)
+        out_r, info_r = xrfgpu.restore(np.ascontiguousarray(forward(y)), method="fista", return_info=True)
+    assert info_r["iterations"] == info["iterations"]
+    exact = name == "transpose"
+    assert np.max(np.abs(back(np.asarray(out_r)) - np.asarray(out))) <= (1e-9 if exact else 1e-2) * np.max(out)
