@@ -391,7 +391,7 @@ def effective_counts(y, *, xp, gain=None, map_kind=None):
     integers = is_count_map(y)
     if not integers:  # counts with a few stray values (filled dead pixels): those rounded, as classify_map reads them
         rounded, stray = round_stray_values(y)
-        if rounded is not None and is_count_map(rounded):
+        if rounded is not None:
             y, integers = rounded, True
             notes["stray_values_rounded"] = stray
     if map_kind is not None:

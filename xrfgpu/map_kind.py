@@ -77,8 +77,9 @@ def round_stray_values(image):
     -------
     rounded : array or None
         ``round(image)`` in its namespace and dtype where the map is non-negative, at most
-        :data:`STRAY_FRACTION_MAX` of its nonzero values are not integers (at least one is not) and at least
-        :data:`STRAY_MIN_INTEGERS` of them are; else None.
+        :data:`STRAY_FRACTION_MAX` of its nonzero values are not integers (at least one is not), at least
+        :data:`STRAY_MIN_INTEGERS` of them are, and the rounded map is a count map
+        (:func:`xrfgpu._validate.is_count_map`); else None.
     stray : int
         How many values were not integers (0 with None).
 
@@ -99,7 +100,8 @@ def round_stray_values(image):
     rounded = xp.round(image)
     stray = int(xp.sum(xp.astype(rounded != image, xp.int64)))
     nonzero = int(xp.sum(xp.astype(image != 0, xp.int64)))
-    if stray == 0 or stray > STRAY_FRACTION_MAX * nonzero or nonzero - stray < STRAY_MIN_INTEGERS:
+    if (stray == 0 or stray > STRAY_FRACTION_MAX * nonzero or nonzero - stray < STRAY_MIN_INTEGERS
+            or not _is_integer_map(rounded, xp=xp)):  # (beyond the counts any map holds: not counts either)
         return None, 0
     return rounded, stray
 
@@ -371,7 +373,7 @@ def classify_map(image):
     y = as_image(image, xp=xp)
     if not _is_integer_map(y, xp=xp):
         rounded, stray = round_stray_values(y)
-        if rounded is None or not _is_integer_map(rounded, xp=xp):
+        if rounded is None:
             return MapKind("fitted", None, "fitted (not integer counts): restored in effective counts = map / gain")
         kind = classify_map(rounded)
         return replace(kind, evidence=f"{kind.evidence}; {stray} non-integer "
