@@ -15,6 +15,7 @@ import pytest
 
 import xrfgpu
 from xrfgpu.map_kind import STRAY_FRACTION_MAX, classify_map, round_stray_values
+from xrfgpu._backend import to_numpy
 from xrfgpu.phantom import observe
 
 
@@ -85,3 +86,13 @@ def test_the_joint_restoration_rounds_a_maps_stray_values_and_says_so(counts):
                                        background=[50.0, 50.0], return_info=True)
     assert info["mode"] == "joint"
     assert info["per_map"][1]["stray_values_rounded"] == 1 and "stray_values_rounded" not in info["per_map"][0]
+
+
+def test_stray_values_are_rounded_in_the_maps_own_namespace(xp, counts):
+    # the rule is array-API: on NumPy and array_api_strict the same values rounded, in the input's namespace
+    filled = counts[:64, :64].copy()
+    filled[3, 4] += 0.3
+    rounded, stray = round_stray_values(xp.asarray(filled))
+    assert stray == 1 and type(rounded) is type(xp.asarray(filled))
+    np.testing.assert_array_equal(np.asarray(to_numpy(rounded)), np.round(filled))
+    assert classify_map(xp.asarray(filled)).kind == "counts"
