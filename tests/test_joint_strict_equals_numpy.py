@@ -96,9 +96,12 @@ def _discrete(info):
     return [{k: m.get(k) for k in keys} for m in info["per_map"]]
 
 
-def _assert_same(numpy_result, strict_result, rtol=2e-5):
+def _assert_same(numpy_result, strict_result, rtol=1e-4):
     """Same record, same choices, and maps equal to ``rtol`` of each map's largest value (the maps are float32:
-    2e-5 is about 170 roundings; measured 1.6e-6–3.6e-6)."""
+    1e-4 is about 840 roundings). Measured 5.8e-7–2.5e-5 with NumPy 2.4.6 and ducc0 0.42 (Python 3.11), the
+    largest on the reweighted smooth ramp, where 20 float32 iterations of reweighting amplify the two FFT
+    libraries' roundings; the same runs in float64 agree to 1.5e-14, so the difference is rounding, not a
+    different formula (which would differ by far more than 1e-4)."""
     (a, ia), (b, ib) = numpy_result, strict_result
     assert ia["mode"] == ib["mode"]
     assert _discrete(ia) == _discrete(ib)

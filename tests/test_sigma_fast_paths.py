@@ -189,36 +189,74 @@ def _curved_valley():
     return value, gradient
 
 
-def test_minimize_bfgs_is_scipy_bfgs_bit_for_bit(monkeypatch):
-    from scipy import optimize
-
-    searches = _bfgs._lean_line_search()
-    assert searches is not None  # this environment's SciPy: the lean route is the one measured
-    second = []  # whether each call of the fallback line search found a step
-
-    def counted_wolfe2(*args, **kwargs):
-        out = searches.wolfe2(*args, **kwargs)
-        second.append(out[0] is not None)
-        return out
-
-    monkeypatch.setattr(_bfgs, "_lean_line_search", lambda: searches._replace(wolfe2=counted_wolfe2))
+def _bfgs_problems():
     value, gradient = _curved_valley()
     k2, power, weight = _ring_problem(3)
     likelihood = bs._ProfileLikelihood(k2, power, weight, 3.0, (3.0, 0.2)).at_sigma(math.log(2.5))
-    problems = [(value, gradient, np.array([-1.2, 1.0, 0.5, 2.0])), (value, gradient, np.array([3.0, -2.0, 0.0, 1.0])),
-                (likelihood.value, likelihood.gradient, np.array([2.0, 0.0, 0.0, 3.0])),
-                (likelihood.value, likelihood.gradient, np.array([8.0, -3.0, -2.0, 2.0])),
-                (lambda x: float(x[0] ** 2), lambda x: np.array([2.0 * x[0], 0.0]), np.array([1.0, 5.0]))]
-    for (fun, grad, x0), gtol in itertools.product(problems, (1e-4, 1e-10)):
+    return [(value, gradient, np.array([-1.2, 1.0, 0.5, 2.0])), (value, gradient, np.array([3.0, -2.0, 0.0, 1.0])),
+            (likelihood.value, likelihood.gradient, np.array([2.0, 0.0, 0.0, 3.0])),
+            (likelihood.value, likelihood.gradient, np.array([8.0, -3.0, -2.0, 2.0])),
+            (lambda x: float(x[0] ** 2), lambda x: np.array([2.0 * x[0], 0.0]), np.array([1.0, 5.0]))]
+
+
+def _scipy_bfgs(fun, grad, x0, gtol):
+    from scipy import optimize
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SciPy's precision-loss and line-search warnings
+        return optimize.minimize(fun, x0, jac=grad, method="BFGS", options={"gtol": gtol})
+
+
+def test_minimize_bfgs_is_scipy_bfgs_bit_for_bit():
+    assert _bfgs._lean_line_search() is not None  # this environment's SciPy: the lean route is the one measured
+    for (fun, grad, x0), gtol in itertools.product(_bfgs_problems(), (1e-4, 1e-10)):
         x, f = _bfgs.minimize_bfgs(fun, grad, x0, gtol=gtol)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SciPy's precision-loss and line-search warnings
-            reference = optimize.minimize(fun, x0, jac=grad, method="BFGS", options={"gtol": gtol})
+        reference = _scipy_bfgs(fun, grad, x0, gtol)
         assert x.tobytes() == reference.x.tobytes()
         assert f == reference.fun
-    # both ends of SciPy's line search were reached: DCSRCH failing with the fallback finding a step, and
-    # both failing (BFGS then stops, "precision loss")
-    assert any(second) and not all(second)
+
+
+def test_minimize_bfgs_takes_scipys_fallbacks_bit_for_bit(monkeypatch):
+    """Both ends of SciPy's line search, reached on purpose in both codes: DCSRCH failing with the fallback
+    finding a step, and both failing (BFGS then stops, "precision loss"). Whether the problems above reach them
+    by themselves depends on the NumPy and SciPy builds, so DCSRCH's answer is set aside at the same calls of
+    both codes (every third), and the fallback's at its fourth call."""
+    from scipy.optimize import _linesearch, _optimize
+
+    searches = _bfgs._lean_line_search()
+    assert searches is not None
+    calls = {"wolfe1": 0, "wolfe2": 0}
+    found = []  # whether each call of the fallback found a step
+
+    def failing_wolfe1(*args, **kwargs):
+        stp, phi1, phi0 = searches.wolfe1(*args, **kwargs)
+        calls["wolfe1"] += 1
+        return (None, phi1, phi0) if calls["wolfe1"] % 3 == 0 else (stp, phi1, phi0)
+
+    def failing_wolfe2(value, gradient, x, direction, g, f, f_before, **kwargs):
+        out = searches.wolfe2(value, gradient, x, direction, g, f, f_before, **kwargs)
+        calls["wolfe2"] += 1
+        if calls["wolfe2"] == 4:
+            out = (None, out[1], out[2], None, f, None)
+        found.append(out[0] is not None)
+        return out
+
+    monkeypatch.setattr(_linesearch, "scalar_search_wolfe1", failing_wolfe1)
+    monkeypatch.setattr(_optimize, "line_search_wolfe2", failing_wolfe2)
+    monkeypatch.setattr(_bfgs, "_lean_line_search",
+                        lambda: searches._replace(wolfe1=failing_wolfe1, wolfe2=failing_wolfe2))
+    for fun, grad, x0 in _bfgs_problems()[:2]:
+        calls.update(wolfe1=0, wolfe2=0)
+        x, f = _bfgs.minimize_bfgs(fun, grad, x0, gtol=1e-10)
+        ours = list(found)
+        found.clear()
+        calls.update(wolfe1=0, wolfe2=0)
+        reference = _scipy_bfgs(fun, grad, x0, 1e-10)
+        assert found == ours  # the same fallbacks at the same calls
+        assert x.tobytes() == reference.x.tobytes()
+        assert f == reference.fun
+        assert any(ours) and not all(ours)
+        found.clear()
 
 
 def test_minimize_bfgs_without_the_private_line_searches_calls_minimize(monkeypatch):

@@ -191,7 +191,7 @@ def chart(pixel_size_um=5.0, groups=range(2, 8), oversample=1, *, margin_um=250.
     --------
     >>> from xrfgpu import usaf
     >>> c = usaf.chart(5.0, groups=range(4, 6))
-    >>> c.image.max() <= 1.0, len(c.blocks)
+    >>> bool(c.image.max() <= 1.0), len(c.blocks)
     (True, 24)
     """
     pixel = float(pixel_size_um)
