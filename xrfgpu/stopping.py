@@ -825,10 +825,11 @@ def fista_cv_iterations(image, psf, *, background=0.0, lam=None, max_iter=FISTA_
         r = predicted - held
         if weights is not None:
             r = r * weights
-        errors.append(float(xp.sum(r * r)))
+        errors.append(xp.sum(r * r))  # stays on the array's device: no host wait per iteration
 
     run_proximal_gradient(pb, lam=lam, num_iter=max_iter, nonneg=nonneg, momentum=True, callback=watch)
-    held_out = np.asarray(errors)
+    held_out = np.asarray(to_numpy(xp.stack(errors)), dtype=np.float64)  # one copy to the host, at the end
+    errors = [float(e) for e in held_out]
     lowest = float(held_out.min())
     within = held_out <= lowest + drop_tolerance * (held_out[0] - lowest)
     return int(np.argmax(within)) + 1, errors
