@@ -304,7 +304,8 @@ def test_counts_divided_by_one_number_keep_the_count_background_rule():
     assert count_lattice_step(per_i0, 1 / 1.3) == pytest.approx(1 / 1.3, rel=1e-6)
     out, info = xrfgpu.restore(per_i0, sigma=2.0, return_info=True)
     assert info["background"] * 1.3 == pytest.approx(10.0, rel=0.15)
-    assert "counts divided by one number" in info["background_source"]
+    assert "counts divided by one number" in info["map_kind"]  # restored as its counts, a count map's background
+    assert info["gain"] == pytest.approx(1 / 1.3, rel=1e-6)
     raw_error = np.sqrt(np.mean((counts - 10.0 - blurred) ** 2))
     assert np.sqrt(np.mean((np.asarray(out) * 1.3 - truth) ** 2)) < raw_error * 3  # bounded, flux kept
     assert np.sum(out) * 1.3 == pytest.approx(truth.sum(), rel=0.1)

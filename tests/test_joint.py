@@ -692,9 +692,9 @@ def test_a_fitted_stack_is_restored_as_its_counts_times_the_scale(xp, disks_scen
     weak, ref_weak = info["per_map"][1], ref_info["per_map"][1]
     assert weak["weight_how"] == ref_weak["weight_how"] == "cross-validation"
     assert weak["weight"] == ref_weak["weight"] == 0.1 and weak["iterations"] == ref_weak["iterations"] == 12
-    for k in range(2):  # the gain measured on Poisson counts × c is c (flat blocks' variance / mean)
-        assert info["per_map"][k]["kind"].startswith("fitted")
-        assert info["per_map"][k]["gain"] == pytest.approx(FIT_GAIN[k], rel=0.1)
+    for k in range(2):  # Poisson counts × c keep the photons' lattice: c is found exactly, the counts restored
+        assert info["per_map"][k]["kind"].startswith("counts divided by one number")
+        assert info["per_map"][k]["gain"] == pytest.approx(FIT_GAIN[k], rel=1e-6)
         assert info["per_map"][k]["background"] == pytest.approx(FIT_BG[k] * FIT_GAIN[k], rel=1e-6)
     json.dumps(info)
     # the command line measures each map's gain once and passes it on (gain=): with the true gains the
@@ -774,7 +774,8 @@ def test_a_fitted_map_whose_gain_cannot_be_measured_keeps_the_fixed_weight(xp, s
     assert "gain not measurable" in weak["kind"] and weak["gain"] is None and "gain_error" in weak
     assert weak["weight"] == 0.03 and "could not be measured" in weak["weight_how"] and weak["iterations"] == 30
     assert np.allclose(to_numpy(out)[1], 0.37, rtol=1e-3)
-    assert info["per_map"][0]["kind"].startswith("fitted") and info["per_map"][0]["stop"] == "cv"
+    assert info["per_map"][0]["kind"].startswith("counts divided by one number")  # counts × c: its lattice
+    assert info["per_map"][0]["stop"] == "cv"
 
 
 def test_a_negative_fitted_value_is_clipped_and_recorded(xp, shared_scene):

@@ -255,7 +255,9 @@ def test_the_joint_record_names_the_kind_map_kind_as_the_front_door_does(tmp_pat
         assert entry["map_kind"] == entry["kind"]
         alone = restore(image, sigma=1.0, num_iter=1, return_info=True)[1]["map_kind"]
         assert entry["map_kind"].split()[0].strip(":") == alone.split()[0]  # counts / fitted, as restore says
-    assert info["per_map"][0]["map_kind"] == "counts" and info["per_map"][1]["map_kind"].startswith("fitted")
+    # counts × 1e-3 keep the photons' lattice: restored as counts divided by one number, in effective counts
+    assert info["per_map"][0]["map_kind"] == "counts"
+    assert info["per_map"][1]["map_kind"].startswith("counts divided by one number")
     # the command line's --joint record, per element
     monkeypatch.chdir(tmp_path)
     Path("maps").mkdir()
@@ -266,7 +268,7 @@ def test_the_joint_record_names_the_kind_map_kind_as_the_front_door_does(tmp_pat
     per_element = json.loads(Path("joint.npz.json").read_text())["xrfgpu"]["provenance"]["parameters"]["per_element"]
     assert per_element["Fe_K"]["map_kind"] == per_element["Fe_K"]["kind"] == "counts"
     assert per_element["Cr_K"]["map_kind"] == per_element["Cr_K"]["kind"]
-    assert per_element["Cr_K"]["map_kind"].startswith("fitted")
+    assert per_element["Cr_K"]["map_kind"].startswith("counts divided by one number")
 
 
 # --------------------------------------------------------------------------- 5. each map classified once

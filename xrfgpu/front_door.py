@@ -424,6 +424,9 @@ def effective_counts(y, *, xp, gain=None, map_kind=None):
             raise ValueError(f"image has no positive value ({which}): nothing to restore")
     if gain is not None:
         notes["gain_note"] = "given (gain=), not measured again"
+        lattice = _on_count_lattice(y, gain, xp=xp, notes=notes, given=True)
+        if lattice is not None:
+            return lattice
         notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
         return y / gain, gain, notes
     try:
@@ -442,8 +445,33 @@ def effective_counts(y, *, xp, gain=None, map_kind=None):
             raise GainNotMeasurableError(f"image is constant (every pixel {high:g}): there is nothing to restore")
         raise GainNotMeasurableError("could not measure the map's noise (effective Poisson gain); pass a count map, "
                                      "or the map's gain (map units per count) as gain=")
+    lattice = _on_count_lattice(y, gain, xp=xp, notes=notes)
+    if lattice is not None:
+        return lattice
     notes["map_kind"] = "fitted (not integer counts): restored in effective counts = map / gain"
     return y / gain, gain, notes
+
+
+def _on_count_lattice(y, gain, *, xp, notes, given=False):
+    """``(counts, step, notes)`` for a map of counts divided by one number, else None.
+
+    A ``given`` gain is kept: the map is rounded to counts only where the lattice's step is that gain
+    (to 1e-6; the command line passes on the step its first look found), else None.
+
+    Such a map (counts per second at a fixed dwell, per I0 read once, a count map ×0.5 or /1000) keeps its
+    photons' lattice ``step × n`` (:func:`xrfgpu.map_kind.count_lattice_step`, which also asks that ``gain``,
+    the photon-transfer gain measured or given, agree with the step). Its counts are then ``round(y / step)``
+    exactly: the measured gain reads a few % off the step (0.489 for ×0.5), and ``y / gain`` would be
+    neither the counts nor integers (σ 2.7 % off, and a different iteration count, on a map that is only
+    its counts in other units).
+    """
+    step = count_lattice_step(y, gain)
+    if step is None or (given and abs(step - gain) > 1e-6 * gain):
+        return None
+    notes["map_kind"] = (f"counts divided by one number (its values on the photons' lattice of step {step:.6g}): "
+                         f"restored in counts = round(map / {step:.6g})")
+    notes["count_lattice_step"] = step
+    return xp.round(y / step), step, notes
 
 
 def _check_map_kind(map_kind, integers):
@@ -691,7 +719,9 @@ def _background_in_counts(background, y, gain, *, xp, fitted=False):
                 if count_lattice_step(y, 1.0) is None:
                     return 0.0, (f"0: a fitted map with no element-free area (its lowest local mean lies "
                                  f"{depth:.1f} noise spreads below its median, within the {allowance:.1f} of noise "
-                                 "alone), whose continuum the spectrum fit has already removed")
+                                 "alone), whose continuum the spectrum fit has already removed; a map that still "
+                                 "holds its background (counts corrected pixel by pixel for dead time or I0, not "
+                                 "fitted) cannot be told from it by its values: pass background= for such a map")
                 note = ("; the map is counts divided by one number (its values on the photons' lattice), whose "
                         "background no spectrum fit removed, so it is estimated as a count map's")
         window = 5  # estimate_background's default window
