@@ -61,3 +61,17 @@ def test_default_shape_holds_four_sigma():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         psf.gaussian(11, **kwargs)
+
+
+def test_axis_variances_are_the_kernels_second_moments():
+    # analytic: a box of side n has variance (n² − 1) / 12 along each axis; a Gaussian of σx (columns), σy
+    # (rows) truncated at ±4σ keeps σ² to about 3e-3
+    from xrfgpu.psf._gaussian import axis_variances
+
+    box = np.zeros((9, 7))
+    box[2:7, 1:4] = 1.0  # 5 rows, 3 columns, off centre
+    assert axis_variances(box) == pytest.approx(((25 - 1) / 12, (9 - 1) / 12), rel=1e-12)
+    var_r, var_c = axis_variances(psf.gaussian(None, 2.0, 3.0))
+    assert var_c == pytest.approx(4.0, rel=3e-3) and var_r == pytest.approx(9.0, rel=3e-3)
+    assert axis_variances(box[None]) == axis_variances(box)
+    assert axis_variances(np.zeros((5, 5))) is None and axis_variances(np.ones(5)) is None

@@ -196,19 +196,12 @@ def _moment_extent(psf):
     halo rule's Gaussians had (measured with ±4σ supports). A 5 × 5 box (σ 1.41 px) reads 13, not 5: tiled
     with the 5-px rule it came out 8.2e-3 of the maximum from the whole map (RL, 30 iterations), FISTA 2.5e-2
     (helper 75, sixteenth session)."""
-    h = np.asarray(to_numpy(psf), dtype=np.float64)
-    h = h.reshape(h.shape[-2:]) if h.ndim > 2 and h.shape[0] == 1 else h
-    if h.ndim != 2:
+    from .psf._gaussian import axis_variances
+
+    variances = axis_variances(psf)
+    if variances is None:
         return 0
-    total = float(h.sum())
-    if not total > 0:
-        return 0
-    rows = np.arange(h.shape[0]) - (h.shape[0] - 1) / 2.0
-    cols = np.arange(h.shape[1]) - (h.shape[1] - 1) / 2.0
-    weights_r, weights_c = h.sum(axis=1) / total, h.sum(axis=0) / total
-    mean_r, mean_c = float(weights_r @ rows), float(weights_c @ cols)
-    var_r = float(weights_r @ (rows - mean_r) ** 2)
-    var_c = float(weights_c @ (cols - mean_c) ** 2)
+    var_r, var_c = variances
     sigma = math.sqrt(max(var_r, var_c, 0.0))
     return 2 * math.ceil(4.0 * sigma) + 1
 

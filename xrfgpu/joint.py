@@ -898,11 +898,10 @@ def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
 
 def _psf_width(h):
     """RMS radius of a PSF (pixels), from its second moments on the host."""
-    a = np.asarray(to_numpy(h), dtype=np.float64)
-    a = a / a.sum()
-    r, c = np.mgrid[: a.shape[0], : a.shape[1]]
-    mr, mc = (a * r).sum(), (a * c).sum()
-    return math.sqrt(float((a * ((r - mr) ** 2 + (c - mc) ** 2)).sum()) / 2.0)
+    from .psf._gaussian import axis_variances
+
+    var_r, var_c = axis_variances(h)
+    return math.sqrt((var_r + var_c) / 2.0)
 
 
 def _as_stack(stack):

@@ -225,3 +225,28 @@ def gaussian_for_map(sigma, image_shape, *, sigma_v=None, rho=0.0, xp=None, devi
     if side > largest:
         side = largest - 1 + largest % 2
     return gaussian((side, side), s, xp=xp, device=device, dtype=dtype)
+
+
+def axis_variances(psf):
+    """Second central moments of a 2-D kernel along its rows and its columns, px²: ``(var_rows, var_cols)``.
+
+    Read on the host from the kernel's two marginals, about their centroid (a Gaussian of σu, σv, ρ = 0 gives
+    σv², σu²; a box of side n gives (n² − 1) / 12). A kernel that is not 2-D (after dropping a leading axis of
+    one) or does not sum to a positive number gives None. Used where a kernel's width stands in for a
+    Gaussian's: the tile halo (:mod:`xrfgpu.dask`) and the joint restoration's guide and gate (:mod:`xrfgpu.joint`).
+    """
+    from .._backend import to_numpy
+
+    h = np.asarray(to_numpy(psf), dtype=np.float64)
+    h = h.reshape(h.shape[-2:]) if h.ndim > 2 and h.shape[0] == 1 else h
+    if h.ndim != 2:
+        return None
+    total = float(h.sum())
+    if not total > 0:
+        return None
+    rows = np.arange(h.shape[0], dtype=np.float64)
+    cols = np.arange(h.shape[1], dtype=np.float64)
+    weights_r, weights_c = h.sum(axis=1) / total, h.sum(axis=0) / total
+    mean_r, mean_c = float(weights_r @ rows), float(weights_c @ cols)
+    return float(weights_r @ (rows - mean_r) ** 2), float(weights_c @ (cols - mean_c) ** 2)
+
