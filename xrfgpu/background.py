@@ -157,7 +157,10 @@ def estimate_background(image, *, window=5, quantile=0.02, poisson=True):
     ``b = q + z √b / window`` (two fixed-point steps).
 
     Nor is it above the lowest local mean of the map: the smallest
-    ``window × window`` box mean plus √(2 ln n) σ_s, n the number of
+    ``window × window`` box mean at least one box inside the map's border
+    (a scan's first and last lines, where the beam settles or a last line
+    was left unfinished, are least like the rest; a map under three boxes a
+    side keeps every box) plus √(2 ln n) σ_s, n the number of
     pixels, the depth by which the lowest of n independent box means of a
     flat Poisson map can fall below its mean (the boxes overlap, so they are
     fewer independent ones and this allowance errs high; with n / window²
@@ -230,7 +233,8 @@ def element_free_depth(image, *, window=5):
     Returns
     -------
     depth : float
-        ``(median − lowest)`` of the ``window × window`` box means, in noise
+        ``(median − lowest)`` of the ``window × window`` box means (the lowest
+        read at least one box inside the border, as :func:`estimate_background` does), in noise
         spreads of one box mean of a flat Poisson map at the median level,
         ``√median / window``.
     allowance : float
