@@ -455,15 +455,15 @@ def effective_counts(y, *, xp, gain=None, map_kind=None):
 def _on_count_lattice(y, gain, *, xp, notes, given=False):
     """``(counts, step, notes)`` for a map of counts divided by one number, else None.
 
-    A ``given`` gain is kept: the map is rounded to counts only where the lattice's step is that gain
-    (to 1e-6; the command line passes on the step its first look found), else None.
-
     Such a map (counts per second at a fixed dwell, per I0 read once, a count map ×0.5 or /1000) keeps its
     photons' lattice ``step × n`` (:func:`xrfgpu.map_kind.count_lattice_step`, which also asks that ``gain``,
     the photon-transfer gain measured or given, agree with the step). Its counts are then ``round(y / step)``
     exactly: the measured gain reads a few % off the step (0.489 for ×0.5), and ``y / gain`` would be
     neither the counts nor integers (σ 2.7 % off, and a different iteration count, on a map that is only
     its counts in other units).
+
+    A ``given`` gain is kept: the map is rounded to counts only where the lattice's step is that gain
+    (to 1e-6; the command line passes on the step its first look found), else None.
     """
     step = count_lattice_step(y, gain)
     if step is None or (given and abs(step - gain) > 1e-6 * gain):

@@ -249,4 +249,3 @@ def axis_variances(psf):
     weights_r, weights_c = h.sum(axis=1) / total, h.sum(axis=0) / total
     mean_r, mean_c = float(weights_r @ rows), float(weights_c @ cols)
     return float(weights_r @ (rows - mean_r) ** 2), float(weights_c @ (cols - mean_c) ** 2)
-
