@@ -487,6 +487,15 @@ def _check_map_kind(map_kind, integers):
                          "classify_map's answer for this same map, or None")
 
 
+def _counts_for_split(y, *, mask, gain):
+    """Effective counts ``y`` as the cross-validation's Poisson split takes them: integers as they are, a fitted
+    map's effective counts rounded (a fitted map given gain=1 included: it is not integers either), refused
+    beyond the counts a split can take (:func:`xrfgpu.stopping.refuse_counts_beyond_split`)."""
+    split_map = y if is_count_map(y) else array_namespace(y).round(y)
+    refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
+    return split_map
+
+
 def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", goal=DEFAULT_GOAL,
                        sigma_estimated=False, accelerate=True, record=None, **rl_options):
     """The front door's Richardson–Lucy iteration count: ``(iterations, cross-validated count or None)``.
@@ -531,11 +540,7 @@ def rl_iteration_count(y, h, *, background, gain=1.0, num_iter=None, rule="cv", 
         return int(num_iter if num_iter is not None else 30), None
     if rule != "cv":
         raise ValueError(f"rule must be 'cv' or 'fixed', got {rule!r}")
-    xp = array_namespace(y)
-    # the split needs integer counts: effective counts of a fitted map are rounded for it (a fitted map given
-    # gain=1 included: it is not integers either)
-    split_map = y if is_count_map(y) else xp.round(y)
-    refuse_counts_beyond_split(split_map, weights=rl_options.get("mask"), gain=gain)
+    split_map = _counts_for_split(y, mask=rl_options.get("mask"), gain=gain)
     if record is not None:  # the split drawn, for the record (the functions' own defaults: none is passed)
         drawn = inspect.signature(cv_iterations if iteration_scale == 1.0 else cv_stop).parameters
         record.update(cv_split_seed=drawn["seed"].default, cv_holdout_fraction=drawn["holdout"].default,
@@ -570,9 +575,7 @@ def fista_iteration_count(y, h, *, background, gain=1.0, lam=None, nonneg=True, 
     """
     from .stopping import FISTA_CV_MAX_ITER, fista_cv_iterations
 
-    xp = array_namespace(y)
-    split_map = y if is_count_map(y) else xp.round(y)
-    refuse_counts_beyond_split(split_map, weights=mask, gain=gain)
+    split_map = _counts_for_split(y, mask=mask, gain=gain)
     cap = int(num_iter) if num_iter is not None else FISTA_CV_MAX_ITER
     count, _ = fista_cv_iterations(split_map, h, background=background, lam=lam, nonneg=nonneg, mask=mask,
                                    max_iter=cap)

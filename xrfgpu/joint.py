@@ -891,8 +891,9 @@ def _effective_stack(y, *, xp, gains_given=None, map_kinds=None):
         gains.append(gain)
         maps.append(ei)
         records.append({"kind": kind, "map_kind": kind, "gain": gain, **notes})
-    if all(r["kind"] == "counts" and "stray_values_rounded" not in r for r in records):  # (a count map with a few
-        return y, gains, records                                                           # stray values is rounded)
+    # count maps come back as they are (a count map with a few stray values is rounded, so it is restacked)
+    if all(r["kind"] == "counts" and "stray_values_rounded" not in r for r in records):
+        return y, gains, records
     return xp.stack(maps, axis=0), gains, records
 
 

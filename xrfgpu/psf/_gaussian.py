@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .._backend import to_numpy
 from .._validate import MAX_PSF_SIDE, check_allocation, check_float_dtype
 
 __all__ = [
@@ -235,8 +236,6 @@ def axis_variances(psf):
     one) or does not sum to a positive number gives None. Used where a kernel's width stands in for a
     Gaussian's: the tile halo (:mod:`xrfgpu.dask`) and the joint restoration's guide and gate (:mod:`xrfgpu.joint`).
     """
-    from .._backend import to_numpy
-
     h = np.asarray(to_numpy(psf), dtype=np.float64)
     h = h.reshape(h.shape[-2:]) if h.ndim > 2 and h.shape[0] == 1 else h
     if h.ndim != 2:
