@@ -733,6 +733,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     array restored with instead of ``sigma_px`` (the ellipse of a given σ on pixels that are not square).
     """
     from .front_door import restore
+    from .lost_lines import LostScanLinesWarning
 
     kwargs = {}
     if method == "wiener" and options.get("balance") is not None:
@@ -749,7 +750,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     sigma = None if method in ("blind", "blind-rl") or psf is not None else sigma_px
     if psf is not None and method not in ("blind", "blind-rl"):
         kwargs["psf"] = psf
-    with _sigma_warnings() as sigma_messages:
+    with _sigma_warnings() as sigma_messages, _collected_warnings(LostScanLinesWarning):  # said by _missing_pixels
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
@@ -809,9 +810,12 @@ def _method_defaults(method):
 
 
 def _missing_pixels(image, mask_path, what, *, method):
-    """``(image, weights or None)``: NaN pixels and the ``--mask`` file's zeros are missing data.
+    """``(image, weights or None, lost lines)``: NaN pixels and the ``--mask`` file's zeros are missing data.
 
-    Missing pixels get their nearest measured pixel
+    Without ``--mask``, whole lines of zeros beside lines with no zero are lost scan lines
+    (:func:`xrfgpu.lost_lines.find_lost_lines`, as :func:`xrfgpu.restore` reads them) and missing too, except
+    for the blind methods, which take no missing pixels and restore them as data; the third item is the
+    :class:`xrfgpu.lost_lines.LostLines` found (false when none). Missing pixels get their nearest measured pixel
     (:func:`xrfgpu.front_door.filled_for_estimators`), which only the gain,
     background and σ estimators see: the solvers leave them out through the
     weights (``mask=`` of :func:`xrfgpu.restore`).
@@ -819,6 +823,7 @@ def _missing_pixels(image, mask_path, what, *, method):
     import array_api_compat.numpy as xnp  # its asarray takes device= on NumPy 1.x too
 
     from .io import MapFileError
+    from .lost_lines import LostLines, find_lost_lines, without_lost_lines
 
     if np.iscomplexobj(image):
         raise MapFileError(f"{what} is complex ({image.dtype}); element maps are real numbers")
@@ -840,8 +845,14 @@ def _missing_pixels(image, mask_path, what, *, method):
             raise MapFileError(f"{what} contains infinite values at pixels not marked missing; mark them with "
                                "--mask (weight 0) or as NaN")
         missing = missing | infinite
+    lost = LostLines()
+    if mask_path is None:  # a mask given says which pixels are missing
+        lost = find_lost_lines(np.where(missing, 0.0, image), None if not missing.any() else (~missing).astype(float),
+                               xp=xnp)
+        if lost and method in ("rl", "fista", "wiener", "tikhonov"):
+            weights = np.asarray(without_lost_lines(None, lost, image.shape, xp=xnp, like=np.zeros(1)))
     if weights is None and not missing.any():
-        return image, None
+        return image, None, lost
     if method not in ("rl", "fista", "wiener", "tikhonov"):
         raise MapFileError(f"{what} has missing pixels (NaN, --mask, or a --normalize scaler ≤ 0): rl, fista, "
                            "wiener and tikhonov restore them, with --tile too")
@@ -850,7 +861,13 @@ def _missing_pixels(image, mask_path, what, *, method):
         raise MapFileError(f"{what}: every pixel is missing (NaN or mask 0)")
     filled = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=True)
     filled = np.asarray(filled_for_estimators(filled, weights, xp=xnp))
-    return filled, weights.astype(np.float32)
+    return filled, weights.astype(np.float32), lost
+
+
+def _lost_lines_record(lost, method):
+    """The per-element record of a map's lost scan lines, as :func:`xrfgpu.restore`'s ``info`` has it."""
+    return {"lost_scan_lines": lost.record(),
+            "lost_scan_lines_read_as": "data" if method in ("blind", "blind-rl") else "missing"}
 
 
 def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False,
@@ -1444,6 +1461,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
+    lost_lines = {}  # map name → its lost scan lines' record (xrfgpu.lost_lines)
     sigma_keys_used = set()
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         if name in constant_maps:
@@ -1458,8 +1476,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         click.get_current_context().meta["xrfgpu.current_map"] = (input_path, name)  # named in errors
         t0 = time.perf_counter()
         image = np.asarray(image)
-        image, options["mask"] = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
-                                                 method=method)
+        image, options["mask"], lost = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
+                                                       method=method)
+        if lost:
+            lost_lines[name] = _lost_lines_record(lost, method)
+            _warn(quiet, lost.message(name, method=method, mask_option="--mask"))
         image = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=False)
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
@@ -1630,6 +1651,8 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute,
                                                              quiet)
         timings["joint_restoration"] = round(time.perf_counter() - t0, 4)  # all maps together, once
+    for name, record in lost_lines.items():  # the whole map, the tiles and the joint run alike
+        per_element[name].update(record)
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:
             _warn(quiet, f"--psf-sigma entry {key!r} matches none of the restored maps ({', '.join(selected.names)})")

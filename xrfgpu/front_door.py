@@ -26,10 +26,10 @@ obtained.
 from __future__ import annotations
 
 import dataclasses
-
 import inspect
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -751,8 +751,6 @@ def _estimate_sigma(y, b, *, strict, elongation=False, weights=None):
     With ``weights`` (0 at missing pixels; ``y`` holds them filled) σ is read where
     :func:`sigma_region` says, and ``details["region"]`` says where (absent: the whole map).
     """
-    import warnings
-
     from .psf import estimate_sigma
     from .psf.blind_sigma import SigmaUncertainWarning
 
@@ -788,6 +786,26 @@ def _one_number(value, name, unit):
             f"{name} must be one number of {unit} (the σ of an isotropic Gaussian), got {value!r}; for an "
             "elliptical or measured PSF pass psf= (e.g. xrfgpu.psf.gaussian(None, sigma_u, sigma_v, rho))"
         ) from None
+
+
+def _read_lost_lines(y, weights, *, method, info, xp):
+    """``weights`` with the map's lost scan lines set to 0 (:mod:`xrfgpu.lost_lines`), warned and recorded.
+
+    ``info["lost_scan_lines"]`` lists the lines. The blind methods take no missing pixels: they restore the
+    lines as the zeros they hold, and ``info["lost_scan_lines_read_as"]`` says ``"data"`` (else ``"missing"``).
+    """
+    from .lost_lines import LostScanLinesWarning, find_lost_lines, without_lost_lines
+
+    lost = find_lost_lines(y, weights, xp=xp)
+    if not lost:
+        return weights
+    info["lost_scan_lines"] = lost.record()
+    blind = method in ("blind", "blind-rl")
+    info["lost_scan_lines_read_as"] = "data" if blind else "missing"
+    warnings.warn(lost.message(method=method), LostScanLinesWarning, stacklevel=3)
+    if blind:
+        return weights
+    return without_lost_lines(weights, lost, tuple(y.shape), xp=xp, like=y)
 
 
 def _check_method_options(method, kwargs):
@@ -933,7 +951,9 @@ def restore(
         ``flux_ratio`` (Σ restored
         / Σ (map − background), RL), ``seconds`` (time per stage: gain,
         background, sigma, stop, restore); ``missing_pixels`` (their count, when any are
-        masked, NaN or weight 0) and ``negative_fraction_clipped`` (a fitted map's share of
+        masked, NaN, weight 0 or on a lost scan line), ``lost_scan_lines`` (``{"rows": [...],
+        "columns": [...]}``, see Warns) with ``lost_scan_lines_read_as`` (``"missing"``, or ``"data"`` for
+        the blind methods) and ``negative_fraction_clipped`` (a fitted map's share of
         values below 0, set to 0), when they occur. With ``method="blind"``, whose restoration
         is not held non-negative: ``negative_fraction_restored`` (the share of restored
         pixels below 0) and ``restored_min`` (the lowest restored value, map units).
@@ -956,6 +976,12 @@ def restore(
     SigmaUncertainWarning
         The σ estimated from the map is uncertain (see
         :func:`xrfgpu.psf.estimate_sigma`).
+    xrfgpu.lost_lines.LostScanLinesWarning
+        Without ``mask=``, whole rows or columns of zeros beside lines with no zero, which counts
+        cannot give, were found (:func:`xrfgpu.lost_lines.find_lost_lines`): they are read as missing
+        pixels, not as zero concentration (the blind methods, which take no missing pixels, restore them
+        as data). A given ``mask=`` is the whole statement of which pixels are missing: nothing is looked
+        for then.
 
     Notes
     -----
@@ -1066,8 +1092,11 @@ def restore(
     xp = array_namespace(np.ma.getdata(image) if isinstance(image, np.ma.MaskedArray) else image)
     # missing pixels (masked entries, NaN, mask= zeros) are left out by the solvers' weights; the
     # estimators (gain, background, σ) see them filled with their nearest measured pixel
-    y, weights = as_image_with_weights(image, kwargs.pop("mask", None), xp=xp)
+    given_mask = kwargs.pop("mask", None)
+    y, weights = as_image_with_weights(image, given_mask, xp=xp)
     info = {"method": method, "goal": goal}
+    if given_mask is None:  # a mask given says which pixels are missing; otherwise whole lines of zeros are looked for
+        weights = _read_lost_lines(y, weights, method=method, info=info, xp=xp)
     if weights is not None:
         if method in ("blind", "blind-rl"):
             raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "

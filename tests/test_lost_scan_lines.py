@@ -1,0 +1,173 @@
+"""Lost scan lines stored as 0 are missing pixels, not zero concentration (:mod:`xrfgpu.lost_lines`).
+
+The reference is the same map with the lost line marked NaN, which every
+path already reads as missing: a whole row of zeros between rows with no
+zero must give the same restoration, background and iteration count, in
+the library and on the command line, whole map and tiles alike. Maps whose
+zeros are real (low counts, a clipped fitted map) must not change.
+"""
+
+import json
+import warnings
+
+import array_api_strict
+import h5py
+import numpy as np
+import pytest
+
+import xrfgpu
+from xrfgpu import phantom
+from xrfgpu.cli import main
+from xrfgpu.lost_lines import MIN_LINE_PX, LostScanLinesWarning, find_lost_lines
+from xrfgpu.psf import gaussian
+
+
+@pytest.fixture(scope="module")
+def count_map():
+    """A blurred grain map at background 110 counts: no pixel is 0."""
+    h = gaussian(None, 2.5)
+    scene = phantom.grains_and_veins((100, 104), seed=7)
+    blurred, _ = phantom.blurred_window(scene, h, (72, 76))
+    return np.random.default_rng(11).poisson(400.0 * blurred + 110.0).astype(np.float64)
+
+
+@pytest.mark.parametrize("xp", [np, array_api_strict], ids=["numpy", "strict"])
+def test_interior_rows_columns_and_a_frame_are_found(count_map, xp):
+    y = count_map.copy()
+    y[30] = 0.0
+    y[:, 50:52] = 0.0
+    assert find_lost_lines(xp.asarray(y), xp=xp).record() == {"rows": [30], "columns": [50, 51]}
+    framed = count_map.copy()  # padded onto a larger canvas: the corners' zeros are the other axis's lines
+    framed[:3], framed[-2:], framed[:, :4], framed[:, -1] = 0.0, 0.0, 0.0, 0.0
+    found = find_lost_lines(xp.asarray(framed), xp=xp)
+    assert found.record() == {"rows": [0, 1, 2, 70, 71], "columns": [0, 1, 2, 3, 75]}
+    assert found.words() == "rows 0–2, 70–71 and columns 0–3, 75"
+
+
+def test_zeros_that_counts_can_give_are_kept():
+    rng = np.random.default_rng(3)
+    sparse = rng.poisson(0.8, (64, 64)).astype(float)  # low counts: every line holds zeros
+    sparse[10] = 0.0
+    assert not find_lost_lines(sparse, xp=np)
+    short = rng.poisson(200.0, (40, MIN_LINE_PX - 1)).astype(float)  # lines too short to be impossible
+    short[5] = 0.0
+    assert not find_lost_lines(short, xp=np)
+    # a fitted map clipped at 0 where the element ends: the edge of the zero region holds zeros
+    rows = np.arange(96)[:, None]
+    signal = np.clip((rows - 40.0) / 10.0, 0.0, None) * np.ones((1, 80))
+    fitted = np.clip(signal + rng.normal(0.0, 0.3, signal.shape), 0.0, None)
+    fitted[:20] = 0.0  # no element in the first rows: whole lines of zeros, beside lines with zeros
+    assert (fitted[:20] == 0).all() and not find_lost_lines(fitted, xp=np)
+
+
+def test_a_line_beside_missing_pixels_is_judged_on_the_measured_ones(count_map):
+    y = count_map.copy()
+    y[20] = 0.0
+    weights = np.ones(y.shape)
+    weights[21, :70] = 0.0  # the next line mostly lost as NaN: too few measured pixels to be evidence
+    assert not find_lost_lines(y, weights, xp=np)
+    weights[21, :40] = 0.0
+    weights[21, 40:] = 1.0
+    assert find_lost_lines(y, weights, xp=np).rows == (20,)
+
+
+def _restored(image, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, info = xrfgpu.restore(image, return_info=True, **kwargs)
+    return np.asarray(out), info, [w for w in caught if issubclass(w.category, LostScanLinesWarning)]
+
+
+@pytest.mark.parametrize("method", ["rl", "fista"])
+def test_restore_reads_a_zero_row_as_the_same_row_marked_nan(count_map, method):
+    zero_row, nan_row = count_map.copy(), count_map.copy()
+    zero_row[36], nan_row[36] = 0.0, np.nan
+    out_zero, info_zero, said = _restored(zero_row, sigma=2.5, method=method)
+    out_nan, info_nan, _ = _restored(nan_row, sigma=2.5, method=method)
+    assert len(said) == 1 and "row 36" in str(said[0].message)
+    assert info_zero["lost_scan_lines"] == {"rows": [36], "columns": []}
+    assert info_zero["lost_scan_lines_read_as"] == "missing" and info_zero["missing_pixels"] == 76
+    assert info_zero["background"] == info_nan["background"]
+    assert info_zero["iterations"] == info_nan["iterations"]
+    np.testing.assert_allclose(out_zero, out_nan, rtol=0, atol=1e-5 * out_nan.max())
+    # the lost row is restored from its neighbours, not left as a trench
+    assert out_zero[36].mean() > 0.5 * 0.5 * (out_zero[35].mean() + out_zero[37].mean())
+
+
+def test_the_automatic_background_no_longer_falls_with_a_zero_row(count_map):
+    """The finding that started this: a zero row pulled the background down (111 → 92 on its map)."""
+    y = count_map.copy()
+    y[:, 40] = 0.0
+    _, info_clean, said_clean = _restored(count_map, sigma=2.5)
+    _, info_lost, _ = _restored(y, sigma=2.5)
+    assert not said_clean and "lost_scan_lines" not in info_clean
+    assert info_lost["background"] == pytest.approx(info_clean["background"], rel=0.03)
+
+
+def test_a_given_mask_is_the_whole_statement_of_missing_pixels(count_map):
+    y = count_map.copy()
+    y[36] = 0.0
+    _, info, said = _restored(y, sigma=2.5, num_iter=5, mask=np.ones(y.shape))
+    assert not said and "lost_scan_lines" not in info and info.get("missing_pixels", 0) == 0
+
+
+def test_the_blind_methods_warn_and_restore_the_lines_as_data(count_map):
+    y = count_map[:48, :48].copy()
+    y[20] = 0.0
+    _, info, said = _restored(y, method="blind-rl", num_iter=3, kernel_size=9)
+    assert info["lost_scan_lines_read_as"] == "data" and "missing_pixels" not in info
+    assert len(said) == 1 and "blind-rl method takes no missing pixels" in str(said[0].message)
+
+
+def _cli(tmp_path, src, name, *extra):
+    out = tmp_path / name
+    assert main(["restore", str(src), "-o", str(out), "--psf-sigma", "2.5px", "-q", *extra]) == 0
+    with h5py.File(out, "r") as f:
+        return f["xrfgpu/maps"][0], json.loads(f["xrfgpu"].attrs["provenance"])["parameters"]["per_element"]["map"]
+
+
+def test_command_line_whole_map_and_tiles_read_the_zero_row_as_the_nan_row(tmp_path, count_map):
+    zero_row, nan_row = count_map.copy(), count_map.copy()
+    zero_row[36], nan_row[36] = 0.0, np.nan
+    (tmp_path / "zero").mkdir()
+    (tmp_path / "nan").mkdir()
+    np.save(tmp_path / "zero" / "map.npy", zero_row)  # the map is named for its file: "map" in both
+    np.save(tmp_path / "nan" / "map.npy", nan_row)
+    whole_nan, record_nan = _cli(tmp_path, tmp_path / "nan" / "map.npy", "nan.h5")
+    whole, record = _cli(tmp_path, tmp_path / "zero" / "map.npy", "whole.h5")
+    tiled, record_tiled = _cli(tmp_path, tmp_path / "zero" / "map.npy", "tiled.h5", "--tile", "32")
+    assert record["lost_scan_lines"] == record_tiled["lost_scan_lines"] == {"rows": [36], "columns": []}
+    assert record["iterations"] == record_nan["iterations"] == record_tiled["iterations"]
+    assert record["background"] == record_nan["background"]
+    scale = np.abs(whole_nan).max()
+    assert np.abs(whole - whole_nan).max() <= 1e-5 * scale
+    assert np.abs(tiled - whole).max() <= 1e-4 * scale
+
+
+def test_command_line_says_so_and_mask_turns_it_off(tmp_path, count_map, capsys):
+    y = count_map.copy()
+    y[36] = 0.0
+    np.save(tmp_path / "map.npy", y)
+    np.save(tmp_path / "ones.npy", np.ones(y.shape))
+    assert main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "a.h5"), "--psf-sigma", "2.5px",
+                 "--iterations", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: map: row 36 is all 0" in err and "(--mask)" in err
+    _, record = _cli(tmp_path, tmp_path / "map.npy", "b.h5", "--iterations", "5", "--mask",
+                     str(tmp_path / "ones.npy"))
+    assert "lost_scan_lines" not in record
+
+
+def test_command_line_joint_reads_the_lost_row_as_missing(tmp_path):
+    guide, _, _ = phantom.observe((64, 64), 2.0, seed=1)
+    weak, _, _ = phantom.observe((64, 64), 3.0, seed=1)
+    weak = weak.astype(np.float64)
+    weak[30] = 0.0
+    np.savez(tmp_path / "stack.npz", Fe=guide.astype(np.float64), Si=weak)
+    out = tmp_path / "joint.h5"
+    assert main(["restore", str(tmp_path / "stack.npz"), "-o", str(out), "--psf-sigma", "Fe=2px,Si=3px",
+                 "--joint", "--iterations", "5", "--background", "100", "-q"]) == 0
+    with h5py.File(out, "r") as f:
+        per_element = json.loads(f["xrfgpu"].attrs["provenance"])["parameters"]["per_element"]
+    assert per_element["Si"]["lost_scan_lines"] == {"rows": [30], "columns": []}
+    assert per_element["Si"]["missing_pixels"] == 64 and "lost_scan_lines" not in per_element["Fe"]
