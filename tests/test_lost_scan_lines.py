@@ -60,6 +60,50 @@ def test_zeros_that_counts_can_give_are_kept():
     assert (fitted[:20] == 0).all() and not find_lost_lines(fitted, xp=np)
 
 
+def test_a_zero_line_beside_lines_lost_as_nan_is_found(count_map):
+    """An aborted scan: the line in progress stored as 0, the lines never reached as NaN (QA helper 77)."""
+    y = count_map.copy()
+    y[50] = 0.0
+    weights = np.ones(y.shape)
+    weights[51:] = 0.0  # NaN to the end of the map: the zeros are a border run, judged by row 49
+    assert find_lost_lines(y, weights, xp=np).rows == (50,)
+    weights[:] = 1.0
+    weights[51] = 0.0  # one NaN line between: passed over to row 52
+    assert find_lost_lines(y, weights, xp=np).rows == (50,)
+
+
+def test_a_dead_pixel_beside_the_line_does_not_hide_it(count_map):
+    y = count_map.copy()
+    y[30] = 0.0
+    y[29, 17] = 0.0  # one dead pixel of 76: within the 2 % a clear neighbour may hold
+    assert find_lost_lines(y, xp=np).rows == (30,)
+    y[29, :3] = 0.0  # four of 76: the zeros may be data
+    assert not find_lost_lines(y, xp=np)
+
+
+def test_zeros_at_a_border_that_can_be_data_are_kept():
+    """A scan that starts off the sample on a map with no background: a ramp, or a quantised map's lowest step,
+    beside the border's zero lines (QA helper 77: both were read as lost and restored brighter than the map)."""
+    rng = np.random.default_rng(1)
+    rows = np.arange(96)[:, None] * np.ones((1, 128))
+    ramp = rng.poisson(150.0 * np.clip((rows - 4.0) / 4.0, 0.0, 1.0)).astype(float)  # rows 0–4 of mean 0
+    assert (ramp[:5] == 0).all() and not find_lost_lines(ramp, xp=np)
+    quantised = np.round(0.6 + 0.1 * rows + rng.normal(0.0, 0.05, rows.shape))  # row 0 rounds to 0, row 1 to 1
+    quantised[0] = 0.0
+    assert (quantised[1] >= 1).all() and not find_lost_lines(quantised, xp=np)
+    lifted = quantised + 40.0  # the same map over a background: its first row of zeros is no measurement
+    lifted[0] = 0.0
+    assert find_lost_lines(lifted, xp=np).rows == (0,)
+
+
+def test_round_off_about_zero_is_no_evidence():
+    """A noise-free simulation clipped at 0: lines of ±1e-11 beside exact zeros are not clear lines."""
+    y = np.zeros((40, 40))
+    y[20:] = 1.0
+    y[1:20:2] = 1e-11  # round-off lines alternating with exact zeros
+    assert not find_lost_lines(y, xp=np)
+
+
 def test_a_line_beside_missing_pixels_is_judged_on_the_measured_ones(count_map):
     y = count_map.copy()
     y[20] = 0.0
@@ -111,6 +155,26 @@ def test_a_given_mask_is_the_whole_statement_of_missing_pixels(count_map):
     assert not said and "lost_scan_lines" not in info and info.get("missing_pixels", 0) == 0
 
 
+@pytest.mark.slow
+def test_a_masked_arrays_mask_is_a_given_mask(count_map):
+    y = np.ma.masked_array(count_map.copy(), mask=np.zeros(count_map.shape, dtype=bool))
+    y[36] = 0.0
+    y[5, 5] = np.ma.masked
+    _, info, said = _restored(y, sigma=2.5, num_iter=5)
+    assert not said and "lost_scan_lines" not in info and info["missing_pixels"] == 1
+
+
+def test_the_blind_methods_refuse_missing_pixels_before_warning_of_lines(count_map):
+    y = count_map[:48, :48].copy()
+    y[20] = 0.0
+    y[3, 3] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="blind methods take no missing pixels"):
+            xrfgpu.restore(y, method="blind-rl")
+    assert not [w for w in caught if issubclass(w.category, LostScanLinesWarning)]
+
+
 def test_the_blind_methods_warn_and_restore_the_lines_as_data(count_map):
     y = count_map[:48, :48].copy()
     y[20] = 0.0
@@ -126,6 +190,7 @@ def _cli(tmp_path, src, name, *extra):
         return f["xrfgpu/maps"][0], json.loads(f["xrfgpu"].attrs["provenance"])["parameters"]["per_element"]["map"]
 
 
+@pytest.mark.slow
 def test_command_line_whole_map_and_tiles_read_the_zero_row_as_the_nan_row(tmp_path, count_map):
     zero_row, nan_row = count_map.copy(), count_map.copy()
     zero_row[36], nan_row[36] = 0.0, np.nan
@@ -152,7 +217,8 @@ def test_command_line_says_so_and_mask_turns_it_off(tmp_path, count_map, capsys)
     assert main(["restore", str(tmp_path / "map.npy"), "-o", str(tmp_path / "a.h5"), "--psf-sigma", "2.5px",
                  "--iterations", "5"]) == 0
     err = capsys.readouterr().err
-    assert "Warning: map: row 36 is all 0" in err and "(--mask)" in err
+    assert "Warning: map: row 36 is all 0" in err and "read as a lost scan line" in err
+    assert "to keep it as data, give --mask with a map of ones" in err
     _, record = _cli(tmp_path, tmp_path / "map.npy", "b.h5", "--iterations", "5", "--mask",
                      str(tmp_path / "ones.npy"))
     assert "lost_scan_lines" not in record

@@ -977,11 +977,11 @@ def restore(
         The σ estimated from the map is uncertain (see
         :func:`xrfgpu.psf.estimate_sigma`).
     xrfgpu.lost_lines.LostScanLinesWarning
-        Without ``mask=``, whole rows or columns of zeros beside lines with no zero, which counts
-        cannot give, were found (:func:`xrfgpu.lost_lines.find_lost_lines`): they are read as missing
+        Without ``mask=`` (or a masked array), whole rows or columns of zeros beside lines clear of zeros,
+        which no measurement gives, were found (:func:`xrfgpu.lost_lines.find_lost_lines`): they are read as missing
         pixels, not as zero concentration (the blind methods, which take no missing pixels, restore them
-        as data). A given ``mask=`` is the whole statement of which pixels are missing: nothing is looked
-        for then.
+        as data). A given ``mask=``, or a masked array's mask, is the whole statement of which pixels are
+        missing: nothing is looked for then.
 
     Notes
     -----
@@ -1095,12 +1095,14 @@ def restore(
     given_mask = kwargs.pop("mask", None)
     y, weights = as_image_with_weights(image, given_mask, xp=xp)
     info = {"method": method, "goal": goal}
-    if given_mask is None:  # a mask given says which pixels are missing; otherwise whole lines of zeros are looked for
+    if weights is not None and method in ("blind", "blind-rl"):
+        raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "
+                         "use rl, wiener, tikhonov or fista")
+    if given_mask is None and not isinstance(image, np.ma.MaskedArray):
+        # a mask given (mask=, a masked array's own) says which pixels are missing; otherwise whole lines of
+        # zeros that no measurement gives are looked for (xrfgpu.lost_lines)
         weights = _read_lost_lines(y, weights, method=method, info=info, xp=xp)
     if weights is not None:
-        if method in ("blind", "blind-rl"):
-            raise ValueError("the blind methods take no missing pixels (NaN, masked entries or mask=); "
-                             "use rl, wiener, tikhonov or fista")
         measured = weights > 0
         low = float(xp.min(xp.where(measured, y, xp.full_like(y, math.inf))))
         high = float(xp.max(xp.where(measured, y, xp.full_like(y, -math.inf))))
