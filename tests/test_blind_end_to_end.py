@@ -61,6 +61,7 @@ def text_case():
     return sigma, noisy, truth, result, levels
 
 
+@pytest.mark.slow
 def test_text_blind_kernel_is_normalised_centred_gaussian(text_case):
     sigma, _, _, result, _ = text_case
     kernel = to_numpy(result.kernel)
@@ -73,6 +74,7 @@ def test_text_blind_kernel_is_normalised_centred_gaussian(text_case):
     assert abs(estimate - sigma) <= 0.15 * sigma, f"kernel σ {estimate:.3f} px vs true {sigma} px"
 
 
+@pytest.mark.slow
 def test_text_blind_restoration_beats_blurred_map(text_case):
     """Restored MSE ≤ 60 % of the blurred map's, away from the outer kernel half-width (7 px).
 
@@ -92,6 +94,7 @@ def test_text_blind_restoration_beats_blurred_map(text_case):
     assert latent.min() >= offset - 1e-5 and latent.max() <= offset + span + 1e-5
 
 
+@pytest.mark.slow
 def test_text_blind_reports_every_level(text_case):
     *_, result, levels = text_case
     assert result.levels == (15, 11, 9, 7)
@@ -134,6 +137,7 @@ def test_final_restoration_runs_on_array_api_strict():
     assert np.mean((to_numpy(out) - truth) ** 2) < np.mean((blurred - truth) ** 2)
 
 
+@pytest.mark.slow
 def test_hybrid_pipeline_on_a_bright_poisson_map():
     """Fast check of blind_rl: 128² grains map, σ = 3 px, 2000/100 counts, kernel 17."""
     counts, truth, _ = phantom.observe((128, 128), 3.0, seed=0, signal_counts=2000, background_counts=100)

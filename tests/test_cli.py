@@ -220,6 +220,7 @@ def test_bad_files_exit_nonzero(tmp_path, tiff_stack, capsys):
     assert "no σ for element 'Ca_K'" in err and "bad.toml" in err
 
 
+@pytest.mark.slow
 def test_psf_dot_and_edge_measure_the_true_sigma(tmp_path, capsys):
     rng = np.random.default_rng(3)
     sigma_px, pixel = 3.0, 5.0
@@ -255,6 +256,7 @@ def test_psf_dot_and_edge_measure_the_true_sigma(tmp_path, capsys):
     assert lines["Fe-Ka"]["sigma_um"] == pytest.approx(sigma_px * pixel, rel=0.05)
 
 
+@pytest.mark.slow
 def test_compare_reports_truth_metrics_and_writes_figure(tmp_path, tiff_stack, skarn, capsys):
     observed, truth = skarn
     np.savez(tmp_path / "truth.npz", **truth)
@@ -283,6 +285,7 @@ def test_info_and_version(capsys):
     assert "--psf-sigma" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_console_script_in_subprocess(tmp_path, pyxrf_file, psf_toml, skarn):
     """Smoke test of the installed entry point (python -m xrfgpu runs xrfgpu.cli:main)."""
     observed, truth = skarn

@@ -38,6 +38,7 @@ def test_blind_methods_refuse_a_psf_they_would_ignore(tmp_path, capsys, method, 
     assert not out.exists() and not Path(f"{out}.json").exists()
 
 
+@pytest.mark.slow
 def test_blind_rl_reports_an_uncertain_sigma_in_one_line_naming_the_map(tmp_path, capsys):
     # the HXN Fe map's σ is flagged uncertain by estimate_sigma; blind-rl printed it as a raw
     # Python warning (category, source file and line) instead of the CLI's one-line warning
@@ -53,6 +54,7 @@ def test_blind_rl_reports_an_uncertain_sigma_in_one_line_naming_the_map(tmp_path
     assert record["psf"]["Fe_K"]["sigma_px"] > 0.05
 
 
+@pytest.mark.slow
 def test_psf_blind_reports_an_uncertain_sigma_in_one_line(tmp_path, capsys):
     args = ["psf", "blind", str(FE), "--pixel-size", "0.15um", "--map-only", "-o", str(tmp_path / "fe.toml"),
             "--figure", str(tmp_path / "fe.png")]
@@ -264,6 +266,7 @@ def test_compare_reads_the_input_as_the_restoration_did(tmp_path, capsys, option
         assert metrics[name]["flux_ratio"] == pytest.approx(after[i].sum() / before[i].sum(), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_tiff_hyperstack_of_two_stack_axes_is_refused(tmp_path, capsys):
     # an ImageJ ZCYX hyperstack (3 slices × 2 channels) was read as six maps map0..map5, in silence
     fe = tifffile.imread(FE)
@@ -407,6 +410,7 @@ def test_a_dataset_a_restored_file_does_not_hold_is_refused(tmp_path):
         read_maps(out, dataset="XRF_fits")
 
 
+@pytest.mark.slow
 def test_joint_clips_a_fitted_maps_negative_values_and_names_the_guide(tmp_path, capsys):
     # a fitted map with a few negative values (fit noise) was refused by --joint ("image has negative
     # values") where plain RL clips them; now they are clipped and the fraction recorded
@@ -450,6 +454,7 @@ def test_joint_clips_a_fitted_maps_negative_values_and_names_the_guide(tmp_path,
     assert "fell back to independent RL" in err and "(Fe_K as the guide)" in err and "(map " not in err
 
 
+@pytest.mark.slow
 def test_psf_edge_warns_when_the_map_holds_no_straight_edge(tmp_path, capsys):
     # the HXN Fe map (particles, no knife edge) gave "σ = 13.7 ± 3.5 px" as if measured; an erf on a
     # clean synthetic edge gives its σ to about 2 % and no warning

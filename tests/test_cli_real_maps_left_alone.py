@@ -38,6 +38,7 @@ def _count_gain_estimates(monkeypatch):
 # --------------------------------------------------------------------------- 1. one gain measurement per map
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tile", [[], ["--tile", "64"]], ids=["whole", "tiled"])
 def test_psf_auto_measures_a_fitted_maps_gain_once(tmp_path, monkeypatch, tile):
     """``--psf-auto`` with the automatic background on a fitted map: one gain measurement, the library's numbers.
@@ -329,6 +330,7 @@ def test_cli_restores_blank_cells_as_missing_pixels_and_says_so(tmp_path, capsys
     assert np.all(np.isfinite(np.asarray(got.maps["Fe"])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["rl", "wiener"])
 def test_cli_restores_blank_cells_in_tiles_as_the_whole_map(tmp_path, method):
     """A blank CSV cell is a missing pixel: ``--tile`` restores it as the whole map does (the whole-map run is
@@ -344,6 +346,7 @@ def test_cli_restores_blank_cells_in_tiles_as_the_whole_map(tmp_path, method):
     assert np.all(np.isfinite(tiled)) and np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
 
 
+@pytest.mark.slow
 def test_compare_measures_a_map_with_missing_pixels_on_its_measured_pixels(tmp_path, capsys):
     """``compare`` of a CSV with a blank cell: contrast and flux over the measured pixels, by hand with NumPy.
 
@@ -484,6 +487,7 @@ def test_psf_table_and_figure_land_together(tmp_path, capsys, monkeypatch, kind)
     assert _everything_under(out_dir) == []
 
 
+@pytest.mark.slow
 def test_a_demo_that_fails_while_writing_leaves_nothing_and_can_be_run_again(tmp_path, capsys, monkeypatch):
     """The demo's five files land together: a failure at the last leaves none, and the next run is not refused.
 
@@ -559,6 +563,7 @@ def test_tiled_fista_takes_a_given_lam_as_the_whole_map_does(tmp_path):
     np.testing.assert_allclose(outs["tiled"], outs["whole"], rtol=0, atol=1e-4 * float(np.max(outs["whole"])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, expected", [
     (["--psf-sigma", "0.5px", "--background", "0.01"], 1),  # the restoration's own measurement
     (["--psf-sigma", "0.5px"], 1),  # the background's, passed on to the restoration

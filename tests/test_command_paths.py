@@ -41,6 +41,7 @@ def test_psf_refuses_a_figure_format_it_cannot_mark_before_the_fit(tmp_path, mon
     assert _files(tmp_path) == ["dot_Fe_K.tif"]
 
 
+@pytest.mark.slow
 def test_psf_writes_a_pdf_figure_named_in_capitals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tifffile.imwrite("dot_Fe_K.tif", _spot())
@@ -67,6 +68,7 @@ def _two_folders(root):
         np.savetxt(root / name / "Fe_K.csv", _spot(seed=seed), delimiter=",")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spelling", [".", "./"])
 def test_compare_run_inside_the_restored_folder(tmp_path, monkeypatch, capsys, spelling):
     # `cd restored && xrfgpu compare ../scan .` failed with "PosixPath('.') has an empty name" (exit

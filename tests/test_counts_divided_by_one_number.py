@@ -52,6 +52,7 @@ def restored_counts(counts):
         return xrfgpu.restore(counts, return_info=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["half", "per-second-float32"])
 def test_restored_as_the_count_map_is(counts, restored_counts, name):
     scale_map, scale = SCALES[name]

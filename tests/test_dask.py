@@ -46,6 +46,7 @@ def test_dask_is_the_library():
     assert xdask.__name__ == "xrfgpu.dask"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "engine", "options"),
     [

@@ -41,6 +41,7 @@ def _single_process(stack, psfs, num_iter):
     ]
 
 
+@pytest.mark.slow
 def test_local_cluster_zarr_stack(tmp_path, stack):
     distributed = pytest.importorskip("distributed")
     maps, psfs = stack
@@ -70,6 +71,7 @@ def test_local_cluster_zarr_stack(tmp_path, stack):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
 
 
+@pytest.mark.slow
 def test_hdf5_input_local_scheduler(tmp_path, stack):
     h5py = pytest.importorskip("h5py")
     maps, psfs = stack

@@ -64,6 +64,7 @@ def test_tiles_with_missing_pixels_equal_the_whole_map(scene, method, missing):
     assert _relative_error(plain, whole) > 1e-3, (method, missing)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["rl", "wiener", "tikhonov"])
 def test_a_hole_wider_than_the_tiles_is_restored_as_the_whole_map(method):
     # a 120 x 140 hole and tiles of 16: windows (halo included) that hold no measured pixel. RL keeps its start
@@ -78,6 +79,7 @@ def test_a_hole_wider_than_the_tiles_is_restored_as_the_whole_map(method):
     assert _relative_error(tiled, whole) < 1e-4
 
 
+@pytest.mark.slow
 def test_fista_inside_a_hole_wider_than_a_tile_is_refused_with_the_way_out():
     counts, _truth, psf = observe((200, 220), 1.0, seed=0)
     weights = np.ones(counts.shape)

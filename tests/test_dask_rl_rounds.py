@@ -99,6 +99,7 @@ def test_cupy_chunks():
     assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
 
 
+@pytest.mark.slow
 def test_a_local_cluster_gives_the_threads_numbers():
     distributed = pytest.importorskip("distributed")
     y, h = _scan(seed=4)
@@ -129,6 +130,7 @@ def test_a_map_far_from_unit_magnitude_restores_as_the_whole_map(exponent):
     np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accelerate", [True, False])
 def test_missing_pixels_restore_as_the_whole_map(accelerate):
     y, h = _scan(seed=6)
@@ -211,6 +213,7 @@ def test_worker_processes_give_the_threads_numbers():
     assert np.array_equal(on_cluster, threads)
 
 
+@pytest.mark.slow
 def test_a_hole_wider_than_the_psf_across_tile_edges_restores_as_the_whole_map(monkeypatch):
     """A 12 × 12 hole across a tile corner: its barely seen pixels are filled from the well-seen pixels around
     them after each update (``WeightedCorrection.fill``), which reads the updated iterate one PSF half-width

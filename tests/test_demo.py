@@ -12,6 +12,7 @@ def report(tmp_path_factory):
     return demo.run_demo(tmp_path_factory.mktemp("demo"), size="small", seed=0)
 
 
+@pytest.mark.slow
 def test_report_and_figures_exist(report):
     text = report.read_text(encoding="utf-8")
     for name in ("panels.png", "sigma_sweep.png", "sigma_sweep.csv", "table.csv"):
@@ -23,6 +24,7 @@ def test_report_and_figures_exist(report):
     assert "PSF used" in text and "estimate_sigma" in text and "knife-edge" in text
 
 
+@pytest.mark.slow
 def test_table_rows_are_consistent(report):
     rows = list(csv.DictReader((report.parent / "table.csv").read_text().splitlines()))
     assert rows[0]["method"] == "raw scan"
@@ -33,6 +35,7 @@ def test_table_rows_are_consistent(report):
         assert 0 <= float(r["mse"]) and -1 <= float(r["ssim"]) <= 1
 
 
+@pytest.mark.slow
 def test_sweep_covers_the_papers_range(report):
     rows = list(csv.DictReader((report.parent / "sigma_sweep.csv").read_text().splitlines()))
     sig = [float(r["sigma_um"]) for r in rows]

@@ -79,6 +79,7 @@ def test_a_dot_much_smaller_than_the_spot_is_not_resolved():
     assert not dot_is_resolved(fit_disk_spot(_scan(profile, 2000.0, 100.0, 5)))
 
 
+@pytest.mark.slow
 def test_psf_dot_warns_on_the_grain_and_not_on_a_spot(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "S_K.tif", tifffile.imread(S_MAP)[20:116, 0:96])
     rc = main(["psf", "dot", str(tmp_path / "S_K.tif"), "--pixel-size", "0.15um", "--line", "S-Ka",

@@ -169,6 +169,7 @@ def _outside(fig):
             if bb.x0 < box.x0 - 0.5 or bb.x1 > box.x1 + 0.5 or bb.y0 < box.y0 - 0.5 or bb.y1 > box.y1 + 0.5]
 
 
+@pytest.mark.slow
 def test_every_text_of_the_dot_figure_lies_inside_it():
     # sub-micrometre σ with three significant digits: the profile title ended at 1227 px of 1210
     data = _dot()

@@ -50,6 +50,7 @@ def test_the_automatic_guide_passes_over_a_map_without_edges():
     assert given["guide_how"] == "given" and given["guide_passed_over"] == {}
 
 
+@pytest.mark.slow
 def test_a_given_weight_zero_is_the_map_restored_alone():
     # it ran the guided EM unaccelerated and was recorded as "guided": 1.1 % of the maximum from restore's result
     fe, cr = _hxn("Fe", slice(None)), _hxn("Cr", slice(None))

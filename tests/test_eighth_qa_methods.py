@@ -55,6 +55,7 @@ def test_the_command_line_runs_fista_with_the_library_default(tmp_path, sparse_s
     assert info["options"]["num_iter"] == 25
 
 
+@pytest.mark.slow
 def test_blind_restores_the_map_above_its_background(sparse_scene):
     # blind_l0 was handed the map itself: the background came back in the result (flux about twice the truth's)
     counts, truth = sparse_scene
@@ -82,6 +83,7 @@ def test_scheduler_local_typed_without_tiles_is_refused(tmp_path, sparse_scene, 
     assert "--scheduler runs the tiles of --tile" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_psf_blind_says_when_its_kernel_leaves_the_maps_own_interval(tmp_path, capsys):
     # an edge scan at σ 6.5 px: the L0 kernel read 3.97 px, the map-only reading 6.62 px (interval 5.1-7.5), both
     # printed and no word between them

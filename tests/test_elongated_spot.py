@@ -47,11 +47,13 @@ def _estimate(counts, xp):
     return est, [str(w.message) for w in caught if issubclass(w.category, SigmaUncertainWarning)]
 
 
+@pytest.mark.slow
 @pytest.mark.slow_on_strict
 def test_an_elongated_spot_is_measured_within_ten_percent(xp):
     _check_elongated(xp, 2.0, 3.2, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sigma_u", "sigma_v", "rho"), [(3.2, 2.0, 0.0), (3.0, 3.0, 0.4)])
 def test_the_long_axis_along_the_columns_or_rotated(sigma_u, sigma_v, rho):
     import array_api_compat.numpy as xnp
@@ -125,6 +127,7 @@ def test_the_front_door_restores_with_the_ellipse_it_records(xp):
     np.testing.assert_allclose(to_numpy(restored), to_numpy(expected), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_the_command_line_records_the_same_ellipse(tmp_path):
     import tifffile
 
@@ -198,6 +201,7 @@ def test_spectral_ellipse_reads_the_long_axis_of_a_blurred_mosaic():
     assert fit["sigma_v"] > 1.4 * fit["sigma_u"]
 
 
+@pytest.mark.slow
 def test_tiles_restore_with_the_same_ellipse(tmp_path):
     # --tile builds the PSF itself (xrfgpu.cli._run_tiled): it must be the front door's ellipse, not the round σ
     import h5py
@@ -220,6 +224,7 @@ def test_tiles_restore_with_the_same_ellipse(tmp_path):
     assert np.abs(tiled - whole).max() <= 1e-4 * np.abs(whole).max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rho", [0.3, -0.003])
 def test_tiled_rl_equals_the_whole_map_for_a_rotated_ellipse(rho):
     # xrfgpu.dask_rl once took Dask's reflect halo at the map's edges, whose adjoint is exact only for PSFs
@@ -236,6 +241,7 @@ def test_tiled_rl_equals_the_whole_map_for_a_rotated_ellipse(rho):
         np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-9 * float(whole.max()))
 
 
+@pytest.mark.slow
 def test_the_check_is_off_by_default(tmp_path):
     # the elongation check is opt-in (it misread a held-out map, and warned on round phantoms): by default an
     # elongated map gets the round σ, exactly as before the check existed

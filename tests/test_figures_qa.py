@@ -156,6 +156,7 @@ def test_dot_figure_names_the_maps_unit_and_the_recorded_sigma():
     assert f"σ = {sigma_um:.3g} ± 0.01 µm" in text
 
 
+@pytest.mark.slow
 def test_psf_dot_command_labels_a_fitted_map_in_input_units(tmp_path, monkeypatch):
     import tifffile
 
@@ -220,6 +221,7 @@ def test_demo_panels_one_colour_bar_one_scale_no_empty_cell():
         assert ax.images or ax.get_label() == "<colorbar>" or ax.texts
 
 
+@pytest.mark.slow
 def test_demo_figures_leave_pyplot_and_its_backend_alone(monkeypatch):
     import matplotlib
 
@@ -270,6 +272,7 @@ def test_compare_stretched_maps_get_no_false_scale_bar_and_readable_ticks():
     assert list(_maps(column)[0].get_xticks()) == [0.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 200), (40, 40)])
 def test_compare_long_element_names_do_not_run_into_the_next_title(shape):
     name = "Fe-Ka with a very long element name from a MAPS file"

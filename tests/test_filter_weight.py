@@ -211,6 +211,7 @@ def test_regularized_inverse_takes_auto_per_map_of_a_stack(low_counts, high_coun
     assert out.shape == (2, 160, 160)
 
 
+@pytest.mark.slow
 def test_restore_zarr_records_the_weight_each_map_ran_with(tmp_path, low_counts, high_counts):
     h5py = pytest.importorskip("h5py")
     zarr = pytest.importorskip("zarr")

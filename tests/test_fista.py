@@ -28,6 +28,7 @@ def objective(x, y, psf, lam):
     return float(np.sum(r * r) + lam * np.abs(x).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.slow_on_strict
 def test_fista_converges_to_l1_minimiser(xp):
     counts, _, psf = observe((20, 20), 1.0, seed=5)
@@ -42,6 +43,7 @@ def test_fista_converges_to_l1_minimiser(xp):
     np.testing.assert_allclose(got_np, ref, atol=2e-2 * np.abs(ref).max())
 
 
+@pytest.mark.slow
 def test_fista_reaches_target_objective_before_ista():
     """Target: within 1e-3 of the way from the start to the best objective either solver finds."""
     counts, _, psf = observe((32, 32), 2.5, seed=6)

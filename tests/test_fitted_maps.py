@@ -86,6 +86,7 @@ def test_background_of_real_fitted_maps_is_below_a_low_quantile(element):
 _SHARPER = {"fidelity": 1.05, "resolution": 1.02}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("goal", ["resolution", "fidelity"])
 @pytest.mark.parametrize("element", ["Fe", "Cr"])
 def test_real_fitted_maps_are_restored_not_erased(element, goal):
@@ -111,6 +112,7 @@ def test_real_fitted_maps_are_restored_not_erased(element, goal):
     assert set(info["seconds"]) >= {"gain", "background", "sigma", "restore"}
 
 
+@pytest.mark.slow
 def test_real_substrate_map_warns_that_sigma_is_unknown():
     # Si is a weak, almost uniform substrate signal: no blur can be read from it
     from xrfgpu.psf.blind_sigma import SigmaUncertainWarning
@@ -145,6 +147,7 @@ def test_tiny_fitted_map_uses_the_whole_map_variance():
     assert out.sum() == pytest.approx(fitted.sum(), rel=0.03)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("element", ["Fe", "Si"])
 def test_cli_restores_a_real_fitted_map_as_the_library_does(tmp_path, capsys, element):
     """``xrfgpu restore --psf-auto`` (background auto) on an HXN TIFF: the library's background, count and map.

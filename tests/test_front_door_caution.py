@@ -110,6 +110,7 @@ def test_a_given_sigma_gets_no_caution(scene):
     assert not any(key in info for key in CAUTION_KEYS) and info["sigma"] == 1.3 * TRUE_SIGMA
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [(), ("--tile", "48")], ids=["whole-map", "tiled"])
 def test_cli_records_the_caution_as_the_library(tmp_path, scene, extra, monkeypatch):
     # the map's own σ estimate does not fire at 60; a threshold of 1 makes the command line's run fire

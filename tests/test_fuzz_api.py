@@ -384,6 +384,7 @@ def test_bad_rl_options_name_themselves(param, value):
     refused(lambda: xrfgpu.richardson_lucy(COUNTS, PSF, num_iter=2, **{param: value}), param)
 
 
+@pytest.mark.slow
 def test_functions_without_missing_data_refuse_masked_arrays_clearly():
     # (restore_stack takes masked arrays since the tenth session: tests/test_stack_missing_pixels.py)
     one_masked = np.zeros(COUNTS.shape, bool)

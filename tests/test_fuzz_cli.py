@@ -193,6 +193,7 @@ def test_corrupt_map_in_a_folder_names_that_file(work, capsys):
     _assert_refused(rc, capsys.readouterr().err, work, before, ["SUM_maps_XRF_Zn_K.tiff"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, data, message", [
     ("e.npy", b"", "Error: input 'e.npy' is empty (0 bytes)"),  # was only 'Aborted!'
     ("h.tif", b"II*\x00\xff\xff\xff\xff", "Error: input 'h.tif': corrupt or truncated TIFF file"),  # was a traceback
@@ -403,6 +404,7 @@ def _python(args, **kw):
 
 
 # one trial per mode in the default run, two more with -m slow (CI); XRFGPU_RACE_TRIALS sets the count
+@pytest.mark.slow
 @pytest.mark.parametrize("trial", [t if t == 0 else pytest.param(t, marks=pytest.mark.slow)
                                    for t in range(int(os.environ.get("XRFGPU_RACE_TRIALS", "3")))])
 @pytest.mark.parametrize("mode", ["new", "overwrite"])
@@ -434,6 +436,7 @@ def test_two_writers_released_together(tmp_path, trial, mode):
     assert sorted(os.listdir(tmp_path)) == ["barrier", "out.tif", "out.tif.json"]
 
 
+@pytest.mark.slow
 def test_two_restore_commands_at_once_one_output(work):
     """The issue's CLI race: two `xrfgpu restore` to one name without --overwrite; one exits 0, the other 2."""
     procs = [subprocess.Popen([sys.executable, "-m", "xrfgpu", "restore", "good.tif", "-o", "race.tif",
@@ -464,6 +467,7 @@ _SLOW_WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_killed_writer_leaves_no_output_and_no_temp(tmp_path, sig):
     out, ready = tmp_path / "out.tif", tmp_path / "ready"

@@ -74,12 +74,14 @@ def test_fidelity_goal_is_the_estimated_sigma_and_the_cv_count(xp, counts):
     assert_array(out, ref, xp, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_default_and_explicit_resolution_goal_agree_and_differ_from_fidelity(counts):
     default = xrfgpu.restore(counts)
     np.testing.assert_array_equal(default, xrfgpu.restore(counts, goal="resolution"))
     assert not np.allclose(default, xrfgpu.restore(counts, goal="fidelity"), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_an_estimate_passed_as_sigma_counts_as_estimated(counts):
     # sigma_from_map + restore(sigma=estimate) is what the CLI's --psf-auto does: the same as restore(map)
     est = sigma_from_map(counts)
@@ -101,6 +103,7 @@ def test_a_given_sigma_is_used_as_given_with_its_cv_count(counts):
         assert info["sigma_scale"] == 1.0 and info["iteration_scale"] == 1.0
 
 
+@pytest.mark.slow
 def test_goal_leaves_fixed_counts_and_other_methods_alone(counts):
     _, info = xrfgpu.restore(counts, num_iter=7, return_info=True)
     assert info["iterations"] == 7 and info["iteration_scale"] == 1.0 and info["sigma_scale"] == 0.9
@@ -128,6 +131,7 @@ def _cli(tmp_path, src, name, *extra):
         return f["xrfgpu/maps"][0], json.loads(f["xrfgpu"].attrs["provenance"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("goal_args, goal", [([], "resolution"), (["--goal", "resolution"], "resolution"),
                                              (["--goal", "fidelity"], "fidelity")])
 def test_cli_psf_auto_gives_the_library_numbers_and_records_the_goal(tmp_path, counts, goal_args, goal):
@@ -146,6 +150,7 @@ def test_cli_psf_auto_gives_the_library_numbers_and_records_the_goal(tmp_path, c
     assert psf["source"]["sigma_estimated_px"] == pytest.approx(info["sigma_estimated"], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_tiles_follow_the_goal(tmp_path, counts):
     src = tmp_path / "map.npy"
     np.save(src, counts)

@@ -142,6 +142,7 @@ def _cli(tmp_path, src, name, *extra):
         return json.loads(f["xrfgpu"].attrs["provenance"])["parameters"]["per_element"]["map"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [(), ("--tile", "48")], ids=["whole-map", "tiled"])
 def test_cli_records_the_guard_as_the_library(tmp_path, extra):
     counts = _map(200.0)

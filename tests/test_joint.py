@@ -451,6 +451,7 @@ def test_shared_edges_come_out_sharper_and_closer_to_the_truth(xp, shared_scene)
     assert info["mode"] == "joint" and info["guide"] == 0 and info["per_map"][1]["weight"] == 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.slow_on_strict
 def test_the_automatic_guide_is_chosen_among_the_maps_named(xp, shared_scene):
     # guide_among limits the automatic choice (narrowest PSF, then the larger mean count) to the maps
@@ -473,6 +474,7 @@ def test_the_automatic_guide_is_chosen_among_the_maps_named(xp, shared_scene):
         joint_richardson_lucy(xp.asarray(stack), hs, guide=1, guide_among=[0, 1], **opts)
 
 
+@pytest.mark.slow
 def test_weight_chosen_by_cross_validation_and_recorded(shared_scene):
     counts, psfs, *_ = shared_scene
     out, info = restore_stack(counts, psfs, "rl", joint=True, background=list(BG), return_info=True,
@@ -553,6 +555,7 @@ def cv_record(shared_scene):
     return info["per_map"][1]
 
 
+@pytest.mark.slow
 @pytest.mark.slow_on_strict
 def test_a_weight_runs_past_the_half_count_stop_and_comes_closer_to_the_truth(xp, shared_scene, cv_record):
     # a weight > 0 runs to max_iter: at the chosen weight the full counts restored to max_iter are closer

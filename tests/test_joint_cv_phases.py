@@ -104,6 +104,7 @@ def _separable_rounding(xp, counts, psfs):
     return {"rel": 1e-5, "abs": 1e-3} if pb.op.engine == "separable" else {"rel": 0.0, "abs": 0.0}
 
 
+@pytest.mark.slow
 @pytest.mark.slow_on_strict
 def test_the_two_phases_skip_huber_where_plain_rl_wins_and_otherwise_match_the_single_batch(xp, three_maps,
                                                                                              monkeypatch):

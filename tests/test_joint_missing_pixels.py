@@ -129,6 +129,7 @@ def test_restore_stack_joint_takes_the_mask():
     assert info["per_map"][1]["missing_pixels"] == 5 * N
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "width"), [(1, 12), pytest.param(4, 12, marks=pytest.mark.slow)])
 def test_the_guide_fills_a_hole_in_the_weak_map_closer_to_the_truth(seed, width):
     """A band of lost columns across a shared edge: the dTV fills it along the guide's edges.
@@ -245,6 +246,7 @@ def test_bad_missing_pixels_are_refused_naming_the_map(change, match):
         joint_richardson_lucy(stack, psfs, background=list(BG), weight=0.05, num_iter=2, mask=mask)
 
 
+@pytest.mark.slow
 def test_cli_psf_auto_joint_does_not_choose_a_guide_by_an_uncertain_sigma(tmp_path, capsys):
     """With --psf-auto the guide is the narrowest PSF; a flat map carries no σ information, reads σ at the
     estimator's floor (flagged uncertain) and would have been the guide: the guide is chosen among the maps

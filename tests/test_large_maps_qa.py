@@ -145,6 +145,7 @@ def test_a_finished_store_has_its_record_and_no_incomplete_mark(tmp_path):
     assert open_chunked(out).shape == (64, 64)
 
 
+@pytest.mark.slow
 def test_a_store_left_by_a_killed_run_is_marked_and_refused(tmp_path):
     # the real thing: the writing process dies of SIGKILL with half its chunks written
     script = textwrap.dedent(f"""
@@ -209,6 +210,7 @@ def test_restore_stack_names_the_maps_with_infinite_values(xp):
         xrfgpu.restore_stack(xp.asarray(stack), xp.asarray(gaussian(None, 1.0)), "rl", num_iter=2)
 
 
+@pytest.mark.slow
 def test_restore_zarr_names_the_element_of_a_bad_map(tmp_path):
     # restore_zarr of a MAPS stack said "map 2 of the stack contains NaN", though the file names it. Since the
     # tenth session NaN pixels are missing pixels (restored as each map's whole-map run restores them); an
@@ -388,6 +390,7 @@ def test_tiled_rl_iteration_by_iteration_on_a_map_smaller_than_the_halo():
     assert np.max(np.abs(out - ref)) <= 1e-9 * np.max(np.abs(ref))
 
 
+@pytest.mark.slow
 def test_restore_zarr_of_the_real_maps_file_in_tiles_smaller_than_its_maps(tmp_path):
     out = xdask.restore_zarr(DATA / "aps_2ide_maps_axo_std" / "axo_std.h5", tmp_path / "roi.zarr", gaussian(None, 0.8),
                              "wiener", dataset="MAPS/XRF_roi", tile=8, background=0.0, balance=0.01)

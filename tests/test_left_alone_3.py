@@ -271,6 +271,7 @@ def test_an_error_raised_inside_another_library_is_an_internal_error_with_status
 # 8. `psf dot` warns when the dot's σ lies far above the σ the map itself gives (a grain, not the spot)
 
 
+@pytest.mark.slow
 def test_psf_dot_on_a_rounded_grain_of_the_hxn_s_map_warns(tmp_path, capsys):
     import tifffile
 
@@ -288,6 +289,7 @@ def test_psf_dot_on_a_rounded_grain_of_the_hxn_s_map_warns(tmp_path, capsys):
     assert len(captured.err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma_px", [1.0, 3.0])
 def test_psf_dot_on_a_dot_smaller_than_the_spot_does_not_warn(tmp_path, capsys, sigma_px):
     import tifffile
@@ -322,6 +324,7 @@ def test_blind_info_records_the_negative_share_of_its_restoration(xp):
     assert info["negative_fraction_restored"] > 0.01  # the case the record is for (HXN Fe)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threshold, warned", [(None, True), (0.5, False)])
 def test_blind_on_the_command_line_warns_above_one_percent_negative(tmp_path, capsys, monkeypatch, threshold, warned):
     import tifffile

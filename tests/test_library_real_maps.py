@@ -225,6 +225,7 @@ def test_restore_stacks_record_says_what_each_map_ran_with(xp, fe, method, optio
         assert "discrepancy" in info["options"]["balance_rule"] and len(info["options"]["noise_variance"]) == 2
 
 
+@pytest.mark.slow
 def test_restore_zarr_of_a_maps_stack_records_its_element_names_and_pixel_size(tmp_path):
     # the zarr store of MAPS/XRF_fits had "elements": null and no pixel size: 23 unnamed maps
     zarr = pytest.importorskip("zarr")
@@ -375,6 +376,7 @@ def test_units_of_maps_maps_survive_a_written_file_read_back(tmp_path, suffix):
                                                                                           "Cu": "ug/cm^2"}
 
 
+@pytest.mark.slow
 def test_restore_zarrs_record_holds_the_defaults_that_ran(tmp_path):
     # without num_iter= and background= the record held neither: 30 RL iterations on background 0 ran
     zarr = pytest.importorskip("zarr")

@@ -315,6 +315,7 @@ def test_deep_inside_a_hole_float32_gives_the_float64_numbers(xp):
     assert np.abs(got - ref)[~hole].max() <= 1e-5 * np.abs(ref).max()
 
 
+@pytest.mark.slow
 @pytest.mark.slow_on_strict
 def test_stray_measured_pixels_in_a_hole_grow_no_spikes(xp):
     """A 21 × 21 hole with three measured pixels left inside it (seventh QA pass): an isolated measured pixel

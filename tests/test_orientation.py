@@ -99,6 +99,7 @@ def stored_restoration():
         return (y, *xrfgpu.restore(y, return_info=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ORIENTATIONS))
 def test_the_front_door_gives_the_reoriented_result(name, stored_restoration):
     forward, back = ORIENTATIONS[name]
@@ -114,6 +115,7 @@ def test_the_front_door_gives_the_reoriented_result(name, stored_restoration):
     assert np.max(np.abs(back(np.asarray(out_r)) - out)) <= (1e-9 if exact else 1e-2) * np.max(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["flip rows", "transpose"])
 def test_fistas_cross_validated_count_does_not_depend_on_the_orientation(name, stored_restoration):
     forward, back = ORIENTATIONS[name]

@@ -14,11 +14,13 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 import tifffile
 
 from xrfgpu.output_safety import _folder_locks
 
 
+@pytest.mark.slow
 def test_psf_dot_with_an_absolute_table_and_the_default_figure_ends(tmp_path):
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[:31, :33]

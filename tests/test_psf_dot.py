@@ -37,6 +37,7 @@ def test_anisotropic_spot_within_5_percent(seed, poisson):
     assert fit.residual.var() == pytest.approx(counts.mean(), rel=0.15)
 
 
+@pytest.mark.slow
 def test_standard_errors_match_scatter_over_seeds():
     fits = [fit_dot(dot_scan((61, 61), SU, SV, RHO, seed=100 + s)[0]) for s in range(12)]
     spread = np.std([f.sigma_u for f in fits], ddof=1)

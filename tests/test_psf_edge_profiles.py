@@ -94,6 +94,7 @@ def test_estimate_sigma_decides_by_edge_profiles_on_sharp_shapes(xp):
     assert est.details["edge_profiles"]["n"] >= 8
 
 
+@pytest.mark.slow
 def test_smooth_fields_are_not_decided_by_edge_profiles():
     # a smooth Gaussian random field has no sharp edges: its gradations would be read as blur, so the
     # profiles must not decide (their σ's spread widely)

@@ -52,6 +52,7 @@ def test_grains_within_ten_percent(sigma, seed):
     assert est.sigma == pytest.approx(sigma, rel=0.10)
 
 
+@pytest.mark.slow
 def test_grains_within_ten_percent_on_a_smaller_map():
     # the default run's check of the thorough path: a 160² grain map at σ 4 (seeds 0–2 read 3.98, 4.04, 4.22 px,
     # about 2 s each; the 200² sweep above, 3–4 s a seed, runs with -m slow)
@@ -77,6 +78,7 @@ def test_grains_at_sigma_10(seed):
     assert est.sigma == pytest.approx(10.0, rel=0.10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 4])
 def test_bar_chart_within_ten_percent_at_sigma_4(seed):
     assert _estimate("bars", 4.0, seed).sigma == pytest.approx(4.0, rel=0.10)
@@ -100,6 +102,7 @@ def test_bar_chart_at_sigma_10(seed):
     assert est.sigma == pytest.approx(10.0, rel=0.10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bar_chart_edges_within_six_percent(seed):
     est = _estimate("bars", 4.0, seed)
@@ -108,6 +111,7 @@ def test_bar_chart_edges_within_six_percent(seed):
     assert len(est.details["edges_used"]) >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_usaf_chart_scan(seed):
     # the demo's chart and scanner (Poisson, background, 3 µm stage jitter, drift); truth σ = 6.5 px
@@ -139,6 +143,7 @@ def test_ordering_follows_the_blur():
     assert all(a < b for a, b in itertools.pairwise(est))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("thorough", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_background_invariance_and_argument(thorough):
     # a flat offset given as background leaves σ alone: the thorough mosaic fit's σ (7 s on 2 cores: with
@@ -157,6 +162,7 @@ def test_background_invariance_and_argument(thorough):
         estimate_sigma(counts, background=-1.0)
 
 
+@pytest.mark.slow
 def test_elliptical_spot():
     # anisotropic blur of a grains scene through the phantom's bordered window
     from xrfgpu import phantom
@@ -238,6 +244,7 @@ def _disc_scene(shape, sigma, seed):
     return rng.poisson(140.0 + 150.0 * blurred).astype(float)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma", [3.0, 6.0])
 def test_fast_path_interval_covers_the_truth(sigma):
     est = estimate_sigma(_disc_scene((128, 128), sigma, seed=int(sigma)))
@@ -281,6 +288,7 @@ def _lines_scan(n, sigma, seed):
     return rng.poisson(100.0 + 2000.0 * blurred).astype(float)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_scene_exponent_is_fitted_on_line_scenes(seed):
     # truth: the σ = 3 px blur applied. With the scene law fixed at k^-3 the spectral σ was 2.46-2.56
@@ -368,6 +376,7 @@ def _two_blur_scan(n, sigma_left, sigma_right, seed):
     return rng.poisson(140.0 + 150.0 * blurred).astype(float)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_submaps_that_disagree_flag_the_estimate(seed):
     # truth: σ = 2 px on the left half, 6 px on the right. The whole map's spectrum is ruled by the sharp
@@ -388,6 +397,7 @@ def test_submaps_that_disagree_flag_the_estimate(seed):
     assert lo <= 2.0 and hi >= 3.5
 
 
+@pytest.mark.slow
 def test_submaps_agree_on_a_stationary_map():
     # one σ = 3 px over the whole map: the four corner sub-maps find it too (±25 %), and the estimate
     # stays reliable

@@ -87,6 +87,7 @@ def test_bad_input(data, error, match):
         fit_knife_edge(data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_edge_is_refused(seed):
     noise = np.random.default_rng(seed).poisson(BACKGROUND, (64, 64)).astype(float)

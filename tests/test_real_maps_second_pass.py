@@ -272,6 +272,7 @@ def test_pixels_where_the_scaler_is_zero_are_missing_not_zero_signal(tmp_path):
     assert np.all(np.isfinite(restored)) and restored[80, 80] > 0.1 * fe[79:82, 79:82].mean()
 
 
+@pytest.mark.slow
 def test_a_joint_run_names_the_scaler_as_a_source_of_missing_pixels(tmp_path, capsys):
     fe = tifffile.imread(FE)
     i0 = np.full(fe.shape, 1000.0)

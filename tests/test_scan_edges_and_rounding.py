@@ -51,6 +51,7 @@ def test_the_background_ignores_the_scans_first_and_last_lines(counts, xp):
         assert depth == pytest.approx(element_free_depth(xp.asarray(counts))[0], rel=0.05), name
 
 
+@pytest.mark.slow
 def test_a_zero_last_line_does_not_change_the_restoration(counts):
     reference_map = counts[:-1]
     with warnings.catch_warnings():
@@ -69,6 +70,7 @@ def test_a_small_map_keeps_every_box():
     assert estimate_background(small) < 45.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sigma_does_not_depend_on_exact_integers(seed):
     c, _, _ = observe((128, 128), 2.0, seed=seed)

@@ -29,6 +29,7 @@ def _quiet(image):
         return estimate_sigma(image)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed, sigma", [(0, 3.0), (1, 6.0)])
 def test_row_and_column_stripes_are_left_out(seed, sigma):
     counts = _map(seed, sigma)
@@ -43,6 +44,7 @@ def test_row_and_column_stripes_are_left_out(seed, sigma):
     assert columns.sigma == pytest.approx(sigma, rel=0.2)
 
 
+@pytest.mark.slow
 def test_maps_without_stripes_keep_their_axes():
     est = _quiet(_map(1, 6.0))
     assert est.details["stripes"] == []
@@ -50,6 +52,7 @@ def test_maps_without_stripes_keep_their_axes():
     assert "stripes" not in est.evidence
 
 
+@pytest.mark.slow
 def test_axis_aligned_bars_are_not_stripes():
     # bars along the scan axes put their edges' power on the axes too, but it falls with the blur;
     # sharp bars (σ 1.5 px) at high counts are the hardest case for the ratio

@@ -258,6 +258,7 @@ def test_dask_infinite_values_under_the_mask_are_missing(counts, h):
     assert np.max(np.abs(tiled - whole)) <= 1e-4 * np.max(whole)
 
 
+@pytest.mark.slow
 def test_dask_odd_maps_and_backgrounds_are_their_plain_arrays(counts, h):
     import dask.array as da
 

@@ -98,6 +98,7 @@ def test_cli_record_holds_the_split_and_accelerate_that_repeat_the_output(tmp_pa
 # -- finding 2: accelerate of every RL run ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::xrfgpu.psf.blind_sigma.SigmaUncertainWarning")  # the small map's blind σ
 def test_blind_rl_records_that_it_runs_unaccelerated(counts):
     _, info = xrfgpu.restore(counts, method="blind-rl", num_iter=2, return_info=True)
@@ -106,6 +107,7 @@ def test_blind_rl_records_that_it_runs_unaccelerated(counts):
     assert info["accelerate"] is True
 
 
+@pytest.mark.slow
 def test_joint_records_accelerate_split_dtype_and_honest_timings(tmp_path):
     scene = phantom.grains_and_veins((90, 90), seed=1)
     folder = tmp_path / "scans"
@@ -160,6 +162,7 @@ def test_record_names_the_fft_library_and_its_version(tmp_path, counts):
         assert "ducc0" not in versions
 
 
+@pytest.mark.slow
 def test_record_follows_the_fft_library_chosen_by_the_environment(tmp_path, counts):
     source = tmp_path / "scan_Fe.npy"
     np.save(source, counts)
@@ -320,6 +323,7 @@ def hot_fe_and_cr():
     return np.stack([cr, fe])
 
 
+@pytest.mark.slow
 def test_the_joint_restoration_names_the_hot_pixel_and_its_map(hot_fe_and_cr):
     psf = gaussian_for_map(1.0, (9, 9))
     with pytest.raises(ValueError) as caught:

@@ -11,6 +11,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import sigma_scenes_fresh  # noqa: E402
@@ -48,6 +50,7 @@ def test_straight_edge_interval_holds_the_edges_standard_error(xp):
     assert est.interval[1] / est.interval[0] < 1.5  # still a narrow interval
 
 
+@pytest.mark.slow
 def test_edge_profile_interval_holds_the_spectral_sigma():
     # small particles, 512², σ 2 px: the profiles read 2.50 px (edges of grains a few px across look
     # wider), the spectrum 2.11 px; before: interval 2.24–2.80 px
@@ -56,6 +59,7 @@ def test_edge_profile_interval_holds_the_spectral_sigma():
     assert est.interval[0] <= truth <= est.interval[1]
 
 
+@pytest.mark.slow
 def test_edge_profiles_outside_the_spectral_interval_are_flagged():
     # a checkerboard, 512², σ 6 px, the paper's counts: 41 profiles agree on 5.6 px, the spectrum reads
     # 10.9 px (interval 8.75–16.4 px); before: reliable at 10.9 px
@@ -65,6 +69,7 @@ def test_edge_profiles_outside_the_spectral_interval_are_flagged():
     assert est.interval[0] <= truth <= est.interval[1]
 
 
+@pytest.mark.slow
 def test_a_scene_spectrum_rising_with_frequency_carries_no_sigma():
     # a checkerboard, 512², σ 8 px, 2000/100 counts: the scene exponent fits k^+1.7 (a periodic pattern),
     # the spectral σ 13.9 px; before: reliable, interval 9.25–19.4 px

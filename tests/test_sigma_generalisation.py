@@ -109,6 +109,7 @@ def test_fisher_bound_of_a_point_source_is_analytic(sigma):
     assert info == pytest.approx(4.0 * amplitude / sigma**2, rel=0.02)
 
 
+@pytest.mark.slow
 def test_known_scene_likelihood_attains_the_fisher_bound():
     # the bound is not just a formula: maximum likelihood with the scene known reaches it (σ 6 px, 160²,
     # paper-like counts on a tuning map), so the spread of 12 fits is within a factor 2 of 1/√I

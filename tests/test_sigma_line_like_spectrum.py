@@ -12,6 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import sigma_scenes_fresh  # noqa: E402
@@ -20,6 +22,7 @@ from xrfgpu.psf import estimate_sigma  # noqa: E402
 from xrfgpu.psf.blind_sigma import SigmaUncertainWarning  # noqa: E402
 
 
+@pytest.mark.slow
 def test_dendrite_map_answers_flagged_with_the_truth_inside():
     counts, truth, _ = sigma_scenes_fresh.make_case(("dendrites", 200, 512, 3.0, 77.0, 137.5))
     with warnings.catch_warnings(record=True) as caught:

@@ -61,6 +61,7 @@ def test_narrow_holes_leave_the_whole_map_and_a_tiny_clear_rectangle_is_said_unr
     assert rows is None and cols is None and "unreliable" in note
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "sigma"), [(0, 5.0), pytest.param(1, 3.0, marks=pytest.mark.slow)])
 def test_sigma_with_lost_scan_lines_is_read_beside_them(seed, sigma):
     counts, _, _ = phantom.observe((200, 200), sigma, seed=seed)
@@ -92,6 +93,7 @@ def test_restore_and_sigma_from_map_record_where_sigma_was_read():
     assert info["sigma_estimated"] == pytest.approx(5.0, rel=0.15)
 
 
+@pytest.mark.slow
 def test_psf_blind_map_only_reads_sigma_beside_lost_lines(tmp_path, capsys):
     """``xrfgpu psf blind --map-only`` on a map with eight lost rows: σ as the front door reads it (refused
     before: "a PSF fit needs every pixel"); the blind kernel still refuses them, naming --map-only."""

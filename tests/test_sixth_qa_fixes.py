@@ -160,6 +160,7 @@ def test_cli_records_the_missing_pixels_of_every_map(tmp_path):
         assert record["per_element"]["Fe_K"]["missing_pixels"] == 3 * 64
 
 
+@pytest.mark.slow
 def test_a_map_only_sigma_flagged_uncertain_says_so_in_its_table_and_restore_warns(tmp_path, capsys, monkeypatch):
     """``psf blind --map-only`` writes whether σ was reliable and its interval into the PSF table, and
     ``restore --psf-file`` warns when it restores with a σ flagged there (before, the table carried σ alone)."""
@@ -264,6 +265,7 @@ def _rectangular_psf_scans(tmp_path, seed=0):
     return paths
 
 
+@pytest.mark.slow
 def test_psf_dot_and_edge_measure_sigma_in_um_on_rectangular_pixels(tmp_path, capsys):
     """``psf dot`` and ``psf edge`` convert each axis with its own step: a spot of σ 0.3 µm on 0.15 × 0.30 µm
     pixels reads 0.3 µm within its errors (before, the x step for both axes: dot −28 %, edge across the rows
@@ -285,6 +287,7 @@ def test_psf_dot_and_edge_measure_sigma_in_um_on_rectangular_pixels(tmp_path, ca
     assert result["sigma_u_um"] == pytest.approx(0.3, rel=0.1) and result["sigma_v_um"] == pytest.approx(0.3, rel=0.1)
 
 
+@pytest.mark.slow
 def test_map_only_json_says_whether_sigma_is_reliable_and_its_interval(tmp_path, capsys, monkeypatch):
     import json
     from pathlib import Path
@@ -301,6 +304,7 @@ def test_map_only_json_says_whether_sigma_is_reliable_and_its_interval(tmp_path,
     assert '"reliable": false' in text and "interval_px" in text
 
 
+@pytest.mark.slow
 def test_psf_edge_with_an_angle_the_map_disagrees_with_says_so_in_one_line(tmp_path, capsys):
     """``psf edge --angle 80`` on a horizontal edge (normal at 90°) warns in a ``Warning:`` line naming the map's
     own angle, and records it with the σ it gives; the right angle gives no such line."""

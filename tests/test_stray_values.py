@@ -30,6 +30,7 @@ def _restore(image, **options):
         return xrfgpu.restore(image, return_info=True, **options)
 
 
+@pytest.mark.slow
 def test_a_filled_dead_pixel_is_rounded_and_the_map_restored_as_counts(counts):
     filled = counts.copy()
     filled[5, 5] = (counts[4, 5] + counts[6, 5] + counts[5, 4] + counts[5, 6]) / 4.0 + 0.3  # never an integer
@@ -68,12 +69,14 @@ def test_maps_that_are_not_counts_stay_fitted(counts, case):
     assert classify_map(image).kind == "fitted"
 
 
+@pytest.mark.slow
 def test_gain_one_on_a_map_that_is_not_integers_is_restored(counts):
     scaled = counts * 1.0001  # counts in a unit a little off, its gain given as 1
     out, info = _restore(scaled, gain=1.0)
     assert info["gain"] == 1.0 and info["iterations"] >= 1 and np.all(np.isfinite(np.asarray(out)))
 
 
+@pytest.mark.slow
 def test_the_joint_restoration_rounds_a_maps_stray_values_and_says_so(counts):
     # the joint path had handed the unrounded stack to its cross-validated split, which refused it
     small = counts[40:104, 40:104]
