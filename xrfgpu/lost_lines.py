@@ -68,21 +68,38 @@ class LostLines:
     ----------
     rows, columns : tuple of int
         Indices of the lost rows and lost columns.
+    stopped : tuple, optional
+        Where a scan stopped part of the way along a line: ``(axis, line, first, last)``, ``axis`` "row" or
+        "column", the pixels ``first``–``last`` (inclusive) of that line lost; the whole lines after it are
+        in ``rows`` or ``columns``. Empty when no scan stopped mid-line.
     """
 
     rows: tuple = ()
     columns: tuple = ()
+    stopped: tuple = ()
 
     def __bool__(self):
-        return bool(self.rows or self.columns)
+        return bool(self.rows or self.columns or self.stopped)
 
     def record(self):
-        """JSON-ready ``{"rows": [...], "columns": [...]}`` for ``info`` and the provenance record."""
-        return {"rows": list(self.rows), "columns": list(self.columns)}
+        """JSON-ready ``{"rows": [...], "columns": [...]}`` for ``info`` and the provenance record, with
+        ``"scan_stopped_in": {"row": r, "columns": [first, last]}`` (or ``"column"`` and ``"rows"``) when a
+        scan stopped mid-line."""
+        record = {"rows": list(self.rows), "columns": list(self.columns)}
+        if self.stopped:
+            axis, line, first, last = self.stopped
+            record["scan_stopped_in"] = {axis: line, ("columns" if axis == "row" else "rows"): [first, last]}
+        return record
 
     def words(self):
-        """The lines in words, e.g. ``"row 64"``, ``"rows 0–3, 124–127 and columns 0–3, 60"``."""
+        """The lines in words, e.g. ``"row 64"``, ``"rows 0–3, 124–127 and columns 0–3, 60"``,
+        ``"row 70 from column 64 on and rows 71–95"``."""
         parts = [_spans(self.rows, "row"), _spans(self.columns, "column")]
+        if self.stopped:
+            axis, line, first, last = self.stopped
+            other = "column" if axis == "row" else "row"
+            where = f"from {other} {first} on" if first > 0 else f"up to {other} {last}"
+            parts.insert(0, f"{axis} {line} {where} (the scan stopped there)")
         return " and ".join(part for part in parts if part)
 
     def message(self, name="the map", *, method="rl", mask_option="mask="):
@@ -91,8 +108,9 @@ class LostLines:
         The blind methods (``"blind"``, ``"blind-rl"``) take no missing pixels and restore the lines as
         the zeros they hold; ``mask_option`` names the way to give a mask (``"--mask"`` on the command line).
         """
-        count = len(self.rows) + len(self.columns)
-        found = f"{name}: {self.words()} {'is' if count == 1 else 'are'} all 0 beside lines with no 0"
+        count = len(self.rows) + len(self.columns) + (1 if self.stopped else 0)
+        found = (f"{name}: {self.words()} {'is' if count == 1 else 'are'} "
+                 f"{'0 after lines with no 0' if self.stopped else 'all 0 beside lines with no 0'}")
         if method in ("blind", "blind-rl"):
             return (f"{found}, which no measurement gives; the {method} method takes no missing pixels and restores "
                     f"{'it' if count == 1 else 'them'} as zero concentration: use rl, wiener, tikhonov or fista to "
@@ -178,19 +196,61 @@ def find_lost_lines(image, weights=None, *, xp):
     cols_measured = _host(_count(measured, 0, xp=xp))
     zero_rows = (rows_measured > 0) & (_host(_count(zero, 1, xp=xp)) == rows_measured)
     zero_cols = (cols_measured > 0) & (_host(_count(zero, 0, xp=xp)) == cols_measured)
-    if not (zero_rows.any() or zero_cols.any()):
-        return LostLines()
+    if not (zero_rows.any() or zero_cols.any() or bool(xp.any(zero[-1, ...])) or bool(xp.any(zero[:, -1]))):
+        return LostLines()  # no all-zero line, and no zero in the last row or column, where a scan can stop
     magnitude = xp.where(measured, xp.abs(image), xp.zeros_like(image))
     largest = float(xp.max(magnitude))
-    step = float(xp.min(xp.where(magnitude > 0, magnitude, xp.full_like(magnitude, math.inf))))
     # each line's evidence, read outside the other axis's all-zero lines (a zero frame's corners)
     keep_cols = xp.asarray(~zero_cols, device=array_device(image))[None, :]
     keep_rows = xp.asarray(~zero_rows, device=array_device(image))[:, None]
-    rows = _lost_runs(zero_rows, _LineEvidence.read(measured & keep_cols, zero, magnitude, 1, xp=xp),
-                      largest=largest, step=step, line_length=image.shape[1])
-    columns = _lost_runs(zero_cols, _LineEvidence.read(measured & keep_rows, zero, magnitude, 0, xp=xp),
-                         largest=largest, step=step, line_length=image.shape[0])
+    row_evidence = _LineEvidence.read(image, measured & keep_cols, zero, magnitude, 1, largest=largest, xp=xp)
+    column_evidence = _LineEvidence.read(image, measured & keep_rows, zero, magnitude, 0, largest=largest, xp=xp)
+    rows = _lost_runs(zero_rows, row_evidence, line_length=image.shape[1])
+    columns = _lost_runs(zero_cols, column_evidence, line_length=image.shape[0])
+    if not (rows or columns):  # a scan that stopped mid-line: the rows (or columns) after it, and its line's end
+        for axis, all_zero, evidence, lines in (("row", zero_rows, row_evidence, image),
+                                                 ("column", zero_cols, column_evidence, image.T)):
+            stopped = _stopped_scan(all_zero, evidence, lines, measured if axis == "row" else measured.T)
+            if stopped is not None:
+                after = tuple(range(stopped[0] + 1, all_zero.size))
+                return LostLines(rows=after if axis == "row" else (), columns=after if axis == "column" else (),
+                                 stopped=(axis, *stopped))
     return LostLines(rows=rows, columns=columns)
+
+
+def _stopped_scan(all_zero, evidence, lines, measured):
+    """``(line, first, last)`` where a scan along ``lines`` (rows of the array given) stopped mid-line, or None.
+
+    The last line with a value other than 0 ends (or, in a serpentine scan, starts) in a block of zeros, every
+    line after it is all zero or lost, the block and those lines hold :data:`MIN_LINE_PX` pixels or more, the
+    rest of the line holds no 0, and the line before it is a border run's clear neighbour (no 0, values above
+    :data:`BORDER_STEPS` steps, no ramp): the zeros a stopped acquisition leaves in the array it had filled
+    with 0.
+    """
+    n, length = all_zero.size, lines.shape[1]
+    if length < MIN_LINE_PX:
+        return None
+    written = [k for k in range(n) if evidence.measured[k] > 0 and not all_zero[k]]
+    if len(written) < 3:
+        return None
+    last = written[-1]
+    values = _host(lines[last, ...])
+    seen = _host(measured[last, ...])
+    zero = (values == 0) & seen
+    if not zero.any() or zero.all():
+        return None
+    tail, head = int(np.argmax(~zero[::-1])), int(np.argmax(~zero))  # zeros at the line's end, at its start
+    ends = ([(length - tail, length - 1)] if tail else []) + ([(0, head - 1)] if head else [])
+    if len(ends) != 1:  # zeros at both ends, or at neither: not a stopped scan
+        return None
+    first, final = ends[0]
+    rest = np.ones(length, dtype=bool)
+    rest[first:final + 1] = False
+    if zero[rest].any() or not seen[rest].any():
+        return None
+    if (final - first + 1) + (n - 1 - last) * length < MIN_LINE_PX:
+        return None
+    return (last, first, final) if evidence.clear_at_a_border(written[-2], written[-3]) else None
 
 
 #: most zeros a clear neighbour line may hold, as a share of its measured pixels (a dead pixel or two; for
@@ -211,37 +271,66 @@ BORDER_STEPS = 4.0
 
 @dataclass(frozen=True)
 class _LineEvidence:
-    """Per line (host vectors): measured pixels, zeros among them and the mean |value|, within ``where``."""
+    """Per line (host vectors): measured pixels, zeros among them and the mean |value|, within ``where``; and
+    the tests of a clear neighbour line, inside the map or at a border run (:func:`find_lost_lines`, Notes)."""
 
     measured: np.ndarray
     zeros: np.ndarray
     mean_magnitude: np.ndarray
-    lowest_nonzero: np.ndarray
+    largest: float
+    image: object
+    where: object
+    axis: int
 
     @classmethod
-    def read(cls, where, zero, magnitude, axis, *, xp):
+    def read(cls, image, where, zero, magnitude, axis, *, largest, xp):
         measured = _host(_count(where, axis, xp=xp))
         zeros = _host(_count(zero & where, axis, xp=xp))
         total = _host(xp.sum(xp.where(where, magnitude, xp.zeros_like(magnitude)), axis=axis))
-        lowest = _host(xp.min(xp.where(where & (magnitude > 0), magnitude, xp.full_like(magnitude, math.inf)),
-                              axis=axis))
-        return cls(measured, zeros, total / np.maximum(measured, 1), lowest)
+        return cls(measured, zeros, total / np.maximum(measured, 1), largest, image, where, axis)
+
+    def clear(self, k, zeros_allowed=NEIGHBOUR_ZERO_SHARE):
+        """Line ``k`` is clear: enough measured pixels, few zeros, and above round-off."""
+        return (self.measured[k] >= MIN_LINE_PX and self.zeros[k] <= zeros_allowed * self.measured[k]
+                and self.mean_magnitude[k] > NEIGHBOUR_FLOOR * self.largest)
+
+    def clear_at_a_border(self, k, inner):
+        """Line ``k`` is a border run's clear neighbour: clear with no 0, every |value| at least
+        :data:`BORDER_STEPS` quanta (:func:`_quantum`), and no ramp (its mean at least :data:`BORDER_RAMP_RATIO`
+        × line ``inner``'s, the next measured line further in)."""
+        if not self.clear(k, 0.0) or inner is None or self.zeros[inner] == self.measured[inner]:
+            return False
+        if self.mean_magnitude[k] < BORDER_RAMP_RATIO * self.mean_magnitude[inner]:
+            return False
+        values = np.abs(self._values(k))
+        return bool(values.min() >= BORDER_STEPS * _quantum(values))
+
+    def _values(self, k):
+        """The measured values of line ``k`` within ``where``, on the host."""
+        line = (k, slice(None)) if self.axis == 1 else (slice(None), k)
+        values, keep = _host(self.image[line]), _host(self.where[line])
+        return values[keep].astype(np.float64)
 
 
-def _lost_runs(all_zero, evidence, *, largest, step, line_length):
+def _quantum(values):
+    """The smallest step between distinct nonzero |values| of a line: 1 for integer maps, a scaled map's
+    lattice, a fitted map's float spacing; a line of one value is its own quantum."""
+    distinct = np.unique(values[values != 0])
+    if distinct.size < 2:
+        return float(distinct[0]) if distinct.size else math.inf
+    return float(np.min(np.diff(distinct)))
+
+
+def _lost_runs(all_zero, evidence, *, line_length):
     """Indices of the all-zero lines in runs that :func:`find_lost_lines` calls lost."""
     if line_length < MIN_LINE_PX:
         return ()
     n = all_zero.size
 
-    def beside(k, step):  # the nearest line with a measured pixel, from k on in direction step; None past the map
+    def beside(k, direction):  # the nearest line with a measured pixel, from k on; None past the map
         while 0 <= k < n and evidence.measured[k] == 0:
-            k += step
+            k += direction
         return k if 0 <= k < n else None
-
-    def clear(k, zeros_allowed):
-        return (evidence.measured[k] >= MIN_LINE_PX and evidence.zeros[k] <= zeros_allowed * evidence.measured[k]
-                and evidence.mean_magnitude[k] > NEIGHBOUR_FLOOR * largest)
 
     lost = []
     start = 0
@@ -254,13 +343,10 @@ def _lost_runs(all_zero, evidence, *, largest, step, line_length):
             stop += 1
         before, after = beside(start - 1, -1), beside(stop + 1, 1)
         if before is not None and after is not None:
-            found = clear(before, NEIGHBOUR_ZERO_SHARE) and clear(after, NEIGHBOUR_ZERO_SHARE)
+            found = evidence.clear(before) and evidence.clear(after)
         elif before is not None or after is not None:
-            side, step = (after, 1) if after is not None else (before, -1)
-            inner = beside(side + step, step)
-            found = (clear(side, 0.0) and evidence.lowest_nonzero[side] >= BORDER_STEPS * step
-                     and inner is not None and not all_zero[inner]
-                     and evidence.mean_magnitude[side] >= BORDER_RAMP_RATIO * evidence.mean_magnitude[inner])
+            side, direction = (after, 1) if after is not None else (before, -1)
+            found = evidence.clear_at_a_border(side, beside(side + direction, direction))
         else:
             found = False
         if found:
@@ -286,6 +372,12 @@ def without_lost_lines(weights, lost, shape, *, xp, like):
     host = np.ones(shape, dtype=np.float64) if weights is None else np.array(to_numpy(weights), dtype=np.float64)
     host[list(lost.rows), :] = 0.0
     host[:, list(lost.columns)] = 0.0
+    if lost.stopped:
+        axis, line, first, last = lost.stopped
+        if axis == "row":
+            host[line, first:last + 1] = 0.0
+        else:
+            host[first:last + 1, line] = 0.0
     return xp.asarray(host.astype(np.float32 if like.dtype == xp.float32 else np.float64), device=array_device(like))
 
 
