@@ -29,8 +29,13 @@ background (fitted, quantised, clipped at 0). Such a run is lost only when
 its one neighbour holds no zero and is no ramp (:func:`find_lost_lines`,
 Notes). The neighbours are read outside the other axis's all-zero lines, so
 a frame of zeros (a map padded or registered onto a larger canvas) is found
-on all four sides. A line partly zero (a scan stopped mid-line) is not
-found: only whole lines are.
+on all four sides.
+
+A scan that stopped mid-line leaves the last line it wrote ending (or, in a
+serpentine scan, starting) in a block of zeros, and every line after it all
+zero: that block and those lines are lost when that line holds no other 0
+and the line before it passes the border test (:func:`_stopped_scan`). A
+line partly zero anywhere else is not found, nor a scan that started late.
 
 The front door (:func:`xrfgpu.restore`) and the command line (whole map,
 ``--tile`` and ``--joint`` alike) ask this module, so they agree. A
@@ -172,9 +177,11 @@ def find_lost_lines(image, weights=None, *, xp):
     again. A run at a border has a line on one side only, and the scan may
     have started off the sample (a map without background, quantised or
     clipped at 0): it is lost only when that line has no 0 at all, every
-    value at least :data:`BORDER_STEPS` × the map's smallest nonzero
-    |value| (not a quantised map's lowest step), and is no ramp, its mean at
-    least :data:`BORDER_RAMP_RATIO` × the next measured line's further in. The map's lines must be at least :data:`MIN_LINE_PX`
+    |value| at least :data:`BORDER_STEPS` × its smallest step between
+    distinct values (not a quantised map's lowest step) and
+    :data:`BORDER_LOW_SHARE` × its median (not the edge of a region clipped
+    at 0), and is no ramp, its mean at least :data:`BORDER_RAMP_RATIO` × the
+    next measured line's further in. The map's lines must be at least :data:`MIN_LINE_PX`
     long.
 
     Examples
@@ -267,6 +274,9 @@ BORDER_RAMP_RATIO = 0.5
 #: a quantised map's lowest step (1 of a map stored × 100) beside its zeros is the edge of what it can show, not
 #: evidence (counts over a background of tens clear it easily)
 BORDER_STEPS = 4.0
+#: and every |value| at least this share of the line's median: beside a map's region clipped at 0 some values
+#: come near 0 (a crop of a fitted map clipped at its median, QA), where counts over a background do not
+BORDER_LOW_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -296,14 +306,14 @@ class _LineEvidence:
 
     def clear_at_a_border(self, k, inner):
         """Line ``k`` is a border run's clear neighbour: clear with no 0, every |value| at least
-        :data:`BORDER_STEPS` quanta (:func:`_quantum`), and no ramp (its mean at least :data:`BORDER_RAMP_RATIO`
-        × line ``inner``'s, the next measured line further in)."""
+        :data:`BORDER_STEPS` quanta (:func:`_quantum`) and :data:`BORDER_LOW_SHARE` of the line's median, and no
+        ramp (its mean at least :data:`BORDER_RAMP_RATIO` × line ``inner``'s, the next measured line further in)."""
         if not self.clear(k, 0.0) or inner is None or self.zeros[inner] == self.measured[inner]:
             return False
         if self.mean_magnitude[k] < BORDER_RAMP_RATIO * self.mean_magnitude[inner]:
             return False
         values = np.abs(self._values(k))
-        return bool(values.min() >= BORDER_STEPS * _quantum(values))
+        return bool(values.min() >= max(BORDER_STEPS * _quantum(values), BORDER_LOW_SHARE * np.median(values)))
 
     def _values(self, k):
         """The measured values of line ``k`` within ``where``, on the host."""
