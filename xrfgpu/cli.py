@@ -798,14 +798,14 @@ def _method_defaults(method):
     """The library defaults a run of ``method`` used where no option was given, for the record."""
     import inspect
 
-    from .fista import DEFAULT_LAM_FRACTION, fista
+    from .fista import DEFAULT_LAM_RULE, fista
     from .wiener import tikhonov, wiener
 
     function, keys = {"wiener": (wiener, ("balance", "regularizer")), "tikhonov": (tikhonov, ("lam", "order")),
                       "fista": (fista, ("nonneg",))}.get(method, (None, ()))
     defaults = {k: inspect.signature(function).parameters[k].default for k in keys} if function else {}
     if method == "fista":  # lam=None: a fraction of the map's largest value above the background
-        defaults["lam"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default)"
+        defaults["lam"] = DEFAULT_LAM_RULE
     return defaults
 
 

@@ -8,10 +8,13 @@ from ._elementwise import difference, fista_step
 from ._problem import prepare
 from ._validate import check_num_iter
 
-__all__ = ["fista", "ista", "l1_objective", "DEFAULT_LAM_FRACTION", "DEFAULT_NUM_ITER"]
+__all__ = ["fista", "ista", "l1_objective", "default_lam", "DEFAULT_LAM_FRACTION", "DEFAULT_LAM_RULE",
+           "DEFAULT_NUM_ITER"]
 
 #: Default λ of :func:`fista`/:func:`ista` as a fraction of the largest background-subtracted count.
 DEFAULT_LAM_FRACTION = 0.03
+#: the default λ's rule in words, as the records (``info["lam_rule"]``, the command line's defaults) give it
+DEFAULT_LAM_RULE = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default)"
 #: iterations of fista/ista, restore_stack's "fista" and the command line's --method fista when none are given
 #: (the error to the truth grows after a few tens: semi-convergence, see ``num_iter`` below)
 DEFAULT_NUM_ITER = 25
@@ -63,6 +66,31 @@ def proximal_problem(image, psf, *, background, boundary, pad, mask, fill_level=
                    iterative=True, missing=True, mask=mask, fill_level=fill_level)
 
 
+def default_lam(image, background, *, weights=None, xp, amax=None):
+    """FISTA's λ where none is given: :data:`DEFAULT_LAM_FRACTION` × the largest ``|image − background|``.
+
+    Parameters
+    ----------
+    image, background : array
+        The map and its background, in the same units (counts above which the l1 penalty is set).
+    weights : array, optional
+        Pixel weights (0 at missing pixels, whose values are not read).
+    xp : namespace
+    amax : callable, optional
+        The maximum to take (a stack's per-map maximum, :meth:`xrfgpu._problem.Problem.amax`); default the
+        whole array's, as a float.
+
+    Returns
+    -------
+    float or array
+        λ in the map's units (one per map with a stack's ``amax``).
+    """
+    deviation = xp.abs(image - background)
+    if weights is not None:
+        deviation = weights * deviation
+    return DEFAULT_LAM_FRACTION * (amax(deviation) if amax is not None else float(xp.max(deviation)))
+
+
 def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=True, momentum=True, callback=None,
                           start="flat"):
     """ISTA/FISTA iterations on a prepared :class:`~xrfgpu._problem.Problem`.
@@ -85,10 +113,7 @@ def run_proximal_gradient(pb, *, lam=None, num_iter=DEFAULT_NUM_ITER, nonneg=Tru
     weights = pb.canvas_weights
     target = pb.data - pb.canvas_background
     if lam is None:
-        if weights is None:
-            lam = DEFAULT_LAM_FRACTION * pb.amax(xp.abs(pb.image - pb.background))
-        else:
-            lam = DEFAULT_LAM_FRACTION * pb.amax(pb.weights * xp.abs(pb.image - pb.background))
+        lam = default_lam(pb.image, pb.background, weights=pb.weights, xp=xp, amax=pb.amax)
     else:
         if isinstance(lam, (str, bytes)):  # list("auto") had been checked letter by letter ("got 'a'")
             raise TypeError(f"lam must be a number >= 0, or None for FISTA's own rule ({DEFAULT_LAM_FRACTION:g} × "

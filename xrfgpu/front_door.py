@@ -1272,11 +1272,10 @@ def restore(
         # the λ that ran, in the (effective) counts lam= is applied to: fista()'s rule where none is given (a hot
         # pixel raises it, and with it the whole map's threshold)
         if kwargs.get("lam") is None:
-            from .fista import DEFAULT_LAM_FRACTION
+            from .fista import DEFAULT_LAM_RULE, default_lam
 
-            deviation = xp.abs(y - b) if kwargs.get("mask") is None else kwargs["mask"] * xp.abs(y - b)
-            info["lam"] = DEFAULT_LAM_FRACTION * float(xp.max(deviation))
-            info["lam_rule"] = f"{DEFAULT_LAM_FRACTION:g} × max|map − background| (xrfgpu.fista default)"
+            info["lam"] = default_lam(y, b, weights=kwargs.get("mask"), xp=xp)
+            info["lam_rule"] = DEFAULT_LAM_RULE
         else:
             info["lam"] = float(kwargs["lam"])
         # the count that runs (recorded as a number, not "default")
