@@ -421,7 +421,9 @@ def estimate_gain(image, *, block=8):
     same_across[:, :-1] = core[:, 1:] == core[:, :-1]  # pixel equals the one to its right
     mean = per_tile(core, np.mean)
     ok = (mean > 0) & (per_tile(core, np.min) > 0)
-    ok &= ~repeats_a_line(same_down, 3) & ~repeats_a_line(same_across, 1)
+    unrepeated = ok & ~repeats_a_line(same_down, 3) & ~repeats_a_line(same_across, 1)
+    if np.any(unrepeated):  # a map that repeats lines everywhere (a constant map) is read as before: gain 0
+        ok = unrepeated
     if not np.any(ok):
         raise ValueError("no block with a positive mean and no zero: the map's noise cannot be measured")
     var = per_tile(lap * lap, np.mean)[ok]
