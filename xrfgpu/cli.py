@@ -47,6 +47,7 @@ from ._validate import MAX_NUM_ITER
 from .fista import DEFAULT_NUM_ITER as _FISTA_NUM_ITER
 from .front_door import (CAUTION_KEYS, CV_SPLIT_KEYS, DEFAULT_GOAL, GOAL_GUARD_KEYS, GOALS, filled_for_estimators,
                          goal_factors)
+from .row_offset import alternate_row_offset
 
 __all__ = ["main", "cli", "load_psf_table", "save_psf_table", "psf_for_element"]
 
@@ -734,6 +735,7 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     """
     from .front_door import restore
     from .lost_lines import LostScanLinesWarning
+    from .row_offset import ScanMisregistrationWarning
 
     kwargs = {}
     if method == "wiener" and options.get("balance") is not None:
@@ -750,7 +752,9 @@ def _run_method(method, image, sigma_px, *, background, gain, options, progress,
     sigma = None if method in ("blind", "blind-rl") or psf is not None else sigma_px
     if psf is not None and method not in ("blind", "blind-rl"):
         kwargs["psf"] = psf
-    with _sigma_warnings() as sigma_messages, _collected_warnings(LostScanLinesWarning):  # said by _missing_pixels
+    # the lost lines and the line offset were said by the caller (restore's loop), once per map
+    with (_sigma_warnings() as sigma_messages, _collected_warnings(LostScanLinesWarning),
+          _collected_warnings(ScanMisregistrationWarning)):
         out, info = restore(image, method=method, sigma=sigma, background=background, num_iter=n, gain=gain,
                             goal=options.get("goal", DEFAULT_GOAL), return_info=True, map_kind=map_kind, **kwargs)
     details = {key: info[key] for key in ("iterations", "stop", "stop_note", "kernel_size", "cv_iterations",
@@ -1461,7 +1465,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
-    lost_lines = {}  # map name → its lost scan lines' record (xrfgpu.lost_lines)
+    lost_lines = {}  # map name → its lost scan lines' and line offset's records (lost_lines, row_offset)
     sigma_keys_used = set()
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         if name in constant_maps:
@@ -1481,6 +1485,11 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         if lost:
             lost_lines[name] = _lost_lines_record(lost, method)
             _warn(quiet, lost.message(name, method=method, mask_option="--mask"))
+        line_offset = alternate_row_offset(image, options["mask"])  # as xrfgpu.restore checks it
+        if line_offset is not None:
+            lost_lines.setdefault(name, {})["alternate_line_offset"] = line_offset.record()
+            _warn(quiet, line_offset.message(name).replace("xrfgpu.row_offset.realign_alternate_lines(map, ",
+                                                           "in Python: xrfgpu.row_offset.realign_alternate_lines(map, "))
         image = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=False)
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the

@@ -808,6 +808,16 @@ def _read_lost_lines(y, weights, *, method, info, xp):
     return without_lost_lines(weights, lost, tuple(y.shape), xp=xp, like=y)
 
 
+def _check_alternate_lines(y, weights, *, info):
+    """Warn of, and record, odd lines offset along the scan (:mod:`xrfgpu.row_offset`); the map is not changed."""
+    from .row_offset import ScanMisregistrationWarning, alternate_row_offset
+
+    offset = alternate_row_offset(y, weights)
+    if offset is not None:
+        info["alternate_line_offset"] = offset.record()
+        warnings.warn(offset.message(), ScanMisregistrationWarning, stacklevel=3)
+
+
 def _check_method_options(method, kwargs):
     """Refuse an option the method does not take, naming the ones it does, before any work."""
     if method not in ("rl", "wiener", "tikhonov", "fista"):
@@ -953,7 +963,8 @@ def restore(
         background, sigma, stop, restore); ``missing_pixels`` (their count, when any are
         masked, NaN, weight 0 or on a lost scan line), ``lost_scan_lines`` (``{"rows": [...],
         "columns": [...]}``, see Warns) with ``lost_scan_lines_read_as`` (``"missing"``, or ``"data"`` for
-        the blind methods) and ``negative_fraction_clipped`` (a fitted map's share of
+        the blind methods), ``alternate_line_offset`` (``axis``, ``offset_px``, ``z``: every other line
+        offset along the scan, see Warns) and ``negative_fraction_clipped`` (a fitted map's share of
         values below 0, set to 0), when they occur. With ``method="blind"``, whose restoration
         is not held non-negative: ``negative_fraction_restored`` (the share of restored
         pixels below 0) and ``restored_min`` (the lowest restored value, map units).
@@ -982,6 +993,11 @@ def restore(
         pixels, not as zero concentration (the blind methods, which take no missing pixels, restore them
         as data). A given ``mask=``, or a masked array's mask, is the whole statement of which pixels are
         missing: nothing is looked for then.
+    xrfgpu.row_offset.ScanMisregistrationWarning
+        The odd lines of a map without missing pixels lie offset along the scan from the even ones
+        (:func:`xrfgpu.row_offset.alternate_row_offset`; a bidirectional scan's misregistration): σ and the
+        restoration are not to be trusted until the lines are realigned
+        (:func:`xrfgpu.row_offset.realign_alternate_lines`). The map is restored as given.
 
     Notes
     -----
@@ -1102,6 +1118,7 @@ def restore(
         # a mask given (mask=, a masked array's own) says which pixels are missing; otherwise whole lines of
         # zeros that no measurement gives are looked for (xrfgpu.lost_lines)
         weights = _read_lost_lines(y, weights, method=method, info=info, xp=xp)
+    _check_alternate_lines(y, weights, info=info)
     if weights is not None:
         measured = weights > 0
         low = float(xp.min(xp.where(measured, y, xp.full_like(y, math.inf))))
