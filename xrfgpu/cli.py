@@ -868,11 +868,6 @@ def _missing_pixels(image, mask_path, what, *, method):
     return filled, weights.astype(np.float32), lost
 
 
-def _lost_lines_record(lost, method):
-    """The per-element record of a map's lost scan lines, as :func:`xrfgpu.restore`'s ``info`` has it."""
-    return {"lost_scan_lines": lost.record(),
-            "lost_scan_lines_read_as": "data" if method in ("blind", "blind-rl") else "missing"}
-
 
 def _rl_iterations(image, psf, background, iterations, *, gain, goal=DEFAULT_GOAL, sigma_estimated=False,
                    map_kind=None, mask=None):
@@ -1465,7 +1460,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
     where, to_compute = _resolve_device(device, first)
     n = len(selected)
     joint_inputs, joint_record = [], None
-    lost_lines = {}  # map name → its lost scan lines' and line offset's records (lost_lines, row_offset)
+    scan_faults = {}  # map name → the records of its lost scan lines and line offset (lost_lines, row_offset)
     sigma_keys_used = set()
     for k, (name, image) in enumerate(selected.maps.items(), start=1):
         if name in constant_maps:
@@ -1483,13 +1478,12 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
         image, options["mask"], lost = _missing_pixels(image, mask_path, f"input {str(input_path)!r}: map {name!r}",
                                                        method=method)
         if lost:
-            lost_lines[name] = _lost_lines_record(lost, method)
+            scan_faults[name] = lost.info_entries(method)
             _warn(quiet, lost.message(name, method=method, mask_option="--mask"))
         line_offset = alternate_row_offset(image, options["mask"])  # as xrfgpu.restore checks it
         if line_offset is not None:
-            lost_lines.setdefault(name, {})["alternate_line_offset"] = line_offset.record()
-            _warn(quiet, line_offset.message(name).replace("xrfgpu.row_offset.realign_alternate_lines(map, ",
-                                                           "in Python: xrfgpu.row_offset.realign_alternate_lines(map, "))
+            scan_faults.setdefault(name, {})["alternate_line_offset"] = line_offset.record()
+            _warn(quiet, line_offset.message(name, on_command_line=True))
         image = image.astype(np.float64 if is_float64(image.dtype) else np.float32, copy=False)
         # the map's effective gain, measured once and passed on when the background or σ is estimated (the
         # restoration needs it too); otherwise the step that needs it measures it (the restoration, or the
@@ -1660,7 +1654,7 @@ def restore(input_path, output, method, psf_sigma, psf_file, psf_auto, pixel_siz
             restored, per_element, joint_record = _run_joint(joint_inputs, guide, iterations, where, to_compute,
                                                              quiet)
         timings["joint_restoration"] = round(time.perf_counter() - t0, 4)  # all maps together, once
-    for name, record in lost_lines.items():  # the whole map, the tiles and the joint run alike
+    for name, record in scan_faults.items():  # the whole map, the tiles and the joint run alike
         per_element[name].update(record)
     for key in (sigma_given or {}):  # a typo (F= for Fe=) or an element the input lacks
         if key != "*" and key not in sigma_keys_used:

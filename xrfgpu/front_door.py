@@ -799,11 +799,9 @@ def _read_lost_lines(y, weights, *, method, info, xp):
     lost = find_lost_lines(y, weights, xp=xp)
     if not lost:
         return weights
-    info["lost_scan_lines"] = lost.record()
-    blind = method in ("blind", "blind-rl")
-    info["lost_scan_lines_read_as"] = "data" if blind else "missing"
+    info.update(lost.info_entries(method))
     warnings.warn(lost.message(method=method), LostScanLinesWarning, stacklevel=3)
-    if blind:
+    if info["lost_scan_lines_read_as"] == "data":
         return weights
     return without_lost_lines(weights, lost, tuple(y.shape), xp=xp, like=y)
 

@@ -96,6 +96,14 @@ class LostLines:
             record["scan_stopped_in"] = {axis: line, ("columns" if axis == "row" else "rows"): [first, last]}
         return record
 
+    def info_entries(self, method):
+        """The record's entries for a run of ``method``, as :func:`xrfgpu.restore`'s ``info`` and the command
+        line's per-map record both hold them: ``lost_scan_lines`` (:meth:`record`) and
+        ``lost_scan_lines_read_as``, ``"data"`` for the blind methods (they take no missing pixels), else
+        ``"missing"``."""
+        return {"lost_scan_lines": self.record(),
+                "lost_scan_lines_read_as": "data" if method in ("blind", "blind-rl") else "missing"}
+
     def words(self):
         """The lines in words, e.g. ``"row 64"``, ``"rows 0–3, 124–127 and columns 0–3, 60"``,
         ``"row 70 from column 64 on and rows 71–95"``."""
@@ -230,8 +238,8 @@ def _stopped_scan(all_zero, evidence, lines, measured):
 
     The last line with a value other than 0 ends (or, in a serpentine scan, starts) in a block of zeros, every
     line after it is all zero or lost, the block and those lines hold :data:`MIN_LINE_PX` pixels or more, the
-    rest of the line holds no 0, and the line before it is a border run's clear neighbour (no 0, values above
-    :data:`BORDER_STEPS` steps, no ramp): the zeros a stopped acquisition leaves in the array it had filled
+    rest of the line holds no 0, and the line before it is a border run's clear neighbour
+    (:meth:`_LineEvidence.clear_at_a_border`): the zeros a stopped acquisition leaves in the array it had filled
     with 0.
     """
     n, length = all_zero.size, lines.shape[1]

@@ -78,14 +78,13 @@ class LineOffset:
         """JSON-ready record for ``info`` and the provenance record."""
         return {"axis": self.axis, "offset_px": round(float(self.offset_px), 3), "z": round(float(self.z), 1)}
 
-    def message(self, name="the map"):
-        """The warning's text."""
-        lines = "rows" if self.axis == "rows" else "columns"
-        return (f"{name}: the odd {lines} lie {self.offset_px:+.2f} px along the line from the even ones "
+    def message(self, name="the map", *, on_command_line=False):
+        """The warning's text (``on_command_line``: the realignment named as a Python call, which it is there)."""
+        return (f"{name}: the odd {self.axis} lie {self.offset_px:+.2f} px along the line from the even ones "
                 f"({self.z:.0f} standard errors): a bidirectional scan's misregistration, whose zigzag the σ "
-                "estimate reads as blur and the restoration sharpens; realign the lines first "
-                f"(xrfgpu.row_offset.realign_alternate_lines(map, {round(self.offset_px)}"
-                f"{', axis=1' if self.axis == 'columns' else ''})), or give σ")
+                f"estimate reads as blur and the restoration sharpens; realign the lines first "
+                f"({'in Python: ' if on_command_line else ''}xrfgpu.row_offset.realign_alternate_lines(map, "
+                f"{round(self.offset_px)}{', axis=1' if self.axis == 'columns' else ''})), or give σ")
 
 
 def _mismatch(y, lags):
@@ -186,7 +185,7 @@ def alternate_row_offset(image, weights=None):
     >>> round(alternate_row_offset(shifted).offset_px)
     2
     """
-    if weights is not None and bool(np.any(np.asarray(to_numpy(weights)) <= 0)):
+    if weights is not None and bool(array_namespace(weights).any(weights <= 0)):  # on the weights' device
         return None
     found = []
     for axis, lines in (("rows", image), ("columns", image.T)):
